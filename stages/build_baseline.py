@@ -1,0 +1,32 @@
+"""Stage 4: the untrained baseline, the trained model's architecture freshly initialised.
+
+The book's order: seed, load the trained model, then build the untrained layers.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from stages.lib import layout
+from stages.lib.config import run_stage
+from stages.lib.io import atomic_path
+from stages.lib.weights import save_weight_artifacts
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig, root: Path) -> None:
+    from stages.lib.keras_models import load_with_untrained_twin
+
+    _, untrained = load_with_untrained_twin(layout.model_path(root, "trained"), cfg.baseline.seed)
+    with atomic_path(layout.model_path(root, "untrained")) as tmp:
+        untrained.save(tmp)
+    log.info("untrained twin built with seed %d", cfg.baseline.seed)
+    save_weight_artifacts(root, "untrained", cfg.weights.layers, cfg.weights.percentiles)
+
+
+if __name__ == "__main__":
+    run_stage("build_baseline", run)

@@ -1,0 +1,18 @@
+"""Stage 3: the trained model's kernels and biases, with their statistics (the book's mean/std)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from stages.lib.config import run_stage
+from stages.lib.weights import save_weight_artifacts
+
+
+def run(cfg: DictConfig, root: Path) -> None:
+    save_weight_artifacts(root, "trained", cfg.weights.layers, cfg.weights.percentiles)
+
+
+if __name__ == "__main__":
+    run_stage("extract_weights", run)

@@ -1,0 +1,50 @@
+"""Stage 2: Fashion-MNIST's four IDX files, checksum-verified, parsed into ``.npy`` arrays.
+
+No TensorFlow. Local copies (``$CONVLENS_MIRROR``, ``../shared/mirror``, Keras's cache) come first.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+from stages.lib import layout
+from stages.lib.config import run_stage
+from stages.lib.fetch import RemoteFile, fetch, search_dirs
+from stages.lib.idx import check_images_labels, read_idx
+from stages.lib.io import staged_dir
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig, root: Path) -> None:
+    data = cfg.data
+    dirs = search_dirs(root, extra=[Path.home() / ".keras" / "datasets"])
+    arrays = {}
+    for key, file in data.files.items():
+        remote = RemoteFile(file.name, file.sha256, tuple(url + file.name for url in data.urls), data.subdir)
+        arrays[key] = read_idx(fetch(remote, dirs))
+    splits = sorted({key.rsplit("_", 1)[0] for key in arrays})
+    for split in splits:
+        check_images_labels(arrays[f"{split}_images"], arrays[f"{split}_labels"], split)
+    with staged_dir(layout.data_dir(root)) as out:
+        for key, array in arrays.items():
+            np.save(out / f"{key}.npy", array)
+    for split in splits:
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        log.info(
+            "%s: %d images %s, %d classes, mean pixel %.2f, label[0] = %d",
+            split,
+            len(images),
+            "x".join(map(str, images.shape[1:])),
+            len(np.unique(labels)),
+            images.mean(),
+            labels[0],
+        )
+
+
+if __name__ == "__main__":
+    run_stage("fetch_data", run)

@@ -1,0 +1,39 @@
+"""Stage 1: the trained model, from the pinned URL (checksum-verified) or your own ``.keras`` file.
+
+No TensorFlow: the archive is checked as a Keras archive by reading its config.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from stages.lib import layout
+from stages.lib.archive import check_model_config, read_config
+from stages.lib.config import run_stage
+from stages.lib.errors import ConvlensError
+from stages.lib.fetch import RemoteFile, fetch, search_dirs
+from stages.lib.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig, root: Path) -> None:
+    model = cfg.model
+    if model.path:
+        source = (root / model.path).resolve()
+        if not source.is_file():
+            raise ConvlensError(f"model.path {source} does not exist; point it at a .keras file")
+    else:
+        source = fetch(RemoteFile(model.file, model.sha256, (model.url,)), search_dirs(root))
+    layers = check_model_config(read_config(source), str(source))
+    with atomic_path(layout.model_path(root, "trained")) as tmp:
+        shutil.copyfile(source, tmp)
+    log.info("model %s: %s", model.name, ", ".join(f"{layer.name} ({layer.kind})" for layer in layers))
+
+
+if __name__ == "__main__":
+    run_stage("fetch_model", run)

@@ -1,0 +1,129 @@
+"""Read a ``.keras`` archive without TensorFlow: its layer list and its weights.
+
+A ``.keras`` file is a zip holding ``config.json`` (the architecture) and ``model.weights.h5``
+(``layers/<layer name>/vars/<i>``: for Conv2D and Dense, var 0 is the kernel and var 1 the bias).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConvlensError
+
+UNSAFE_LAYERS = frozenset({"Lambda", "TFOpLambda"})
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One layer as ``model.layers`` lists it: position, name and class."""
+
+    index: int
+    name: str
+    kind: str
+
+
+def read_config(path: Path) -> dict:
+    """The archive's ``config.json``, after checking the file is a Keras v3 archive."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = set(z.namelist())
+            if not {"config.json", "model.weights.h5"} <= names:
+                raise ConvlensError(
+                    f"{path} is a zip but not a Keras archive (no config.json / model.weights.h5); "
+                    "save the model with model.save('name.keras')"
+                )
+            return json.loads(z.read("config.json"))
+    except (zipfile.BadZipFile, OSError, json.JSONDecodeError) as e:
+        raise ConvlensError(
+            f"{path} is not a Keras .keras archive ({e}); save the model with model.save('name.keras')"
+        ) from e
+
+
+def _walk_layers(config: dict) -> list[dict]:
+    layers = config.get("config", {}).get("layers")
+    if not isinstance(layers, list):
+        raise ConvlensError(
+            f"the archive holds a {config.get('class_name')} with no layer list; "
+            "convlens reads Sequential and Functional models"
+        )
+    return layers
+
+
+def layer_infos(config: dict) -> list[LayerInfo]:
+    """The model's layers in ``model.layers`` order, input layers left out."""
+    entries = [e for e in _walk_layers(config) if e.get("class_name") != "InputLayer"]
+    return [LayerInfo(i, e["config"]["name"], e["class_name"]) for i, e in enumerate(entries)]
+
+
+def input_shape(config: dict) -> tuple[int, ...] | None:
+    """The model's input shape without the batch axis, when the config records it."""
+    for entry in _walk_layers(config):
+        if entry.get("class_name") == "InputLayer":
+            shape = entry["config"].get("batch_shape") or entry["config"].get("batch_input_shape")
+            return tuple(shape[1:]) if shape else None
+    first = _walk_layers(config)[0] if _walk_layers(config) else {}
+    shape = (first.get("build_config") or {}).get("input_shape")
+    return tuple(shape[1:]) if shape else None
+
+
+def check_model_config(config: dict, source: str) -> list[LayerInfo]:
+    """Refuse configs that would run arbitrary code or have nothing to look at; return the layers."""
+    layers = layer_infos(config)
+    unsafe = [layer.name for layer in layers if layer.kind in UNSAFE_LAYERS]
+    if unsafe:
+        raise ConvlensError(
+            f"{source} contains Lambda layers ({', '.join(unsafe)}) that would run arbitrary code; "
+            "refused (Keras safe mode): rebuild the model without Lambda layers"
+        )
+    if not any(layer.kind == "Conv2D" for layer in layers):
+        kinds = ", ".join(f"{layer.name} ({layer.kind})" for layer in layers)
+        raise ConvlensError(f"{source} has no Conv2D layer (layers: {kinds}); convlens needs a convolutional model")
+    return layers
+
+
+def resolve_layers(specs: Sequence[str | int] | None, layers: Sequence[LayerInfo], default_kind: str) -> list[str]:
+    """Layer names for ``specs`` (names or indices into ``model.layers``); ``None`` means every ``default_kind``."""
+    if specs is None:
+        return [layer.name for layer in layers if layer.kind == default_kind]
+    listing = ", ".join(f"{layer.index}:{layer.name}" for layer in layers)
+    if len(specs) == 0:
+        raise ConvlensError(f"the layer list is empty; name at least one layer (this model has {listing})")
+    by_name = {layer.name: layer for layer in layers}
+    names: list[str] = []
+    for spec in specs:
+        if isinstance(spec, bool) or not isinstance(spec, int | str):
+            raise ConvlensError(f"layer {spec!r} is neither a name nor an index; this model has {listing}")
+        if isinstance(spec, int):
+            if not 0 <= spec < len(layers):
+                raise ConvlensError(
+                    f"layer index {spec} is out of range 0..{len(layers) - 1}; this model has {listing}"
+                )
+            name = layers[spec].name
+        elif spec in by_name:
+            name = spec
+        else:
+            raise ConvlensError(f"unknown layer {spec!r}; this model has {listing}")
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def read_weights(path: Path, names: Sequence[str]) -> dict[str, list[np.ndarray]]:
+    """Each named layer's variables, in Keras order (kernel, bias, …), read with h5py."""
+    import h5py
+
+    with zipfile.ZipFile(path) as z, h5py.File(io.BytesIO(z.read("model.weights.h5")), "r") as h5:
+        out = {}
+        for name in names:
+            group = h5.get(f"layers/{name}/vars")
+            if group is None:
+                raise ConvlensError(f"{path}: no weights stored for layer {name!r}; is the archive complete?")
+            out[name] = [np.asarray(group[k]) for k in sorted(group, key=int)]
+    return out

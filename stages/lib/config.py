@@ -1,0 +1,96 @@
+"""Config for a stage: ``params.yaml`` under DVC, Hydra's compose API standalone.
+
+Either way a stage sees only the params its ``dvc.yaml`` entry declares: reading any other key
+fails, so ``dvc.yaml`` cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
+
+from .errors import ConvlensError
+
+STAGE_FILE = "dvc.yaml"
+PARAMS_FILE = "params.yaml"
+
+
+def project_root() -> Path:
+    """The project root: DVC's ``$DVC_ROOT`` under DVC, else the working directory."""
+    root = Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
+    if not (root / "conf").is_dir() or not (root / STAGE_FILE).is_file():
+        raise ConvlensError(f"{root} is not a convlens project (no conf/ or dvc.yaml); run from the project root")
+    return root
+
+
+def declared_params(root: Path, stage: str) -> list[str]:
+    """The params ``dvc.yaml`` declares for ``stage``."""
+    stages = yaml.safe_load((root / STAGE_FILE).read_text())["stages"]
+    if stage not in stages:
+        raise ConvlensError(f"stage {stage!r} is not in {STAGE_FILE}")
+    return [p for p in stages[stage].get("params", []) if isinstance(p, str)]
+
+
+def compose(root: Path, overrides: Sequence[str] = ()) -> DictConfig:
+    """Compose ``conf/`` with Hydra overrides, as ``dvc exp run`` does into ``params.yaml``."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(str(root / "conf"), version_base="1.3"):
+            return hydra_compose("config", overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ConvlensError(f"bad config override: {str(e).splitlines()[0]}") from e
+
+
+def select(cfg: DictConfig | dict, keys: Sequence[str]) -> DictConfig:
+    """A struct config holding only ``keys`` (dotted paths) of ``cfg``."""
+    full = cfg if isinstance(cfg, dict) else OmegaConf.to_container(cfg, resolve=False)
+    out: dict[str, Any] = {}
+    for key in keys:
+        node, dest, parts = full, out, key.split(".")
+        for part in parts[:-1]:
+            node = node[part]
+            dest = dest.setdefault(part, {})
+        if parts[-1] not in node:
+            raise ConvlensError(f"param {key!r} is declared in {STAGE_FILE} but missing from the config")
+        dest[parts[-1]] = node[parts[-1]]
+    selected = OmegaConf.create(out)
+    OmegaConf.set_struct(selected, True)
+    OmegaConf.set_readonly(selected, True)
+    return selected
+
+
+def load_config(stage: str, overrides: Sequence[str], root: Path) -> DictConfig:
+    """The stage's declared params: from ``params.yaml`` under DVC, else composed from ``conf/``."""
+    if os.environ.get("DVC_STAGE"):
+        if overrides:
+            raise ConvlensError("under DVC, change params with `dvc exp run -S key=value`, not stage arguments")
+        full = yaml.safe_load((root / PARAMS_FILE).read_text())
+    else:
+        full = compose(root, overrides)
+    return select(full, declared_params(root, stage))
+
+
+def run_stage(stage: str, run: Callable[[DictConfig, Path], None], argv: Sequence[str] | None = None) -> None:
+    """Entry point of ``python -m stages.<stage> [overrides]``: one clear line and exit 1 on bad input."""
+    logging.basicConfig(level=logging.INFO, format=f"{stage}: %(message)s", stream=sys.stdout, force=True)
+    try:
+        root = project_root()
+        run(load_config(stage, sys.argv[1:] if argv is None else argv, root), root)
+    except ConvlensError as e:
+        print(f"{stage}: error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except MissingMandatoryValue as e:
+        print(f"{stage}: error: {e.full_key} must be set (e.g. -S {e.full_key}=...)", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,91 @@
+"""Find a file locally or download it; the checksum decides either way. No TensorFlow here."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConvlensError
+
+log = logging.getLogger(__name__)
+
+MIRROR_ENV = "CONVLENS_MIRROR"
+CACHE_ENV = "CONVLENS_CACHE"
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file known by name and sha256, downloadable from any of ``urls``."""
+
+    name: str
+    sha256: str
+    urls: tuple[str, ...]
+    subdir: str = ""
+
+
+def sha256sum(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_dir() -> Path:
+    """Where downloads land: ``$CONVLENS_CACHE`` or ``~/.cache/convlens``."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "convlens")
+
+
+def search_dirs(root: Path, extra: Sequence[Path] = ()) -> list[Path]:
+    """Local places to look, in order: ``$CONVLENS_MIRROR``, ``../shared/mirror``, ``extra``, the cache."""
+    dirs = [Path(os.environ[MIRROR_ENV])] if os.environ.get(MIRROR_ENV) else []
+    dirs += [root.parent / "shared" / "mirror", *extra, cache_dir()]
+    return dirs
+
+
+def find_local(file: RemoteFile, dirs: Sequence[Path]) -> Path | None:
+    """The first local copy whose checksum matches; copies that don't match are skipped with a warning."""
+    for d in dirs:
+        for candidate in dict.fromkeys([d / file.subdir / file.name, d / file.name]):
+            if not candidate.is_file():
+                continue
+            if sha256sum(candidate) == file.sha256:
+                return candidate
+            log.warning("ignoring %s: its sha256 is not the expected %s…", candidate, file.sha256[:12])
+    return None
+
+
+def download(file: RemoteFile, dest: Path) -> Path:
+    """Download from the first URL that serves the right bytes; a bad download never stays on disk."""
+    import pooch
+    import requests
+
+    errors = []
+    for url in file.urls:
+        try:
+            got = pooch.retrieve(url, known_hash=f"sha256:{file.sha256}", fname=file.name, path=dest, progressbar=True)
+            return Path(got)
+        except (requests.RequestException, ValueError, OSError) as e:
+            errors.append(f"{url}: {str(e).splitlines()[0][:160]}")
+    raise ConvlensError(f"cannot download {file.name} ({'; '.join(errors)})")
+
+
+def fetch(file: RemoteFile, dirs: Sequence[Path]) -> Path:
+    """A verified local path to ``file``: found in ``dirs`` or downloaded into the cache."""
+    found = find_local(file, dirs)
+    if found is not None:
+        log.info("%s: using %s (sha256 ok)", file.name, found)
+        return found
+    if not file.urls:
+        raise ConvlensError(f"{file.name} not found in {', '.join(map(str, dirs))} and no URL is configured")
+    try:
+        return download(file, cache_dir())
+    except ConvlensError as e:
+        where = Path(os.environ.get(MIRROR_ENV) or "<dir>") / file.subdir / file.name
+        raise ConvlensError(
+            f"{e}. Offline? Put the file at {where} and set {MIRROR_ENV}=<dir> (checksum sha256 {file.sha256})"
+        ) from e

@@ -1,0 +1,79 @@
+"""Statistics of kernels and feature maps: arrays in, numbers out.
+
+Non-finite values (NaN, ±Inf) are counted, never averaged in: the statistics describe the
+finite values, and ``nan``/``inf`` say how many others there were.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def as_number(x: float | np.floating) -> float:
+    """A float32 value as its shortest decimal (the digits NumPy prints), for JSON and CSV."""
+    return float(str(np.float32(x)))
+
+
+def kernel_stats(kernel: np.ndarray, percentiles: Sequence[float]) -> dict[str, object]:
+    """Shape, count, mean, std, min, max and percentiles of a kernel, computed as NumPy does in the book."""
+    finite = np.isfinite(kernel)
+    values = kernel if finite.all() else kernel[finite]
+    stats: dict[str, object] = {
+        "shape": "x".join(map(str, kernel.shape)),
+        "count": int(kernel.size),
+        "nan": int(np.isnan(kernel).sum()),
+        "inf": int(np.isinf(kernel).sum()),
+    }
+    if values.size == 0:
+        return stats
+    stats.update(
+        mean=as_number(values.mean()),
+        std=as_number(values.std()),
+        min=as_number(values.min()),
+        max=as_number(values.max()),
+    )
+    for p, v in zip(percentiles, np.percentile(values, percentiles), strict=True):
+        stats[f"p{p:g}"] = as_number(v)
+    return stats
+
+
+def filter_stats(kernel: np.ndarray, bias: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Per filter (last axis of the kernel): L2 norm, mean, std and bias."""
+    flat = kernel.reshape(-1, kernel.shape[-1]).astype(np.float64)
+    out = {
+        "l2_norm": np.sqrt(np.nansum(flat**2, axis=0)),
+        "mean": np.nanmean(flat, axis=0) if flat.size else np.zeros(flat.shape[1]),
+        "std": np.nanstd(flat, axis=0) if flat.size else np.zeros(flat.shape[1]),
+    }
+    if bias is not None:
+        out["bias"] = bias.astype(np.float64)
+    return out
+
+
+def channel_stats(maps: np.ndarray) -> dict[str, np.ndarray]:
+    """Per channel (last axis) over samples and positions: mean, max, fraction active (> 0)."""
+    flat = maps.reshape(-1, maps.shape[-1])
+    return {
+        "mean": flat.mean(axis=0, dtype=np.float64),
+        "max": flat.max(axis=0).astype(np.float64),
+        "fraction_active": (flat > 0).mean(axis=0),
+    }
+
+
+def layer_summary(channels: dict[str, np.ndarray]) -> dict[str, float | int]:
+    """One layer's feature-map summary from its per-channel statistics."""
+    return {
+        "mean_activation": as_number(channels["mean"].mean()),
+        "fraction_active": as_number(channels["fraction_active"].mean()),
+        "max": as_number(channels["max"].max()),
+        "channels": int(channels["mean"].size),
+        "dead_channels": int((channels["max"] <= 0).sum()),
+    }
+
+
+def table_rows(key: str, columns: dict[str, np.ndarray]) -> list[dict[str, object]]:
+    """Column arrays as CSV rows, numbered by ``key`` (filter, channel)."""
+    n = len(next(iter(columns.values())))
+    return [{key: i, **{c: as_number(v[i]) for c, v in columns.items()}} for i in range(n)]
