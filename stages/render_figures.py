@@ -18,7 +18,6 @@ from stages.lib.errors import ConvlensError
 from stages.lib.figures import histogram, mosaic_figure, sample_figure
 from stages.lib.grids import INPUT_CHANNEL_MODES, feature_map_grid, filter_grid
 from stages.lib.io import read_json, staged_dir
-from stages.lib.weights import load_weight_artifacts
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ def check_render(r: DictConfig) -> None:
 def run(cfg: DictConfig, root: Path) -> None:
     r, classes = cfg.render, list(cfg.data.classes)
     check_render(r)
-    kernels = {role: load_weight_artifacts(root, role) for role in layout.ROLES}
+    kernels = {role: layout.load_kernels(root, role) for role in layout.ROLES}
     fm_dir = layout.feature_maps_dir(root)
     index = read_json(fm_dir / "index.json")
     images = np.load(fm_dir / "samples.npy")

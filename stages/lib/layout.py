@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
+from .io import read_json
+
 ROLES = ("trained", "untrained")
 
 
@@ -29,3 +33,9 @@ def metrics_dir(root: Path) -> Path:
 
 def figures_dir(root: Path) -> Path:
     return root / "outputs" / "figures"
+
+
+def load_kernels(root: Path, role: str) -> dict[str, np.ndarray]:
+    """The kernels saved by ``weights.save_weight_artifacts``, by layer name, in layer order."""
+    folder = weights_dir(root, role)
+    return {name: np.load(folder / f"{name}.kernel.npy") for name in read_json(folder / "layers.json")}

@@ -63,11 +63,11 @@ def channel_stats(maps: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def layer_summary(channels: dict[str, np.ndarray]) -> dict[str, float | int]:
-    """One layer's feature-map summary from its per-channel statistics."""
+    """One layer's feature-map summary (``map_*`` keys, apart from the kernel statistics' names)."""
     return {
-        "mean_activation": as_number(channels["mean"].mean()),
-        "fraction_active": as_number(channels["fraction_active"].mean()),
-        "max": as_number(channels["max"].max()),
+        "map_mean": as_number(channels["mean"].mean()),
+        "map_fraction_active": as_number(channels["fraction_active"].mean()),
+        "map_max": as_number(channels["max"].max()),
         "channels": int(channels["mean"].size),
         "dead_channels": int((channels["max"] <= 0).sum()),
     }

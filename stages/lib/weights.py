@@ -11,7 +11,7 @@ import numpy as np
 from . import layout
 from .archive import check_model_config, read_config, read_weights, resolve_layers
 from .errors import ConvlensError
-from .io import read_json, staged_dir, write_csv, write_json
+from .io import staged_dir, write_csv, write_json
 from .stats import filter_stats, kernel_stats, table_rows
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,10 @@ log = logging.getLogger(__name__)
 def save_weight_artifacts(
     root: Path, role: str, layers: Sequence[str | int] | None, percentiles: Sequence[float]
 ) -> None:
-    """Kernels and biases of ``layers`` of the ``role`` model as ``.npy``, plus per-layer and per-filter stats."""
+    """Kernels and biases of ``layers`` of the ``role`` model as ``.npy``, plus per-layer and per-filter stats.
+
+    :func:`layout.load_kernels` reads the kernels back.
+    """
     archive = layout.model_path(root, role)
     names = resolve_layers(layers, check_model_config(read_config(archive), str(archive)), "Conv2D")
     variables = read_weights(archive, names)
@@ -55,9 +58,3 @@ def save_weight_artifacts(
             write_csv(out / f"{name}.csv", table_rows("filter", filter_stats(kernel, rest[0] if rest else None)))
     write_csv(layout.metrics_dir(root) / f"weights_{role}.csv", rows)
     write_json(layout.metrics_dir(root) / f"weights_{role}.json", {role: summary})
-
-
-def load_weight_artifacts(root: Path, role: str) -> dict[str, np.ndarray]:
-    """The kernels saved by :func:`save_weight_artifacts`, by layer name, in layer order."""
-    folder = layout.weights_dir(root, role)
-    return {name: np.load(folder / f"{name}.kernel.npy") for name in read_json(folder / "layers.json")}

@@ -1,0 +1,90 @@
+"""Tiny data and models for tests: IDX files, a small CNN, a project copy."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from stages.lib.fetch import sha256sum
+from stages.lib.idx import IDX_DTYPES
+
+PROJECT = Path(__file__).resolve().parents[1]
+MIRROR = PROJECT.parent / "shared" / "mirror"
+PROJECT_FILES = ("conf", "stages", "dvc.yaml", "params.yaml", "pyproject.toml")
+DATA_FILES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """An array as IDX bytes (big-endian header and payload)."""
+    code = next(
+        c for c, dt in IDX_DTYPES.items() if dt.kind == array.dtype.kind and dt.itemsize == array.dtype.itemsize
+    )
+    header = bytes([0, 0, code, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(IDX_DTYPES[code]).tobytes()
+
+
+def write_tiny_data(mirror: Path, n_train: int = 12, n_test: int = 6, seed: int = 0) -> dict[str, str]:
+    """Fashion-MNIST-shaped IDX .gz files in ``mirror/fashion-mnist``; returns their sha256 by key."""
+    rng = np.random.default_rng(seed)
+    folder = mirror / "fashion-mnist"
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {
+        "train_images": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "train_labels": (np.arange(n_train) % 10).astype(np.uint8),
+        "test_images": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "test_labels": (np.arange(n_test)[::-1] % 10).astype(np.uint8),
+    }
+    sums = {}
+    for key, array in arrays.items():
+        path = folder / DATA_FILES[key]
+        path.write_bytes(gzip.compress(idx_bytes(array)))
+        sums[key] = sha256sum(path)
+    return sums
+
+
+def tiny_model(filters: tuple[int, int] = (4, 8), seed: int = 1):
+    """The book's architecture, scaled down: Conv2D → MaxPool → Conv2D → MaxPool → Flatten → Dense."""
+    from stages.lib.keras_models import keras
+
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(filters[0], 3, activation="relu", padding="same", name="conv2d"),
+            keras.layers.MaxPooling2D(2, name="max_pooling2d"),
+            keras.layers.Conv2D(filters[1], 3, activation="relu", padding="same", name="conv2d_1"),
+            keras.layers.MaxPooling2D(2, name="max_pooling2d_1"),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(10, activation="softmax", name="dense"),
+        ]
+    )
+
+
+def tiny_overrides(model_path: Path, sums: dict[str, str]) -> list[str]:
+    """Hydra overrides that point the pipeline at the tiny model and data, with no download URLs."""
+    return [
+        "model=local",
+        f"model.path={model_path}",
+        "data.urls=[]",
+        *(f"data.files.{key}.sha256={value}" for key, value in sums.items()),
+    ]
+
+
+def copy_project(dest: Path) -> Path:
+    """The project's pipeline files (no outputs, no venv) copied into ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        src = PROJECT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / name)
+    return dest

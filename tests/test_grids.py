@@ -1,0 +1,76 @@
+import warnings
+
+import numpy as np
+import pytest
+
+from stages.lib.errors import ConvlensError
+from stages.lib.grids import feature_map_grid, filter_grid, filter_tiles, grid_shape, mosaic, normalize_tiles
+
+
+@pytest.mark.parametrize(
+    ("n", "columns", "shape"),
+    [
+        (32, 16, (2, 16)),
+        (32, None, (4, 8)),
+        (64, None, (8, 8)),
+        (64, 16, (4, 16)),
+        (10, None, (3, 4)),
+        (1, None, (1, 1)),
+        (128, None, (8, 16)),
+        (3, 16, (1, 3)),
+    ],
+)
+def test_grid_shape_matches_the_book_and_generalises(n, columns, shape):
+    assert grid_shape(n, columns) == shape
+
+
+def test_filter_tiles_modes():
+    kernel = np.arange(3 * 3 * 2 * 4, dtype=np.float32).reshape(3, 3, 2, 4)
+    first, cols = filter_tiles(kernel, "first")
+    assert first.shape == (4, 3, 3) and cols is None
+    np.testing.assert_array_equal(first[2], kernel[:, :, 0, 2])
+    mean, _ = filter_tiles(kernel, "mean")
+    np.testing.assert_allclose(mean[1], kernel[:, :, :, 1].mean(axis=2))
+    every, cols = filter_tiles(kernel, "all")
+    assert every.shape == (8, 3, 3) and cols == 4
+    np.testing.assert_array_equal(every[1 * 4 + 3], kernel[:, :, 1, 3])
+    with pytest.raises(ConvlensError, match="input_channels"):
+        filter_tiles(kernel, "sum")
+    with pytest.raises(ConvlensError, match="cannot be drawn"):
+        filter_tiles(np.zeros((10, 4)), "first")
+
+
+def test_normalize_fixed_range_clips_like_imshow_vmin_vmax():
+    tiles = np.array([[[-1.0, -0.5], [0.0, 0.5]]])
+    np.testing.assert_allclose(normalize_tiles(tiles, -0.5, 0.5), [[[0.0, 0.0], [0.5, 1.0]]])
+    with pytest.raises(ConvlensError, match="below vmax"):
+        normalize_tiles(tiles, 0.5, -0.5)
+
+
+def test_normalize_each_tile_on_its_own_and_dead_tiles_quietly():
+    tiles = np.stack([np.array([[0.0, 2.0], [1.0, 2.0]]), np.zeros((2, 2)), np.array([[10.0, 20.0], [15.0, 20.0]])])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = normalize_tiles(tiles)
+    np.testing.assert_allclose(out[0], [[0.0, 1.0], [0.5, 1.0]])
+    np.testing.assert_array_equal(out[1], 0.0)
+    np.testing.assert_allclose(out[2], out[0])
+
+
+def test_mosaic_places_tiles_row_major_with_nan_gutters():
+    tiles = np.stack([np.full((2, 2), i, float) for i in range(3)])
+    image = mosaic(tiles, (2, 2), gutter=1)
+    assert image.shape == (5, 5)
+    assert image[0, 0] == 0 and image[0, 3] == 1 and image[3, 0] == 2
+    assert np.isnan(image[2]).all() and np.isnan(image[:, 2]).all()
+    assert np.isnan(image[3:, 3:]).all()  # the empty fourth cell
+    with pytest.raises(ConvlensError, match="do not fit"):
+        mosaic(tiles, (1, 2))
+
+
+def test_filter_and_feature_map_grids_have_the_books_layouts():
+    _, grid = filter_grid(np.zeros((3, 3, 1, 32), np.float32), "first", 16, -0.5, 0.5)
+    assert grid == (2, 16)
+    image, grid = feature_map_grid(np.random.default_rng(0).random((14, 14, 64)), None)
+    assert grid == (8, 8)
+    assert np.nanmin(image) == 0.0 and np.nanmax(image) == 1.0

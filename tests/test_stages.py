@@ -1,0 +1,145 @@
+"""Each stage's run() on the tiny model and data, in process, with its declared params only."""
+
+import json
+
+import numpy as np
+import pytest
+
+from stages import build_baseline, extract_weights, feature_maps, fetch_data, fetch_model, render_figures
+from stages.lib.errors import ConvlensError
+
+PIPELINE = [fetch_model, fetch_data, extract_weights, build_baseline, feature_maps, render_figures]
+
+
+def stage_name(module) -> str:
+    return module.__name__.rsplit(".", 1)[1]
+
+
+def run_pipeline(stage_config, root, *overrides, stages=PIPELINE):
+    for module in stages:
+        module.run(stage_config(stage_name(module), *overrides), root)
+
+
+def snapshot(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_pipeline_makes_every_artifact(project, stage_config, tiny_assets):
+    run_pipeline(stage_config, project)
+    out = project / "outputs"
+    assert np.load(out / "data" / "train_images.npy").shape == (12, 28, 28)
+    assert np.load(out / "data" / "test_labels.npy").dtype == np.uint8
+    assert (out / "models" / "trained.keras").read_bytes() == tiny_assets["model"].read_bytes()
+
+    trained = np.load(out / "weights" / "trained" / "conv2d.kernel.npy")
+    untrained = np.load(out / "weights" / "untrained" / "conv2d.kernel.npy")
+    assert trained.shape == untrained.shape == (3, 3, 1, 4)
+    assert not np.allclose(trained, untrained)
+    assert np.load(out / "weights" / "untrained" / "conv2d_1.bias.npy").shape == (8,)
+
+    summary = json.loads((out / "metrics" / "weights_trained.json").read_text())
+    assert summary["trained"]["conv2d"]["mean"] == float(str(trained.mean()))
+    assert set(summary["trained"]) == {"conv2d", "conv2d_1"}
+    maps_summary = json.loads((out / "metrics" / "feature_maps.json").read_text())
+    assert set(maps_summary) == {"trained", "untrained"} and maps_summary["trained"]["conv2d_1"]["channels"] == 8
+
+    assert np.load(out / "feature_maps" / "trained" / "conv2d.npy").shape == (1, 28, 28, 4)
+    assert np.load(out / "feature_maps" / "untrained" / "conv2d_1.npy").shape == (1, 14, 14, 8)
+    filters_csv = (out / "metrics" / "filters" / "untrained" / "conv2d_1.csv").read_text().splitlines()
+    assert filters_csv[0] == "filter,l2_norm,mean,std,bias" and len(filters_csv) == 9
+    assert len((out / "metrics" / "channels" / "trained_conv2d.csv").read_text().splitlines()) == 5
+
+    figures = {str(p.relative_to(out / "figures")) for p in (out / "figures").rglob("*.png")}
+    expected = {
+        f"weights/{m}_{layer}_{kind}.png"
+        for m in ("trained", "untrained")
+        for layer in ("conv2d", "conv2d_1")
+        for kind in ("hist", "filters")
+    }
+    expected |= {f"weights/{layer}_hist_overlay.png" for layer in ("conv2d", "conv2d_1")}
+    expected |= {"samples/sample_0.png"}
+    expected |= {
+        f"feature_maps/{m}_{layer}_sample_0.png" for m in ("trained", "untrained") for layer in ("conv2d", "conv2d_1")
+    }
+    assert figures == expected
+
+
+def test_feature_maps_are_the_layer_activations_of_scaled_samples(project, stage_config, tiny_assets):
+    run_pipeline(stage_config, project, "samples=[3,0]", "layers=[max_pooling2d,0]")
+    from stages.lib.keras_models import keras, load_model
+
+    model = load_model(tiny_assets["model"])
+    images = np.load(project / "outputs" / "data" / "train_images.npy")[[3, 0]]
+    x = images[..., None].astype(np.float32) / 255.0
+    probe = keras.Model(model.inputs[0], [model.get_layer("max_pooling2d").output, model.get_layer("conv2d").output])
+    want_pool, want_conv = (np.asarray(t) for t in probe(x))
+    folder = project / "outputs" / "feature_maps"
+    np.testing.assert_allclose(np.load(folder / "trained" / "max_pooling2d.npy"), want_pool, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.load(folder / "trained" / "conv2d.npy"), want_conv, rtol=1e-5, atol=1e-6)
+    index = json.loads((folder / "index.json").read_text())
+    assert index == {"split": "train", "samples": [3, 0], "labels": [3, 0], "layers": ["max_pooling2d", "conv2d"]}
+    figures = project / "outputs" / "figures"
+    assert (figures / "samples" / "sample_3.png").is_file()
+    assert (figures / "feature_maps" / "untrained_max_pooling2d_sample_0.png").is_file()
+
+
+def test_baseline_seed_decides_the_untrained_weights(project, stage_config):
+    run_pipeline(stage_config, project, stages=[fetch_model])
+    kernels = []
+    for seed in (7, 7, 8):
+        build_baseline.run(stage_config("build_baseline", f"baseline.seed={seed}"), project)
+        kernels.append(np.load(project / "outputs" / "weights" / "untrained" / "conv2d_1.kernel.npy"))
+    np.testing.assert_array_equal(kernels[0], kernels[1])
+    assert not np.allclose(kernels[0], kernels[2])
+
+
+@pytest.mark.parametrize(
+    ("module", "override", "message"),
+    [
+        (feature_maps, "layers=[conv9]", "unknown layer 'conv9'; this model has 0:conv2d, 1:max_pooling2d"),
+        (feature_maps, "layers=[9]", "layer index 9 is out of range 0..5"),
+        (feature_maps, "layers=[dense]", "not N×H×W×C feature maps"),
+        (feature_maps, "samples=[12]", "sample index 12 is out of range: the train split has images 0..11"),
+        (feature_maps, "samples=[-1]", "out of range"),
+        (feature_maps, "samples=[]", "samples is empty"),
+        (render_figures, "render.filter_vmin=1.0", "must be below render.filter_vmax"),
+        (render_figures, "render.input_channels=sum", "is not one of first, mean, all"),
+        (extract_weights, "weights.layers=[flatten]", "has no kernel"),
+    ],
+)
+def test_bad_config_fails_clearly_and_leaves_good_outputs_untouched(project, stage_config, module, override, message):
+    run_pipeline(stage_config, project)
+    before = snapshot(project / "outputs")
+    with pytest.raises(ConvlensError, match=message) as err:
+        module.run(stage_config(stage_name(module), override), project)
+    assert "\n" not in str(err.value)
+    assert snapshot(project / "outputs") == before
+    assert not [p for p in (project / "outputs").rglob(".*") if p.name != ".gitignore"]
+
+
+def test_checksum_mismatch_writes_no_data(project, stage_config):
+    with pytest.raises(ConvlensError, match="train-images-idx3-ubyte.gz not found"):
+        fetch_data.run(stage_config("fetch_data", "data.files.train_images.sha256=" + "0" * 64), project)
+    assert not (project / "outputs" / "data").exists()
+
+
+def test_local_model_must_exist_and_be_an_archive(project, stage_config, tmp_path):
+    with pytest.raises(ConvlensError, match="does not exist"):
+        fetch_model.run(stage_config("fetch_model", f"model.path={tmp_path / 'missing.keras'}"), project)
+    junk = tmp_path / "junk.keras"
+    junk.write_text("<html>")
+    with pytest.raises(ConvlensError, match="not a Keras .keras archive"):
+        fetch_model.run(stage_config("fetch_model", f"model.path={junk}"), project)
+    assert not (project / "outputs" / "models").exists() or not list((project / "outputs" / "models").iterdir())
+
+
+def test_multichannel_kernels_render_in_every_mode(project, stage_config):
+    run_pipeline(stage_config, project, stages=PIPELINE[:-1])
+    from PIL import Image
+
+    sizes = {}
+    for mode in ("first", "mean", "all"):
+        render_figures.run(stage_config("render_figures", f"render.input_channels={mode}"), project)
+        sizes[mode] = Image.open(project / "outputs" / "figures" / "weights" / "trained_conv2d_1_filters.png").size
+    assert sizes["first"] == sizes["mean"]
+    assert sizes["all"][1] > sizes["first"][1]  # one row per input channel

@@ -1,0 +1,52 @@
+import warnings
+
+import numpy as np
+
+from stages.lib.stats import as_number, channel_stats, filter_stats, kernel_stats, layer_summary, table_rows
+
+
+def test_kernel_stats_are_numpys_float32_numbers():
+    kernel = np.random.default_rng(0).normal(0, 0.2, (3, 3, 1, 32)).astype(np.float32)
+    stats = kernel_stats(kernel, [5, 50, 95])
+    assert stats["shape"] == "3x3x1x32"
+    assert stats["count"] == 288
+    assert stats["mean"] == float(str(kernel.mean()))
+    assert stats["std"] == float(str(kernel.std()))
+    assert stats["min"] == as_number(kernel.min()) and stats["max"] == as_number(kernel.max())
+    assert stats["p50"] == as_number(np.median(kernel))
+    assert stats["nan"] == stats["inf"] == 0
+
+
+def test_kernel_stats_count_nonfinite_and_describe_the_rest():
+    kernel = np.array([1.0, 3.0, np.nan, np.inf, -np.inf], dtype=np.float32)
+    stats = kernel_stats(kernel, [50])
+    assert stats["nan"] == 1 and stats["inf"] == 2
+    assert stats["mean"] == 2.0 and stats["max"] == 3.0 and stats["p50"] == 2.0
+
+
+def test_filter_stats_per_output_channel():
+    kernel = np.zeros((3, 3, 2, 2), np.float32)
+    kernel[..., 1] = 1.0
+    out = filter_stats(kernel, np.array([0.5, -0.5], np.float32))
+    np.testing.assert_allclose(out["l2_norm"], [0.0, np.sqrt(18)])
+    np.testing.assert_allclose(out["mean"], [0.0, 1.0])
+    np.testing.assert_allclose(out["bias"], [0.5, -0.5])
+
+
+def test_channel_stats_and_dead_channels_without_warnings():
+    maps = np.zeros((2, 4, 4, 3), np.float32)
+    maps[..., 0] = 1.0
+    maps[0, 0, 0, 1] = 5.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        channels = channel_stats(maps)
+        summary = layer_summary(channels)
+    np.testing.assert_allclose(channels["mean"], [1.0, 5 / 32, 0.0])
+    np.testing.assert_allclose(channels["max"], [1.0, 5.0, 0.0])
+    np.testing.assert_allclose(channels["fraction_active"], [1.0, 1 / 32, 0.0])
+    assert summary["dead_channels"] == 1 and summary["channels"] == 3 and summary["map_max"] == 5.0
+
+
+def test_table_rows_number_the_rows():
+    rows = table_rows("filter", {"l2_norm": np.array([1.5, 2.0])})
+    assert rows == [{"filter": 0, "l2_norm": 1.5}, {"filter": 1, "l2_norm": 2.0}]
