@@ -1,0 +1,36 @@
+# convlens: `make run` installs everything and runs the pipeline; `make test` installs and runs the tests.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: install run test test-fast lint params plots clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install        ## the whole chapter: dvc repro (a no-op when nothing changed)
+	dvc repro
+
+test: install lint  ## lint, then every test (the end-to-end DVC run included)
+	$(PY) -m pytest -q
+
+test-fast: install  ## the tests without the end-to-end DVC run
+	$(PY) -m pytest -q -m "not slow"
+
+lint: install
+	ruff check .
+	ruff format --check .
+
+params: install     ## recompose params.yaml after editing conf/ by hand (dvc repro does not)
+	$(PY) -m stages.compose_params
+
+plots: install      ## dvc_plots/index.html: every figure and table, this run vs HEAD
+	dvc plots diff
+
+clean:
+	rm -rf outputs/data outputs/models outputs/weights outputs/feature_maps outputs/figures dvc_plots
