@@ -57,9 +57,15 @@ def test_checksum_mismatch_fails_and_leaves_no_file(server, tmp_path, monkeypatc
     www, url = server
     (www / "f.gz").write_bytes(b"tampered")
     monkeypatch.setenv("CONVLENS_CACHE", str(tmp_path / "cache"))
-    with pytest.raises(ConvlensError, match="cannot download f.gz.*Offline\\? Put the file at"):
+    with pytest.raises(ConvlensError, match="f.gz: checksum mismatch, download deleted.*Offline\\? Put the file at"):
         fetch(_remote(b"payload", urls=[url + "f.gz"]), [])
     assert not (tmp_path / "cache" / "f.gz").exists()
+
+
+def test_http_errors_are_named(server):
+    _, url = server
+    with pytest.raises(ConvlensError, match="missing.gz: HTTP 404"):
+        fetch(_remote(b"payload", urls=[url + "missing.gz"]), [])
 
 
 def test_unreachable_server_says_where_to_put_the_file(tmp_path, monkeypatch):
@@ -68,6 +74,7 @@ def test_unreachable_server_says_where_to_put_the_file(tmp_path, monkeypatch):
         fetch(_remote(b"x", urls=["http://127.0.0.1:9/f.gz"], subdir="fashion-mnist"), [])
     message = str(err.value)
     assert "\n" not in message
+    assert "http://127.0.0.1:9/f.gz: server unreachable" in message
     assert f"Put the file at {tmp_path / 'mirror' / 'fashion-mnist' / 'f.gz'}" in message
 
 

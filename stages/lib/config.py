@@ -92,5 +92,8 @@ def run_stage(stage: str, run: Callable[[DictConfig, Path], None], argv: Sequenc
         print(f"{stage}: error: {e}", file=sys.stderr)
         sys.exit(1)
     except MissingMandatoryValue as e:
-        print(f"{stage}: error: {e.full_key} must be set (e.g. -S {e.full_key}=...)", file=sys.stderr)
+        key = e.full_key
+        print(
+            f"{stage}: error: {key} must be set: dvc exp run -S {key}=VALUE (standalone: {key}=VALUE)", file=sys.stderr
+        )
         sys.exit(1)

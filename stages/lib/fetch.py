@@ -59,6 +59,19 @@ def find_local(file: RemoteFile, dirs: Sequence[Path]) -> Path | None:
     return None
 
 
+def _reason(error: Exception) -> str:
+    """A download failure in a few words."""
+    import requests
+
+    if isinstance(error, requests.HTTPError) and error.response is not None:
+        return f"HTTP {error.response.status_code}"
+    if isinstance(error, requests.ConnectionError | requests.Timeout):
+        return "server unreachable"
+    if isinstance(error, ValueError) and "hash" in str(error).lower():
+        return "checksum mismatch, download deleted"
+    return str(error).splitlines()[0][:120]
+
+
 def download(file: RemoteFile, dest: Path) -> Path:
     """Download from the first URL that serves the right bytes; a bad download never stays on disk."""
     import pooch
@@ -70,7 +83,7 @@ def download(file: RemoteFile, dest: Path) -> Path:
             got = pooch.retrieve(url, known_hash=f"sha256:{file.sha256}", fname=file.name, path=dest, progressbar=True)
             return Path(got)
         except (requests.RequestException, ValueError, OSError) as e:
-            errors.append(f"{url}: {str(e).splitlines()[0][:160]}")
+            errors.append(f"{url}: {_reason(e)}")
     raise ConvlensError(f"cannot download {file.name} ({'; '.join(errors)})")
 
 
