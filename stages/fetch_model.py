@@ -12,7 +12,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from stages.lib import layout
-from stages.lib.archive import check_model_config, read_config
+from stages.lib.archive import check_model_config, read_config, read_weights
 from stages.lib.config import run_stage
 from stages.lib.errors import ConvlensError
 from stages.lib.fetch import RemoteFile, fetch, search_dirs
@@ -30,6 +30,7 @@ def run(cfg: DictConfig, root: Path) -> None:
     else:
         source = fetch(RemoteFile(model.file, model.sha256, (model.url,)), search_dirs(root))
     layers = check_model_config(read_config(source), str(source))
+    read_weights(source, [layer.name for layer in layers if layer.kind == "Conv2D"])  # the weights file reads
     with atomic_path(layout.model_path(root, "trained")) as tmp:
         shutil.copyfile(source, tmp)
     log.info("model %s: %s", model.name, ", ".join(f"{layer.name} ({layer.kind})" for layer in layers))

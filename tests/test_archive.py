@@ -100,3 +100,9 @@ def test_files_that_are_not_keras_archives_are_refused(tmp_path):
         z.writestr("readme.txt", "hi")
     with pytest.raises(ConvlensError, match="not a Keras archive"):
         read_config(other)
+
+
+def test_unreadable_weights_are_refused(tmp_path):
+    path = _archive(tmp_path / "m.keras", [_layer("Conv2D", "conv2d")])
+    with pytest.raises(ConvlensError, match="model.weights.h5 is unreadable"):
+        read_weights(path, ["conv2d"])

@@ -85,6 +85,11 @@ def test_repro_then_noop_then_render_only_then_experiment(dvc_project):
     assert metrics["trained"]["conv2d"]["count"] == 36
 
     assert ran(sh(root, *dvc, "repro", env=env)) == []
+    plots = sh(root, *dvc, "plots", "show", "--json", env=env)
+    assert "failed to load" not in plots
+    plot_ids = set(json.loads(plots)["data"])
+    assert "outputs/figures/weights/conv2d_hist_overlay.png" in plot_ids
+    assert {"Kernel std by layer", "outputs/metrics/filters/untrained/conv2d_1.csv"} <= plot_ids
 
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["render"]["map_cmap"] = "magma"

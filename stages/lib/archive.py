@@ -119,11 +119,14 @@ def read_weights(path: Path, names: Sequence[str]) -> dict[str, list[np.ndarray]
     """Each named layer's variables, in Keras order (kernel, bias, …), read with h5py."""
     import h5py
 
-    with zipfile.ZipFile(path) as z, h5py.File(io.BytesIO(z.read("model.weights.h5")), "r") as h5:
-        out = {}
-        for name in names:
-            group = h5.get(f"layers/{name}/vars")
-            if group is None:
-                raise ConvlensError(f"{path}: no weights stored for layer {name!r}; is the archive complete?")
-            out[name] = [np.asarray(group[k]) for k in sorted(group, key=int)]
+    try:
+        with zipfile.ZipFile(path) as z, h5py.File(io.BytesIO(z.read("model.weights.h5")), "r") as h5:
+            out = {}
+            for name in names:
+                group = h5.get(f"layers/{name}/vars")
+                if group is None:
+                    raise ConvlensError(f"{path}: no weights stored for layer {name!r}; is the archive complete?")
+                out[name] = [np.asarray(group[k]) for k in sorted(group, key=int)]
+    except (OSError, KeyError, zipfile.BadZipFile) as e:
+        raise ConvlensError(f"{path}: model.weights.h5 is unreadable ({e}); save the model again") from e
     return out
