@@ -143,3 +143,24 @@ def test_multichannel_kernels_render_in_every_mode(project, stage_config):
         sizes[mode] = Image.open(project / "outputs" / "figures" / "weights" / "trained_conv2d_1_filters.png").size
     assert sizes["first"] == sizes["mean"]
     assert sizes["all"][1] > sizes["first"][1]  # one row per input channel
+
+
+def test_dense_kernels_get_histograms_and_no_filter_grid(project, stage_config, caplog):
+    caplog.set_level("INFO")
+    run_pipeline(stage_config, project, "weights.layers=[conv2d,dense]")
+    weights = project / "outputs" / "figures" / "weights"
+    assert (weights / "trained_dense_hist.png").is_file() and (weights / "dense_hist_overlay.png").is_file()
+    assert not (weights / "trained_dense_filters.png").exists()
+    assert "dense: no filter grid, its kernel is 2-D" in caplog.text
+    assert np.load(project / "outputs" / "weights" / "trained" / "dense.kernel.npy").shape == (392, 10)
+
+
+def test_samples_from_the_test_split(project, stage_config):
+    run_pipeline(stage_config, project, "feature_maps.split=test", "samples=[5,1]")
+    index = json.loads((project / "outputs" / "feature_maps" / "index.json").read_text())
+    test_labels = np.load(project / "outputs" / "data" / "test_labels.npy")
+    assert index["split"] == "test" and index["labels"] == test_labels[[5, 1]].tolist()
+    samples = np.load(project / "outputs" / "feature_maps" / "samples.npy")
+    np.testing.assert_array_equal(samples, np.load(project / "outputs" / "data" / "test_images.npy")[[5, 1]])
+    with pytest.raises(ConvlensError, match="has no images"):
+        feature_maps.run(stage_config("feature_maps", "feature_maps.split=valid"), project)
