@@ -19,11 +19,11 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, root: Path) -> None:
-    from stages.lib.keras_models import load_with_untrained_twin
+    from stages.lib.keras_models import load_with_untrained_twin, save_reproducible
 
     _, untrained = load_with_untrained_twin(layout.model_path(root, "trained"), cfg.baseline.seed)
     with atomic_path(layout.model_path(root, "untrained")) as tmp:
-        untrained.save(tmp)
+        save_reproducible(untrained, tmp)
     log.info("untrained twin built with seed %d", cfg.baseline.seed)
     save_weight_artifacts(root, "untrained", cfg.weights.layers, cfg.weights.percentiles)
 

@@ -106,3 +106,22 @@ def test_unreadable_weights_are_refused(tmp_path):
     path = _archive(tmp_path / "m.keras", [_layer("Conv2D", "conv2d")])
     with pytest.raises(ConvlensError, match="model.weights.h5 is unreadable"):
         read_weights(path, ["conv2d"])
+
+
+def test_write_reproducible_drops_save_dates(tmp_path):
+    from stages.lib.archive import write_reproducible
+
+    copies = []
+    for i, (stamp, when) in enumerate(
+        [("2024-01-01@00:00:00", (2024, 1, 1, 0, 0, 0)), ("2026-11-25@22:50:18", (2026, 11, 25, 22, 50, 18))]
+    ):
+        src = tmp_path / f"src{i}.keras"
+        with zipfile.ZipFile(src, "w") as z:
+            z.writestr(zipfile.ZipInfo("metadata.json", when), json.dumps({"keras_version": "3", "date_saved": stamp}))
+            z.writestr(zipfile.ZipInfo("model.weights.h5", when), b"weights")
+        write_reproducible(src, tmp_path / f"out{i}.keras")
+        copies.append((tmp_path / f"out{i}.keras").read_bytes())
+    assert copies[0] == copies[1]
+    with zipfile.ZipFile(tmp_path / "out0.keras") as z:
+        assert json.loads(z.read("metadata.json")) == {"keras_version": "3"}
+        assert z.read("model.weights.h5") == b"weights"

@@ -85,11 +85,13 @@ def test_feature_maps_are_the_layer_activations_of_scaled_samples(project, stage
 
 def test_baseline_seed_decides_the_untrained_weights(project, stage_config):
     run_pipeline(stage_config, project, stages=[fetch_model])
-    kernels = []
+    kernels, archives = [], []
     for seed in (7, 7, 8):
         build_baseline.run(stage_config("build_baseline", f"baseline.seed={seed}"), project)
         kernels.append(np.load(project / "outputs" / "weights" / "untrained" / "conv2d_1.kernel.npy"))
+        archives.append((project / "outputs" / "models" / "untrained.keras").read_bytes())
     np.testing.assert_array_equal(kernels[0], kernels[1])
+    assert archives[0] == archives[1]  # same seed, same bytes: DVC skips what depends on the model
     assert not np.allclose(kernels[0], kernels[2])
 
 

@@ -130,3 +130,19 @@ def read_weights(path: Path, names: Sequence[str]) -> dict[str, list[np.ndarray]
     except (OSError, KeyError, zipfile.BadZipFile) as e:
         raise ConvlensError(f"{path}: model.weights.h5 is unreadable ({e}); save the model again") from e
     return out
+
+
+def write_reproducible(src: Path, dst: Path) -> None:
+    """Copy a ``.keras`` archive with its save date and zip timestamps removed.
+
+    The same weights then give the same bytes, so DVC sees an unchanged model and skips the stages
+    downstream of it.
+    """
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        for name in sorted(zin.namelist()):
+            data = zin.read(name)
+            if name == "metadata.json":
+                meta = json.loads(data)
+                meta.pop("date_saved", None)
+                data = json.dumps(meta, sort_keys=True).encode()
+            zout.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)

@@ -6,13 +6,14 @@ Imported only by the stages that run a model (build_baseline, feature_maps).
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from .archive import LayerInfo, check_model_config, read_config
+from .archive import LayerInfo, check_model_config, read_config, write_reproducible
 from .errors import ConvlensError
 
 
@@ -55,6 +56,13 @@ def load_with_untrained_twin(path: Path, seed: int) -> tuple[keras.Model, keras.
     keras.utils.set_random_seed(seed)
     trained = load_model(path)
     return trained, keras.models.clone_model(trained)
+
+
+def save_reproducible(model: keras.Model, path: Path) -> None:
+    """``model.save`` without the save date: the same weights give the same bytes."""
+    with tempfile.TemporaryDirectory() as scratch:
+        model.save(Path(scratch) / "model.keras")
+        write_reproducible(Path(scratch) / "model.keras", path)
 
 
 def model_layers(model: keras.Model) -> list[LayerInfo]:
