@@ -30,6 +30,7 @@ def run(cfg: DictConfig, root: Path) -> None:
     images = np.load(data / f"{fm.split}_images.npy", mmap_mode="r")
     labels = np.load(data / f"{fm.split}_labels.npy", mmap_mode="r")
     ids = check_samples(list(cfg.samples), len(images), fm.split)
+    x = model_inputs(images[ids], fm.scale)
 
     from stages.lib.keras_models import (
         activation_model,
@@ -45,7 +46,6 @@ def run(cfg: DictConfig, root: Path) -> None:
     input_check(trained, images.shape[1:])
     names = resolve_layers(None if cfg.layers is None else list(cfg.layers), model_layers(trained), "Conv2D")
     map_layers_check(trained, names)
-    x = model_inputs(images[ids], fm.scale)
     maps = {
         role: dict(zip(names, activations(activation_model(m, names), x, fm.batch_size, role), strict=True))
         for role, m in models.items()

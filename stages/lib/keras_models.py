@@ -97,6 +97,8 @@ def activation_model(model: keras.Model, names: Sequence[str]) -> keras.Model:
 
 def activations(model: keras.Model, x: np.ndarray, batch_size: int, label: str) -> list[np.ndarray]:
     """Run ``x`` through a multi-output model in batches; one array per output."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConvlensError(f"feature_maps.batch_size must be a positive integer, got {batch_size!r}")
     batches = range(0, len(x), batch_size)
     outs: list[list[np.ndarray]] = []
     for start in tqdm(batches, desc=label, unit="batch", disable=len(batches) < 4, leave=False):

@@ -18,6 +18,8 @@ def check_samples(samples: Sequence[int], n: int, split: str) -> np.ndarray:
             raise ConvlensError(f"sample {s!r} is not an integer index; use e.g. samples='[0,1]'")
         if not 0 <= s < n:
             raise ConvlensError(f"sample index {s} is out of range: the {split} split has images 0..{n - 1}")
+    if len(set(samples)) != len(samples):
+        raise ConvlensError(f"samples {list(samples)} lists an image twice; list each index once")
     return np.asarray(samples, dtype=np.int64)
 
 
