@@ -7,7 +7,6 @@ import pytest
 from stages.lib.archive import (
     LayerInfo,
     check_model_config,
-    input_shape,
     layer_infos,
     read_config,
     read_weights,
@@ -28,7 +27,6 @@ def test_archive_layers_match_keras_model_layers(tiny_assets):
 
     config = read_config(tiny_assets["model"])
     assert layer_infos(config) == model_layers(load_model(tiny_assets["model"]))
-    assert input_shape(config) == (28, 28, 1)
 
 
 def test_read_weights_without_tensorflow_equals_keras(tiny_assets):

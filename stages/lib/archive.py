@@ -62,17 +62,6 @@ def layer_infos(config: dict) -> list[LayerInfo]:
     return [LayerInfo(i, e["config"]["name"], e["class_name"]) for i, e in enumerate(entries)]
 
 
-def input_shape(config: dict) -> tuple[int, ...] | None:
-    """The model's input shape without the batch axis, when the config records it."""
-    for entry in _walk_layers(config):
-        if entry.get("class_name") == "InputLayer":
-            shape = entry["config"].get("batch_shape") or entry["config"].get("batch_input_shape")
-            return tuple(shape[1:]) if shape else None
-    first = _walk_layers(config)[0] if _walk_layers(config) else {}
-    shape = (first.get("build_config") or {}).get("input_shape")
-    return tuple(shape[1:]) if shape else None
-
-
 def check_model_config(config: dict, source: str) -> list[LayerInfo]:
     """Refuse configs that would run arbitrary code or have nothing to look at; return the layers."""
     layers = layer_infos(config)
