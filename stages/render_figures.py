@@ -16,7 +16,7 @@ from stages.lib import layout
 from stages.lib.config import run_stage
 from stages.lib.errors import ConvlensError
 from stages.lib.figures import histogram, mosaic_figure, sample_figure
-from stages.lib.grids import INPUT_CHANNEL_MODES, feature_map_grid, filter_grid
+from stages.lib.grids import check_filter_range, check_input_channels, feature_map_grid, filter_grid
 from stages.lib.io import read_json, staged_dir
 
 log = logging.getLogger(__name__)
@@ -24,12 +24,8 @@ log = logging.getLogger(__name__)
 
 def check_render(r: DictConfig) -> None:
     """Refuse render options that make no sense before drawing anything."""
-    if not r.filter_vmin < r.filter_vmax:
-        raise ConvlensError(f"render.filter_vmin ({r.filter_vmin}) must be below render.filter_vmax ({r.filter_vmax})")
-    if r.input_channels not in INPUT_CHANNEL_MODES:
-        raise ConvlensError(
-            f"render.input_channels={r.input_channels!r} is not one of {', '.join(INPUT_CHANNEL_MODES)}"
-        )
+    check_filter_range(r.filter_vmin, r.filter_vmax)
+    check_input_channels(r.input_channels)
     for key in ("filter_columns", "map_columns", "hist_bins", "dpi"):
         if r[key] is not None and (not isinstance(r[key], int) or r[key] < 1):
             raise ConvlensError(f"render.{key} must be a positive integer, got {r[key]!r}")

@@ -43,7 +43,7 @@ def test_filter_tiles_modes():
 def test_normalize_fixed_range_clips_like_imshow_vmin_vmax():
     tiles = np.array([[[-1.0, -0.5], [0.0, 0.5]]])
     np.testing.assert_allclose(normalize_tiles(tiles, -0.5, 0.5), [[[0.0, 0.0], [0.5, 1.0]]])
-    with pytest.raises(ConvlensError, match="below vmax"):
+    with pytest.raises(ConvlensError, match=r"render.filter_vmin \(0.5\) must be below render.filter_vmax \(-0.5\)"):
         normalize_tiles(tiles, 0.5, -0.5)
 
 

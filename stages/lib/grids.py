@@ -11,6 +11,18 @@ from .errors import ConvlensError
 INPUT_CHANNEL_MODES = ("first", "mean", "all")
 
 
+def check_input_channels(mode: str) -> None:
+    """How filters with several input channels are drawn: one of ``INPUT_CHANNEL_MODES``."""
+    if mode not in INPUT_CHANNEL_MODES:
+        raise ConvlensError(f"render.input_channels={mode!r} is not one of {', '.join(INPUT_CHANNEL_MODES)}")
+
+
+def check_filter_range(vmin: float, vmax: float) -> None:
+    """The fixed colour range of filter grids must be a real interval."""
+    if not vmin < vmax:
+        raise ConvlensError(f"render.filter_vmin ({vmin}) must be below render.filter_vmax ({vmax})")
+
+
 def grid_shape(n: int, columns: int | None = None) -> tuple[int, int]:
     """Rows × columns for ``n`` tiles; without ``columns``, the smallest power of two ≥ √n
     (32 → 4×8 and 64 → 8×8, as the book draws feature maps)."""
@@ -28,16 +40,15 @@ def filter_tiles(kernel: np.ndarray, input_channels: str = "first") -> tuple[np.
     ``first`` takes input channel 0 (the book's ``kernel[:, :, 0, i]``), ``mean`` averages the
     input channels, ``all`` gives one row per input channel and one column per filter.
     """
+    check_input_channels(input_channels)
     if kernel.ndim != 4:
         raise ConvlensError(f"a kernel of shape {kernel.shape} cannot be drawn as filters (need kh×kw×in×out)")
     if input_channels == "first":
         return np.moveaxis(kernel[:, :, 0, :], -1, 0), None
     if input_channels == "mean":
         return np.moveaxis(kernel.mean(axis=2), -1, 0), None
-    if input_channels == "all":
-        kh, kw, cin, cout = kernel.shape
-        return kernel.transpose(2, 3, 0, 1).reshape(cin * cout, kh, kw), cout
-    raise ConvlensError(f"render.input_channels={input_channels!r} is not one of {', '.join(INPUT_CHANNEL_MODES)}")
+    kh, kw, cin, cout = kernel.shape
+    return kernel.transpose(2, 3, 0, 1).reshape(cin * cout, kh, kw), cout
 
 
 def normalize_tiles(tiles: np.ndarray, vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
@@ -45,8 +56,7 @@ def normalize_tiles(tiles: np.ndarray, vmin: float | None = None, vmax: float | 
     min..max as ``imshow`` does; a constant tile (a dead filter) maps to 0 without warnings."""
     tiles = np.nan_to_num(tiles.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     if vmin is not None and vmax is not None:
-        if not vmin < vmax:
-            raise ConvlensError(f"vmin {vmin} must be below vmax {vmax}; fix the render config")
+        check_filter_range(vmin, vmax)
         return np.clip((tiles - vmin) / (vmax - vmin), 0.0, 1.0)
     lo = tiles.min(axis=(1, 2), keepdims=True)
     span = tiles.max(axis=(1, 2), keepdims=True) - lo
