@@ -1,6 +1,7 @@
-"""Stage 5: the feature maps of the chosen layers for the chosen samples, trained and untrained.
+"""Stage: one layer's feature maps for the chosen samples, trained and untrained (the book's ``conv_acti``).
 
-One multi-output ``keras.Model`` per model (the book's ``conv_acti``), batched inference.
+A ``foreach`` stage, one instance per entry of ``layers``: adding a layer runs only that layer's
+instance. The forward pass is numpy (``stages.lib.forward``), so this stage starts without TensorFlow.
 """
 
 from __future__ import annotations
@@ -12,64 +13,46 @@ import numpy as np
 from omegaconf import DictConfig
 
 from stages.lib import layout
-from stages.lib.archive import resolve_layers
+from stages.lib.archive import layer_infos, read_config, resolve_layers
 from stages.lib.config import run_stage
-from stages.lib.errors import ConvlensError
+from stages.lib.forward import batches, load_network
 from stages.lib.io import staged_dir, write_csv, write_json
-from stages.lib.samples import check_samples, model_inputs
+from stages.lib.samples import model_inputs
 from stages.lib.stats import channel_stats, layer_summary, table_rows
 
 log = logging.getLogger(__name__)
 
 
-def run(cfg: DictConfig, root: Path) -> None:
+def layer_spec(item: str) -> str | int:
+    """A ``layers`` entry as DVC passes it: an index (``"0"``) or a name."""
+    return int(item) if item.isdigit() else item
+
+
+def run(cfg: DictConfig, root: Path, item: str) -> None:
     fm = cfg.feature_maps
-    data = layout.data_dir(root)
-    if not (data / f"{fm.split}_images.npy").is_file():
-        raise ConvlensError(f"feature_maps.split={fm.split!r} has no images in {data}; use train or test")
-    images = np.load(data / f"{fm.split}_images.npy", mmap_mode="r")
-    labels = np.load(data / f"{fm.split}_labels.npy", mmap_mode="r")
-    ids = check_samples(list(cfg.samples), len(images), fm.split)
-    x = model_inputs(images[ids], fm.scale)
+    trained = layout.model_path(root, "trained")
+    [name] = resolve_layers([layer_spec(item)], layer_infos(read_config(trained)), "Conv2D")
+    images, index = layout.load_samples(root)
+    x = model_inputs(images, fm.scale)
 
-    from stages.lib.keras_models import (
-        activation_model,
-        activations,
-        input_check,
-        load_model,
-        map_layers_check,
-        model_layers,
-    )
+    maps = {}
+    for role in layout.ROLES:
+        network = load_network(layout.model_path(root, role), upto=name)
+        network.check_input(images.shape[1:])
+        maps[role] = np.concatenate([network.activations(x[s], [name])[0] for s in batches(len(x), fm.batch_size)])
+        log.info("%s %s: feature maps %s", role, name, maps[role].shape)
 
-    models = {role: load_model(layout.model_path(root, role)) for role in layout.ROLES}
-    trained = models["trained"]
-    input_check(trained, images.shape[1:])
-    names = resolve_layers(None if cfg.layers is None else list(cfg.layers), model_layers(trained), "Conv2D")
-    map_layers_check(trained, names)
-    maps = {
-        role: dict(zip(names, activations(activation_model(m, names), x, fm.batch_size, role), strict=True))
-        for role, m in models.items()
-    }
-
-    channels = {role: {name: channel_stats(a) for name, a in by_layer.items()} for role, by_layer in maps.items()}
-    with staged_dir(layout.feature_maps_dir(root)) as out:
-        np.save(out / "samples.npy", np.asarray(images[ids]))
-        write_json(
-            out / "index.json",
-            {"split": fm.split, "samples": ids.tolist(), "labels": np.asarray(labels[ids]).tolist(), "layers": names},
-        )
-        for role, by_layer in maps.items():
-            for name, array in by_layer.items():
-                (out / role).mkdir(exist_ok=True)
-                np.save(out / role / f"{name}.npy", array)
-                log.info("%s %s: feature maps %s", role, name, array.shape)
-    with staged_dir(layout.metrics_dir(root) / "channels") as out:
-        for role, by_layer in channels.items():
-            for name, stats in by_layer.items():
-                write_csv(out / f"{role}_{name}.csv", table_rows("channel", stats))
+    channels = {role: channel_stats(m) for role, m in maps.items()}
+    with staged_dir(layout.feature_maps_dir(root, item)) as out:
+        for role, array in maps.items():
+            np.save(out / f"{role}.npy", array)
+        write_json(out / "layer.json", {"name": name, "shape": list(maps["trained"].shape[1:]), **index})
+    with staged_dir(layout.metrics_dir(root) / "channels" / item) as out:
+        for role, stats in channels.items():
+            write_csv(out / f"{role}.csv", table_rows("channel", stats))
     write_json(
-        layout.metrics_dir(root) / "feature_maps.json",
-        {role: {name: layer_summary(s) for name, s in by_layer.items()} for role, by_layer in channels.items()},
+        layout.metrics_dir(root) / "feature_maps" / f"{item}.json",
+        {role: {name: layer_summary(stats)} for role, stats in channels.items()},
     )
 
 

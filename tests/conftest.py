@@ -35,11 +35,20 @@ def project(tmp_path, tiny_assets, monkeypatch) -> Path:
 
 
 @pytest.fixture
-def stage_config(project, tiny_assets):
+def composed(project, tiny_assets):
+    """``composed(*overrides)``: the whole config, composed for the tiny assets."""
+
+    def make(*overrides: str):
+        return compose(project, [*tiny_overrides(tiny_assets["model"], tiny_assets["sums"]), *overrides])
+
+    return make
+
+
+@pytest.fixture
+def stage_config(project, composed):
     """``stage_config(stage, *overrides)``: the stage's declared params, composed for the tiny assets."""
 
     def make(stage: str, *overrides: str):
-        cfg = compose(project, [*tiny_overrides(tiny_assets["model"], tiny_assets["sums"]), *overrides])
-        return select(cfg, declared_params(project, stage))
+        return select(composed(*overrides), declared_params(project, stage))
 
     return make

@@ -6,11 +6,13 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
-from stages.lib.config import compose, declared_params, load_config, select
+from stages.lib.config import compose, declared_params, load_config, origin_root, run_stage, select, stage_definition
 from stages.lib.errors import ConvlensError
 from tests.helpers import PROJECT
 
-STAGES = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]
+STAGES = {
+    name: stage_definition(PROJECT, name) for name in yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]
+}
 
 
 def test_params_yaml_is_the_composition_of_conf():
@@ -66,8 +68,8 @@ def test_each_stage_depends_on_its_script_and_the_library_code_it_runs(stage):
     assert _lib_imports(PROJECT / script) - LIGHT <= deps
 
 
-@pytest.mark.parametrize("stage", ["fetch_model", "fetch_data", "extract_weights", "render_figures"])
-def test_light_stages_never_import_tensorflow(stage):
+@pytest.mark.parametrize("stage", sorted(set(STAGES) - {"build_baseline"}))
+def test_only_the_baseline_stage_imports_tensorflow(stage):
     imported = _lib_imports(PROJECT / f"stages/{stage}.py")
     assert "stages/lib/keras_models.py" not in imported
     source = " ".join((PROJECT / f).read_text() for f in [f"stages/{stage}.py", *imported])
@@ -85,12 +87,28 @@ def test_under_dvc_a_stage_reads_params_yaml(project, monkeypatch):
 
 
 def test_standalone_a_stage_composes_conf_with_overrides(project):
-    cfg = load_config("feature_maps", ["layers=[conv2d_1]", "samples=[0,5]"], project)
-    assert list(cfg.layers) == ["conv2d_1"] and list(cfg.samples) == [0, 5]
+    cfg = load_config("samples", ["feature_maps.split=test", "samples=[0,5]"], project)
+    assert cfg.feature_maps.split == "test" and list(cfg.samples) == [0, 5]
 
 
-@pytest.mark.parametrize("override", ["model=nosuchmodel", "nosuchkey=1", "layers=[unclosed"])
+def test_per_layer_stages_get_their_layer_as_an_argument(project, monkeypatch, capsys):
+    monkeypatch.chdir(project)
+    seen = []
+    run_stage("feature_maps", lambda cfg, root, item: seen.append((item, cfg.feature_maps.scale)), ["conv2d_1"])
+    assert seen == [("conv2d_1", 255.0)]
+    with pytest.raises(SystemExit):
+        run_stage("samples", lambda cfg, root: None, ["conv2d_1"])
+    assert "samples@conv2d_1: error: unexpected arguments ['conv2d_1']" in capsys.readouterr().err
+
+
+def test_a_queued_experiment_finds_its_origin_repository(tmp_path):
+    workspace = tmp_path / "repo" / ".dvc" / "tmp" / "exps" / "tmpabc123"
+    assert origin_root(workspace) == tmp_path / "repo"
+    assert origin_root(tmp_path / "repo") == tmp_path / "repo"
+
+
+@pytest.mark.parametrize("override", ["model=nosuchmodel", "nosuchkey=1", "samples=[unclosed"])
 def test_bad_overrides_are_one_clear_line(project, override):
     with pytest.raises(ConvlensError, match="bad config override") as err:
-        load_config("feature_maps", [override], project)
+        load_config("samples", [override], project)
     assert "\n" not in str(err.value)

@@ -5,27 +5,58 @@ import json
 import numpy as np
 import pytest
 
-from stages import build_baseline, extract_weights, feature_maps, fetch_data, fetch_model, render_figures
+from stages import (
+    build_baseline,
+    extract_weights,
+    feature_maps,
+    fetch_data,
+    fetch_model,
+    render_figures,
+    render_maps,
+    samples,
+)
 from stages.lib.errors import ConvlensError
 
-PIPELINE = [fetch_model, fetch_data, extract_weights, build_baseline, feature_maps, render_figures]
+PIPELINE = [
+    fetch_model,
+    fetch_data,
+    samples,
+    extract_weights,
+    build_baseline,
+    feature_maps,
+    render_figures,
+    render_maps,
+]
+PER_LAYER = {feature_maps, render_maps}  # dvc.yaml `foreach: ${layers}` stages
 
 
 def stage_name(module) -> str:
     return module.__name__.rsplit(".", 1)[1]
 
 
-def run_pipeline(stage_config, root, *overrides, stages=PIPELINE):
-    for module in stages:
-        module.run(stage_config(stage_name(module), *overrides), root)
+def run_stage(module, stage_config, composed, root, *overrides):
+    """Run a stage as `dvc repro` would: a per-layer stage once for each entry of `layers`."""
+    cfg = stage_config(stage_name(module), *overrides)
+    items = [str(layer) for layer in composed(*overrides).layers] if module in PER_LAYER else [None]
+    for item in items:
+        module.run(cfg, root, *([item] if item else []))
+
+
+@pytest.fixture
+def run_pipeline(stage_config, composed):
+    def run(root, *overrides, stages=PIPELINE):
+        for module in stages:
+            run_stage(module, stage_config, composed, root, *overrides)
+
+    return run
 
 
 def snapshot(folder):
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_pipeline_makes_every_artifact(project, stage_config, tiny_assets):
-    run_pipeline(stage_config, project)
+def test_pipeline_makes_every_artifact(project, run_pipeline, tiny_assets):
+    run_pipeline(project)
     out = project / "outputs"
     assert np.load(out / "data" / "train_images.npy").shape == (12, 28, 28)
     assert np.load(out / "data" / "test_labels.npy").dtype == np.uint8
@@ -40,14 +71,14 @@ def test_pipeline_makes_every_artifact(project, stage_config, tiny_assets):
     summary = json.loads((out / "metrics" / "weights_trained.json").read_text())
     assert summary["trained"]["conv2d"]["mean"] == float(str(trained.mean()))
     assert set(summary["trained"]) == {"conv2d", "conv2d_1"}
-    maps_summary = json.loads((out / "metrics" / "feature_maps.json").read_text())
+    maps_summary = json.loads((out / "metrics" / "feature_maps" / "conv2d_1.json").read_text())
     assert set(maps_summary) == {"trained", "untrained"} and maps_summary["trained"]["conv2d_1"]["channels"] == 8
 
-    assert np.load(out / "feature_maps" / "trained" / "conv2d.npy").shape == (1, 28, 28, 4)
-    assert np.load(out / "feature_maps" / "untrained" / "conv2d_1.npy").shape == (1, 14, 14, 8)
+    assert np.load(out / "feature_maps" / "conv2d" / "trained.npy").shape == (1, 28, 28, 4)
+    assert np.load(out / "feature_maps" / "conv2d_1" / "untrained.npy").shape == (1, 14, 14, 8)
     filters_csv = (out / "metrics" / "filters" / "untrained" / "conv2d_1.csv").read_text().splitlines()
     assert filters_csv[0] == "filter,l2_norm,mean,std,bias" and len(filters_csv) == 9
-    assert len((out / "metrics" / "channels" / "trained_conv2d.csv").read_text().splitlines()) == 5
+    assert len((out / "metrics" / "channels" / "conv2d" / "trained.csv").read_text().splitlines()) == 5
 
     figures = {str(p.relative_to(out / "figures")) for p in (out / "figures").rglob("*.png")}
     expected = {
@@ -59,13 +90,13 @@ def test_pipeline_makes_every_artifact(project, stage_config, tiny_assets):
     expected |= {f"weights/{layer}_hist_overlay.png" for layer in ("conv2d", "conv2d_1")}
     expected |= {"samples/sample_0.png"}
     expected |= {
-        f"feature_maps/{m}_{layer}_sample_0.png" for m in ("trained", "untrained") for layer in ("conv2d", "conv2d_1")
+        f"feature_maps/{layer}/{m}_sample_0.png" for m in ("trained", "untrained") for layer in ("conv2d", "conv2d_1")
     }
     assert figures == expected
 
 
-def test_feature_maps_are_the_layer_activations_of_scaled_samples(project, stage_config, tiny_assets):
-    run_pipeline(stage_config, project, "samples=[3,0]", "layers=[max_pooling2d,0]")
+def test_feature_maps_are_the_layer_activations_of_scaled_samples(project, run_pipeline, tiny_assets):
+    run_pipeline(project, "samples=[3,0]", "layers=[max_pooling2d,0]")
     from stages.lib.keras_models import keras, load_model
 
     model = load_model(tiny_assets["model"])
@@ -74,17 +105,24 @@ def test_feature_maps_are_the_layer_activations_of_scaled_samples(project, stage
     probe = keras.Model(model.inputs[0], [model.get_layer("max_pooling2d").output, model.get_layer("conv2d").output])
     want_pool, want_conv = (np.asarray(t) for t in probe(x))
     folder = project / "outputs" / "feature_maps"
-    np.testing.assert_allclose(np.load(folder / "trained" / "max_pooling2d.npy"), want_pool, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(np.load(folder / "trained" / "conv2d.npy"), want_conv, rtol=1e-5, atol=1e-6)
-    index = json.loads((folder / "index.json").read_text())
-    assert index == {"split": "train", "samples": [3, 0], "labels": [3, 0], "layers": ["max_pooling2d", "conv2d"]}
+    np.testing.assert_allclose(np.load(folder / "max_pooling2d" / "trained.npy"), want_pool, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.load(folder / "0" / "trained.npy"), want_conv, rtol=1e-5, atol=1e-6)
+    layer = json.loads((folder / "0" / "layer.json").read_text())
+    assert layer == {"name": "conv2d", "shape": [28, 28, 4], "split": "train", "samples": [3, 0], "labels": [3, 0]}
     figures = project / "outputs" / "figures"
     assert (figures / "samples" / "sample_3.png").is_file()
-    assert (figures / "feature_maps" / "untrained_max_pooling2d_sample_0.png").is_file()
+    assert (figures / "feature_maps" / "max_pooling2d" / "untrained_sample_0.png").is_file()
+    assert (figures / "feature_maps" / "0" / "trained_sample_3.png").is_file()
 
 
-def test_baseline_seed_decides_the_untrained_weights(project, stage_config):
-    run_pipeline(stage_config, project, stages=[fetch_model])
+def test_dense_layer_maps_are_drawn_as_vectors(project, run_pipeline):
+    run_pipeline(project, "layers=[flatten,dense]")
+    assert np.load(project / "outputs" / "feature_maps" / "dense" / "untrained.npy").shape == (1, 10)
+    assert (project / "outputs" / "figures" / "feature_maps" / "flatten" / "trained_sample_0.png").is_file()
+
+
+def test_baseline_seed_decides_the_untrained_weights(project, stage_config, run_pipeline):
+    run_pipeline(project, stages=[fetch_model])
     kernels, archives = [], []
     for seed in (7, 7, 8):
         build_baseline.run(stage_config("build_baseline", f"baseline.seed={seed}"), project)
@@ -100,24 +138,27 @@ def test_baseline_seed_decides_the_untrained_weights(project, stage_config):
     [
         (feature_maps, "layers=[conv9]", "unknown layer 'conv9'; this model has 0:conv2d, 1:max_pooling2d"),
         (feature_maps, "layers=[9]", "layer index 9 is out of range 0..5"),
-        (feature_maps, "layers=[dense]", "not N×H×W×C feature maps"),
-        (feature_maps, "samples=[12]", "sample index 12 is out of range: the train split has images 0..11"),
-        (feature_maps, "samples=[-1]", "out of range"),
-        (feature_maps, "samples=[]", "samples is empty"),
-        (feature_maps, "samples=[1,1]", "lists an image twice"),
-        (feature_maps, "samples=[0.5]", "is not an integer index"),
+        (samples, "samples=[12]", "sample index 12 is out of range: the train split has images 0..11"),
+        (samples, "samples=[-1]", "out of range"),
+        (samples, "samples=[]", "samples is empty"),
+        (samples, "samples=[1,1]", "lists an image twice"),
+        (samples, "samples=[0.5]", "is not an integer index"),
+        (samples, "feature_maps.split=valid", "has no images"),
         (feature_maps, "feature_maps.batch_size=0", "batch_size must be a positive integer"),
         (feature_maps, "feature_maps.scale=0", "scale must be positive"),
         (render_figures, "render.filter_vmin=1.0", "must be below render.filter_vmax"),
         (render_figures, "render.input_channels=sum", "is not one of first, mean, all"),
+        (render_maps, "render.map_columns=0", "render.map_columns must be a positive integer"),
         (extract_weights, "weights.layers=[flatten]", "has no kernel"),
     ],
 )
-def test_bad_config_fails_clearly_and_leaves_good_outputs_untouched(project, stage_config, module, override, message):
-    run_pipeline(stage_config, project)
+def test_bad_config_fails_clearly_and_leaves_good_outputs_untouched(
+    project, stage_config, composed, run_pipeline, module, override, message
+):
+    run_pipeline(project)
     before = snapshot(project / "outputs")
     with pytest.raises(ConvlensError, match=message) as err:
-        module.run(stage_config(stage_name(module), override), project)
+        run_stage(module, stage_config, composed, project, override)
     assert "\n" not in str(err.value)
     assert snapshot(project / "outputs") == before
     assert not [p for p in (project / "outputs").rglob(".*") if p.name != ".gitignore"]
@@ -139,8 +180,8 @@ def test_local_model_must_exist_and_be_an_archive(project, stage_config, tmp_pat
     assert not (project / "outputs" / "models").exists() or not list((project / "outputs" / "models").iterdir())
 
 
-def test_multichannel_kernels_render_in_every_mode(project, stage_config):
-    run_pipeline(stage_config, project, stages=PIPELINE[:-1])
+def test_multichannel_kernels_render_in_every_mode(project, stage_config, run_pipeline):
+    run_pipeline(project, stages=PIPELINE[:-2])
     from PIL import Image
 
     sizes = {}
@@ -151,9 +192,9 @@ def test_multichannel_kernels_render_in_every_mode(project, stage_config):
     assert sizes["all"][1] > sizes["first"][1]  # one row per input channel
 
 
-def test_dense_kernels_get_histograms_and_no_filter_grid(project, stage_config, caplog):
+def test_dense_kernels_get_histograms_and_no_filter_grid(project, run_pipeline, caplog):
     caplog.set_level("INFO")
-    run_pipeline(stage_config, project, "weights.layers=[conv2d,dense]")
+    run_pipeline(project, "weights.layers=[conv2d,dense]")
     weights = project / "outputs" / "figures" / "weights"
     assert (weights / "trained_dense_hist.png").is_file() and (weights / "dense_hist_overlay.png").is_file()
     assert not (weights / "trained_dense_filters.png").exists()
@@ -161,12 +202,10 @@ def test_dense_kernels_get_histograms_and_no_filter_grid(project, stage_config, 
     assert np.load(project / "outputs" / "weights" / "trained" / "dense.kernel.npy").shape == (392, 10)
 
 
-def test_samples_from_the_test_split(project, stage_config):
-    run_pipeline(stage_config, project, "feature_maps.split=test", "samples=[5,1]")
-    index = json.loads((project / "outputs" / "feature_maps" / "index.json").read_text())
+def test_samples_from_the_test_split(project, run_pipeline):
+    run_pipeline(project, "feature_maps.split=test", "samples=[5,1]", stages=PIPELINE[:3])
+    index = json.loads((project / "outputs" / "samples" / "index.json").read_text())
     test_labels = np.load(project / "outputs" / "data" / "test_labels.npy")
     assert index["split"] == "test" and index["labels"] == test_labels[[5, 1]].tolist()
-    samples = np.load(project / "outputs" / "feature_maps" / "samples.npy")
-    np.testing.assert_array_equal(samples, np.load(project / "outputs" / "data" / "test_images.npy")[[5, 1]])
-    with pytest.raises(ConvlensError, match="has no images"):
-        feature_maps.run(stage_config("feature_maps", "feature_maps.split=valid"), project)
+    images = np.load(project / "outputs" / "samples" / "images.npy")
+    np.testing.assert_array_equal(images, np.load(project / "outputs" / "data" / "test_images.npy")[[5, 1]])

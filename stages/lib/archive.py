@@ -1,13 +1,15 @@
 """Read a ``.keras`` archive without TensorFlow: its layer list and its weights.
 
 A ``.keras`` file is a zip holding ``config.json`` (the architecture) and ``model.weights.h5``
-(``layers/<layer name>/vars/<i>``: for Conv2D and Dense, var 0 is the kernel and var 1 the bias).
+(``layers/<class in snake case, numbered>/vars/<i>``, e.g. ``layers/conv2d_1/vars/0``: for Conv2D
+and Dense, var 0 is the kernel and var 1 the bias).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -104,15 +106,32 @@ def resolve_layers(specs: Sequence[str | int] | None, layers: Sequence[LayerInfo
     return names
 
 
+def weight_groups(layers: Sequence[LayerInfo]) -> dict[str, str]:
+    """Where Keras stores each layer's variables: named after its class, not the layer's own name.
+
+    Keras numbers repeated classes in ``model.layers`` order (``conv2d``, ``conv2d_1``, …), as
+    ``keras.src.saving.saving_lib`` does when it saves.
+    """
+    used: dict[str, int] = {}
+    groups = {}
+    for layer in layers:
+        base = re.sub(r"\W+", "", layer.kind)
+        base = re.sub("([a-z])([A-Z])", r"\1_\2", re.sub("(.)([A-Z][a-z]+)", r"\1_\2", base)).lower()
+        used[base] = used[base] + 1 if base in used else 0
+        groups[layer.name] = f"layers/{base}_{used[base]}" if used[base] else f"layers/{base}"
+    return groups
+
+
 def read_weights(path: Path, names: Sequence[str]) -> dict[str, list[np.ndarray]]:
     """Each named layer's variables, in Keras order (kernel, bias, …), read with h5py."""
     import h5py
 
+    groups = weight_groups(layer_infos(read_config(path)))
     try:
         with zipfile.ZipFile(path) as z, h5py.File(io.BytesIO(z.read("model.weights.h5")), "r") as h5:
             out = {}
             for name in names:
-                group = h5.get(f"layers/{name}/vars")
+                group = h5.get(f"{groups[name]}/vars")
                 if group is None:
                     raise ConvlensError(f"{path}: no weights stored for layer {name!r}; is the archive complete?")
                 out[name] = [np.asarray(group[k]) for k in sorted(group, key=int)]

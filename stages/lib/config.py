@@ -31,12 +31,31 @@ def project_root() -> Path:
     return root
 
 
+def origin_root(root: Path) -> Path:
+    """The repository a DVC experiment workspace was cloned from (``<repo>/.dvc/tmp/exps/…``), else ``root``.
+
+    Queued experiments run in such a clone, without the repository's git-ignored files; inputs that
+    live beside the repository (``../shared/mirror``, a local model) are looked up from the origin too.
+    """
+    parts = root.parts
+    for i in range(len(parts) - 3):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return root
+
+
+def stage_definition(root: Path, stage: str) -> dict:
+    """``dvc.yaml``'s entry for ``stage`` (a ``foreach`` stage's ``do`` block for ``name`` or ``name@item``)."""
+    stages = yaml.safe_load((root / STAGE_FILE).read_text())["stages"]
+    name = stage.split("@", 1)[0]
+    if name not in stages:
+        raise ConvlensError(f"stage {name!r} is not in {STAGE_FILE}")
+    return stages[name].get("do", stages[name])
+
+
 def declared_params(root: Path, stage: str) -> list[str]:
     """The params ``dvc.yaml`` declares for ``stage``."""
-    stages = yaml.safe_load((root / STAGE_FILE).read_text())["stages"]
-    if stage not in stages:
-        raise ConvlensError(f"stage {stage!r} is not in {STAGE_FILE}")
-    return [p for p in stages[stage].get("params", []) if isinstance(p, str)]
+    return [p for p in stage_definition(root, stage).get("params", []) if isinstance(p, str)]
 
 
 def compose(root: Path, overrides: Sequence[str] = ()) -> DictConfig:
@@ -82,18 +101,27 @@ def load_config(stage: str, overrides: Sequence[str], root: Path) -> DictConfig:
     return select(full, declared_params(root, stage))
 
 
-def run_stage(stage: str, run: Callable[[DictConfig, Path], None], argv: Sequence[str] | None = None) -> None:
-    """Entry point of ``python -m stages.<stage> [overrides]``: one clear line and exit 1 on bad input."""
-    logging.basicConfig(level=logging.INFO, format=f"{stage}: %(message)s", stream=sys.stdout, force=True)
+def run_stage(stage: str, run: Callable[..., None], argv: Sequence[str] | None = None) -> None:
+    """Entry point of ``python -m stages.<stage> [ITEM] [overrides]``: one clear line and exit 1 on bad input.
+
+    Arguments with ``=`` are Hydra overrides; the others (a ``foreach`` stage's item, e.g. the layer)
+    are passed to ``run(cfg, root, *items)``.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    items = [a for a in args if "=" not in a]
+    label = "@".join([stage, *items])
+    logging.basicConfig(level=logging.INFO, format=f"{label}: %(message)s", stream=sys.stdout, force=True)
     try:
         root = project_root()
-        run(load_config(stage, sys.argv[1:] if argv is None else argv, root), root)
+        if len(items) > 1 or (items and "${item}" not in str(stage_definition(root, stage).get("cmd", ""))):
+            raise ConvlensError(f"unexpected arguments {items}; give config overrides as key=value")
+        run(load_config(stage, [a for a in args if "=" in a], root), root, *items)
     except ConvlensError as e:
-        print(f"{stage}: error: {e}", file=sys.stderr)
+        print(f"{label}: error: {e}", file=sys.stderr)
         sys.exit(1)
     except MissingMandatoryValue as e:
         key = e.full_key
         print(
-            f"{stage}: error: {key} must be set: dvc exp run -S {key}=VALUE (standalone: {key}=VALUE)", file=sys.stderr
+            f"{label}: error: {key} must be set: dvc exp run -S {key}=VALUE (standalone: {key}=VALUE)", file=sys.stderr
         )
         sys.exit(1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -11,7 +11,24 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .errors import ConvlensError
+from .grids import check_filter_range, check_input_channels
 from .io import atomic_path
+
+
+def check_render(r: Mapping) -> None:
+    """Refuse render options that make no sense before drawing anything."""
+    if "filter_vmin" in r:
+        check_filter_range(r.filter_vmin, r.filter_vmax)
+        check_input_channels(r.input_channels)
+    for key in ("filter_columns", "map_columns", "hist_bins", "dpi"):
+        if key in r and r[key] is not None and (not isinstance(r[key], int) or r[key] < 1):
+            raise ConvlensError(f"render.{key} must be a positive integer, got {r[key]!r}")
+
+
+def sample_title(split: str, sample: int, label: int, classes: Sequence[str]) -> str:
+    """``train image 0: Ankle boot``: where the image comes from and its class."""
+    return f"{split} image {sample}: {classes[label] if 0 <= label < len(classes) else label}"
 
 
 def _save(fig: plt.Figure, path: Path, dpi: int) -> None:
@@ -61,4 +78,14 @@ def sample_figure(image: np.ndarray, path: Path, cmap: str, title: str, dpi: int
     fig, ax = plt.subplots(figsize=(4.8, 4.8))
     ax.imshow(image, cmap=cmap)
     ax.set_title(title)
+    _save(fig, path, dpi)
+
+
+def vector_figure(values: np.ndarray, path: Path, title: str, dpi: int) -> None:
+    """A layer output with no spatial axes (Dense, Flatten): one bar per unit."""
+    fig, ax = plt.subplots(figsize=(min(max(4.0, len(values) * 0.08), 16.0), 3.2))
+    ax.bar(np.arange(len(values)), values, width=1.0)
+    ax.set_xlabel("unit")
+    ax.set_ylabel("activation")
+    ax.set_title(title, fontsize=11)
     _save(fig, path, dpi)

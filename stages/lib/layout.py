@@ -23,8 +23,12 @@ def weights_dir(root: Path, role: str) -> Path:
     return root / "outputs" / "weights" / role
 
 
-def feature_maps_dir(root: Path) -> Path:
-    return root / "outputs" / "feature_maps"
+def samples_dir(root: Path) -> Path:
+    return root / "outputs" / "samples"
+
+
+def feature_maps_dir(root: Path, layer: str) -> Path:
+    return root / "outputs" / "feature_maps" / layer
 
 
 def metrics_dir(root: Path) -> Path:
@@ -39,3 +43,9 @@ def load_kernels(root: Path, role: str) -> dict[str, np.ndarray]:
     """The kernels saved by ``weights.save_weight_artifacts``, by layer name, in layer order."""
     folder = weights_dir(root, role)
     return {name: np.load(folder / f"{name}.kernel.npy") for name in read_json(folder / "layers.json")}
+
+
+def load_samples(root: Path) -> tuple[np.ndarray, dict]:
+    """The chosen sample images and their index (split, sample ids, labels), saved by the samples stage."""
+    index = read_json(samples_dir(root) / "index.json")
+    return np.load(samples_dir(root) / "images.npy"), index

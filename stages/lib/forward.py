@@ -1,0 +1,257 @@
+"""The forward pass in numpy: feature maps without TensorFlow.
+
+A ``.keras`` archive's layer chain (config + weights, read by ``archive``) becomes a list of
+numpy functions, one per layer, so the stages that compute activations start in a fraction of
+a second instead of importing TensorFlow. Inference only; a test checks every supported layer
+kind against Keras itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .archive import check_model_config, read_config, read_weights
+from .errors import ConvlensError
+
+Op = Callable[[np.ndarray], np.ndarray]
+
+IDENTITY_KINDS = frozenset(
+    {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "ActivityRegularization"}
+)
+
+
+@dataclass(frozen=True)
+class Network:
+    """A layer chain ready to run: input shape (no batch axis), layer names and their functions."""
+
+    input_shape: tuple[int, ...]
+    names: tuple[str, ...]
+    ops: tuple[Op, ...]
+
+    def check_input(self, sample_shape: tuple[int, ...]) -> None:
+        """The data's samples, (H, W) or (H, W, C), must fit the model's input."""
+        got = sample_shape if len(sample_shape) == len(self.input_shape) else (*sample_shape, 1)
+        if got != self.input_shape:
+            raise ConvlensError(
+                f"the model expects inputs of shape {self.input_shape} but the data's samples are {sample_shape}; "
+                "use a model built for this data"
+            )
+
+    def activations(self, x: np.ndarray, names: Sequence[str]) -> list[np.ndarray]:
+        """The named layers' outputs for the batch ``x``, stopping after the deepest one."""
+        x = x.reshape(len(x), *self.input_shape).astype(np.float32, copy=False)
+        wanted, last = set(names), max(self.names.index(n) for n in names)
+        found: dict[str, np.ndarray] = {}
+        for name, op in zip(self.names[: last + 1], self.ops, strict=False):
+            x = op(x)
+            if name in wanted:
+                found[name] = x
+        return [found[n] for n in names]
+
+
+# --- activations -------------------------------------------------------------------------------
+
+
+def _softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+ACTIVATIONS: dict[str, Op] = {
+    "linear": lambda x: x,
+    "relu": lambda x: np.maximum(x, 0),
+    "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+    "tanh": np.tanh,
+    "softmax": _softmax,
+    "softplus": lambda x: np.logaddexp(0, x),
+    "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
+    "silu": lambda x: x / (1 + np.exp(-x)),
+}
+ACTIVATIONS["swish"] = ACTIVATIONS["silu"]
+
+
+def activation(spec: str | dict | None, layer: str) -> Op:
+    """The function for a Keras activation as the config names it (``"relu"`` or a serialized dict)."""
+    name = spec.get("config", spec.get("class_name")) if isinstance(spec, dict) else spec
+    name = "linear" if name is None else name
+    if not isinstance(name, str) or name not in ACTIVATIONS:
+        raise ConvlensError(
+            f"layer {layer!r} uses activation {name!r}, which convlens's forward pass does not support "
+            f"(supported: {', '.join(sorted(ACTIVATIONS))})"
+        )
+    return ACTIVATIONS[name]
+
+
+# --- layers ------------------------------------------------------------------------------------
+
+
+def _pad_same(x: np.ndarray, window: tuple[int, int], strides: tuple[int, int], value: float) -> np.ndarray:
+    """Pad H and W as Keras's ``padding="same"`` does (the extra row/column goes after)."""
+    pads = []
+    for size, k, s in zip(x.shape[1:3], window, strides, strict=True):
+        total = max((-(-size // s) - 1) * s + k - size, 0)
+        pads.append((total // 2, total - total // 2))
+    return np.pad(x, [(0, 0), *pads, (0, 0)], constant_values=value)
+
+
+def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, strides: tuple[int, int], padding: str):
+    """2-D convolution (cross-correlation, channels last): (N, H, W, C) × (kh, kw, C, F) → (N, H', W', F).
+
+    The patches are gathered once (im2col) so the whole layer is one matrix product.
+    """
+    kh, kw = kernel.shape[:2]
+    if padding == "same":
+        x = _pad_same(x, (kh, kw), strides, 0.0)
+    out_h = (x.shape[1] - kh) // strides[0] + 1
+    out_w = (x.shape[2] - kw) // strides[1] + 1
+    patches = np.empty((len(x), out_h, out_w, kh, kw, x.shape[3]), np.float32)
+    for i in range(kh):
+        for j in range(kw):
+            patches[:, :, :, i, j] = x[
+                :, i : i + strides[0] * out_h : strides[0], j : j + strides[1] * out_w : strides[1]
+            ]
+    out = patches.reshape(-1, kh * kw * x.shape[3]) @ kernel.reshape(-1, kernel.shape[3])
+    out = out.reshape(len(x), out_h, out_w, kernel.shape[3])
+    return out if bias is None else out + bias
+
+
+def pool2d(x: np.ndarray, size: tuple[int, int], strides: tuple[int, int], padding: str, mode: str) -> np.ndarray:
+    """Max or average pooling over H and W (average ignores the padding, as Keras does)."""
+    if padding == "same":
+        counts = _pad_same(np.ones((1, *x.shape[1:3], 1), np.float32), size, strides, 0.0)
+        x = _pad_same(x, size, strides, -np.inf if mode == "max" else 0.0)
+    windows = sliding_window_view(x, size, axis=(1, 2))[:, :: strides[0], :: strides[1]]
+    if mode == "max":
+        return windows.max(axis=(-2, -1))
+    total = windows.sum(axis=(-2, -1))
+    if padding != "same":
+        return total / (size[0] * size[1])
+    return total / sliding_window_view(counts, size, axis=(1, 2))[:, :: strides[0], :: strides[1]].sum(axis=(-2, -1))
+
+
+def _pair(value: int | Sequence[int]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+def layer_op(kind: str, cfg: dict, weights: list[np.ndarray]) -> Op:
+    """The numpy function computing one Keras layer at inference time."""
+    name = cfg["name"]
+    if cfg.get("data_format", "channels_last") != "channels_last":
+        raise ConvlensError(f"layer {name!r} is channels_first; convlens's forward pass reads channels_last models")
+    if kind == "Conv2D":
+        if _pair(cfg.get("dilation_rate", 1)) != (1, 1) or cfg.get("groups", 1) != 1:
+            raise ConvlensError(f"layer {name!r}: dilated or grouped Conv2D is not supported by the forward pass")
+        kernel, bias = weights[0], (weights[1] if cfg.get("use_bias", True) else None)
+        act, strides, padding = activation(cfg.get("activation"), name), _pair(cfg["strides"]), cfg["padding"]
+        return lambda x: act(conv2d(x, kernel, bias, strides, padding))
+    if kind in ("MaxPooling2D", "AveragePooling2D"):
+        size = _pair(cfg["pool_size"])
+        strides = _pair(cfg.get("strides") or size)
+        mode = "max" if kind == "MaxPooling2D" else "avg"
+        return lambda x: pool2d(x, size, strides, cfg.get("padding", "valid"), mode)
+    if kind in ("GlobalAveragePooling2D", "GlobalMaxPooling2D"):
+        reduce, keep = (np.mean if kind.startswith("GlobalAverage") else np.max), bool(cfg.get("keepdims"))
+        return lambda x: reduce(x, axis=(1, 2), keepdims=keep)
+    if kind == "Flatten":
+        return lambda x: x.reshape(len(x), -1)
+    if kind == "Reshape":
+        shape = tuple(cfg["target_shape"])
+        return lambda x: x.reshape(len(x), *shape)
+    if kind == "Dense":
+        kernel, bias = weights[0], (weights[1] if cfg.get("use_bias", True) else None)
+        act = activation(cfg.get("activation"), name)
+        return lambda x: act(x @ kernel if bias is None else x @ kernel + bias)
+    if kind == "Activation":
+        return activation(cfg.get("activation"), name)
+    if kind == "ReLU":
+        top, slope, threshold = cfg.get("max_value"), cfg.get("negative_slope", 0.0), cfg.get("threshold", 0.0)
+        return lambda x: np.clip(np.where(x >= threshold, x, slope * (x - threshold)), None, top)
+    if kind == "LeakyReLU":
+        slope = cfg.get("negative_slope", cfg.get("alpha", 0.3))
+        return lambda x: np.where(x >= 0, x, slope * x)
+    if kind == "Softmax":
+        return lambda x: _softmax(x, cfg.get("axis", -1))
+    if kind == "Rescaling":
+        scale, offset = cfg.get("scale", 1.0), cfg.get("offset", 0.0)
+        return lambda x: x * np.float32(scale) + np.float32(offset)
+    if kind == "BatchNormalization":
+        if cfg.get("axis", -1) not in (-1, [-1], 3, [3]):
+            raise ConvlensError(f"layer {name!r}: BatchNormalization over an axis other than the last")
+        parts = iter(weights)
+        gamma = next(parts) if cfg.get("scale", True) else np.float32(1)
+        beta = next(parts) if cfg.get("center", True) else np.float32(0)
+        mean, var = next(parts), next(parts)
+        factor = (gamma / np.sqrt(var + np.float32(cfg.get("epsilon", 1e-3)))).astype(np.float32)
+        shift = (beta - mean * factor).astype(np.float32)
+        return lambda x: x * factor + shift
+    if kind in IDENTITY_KINDS:
+        return lambda x: x
+    raise ConvlensError(
+        f"layer {name!r} is a {kind}, which convlens's forward pass does not support; look at an earlier layer "
+        "(supported: Conv2D, pooling, Flatten, Dense, BatchNormalization, activations, dropout)"
+    )
+
+
+# --- the model ---------------------------------------------------------------------------------
+
+
+def _chain(config: dict) -> tuple[tuple[int, ...], list[dict]]:
+    """The model's input shape and its non-input layer entries, after checking they form one chain."""
+    entries = config["config"]["layers"]
+    inputs = [e for e in entries if e["class_name"] == "InputLayer"]
+    shape = inputs[0]["config"].get("batch_shape") if inputs else None
+    shape = shape or config.get("build_config", {}).get("input_shape")
+    if not shape:
+        raise ConvlensError("the model has no input shape; build it with keras.Input(shape) before saving")
+    if config["class_name"] != "Sequential":
+        previous = None
+        for entry in entries:
+            sources = [
+                arg["config"]["keras_history"][0]
+                for node in entry.get("inbound_nodes", [])
+                for arg in node.get("args", [])
+                if isinstance(arg, dict) and "keras_history" in arg.get("config", {})
+            ]
+            if previous is not None and sources != [previous]:
+                raise ConvlensError(
+                    f"layer {entry['config']['name']!r} does not simply follow {previous!r}; convlens's forward "
+                    "pass reads models whose layers form one chain (Sequential-like)"
+                )
+            previous = entry["config"]["name"]
+    return tuple(int(d) for d in shape[1:]), [e for e in entries if e["class_name"] != "InputLayer"]
+
+
+def build_network(config: dict, weights: dict[str, list[np.ndarray]], upto: str | None = None) -> Network:
+    """The network for an archive's config and weights, up to (and including) layer ``upto``."""
+    input_shape, entries = _chain(config)
+    names, ops = [], []
+    for entry in entries:
+        name = entry["config"]["name"]
+        names.append(name)
+        ops.append(layer_op(entry["class_name"], entry["config"], weights.get(name, [])))
+        if name == upto:
+            break
+    return Network(input_shape, tuple(names), tuple(ops))
+
+
+def load_network(path: Path, upto: str | None = None) -> Network:
+    """The network stored in a ``.keras`` archive (no TensorFlow), up to layer ``upto``."""
+    config = read_config(path)
+    layers = check_model_config(config, str(path))
+    _chain(config)
+    names = [layer.name for layer in layers]
+    needed = names if upto is None else names[: names.index(upto) + 1]
+    return build_network(config, read_weights(path, needed), upto)
+
+
+def batches(n: int, batch_size: int) -> Iterator[slice]:
+    """Slices covering ``range(n)`` in batches of ``batch_size``."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConvlensError(f"batch_size must be a positive integer, got {batch_size!r}")
+    for start in range(0, n, batch_size):
+        yield slice(start, min(start + batch_size, n))

@@ -1,0 +1,51 @@
+"""Stage: one layer's feature maps drawn for each sample, trained and untrained (the book's 4×8 and 8×8 grids).
+
+A ``foreach`` stage like ``feature_maps``: one instance per entry of ``layers``. Maps with spatial
+axes (Conv2D, pooling) become one mosaic per sample; vectors (Dense, Flatten) a bar chart.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+from stages.lib import layout
+from stages.lib.config import run_stage
+from stages.lib.errors import ConvlensError
+from stages.lib.figures import check_render, mosaic_figure, sample_title, vector_figure
+from stages.lib.grids import feature_map_grid
+from stages.lib.io import read_json, staged_dir
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig, root: Path, item: str) -> None:
+    r, classes = cfg.render, list(cfg.data.classes)
+    check_render(r)
+    folder = layout.feature_maps_dir(root, item)
+    layer = read_json(folder / "layer.json")
+    name = layer["name"]
+    with staged_dir(layout.figures_dir(root) / "feature_maps" / item) as out:
+        for role in layout.ROLES:
+            maps = np.load(folder / f"{role}.npy", mmap_mode="r")
+            if maps.ndim not in (2, 4):
+                raise ConvlensError(
+                    f"layer {name!r} outputs shape {maps.shape[1:]}, which is neither H×W×C feature maps nor a "
+                    "vector; choose a Conv2D, pooling or Dense layer in layers"
+                )
+            for i, (sample, label) in enumerate(zip(layer["samples"], layer["labels"], strict=True)):
+                title = f"{role} {name} {tuple(maps.shape[1:])}, {sample_title(layer['split'], sample, label, classes)}"
+                path = out / f"{role}_sample_{sample}.png"
+                if maps.ndim == 2:
+                    vector_figure(np.asarray(maps[i]), path, title, r.dpi)
+                    continue
+                image, grid = feature_map_grid(np.asarray(maps[i]), r.map_columns)
+                mosaic_figure(image, path, r.map_cmap, title, 1.5, grid, r.dpi)
+    log.info("%d figures of %s written", 2 * len(layer["samples"]), name)
+
+
+if __name__ == "__main__":
+    run_stage("render_maps", run)

@@ -1,0 +1,37 @@
+"""Stage: the images to look at (the book's ``train_input[0:1]``), picked from one split of the data.
+
+No TensorFlow: it checks the indices and saves the chosen images and labels for the later stages.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+from stages.lib import layout
+from stages.lib.config import run_stage
+from stages.lib.errors import ConvlensError
+from stages.lib.io import staged_dir, write_json
+from stages.lib.samples import check_samples
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig, root: Path) -> None:
+    split, data = cfg.feature_maps.split, layout.data_dir(root)
+    if not (data / f"{split}_images.npy").is_file():
+        raise ConvlensError(f"feature_maps.split={split!r} has no images in {data}; use train or test")
+    images = np.load(data / f"{split}_images.npy", mmap_mode="r")
+    labels = np.load(data / f"{split}_labels.npy", mmap_mode="r")
+    ids = check_samples(list(cfg.samples), len(images), split)
+    with staged_dir(layout.samples_dir(root)) as out:
+        np.save(out / "images.npy", np.asarray(images[ids]))
+        write_json(out / "index.json", {"split": split, "samples": ids.tolist(), "labels": labels[ids].tolist()})
+    log.info("%s images %s, labels %s", split, ids.tolist(), labels[ids].tolist())
+
+
+if __name__ == "__main__":
+    run_stage("samples", run)

@@ -1,0 +1,131 @@
+"""The numpy forward pass gives what Keras gives, layer by layer, and refuses what it cannot compute."""
+
+import numpy as np
+import pytest
+
+from stages.lib.errors import ConvlensError
+from stages.lib.forward import batches, load_network, pool2d
+
+
+def keras_activations(path, x, names):
+    from stages.lib.keras_models import activation_model, load_model
+
+    outs = activation_model(load_model(path), names)(x, training=False)
+    return [np.asarray(o) for o in (outs if isinstance(outs, list | tuple) else [outs])]
+
+
+def every_kind_model():
+    """One of each supported layer kind, with non-trivial BatchNormalization statistics."""
+    from stages.lib.keras_models import keras
+
+    keras.utils.set_random_seed(3)
+    layers = keras.layers
+    model = keras.Sequential(
+        [
+            keras.Input((13, 11, 2)),
+            layers.Rescaling(2.0, offset=-1.0, name="rescale"),
+            layers.Conv2D(5, 3, strides=2, padding="same", activation="tanh", name="conv_same_s2"),
+            layers.BatchNormalization(name="bn"),
+            layers.Conv2D(6, (2, 3), padding="valid", use_bias=False, name="conv_valid"),
+            layers.LeakyReLU(negative_slope=0.2, name="leaky"),
+            layers.MaxPooling2D(2, padding="same", name="max_same"),
+            layers.AveragePooling2D(2, strides=1, padding="same", name="avg_same"),
+            layers.ReLU(max_value=0.5, name="relu6ish"),
+            layers.Conv2D(4, 1, activation="sigmoid", name="conv_1x1"),
+            layers.AveragePooling2D(2, name="avg_valid"),
+            layers.SpatialDropout2D(0.3, name="sdrop"),
+            layers.GlobalAveragePooling2D(name="gap"),
+            layers.Dense(7, activation="elu", name="dense_elu"),
+            layers.Dropout(0.5, name="drop"),
+            layers.Activation("softplus", name="act"),
+            layers.Dense(3, name="logits"),
+            layers.Softmax(name="probs"),
+        ]
+    )
+    bn = model.get_layer("bn")
+    rng = np.random.default_rng(0)
+    bn.set_weights([rng.uniform(0.5, 2, 5), rng.normal(size=5), rng.normal(size=5), rng.uniform(0.2, 3, 5)])
+    return model
+
+
+def test_every_supported_kind_matches_keras(tmp_path):
+    path = tmp_path / "kinds.keras"
+    model = every_kind_model()
+    model.save(path)
+    names = [layer.name for layer in model.layers]
+    x = np.random.default_rng(1).uniform(0, 1, (5, 13, 11, 2)).astype(np.float32)
+    net = load_network(path)
+    for name, got, want in zip(names, net.activations(x, names), keras_activations(path, x, names), strict=True):
+        assert got.shape == want.shape, name
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_the_tiny_book_model_matches_keras_and_stops_at_the_deepest_layer(tiny_assets):
+    x = np.random.default_rng(2).uniform(0, 1, (9, 28, 28, 1)).astype(np.float32)
+    want = keras_activations(tiny_assets["model"], x, ["conv2d_1", "max_pooling2d"])
+    net = load_network(tiny_assets["model"], upto="conv2d_1")
+    assert net.names == ("conv2d", "max_pooling2d", "conv2d_1")
+    parts = [net.activations(x[s], ["conv2d_1", "max_pooling2d"]) for s in batches(len(x), 4)]
+    for got, expected in zip(zip(*parts, strict=True), want, strict=True):
+        np.testing.assert_allclose(np.concatenate(got), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_functional_chain_is_read_and_a_branching_model_refused(tmp_path):
+    from stages.lib.keras_models import keras
+
+    inputs = keras.Input((8, 8, 1))
+    conv = keras.layers.Conv2D(3, 3, activation="relu", name="c")(inputs)
+    keras.Model(inputs, keras.layers.MaxPooling2D(name="p")(conv)).save(tmp_path / "chain.keras")
+    x = np.random.default_rng(3).uniform(size=(2, 8, 8, 1)).astype(np.float32)
+    [got] = load_network(tmp_path / "chain.keras").activations(x, ["p"])
+    np.testing.assert_allclose(got, keras_activations(tmp_path / "chain.keras", x, ["p"])[0], rtol=1e-5, atol=1e-6)
+
+    side = keras.layers.Conv2D(3, 3, name="side")(inputs)
+    keras.Model(inputs, keras.layers.Add(name="add")([conv, side])).save(tmp_path / "branch.keras")
+    with pytest.raises(ConvlensError, match="form one chain"):
+        load_network(tmp_path / "branch.keras")
+
+
+@pytest.mark.parametrize(
+    ("layer", "message"),
+    [
+        ("conv1d", "is a Conv1D, which convlens's forward pass does not support"),
+        ("dilated", "dilated or grouped Conv2D is not supported"),
+        ("gelu", "uses activation 'gelu'"),
+    ],
+)
+def test_unsupported_layers_are_named(tmp_path, layer, message):
+    from stages.lib.keras_models import keras
+
+    made = {
+        "conv1d": [
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(2, 3, name="c"),
+            keras.layers.Reshape((26 * 26, 2), name="r"),
+            keras.layers.Conv1D(2, 3, name="c1"),
+        ],
+        "dilated": [keras.Input((28, 28, 1)), keras.layers.Conv2D(2, 3, dilation_rate=2, name="d")],
+        "gelu": [keras.Input((28, 28, 1)), keras.layers.Conv2D(2, 3, activation="gelu", name="g")],
+    }[layer]
+    keras.Sequential(made).save(tmp_path / "m.keras")
+    with pytest.raises(ConvlensError, match=message):
+        load_network(tmp_path / "m.keras")
+
+
+def test_input_shape_is_checked(tiny_assets):
+    net = load_network(tiny_assets["model"])
+    net.check_input((28, 28))
+    net.check_input((28, 28, 1))
+    with pytest.raises(ConvlensError, match=r"expects inputs of shape \(28, 28, 1\) but the data's samples are"):
+        net.check_input((32, 32, 3))
+
+
+def test_max_pooling_with_same_padding_never_picks_the_padding():
+    x = -np.ones((1, 3, 3, 1), np.float32)
+    assert (pool2d(x, (2, 2), (2, 2), "same", "max") == -1).all()
+    assert pool2d(x, (2, 2), (2, 2), "same", "avg").shape == (1, 2, 2, 1)
+
+
+def test_batch_size_must_be_positive():
+    with pytest.raises(ConvlensError, match="batch_size must be a positive integer"):
+        list(batches(10, 0))
