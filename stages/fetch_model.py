@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 from stages.lib import layout
 from stages.lib.archive import check_model_config, read_config, read_weights
-from stages.lib.config import run_stage
+from stages.lib.config import origin_root, run_stage
 from stages.lib.errors import ConvlensError
 from stages.lib.fetch import RemoteFile, fetch, search_dirs
 from stages.lib.io import atomic_path
@@ -24,9 +24,10 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig, root: Path) -> None:
     model = cfg.model
     if model.path:
-        source = (root / model.path).resolve()
-        if not source.is_file():
-            raise ConvlensError(f"model.path {source} does not exist; point it at a .keras file")
+        candidates = dict.fromkeys((base / model.path).resolve() for base in (root, origin_root(root)))
+        source = next((c for c in candidates if c.is_file()), None)
+        if source is None:
+            raise ConvlensError(f"model.path {next(iter(candidates))} does not exist; point it at a .keras file")
     else:
         source = fetch(RemoteFile(model.file, model.sha256, (model.url,)), search_dirs(root))
     layers = check_model_config(read_config(source), str(source))

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import origin_root
 from .errors import ConvlensError
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,12 @@ def cache_dir() -> Path:
 
 
 def search_dirs(root: Path, extra: Sequence[Path] = ()) -> list[Path]:
-    """Local places to look, in order: ``$CONVLENS_MIRROR``, ``../shared/mirror``, ``extra``, the cache."""
+    """Local places to look, in order: ``$CONVLENS_MIRROR``, ``../shared/mirror``, ``extra``, the cache.
+
+    ``../shared/mirror`` is beside the repository, also when ``root`` is a queued experiment's workspace.
+    """
     dirs = [Path(os.environ[MIRROR_ENV])] if os.environ.get(MIRROR_ENV) else []
-    dirs += [root.parent / "shared" / "mirror", *extra, cache_dir()]
+    dirs += [origin_root(root).parent / "shared" / "mirror", *extra, cache_dir()]
     return dirs
 
 

@@ -1,6 +1,6 @@
-"""Everything that needs TensorFlow: loading models, the untrained twin, activation models.
+"""Everything that needs TensorFlow: loading models and building the untrained twin.
 
-Imported only by the stages that run a model (build_baseline, feature_maps).
+Imported only by build_baseline (and by tests that check the numpy forward pass against Keras).
 """
 
 from __future__ import annotations
@@ -9,9 +9,6 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-
-import numpy as np
-from tqdm import tqdm
 
 from .archive import LayerInfo, check_model_config, read_config, write_reproducible
 from .errors import ConvlensError
@@ -71,37 +68,6 @@ def model_layers(model: keras.Model) -> list[LayerInfo]:
     return [LayerInfo(i, layer.name, type(layer).__name__) for i, layer in enumerate(layers)]
 
 
-def map_layers_check(model: keras.Model, names: Sequence[str]) -> None:
-    """Feature maps are drawn from 4-D (N, H, W, C) outputs: Conv2D, pooling and the like."""
-    for name in names:
-        shape = model.get_layer(name).output.shape
-        if len(shape) != 4:
-            raise ConvlensError(
-                f"layer {name!r} outputs shape {tuple(shape)}, not N×H×W×C feature maps; "
-                "choose a Conv2D or pooling layer"
-            )
-
-
-def input_check(model: keras.Model, sample_shape: tuple[int, ...]) -> None:
-    """The data's samples (H, W) or (H, W, C) must fit the model's input."""
-    want = tuple(model.inputs[0].shape[1:])
-    got = sample_shape if len(sample_shape) == len(want) else (*sample_shape, 1)
-    if got != want:
-        raise ConvlensError(f"the model expects inputs of shape {want} but the data's samples are {sample_shape}")
-
-
 def activation_model(model: keras.Model, names: Sequence[str]) -> keras.Model:
     """One multi-output model giving the named layers' activations (the book's ``conv_acti``)."""
     return keras.Model(model.inputs[0], [model.get_layer(n).output for n in names])
-
-
-def activations(model: keras.Model, x: np.ndarray, batch_size: int, label: str) -> list[np.ndarray]:
-    """Run ``x`` through a multi-output model in batches; one array per output."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConvlensError(f"feature_maps.batch_size must be a positive integer, got {batch_size!r}")
-    batches = range(0, len(x), batch_size)
-    outs: list[list[np.ndarray]] = []
-    for start in tqdm(batches, desc=label, unit="batch", disable=len(batches) < 4, leave=False):
-        y = model(x[start : start + batch_size], training=False)
-        outs.append([np.asarray(t) for t in (y if isinstance(y, list | tuple) else [y])])
-    return [np.concatenate(parts) for parts in zip(*outs, strict=True)]

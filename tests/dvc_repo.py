@@ -1,0 +1,91 @@
+"""A real git + DVC repository of the project on tiny data, and helpers to drive `dvc` in it.
+
+The tiny data sits in ``../shared/mirror`` beside the repository and the tiny model is a git-ignored
+file inside it, exactly where a user keeps theirs: queued experiments must find both on their own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from tests.helpers import PROJECT, copy_project
+
+DVC = (sys.executable, "-m", "dvc")
+
+
+def sh(cwd: Path, *args: str, env: dict, check: bool = True) -> str:
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if check:
+        assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout + done.stderr
+
+
+def dvc(root: Path, env: dict, *args: str, check: bool = True) -> str:
+    return sh(root, *DVC, *args, env=env, check=check)
+
+
+def ran(output: str) -> list[str]:
+    """The stages a `dvc repro` / `dvc exp run` output says it ran, in order."""
+    return re.findall(r"Running stage '([^']+)'", output)
+
+
+def make_repo(base: Path, tiny_assets: dict, conf_extra: dict | None = None) -> tuple[Path, dict]:
+    """``base/project`` as a git + DVC repo whose conf/ points at the tiny model and data."""
+    root = copy_project(base / "project")
+    shutil.copytree(tiny_assets["mirror"], base / "shared" / "mirror")
+    (root / "models").mkdir()
+    shutil.copy2(tiny_assets["model"], root / "models" / "tiny.keras")
+    (root / ".gitignore").write_text((PROJECT / ".gitignore").read_text() + "/models\n")
+    (root / ".dvc").mkdir()
+    shutil.copy2(PROJECT / ".dvc" / "config", root / ".dvc" / "config")
+    shutil.copy2(PROJECT / ".dvcignore", root / ".dvcignore")
+    config = (root / "conf" / "config.yaml").read_text().replace("- model: book", "- model: local")
+    tiny = {
+        "model": {"path": "models/tiny.keras"},
+        "data": {"urls": [], "files": {k: {"sha256": v} for k, v in tiny_assets["sums"].items()}},
+        **(conf_extra or {}),
+    }
+    (root / "conf" / "config.yaml").write_text(config + "\n" + yaml.safe_dump(tiny))
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+        "DVC_NO_ANALYTICS": "1",
+    }
+    env.pop("CONVLENS_MIRROR", None)
+    sh(root, sys.executable, "-m", "stages.compose_params", env=env)
+    sh(root, "git", "init", "-q", env=env)
+    return root, env
+
+
+def commit(root: Path, env: dict, message: str) -> None:
+    sh(root, "git", "add", "-A", env=env)
+    sh(root, "git", "commit", "-qm", message, env=env)
+
+
+def locked_outputs(root: Path) -> dict[str, list[Path]]:
+    """Each stage instance's outputs (metrics included) as `dvc.lock` records them."""
+    stages = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+    return {name: [root / out["path"] for out in stage.get("outs", [])] for name, stage in stages.items()}
+
+
+def wait_for_queue(root: Path, env: dict, timeout: float = 300) -> str:
+    """Poll `dvc queue status` until nothing is queued or running; returns the last status."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = dvc(root, env, "queue", "status")
+        if not re.search(r"\b(Queued|Running)\b", status):
+            return status
+        assert time.monotonic() < deadline, f"queue still busy after {timeout} s:\n{status}"
+        time.sleep(2)
