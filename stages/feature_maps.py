@@ -46,14 +46,9 @@ def run(cfg: DictConfig, root: Path, item: str) -> None:
     with staged_dir(layout.feature_maps_dir(root, item)) as out:
         for role, array in maps.items():
             np.save(out / f"{role}.npy", array)
+            write_csv(out / f"channels_{role}.csv", table_rows("channel", channels[role]))
         write_json(out / "layer.json", {"name": name, "shape": list(maps["trained"].shape[1:]), **index})
-    with staged_dir(layout.metrics_dir(root) / "channels" / item) as out:
-        for role, stats in channels.items():
-            write_csv(out / f"{role}.csv", table_rows("channel", stats))
-    write_json(
-        layout.metrics_dir(root) / "feature_maps" / f"{item}.json",
-        {role: {name: layer_summary(stats)} for role, stats in channels.items()},
-    )
+        write_json(out / "summary.json", {role: layer_summary(stats) for role, stats in channels.items()})
 
 
 if __name__ == "__main__":

@@ -6,7 +6,16 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
-from stages.lib.config import compose, declared_params, load_config, origin_root, run_stage, select, stage_definition
+from stages.lib.config import (
+    compose,
+    declared_params,
+    load_config,
+    origin_root,
+    project_root,
+    run_stage,
+    select,
+    stage_definition,
+)
 from stages.lib.errors import ConvlensError
 from tests.helpers import PROJECT
 
@@ -112,3 +121,13 @@ def test_bad_overrides_are_one_clear_line(project, override):
     with pytest.raises(ConvlensError, match="bad config override") as err:
         load_config("samples", [override], project)
     assert "\n" not in str(err.value)
+
+
+def test_the_project_root_is_where_the_stage_runs_not_dvc_root(project, tmp_path, monkeypatch):
+    """A queued experiment runs in its own workspace while $DVC_ROOT names the original repository."""
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    monkeypatch.chdir(project / "stages")
+    assert project_root() == project
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConvlensError, match="is not inside a convlens project"):
+        project_root()

@@ -11,6 +11,7 @@ from stages import (
     feature_maps,
     fetch_data,
     fetch_model,
+    map_metrics,
     render_figures,
     render_maps,
     samples,
@@ -24,6 +25,7 @@ PIPELINE = [
     extract_weights,
     build_baseline,
     feature_maps,
+    map_metrics,
     render_figures,
     render_maps,
 ]
@@ -71,7 +73,7 @@ def test_pipeline_makes_every_artifact(project, run_pipeline, tiny_assets):
     summary = json.loads((out / "metrics" / "weights_trained.json").read_text())
     assert summary["trained"]["conv2d"]["mean"] == float(str(trained.mean()))
     assert set(summary["trained"]) == {"conv2d", "conv2d_1"}
-    maps_summary = json.loads((out / "metrics" / "feature_maps" / "conv2d_1.json").read_text())
+    maps_summary = json.loads((out / "metrics" / "feature_maps.json").read_text())
     assert set(maps_summary) == {"trained", "untrained"} and maps_summary["trained"]["conv2d_1"]["channels"] == 8
 
     assert np.load(out / "feature_maps" / "conv2d" / "trained.npy").shape == (1, 28, 28, 4)

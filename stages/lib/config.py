@@ -24,11 +24,16 @@ PARAMS_FILE = "params.yaml"
 
 
 def project_root() -> Path:
-    """The project root: DVC's ``$DVC_ROOT`` under DVC, else the working directory."""
-    root = Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
-    if not (root / "conf").is_dir() or not (root / STAGE_FILE).is_file():
-        raise ConvlensError(f"{root} is not a convlens project (no conf/ or dvc.yaml); run from the project root")
-    return root
+    """The project root: the working directory or the nearest parent holding ``conf/`` and ``dvc.yaml``.
+
+    Not ``$DVC_ROOT``: in a queued experiment it names the original repository, while the stage runs
+    (and must write) in the experiment's own workspace, its working directory.
+    """
+    cwd = Path.cwd().resolve()
+    for root in (cwd, *cwd.parents):
+        if (root / "conf").is_dir() and (root / STAGE_FILE).is_file():
+            return root
+    raise ConvlensError(f"{cwd} is not inside a convlens project (no conf/ and dvc.yaml); run from the project root")
 
 
 def origin_root(root: Path) -> Path:

@@ -89,3 +89,41 @@ def vector_figure(values: np.ndarray, path: Path, title: str, dpi: int) -> None:
     ax.set_ylabel("activation")
     ax.set_title(title, fontsize=11)
     _save(fig, path, dpi)
+
+
+def comparison_figure(table, path: Path, labels: tuple[str, str], title: str, dpi: int = 100) -> None:
+    """Relative change of each changed statistic, one panel per model, each bar labelled ``a → b``."""
+    models = list(dict.fromkeys(table["model"]))
+    if not models:
+        fig = plt.figure(figsize=(6, 1.5))
+        fig.text(0.5, 0.5, "no statistic changed", ha="center", va="center")
+        fig.suptitle(title, fontsize=11)
+        _save(fig, path, dpi)
+        return
+    heights = [max(1, (table["model"] == m).sum()) for m in models]
+    fig, axes = plt.subplots(
+        len(models), 1, figsize=(9, 1.2 + 0.3 * sum(heights)), squeeze=False, height_ratios=heights
+    )
+    for ax, model in zip(axes[:, 0], models, strict=True):
+        rows = table[table["model"] == model].iloc[::-1]
+        rel = (rows["relative_change"].fillna(0.0) * 100).to_numpy()
+        y = np.arange(len(rows))
+        ax.barh(y, rel, color=np.where(rel >= 0, "tab:blue", "tab:red"))
+        ax.set_yticks(y, [f"{layer} · {stat}" for layer, stat in zip(rows["layer"], rows["statistic"], strict=True)])
+        for yi, r, a, b in zip(y, rel, rows["a"], rows["b"], strict=True):
+            ax.annotate(
+                f"{a:.4g} → {b:.4g}",
+                (r, yi),
+                xytext=(4 if r >= 0 else -4, 0),
+                textcoords="offset points",
+                ha="left" if r >= 0 else "right",
+                va="center",
+                fontsize=8,
+            )
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.margins(x=0.35)
+        ax.set_title(model, loc="left", fontsize=10)
+        ax.set_xlabel(f"change from {labels[0]} to {labels[1]} (%)")
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    _save(fig, path, dpi)

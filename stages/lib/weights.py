@@ -16,6 +16,9 @@ from .stats import filter_stats, kernel_stats, table_rows
 
 log = logging.getLogger(__name__)
 
+# The kernel statistics kept in the metrics JSON (`dvc exp show` columns); the CSV table has them all.
+SUMMARY_KEYS = ("mean", "std", "min", "max", "nan", "inf")
+
 
 def save_weight_artifacts(
     root: Path, role: str, layers: Sequence[str | int] | None, percentiles: Sequence[float]
@@ -43,7 +46,7 @@ def save_weight_artifacts(
             np.float32(stats.get("mean", np.nan)),
             np.float32(stats.get("std", np.nan)),
         )
-        summary[name] = stats
+        summary[name] = {key: stats[key] for key in SUMMARY_KEYS if key in stats}
         rows.append({"layer": name, **stats})
 
     with staged_dir(layout.weights_dir(root, role)) as out:

@@ -1,0 +1,44 @@
+"""Two runs' per-layer statistics side by side: what changed, by how much.
+
+Metrics files hold ``{model: {layer: {statistic: value}}}``; a comparison is one row per
+model × layer × statistic with both values, the change and the relative change.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+COLUMNS = ["model", "layer", "statistic", "a", "b", "change", "relative_change"]
+
+
+def statistic_rows(files: Mapping[str, Mapping[str, Any]]) -> dict[tuple[str, str, str], float]:
+    """Numeric statistics of every metrics file, keyed by (model, layer, statistic)."""
+    values = {}
+    for data in files.values():
+        for model, layers in data.items():
+            for layer, stats in layers.items() if isinstance(layers, Mapping) else ():
+                for statistic, value in stats.items() if isinstance(stats, Mapping) else ():
+                    if isinstance(value, int | float) and not isinstance(value, bool):
+                        values[(model, layer, statistic)] = float(value)
+    return values
+
+
+def compare_statistics(a: Mapping[tuple[str, str, str], float], b: Mapping[tuple[str, str, str], float]):
+    """One row per statistic in either run; a value missing from one run is NaN (a layer added or dropped)."""
+    rows = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key, math.nan), b.get(key, math.nan)
+        change = vb - va
+        relative = 0.0 if va == vb else change / abs(va) if va != 0 and math.isfinite(va) else math.nan
+        rows.append([*key, va, vb, change, relative])
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def changed(table: pd.DataFrame, tolerance: float = 1e-9) -> pd.DataFrame:
+    """The rows whose value differs between the runs (or exists in one run only)."""
+    missing = table["a"].isna() ^ table["b"].isna()
+    return table[missing | ((table["b"] - table["a"]).abs() > tolerance)]

@@ -1,0 +1,39 @@
+"""Stage: the feature-map statistics of the layers in ``layers`` as one metrics file and per-channel tables.
+
+``feature_maps`` runs once per layer and keeps its statistics beside its maps; this stage gathers
+those of the layers listed now, so a layer dropped from the list drops out of ``dvc exp show``,
+``dvc metrics diff`` and the channel plots instead of lingering from an earlier run.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from stages.lib import layout
+from stages.lib.config import run_stage
+from stages.lib.io import read_json, staged_dir, write_json
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig, root: Path) -> None:
+    items = [str(layer) for layer in cfg.layers]
+    summary: dict[str, dict] = {role: {} for role in layout.ROLES}
+    with staged_dir(layout.metrics_dir(root) / "channels") as out:
+        for item in items:
+            folder = layout.feature_maps_dir(root, item)
+            name = read_json(folder / "layer.json")["name"]
+            for role, stats in read_json(folder / "summary.json").items():
+                summary[role][name] = stats
+                (out / name).mkdir(exist_ok=True)
+                shutil.copyfile(folder / f"channels_{role}.csv", out / name / f"{role}.csv")
+    write_json(layout.metrics_dir(root) / "feature_maps.json", summary)
+    log.info("statistics of %s", ", ".join(summary["trained"]))
+
+
+if __name__ == "__main__":
+    run_stage("map_metrics", run)
