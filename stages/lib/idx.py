@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def parse_idx(data: bytes, source: str = "IDX data") -> np.ndarray:
         raise IdxError(f"{source}: header declares {ndim} dimensions but the file ends at byte {len(data)}")
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = IDX_DTYPES[code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: 4 dims of 2**32-1 cannot overflow
     if len(data) - header != expected:
         raise IdxError(
             f"{source}: header shape {shape} needs {expected} payload bytes but the file has "
