@@ -46,7 +46,10 @@ def parse_idx(data: bytes, source: str = "IDX data") -> np.ndarray:
             f"{source}: header shape {shape} needs {expected} payload bytes but the file has "
             f"{len(data) - header}; the file is truncated or corrupt, re-download it"
         )
-    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    try:  # NumPy refuses more than 64 dims, or dims whose non-zero product overflows, even with no data
+        array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    except ValueError as e:
+        raise IdxError(f"{source}: header shape {shape} cannot be an array ({e}); the file is corrupt") from e
     return array.astype(dtype.newbyteorder("="), copy=True)
 
 
