@@ -527,7 +527,10 @@ def test_an_output_path_blocked_by_a_file_is_one_line(project, stage_config):
     (project / "outputs" / "weights").write_text("not a directory")  # a real OS error, even as root
     with pytest.raises(ConvlensError) as err:
         extract_weights.run(stage_config("extract_weights"), project)
-    assert one_line(err).startswith(f"cannot write {project / 'outputs' / 'weights' / 'trained'}: ")
+    assert one_line(err) == (
+        f"cannot write {project / 'outputs' / 'weights' / 'trained'}: {project / 'outputs' / 'weights'} is a file "
+        "where a directory must be; remove it"
+    )
 
 
 def test_a_failing_block_leaves_the_old_dir_and_no_temp(tmp_path):

@@ -33,7 +33,7 @@ def parse_idx(data: bytes, source: str = "IDX data") -> np.ndarray:
     if zero != 0 or code not in IDX_DTYPES:
         raise IdxError(
             f"{source}: bad IDX magic number 0x{data[:4].hex()} (want 0x0000 + type code + ndim); "
-            "the file is not IDX data"
+            "the file is not IDX data, check that data.files names the right file"
         )
     header = 4 + 4 * ndim
     if len(data) < header:
@@ -68,6 +68,9 @@ def check_images_labels(images: np.ndarray, labels: np.ndarray, split: str) -> N
     if images.ndim != 3 or labels.ndim != 1:
         raise IdxError(f"{split}: expected images N×H×W and labels N, got {images.shape} and {labels.shape}")
     if len(images) != len(labels):
-        raise IdxError(f"{split}: {len(images)} images but {len(labels)} labels; the files do not belong together")
+        raise IdxError(
+            f"{split}: {len(images)} images but {len(labels)} labels; "
+            "check that data.files names files that belong together"
+        )
     if len(images) == 0:
-        raise IdxError(f"{split}: the files hold no images")
+        raise IdxError(f"{split}: the files hold no images; check data.files names the full data set")

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 
 def _write_error(path: Path, e: OSError) -> ConvlensError:
+    if isinstance(e, FileExistsError | NotADirectoryError) and e.filename:
+        return ConvlensError(f"cannot write {path}: {e.filename} is a file where a directory must be; remove it")
     return ConvlensError(f"cannot write {path}: {e.strerror or e}; check free space and permissions")
 
 
