@@ -78,7 +78,7 @@ def _layer(kind, name):
 
 def test_lambda_layers_are_refused(tmp_path):
     path = _archive(tmp_path / "m.keras", [_layer("Conv2D", "conv2d"), _layer("Lambda", "evil")])
-    with pytest.raises(ConvlensError, match=r"Lambda layers \(evil\).*refused"):
+    with pytest.raises(ConvlensError, match=r"Lambda layers or Python lambdas \(evil\).*refused"):
         check_model_config(read_config(path), str(path))
 
 

@@ -64,19 +64,75 @@ def layer_infos(config: dict) -> list[LayerInfo]:
     return [LayerInfo(i, e["config"]["name"], e["class_name"]) for i, e in enumerate(entries)]
 
 
+def unsafe_places(node: object, where: str = "") -> list[str]:
+    """Where a config holds code Keras's safe mode refuses: Lambda layers (by name), at any depth (nested
+    models too), and serialized Python lambdas (``__lambda__``, e.g. an activation) as ``layer.key``."""
+    if isinstance(node, list):
+        return [place for item in node for place in unsafe_places(item, where)]
+    if not isinstance(node, dict):
+        return []
+    kind, inner = node.get("class_name"), node.get("config")
+    name = inner.get("name") if isinstance(inner, dict) and isinstance(inner.get("name"), str) else None
+    if kind in UNSAFE_LAYERS:
+        return [name or where or str(kind)]
+    if kind == "__lambda__":
+        return [where or "a lambda"]
+    if kind is not None:
+        return unsafe_places(inner, name or where)
+    return [place for key, value in node.items() for place in unsafe_places(value, f"{where}.{key}" if where else key)]
+
+
 def check_model_config(config: dict, source: str) -> list[LayerInfo]:
     """Refuse configs that would run arbitrary code or have nothing to look at; return the layers."""
     layers = layer_infos(config)
-    unsafe = [layer.name for layer in layers if layer.kind in UNSAFE_LAYERS]
+    unsafe = unsafe_places(config)
     if unsafe:
         raise ConvlensError(
-            f"{source} contains Lambda layers ({', '.join(unsafe)}) that would run arbitrary code; "
-            "refused (Keras safe mode): rebuild the model without Lambda layers"
+            f"{source} contains Lambda layers or Python lambdas ({', '.join(unsafe)}) that would run arbitrary "
+            "code; refused (Keras safe mode): rebuild the model without them"
         )
     if not any(layer.kind == "Conv2D" for layer in layers):
         kinds = ", ".join(f"{layer.name} ({layer.kind})" for layer in layers)
         raise ConvlensError(f"{source} has no Conv2D layer (layers: {kinds}); convlens needs a convolutional model")
     return layers
+
+
+def input_shape(config: dict) -> tuple[int | None, ...]:
+    """The model's input shape without the batch axis, e.g. ``(28, 28, 1)``, read from ``config.json``:
+    the first InputLayer's ``batch_shape`` (Keras 3) or ``batch_input_shape`` (Keras 2), else the first
+    layer's ``batch_input_shape`` or built input shape, else the Sequential's ``build_input_shape``."""
+    layers = _walk_layers(config)
+    entries = [e for e in layers if e.get("class_name") == "InputLayer"] + layers[:1]
+    candidates = [
+        shape
+        for e in entries
+        for shape in (
+            (e.get("config") or {}).get("batch_shape"),
+            (e.get("config") or {}).get("batch_input_shape"),
+            (e.get("build_config") or {}).get("input_shape"),
+        )
+    ]
+    candidates.append((config.get("config") or {}).get("build_input_shape"))
+    for shape in candidates:
+        if isinstance(shape, list) and len(shape) >= 2:
+            return tuple(shape[1:])
+    raise ConvlensError(
+        "the model's config.json does not say its input shape; build it with keras.Input((28, 28, 1)) and save again"
+    )
+
+
+def check_input_shape(config: dict, sample_shape: tuple[int, ...], source: str) -> tuple[int | None, ...]:
+    """The data's samples, (H, W) or (H, W, C), must fit the model's input (``None`` fits any size);
+    return the model's input shape."""
+    want = input_shape(config)
+    got = tuple(sample_shape) if len(sample_shape) == len(want) else (*sample_shape, 1)
+    if len(got) != len(want) or any(w is not None and w != g for w, g in zip(want, got, strict=True)):
+        shape = "×".join("?" if w is None else str(w) for w in want)
+        raise ConvlensError(
+            f"{source} expects inputs of shape {shape} but the data's samples are "
+            f"{'×'.join(map(str, got))}; use a model built for this data (keras.Input({tuple(got)}))"
+        )
+    return want
 
 
 def resolve_layers(specs: Sequence[str | int] | None, layers: Sequence[LayerInfo], default_kind: str) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ log = logging.getLogger(__name__)
 
 MIRROR_ENV = "CONVLENS_MIRROR"
 CACHE_ENV = "CONVLENS_CACHE"
+ATTEMPTS = 2  # per URL, when the server answered but the transfer failed (HTTP 5xx, connection cut mid-file)
+RETRY_DELAY_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ def _reason(error: Exception) -> str:
 
     if isinstance(error, requests.HTTPError) and error.response is not None:
         return f"HTTP {error.response.status_code}"
+    if isinstance(error, requests.exceptions.ChunkedEncodingError):
+        return "connection cut mid-file, truncated download deleted"
     if isinstance(error, requests.ConnectionError | requests.Timeout):
         return "server unreachable"
     if isinstance(error, ValueError) and "hash" in str(error).lower():
@@ -76,18 +81,39 @@ def _reason(error: Exception) -> str:
     return str(error).splitlines()[0][:120]
 
 
+def _transient(error: Exception) -> bool:
+    """A failure worth one more try at the same URL: a server error or a transfer cut short."""
+    import requests
+
+    if isinstance(error, requests.HTTPError) and error.response is not None:
+        return error.response.status_code >= 500
+    return isinstance(error, requests.exceptions.ChunkedEncodingError)
+
+
 def download(file: RemoteFile, dest: Path) -> Path:
-    """Download from the first URL that serves the right bytes; a bad download never stays on disk."""
+    """Download from the first URL that serves the right bytes; a bad download never stays on disk.
+
+    Each URL gets ``ATTEMPTS`` tries when the failure is transient (HTTP 5xx, a cut connection);
+    a 4xx, an unreachable server or a checksum mismatch moves on to the next URL at once.
+    """
     import pooch
     import requests
 
     errors = []
     for url in file.urls:
-        try:
-            got = pooch.retrieve(url, known_hash=f"sha256:{file.sha256}", fname=file.name, path=dest, progressbar=True)
-            return Path(got)
-        except (requests.RequestException, ValueError, OSError) as e:
-            errors.append(f"{url}: {_reason(e)}")
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                got = pooch.retrieve(
+                    url, known_hash=f"sha256:{file.sha256}", fname=file.name, path=dest, progressbar=True
+                )
+                return Path(got)
+            except (requests.RequestException, ValueError, OSError) as e:
+                if attempt < ATTEMPTS and _transient(e):
+                    log.warning("%s: %s; retrying in %g s", url, _reason(e), RETRY_DELAY_S)
+                    time.sleep(RETRY_DELAY_S)
+                    continue
+                errors.append(f"{url}: {_reason(e)}" + (f" ({attempt} tries)" if attempt > 1 else ""))
+                break
     raise ConvlensError(f"cannot download {file.name} ({'; '.join(errors)})")
 
 

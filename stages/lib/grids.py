@@ -19,6 +19,9 @@ def check_input_channels(mode: str) -> None:
 
 def check_filter_range(vmin: float, vmax: float) -> None:
     """The fixed colour range of filter grids must be a real interval."""
+    for key, value in (("filter_vmin", vmin), ("filter_vmax", vmax)):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConvlensError(f"render.{key} must be a number, got {value!r}")
     if not vmin < vmax:
         raise ConvlensError(f"render.filter_vmin ({vmin}) must be below render.filter_vmax ({vmax})")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -32,20 +33,23 @@ def parse_idx(data: bytes, source: str = "IDX data") -> np.ndarray:
     if zero != 0 or code not in IDX_DTYPES:
         raise IdxError(
             f"{source}: bad IDX magic number 0x{data[:4].hex()} (want 0x0000 + type code + ndim); "
-            "the file is not IDX data"
+            "the file is not IDX data, check that data.files names the right file"
         )
     header = 4 + 4 * ndim
     if len(data) < header:
         raise IdxError(f"{source}: header declares {ndim} dimensions but the file ends at byte {len(data)}")
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = IDX_DTYPES[code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: 4 dims of 2**32-1 cannot overflow
     if len(data) - header != expected:
         raise IdxError(
             f"{source}: header shape {shape} needs {expected} payload bytes but the file has "
             f"{len(data) - header}; the file is truncated or corrupt, re-download it"
         )
-    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    try:  # NumPy refuses more than 64 dims, or dims whose non-zero product overflows, even with no data
+        array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    except ValueError as e:
+        raise IdxError(f"{source}: header shape {shape} cannot be an array ({e}); the file is corrupt") from e
     return array.astype(dtype.newbyteorder("="), copy=True)
 
 
@@ -64,6 +68,9 @@ def check_images_labels(images: np.ndarray, labels: np.ndarray, split: str) -> N
     if images.ndim != 3 or labels.ndim != 1:
         raise IdxError(f"{split}: expected images N×H×W and labels N, got {images.shape} and {labels.shape}")
     if len(images) != len(labels):
-        raise IdxError(f"{split}: {len(images)} images but {len(labels)} labels; the files do not belong together")
+        raise IdxError(
+            f"{split}: {len(images)} images but {len(labels)} labels; "
+            "check that data.files names files that belong together"
+        )
     if len(images) == 0:
-        raise IdxError(f"{split}: the files hold no images")
+        raise IdxError(f"{split}: the files hold no images; check data.files names the full data set")

@@ -10,10 +10,20 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .errors import ConvlensError
+
 
 def as_number(x: float | np.floating) -> float:
     """A float32 value as its shortest decimal (the digits NumPy prints), for JSON and CSV."""
     return float(str(np.float32(x)))
+
+
+def check_percentiles(percentiles: Sequence[object]) -> list[float]:
+    """Percentiles are numbers in 0..100 (``weights.percentiles``)."""
+    for p in percentiles:
+        if isinstance(p, bool) or not isinstance(p, int | float) or not 0 <= p <= 100:
+            raise ConvlensError(f"weights.percentiles holds {p!r}; list numbers in 0..100, e.g. [5, 50, 95]")
+    return [float(p) for p in percentiles]
 
 
 def kernel_stats(kernel: np.ndarray, percentiles: Sequence[float]) -> dict[str, object]:
@@ -42,10 +52,15 @@ def kernel_stats(kernel: np.ndarray, percentiles: Sequence[float]) -> dict[str, 
 def filter_stats(kernel: np.ndarray, bias: np.ndarray | None) -> dict[str, np.ndarray]:
     """Per filter (last axis of the kernel): L2 norm, mean, std and bias."""
     flat = kernel.reshape(-1, kernel.shape[-1]).astype(np.float64)
-    out = {
-        "l2_norm": np.sqrt(np.nansum(flat**2, axis=0)),
-        "mean": np.nanmean(flat, axis=0) if flat.size else np.zeros(flat.shape[1]),
-        "std": np.nanstd(flat, axis=0) if flat.size else np.zeros(flat.shape[1]),
+    finite = np.isfinite(flat)
+    values = np.where(finite, flat, 0.0)
+    n = finite.sum(axis=0)
+    mean = np.divide(values.sum(axis=0), n, out=np.full(n.shape, np.nan), where=n > 0)
+    spread = np.where(finite, values - mean, 0.0)
+    out = {  # over each filter's finite values; NaN for a filter with none (kernel_stats counts them)
+        "l2_norm": np.sqrt((values**2).sum(axis=0)),
+        "mean": mean,
+        "std": np.sqrt(np.divide((spread**2).sum(axis=0), n, out=np.full(n.shape, np.nan), where=n > 0)),
     }
     if bias is not None:
         out["bias"] = bias.astype(np.float64)

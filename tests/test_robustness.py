@@ -1,0 +1,719 @@
+"""Failure behaviour (issue 4): each bad input or fault gives one clear error line, a non-zero exit,
+no partial artifact in ``outputs/``, and the previous good outputs untouched. docs/robustness.md lists
+every case with the message a user sees and the test here (or elsewhere) that proves it."""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import warnings
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from stages import build_baseline, extract_weights, fetch_data, fetch_model
+from stages.lib import fetch as fetch_lib
+from stages.lib.archive import check_input_shape, check_model_config, input_shape, read_config, unsafe_places
+from stages.lib.errors import ConvlensError
+from stages.lib.fetch import RemoteFile, fetch
+from stages.lib.grids import check_filter_range, feature_map_grid, filter_grid
+from stages.lib.idx import IdxError, parse_idx, read_idx
+from stages.lib.io import staged_dir, write_json
+from stages.lib.samples import check_samples
+from stages.lib.stats import channel_stats, filter_stats, kernel_stats, layer_summary
+from tests.helpers import DATA_FILES, PROJECT, copy_project, idx_bytes, tiny_model, tiny_overrides
+
+LEFTOVER = re.compile(r"\..+\.[a-z0-9_]{8}(\..+)?")  # the hidden temp names of stages/lib/io.py
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def hidden(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob(".*") if p.name != ".gitignore"] if folder.exists() else []
+
+
+def one_line(err: pytest.ExceptionInfo) -> str:
+    message = str(err.value)
+    assert "\n" not in message and message
+    return message
+
+
+def cli(project: Path, stage: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python -m stages.<stage> args`` from the project root, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", f"stages.{stage}", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def error_line(done: subprocess.CompletedProcess, stage: str) -> str:
+    """The stage's one error line: exit 1, no traceback, the line starts with ``<stage>: error:``."""
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if "error" in line.lower()]
+    assert len(lines) == 1 and lines[0].startswith(f"{stage}: error: "), done.stderr
+    return lines[0]
+
+
+# --- Download ---------------------------------------------------------------------------------------
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Serves ``routes[path]`` = a list of (status, headers, body) answers, one per request, the last repeated."""
+
+    routes: ClassVar[dict[str, list[tuple[int, dict, bytes]]]] = {}
+    hits: ClassVar[dict[str, int]] = {}
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        answers = self.routes.get(self.path, [(404, {}, b"not found")])
+        n = self.hits.get(self.path, 0)
+        self.hits[self.path] = n + 1
+        status, headers, body = answers[min(n, len(answers) - 1)]
+        self.send_response(status)
+        for key, value in {"Content-Length": str(len(body)), **headers}.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+        self.close_connection = True
+
+
+@pytest.fixture
+def web(monkeypatch):
+    """A loopback HTTP server with scripted answers (no network leaves this machine)."""
+    handler = type("Handler", (_Handler,), {"routes": {}, "hits": {}})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    monkeypatch.setattr(fetch_lib, "RETRY_DELAY_S", 0.0)
+    yield handler, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+PAYLOAD = gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x03\x07\x08\x09")
+HTML = b"<!DOCTYPE html><html><body><h1>503 Service Unavailable</h1></body></html>"
+
+
+def _file(urls) -> RemoteFile:
+    return RemoteFile("f.gz", hashlib.sha256(PAYLOAD).hexdigest(), tuple(urls))
+
+
+def test_offline_fetch_data_says_where_to_put_the_file_and_keeps_old_data(project, stage_config, tiny_assets):
+    fetch_data.run(stage_config("fetch_data"), project)
+    before = snapshot(project / "outputs")
+    args = [*tiny_overrides(tiny_assets["model"], tiny_assets["sums"]), "data.urls=[http://127.0.0.1:9/]"]
+    done = cli(project, "fetch_data", *args, "data.files.train_labels.sha256=" + "a" * 64)
+    line = error_line(done, "fetch_data")
+    assert line.startswith(
+        "fetch_data: error: cannot download train-labels-idx1-ubyte.gz "
+        "(http://127.0.0.1:9/train-labels-idx1-ubyte.gz: server unreachable). Offline? Put the file at "
+        f"{tiny_assets['mirror'] / 'fashion-mnist' / 'train-labels-idx1-ubyte.gz'} and set CONVLENS_MIRROR=<dir>"
+    )
+    assert snapshot(project / "outputs") == before and not hidden(project / "outputs")
+
+
+@pytest.mark.parametrize(
+    ("answers", "reason", "tries"),
+    [
+        ([(404, {}, b"gone")], "HTTP 404", 1),
+        ([(503, {}, HTML)], "HTTP 503 (2 tries)", 2),
+        ([(200, {"Content-Length": str(len(PAYLOAD) * 10)}, PAYLOAD)], "connection cut mid-file", 2),
+        ([(200, {"Content-Type": "text/html"}, HTML)], "checksum mismatch, download deleted", 1),
+        ([(200, {}, PAYLOAD[:-5])], "checksum mismatch, download deleted", 1),
+    ],
+    ids=["http-404", "http-503-retried", "truncated-connection", "html-page", "truncated-file"],
+)
+def test_failed_downloads_are_named_and_leave_nothing_on_disk(web, tmp_path, monkeypatch, answers, reason, tries):
+    handler, url = web
+    handler.routes["/f.gz"] = answers
+    monkeypatch.setenv("CONVLENS_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ConvlensError) as err:
+        fetch(_file([url + "/f.gz"]), [tmp_path / "nowhere"])
+    assert f"cannot download f.gz ({url}/f.gz: {reason}" in one_line(err)
+    assert handler.hits["/f.gz"] == tries
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())
+
+
+def test_a_transient_server_error_is_retried_once(web, tmp_path):
+    handler, url = web
+    handler.routes["/f.gz"] = [(503, {}, HTML), (200, {}, PAYLOAD)]
+    assert fetch(_file([url + "/f.gz"]), []).read_bytes() == PAYLOAD
+    assert handler.hits["/f.gz"] == 2
+
+
+def test_an_html_page_from_the_first_mirror_falls_back_to_the_next(web, tmp_path, monkeypatch):
+    handler, url = web
+    handler.routes["/a/f.gz"] = [(200, {"Content-Type": "text/html"}, HTML)]
+    handler.routes["/b/f.gz"] = [(200, {}, PAYLOAD)]
+    monkeypatch.setenv("CONVLENS_CACHE", str(tmp_path / "cache"))
+    got = fetch(_file([url + "/a/f.gz", url + "/b/f.gz"]), [])
+    assert got.read_bytes() == PAYLOAD and [p.name for p in (tmp_path / "cache").iterdir()] == ["f.gz"]
+
+
+# --- Data -------------------------------------------------------------------------------------------
+
+
+def _mirror_with(tmp_path: Path, tiny_assets: dict, raw: dict[str, bytes]) -> tuple[Path, list[str]]:
+    """A copy of the tiny mirror with some files replaced by ``raw`` bytes, and the sha256 overrides for it."""
+    mirror = tmp_path / "bad-mirror"
+    shutil.copytree(tiny_assets["mirror"], mirror)
+    overrides = []
+    for key, data in raw.items():
+        path = mirror / "fashion-mnist" / DATA_FILES[key]
+        path.write_bytes(data)
+        overrides.append(f"data.files.{key}.sha256={hashlib.sha256(data).hexdigest()}")
+    return mirror, overrides
+
+
+LABELS_OK = idx_bytes(np.zeros(12, np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"train_labels": gzip.compress(b"\x08\x03" + LABELS_OK[2:])}, "bad IDX magic number 0x0803"),
+        (
+            {"train_labels": gzip.compress(LABELS_OK[:-2])},
+            "header shape (12,) needs 12 payload bytes but the file has 10",
+        ),
+        ({"train_labels": gzip.compress(idx_bytes(np.zeros(11, np.uint8)))}, "train: 12 images but 11 labels"),
+        ({"train_labels": b""}, "0 bytes is too short for an IDX header"),
+        ({"train_labels": gzip.compress(b"")}, "0 bytes is too short for an IDX header"),
+        ({"train_labels": HTML}, "not a readable gzip file (Not a gzipped file (b'<!'))"),
+        (
+            {
+                "train_images": gzip.compress(idx_bytes(np.zeros((0, 28, 28), np.uint8))),
+                "train_labels": gzip.compress(idx_bytes(np.zeros(0, np.uint8))),
+            },
+            "train: the files hold no images",
+        ),
+    ],
+    ids=["wrong-magic", "header-vs-payload", "length-mismatch", "empty-file", "empty-gzip", "not-gzip", "no-images"],
+)
+def test_bad_idx_files_fail_clearly_and_keep_the_old_data(
+    project, stage_config, tiny_assets, tmp_path, monkeypatch, raw, message
+):
+    fetch_data.run(stage_config("fetch_data"), project)
+    before = snapshot(project / "outputs")
+    mirror, overrides = _mirror_with(tmp_path, tiny_assets, raw)
+    monkeypatch.setenv("CONVLENS_MIRROR", str(mirror))
+    with pytest.raises(IdxError) as err:
+        fetch_data.run(stage_config("fetch_data", *overrides), project)
+    assert message in one_line(err)
+    assert snapshot(project / "outputs") == before and not hidden(project / "outputs")
+
+
+def test_bad_idx_file_from_the_command_line_is_one_line_and_exit_1(project, tiny_assets, tmp_path):
+    mirror, overrides = _mirror_with(tmp_path, tiny_assets, {"test_images": gzip.compress(b"\x00\x00\x08\x03")})
+    args = [*tiny_overrides(tiny_assets["model"], tiny_assets["sums"]), *overrides]
+    line = error_line(cli(project, "fetch_data", *args, env={"CONVLENS_MIRROR": str(mirror)}), "fetch_data")
+    assert line == (
+        f"fetch_data: error: {mirror / 'fashion-mnist' / 't10k-images-idx3-ubyte.gz'}: header declares 3 dimensions "
+        "but the file ends at byte 4"
+    )
+    assert not (project / "outputs" / "data").exists()
+
+
+IDX_CODES = [0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=80),
+        st.builds(
+            lambda code, dims, payload: (
+                bytes([0, 0, code, len(dims)]) + b"".join(d.to_bytes(4, "big") for d in dims) + payload
+            ),
+            st.sampled_from([*IDX_CODES, 0x00, 0x07, 0xFF]),
+            st.lists(st.one_of(st.integers(0, 5), st.integers(0, 2**32 - 1)), max_size=5),
+            st.binary(max_size=300),
+        ),
+    )
+)
+@example(bytes([0, 0, 8, 70]) + (1).to_bytes(4, "big") * 70 + b"x")  # NumPy has at most 64 dims
+@example(bytes([0, 0, 8, 3]) + b"".join(n.to_bytes(4, "big") for n in (0, 2**32 - 1, 2**32 - 1)))  # 0 items, huge
+# int64 wraps 384773·49477·34724·27905 to 4: a product in int64 would accept 4 bytes and fail in reshape
+@example(bytes([0, 0, 8, 4]) + b"".join(n.to_bytes(4, "big") for n in (384773, 49477, 34724, 27905)) + bytes(4))
+def test_random_headers_give_the_declared_shape_or_an_idx_error(data):
+    try:
+        array = parse_idx(data)
+    except IdxError as e:
+        assert "\n" not in str(e)
+        return
+    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(data[3]))
+    assert array.shape == dims and array.dtype.isnative
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.binary(max_size=64), st.binary(max_size=64).map(lambda b: b"\x1f\x8b" + b)))
+def test_random_gz_files_give_an_array_or_an_idx_error(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("gz") / "x-idx1-ubyte.gz"
+    path.write_bytes(data)
+    try:
+        read_idx(path)
+    except IdxError as e:
+        assert "\n" not in str(e)
+
+
+# --- Model ------------------------------------------------------------------------------------------
+
+
+def _save(model, path: Path) -> Path:
+    model.save(path)
+    return path
+
+
+def _lambda_models(tmp_path: Path) -> dict[str, Path]:
+    """Real ``.keras`` archives holding code: a Lambda layer, and one nested inside an inner model."""
+    from stages.lib.keras_models import keras
+
+    conv = keras.layers.Conv2D(2, 3, name="conv2d")
+    top = keras.Sequential([keras.Input((28, 28, 1)), conv, keras.layers.Lambda(lambda x: x * 2, name="evil")])
+    inner = keras.Sequential([keras.layers.Lambda(lambda x: x + 1, name="hidden_evil")], name="inner")
+    nested = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(2, 3, name="conv2d"), inner])
+    return {"evil": _save(top, tmp_path / "lambda.keras"), "hidden_evil": _save(nested, tmp_path / "nested.keras")}
+
+
+def test_models_with_lambda_code_are_refused_as_keras_safe_mode_would(project, stage_config, tmp_path):
+    from stages.lib.keras_models import keras
+
+    for name, path in _lambda_models(tmp_path).items():
+        with pytest.raises((ValueError, TypeError)):
+            keras.models.load_model(path, compile=False, safe_mode=True)  # Keras's own safe mode refuses too
+        with pytest.raises(ConvlensError) as err:
+            fetch_model.run(stage_config("fetch_model", f"model.path={path}"), project)
+        assert f"contains Lambda layers or Python lambdas ({name}) that would run arbitrary code; refused" in one_line(
+            err
+        )
+    assert not (project / "outputs" / "models").exists() or not list((project / "outputs" / "models").iterdir())
+
+
+def test_serialized_lambdas_anywhere_in_the_config_are_found():
+    dense = {
+        "class_name": "Dense",
+        "config": {"name": "dense", "activation": {"class_name": "__lambda__", "config": {"value": ["4wE"]}}},
+    }
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": [dense]}}
+    assert unsafe_places(config) == ["dense.activation"]
+    with pytest.raises(ConvlensError, match=r"\(dense.activation\)"):
+        check_model_config(config, "m.keras")
+
+
+def test_model_refusals_from_the_command_line(project, tiny_assets, tmp_path):
+    from stages.lib.keras_models import keras
+
+    junk = tmp_path / "page.keras"
+    junk.write_text("<html><body>404 Not Found</body></html>")
+    dense_only = _save(
+        keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(name="flatten")]), tmp_path / "d.keras"
+    )
+    lam = _lambda_models(tmp_path)["evil"]
+    base = tiny_overrides(tiny_assets["model"], tiny_assets["sums"])
+    lines = {
+        p.name: error_line(cli(project, "fetch_model", *base, f"model.path={p}"), "fetch_model")
+        for p in (junk, dense_only, lam)
+    }
+    assert lines["page.keras"] == (
+        f"fetch_model: error: {junk} is not a Keras .keras archive (File is not a zip file); "
+        "save the model with model.save('name.keras')"
+    )
+    assert lines["d.keras"] == (
+        f"fetch_model: error: {dense_only} has no Conv2D layer (layers: flatten (Flatten)); "
+        "convlens needs a convolutional model"
+    )
+    assert lines["lambda.keras"] == (
+        f"fetch_model: error: {lam} contains Lambda layers or Python lambdas (evil) that would run arbitrary code; "
+        "refused (Keras safe mode): rebuild the model without them"
+    )
+    assert not (project / "outputs").exists()
+
+
+def test_input_shape_is_read_from_the_archive_without_tensorflow(tiny_assets, tmp_path):
+    from stages.lib.keras_models import keras
+
+    assert input_shape(read_config(tiny_assets["model"])) == (28, 28, 1)
+    assert check_input_shape(read_config(tiny_assets["model"]), (28, 28), "tiny.keras") == (28, 28, 1)
+    x = keras.Input((32, 32, 3))
+    functional = _save(keras.Model(x, keras.layers.Conv2D(2, 3, name="conv2d")(x)), tmp_path / "f.keras")
+    assert input_shape(read_config(functional)) == (32, 32, 3)
+    x = keras.Input((None, None, 1))
+    any_size = _save(keras.Model(x, keras.layers.Conv2D(2, 3, name="conv2d")(x)), tmp_path / "any.keras")
+    assert check_input_shape(read_config(any_size), (28, 28), "any.keras") == (None, None, 1)
+
+
+@pytest.mark.parametrize(
+    ("layers", "sample", "message"),
+    [
+        (
+            [{"class_name": "InputLayer", "config": {"name": "in", "batch_shape": [None, 32, 32, 3]}}],
+            (28, 28),
+            "m.keras expects inputs of shape 32×32×3 but the data's samples are 28×28×1; "
+            "use a model built for this data (keras.Input((28, 28, 1)))",
+        ),
+        (
+            [{"class_name": "Conv2D", "config": {"name": "c", "batch_input_shape": [None, 28, 28, 3]}}],
+            (28, 28),
+            "expects inputs of shape 28×28×3",
+        ),
+        (
+            [{"class_name": "InputLayer", "config": {"name": "in", "batch_shape": [None, 784]}}],
+            (28, 28),
+            "expects inputs of shape 784 but the data's samples are 28×28×1",
+        ),
+        ([{"class_name": "Conv2D", "config": {"name": "c"}}], (28, 28), "does not say its input shape"),
+    ],
+    ids=["rgb-32", "keras2-first-layer", "flat-784", "no-shape"],
+)
+def test_a_model_input_that_does_not_fit_the_data_is_refused(layers, sample, message):
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": layers}}
+    with pytest.raises(ConvlensError) as err:
+        check_input_shape(config, sample, "m.keras")
+    assert message in one_line(err)
+
+
+# --- Config -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("module", "override", "message"),
+    [
+        (extract_weights, "weights.layers=[conv9]", "unknown layer 'conv9'; this model has 0:conv2d, 1:max_pooling2d"),
+        (extract_weights, "weights.layers=[6]", "layer index 6 is out of range 0..5; this model has 0:conv2d"),
+        (extract_weights, "weights.layers=[-1]", "layer index -1 is out of range 0..5"),
+        (extract_weights, "weights.layers=[1.5]", "layer 1.5 is neither a name nor an index"),
+        (extract_weights, "weights.layers=[]", "the layer list is empty; name at least one layer (this model has 0:"),
+        (extract_weights, "weights.percentiles=[50,101]", "weights.percentiles holds 101; list numbers in 0..100"),
+        (extract_weights, "weights.percentiles=[-5]", "weights.percentiles holds -5"),
+        (extract_weights, "weights.percentiles=[median]", "weights.percentiles holds 'median'"),
+        (build_baseline, "baseline.seed=-1", "baseline.seed must be an integer in 0..4294967295, got -1"),
+        (build_baseline, "baseline.seed=1.5", "baseline.seed must be an integer in 0..4294967295, got 1.5"),
+        (build_baseline, "baseline.seed=abc", "got 'abc'"),
+        (build_baseline, "weights.layers=[conv9]", "unknown layer 'conv9'"),
+    ],
+)
+def test_bad_values_fail_before_anything_is_written(project, stage_config, module, override, message):
+    fetch_model.run(stage_config("fetch_model"), project)
+    extract_weights.run(stage_config("extract_weights"), project)
+    before = snapshot(project / "outputs")
+    with pytest.raises(ConvlensError) as err:
+        module.run(stage_config(module.__name__.rsplit(".", 1)[1], override), project)
+    assert message in one_line(err)
+    assert snapshot(project / "outputs") == before and not hidden(project / "outputs")
+
+
+@pytest.mark.parametrize(
+    ("samples", "message"),
+    [
+        ([60000], "sample index 60000 is out of range: the train split has images 0..59999"),
+        ([-1], "sample index -1 is out of range: the train split has images 0..59999"),
+        ([], "samples is empty; list at least one image index"),
+        ([0.5], "sample 0.5 is not an integer index"),
+        ([True], "sample True is not an integer index"),
+        (["3"], "sample '3' is not an integer index"),
+    ],
+)
+def test_sample_indices_are_checked_with_the_valid_range(samples, message):
+    with pytest.raises(ConvlensError) as err:
+        check_samples(samples, 60000, "train")
+    assert message in one_line(err)
+
+
+@pytest.mark.parametrize(
+    ("vmin", "vmax", "message"),
+    [
+        (0.5, -0.5, "render.filter_vmin (0.5) must be below render.filter_vmax (-0.5)"),
+        (0.5, 0.5, "must be below"),
+        (float("nan"), 0.5, "must be below"),
+        ("low", 0.5, "render.filter_vmin must be a number, got 'low'"),
+    ],
+)
+def test_a_filter_colour_range_that_makes_no_sense_is_refused(vmin, vmax, message):
+    with pytest.raises(ConvlensError) as err:
+        check_filter_range(vmin, vmax)
+    assert message in one_line(err)
+
+
+def test_config_errors_from_the_command_line(project, tiny_assets):
+    base = tiny_overrides(tiny_assets["model"], tiny_assets["sums"])
+    assert error_line(cli(project, "fetch_model", "model=foo"), "fetch_model") == (
+        "fetch_model: error: bad config override: In 'config': Could not find 'model/foo'"
+    )
+    assert error_line(cli(project, "build_baseline", *base, "baseline.seed=-3"), "build_baseline") == (
+        "build_baseline: error: baseline.seed must be an integer in 0..4294967295, got -3; e.g. baseline.seed=42"
+    )
+    assert not (project / "outputs").exists()
+
+
+# --- Faults: disk full, not writable, killed mid-write ----------------------------------------------
+
+
+def _good_weights(project, stage_config) -> dict[str, bytes]:
+    fetch_model.run(stage_config("fetch_model"), project)
+    extract_weights.run(stage_config("extract_weights"), project)
+    return snapshot(project / "outputs")
+
+
+def _enospc(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_disk_full_while_saving_weights_is_one_line_and_keeps_the_old_outputs(project, stage_config, monkeypatch):
+    before = _good_weights(project, stage_config)
+    monkeypatch.setattr(np, "save", _enospc)
+    with pytest.raises(ConvlensError) as err:
+        extract_weights.run(stage_config("extract_weights", "weights.percentiles=[50]"), project)
+    assert one_line(err) == (
+        f"cannot write {project / 'outputs' / 'weights' / 'trained'}: No space left on device; "
+        "check free space and permissions"
+    )
+    assert snapshot(project / "outputs") == before and not hidden(project / "outputs")
+
+
+def test_disk_full_at_the_final_rename_keeps_the_old_file(project, stage_config, monkeypatch):
+    before = _good_weights(project, stage_config)
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if Path(dst).name == "weights_trained.json":
+            _enospc()
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(ConvlensError, match=r"cannot write .*weights_trained\.json: No space left on device"):
+        extract_weights.run(stage_config("extract_weights", "weights.percentiles=[50]"), project)
+    after = snapshot(project / "outputs")
+    assert after["metrics/weights_trained.json"] == before["metrics/weights_trained.json"]
+    assert not hidden(project / "outputs")
+
+
+def test_an_output_dir_that_is_not_writable_is_one_line(project, stage_config, monkeypatch):
+    before = _good_weights(project, stage_config)
+
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    monkeypatch.setattr("tempfile.mkdtemp", denied)  # what a read-only dir does (chmod does not stop root)
+    with pytest.raises(ConvlensError) as err:
+        extract_weights.run(stage_config("extract_weights"), project)
+    assert one_line(err) == (
+        f"cannot write {project / 'outputs' / 'weights' / 'trained'}: Permission denied; "
+        "check free space and permissions"
+    )
+    assert snapshot(project / "outputs") == before and not hidden(project / "outputs")
+
+
+def test_an_output_path_blocked_by_a_file_is_one_line(project, stage_config):
+    fetch_model.run(stage_config("fetch_model"), project)
+    (project / "outputs" / "weights").write_text("not a directory")  # a real OS error, even as root
+    with pytest.raises(ConvlensError) as err:
+        extract_weights.run(stage_config("extract_weights"), project)
+    assert one_line(err) == (
+        f"cannot write {project / 'outputs' / 'weights' / 'trained'}: {project / 'outputs' / 'weights'} is a file "
+        "where a directory must be; remove it"
+    )
+
+
+def test_a_failing_block_leaves_the_old_dir_and_no_temp(tmp_path):
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "a.npy").write_bytes(b"old")
+    with pytest.raises(ZeroDivisionError), staged_dir(target) as tmp:
+        (tmp / "a.npy").write_bytes(b"new")
+        _ = 1 / 0
+    assert snapshot(target) == {"a.npy": b"old"} and [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_leftovers_of_a_killed_run_are_removed_by_the_next_write(tmp_path):
+    (tmp_path / ".out.k1ll3d_x").mkdir()  # names tempfile gives: 8 chars of [a-z0-9_]
+    (tmp_path / ".out.k1ll3d_x" / "half.npy").write_bytes(b"half")
+    (tmp_path / ".summary.abcd1234.json").write_text("{")
+    (tmp_path / ".out.keep").mkdir()  # not a temp name: left alone
+    with staged_dir(tmp_path / "out") as tmp:
+        write_json(tmp / "x.json", [1])
+    write_json(tmp_path / "summary.json", {})
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.keep", "out", "summary.json"]
+
+
+SHIM = '''
+"""Test shim: SIGKILL this process at the N-th numpy.save or before the N-th rename into outputs/."""
+import os
+import signal
+
+_when, _stage = os.environ.get("CONVLENS_KILL_AT"), os.environ.get("CONVLENS_KILL_STAGE")
+if _when and (not _stage or os.environ.get("DVC_STAGE") == _stage):
+    _what, _n = _when.split(":")
+    _calls = [0]
+
+    def _tick():
+        _calls[0] += 1
+        if _calls[0] >= int(_n):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    if _what == "save":
+        import numpy
+
+        _save = numpy.save
+
+        def _killing_save(file, arr, *args, **kwargs):
+            _save(file, arr, *args, **kwargs)
+            _tick()
+
+        numpy.save = _killing_save
+    else:
+        _replace = os.replace
+
+        def _killing_replace(src, dst, *args, **kwargs):
+            if "outputs" in str(dst):
+                _tick()
+            return _replace(src, dst, *args, **kwargs)
+
+        os.replace = _killing_replace
+'''
+
+WEIGHT_OUTPUTS = (
+    "weights/trained",
+    "metrics/filters/trained",
+    "metrics/weights_trained.csv",
+    "metrics/weights_trained.json",
+)
+
+
+def _outputs(root: Path) -> dict[str, dict[str, bytes] | None]:
+    """Each declared output of extract_weights: its files, or None when absent."""
+    out = {}
+    for name in WEIGHT_OUTPUTS:
+        path = root / "outputs" / name
+        out[name] = (snapshot(path) if path.is_dir() else {"": path.read_bytes()}) if path.exists() else None
+    return out
+
+
+@pytest.fixture
+def kill_env(tmp_path) -> dict:
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(SHIM)
+    return {"PYTHONPATH": str(shim)}
+
+
+STATES = {"o": "old", "n": "new", "-": None}
+
+
+@pytest.mark.parametrize(
+    ("kill_at", "states"),
+    [("save:1", "oooo"), ("replace:3", "-ooo"), ("replace:6", "n-oo"), ("replace:8", "nnno")],
+    ids=["mid-array", "old-dir-moved-aside", "between-outputs", "before-last-file"],
+)
+def test_sigkill_mid_write_leaves_each_output_old_new_or_absent_and_the_rerun_equals_a_clean_run(
+    project, stage_config, tiny_assets, tmp_path, kill_env, kill_at, states
+):
+    """extract_weights writes, in order: weights/trained (staged), metrics/filters/trained (staged), the CSV,
+    the JSON. Killed anywhere, each output is whole (old or new) or absent, and a rerun makes a clean run's bytes."""
+    _good_weights(project, stage_config)
+    old = _outputs(project)
+    clean = copy_project(tmp_path / "clean")
+    fetch_model.run(stage_config("fetch_model"), clean)
+    extract_weights.run(stage_config("extract_weights", "weights.layers=[conv2d]"), clean)
+    new = _outputs(clean)
+    assert all(old[name] != new[name] for name in WEIGHT_OUTPUTS)
+    args = [*tiny_overrides(tiny_assets["model"], tiny_assets["sums"]), "weights.layers=[conv2d]"]
+
+    killed = cli(project, "extract_weights", *args, env={**kill_env, "CONVLENS_KILL_AT": kill_at})
+    assert killed.returncode == -9, killed.stderr
+    after = _outputs(project)
+    versions = {"old": old, "new": new, None: dict.fromkeys(WEIGHT_OUTPUTS)}
+    assert after == {name: versions[STATES[s]][name] for name, s in zip(WEIGHT_OUTPUTS, states, strict=True)}
+    leftovers = hidden(project / "outputs")
+    assert leftovers and all(LEFTOVER.fullmatch(p.name) for p in leftovers)
+
+    rerun = cli(project, "extract_weights", *args)
+    assert rerun.returncode == 0, rerun.stderr
+    assert _outputs(project) == new
+    assert not hidden(project / "outputs")
+
+
+# --- Numbers ----------------------------------------------------------------------------------------
+
+
+def test_nan_and_inf_weights_are_counted_not_averaged_in(project, stage_config, tmp_path):
+    model = tiny_model()
+    kernel, bias = model.get_layer("conv2d").get_weights()
+    kernel[0, 0, 0, 0], kernel[1, 1, 0, 1], kernel[2, 2, 0, 2] = np.nan, np.inf, -np.inf
+    kernel[..., 3] = np.nan  # one filter with no finite weight at all
+    model.get_layer("conv2d").set_weights([kernel, bias])
+    path = _save(model, tmp_path / "nan.keras")
+    fetch_model.run(stage_config("fetch_model", f"model.path={path}"), project)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        extract_weights.run(stage_config("extract_weights"), project)
+        stats = json.loads((project / "outputs" / "metrics" / "weights_trained.json").read_text())["trained"]["conv2d"]
+        finite = kernel[np.isfinite(kernel)]
+        assert stats["nan"] == 10 and stats["inf"] == 2 and stats["count"] == 36
+        assert stats["mean"] == float(str(finite.mean())) and stats["max"] == float(str(finite.max()))
+        assert all(np.isfinite(v) for k, v in stats.items() if k not in ("shape",))
+        rows = (project / "outputs" / "metrics" / "filters" / "trained" / "conv2d.csv").read_text().splitlines()
+        assert rows[4] == "3,0.0,,,0.0"  # the all-NaN filter: mean and std left empty, no number made up
+        assert "inf" not in "".join(rows[1:4])
+        image, _ = filter_grid(kernel, "first", 16, -0.5, 0.5)
+    assert np.isfinite(image[~np.isnan(image)]).all()
+
+
+def test_nonfinite_filter_stats_without_warnings():
+    kernel = np.ones((3, 3, 1, 3), np.float32)
+    kernel[..., 1] = np.nan
+    kernel[0, 0, 0, 2] = np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = filter_stats(kernel, None)
+        stats = kernel_stats(kernel, [50])
+    np.testing.assert_allclose(out["mean"][[0, 2]], [1.0, 1.0])
+    np.testing.assert_allclose(out["l2_norm"][[0, 2]], [3.0, np.sqrt(8)])
+    assert np.isnan(out["mean"][1]) and np.isnan(out["std"][1])
+    assert stats["nan"] == 9 and stats["inf"] == 1 and stats["mean"] == 1.0
+
+
+def test_dead_feature_maps_render_without_warnings_and_are_counted(tmp_path):
+    from stages.lib.figures import mosaic_figure
+
+    maps = np.zeros((1, 14, 14, 8), np.float32)
+    maps[0, 3, 3, :2] = 1.5  # two live channels, six dead (all zero)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        image, grid = feature_map_grid(maps[0], None)
+        mosaic_figure(image, tmp_path / "maps.png", "viridis", "dead maps", 1.5, grid, 50)
+        summary = layer_summary(channel_stats(maps))
+    assert (tmp_path / "maps.png").stat().st_size > 0
+    assert summary["dead_channels"] == 6 and summary["channels"] == 8
+    assert np.nanmax(image) == 1.0 and np.nanmin(image) == 0.0
+
+
+# --- No silent error swallowing ---------------------------------------------------------------------
+
+
+def test_no_broad_except_in_stages():
+    offenders = [
+        f"{path.relative_to(PROJECT)}:{i}"
+        for path in (PROJECT / "stages").rglob("*.py")
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"except\s*(Exception|BaseException)?\s*(as \w+)?:", line)
+    ]
+    assert offenders == []
