@@ -13,7 +13,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from stages.lib import layout
-from stages.lib.archive import layer_infos, read_config, resolve_layers
+from stages.lib.archive import check_input_shape, layer_infos, read_config, resolve_layers
 from stages.lib.config import run_stage
 from stages.lib.forward import batches, load_network
 from stages.lib.io import staged_dir, write_csv, write_json
@@ -31,14 +31,15 @@ def layer_spec(item: str) -> str | int:
 def run(cfg: DictConfig, root: Path, item: str) -> None:
     fm = cfg.feature_maps
     trained = layout.model_path(root, "trained")
-    [name] = resolve_layers([layer_spec(item)], layer_infos(read_config(trained)), "Conv2D")
+    config = read_config(trained)
+    [name] = resolve_layers([layer_spec(item)], layer_infos(config), "Conv2D")
     images, index = layout.load_samples(root)
+    check_input_shape(config, images.shape[1:], str(trained.relative_to(root)))
     x = model_inputs(images, fm.scale)
 
     maps = {}
     for role in layout.ROLES:
         network = load_network(layout.model_path(root, role), upto=name)
-        network.check_input(images.shape[1:])
         maps[role] = np.concatenate([network.activations(x[s], [name])[0] for s in batches(len(x), fm.batch_size)])
         log.info("%s %s: feature maps %s", role, name, maps[role].shape)
 

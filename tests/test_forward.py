@@ -112,14 +112,6 @@ def test_unsupported_layers_are_named(tmp_path, layer, message):
         load_network(tmp_path / "m.keras")
 
 
-def test_input_shape_is_checked(tiny_assets):
-    net = load_network(tiny_assets["model"])
-    net.check_input((28, 28))
-    net.check_input((28, 28, 1))
-    with pytest.raises(ConvlensError, match=r"expects inputs of shape \(28, 28, 1\) but the data's samples are"):
-        net.check_input((32, 32, 3))
-
-
 def test_max_pooling_with_same_padding_never_picks_the_padding():
     x = -np.ones((1, 3, 3, 1), np.float32)
     assert (pool2d(x, (2, 2), (2, 2), "same", "max") == -1).all()

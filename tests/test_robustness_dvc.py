@@ -13,12 +13,17 @@ import yaml
 
 from stages import extract_weights, fetch_model
 from stages.lib.config import compose, declared_params, select
+from tests.dvc_repo import make_repo, ran, sh
 from tests.helpers import copy_project, tiny_overrides
-from tests.test_pipeline_dvc import dvc_project, ran, sh  # noqa: F401  (dvc_project: the fixture, used by name)
 from tests.test_robustness import SHIM, WEIGHT_OUTPUTS, _outputs, hidden, snapshot
 
 pytestmark = pytest.mark.slow
 DVC = [sys.executable, "-m", "dvc"]
+
+
+@pytest.fixture
+def dvc_project(tmp_path, tiny_assets):
+    return make_repo(tmp_path / "repo", tiny_assets)
 
 
 def set_param(root, key: str, value) -> None:

@@ -211,3 +211,15 @@ def test_samples_from_the_test_split(project, run_pipeline):
     assert index["split"] == "test" and index["labels"] == test_labels[[5, 1]].tolist()
     images = np.load(project / "outputs" / "samples" / "images.npy")
     np.testing.assert_array_equal(images, np.load(project / "outputs" / "data" / "test_images.npy")[[5, 1]])
+
+
+def test_a_model_built_for_other_inputs_is_refused_before_any_map(project, stage_config, run_pipeline, tmp_path):
+    from stages.lib.keras_models import keras
+
+    colour = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(2, 3, name="conv2d")])
+    colour.save(tmp_path / "colour.keras")
+    overrides = (f"model.path={tmp_path / 'colour.keras'}", "layers=[conv2d]")
+    run_pipeline(project, *overrides, stages=[fetch_model, fetch_data, samples])
+    with pytest.raises(ConvlensError, match=r"expects inputs of shape 32×32×3 but the data's samples are 28×28×1"):
+        feature_maps.run(stage_config("feature_maps", *overrides), project, "conv2d")
+    assert not (project / "outputs" / "feature_maps").exists()

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .archive import check_model_config, read_config, read_weights
+from .archive import check_model_config, input_shape, read_config, read_weights
 from .errors import ConvlensError
 
 Op = Callable[[np.ndarray], np.ndarray]
@@ -29,22 +29,13 @@ IDENTITY_KINDS = frozenset(
 class Network:
     """A layer chain ready to run: input shape (no batch axis), layer names and their functions."""
 
-    input_shape: tuple[int, ...]
+    input_shape: tuple[int | None, ...]
     names: tuple[str, ...]
     ops: tuple[Op, ...]
 
-    def check_input(self, sample_shape: tuple[int, ...]) -> None:
-        """The data's samples, (H, W) or (H, W, C), must fit the model's input."""
-        got = sample_shape if len(sample_shape) == len(self.input_shape) else (*sample_shape, 1)
-        if got != self.input_shape:
-            raise ConvlensError(
-                f"the model expects inputs of shape {self.input_shape} but the data's samples are {sample_shape}; "
-                "use a model built for this data"
-            )
-
     def activations(self, x: np.ndarray, names: Sequence[str]) -> list[np.ndarray]:
         """The named layers' outputs for the batch ``x``, stopping after the deepest one."""
-        x = x.reshape(len(x), *self.input_shape).astype(np.float32, copy=False)
+        x = (x[..., np.newaxis] if x.ndim == len(self.input_shape) else x).astype(np.float32, copy=False)
         wanted, last = set(names), max(self.names.index(n) for n in names)
         found: dict[str, np.ndarray] = {}
         for name, op in zip(self.names[: last + 1], self.ops, strict=False):
@@ -200,14 +191,9 @@ def layer_op(kind: str, cfg: dict, weights: list[np.ndarray]) -> Op:
 # --- the model ---------------------------------------------------------------------------------
 
 
-def _chain(config: dict) -> tuple[tuple[int, ...], list[dict]]:
+def _chain(config: dict) -> tuple[tuple[int | None, ...], list[dict]]:
     """The model's input shape and its non-input layer entries, after checking they form one chain."""
     entries = config["config"]["layers"]
-    inputs = [e for e in entries if e["class_name"] == "InputLayer"]
-    shape = inputs[0]["config"].get("batch_shape") if inputs else None
-    shape = shape or config.get("build_config", {}).get("input_shape")
-    if not shape:
-        raise ConvlensError("the model has no input shape; build it with keras.Input(shape) before saving")
     if config["class_name"] != "Sequential":
         previous = None
         for entry in entries:
@@ -223,7 +209,7 @@ def _chain(config: dict) -> tuple[tuple[int, ...], list[dict]]:
                     "pass reads models whose layers form one chain (Sequential-like)"
                 )
             previous = entry["config"]["name"]
-    return tuple(int(d) for d in shape[1:]), [e for e in entries if e["class_name"] != "InputLayer"]
+    return input_shape(config), [e for e in entries if e["class_name"] != "InputLayer"]
 
 
 def build_network(config: dict, weights: dict[str, list[np.ndarray]], upto: str | None = None) -> Network:
