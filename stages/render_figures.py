@@ -1,7 +1,8 @@
 """Stage: the chapter's weight figures and sample images as PNG (feature maps: ``render_maps``).
 
 Weight histograms (trained, untrained, overlaid), filter grids drawn as one mosaic image each,
-and the sample images. No TensorFlow: it reads the arrays the other stages saved.
+the sample images, and the dataset-wide channels × classes heatmaps. No TensorFlow: it reads the
+arrays and tables the other stages saved.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from omegaconf import DictConfig
 
 from stages.lib import layout
 from stages.lib.config import run_stage
-from stages.lib.figures import check_render, histogram, mosaic_figure, sample_figure, sample_title
+from stages.lib.figures import check_render, class_heatmaps, histogram, mosaic_figure, sample_figure, sample_title
 from stages.lib.grids import filter_grid
-from stages.lib.io import staged_dir
+from stages.lib.io import read_json, staged_dir
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,16 @@ def run(cfg: DictConfig, root: Path) -> None:
         for image, sample, label in zip(images, index["samples"], index["labels"], strict=True):
             title = sample_title(index["split"], sample, label, classes)
             sample_figure(image, out / f"sample_{sample}.png", r.sample_cmap, title, r.dpi)
-    log.info("weight and sample figures written to %s", layout.figures_dir(root).relative_to(root))
+    dataset = read_json(layout.dataset_dir(root) / "index.json")
+    with staged_dir(layout.figures_dir(root) / "dataset") as out:
+        for name in dataset["layers"]:
+            tables = {
+                role: pd.read_csv(layout.dataset_dir(root) / f"{role}_{name}.csv")[dataset["classes"]].to_numpy().T
+                for role in layout.ROLES
+            }
+            title = f"{name}: mean activation per class, {dataset['images']} {dataset['split']} images"
+            class_heatmaps(tables, dataset["classes"], out / f"{name}_classes.png", title, r.heatmap_cmap, r.dpi)
+    log.info("weight, sample and class-heatmap figures written to %s", layout.figures_dir(root).relative_to(root))
 
 
 if __name__ == "__main__":

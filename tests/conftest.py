@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from stages.lib.config import compose, declared_params, select
-from tests.helpers import copy_project, tiny_model, tiny_overrides, write_tiny_data
+from tests.helpers import PIPELINE, copy_project, run_stage, tiny_model, tiny_overrides, write_tiny_data
 
 
 @pytest.fixture(autouse=True)
@@ -52,3 +52,14 @@ def stage_config(project, composed):
         return select(composed(*overrides), declared_params(project, stage))
 
     return make
+
+
+@pytest.fixture
+def run_pipeline(stage_config, composed):
+    """``run_pipeline(root, *overrides, stages=PIPELINE)``: the stages in process, as ``dvc repro`` orders them."""
+
+    def run(root, *overrides, stages=PIPELINE):
+        for module in stages:
+            run_stage(module, stage_config, composed, root, *overrides)
+
+    return run

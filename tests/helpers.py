@@ -1,4 +1,4 @@
-"""Tiny data and models for tests: IDX files, a small CNN, a project copy."""
+"""Tiny data and models for tests: IDX files, small CNNs, a project copy; the stages in pipeline order."""
 
 from __future__ import annotations
 
@@ -8,8 +8,47 @@ from pathlib import Path
 
 import numpy as np
 
+from stages import (
+    build_baseline,
+    dataset_stats,
+    extract_weights,
+    feature_maps,
+    fetch_data,
+    fetch_model,
+    map_metrics,
+    render_figures,
+    render_maps,
+    samples,
+)
 from stages.lib.fetch import sha256sum
 from stages.lib.idx import IDX_DTYPES
+
+PIPELINE = [
+    fetch_model,
+    fetch_data,
+    samples,
+    extract_weights,
+    build_baseline,
+    feature_maps,
+    map_metrics,
+    dataset_stats,
+    render_figures,
+    render_maps,
+]
+PER_LAYER = {feature_maps, render_maps}  # dvc.yaml `foreach: ${layers}` stages
+
+
+def stage_name(module) -> str:
+    return module.__name__.rsplit(".", 1)[1]
+
+
+def run_stage(module, stage_config, composed, root, *overrides):
+    """Run a stage as `dvc repro` would: a per-layer stage once for each entry of `layers`."""
+    cfg = stage_config(stage_name(module), *overrides)
+    items = [str(layer) for layer in composed(*overrides).layers] if module in PER_LAYER else [None]
+    for item in items:
+        module.run(cfg, root, *([item] if item else []))
+
 
 PROJECT = Path(__file__).resolve().parents[1]
 MIRROR = PROJECT.parent / "shared" / "mirror"

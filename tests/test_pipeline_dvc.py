@@ -18,6 +18,7 @@ STAGES = [
     "feature_maps@conv2d",
     "feature_maps@conv2d_1",
     "map_metrics",
+    "dataset_stats",
     "render_figures",
     "render_maps@conv2d",
     "render_maps@conv2d_1",
@@ -35,7 +36,7 @@ def test_repro_then_noop_then_render_only_then_experiment(tmp_path, tiny_assets)
     for path in (p for paths in outputs.values() for p in paths):
         assert path.exists(), path
         assert path.is_file() or any(path.iterdir()), path
-    assert len(list((root / "outputs" / "figures").rglob("*.png"))) == 15
+    assert len(list((root / "outputs" / "figures").rglob("*.png"))) == 19
     metrics = json.loads((root / "outputs" / "metrics" / "weights_trained.json").read_text())
     assert set(metrics["trained"]["conv2d"]) == {"mean", "std", "min", "max", "nan", "inf"}
 
@@ -57,7 +58,9 @@ def test_repro_then_noop_then_render_only_then_experiment(tmp_path, tiny_assets)
 
     commit(root, env, "tiny run")
     exp = dvc(root, env, "exp", "run", "-S", "baseline.seed=7")
-    assert ran(exp) == [s for s in STAGES if s not in ("fetch_model", "fetch_data", "samples", "extract_weights")]
+    assert ran(exp) == [
+        s for s in STAGES if s not in ("fetch_model", "fetch_data", "samples", "extract_weights", "map_metrics")
+    ]
     diff = json.loads(dvc(root, env, "metrics", "diff", "--json"))
     untrained = diff["outputs/metrics/weights_untrained.json"]
     assert untrained["untrained.conv2d.mean"]["old"] != untrained["untrained.conv2d.mean"]["new"]

@@ -11,46 +11,12 @@ from stages import (
     feature_maps,
     fetch_data,
     fetch_model,
-    map_metrics,
     render_figures,
     render_maps,
     samples,
 )
 from stages.lib.errors import ConvlensError
-
-PIPELINE = [
-    fetch_model,
-    fetch_data,
-    samples,
-    extract_weights,
-    build_baseline,
-    feature_maps,
-    map_metrics,
-    render_figures,
-    render_maps,
-]
-PER_LAYER = {feature_maps, render_maps}  # dvc.yaml `foreach: ${layers}` stages
-
-
-def stage_name(module) -> str:
-    return module.__name__.rsplit(".", 1)[1]
-
-
-def run_stage(module, stage_config, composed, root, *overrides):
-    """Run a stage as `dvc repro` would: a per-layer stage once for each entry of `layers`."""
-    cfg = stage_config(stage_name(module), *overrides)
-    items = [str(layer) for layer in composed(*overrides).layers] if module in PER_LAYER else [None]
-    for item in items:
-        module.run(cfg, root, *([item] if item else []))
-
-
-@pytest.fixture
-def run_pipeline(stage_config, composed):
-    def run(root, *overrides, stages=PIPELINE):
-        for module in stages:
-            run_stage(module, stage_config, composed, root, *overrides)
-
-    return run
+from tests.helpers import PIPELINE, run_stage
 
 
 def snapshot(folder):
@@ -91,6 +57,7 @@ def test_pipeline_makes_every_artifact(project, run_pipeline, tiny_assets):
     }
     expected |= {f"weights/{layer}_hist_overlay.png" for layer in ("conv2d", "conv2d_1")}
     expected |= {"samples/sample_0.png"}
+    expected |= {f"dataset/{layer}_classes.png" for layer in ("conv2d", "max_pooling2d", "conv2d_1", "max_pooling2d_1")}
     expected |= {
         f"feature_maps/{layer}/{m}_sample_0.png" for m in ("trained", "untrained") for layer in ("conv2d", "conv2d_1")
     }

@@ -127,3 +127,25 @@ def comparison_figure(table, path: Path, labels: tuple[str, str], title: str, dp
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     _save(fig, path, dpi)
+
+
+def class_heatmaps(
+    tables: Mapping[str, np.ndarray], classes: Sequence[str], path: Path, title: str, cmap: str, dpi: int
+) -> None:
+    """Channels × classes mean activations, one panel per model side by side, each channel scaled from its
+    least to its most active class (which classes make a filter fire, whatever its overall strength)."""
+    fig, axes = plt.subplots(
+        1, len(tables), figsize=(4.2 * len(tables), 1.8 + 0.12 * max(len(t[0]) for t in tables.values())), squeeze=False
+    )
+    for ax, (model, class_means) in zip(axes[0], tables.items(), strict=True):
+        values = np.nan_to_num(class_means.T)  # channels × classes
+        low = values.min(axis=1, keepdims=True)
+        span = values.max(axis=1, keepdims=True) - low
+        scaled = np.divide(values - low, span, out=np.zeros_like(values), where=span > 0)
+        image = ax.imshow(scaled, cmap=cmap, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+        ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right", fontsize=8)
+        ax.set_title(model, fontsize=10)
+    axes[0, 0].set_ylabel("channel")
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.6, label="per channel: least (0) to most (1) active class")
+    fig.suptitle(title, fontsize=11)
+    _save(fig, path, dpi)

@@ -31,6 +31,11 @@ def feature_maps_dir(root: Path, layer: str) -> Path:
     return root / "outputs" / "feature_maps" / layer
 
 
+def dataset_dir(root: Path) -> Path:
+    """Per model × layer channel tables over a whole split (git-tracked, like the other tables)."""
+    return root / "outputs" / "metrics" / "dataset"
+
+
 def metrics_dir(root: Path) -> Path:
     return root / "outputs" / "metrics"
 

@@ -1,0 +1,83 @@
+"""Stage: feature statistics over a whole split, both models (the book looks at one image; this at all).
+
+Streams the split through the numpy forward pass in batches, keeping running sums per layer and
+channel: mean activation, fraction active, max, and mean activation per class. No activation is
+kept, so memory stays flat however many images there are.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+from stages.lib import layout
+from stages.lib.archive import check_input_shape, layer_infos, read_config, resolve_layers
+from stages.lib.config import run_stage
+from stages.lib.dataset import MAP_KINDS, dataset_summary, selectivity, stream_statistics
+from stages.lib.errors import ConvlensError
+from stages.lib.forward import load_network
+from stages.lib.io import staged_dir, write_csv, write_json
+from stages.lib.stats import as_number
+
+log = logging.getLogger(__name__)
+
+
+def channel_rows(table: dict[str, np.ndarray], classes: list[str]) -> list[dict[str, object]]:
+    """The CSV table: one row per channel, its statistics and its mean activation for each class."""
+    rows = []
+    for c in range(len(table["mean"])):
+        row: dict[str, object] = {"channel": c}
+        row.update({k: as_number(table[k][c]) for k in ("mean", "fraction_active", "max")})
+        row["selectivity"] = as_number(selectivity(table["class_means"][:, c : c + 1])[0])
+        row.update({name: as_number(table["class_means"][k, c]) for k, name in enumerate(classes)})
+        rows.append(row)
+    return rows
+
+
+def run(cfg: DictConfig, root: Path) -> None:
+    ds, classes = cfg.dataset, list(cfg.data.classes)
+    data = layout.data_dir(root)
+    if not (data / f"{ds.split}_images.npy").is_file():
+        raise ConvlensError(f"dataset.split={ds.split!r} has no images in {data}; use train or test")
+    images = np.load(data / f"{ds.split}_images.npy", mmap_mode="r")
+    labels = np.load(data / f"{ds.split}_labels.npy", mmap_mode="r")
+    if ds.limit is not None:
+        if isinstance(ds.limit, bool) or not isinstance(ds.limit, int) or ds.limit < 1:
+            raise ConvlensError(f"dataset.limit must be a positive integer or null (every image), got {ds.limit!r}")
+        images, labels = images[: ds.limit], labels[: ds.limit]
+    trained = layout.model_path(root, "trained")
+    config = read_config(trained)
+    check_input_shape(config, images.shape[1:], str(trained.relative_to(root)))
+    infos = layer_infos(config)
+    names = (
+        [i.name for i in infos if i.kind in MAP_KINDS]
+        if ds.layers is None
+        else resolve_layers(list(ds.layers), infos, "Conv2D")
+    )
+    deepest = max(names, key=[i.name for i in infos].index)
+
+    tables = {}
+    for role in layout.ROLES:
+        network = load_network(layout.model_path(root, role), upto=deepest)
+        tables[role] = stream_statistics(
+            network, images, np.asarray(labels, np.int64), names, len(classes), cfg.feature_maps.scale,
+            ds.batch_size, f"{role} {ds.split}",
+        )  # fmt: skip
+        log.info("%s: %d %s images through %s", role, len(images), ds.split, ", ".join(names))
+
+    with staged_dir(layout.dataset_dir(root)) as out:
+        for role, by_layer in tables.items():
+            for name, table in by_layer.items():
+                write_csv(out / f"{role}_{name}.csv", channel_rows(table, classes))
+        write_json(out / "index.json", {"split": ds.split, "images": len(images), "layers": names, "classes": classes})
+    write_json(
+        layout.metrics_dir(root) / "dataset.json",
+        {role: {name: dataset_summary(t) for name, t in by_layer.items()} for role, by_layer in tables.items()},
+    )
+
+
+if __name__ == "__main__":
+    run_stage("dataset_stats", run)

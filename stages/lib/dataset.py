@@ -1,0 +1,109 @@
+"""Feature statistics over a whole split, accumulated batch by batch (no activation is kept).
+
+For one layer: per channel, the mean activation, the fraction of activations above zero, the
+maximum, and the mean activation per class (a channels × classes table: which filters fire for
+which kind of clothing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm import tqdm
+
+from .errors import ConvlensError
+from .forward import Network, batches
+from .samples import model_inputs
+
+MAP_KINDS = ("Conv2D", "MaxPooling2D", "AveragePooling2D")  # the layers dataset statistics default to
+
+
+@dataclass
+class ChannelAccumulator:
+    """Running sums for one layer's channels; :meth:`update` takes one batch, :meth:`table` gives the result."""
+
+    channels: int
+    classes: int
+    total: np.ndarray = field(init=False)
+    active: np.ndarray = field(init=False)
+    peak: np.ndarray = field(init=False)
+    class_total: np.ndarray = field(init=False)
+    class_count: np.ndarray = field(init=False)
+    values: int = 0  # activations seen per channel
+
+    def __post_init__(self) -> None:
+        self.total = np.zeros(self.channels)
+        self.active = np.zeros(self.channels, np.int64)
+        self.peak = np.full(self.channels, -np.inf)
+        self.class_total = np.zeros((self.classes, self.channels))
+        self.class_count = np.zeros(self.classes, np.int64)
+
+    def update(self, maps: np.ndarray, labels: np.ndarray) -> None:
+        """Add a batch of activations (N, …, C) of images with class ``labels`` (N,)."""
+        if maps.shape[-1] != self.channels or len(maps) != len(labels):
+            raise ConvlensError(
+                f"a batch of shape {maps.shape} does not fit {self.channels} channels, {len(labels)} labels"
+            )
+        if labels.size and (labels.min() < 0 or labels.max() >= self.classes):
+            raise ConvlensError(f"labels must lie in 0..{self.classes - 1}; check data.classes")
+        per_image = maps.reshape(len(maps), -1, self.channels)
+        image_means = per_image.mean(axis=1, dtype=np.float64)  # (N, C)
+        self.total += image_means.sum(axis=0) * per_image.shape[1]
+        self.active += np.count_nonzero(per_image > 0, axis=(0, 1))
+        if len(maps):
+            self.peak = np.maximum(self.peak, per_image.max(axis=(0, 1)))
+        np.add.at(self.class_total, labels, image_means)
+        self.class_count += np.bincount(labels, minlength=self.classes)
+        self.values += per_image.shape[0] * per_image.shape[1]
+
+    def table(self) -> dict[str, np.ndarray]:
+        """Per channel: mean, fraction_active, max; ``class_means`` is classes × channels (NaN: class absent)."""
+        if self.values == 0:
+            raise ConvlensError("no images were streamed; dataset.limit must be at least 1")
+        counts = self.class_count[:, np.newaxis]
+        class_means = np.divide(self.class_total, counts, out=np.full_like(self.class_total, np.nan), where=counts > 0)
+        return {
+            "mean": self.total / self.values,
+            "fraction_active": self.active / self.values,
+            "max": self.peak,
+            "class_means": class_means,
+        }
+
+
+def selectivity(class_means: np.ndarray) -> np.ndarray:
+    """Per channel, how much one class dominates: (top class mean − mean over classes) / top, 0 for silent channels."""
+    top = np.nanmax(class_means, axis=0)
+    spread = top - np.nanmean(class_means, axis=0)
+    return np.divide(spread, top, out=np.zeros_like(top), where=top > 0)
+
+
+def dataset_summary(table: dict[str, np.ndarray]) -> dict[str, float | int]:
+    """One layer's dataset-wide summary (``data_*`` keys, apart from the one-sample ``map_*`` ones)."""
+    from .stats import as_number
+
+    return {
+        "data_mean": as_number(table["mean"].mean()),
+        "data_fraction_active": as_number(table["fraction_active"].mean()),
+        "data_dead_channels": int((table["max"] <= 0).sum()),
+        "data_selectivity": as_number(selectivity(table["class_means"]).mean()),
+    }
+
+
+def stream_statistics(
+    network: Network,
+    images: np.ndarray,
+    labels: np.ndarray,
+    names: list[str],
+    classes: int,
+    scale: float,
+    batch_size: int,
+    label: str,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Run every image through ``network`` in batches and accumulate each named layer's channel statistics."""
+    accumulators: dict[str, ChannelAccumulator] = {}
+    for part in tqdm(list(batches(len(images), batch_size)), desc=label, unit="batch", leave=False, disable=None):
+        maps = network.activations(model_inputs(images[part], scale), names)
+        for name, m in zip(names, maps, strict=True):
+            accumulators.setdefault(name, ChannelAccumulator(m.shape[-1], classes)).update(m, labels[part])
+    return {name: acc.table() for name, acc in accumulators.items()}

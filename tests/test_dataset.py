@@ -1,0 +1,102 @@
+"""Dataset-wide statistics: streamed batch by batch, equal to computing them on all activations at once."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from stages import dataset_stats
+from stages.lib.dataset import ChannelAccumulator, dataset_summary, selectivity, stream_statistics
+from stages.lib.errors import ConvlensError
+from stages.lib.forward import load_network
+from tests.helpers import PIPELINE
+
+
+def all_at_once(maps: np.ndarray, labels: np.ndarray, classes: int) -> dict[str, np.ndarray]:
+    flat = maps.reshape(len(maps), -1, maps.shape[-1]).astype(np.float64)
+    class_means = np.full((classes, maps.shape[-1]), np.nan)
+    for k in range(classes):
+        if (labels == k).any():
+            class_means[k] = flat[labels == k].mean(axis=(0, 1))
+    return {
+        "mean": flat.mean(axis=(0, 1)),
+        "fraction_active": (flat > 0).mean(axis=(0, 1)),
+        "max": flat.max(axis=(0, 1)),
+        "class_means": class_means,
+    }
+
+
+@pytest.mark.parametrize("batch", [1, 3, 7, 50])
+def test_streamed_statistics_equal_the_all_at_once_ones(batch):
+    rng = np.random.default_rng(batch)
+    maps = np.maximum(rng.normal(size=(23, 5, 4, 6)), 0).astype(np.float32)
+    maps[..., 2] = 0  # a dead channel
+    labels = rng.integers(0, 4, 23)
+    labels[labels == 3] = 0  # class 3 never appears
+    acc = ChannelAccumulator(6, 4)
+    for start in range(0, 23, batch):
+        acc.update(maps[start : start + batch], labels[start : start + batch])
+    got, want = acc.table(), all_at_once(maps, labels, 4)
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-6, err_msg=key)
+    assert np.isnan(got["class_means"][3]).all()
+    summary = dataset_summary(got)
+    assert summary["data_dead_channels"] == 1
+    assert 0 <= summary["data_selectivity"] <= 1
+
+
+def test_selectivity_is_zero_for_silent_or_even_channels_and_high_for_one_class():
+    class_means = np.array([[0.0, 1.0, 0.0], [0.0, 1.0, 0.9], [0.0, 1.0, 0.0]])  # classes × channels
+    sel = selectivity(class_means)
+    assert sel[0] == 0 and sel[1] == 0 and sel[2] == pytest.approx((0.9 - 0.3) / 0.9)
+
+
+def test_accumulator_refuses_what_does_not_fit():
+    acc = ChannelAccumulator(3, 2)
+    with pytest.raises(ConvlensError, match="labels must lie in 0..1"):
+        acc.update(np.zeros((2, 3), np.float32), np.array([0, 2]))
+    with pytest.raises(ConvlensError, match="no images were streamed"):
+        acc.table()
+
+
+def test_streaming_the_tiny_model_equals_the_activations_of_all_images(tiny_assets):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (17, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, 17)
+    net = load_network(tiny_assets["model"])
+    names = ["conv2d", "max_pooling2d_1"]
+    tables = stream_statistics(net, images, labels, names, 10, 255.0, 4, "test")
+    for name, maps in zip(names, net.activations(images.astype(np.float32) / 255.0, names), strict=True):
+        want = all_at_once(maps, labels, 10)
+        for key in want:
+            np.testing.assert_allclose(tables[name][key], want[key], rtol=1e-5, atol=1e-7, err_msg=f"{name} {key}")
+
+
+def test_stage_writes_tables_metrics_and_heatmaps(project, run_pipeline):
+    run_pipeline(project, "dataset.limit=5")
+    out = project / "outputs" / "metrics"
+    index = json.loads((out / "dataset" / "index.json").read_text())
+    assert index["split"] == "test" and index["images"] == 5
+    assert index["layers"] == ["conv2d", "max_pooling2d", "conv2d_1", "max_pooling2d_1"]
+    rows = list(csv.DictReader((out / "dataset" / "untrained_conv2d_1.csv").open()))
+    assert len(rows) == 8 and list(rows[0])[:5] == ["channel", "mean", "fraction_active", "max", "selectivity"]
+    assert list(rows[0])[5:] == index["classes"] and len(index["classes"]) == 10
+    summary = json.loads((out / "dataset.json").read_text())
+    assert set(summary) == {"trained", "untrained"} and set(summary["trained"]) == set(index["layers"])
+    assert (project / "outputs" / "figures" / "dataset" / "max_pooling2d_classes.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("dataset.limit=0", "dataset.limit must be a positive integer or null"),
+        ("dataset.split=valid", "dataset.split='valid' has no images"),
+        ("dataset.layers=[nope]", "unknown layer 'nope'"),
+    ],
+)
+def test_bad_dataset_config_is_one_clear_error(project, run_pipeline, stage_config, override, message):
+    run_pipeline(project, stages=PIPELINE[:5])
+    with pytest.raises(ConvlensError, match=message):
+        dataset_stats.run(stage_config("dataset_stats", override), project)
+    assert not (project / "outputs" / "metrics" / "dataset").exists()
