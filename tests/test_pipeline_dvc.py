@@ -58,9 +58,7 @@ def test_repro_then_noop_then_render_only_then_experiment(tmp_path, tiny_assets)
 
     commit(root, env, "tiny run")
     exp = dvc(root, env, "exp", "run", "-S", "baseline.seed=7")
-    assert ran(exp) == [
-        s for s in STAGES if s not in ("fetch_model", "fetch_data", "samples", "extract_weights", "map_metrics")
-    ]
+    assert ran(exp) == [s for s in STAGES if s not in ("fetch_model", "fetch_data", "samples", "extract_weights")]
     diff = json.loads(dvc(root, env, "metrics", "diff", "--json"))
     untrained = diff["outputs/metrics/weights_untrained.json"]
     assert untrained["untrained.conv2d.mean"]["old"] != untrained["untrained.conv2d.mean"]["new"]
