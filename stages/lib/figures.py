@@ -106,24 +106,27 @@ def comparison_figure(table, path: Path, labels: tuple[str, str], title: str, dp
     )
     for ax, model in zip(axes[:, 0], models, strict=True):
         rows = table[table["model"] == model].iloc[::-1]
-        rel = (rows["relative_change"].fillna(0.0) * 100).to_numpy()
+        rel = (rows["relative_change"] * 100).to_numpy()
+        shown = np.clip(np.nan_to_num(rel), -100, 100)  # the label gives the exact value
         y = np.arange(len(rows))
-        ax.barh(y, rel, color=np.where(rel >= 0, "tab:blue", "tab:red"))
+        ax.barh(y, shown, color=np.where(shown >= 0, "tab:blue", "tab:red"))
         ax.set_yticks(y, [f"{layer} · {stat}" for layer, stat in zip(rows["layer"], rows["statistic"], strict=True)])
         for yi, r, a, b in zip(y, rel, rows["a"], rows["b"], strict=True):
+            label = f"{a:.4g} → {b:.4g}" + ("" if np.isnan(r) else f" ({r:+.1f} %)")
+            right = np.nan_to_num(r) < 0  # the label goes on the other side of zero, clear of the bar
             ax.annotate(
-                f"{a:.4g} → {b:.4g}",
-                (r, yi),
-                xytext=(4 if r >= 0 else -4, 0),
+                label,
+                (0, yi),
+                xytext=(4 if right else -4, 0),
                 textcoords="offset points",
-                ha="left" if r >= 0 else "right",
+                ha="left" if right else "right",
                 va="center",
                 fontsize=8,
             )
         ax.axvline(0, color="black", linewidth=0.8)
-        ax.margins(x=0.35)
+        ax.set_xlim(-100, 100)
         ax.set_title(model, loc="left", fontsize=10)
-        ax.set_xlabel(f"change from {labels[0]} to {labels[1]} (%)")
+        ax.set_xlabel(f"relative change from {labels[0]} to {labels[1]} (%, bars clipped at ±100)")
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     _save(fig, path, dpi)
