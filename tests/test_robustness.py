@@ -456,7 +456,12 @@ def test_a_filter_colour_range_that_makes_no_sense_is_refused(vmin, vmax, messag
 def test_config_errors_from_the_command_line(project, tiny_assets):
     base = tiny_overrides(tiny_assets["model"], tiny_assets["sums"])
     assert error_line(cli(project, "fetch_model", "model=foo"), "fetch_model") == (
-        "fetch_model: error: bad config override: In 'config': Could not find 'model/foo'"
+        "fetch_model: error: bad config override: In 'config': Could not find 'model/foo'. "
+        "Available options in 'model': book, local"
+    )
+    assert error_line(cli(project, "samples", "foo=1"), "samples") == (
+        "samples: error: bad config override: Could not override 'foo'. It is not a key of conf/; "
+        "params.yaml lists the keys"
     )
     assert error_line(cli(project, "build_baseline", *base, "baseline.seed=-3"), "build_baseline") == (
         "build_baseline: error: baseline.seed must be an integer in 0..4294967295, got -3; e.g. baseline.seed=42"

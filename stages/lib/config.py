@@ -74,7 +74,23 @@ def compose(root: Path, overrides: Sequence[str] = ()) -> DictConfig:
         with initialize_config_dir(str(root / "conf"), version_base="1.3"):
             return hydra_compose("config", overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as e:
-        raise ConvlensError(f"bad config override: {str(e).splitlines()[0]}") from e
+        raise ConvlensError(f"bad config override: {hydra_message(str(e))}") from e
+
+
+def hydra_message(message: str) -> str:
+    """Hydra's multi-line error as one line: the problem, the options it lists, not its search path."""
+    lines = [line.strip() for line in message.split("Config search path:")[0].splitlines() if line.strip()]
+    if lines and lines[0].startswith("Could not override"):  # Hydra suggests +key=…, which no stage would read
+        return f"{lines[0]} It is not a key of conf/; params.yaml lists the keys"
+    parts: list[str] = []
+    for line in lines:
+        if parts and parts[-1].endswith(":"):
+            parts[-1] += f" {line}"
+        elif parts and parts[-1].startswith("Available options") and not line.endswith(":"):
+            parts[-1] += f", {line}"
+        else:
+            parts.append(line)
+    return " ".join(p if p.endswith((".", ":")) else f"{p}." for p in parts).rstrip(".")
 
 
 def select(cfg: DictConfig | dict, keys: Sequence[str]) -> DictConfig:
