@@ -48,8 +48,9 @@ def make_repo(base: Path, tiny_assets: dict, conf_extra: dict | None = None) -> 
     shutil.copy2(PROJECT / ".dvc" / "config", root / ".dvc" / "config")
     shutil.copy2(PROJECT / ".dvcignore", root / ".dvcignore")
     config = (root / "conf" / "config.yaml").read_text().replace("- model: book", "- model: local")
+    local = root / "conf" / "model" / "local.yaml"
+    local.write_text(local.read_text().replace("path: ???", "path: models/tiny.keras"))
     tiny = {
-        "model": {"path": "models/tiny.keras"},
         "data": {"urls": [], "files": {k: {"sha256": v} for k, v in tiny_assets["sums"].items()}},
         **(conf_extra or {}),
     }

@@ -22,6 +22,8 @@ def repo(tmp_path, tiny_assets):
     """The tiny project, reproduced and committed: the baseline every experiment starts from."""
     root, env = make_repo(tmp_path, tiny_assets)
     wide_model().save(root / "models" / "wide.keras")
+    local = (root / "conf" / "model" / "local.yaml").read_text()
+    (root / "conf" / "model" / "wide.yaml").write_text(local.replace("local", "wide").replace("tiny", "wide"))
     dvc(root, env, "repro")
     commit(root, env, "baseline run")
     return root, env
@@ -49,7 +51,7 @@ def test_one_off_experiments_record_params_and_metrics(repo):
     assert samples[0] == "samples" and "build_baseline" not in samples
     assert len(list((root / "outputs" / "figures" / "feature_maps" / "conv2d").glob("*.png"))) == 8
     wide = ran(
-        dvc(root, env, "exp", "run", "-n", "wide-model", "-S", "model.path=models/wide.keras",
+        dvc(root, env, "exp", "run", "-n", "wide-model", "-S", "model=wide",
             "-S", "layers=[conv2d,conv2d_1,conv2d_2,global_average_pooling2d,dense]")
     )  # fmt: skip
     assert wide[:1] == ["fetch_model"] and "render_maps@conv2d_2" in wide and "fetch_data" not in wide
@@ -58,6 +60,7 @@ def test_one_off_experiments_record_params_and_metrics(repo):
     assert shown["one-layer"]["params"]["layers"] == ["conv2d_1"]
     assert list(shown["one-layer"]["metrics"]["outputs/metrics/feature_maps.json"]["trained"]) == ["conv2d_1"]
     assert shown["four-samples"]["params"]["samples"] == [0, 1, 2, 3]
+    assert shown["wide-model"]["params"]["model"]["name"] == "wide"
     wide_metrics = shown["wide-model"]["metrics"]
     assert wide_metrics["outputs/metrics/feature_maps.json"]["trained"]["conv2d_2"]["channels"] == 16
     assert set(wide_metrics["outputs/metrics/weights_trained.json"]["trained"]) == {"conv2d", "conv2d_1", "conv2d_2"}
