@@ -11,14 +11,13 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from omegaconf import DictConfig
 
 from stages.lib import layout
 from stages.lib.config import run_stage
 from stages.lib.figures import check_render, class_heatmaps, histogram, mosaic_figure, sample_figure, sample_title
 from stages.lib.grids import filter_grid
-from stages.lib.io import read_json, staged_dir
+from stages.lib.io import read_csv_columns, read_json, staged_dir
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +69,7 @@ def run(cfg: DictConfig, root: Path) -> None:
     with staged_dir(layout.figures_dir(root) / "dataset") as out:
         for name in dataset["layers"]:
             tables = {
-                role: pd.read_csv(layout.dataset_dir(root) / f"{role}_{name}.csv")[dataset["classes"]].to_numpy().T
+                role: read_csv_columns(layout.dataset_dir(root) / f"{role}_{name}.csv", dataset["classes"]).T
                 for role in layout.ROLES
             }
             title = f"{name}: mean activation per class, {dataset['images']} {dataset['split']} images"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -107,11 +108,25 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Write row dicts as a CSV table (columns in the first row's order)."""
-    import pandas as pd
+    """Write row dicts as a CSV table (columns in order of appearance; NaN, None and absent keys as empty cells)."""
+    import csv
 
-    with atomic_path(path) as tmp:
-        pd.DataFrame(list(rows)).to_csv(tmp, index=False)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for row in rows for k in row)), lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(
+                {k: "" if v is None or (isinstance(v, float) and math.isnan(v)) else v for k, v in row.items()}
+            )
+
+
+def read_csv_columns(path: Path, columns: Sequence[str]) -> np.ndarray:
+    """The named columns of a CSV table as a float array (rows × columns); empty cells are NaN."""
+    import csv
+
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return np.array([[float(row[c]) if row[c] else np.nan for c in columns] for row in rows]).reshape(len(rows), -1)
 
 
 def read_json(path: Path) -> Any:
