@@ -7,6 +7,7 @@ which kind of clothing).
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,7 +49,7 @@ class ChannelAccumulator:
         if labels.size and (labels.min() < 0 or labels.max() >= self.classes):
             raise ConvlensError(f"labels must lie in 0..{self.classes - 1}; check data.classes")
         per_image = maps.reshape(len(maps), -1, self.channels)
-        image_means = per_image.mean(axis=1, dtype=np.float64)  # (N, C)
+        image_means = per_image.mean(axis=1).astype(np.float64)  # (N, C); float32 pairwise sums are exact enough
         self.total += image_means.sum(axis=0) * per_image.shape[1]
         self.active += np.count_nonzero(per_image > 0, axis=(0, 1))
         if len(maps):
@@ -100,10 +101,24 @@ def stream_statistics(
     batch_size: int,
     label: str,
 ) -> dict[str, dict[str, np.ndarray]]:
-    """Run every image through ``network`` in batches and accumulate each named layer's channel statistics."""
+    """Run every image through ``network`` in batches and accumulate each named layer's channel statistics.
+
+    A batch's statistics are summed in a second thread while the next batch runs through the network
+    (NumPy releases the GIL in both), so the statistics cost little more than the forward pass itself.
+    """
     accumulators: dict[str, ChannelAccumulator] = {}
-    for part in tqdm(list(batches(len(images), batch_size)), desc=label, unit="batch", leave=False, disable=None):
-        maps = network.activations(model_inputs(images[part], scale), names)
+
+    def accumulate(maps: list[np.ndarray], batch_labels: np.ndarray) -> None:
         for name, m in zip(names, maps, strict=True):
-            accumulators.setdefault(name, ChannelAccumulator(m.shape[-1], classes)).update(m, labels[part])
+            accumulators.setdefault(name, ChannelAccumulator(m.shape[-1], classes)).update(m, batch_labels)
+
+    pending: Future | None = None
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        for part in tqdm(list(batches(len(images), batch_size)), desc=label, unit="batch", leave=False, disable=None):
+            maps = network.activations(model_inputs(images[part], scale), names)
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(accumulate, maps, np.asarray(labels[part]))
+        if pending is not None:
+            pending.result()
     return {name: acc.table() for name, acc in accumulators.items()}
