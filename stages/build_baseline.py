@@ -43,4 +43,4 @@ def run(cfg: DictConfig, root: Path) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("build_baseline", run)
+    run_stage("build_baseline", run, skip_teardown=True)

@@ -131,3 +131,14 @@ def test_the_project_root_is_where_the_stage_runs_not_dvc_root(project, tmp_path
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConvlensError, match="is not inside a convlens project"):
         project_root()
+
+
+def test_skip_teardown_exits_at_once_only_after_a_successful_run(project, monkeypatch, capsys):
+    monkeypatch.chdir(project)
+    exits = []
+    monkeypatch.setattr("os._exit", lambda code: exits.append(code))
+    run_stage("samples", lambda cfg, root: print("written"), [], skip_teardown=True)
+    assert exits == [0] and "written" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        run_stage("samples", lambda cfg, root: (_ for _ in ()).throw(ConvlensError("bad")), [], skip_teardown=True)
+    assert exits == [0]
