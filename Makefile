@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install run test test-fast lint params plots clean
+.PHONY: install run test test-fast lint params plots bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -31,6 +31,9 @@ params: install     ## recompose params.yaml after editing conf/ by hand (dvc re
 
 plots: install      ## dvc_plots/index.html: every figure and table, this run vs HEAD
 	dvc plots diff
+
+bench: install      ## the benchmark against the chapter's notebook (issue 5): writes bench/results.md (~10 min)
+	$(PY) -m bench
 
 clean:
 	rm -rf outputs/data outputs/models outputs/weights outputs/feature_maps outputs/figures dvc_plots
