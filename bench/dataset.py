@@ -1,0 +1,140 @@
+"""Rows 6–7: dataset-wide statistics against a bare batched forward pass, and their peak RSS by N.
+
+``python -m bench.dataset ROOT N`` is the row-7 worker: the trained model's statistics over the
+first N images (the test split up to 10,000, the train split beyond), in a fresh process.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from stages.lib.archive import layer_infos, read_config
+from stages.lib.dataset import MAP_KINDS, stream_statistics
+from stages.lib.forward import Network, batches, load_network
+from stages.lib.samples import model_inputs
+
+from .measure import run_measured
+
+ROLES = ("trained", "untrained")
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What ``dataset_stats`` streams: images (memory-mapped), labels, layers and its params."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    names: list[str]
+    classes: int
+    scale: float
+    batch_size: int
+
+
+def split_for(n: int) -> str:
+    """The test split holds 10,000 images; more come from the train split (60,000)."""
+    return "test" if n <= 10_000 else "train"
+
+
+def load_inputs(root: Path, n: int | None = None) -> Inputs:
+    """The first ``n`` images (all of the test split by default) and the params of a reproduced clone."""
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    split = split_for(n or 0)
+    images = np.load(root / "outputs" / "data" / f"{split}_images.npy", mmap_mode="r")
+    labels = np.load(root / "outputs" / "data" / f"{split}_labels.npy", mmap_mode="r")
+    if n is not None:
+        if n > len(images):
+            raise ValueError(f"{n} images asked for, the {split} split has {len(images)}")
+        images, labels = images[:n], labels[:n]
+    infos = layer_infos(read_config(model_path(root, "trained")))
+    return Inputs(
+        images=images,
+        labels=np.asarray(labels, np.int64),
+        names=[i.name for i in infos if i.kind in MAP_KINDS],
+        classes=len(params["data"]["classes"]),
+        scale=float(params["feature_maps"]["scale"]),
+        batch_size=int(params["dataset"]["batch_size"]),
+    )
+
+
+def model_path(root: Path, role: str) -> Path:
+    return root / "outputs" / "models" / f"{role}.keras"
+
+
+def network_for(root: Path, role: str, inp: Inputs) -> Network:
+    """The numpy network up to the deepest layer asked for, as dataset_stats builds it."""
+    return load_network(model_path(root, role), upto=inp.names[-1])
+
+
+def bare_pass(network: Network, inp: Inputs) -> None:
+    """The yardstick: the same multi-output forward pass over the same batches, nothing accumulated."""
+    for part in batches(len(inp.images), inp.batch_size):
+        network.activations(model_inputs(inp.images[part], inp.scale), inp.names)
+
+
+def stats_pass(network: Network, inp: Inputs) -> None:
+    """The project's dataset statistics (what the dataset_stats stage runs per model)."""
+    stream_statistics(
+        network, inp.images, inp.labels, inp.names, inp.classes, inp.scale, inp.batch_size, "bench"
+    )  # fmt: skip
+
+
+def _timed(fn: Callable[[Network, Inputs], None], network: Network, inp: Inputs) -> float:
+    start = time.perf_counter()
+    fn(network, inp)
+    return time.perf_counter() - start
+
+
+Pairs = dict[str, tuple[list[float], list[float]]]
+
+
+def bench_dataset(root: Path, runs: int, limit: int | None, say: Callable[[str], None]) -> tuple[Pairs, Inputs]:
+    """Per model, ``runs`` timings of statistics and bare pass, alternating which goes first, in this process."""
+    inp = load_inputs(root, limit)
+    warm = replace(inp, images=inp.images[: inp.batch_size], labels=inp.labels[: inp.batch_size])
+    results: Pairs = {}
+    for role in ROLES:
+        network = network_for(root, role, inp)
+        stats_pass(network, warm)
+        bare_pass(network, warm)
+        ours: list[float] = []
+        theirs: list[float] = []
+        for i in range(runs):
+            pair = [(stats_pass, ours), (bare_pass, theirs)]
+            for fn, into in pair if i % 2 == 0 else pair[::-1]:
+                into.append(_timed(fn, network, inp))
+            say(f"row 6 {role} run {i + 1}/{runs}: statistics {ours[-1]:.2f} s, bare forward {theirs[-1]:.2f} s")
+        results[role] = (ours, theirs)
+    return results, inp
+
+
+def bench_rss(root: Path, sizes: list[int], runs: int, say: Callable[[str], None]) -> dict[int, list[float]]:
+    """Peak RSS (MB) of the trained model's statistics over N images, a fresh process per run."""
+    peaks: dict[int, list[float]] = {}
+    for i in range(runs):
+        for n in sizes:
+            run = run_measured((sys.executable, "-m", "bench.dataset", str(root), str(n)), Path.cwd(), _env())
+            peaks.setdefault(n, []).append(run.maxrss_mb)
+            say(f"row 7 run {i + 1}/{runs}: N={n}: peak RSS {run.maxrss_mb:.0f} MB ({run.wall_s:.1f} s)")
+    return peaks
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+
+
+def worker(root: Path, n: int) -> None:
+    """Row 7's measured process: load, stream, exit (the parent reads the peak RSS)."""
+    inp = load_inputs(root, n)
+    stats_pass(network_for(root, "trained", inp), inp)
+
+
+if __name__ == "__main__":
+    worker(Path(sys.argv[1]), int(sys.argv[2]))
