@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+import matplotlib as mpl
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from .errors import ConvlensError
 from .grids import check_filter_range, check_input_channels
@@ -31,15 +30,23 @@ def sample_title(split: str, sample: int, label: int, classes: Sequence[str]) ->
     return f"{split} image {sample}: {classes[label] if 0 <= label < len(classes) else label}"
 
 
-def _save(fig: plt.Figure, path: Path, dpi: int) -> None:
+def _figure(figsize: tuple[float, float]) -> Figure:
+    """A figure drawn by Agg, without pyplot (no global figure registry, a lighter import)."""
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path: Path, dpi: int) -> None:
+    """Write the figure as PNG, atomically; zlib level 1: about half the encoding time, files ~2× larger."""
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
-    plt.close(fig)
+        fig.savefig(tmp, dpi=dpi, format="png", pil_kwargs={"compress_level": 1})
 
 
 def histogram(series: Mapping[str, np.ndarray], path: Path, bins: int, title: str, dpi: int) -> None:
     """The book's weight histogram (``plt.hist``), one series or several overlaid on shared bins."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    fig = _figure((6.4, 4.8))
+    ax = fig.subplots()
     finite = {k: v[np.isfinite(v)].ravel() for k, v in series.items()}
     edges = np.histogram_bin_edges(np.concatenate(list(finite.values())), bins=bins)
     overlay = len(finite) > 1
@@ -58,11 +65,11 @@ def mosaic_figure(
 ) -> None:
     """One ``imshow`` of a mosaic (values in [0, 1], NaN gutters drawn white), sized by its grid."""
     rows, cols = grid
-    fig = plt.figure(figsize=(cols * tile_inches, rows * tile_inches + 0.5))
+    fig = _figure((cols * tile_inches, rows * tile_inches + 0.5))
     ax = fig.add_axes((0.01, 0.01, 0.98, rows * tile_inches / (rows * tile_inches + 0.5) - 0.01))
     ax.imshow(
         image,
-        cmap=plt.get_cmap(cmap).with_extremes(bad="white"),
+        cmap=mpl.colormaps[cmap].with_extremes(bad="white"),
         vmin=0.0,
         vmax=1.0,
         interpolation="nearest",
@@ -75,7 +82,8 @@ def mosaic_figure(
 
 def sample_figure(image: np.ndarray, path: Path, cmap: str, title: str, dpi: int) -> None:
     """The input image as the book shows it (``plt.imshow(x, cmap='gray_r')``)."""
-    fig, ax = plt.subplots(figsize=(4.8, 4.8))
+    fig = _figure((4.8, 4.8))
+    ax = fig.subplots()
     ax.imshow(image, cmap=cmap)
     ax.set_title(title)
     _save(fig, path, dpi)
@@ -83,7 +91,8 @@ def sample_figure(image: np.ndarray, path: Path, cmap: str, title: str, dpi: int
 
 def vector_figure(values: np.ndarray, path: Path, title: str, dpi: int) -> None:
     """A layer output with no spatial axes (Dense, Flatten): one bar per unit."""
-    fig, ax = plt.subplots(figsize=(min(max(4.0, len(values) * 0.08), 16.0), 3.2))
+    fig = _figure((min(max(4.0, len(values) * 0.08), 16.0), 3.2))
+    ax = fig.subplots()
     ax.bar(np.arange(len(values)), values, width=1.0)
     ax.set_xlabel("unit")
     ax.set_ylabel("activation")
@@ -95,15 +104,14 @@ def comparison_figure(table, path: Path, labels: tuple[str, str], title: str, dp
     """Relative change of each changed statistic, one panel per model, each bar labelled ``a → b``."""
     models = list(dict.fromkeys(table["model"]))
     if not models:
-        fig = plt.figure(figsize=(6, 1.5))
+        fig = _figure((6, 1.5))
         fig.text(0.5, 0.5, "no statistic changed", ha="center", va="center")
         fig.suptitle(title, fontsize=11)
         _save(fig, path, dpi)
         return
     heights = [max(1, (table["model"] == m).sum()) for m in models]
-    fig, axes = plt.subplots(
-        len(models), 1, figsize=(9, 1.2 + 0.3 * sum(heights)), squeeze=False, height_ratios=heights
-    )
+    fig = _figure((9, 1.2 + 0.3 * sum(heights)))
+    axes = fig.subplots(len(models), 1, squeeze=False, height_ratios=heights)
     for ax, model in zip(axes[:, 0], models, strict=True):
         rows = table[table["model"] == model].iloc[::-1]
         rel = (rows["relative_change"] * 100).to_numpy()
@@ -137,9 +145,8 @@ def class_heatmaps(
 ) -> None:
     """Channels × classes mean activations, one panel per model side by side, each channel scaled from its
     least to its most active class (which classes make a filter fire, whatever its overall strength)."""
-    fig, axes = plt.subplots(
-        1, len(tables), figsize=(4.2 * len(tables), 1.8 + 0.12 * max(len(t[0]) for t in tables.values())), squeeze=False
-    )
+    fig = _figure((4.2 * len(tables), 1.8 + 0.12 * max(len(t[0]) for t in tables.values())))
+    axes = fig.subplots(1, len(tables), squeeze=False)
     for ax, (model, class_means) in zip(axes[0], tables.items(), strict=True):
         values = np.nan_to_num(class_means.T)  # channels × classes
         low = values.min(axis=1, keepdims=True)
