@@ -23,6 +23,11 @@ STAGE_FILE = "dvc.yaml"
 PARAMS_FILE = "params.yaml"
 
 
+def read_yaml(path: Path) -> Any:
+    """A YAML file, parsed by libyaml where PyYAML has it (~8× faster; every stage reads two at start-up)."""
+    return yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 def project_root() -> Path:
     """The project root: the working directory or the nearest parent holding ``conf/`` and ``dvc.yaml``.
 
@@ -51,7 +56,7 @@ def origin_root(root: Path) -> Path:
 
 def stage_definition(root: Path, stage: str) -> dict:
     """``dvc.yaml``'s entry for ``stage`` (a ``foreach`` stage's ``do`` block for ``name`` or ``name@item``)."""
-    stages = yaml.safe_load((root / STAGE_FILE).read_text())["stages"]
+    stages = read_yaml(root / STAGE_FILE)["stages"]
     name = stage.split("@", 1)[0]
     if name not in stages:
         raise ConvlensError(f"stage {name!r} is not in {STAGE_FILE}")
@@ -116,7 +121,7 @@ def load_config(stage: str, overrides: Sequence[str], root: Path) -> DictConfig:
     if os.environ.get("DVC_STAGE"):
         if overrides:
             raise ConvlensError("under DVC, change params with `dvc exp run -S key=value`, not stage arguments")
-        full = yaml.safe_load((root / PARAMS_FILE).read_text())
+        full = read_yaml(root / PARAMS_FILE)
     else:
         full = compose(root, overrides)
     return select(full, declared_params(root, stage))
