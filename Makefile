@@ -36,4 +36,4 @@ bench: install      ## the benchmark against the chapter's notebook (issue 5): w
 	$(PY) -m bench
 
 clean:
-	rm -rf outputs/data outputs/models outputs/weights outputs/feature_maps outputs/figures dvc_plots
+	rm -rf outputs/data outputs/models outputs/weights outputs/samples outputs/feature_maps outputs/figures outputs/compare dvc_plots
