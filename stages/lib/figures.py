@@ -63,21 +63,33 @@ def histogram(series: Mapping[str, np.ndarray], path: Path, bins: int, title: st
 def mosaic_figure(
     image: np.ndarray, path: Path, cmap: str, title: str, tile_inches: float, grid: tuple[int, int], dpi: int
 ) -> None:
-    """One ``imshow`` of a mosaic (values in [0, 1], NaN gutters drawn white), sized by its grid."""
-    rows, cols = grid
-    fig = _figure((cols * tile_inches, rows * tile_inches + 0.5))
-    ax = fig.add_axes((0.01, 0.01, 0.98, rows * tile_inches / (rows * tile_inches + 0.5) - 0.01))
-    ax.imshow(
-        image,
-        cmap=mpl.colormaps[cmap].with_extremes(bad="white"),
-        vmin=0.0,
-        vmax=1.0,
-        interpolation="nearest",
-        aspect="auto",
-    )
-    ax.axis("off")
-    fig.suptitle(title, fontsize=11, y=0.995, va="top")
-    _save(fig, path, dpi)
+    """A mosaic (values in [0, 1], NaN gutters white) as a PNG under a title line, sized by its grid.
+
+    The mosaic is coloured at its own size and each of its pixels becomes a square block of pixels
+    (what ``imshow(interpolation="nearest")`` shows), so only the title goes through matplotlib.
+    """
+    scale = max(1, round(grid[1] * tile_inches * dpi / image.shape[1]))  # grid: rows × columns of tiles
+    colours = mpl.colormaps[cmap].with_extremes(bad="white")(image, bytes=True)[..., :3]
+    body = np.repeat(np.repeat(colours, scale, axis=0), scale, axis=1)
+    pixels = np.concatenate([_title_strip(title, body.shape[1], round(0.5 * dpi), dpi), body])
+    _save_pixels(pixels, path)
+
+
+def _title_strip(title: str, width: int, height: int, dpi: int) -> np.ndarray:
+    """A white strip of ``width`` × ``height`` pixels with ``title`` centred in it, as RGB."""
+    fig = _figure((width / dpi, height / dpi))
+    fig.text(0.5, 0.5, title, ha="center", va="center", fontsize=11)
+    fig.set_dpi(dpi)
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3]
+
+
+def _save_pixels(pixels: np.ndarray, path: Path) -> None:
+    """Write an RGB array as PNG, atomically (zlib level 1, as ``_save``)."""
+    from PIL import Image
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(pixels).save(tmp, format="PNG", compress_level=1)
 
 
 def sample_figure(image: np.ndarray, path: Path, cmap: str, title: str, dpi: int) -> None:
