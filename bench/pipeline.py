@@ -157,10 +157,13 @@ def one_series(i: int, scratch: Path, mirror: Path, notebook: Path, res: Pipelin
 
 
 def stage_breakdown(dest: Path, mirror: Path, res: PipelineResults, say: Progress) -> None:
-    """Each stage command standalone (no DVC) in a fresh clone, in order, and the start-up probes."""
+    """Each stage command standalone (no DVC) in a fresh clone, in order, and the start-up probes.
+
+    ``$DVC_STAGE`` is set as DVC sets it, so a stage reads ``params.yaml`` as it does under DVC instead of
+    composing ``conf/`` with Hydra: the standalone time is the stage's own share of a ``dvc repro``."""
     root, env = fresh_clone(dest, mirror)
     for stage, cmd in stage_commands(root, (ADDED_LAYER,)):
-        res.stages.setdefault(stage, []).append(run_measured(cmd, root, env))
+        res.stages.setdefault(stage, []).append(run_measured(cmd, root, {**env, "DVC_STAGE": stage}))
     for name, cmd in PROBES.items():
         res.probes.setdefault(name, []).append(run_measured(cmd, root, env))
     total = sum(runs[-1].wall_s for runs in res.stages.values())
