@@ -157,7 +157,9 @@ def class_heatmaps(
 ) -> None:
     """Channels × classes mean activations, one panel per model side by side, each channel scaled from its
     least to its most active class (which classes make a filter fire, whatever its overall strength)."""
-    fig = _figure((4.2 * len(tables), 1.8 + 0.12 * max(len(t[0]) for t in tables.values())))
+    height = 2.4 + 0.12 * max(len(t[0]) for t in tables.values())
+    fig = _figure((4.2 * len(tables), height))
+    fig.subplots_adjust(bottom=1.1 / height, top=1 - 0.7 / height)  # room for the slanted class names
     axes = fig.subplots(1, len(tables), squeeze=False)
     for ax, (model, class_means) in zip(axes[0], tables.items(), strict=True):
         values = np.nan_to_num(class_means.T)  # channels × classes
