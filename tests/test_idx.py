@@ -2,8 +2,6 @@ import gzip
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from stages.lib.idx import IdxError, check_images_labels, parse_idx, read_idx
 from tests.helpers import idx_bytes
@@ -55,27 +53,3 @@ def test_images_and_labels_must_pair():
         check_images_labels(images, np.zeros(2, np.uint8), "train")
     with pytest.raises(IdxError, match="expected images"):
         check_images_labels(np.zeros((3, 784), np.uint8), np.zeros(3, np.uint8), "train")
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    st.one_of(
-        st.binary(max_size=64),
-        st.builds(
-            lambda code, dims, payload: (
-                bytes([0, 0, code, len(dims)]) + b"".join(d.to_bytes(4, "big") for d in dims) + payload
-            ),
-            st.sampled_from([0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E, 0x07]),
-            st.lists(st.integers(0, 6), max_size=4),
-            st.binary(max_size=400),
-        ),
-    )
-)
-def test_parse_returns_declared_shape_or_raises_idx_error(data):
-    try:
-        array = parse_idx(data)
-    except IdxError:
-        return
-    ndim = data[3]
-    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    assert array.shape == dims
