@@ -1,0 +1,29 @@
+"""Comparing two runs' statistics: one row per model × layer × statistic, what changed and by how much."""
+
+import math
+
+from stages.lib.compare import changed, compare_statistics, statistic_rows
+
+
+def test_rows_of_nested_metrics_keep_numbers_only():
+    files = {
+        "weights.json": {"trained": {"conv2d": {"mean": 0.5, "shape": "3x3", "ok": True}}},
+        "maps.json": {"trained": {"conv2d": {"map_mean": 2}}, "note": "text"},
+    }
+    assert statistic_rows(files) == {("trained", "conv2d", "mean"): 0.5, ("trained", "conv2d", "map_mean"): 2.0}
+
+
+def test_change_and_relative_change_with_layers_added_or_dropped():
+    a = {("m", "conv2d", "mean"): 2.0, ("m", "conv2d", "std"): 0.0, ("m", "old", "mean"): 1.0}
+    b = {("m", "conv2d", "mean"): 3.0, ("m", "conv2d", "std"): 0.5, ("m", "new", "mean"): 4.0}
+    table = compare_statistics(a, b).set_index(["layer", "statistic"])
+    assert table.loc[("conv2d", "mean"), "change"] == 1.0 and table.loc[("conv2d", "mean"), "relative_change"] == 0.5
+    assert math.isnan(table.loc[("conv2d", "std"), "relative_change"])  # from 0: no relative change
+    assert math.isnan(table.loc[("old", "mean"), "b"]) and math.isnan(table.loc[("new", "mean"), "a"])
+    assert len(changed(table.reset_index())) == 4
+
+
+def test_identical_runs_change_nothing():
+    a = {("m", "conv2d", "mean"): 0.1, ("m", "conv2d", "std"): 0.2}
+    table = compare_statistics(a, dict(a))
+    assert (table["change"] == 0).all() and (table["relative_change"] == 0).all() and changed(table).empty
