@@ -97,11 +97,6 @@ def staged_dir(path: Path) -> Iterator[Path]:
             shutil.rmtree(trash, ignore_errors=True)
 
 
-def write_npy(path: Path, array: np.ndarray) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.save(f, array, allow_pickle=False)
-
-
 def write_json(path: Path, obj: Any) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2) + "\n")
