@@ -45,8 +45,11 @@ def run(cfg: DictConfig, root: Path) -> None:
     images = np.load(data / f"{ds.split}_images.npy", mmap_mode="r")
     labels = np.load(data / f"{ds.split}_labels.npy", mmap_mode="r")
     if ds.limit is not None:
-        if isinstance(ds.limit, bool) or not isinstance(ds.limit, int) or ds.limit < 1:
-            raise ConvlensError(f"dataset.limit must be a positive integer or null (every image), got {ds.limit!r}")
+        if ds.limit > len(images):
+            raise ConvlensError(
+                f"dataset.limit={ds.limit} is beyond the {ds.split} split's {len(images)} images; "
+                f"use null for every image or a number up to {len(images)}"
+            )
         images, labels = images[: ds.limit], labels[: ds.limit]
     trained = layout.model_path(root, "trained")
     config = read_config(trained)
@@ -63,7 +66,7 @@ def run(cfg: DictConfig, root: Path) -> None:
     for role in layout.ROLES:
         network = load_network(layout.model_path(root, role), upto=deepest)
         tables[role] = stream_statistics(
-            network, images, np.asarray(labels, np.int64), names, len(classes), cfg.feature_maps.scale,
+            network, images, np.asarray(labels, np.int64), names, len(classes), cfg.input.scale,
             ds.batch_size, f"{role} {ds.split}",
         )  # fmt: skip
         log.info("%s: %d %s images through %s", role, len(images), ds.split, ", ".join(names))

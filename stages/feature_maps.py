@@ -1,6 +1,6 @@
 """Stage: one layer's feature maps for the chosen samples, trained and untrained (the book's ``conv_acti``).
 
-A ``foreach`` stage, one instance per entry of ``layers``: adding a layer runs only that layer's
+A ``foreach`` stage, one instance per entry of ``feature_maps.layers``: adding a layer runs only that layer's
 instance. The forward pass is numpy (``stages.lib.forward``), so this stage starts without TensorFlow.
 """
 
@@ -29,18 +29,18 @@ def layer_spec(item: str) -> str | int:
 
 
 def run(cfg: DictConfig, root: Path, item: str) -> None:
-    fm = cfg.feature_maps
     trained = layout.model_path(root, "trained")
     config = read_config(trained)
     [name] = resolve_layers([layer_spec(item)], layer_infos(config), "Conv2D")
     images, index = layout.load_samples(root)
     check_input_shape(config, images.shape[1:], str(trained.relative_to(root)))
-    x = model_inputs(images, fm.scale)
+    x = model_inputs(images, cfg.input.scale)
 
     maps = {}
     for role in layout.ROLES:
         network = load_network(layout.model_path(root, role), upto=name)
-        maps[role] = np.concatenate([network.activations(x[s], [name])[0] for s in batches(len(x), fm.batch_size)])
+        batch = batches(len(x), cfg.feature_maps.batch_size)
+        maps[role] = np.concatenate([network.activations(x[s], [name])[0] for s in batch])
         log.info("%s %s: feature maps %s", role, name, maps[role].shape)
 
     channels = {role: channel_stats(m) for role, m in maps.items()}

@@ -1,4 +1,4 @@
-"""Stage: the feature-map statistics of the layers in ``layers`` as one metrics file and per-channel tables.
+"""Stage: the feature-map statistics of the ``feature_maps.layers`` as one metrics file and per-channel tables.
 
 ``feature_maps`` runs once per layer and keeps its statistics beside its maps; this stage gathers
 those of the layers listed now, so a layer dropped from the list drops out of ``dvc exp show``,
@@ -15,18 +15,23 @@ from omegaconf import DictConfig
 
 from stages.lib import layout
 from stages.lib.config import run_stage
+from stages.lib.errors import ConvlensError
 from stages.lib.io import read_json, staged_dir, write_json
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, root: Path) -> None:
-    items = [str(layer) for layer in cfg.layers]
+    items = [str(layer) for layer in cfg.feature_maps.layers]
     summary: dict[str, dict] = {role: {} for role in layout.ROLES}
     with staged_dir(layout.metrics_dir(root) / "channels") as out:
         for item in items:
             folder = layout.feature_maps_dir(root, item)
             name = read_json(folder / "layer.json")["name"]
+            if name in summary["trained"]:
+                raise ConvlensError(
+                    f"feature_maps.layers names layer {name!r} twice (as {item!r} and as another entry); list it once"
+                )
             for role, stats in read_json(folder / "summary.json").items():
                 summary[role][name] = stats
                 (out / name).mkdir(exist_ok=True)

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from stages.lib import layout
 from stages.lib.config import run_stage
-from stages.lib.figures import check_render, class_heatmaps, histogram, mosaic_figure, sample_figure, sample_title
+from stages.lib.figures import class_heatmaps, histogram, mosaic_figure, sample_figure, sample_title
 from stages.lib.grids import filter_grid
 from stages.lib.io import read_csv_columns, read_json, staged_dir
 
@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 
 def run(cfg: DictConfig, root: Path) -> None:
     r, classes = cfg.render, list(cfg.data.classes)
-    check_render(r)
     kernels = {role: layout.load_kernels(root, role) for role in layout.ROLES}
     images, index = layout.load_samples(root)
 

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from stages.lib import layout
 from stages.lib.config import run_stage
 from stages.lib.errors import ConvlensError
-from stages.lib.figures import check_render, mosaic_figure, sample_title, vector_figure
+from stages.lib.figures import mosaic_figure, sample_title, vector_figure
 from stages.lib.grids import feature_map_grid
 from stages.lib.io import read_json, staged_dir
 
@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 
 def run(cfg: DictConfig, root: Path, item: str) -> None:
     r, classes = cfg.render, list(cfg.data.classes)
-    check_render(r)
     folder = layout.feature_maps_dir(root, item)
     layer = read_json(folder / "layer.json")
     name = layer["name"]

@@ -21,12 +21,12 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, root: Path) -> None:
-    split, data = cfg.feature_maps.split, layout.data_dir(root)
+    split, data = cfg.samples.split, layout.data_dir(root)
     if not (data / f"{split}_images.npy").is_file():
-        raise ConvlensError(f"feature_maps.split={split!r} has no images in {data}; use train or test")
+        raise ConvlensError(f"samples.split={split!r} has no images in {data}; use train or test")
     images = np.load(data / f"{split}_images.npy", mmap_mode="r")
     labels = np.load(data / f"{split}_labels.npy", mmap_mode="r")
-    ids = check_samples(list(cfg.samples), len(images), split)
+    ids = check_samples(list(cfg.samples.indices), len(images), split)
     with staged_dir(layout.samples_dir(root)) as out:
         np.save(out / "images.npy", np.asarray(images[ids]))
         write_json(out / "index.json", {"split": split, "samples": ids.tolist(), "labels": labels[ids].tolist()})

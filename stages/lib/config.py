@@ -1,7 +1,8 @@
-"""Config for a stage: ``params.yaml`` under DVC, Hydra's compose API standalone.
+"""Config for a stage: always ``params.yaml``, composed from ``conf/`` (by ``dvc exp run``, ``make params``,
+or a standalone stage's overrides) and checked against ``schema``.
 
-Either way a stage sees only the params its ``dvc.yaml`` entry declares: reading any other key
-fails, so ``dvc.yaml`` cannot drift from the code.
+A stage sees only the params its ``dvc.yaml`` entry declares: reading any other key fails, so
+``dvc.yaml`` cannot drift from the code.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from .errors import ConvlensError
+from .io import atomic_path
+from .schema import check_config, layer_spec
 
 STAGE_FILE = "dvc.yaml"
 PARAMS_FILE = "params.yaml"
@@ -25,7 +28,7 @@ PARAMS_FILE = "params.yaml"
 
 def read_yaml(path: Path) -> Any:
     """A YAML file, parsed by libyaml where PyYAML has it (~8× faster; every stage reads two at start-up)."""
-    return yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def project_root() -> Path:
@@ -69,7 +72,7 @@ def declared_params(root: Path, stage: str) -> list[str]:
 
 
 def compose(root: Path, overrides: Sequence[str] = ()) -> DictConfig:
-    """Compose ``conf/`` with Hydra overrides, as ``dvc exp run`` does into ``params.yaml``."""
+    """Compose ``conf/`` with Hydra overrides, as ``dvc exp run`` does into ``params.yaml``, and check it."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
@@ -77,9 +80,23 @@ def compose(root: Path, overrides: Sequence[str] = ()) -> DictConfig:
 
     try:
         with initialize_config_dir(str(root / "conf"), version_base="1.3"):
-            return hydra_compose("config", overrides=list(overrides))
+            cfg = hydra_compose("config", overrides=list(overrides))
+        params = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as e:
+        key = e.full_key.split(".")[-2:] if "${" in str(e) else e.full_key
+        key = ".".join(key) if isinstance(key, list) else key
+        raise ConvlensError(f"{key} must be set, e.g. {key}=VALUE") from e
     except (HydraException, OmegaConfBaseException) as e:
         raise ConvlensError(f"bad config override: {hydra_message(str(e))}") from e
+    check_config(params)
+    return OmegaConf.create(params)
+
+
+def write_params(root: Path, cfg: DictConfig) -> None:
+    """``params.yaml``, the config every stage reads, from a composed config."""
+    text = yaml.safe_dump(OmegaConf.to_container(cfg), sort_keys=False, allow_unicode=True)
+    with atomic_path(root / PARAMS_FILE) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def hydra_message(message: str) -> str:
@@ -116,15 +133,40 @@ def select(cfg: DictConfig | dict, keys: Sequence[str]) -> DictConfig:
     return selected
 
 
+def override_key(override: str) -> str:
+    """The dotted key a Hydra override sets: ``samples.indices`` for ``'samples.indices=[0,5]'``."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
 def load_config(stage: str, overrides: Sequence[str], root: Path) -> DictConfig:
-    """The stage's declared params: from ``params.yaml`` under DVC, else composed from ``conf/``."""
-    if os.environ.get("DVC_STAGE"):
-        if overrides:
+    """The stage's declared params, read from ``params.yaml`` and checked against the schema.
+
+    Overrides (a stage run on its own) go the one route ``dvc exp run -S`` goes: ``conf/`` is composed
+    with them into ``params.yaml``, which the stage then reads. An override of a key the stage does not
+    read is refused rather than dropped.
+    """
+    declared = declared_params(root, stage)
+    if overrides:
+        if os.environ.get("DVC_STAGE"):
             raise ConvlensError("under DVC, change params with `dvc exp run -S key=value`, not stage arguments")
-        full = read_yaml(root / PARAMS_FILE)
-    else:
-        full = compose(root, overrides)
-    return select(full, declared_params(root, stage))
+        for key in map(override_key, overrides):
+            if not any(key == d or key.startswith(f"{d}.") or d.startswith(f"{key}.") for d in declared):
+                raise ConvlensError(
+                    f"{stage} does not read {key} (it reads {', '.join(declared)}); set it with "
+                    f"dvc exp run -S '{key}=…', which reruns every stage that reads it"
+                )
+        write_params(root, compose(root, overrides))
+        logging.getLogger(__name__).info("%s recomposed from conf/ with %s", PARAMS_FILE, " ".join(overrides))
+    path = root / PARAMS_FILE
+    try:
+        full = read_yaml(path)
+    except FileNotFoundError as e:
+        raise ConvlensError(f"{path} is missing; compose it from conf/ with `make params`") from e
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConvlensError(f"{path} is not readable YAML ({str(e).splitlines()[0]}); recompose it: make params") from e
+    cfg = select(full if isinstance(full, dict) else {}, declared)
+    check_config(OmegaConf.to_container(cfg), complete=False)
+    return cfg
 
 
 def run_stage(
@@ -145,6 +187,8 @@ def run_stage(
         root = project_root()
         if len(items) > 1 or (items and "${item}" not in str(stage_definition(root, stage).get("cmd", ""))):
             raise ConvlensError(f"unexpected arguments {items}; give config overrides as key=value")
+        for item in items:
+            layer_spec("the layer argument", int(item) if item.isdigit() else item)
         run(load_config(stage, [a for a in args if "=" in a], root), root, *items)
         if skip_teardown:
             sys.stdout.flush()
@@ -153,9 +197,4 @@ def run_stage(
     except ConvlensError as e:
         print(f"{label}: error: {e}", file=sys.stderr)
         sys.exit(1)
-    except MissingMandatoryValue as e:
-        key = e.full_key
-        print(
-            f"{label}: error: {key} must be set: dvc exp run -S {key}=VALUE (standalone: {key}=VALUE)", file=sys.stderr
-        )
-        sys.exit(1)
+

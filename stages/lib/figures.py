@@ -10,19 +10,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .errors import ConvlensError
-from .grids import check_filter_range, check_input_channels
 from .io import atomic_path
-
-
-def check_render(r: Mapping) -> None:
-    """Refuse render options that make no sense before drawing anything."""
-    if "filter_vmin" in r:
-        check_filter_range(r.filter_vmin, r.filter_vmax)
-        check_input_channels(r.input_channels)
-    for key in ("filter_columns", "map_columns", "hist_bins", "dpi"):
-        if key in r and r[key] is not None and (not isinstance(r[key], int) or r[key] < 1):
-            raise ConvlensError(f"render.{key} must be a positive integer, got {r[key]!r}")
 
 
 def sample_title(split: str, sample: int, label: int, classes: Sequence[str]) -> str:

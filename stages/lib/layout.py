@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .io import read_json
+from .schema import layer_spec
 
 ROLES = ("trained", "untrained")
 
@@ -27,7 +28,14 @@ def samples_dir(root: Path) -> Path:
     return root / "outputs" / "samples"
 
 
+def config_check_path(root: Path) -> Path:
+    """The ``check_config`` stage's mark that ``params.yaml`` passed the schema (every stage depends on it)."""
+    return root / "outputs" / "checked_config.txt"
+
+
 def feature_maps_dir(root: Path, layer: str) -> Path:
+    """One ``feature_maps.layers`` entry's folder; the entry must be a plain name, never a path."""
+    layer_spec("feature_maps.layers", int(layer) if layer.isdigit() else layer)
     return root / "outputs" / "feature_maps" / layer
 
 

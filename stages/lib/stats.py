@@ -10,20 +10,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import ConvlensError
-
 
 def as_number(x: float | np.floating) -> float:
     """A float32 value as its shortest decimal (the digits NumPy prints), for JSON and CSV."""
     return float(str(np.float32(x)))
-
-
-def check_percentiles(percentiles: Sequence[object]) -> list[float]:
-    """Percentiles are numbers in 0..100 (``weights.percentiles``)."""
-    for p in percentiles:
-        if isinstance(p, bool) or not isinstance(p, int | float) or not 0 <= p <= 100:
-            raise ConvlensError(f"weights.percentiles holds {p!r}; list numbers in 0..100, e.g. [5, 50, 95]")
-    return [float(p) for p in percentiles]
 
 
 def kernel_stats(kernel: np.ndarray, percentiles: Sequence[float]) -> dict[str, object]:

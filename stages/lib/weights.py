@@ -12,7 +12,7 @@ from . import layout
 from .archive import check_model_config, read_config, read_weights, resolve_layers
 from .errors import ConvlensError
 from .io import staged_dir, write_csv, write_json
-from .stats import check_percentiles, filter_stats, kernel_stats, table_rows
+from .stats import filter_stats, kernel_stats, table_rows
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ def save_weight_artifacts(
 
     :func:`layout.load_kernels` reads the kernels back.
     """
-    percentiles = check_percentiles(list(percentiles))
+    percentiles = [float(p) for p in percentiles]
     archive = layout.model_path(root, role)
     names = resolve_layers(layers, check_model_config(read_config(archive), str(archive)), "Conv2D")
     variables = read_weights(archive, names)

@@ -1,4 +1,4 @@
-"""Stage 4: the untrained baseline, the trained model's architecture freshly initialised.
+"""Stage 4: the untrained model (the book's baseline), the trained model's architecture freshly initialised.
 
 The book's order: seed, load the trained model, then build the untrained layers.
 """
@@ -13,34 +13,23 @@ from omegaconf import DictConfig
 from stages.lib import layout
 from stages.lib.archive import check_model_config, read_config, resolve_layers
 from stages.lib.config import run_stage
-from stages.lib.errors import ConvlensError
 from stages.lib.io import atomic_path
-from stages.lib.stats import check_percentiles
 from stages.lib.weights import save_weight_artifacts
 
 log = logging.getLogger(__name__)
 
 
-def check_seed(seed: object) -> int:
-    """``baseline.seed`` seeds Python, NumPy and TensorFlow: an integer in 0..2**32-1."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-        raise ConvlensError(f"baseline.seed must be an integer in 0..{2**32 - 1}, got {seed!r}; e.g. baseline.seed=42")
-    return seed
-
-
 def run(cfg: DictConfig, root: Path) -> None:
-    check_seed(cfg.baseline.seed)
-    check_percentiles(list(cfg.weights.percentiles))
     trained = layout.model_path(root, "trained")
     resolve_layers(cfg.weights.layers, check_model_config(read_config(trained), str(trained)), "Conv2D")
     from stages.lib.keras_models import load_with_untrained_twin, save_reproducible
 
-    _, untrained = load_with_untrained_twin(trained, cfg.baseline.seed)
+    _, untrained = load_with_untrained_twin(trained, cfg.untrained.seed)
     with atomic_path(layout.model_path(root, "untrained")) as tmp:
         save_reproducible(untrained, tmp)
-    log.info("untrained twin built with seed %d", cfg.baseline.seed)
+    log.info("untrained model built with seed %d", cfg.untrained.seed)
     save_weight_artifacts(root, "untrained", cfg.weights.layers, cfg.weights.percentiles)
 
 
 if __name__ == "__main__":
-    run_stage("build_baseline", run, skip_teardown=True)
+    run_stage("build_untrained", run, skip_teardown=True)

@@ -1,0 +1,35 @@
+"""Stage 0: the whole ``params.yaml`` checked against the schema, before any other stage runs.
+
+Every stage depends on this one, so ``dvc repro`` and ``dvc exp run`` stop here on a bad value, before
+DVC deletes any stage's outputs: a layer name such as ``../../x`` never becomes a folder DVC removes.
+Its output never changes, so a config change reruns only the stages that read the changed keys.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from stages.lib import layout
+from stages.lib.config import PARAMS_FILE, read_yaml, run_stage
+from stages.lib.io import atomic_path
+from stages.lib.schema import check_config, check_model_file
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig, root: Path) -> None:
+    """``cfg`` is empty: this stage declares the whole file (``params.yaml:``), read here as it is."""
+    params = read_yaml(root / PARAMS_FILE)
+    check_config(params)  # every key, unknown ones included
+    if params["model"]["path"] is not None:
+        check_model_file(root, params["model"]["path"])
+    with atomic_path(layout.config_check_path(root)) as tmp:
+        tmp.write_text("params.yaml passed stages/lib/schema.py\n", encoding="utf-8")
+    log.info("%s checked", PARAMS_FILE)
+
+
+if __name__ == "__main__":
+    run_stage("check_config", run)

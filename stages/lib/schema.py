@@ -1,0 +1,269 @@
+"""The whole config described once: every key of ``params.yaml``, its type and its range.
+
+One table (:data:`SCHEMA`) says what each key may hold; :func:`check_config` checks a config against it
+and raises one :class:`ConvlensError` line naming the key, the value and a valid example. It runs when
+``conf/`` is composed (``make params``, a standalone stage's overrides), in the ``check_config`` stage
+that heads the DVC pipeline (so a bad value stops ``dvc repro`` / ``dvc exp run`` before DVC deletes any
+stage's outputs), and at the start of every stage for the keys it reads.
+
+Checks that need the model or the data (a layer name the model lacks, a sample index beyond the split)
+are made by the stage that has them, with the same kind of line.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import stat
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import ConvlensError
+
+Check = Callable[[str, Any], None]
+
+SPLITS = ("train", "test")
+INPUT_CHANNEL_MODES = ("first", "mean", "all")
+# A name that becomes one path component under outputs/ (a layer) or the download cache (a file):
+# letters, digits, '_', '.', '-', not starting with '.' or '-', so never '', '.', '..', '~' or a path.
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
+SHA256 = re.compile(r"[0-9a-f]{64}")
+MAX_BATCH = 100_000
+MAX_DPI = 600
+MAX_COLUMNS = 1024
+MAX_BINS = 10_000
+
+
+def _fail(key: str, value: Any, want: str) -> ConvlensError:
+    return ConvlensError(f"{key} must be {want}, got {value!r}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def integer(low: int, high: int, example: str) -> Check:
+    def check(key: str, value: Any) -> None:
+        if not _is_int(value) or not low <= value <= high:
+            raise _fail(key, value, f"an integer in {low}..{high}; e.g. {key}={example}")
+
+    return check
+
+
+def number(low: float, high: float, example: str, low_open: bool = False) -> Check:
+    """A finite number in [low, high] (``low_open``: above ``low``)."""
+
+    def check(key: str, value: Any) -> None:
+        ok = _is_number(value) and math.isfinite(value) and (value > low if low_open else value >= low)
+        if not ok or value > high:
+            bound = f"above {low}" if low_open else f"in {low}..{high}"
+            raise _fail(key, value, f"a finite number {bound}; e.g. {key}={example}")
+
+    return check
+
+
+def choice(options: Sequence[str]) -> Check:
+    def check(key: str, value: Any) -> None:
+        if value not in options:
+            raise _fail(key, value, f"one of {', '.join(options)}")
+
+    return check
+
+
+def text(pattern: re.Pattern[str] | None = None, want: str = "a non-empty string") -> Check:
+    def check(key: str, value: Any) -> None:
+        if not isinstance(value, str) or not value.strip() or (pattern is not None and not pattern.fullmatch(value)):
+            raise _fail(key, value, want)
+
+    return check
+
+
+def optional(inner: Check) -> Check:
+    def check(key: str, value: Any) -> None:
+        if value is not None:
+            inner(key, value)
+
+    return check
+
+
+def url(key: str, value: Any) -> None:
+    if not isinstance(value, str) or not re.fullmatch(r"https?://[^\s]+", value):
+        raise _fail(key, value, "an http(s) URL")
+
+
+def safe_name(key: str, value: Any) -> None:
+    """A name that becomes one file or folder name: never a path, ``..``, ``~`` or empty."""
+    if not isinstance(value, str) or not NAME.fullmatch(value) or ".." in value:
+        raise _fail(key, value, "a plain name (letters, digits, _ . -; not a path, '..' or empty)")
+
+
+def layer_spec(key: str, value: Any) -> None:
+    """A layer by index into ``model.layers`` or by name; it names a folder under ``outputs/``."""
+    if _is_int(value):
+        if value < 0:
+            raise _fail(key, value, "a layer index ≥ 0 or a layer name")
+        return
+    if not isinstance(value, str) or not NAME.fullmatch(value) or ".." in value:
+        raise _fail(key, value, "a layer name (letters, digits, _ . -; not a path) or an index ≥ 0")
+
+
+def items(inner: Check, example: str, min_len: int = 1, unique: bool = True) -> Check:
+    """A list of ``inner`` values, at least ``min_len`` long, without repeats (``unique``)."""
+
+    def check(key: str, value: Any) -> None:
+        if not isinstance(value, list | tuple) or len(value) < min_len:
+            raise _fail(key, value, f"a list of at least {min_len}; e.g. {key}='{example}'")
+        for item in value:
+            inner(key, item)
+        if unique:
+            seen: set[str] = set()
+            for item in value:
+                if str(item) in seen:
+                    raise ConvlensError(f"{key} lists {item!r} twice; list each once, e.g. {key}='{example}'")
+                seen.add(str(item))
+
+    return check
+
+
+def model_path(key: str, value: Any) -> None:
+    """``model.path``: a file the user hands us; read (and checked) by ``fetch_model``, never written.
+
+    It is also a DVC dependency, and DVC does not expand ``~``.
+    """
+    if value is None:
+        return
+    if not isinstance(value, str) or not value.strip() or "\0" in value or value == "???":
+        raise _fail(key, value, "null (the book's model) or the path of your .keras file")
+    if value.startswith("~"):
+        raise _fail(key, value, f"a path without ~ (DVC does not expand it); e.g. {key}=/home/you/model.keras")
+
+
+def colormap(key: str, value: Any) -> None:
+    import matplotlib as mpl
+
+    if not isinstance(value, str) or value not in mpl.colormaps:
+        raise _fail(key, value, "a matplotlib colormap name, e.g. viridis, gray_r, magma (see matplotlib.colormaps)")
+
+
+def data_files(key: str, value: Any) -> None:
+    want = {"train_images", "train_labels", "test_images", "test_labels"}
+    if not isinstance(value, Mapping) or set(value) != want:
+        raise _fail(key, value, f"a mapping with exactly {', '.join(sorted(want))}")
+    for part, spec in value.items():
+        if not isinstance(spec, Mapping) or set(spec) - {"name", "sha256"}:
+            raise _fail(f"{key}.{part}", spec, "a mapping with name and sha256")
+        safe_name(f"{key}.{part}.name", spec.get("name"))
+        text(SHA256, "64 lowercase hex digits (the file's sha256)")(f"{key}.{part}.sha256", spec.get("sha256"))
+
+
+SCHEMA: dict[str, Check] = {
+    "model.name": safe_name,
+    "model.file": optional(safe_name),
+    "model.url": optional(url),
+    "model.sha256": optional(text(SHA256, "64 lowercase hex digits (the file's sha256)")),
+    "model.path": model_path,
+    "model.source": model_path,
+    "data.subdir": safe_name,
+    "data.urls": items(url, "[https://host/path/]", min_len=0),
+    "data.files": data_files,
+    "data.classes": items(text(), "[T-shirt/top, Trouser]"),
+    "untrained.seed": integer(0, 2**32 - 1, "42"),
+    "input.scale": number(0, 1e9, "255", low_open=True),
+    "samples.split": choice(SPLITS),
+    "samples.indices": items(integer(0, 2**31 - 1, "0"), "[0,1]"),
+    "weights.layers": optional(items(layer_spec, "[conv2d,conv2d_1]")),
+    "weights.percentiles": items(number(0, 100, "50"), "[5,50,95]"),
+    "feature_maps.layers": items(layer_spec, "[conv2d,conv2d_1]"),
+    "feature_maps.batch_size": integer(1, MAX_BATCH, "256"),
+    "dataset.split": choice(SPLITS),
+    "dataset.limit": optional(integer(1, 2**31 - 1, "1000")),
+    "dataset.layers": optional(items(layer_spec, "[conv2d,max_pooling2d]")),
+    "dataset.batch_size": integer(1, MAX_BATCH, "500"),
+    "render.dpi": integer(10, MAX_DPI, "100"),
+    "render.hist_bins": integer(1, MAX_BINS, "10"),
+    "render.filter_cmap": colormap,
+    "render.filter_vmin": number(-1e6, 1e6, "-0.5"),
+    "render.filter_vmax": number(-1e6, 1e6, "0.5"),
+    "render.filter_columns": integer(1, MAX_COLUMNS, "16"),
+    "render.input_channels": choice(INPUT_CHANNEL_MODES),
+    "render.map_cmap": colormap,
+    "render.map_columns": optional(integer(1, MAX_COLUMNS, "8")),
+    "render.sample_cmap": colormap,
+    "render.heatmap_cmap": colormap,
+}
+
+
+def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}``, stopping at keys the schema describes as a whole."""
+    flat: dict[str, Any] = {}
+    for k, v in cfg.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping) and key not in SCHEMA:
+            flat.update(flatten(v, f"{key}."))
+        else:
+            flat[key] = v
+    return flat
+
+
+def _cross_checks(flat: Mapping[str, Any]) -> None:
+    if flat.get("model.path") is not None and "model.source" in flat and flat["model.source"] != flat["model.path"]:
+        raise ConvlensError(
+            f"model.source ({flat['model.source']}) must be model.path ({flat['model.path']}): it is the file "
+            "fetch_model depends on; leave it as conf/model/local.yaml sets it (${model.path})"
+        )
+    if flat.get("model.path") is None and flat.get("model.url") is None and "model.url" in flat:
+        raise ConvlensError("the model has neither model.path nor model.url; use -S model=book or model.path=FILE")
+    if "render.filter_vmin" in flat and "render.filter_vmax" in flat:
+        vmin, vmax = flat["render.filter_vmin"], flat["render.filter_vmax"]
+        if vmin >= vmax:
+            raise ConvlensError(f"render.filter_vmin ({vmin}) must be below render.filter_vmax ({vmax})")
+
+
+def check_config(cfg: Mapping[str, Any], complete: bool = True) -> None:
+    """Check ``cfg`` against :data:`SCHEMA`: unknown keys, wrong types, ranges, names that would be paths.
+
+    ``complete``: every key of the schema must be present (the whole ``params.yaml``); a stage's own cut
+    of the config passes ``False``.
+    """
+    if not isinstance(cfg, Mapping):
+        raise ConvlensError(f"the config must be a mapping of keys, got {type(cfg).__name__}; see params.yaml")
+    flat = flatten(cfg)
+    unknown = [k for k in flat if k not in SCHEMA]
+    if unknown:
+        raise ConvlensError(
+            f"unknown config key {unknown[0]}; the keys are those of conf/ (see README 'Changing the config')"
+        )
+    if complete:
+        missing = [k for k in SCHEMA if k not in flat]
+        if missing:
+            raise ConvlensError(f"config key {missing[0]} is missing; recompose params.yaml with `make params`")
+    for key, value in flat.items():
+        SCHEMA[key](key, value)
+    _cross_checks(flat)
+
+
+def check_model_file(root: Path, value: str) -> Path:
+    """``model.path`` (relative to the project root) as a regular file, said plainly when it is not one.
+
+    Checked with ``stat`` only, before anything opens it (a FIFO would block, ``/dev/zero`` never ends).
+    """
+    path = root / value
+    try:
+        mode = path.stat().st_mode
+    except OSError as e:
+        raise ConvlensError(f"model.path {path} does not exist ({e.strerror}); point it at a .keras file") from e
+    if not stat.S_ISREG(mode):
+        kind = (
+            "a directory" if stat.S_ISDIR(mode)
+            else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a socket" if stat.S_ISSOCK(mode)
+            else "not a regular file"
+        )  # fmt: skip
+        raise ConvlensError(f"model.path {path} is {kind}, not a model file; point it at a .keras file")
+    return path
