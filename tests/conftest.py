@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from stages.lib.config import compose, declared_params, select
-from tests.helpers import PIPELINE, copy_project, run_stage, tiny_model, tiny_overrides, write_tiny_data
+from tests.helpers import PIPELINE, configure, copy_project, run_stage, tiny_model, write_tiny_data
 
 
 @pytest.fixture(autouse=True)
@@ -29,9 +29,11 @@ def tiny_assets(tmp_path_factory) -> dict:
 
 @pytest.fixture
 def project(tmp_path, tiny_assets, monkeypatch) -> Path:
-    """A copy of the project wired to the tiny assets (via ``$CONVLENS_MIRROR``)."""
+    """A copy of the project whose conf/ and params.yaml point at the tiny assets (data via ``$CONVLENS_MIRROR``)."""
     monkeypatch.setenv("CONVLENS_MIRROR", str(tiny_assets["mirror"]))
-    return copy_project(tmp_path / "project")
+    root = copy_project(tmp_path / "project")
+    configure(root, str(tiny_assets["model"]), tiny_assets["sums"])
+    return root
 
 
 @pytest.fixture
@@ -39,7 +41,7 @@ def composed(project, tiny_assets):
     """``composed(*overrides)``: the whole config, composed for the tiny assets."""
 
     def make(*overrides: str):
-        return compose(project, [*tiny_overrides(tiny_assets["model"], tiny_assets["sums"]), *overrides])
+        return compose(project, list(overrides))
 
     return make
 

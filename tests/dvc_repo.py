@@ -1,7 +1,8 @@
 """A real git + DVC repository of the project on tiny data, and helpers to drive `dvc` in it.
 
-The tiny data sits in ``../shared/mirror`` beside the repository and the tiny model is a git-ignored
-file inside it, exactly where a user keeps theirs: queued experiments must find both on their own.
+The tiny data sits in ``../shared/mirror`` beside the repository and the tiny model is a DVC-tracked
+file inside it (``dvc add models/tiny.keras``), as the README tells a user to keep theirs: queued
+experiments must find both on their own.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.helpers import PROJECT, copy_project
+from tests.helpers import PROJECT, configure, copy_project
 
 DVC = (sys.executable, "-m", "dvc")
 
@@ -43,18 +44,12 @@ def make_repo(base: Path, tiny_assets: dict, conf_extra: dict | None = None) -> 
     shutil.copytree(tiny_assets["mirror"], base / "shared" / "mirror")
     (root / "models").mkdir()
     shutil.copy2(tiny_assets["model"], root / "models" / "tiny.keras")
-    (root / ".gitignore").write_text((PROJECT / ".gitignore").read_text() + "/models\n")
+    shutil.copy2(PROJECT / ".gitignore", root / ".gitignore")
     (root / ".dvc").mkdir()
     shutil.copy2(PROJECT / ".dvc" / "config", root / ".dvc" / "config")
+    (root / ".dvc" / ".gitignore").write_text("/config.local\n/tmp\n/cache\n", encoding="utf-8")
     shutil.copy2(PROJECT / ".dvcignore", root / ".dvcignore")
-    config = (root / "conf" / "config.yaml").read_text().replace("- model: book", "- model: local")
-    local = root / "conf" / "model" / "local.yaml"
-    local.write_text(local.read_text().replace("path: ???", "path: models/tiny.keras"))
-    tiny = {
-        "data": {"urls": [], "files": {k: {"sha256": v} for k, v in tiny_assets["sums"].items()}},
-        **(conf_extra or {}),
-    }
-    (root / "conf" / "config.yaml").write_text(config + "\n" + yaml.safe_dump(tiny))
+    configure(root, "models/tiny.keras", tiny_assets["sums"], conf_extra)
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
@@ -65,8 +60,8 @@ def make_repo(base: Path, tiny_assets: dict, conf_extra: dict | None = None) -> 
         "DVC_NO_ANALYTICS": "1",
     }
     env.pop("CONVLENS_MIRROR", None)
-    sh(root, sys.executable, "-m", "stages.compose_params", env=env)
     sh(root, "git", "init", "-q", env=env)
+    dvc(root, env, "add", "-q", "models/tiny.keras")  # the user's model, DVC-tracked: queued runs get it too
     return root, env
 
 

@@ -7,9 +7,10 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from stages import (
-    build_baseline,
+    build_untrained,
     dataset_stats,
     extract_weights,
     feature_maps,
@@ -20,6 +21,7 @@ from stages import (
     render_maps,
     samples,
 )
+from stages.lib.config import compose, write_params
 from stages.lib.fetch import sha256sum
 from stages.lib.idx import IDX_DTYPES
 
@@ -28,7 +30,7 @@ PIPELINE = [
     fetch_data,
     samples,
     extract_weights,
-    build_baseline,
+    build_untrained,
     feature_maps,
     map_metrics,
     dataset_stats,
@@ -45,7 +47,7 @@ def stage_name(module) -> str:
 def run_stage(module, stage_config, composed, root, *overrides):
     """Run a stage as `dvc repro` would: a per-layer stage once for each entry of `layers`."""
     cfg = stage_config(stage_name(module), *overrides)
-    items = [str(layer) for layer in composed(*overrides).layers] if module in PER_LAYER else [None]
+    items = [str(layer) for layer in composed(*overrides).feature_maps.layers] if module in PER_LAYER else [None]
     for item in items:
         module.run(cfg, root, *([item] if item else []))
 
@@ -115,6 +117,18 @@ def tiny_overrides(model_path: Path, sums: dict[str, str]) -> list[str]:
         "data.urls=[]",
         *(f"data.files.{key}.sha256={value}" for key, value in sums.items()),
     ]
+
+
+def configure(root: Path, model_path: str, sums: dict[str, str], extra: dict | None = None) -> None:
+    """Point ``conf/`` at the tiny model and data (no download URLs) and recompose ``params.yaml``, as a user
+    who edits ``conf/`` and runs ``make params`` would; stages then run without arguments."""
+    config = root / "conf" / "config.yaml"
+    text = config.read_text(encoding="utf-8").replace("- model: book", "- model: local")
+    local = root / "conf" / "model" / "local.yaml"
+    local.write_text(local.read_text(encoding="utf-8").replace("path: ???", f"path: {model_path}"), encoding="utf-8")
+    tiny = {"data": {"urls": [], "files": {k: {"sha256": v} for k, v in sums.items()}}, **(extra or {})}
+    config.write_text(text + "\n" + yaml.safe_dump(tiny), encoding="utf-8")
+    write_params(root, compose(root))
 
 
 def copy_project(dest: Path) -> Path:

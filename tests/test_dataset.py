@@ -90,8 +90,8 @@ def test_stage_writes_tables_metrics_and_heatmaps(project, run_pipeline):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("dataset.limit=0", "dataset.limit must be a positive integer or null"),
-        ("dataset.split=valid", "dataset.split='valid' has no images"),
+        ("dataset.limit=0", "dataset.limit must be an integer in 1..2147483647, got 0"),
+        ("dataset.split=valid", "dataset.split must be one of train, test, got 'valid'"),
         ("dataset.layers=[nope]", "unknown layer 'nope'"),
     ],
 )

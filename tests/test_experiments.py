@@ -46,13 +46,15 @@ def experiments(root, env) -> dict[str, dict]:
 
 def test_one_off_experiments_record_params_and_metrics(repo):
     root, env = repo
-    assert ran(dvc(root, env, "exp", "run", "-n", "one-layer", "-S", "layers=[conv2d_1]")) == ["map_metrics"]
-    samples = ran(dvc(root, env, "exp", "run", "-n", "four-samples", "-S", "samples=[0,1,2,3]"))
-    assert samples[0] == "samples" and "build_baseline" not in samples
+    assert ran(dvc(root, env, "exp", "run", "-n", "one-layer", "-S", "feature_maps.layers=[conv2d_1]")) == [
+        "map_metrics"
+    ]
+    samples = ran(dvc(root, env, "exp", "run", "-n", "four-samples", "-S", "samples.indices=[0,1,2,3]"))
+    assert samples[0] == "samples" and "build_untrained" not in samples
     assert len(list((root / "outputs" / "figures" / "feature_maps" / "conv2d").glob("*.png"))) == 8
     wide = ran(
         dvc(root, env, "exp", "run", "-n", "wide-model", "-S", "model=wide",
-            "-S", "layers=[conv2d,conv2d_1,conv2d_2,global_average_pooling2d,dense]")
+            "-S", "feature_maps.layers=[conv2d,conv2d_1,conv2d_2,global_average_pooling2d,dense]")
     )  # fmt: skip
     assert wide[:1] == ["fetch_model"] and "render_maps@conv2d_2" in wide and "fetch_data" not in wide
 
@@ -78,7 +80,7 @@ def test_one_off_experiments_record_params_and_metrics(repo):
 
 def test_adding_a_layer_runs_only_that_layers_stages(repo):
     root, env = repo
-    out = dvc(root, env, "exp", "run", "-S", "layers=[conv2d,conv2d_1,max_pooling2d]")
+    out = dvc(root, env, "exp", "run", "-S", "feature_maps.layers=[conv2d,conv2d_1,max_pooling2d]")
     assert ran(out) == ["feature_maps@max_pooling2d", "map_metrics", "render_maps@max_pooling2d"]
     assert "Stage 'feature_maps@conv2d' didn't change, skipping" in out
 
@@ -87,7 +89,7 @@ def test_queued_sweep_matches_serial_runs(repo):
     """Three layer settings queued and run two at a time give the outputs serial runs give."""
     root, env = repo
     settings = ["[conv2d]", "[conv2d_1,max_pooling2d]", "[max_pooling2d_1]"]
-    dvc(root, env, "exp", "run", "--queue", "-S", "layers=" + ",".join(settings))
+    dvc(root, env, "exp", "run", "--queue", "-S", "feature_maps.layers=" + ",".join(settings))
     dvc(root, env, "queue", "start", "-j", "2")
     status = wait_for_queue(root, env)
     assert status.count("Success") == 3, status
@@ -96,7 +98,7 @@ def test_queued_sweep_matches_serial_runs(repo):
 
     for setting in settings:
         layers = yaml.safe_load(setting)
-        dvc(root, env, "exp", "run", "-S", f"layers={setting}")
+        dvc(root, env, "exp", "run", "-S", f"feature_maps.layers={setting}")
         serial_lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
         queued_lock = yaml.safe_load(sh(root, "git", "show", f"{queued[json.dumps(layers)]['rev']}:dvc.lock", env=env))
         for stage in (f"{kind}@{layer}" for kind in PER_LAYER for layer in layers):
@@ -110,8 +112,8 @@ def test_queued_sweep_matches_serial_runs(repo):
 
 def test_diffs_between_experiments_and_the_compare_command(repo):
     root, env = repo
-    dvc(root, env, "exp", "run", "-n", "seed7", "-S", "baseline.seed=7")
-    dvc(root, env, "exp", "run", "-n", "seed8", "-S", "baseline.seed=8")
+    dvc(root, env, "exp", "run", "-n", "seed7", "-S", "untrained.seed=7")
+    dvc(root, env, "exp", "run", "-n", "seed8", "-S", "untrained.seed=8")
 
     diff = json.loads(dvc(root, env, "metrics", "diff", "seed7", "seed8", "--json"))
     assert "untrained.conv2d.std" in diff["outputs/metrics/weights_untrained.json"]

@@ -14,7 +14,7 @@ STAGES = [
     "fetch_data",
     "samples",
     "extract_weights",
-    "build_baseline",
+    "build_untrained",
     "feature_maps@conv2d",
     "feature_maps@conv2d_1",
     "map_metrics",
@@ -57,7 +57,7 @@ def test_repro_then_noop_then_render_only_then_experiment(tmp_path, tiny_assets)
     assert ran(dvc(root, env, "repro")) == ["render_figures"]
 
     commit(root, env, "tiny run")
-    exp = dvc(root, env, "exp", "run", "-S", "baseline.seed=7")
+    exp = dvc(root, env, "exp", "run", "-S", "untrained.seed=7")
     assert ran(exp) == [s for s in STAGES if s not in ("fetch_model", "fetch_data", "samples", "extract_weights")]
     diff = json.loads(dvc(root, env, "metrics", "diff", "--json"))
     untrained = diff["outputs/metrics/weights_untrained.json"]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from stages import build_baseline, extract_weights, fetch_data, fetch_model
+from stages import build_untrained, extract_weights, fetch_data, fetch_model
 from stages.lib.config import load_config
 from tests.helpers import MIRROR, copy_project
 
@@ -23,7 +23,7 @@ def run(module, root):
 
 def test_book_model_prints_the_books_numbers(real_project, caplog):
     caplog.set_level("INFO")
-    for module in (fetch_model, extract_weights, build_baseline):
+    for module in (fetch_model, extract_weights, build_untrained):
         run(module, real_project)
     kernel = np.load(real_project / "outputs" / "weights" / "trained" / "conv2d.kernel.npy")
     bias = np.load(real_project / "outputs" / "weights" / "trained" / "conv2d.bias.npy")

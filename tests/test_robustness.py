@@ -24,7 +24,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from stages import build_baseline, extract_weights, fetch_data, fetch_model
+from stages import build_untrained, extract_weights, fetch_data, fetch_model
 from stages.lib import fetch as fetch_lib
 from stages.lib.archive import check_input_shape, check_model_config, input_shape, read_config, unsafe_places
 from stages.lib.errors import ConvlensError
@@ -34,7 +34,7 @@ from stages.lib.idx import IdxError, parse_idx, read_idx
 from stages.lib.io import staged_dir, write_json
 from stages.lib.samples import check_samples
 from stages.lib.stats import channel_stats, filter_stats, kernel_stats, layer_summary
-from tests.helpers import DATA_FILES, PROJECT, copy_project, idx_bytes, tiny_model, tiny_overrides
+from tests.helpers import DATA_FILES, PROJECT, copy_project, idx_bytes, tiny_model
 
 LEFTOVER = re.compile(r"\..+\.[a-z0-9_]{8}(\..+)?")  # the hidden temp names of stages/lib/io.py
 
@@ -120,7 +120,7 @@ def _file(urls) -> RemoteFile:
 def test_offline_fetch_data_says_where_to_put_the_file_and_keeps_old_data(project, stage_config, tiny_assets):
     fetch_data.run(stage_config("fetch_data"), project)
     before = snapshot(project / "outputs")
-    args = [*tiny_overrides(tiny_assets["model"], tiny_assets["sums"]), "data.urls=[http://127.0.0.1:9/]"]
+    args = ["data.urls=[http://127.0.0.1:9/]"]
     done = cli(project, "fetch_data", *args, "data.files.train_labels.sha256=" + "a" * 64)
     line = error_line(done, "fetch_data")
     assert line.startswith(
@@ -224,7 +224,7 @@ def test_bad_idx_files_fail_clearly_and_keep_the_old_data(
 
 def test_bad_idx_file_from_the_command_line_is_one_line_and_exit_1(project, tiny_assets, tmp_path):
     mirror, overrides = _mirror_with(tmp_path, tiny_assets, {"test_images": gzip.compress(b"\x00\x00\x08\x03")})
-    args = [*tiny_overrides(tiny_assets["model"], tiny_assets["sums"]), *overrides]
+    args = [*overrides]
     line = error_line(cli(project, "fetch_data", *args, env={"CONVLENS_MIRROR": str(mirror)}), "fetch_data")
     assert line == (
         f"fetch_data: error: {mirror / 'fashion-mnist' / 't10k-images-idx3-ubyte.gz'}: header declares 3 dimensions "
@@ -328,9 +328,8 @@ def test_model_refusals_from_the_command_line(project, tiny_assets, tmp_path):
         keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(name="flatten")]), tmp_path / "d.keras"
     )
     lam = _lambda_models(tmp_path)["evil"]
-    base = tiny_overrides(tiny_assets["model"], tiny_assets["sums"])
     lines = {
-        p.name: error_line(cli(project, "fetch_model", *base, f"model.path={p}"), "fetch_model")
+        p.name: error_line(cli(project, "fetch_model", f"model.path={p}"), "fetch_model")
         for p in (junk, dense_only, lam)
     }
     assert lines["page.keras"] == (
@@ -399,16 +398,32 @@ def test_a_model_input_that_does_not_fit_the_data_is_refused(layers, sample, mes
     [
         (extract_weights, "weights.layers=[conv9]", "unknown layer 'conv9'; this model has 0:conv2d, 1:max_pooling2d"),
         (extract_weights, "weights.layers=[6]", "layer index 6 is out of range 0..5; this model has 0:conv2d"),
-        (extract_weights, "weights.layers=[-1]", "layer index -1 is out of range 0..5"),
-        (extract_weights, "weights.layers=[1.5]", "layer 1.5 is neither a name nor an index"),
-        (extract_weights, "weights.layers=[]", "the layer list is empty; name at least one layer (this model has 0:"),
-        (extract_weights, "weights.percentiles=[50,101]", "weights.percentiles holds 101; list numbers in 0..100"),
-        (extract_weights, "weights.percentiles=[-5]", "weights.percentiles holds -5"),
-        (extract_weights, "weights.percentiles=[median]", "weights.percentiles holds 'median'"),
-        (build_baseline, "baseline.seed=-1", "baseline.seed must be an integer in 0..4294967295, got -1"),
-        (build_baseline, "baseline.seed=1.5", "baseline.seed must be an integer in 0..4294967295, got 1.5"),
-        (build_baseline, "baseline.seed=abc", "got 'abc'"),
-        (build_baseline, "weights.layers=[conv9]", "unknown layer 'conv9'"),
+        (extract_weights, "weights.layers=[-1]", "weights.layers[0] must be a layer index ≥ 0 or a layer name, got -1"),
+        (
+            extract_weights,
+            "weights.layers=[1.5]",
+            "weights.layers[0] must be a layer name (letters, digits, _ . -; not a path) or an index ≥ 0, got 1.5",
+        ),
+        (extract_weights, "weights.layers=[]", "weights.layers must be a list of at least 1, got"),
+        (
+            extract_weights,
+            "weights.percentiles=[50,101]",
+            "weights.percentiles[1] must be a finite number in 0..100, got 101",
+        ),
+        (
+            extract_weights,
+            "weights.percentiles=[-5]",
+            "weights.percentiles[0] must be a finite number in 0..100, got -5",
+        ),
+        (
+            extract_weights,
+            "weights.percentiles=[median]",
+            "weights.percentiles[0] must be a finite number in 0..100, got 'median'",
+        ),
+        (build_untrained, "untrained.seed=-1", "untrained.seed must be an integer in 0..4294967295, got -1"),
+        (build_untrained, "untrained.seed=1.5", "untrained.seed must be an integer in 0..4294967295, got 1.5"),
+        (build_untrained, "untrained.seed=abc", "got 'abc'"),
+        (build_untrained, "weights.layers=[conv9]", "unknown layer 'conv9'"),
     ],
 )
 def test_bad_values_fail_before_anything_is_written(project, stage_config, module, override, message):
@@ -454,17 +469,20 @@ def test_a_filter_colour_range_that_makes_no_sense_is_refused(vmin, vmax, messag
 
 
 def test_config_errors_from_the_command_line(project, tiny_assets):
-    base = tiny_overrides(tiny_assets["model"], tiny_assets["sums"])
     assert error_line(cli(project, "fetch_model", "model=foo"), "fetch_model") == (
         "fetch_model: error: bad config override: In 'config': Could not find 'model/foo'. "
         "Available options in 'model': book, local"
     )
-    assert error_line(cli(project, "samples", "foo=1"), "samples") == (
-        "samples: error: bad config override: Could not override 'foo'. It is not a key of conf/; "
+    assert error_line(cli(project, "compose_params", "foo=1"), "compose_params") == (
+        "compose_params: error: bad config override: Could not override 'foo'. It is not a key of conf/; "
         "params.yaml lists the keys"
     )
-    assert error_line(cli(project, "build_baseline", *base, "baseline.seed=-3"), "build_baseline") == (
-        "build_baseline: error: baseline.seed must be an integer in 0..4294967295, got -3; e.g. baseline.seed=42"
+    assert error_line(cli(project, "samples", "foo=1"), "samples") == (
+        "samples: error: samples does not read foo (it reads samples); "
+        "set it with dvc exp run -S 'foo=…', which reruns every stage that reads it"
+    )
+    assert error_line(cli(project, "build_untrained", "untrained.seed=-3"), "build_untrained") == (
+        "build_untrained: error: untrained.seed must be an integer in 0..4294967295, got -3; e.g. untrained.seed=42"
     )
     assert not (project / "outputs").exists()
 
@@ -640,7 +658,7 @@ def test_sigkill_mid_write_leaves_each_output_old_new_or_absent_and_the_rerun_eq
     extract_weights.run(stage_config("extract_weights", "weights.layers=[conv2d]"), clean)
     new = _outputs(clean)
     assert all(old[name] != new[name] for name in WEIGHT_OUTPUTS)
-    args = [*tiny_overrides(tiny_assets["model"], tiny_assets["sums"]), "weights.layers=[conv2d]"]
+    args = ["weights.layers=[conv2d]"]
 
     killed = cli(project, "extract_weights", *args, env={**kill_env, "CONVLENS_KILL_AT": kill_at})
     assert killed.returncode == -9, killed.stderr

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from stages import (
-    build_baseline,
+    build_untrained,
     extract_weights,
     feature_maps,
     fetch_data,
@@ -65,7 +65,7 @@ def test_pipeline_makes_every_artifact(project, run_pipeline, tiny_assets):
 
 
 def test_feature_maps_are_the_layer_activations_of_scaled_samples(project, run_pipeline, tiny_assets):
-    run_pipeline(project, "samples=[3,0]", "layers=[max_pooling2d,0]")
+    run_pipeline(project, "samples.indices=[3,0]", "feature_maps.layers=[max_pooling2d,0]")
     from stages.lib.keras_models import keras, load_model
 
     model = load_model(tiny_assets["model"])
@@ -85,7 +85,7 @@ def test_feature_maps_are_the_layer_activations_of_scaled_samples(project, run_p
 
 
 def test_dense_layer_maps_are_drawn_as_vectors(project, run_pipeline):
-    run_pipeline(project, "layers=[flatten,dense]")
+    run_pipeline(project, "feature_maps.layers=[flatten,dense]")
     assert np.load(project / "outputs" / "feature_maps" / "dense" / "untrained.npy").shape == (1, 10)
     assert (project / "outputs" / "figures" / "feature_maps" / "flatten" / "trained_sample_0.png").is_file()
 
@@ -94,7 +94,7 @@ def test_baseline_seed_decides_the_untrained_weights(project, stage_config, run_
     run_pipeline(project, stages=[fetch_model])
     kernels, archives = [], []
     for seed in (7, 7, 8):
-        build_baseline.run(stage_config("build_baseline", f"baseline.seed={seed}"), project)
+        build_untrained.run(stage_config("build_untrained", f"untrained.seed={seed}"), project)
         kernels.append(np.load(project / "outputs" / "weights" / "untrained" / "conv2d_1.kernel.npy"))
         archives.append((project / "outputs" / "models" / "untrained.keras").read_bytes())
     np.testing.assert_array_equal(kernels[0], kernels[1])
@@ -105,19 +105,27 @@ def test_baseline_seed_decides_the_untrained_weights(project, stage_config, run_
 @pytest.mark.parametrize(
     ("module", "override", "message"),
     [
-        (feature_maps, "layers=[conv9]", "unknown layer 'conv9'; this model has 0:conv2d, 1:max_pooling2d"),
-        (feature_maps, "layers=[9]", "layer index 9 is out of range 0..5"),
-        (samples, "samples=[12]", "sample index 12 is out of range: the train split has images 0..11"),
-        (samples, "samples=[-1]", "out of range"),
-        (samples, "samples=[]", "samples is empty"),
-        (samples, "samples=[1,1]", "lists an image twice"),
-        (samples, "samples=[0.5]", "is not an integer index"),
-        (samples, "feature_maps.split=valid", "has no images"),
-        (feature_maps, "feature_maps.batch_size=0", "batch_size must be a positive integer"),
-        (feature_maps, "feature_maps.scale=0", "scale must be positive"),
+        (
+            feature_maps,
+            "feature_maps.layers=[conv9]",
+            "unknown layer 'conv9'; this model has 0:conv2d, 1:max_pooling2d",
+        ),
+        (feature_maps, "feature_maps.layers=[9]", "layer index 9 is out of range 0..5"),
+        (samples, "samples.indices=[12]", "sample index 12 is out of range: the train split has images 0..11"),
+        (samples, "samples.indices=[-1]", r"samples.indices\[0\] must be an integer in 0..2147483647, got -1"),
+        (samples, "samples.indices=[]", "samples.indices must be a list of at least 1"),
+        (samples, "samples.indices=[1,1]", "samples.indices lists 1 twice"),
+        (samples, "samples.indices=[0.5]", "must be an integer in 0..2147483647, got 0.5"),
+        (samples, "samples.split=valid", "samples.split must be one of train, test"),
+        (feature_maps, "feature_maps.batch_size=0", "feature_maps.batch_size must be an integer in 1..100000"),
+        (feature_maps, "input.scale=0", "input.scale must be a finite number above 0"),
+        (feature_maps, "input.scale=nan", "input.scale must be a finite number above 0, got nan"),
+        (feature_maps, "feature_maps.layers=[]", "feature_maps.layers must be a list of at least 1"),
+        (render_maps, "render.map_cmap=nope", "render.map_cmap must be a matplotlib colormap name"),
+        (render_maps, "render.dpi=100000", "render.dpi must be an integer in 10..600, got 100000"),
         (render_figures, "render.filter_vmin=1.0", "must be below render.filter_vmax"),
-        (render_figures, "render.input_channels=sum", "is not one of first, mean, all"),
-        (render_maps, "render.map_columns=0", "render.map_columns must be a positive integer"),
+        (render_figures, "render.input_channels=sum", "render.input_channels must be one of first, mean, all"),
+        (render_maps, "render.map_columns=0", "render.map_columns must be an integer in 1..1024, got 0"),
         (extract_weights, "weights.layers=[flatten]", "has no kernel"),
     ],
 )
@@ -131,6 +139,16 @@ def test_bad_config_fails_clearly_and_leaves_good_outputs_untouched(
     assert "\n" not in str(err.value)
     assert snapshot(project / "outputs") == before
     assert not [p for p in (project / "outputs").rglob(".*") if p.name != ".gitignore"]
+
+
+def test_a_layer_listed_twice_by_name_and_index_is_refused(project, run_pipeline):
+    """`[conv2d, 0]` names the same layer twice; the schema cannot know it, map_metrics can (before: merged)."""
+    with pytest.raises(ConvlensError) as err:
+        run_pipeline(project, "feature_maps.layers=[conv2d,0]")
+    assert str(err.value) == (
+        "feature_maps.layers names layer 'conv2d' twice (as '0' and as another entry); list it once"
+    )
+    assert not (project / "outputs" / "metrics" / "feature_maps.json").exists()
 
 
 def test_checksum_mismatch_writes_no_data(project, stage_config):
@@ -172,7 +190,7 @@ def test_dense_kernels_get_histograms_and_no_filter_grid(project, run_pipeline, 
 
 
 def test_samples_from_the_test_split(project, run_pipeline):
-    run_pipeline(project, "feature_maps.split=test", "samples=[5,1]", stages=PIPELINE[:3])
+    run_pipeline(project, "samples.split=test", "samples.indices=[5,1]", stages=PIPELINE[:3])
     index = json.loads((project / "outputs" / "samples" / "index.json").read_text())
     test_labels = np.load(project / "outputs" / "data" / "test_labels.npy")
     assert index["split"] == "test" and index["labels"] == test_labels[[5, 1]].tolist()
@@ -185,7 +203,7 @@ def test_a_model_built_for_other_inputs_is_refused_before_any_map(project, stage
 
     colour = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(2, 3, name="conv2d")])
     colour.save(tmp_path / "colour.keras")
-    overrides = (f"model.path={tmp_path / 'colour.keras'}", "layers=[conv2d]")
+    overrides = (f"model.path={tmp_path / 'colour.keras'}", "feature_maps.layers=[conv2d]")
     run_pipeline(project, *overrides, stages=[fetch_model, fetch_data, samples])
     with pytest.raises(ConvlensError, match=r"expects inputs of shape 32×32×3 but the data's samples are 28×28×1"):
         feature_maps.run(stage_config("feature_maps", *overrides), project, "conv2d")

@@ -197,4 +197,3 @@ def run_stage(
     except ConvlensError as e:
         print(f"{label}: error: {e}", file=sys.stderr)
         sys.exit(1)
-

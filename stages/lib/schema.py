@@ -35,8 +35,10 @@ MAX_COLUMNS = 1024
 MAX_BINS = 10_000
 
 
-def _fail(key: str, value: Any, want: str) -> ConvlensError:
-    return ConvlensError(f"{key} must be {want}, got {value!r}")
+def _fail(key: str, value: Any, want: str, example: str | None = None) -> ConvlensError:
+    """``key must be <want>, got <value>; e.g. key=<example>``: what is wrong, then what to write."""
+    hint = f"; e.g. {key}={example}" if example is not None else ""
+    return ConvlensError(f"{key} must be {want}, got {value!r}{hint}")
 
 
 def _is_int(value: Any) -> bool:
@@ -47,22 +49,22 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def integer(low: int, high: int, example: str) -> Check:
+def integer(low: int, high: int, example: str | None = None) -> Check:
     def check(key: str, value: Any) -> None:
         if not _is_int(value) or not low <= value <= high:
-            raise _fail(key, value, f"an integer in {low}..{high}; e.g. {key}={example}")
+            raise _fail(key, value, f"an integer in {low}..{high}", example)
 
     return check
 
 
-def number(low: float, high: float, example: str, low_open: bool = False) -> Check:
+def number(low: float, high: float, example: str | None = None, low_open: bool = False) -> Check:
     """A finite number in [low, high] (``low_open``: above ``low``)."""
 
     def check(key: str, value: Any) -> None:
         ok = _is_number(value) and math.isfinite(value) and (value > low if low_open else value >= low)
         if not ok or value > high:
             bound = f"above {low}" if low_open else f"in {low}..{high}"
-            raise _fail(key, value, f"a finite number {bound}; e.g. {key}={example}")
+            raise _fail(key, value, f"a finite number {bound}", example)
 
     return check
 
@@ -117,9 +119,9 @@ def items(inner: Check, example: str, min_len: int = 1, unique: bool = True) -> 
 
     def check(key: str, value: Any) -> None:
         if not isinstance(value, list | tuple) or len(value) < min_len:
-            raise _fail(key, value, f"a list of at least {min_len}; e.g. {key}='{example}'")
-        for item in value:
-            inner(key, item)
+            raise _fail(key, value, f"a list of at least {min_len}", f"'{example}'")
+        for i, item in enumerate(value):
+            inner(f"{key}[{i}]", item)
         if unique:
             seen: set[str] = set()
             for item in value:
@@ -140,7 +142,7 @@ def model_path(key: str, value: Any) -> None:
     if not isinstance(value, str) or not value.strip() or "\0" in value or value == "???":
         raise _fail(key, value, "null (the book's model) or the path of your .keras file")
     if value.startswith("~"):
-        raise _fail(key, value, f"a path without ~ (DVC does not expand it); e.g. {key}=/home/you/model.keras")
+        raise _fail(key, value, "a path without ~ (DVC does not expand it)", "/home/you/model.keras")
 
 
 def colormap(key: str, value: Any) -> None:
@@ -175,9 +177,9 @@ SCHEMA: dict[str, Check] = {
     "untrained.seed": integer(0, 2**32 - 1, "42"),
     "input.scale": number(0, 1e9, "255", low_open=True),
     "samples.split": choice(SPLITS),
-    "samples.indices": items(integer(0, 2**31 - 1, "0"), "[0,1]"),
+    "samples.indices": items(integer(0, 2**31 - 1), "[0,1]"),
     "weights.layers": optional(items(layer_spec, "[conv2d,conv2d_1]")),
-    "weights.percentiles": items(number(0, 100, "50"), "[5,50,95]"),
+    "weights.percentiles": items(number(0, 100), "[5,50,95]"),
     "feature_maps.layers": items(layer_spec, "[conv2d,conv2d_1]"),
     "feature_maps.batch_size": integer(1, MAX_BATCH, "256"),
     "dataset.split": choice(SPLITS),
