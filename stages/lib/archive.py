@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import zipfile
 import zlib
@@ -458,29 +459,25 @@ def storage_problem(h5: object) -> str | None:
     """
     import h5py
 
-    problems: list[str] = []
-
-    def visit(name: str, link: object) -> None:
-        if problems:
-            return
+    links: list[tuple[str, object]] = []
+    h5.visititems_links(lambda name, link: links.append((name, link)))  # an exception in here would be lost
+    for name, link in links:
         if isinstance(link, h5py.ExternalLink):
-            problems.append(f"links {name} to {link.filename}:{link.path} (an external link)")
-        elif isinstance(link, h5py.SoftLink):
-            problems.append(f"links {name} to {link.path} (a soft link)")
-        elif not isinstance(link, h5py.HardLink):
-            problems.append(f"holds {name} as a {type(link).__name__}")
-        else:
-            node = h5[name]
-            if isinstance(node, h5py.Dataset):
-                if node.external:
-                    problems.append(f"keeps {name} in the external file {node.external[0][0].decode(errors='replace')}")
-                elif node.is_virtual:
-                    problems.append(f"holds {name} as a virtual dataset (data read from other files)")
-                elif node.dtype.kind not in "biuf":
-                    problems.append(f"holds {name} as {node.dtype}, not numbers")
-
-    h5.visititems_links(visit)
-    return problems[0] if problems else None
+            return f"links {name} to {link.filename}:{link.path} (an external link)"
+        if isinstance(link, h5py.SoftLink):
+            return f"links {name} to {link.path} (a soft link)"
+        if not isinstance(link, h5py.HardLink):
+            return f"holds {name} as a {type(link).__name__}"
+        node = h5[name]
+        if isinstance(node, h5py.Dataset):
+            if node.external:
+                target = node.external[0][0]
+                return f"keeps {name} in the external file {os.fsdecode(target)}"
+            if node.is_virtual:
+                return f"holds {name} as a virtual dataset (data read from other files)"
+            if node.dtype.kind not in "biuf":
+                return f"holds {name} as {node.dtype}, not numbers"
+    return None
 
 
 def _variables(h5: object, group_path: str) -> list | None:
