@@ -4,6 +4,8 @@ import zipfile
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stages.lib.archive import (
     LayerInfo,
@@ -483,3 +485,45 @@ def test_malformed_configs_are_one_line(tiny_assets, tmp_path, raw, problem):
         read_config(path)
     assert str(err.value).startswith(f"{path}: config.json is not a Keras model config ({problem}")
     assert str(err.value).endswith("; save the model with model.save('name.keras')") and "\n" not in str(err.value)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+KEYS = st.sampled_from(["class_name", "config", "module", "registered_name", "layers", "name", "activation"])
+
+
+def _mutate(node, path, value):
+    """``node`` with the item at ``path`` (indices into lists and dict values, in order) replaced by ``value``."""
+    if not path or not isinstance(node, dict | list) or not node:
+        return value
+    index = path[0] % len(node)
+    if isinstance(node, list):
+        return [_mutate(item, path[1:], value) if i == index else item for i, item in enumerate(node)]
+    key = list(node)[index]
+    return {**node, key: _mutate(node[key], path[1:], value)}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.one_of(
+        JSON,
+        st.tuples(st.lists(st.integers(0, 50), max_size=8), JSON | st.dictionaries(KEYS, JSON, max_size=3)),
+        st.binary(max_size=40),
+    )
+)
+def test_fuzzed_configs_give_layers_or_one_convlens_error(tiny_assets, tmp_path_factory, case):
+    """Arbitrary JSON, arbitrary bytes, or the tiny model's real config with one part replaced: read_config and
+    check_model_config return layers or raise ConvlensError (one line), never another exception."""
+    if isinstance(case, tuple):
+        case = _mutate(_tiny_config(tiny_assets), *case)
+    raw = case if isinstance(case, bytes) else json.dumps(case).encode()
+    path = _rewrite(tiny_assets["model"], tmp_path_factory.mktemp("fuzz") / "m.keras", raw_config=raw)
+    try:
+        layers = check_model_config(read_config(path), str(path))
+    except ConvlensError as e:
+        assert "\n" not in str(e) and str(e)
+    else:
+        assert all(isinstance(layer, LayerInfo) for layer in layers)

@@ -180,7 +180,7 @@ def unsafe_places(node: object, where: str = "") -> list[str]:
         return []
     kind, inner = node.get("class_name"), node.get("config")
     name = inner.get("name") if isinstance(inner, dict) and isinstance(inner.get("name"), str) else None
-    if kind in UNSAFE_LAYERS:
+    if isinstance(kind, str) and kind in UNSAFE_LAYERS:
         return [name or where or str(kind)]
     if kind == "__lambda__":
         return [where or "a lambda"]
@@ -195,6 +195,7 @@ FOREIGN_CODE_LAYERS = {
     "TorchModuleWrapper": "unpickles a PyTorch module",
     "JaxLayer": "calls arbitrary JAX functions",
     "FlaxLayer": "calls an arbitrary Flax module",
+    **dict.fromkeys(UNSAFE_LAYERS, "runs arbitrary Python code"),  # also where unsafe_places does not look
 }
 # Plain data Keras writes as objects (a functional model's tensors, arrays, slices): no class is looked up.
 DATA_MARKERS = frozenset({"__keras_tensor__", "__tensor__", "__numpy__", "__bytes__", "__ellipsis__", "__slice__"})
@@ -262,7 +263,7 @@ def foreign_places(config: object) -> list[tuple[str, str]]:
             name = inner.get("name") if isinstance(inner, dict) else None
             where = name if isinstance(name, str) else where
             kind = node["class_name"]
-            if kind in FOREIGN_CODE_LAYERS:
+            if isinstance(kind, str) and kind in FOREIGN_CODE_LAYERS:
                 found.append((where, f"a {kind}, which {FOREIGN_CODE_LAYERS[kind]}"))
             problem = _foreign_object(node, key == "layers")
             if problem:
