@@ -7,6 +7,8 @@ and Dense, var 0 is the kernel and var 1 the bias).
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import io
 import json
 import os
@@ -15,14 +17,94 @@ import zipfile
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 
-from . import keras_api
 from .errors import ConvlensError
 
 UNSAFE_LAYERS = frozenset({"Lambda", "TFOpLambda"})
+
+
+# --- Keras built-ins, read from the installed Keras without importing it ----------------------------------
+# fetch_model must not start TensorFlow, and importing ``keras`` does. Keras's public API is a set of
+# generated files (``keras/layers/__init__.py``, …) holding only ``from keras.src… import X as X`` lines;
+# their names are exactly what Keras's own loader resolves as built-ins (``keras.layers.Conv2D``), so
+# parsing them with :mod:`ast` gives an allow-list that follows the installed Keras version, with no
+# hand-kept list to go stale, and that cannot include anything Keras itself does not ship.
+
+# The public Keras modules a model config may name, e.g. ``{"module": "keras.layers", "class_name": "Conv2D"}``.
+MODULES = (
+    "keras",
+    "keras.layers",
+    "keras.models",
+    "keras.initializers",
+    "keras.regularizers",
+    "keras.constraints",
+    "keras.activations",
+    "keras.dtype_policies",
+    "keras.optimizers",
+    "keras.optimizers.schedules",
+    "keras.losses",
+    "keras.metrics",
+)
+# Model classes Keras saves under their source module, not a public one.
+SOURCE_CLASSES = frozenset(
+    {
+        ("keras.src.models.functional", "Functional"),
+        ("keras.src.models.sequential", "Sequential"),
+        ("keras.src.models.model", "Model"),
+    }
+)
+
+
+def _keras_dir() -> Path:
+    spec = importlib.util.find_spec("keras")  # finds the package without running its __init__
+    if spec is None or not spec.submodule_search_locations:
+        raise ConvlensError("Keras is not installed, and models are checked against it; install it (make run does)")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+@cache
+def public_names(module: str) -> frozenset[str]:
+    """The names ``module`` (one of :data:`MODULES`) exports, e.g. ``Conv2D`` for ``keras.layers``."""
+    if module not in MODULES:
+        return frozenset()
+    path = _keras_dir().joinpath(*module.split(".")[1:], "__init__.py")
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ConvlensError(f"cannot read Keras's API list {path} ({e}); reinstall keras") from e
+    return frozenset(
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    )
+
+
+def is_builtin_class(module: str | None, class_name: str) -> bool:
+    """Keras would resolve ``module.class_name`` to one of its own classes (capitalised public names).
+
+    No module (hand-written or Keras 2 style configs) is resolved by Keras from its layer, initializer, …
+    tables; it passes when the name is a public class of any :data:`MODULES`.
+    """
+    if (module, class_name) in SOURCE_CLASSES:
+        return True
+    if not class_name[:1].isupper():
+        return False
+    if module is None:
+        return any(class_name in public_names(m) for m in MODULES)
+    return class_name in public_names(module)
+
+
+NOT_FUNCTIONS = frozenset({"deserialize", "get", "serialize"})  # the modules' own helpers, not activations etc.
+
+
+def is_builtin_function(name: str, modules: tuple[str, ...]) -> bool:
+    """``name`` is a function or alias Keras ships in one of ``modules`` (e.g. ``relu`` in keras.activations)."""
+    return name not in NOT_FUNCTIONS and any(name in public_names(m) for m in modules)
 
 
 @dataclass(frozen=True)
@@ -221,23 +303,21 @@ def _foreign_object(node: dict, in_layer_list: bool) -> str | None:
     if kind == "function":
         name = node.get("config")
         ok = module in (None, "builtins", *FUNCTION_MODULES) and isinstance(name, str)
-        if ok and keras_api.is_builtin_function(name, FUNCTION_MODULES) and registered in (None, name):
+        if ok and is_builtin_function(name, FUNCTION_MODULES) and registered in (None, name):
             return None
         return f"function {module}.{name}" if module else f"function {name!r}"
     if registered not in (None, kind):
         return f"{label} registered as {registered!r} (a custom object)"
-    if not keras_api.is_builtin_class(module, kind):
+    if not is_builtin_class(module, kind):
         return label
-    if in_layer_list and kind not in MODEL_CLASSES and kind not in keras_api.public_names("keras.layers"):
+    if in_layer_list and kind not in MODEL_CLASSES and kind not in public_names("keras.layers"):
         return f"{label} as a layer"
     return None
 
 
 def _foreign_string(key: str, value: str) -> str | None:
     for suffix, what, modules in STRING_LOOKUPS:
-        builtin = keras_api.is_builtin_function(value, modules) or (
-            what != "activation" and keras_api.is_builtin_class(modules[0], value)
-        )
+        builtin = is_builtin_function(value, modules) or (what != "activation" and is_builtin_class(modules[0], value))
         if key.endswith(suffix) and not builtin:
             return f"{what} {value!r}"
     return None
@@ -247,7 +327,7 @@ def foreign_places(config: object) -> list[tuple[str, str]]:
     """``(layer, what)`` for everything in a config that is not a Keras built-in, so that loading it
     could run code from outside Keras: classes from other modules (``os.system``), registered custom
     objects, non-Keras functions, activation or initializer names Keras does not have, and the layers
-    of :data:`FOREIGN_CODE_LAYERS`. An allow-list (see :mod:`keras_api`): anything Keras does not ship
+    of :data:`FOREIGN_CODE_LAYERS`. An allow-list (see :func:`public_names`): anything Keras does not ship
     is refused, so no deny-list of tricks has to be complete. ``layer`` is the enclosing layer's name."""
     found: list[tuple[str, str]] = []
     stack: list[tuple[object, str, str]] = [(config, "", "")]
