@@ -1,8 +1,11 @@
 import json
+import re
 import zipfile
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stages.lib.archive import (
     LayerInfo,
@@ -123,3 +126,404 @@ def test_write_reproducible_drops_save_dates(tmp_path):
     with zipfile.ZipFile(tmp_path / "out0.keras") as z:
         assert json.loads(z.read("metadata.json")) == {"keras_version": "3"}
         assert z.read("model.weights.h5") == b"weights"
+
+
+# --- hostile archives (issue 9 §2): built from the tiny Keras model, one part made hostile ---------------
+
+
+def _tiny_config(tiny_assets) -> dict:
+    with zipfile.ZipFile(tiny_assets["model"]) as z:
+        return json.loads(z.read("config.json"))
+
+
+def _rewrite(src, dst, config=None, raw_config: bytes | None = None, h5_edit=None):
+    """A copy of archive ``src`` with its config.json replaced and/or its weights file edited in place."""
+    import h5py
+
+    with zipfile.ZipFile(src) as z:
+        members = {name: z.read(name) for name in z.namelist()}
+    if config is not None:
+        members["config.json"] = json.dumps(config).encode()
+    if raw_config is not None:
+        members["config.json"] = raw_config
+    if h5_edit is not None:
+        scratch = dst.with_suffix(".h5")
+        scratch.write_bytes(members["model.weights.h5"])
+        with h5py.File(scratch, "r+") as h5:
+            h5_edit(h5)
+        members["model.weights.h5"] = scratch.read_bytes()
+        scratch.unlink()
+    with zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return dst
+
+
+def _check(path):
+    """What fetch_model checks: the config, then the weights file."""
+    layers = check_model_config(read_config(path), str(path))
+    return read_weights(path, [layer.name for layer in layers if layer.kind == "Conv2D"])
+
+
+KERNEL = "layers/conv2d/vars/0"  # the tiny model's first kernel, (3, 3, 1, 4) float32
+
+
+def _replace_kernel(**dataset_args):
+    def edit(h5):
+        del h5[KERNEL]
+        h5.create_dataset(KERNEL, **dataset_args)
+
+    return edit
+
+
+def _external_storage(secret):
+    return _replace_kernel(shape=(3, 3, 1, 4), dtype="f4", external=[(str(secret), 0, 144)])
+
+
+def _external_link(other):
+    def edit(h5):
+        del h5[KERNEL]
+        h5[KERNEL] = __import__("h5py").ExternalLink(str(other), "/data")
+
+    return edit
+
+
+def _soft_link(h5):
+    del h5[KERNEL]
+    h5[KERNEL] = __import__("h5py").SoftLink("/layers/conv2d_1/vars/1")
+
+
+def _virtual(other):
+    def edit(h5):
+        import h5py
+
+        layout = h5py.VirtualLayout((3, 3, 1, 4), "f4")
+        layout[...] = h5py.VirtualSource(str(other), "data", shape=(3, 3, 1, 4))
+        del h5[KERNEL]
+        h5.create_virtual_dataset(KERNEL, layout)
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("external-storage", "model.weights.h5 keeps layers/conv2d/vars/0 in the external file {secret}; refused"),
+        ("external-link", "model.weights.h5 links layers/conv2d/vars/0 to {other}:/data (an external link); refused"),
+        ("soft-link", "links layers/conv2d/vars/0 to /layers/conv2d_1/vars/1 (a soft link); refused"),
+        ("virtual", "holds layers/conv2d/vars/0 as a virtual dataset (data read from other files); refused"),
+        ("strings", "holds layers/conv2d/vars/0 as |S3, not numbers; refused"),
+    ],
+)
+def test_weights_that_point_outside_the_file_are_refused(tiny_assets, tmp_path, case, message):
+    import h5py
+
+    secret = tmp_path / "passwd"
+    secret.write_bytes(b"root:x:0:0:root:/root:/bin/bash\n" * 8)
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as h5:
+        h5["data"] = np.ones((3, 3, 1, 4), "f4")
+    edit = {
+        "external-storage": _external_storage(secret),
+        "external-link": _external_link(other),
+        "soft-link": _soft_link,
+        "virtual": _virtual(other),
+        "strings": _replace_kernel(data=np.full((3, 3, 1, 4), b"abc")),
+    }[case]
+    path = _rewrite(tiny_assets["model"], tmp_path / "m.keras", h5_edit=edit)
+    for reader in (_check, lambda p: read_weights(p, ["conv2d_1"])):  # any read refuses, not only the layer's
+        with pytest.raises(ConvlensError) as err:
+            reader(path)
+        assert message.format(secret=secret, other=other) in str(err.value)
+        assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            _replace_kernel(data=np.zeros((5, 5, 1, 4), "f4")),
+            "layer 'conv2d' stores its kernel as (5, 5, 1, 4) but its config says (3, 3, 1, 4); "
+            "the weights do not fit the architecture",
+        ),
+        (
+            _replace_kernel(data=np.zeros((3, 3, 2, 4), "f4")),
+            "layer 'conv2d' stores its kernel as (3, 3, 2, 4) but its config says (3, 3, 1, 4)",
+        ),
+        (
+            lambda h5: (h5.__delitem__("layers/conv2d/vars/1"), h5.create_dataset("layers/conv2d/vars/1", data=[0.0])),
+            "layer 'conv2d' stores its bias as (1,) but its config says (4,)",
+        ),
+        (
+            lambda h5: h5.create_dataset("layers/dense/vars/2", data=[0.0]),
+            "layer 'dense' stores 3 variables but its config says 2",
+        ),
+        (
+            lambda h5: (
+                h5.__delitem__("layers/dense/vars/0"),
+                h5.create_dataset("layers/dense/vars/0", data=np.zeros((9, 10))),
+            ),
+            "layer 'dense' stores its kernel as (9, 10) but its config says (392, 10)",
+        ),
+        (lambda h5: h5.__delitem__("layers/conv2d_1"), "no weights stored for layer 'conv2d_1'"),
+    ],
+    ids=["kernel-5x5", "input-channels", "bias", "extra-variable", "dense-kernel", "missing-layer"],
+)
+def test_stored_shapes_must_match_the_config(tiny_assets, tmp_path, edit, message):
+    path = _rewrite(tiny_assets["model"], tmp_path / "m.keras", h5_edit=edit)
+    with pytest.raises(ConvlensError, match=re.escape(message)):
+        _check(path)
+    with pytest.raises(ConvlensError, match=re.escape(message)):
+        read_weights(path, ["conv2d_1"])  # extract_weights and build_baseline's reads refuse it too
+
+
+def test_batch_normalization_shapes_are_checked(tmp_path):
+    from stages.lib.keras_models import keras
+
+    model = keras.Sequential(
+        [keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3, name="conv2d"), keras.layers.BatchNormalization(name="bn")]
+    )
+    model.save(tmp_path / "bn.keras")
+    assert _check(tmp_path / "bn.keras")["conv2d"][0].shape == (3, 3, 3, 2)
+
+    def edit(h5):
+        del h5["layers/batch_normalization/vars/2"]
+        h5["layers/batch_normalization/vars/2"] = np.zeros(3, "f4")
+
+    bad = _rewrite(tmp_path / "bn.keras", tmp_path / "bad.keras", h5_edit=edit)
+    with pytest.raises(
+        ConvlensError, match=re.escape("layer 'bn' stores its moving_mean as (3,) but its config says (2,)")
+    ):
+        _check(bad)
+
+
+def _set_activation(config, value):
+    config["config"]["layers"][1]["config"]["activation"] = value
+    return config
+
+
+FOREIGN = {
+    "module-os": (
+        lambda c: _set_activation(c, {"module": "os", "class_name": "system", "config": {}, "registered_name": None}),
+        "layer 'conv2d' uses os.system, which is not a Keras built-in",
+    ),
+    "activation-string": (
+        lambda c: _set_activation(c, "os.system"),
+        "layer 'conv2d' uses activation 'os.system', which is not a Keras built-in",
+    ),
+    "builtins-function": (
+        lambda c: _set_activation(c, {"module": "builtins", "class_name": "function", "config": "eval"}),
+        "layer 'conv2d' uses function builtins.eval, which is not a Keras built-in",
+    ),
+    "non-modeling-api": (
+        lambda c: _set_activation(
+            c, {"module": "keras.config", "class_name": "function", "config": "enable_unsafe_deserialization"}
+        ),
+        "uses function keras.config.enable_unsafe_deserialization, which is not a Keras built-in",
+    ),
+    "registered-custom": (
+        lambda c: _set_activation(
+            c, {"module": "keras.layers", "class_name": "ReLU", "config": {}, "registered_name": "evil>ReLU"}
+        ),
+        "layer 'conv2d' uses keras.layers.ReLU registered as 'evil>ReLU' (a custom object), which is not a Keras",
+    ),
+    "keras-function-as-class": (
+        lambda c: _set_activation(c, {"module": "keras.models", "class_name": "load_model", "config": {}}),
+        "uses keras.models.load_model, which is not a Keras built-in",
+    ),
+    "typespec": (
+        lambda c: _set_activation(c, {"module": "keras", "class_name": "__typespec__", "config": [], "spec_name": "X"}),
+        "uses keras.__typespec__, which is not a Keras built-in",
+    ),
+    "custom-layer": (
+        lambda c: (
+            c["config"]["layers"].append(
+                {
+                    "module": "my_package.layers",
+                    "class_name": "Evil",
+                    "config": {"name": "evil"},
+                    "registered_name": "Evil",
+                }
+            )
+            or c
+        ),
+        "layer 'evil' uses my_package.layers.Evil, which is not a Keras built-in",
+    ),
+    "initializer-string": (
+        lambda c: c["config"]["layers"][1]["config"].update(kernel_initializer="subprocess.call") or c,
+        "layer 'conv2d' uses initializer 'subprocess.call', which is not a Keras built-in",
+    ),
+    "not-a-layer": (
+        lambda c: (
+            c["config"]["layers"].append(
+                {"module": "keras.initializers", "class_name": "Zeros", "config": {"name": "z"}}
+            )
+            or c
+        ),
+        "layer 'z' uses keras.initializers.Zeros as a layer, which is not a Keras built-in",
+    ),
+    "tfsm-layer": (
+        lambda c: (
+            c["config"]["layers"].append(
+                {"module": "keras.layers", "class_name": "TFSMLayer", "config": {"name": "saved", "filepath": "/tmp/x"}}
+            )
+            or c
+        ),
+        "layer 'saved' uses a TFSMLayer, which loads a TensorFlow SavedModel from outside the archive; refused",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", FOREIGN)
+def test_anything_not_a_keras_builtin_is_refused(tiny_assets, tmp_path, case):
+    mutate, message = FOREIGN[case]
+    path = _rewrite(tiny_assets["model"], tmp_path / "m.keras", config=mutate(_tiny_config(tiny_assets)))
+    with pytest.raises(ConvlensError) as err:
+        check_model_config(read_config(path), str(path))
+    assert message in str(err.value) and str(err.value).startswith(f"{path}: ")
+    assert "rebuild the model from built-in keras.layers" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_keras_builtins_in_real_configs_pass(tmp_path):
+    """Every kind of object Keras writes for models convlens reads: functional graphs, nested models,
+    BatchNormalization, regularizers, constraints, activation layers, and the optimizer of a compiled model."""
+    from stages.lib.keras_models import keras
+
+    layers = keras.layers
+    inputs = keras.Input((28, 28, 1))
+    x = layers.Conv2D(4, 3, kernel_regularizer=keras.regularizers.L2(0.1), kernel_constraint="max_norm")(inputs)
+    x = layers.BatchNormalization()(x)
+    x = layers.Add()([x, layers.Conv2D(4, 3, padding="same", activation="gelu")(x)])
+    x = layers.LeakyReLU()(layers.Rescaling(0.5)(x))
+    inner = keras.Sequential([layers.Conv2D(2, 3, name="inner_conv")], name="inner")
+    x = layers.Dense(3, activation="softmax")(layers.GlobalAveragePooling2D()(inner(x)))
+    model = keras.Model(inputs, x)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.save(tmp_path / "f.keras")
+    assert [layer.kind for layer in check_model_config(read_config(tmp_path / "f.keras"), "f")][:2] == [
+        "Conv2D",
+        "BatchNormalization",
+    ]
+    _check(tmp_path / "f.keras")
+
+
+def test_oversized_members_are_refused_before_they_are_inflated(tmp_path):
+    bomb = tmp_path / "bomb.keras"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+        with z.open("config.json", "w", force_zip64=True) as member:
+            chunk = b" " * (1 << 20)
+            for _ in range(64):
+                member.write(chunk)
+        z.writestr("model.weights.h5", b"")
+    assert bomb.stat().st_size < 1 << 20
+    with pytest.raises(ConvlensError) as err:
+        read_config(bomb)
+    assert str(err.value) == (
+        f"{bomb}: config.json is 64 MiB uncompressed, over the 16 MiB limit (a zip bomb?); "
+        "refused: save the model with model.save('name.keras')"
+    )
+
+
+def test_a_size_header_that_lies_never_inflates_past_it(tiny_assets, tmp_path):
+    """A deflate stream longer than its header's size: zipfile stops at the stated size (and the CRC fails)."""
+    path = _rewrite(tiny_assets["model"], tmp_path / "m.keras", raw_config=b" " * (4 << 20) + b"{}")
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as z:
+        local = z.getinfo("config.json").header_offset
+    central = next(
+        at
+        for at in range(len(data) - 4)
+        if data[at : at + 4] == b"PK\x01\x02" and data[at + 46 : at + 46 + 11] == b"config.json"
+    )
+    for offset in (local + 22, central + 24):  # "uncompressed size" in the local and the central header
+        data[offset : offset + 4] = (100).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    with pytest.raises(ConvlensError, match=r"is not a Keras \.keras archive \(Bad CRC-32"):
+        read_config(path)
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (b"[]", "it holds a list, not an object"),
+        (b"null", "it holds null, not an object"),
+        (b'{"class_name": "Sequential", "config": {"layers": []}}\xff', "not UTF-8: invalid start byte at byte 54"),
+        (b'{"class_name": "Sequential", "config": {"layers": [5]}}', "layer 0 is 5, not an object"),
+        (b'{"config": {"layers": []}}', "no class_name"),
+        (
+            b'{"class_name": "Sequential", "config": {"layers": [{"class_name": "Conv2D", "config": {}}]}}',
+            "layer 0 (Conv2D) has no name",
+        ),
+        (
+            b'{"class_name": "Sequential", "config": {"layers": [{"config": {"name": "c"}}]}}',
+            "layer 0 has no class_name",
+        ),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply to parse"),
+        (b'{"a":' * 150 + b"1" + b"}" * 150, "nested more than 100 levels deep"),
+        (b'{"class_name": "Sequential", "config": 7}', "no config object"),
+        (b"{", "not JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+        (b"1" * 5000, "not JSON: Exceeds the limit (4300 digits)"),
+    ],
+    ids=[
+        "list",
+        "null",
+        "utf8",
+        "int-layer",
+        "no-class",
+        "no-name",
+        "layer-no-class",
+        "deep",
+        "deep-parsed",
+        "config-not-object",
+        "truncated",
+        "long-int",
+    ],
+)
+def test_malformed_configs_are_one_line(tiny_assets, tmp_path, raw, problem):
+    path = _rewrite(tiny_assets["model"], tmp_path / "m.keras", raw_config=raw)
+    with pytest.raises(ConvlensError) as err:
+        read_config(path)
+    assert str(err.value).startswith(f"{path}: config.json is not a Keras model config ({problem}")
+    assert str(err.value).endswith("; save the model with model.save('name.keras')") and "\n" not in str(err.value)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+KEYS = st.sampled_from(["class_name", "config", "module", "registered_name", "layers", "name", "activation"])
+
+
+def _mutate(node, path, value):
+    """``node`` with the item at ``path`` (indices into lists and dict values, in order) replaced by ``value``."""
+    if not path or not isinstance(node, dict | list) or not node:
+        return value
+    index = path[0] % len(node)
+    if isinstance(node, list):
+        return [_mutate(item, path[1:], value) if i == index else item for i, item in enumerate(node)]
+    key = list(node)[index]
+    return {**node, key: _mutate(node[key], path[1:], value)}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.one_of(
+        JSON,
+        st.tuples(st.lists(st.integers(0, 50), max_size=8), JSON | st.dictionaries(KEYS, JSON, max_size=3)),
+        st.binary(max_size=40),
+    )
+)
+def test_fuzzed_configs_give_layers_or_one_convlens_error(tiny_assets, tmp_path_factory, case):
+    """Arbitrary JSON, arbitrary bytes, or the tiny model's real config with one part replaced: read_config and
+    check_model_config return layers or raise ConvlensError (one line), never another exception."""
+    if isinstance(case, tuple):
+        case = _mutate(_tiny_config(tiny_assets), *case)
+    raw = case if isinstance(case, bytes) else json.dumps(case).encode()
+    path = _rewrite(tiny_assets["model"], tmp_path_factory.mktemp("fuzz") / "m.keras", raw_config=raw)
+    try:
+        layers = check_model_config(read_config(path), str(path))
+    except ConvlensError as e:
+        assert "\n" not in str(e) and str(e)
+    else:
+        assert all(isinstance(layer, LayerInfo) for layer in layers)

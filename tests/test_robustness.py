@@ -390,6 +390,107 @@ def test_a_model_input_that_does_not_fit_the_data_is_refused(layers, sample, mes
     assert message in one_line(err)
 
 
+def _hostile_models(tiny_assets: dict, tmp_path: Path) -> dict[str, Path]:
+    """Issue 9 §2: a file read through external storage, os.system as an activation, a 5×5 kernel under a
+    3×3 config, a config that is a JSON list, and a 64 MiB config.json deflated to kilobytes."""
+    from tests.test_archive import _external_storage, _replace_kernel, _rewrite, _set_activation, _tiny_config
+
+    secret = tmp_path / "passwd"
+    secret.write_bytes(b"root:x:0:0:root:/root:/bin/bash\n" * 8)
+    src = tiny_assets["model"]
+    bomb = _rewrite(src, tmp_path / "bomb.keras", raw_config=b" " * (64 << 20))
+    return {
+        "external": _rewrite(src, tmp_path / "external.keras", h5_edit=_external_storage(secret)),
+        "os-system": _rewrite(
+            src,
+            tmp_path / "system.keras",
+            config=_set_activation(_tiny_config(tiny_assets), {"module": "os", "class_name": "system", "config": {}}),
+        ),
+        "kernel-5x5": _rewrite(src, tmp_path / "k5.keras", h5_edit=_replace_kernel(data=np.zeros((5, 5, 1, 4), "f4"))),
+        "list-config": _rewrite(src, tmp_path / "list.keras", raw_config=b"[]"),
+        "bomb": bomb,
+    }
+
+
+def test_hostile_model_files_from_the_command_line(project, tiny_assets, tmp_path):
+    models = _hostile_models(tiny_assets, tmp_path)
+    base = tiny_overrides(tiny_assets["model"], tiny_assets["sums"])
+    lines = {
+        case: error_line(cli(project, "fetch_model", *base, f"model.path={path}"), "fetch_model")
+        for case, path in models.items()
+    }
+    assert lines == {
+        "external": f"fetch_model: error: {models['external']}: model.weights.h5 keeps layers/conv2d/vars/0 in the "
+        f"external file {tmp_path / 'passwd'}; refused (it could read other files): "
+        "save the model with model.save('name.keras')",
+        "os-system": f"fetch_model: error: {models['os-system']}: layer 'conv2d' uses os.system, which is not a Keras "
+        "built-in; refused (loading it could run code from outside the archive): rebuild the model from built-in "
+        "keras.layers",
+        "kernel-5x5": f"fetch_model: error: {models['kernel-5x5']}: layer 'conv2d' stores its kernel as (5, 5, 1, 4) "
+        "but its config says (3, 3, 1, 4); the weights do not fit the architecture: "
+        "save the model with model.save('name.keras') again",
+        "list-config": f"fetch_model: error: {models['list-config']}: config.json is not a Keras model config "
+        "(it holds a list, not an object); save the model with model.save('name.keras')",
+        "bomb": f"fetch_model: error: {models['bomb']}: config.json is 64 MiB uncompressed, over the 16 MiB limit "
+        "(a zip bomb?); refused: save the model with model.save('name.keras')",
+    }
+    assert not (project / "outputs").exists()
+
+
+def test_hostile_archives_already_in_outputs_are_refused_by_every_reader(project, stage_config, tiny_assets, tmp_path):
+    """Defence in depth: extract_weights reads the weights itself and checks them again."""
+    fetch_model.run(stage_config("fetch_model"), project)
+    trained = project / "outputs" / "models" / "trained.keras"
+    hostile = _hostile_models(tiny_assets, tmp_path)
+    for case in ("external", "kernel-5x5"):
+        shutil.copyfile(hostile[case], trained)
+        with pytest.raises(ConvlensError, match="refused|do not fit"):
+            extract_weights.run(stage_config("extract_weights"), project)
+    assert not (project / "outputs" / "weights").exists() and not (project / "outputs" / "metrics").exists()
+
+
+def test_a_model_path_that_is_not_a_regular_file_is_named(project, tiny_assets, tmp_path):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    fifo = tmp_path / "pipe.keras"
+    os.mkfifo(fifo)
+    base = tiny_overrides(tiny_assets["model"], tiny_assets["sums"])
+    lines = {}
+    for path in (folder, fifo, Path("/dev/zero")):
+        done = subprocess.run(  # a stage that opened the FIFO would block: the timeout fails the test instead
+            [sys.executable, "-m", "stages.fetch_model", *base, f"model.path={path}"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        lines[path.name] = error_line(done, "fetch_model")
+    assert lines == {
+        "models": f"fetch_model: error: model.path {folder} is a directory; point it at a .keras file",
+        "pipe.keras": f"fetch_model: error: model.path {fifo} is a FIFO, not a regular file; point it at a .keras file",
+        "zero": "fetch_model: error: model.path /dev/zero is a character device, not a regular file; "
+        "point it at a .keras file",
+    }
+
+
+def test_keras_loading_errors_keep_their_cause(project, stage_config, tiny_assets, tmp_path):
+    """A config Keras refuses for a reason our checks leave to it: the cause survives, not a 200-character cut."""
+    from tests.test_archive import _rewrite, _tiny_config
+
+    fetch_model.run(stage_config("fetch_model"), project)
+    config = _tiny_config(tiny_assets)
+    config["config"]["layers"][1]["config"]["padding"] = "sideways"
+    trained = project / "outputs" / "models" / "trained.keras"
+    _rewrite(tiny_assets["model"], trained, config=config)
+    with pytest.raises(ConvlensError) as err:
+        build_baseline.run(stage_config("build_baseline"), project)
+    assert one_line(err).startswith(
+        f"{trained}: Keras cannot load this model (Conv2D could not be deserialized: The `padding` argument must be"
+    )
+    assert one_line(err).endswith("Received: sideways)")
+    assert not (project / "outputs" / "models" / "untrained.keras").exists()
+
+
 # --- Config -----------------------------------------------------------------------------------------
 
 

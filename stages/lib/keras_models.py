@@ -6,6 +6,7 @@ Imported only by build_baseline (and by tests that check the numpy forward pass 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,13 +36,29 @@ def _import_keras_quietly():
 keras = _import_keras_quietly()
 
 
+def keras_error_summary(error: BaseException) -> str:
+    """Keras's loading error as one line that keeps its cause.
+
+    Keras nests its errors as ``<class '…Functional'> could not be deserialized properly. … config={…}.
+    Exception encountered: <class '…Conv2D'> could not be … Exception encountered: <the cause>``: keep the
+    innermost class and the cause, drop the advice and the config dumps between them.
+    """
+    text = str(error)
+    *outer, cause = text.split("Exception encountered:")
+    cause = re.sub(
+        r"\s*(Full object config|config)\s*[:=]\s*\{.*", "", cause.strip().splitlines()[0] if cause.strip() else ""
+    )
+    classes = re.findall(r"<class '(?:[\w.]*\.)?(\w+)'> could not be deserialized", "".join(outer))
+    return f"{classes[-1]} could not be deserialized: {cause}" if classes else cause or type(error).__name__
+
+
 def load_model(path: Path) -> keras.Model:
     """Load a ``.keras`` archive for inference, with Keras's safe mode on."""
     check_model_config(read_config(path), str(path))
     try:
         return keras.models.load_model(path, compile=False, safe_mode=True)
     except (ValueError, TypeError, OSError) as e:
-        raise ConvlensError(f"{path}: Keras cannot load this model ({str(e).splitlines()[0][:200]})") from e
+        raise ConvlensError(f"{path}: Keras cannot load this model ({keras_error_summary(e)})") from e
 
 
 def load_with_untrained_twin(path: Path, seed: int) -> tuple[keras.Model, keras.Model]:
