@@ -22,6 +22,7 @@ Op = Callable[[np.ndarray], np.ndarray]
 
 IM2COL_BELOW_CHANNELS = 8  # conv2d's strategy switch, measured on the book's two layers (C = 1 and 32)
 
+KERAS_EPSILON = 1e-7  # keras.backend.epsilon(), the floor of Normalization's standard deviation
 IDENTITY_KINDS = frozenset(
     {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "ActivityRegularization"}
 )
@@ -137,6 +138,22 @@ def pool2d(x: np.ndarray, size: tuple[int, int], strides: tuple[int, int], paddi
     return total / sliding_window_view(counts, size, axis=(1, 2))[:, :: strides[0], :: strides[1]].sum(axis=(-2, -1))
 
 
+def normalization(x: np.ndarray, mean: np.ndarray, variance: np.ndarray, axis: Sequence[int], invert: bool) -> np.ndarray:
+    """Keras's ``Normalization``: ``(x - mean) / max(sqrt(variance), 1e-7)`` (``invert``: the reverse).
+
+    ``mean`` and ``variance`` hold one value per position of the kept ``axis`` (an adapted layer's
+    weights), or fewer trailing dimensions, or a scalar (values given in the config): they are lined up
+    with the kept axes from the right, as Keras does.
+    """
+    keep = sorted(a % x.ndim for a in axis)
+    shape = [1] * x.ndim
+    for i in range(1, np.ndim(mean) + 1):
+        shape[keep[-i]] = np.shape(mean)[-i]
+    mean = np.reshape(mean, shape).astype(np.float32)
+    std = np.maximum(np.sqrt(np.reshape(variance, shape).astype(np.float32)), np.float32(KERAS_EPSILON))
+    return (mean + x * std) if invert else (x - mean) / std
+
+
 def _pair(value: int | Sequence[int]) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
@@ -182,6 +199,13 @@ def layer_op(kind: str, cfg: dict, weights: list[np.ndarray]) -> Op:
     if kind == "Rescaling":
         scale, offset = cfg.get("scale", 1.0), cfg.get("offset", 0.0)
         return lambda x: x * np.float32(scale) + np.float32(offset)
+    if kind == "Normalization":
+        axis = cfg.get("axis")
+        axis = () if axis is None else (axis,) if isinstance(axis, int) else tuple(axis)
+        given = cfg.get("mean") is not None
+        mean, variance = (cfg["mean"], cfg["variance"]) if given else (weights[0], weights[1])
+        invert = bool(cfg.get("invert", False))
+        return lambda x: normalization(x, np.asarray(mean), np.asarray(variance), axis, invert)
     if kind == "BatchNormalization":
         if cfg.get("axis", -1) not in (-1, [-1], 3, [3]):
             raise ConvlensError(f"layer {name!r}: BatchNormalization over an axis other than the last")
@@ -196,7 +220,7 @@ def layer_op(kind: str, cfg: dict, weights: list[np.ndarray]) -> Op:
         return lambda x: x
     raise ConvlensError(
         f"layer {name!r} is a {kind}, which convlens's forward pass does not support; look at an earlier layer "
-        "(supported: Conv2D, pooling, Flatten, Dense, BatchNormalization, activations, dropout)"
+        "(supported: Conv2D, pooling, Flatten, Dense, BatchNormalization, Rescaling, Normalization, activations, dropout)"
     )
 
 
