@@ -138,7 +138,9 @@ def pool2d(x: np.ndarray, size: tuple[int, int], strides: tuple[int, int], paddi
     return total / sliding_window_view(counts, size, axis=(1, 2))[:, :: strides[0], :: strides[1]].sum(axis=(-2, -1))
 
 
-def normalization(x: np.ndarray, mean: np.ndarray, variance: np.ndarray, axis: Sequence[int], invert: bool) -> np.ndarray:
+def normalization(
+    x: np.ndarray, mean: np.ndarray, variance: np.ndarray, axis: Sequence[int], invert: bool
+) -> np.ndarray:
     """Keras's ``Normalization``: ``(x - mean) / max(sqrt(variance), 1e-7)`` (``invert``: the reverse).
 
     ``mean`` and ``variance`` hold one value per position of the kept ``axis`` (an adapted layer's
@@ -220,7 +222,8 @@ def layer_op(kind: str, cfg: dict, weights: list[np.ndarray]) -> Op:
         return lambda x: x
     raise ConvlensError(
         f"layer {name!r} is a {kind}, which convlens's forward pass does not support; look at an earlier layer "
-        "(supported: Conv2D, pooling, Flatten, Dense, BatchNormalization, Rescaling, Normalization, activations, dropout)"
+        "(supported: Conv2D, pooling, Flatten, Dense, BatchNormalization, Rescaling, Normalization, activations, "
+        "dropout)"
     )
 
 
