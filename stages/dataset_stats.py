@@ -18,9 +18,8 @@ from stages.lib.archive import check_input_shape, layer_infos, read_config, reso
 from stages.lib.config import run_stage
 from stages.lib.dataset import MAP_KINDS, dataset_summary, selectivity, stream_statistics
 from stages.lib.errors import ConvlensError
-from stages.lib.forward import load_network
+from stages.lib.forward import first_conv, load_network, read_input_scale
 from stages.lib.io import staged_dir, write_csv, write_json
-from stages.lib.samples import first_conv, read_input_scale
 from stages.lib.stats import as_number
 
 log = logging.getLogger(__name__)

@@ -15,9 +15,9 @@ from omegaconf import DictConfig
 from stages.lib import layout
 from stages.lib.archive import check_input_shape, layer_infos, read_config, resolve_layers
 from stages.lib.config import run_stage
-from stages.lib.forward import batches, load_network
+from stages.lib.forward import batches, first_conv, load_network, read_input_scale
 from stages.lib.io import staged_dir, write_csv, write_json
-from stages.lib.samples import first_conv, model_inputs, read_input_scale
+from stages.lib.samples import model_inputs
 from stages.lib.stats import channel_stats, layer_summary, table_rows
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .archive import check_model_config, input_shape, read_config, read_weights
+from .archive import LayerInfo, check_model_config, input_shape, read_config, read_weights
 from .errors import ConvlensError
+from .samples import SCALE_KEY, check_scale
 
 Op = Callable[[np.ndarray], np.ndarray]
 
@@ -26,6 +27,7 @@ KERAS_EPSILON = 1e-7  # keras.backend.epsilon(), the floor of Normalization's st
 IDENTITY_KINDS = frozenset(
     {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "ActivityRegularization"}
 )
+RAW_PIXEL_KINDS = ("Rescaling", "Normalization")  # a model starting with one of these scales its own input
 
 
 @dataclass(frozen=True)
@@ -280,3 +282,82 @@ def batches(n: int, batch_size: int) -> Iterator[slice]:
         raise ConvlensError(f"batch_size must be a positive integer, got {batch_size!r}")
     for start in range(0, n, batch_size):
         yield slice(start, min(start + batch_size, n))
+
+
+# --- the input: how pixels become the model's inputs ----------------------------------------------
+
+
+def first_layer(config: dict) -> dict | None:
+    """The first layer entry of a ``config.json`` that acts on the pixels: input layers and layers that do
+    nothing at inference (dropout, noise) skipped; ``None`` for a model with no such layer."""
+    for entry in config.get("config", {}).get("layers", []):
+        if entry.get("class_name") not in ("InputLayer", *IDENTITY_KINDS):
+            return entry
+    return None
+
+
+def _values(value: object) -> str:
+    array = np.asarray(value, dtype=np.float64)
+    return f"{array.item():.6g}" if array.size == 1 else np.array2string(array, precision=4, threshold=6)
+
+
+def describe_preprocessing(entry: dict, weights: list[np.ndarray]) -> str:
+    """A Rescaling or Normalization layer in a few words, e.g. ``Rescaling (scale 0.00392157, offset 0)``."""
+    kind, cfg = entry["class_name"], entry.get("config", {})
+    if kind == "Rescaling":
+        return f"Rescaling (scale {_values(cfg.get('scale', 1.0))}, offset {_values(cfg.get('offset', 0.0))})"
+    mean, variance = (cfg.get("mean"), cfg.get("variance")) if cfg.get("mean") is not None else weights[:2]
+    return f"Normalization (mean {_values(mean)}, variance {_values(variance)})"
+
+
+@dataclass(frozen=True)
+class InputScale:
+    """How pixels become the model's inputs: ``pixels / divisor``, and why."""
+
+    divisor: float  # SCALE_KEY's value, or 1 when the model scales raw pixels itself
+    preprocessing: str | None = None  # the model's own first layer, described, when it takes raw pixels
+
+    def note(self) -> str | None:
+        """The log line saying that the model gets raw pixels, or ``None`` when it gets ``pixels / scale``."""
+        if self.preprocessing is None:
+            return None
+        return f"the model starts with {self.preprocessing}: feeding raw 0–255 pixels, {SCALE_KEY} ignored"
+
+    def silent_warning(self, layer: str, peaks: np.ndarray, seen: str) -> str | None:
+        """A warning when more than half of ``layer``'s channels never fire (``peaks``: each channel's
+        largest activation, ≤ 0 when it never fires) on what was ``seen``: the sign of pixels scaled
+        otherwise than the model was trained on."""
+        silent, channels = int((np.asarray(peaks) <= 0).sum()), int(np.size(peaks))
+        if 2 * silent <= channels:
+            return None
+        if self.preprocessing is not None:
+            hint = f"it gets raw 0–255 pixels, as its first layer {self.preprocessing} asks"
+        elif self.divisor == 1:
+            hint = f"the model may expect pixels in 0..1: {SCALE_KEY}=255"
+        else:
+            hint = f"the model may expect raw pixels: {SCALE_KEY}=1"
+        problem = f"{silent} of {channels} channels of {layer} never fire on {seen}"
+        return f"warning: {problem}; is the input scale right? {hint}"
+
+
+def input_scale(first: dict | None, weights: Sequence[np.ndarray], scale: object) -> InputScale:
+    """The divisor for the pixels: 1 (raw 0–255 pixels) when the model's first layer (``first_layer``, its
+    ``weights``) is Rescaling or Normalization, which scales the input itself (dividing first would scale
+    it twice); else ``scale``, the configured divisor."""
+    scale = check_scale(scale)
+    if first is None or first.get("class_name") not in RAW_PIXEL_KINDS:
+        return InputScale(scale)
+    return InputScale(1.0, describe_preprocessing(first, list(weights)))
+
+
+def read_input_scale(path: Path, config: dict, scale: object) -> InputScale:
+    """``input_scale`` for the ``.keras`` archive at ``path`` (its ``config.json`` already read)."""
+    first = first_layer(config)
+    needs_weights = first is not None and first.get("class_name") == "Normalization"
+    weights = read_weights(path, [first["config"]["name"]])[first["config"]["name"]] if needs_weights else []
+    return input_scale(first, weights, scale)
+
+
+def first_conv(layers: Sequence[LayerInfo]) -> str | None:
+    """The name of the model's first Conv2D layer (the one whose channels show a wrong input scale)."""
+    return next((layer.name for layer in layers if layer.kind == "Conv2D"), None)
