@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from stages import build_baseline, dataset_stats, feature_maps, fetch_data, fetch_model, samples
+from stages.lib.config import load_config
 from stages.lib.errors import ConvlensError
 from stages.lib.forward import InputScale, first_layer, input_scale, load_network
 from stages.lib.samples import model_inputs
+from tests.helpers import MIRROR, copy_project, run_stage
 
 BEFORE_MAPS = [fetch_model, fetch_data, samples, build_baseline]
 RESCALING = "the model starts with Rescaling (scale 0.00392157, offset 0): feeding raw 0–255 pixels, "
@@ -92,8 +94,6 @@ def small_cnn(first=None, conv_weights=None, seed=5):
 
 def run_maps(project, stage_config, composed, run_pipeline, model_path, *extra):
     """The stages up to feature maps and dataset statistics for ``model_path``, the first conv layer only."""
-    from tests.helpers import run_stage
-
     overrides = (f"model.path={model_path}", "layers=[conv2d]", "dataset.layers=[conv2d]", *extra)
     run_pipeline(project, *overrides, stages=BEFORE_MAPS)
     for module in (feature_maps, dataset_stats):
@@ -189,3 +189,20 @@ def test_a_healthy_model_is_not_warned_about(project, stage_config, composed, ru
     run_maps(project, stage_config, composed, run_pipeline, tiny_assets["model"])
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
     assert "feeding raw" not in caplog.text
+
+
+@pytest.mark.mirror
+@pytest.mark.skipif(not MIRROR.is_dir(), reason="needs ../shared/mirror")
+def test_the_book_model_on_the_books_data_is_not_warned_about(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("CONVLENS_MIRROR", str(MIRROR))
+    root = copy_project(tmp_path / "project")
+    caplog.set_level("INFO")
+    for module in (*BEFORE_MAPS, feature_maps, dataset_stats):
+        name = module.__name__.rsplit(".", 1)[1]
+        cfg = load_config(name, ["layers=[conv2d]", "dataset.limit=1000", "dataset.layers=[conv2d]"], root)
+        module.run(cfg, root, *(["conv2d"] if module is feature_maps else []))
+    assert "trained conv2d: feature maps (1, 28, 28, 32)" in caplog.text
+    assert "trained: 1000 test images through conv2d" in caplog.text
+    assert not [r for r in caplog.records if r.levelname == "WARNING"] and "feeding raw" not in caplog.text
+    summary = json.loads((root / "outputs" / "feature_maps" / "conv2d" / "summary.json").read_text())
+    assert summary["trained"]["dead_channels"] == 0
