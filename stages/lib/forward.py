@@ -4,6 +4,10 @@ A ``.keras`` archive's layer chain (config + weights, read by ``archive``) becom
 numpy functions, one per layer, so the stages that compute activations start in a fraction of
 a second instead of importing TensorFlow. Inference only; a test checks every supported layer
 kind against Keras itself.
+
+Also how pixels become the network's inputs (``input_scale``): ``pixels / feature_maps.scale``, or raw
+pixels for a model that starts with Rescaling or Normalization; and the warning when most channels of
+the first Conv2D never fire, the sign of pixels scaled otherwise than the model was trained on.
 """
 
 from __future__ import annotations
