@@ -18,7 +18,7 @@ from stages.lib.archive import check_input_shape, layer_infos, read_config, reso
 from stages.lib.config import run_stage
 from stages.lib.dataset import MAP_KINDS, dataset_summary, selectivity, stream_statistics
 from stages.lib.errors import ConvlensError
-from stages.lib.forward import load_network
+from stages.lib.forward import first_conv, load_network, read_input_scale
 from stages.lib.io import staged_dir, write_csv, write_json
 from stages.lib.stats import as_number
 
@@ -54,6 +54,9 @@ def run(cfg: DictConfig, root: Path) -> None:
     trained = layout.model_path(root, "trained")
     config = read_config(trained)
     check_input_shape(config, images.shape[1:], str(trained.relative_to(root)))
+    scale = read_input_scale(trained, config, cfg.input.scale)  # both models: the twin has the same layers
+    if note := scale.note():
+        log.info("%s", note)
     infos = layer_infos(config)
     names = (
         [i.name for i in infos if i.kind in MAP_KINDS]
@@ -66,10 +69,16 @@ def run(cfg: DictConfig, root: Path) -> None:
     for role in layout.ROLES:
         network = load_network(layout.model_path(root, role), upto=deepest)
         tables[role] = stream_statistics(
-            network, images, np.asarray(labels, np.int64), names, len(classes), cfg.input.scale,
+            network, images, np.asarray(labels, np.int64), names, len(classes), scale.divisor,
             ds.batch_size, f"{role} {ds.split}",
         )  # fmt: skip
         log.info("%s: %d %s images through %s", role, len(images), ds.split, ", ".join(names))
+
+    first = first_conv(infos)
+    if first in names:  # trained only: the twin's zero biases make firing scale-free
+        seen = f"the {len(images)} {ds.split} images"
+        if warning := scale.silent_warning(first, tables["trained"][first]["max"], seen):
+            log.warning("%s", warning)
 
     with staged_dir(layout.dataset_dir(root)) as out:
         for role, by_layer in tables.items():

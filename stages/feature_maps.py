@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from stages.lib import layout
 from stages.lib.archive import check_input_shape, layer_infos, read_config, resolve_layers
 from stages.lib.config import run_stage
-from stages.lib.forward import batches, load_network
+from stages.lib.forward import batches, first_conv, load_network, read_input_scale
 from stages.lib.io import staged_dir, write_csv, write_json
 from stages.lib.samples import model_inputs
 from stages.lib.stats import channel_stats, layer_summary, table_rows
@@ -31,10 +31,14 @@ def layer_spec(item: str) -> str | int:
 def run(cfg: DictConfig, root: Path, item: str) -> None:
     trained = layout.model_path(root, "trained")
     config = read_config(trained)
-    [name] = resolve_layers([layer_spec(item)], layer_infos(config), "Conv2D")
+    infos = layer_infos(config)
+    [name] = resolve_layers([layer_spec(item)], infos, "Conv2D")
     images, index = layout.load_samples(root)
     check_input_shape(config, images.shape[1:], str(trained.relative_to(root)))
-    x = model_inputs(images, cfg.input.scale)
+    scale = read_input_scale(trained, config, cfg.input.scale)  # both models: the twin has the same layers
+    if note := scale.note():
+        log.info("%s", note)
+    x = model_inputs(images, scale.divisor)
 
     maps = {}
     for role in layout.ROLES:
@@ -44,6 +48,10 @@ def run(cfg: DictConfig, root: Path, item: str) -> None:
         log.info("%s %s: feature maps %s", role, name, maps[role].shape)
 
     channels = {role: channel_stats(m) for role, m in maps.items()}
+    if name == first_conv(infos):  # trained only: the twin's zero biases make firing scale-free
+        seen = f"{index['split']} images {index['samples']}"
+        if warning := scale.silent_warning(name, channels["trained"]["max"], seen):
+            log.warning("%s", warning)
     with staged_dir(layout.feature_maps_dir(root, item)) as out:
         for role, array in maps.items():
             np.save(out / f"{role}.npy", array)

@@ -60,6 +60,37 @@ def test_every_supported_kind_matches_keras(tmp_path):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=name)
 
 
+@pytest.mark.parametrize(
+    ("options", "adapted"),
+    [
+        ({"axis": -1}, True),  # adapt(): one mean and variance per channel, stored as weights
+        ({"axis": -1, "invert": True}, True),
+        ({"axis": None}, True),  # one scalar mean and variance for every value
+        ({"axis": (1, 2)}, True),  # per position: weights of shape (H, W)
+        ({"mean": [2.5, -1.0], "variance": [4.0, 0.25]}, False),  # given in the config, per channel
+        ({"mean": 72.9, "variance": 8100.0}, False),  # a scalar in the config (raw pixels)
+    ],
+    ids=["adapted-per-channel", "inverted", "axis-none", "per-position", "config-per-channel", "config-scalar"],
+)
+def test_normalization_matches_keras(tmp_path, options, adapted):
+    from stages.lib.keras_models import keras
+
+    rng = np.random.default_rng(4)
+    layer = keras.layers.Normalization(name="norm", **options)
+    model = keras.Sequential([keras.Input((5, 4, 2)), layer, keras.layers.Conv2D(3, 2, name="conv")])
+    if adapted:
+        shape = tuple(w.shape for w in layer.get_weights()[:2])
+        layer.set_weights([rng.normal(3, 2, shape[0]), rng.uniform(0.1, 9, shape[1]), np.int64(7)])
+        layer.finalize_state()
+    model.save(tmp_path / "norm.keras")
+    x = rng.uniform(0, 255, (3, 5, 4, 2)).astype(np.float32)
+    got = load_network(tmp_path / "norm.keras").activations(x, ["norm", "conv"])
+    want = keras_activations(tmp_path / "norm.keras", x, ["norm", "conv"])
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+    assert not np.allclose(got[0], x)  # the layer did something
+
+
 def test_the_tiny_book_model_matches_keras_and_stops_at_the_deepest_layer(tiny_assets):
     x = np.random.default_rng(2).uniform(0, 1, (9, 28, 28, 1)).astype(np.float32)
     want = keras_activations(tiny_assets["model"], x, ["conv2d_1", "max_pooling2d"])

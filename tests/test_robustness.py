@@ -541,11 +541,12 @@ def test_bad_values_fail_before_anything_is_written(project, stage_config, modul
     ("samples", "message"),
     [
         ([60000], "sample index 60000 is out of range: the train split has images 0..59999"),
-        ([-1], "sample index -1 is out of range: the train split has images 0..59999"),
-        ([], "samples is empty; list at least one image index"),
-        ([0.5], "sample 0.5 is not an integer index"),
-        ([True], "sample True is not an integer index"),
-        (["3"], "sample '3' is not an integer index"),
+        ([-1], "samples.indices[0] must be an integer in 0..2147483647, got -1"),
+        ([], "samples.indices must be a list of at least 1, got []"),
+        ([0.5], "samples.indices[0] must be an integer in 0..2147483647, got 0.5"),
+        ([True], "samples.indices[0] must be an integer in 0..2147483647, got True"),
+        (["3"], "samples.indices[0] must be an integer in 0..2147483647, got '3'"),
+        ([2, 2], "samples.indices lists 2 twice"),
     ],
 )
 def test_sample_indices_are_checked_with_the_valid_range(samples, message):

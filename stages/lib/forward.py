@@ -4,6 +4,10 @@ A ``.keras`` archive's layer chain (config + weights, read by ``archive``) becom
 numpy functions, one per layer, so the stages that compute activations start in a fraction of
 a second instead of importing TensorFlow. Inference only; a test checks every supported layer
 kind against Keras itself.
+
+Also how pixels become the network's inputs (``input_scale``): ``pixels / input.scale``, or raw
+pixels for a model that starts with Rescaling or Normalization; and the warning when most channels of
+the first Conv2D never fire, the sign of pixels scaled otherwise than the model was trained on.
 """
 
 from __future__ import annotations
@@ -15,16 +19,19 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .archive import check_model_config, input_shape, read_config, read_weights
+from .archive import LayerInfo, check_model_config, input_shape, read_config, read_weights
 from .errors import ConvlensError
+from .samples import SCALE_KEY, check_scale
 
 Op = Callable[[np.ndarray], np.ndarray]
 
 IM2COL_BELOW_CHANNELS = 8  # conv2d's strategy switch, measured on the book's two layers (C = 1 and 32)
 
+KERAS_EPSILON = 1e-7  # keras.backend.epsilon(), the floor of Normalization's standard deviation
 IDENTITY_KINDS = frozenset(
     {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "ActivityRegularization"}
 )
+RAW_PIXEL_KINDS = ("Rescaling", "Normalization")  # a model starting with one of these scales its own input
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,24 @@ def pool2d(x: np.ndarray, size: tuple[int, int], strides: tuple[int, int], paddi
     return total / sliding_window_view(counts, size, axis=(1, 2))[:, :: strides[0], :: strides[1]].sum(axis=(-2, -1))
 
 
+def normalization(
+    x: np.ndarray, mean: np.ndarray, variance: np.ndarray, axis: Sequence[int], invert: bool
+) -> np.ndarray:
+    """Keras's ``Normalization``: ``(x - mean) / max(sqrt(variance), 1e-7)`` (``invert``: the reverse).
+
+    ``mean`` and ``variance`` hold one value per position of the kept ``axis`` (an adapted layer's
+    weights), or fewer trailing dimensions, or a scalar (values given in the config): they are lined up
+    with the kept axes from the right, as Keras does.
+    """
+    keep = sorted(a % x.ndim for a in axis)
+    shape = [1] * x.ndim
+    for i in range(1, np.ndim(mean) + 1):
+        shape[keep[-i]] = np.shape(mean)[-i]
+    mean = np.reshape(mean, shape).astype(np.float32)
+    std = np.maximum(np.sqrt(np.reshape(variance, shape).astype(np.float32)), np.float32(KERAS_EPSILON))
+    return (mean + x * std) if invert else (x - mean) / std
+
+
 def _pair(value: int | Sequence[int]) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
@@ -182,6 +207,13 @@ def layer_op(kind: str, cfg: dict, weights: list[np.ndarray]) -> Op:
     if kind == "Rescaling":
         scale, offset = cfg.get("scale", 1.0), cfg.get("offset", 0.0)
         return lambda x: x * np.float32(scale) + np.float32(offset)
+    if kind == "Normalization":
+        axis = cfg.get("axis")
+        axis = () if axis is None else (axis,) if isinstance(axis, int) else tuple(axis)
+        given = cfg.get("mean") is not None
+        mean, variance = (cfg["mean"], cfg["variance"]) if given else (weights[0], weights[1])
+        invert = bool(cfg.get("invert", False))
+        return lambda x: normalization(x, np.asarray(mean), np.asarray(variance), axis, invert)
     if kind == "BatchNormalization":
         if cfg.get("axis", -1) not in (-1, [-1], 3, [3]):
             raise ConvlensError(f"layer {name!r}: BatchNormalization over an axis other than the last")
@@ -196,7 +228,8 @@ def layer_op(kind: str, cfg: dict, weights: list[np.ndarray]) -> Op:
         return lambda x: x
     raise ConvlensError(
         f"layer {name!r} is a {kind}, which convlens's forward pass does not support; look at an earlier layer "
-        "(supported: Conv2D, pooling, Flatten, Dense, BatchNormalization, activations, dropout)"
+        "(supported: Conv2D, pooling, Flatten, Dense, BatchNormalization, Rescaling, Normalization, activations, "
+        "dropout)"
     )
 
 
@@ -253,3 +286,82 @@ def batches(n: int, batch_size: int) -> Iterator[slice]:
         raise ConvlensError(f"batch_size must be a positive integer, got {batch_size!r}")
     for start in range(0, n, batch_size):
         yield slice(start, min(start + batch_size, n))
+
+
+# --- the input: how pixels become the model's inputs ----------------------------------------------
+
+
+def first_layer(config: dict) -> dict | None:
+    """The first layer entry of a ``config.json`` that acts on the pixels: input layers and layers that do
+    nothing at inference (dropout, noise) skipped; ``None`` for a model with no such layer."""
+    for entry in config.get("config", {}).get("layers", []):
+        if entry.get("class_name") not in ("InputLayer", *IDENTITY_KINDS):
+            return entry
+    return None
+
+
+def _values(value: object) -> str:
+    array = np.asarray(value, dtype=np.float64)
+    return f"{array.item():.6g}" if array.size == 1 else np.array2string(array, precision=4, threshold=6)
+
+
+def describe_preprocessing(entry: dict, weights: list[np.ndarray]) -> str:
+    """A Rescaling or Normalization layer in a few words, e.g. ``Rescaling (scale 0.00392157, offset 0)``."""
+    kind, cfg = entry["class_name"], entry.get("config", {})
+    if kind == "Rescaling":
+        return f"Rescaling (scale {_values(cfg.get('scale', 1.0))}, offset {_values(cfg.get('offset', 0.0))})"
+    mean, variance = (cfg.get("mean"), cfg.get("variance")) if cfg.get("mean") is not None else weights[:2]
+    return f"Normalization (mean {_values(mean)}, variance {_values(variance)})"
+
+
+@dataclass(frozen=True)
+class InputScale:
+    """How pixels become the model's inputs: ``pixels / divisor``, and why."""
+
+    divisor: float  # SCALE_KEY's value, or 1 when the model scales raw pixels itself
+    preprocessing: str | None = None  # the model's own first layer, described, when it takes raw pixels
+
+    def note(self) -> str | None:
+        """The log line saying that the model gets raw pixels, or ``None`` when it gets ``pixels / scale``."""
+        if self.preprocessing is None:
+            return None
+        return f"the model starts with {self.preprocessing}: feeding raw 0–255 pixels, {SCALE_KEY} ignored"
+
+    def silent_warning(self, layer: str, peaks: np.ndarray, seen: str) -> str | None:
+        """A warning when more than half of ``layer``'s channels never fire (``peaks``: each channel's
+        largest activation, ≤ 0 when it never fires) on what was ``seen``: the sign of pixels scaled
+        otherwise than the model was trained on."""
+        silent, channels = int((np.asarray(peaks) <= 0).sum()), int(np.size(peaks))
+        if 2 * silent <= channels:
+            return None
+        if self.preprocessing is not None:
+            hint = f"it gets raw 0–255 pixels, as its first layer {self.preprocessing} asks"
+        elif self.divisor == 1:
+            hint = f"the model may expect pixels in 0..1: {SCALE_KEY}=255"
+        else:
+            hint = f"the model may expect raw pixels: {SCALE_KEY}=1"
+        problem = f"{silent} of {channels} channels of {layer} never fire on {seen}"
+        return f"warning: {problem}; is the input scale right? {hint}"
+
+
+def input_scale(first: dict | None, weights: Sequence[np.ndarray], scale: object) -> InputScale:
+    """The divisor for the pixels: 1 (raw 0–255 pixels) when the model's first layer (``first_layer``, its
+    ``weights``) is Rescaling or Normalization, which scales the input itself (dividing first would scale
+    it twice); else ``scale``, the configured divisor."""
+    scale = check_scale(scale)
+    if first is None or first.get("class_name") not in RAW_PIXEL_KINDS:
+        return InputScale(scale)
+    return InputScale(1.0, describe_preprocessing(first, list(weights)))
+
+
+def read_input_scale(path: Path, config: dict, scale: object) -> InputScale:
+    """``input_scale`` for the ``.keras`` archive at ``path`` (its ``config.json`` already read)."""
+    first = first_layer(config)
+    needs_weights = first is not None and first.get("class_name") == "Normalization"
+    weights = read_weights(path, [first["config"]["name"]])[first["config"]["name"]] if needs_weights else []
+    return input_scale(first, weights, scale)
+
+
+def first_conv(layers: Sequence[LayerInfo]) -> str | None:
+    """The name of the model's first Conv2D layer (the one whose channels show a wrong input scale)."""
+    return next((layer.name for layer in layers if layer.kind == "Conv2D"), None)

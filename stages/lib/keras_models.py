@@ -65,11 +65,18 @@ def load_with_untrained_twin(path: Path, seed: int) -> tuple[keras.Model, keras.
     """The trained model and a freshly initialised model of the same architecture.
 
     The book's order: global seed first, then the trained model, then the new layers, so that
-    with seed 42 the twin's first Conv2D has the kernel the book's notebook printed.
+    with seed 42 the twin's first Conv2D has the kernel the book's notebook printed. An adapted
+    ``Normalization`` keeps its mean and variance (statistics of the data, not learned weights;
+    cloning would reset them to 0 and 1), so both models see their inputs scaled alike.
     """
     keras.utils.set_random_seed(seed)
     trained = load_model(path)
-    return trained, keras.models.clone_model(trained)
+    twin = keras.models.clone_model(trained)
+    for mine, theirs in zip(trained.layers, twin.layers, strict=True):
+        if isinstance(mine, keras.layers.Normalization) and mine.weights:
+            theirs.set_weights(mine.get_weights())  # data statistics, not learned: the twin keeps them
+            theirs.finalize_state()
+    return trained, twin
 
 
 def save_reproducible(model: keras.Model, path: Path) -> None:

@@ -1,0 +1,208 @@
+"""Input range: a model that scales its own pixels gets raw ones; a model fed the wrong range is named."""
+
+import json
+
+import numpy as np
+import pytest
+
+from stages import build_baseline, dataset_stats, feature_maps, fetch_data, fetch_model, samples
+from stages.lib.config import load_config
+from stages.lib.errors import ConvlensError
+from stages.lib.forward import InputScale, first_layer, input_scale, load_network
+from stages.lib.samples import model_inputs
+from tests.helpers import MIRROR, copy_project, run_stage
+
+BEFORE_MAPS = [fetch_model, fetch_data, samples, build_baseline]
+RESCALING = "the model starts with Rescaling (scale 0.00392157, offset 0): feeding raw 0–255 pixels, "
+RESCALING += "input.scale ignored"
+
+
+def entry(kind, name="first", **config):
+    return {"class_name": kind, "config": {"name": name, **config}}
+
+
+def model_config(*entries):
+    return {"class_name": "Sequential", "config": {"layers": list(entries)}}
+
+
+# --- the decision, from config.json ------------------------------------------------------------------
+
+
+def test_the_first_layer_that_acts_on_the_pixels_skips_inputs_and_inference_no_ops():
+    conv = entry("Conv2D", "conv2d")
+    assert first_layer(model_config(entry("InputLayer", "in"), entry("GaussianNoise"), conv)) is conv
+    assert first_layer(model_config(conv)) is conv  # a Sequential saved without an Input: no InputLayer entry
+    assert first_layer(model_config(entry("InputLayer", "in"))) is None
+
+
+def test_rescaling_or_normalization_first_means_raw_pixels_else_the_configured_scale():
+    plain = input_scale(entry("Conv2D"), [], 255.0)
+    assert plain == InputScale(255.0) and plain.note() is None
+    rescaled = input_scale(entry("Rescaling", scale=1 / 255, offset=0.0), [], 255.0)
+    assert rescaled.divisor == 1 and rescaled.note() == RESCALING
+    given = input_scale(entry("Normalization", mean=72.94, variance=8100.0), [], 255.0)
+    assert given.divisor == 1
+    assert given.note().startswith("the model starts with Normalization (mean 72.94, variance 8100): feeding raw")
+    adapted = input_scale(entry("Normalization", mean=None), [np.array([72.94]), np.array([8100.0]), 0], 255.0)
+    assert "Normalization (mean 72.94, variance 8100)" in adapted.note()
+    assert input_scale(None, [], 1).divisor == 1
+
+
+@pytest.mark.parametrize("scale", [0, -255, float("nan"), "abc", True])
+def test_the_scale_must_be_a_positive_number_even_when_ignored(scale):
+    with pytest.raises(ConvlensError, match="input.scale must be a finite number above 0"):
+        input_scale(entry("Rescaling", scale=1 / 255), [], scale)
+    with pytest.raises(ConvlensError, match="input.scale must be a finite number above 0"):
+        model_inputs(np.zeros((1, 2, 2), np.uint8), scale)
+
+
+def test_more_than_half_the_channels_silent_is_a_warning_naming_the_scale_key():
+    peaks = np.r_[np.zeros(18), np.full(14, 0.5)]
+    assert InputScale(255.0).silent_warning("conv2d", peaks, "train images [0]") == (
+        "warning: 18 of 32 channels of conv2d never fire on train images [0]; is the input scale right? "
+        "the model may expect raw pixels: input.scale=1"
+    )
+    assert InputScale(1.0).silent_warning("conv2d", peaks, "x").endswith("pixels in 0..1: input.scale=255")
+    raw = input_scale(entry("Rescaling", scale=1 / 255, offset=0.0), [], 255.0)
+    assert raw.silent_warning("conv2d", peaks, "x").endswith(
+        "it gets raw 0–255 pixels, as its first layer Rescaling (scale 0.00392157, offset 0) asks"
+    )
+    assert InputScale(255.0).silent_warning("conv2d", np.r_[np.zeros(16), np.ones(16)], "x") is None  # half: fine
+    assert InputScale(255.0).silent_warning("conv2d", np.full(4, -1e-3), "x").startswith("warning: 4 of 4")
+
+
+# --- through the stages, on the tiny data ---------------------------------------------------------------
+
+
+def small_cnn(first=None, conv_weights=None, seed=5):
+    """Conv2D → MaxPool → Flatten → Dense after an optional first (preprocessing) layer; all named."""
+    from stages.lib.keras_models import keras
+
+    keras.utils.set_random_seed(seed)
+    layers = [keras.Input((28, 28, 1)), *([first] if first is not None else [])]
+    layers += [
+        keras.layers.Conv2D(8, 3, activation="relu", padding="same", name="conv2d"),
+        keras.layers.MaxPooling2D(2, name="max_pooling2d"),
+        keras.layers.Flatten(name="flatten"),
+        keras.layers.Dense(10, activation="softmax", name="dense"),
+    ]
+    model = keras.Sequential(layers)
+    if conv_weights is not None:
+        model.get_layer("conv2d").set_weights(conv_weights)
+    return model
+
+
+def run_maps(project, stage_config, composed, run_pipeline, model_path, *extra):
+    """The stages up to feature maps and dataset statistics for ``model_path``, the first conv layer only."""
+    overrides = (f"model.path={model_path}", "layers=[conv2d]", "dataset.layers=[conv2d]", *extra)
+    run_pipeline(project, *overrides, stages=BEFORE_MAPS)
+    for module in (feature_maps, dataset_stats):
+        run_stage(module, stage_config, composed, project, *overrides)
+    out = project / "outputs"
+    return np.load(out / "feature_maps" / "conv2d" / "trained.npy"), (
+        out / "metrics" / "dataset" / "trained_conv2d.csv"
+    ).read_text()
+
+
+def as_numbers(csv_text):
+    return np.genfromtxt(csv_text.splitlines()[1:], delimiter=",")
+
+
+def test_a_model_starting_with_rescaling_gets_raw_pixels_not_pixels_divided_twice(
+    project, stage_config, composed, run_pipeline, tmp_path, caplog
+):
+    from stages.lib.keras_models import keras
+
+    plain = small_cnn()
+    plain.save(tmp_path / "plain.keras")
+    rescaled = small_cnn(keras.layers.Rescaling(1 / 255, name="rescaling"), plain.get_layer("conv2d").get_weights())
+    rescaled.save(tmp_path / "rescaled.keras")
+
+    caplog.set_level("INFO")
+    plain_maps, plain_table = run_maps(project, stage_config, composed, run_pipeline, tmp_path / "plain.keras")
+    assert "feeding raw" not in caplog.text
+    caplog.clear()
+    maps, table = run_maps(project, stage_config, composed, run_pipeline, tmp_path / "rescaled.keras")
+    assert caplog.text.count(RESCALING) == 2  # feature_maps and dataset_stats, once each
+    np.testing.assert_allclose(maps, plain_maps, rtol=1e-5, atol=1e-6)  # raw → Rescaling(1/255) ≡ /255 → plain
+    assert table.splitlines()[0] == plain_table.splitlines()[0]
+    np.testing.assert_allclose(as_numbers(table), as_numbers(plain_table), rtol=1e-5, atol=1e-6)  # the whole split
+    twice = load_network(tmp_path / "rescaled.keras", upto="conv2d").activations(
+        np.load(project / "outputs" / "samples" / "images.npy") / np.float32(255), ["conv2d"]
+    )[0]
+    assert not np.allclose(twice, plain_maps, atol=1e-3)  # what the stage computed before: pixels / 255 / 255
+
+
+def test_a_model_starting_with_an_adapted_normalization_gets_raw_pixels_in_both_models(
+    project, stage_config, composed, run_pipeline, tmp_path, caplog
+):
+    from stages.lib.keras_models import activation_model, keras, load_model
+
+    norm = keras.layers.Normalization(name="normalization")
+    norm.adapt(np.random.default_rng(0).integers(0, 256, (64, 28, 28, 1)).astype(np.float32))
+    small_cnn(norm).save(tmp_path / "norm.keras")
+    caplog.set_level("INFO")
+    maps, _ = run_maps(project, stage_config, composed, run_pipeline, tmp_path / "norm.keras")
+    assert "the model starts with Normalization (mean 127." in caplog.text
+    assert "feeding raw 0–255 pixels, input.scale ignored" in caplog.text
+    images = np.load(project / "outputs" / "samples" / "images.npy")[..., None].astype(np.float32)
+    want = activation_model(load_model(tmp_path / "norm.keras"), ["conv2d"])(images, training=False)
+    np.testing.assert_allclose(maps, np.asarray(want), rtol=1e-4, atol=1e-5)
+    untrained = load_model(project / "outputs" / "models" / "untrained.keras").get_layer("normalization")
+    for theirs, mine in zip(untrained.get_weights(), norm.get_weights(), strict=True):
+        np.testing.assert_array_equal(theirs, mine)  # the twin keeps the data statistics (a clone resets them)
+
+
+def raw_pixel_model():
+    """A first conv layer built for raw 0–255 pixels: 6 of 8 biases so negative that pixels / 255
+    (at most 9 × 0.1 × 1 = 0.9 per 3×3 window) never exceed them, while raw pixels do."""
+    rng = np.random.default_rng(6)
+    kernel = rng.uniform(0.01, 0.1, (3, 3, 1, 8)).astype(np.float32)
+    bias = np.r_[np.full(6, -2.0), np.zeros(2)].astype(np.float32)
+    return small_cnn(conv_weights=[kernel, bias])
+
+
+def test_a_model_built_for_raw_pixels_run_at_255_is_warned_about_naming_the_key(
+    project, stage_config, composed, run_pipeline, tmp_path, caplog
+):
+    raw_pixel_model().save(tmp_path / "raw.keras")
+    caplog.set_level("INFO")
+    run_maps(project, stage_config, composed, run_pipeline, tmp_path / "raw.keras")
+    hint = "is the input scale right? the model may expect raw pixels: input.scale=1"
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        f"warning: 6 of 8 channels of conv2d never fire on train images [0]; {hint}",
+        f"warning: 6 of 8 channels of conv2d never fire on the 6 test images; {hint}",
+    ]
+    summary = json.loads((project / "outputs" / "feature_maps" / "conv2d" / "summary.json").read_text())
+    assert summary["trained"]["dead_channels"] == 6
+
+    caplog.clear()
+    run_maps(project, stage_config, composed, run_pipeline, tmp_path / "raw.keras", "input.scale=1")
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]  # the fix the warning names works
+    summary = json.loads((project / "outputs" / "feature_maps" / "conv2d" / "summary.json").read_text())
+    assert summary["trained"]["dead_channels"] == 0
+
+
+def test_a_healthy_model_is_not_warned_about(project, stage_config, composed, run_pipeline, tiny_assets, caplog):
+    caplog.set_level("INFO")
+    run_maps(project, stage_config, composed, run_pipeline, tiny_assets["model"])
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "feeding raw" not in caplog.text
+
+
+@pytest.mark.mirror
+@pytest.mark.skipif(not MIRROR.is_dir(), reason="needs ../shared/mirror")
+def test_the_book_model_on_the_books_data_is_not_warned_about(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("CONVLENS_MIRROR", str(MIRROR))
+    root = copy_project(tmp_path / "project")
+    caplog.set_level("INFO")
+    for module in (*BEFORE_MAPS, feature_maps, dataset_stats):
+        name = module.__name__.rsplit(".", 1)[1]
+        cfg = load_config(name, ["layers=[conv2d]", "dataset.limit=1000", "dataset.layers=[conv2d]"], root)
+        module.run(cfg, root, *(["conv2d"] if module is feature_maps else []))
+    assert "trained conv2d: feature maps (1, 28, 28, 32)" in caplog.text
+    assert "trained: 1000 test images through conv2d" in caplog.text
+    assert not [r for r in caplog.records if r.levelname == "WARNING"] and "feeding raw" not in caplog.text
+    summary = json.loads((root / "outputs" / "feature_maps" / "conv2d" / "summary.json").read_text())
+    assert summary["trained"]["dead_channels"] == 0
