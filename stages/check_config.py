@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from stages.lib import layout
 from stages.lib.config import PARAMS_FILE, read_yaml, run_stage
 from stages.lib.io import atomic_path
-from stages.lib.schema import check_config, check_model_file
+from stages.lib.schema import check_config, model_file
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ def run(cfg: DictConfig, root: Path) -> None:
     params = read_yaml(root / PARAMS_FILE)
     check_config(params)  # every key, unknown ones included
     if params["model"]["path"] is not None:
-        check_model_file(root, params["model"]["path"])
+        model_file(root, params["model"]["path"])
     with atomic_path(layout.config_check_path(root)) as tmp:
         tmp.write_text("params.yaml passed stages/lib/schema.py\n", encoding="utf-8")
     log.info("%s checked", PARAMS_FILE)

@@ -274,7 +274,7 @@ def test_stored_shapes_must_match_the_config(tiny_assets, tmp_path, edit, messag
     with pytest.raises(ConvlensError, match=re.escape(message)):
         _check(path)
     with pytest.raises(ConvlensError, match=re.escape(message)):
-        read_weights(path, ["conv2d_1"])  # extract_weights and build_baseline's reads refuse it too
+        read_weights(path, ["conv2d_1"])  # extract_weights and build_untrained's reads refuse it too
 
 
 def test_batch_normalization_shapes_are_checked(tmp_path):

@@ -5,14 +5,14 @@ import json
 import numpy as np
 import pytest
 
-from stages import build_baseline, dataset_stats, feature_maps, fetch_data, fetch_model, samples
+from stages import build_untrained, dataset_stats, feature_maps, fetch_data, fetch_model, samples
 from stages.lib.config import load_config
 from stages.lib.errors import ConvlensError
 from stages.lib.forward import InputScale, first_layer, input_scale, load_network
 from stages.lib.samples import model_inputs
 from tests.helpers import MIRROR, copy_project, run_stage
 
-BEFORE_MAPS = [fetch_model, fetch_data, samples, build_baseline]
+BEFORE_MAPS = [fetch_model, fetch_data, samples, build_untrained]
 RESCALING = "the model starts with Rescaling (scale 0.00392157, offset 0): feeding raw 0–255 pixels, "
 RESCALING += "input.scale ignored"
 

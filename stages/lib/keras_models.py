@@ -1,6 +1,6 @@
 """Everything that needs TensorFlow: loading models and building the untrained twin.
 
-Imported only by build_baseline (and by tests that check the numpy forward pass against Keras).
+Imported only by build_untrained (and by tests that check the numpy forward pass against Keras).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ are made by the stage that has them, with the same kind of line.
 from __future__ import annotations
 
 import math
+import os
 import re
 import stat
 from collections.abc import Callable, Mapping, Sequence
@@ -249,23 +250,20 @@ def check_config(cfg: Mapping[str, Any], complete: bool = True) -> None:
     _cross_checks(flat)
 
 
-def check_model_file(root: Path, value: str) -> Path:
-    """``model.path`` (relative to the project root) as a regular file, said plainly when it is not one.
+def model_file(root: Path, value: str) -> Path:
+    """``model.path`` (relative to the project root, as DVC reads it as a dependency) as a regular file.
 
-    Checked with ``stat`` only, before anything opens it (a FIFO would block, ``/dev/zero`` never ends).
+    Checked with ``os.stat`` before anything opens it: a FIFO would block, ``/dev/zero`` never ends.
     """
     path = root / value
     try:
-        mode = path.stat().st_mode
+        mode = os.stat(path).st_mode
     except OSError as e:
-        raise ConvlensError(f"model.path {path} does not exist ({e.strerror}); point it at a .keras file") from e
-    if not stat.S_ISREG(mode):
-        kind = (
-            "a directory" if stat.S_ISDIR(mode)
-            else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
-            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-            else "a socket" if stat.S_ISSOCK(mode)
-            else "not a regular file"
-        )  # fmt: skip
-        raise ConvlensError(f"model.path {path} is {kind}, not a model file; point it at a .keras file")
-    return path
+        raise ConvlensError(f"model.path {path} does not exist; point it at a .keras file") from e
+    if stat.S_ISREG(mode):
+        return path
+    if stat.S_ISDIR(mode):
+        raise ConvlensError(f"model.path {path} is a directory; point it at a .keras file")
+    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+    kind = next((text for test, text in (*kinds, (stat.S_ISSOCK, "a socket")) if test(mode)), "not a regular file")
+    raise ConvlensError(f"model.path {path} is {kind}, not a regular file; point it at a .keras file")
