@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from stages import build_untrained, dataset_stats, feature_maps, fetch_data, fetch_model, samples
-from stages.lib.config import load_config
+from stages.lib.config import compose, load_config, write_params
 from stages.lib.errors import ConvlensError
 from stages.lib.forward import InputScale, first_layer, input_scale, load_network
 from stages.lib.samples import model_inputs
@@ -94,7 +94,7 @@ def small_cnn(first=None, conv_weights=None, seed=5):
 
 def run_maps(project, stage_config, composed, run_pipeline, model_path, *extra):
     """The stages up to feature maps and dataset statistics for ``model_path``, the first conv layer only."""
-    overrides = (f"model.path={model_path}", "layers=[conv2d]", "dataset.layers=[conv2d]", *extra)
+    overrides = (f"model.path={model_path}", "feature_maps.layers=[conv2d]", "dataset.layers=[conv2d]", *extra)
     run_pipeline(project, *overrides, stages=BEFORE_MAPS)
     for module in (feature_maps, dataset_stats):
         run_stage(module, stage_config, composed, project, *overrides)
@@ -197,9 +197,10 @@ def test_the_book_model_on_the_books_data_is_not_warned_about(tmp_path, monkeypa
     monkeypatch.setenv("CONVLENS_MIRROR", str(MIRROR))
     root = copy_project(tmp_path / "project")
     caplog.set_level("INFO")
+    write_params(root, compose(root, ["feature_maps.layers=[conv2d]", "dataset.limit=1000", "dataset.layers=[conv2d]"]))
     for module in (*BEFORE_MAPS, feature_maps, dataset_stats):
         name = module.__name__.rsplit(".", 1)[1]
-        cfg = load_config(name, ["layers=[conv2d]", "dataset.limit=1000", "dataset.layers=[conv2d]"], root)
+        cfg = load_config(name, [], root)
         module.run(cfg, root, *(["conv2d"] if module is feature_maps else []))
     assert "trained conv2d: feature maps (1, 28, 28, 32)" in caplog.text
     assert "trained: 1000 test images through conv2d" in caplog.text
