@@ -20,7 +20,7 @@ def main(argv: list[str]) -> None:
         root = project_root()
         params = OmegaConf.to_container(compose(root, argv), resolve=True)
         with atomic_path(root / PARAMS_FILE) as tmp:
-            tmp.write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+            tmp.write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True), encoding="utf-8")
     except ConvlensError as e:
         sys.exit(f"compose_params: error: {e}")
     print(f"compose_params: wrote {PARAMS_FILE}")

@@ -43,18 +43,22 @@ def make_repo(base: Path, tiny_assets: dict, conf_extra: dict | None = None) -> 
     shutil.copytree(tiny_assets["mirror"], base / "shared" / "mirror")
     (root / "models").mkdir()
     shutil.copy2(tiny_assets["model"], root / "models" / "tiny.keras")
-    (root / ".gitignore").write_text((PROJECT / ".gitignore").read_text() + "/models\n")
+    (root / ".gitignore").write_text(
+        (PROJECT / ".gitignore").read_text(encoding="utf-8") + "/models\n", encoding="utf-8"
+    )
     (root / ".dvc").mkdir()
     shutil.copy2(PROJECT / ".dvc" / "config", root / ".dvc" / "config")
     shutil.copy2(PROJECT / ".dvcignore", root / ".dvcignore")
-    config = (root / "conf" / "config.yaml").read_text().replace("- model: book", "- model: local")
+    config = (root / "conf" / "config.yaml").read_text(encoding="utf-8").replace("- model: book", "- model: local")
     local = root / "conf" / "model" / "local.yaml"
-    local.write_text(local.read_text().replace("path: ???", "path: models/tiny.keras"))
+    local.write_text(
+        local.read_text(encoding="utf-8").replace("path: ???", "path: models/tiny.keras"), encoding="utf-8"
+    )
     tiny = {
         "data": {"urls": [], "files": {k: {"sha256": v} for k, v in tiny_assets["sums"].items()}},
         **(conf_extra or {}),
     }
-    (root / "conf" / "config.yaml").write_text(config + "\n" + yaml.safe_dump(tiny))
+    (root / "conf" / "config.yaml").write_text(config + "\n" + yaml.safe_dump(tiny), encoding="utf-8")
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
@@ -77,7 +81,7 @@ def commit(root: Path, env: dict, message: str) -> None:
 
 def locked_outputs(root: Path) -> dict[str, list[Path]]:
     """Each stage instance's outputs (metrics included) as `dvc.lock` records them."""
-    stages = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+    stages = yaml.safe_load((root / "dvc.lock").read_text(encoding="utf-8"))["stages"]
     return {name: [root / out["path"] for out in stage.get("outs", [])] for name, stage in stages.items()}
 
 

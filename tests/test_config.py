@@ -20,14 +20,15 @@ from stages.lib.errors import ConvlensError
 from tests.helpers import PROJECT
 
 STAGES = {
-    name: stage_definition(PROJECT, name) for name in yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]
+    name: stage_definition(PROJECT, name)
+    for name in yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
 }
 
 
 def test_params_yaml_is_the_composition_of_conf():
     """`dvc repro` reads params.yaml and never recomposes: it must equal conf/ (run `make params`)."""
     composed = OmegaConf.to_container(compose(PROJECT), resolve=True)
-    assert yaml.safe_load((PROJECT / "params.yaml").read_text()) == composed
+    assert yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8")) == composed
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
@@ -45,7 +46,7 @@ def _lib_imports(path: Path) -> set[str]:
     found: set[str] = set()
     todo = [path]
     while todo:
-        tree = ast.parse(todo.pop().read_text())
+        tree = ast.parse(todo.pop().read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             names = []
             if isinstance(node, ast.ImportFrom):
@@ -81,14 +82,14 @@ def test_each_stage_depends_on_its_script_and_the_library_code_it_runs(stage):
 def test_only_the_baseline_stage_imports_tensorflow(stage):
     imported = _lib_imports(PROJECT / f"stages/{stage}.py")
     assert "stages/lib/keras_models.py" not in imported
-    source = " ".join((PROJECT / f).read_text() for f in [f"stages/{stage}.py", *imported])
+    source = " ".join((PROJECT / f).read_text(encoding="utf-8") for f in [f"stages/{stage}.py", *imported])
     assert "import tensorflow" not in source and "import keras" not in source
 
 
 def test_under_dvc_a_stage_reads_params_yaml(project, monkeypatch):
-    params = yaml.safe_load((project / "params.yaml").read_text())
+    params = yaml.safe_load((project / "params.yaml").read_text(encoding="utf-8"))
     params["baseline"]["seed"] = 7
-    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    (project / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     monkeypatch.setenv("DVC_STAGE", "build_baseline")
     assert load_config("build_baseline", [], project).baseline.seed == 7
     with pytest.raises(ConvlensError, match="dvc exp run -S"):

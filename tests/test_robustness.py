@@ -330,7 +330,7 @@ def test_model_refusals_from_the_command_line(project, tiny_assets, tmp_path):
     from stages.lib.keras_models import keras
 
     junk = tmp_path / "page.keras"
-    junk.write_text("<html><body>404 Not Found</body></html>")
+    junk.write_text("<html><body>404 Not Found</body></html>", encoding="utf-8")
     dense_only = _save(
         keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(name="flatten")]), tmp_path / "d.keras"
     )
@@ -536,7 +536,7 @@ def test_an_output_dir_that_is_not_writable_is_one_line(project, stage_config, m
 
 def test_an_output_path_blocked_by_a_file_is_one_line(project, stage_config):
     fetch_model.run(stage_config("fetch_model"), project)
-    (project / "outputs" / "weights").write_text("not a directory")  # a real OS error, even as root
+    (project / "outputs" / "weights").write_text("not a directory", encoding="utf-8")  # a real OS error, even as root
     with pytest.raises(ConvlensError) as err:
         extract_weights.run(stage_config("extract_weights"), project)
     assert one_line(err) == (
@@ -684,7 +684,7 @@ def _outputs(root: Path) -> dict[str, dict[str, bytes] | None]:
 def kill_env(tmp_path) -> dict:
     shim = tmp_path / "shim"
     shim.mkdir()
-    (shim / "sitecustomize.py").write_text(SHIM)
+    (shim / "sitecustomize.py").write_text(SHIM, encoding="utf-8")
     return {"PYTHONPATH": str(shim)}
 
 
@@ -749,12 +749,18 @@ def test_nan_and_inf_weights_are_counted_not_averaged_in(project, stage_config, 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         extract_weights.run(stage_config("extract_weights"), project)
-        stats = json.loads((project / "outputs" / "metrics" / "weights_trained.json").read_text())["trained"]["conv2d"]
+        stats = json.loads((project / "outputs" / "metrics" / "weights_trained.json").read_text(encoding="utf-8"))[
+            "trained"
+        ]["conv2d"]
         finite = kernel[np.isfinite(kernel)]
         assert stats["nan"] == 10 and stats["inf"] == 2
         assert stats["mean"] == float(str(finite.mean())) and stats["max"] == float(str(finite.max()))
         assert all(np.isfinite(v) for k, v in stats.items() if k not in ("shape",))
-        rows = (project / "outputs" / "metrics" / "filters" / "trained" / "conv2d.csv").read_text().splitlines()
+        rows = (
+            (project / "outputs" / "metrics" / "filters" / "trained" / "conv2d.csv")
+            .read_text(encoding="utf-8")
+            .splitlines()
+        )
         assert rows[4] == "3,0.0,,,0.0"  # the all-NaN filter: mean and std left empty, no number made up
         assert "inf" not in "".join(rows[1:4])
         image, _ = filter_grid(kernel, "first", 16, -0.5, 0.5)
@@ -797,7 +803,7 @@ def test_no_broad_except_in_stages():
     offenders = [
         f"{path.relative_to(PROJECT)}:{i}"
         for path in (PROJECT / "stages").rglob("*.py")
-        for i, line in enumerate(path.read_text().splitlines(), 1)
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
         if re.search(r"except\s*(Exception|BaseException)?\s*(as \w+)?:", line)
     ]
     assert offenders == []

@@ -27,9 +27,9 @@ def dvc_project(tmp_path, tiny_assets):
 
 
 def set_param(root, key: str, value) -> None:
-    params = yaml.safe_load((root / "params.yaml").read_text())
+    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
     params["weights"][key] = value
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
 
 
 def failing(root, *args, env) -> str:
@@ -82,7 +82,7 @@ def test_sigkill_under_dvc_repro_then_repro_equals_a_clean_run(request, tiny_ass
     set_param(root, "layers", ["conv2d"])
     shim = tmp_path / "shim"
     shim.mkdir()
-    (shim / "sitecustomize.py").write_text(SHIM)
+    (shim / "sitecustomize.py").write_text(SHIM, encoding="utf-8")
     kill = {"PYTHONPATH": str(shim), "CONVLENS_KILL_AT": "replace:3", "CONVLENS_KILL_STAGE": "extract_weights"}
     output = failing(root, "repro", "extract_weights", env={**env, **kill})
     assert "ERROR: failed to reproduce 'extract_weights'" in output

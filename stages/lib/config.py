@@ -6,6 +6,7 @@ fails, so ``dvc.yaml`` cannot drift from the code.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import sys
@@ -25,7 +26,7 @@ PARAMS_FILE = "params.yaml"
 
 def read_yaml(path: Path) -> Any:
     """A YAML file, parsed by libyaml where PyYAML has it (~8× faster; every stage reads two at start-up)."""
-    return yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def project_root() -> Path:
@@ -140,6 +141,9 @@ def run_stage(
     args = list(sys.argv[1:] if argv is None else argv)
     items = [a for a in args if "=" not in a]
     label = "@".join([stage, *items])
+    for stream in (sys.stdout, sys.stderr):  # a message naming a path or "3×3" must not crash an ASCII locale
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     logging.basicConfig(level=logging.INFO, format=f"{label}: %(message)s", stream=sys.stdout, force=True)
     try:
         root = project_root()
