@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = build_rows(pipe, render, data, rss)
     text = compose(rows, pipe, inp, command, args.quick, load_before, time.time() - started, render_runs, EXPLAIN, rss)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    args.out.write_text(text, encoding="utf-8")
     say(f"wrote {args.out}")
     for row in rows:
         print(f"  {row.key:>12}  ratio {row.ratio:7.3f}  met: {row.met}")

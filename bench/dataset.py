@@ -45,7 +45,7 @@ def split_for(n: int) -> str:
 
 def load_inputs(root: Path, n: int | None = None) -> Inputs:
     """The first ``n`` images (all of the test split by default) and the params of a reproduced clone."""
-    params = yaml.safe_load((root / "params.yaml").read_text())
+    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
     split = split_for(n or 0)
     images = np.load(root / "outputs" / "data" / f"{split}_images.npy", mmap_mode="r")
     labels = np.load(root / "outputs" / "data" / f"{split}_labels.npy", mmap_mode="r")

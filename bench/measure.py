@@ -31,7 +31,7 @@ class CommandFailed(RuntimeError):
 
 def run_measured(cmd: Sequence[str], cwd: Path, env: Mapping[str, str]) -> Run:
     """Run ``cmd`` and measure it; ``os.wait4`` gives the peak RSS of the process tree (Linux: max over children)."""
-    with tempfile.TemporaryFile("w+") as log:
+    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as log:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=cwd, env=dict(env), stdout=log, stderr=subprocess.STDOUT, text=True)
         _, status, usage = os.wait4(proc.pid, 0)

@@ -82,14 +82,14 @@ def notebook_cmd(notebook: Path, mirror: Path, out: Path) -> tuple[str, ...]:
 def set_params(root: Path, changes: dict[str, object]) -> None:
     """Edit ``params.yaml`` (dotted keys) as a user would before ``dvc repro``."""
     path = root / "params.yaml"
-    params = yaml.safe_load(path.read_text())
+    params = yaml.safe_load(path.read_text(encoding="utf-8"))
     for dotted, value in changes.items():
         node = params
         *parents, leaf = dotted.split(".")
         for key in parents:
             node = node[key]
         node[leaf] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+    path.write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True), encoding="utf-8")
 
 
 def restore(root: Path, env: dict[str, str]) -> None:
@@ -101,8 +101,8 @@ def restore(root: Path, env: dict[str, str]) -> None:
 def stage_commands(root: Path, extra_layers: tuple[str, ...] = ()) -> list[tuple[str, list[str]]]:
     """Every stage instance of ``dvc.yaml`` in file order (a valid run order here) with its command;
     ``foreach`` stages also get an instance for each of ``extra_layers``."""
-    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
-    layers = [*yaml.safe_load((root / "params.yaml").read_text())["layers"], *extra_layers]
+    stages = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    layers = [*yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))["layers"], *extra_layers]
     commands = []
     for name, spec in stages.items():
         if "foreach" in spec:
@@ -143,7 +143,10 @@ def one_series(i: int, scratch: Path, mirror: Path, notebook: Path, res: Pipelin
     for series, changes in (
         ("map_cmap", {"render.map_cmap": "magma"}),
         ("filter_cmap", {"render.filter_cmap": "magma"}),
-        ("add_layer", {"layers": [*yaml.safe_load((root / "params.yaml").read_text())["layers"], ADDED_LAYER]}),
+        (
+            "add_layer",
+            {"layers": [*yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))["layers"], ADDED_LAYER]},
+        ),
     ):
         set_params(root, changes)
         repro(series, root, env)

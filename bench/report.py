@@ -66,7 +66,7 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _proc_field(path: str, key: str) -> str:
-    for line in Path(path).read_text().splitlines():
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
         if line.startswith(key):
             return line.split(":", 1)[1].strip()
     return "?"
@@ -74,7 +74,7 @@ def _proc_field(path: str, key: str) -> str:
 
 def load_average() -> str:
     """The 1/5/15-minute load averages (the machine is shared)."""
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    return " ".join(Path("/proc/loadavg").read_text(encoding="utf-8").split()[:3])
 
 
 def cpu_pressure() -> str:
@@ -82,7 +82,7 @@ def cpu_pressure() -> str:
     path = Path("/proc/pressure/cpu")
     if not path.is_file():
         return "not available"
-    some = path.read_text().splitlines()[0].split()[1:4]
+    some = path.read_text(encoding="utf-8").splitlines()[0].split()[1:4]
     return "some " + " / ".join(f"{v.split('=')[1]} %" for v in some) + " (10 s / 60 s / 300 s)"
 
 

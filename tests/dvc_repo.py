@@ -72,7 +72,7 @@ def commit(root: Path, env: dict, message: str) -> None:
 
 def locked_outputs(root: Path) -> dict[str, list[Path]]:
     """Each stage instance's outputs (metrics included) as `dvc.lock` records them."""
-    stages = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+    stages = yaml.safe_load((root / "dvc.lock").read_text(encoding="utf-8"))["stages"]
     return {name: [root / out["path"] for out in stage.get("outs", [])] for name, stage in stages.items()}
 
 

@@ -93,7 +93,7 @@ def test_models_without_conv2d_are_refused(tmp_path):
 
 def test_files_that_are_not_keras_archives_are_refused(tmp_path):
     html = tmp_path / "model.keras"
-    html.write_text("<html>Not Found</html>")
+    html.write_text("<html>Not Found</html>", encoding="utf-8")
     with pytest.raises(ConvlensError, match="is not a Keras .keras archive"):
         read_config(html)
     other = tmp_path / "other.keras"

@@ -20,14 +20,15 @@ from stages.lib.errors import ConvlensError
 from tests.helpers import PROJECT
 
 STAGES = {
-    name: stage_definition(PROJECT, name) for name in yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]
+    name: stage_definition(PROJECT, name)
+    for name in yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
 }
 
 
 def test_params_yaml_is_the_composition_of_conf():
     """`dvc repro` reads params.yaml and never recomposes: it must equal conf/ (run `make params`)."""
     composed = OmegaConf.to_container(compose(PROJECT), resolve=True)
-    assert yaml.safe_load((PROJECT / "params.yaml").read_text()) == composed
+    assert yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8")) == composed
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))

@@ -76,13 +76,13 @@ def test_streaming_the_tiny_model_equals_the_activations_of_all_images(tiny_asse
 def test_stage_writes_tables_metrics_and_heatmaps(project, run_pipeline):
     run_pipeline(project, "dataset.limit=5")
     out = project / "outputs" / "metrics"
-    index = json.loads((out / "dataset" / "index.json").read_text())
+    index = json.loads((out / "dataset" / "index.json").read_text(encoding="utf-8"))
     assert index["split"] == "test" and index["images"] == 5
     assert index["layers"] == ["conv2d", "max_pooling2d", "conv2d_1", "max_pooling2d_1"]
-    rows = list(csv.DictReader((out / "dataset" / "untrained_conv2d_1.csv").open()))
+    rows = list(csv.DictReader((out / "dataset" / "untrained_conv2d_1.csv").open(encoding="utf-8")))
     assert len(rows) == 8 and list(rows[0])[:5] == ["channel", "mean", "fraction_active", "max", "selectivity"]
     assert list(rows[0])[5:] == index["classes"] and len(index["classes"]) == 10
-    summary = json.loads((out / "dataset.json").read_text())
+    summary = json.loads((out / "dataset.json").read_text(encoding="utf-8"))
     assert set(summary) == {"trained", "untrained"} and set(summary["trained"]) == set(index["layers"])
     assert (project / "outputs" / "figures" / "dataset" / "max_pooling2d_classes.png").is_file()
 

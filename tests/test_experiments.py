@@ -22,8 +22,10 @@ def repo(tmp_path, tiny_assets):
     """The tiny project, reproduced and committed: the baseline every experiment starts from."""
     root, env = make_repo(tmp_path, tiny_assets)
     wide_model().save(root / "models" / "wide.keras")
-    local = (root / "conf" / "model" / "local.yaml").read_text()
-    (root / "conf" / "model" / "wide.yaml").write_text(local.replace("local", "wide").replace("tiny", "wide"))
+    local = (root / "conf" / "model" / "local.yaml").read_text(encoding="utf-8")
+    (root / "conf" / "model" / "wide.yaml").write_text(
+        local.replace("local", "wide").replace("tiny", "wide"), encoding="utf-8"
+    )
     dvc(root, env, "repro")
     commit(root, env, "baseline run")
     return root, env
@@ -99,12 +101,12 @@ def test_queued_sweep_matches_serial_runs(repo):
     for setting in settings:
         layers = yaml.safe_load(setting)
         dvc(root, env, "exp", "run", "-S", f"feature_maps.layers={setting}")
-        serial_lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+        serial_lock = yaml.safe_load((root / "dvc.lock").read_text(encoding="utf-8"))["stages"]
         queued_lock = yaml.safe_load(sh(root, "git", "show", f"{queued[json.dumps(layers)]['rev']}:dvc.lock", env=env))
         for stage in (f"{kind}@{layer}" for kind in PER_LAYER for layer in layers):
             assert queued_lock["stages"][stage]["outs"] == serial_lock[stage]["outs"], stage
         metrics = json.loads(sh(root, "git", "show", f"{queued[json.dumps(layers)]['rev']}:{MAPS}", env=env))
-        assert metrics == json.loads((root / MAPS).read_text())
+        assert metrics == json.loads((root / MAPS).read_text(encoding="utf-8"))
         assert list(metrics["trained"]) == layers  # only this experiment's layers, none left from other runs
         sh(root, "git", "checkout", "-q", "--", ".", env=env)
     dvc(root, env, "queue", "stop", check=False)
@@ -129,7 +131,7 @@ def test_diffs_between_experiments_and_the_compare_command(repo):
         [sys.executable, "-m", "stages.compare", "seed7", "seed8"], cwd=root, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
-    rows = list(csv.DictReader((root / "outputs" / "compare" / "seed7_vs_seed8.csv").open()))
+    rows = list(csv.DictReader((root / "outputs" / "compare" / "seed7_vs_seed8.csv").open(encoding="utf-8")))
     by_key = {(r["model"], r["layer"], r["statistic"]): r for r in rows}
     revs = {name: e["rev"] for name, e in experiments(root, env).items()}
     seed7, seed8 = (

@@ -37,7 +37,7 @@ def test_repro_then_noop_then_render_only_then_experiment(tmp_path, tiny_assets)
         assert path.exists(), path
         assert path.is_file() or any(path.iterdir()), path
     assert len(list((root / "outputs" / "figures").rglob("*.png"))) == 19
-    metrics = json.loads((root / "outputs" / "metrics" / "weights_trained.json").read_text())
+    metrics = json.loads((root / "outputs" / "metrics" / "weights_trained.json").read_text(encoding="utf-8"))
     assert set(metrics["trained"]["conv2d"]) == {"mean", "std", "min", "max", "nan", "inf"}
 
     assert ran(dvc(root, env, "repro")) == []
@@ -48,12 +48,12 @@ def test_repro_then_noop_then_render_only_then_experiment(tmp_path, tiny_assets)
     assert "outputs/figures/feature_maps/conv2d_1/trained_sample_0.png" in plot_ids
     assert {"Kernel std by layer", "outputs/metrics/filters/untrained/conv2d_1.csv"} <= plot_ids
 
-    params = yaml.safe_load((root / "params.yaml").read_text())
+    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
     params["render"]["map_cmap"] = "magma"
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     assert sorted(ran(dvc(root, env, "repro"))) == ["render_maps@conv2d", "render_maps@conv2d_1"]
     params["render"]["filter_cmap"] = "magma"
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     assert ran(dvc(root, env, "repro")) == ["render_figures"]
 
     commit(root, env, "tiny run")

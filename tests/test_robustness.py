@@ -5,9 +5,11 @@ every case with the message a user sees and the test here (or elsewhere) that pr
 from __future__ import annotations
 
 import errno
+import fcntl
 import gzip
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -31,12 +33,12 @@ from stages.lib.errors import ConvlensError
 from stages.lib.fetch import RemoteFile, fetch
 from stages.lib.grids import check_filter_range, feature_map_grid, filter_grid
 from stages.lib.idx import IdxError, parse_idx, read_idx
-from stages.lib.io import staged_dir, write_json
+from stages.lib.io import SCRATCH, atomic_path, scratch_dir, staged_dir, write_json
 from stages.lib.samples import check_samples
 from stages.lib.stats import channel_stats, filter_stats, kernel_stats, layer_summary
 from tests.helpers import DATA_FILES, PROJECT, copy_project, idx_bytes, tiny_model
 
-LEFTOVER = re.compile(r"\..+\.[a-z0-9_]{8}(\..+)?")  # the hidden temp names of stages/lib/io.py
+AREA = re.compile(r"\.convlens-tmp\.\d+\.[a-z0-9_]{8}")  # a process's staging area (stages/lib/io.py)
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -45,6 +47,11 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 def hidden(folder: Path) -> list[Path]:
     return [p for p in folder.rglob(".*") if p.name != ".gitignore"] if folder.exists() else []
+
+
+def staging_areas(root: Path) -> list[Path]:
+    """The staging areas in ``root``'s DVC scratch dir and, outside a DVC repo, beside outputs."""
+    return [*(root / SCRATCH).glob(".convlens-tmp.*"), *(root / "outputs").rglob(".convlens-tmp.*")]
 
 
 def one_line(err: pytest.ExceptionInfo) -> str:
@@ -323,7 +330,7 @@ def test_model_refusals_from_the_command_line(project, tiny_assets, tmp_path):
     from stages.lib.keras_models import keras
 
     junk = tmp_path / "page.keras"
-    junk.write_text("<html><body>404 Not Found</body></html>")
+    junk.write_text("<html><body>404 Not Found</body></html>", encoding="utf-8")
     dense_only = _save(
         keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(name="flatten")]), tmp_path / "d.keras"
     )
@@ -647,7 +654,7 @@ def test_an_output_dir_that_is_not_writable_is_one_line(project, stage_config, m
 
 def test_an_output_path_blocked_by_a_file_is_one_line(project, stage_config):
     fetch_model.run(stage_config("fetch_model"), project)
-    (project / "outputs" / "weights").write_text("not a directory")  # a real OS error, even as root
+    (project / "outputs" / "weights").write_text("not a directory", encoding="utf-8")  # a real OS error, even as root
     with pytest.raises(ConvlensError) as err:
         extract_weights.run(stage_config("extract_weights"), project)
     assert one_line(err) == (
@@ -666,19 +673,77 @@ def test_a_failing_block_leaves_the_old_dir_and_no_temp(tmp_path):
     assert snapshot(target) == {"a.npy": b"old"} and [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
-def test_leftovers_of_a_killed_run_are_removed_by_the_next_write(tmp_path):
+def test_staging_happens_in_the_dvc_repos_scratch_dir_and_leaves_nothing(tmp_path):
+    (tmp_path / ".dvc").mkdir()
+    target = tmp_path / "outputs" / "out"
+    with staged_dir(target) as tmp:
+        assert tmp.is_relative_to(tmp_path / SCRATCH) and not hidden(tmp_path / "outputs")
+        write_json(tmp / "x.json", [1])  # a file of a staged dir is written inside it
+        with atomic_path(tmp_path / "outputs" / "summary.json") as file:
+            assert file.parent == tmp.parent and file.suffix == ".json"
+            file.write_text("{}", encoding="utf-8")
+    assert snapshot(tmp_path / "outputs") == {"out/x.json": b"[\n  1\n]\n", "summary.json": b"{}"}
+    assert not hidden(tmp_path / "outputs") and not list((tmp_path / SCRATCH).iterdir())
+
+
+def test_the_scratch_dir_is_the_nearest_dvc_repos_on_the_same_file_system(tmp_path, tmp_path_factory, monkeypatch):
+    workspace = tmp_path / ".dvc" / "tmp" / "exps" / "run" / "ws"  # a queued experiment: its own .dvc
+    (workspace / ".dvc").mkdir(parents=True)
+    (workspace / "outputs").mkdir()
+    assert scratch_dir(workspace / "outputs") == workspace / SCRATCH
+    (tmp_path / "plain").mkdir()
+    assert scratch_dir(tmp_path / "plain") == tmp_path / SCRATCH
+    outside = tmp_path_factory.mktemp("outside")  # no .dvc above it: staged beside the output
+    assert scratch_dir(outside) == outside
+
+    real_stat = os.stat
+
+    def other_device(path, *args, **kwargs):  # .dvc/tmp on another file system: a rename could not cross
+        st = real_stat(path, *args, **kwargs)
+        return os.stat_result((*st[:2], st.st_dev + 1, *st[3:])) if str(path).endswith("convlens") else st
+
+    monkeypatch.setattr(os, "stat", other_device)
+    assert scratch_dir(workspace / "outputs") == workspace / "outputs"
+
+
+def test_the_next_write_removes_a_killed_process_area_but_not_a_live_one(tmp_path, caplog):
+    (tmp_path / ".dvc").mkdir()
+    scratch = tmp_path / SCRATCH
+    dead, live = scratch / ".convlens-tmp.1.k1ll3d_x", scratch / ".convlens-tmp.2.l1ve_abc"
+    for area in (dead, live):
+        (area / "out.x").mkdir(parents=True)
+        (area / "owner").touch()
+    (scratch / ".convlens-tmp.3.n0_0wner").mkdir()  # killed between creating its area and locking it
+    fd = os.open(live / "owner", os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # what the live process holds while it stages
+    try:
+        with caplog.at_level(logging.INFO):
+            write_json(tmp_path / "outputs" / "summary.json", {})
+    finally:
+        os.close(fd)
+    assert [p.name for p in scratch.iterdir()] == [live.name]
+    assert f"removing {dead}, left by an interrupted run" in caplog.text
+
+
+def test_leftovers_of_an_older_convlens_beside_the_output_are_removed_by_the_next_write(tmp_path):
+    """convlens before issue 9 staged beside the output under hidden names; the next write still removes them."""
     (tmp_path / ".out.k1ll3d_x").mkdir()  # names tempfile gives: 8 chars of [a-z0-9_]
     (tmp_path / ".out.k1ll3d_x" / "half.npy").write_bytes(b"half")
-    (tmp_path / ".summary.abcd1234.json").write_text("{")
+    (tmp_path / ".summary.abcd1234.json").write_text("{", encoding="utf-8")
     (tmp_path / ".out.keep").mkdir()  # not a temp name: left alone
     with staged_dir(tmp_path / "out") as tmp:
         write_json(tmp / "x.json", [1])
     write_json(tmp_path / "summary.json", {})
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.keep", "out", "summary.json"]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".convlens")) == [
+        ".out.keep",
+        "out",
+        "summary.json",
+    ]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".convlens")]
 
 
 SHIM = '''
-"""Test shim: SIGKILL this process at the N-th numpy.save or before the N-th rename into outputs/."""
+"""Test shim: SIGKILL this process at the N-th numpy.save or before the N-th rename of an output."""
 import os
 import signal
 
@@ -705,8 +770,11 @@ if _when and (not _stage or os.environ.get("DVC_STAGE") == _stage):
     else:
         _replace = os.replace
 
+        def _output(path):
+            return "/outputs/" in str(path) and ".convlens-tmp." not in str(path)
+
         def _killing_replace(src, dst, *args, **kwargs):
-            if "outputs" in str(dst):
+            if _output(src) or _output(dst):  # an output renamed into place, or its old version moved aside
                 _tick()
             return _replace(src, dst, *args, **kwargs)
 
@@ -734,7 +802,7 @@ def _outputs(root: Path) -> dict[str, dict[str, bytes] | None]:
 def kill_env(tmp_path) -> dict:
     shim = tmp_path / "shim"
     shim.mkdir()
-    (shim / "sitecustomize.py").write_text(SHIM)
+    (shim / "sitecustomize.py").write_text(SHIM, encoding="utf-8")
     return {"PYTHONPATH": str(shim)}
 
 
@@ -742,15 +810,24 @@ STATES = {"o": "old", "n": "new", "-": None}
 
 
 @pytest.mark.parametrize(
-    ("kill_at", "states"),
-    [("save:1", "oooo"), ("replace:3", "-ooo"), ("replace:6", "n-oo"), ("replace:8", "nnno")],
-    ids=["mid-array", "old-dir-moved-aside", "between-outputs", "before-last-file"],
+    ("kill_at", "states", "in_dvc_repo"),
+    [
+        ("save:1", "oooo", True),
+        ("replace:2", "-ooo", True),
+        ("replace:4", "n-oo", True),
+        ("replace:6", "nnno", True),
+        ("replace:2", "-ooo", False),
+    ],
+    ids=["mid-array", "old-dir-moved-aside", "between-outputs", "before-last-file", "outside-a-dvc-repo"],
 )
 def test_sigkill_mid_write_leaves_each_output_old_new_or_absent_and_the_rerun_equals_a_clean_run(
-    project, stage_config, tiny_assets, tmp_path, kill_env, kill_at, states
+    project, stage_config, tiny_assets, tmp_path, kill_env, kill_at, states, in_dvc_repo
 ):
     """extract_weights writes, in order: weights/trained (staged), metrics/filters/trained (staged), the CSV,
-    the JSON. Killed anywhere, each output is whole (old or new) or absent, and a rerun makes a clean run's bytes."""
+    the JSON. Killed anywhere, each output is whole (old or new) or absent, nothing is left under outputs/
+    (in a DVC repo the staging area is .dvc/tmp/convlens), and a rerun makes a clean run's bytes."""
+    if in_dvc_repo:
+        (project / ".dvc").mkdir()
     _good_weights(project, stage_config)
     old = _outputs(project)
     clean = copy_project(tmp_path / "clean")
@@ -765,13 +842,15 @@ def test_sigkill_mid_write_leaves_each_output_old_new_or_absent_and_the_rerun_eq
     after = _outputs(project)
     versions = {"old": old, "new": new, None: dict.fromkeys(WEIGHT_OUTPUTS)}
     assert after == {name: versions[STATES[s]][name] for name, s in zip(WEIGHT_OUTPUTS, states, strict=True)}
-    leftovers = hidden(project / "outputs")
-    assert leftovers and all(LEFTOVER.fullmatch(p.name) for p in leftovers)
+    areas = staging_areas(project)
+    assert areas and all(AREA.fullmatch(p.name) for p in areas)
+    assert bool(hidden(project / "outputs")) is not in_dvc_repo
 
     rerun = cli(project, "extract_weights", *args)
     assert rerun.returncode == 0, rerun.stderr
+    assert all(f"removing {area}, left by an interrupted run" in rerun.stdout for area in areas)
     assert _outputs(project) == new
-    assert not hidden(project / "outputs")
+    assert not hidden(project / "outputs") and not staging_areas(project)
 
 
 # --- Numbers ----------------------------------------------------------------------------------------
@@ -788,12 +867,18 @@ def test_nan_and_inf_weights_are_counted_not_averaged_in(project, stage_config, 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         extract_weights.run(stage_config("extract_weights"), project)
-        stats = json.loads((project / "outputs" / "metrics" / "weights_trained.json").read_text())["trained"]["conv2d"]
+        stats = json.loads((project / "outputs" / "metrics" / "weights_trained.json").read_text(encoding="utf-8"))[
+            "trained"
+        ]["conv2d"]
         finite = kernel[np.isfinite(kernel)]
         assert stats["nan"] == 10 and stats["inf"] == 2
         assert stats["mean"] == float(str(finite.mean())) and stats["max"] == float(str(finite.max()))
         assert all(np.isfinite(v) for k, v in stats.items() if k not in ("shape",))
-        rows = (project / "outputs" / "metrics" / "filters" / "trained" / "conv2d.csv").read_text().splitlines()
+        rows = (
+            (project / "outputs" / "metrics" / "filters" / "trained" / "conv2d.csv")
+            .read_text(encoding="utf-8")
+            .splitlines()
+        )
         assert rows[4] == "3,0.0,,,0.0"  # the all-NaN filter: mean and std left empty, no number made up
         assert "inf" not in "".join(rows[1:4])
         image, _ = filter_grid(kernel, "first", 16, -0.5, 0.5)
@@ -836,7 +921,7 @@ def test_no_broad_except_in_stages():
     offenders = [
         f"{path.relative_to(PROJECT)}:{i}"
         for path in (PROJECT / "stages").rglob("*.py")
-        for i, line in enumerate(path.read_text().splitlines(), 1)
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
         if re.search(r"except\s*(Exception|BaseException)?\s*(as \w+)?:", line)
     ]
     assert offenders == []

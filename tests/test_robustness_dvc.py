@@ -5,6 +5,7 @@ when the command fails, dvc.lock is left as it was and no other stage is touched
 the cached outputs back, `git checkout` the uncached (git-tracked) metrics.
 """
 
+import os
 import subprocess
 import sys
 
@@ -13,9 +14,10 @@ import yaml
 
 from stages import extract_weights, fetch_model
 from stages.lib.config import compose, declared_params, select
-from tests.dvc_repo import make_repo, ran, sh
+from stages.lib.io import SCRATCH
+from tests.dvc_repo import commit, make_repo, ran, sh
 from tests.helpers import copy_project, tiny_overrides
-from tests.test_robustness import SHIM, WEIGHT_OUTPUTS, _outputs, hidden, snapshot
+from tests.test_robustness import SHIM, WEIGHT_OUTPUTS, _outputs, hidden, snapshot, staging_areas
 
 pytestmark = pytest.mark.slow
 DVC = [sys.executable, "-m", "dvc"]
@@ -27,9 +29,9 @@ def dvc_project(tmp_path, tiny_assets):
 
 
 def set_param(root, key: str, value) -> None:
-    params = yaml.safe_load((root / "params.yaml").read_text())
+    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
     params["weights"][key] = value
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
 
 
 def failing(root, *args, env) -> str:
@@ -82,14 +84,111 @@ def test_sigkill_under_dvc_repro_then_repro_equals_a_clean_run(request, tiny_ass
     set_param(root, "layers", ["conv2d"])
     shim = tmp_path / "shim"
     shim.mkdir()
-    (shim / "sitecustomize.py").write_text(SHIM)
+    (shim / "sitecustomize.py").write_text(SHIM, encoding="utf-8")
     kill = {"PYTHONPATH": str(shim), "CONVLENS_KILL_AT": "replace:3", "CONVLENS_KILL_STAGE": "extract_weights"}
     output = failing(root, "repro", "extract_weights", env={**env, **kill})
     assert "ERROR: failed to reproduce 'extract_weights'" in output
     assert (root / "dvc.lock").read_bytes() == lock
-    assert hidden(root / "outputs")  # the killed run's temp dirs, hidden names DVC does not track
+    assert not hidden(root / "outputs") and not stray(root)  # nothing DVC or git can see ...
+    areas = staging_areas(root)
+    assert areas and all(area.parent == root / SCRATCH for area in areas)  # ... the kill's leftovers are here
 
     assert ran(sh(root, *DVC, "repro", "extract_weights", env=env)) == ["extract_weights"]
     assert _outputs(root) == clean
-    assert not hidden(root / "outputs")
+    assert not hidden(root / "outputs") and not staging_areas(root)
     assert "Data and pipelines are up to date" in sh(root, *DVC, "status", "extract_weights", env=env)
+
+
+def stray(root) -> list[str]:
+    """What ``git status --porcelain --ignored outputs`` shows beyond DVC's outputs and git's tracked files."""
+    return [
+        line
+        for line in sh(root, "git", "status", "--porcelain", "--ignored", "outputs", env={**os.environ}).splitlines()
+        if any(part.startswith(".") for part in line[3:].rstrip("/").split("/"))
+    ]
+
+
+def kill_env(tmp_path, stage: str, at: str) -> dict:
+    shim = tmp_path / "shim"
+    shim.mkdir(exist_ok=True)
+    (shim / "sitecustomize.py").write_text(SHIM, encoding="utf-8")
+    return {"PYTHONPATH": str(shim), "CONVLENS_KILL_AT": at, "CONVLENS_KILL_STAGE": stage}
+
+
+def test_a_killed_render_restored_from_the_run_cache_leaves_no_stray_files(request, tmp_path):
+    """Issue 9: a killed render_figures left outputs/figures/.dataset.XXXX/ that survived DVC restoring the stage
+    from its run cache (no write came to clean it). Staging in .dvc/tmp leaves nothing DVC or git can see."""
+    root, env = request.getfixturevalue("dvc_project")
+    sh(root, *DVC, "repro", "render_figures", env=env)
+    commit(root, env, "good run")
+    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+    params["render"]["dpi"] = 50
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+    output = failing(root, "repro", "render_figures", env={**env, **kill_env(tmp_path, "render_figures", "replace:3")})
+    assert (
+        "ERROR: failed to reproduce 'render_figures': failed to run: python -m stages.render_figures, exited with -9"
+        in output
+    )
+    assert not (root / "outputs" / "figures" / "dataset").exists()  # killed before its rename
+    assert staging_areas(root) and not hidden(root / "outputs") and not stray(root)
+
+    sh(root, "git", "checkout", "--", "params.yaml", env=env)
+    output = sh(root, *DVC, "repro", "render_figures", env=env)
+    assert "Stage 'render_figures' is cached - skipping run, checking out outputs" in output and not ran(output)
+    assert not hidden(root / "outputs") and not stray(root)
+    assert sh(root, "git", "status", "--porcelain", env=env) == ""
+    assert "Data and pipelines are up to date" in sh(root, *DVC, "status", "render_figures", env=env)
+
+
+def test_an_interrupted_dataset_stats_loses_its_git_tracked_metrics_and_git_checkout_restores_them(request, tmp_path):
+    """dataset_stats' outputs are ``cache: false``: DVC deletes them before the run and ``dvc checkout`` has no copy;
+    git has. One line brings them back."""
+    root, env = request.getfixturevalue("dvc_project")
+    sh(root, *DVC, "repro", "dataset_stats", env=env)
+    commit(root, env, "good run")
+    metrics = root / "outputs" / "metrics"
+    before = {"dataset": snapshot(metrics / "dataset"), "dataset.json": (metrics / "dataset.json").read_bytes()}
+
+    output = failing(
+        root, "repro", "-f", "-s", "dataset_stats", env={**env, **kill_env(tmp_path, "dataset_stats", "replace:1")}
+    )
+    assert "failed to run: python -m stages.dataset_stats, exited with -9" in output
+    assert " D outputs/metrics/dataset.json" in sh(root, "git", "status", "--porcelain", env=env)
+    status = sh(root, *DVC, "status", "dataset_stats", env=env)
+    assert "deleted:            outputs/metrics/dataset.json" in status
+    sh(root, *DVC, "checkout", "dataset_stats", env=env)
+    assert not (metrics / "dataset.json").exists()  # DVC cannot bring back what it does not cache
+
+    sh(root, "git", "checkout", "--", "outputs/metrics", env=env)
+    assert {"dataset": snapshot(metrics / "dataset"), "dataset.json": (metrics / "dataset.json").read_bytes()} == before
+    assert "Data and pipelines are up to date" in sh(root, *DVC, "status", "dataset_stats", env=env)
+    assert sh(root, "git", "status", "--porcelain", env=env) == ""
+
+
+@pytest.mark.parametrize("cut", ["empty", "mid-line", "after-a-stage"])
+def test_a_damaged_dvc_lock_is_named_by_dvc_and_git_checkout_restores_it(request, cut):
+    """Ctrl-C twice during ``dvc repro`` can leave dvc.lock cut short (DVC's file, DVC's message)."""
+    root, env = request.getfixturevalue("dvc_project")
+    before, lock = committed_run(root, env)
+    text = lock.decode()
+    damaged = {
+        "empty": "",
+        "mid-line": text[: text.index("    outs:") + 6],
+        "after-a-stage": text[: text.index("\n  extract_weights:") + 1],
+    }
+    (root / "dvc.lock").write_text(damaged[cut], encoding="utf-8")
+    done = subprocess.run([*DVC, "status"], cwd=root, env=env, capture_output=True, text=True, encoding="utf-8")
+    message = {
+        "empty": "'./dvc.lock' validation failed.",
+        "mid-line": "'./dvc.lock' is invalid.",
+        "after-a-stage": "extract_weights:\n\tchanged deps:",
+    }
+    assert message[cut] in done.stdout + done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == (0 if cut == "after-a-stage" else 1), done.stdout + done.stderr
+
+    sh(root, "git", "checkout", "--", "dvc.lock", env=env)
+    assert "Data and pipelines are up to date" in sh(root, *DVC, "status", "extract_weights", env=env)
+    (root / "dvc.lock").unlink()  # or, the outputs known good: rebuild the lock from them
+    sh(root, *DVC, "commit", "-f", "fetch_model", "extract_weights", env=env)
+    assert (root / "dvc.lock").read_bytes() == lock and snapshot(root / "outputs") == before

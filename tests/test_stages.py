@@ -36,17 +36,17 @@ def test_pipeline_makes_every_artifact(project, run_pipeline, tiny_assets):
     assert not np.allclose(trained, untrained)
     assert np.load(out / "weights" / "untrained" / "conv2d_1.bias.npy").shape == (8,)
 
-    summary = json.loads((out / "metrics" / "weights_trained.json").read_text())
+    summary = json.loads((out / "metrics" / "weights_trained.json").read_text(encoding="utf-8"))
     assert summary["trained"]["conv2d"]["mean"] == float(str(trained.mean()))
     assert set(summary["trained"]) == {"conv2d", "conv2d_1"}
-    maps_summary = json.loads((out / "metrics" / "feature_maps.json").read_text())
+    maps_summary = json.loads((out / "metrics" / "feature_maps.json").read_text(encoding="utf-8"))
     assert set(maps_summary) == {"trained", "untrained"} and maps_summary["trained"]["conv2d_1"]["channels"] == 8
 
     assert np.load(out / "feature_maps" / "conv2d" / "trained.npy").shape == (1, 28, 28, 4)
     assert np.load(out / "feature_maps" / "conv2d_1" / "untrained.npy").shape == (1, 14, 14, 8)
-    filters_csv = (out / "metrics" / "filters" / "untrained" / "conv2d_1.csv").read_text().splitlines()
+    filters_csv = (out / "metrics" / "filters" / "untrained" / "conv2d_1.csv").read_text(encoding="utf-8").splitlines()
     assert filters_csv[0] == "filter,l2_norm,mean,std,bias" and len(filters_csv) == 9
-    assert len((out / "metrics" / "channels" / "conv2d" / "trained.csv").read_text().splitlines()) == 5
+    assert len((out / "metrics" / "channels" / "conv2d" / "trained.csv").read_text(encoding="utf-8").splitlines()) == 5
 
     figures = {str(p.relative_to(out / "figures")) for p in (out / "figures").rglob("*.png")}
     expected = {
@@ -76,7 +76,7 @@ def test_feature_maps_are_the_layer_activations_of_scaled_samples(project, run_p
     folder = project / "outputs" / "feature_maps"
     np.testing.assert_allclose(np.load(folder / "max_pooling2d" / "trained.npy"), want_pool, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.load(folder / "0" / "trained.npy"), want_conv, rtol=1e-5, atol=1e-6)
-    layer = json.loads((folder / "0" / "layer.json").read_text())
+    layer = json.loads((folder / "0" / "layer.json").read_text(encoding="utf-8"))
     assert layer == {"name": "conv2d", "shape": [28, 28, 4], "split": "train", "samples": [3, 0], "labels": [3, 0]}
     figures = project / "outputs" / "figures"
     assert (figures / "samples" / "sample_3.png").is_file()
@@ -161,7 +161,7 @@ def test_local_model_must_exist_and_be_an_archive(project, stage_config, tmp_pat
     with pytest.raises(ConvlensError, match="does not exist"):
         fetch_model.run(stage_config("fetch_model", f"model.path={tmp_path / 'missing.keras'}"), project)
     junk = tmp_path / "junk.keras"
-    junk.write_text("<html>")
+    junk.write_text("<html>", encoding="utf-8")
     with pytest.raises(ConvlensError, match="not a Keras .keras archive"):
         fetch_model.run(stage_config("fetch_model", f"model.path={junk}"), project)
     assert not (project / "outputs" / "models").exists() or not list((project / "outputs" / "models").iterdir())
@@ -191,7 +191,7 @@ def test_dense_kernels_get_histograms_and_no_filter_grid(project, run_pipeline, 
 
 def test_samples_from_the_test_split(project, run_pipeline):
     run_pipeline(project, "samples.split=test", "samples.indices=[5,1]", stages=PIPELINE[:3])
-    index = json.loads((project / "outputs" / "samples" / "index.json").read_text())
+    index = json.loads((project / "outputs" / "samples" / "index.json").read_text(encoding="utf-8"))
     test_labels = np.load(project / "outputs" / "data" / "test_labels.npy")
     assert index["split"] == "test" and index["labels"] == test_labels[[5, 1]].tolist()
     images = np.load(project / "outputs" / "samples" / "images.npy")

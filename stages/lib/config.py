@@ -7,6 +7,7 @@ A stage sees only the params its ``dvc.yaml`` entry declares: reading any other 
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import sys
@@ -182,6 +183,9 @@ def run_stage(
     args = list(sys.argv[1:] if argv is None else argv)
     items = [a for a in args if "=" not in a]
     label = "@".join([stage, *items])
+    for stream in (sys.stdout, sys.stderr):  # a message naming a path or "3×3" must not crash an ASCII locale
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     logging.basicConfig(level=logging.INFO, format=f"{label}: %(message)s", stream=sys.stdout, force=True)
     try:
         root = project_root()
