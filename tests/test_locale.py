@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from stages import build_baseline, dataset_stats, fetch_data, fetch_model
-from tests.helpers import PROJECT, copy_project, tiny_overrides
+from stages import build_untrained, dataset_stats, fetch_data, fetch_model
+from tests.helpers import PROJECT, configure, copy_project
 
 
 def _locale() -> str:
@@ -45,21 +45,21 @@ def test_the_environment_really_is_not_utf8(tmp_path):
 def test_stages_run_under_a_non_utf8_locale_in_a_korean_path(tmp_path, project, stage_config, tiny_assets):
     """CONVLENS_MIRROR (set by ``project``) points the children at the tiny data."""
     project = copy_project(tmp_path / "혼공머신")  # messages that name it must not crash either
-    for stage in (fetch_model, fetch_data, build_baseline, dataset_stats):  # inputs of render_figures
+    configure(project, str(tiny_assets["model"]), tiny_assets["sums"])
+    for stage in (fetch_model, fetch_data, build_untrained, dataset_stats):  # inputs of render_figures
         stage.run(stage_config(stage.__name__.rsplit(".", 1)[1]), project)
-    tiny = tiny_overrides(tiny_assets["model"], tiny_assets["sums"])
 
-    missing = in_locale(project, "-m", "stages.render_figures", *tiny)  # no weights yet: one error line
+    missing = in_locale(project, "-m", "stages.render_figures")  # no weights yet: one error line
     assert missing.returncode == 1 and "Traceback" not in missing.stderr, missing.stderr
     assert missing.stderr.startswith("render_figures: error: ") and missing.stderr.count("\n") == 1
     assert "\\ud" in missing.stderr or "혼공머신" in missing.stderr  # the path, escaped where it cannot be encoded
 
-    bad_sum = in_locale(project, "-m", "stages.fetch_data", *tiny, f"data.files.train_images.sha256={'0' * 64}")
+    bad_sum = in_locale(project, "-m", "stages.fetch_data", f"data.files.train_images.sha256={'0' * 64}")
     assert bad_sum.returncode == 1 and "Traceback" not in bad_sum.stderr, bad_sum.stderr  # logging's either
     assert "its sha256 is not the expected 000000000000\\u2026" in bad_sum.stdout  # "…" escaped, not a crash
 
     for stage in ("compose_params", "samples", "extract_weights", "render_figures"):
-        done = in_locale(project, "-m", f"stages.{stage}", *tiny)
+        done = in_locale(project, "-m", f"stages.{stage}")
         assert done.returncode == 0 and "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
     assert (project / "params.yaml").read_text(encoding="utf-8").count("\n") > 10
     assert (project / "outputs" / "figures" / "samples" / "sample_0.png").is_file()

@@ -90,7 +90,7 @@ def test_dense_layer_maps_are_drawn_as_vectors(project, run_pipeline):
     assert (project / "outputs" / "figures" / "feature_maps" / "flatten" / "trained_sample_0.png").is_file()
 
 
-def test_baseline_seed_decides_the_untrained_weights(project, stage_config, run_pipeline):
+def test_untrained_seed_decides_the_untrained_weights(project, stage_config, run_pipeline):
     run_pipeline(project, stages=[fetch_model])
     kernels, archives = [], []
     for seed in (7, 7, 8):
