@@ -101,7 +101,7 @@ def run_maps(project, stage_config, composed, run_pipeline, model_path, *extra):
     out = project / "outputs"
     return np.load(out / "feature_maps" / "conv2d" / "trained.npy"), (
         out / "metrics" / "dataset" / "trained_conv2d.csv"
-    ).read_text()
+    ).read_text(encoding="utf-8")
 
 
 def as_numbers(csv_text):
@@ -174,13 +174,13 @@ def test_a_model_built_for_raw_pixels_run_at_255_is_warned_about_naming_the_key(
         f"warning: 6 of 8 channels of conv2d never fire on train images [0]; {hint}",
         f"warning: 6 of 8 channels of conv2d never fire on the 6 test images; {hint}",
     ]
-    summary = json.loads((project / "outputs" / "feature_maps" / "conv2d" / "summary.json").read_text())
+    summary = json.loads((project / "outputs" / "feature_maps" / "conv2d" / "summary.json").read_text(encoding="utf-8"))
     assert summary["trained"]["dead_channels"] == 6
 
     caplog.clear()
     run_maps(project, stage_config, composed, run_pipeline, tmp_path / "raw.keras", "input.scale=1")
     assert not [r for r in caplog.records if r.levelname == "WARNING"]  # the fix the warning names works
-    summary = json.loads((project / "outputs" / "feature_maps" / "conv2d" / "summary.json").read_text())
+    summary = json.loads((project / "outputs" / "feature_maps" / "conv2d" / "summary.json").read_text(encoding="utf-8"))
     assert summary["trained"]["dead_channels"] == 0
 
 
@@ -205,5 +205,5 @@ def test_the_book_model_on_the_books_data_is_not_warned_about(tmp_path, monkeypa
     assert "trained conv2d: feature maps (1, 28, 28, 32)" in caplog.text
     assert "trained: 1000 test images through conv2d" in caplog.text
     assert not [r for r in caplog.records if r.levelname == "WARNING"] and "feeding raw" not in caplog.text
-    summary = json.loads((root / "outputs" / "feature_maps" / "conv2d" / "summary.json").read_text())
+    summary = json.loads((root / "outputs" / "feature_maps" / "conv2d" / "summary.json").read_text(encoding="utf-8"))
     assert summary["trained"]["dead_channels"] == 0

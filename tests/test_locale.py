@@ -76,6 +76,10 @@ def test_dvc_reads_the_korean_dvc_yaml_under_a_non_utf8_locale(tmp_path):
     assert "fetch_model:" in done.stdout and "render_figures:" in done.stdout
 
 
+# os.open, PIL's Image.open and zipfile members (``z.open``, ``zin``/``zout``) are binary, never text.
+BINARY_OPENERS = {"os", "Image", "z", "zin", "zout"}
+
+
 def _unspecified_encodings(path: Path) -> list[str]:
     """``read_text``/``write_text``/``open`` calls in text mode without ``encoding=`` in a source file."""
     found = []
@@ -86,7 +90,7 @@ def _unspecified_encodings(path: Path) -> list[str]:
         owner = node.func.value if isinstance(node.func, ast.Attribute) else None
         if name in {"read_text", "write_text"}:
             found.append(f"{path.relative_to(PROJECT)}:{node.lineno}")
-        elif name == "open" and not (isinstance(owner, ast.Name) and owner.id in {"os", "Image"}):
+        elif name == "open" and not (isinstance(owner, ast.Name) and owner.id in BINARY_OPENERS):
             modes = [a.value for a in [*node.args[1:2], *(k.value for k in node.keywords if k.arg == "mode")]]
             if not any(isinstance(m, str) and "b" in m for m in modes):
                 found.append(f"{path.relative_to(PROJECT)}:{node.lineno}")
