@@ -18,8 +18,16 @@ from stages.lib.archive import check_input_shape, layer_infos, read_config, reso
 from stages.lib.config import run_stage
 from stages.lib.dataset import MAP_KINDS, dataset_summary, selectivity, stream_statistics
 from stages.lib.errors import ConvlensError
-from stages.lib.forward import first_conv, load_network, read_input_scale
+from stages.lib.forward import (
+    available_memory,
+    bytes_per_image,
+    first_conv,
+    fit_batch_size,
+    load_network,
+    read_input_scale,
+)
 from stages.lib.io import staged_dir, write_csv, write_json
+from stages.lib.samples import model_inputs
 from stages.lib.stats import as_number
 
 log = logging.getLogger(__name__)
@@ -68,9 +76,13 @@ def run(cfg: DictConfig, root: Path) -> None:
     tables = {}
     for role in layout.ROLES:
         network = load_network(layout.model_path(root, role), upto=deepest)
+        per_image = bytes_per_image(network, model_inputs(images[:1], scale.divisor))
+        size, note = fit_batch_size(ds.batch_size, per_image, available_memory(), "dataset.batch_size")
+        if note:
+            log.info("%s", note)
         tables[role] = stream_statistics(
             network, images, np.asarray(labels, np.int64), names, len(classes), scale.divisor,
-            ds.batch_size, f"{role} {ds.split}",
+            size, f"{role} {ds.split}",
         )  # fmt: skip
         log.info("%s: %d %s images through %s", role, len(images), ds.split, ", ".join(names))
 

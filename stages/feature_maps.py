@@ -15,7 +15,15 @@ from omegaconf import DictConfig
 from stages.lib import layout
 from stages.lib.archive import check_input_shape, layer_infos, read_config, resolve_layers
 from stages.lib.config import run_stage
-from stages.lib.forward import batches, first_conv, load_network, read_input_scale
+from stages.lib.forward import (
+    available_memory,
+    batches,
+    bytes_per_image,
+    first_conv,
+    fit_batch_size,
+    load_network,
+    read_input_scale,
+)
 from stages.lib.io import staged_dir, write_csv, write_json
 from stages.lib.samples import model_inputs
 from stages.lib.stats import channel_stats, layer_summary, table_rows
@@ -43,8 +51,12 @@ def run(cfg: DictConfig, root: Path, item: str) -> None:
     maps = {}
     for role in layout.ROLES:
         network = load_network(layout.model_path(root, role), upto=name)
-        batch = batches(len(x), cfg.feature_maps.batch_size)
-        maps[role] = np.concatenate([network.activations(x[s], [name])[0] for s in batch])
+        size, note = fit_batch_size(
+            cfg.feature_maps.batch_size, bytes_per_image(network, x), available_memory(), "feature_maps.batch_size"
+        )
+        if note:
+            log.info("%s", note)
+        maps[role] = np.concatenate([network.activations(x[s], [name])[0] for s in batches(len(x), size)])
         log.info("%s %s: feature maps %s", role, name, maps[role].shape)
 
     channels = {role: channel_stats(m) for role, m in maps.items()}

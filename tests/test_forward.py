@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from stages.lib.errors import ConvlensError
-from stages.lib.forward import batches, load_network, pool2d
+from stages.lib.forward import WORKING_COPIES, batches, bytes_per_image, fit_batch_size, load_network, pool2d
 
 
 def keras_activations(path, x, names):
@@ -152,3 +152,22 @@ def test_max_pooling_with_same_padding_never_picks_the_padding():
 def test_batch_size_must_be_positive():
     with pytest.raises(ConvlensError, match="batch_size must be a positive integer"):
         list(batches(10, 0))
+
+
+def test_a_batch_that_would_not_fit_in_memory_is_capped_with_a_log_line():
+    assert fit_batch_size(500, 1 << 20, 8 << 30, "dataset.batch_size") == (500, None)
+    size, note = fit_batch_size(100_000, 1 << 20, 8 << 30, "dataset.batch_size")
+    assert size == 4096 and note == (
+        "dataset.batch_size=100000 would need 97.7 GiB of activations, more than half of the 8.0 GiB available; "
+        "using batches of 4096"
+    )
+    assert fit_batch_size(10, 1 << 40, 1 << 30, "k")[0] == 1
+
+
+def test_bytes_per_image_counts_every_layer_output(tmp_path):
+    from tests.helpers import tiny_model
+
+    tiny_model().save(tmp_path / "m.keras")
+    network = load_network(tmp_path / "m.keras", upto="conv2d_1")
+    one = 28 * 28 * 1 + 28 * 28 * 4 + 14 * 14 * 4 + 14 * 14 * 8  # input, conv2d, max_pooling2d, conv2d_1
+    assert bytes_per_image(network, np.zeros((5, 28, 28, 1), np.float32)) == WORKING_COPIES * 4 * one
