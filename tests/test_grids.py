@@ -74,3 +74,14 @@ def test_filter_and_feature_map_grids_have_the_books_layouts():
     image, grid = feature_map_grid(np.random.default_rng(0).random((14, 14, 64)), None)
     assert grid == (8, 8)
     assert np.nanmin(image) == 0.0 and np.nanmax(image) == 1.0
+
+
+def test_a_figure_too_large_to_draw_is_refused_before_it_is_allocated(tmp_path):
+    from stages.lib.figures import MAX_PIXELS, mosaic_figure
+
+    tiles = np.zeros((4096, 28, 28))
+    image = mosaic(tiles, grid_shape(len(tiles)))
+    with pytest.raises(ConvlensError) as err:
+        mosaic_figure(image, tmp_path / "m.png", "viridis", "t", 1.5, grid_shape(len(tiles)), 600)
+    assert str(err.value).startswith("a figure of ") and f"over the {MAX_PIXELS:,} pixel limit" in str(err.value)
+    assert "lower render.dpi or render.map_columns" in str(err.value) and not list(tmp_path.iterdir())

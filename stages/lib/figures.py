@@ -10,7 +10,20 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .errors import ConvlensError
 from .io import atomic_path
+
+# The largest PNG a figure may become (~400 MB of RGB while drawn): a dpi or a grid beyond it is a mistake.
+MAX_PIXELS = 1 << 27
+
+
+def check_figure_size(height: int, width: int, dpi: int) -> None:
+    """Refuse a figure of more than ``MAX_PIXELS`` before allocating it."""
+    if height * width > MAX_PIXELS:
+        raise ConvlensError(
+            f"a figure of {width}×{height} pixels at render.dpi={dpi} is over the {MAX_PIXELS:,} pixel limit "
+            f"({3 * height * width / (1 << 30):.1f} GiB to draw); lower render.dpi or render.map_columns"
+        )
 
 
 def sample_title(split: str, sample: int, label: int, classes: Sequence[str]) -> str:
@@ -27,6 +40,8 @@ def _figure(figsize: tuple[float, float]) -> Figure:
 
 def _save(fig: Figure, path: Path, dpi: int) -> None:
     """Write the figure as PNG, atomically; zlib level 1: about half the encoding time, files ~2× larger."""
+    width, height = fig.get_size_inches() * dpi
+    check_figure_size(round(height), round(width), dpi)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png", pil_kwargs={"compress_level": 1})
 
@@ -57,6 +72,7 @@ def mosaic_figure(
     (what ``imshow(interpolation="nearest")`` shows), so only the title goes through matplotlib.
     """
     scale = max(1, round(grid[1] * tile_inches * dpi / image.shape[1]))  # grid: rows × columns of tiles
+    check_figure_size(image.shape[0] * scale, image.shape[1] * scale, dpi)
     colours = mpl.colormaps[cmap].with_extremes(bad="white")(image, bytes=True)[..., :3]
     body = np.repeat(np.repeat(colours, scale, axis=0), scale, axis=1)
     pixels = np.concatenate([_title_strip(title, body.shape[1], round(0.5 * dpi), dpi), body])
