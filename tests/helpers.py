@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import gzip
 import shutil
 from pathlib import Path
@@ -54,7 +55,7 @@ def run_stage(module, stage_config, composed, root, *overrides):
 
 PROJECT = Path(__file__).resolve().parents[1]
 MIRROR = PROJECT.parent / "shared" / "mirror"
-PROJECT_FILES = ("conf", "stages", "dvc.yaml", "params.yaml", "pyproject.toml")
+PROJECT_FILES = ("conf", "stages", "hydra_plugins", "dvc.yaml", "params.yaml", "pyproject.toml")
 DATA_FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
     "train_labels": "train-labels-idx1-ubyte.gz",
@@ -161,3 +162,34 @@ def wide_model(seed: int = 2):
             layers.Dense(10, activation="softmax", name="dense"),
         ]
     )
+
+
+def imported_files(path: Path) -> set[str]:
+    """Project files a stage script imports, transitively: ``stages.lib`` modules and the package inits."""
+    found: set[str] = set()
+    todo = [path]
+    while todo:
+        tree = ast.parse(todo.pop().read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.ImportFrom):
+                if node.level == 1:  # from .x import y (inside stages/lib)
+                    names = (
+                        [f"stages.lib.{node.module}"] if node.module else [f"stages.lib.{a.name}" for a in node.names]
+                    )
+                elif node.module == "stages.lib":
+                    names = ["stages.lib", *(f"stages.lib.{a.name}" for a in node.names)]
+                elif node.module:
+                    names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            for name in names:
+                parts = name.split(".")
+                for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__.py and a/b/__init__.py
+                    stem = PROJECT.joinpath(*parts[:i])
+                    for file in (stem / "__init__.py", stem.with_suffix(".py")):
+                        rel = str(file.relative_to(PROJECT))
+                        if parts[0] == "stages" and file.is_file() and rel not in found:
+                            found.add(rel)
+                            todo.append(file)
+    return found

@@ -1,4 +1,3 @@
-import ast
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from stages.lib.config import (
     stage_definition,
 )
 from stages.lib.errors import ConvlensError
-from tests.helpers import PROJECT
+from tests.helpers import PROJECT, imported_files
 
 STAGES = {
     name: stage_definition(PROJECT, name)
@@ -41,44 +40,13 @@ def test_declared_params_exist_and_only_they_are_readable(stage):
         cfg[undeclared]
 
 
-def _imported_files(path: Path) -> set[str]:
-    """Project files a stage script imports, transitively: ``stages.lib`` modules and the package inits."""
-    found: set[str] = set()
-    todo = [path]
-    while todo:
-        tree = ast.parse(todo.pop().read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            names = []
-            if isinstance(node, ast.ImportFrom):
-                if node.level == 1:  # from .x import y (inside stages/lib)
-                    names = (
-                        [f"stages.lib.{node.module}"] if node.module else [f"stages.lib.{a.name}" for a in node.names]
-                    )
-                elif node.module == "stages.lib":
-                    names = ["stages.lib", *(f"stages.lib.{a.name}" for a in node.names)]
-                elif node.module:
-                    names = [node.module]
-            elif isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            for name in names:
-                parts = name.split(".")
-                for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__.py and a/b/__init__.py
-                    stem = PROJECT.joinpath(*parts[:i])
-                    for file in (stem / "__init__.py", stem.with_suffix(".py")):
-                        rel = str(file.relative_to(PROJECT))
-                        if parts[0] == "stages" and file.is_file() and rel not in found:
-                            found.add(rel)
-                            todo.append(file)
-    return found
-
-
 @pytest.mark.parametrize("stage", sorted(STAGES))
 def test_every_module_a_stage_imports_is_one_of_its_dependencies(stage):
     """Editing any code a stage runs must rerun it: each imported file is a dep or lies in a dep folder."""
     deps = [Path(d) for d in STAGES[stage]["deps"]]
     script = f"stages/{stage}.py"
     assert Path(script) in deps
-    imported = _imported_files(PROJECT / script) | {script}
+    imported = imported_files(PROJECT / script) | {script}
     assert {"stages/__init__.py", "stages/lib/config.py", "stages/lib/schema.py"} <= imported
     uncovered = {f for f in imported if not any(Path(f) == d or d in Path(f).parents for d in deps)}
     assert not uncovered, f"{stage} imports {sorted(uncovered)} but dvc.yaml does not list them as deps"
@@ -86,7 +54,7 @@ def test_every_module_a_stage_imports_is_one_of_its_dependencies(stage):
 
 @pytest.mark.parametrize("stage", sorted(set(STAGES) - {"build_untrained"}))
 def test_only_the_untrained_stage_imports_tensorflow(stage):
-    imported = _imported_files(PROJECT / f"stages/{stage}.py")
+    imported = imported_files(PROJECT / f"stages/{stage}.py")
     assert "stages/lib/keras_models.py" not in imported
     source = " ".join((PROJECT / f).read_text(encoding="utf-8") for f in [f"stages/{stage}.py", *imported])
     assert "import tensorflow" not in source and "import keras" not in source

@@ -21,7 +21,7 @@ from omegaconf.errors import MissingMandatoryValue
 
 from .errors import ConvlensError
 from .io import atomic_path
-from .schema import check_config, layer_spec
+from .schema import check_config, layer_spec, register_resolver
 
 STAGE_FILE = "dvc.yaml"
 PARAMS_FILE = "params.yaml"
@@ -79,15 +79,20 @@ def compose(root: Path, overrides: Sequence[str] = ()) -> DictConfig:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    register_resolver()
     try:
         with initialize_config_dir(str(root / "conf"), version_base="1.3"):
             cfg = hydra_compose("config", overrides=list(overrides))
         params = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except MissingMandatoryValue as e:
-        key = e.full_key.split(".")[-2:] if "${" in str(e) else e.full_key
-        key = ".".join(key) if isinstance(key, list) else key
+        key = "model.path" if e.full_key == "model.source" else e.full_key  # source is ${model.path}
         raise ConvlensError(f"{key} must be set, e.g. {key}=VALUE") from e
     except (HydraException, OmegaConfBaseException) as e:
+        cause: BaseException | None = e
+        while cause is not None and not isinstance(cause, ConvlensError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is not None:  # raised by the schema's resolver while composing
+            raise ConvlensError(str(cause)) from None
         raise ConvlensError(f"bad config override: {hydra_message(str(e))}") from e
     check_config(params)
     return OmegaConf.create(params)

@@ -30,6 +30,8 @@ INPUT_CHANNEL_MODES = ("first", "mean", "all")
 # letters, digits, '_', '.', '-', not starting with '.' or '-', so never '', '.', '..', '~' or a path.
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
 SHA256 = re.compile(r"[0-9a-f]{64}")
+RESOLVER = "convlens_checked"  # ${convlens_checked:} in conf/config.yaml, see register_resolver
+CHECKED = "conf/ passed stages/lib/schema.py"
 MAX_BATCH = 100_000
 MAX_DPI = 600
 MAX_COLUMNS = 1024
@@ -198,6 +200,7 @@ SCHEMA: dict[str, Check] = {
     "render.map_columns": optional(integer(1, MAX_COLUMNS, "8")),
     "render.sample_cmap": colormap,
     "render.heatmap_cmap": colormap,
+    "checked": choice([CHECKED]),
 }
 
 
@@ -231,18 +234,20 @@ def check_config(cfg: Mapping[str, Any], complete: bool = True) -> None:
     """Check ``cfg`` against :data:`SCHEMA`: unknown keys, wrong types, ranges, names that would be paths.
 
     ``complete``: every key of the schema must be present (the whole ``params.yaml``); a stage's own cut
-    of the config passes ``False``.
+    of the config passes ``False``. Values still holding an interpolation (``${…}``, while Hydra composes)
+    are checked once resolved.
     """
     if not isinstance(cfg, Mapping):
         raise ConvlensError(f"the config must be a mapping of keys, got {type(cfg).__name__}; see params.yaml")
-    flat = flatten(cfg)
-    unknown = [k for k in flat if k not in SCHEMA]
+    every = flatten(cfg)
+    flat = {k: v for k, v in every.items() if not (isinstance(v, str) and "${" in v)}
+    unknown = [k for k in every if k not in SCHEMA]
     if unknown:
         raise ConvlensError(
             f"unknown config key {unknown[0]}; the keys are those of conf/ (see README 'Changing the config')"
         )
     if complete:
-        missing = [k for k in SCHEMA if k not in flat]
+        missing = [k for k in SCHEMA if k not in every]
         if missing:
             raise ConvlensError(f"config key {missing[0]} is missing; recompose params.yaml with `make params`")
     for key, value in flat.items():
@@ -267,3 +272,19 @@ def model_file(root: Path, value: str) -> Path:
     kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
     kind = next((text for test, text in (*kinds, (stat.S_ISSOCK, "a socket")) if test(mode)), "not a regular file")
     raise ConvlensError(f"model.path {path} is {kind}, not a regular file; point it at a .keras file")
+
+
+def register_resolver() -> None:
+    """Make ``${convlens_checked:}`` (``checked`` in ``conf/config.yaml``) check the whole config while Hydra
+    composes it. DVC composes ``conf/`` on every ``dvc exp run`` and, right after, checks out every stage's
+    outputs with force, deleting those it has no hash for: a layer named ``../../x`` would be gone before
+    any stage runs. Hydra's plugin scan imports ``hydra_plugins/convlens.py`` in DVC's own process (DVC's
+    ``hydra.plugins_path`` is the project root), which calls this, so a bad value fails the composition.
+    """
+    from omegaconf import OmegaConf
+
+    def checked(_root_: Any) -> str:
+        check_config(OmegaConf.to_container(_root_, resolve=False))
+        return CHECKED
+
+    OmegaConf.register_new_resolver(RESOLVER, checked, replace=True)

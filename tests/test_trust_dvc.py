@@ -1,0 +1,118 @@
+"""Trust under real `dvc exp run` / `dvc repro`: no config value reaches outside the project, no result is stale.
+
+DVC deletes a stage's outputs before running it, so a layer name that becomes an output path must be
+refused before any such stage runs: the `check_config` stage heads the pipeline and every stage depends
+on it. A user's model file and every module a stage imports are dependencies, so replacing or editing
+them shows in `dvc status` and reruns the stages they feed.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from tests.dvc_repo import commit, dvc, make_repo, ran, sh
+from tests.helpers import PROJECT, imported_files, tiny_model
+
+pytestmark = pytest.mark.slow
+
+CHECK_LINE = (
+    "check_config: error: feature_maps.layers[1] must be a layer name (letters, digits, _ . -; not a path) "
+    "or an index ≥ 0, got {value!r}"
+)
+
+
+@pytest.fixture
+def repo(tmp_path, tiny_assets):
+    """The tiny project, reproduced and committed, with precious things inside and beside it."""
+    root, env = make_repo(tmp_path, tiny_assets)
+    dvc(root, env, "repro")
+    commit(root, env, "good run")
+    (tmp_path / "victim").mkdir()
+    (tmp_path / "victim" / "thesis.txt").write_text("years of work\n", encoding="utf-8")
+    (root / "mydata").mkdir()
+    (root / "mydata" / "notes.txt").write_text("untracked\n", encoding="utf-8")
+    return root, env
+
+
+def precious(root) -> dict[str, bytes]:
+    """Every file of the sentinel folders and of the tracked conf/."""
+    folders = (root.parent / "victim", root / "mydata", root / "conf")
+    return {str(p): p.read_bytes() for folder in folders for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["../../../victim", "../../mydata", "../../conf", "..", "/ABS/victim", ""],
+    ids=["outside-the-repo", "untracked-folder", "tracked-conf", "dot-dot", "absolute", "empty"],
+)
+def test_a_layer_name_that_is_a_path_deletes_nothing_under_dvc_exp_run(repo, value):
+    root, env = repo
+    value = value.replace("/ABS/victim", str(root.parent / "victim"))
+    before = precious(root)
+    out = dvc(root, env, "exp", "run", "-S", f"feature_maps.layers=[conv2d,'{value}']", check=False)
+    assert CHECK_LINE.format(value=value) in out
+    assert "ERROR: failed to reproduce 'check_config'" in out
+    assert ran(out) == ["check_config"]  # nothing else ran, so DVC deleted no other stage's outputs
+    assert precious(root) == before
+    assert "Traceback" not in out
+
+
+def test_a_hand_edited_params_yaml_is_checked_before_dvc_repro_deletes_anything(repo):
+    root, env = repo
+    before = precious(root)
+    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+    params["feature_maps"]["layers"] = ["conv2d", "../../../victim"]
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    out = dvc(root, env, "repro", check=False)
+    assert CHECK_LINE.format(value="../../../victim") in out and ran(out) == ["check_config"]
+    assert precious(root) == before
+    # the recovery docs/robustness.md gives: the good params back, DVC's cached mark back, nothing to rerun
+    sh(root, "git", "checkout", "--", "params.yaml", env=env)
+    dvc(root, env, "checkout")
+    assert "up to date" in dvc(root, env, "status")
+
+
+def test_replacing_the_model_file_in_place_reruns_the_pipeline(repo):
+    root, env = repo
+    assert "up to date" in dvc(root, env, "status")
+    trained = json.loads((root / "outputs/metrics/weights_trained.json").read_text(encoding="utf-8"))
+    tiny_model(seed=5).save(root / "models" / "tiny.keras")  # same name, same place, new weights
+
+    status = dvc(root, env, "status")
+    assert "fetch_model:" in status and "modified:           models/tiny.keras" in status
+    out = dvc(root, env, "repro")
+    assert ran(out)[:2] == ["fetch_model", "extract_weights"]
+    again = json.loads((root / "outputs/metrics/weights_trained.json").read_text(encoding="utf-8"))
+    assert again["trained"]["conv2d"]["mean"] != trained["trained"]["conv2d"]["mean"]
+
+
+def test_a_model_outside_the_repository_is_a_dependency_too(repo, tmp_path):
+    root, env = repo
+    outside = tmp_path / "elsewhere.keras"
+    tiny_model(seed=6).save(outside)
+    out = dvc(root, env, "exp", "run", "-S", f"model.path={outside}")
+    assert "fetch_model" in ran(out)
+    tiny_model(seed=7).save(outside)
+    status = dvc(root, env, "status")
+    assert "fetch_model:" in status and f"modified:           {outside}" in status
+    assert "fetch_model" in ran(dvc(root, env, "repro"))
+
+
+def test_editing_any_module_a_stage_imports_shows_that_stage_in_dvc_status(repo):
+    root, env = repo
+    stages = yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    imports = {name: imported_files(PROJECT / f"stages/{name}.py") | {f"stages/{name}.py"} for name in stages}
+    modules = sorted(set().union(*imports.values()))
+    assert "stages/lib/schema.py" in modules and "stages/__init__.py" in modules
+    for module in modules:
+        path = root / module
+        original = path.read_bytes()
+        path.write_bytes(original + b"\n# edited\n")
+        listed = {key.split("@")[0] for key in json.loads(dvc(root, env, "status", "--json"))}
+        path.write_bytes(original)
+        expected = {name for name, files in imports.items() if module in files}
+        assert expected <= listed, f"editing {module} does not show {sorted(expected - listed)} in dvc status"
+    assert "up to date" in dvc(root, env, "status")
