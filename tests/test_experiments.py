@@ -49,21 +49,22 @@ def experiments(root, env) -> dict[str, dict]:
 def test_one_off_experiments_record_params_and_metrics(repo):
     root, env = repo
     assert ran(dvc(root, env, "exp", "run", "-n", "one-layer", "-S", "feature_maps.layers=[conv2d_1]")) == [
-        "map_metrics"
+        "check_config",
+        "map_metrics",
     ]
     samples = ran(dvc(root, env, "exp", "run", "-n", "four-samples", "-S", "samples.indices=[0,1,2,3]"))
-    assert samples[0] == "samples" and "build_untrained" not in samples
+    assert samples[:2] == ["check_config", "samples"] and "build_untrained" not in samples
     assert len(list((root / "outputs" / "figures" / "feature_maps" / "conv2d").glob("*.png"))) == 8
     wide = ran(
         dvc(root, env, "exp", "run", "-n", "wide-model", "-S", "model=wide",
             "-S", "feature_maps.layers=[conv2d,conv2d_1,conv2d_2,global_average_pooling2d,dense]")
     )  # fmt: skip
-    assert wide[:1] == ["fetch_model"] and "render_maps@conv2d_2" in wide and "fetch_data" not in wide
+    assert wide[:2] == ["check_config", "fetch_model"] and "render_maps@conv2d_2" in wide and "fetch_data" not in wide
 
     shown = experiments(root, env)
-    assert shown["one-layer"]["params"]["layers"] == ["conv2d_1"]
+    assert shown["one-layer"]["params"]["feature_maps"]["layers"] == ["conv2d_1"]
     assert list(shown["one-layer"]["metrics"]["outputs/metrics/feature_maps.json"]["trained"]) == ["conv2d_1"]
-    assert shown["four-samples"]["params"]["samples"] == [0, 1, 2, 3]
+    assert shown["four-samples"]["params"]["samples"]["indices"] == [0, 1, 2, 3]
     assert shown["wide-model"]["params"]["model"]["name"] == "wide"
     wide_metrics = shown["wide-model"]["metrics"]
     assert wide_metrics["outputs/metrics/feature_maps.json"]["trained"]["conv2d_2"]["channels"] == 16
@@ -76,14 +77,14 @@ def test_one_off_experiments_record_params_and_metrics(repo):
         root, env, "exp", "show", "--only-changed", "--csv", "--drop", "Created|State|Executor|stages/|outputs/"
     )
     header = next(csv.reader(table.splitlines()))
-    assert "layers" in header and "samples" in header and "trained.conv2d_2.map_mean" in header
+    assert "feature_maps.layers" in header and "samples.indices" in header and "trained.conv2d_2.map_mean" in header
     assert not [c for c in header if c.startswith(("stages/", "outputs/"))]
 
 
 def test_adding_a_layer_runs_only_that_layers_stages(repo):
     root, env = repo
     out = dvc(root, env, "exp", "run", "-S", "feature_maps.layers=[conv2d,conv2d_1,max_pooling2d]")
-    assert ran(out) == ["feature_maps@max_pooling2d", "map_metrics", "render_maps@max_pooling2d"]
+    assert ran(out) == ["check_config", "feature_maps@max_pooling2d", "map_metrics", "render_maps@max_pooling2d"]
     assert "Stage 'feature_maps@conv2d' didn't change, skipping" in out
 
 
@@ -95,7 +96,7 @@ def test_queued_sweep_matches_serial_runs(repo):
     dvc(root, env, "queue", "start", "-j", "2")
     status = wait_for_queue(root, env)
     assert status.count("Success") == 3, status
-    queued = {json.dumps(e["params"]["layers"]): e for e in experiments(root, env).values()}
+    queued = {json.dumps(e["params"]["feature_maps"]["layers"]): e for e in experiments(root, env).values()}
     assert len(queued) == 3
 
     for setting in settings:

@@ -41,7 +41,11 @@ def failing(root, *args, env) -> str:
 
 
 def committed_run(root, env) -> tuple[dict, bytes]:
-    assert ran(sh(root, *DVC, "repro", "extract_weights", env=env)) == ["fetch_model", "extract_weights"]
+    assert ran(sh(root, *DVC, "repro", "extract_weights", env=env)) == [
+        "check_config",
+        "fetch_model",
+        "extract_weights",
+    ]
     sh(root, "git", "add", "-A", env=env)
     sh(root, "git", "commit", "-qm", "good run", env=env)
     return snapshot(root / "outputs"), (root / "dvc.lock").read_bytes()
@@ -93,7 +97,7 @@ def test_sigkill_under_dvc_repro_then_repro_equals_a_clean_run(request, tiny_ass
     areas = staging_areas(root)
     assert areas and all(area.parent == root / SCRATCH for area in areas)  # ... the kill's leftovers are here
 
-    assert ran(sh(root, *DVC, "repro", "extract_weights", env=env)) == ["extract_weights"]
+    assert ran(sh(root, *DVC, "repro", "extract_weights", env=env)) == ["check_config", "extract_weights"]
     assert _outputs(root) == clean
     assert not hidden(root / "outputs") and not staging_areas(root)
     assert "Data and pipelines are up to date" in sh(root, *DVC, "status", "extract_weights", env=env)
