@@ -39,13 +39,13 @@ def full_run(row: Row, pipe: PipelineResults) -> str:
     imports = notebook_split([r.output for r in pipe.notebook])
     nb_imports = f"{imports[0].median:.1f} s of its {nb:.1f} s are imports" if imports else "it imports it too"
     k = len(pipe.ran["full"])
-    baseline = _stage(pipe, "build_baseline")
+    baseline = _stage(pipe, "build_untrained")
     return (
         f"the notebook takes {nb:.1f} s here; the pipeline {wall:.1f} s: {k} stage processes ({work:.1f} s "
         f"standalone) + {rest:.1f} s of DVC, {rest / k:.2f} s per stage it runs (a profile of DVC outside this "
         "run: mostly ruamel.yaml re-reading dvc.yaml, dvc.lock and params.yaml and rewriting dvc.lock per stage; "
         f"a hardlink cache instead of copies made no difference in a separate trial). The largest stage, "
-        f"build_baseline ({baseline:.1f} s), is mostly `import tensorflow` ({_probe(pipe, 'tensorflow'):.1f} s in a "
+        f"build_untrained ({baseline:.1f} s), is mostly `import tensorflow` ({_probe(pipe, 'tensorflow'):.1f} s in a "
         f"bare interpreter), the notebook's own main cost ({nb_imports}), so the pipeline pays it as well. Every "
         "other stage is a fresh interpreter that imports numpy (h5py to read weights, matplotlib to draw: "
         f"{_probe(pipe, 'matplotlib'):.2f} s) and reads params.yaml: the cheapest ({cheap_name}) takes "

@@ -102,7 +102,8 @@ def stage_commands(root: Path, extra_layers: tuple[str, ...] = ()) -> list[tuple
     """Every stage instance of ``dvc.yaml`` in file order (a valid run order here) with its command;
     ``foreach`` stages also get an instance for each of ``extra_layers``."""
     stages = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
-    layers = [*yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))["layers"], *extra_layers]
+    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+    layers = [*params["feature_maps"]["layers"], *extra_layers]
     commands = []
     for name, spec in stages.items():
         if "foreach" in spec:
@@ -145,7 +146,12 @@ def one_series(i: int, scratch: Path, mirror: Path, notebook: Path, res: Pipelin
         ("filter_cmap", {"render.filter_cmap": "magma"}),
         (
             "add_layer",
-            {"layers": [*yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))["layers"], ADDED_LAYER]},
+            {
+                "feature_maps.layers": [
+                    *yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))["feature_maps"]["layers"],
+                    ADDED_LAYER,
+                ]
+            },
         ),
     ):
         set_params(root, changes)
@@ -162,11 +168,10 @@ def one_series(i: int, scratch: Path, mirror: Path, notebook: Path, res: Pipelin
 def stage_breakdown(dest: Path, mirror: Path, res: PipelineResults, say: Progress) -> None:
     """Each stage command standalone (no DVC) in a fresh clone, in order, and the start-up probes.
 
-    ``$DVC_STAGE`` is set as DVC sets it, so a stage reads ``params.yaml`` as it does under DVC instead of
-    composing ``conf/`` with Hydra: the standalone time is the stage's own share of a ``dvc repro``."""
+    A stage reads ``params.yaml`` standalone as under DVC: the time is the stage's own share of a ``dvc repro``."""
     root, env = fresh_clone(dest, mirror)
     for stage, cmd in stage_commands(root, (ADDED_LAYER,)):
-        res.stages.setdefault(stage, []).append(run_measured(cmd, root, {**env, "DVC_STAGE": stage}))
+        res.stages.setdefault(stage, []).append(run_measured(cmd, root, env))
     for name, cmd in PROBES.items():
         res.probes.setdefault(name, []).append(run_measured(cmd, root, env))
     total = sum(runs[-1].wall_s for runs in res.stages.values())
