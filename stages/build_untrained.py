@@ -21,7 +21,9 @@ log = logging.getLogger(__name__)
 
 def run(cfg: DictConfig, root: Path) -> None:
     trained = layout.model_path(root, "trained")
-    resolve_layers(cfg.weights.layers, check_model_config(read_config(trained), str(trained)), "Conv2D")
+    resolve_layers(
+        cfg.weights.layers, check_model_config(read_config(trained), str(trained)), "Conv2D", "weights.layers"
+    )
     from stages.lib.keras_models import load_with_untrained_twin, save_reproducible
 
     _, untrained = load_with_untrained_twin(trained, cfg.untrained.seed)

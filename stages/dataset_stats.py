@@ -69,7 +69,7 @@ def run(cfg: DictConfig, root: Path) -> None:
     names = (
         [i.name for i in infos if i.kind in MAP_KINDS]
         if ds.layers is None
-        else resolve_layers(list(ds.layers), infos, "Conv2D")
+        else resolve_layers(list(ds.layers), infos, "Conv2D", "dataset.layers")
     )
     deepest = max(names, key=[i.name for i in infos].index)
 

@@ -46,8 +46,11 @@ def test_read_weights_without_tensorflow_equals_keras(tiny_assets):
 
 def test_resolve_layers_by_name_index_and_default():
     assert resolve_layers(None, LAYERS, "Conv2D") == ["conv2d", "conv2d_1"]
-    assert resolve_layers(["conv2d_1", 0, "conv2d"], LAYERS, "Conv2D") == ["conv2d_1", "conv2d"]
+    assert resolve_layers(["conv2d_1", 0], LAYERS, "Conv2D") == ["conv2d_1", "conv2d"]
     assert resolve_layers([1], LAYERS, "Conv2D") == ["max_pooling2d"]
+    with pytest.raises(ConvlensError) as err:  # before: silently merged
+        resolve_layers(["conv2d_1", 0, "conv2d"], LAYERS, "Conv2D", "weights.layers")
+    assert str(err.value) == "weights.layers names layer 'conv2d' twice (as 'conv2d' and another entry); list it once"
 
 
 @pytest.mark.parametrize(

@@ -93,6 +93,11 @@ def test_stage_writes_tables_metrics_and_heatmaps(project, run_pipeline):
         ("dataset.limit=0", "dataset.limit must be an integer in 1..2147483647, got 0"),
         ("dataset.split=valid", "dataset.split must be one of train, test, got 'valid'"),
         ("dataset.layers=[nope]", "unknown layer 'nope'"),
+        (
+            "dataset.limit=7",
+            "dataset.limit=7 is beyond the test split's 6 images; use null for every image or a number up to 6",
+        ),
+        ("dataset.layers=[conv2d,0]", "dataset.layers names layer 'conv2d' twice"),
     ],
 )
 def test_bad_dataset_config_is_one_clear_error(project, run_pipeline, stage_config, override, message):

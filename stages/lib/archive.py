@@ -420,7 +420,9 @@ def check_input_shape(config: dict, sample_shape: tuple[int, ...], source: str) 
     return want
 
 
-def resolve_layers(specs: Sequence[str | int] | None, layers: Sequence[LayerInfo], default_kind: str) -> list[str]:
+def resolve_layers(
+    specs: Sequence[str | int] | None, layers: Sequence[LayerInfo], default_kind: str, key: str = "the layer list"
+) -> list[str]:
     """Layer names for ``specs`` (names or indices into ``model.layers``); ``None`` means every ``default_kind``."""
     if specs is None:
         return [layer.name for layer in layers if layer.kind == default_kind]
@@ -442,8 +444,9 @@ def resolve_layers(specs: Sequence[str | int] | None, layers: Sequence[LayerInfo
             name = spec
         else:
             raise ConvlensError(f"unknown layer {spec!r}; this model has {listing}")
-        if name not in names:
-            names.append(name)
+        if name in names:
+            raise ConvlensError(f"{key} names layer {name!r} twice (as {spec!r} and another entry); list it once")
+        names.append(name)
     return names
 
 

@@ -29,7 +29,7 @@ def save_weight_artifacts(
     """
     percentiles = [float(p) for p in percentiles]
     archive = layout.model_path(root, role)
-    names = resolve_layers(layers, check_model_config(read_config(archive), str(archive)), "Conv2D")
+    names = resolve_layers(layers, check_model_config(read_config(archive), str(archive)), "Conv2D", "weights.layers")
     variables = read_weights(archive, names)
     summary, rows = {}, []
     for name in names:
