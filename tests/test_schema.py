@@ -1,0 +1,123 @@
+"""The config schema: every key of params.yaml described once, checked at every route."""
+
+import math
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from stages.lib import layout
+from stages.lib.config import compose, load_config
+from stages.lib.errors import ConvlensError
+from stages.lib.schema import SCHEMA, check_config, flatten
+from tests.helpers import PROJECT
+
+PARAMS = yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8"))
+
+
+def test_the_schema_describes_exactly_the_keys_of_params_yaml():
+    assert set(flatten(PARAMS)) == set(SCHEMA)
+    check_config(PARAMS)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.subdir=../x", "data.subdir must be a plain name (letters, digits, _ . -; not a path, '..' or empty)"),
+        ("data.files.train_images.name=/etc/passwd", "data.files.train_images.name must be a plain name"),
+        ("model.file=../../evil.keras", "model.file must be a plain name"),
+        ("feature_maps.layers=[conv2d,/tmp/x]", "feature_maps.layers[1] must be a layer name"),
+        ("feature_maps.layers=[conv2d,..]", "feature_maps.layers[1] must be a layer name"),
+        ("feature_maps.layers=[conv2d,'']", "feature_maps.layers[1] must be a layer name"),
+        ("feature_maps.layers=[.hidden]", "feature_maps.layers[0] must be a layer name"),
+        ("dataset.layers=[a/b]", "dataset.layers[0] must be a layer name"),
+        ("input.scale=inf", "input.scale must be a finite number above 0, got inf"),
+        ("input.scale=-255", "input.scale must be a finite number above 0, got -255"),
+        ("render.filter_vmin=nan", "render.filter_vmin must be a finite number"),
+        ("render.heatmap_cmap=nope", "render.heatmap_cmap must be a matplotlib colormap name"),
+        ("untrained.seed=abc", "untrained.seed must be an integer in 0..4294967295, got 'abc'"),
+        ("model=local", "model.path must be set, e.g. model.path=VALUE"),
+    ],
+)
+def test_bad_values_are_one_line_at_composition(override, message):
+    """The schema's resolver runs while Hydra composes, as it does inside `dvc exp run`."""
+    with pytest.raises(ConvlensError) as err:
+        compose(PROJECT, [override])
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert "resolving interpolation" not in str(err.value)  # our line, unwrapped from OmegaConf's
+
+
+def test_a_tilde_path_is_refused_in_conf(tmp_path):
+    with pytest.raises(ConvlensError) as err:
+        check_config({"model": {**PARAMS["model"], "path": "~/x.keras", "source": "~/x.keras"}}, complete=False)
+    assert str(err.value) == (
+        "model.path must be a path without ~ (DVC does not expand it), got '~/x.keras'; "
+        "e.g. model.path=/home/you/model.keras"
+    )
+
+
+def test_model_source_must_follow_model_path():
+    bad = {"model": {**PARAMS["model"], "path": "models/a.keras", "source": "models/b.keras"}}
+    with pytest.raises(ConvlensError, match=r"model.source \(models/b.keras\) must be model.path"):
+        check_config(bad, complete=False)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, 0, -1.0, True, "255"])
+def test_input_scale_is_a_positive_finite_number(value):
+    with pytest.raises(ConvlensError, match="input.scale must be a finite number above 0"):
+        check_config({"input": {"scale": value}}, complete=False)
+
+
+def test_unknown_and_missing_keys_in_params_yaml():
+    with pytest.raises(ConvlensError) as err:
+        check_config({**PARAMS, "foo": 1})
+    assert str(err.value) == "unknown config key foo; the keys are those of conf/ (see README 'Changing the config')"
+    partial = {k: v for k, v in PARAMS.items() if k != "render"}
+    with pytest.raises(ConvlensError, match="config key render.dpi is missing; recompose params.yaml"):
+        check_config(partial)
+
+
+def test_a_stage_checks_the_keys_it_reads_in_a_hand_edited_params_yaml(project):
+    params = yaml.safe_load((project / "params.yaml").read_text(encoding="utf-8"))
+    params["input"]["scale"] = float("nan")
+    (project / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    with pytest.raises(ConvlensError, match="input.scale must be a finite number above 0, got nan"):
+        load_config("feature_maps", [], project)
+
+
+def test_the_check_config_stage_refuses_an_unknown_key_and_a_path_as_layer(project):
+    params = yaml.safe_load((project / "params.yaml").read_text(encoding="utf-8"))
+    params["foo"] = 1
+    (project / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "stages.check_config"], cwd=project, capture_output=True, text=True, encoding="utf-8"
+    )
+    assert done.returncode == 1 and done.stderr == (
+        "check_config: error: unknown config key foo; the keys are those of conf/ (see README 'Changing the config')\n"
+    )
+    del params["foo"]
+    params["feature_maps"]["layers"] = ["conv2d", "../../../victim"]
+    (project / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "stages.check_config"], cwd=project, capture_output=True, text=True, encoding="utf-8"
+    )
+    assert done.returncode == 1 and "feature_maps.layers[1] must be a layer name" in done.stderr
+    assert not layout.config_check_path(project).exists()
+
+
+def test_names_that_would_be_paths_are_refused(project, tmp_path):
+    with pytest.raises(ConvlensError, match="must be a layer name"):
+        layout.feature_maps_dir(project, "../../x")
+    done = subprocess.run(
+        [sys.executable, "-m", "stages.feature_maps", "../../x"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+    )
+    assert done.returncode == 1 and done.stderr == (
+        "feature_maps@../../x: error: the layer argument must be a layer name (letters, digits, _ . -; not a path) "
+        "or an index ≥ 0, got '../../x'\n"
+    )
+    assert not (project / "outputs").exists()
