@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConvlensError
+from .schema import is_plain_name
 
 UNSAFE_LAYERS = frozenset({"Lambda", "TFOpLambda"})
 
@@ -197,6 +198,8 @@ def config_problem(config: object) -> str | None:
             return f"layer {i} ({entry['class_name']}) has no name"
         if entry["config"]["name"] in names:
             return f"two layers are named {entry['config']['name']!r}"
+        if not is_plain_name(entry["config"]["name"]):  # layer names become file names under outputs/
+            return f"layer {i} is named {entry['config']['name']!r}, which is not a plain name (it would be a path)"
         names.add(entry["config"]["name"])
     return None
 

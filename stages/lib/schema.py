@@ -27,8 +27,8 @@ Check = Callable[[str, Any], None]
 SPLITS = ("train", "test")
 INPUT_CHANNEL_MODES = ("first", "mean", "all")
 # A name that becomes one path component under outputs/ (a layer) or the download cache (a file):
-# letters, digits, '_', '.', '-', not starting with '.' or '-', so never '', '.', '..', '~' or a path.
-NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
+# letters (any script), digits, "_", ".", "-", not starting with "." or "-": never "", ".", "..", "~" or a path.
+NAME = re.compile(r"\w[\w.\-]{0,127}")
 SHA256 = re.compile(r"[0-9a-f]{64}")
 RESOLVER = "convlens_checked"  # ${convlens_checked:} in conf/config.yaml, see register_resolver
 CHECKED = "conf/ passed stages/lib/schema.py"
@@ -101,9 +101,14 @@ def url(key: str, value: Any) -> None:
         raise _fail(key, value, "an http(s) URL")
 
 
+def is_plain_name(value: object) -> bool:
+    """A name that can become one file or folder name: never a path, ``..``, ``~`` or empty."""
+    return isinstance(value, str) and NAME.fullmatch(value) is not None and ".." not in value
+
+
 def safe_name(key: str, value: Any) -> None:
-    """A name that becomes one file or folder name: never a path, ``..``, ``~`` or empty."""
-    if not isinstance(value, str) or not NAME.fullmatch(value) or ".." in value:
+    """A name that becomes one file or folder name (:func:`is_plain_name`)."""
+    if not is_plain_name(value):
         raise _fail(key, value, "a plain name (letters, digits, _ . -; not a path, '..' or empty)")
 
 
@@ -113,7 +118,7 @@ def layer_spec(key: str, value: Any) -> None:
         if value < 0:
             raise _fail(key, value, "a layer index ≥ 0 or a layer name")
         return
-    if not isinstance(value, str) or not NAME.fullmatch(value) or ".." in value:
+    if not is_plain_name(value):
         raise _fail(key, value, "a layer name (letters, digits, _ . -; not a path) or an index ≥ 0")
 
 
