@@ -467,7 +467,8 @@ def test_a_size_header_that_lies_never_inflates_past_it(tiny_assets, tmp_path):
         (b"{", "not JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
         (b"1" * 5000, "not JSON: Exceeds the limit (4300 digits)"),
         (
-            b'{"class_name": "Sequential", "config": {"layers": [{"class_name": "Conv2D", "config": {"name": "../x"}}]}}',
+            b'{"class_name": "Sequential", "config": {"layers": '
+            b'[{"class_name": "Conv2D", "config": {"name": "../x"}}]}}',
             "layer 0 is named '../x', which is not a plain name (it would be a path)",
         ),
     ],
