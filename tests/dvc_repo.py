@@ -23,9 +23,11 @@ DVC = (sys.executable, "-m", "dvc")
 
 
 def sh(cwd: Path, *args: str, env: dict, check: bool = True) -> str:
-    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    """Run a command; whatever it prints, failing or not, never holds a Python traceback."""
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, encoding="utf-8")
     if check:
         assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    assert "Traceback" not in done.stdout + done.stderr, f"{' '.join(args)}:\n{done.stdout}\n{done.stderr}"
     return done.stdout + done.stderr
 
 

@@ -61,14 +61,17 @@ def one_line(err: pytest.ExceptionInfo) -> str:
 
 
 def cli(project: Path, stage: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """``python -m stages.<stage> args`` from the project root, as a user runs it."""
-    return subprocess.run(
+    """``python -m stages.<stage> args`` from the project root, as a user runs it: never a traceback."""
+    done = subprocess.run(
         [sys.executable, "-m", f"stages.{stage}", *args],
         cwd=project,
         capture_output=True,
         text=True,
+        encoding="utf-8",
         env={**os.environ, **(env or {})},
     )
+    assert "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
+    return done
 
 
 def error_line(done: subprocess.CompletedProcess, stage: str) -> str:

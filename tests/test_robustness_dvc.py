@@ -35,8 +35,9 @@ def set_param(root, key: str, value) -> None:
 
 
 def failing(root, *args, env) -> str:
-    done = subprocess.run([*DVC, *args], cwd=root, env=env, capture_output=True, text=True)
+    done = subprocess.run([*DVC, *args], cwd=root, env=env, capture_output=True, text=True, encoding="utf-8")
     assert done.returncode != 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
     return done.stdout + done.stderr
 
 
