@@ -7,8 +7,7 @@ import math
 import numpy as np
 
 from .errors import ConvlensError
-
-INPUT_CHANNEL_MODES = ("first", "mean", "all")
+from .schema import INPUT_CHANNEL_MODES
 
 
 def check_input_channels(mode: str) -> None:
