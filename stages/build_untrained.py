@@ -24,9 +24,9 @@ def run(cfg: DictConfig, root: Path) -> None:
     resolve_layers(
         cfg.weights.layers, check_model_config(read_config(trained), str(trained)), "Conv2D", "weights.layers"
     )
-    from stages.lib.keras_models import load_with_untrained_twin, save_reproducible
+    from stages.lib.keras_models import load_with_untrained_model, save_reproducible
 
-    _, untrained = load_with_untrained_twin(trained, cfg.untrained.seed)
+    _, untrained = load_with_untrained_model(trained, cfg.untrained.seed)
     with atomic_path(layout.model_path(root, "untrained")) as tmp:
         save_reproducible(untrained, tmp)
     log.info("untrained model built with seed %d", cfg.untrained.seed)

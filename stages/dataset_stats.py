@@ -62,7 +62,7 @@ def run(cfg: DictConfig, root: Path) -> None:
     trained = layout.model_path(root, "trained")
     config = read_config(trained)
     check_input_shape(config, images.shape[1:], str(trained.relative_to(root)))
-    scale = read_input_scale(trained, config, cfg.input.scale)  # both models: the twin has the same layers
+    scale = read_input_scale(trained, config, cfg.input.scale)  # both models: the untrained model has the same layers
     if note := scale.note():
         log.info("%s", note)
     infos = layer_infos(config)
@@ -87,7 +87,7 @@ def run(cfg: DictConfig, root: Path) -> None:
         log.info("%s: %d %s images through %s", role, len(images), ds.split, ", ".join(names))
 
     first = first_conv(infos)
-    if first in names:  # trained only: the twin's zero biases make firing scale-free
+    if first in names:  # trained only: the untrained model's zero biases make firing scale-free
         seen = f"the {len(images)} {ds.split} images"
         if warning := scale.silent_warning(first, tables["trained"][first]["max"], seen):
             log.warning("%s", warning)

@@ -43,7 +43,7 @@ def run(cfg: DictConfig, root: Path, item: str) -> None:
     [name] = resolve_layers([layer_spec(item)], infos, "Conv2D")
     images, index = layout.load_samples(root)
     check_input_shape(config, images.shape[1:], str(trained.relative_to(root)))
-    scale = read_input_scale(trained, config, cfg.input.scale)  # both models: the twin has the same layers
+    scale = read_input_scale(trained, config, cfg.input.scale)  # both models: the untrained model has the same layers
     if note := scale.note():
         log.info("%s", note)
     x = model_inputs(images, scale.divisor)
@@ -60,7 +60,7 @@ def run(cfg: DictConfig, root: Path, item: str) -> None:
         log.info("%s %s: feature maps %s", role, name, maps[role].shape)
 
     channels = {role: channel_stats(m) for role, m in maps.items()}
-    if name == first_conv(infos):  # trained only: the twin's zero biases make firing scale-free
+    if name == first_conv(infos):  # trained only: the untrained model's zero biases make firing scale-free
         seen = f"{index['split']} images {index['samples']}"
         if warning := scale.silent_warning(name, channels["trained"]["max"], seen):
             log.warning("%s", warning)

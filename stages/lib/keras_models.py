@@ -1,4 +1,4 @@
-"""Everything that needs TensorFlow: loading models and building the untrained twin.
+"""Everything that needs TensorFlow: loading models and building the untrained model.
 
 Imported only by build_untrained (and by tests that check the numpy forward pass against Keras).
 """
@@ -61,22 +61,22 @@ def load_model(path: Path) -> keras.Model:
         raise ConvlensError(f"{path}: Keras cannot load this model ({keras_error_summary(e)})") from e
 
 
-def load_with_untrained_twin(path: Path, seed: int) -> tuple[keras.Model, keras.Model]:
+def load_with_untrained_model(path: Path, seed: int) -> tuple[keras.Model, keras.Model]:
     """The trained model and a freshly initialised model of the same architecture.
 
     The book's order: global seed first, then the trained model, then the new layers, so that
-    with seed 42 the twin's first Conv2D has the kernel the book's notebook printed. An adapted
+    with seed 42 the untrained first Conv2D has the kernel the book's notebook printed. An adapted
     ``Normalization`` keeps its mean and variance (statistics of the data, not learned weights;
     cloning would reset them to 0 and 1), so both models see their inputs scaled alike.
     """
     keras.utils.set_random_seed(seed)
     trained = load_model(path)
-    twin = keras.models.clone_model(trained)
-    for mine, theirs in zip(trained.layers, twin.layers, strict=True):
+    untrained = keras.models.clone_model(trained)
+    for mine, theirs in zip(trained.layers, untrained.layers, strict=True):
         if isinstance(mine, keras.layers.Normalization) and mine.weights:
-            theirs.set_weights(mine.get_weights())  # data statistics, not learned: the twin keeps them
+            theirs.set_weights(mine.get_weights())  # data statistics, not learned: the untrained model keeps them
             theirs.finalize_state()
-    return trained, twin
+    return trained, untrained
 
 
 def save_reproducible(model: keras.Model, path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Kernel and bias artifacts with their statistics, for the trained model and its untrained twin."""
+"""Kernel and bias artifacts with their statistics, for the trained model and its untrained model."""
 
 from __future__ import annotations
 
