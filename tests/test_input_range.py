@@ -150,7 +150,7 @@ def test_a_model_starting_with_an_adapted_normalization_gets_raw_pixels_in_both_
     np.testing.assert_allclose(maps, np.asarray(want), rtol=1e-4, atol=1e-5)
     untrained = load_model(project / "outputs" / "models" / "untrained.keras").get_layer("normalization")
     for theirs, mine in zip(untrained.get_weights(), norm.get_weights(), strict=True):
-        np.testing.assert_array_equal(theirs, mine)  # the untrained model keeps the data statistics (a clone resets them)
+        np.testing.assert_array_equal(theirs, mine)  # the data statistics are kept (a clone resets them)
 
 
 def raw_pixel_model():
