@@ -27,3 +27,17 @@ def test_identical_runs_change_nothing():
     a = {("m", "conv2d", "mean"): 0.1, ("m", "conv2d", "std"): 0.2}
     table = compare_statistics(a, dict(a))
     assert (table["change"] == 0).all() and (table["relative_change"] == 0).all() and changed(table).empty
+
+
+def test_relative_change_is_measured_against_the_baselines_magnitude():
+    """Kernel means are negative (the book's conv2d: -0.0144): -0.02 → -0.01 is a rise of half its size."""
+    a = {("m", "conv2d", "mean"): -0.02, ("m", "conv2d", "min"): -0.5, ("m", "conv2d", "std"): 0.2}
+    b = {("m", "conv2d", "mean"): -0.01, ("m", "conv2d", "min"): -0.75, ("m", "conv2d", "std"): 0.1}
+    table = compare_statistics(a, b).set_index("statistic")
+    for statistic in ("mean", "min", "std"):
+        va, vb = a[("m", "conv2d", statistic)], b[("m", "conv2d", statistic)]
+        assert table.loc[statistic, "change"] == vb - va
+        assert table.loc[statistic, "relative_change"] == (vb - va) / abs(va)
+    assert math.isclose(table.loc["mean", "relative_change"], 0.5)  # up, as the value went up
+    assert math.isclose(table.loc["min", "relative_change"], -0.5)  # down by half the baseline's size
+    assert math.isclose(table.loc["std", "relative_change"], -0.5)

@@ -41,6 +41,28 @@ def test_declared_params_exist_and_only_they_are_readable(stage):
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
+def test_load_config_gives_a_stage_its_declared_params_and_nothing_else(stage):
+    """What a stage really gets (``load_config`` on params.yaml): reading an undeclared key raises."""
+    declared = declared_params(PROJECT, stage)
+    cfg = load_config(stage, [], PROJECT)
+    full = OmegaConf.create(yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8")))
+    for key in declared:
+        assert OmegaConf.select(cfg, key) == OmegaConf.select(full, key), key
+    top = {p.split(".")[0] for p in declared}
+    assert set(cfg) == top
+    undeclared = next(k for k in ("render", "samples", "model") if k not in top)
+    assert undeclared in full  # a key params.yaml has, which this stage did not declare
+    with pytest.raises((ConfigAttributeError, ConfigKeyError)):
+        getattr(cfg, undeclared)
+    with pytest.raises((ConfigAttributeError, ConfigKeyError)):
+        cfg[undeclared]
+    for parent in top & {d.split(".")[0] for d in declared if "." in d}:  # e.g. feature_maps.batch_size only
+        for key in set(full[parent]) - {d.split(".")[1] for d in declared if d.startswith(f"{parent}.")}:
+            with pytest.raises((ConfigAttributeError, ConfigKeyError)):
+                cfg[parent][key]
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
 def test_every_module_a_stage_imports_is_one_of_its_dependencies(stage):
     """Editing any code a stage runs must rerun it: each imported file is a dep or lies in a dep folder."""
     deps = [Path(d) for d in STAGES[stage]["deps"]]

@@ -14,8 +14,21 @@ def keras_activations(path, x, names):
     return [np.asarray(o) for o in (outs if isinstance(outs, list | tuple) else [outs])]
 
 
+def randomize_weights(model, seed):
+    """Every weight of every layer drawn from a seeded RNG: nonzero biases, BatchNormalization's gamma, beta and
+    moving statistics far from their initial 1, 0, 0, 1 (a forward pass that drops any of them differs)."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if layer.__class__.__name__ == "BatchNormalization":
+            n = layer.get_weights()[0].shape
+            layer.set_weights([rng.uniform(0.5, 2, n), rng.normal(size=n), rng.normal(size=n), rng.uniform(0.05, 3, n)])
+        elif layer.get_weights():
+            layer.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32) for w in layer.get_weights()])
+
+
 def every_kind_model():
-    """One of each supported layer kind, with non-trivial BatchNormalization statistics."""
+    """One of each supported layer kind; every weight random (nonzero biases), BatchNormalization with a
+    non-default epsilon (its moving variance as small as 0.05, so the epsilon matters)."""
     from stages.lib.keras_models import keras
 
     keras.utils.set_random_seed(3)
@@ -25,7 +38,7 @@ def every_kind_model():
             keras.Input((13, 11, 2)),
             layers.Rescaling(2.0, offset=-1.0, name="rescale"),
             layers.Conv2D(5, 3, strides=2, padding="same", activation="tanh", name="conv_same_s2"),
-            layers.BatchNormalization(name="bn"),
+            layers.BatchNormalization(epsilon=0.25, name="bn"),
             layers.Conv2D(6, (2, 3), padding="valid", use_bias=False, name="conv_valid"),
             layers.LeakyReLU(negative_slope=0.2, name="leaky"),
             layers.MaxPooling2D(2, padding="same", name="max_same"),
@@ -42,9 +55,7 @@ def every_kind_model():
             layers.Softmax(name="probs"),
         ]
     )
-    bn = model.get_layer("bn")
-    rng = np.random.default_rng(0)
-    bn.set_weights([rng.uniform(0.5, 2, 5), rng.normal(size=5), rng.normal(size=5), rng.uniform(0.2, 3, 5)])
+    randomize_weights(model, 0)
     return model
 
 
@@ -58,6 +69,50 @@ def test_every_supported_kind_matches_keras(tmp_path):
     for name, got, want in zip(names, net.activations(x, names), keras_activations(path, x, names), strict=True):
         assert got.shape == want.shape, name
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=name)
+    for name in ("conv_same_s2", "dense_elu", "logits"):
+        assert np.abs(model.get_layer(name).get_weights()[1]).min() > 0, name  # biases that a forward pass must add
+    assert model.get_layer("bn").epsilon == 0.25
+
+
+def keras_matches(tmp_path, layers, x, rtol=1e-5, atol=1e-5):
+    """Save a Sequential of ``layers`` with random weights; its numpy and Keras outputs (last layer) agree."""
+    from stages.lib.keras_models import keras
+
+    model = keras.Sequential([keras.Input(x.shape[1:]), *layers])
+    randomize_weights(model, 5)
+    model.save(tmp_path / "m.keras")
+    name = model.layers[-1].name
+    [got] = load_network(tmp_path / "m.keras").activations(x, [name])
+    [want] = keras_activations(tmp_path / "m.keras", x, [name])
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+    return got
+
+
+@pytest.mark.parametrize(
+    ("channels", "filters", "kernel", "strides", "padding"),
+    [(8, 3, 3, 1, "valid"), (16, 5, 3, 1, "same"), (32, 4, (2, 3), (2, 1), "same"), (32, 6, (3, 2), 1, "valid")],
+)
+def test_a_conv2d_with_many_input_channels_matches_keras(tmp_path, channels, filters, kernel, strides, padding):
+    """At 8 or more input channels conv2d sums one product per kernel offset (the book's conv2d_1 has 32)."""
+    from stages.lib.keras_models import keras
+
+    x = np.random.default_rng(7).uniform(-1, 1, (3, 9, 7, channels)).astype(np.float32)
+    conv = keras.layers.Conv2D(filters, kernel, strides=strides, padding=padding, name="conv")
+    got = keras_matches(tmp_path, [conv], x, rtol=1e-4, atol=1e-5)
+    assert np.abs(got).max() > 1  # random weights over many channels: values far above the tolerance
+
+
+@pytest.mark.parametrize("padding", ["valid", "same"])
+@pytest.mark.parametrize(("size", "strides"), [(3, None), ((2, 3), None), (3, 2), ((3, 2), (1, 2))])
+def test_average_pooling_of_any_window_matches_keras(tmp_path, size, strides, padding):
+    from stages.lib.keras_models import keras
+
+    x = np.random.default_rng(8).uniform(0, 4, (2, 10, 8, 3)).astype(np.float32)
+    conv = keras.layers.Conv2D(3, 1, name="conv")  # convlens reads convolutional models only
+    pool = keras.layers.AveragePooling2D(size, strides=strides, padding=padding, name="avg")
+    got = keras_matches(tmp_path, [conv, pool], x)
+    assert np.abs(got).max() > 0.1
 
 
 @pytest.mark.parametrize(

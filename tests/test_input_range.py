@@ -56,6 +56,16 @@ def test_the_scale_must_be_a_positive_number_even_when_ignored(scale):
         model_inputs(np.zeros((1, 2, 2), np.uint8), scale)
 
 
+@pytest.mark.parametrize("scale", [255, 255.0, 1, 127.5, 2, 1e-3])
+def test_model_inputs_divide_by_the_configured_scale(scale):
+    images = np.random.default_rng(9).integers(0, 256, (3, 5, 4), dtype=np.uint8)
+    x = model_inputs(images, scale)
+    assert x.dtype == np.float32 and x.shape == (3, 5, 4, 1)
+    np.testing.assert_array_equal(x[..., 0], images.astype(np.float32) / np.float32(scale))
+    np.testing.assert_array_equal(model_inputs(images[..., None], scale), x)  # a channel axis already there
+    assert x.max() == np.float32(images.max()) / np.float32(scale)
+
+
 def test_more_than_half_the_channels_silent_is_a_warning_naming_the_scale_key():
     peaks = np.r_[np.zeros(18), np.full(14, 0.5)]
     assert InputScale(255.0).silent_warning("conv2d", peaks, "train images [0]") == (
@@ -207,3 +217,24 @@ def test_the_book_model_on_the_books_data_is_not_warned_about(tmp_path, monkeypa
     assert not [r for r in caplog.records if r.levelname == "WARNING"] and "feeding raw" not in caplog.text
     summary = json.loads((root / "outputs" / "feature_maps" / "conv2d" / "summary.json").read_text(encoding="utf-8"))
     assert summary["trained"]["dead_channels"] == 0
+
+
+def test_the_feature_maps_stage_divides_pixels_by_input_scale(project, stage_config, composed, run_pipeline, tmp_path):
+    """Zero biases and ReLU: conv2d(pixels / 1) = 255 · conv2d(pixels / 255) exactly, up to float32 rounding."""
+    rng = np.random.default_rng(10)
+    kernel = rng.normal(0, 0.3, (3, 3, 1, 8)).astype(np.float32)
+    small_cnn(conv_weights=[kernel, np.zeros(8, np.float32)]).save(tmp_path / "m.keras")
+    overrides = (f"model.path={tmp_path / 'm.keras'}", "feature_maps.layers=[conv2d]", "samples.indices=[0,3]")
+    run_pipeline(project, *overrides, stages=BEFORE_MAPS)
+    maps = {}
+    for scale in (255, 1, 5):
+        run_stage(feature_maps, stage_config, composed, project, *overrides, f"input.scale={scale}")
+        maps[scale] = np.load(project / "outputs" / "feature_maps" / "conv2d" / "trained.npy")
+    from stages.lib.keras_models import activation_model, load_model
+
+    images = np.load(project / "outputs" / "samples" / "images.npy")[..., None].astype(np.float32)
+    want = activation_model(load_model(tmp_path / "m.keras"), ["conv2d"])(images / 5, training=False)
+    np.testing.assert_allclose(maps[5], np.asarray(want), rtol=1e-5, atol=1e-5)  # the stage fed pixels / input.scale
+    assert maps[255].max() > 0.1
+    np.testing.assert_allclose(maps[1], 255 * maps[255], rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(maps[1], 5 * maps[5], rtol=1e-5, atol=1e-4)

@@ -676,6 +676,36 @@ def test_a_failing_block_leaves_the_old_dir_and_no_temp(tmp_path):
     assert snapshot(target) == {"a.npy": b"old"} and [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
+@pytest.mark.parametrize("dvc_repo", [True, False], ids=["scratch-dir", "beside-the-output"])
+def test_a_failing_final_rename_of_the_new_dir_puts_the_old_dir_back(tmp_path, monkeypatch, dvc_repo):
+    """The old dir is moved aside before the new one is renamed in; if that rename fails, the old one returns."""
+    if dvc_repo:
+        (tmp_path / ".dvc").mkdir()
+    target = tmp_path / "outputs" / "out"
+    (target / "sub").mkdir(parents=True)
+    (target / "a.npy").write_bytes(b"old a")
+    (target / "sub" / "b.csv").write_bytes(b"old b")
+    before = snapshot(target)
+    real_replace, failed = os.replace, []
+
+    def replace(src, dst):
+        if Path(dst) == target and Path(src).name.startswith("out.") and ".old." not in str(src):
+            failed.append(src)
+            _enospc()  # the new dir's rename onto the output
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(ConvlensError) as err, staged_dir(target) as tmp:
+        (tmp / "a.npy").write_bytes(b"new a")
+        (tmp / "c.npy").write_bytes(b"new c")
+    assert len(failed) == 1 and snapshot(target) == before  # the old dir is back, complete and unchanged
+    assert sorted(p.name for p in target.iterdir()) == ["a.npy", "sub"]
+    assert one_line(err) == f"cannot write {target}: No space left on device; check free space and permissions"
+    assert [p.name for p in (tmp_path / "outputs").iterdir()] == ["out"] and not hidden(tmp_path / "outputs")
+    if dvc_repo:
+        assert not list((tmp_path / SCRATCH).iterdir())
+
+
 def test_staging_happens_in_the_dvc_repos_scratch_dir_and_leaves_nothing(tmp_path):
     (tmp_path / ".dvc").mkdir()
     target = tmp_path / "outputs" / "out"
