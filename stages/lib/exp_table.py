@@ -25,7 +25,7 @@ DEFAULT_METRICS = (
 # Pinned by the choice of `model` (its config group) or derived from `model.path`: they only widen the table.
 DEFAULT_HIDDEN = ("model.file", "model.url", "model.sha256", "model.source")
 WIDTH = 120
-MAX_CELL = 22
+MIN_CELL = 12  # a param column is cut (…) down to this before any is left out
 GAP = "  "
 
 
@@ -116,8 +116,11 @@ def _text(value: object) -> str:
         return "-"
     if isinstance(value, float):
         return f"{value:.4g}"
-    text = str(value)
-    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
+    return str(value)
+
+
+def _fit(text: str, size: int) -> str:
+    return text if len(text) <= size else text[: size - 1] + "…"
 
 
 def _header(name: str) -> list[str]:
@@ -127,34 +130,36 @@ def _header(name: str) -> list[str]:
 
 def render(frame: pd.DataFrame, width: int = WIDTH, keep: Sequence[str] = ()) -> str:
     """``frame`` as fixed-width text no wider than ``width``: the index first, dotted column names over several
-    header lines, numbers to 4 significant digits. Param columns that do not fit are left out, from the last, and
-    a final line names them; the columns in ``keep`` (the metrics asked for) always show."""
-    columns = [(frame.index.name or "", [_text(v) for v in frame.index], False)]
-    columns += [(str(c), [_text(v) for v in frame[c]], pd.api.types.is_numeric_dtype(frame[c])) for c in frame]
-
-    def widths(cols):
-        return [max(len(line) for line in [*_header(name), *cells]) for name, cells, _ in cols]
-
+    header lines, numbers to 4 significant digits. Too wide, the widest param column is cut (``…``) down to
+    ``MIN_CELL``, then param columns are left out from the last, and a final line names them; the columns in
+    ``keep`` (the metrics asked for) always show in full."""
+    columns = [[frame.index.name or "", [_text(v) for v in frame.index], False]]
+    columns += [[str(c), [_text(v) for v in frame[c]], pd.api.types.is_numeric_dtype(frame[c])] for c in frame]
+    sizes = [max(len(line) for line in [*_header(name), *cells]) for name, cells, _ in columns]
     left_out = []
-    while sum(widths(columns)) + len(GAP) * (len(columns) - 1) > width:
-        droppable = [i for i, (name, _, _) in enumerate(columns[1:], 1) if name not in keep]
-        if not droppable:
+    while (excess := sum(sizes) + len(GAP) * (len(sizes) - 1) - width) > 0:
+        params = [i for i in range(1, len(columns)) if columns[i][0] not in keep]
+        if not params:
             break
-        left_out.insert(0, columns.pop(droppable[-1])[0])
-    sizes = widths(columns)
+        widest = max(params, key=lambda i: sizes[i])
+        if sizes[widest] > MIN_CELL:
+            sizes[widest] = max(MIN_CELL, sizes[widest] - excess)
+        else:
+            left_out.insert(0, columns.pop(params[-1])[0])
+            sizes.pop(params[-1])
     depth = max(len(_header(name)) for name, _, _ in columns)
     lines = []
     for level in range(depth):
         cells = []
         for (name, _, numeric), size in zip(columns, sizes, strict=True):
             parts = _header(name)
-            part = parts[level - (depth - len(parts))] if level >= depth - len(parts) else ""
+            part = _fit(parts[level - depth + len(parts)], size) if level >= depth - len(parts) else ""
             cells.append(part.rjust(size) if numeric else part.ljust(size))
         lines.append(GAP.join(cells).rstrip())
     for row in range(len(frame)):
         cells = [
-            cells_[row].rjust(size) if numeric else cells_[row].ljust(size)
-            for (_, cells_, numeric), size in zip(columns, sizes, strict=True)
+            _fit(texts[row], size).rjust(size) if numeric else _fit(texts[row], size).ljust(size)
+            for (_, texts, numeric), size in zip(columns, sizes, strict=True)
         ]
         lines.append(GAP.join(cells).rstrip())
     if left_out:
