@@ -108,7 +108,8 @@ def test_every_readme_block_runs_as_written_in_order(tmp_path, tiny_assets):
     rows = table.stdout.splitlines()
     assert max(len(row) for row in rows) <= 120, table.stdout
     names = [row.split()[0] for row in rows if row.strip()]
-    assert {"master", "one-layer", "four-images", "seed7", "seed8", "my-cnn"} <= set(names), table.stdout
+    branch = subprocess.run(["git", "branch", "--show-current"], cwd=root, capture_output=True, text=True).stdout
+    assert {branch.strip(), "one-layer", "four-images", "seed7", "seed8", "my-cnn"} <= set(names), table.stdout
     header = " ".join(rows[:3])
     for word in ("indices", "seed", "path", "map_mean"):
         assert word in header, table.stdout
