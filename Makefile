@@ -32,7 +32,7 @@ params: install     ## recompose params.yaml after editing conf/ by hand (dvc re
 plots: install      ## dvc_plots/index.html: every figure and table, this run vs HEAD
 	dvc plots diff
 
-bench: install      ## the benchmark against the chapter's notebook (issue 5): writes bench/results.md (~10 min)
+bench: install      ## the benchmark against the chapter's notebook (issue 5): writes bench/results.md (~5 min)
 	$(PY) -m bench
 
 clean:

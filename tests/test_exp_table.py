@@ -1,0 +1,141 @@
+"""The experiment table: `dvc exp show --json` records → DataFrame → text within 120 columns."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from stages.lib.errors import ConvlensError
+from stages.lib.exp_table import exp_table_text, flatten, metric_value, render, runs, table
+
+BOOK_MODEL = {
+    "name": "book",
+    "file": "best-cnn-model.keras",
+    "url": "https://github.com/rickiepark/hg-mldl/raw/d97a85ee43496f66c4f8e48a9406ebba16c7635b/best-cnn-model.keras",
+    "sha256": "09ef43cfb325c6b367d8ff494053d92adecd9d3e1189ebc16106233c1ff78c5d",
+    "path": None,
+    "source": "conf/model/book.yaml",
+}
+
+
+def rev_data(rev: str, model=None, layers=("conv2d", "conv2d_1"), seed=42, indices=(0,), std=0.0846) -> dict:
+    params = {
+        "model": model or BOOK_MODEL,
+        "input": {"scale": 255.0},
+        "samples": {"split": "train", "indices": list(indices)},
+        "feature_maps": {"layers": list(layers), "batch_size": 256},
+        "untrained": {"seed": seed},
+    }
+    maps = {
+        m: {layer: {"map_mean": 0.1 + i, "dead_channels": 0} for i, layer in enumerate(layers)}
+        for m in ("trained", "untrained")
+    }
+    metrics = {
+        "outputs/metrics/weights_trained.json": {"data": {"trained": {"conv2d": {"mean": -0.0144, "std": 0.2335}}}},
+        "outputs/metrics/weights_untrained.json": {"data": {"untrained": {"conv2d": {"mean": 0.0053, "std": std}}}},
+        "outputs/metrics/feature_maps.json": {"data": maps},
+    }
+    return {"rev": rev, "timestamp": "2026-11-26T11:39:52", "params": {"params.yaml": {"data": params}},
+            "metrics": metrics, "deps": {}, "outs": {}, "meta": {}}  # fmt: skip
+
+
+def experiment(name: str, rev: str, **kwargs) -> dict:
+    revs = [{"rev": rev, "name": name, "error": None, "experiments": None, "data": rev_data(rev, **kwargs)}]
+    return {"executor": None, "name": name, "revs": revs}
+
+
+def records() -> list[dict]:
+    """The shape `dvc exp show --json` (DVC 3.67) prints: the workspace, then the baseline with its experiments."""
+    own = {**BOOK_MODEL, "name": "local", "file": None, "url": None, "sha256": None,
+           "path": "models/my-cnn.keras", "source": "models/my-cnn.keras"}  # fmt: skip
+    queued = {"executor": "workspace", "name": "queued-one",
+              "revs": [{"rev": "f" * 40, "name": "queued-one", "error": None, "data": None}]}  # fmt: skip
+    return [
+        {"rev": "workspace", "name": None, "error": None, "data": rev_data("workspace", seed=7)},
+        {
+            "rev": "9b896e4caf4023f75501aab15b4937b293bc21cf",
+            "name": "main",
+            "error": None,
+            "data": rev_data("9b896e4caf4023f75501aab15b4937b293bc21cf"),
+            "experiments": [
+                experiment("seed7", "060f" + "0" * 36, seed=7, std=0.0821),
+                experiment("one-layer", "7dca" + "0" * 36, layers=("conv2d_1",)),
+                experiment("four-images", "1111" + "0" * 36, indices=(0, 1, 2, 3)),
+                experiment("my-cnn", "2222" + "0" * 36, model=own, layers=("conv2d", "conv2d_1", "conv2d_2")),
+                queued,
+            ],
+        },
+    ]
+
+
+def test_runs_are_the_baseline_then_its_finished_experiments():
+    assert [r["name"] for r in runs(records())] == ["main", "seed7", "one-layer", "four-images", "my-cnn"]
+
+
+def test_flatten_keeps_lists_as_leaves():
+    assert flatten({"a": {"b": [1, 2], "c": {"d": None}}, "e": {}}) == {"a.b": [1, 2], "a.c.d": None, "e": {}}
+
+
+def test_table_shows_only_the_params_that_differ_then_the_metrics():
+    frame = table(records(), metrics=["untrained.conv2d.std", "trained.conv2d_2.map_mean"])
+    assert list(frame.index) == ["main", "seed7", "one-layer", "four-images", "my-cnn"]
+    assert list(frame.columns) == [
+        "model.name",
+        "model.path",
+        "samples.indices",
+        "feature_maps.layers",
+        "untrained.seed",
+        "untrained.conv2d.std",
+        "trained.conv2d_2.map_mean",
+    ]
+    assert frame.loc["seed7", "untrained.conv2d.std"] == 0.0821
+    assert frame.loc["one-layer", "feature_maps.layers"] == "[conv2d_1]"
+    assert frame.loc["my-cnn", "trained.conv2d_2.map_mean"] == 2.1
+    assert frame["trained.conv2d_2.map_mean"].isna().sum() == 4  # only my-cnn has a conv2d_2
+
+
+def test_text_fits_120_columns_with_dotted_names_over_header_lines():
+    text = exp_table_text(records())
+    lines = text.splitlines()
+    assert max(map(len, lines)) <= 120
+    assert lines[0].split() == ["trained", "untrained", "trained", "untrained"]
+    assert lines[2].split()[:2] == ["experiment", "name"] and lines[2].split()[-1] == "map_mean"
+    seed7 = next(line for line in lines if line.startswith("seed7 "))
+    assert seed7.split()[-4:] == ["0.2335", "0.0821", "0.1", "0.1"]
+    assert "https://" not in text and "sha256" not in text  # pinned by the model's config group: hidden
+    assert lines[1].split()[-5] == "untrained" and lines[2].split()[-5] == "seed"  # every param that differs shows
+    assert "[conv2d,conv2d_…" in text and "[conv2d_1] " in text  # the widest param column is cut, not left out
+
+
+def test_params_that_do_not_fit_are_named_not_cut():
+    text = exp_table_text(records(), width=80)
+    lines = text.splitlines()
+    assert max(map(len, lines)) <= 80
+    assert "too wide to show:" in text and "untrained.seed" in text
+    assert "0.0821" in text  # the metrics always show
+
+
+def test_a_metric_no_run_has_is_one_error_naming_it():
+    with pytest.raises(ConvlensError, match=r"no run has the metric trained\.conv9\.std \(some that exist: trained"):
+        table(records(), metrics=["trained.conv9.std"])
+
+
+def test_a_metric_in_two_files_is_named_with_its_file():
+    metrics = {"a.json": {"x": {"m": 1.0}}, "b.json": {"x": {"m": 2.0}}}
+    with pytest.raises(ConvlensError, match="metric x.m is in several metrics files; name one as <file>:x.m"):
+        metric_value(metrics, "x.m")
+    assert metric_value(metrics, "b.json:x.m") == 2.0
+
+
+def test_no_finished_run_is_one_error():
+    empty = copy.deepcopy(records()[:1])
+    with pytest.raises(ConvlensError, match="no experiments with results yet"):
+        table(empty)
+
+
+def test_render_aligns_numbers_right_and_marks_missing_values():
+    frame = table(records(), metrics=["trained.conv2d_2.map_mean"])
+    text = render(frame[["trained.conv2d_2.map_mean"]], 120)
+    assert text.splitlines()[3].split() == ["main", "-"]
+    assert text.splitlines()[-1].endswith("2.1")
