@@ -85,3 +85,24 @@ def test_a_figure_too_large_to_draw_is_refused_before_it_is_allocated(tmp_path):
         mosaic_figure(image, tmp_path / "m.png", "viridis", "t", 1.5, grid_shape(len(tiles)), 600)
     assert str(err.value).startswith("a figure of ") and f"over the {MAX_PIXELS:,} pixel limit" in str(err.value)
     assert "lower render.dpi or render.map_columns" in str(err.value) and not list(tmp_path.iterdir())
+
+
+def test_filter_grid_draws_the_chosen_input_channel_on_the_fixed_scale_with_one_pixel_gutters():
+    kernel = np.zeros((3, 3, 2, 4), np.float32)
+    kernel[:, :, 1, :] = 0.5  # input channel 0 is 0, channel 1 is 0.5: "mean" draws 0.25
+    kernel[:, :, :, 3] = 2.0  # beyond vmax: clipped
+    image, grid = filter_grid(kernel, "mean", None, -0.5, 0.5)
+    assert grid == (2, 2) and image.shape == (7, 7)  # 2 × 3 pixels + one gutter each way
+    np.testing.assert_allclose(image[:3, :3], 0.75)  # (0.25 − vmin) / (vmax − vmin), not per-tile scaled
+    np.testing.assert_allclose(image[4:, 4:], 1.0)
+    first, _ = filter_grid(kernel, "first", None, -0.5, 0.5)
+    np.testing.assert_allclose(first[:3, :3], 0.5)
+
+
+def test_feature_map_grid_honours_columns_and_scales_the_gutter_with_the_map_height():
+    maps = np.random.default_rng(0).random((28, 14, 8))  # H 28, W 14: gutter 28 // 14 = 2
+    image, grid = feature_map_grid(maps, 4)
+    assert grid == (2, 4) and image.shape == (2 * 30 - 2, 4 * 16 - 2)
+    assert np.isnan(image[28:30]).all() and not np.isnan(image[30, :14]).any()
+    small, grid = feature_map_grid(maps[:14], 4)  # 14 high: the one-pixel minimum
+    assert grid == (2, 4) and small.shape == (2 * 15 - 1, 4 * 15 - 1)
