@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 
 from stages.lib.errors import ConvlensError
-from stages.lib.grids import feature_map_grid, filter_grid, filter_tiles, grid_shape, mosaic, normalize_tiles
+from stages.lib.grids import (
+    check_filter_range,
+    feature_map_grid,
+    filter_grid,
+    filter_tiles,
+    grid_shape,
+    mosaic,
+    normalize_tiles,
+)
 
 
 @pytest.mark.parametrize(
@@ -34,7 +42,8 @@ def test_filter_tiles_modes():
     every, cols = filter_tiles(kernel, "all")
     assert every.shape == (8, 3, 3) and cols == 4
     np.testing.assert_array_equal(every[1 * 4 + 3], kernel[:, :, 1, 3])
-    with pytest.raises(ConvlensError, match="input_channels"):
+    np.testing.assert_array_equal(filter_tiles(kernel)[0], first)  # the book's kernel[:, :, 0, i] by default
+    with pytest.raises(ConvlensError, match="render.input_channels='sum' is not one of first, mean, all"):
         filter_tiles(kernel, "sum")
     with pytest.raises(ConvlensError, match="cannot be drawn"):
         filter_tiles(np.zeros((10, 4)), "first")
@@ -45,6 +54,13 @@ def test_normalize_fixed_range_clips_like_imshow_vmin_vmax():
     np.testing.assert_allclose(normalize_tiles(tiles, -0.5, 0.5), [[[0.0, 0.0], [0.5, 1.0]]])
     with pytest.raises(ConvlensError, match=r"render.filter_vmin \(0.5\) must be below render.filter_vmax \(-0.5\)"):
         normalize_tiles(tiles, 0.5, -0.5)
+    with pytest.raises(ConvlensError, match="must be below"):
+        normalize_tiles(tiles, 0.5, 0.5)  # an empty interval would divide by zero
+    for vmin, vmax, key in ((None, 0.5, "vmin"), (-0.5, "1", "vmax"), (True, 0.5, "vmin")):
+        with pytest.raises(
+            ConvlensError, match=f"render.filter_{key} must be a number, got {vmin if key == 'vmin' else vmax!r}"
+        ):
+            check_filter_range(vmin, vmax)
 
 
 def test_normalize_each_tile_on_its_own_and_dead_tiles_quietly():
@@ -55,6 +71,8 @@ def test_normalize_each_tile_on_its_own_and_dead_tiles_quietly():
     np.testing.assert_allclose(out[0], [[0.0, 1.0], [0.5, 1.0]])
     np.testing.assert_array_equal(out[1], 0.0)
     np.testing.assert_allclose(out[2], out[0])
+    bad = np.array([[[-np.inf, 0.5], [1.0, np.inf]], [[np.nan, 0.5], [1.0, 0.0]]])  # non-finite values draw as 0
+    np.testing.assert_allclose(normalize_tiles(bad), [[[0.0, 0.5], [1.0, 0.0]], [[0.0, 0.5], [1.0, 0.0]]])
 
 
 def test_mosaic_places_tiles_row_major_with_nan_gutters():
