@@ -24,12 +24,18 @@ from stages.lib.grids import (
         (64, 16, (4, 16)),
         (10, None, (3, 4)),
         (1, None, (1, 1)),
+        (2, None, (1, 2)),
         (128, None, (8, 16)),
         (3, 16, (1, 3)),
     ],
 )
 def test_grid_shape_matches_the_book_and_generalises(n, columns, shape):
     assert grid_shape(n, columns) == shape
+
+
+def test_no_tiles_is_refused():
+    with pytest.raises(ConvlensError, match="cannot lay out 0 tiles in a grid"):
+        grid_shape(0)
 
 
 def test_filter_tiles_modes():
