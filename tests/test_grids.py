@@ -60,6 +60,7 @@ def test_normalize_fixed_range_clips_like_imshow_vmin_vmax():
     np.testing.assert_allclose(normalize_tiles(tiles, -0.5, 0.5), [[[0.0, 0.0], [0.5, 1.0]]])
     with pytest.raises(ConvlensError, match=r"render.filter_vmin \(0.5\) must be below render.filter_vmax \(-0.5\)"):
         normalize_tiles(tiles, 0.5, -0.5)
+    np.testing.assert_allclose(normalize_tiles(tiles, -1.0, 1.0), [[[0.0, 0.25], [0.5, 0.75]]])  # a span other than 1
     with pytest.raises(ConvlensError, match="must be below"):
         normalize_tiles(tiles, 0.5, 0.5)  # an empty interval would divide by zero
     for vmin, vmax, key in ((None, 0.5, "vmin"), (-0.5, "1", "vmax"), (True, 0.5, "vmin")):
@@ -83,7 +84,7 @@ def test_normalize_each_tile_on_its_own_and_dead_tiles_quietly():
 
 def test_mosaic_places_tiles_row_major_with_nan_gutters():
     tiles = np.stack([np.full((2, 2), i, float) for i in range(3)])
-    image = mosaic(tiles, (2, 2), gutter=1)
+    image = mosaic(tiles, (2, 2))  # one-pixel gutters unless told otherwise
     assert image.shape == (5, 5)
     assert image[0, 0] == 0 and image[0, 3] == 1 and image[3, 0] == 2
     assert np.isnan(image[2]).all() and np.isnan(image[:, 2]).all()
@@ -125,8 +126,8 @@ def test_filter_grid_draws_the_chosen_input_channel_on_the_fixed_scale_with_one_
 
 def test_feature_map_grid_honours_columns_and_scales_the_gutter_with_the_map_height():
     maps = np.random.default_rng(0).random((28, 14, 8))  # H 28, W 14: gutter 28 // 14 = 2
-    image, grid = feature_map_grid(maps, 4)
-    assert grid == (2, 4) and image.shape == (2 * 30 - 2, 4 * 16 - 2)
+    image, grid = feature_map_grid(maps, 2)  # without columns, 8 maps would be 2 × 4
+    assert grid == (4, 2) and image.shape == (4 * 30 - 2, 2 * 16 - 2)
     assert np.isnan(image[28:30]).all() and not np.isnan(image[30, :14]).any()
-    small, grid = feature_map_grid(maps[:14], 4)  # 14 high: the one-pixel minimum
-    assert grid == (2, 4) and small.shape == (2 * 15 - 1, 4 * 15 - 1)
+    small, grid = feature_map_grid(maps[:14], 2)  # 14 high: the one-pixel minimum
+    assert grid == (4, 2) and small.shape == (4 * 15 - 1, 2 * 15 - 1)
