@@ -42,7 +42,7 @@ MODULES ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 mutate: install     ## mutation testing of stages/lib with mutmut (hours for the whole library; not in CI): docs/testing.md
 	$(VENV)/bin/mutmut run --max-children $(JOBS) $(foreach m,$(MODULES),'stages.lib.$(m).*')
-	$(VENV)/bin/mutmut results
+	$(VENV)/bin/mutmut results | grep -v ': not checked$$' || true  # survivors, timeouts (the rest: not run yet)
 	$(VENV)/bin/mutmut export-cicd-stats && cat mutants/mutmut-cicd-stats.json && echo
 
 clean:
