@@ -41,3 +41,15 @@ def test_relative_change_is_measured_against_the_baselines_magnitude():
     assert math.isclose(table.loc["mean", "relative_change"], 0.5)  # up, as the value went up
     assert math.isclose(table.loc["min", "relative_change"], -0.5)  # down by half the baseline's size
     assert math.isclose(table.loc["std", "relative_change"], -0.5)
+
+
+def test_a_number_where_a_layer_is_expected_is_skipped():
+    files = {"dataset.json": {"trained": {"conv2d": {"mean": 1.0}, "images": 60000}}}
+    assert statistic_rows(files) == {("trained", "conv2d", "mean"): 1.0}
+
+
+def test_an_unchanged_zero_has_no_relative_change_and_the_tolerance_is_exclusive():
+    table = compare_statistics({("m", "conv2d", "dead_channels"): 0.0}, {("m", "conv2d", "dead_channels"): 0.0})
+    assert table["relative_change"].tolist() == [0.0]  # unchanged, not NaN from 0 / 0
+    table = compare_statistics({("m", "conv2d", "mean"): 1.0}, {("m", "conv2d", "mean"): 1.5})
+    assert changed(table, tolerance=0.5).empty and len(changed(table, tolerance=0.25)) == 1

@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 
 from stages.lib.errors import ConvlensError
-from stages.lib.grids import feature_map_grid, filter_grid, filter_tiles, grid_shape, mosaic, normalize_tiles
+from stages.lib.grids import (
+    check_filter_range,
+    feature_map_grid,
+    filter_grid,
+    filter_tiles,
+    grid_shape,
+    mosaic,
+    normalize_tiles,
+)
 
 
 @pytest.mark.parametrize(
@@ -16,12 +24,18 @@ from stages.lib.grids import feature_map_grid, filter_grid, filter_tiles, grid_s
         (64, 16, (4, 16)),
         (10, None, (3, 4)),
         (1, None, (1, 1)),
+        (2, None, (1, 2)),
         (128, None, (8, 16)),
         (3, 16, (1, 3)),
     ],
 )
 def test_grid_shape_matches_the_book_and_generalises(n, columns, shape):
     assert grid_shape(n, columns) == shape
+
+
+def test_no_tiles_is_refused():
+    with pytest.raises(ConvlensError, match="cannot lay out 0 tiles in a grid"):
+        grid_shape(0)
 
 
 def test_filter_tiles_modes():
@@ -34,7 +48,8 @@ def test_filter_tiles_modes():
     every, cols = filter_tiles(kernel, "all")
     assert every.shape == (8, 3, 3) and cols == 4
     np.testing.assert_array_equal(every[1 * 4 + 3], kernel[:, :, 1, 3])
-    with pytest.raises(ConvlensError, match="input_channels"):
+    np.testing.assert_array_equal(filter_tiles(kernel)[0], first)  # the book's kernel[:, :, 0, i] by default
+    with pytest.raises(ConvlensError, match="render.input_channels='sum' is not one of first, mean, all"):
         filter_tiles(kernel, "sum")
     with pytest.raises(ConvlensError, match="cannot be drawn"):
         filter_tiles(np.zeros((10, 4)), "first")
@@ -45,6 +60,14 @@ def test_normalize_fixed_range_clips_like_imshow_vmin_vmax():
     np.testing.assert_allclose(normalize_tiles(tiles, -0.5, 0.5), [[[0.0, 0.0], [0.5, 1.0]]])
     with pytest.raises(ConvlensError, match=r"render.filter_vmin \(0.5\) must be below render.filter_vmax \(-0.5\)"):
         normalize_tiles(tiles, 0.5, -0.5)
+    np.testing.assert_allclose(normalize_tiles(tiles, -1.0, 1.0), [[[0.0, 0.25], [0.5, 0.75]]])  # a span other than 1
+    with pytest.raises(ConvlensError, match="must be below"):
+        normalize_tiles(tiles, 0.5, 0.5)  # an empty interval would divide by zero
+    for vmin, vmax, key in ((None, 0.5, "vmin"), (-0.5, "1", "vmax"), (True, 0.5, "vmin")):
+        with pytest.raises(
+            ConvlensError, match=f"render.filter_{key} must be a number, got {vmin if key == 'vmin' else vmax!r}"
+        ):
+            check_filter_range(vmin, vmax)
 
 
 def test_normalize_each_tile_on_its_own_and_dead_tiles_quietly():
@@ -55,11 +78,13 @@ def test_normalize_each_tile_on_its_own_and_dead_tiles_quietly():
     np.testing.assert_allclose(out[0], [[0.0, 1.0], [0.5, 1.0]])
     np.testing.assert_array_equal(out[1], 0.0)
     np.testing.assert_allclose(out[2], out[0])
+    bad = np.array([[[-np.inf, 0.5], [1.0, np.inf]], [[np.nan, 0.5], [1.0, 0.0]]])  # non-finite values draw as 0
+    np.testing.assert_allclose(normalize_tiles(bad), [[[0.0, 0.5], [1.0, 0.0]], [[0.0, 0.5], [1.0, 0.0]]])
 
 
 def test_mosaic_places_tiles_row_major_with_nan_gutters():
     tiles = np.stack([np.full((2, 2), i, float) for i in range(3)])
-    image = mosaic(tiles, (2, 2), gutter=1)
+    image = mosaic(tiles, (2, 2))  # one-pixel gutters unless told otherwise
     assert image.shape == (5, 5)
     assert image[0, 0] == 0 and image[0, 3] == 1 and image[3, 0] == 2
     assert np.isnan(image[2]).all() and np.isnan(image[:, 2]).all()
@@ -85,3 +110,24 @@ def test_a_figure_too_large_to_draw_is_refused_before_it_is_allocated(tmp_path):
         mosaic_figure(image, tmp_path / "m.png", "viridis", "t", 1.5, grid_shape(len(tiles)), 600)
     assert str(err.value).startswith("a figure of ") and f"over the {MAX_PIXELS:,} pixel limit" in str(err.value)
     assert "lower render.dpi or render.map_columns" in str(err.value) and not list(tmp_path.iterdir())
+
+
+def test_filter_grid_draws_the_chosen_input_channel_on_the_fixed_scale_with_one_pixel_gutters():
+    kernel = np.zeros((3, 3, 2, 4), np.float32)
+    kernel[:, :, 1, :] = 0.5  # input channel 0 is 0, channel 1 is 0.5: "mean" draws 0.25
+    kernel[:, :, :, 3] = 2.0  # beyond vmax: clipped
+    image, grid = filter_grid(kernel, "mean", None, -0.5, 0.5)
+    assert grid == (2, 2) and image.shape == (7, 7)  # 2 × 3 pixels + one gutter each way
+    np.testing.assert_allclose(image[:3, :3], 0.75)  # (0.25 − vmin) / (vmax − vmin), not per-tile scaled
+    np.testing.assert_allclose(image[4:, 4:], 1.0)
+    first, _ = filter_grid(kernel, "first", None, -0.5, 0.5)
+    np.testing.assert_allclose(first[:3, :3], 0.5)
+
+
+def test_feature_map_grid_honours_columns_and_scales_the_gutter_with_the_map_height():
+    maps = np.random.default_rng(0).random((28, 14, 8))  # H 28, W 14: gutter 28 // 14 = 2
+    image, grid = feature_map_grid(maps, 2)  # without columns, 8 maps would be 2 × 4
+    assert grid == (4, 2) and image.shape == (4 * 30 - 2, 2 * 16 - 2)
+    assert np.isnan(image[28:30]).all() and not np.isnan(image[30, :14]).any()
+    small, grid = feature_map_grid(maps[:14], 2)  # 14 high: the one-pixel minimum
+    assert grid == (4, 2) and small.shape == (4 * 15 - 1, 2 * 15 - 1)

@@ -45,6 +45,7 @@ def test_channel_stats_and_dead_channels_without_warnings():
     np.testing.assert_allclose(channels["max"], [1.0, 5.0, 0.0])
     np.testing.assert_allclose(channels["fraction_active"], [1.0, 1 / 32, 0.0])
     assert summary["dead_channels"] == 1 and summary["channels"] == 3 and summary["map_max"] == 5.0
+    assert channels["mean"].dtype == channels["max"].dtype == np.float64  # float32 maps, float64 statistics
 
 
 def test_table_rows_number_the_rows():
