@@ -12,17 +12,21 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 from omegaconf import DictConfig
 
 from stages.lib import layout
 from stages.lib.archive import (
     RESAVE_KERAS2,
+    LayerInfo,
+    check_input_shape,
     check_model_config,
     is_hdf5,
     keras2_problem,
     read_config,
     read_h5_config,
     read_weights,
+    resolve_layers,
 )
 from stages.lib.config import run_stage
 from stages.lib.errors import ConvlensError
@@ -46,6 +50,27 @@ def convert_legacy(source: Path, dest: Path) -> None:
         convert_h5(copy, source, dest)
 
 
+def check_fits(cfg: DictConfig, root: Path, source: Path, config: dict, layers: list[LayerInfo]) -> None:
+    """Fail here, in seconds, naming the user's file, not stages later: the configured layer lists must name
+    layers of this model, and the data's samples must fit its input. Checked before the model is written."""
+    for key, specs in (
+        ("weights.layers", cfg.weights.layers),
+        ("feature_maps.layers", cfg.feature_maps.layers),
+        ("dataset.layers", cfg.dataset.layers),
+    ):
+        try:
+            resolve_layers(None if specs is None else list(specs), layers, "Conv2D", key)
+        except ConvlensError as e:
+            raise ConvlensError(f"{source}: {key}: {e}") from e
+    data = layout.data_dir(root)
+    for images in sorted(data.glob("*_images.npy")):  # a dependency under DVC; absent when run on its own first
+        try:
+            shape = np.load(images, mmap_mode="r").shape
+        except (OSError, ValueError) as e:
+            raise ConvlensError(f"cannot read {images} ({e}); rerun fetch_data") from e
+        check_input_shape(config, shape[1:], str(source))
+
+
 def run(cfg: DictConfig, root: Path) -> None:
     model = cfg.model
     if model.path:
@@ -58,6 +83,7 @@ def run(cfg: DictConfig, root: Path) -> None:
             # the converted archive passes the same checks as a .keras (its weights, stored shapes)
             layers = check_model_config(read_config(tmp), str(source))
             read_weights(tmp, [layer.name for layer in layers if layer.kind == "Conv2D"])
+            check_fits(cfg, root, source, read_config(tmp), layers)
     else:
         config = read_config(source)
         problem = keras2_problem(config)  # before the checks below, which would misname the cause
@@ -68,6 +94,7 @@ def run(cfg: DictConfig, root: Path) -> None:
         layers = check_model_config(config, str(source))
         # the weights file reads, points nowhere outside itself, and every stored shape fits the config
         read_weights(source, [layer.name for layer in layers if layer.kind == "Conv2D"])
+        check_fits(cfg, root, source, config, layers)
         with atomic_path(layout.model_path(root, "trained")) as tmp:
             shutil.copyfile(source, tmp)
     log.info("model %s: %s", model.name, ", ".join(f"{layer.name} ({layer.kind})" for layer in layers))

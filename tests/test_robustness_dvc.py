@@ -50,6 +50,7 @@ def failed_stage_entry(root, lock: bytes, stage: str = "extract_weights") -> boo
 def committed_run(root, env) -> tuple[dict, bytes]:
     assert ran(sh(root, *DVC, "repro", "extract_weights", env=env)) == [
         "check_config",
+        "fetch_data",  # fetch_model checks the model's input against the data
         "fetch_model",
         "extract_weights",
     ]
