@@ -61,7 +61,8 @@ def check_fits(cfg: DictConfig, root: Path, source: Path, config: dict, layers: 
         try:
             resolve_layers(None if specs is None else list(specs), layers, "Conv2D", key)
         except ConvlensError as e:
-            raise ConvlensError(f"{source}: {key}: {e}") from e
+            said = str(e) if str(e).startswith(key) else f"{key}: {e}"
+            raise ConvlensError(f"{source}: {said}") from e
     data = layout.data_dir(root)
     for images in sorted(data.glob("*_images.npy")):  # a dependency under DVC; absent when run on its own first
         try:
