@@ -1,6 +1,8 @@
 """Stage 2: Fashion-MNIST's four IDX files, checksum-verified, parsed into ``.npy`` arrays.
 
-No TensorFlow. Local copies (``$CONVLENS_MIRROR``, ``../shared/mirror``, Keras's cache) come first.
+No TensorFlow. Local copies (``$CONVLENS_MIRROR``, ``../shared/mirror``, Keras's cache) come first. Every file
+is tried before failing, and the failure names every missing one, the book's model too when it is missing
+(``fetch_model`` runs after this stage): offline with nothing local, one run says everything to copy.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from omegaconf import DictConfig
 
 from stages.lib import layout
 from stages.lib.config import run_stage
-from stages.lib.fetch import RemoteFile, fetch, search_dirs
+from stages.lib.errors import ConvlensError
+from stages.lib.fetch import RemoteFile, offline_message, search_dirs, try_all
 from stages.lib.idx import check_images_labels, read_idx
 from stages.lib.io import staged_dir
 
@@ -23,10 +26,18 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig, root: Path) -> None:
     data = cfg.data
     dirs = search_dirs(root, extra=[Path.home() / ".keras" / "datasets"])
-    arrays = {}
-    for key, file in data.files.items():
-        remote = RemoteFile(file.name, file.sha256, tuple(url + file.name for url in data.urls), data.subdir)
-        arrays[key] = read_idx(fetch(remote, dirs))
+    remotes = {
+        key: RemoteFile(file.name, file.sha256, tuple(url + file.name for url in data.urls), data.subdir)
+        for key, file in data.files.items()
+    }
+    paths, missing = try_all([(remote, dirs) for remote in remotes.values()])
+    model = cfg.model
+    if missing and model.file and not model.path:  # the book's model: is it missing too? (else it is cached now)
+        book = RemoteFile(model.file, model.sha256, (model.url,))
+        missing = try_all([(book, search_dirs(root))])[1] + missing
+    if missing:
+        raise ConvlensError(offline_message(missing))
+    arrays = {key: read_idx(path) for key, path in zip(remotes, paths, strict=True)}
     splits = sorted({key.rsplit("_", 1)[0] for key in arrays})
     for split in splits:
         check_images_labels(arrays[f"{split}_images"], arrays[f"{split}_labels"], split)

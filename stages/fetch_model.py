@@ -1,24 +1,75 @@
-"""Stage 1: the trained model, from the pinned URL (checksum-verified) or your own ``.keras`` file.
+"""Stage 1: the trained model, from the pinned URL (checksum-verified) or your own ``.keras`` or ``.h5`` file.
 
-No TensorFlow: the archive is checked by reading its config and weights file (`stages/lib/archive.py`).
+No TensorFlow for a ``.keras``: the archive is checked by reading its config and weights file
+(`stages/lib/archive.py`). A legacy ``.h5`` (Keras 2, the book's earlier editions) is checked the same way
+with h5py, then converted to ``.keras`` once here: the only place this stage imports Keras.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+import tempfile
 from pathlib import Path
 
+import numpy as np
 from omegaconf import DictConfig
 
 from stages.lib import layout
-from stages.lib.archive import check_model_config, read_config, read_weights
+from stages.lib.archive import (
+    RESAVE_KERAS2,
+    LayerInfo,
+    check_input_shape,
+    check_model_config,
+    is_hdf5,
+    keras2_problem,
+    read_config,
+    read_h5_config,
+    read_weights,
+    resolve_layers,
+)
 from stages.lib.config import run_stage
+from stages.lib.errors import ConvlensError
 from stages.lib.fetch import RemoteFile, fetch, search_dirs
 from stages.lib.io import atomic_path
 from stages.lib.schema import model_file
 
 log = logging.getLogger(__name__)
+
+
+def convert_legacy(source: Path, dest: Path) -> None:
+    """A legacy ``.h5`` model as a reproducible ``.keras`` at ``dest``: a private copy is checked with h5py
+    (storage, config allow-list, Lambda) before Keras opens it, then loaded with safe mode and saved."""
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch) / "model.h5"
+        shutil.copyfile(source, copy)
+        check_model_config(read_h5_config(copy, source), str(source))
+        log.info("%s: a legacy HDF5 model, converting it to .keras (loads Keras)", source)
+        from stages.lib.keras_models import convert_h5  # TensorFlow starts here, for .h5 files only
+
+        convert_h5(copy, source, dest)
+
+
+def check_fits(cfg: DictConfig, root: Path, source: Path, config: dict, layers: list[LayerInfo]) -> None:
+    """Fail here, in seconds, naming the user's file, not stages later: the configured layer lists must name
+    layers of this model, and the data's samples must fit its input. Checked before the model is written."""
+    for key, specs in (
+        ("weights.layers", cfg.weights.layers),
+        ("feature_maps.layers", cfg.feature_maps.layers),
+        ("dataset.layers", cfg.dataset.layers),
+    ):
+        try:
+            resolve_layers(None if specs is None else list(specs), layers, "Conv2D", key)
+        except ConvlensError as e:
+            said = str(e) if str(e).startswith(key) else f"{key}: {e}"
+            raise ConvlensError(f"{source}: {said}") from e
+    data = layout.data_dir(root)
+    for images in sorted(data.glob("*_images.npy")):  # a dependency under DVC; absent when run on its own first
+        try:
+            shape = np.load(images, mmap_mode="r").shape
+        except (OSError, ValueError) as e:
+            raise ConvlensError(f"cannot read {images} ({e}); rerun fetch_data") from e
+        check_input_shape(config, shape[1:], str(source))
 
 
 def run(cfg: DictConfig, root: Path) -> None:
@@ -27,11 +78,26 @@ def run(cfg: DictConfig, root: Path) -> None:
         source = model_file(root, model.path)
     else:
         source = fetch(RemoteFile(model.file, model.sha256, (model.url,)), search_dirs(root))
-    layers = check_model_config(read_config(source), str(source))
-    # the weights file reads, points nowhere outside itself, and every stored shape fits the config
-    read_weights(source, [layer.name for layer in layers if layer.kind == "Conv2D"])
-    with atomic_path(layout.model_path(root, "trained")) as tmp:
-        shutil.copyfile(source, tmp)
+    if is_hdf5(source):
+        with atomic_path(layout.model_path(root, "trained")) as tmp:
+            convert_legacy(source, tmp)
+            # the converted archive passes the same checks as a .keras (its weights, stored shapes)
+            layers = check_model_config(read_config(tmp), str(source))
+            read_weights(tmp, [layer.name for layer in layers if layer.kind == "Conv2D"])
+            check_fits(cfg, root, source, read_config(tmp), layers)
+    else:
+        config = read_config(source)
+        problem = keras2_problem(config)  # before the checks below, which would misname the cause
+        if problem:
+            raise ConvlensError(
+                f"{source} was saved by Keras 2 and Keras 3 cannot load it ({problem}); {RESAVE_KERAS2}"
+            )
+        layers = check_model_config(config, str(source))
+        # the weights file reads, points nowhere outside itself, and every stored shape fits the config
+        read_weights(source, [layer.name for layer in layers if layer.kind == "Conv2D"])
+        check_fits(cfg, root, source, config, layers)
+        with atomic_path(layout.model_path(root, "trained")) as tmp:
+            shutil.copyfile(source, tmp)
     log.info("model %s: %s", model.name, ", ".join(f"{layer.name} ({layer.kind})" for layer in layers))
 
 

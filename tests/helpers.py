@@ -27,8 +27,8 @@ from stages.lib.fetch import sha256sum
 from stages.lib.idx import IDX_DTYPES
 
 PIPELINE = [
-    fetch_model,
     fetch_data,
+    fetch_model,
     samples,
     extract_weights,
     build_untrained,

@@ -1,3 +1,4 @@
+import ast
 from pathlib import Path
 
 import pytest
@@ -74,11 +75,34 @@ def test_every_module_a_stage_imports_is_one_of_its_dependencies(stage):
     assert not uncovered, f"{stage} imports {sorted(uncovered)} but dvc.yaml does not list them as deps"
 
 
-@pytest.mark.parametrize("stage", sorted(set(STAGES) - {"build_untrained"}))
+@pytest.mark.parametrize("stage", sorted(set(STAGES) - {"build_untrained", "fetch_model"}))
 def test_only_the_untrained_stage_imports_tensorflow(stage):
     imported = imported_files(PROJECT / f"stages/{stage}.py")
     assert "stages/lib/keras_models.py" not in imported
     source = " ".join((PROJECT / f).read_text(encoding="utf-8") for f in [f"stages/{stage}.py", *imported])
+    assert "import tensorflow" not in source and "import keras" not in source
+
+
+def test_fetch_model_imports_keras_only_to_convert_a_legacy_h5(tmp_path):
+    """At module level fetch_model imports nothing that starts TensorFlow; only ``convert_legacy`` (an ``.h5``) does."""
+    script = PROJECT / "stages/fetch_model.py"
+    tree = ast.parse(script.read_text(encoding="utf-8"))
+    top = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
+    modules = [n.module if isinstance(n, ast.ImportFrom) else a.name for n in top for a in n.names]
+    assert not [m for m in modules if m and ("keras" in m or "tensorflow" in m)]
+    lazy = [
+        (f.name, ast.unparse(n))
+        for f in tree.body
+        if isinstance(f, ast.FunctionDef)
+        for n in ast.walk(f)
+        if isinstance(n, ast.ImportFrom) and "keras" in (n.module or "")
+    ]
+    assert lazy == [("convert_legacy", "from stages.lib.keras_models import convert_h5")]
+    shaken = tmp_path / "fetch_model.py"
+    shaken.write_text("\n".join(ast.unparse(n) for n in top), encoding="utf-8")
+    imported = imported_files(shaken)
+    assert "stages/lib/keras_models.py" not in imported
+    source = " ".join((PROJECT / f).read_text(encoding="utf-8") for f in imported)
     assert "import tensorflow" not in source and "import keras" not in source
 
 

@@ -141,12 +141,12 @@ def test_bad_config_fails_clearly_and_leaves_good_outputs_untouched(
     assert not [p for p in (project / "outputs").rglob(".*") if p.name != ".gitignore"]
 
 
-def test_a_layer_listed_twice_by_name_and_index_is_refused(project, run_pipeline):
-    """`[conv2d, 0]` names the same layer twice; the schema cannot know it, map_metrics can (before: merged)."""
+def test_a_layer_listed_twice_by_name_and_index_is_refused(project, run_pipeline, tiny_assets):
+    """`[conv2d, 0]` names the same layer twice; the schema cannot know it, fetch_model can (before: merged)."""
     with pytest.raises(ConvlensError) as err:
         run_pipeline(project, "feature_maps.layers=[conv2d,0]")
     assert str(err.value) == (
-        "feature_maps.layers names layer 'conv2d' twice (as '0' and as another entry); list it once"
+        f"{tiny_assets['model']}: feature_maps.layers names layer 'conv2d' twice (as 0 and another entry); list it once"
     )
     assert not (project / "outputs" / "metrics" / "feature_maps.json").exists()
 

@@ -204,23 +204,24 @@ def config_problem(config: object) -> str | None:
     return None
 
 
-def _not_a_config(source: object, problem: str) -> ConvlensError:
-    return ConvlensError(f"{source}: config.json is not a Keras model config ({problem}); {SAVE_AGAIN}")
+def _not_a_config(source: object, problem: str, member: str = "config.json") -> ConvlensError:
+    return ConvlensError(f"{source}: {member} is not a Keras model config ({problem}); {SAVE_AGAIN}")
 
 
-def parse_config(raw: bytes, source: object) -> dict:
-    """``config.json``'s bytes as a checked model config (see :func:`config_problem`)."""
+def parse_config(raw: bytes, source: object, member: str = "config.json") -> dict:
+    """``config.json``'s bytes (or a legacy ``.h5``'s ``model_config``) as a checked model config
+    (see :func:`config_problem`)."""
     try:
         config = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as e:
-        raise _not_a_config(source, f"not UTF-8: {e.reason} at byte {e.start}") from e
+        raise _not_a_config(source, f"not UTF-8: {e.reason} at byte {e.start}", member) from e
     except RecursionError as e:
-        raise _not_a_config(source, "nested too deeply to parse") from e
+        raise _not_a_config(source, "nested too deeply to parse", member) from e
     except ValueError as e:  # json.JSONDecodeError, and integers longer than Python converts
-        raise _not_a_config(source, f"not JSON: {e}") from e
+        raise _not_a_config(source, f"not JSON: {e}", member) from e
     problem = config_problem(config)
     if problem:
-        raise _not_a_config(source, problem)
+        raise _not_a_config(source, problem, member)
     return config
 
 
@@ -238,6 +239,72 @@ def read_config(path: Path) -> dict:
     except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError, zlib.error) as e:
         raise ConvlensError(f"{path} is not a Keras .keras archive ({e}); {SAVE_AGAIN}") from e
     return parse_config(raw, path)
+
+
+# --- Legacy HDF5 models (Keras 2's ``model.save('name.h5')``, the book's earlier editions) ----------------
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+H5_CONFIG_CAP = MEMBER_CAPS["config.json"]
+RESAVE_KERAS2 = (
+    "in Keras 2 (TensorFlow ≤ 2.15), load it and save it as .h5 (model.save('name.h5')), which convlens converts"
+)
+
+
+def is_hdf5(path: Path) -> bool:
+    """``path`` starts with the HDF5 signature (a legacy ``.h5`` model; Keras writes the superblock at byte 0)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE
+    except OSError as e:
+        raise ConvlensError(f"cannot read {path} ({e.strerror or e}); check the file and its permissions") from e
+
+
+def read_h5_config(path: Path, source: object = None) -> dict:
+    """A legacy ``.h5`` model's ``model_config`` attribute, checked as :func:`read_config` checks ``config.json``.
+
+    Read with h5py only, before any Keras code opens the file: nothing in it may point outside it
+    (:func:`storage_problem`: external or soft links, external storage, virtual datasets), and the config
+    must be a sane size and a model config. Messages name ``source`` (default: ``path``). Keras 2 configs carry
+    no ``module`` keys; the allow-list
+    (:func:`is_builtin_class`) resolves such names in Keras's public modules, as Keras's loader does.
+    """
+    import h5py
+
+    source = path if source is None else source
+    try:
+        with h5py.File(path, "r") as h5:
+            problem = storage_problem(h5)
+            if problem:
+                raise ConvlensError(f"{source} {problem}; refused (it could read other files): {SAVE_AGAIN}")
+            if "model_config" not in h5.attrs:
+                raise ConvlensError(
+                    f"{source} is an HDF5 file with no model_config (weights only, from save_weights?); "
+                    "save the whole model with model.save('name.keras')"
+                )
+            size = h5.attrs.get_id("model_config").get_storage_size()
+            if size > H5_CONFIG_CAP:
+                raise _too_big(source, "model_config", _size(size), H5_CONFIG_CAP)
+            raw = h5.attrs["model_config"]
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
+        raise ConvlensError(f"{source} is not a readable Keras .h5 model ({e}); {SAVE_AGAIN}") from e
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogateescape")
+    if not isinstance(raw, bytes):
+        raise _not_a_config(source, f"it holds {type(raw).__name__}, not text", "model_config")
+    return parse_config(raw, source, "model_config")
+
+
+def keras2_problem(config: dict) -> str | None:
+    """What in a ``.keras`` archive's config Keras 3 cannot load because Keras 2 wrote it (None: nothing).
+
+    Keras 2.13–2.15 saved ``.keras`` archives whose layers carry ``batch_input_shape``; Keras 3 passes it to the
+    layer and stops with ``Unrecognized keyword arguments passed to Flatten: batch_input_shape``. (Keras 3's
+    legacy ``.h5`` loader translates it, so the same model saved as ``.h5`` loads.)
+    """
+    layers = (config.get("config") or {}).get("layers")
+    for entry in layers if isinstance(layers, list) else []:
+        if entry.get("class_name") != "InputLayer" and "batch_input_shape" in entry.get("config", {}):
+            return f"Unrecognized keyword arguments passed to {entry['class_name']}: batch_input_shape"
+    return None
 
 
 def _walk_layers(config: dict) -> list[dict]:

@@ -90,6 +90,14 @@ def _transient(error: Exception) -> bool:
     return isinstance(error, requests.exceptions.ChunkedEncodingError)
 
 
+class DownloadFailed(ConvlensError):
+    """``file`` is not found locally and no URL served it; ``reasons`` says what each URL answered."""
+
+    def __init__(self, file: RemoteFile, reasons: str, message: str = ""):
+        super().__init__(message or f"cannot download {file.name} ({reasons})")
+        self.file, self.reasons = file, reasons
+
+
 def download(file: RemoteFile, dest: Path) -> Path:
     """Download from the first URL that serves the right bytes; a bad download never stays on disk.
 
@@ -99,6 +107,15 @@ def download(file: RemoteFile, dest: Path) -> Path:
     import pooch
     import requests
 
+    existed = dest.exists()
+    try:
+        return _download(file, dest, pooch, requests)
+    finally:
+        if not existed and dest.is_dir() and not any(dest.iterdir()):
+            dest.rmdir()  # pooch made the cache folder; a failed download leaves no empty one behind
+
+
+def _download(file: RemoteFile, dest: Path, pooch, requests) -> Path:
     errors = []
     for url in file.urls:
         for attempt in range(1, ATTEMPTS + 1):
@@ -114,21 +131,72 @@ def download(file: RemoteFile, dest: Path) -> Path:
                     continue
                 errors.append(f"{url}: {_reason(e)}" + (f" ({attempt} tries)" if attempt > 1 else ""))
                 break
-    raise ConvlensError(f"cannot download {file.name} ({'; '.join(errors)})")
+    raise DownloadFailed(file, "; ".join(errors))
 
 
-def fetch(file: RemoteFile, dirs: Sequence[Path]) -> Path:
-    """A verified local path to ``file``: found in ``dirs`` or downloaded into the cache."""
+def _get(file: RemoteFile, dirs: Sequence[Path]) -> Path:
     found = find_local(file, dirs)
     if found is not None:
         log.info("%s: using %s (sha256 ok)", file.name, found)
         return found
     if not file.urls:
-        raise ConvlensError(f"{file.name} not found in {', '.join(map(str, dirs))} and no URL is configured")
-    try:
-        return download(file, cache_dir())
-    except ConvlensError as e:
-        where = Path(os.environ.get(MIRROR_ENV) or "<dir>") / file.subdir / file.name
-        raise ConvlensError(
-            f"{e}. Offline? Put the file at {where} and set {MIRROR_ENV}=<dir> (checksum sha256 {file.sha256})"
-        ) from e
+        where = ", ".join(map(str, dirs))
+        raise DownloadFailed(file, "no URL configured", f"{file.name} not found in {where} and no URL is configured")
+    return download(file, cache_dir())
+
+
+Missing = tuple[DownloadFailed, Sequence[Path]]
+
+
+def _places(subdir: str, dirs: Sequence[Path]) -> list[str]:
+    """Where a file of ``subdir`` may go, in search order; ``$CONVLENS_MIRROR`` named even when unset."""
+    mirror = os.environ.get(MIRROR_ENV)
+    unset = [] if mirror else [f"${MIRROR_ENV}/{subdir}".rstrip("/") + f" (set {MIRROR_ENV}=<dir>)"]
+    return unset + [str(d / subdir) for d in dict.fromkeys(dirs)]
+
+
+def offline_message(missing: Sequence[Missing]) -> str:
+    """One line for every file that could not be had: why, its sha256, and each place it may go."""
+    if len(missing) == 1:
+        e, dirs = missing[0]
+        where = Path(os.environ.get(MIRROR_ENV) or "<dir>") / e.file.subdir / e.file.name
+        others = _places(e.file.subdir, dirs)[1:]  # after $CONVLENS_MIRROR, which `where` names
+        return (
+            f"{e}. Offline? Put the file at {where} and set {MIRROR_ENV}=<dir> (checksum sha256 {e.file.sha256}), "
+            f"or in any of {', '.join(others)}"
+        )
+    files = "; ".join(f"{e.file.name} (sha256 {e.file.sha256}: {e.reasons})" for e, _ in missing)
+    groups: dict[tuple[str, tuple[Path, ...]], list[str]] = {}
+    for e, dirs in missing:
+        groups.setdefault((e.file.subdir, tuple(dirs)), []).append(e.file.name)
+    places = "; ".join(
+        f"{', '.join(names)} in any of {', '.join(_places(subdir, dirs))}" for (subdir, dirs), names in groups.items()
+    )
+    return f"{len(missing)} files are missing (no local copy, no download): {files}. Offline? Put {places}"
+
+
+def try_all(wanted: Sequence[tuple[RemoteFile, Sequence[Path]]]) -> tuple[list[Path | None], list[Missing]]:
+    """Each file found in its dirs or downloaded into the cache (None where it could not be had), every one
+    tried; and the failures, for :func:`offline_message`."""
+    found: list[Path | None] = []
+    missing: list[Missing] = []
+    for file, dirs in wanted:
+        try:
+            found.append(_get(file, dirs))
+        except DownloadFailed as e:
+            found.append(None)
+            missing.append((e, dirs))
+    return found, missing
+
+
+def fetch_all(wanted: Sequence[tuple[RemoteFile, Sequence[Path]]]) -> list[Path]:
+    """A verified local path for each file; when any cannot be had, one error lists them all."""
+    found, missing = try_all(wanted)
+    if missing:
+        raise ConvlensError(offline_message(missing))
+    return [path for path in found if path is not None]
+
+
+def fetch(file: RemoteFile, dirs: Sequence[Path]) -> Path:
+    """A verified local path to ``file``: found in ``dirs`` or downloaded into the cache."""
+    return fetch_all([(file, dirs)])[0]

@@ -61,6 +61,20 @@ def load_model(path: Path) -> keras.Model:
         raise ConvlensError(f"{path}: Keras cannot load this model ({keras_error_summary(e)})") from e
 
 
+def convert_h5(checked: Path, source: Path, dest: Path) -> None:
+    """Load a legacy ``.h5`` model (``checked``: a private copy whose config and storage were checked by
+    :func:`archive.read_h5_config`, named ``*.h5`` so Keras picks its HDF5 loader) with safe mode on and
+    write it to ``dest`` as a reproducible ``.keras``; errors name ``source``, the user's file."""
+    try:
+        model = keras.saving.load_model(checked, compile=False, safe_mode=True)
+    except (ValueError, TypeError, OSError, KeyError, AttributeError) as e:
+        raise ConvlensError(
+            f"{source}: Keras cannot load this .h5 model ({keras_error_summary(e)}); "
+            "save it again with model.save('name.keras')"
+        ) from e
+    save_reproducible(model, dest)
+
+
 def load_with_untrained_model(path: Path, seed: int) -> tuple[keras.Model, keras.Model]:
     """The trained model and a freshly initialised model of the same architecture.
 

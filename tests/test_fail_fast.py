@@ -1,0 +1,81 @@
+"""fetch_model resolves every configured layer list and checks the model's input against the data, so a model
+that does not fit the config fails there, in seconds, naming the user's file: not after extract_weights and
+build_untrained (TensorFlow) have run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stages import fetch_data, fetch_model
+from stages.lib.errors import ConvlensError
+
+TRAINED = Path("outputs", "models", "trained.keras")
+
+
+@pytest.fixture(scope="module")
+def renamed(tmp_path_factory) -> Path:
+    """The tiny architecture with conv layers named as in a notebook that built models before (conv2d_7, _8)."""
+    from stages.lib.keras_models import keras
+
+    path = tmp_path_factory.mktemp("renamed") / "renamed.keras"
+    keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(4, 3, padding="same", name="conv2d_7"),
+            keras.layers.MaxPooling2D(2, name="max_pooling2d"),
+            keras.layers.Conv2D(8, 3, padding="same", name="conv2d_8"),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(10, name="dense"),
+        ]
+    ).save(path)
+    return path
+
+
+LISTING = "this model has 0:conv2d_7, 1:max_pooling2d, 2:conv2d_8, 3:flatten, 4:dense"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ((), f"feature_maps.layers: unknown layer 'conv2d'; {LISTING}"),
+        (
+            ("feature_maps.layers=[conv2d_7]", "weights.layers=[conv9]"),
+            f"weights.layers: unknown layer 'conv9'; {LISTING}",
+        ),
+        (
+            ("feature_maps.layers=[0]", "dataset.layers=[9]"),
+            f"dataset.layers: layer index 9 is out of range 0..4; {LISTING}",
+        ),
+    ],
+    ids=["default-layers", "weights", "dataset"],
+)
+def test_layers_the_model_does_not_have_fail_in_fetch_model(project, stage_config, renamed, overrides, message):
+    fetch_model.run(stage_config("fetch_model"), project)  # the tiny model: a good previous result
+    before = (project / TRAINED).read_bytes()
+    with pytest.raises(ConvlensError) as e:
+        fetch_model.run(stage_config("fetch_model", f"model.path={renamed}", *overrides), project)
+    assert str(e.value) == f"{renamed}: {message}"
+    assert (project / TRAINED).read_bytes() == before  # nothing written: the old model stays
+
+
+def test_the_renamed_model_with_its_own_layers_passes(project, stage_config, renamed):
+    overrides = (f"model.path={renamed}", "feature_maps.layers=[conv2d_7,2]", "dataset.layers=[conv2d_8]")
+    fetch_model.run(stage_config("fetch_model", *overrides), project)
+    assert (project / TRAINED).is_file()
+
+
+def test_an_input_that_does_not_fit_the_data_names_the_users_file(project, stage_config, tmp_path):
+    from stages.lib.keras_models import keras
+
+    colour = tmp_path / "colour.keras"
+    keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(2, 3, name="conv2d")]).save(colour)
+    fetch_data.run(stage_config("fetch_data"), project)  # a dependency of fetch_model under DVC
+    with pytest.raises(ConvlensError) as e:
+        fetch_model.run(stage_config("fetch_model", f"model.path={colour}", "feature_maps.layers=[conv2d]"), project)
+    assert str(e.value) == (
+        f"{colour} expects inputs of shape 32×32×3 but the data's samples are 28×28×1; "
+        "use a model built for this data (keras.Input((28, 28, 1)))"
+    )
+    assert not (project / TRAINED).exists()
