@@ -26,21 +26,17 @@ from stages.lib.forward import (
 )
 from stages.lib.io import staged_dir, write_csv, write_json
 from stages.lib.samples import model_inputs
+from stages.lib.schema import layer_item
 from stages.lib.stats import channel_stats, layer_summary, table_rows
 
 log = logging.getLogger(__name__)
-
-
-def layer_spec(item: str) -> str | int:
-    """A ``layers`` entry as DVC passes it: an index (``"0"``) or a name."""
-    return int(item) if item.isdigit() else item
 
 
 def run(cfg: DictConfig, root: Path, item: str) -> None:
     trained = layout.model_path(root, "trained")
     config = read_config(trained)
     infos = layer_infos(config)
-    [name] = resolve_layers([layer_spec(item)], infos, "Conv2D")
+    [name] = resolve_layers([layer_item(item)], infos, "Conv2D")
     images, index = layout.load_samples(root)
     check_input_shape(config, images.shape[1:], str(trained.relative_to(root)))
     scale = read_input_scale(trained, config, cfg.input.scale)  # both models: the untrained model has the same layers

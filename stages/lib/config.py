@@ -21,7 +21,7 @@ from omegaconf.errors import MissingMandatoryValue
 
 from .errors import ConvlensError
 from .io import atomic_path
-from .schema import check_config, layer_spec, register_resolver
+from .schema import check_config, layer_item, layer_spec, register_resolver
 
 STAGE_FILE = "dvc.yaml"
 PARAMS_FILE = "params.yaml"
@@ -197,7 +197,7 @@ def run_stage(
         if len(items) > 1 or (items and "${item}" not in str(stage_definition(root, stage).get("cmd", ""))):
             raise ConvlensError(f"unexpected arguments {items}; give config overrides as key=value")
         for item in items:
-            layer_spec("the layer argument", int(item) if item.isdigit() else item)
+            layer_spec("the layer argument", layer_item(item))
         run(load_config(stage, [a for a in args if "=" in a], root), root, *items)
         if skip_teardown:
             sys.stdout.flush()

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .io import read_json
-from .schema import layer_spec
+from .schema import layer_item, layer_spec
 
 ROLES = ("trained", "untrained")
 
@@ -35,7 +35,7 @@ def config_check_path(root: Path) -> Path:
 
 def feature_maps_dir(root: Path, layer: str) -> Path:
     """One ``feature_maps.layers`` entry's folder; the entry must be a plain name, never a path."""
-    layer_spec("feature_maps.layers", int(layer) if layer.isdigit() else layer)
+    layer_spec("feature_maps.layers", layer_item(layer))
     return root / "outputs" / "feature_maps" / layer
 
 

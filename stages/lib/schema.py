@@ -122,6 +122,11 @@ def layer_spec(key: str, value: Any) -> None:
         raise _fail(key, value, "a layer name (letters, digits, _ . -; not a path) or an index ≥ 0")
 
 
+def layer_item(item: str) -> str | int:
+    """A ``feature_maps.layers`` entry as DVC passes it on the command line: an index (``"0"``) or a name."""
+    return int(item) if item.isdigit() else item
+
+
 def items(inner: Check, example: str, min_len: int = 1, unique: bool = True) -> Check:
     """A list of ``inner`` values, at least ``min_len`` long, without repeats (``unique``)."""
 
