@@ -21,9 +21,7 @@ log = logging.getLogger(__name__)
 
 def run(cfg: DictConfig, root: Path) -> None:
     trained = layout.model_path(root, "trained")
-    resolve_layers(
-        cfg.weights.layers, check_model_config(read_config(trained), str(trained)), "Conv2D", "weights.layers"
-    )
+    resolve_layers(cfg.weights.layers, check_model_config(read_config(trained), str(trained)), key="weights.layers")
     from stages.lib.keras_models import load_with_untrained_model, save_reproducible
 
     _, untrained = load_with_untrained_model(trained, cfg.untrained.seed)

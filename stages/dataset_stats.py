@@ -23,7 +23,7 @@ from stages.lib.forward import (
     bytes_per_image,
     first_conv,
     fit_batch_size,
-    load_network,
+    open_network,
     read_input_scale,
 )
 from stages.lib.io import staged_dir, write_csv, write_json
@@ -69,13 +69,12 @@ def run(cfg: DictConfig, root: Path) -> None:
     names = (
         [i.name for i in infos if i.kind in MAP_KINDS]
         if ds.layers is None
-        else resolve_layers(list(ds.layers), infos, "Conv2D", "dataset.layers")
+        else resolve_layers(list(ds.layers), infos, key="dataset.layers")
     )
-    deepest = max(names, key=[i.name for i in infos].index)
 
     tables = {}
     for role in layout.ROLES:
-        network = load_network(layout.model_path(root, role), upto=deepest)
+        network = open_network(layout.model_path(root, role), names, log.info)
         per_image = bytes_per_image(network, model_inputs(images[:1], scale.divisor))
         size, note = fit_batch_size(ds.batch_size, per_image, available_memory(), "dataset.batch_size")
         if note:
@@ -95,7 +94,7 @@ def run(cfg: DictConfig, root: Path) -> None:
     with staged_dir(layout.dataset_dir(root)) as out:
         for role, by_layer in tables.items():
             for name, table in by_layer.items():
-                write_csv(out / f"{role}_{name}.csv", channel_rows(table, classes))
+                write_csv(out / f"{role}_{layout.layer_stem(name)}.csv", channel_rows(table, classes))
         write_json(out / "index.json", {"split": ds.split, "images": len(images), "layers": names, "classes": classes})
     write_json(
         layout.metrics_dir(root) / "dataset.json",

@@ -21,7 +21,7 @@ from stages.lib.forward import (
     bytes_per_image,
     first_conv,
     fit_batch_size,
-    load_network,
+    open_network,
     read_input_scale,
 )
 from stages.lib.io import staged_dir, write_csv, write_json
@@ -36,7 +36,7 @@ def run(cfg: DictConfig, root: Path, item: str) -> None:
     trained = layout.model_path(root, "trained")
     config = read_config(trained)
     infos = layer_infos(config)
-    [name] = resolve_layers([layer_item(item)], infos, "Conv2D")
+    [name] = resolve_layers([layer_item(item)], infos, key="feature_maps.layers")
     images, index = layout.load_samples(root)
     check_input_shape(config, images.shape[1:], str(trained.relative_to(root)))
     scale = read_input_scale(trained, config, cfg.input.scale)  # both models: the untrained model has the same layers
@@ -46,7 +46,7 @@ def run(cfg: DictConfig, root: Path, item: str) -> None:
 
     maps = {}
     for role in layout.ROLES:
-        network = load_network(layout.model_path(root, role), upto=name)
+        network = open_network(layout.model_path(root, role), [name], log.info)
         size, note = fit_batch_size(
             cfg.feature_maps.batch_size, bytes_per_image(network, x), available_memory(), "feature_maps.batch_size"
         )

@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from stages.lib import layout
 from stages.lib.archive import (
+    CONV_KINDS,
     RESAVE_KERAS2,
     LayerInfo,
     check_input_shape,
@@ -59,7 +60,7 @@ def check_fits(cfg: DictConfig, root: Path, source: Path, config: dict, layers: 
         ("dataset.layers", cfg.dataset.layers),
     ):
         try:
-            resolve_layers(None if specs is None else list(specs), layers, "Conv2D", key)
+            resolve_layers(None if specs is None else list(specs), layers, key=key)
         except ConvlensError as e:
             said = str(e) if str(e).startswith(key) else f"{key}: {e}"
             raise ConvlensError(f"{source}: {said}") from e
@@ -83,7 +84,7 @@ def run(cfg: DictConfig, root: Path) -> None:
             convert_legacy(source, tmp)
             # the converted archive passes the same checks as a .keras (its weights, stored shapes)
             layers = check_model_config(read_config(tmp), str(source))
-            read_weights(tmp, [layer.name for layer in layers if layer.kind == "Conv2D"])
+            read_weights(tmp, [layer.name for layer in layers if layer.kind in CONV_KINDS])
             check_fits(cfg, root, source, read_config(tmp), layers)
     else:
         config = read_config(source)
@@ -94,7 +95,7 @@ def run(cfg: DictConfig, root: Path) -> None:
             )
         layers = check_model_config(config, str(source))
         # the weights file reads, points nowhere outside itself, and every stored shape fits the config
-        read_weights(source, [layer.name for layer in layers if layer.kind == "Conv2D"])
+        read_weights(source, [layer.name for layer in layers if layer.kind in CONV_KINDS])
         check_fits(cfg, root, source, config, layers)
         with atomic_path(layout.model_path(root, "trained")) as tmp:
             shutil.copyfile(source, tmp)

@@ -34,8 +34,8 @@ def run(cfg: DictConfig, root: Path) -> None:
                 )
             for role, stats in read_json(folder / "summary.json").items():
                 summary[role][name] = stats
-                (out / name).mkdir(exist_ok=True)
-                shutil.copyfile(folder / f"channels_{role}.csv", out / name / f"{role}.csv")
+                (out / layout.layer_stem(name)).mkdir(exist_ok=True)
+                shutil.copyfile(folder / f"channels_{role}.csv", out / layout.layer_stem(name) / f"{role}.csv")
     write_json(layout.metrics_dir(root) / "feature_maps.json", summary)
     log.info("statistics of %s", ", ".join(summary["trained"]))
 

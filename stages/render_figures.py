@@ -29,11 +29,12 @@ def run(cfg: DictConfig, root: Path) -> None:
 
     with staged_dir(layout.figures_dir(root) / "weights") as out:
         for name in kernels["trained"]:
+            stem = layout.layer_stem(name)
             for role in layout.ROLES:
                 kernel = kernels[role][name]
                 histogram(
                     {role: kernel},
-                    out / f"{role}_{name}_hist.png",
+                    out / f"{role}_{stem}_hist.png",
                     r.hist_bins,
                     f"{role} {name} weights (mean {np.nanmean(kernel):.4f}, std {np.nanstd(kernel):.4f})",
                     r.dpi,
@@ -44,7 +45,7 @@ def run(cfg: DictConfig, root: Path) -> None:
                 image, grid = filter_grid(kernel, r.input_channels, r.filter_columns, r.filter_vmin, r.filter_vmax)
                 mosaic_figure(
                     image,
-                    out / f"{role}_{name}_filters.png",
+                    out / f"{role}_{stem}_filters.png",
                     r.filter_cmap,
                     f"{role} {name} filters {kernel.shape} (input channels: {r.input_channels}, "
                     f"{r.filter_vmin}..{r.filter_vmax})",
@@ -54,7 +55,7 @@ def run(cfg: DictConfig, root: Path) -> None:
                 )
             histogram(
                 {role: kernels[role][name] for role in layout.ROLES},
-                out / f"{name}_hist_overlay.png",
+                out / f"{stem}_hist_overlay.png",
                 r.hist_bins,
                 f"{name} weights: trained vs untrained",
                 r.dpi,
@@ -67,12 +68,13 @@ def run(cfg: DictConfig, root: Path) -> None:
     dataset = read_json(layout.dataset_dir(root) / "index.json")
     with staged_dir(layout.figures_dir(root) / "dataset") as out:
         for name in dataset["layers"]:
+            stem = layout.layer_stem(name)
             tables = {
-                role: read_csv_columns(layout.dataset_dir(root) / f"{role}_{name}.csv", dataset["classes"]).T
+                role: read_csv_columns(layout.dataset_dir(root) / f"{role}_{stem}.csv", dataset["classes"]).T
                 for role in layout.ROLES
             }
             title = f"{name}: mean activation per class, {dataset['images']} {dataset['split']} images"
-            class_heatmaps(tables, dataset["classes"], out / f"{name}_classes.png", title, r.heatmap_cmap, r.dpi)
+            class_heatmaps(tables, dataset["classes"], out / f"{stem}_classes.png", title, r.heatmap_cmap, r.dpi)
     log.info("weight, sample and class-heatmap figures written to %s", layout.figures_dir(root).relative_to(root))
 
 

@@ -45,11 +45,11 @@ def test_read_weights_without_tensorflow_equals_keras(tiny_assets):
 
 
 def test_resolve_layers_by_name_index_and_default():
-    assert resolve_layers(None, LAYERS, "Conv2D") == ["conv2d", "conv2d_1"]
-    assert resolve_layers(["conv2d_1", 0], LAYERS, "Conv2D") == ["conv2d_1", "conv2d"]
-    assert resolve_layers([1], LAYERS, "Conv2D") == ["max_pooling2d"]
+    assert resolve_layers(None, LAYERS, ("Conv2D",)) == ["conv2d", "conv2d_1"]
+    assert resolve_layers(["conv2d_1", 0], LAYERS, ("Conv2D",)) == ["conv2d_1", "conv2d"]
+    assert resolve_layers([1], LAYERS, ("Conv2D",)) == ["max_pooling2d"]
     with pytest.raises(ConvlensError) as err:  # before: silently merged
-        resolve_layers(["conv2d_1", 0, "conv2d"], LAYERS, "Conv2D", "weights.layers")
+        resolve_layers(["conv2d_1", 0, "conv2d"], LAYERS, ("Conv2D",), "weights.layers")
     assert str(err.value) == "weights.layers names layer 'conv2d' twice (as 'conv2d' and another entry); list it once"
 
 
@@ -66,7 +66,7 @@ def test_resolve_layers_by_name_index_and_default():
 )
 def test_resolve_layers_errors_list_the_models_layers(specs, message):
     with pytest.raises(ConvlensError, match=message.replace("(", r"\(").replace(".", r"\.")):
-        resolve_layers(specs, LAYERS, "Conv2D")
+        resolve_layers(specs, LAYERS, ("Conv2D",))
 
 
 def _archive(path, layers):
@@ -90,7 +90,7 @@ def test_lambda_layers_are_refused(tmp_path):
 
 def test_models_without_conv2d_are_refused(tmp_path):
     path = _archive(tmp_path / "m.keras", [_layer("Dense", "dense")])
-    with pytest.raises(ConvlensError, match=r"has no Conv2D layer \(layers: dense \(Dense\)\)"):
+    with pytest.raises(ConvlensError, match=r"has no convolutional layer \(layers: dense \(Dense\)\)"):
         check_model_config(read_config(path), str(path))
 
 

@@ -347,8 +347,8 @@ def test_model_refusals_from_the_command_line(project, tiny_assets, tmp_path):
         "save the model with model.save('name.keras')"
     )
     assert lines["d.keras"] == (
-        f"fetch_model: error: {dense_only} has no Conv2D layer (layers: flatten (Flatten)); "
-        "convlens needs a convolutional model"
+        f"fetch_model: error: {dense_only} has no convolutional layer (layers: flatten (Flatten)); "
+        "convlens needs a model with a Conv2D, DepthwiseConv2D or SeparableConv2D layer"
     )
     assert lines["lambda.keras"] == (
         f"fetch_model: error: {lam} contains Lambda layers or Python lambdas (evil) that would run arbitrary code; "

@@ -110,11 +110,16 @@ def is_builtin_function(name: str, modules: tuple[str, ...]) -> bool:
 
 @dataclass(frozen=True)
 class LayerInfo:
-    """One layer as ``model.layers`` lists it: position, name and class."""
+    """One layer: its position in ``model.layers`` (``None`` inside a nested model), its address (the layer's
+    name; ``outer/inner`` for a layer of the nested model ``outer``) and its class."""
 
-    index: int
+    index: int | None
     name: str
     kind: str
+
+
+# Layers whose first variable is a kernel of spatial filters: what "every conv layer" means.
+CONV_KINDS = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D")
 
 
 MiB = 1 << 20
@@ -177,11 +182,12 @@ def _deeper_than(node: object, limit: int) -> bool:
     return False
 
 
-def config_problem(config: object) -> str | None:
-    """What makes ``config`` not a Keras model config (None when it is one): the parts convlens reads."""
+def config_problem(config: object, where: str = "") -> str | None:
+    """What makes ``config`` not a Keras model config (None when it is one): the parts convlens reads, nested
+    models' layers included (``where``: the nested model's address and ``/``)."""
     if not isinstance(config, dict):
         return f"it holds {_kind(config)}, not an object"
-    if _deeper_than(config, MAX_CONFIG_DEPTH):
+    if not where and _deeper_than(config, MAX_CONFIG_DEPTH):
         return f"nested more than {MAX_CONFIG_DEPTH} levels deep"
     if not isinstance(config.get("class_name"), str):
         return "no class_name"
@@ -193,14 +199,17 @@ def config_problem(config: object) -> str | None:
         if not isinstance(entry, dict):
             return f"layer {i} is {_kind(entry)}, not an object"
         if not isinstance(entry.get("class_name"), str):
-            return f"layer {i} has no class_name"
+            return f"layer {where}{i} has no class_name"
         if not isinstance(entry.get("config"), dict) or not isinstance(entry["config"].get("name"), str):
-            return f"layer {i} ({entry['class_name']}) has no name"
-        if entry["config"]["name"] in names:
-            return f"two layers are named {entry['config']['name']!r}"
-        if not is_plain_name(entry["config"]["name"]):  # layer names become file names under outputs/
-            return f"layer {i} is named {entry['config']['name']!r}, which is not a plain name (it would be a path)"
-        names.add(entry["config"]["name"])
+            return f"layer {where}{i} ({entry['class_name']}) has no name"
+        name = entry["config"]["name"]
+        if name in names:
+            return f"two layers are named {where + name!r}"
+        if not is_plain_name(name):  # layer names become file names under outputs/
+            return f"layer {where}{i} is named {name!r}, which is not a plain name (it would be a path)"
+        names.add(name)
+        if is_nested_model(entry) and (problem := config_problem(entry, f"{where}{name}/")):
+            return problem
     return None
 
 
@@ -317,10 +326,46 @@ def _walk_layers(config: dict) -> list[dict]:
     return layers
 
 
+def _snake(kind: str) -> str:
+    """A class name as Keras names its weights group: ``DepthwiseConv2D`` → ``depthwise_conv2d``."""
+    base = re.sub(r"\W+", "", kind)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", re.sub("(.)([A-Z][a-z]+)", r"\1_\2", base)).lower()
+
+
+def is_nested_model(entry: dict) -> bool:
+    """A layer entry that is itself a model with a layer list (a nested Sequential or Functional)."""
+    return entry.get("class_name") in MODEL_CLASSES and isinstance((entry.get("config") or {}).get("layers"), list)
+
+
+def walk_layers(config: dict) -> list[tuple[LayerInfo, dict, str]]:
+    """Every layer, a nested model's own layers right after it (input layers left out), with its config entry
+    and the HDF5 group its variables are stored in.
+
+    Keras names a layer's group after its class, numbering repeated classes in ``model.layers`` order
+    (``conv2d``, ``conv2d_1``, …) within each model, and keeps a nested model's layers under its group
+    (``layers/sequential/layers/conv2d``), as ``keras.src.saving.saving_lib`` does when it saves.
+    """
+    found: list[tuple[LayerInfo, dict, str]] = []
+
+    def visit(model: dict, prefix: str, group: str) -> None:
+        used: dict[str, int] = {}
+        entries = [e for e in _walk_layers(model) if e.get("class_name") != "InputLayer"]
+        for i, entry in enumerate(entries):
+            base = _snake(entry["class_name"])
+            used[base] = used[base] + 1 if base in used else 0
+            where = f"{group}layers/{base}_{used[base]}" if used[base] else f"{group}layers/{base}"
+            name = prefix + entry["config"]["name"]
+            found.append((LayerInfo(None if prefix else i, name, entry["class_name"]), entry, where))
+            if is_nested_model(entry):
+                visit(entry, f"{name}/", f"{where}/")
+
+    visit(config, "", "")
+    return found
+
+
 def layer_infos(config: dict) -> list[LayerInfo]:
-    """The model's layers in ``model.layers`` order, input layers left out."""
-    entries = [e for e in _walk_layers(config) if e.get("class_name") != "InputLayer"]
-    return [LayerInfo(i, e["config"]["name"], e["class_name"]) for i, e in enumerate(entries)]
+    """The model's layers in ``model.layers`` order, each nested model's layers right after it (``outer/inner``)."""
+    return [info for info, _, _ in walk_layers(config)]
 
 
 def unsafe_places(node: object, where: str = "") -> list[str]:
@@ -446,9 +491,12 @@ def check_model_config(config: dict, source: str) -> list[LayerInfo]:
             f"{source}: layer {where or '?'!r} uses {what}; refused (loading it could run code from outside the "
             "archive): rebuild the model from built-in keras.layers"
         )
-    if not any(layer.kind == "Conv2D" for layer in layers):
+    if not any(layer.kind in CONV_KINDS for layer in layers):
         kinds = ", ".join(f"{layer.name} ({layer.kind})" for layer in layers)
-        raise ConvlensError(f"{source} has no Conv2D layer (layers: {kinds}); convlens needs a convolutional model")
+        raise ConvlensError(
+            f"{source} has no convolutional layer (layers: {kinds}); convlens needs a model with a "
+            f"{', '.join(CONV_KINDS[:-1])} or {CONV_KINDS[-1]} layer"
+        )
     return layers
 
 
@@ -491,12 +539,17 @@ def check_input_shape(config: dict, sample_shape: tuple[int, ...], source: str) 
 
 
 def resolve_layers(
-    specs: Sequence[str | int] | None, layers: Sequence[LayerInfo], default_kind: str, key: str = "the layer list"
+    specs: Sequence[str | int] | None,
+    layers: Sequence[LayerInfo],
+    default_kinds: Sequence[str] = CONV_KINDS,
+    key: str = "the layer list",
 ) -> list[str]:
-    """Layer names for ``specs`` (names or indices into ``model.layers``); ``None`` means every ``default_kind``."""
+    """Layer addresses for ``specs`` (names, ``outer/inner`` for a nested model's layer, or indices into
+    ``model.layers``); ``None`` means every layer of ``default_kinds``, nested ones included."""
     if specs is None:
-        return [layer.name for layer in layers if layer.kind == default_kind]
-    listing = ", ".join(f"{layer.index}:{layer.name}" for layer in layers)
+        return [layer.name for layer in layers if layer.kind in default_kinds]
+    listing = ", ".join(layer.name if layer.index is None else f"{layer.index}:{layer.name}" for layer in layers)
+    top = [layer for layer in layers if layer.index is not None]  # what an index counts: model.layers
     if len(specs) == 0:
         raise ConvlensError(f"the layer list is empty; name at least one layer (this model has {listing})")
     by_name = {layer.name: layer for layer in layers}
@@ -505,11 +558,9 @@ def resolve_layers(
         if isinstance(spec, bool) or not isinstance(spec, int | str):
             raise ConvlensError(f"layer {spec!r} is neither a name nor an index; this model has {listing}")
         if isinstance(spec, int):
-            if not 0 <= spec < len(layers):
-                raise ConvlensError(
-                    f"layer index {spec} is out of range 0..{len(layers) - 1}; this model has {listing}"
-                )
-            name = layers[spec].name
+            if not 0 <= spec < len(top):
+                raise ConvlensError(f"layer index {spec} is out of range 0..{len(top) - 1}; this model has {listing}")
+            name = top[spec].name
         elif spec in by_name:
             name = spec
         else:
@@ -520,29 +571,13 @@ def resolve_layers(
     return names
 
 
-def weight_groups(layers: Sequence[LayerInfo]) -> dict[str, str]:
-    """Where Keras stores each layer's variables: named after its class, not the layer's own name.
-
-    Keras numbers repeated classes in ``model.layers`` order (``conv2d``, ``conv2d_1``, …), as
-    ``keras.src.saving.saving_lib`` does when it saves.
-    """
-    used: dict[str, int] = {}
-    groups = {}
-    for layer in layers:
-        base = re.sub(r"\W+", "", layer.kind)
-        base = re.sub("([a-z])([A-Z])", r"\1_\2", re.sub("(.)([A-Z][a-z]+)", r"\1_\2", base)).lower()
-        used[base] = used[base] + 1 if base in used else 0
-        groups[layer.name] = f"layers/{base}_{used[base]}" if used[base] else f"layers/{base}"
-    return groups
-
-
 def _int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def expected_shapes(entry: dict) -> list[tuple[int | None, ...]] | None:
-    """The variable shapes a Conv2D, Dense or BatchNormalization layer's config implies, in Keras's order
-    (``None``: a size the config leaves open); None for other layers, and for quantized ones.
+    """The variable shapes a conv (``CONV_KINDS``), Dense or BatchNormalization layer's config implies, in Keras's
+    order (``None``: a size the config leaves open); None for other layers, and for quantized ones.
 
     Input channels come from the layer's ``build_config`` (Keras saves each layer's input shape there).
     """
@@ -558,13 +593,21 @@ def expected_shapes(entry: dict) -> list[tuple[int | None, ...]] | None:
         return _int(shape[axis]) if ok else None
 
     bias = cfg.get("use_bias", True) is not False
+    size = cfg.get("kernel_size")
+    size = [size, size] if _int(size) else size if isinstance(size, list) and len(size) == 2 else [None, None]
+    channels = dim(1 if cfg.get("data_format") == "channels_first" else -1)
+    filters = _int(cfg.get("filters"))
     if kind == "Conv2D":
-        size = cfg.get("kernel_size")
-        size = [size, size] if _int(size) else size if isinstance(size, list) and len(size) == 2 else [None, None]
-        filters, groups = _int(cfg.get("filters")), _int(cfg.get("groups", 1))
-        channels = dim(1 if cfg.get("data_format") == "channels_first" else -1)
+        groups = _int(cfg.get("groups", 1))
         per_group = channels // groups if channels and groups and channels % groups == 0 else None
         return [(_int(size[0]), _int(size[1]), per_group, filters)] + [(filters,)] * bias
+    if kind in ("DepthwiseConv2D", "SeparableConv2D"):
+        multiplier = _int(cfg.get("depth_multiplier", 1))
+        depthwise = (_int(size[0]), _int(size[1]), channels, multiplier)
+        spread = channels * multiplier if channels and multiplier else None
+        if kind == "DepthwiseConv2D":
+            return [depthwise] + [(spread,)] * bias
+        return [depthwise, (1, 1, spread, filters)] + [(filters,)] * bias
     if kind == "Dense":
         units = _int(cfg.get("units"))
         return [(dim(-1), units)] + [(units,)] * bias
@@ -578,6 +621,8 @@ def expected_shapes(entry: dict) -> list[tuple[int | None, ...]] | None:
 
 VARIABLE_NAMES = {
     "Conv2D": ("kernel", "bias"),
+    "DepthwiseConv2D": ("depthwise kernel", "bias"),
+    "SeparableConv2D": ("depthwise kernel", "pointwise kernel", "bias"),
     "Dense": ("kernel", "bias"),
     "BatchNormalization": ("gamma", "beta", "moving_mean", "moving_variance"),
 }
@@ -658,8 +703,9 @@ def read_weights(path: Path, names: Sequence[str]) -> dict[str, list[np.ndarray]
     import h5py
 
     config = read_config(path)
-    entries = {e["config"]["name"]: e for e in _walk_layers(config) if e.get("class_name") != "InputLayer"}
-    groups = weight_groups(layer_infos(config))
+    layers = walk_layers(config)
+    entries = {info.name: entry for info, entry, _ in layers}
+    groups = {info.name: group for info, _, group in layers}
     try:
         with zipfile.ZipFile(path) as z:
             raw = read_member(z, "model.weights.h5", path)

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
+from .archive import CONV_KINDS
 from .errors import ConvlensError
-from .forward import Network, batches
+from .forward import Activations, batches
 from .samples import model_inputs
 
-MAP_KINDS = ("Conv2D", "MaxPooling2D", "AveragePooling2D")  # the layers dataset statistics default to
+MAP_KINDS = (*CONV_KINDS, "MaxPooling2D", "AveragePooling2D")  # the layers dataset statistics default to
 
 
 @dataclass
@@ -94,7 +95,7 @@ def dataset_summary(table: dict[str, np.ndarray]) -> dict[str, float | int]:
 
 
 def stream_statistics(
-    network: Network,
+    network: Activations,
     images: np.ndarray,
     labels: np.ndarray,
     names: list[str],

@@ -15,11 +15,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .archive import LayerInfo, check_model_config, input_shape, read_config, read_weights
+from .archive import (
+    CONV_KINDS,
+    LayerInfo,
+    check_model_config,
+    input_shape,
+    layer_infos,
+    read_config,
+    read_weights,
+)
 from .errors import ConvlensError
 from .samples import SCALE_KEY, check_scale
 
@@ -32,6 +41,18 @@ IDENTITY_KINDS = frozenset(
     {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "ActivityRegularization"}
 )
 RAW_PIXEL_KINDS = ("Rescaling", "Normalization")  # a model starting with one of these scales its own input
+
+
+class Unsupported(ConvlensError):
+    """What the numpy forward pass does not compute (a branch, a nested model, a layer kind): Keras does."""
+
+
+class Activations(Protocol):
+    """What computes layer outputs: :class:`Network` (numpy) or ``keras_models.KerasNetwork``."""
+
+    names: tuple[str, ...]
+
+    def activations(self, x: np.ndarray, names: Sequence[str]) -> list[np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -80,10 +101,7 @@ def activation(spec: str | dict | None, layer: str) -> Op:
     name = spec.get("config", spec.get("class_name")) if isinstance(spec, dict) else spec
     name = "linear" if name is None else name
     if not isinstance(name, str) or name not in ACTIVATIONS:
-        raise ConvlensError(
-            f"layer {layer!r} uses activation {name!r}, which convlens's forward pass does not support "
-            f"(supported: {', '.join(sorted(ACTIVATIONS))})"
-        )
+        raise Unsupported(f"layer {layer!r} uses activation {name!r}")
     return ACTIVATIONS[name]
 
 
@@ -170,10 +188,10 @@ def layer_op(kind: str, cfg: dict, weights: list[np.ndarray]) -> Op:
     """The numpy function computing one Keras layer at inference time."""
     name = cfg["name"]
     if cfg.get("data_format", "channels_last") != "channels_last":
-        raise ConvlensError(f"layer {name!r} is channels_first; convlens's forward pass reads channels_last models")
+        raise Unsupported(f"layer {name!r} is channels_first")
     if kind == "Conv2D":
         if _pair(cfg.get("dilation_rate", 1)) != (1, 1) or cfg.get("groups", 1) != 1:
-            raise ConvlensError(f"layer {name!r}: dilated or grouped Conv2D is not supported by the forward pass")
+            raise Unsupported(f"layer {name!r} is a dilated or grouped Conv2D")
         kernel, bias = weights[0], (weights[1] if cfg.get("use_bias", True) else None)
         act, strides, padding = activation(cfg.get("activation"), name), _pair(cfg["strides"]), cfg["padding"]
         return lambda x: act(conv2d(x, kernel, bias, strides, padding))
@@ -216,7 +234,7 @@ def layer_op(kind: str, cfg: dict, weights: list[np.ndarray]) -> Op:
         return lambda x: normalization(x, np.asarray(mean), np.asarray(variance), axis, invert)
     if kind == "BatchNormalization":
         if cfg.get("axis", -1) not in (-1, [-1], 3, [3]):
-            raise ConvlensError(f"layer {name!r}: BatchNormalization over an axis other than the last")
+            raise Unsupported(f"layer {name!r} is a BatchNormalization over an axis other than the last")
         parts = iter(weights)
         gamma = next(parts) if cfg.get("scale", True) else np.float32(1)
         beta = next(parts) if cfg.get("center", True) else np.float32(0)
@@ -226,19 +244,18 @@ def layer_op(kind: str, cfg: dict, weights: list[np.ndarray]) -> Op:
         return lambda x: x * factor + shift
     if kind in IDENTITY_KINDS:
         return lambda x: x
-    raise ConvlensError(
-        f"layer {name!r} is a {kind}, which convlens's forward pass does not support; look at an earlier layer "
-        "(supported: Conv2D, pooling, Flatten, Dense, BatchNormalization, Rescaling, Normalization, activations, "
-        "dropout)"
-    )
+    raise Unsupported(f"layer {name!r} is a {kind}")
 
 
 # --- the model ---------------------------------------------------------------------------------
 
 
-def _chain(config: dict) -> tuple[tuple[int | None, ...], list[dict]]:
-    """The model's input shape and its non-input layer entries, after checking they form one chain."""
+def _chain(config: dict, upto: str | None = None) -> tuple[tuple[int | None, ...], list[dict]]:
+    """The model's input shape and its non-input layer entries, after checking that they form one chain up to
+    layer ``upto`` (a branch or merge after it does not matter)."""
     entries = config["config"]["layers"]
+    if upto is not None and "/" in upto:
+        raise Unsupported(f"layer {upto!r} is inside the nested model {upto.split('/')[0]!r}")
     if config["class_name"] != "Sequential":
         previous = None
         for entry in entries:
@@ -249,17 +266,16 @@ def _chain(config: dict) -> tuple[tuple[int | None, ...], list[dict]]:
                 if isinstance(arg, dict) and "keras_history" in arg.get("config", {})
             ]
             if previous is not None and sources != [previous]:
-                raise ConvlensError(
-                    f"layer {entry['config']['name']!r} does not simply follow {previous!r}; convlens's forward "
-                    "pass reads models whose layers form one chain (Sequential-like)"
-                )
+                raise Unsupported(f"layer {entry['config']['name']!r} does not simply follow {previous!r} (a branch)")
             previous = entry["config"]["name"]
+            if previous == upto:
+                break
     return input_shape(config), [e for e in entries if e["class_name"] != "InputLayer"]
 
 
 def build_network(config: dict, weights: dict[str, list[np.ndarray]], upto: str | None = None) -> Network:
     """The network for an archive's config and weights, up to (and including) layer ``upto``."""
-    input_shape, entries = _chain(config)
+    input_shape, entries = _chain(config, upto)
     names, ops = [], []
     for entry in entries:
         name = entry["config"]["name"]
@@ -274,10 +290,23 @@ def load_network(path: Path, upto: str | None = None) -> Network:
     """The network stored in a ``.keras`` archive (no TensorFlow), up to layer ``upto``."""
     config = read_config(path)
     layers = check_model_config(config, str(path))
-    _chain(config)
-    names = [layer.name for layer in layers]
+    _chain(config, upto)
+    names = [layer.name for layer in layers if "/" not in layer.name]
     needed = names if upto is None else names[: names.index(upto) + 1]
     return build_network(config, read_weights(path, needed), upto)
+
+
+def open_network(path: Path, names: Sequence[str], log: Callable[[str], None]) -> Activations:
+    """What computes the ``names`` layers' outputs for the model at ``path``: the numpy forward pass where it
+    can, else Keras itself (TensorFlow starts; ``log`` says why)."""
+    order = [layer.name for layer in layer_infos(read_config(path))]
+    try:
+        return load_network(path, upto=max(names, key=order.index))
+    except Unsupported as e:
+        log(f"{path.name}: {e}, which the numpy forward pass does not compute; computing it with Keras")
+    from .keras_models import KerasNetwork  # TensorFlow starts here, for such models only
+
+    return KerasNetwork.load(path, names)
 
 
 # A batch holds every layer's output up to the deepest one asked for, plus the temporaries of a
@@ -396,5 +425,5 @@ def read_input_scale(path: Path, config: dict, scale: object) -> InputScale:
 
 
 def first_conv(layers: Sequence[LayerInfo]) -> str | None:
-    """The name of the model's first Conv2D layer (the one whose channels show a wrong input scale)."""
-    return next((layer.name for layer in layers if layer.kind == "Conv2D"), None)
+    """The model's first conv layer (``CONV_KINDS``): the one whose channels show a wrong input scale."""
+    return next((layer.name for layer in layers if layer.kind in CONV_KINDS), None)

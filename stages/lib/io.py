@@ -174,6 +174,7 @@ def staged_dir(path: Path) -> Iterator[Path]:
         try:
             yield tmp
             os.chmod(tmp, 0o755)
+            path.parent.mkdir(parents=True, exist_ok=True)  # a nested layer's folder: feature_maps/outer/inner
             if path.exists():
                 trash = Path(tempfile.mkdtemp(dir=area, prefix=f"{path.name}.old."))
                 os.replace(path, trash / path.name)

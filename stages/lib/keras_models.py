@@ -9,7 +9,10 @@ import os
 import re
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from .archive import LayerInfo, check_model_config, read_config, write_reproducible
 from .errors import ConvlensError
@@ -109,3 +112,40 @@ def model_layers(model: keras.Model) -> list[LayerInfo]:
 def activation_model(model: keras.Model, names: Sequence[str]) -> keras.Model:
     """One multi-output model giving the named layers' activations (the book's ``conv_acti``)."""
     return keras.Model(model.inputs[0], [model.get_layer(n).output for n in names])
+
+
+def layer_output(model: keras.Model, address: str) -> list[keras.Model]:
+    """The models that, applied in turn, take ``model``'s input to the output of the layer at ``address``
+    (``outer/inner``: layer ``inner`` of the nested model ``outer``: ``outer``'s input, then ``outer``'s graph)."""
+    head, _, rest = address.partition("/")
+    layer = model.get_layer(head)
+    if not rest:
+        return [keras.Model(model.inputs[0], layer.output)]
+    return [keras.Model(model.inputs[0], layer.input), *layer_output(layer, rest)]
+
+
+@dataclass
+class KerasNetwork:
+    """The layers' outputs computed by Keras itself: for models the numpy forward pass does not compute
+    (branches, nested models, depthwise and separable convolutions, other layer kinds)."""
+
+    model: keras.Model
+    names: tuple[str, ...]
+    parts: dict[str, list[keras.Model]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path, names: Sequence[str]) -> KerasNetwork:
+        return cls(load_model(path), tuple(names))
+
+    def activations(self, x: np.ndarray, names: Sequence[str]) -> list[np.ndarray]:
+        """The named layers' outputs for the batch ``x`` (inference: dropout off, batch statistics frozen)."""
+        x = (x[..., np.newaxis] if x.ndim == len(self.model.inputs[0].shape) - 1 else x).astype(np.float32)
+        found = []
+        for name in names:
+            if name not in self.parts:
+                self.parts[name] = layer_output(self.model, name)
+            y = x
+            for part in self.parts[name]:
+                y = part(y, training=False)
+            found.append(np.asarray(y, dtype=np.float32))
+        return found

@@ -33,8 +33,13 @@ def config_check_path(root: Path) -> Path:
     return root / "outputs" / "checked_config.txt"
 
 
+def layer_stem(address: str) -> str:
+    """A layer's address as one file-name part: ``outer/inner`` (a nested model's layer) → ``outer.inner``."""
+    return address.replace("/", ".")
+
+
 def feature_maps_dir(root: Path, layer: str) -> Path:
-    """One ``feature_maps.layers`` entry's folder; the entry must be a plain name, never a path."""
+    """One ``feature_maps.layers`` entry's folder (``outer/inner``: a folder in ``outer``'s); never outside."""
     layer_spec("feature_maps.layers", layer_item(layer))
     return root / "outputs" / "feature_maps" / layer
 
@@ -55,7 +60,7 @@ def figures_dir(root: Path) -> Path:
 def load_kernels(root: Path, role: str) -> dict[str, np.ndarray]:
     """The kernels saved by ``weights.save_weight_artifacts``, by layer name, in layer order."""
     folder = weights_dir(root, role)
-    return {name: np.load(folder / f"{name}.kernel.npy") for name in read_json(folder / "layers.json")}
+    return {name: np.load(folder / f"{layer_stem(name)}.kernel.npy") for name in read_json(folder / "layers.json")}
 
 
 def load_samples(root: Path) -> tuple[np.ndarray, dict]:

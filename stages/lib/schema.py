@@ -112,14 +112,37 @@ def safe_name(key: str, value: Any) -> None:
         raise _fail(key, value, "a plain name (letters, digits, _ . -; not a path, '..' or empty)")
 
 
+def is_layer_address(value: object) -> bool:
+    """A layer name, or ``outer/inner`` for a nested model's layer: plain names joined by ``/`` (Keras forbids
+    ``/`` in a layer's name), never absolute, ``..`` or empty."""
+    return isinstance(value, str) and all(is_plain_name(part) for part in value.split("/"))
+
+
 def layer_spec(key: str, value: Any) -> None:
-    """A layer by index into ``model.layers`` or by name; it names a folder under ``outputs/``."""
+    """A layer by index into ``model.layers`` or by address; it names a folder under ``outputs/``."""
     if _is_int(value):
         if value < 0:
             raise _fail(key, value, "a layer index ≥ 0 or a layer name")
         return
-    if not is_plain_name(value):
-        raise _fail(key, value, "a layer name (letters, digits, _ . -; not a path) or an index ≥ 0")
+    if not is_layer_address(value):
+        raise _fail(
+            key, value, "a layer name (letters, digits, _ . -), outer/inner for a nested model's layer, or an index ≥ 0"
+        )
+
+
+def folder_layers(key: str, value: Any) -> None:
+    """``feature_maps.layers``: each entry is a folder ``outputs/feature_maps/<entry>``, so no entry may be a
+    nested model that another entry looks inside (DVC refuses overlapping outputs)."""
+    items(layer_spec, "[conv2d,conv2d_1]")(key, value)
+    names = {str(item) for item in value}
+    for item in names:
+        parts = item.split("/")
+        outer = next(("/".join(parts[:i]) for i in range(1, len(parts)) if "/".join(parts[:i]) in names), None)
+        if outer is not None:
+            raise ConvlensError(
+                f"{key} lists both {outer!r} and {item!r}, a layer inside it; their folders would overlap: "
+                "list the nested model's layers without the model"
+            )
 
 
 def layer_item(item: str) -> str | int:
@@ -193,7 +216,7 @@ SCHEMA: dict[str, Check] = {
     "samples.indices": items(integer(0, 2**31 - 1), "[0,1]"),
     "weights.layers": optional(items(layer_spec, "[conv2d,conv2d_1]")),
     "weights.percentiles": items(number(0, 100), "[5,50,95]"),
-    "feature_maps.layers": items(layer_spec, "[conv2d,conv2d_1]"),
+    "feature_maps.layers": folder_layers,
     "feature_maps.batch_size": integer(1, MAX_BATCH, "256"),
     "dataset.split": choice(SPLITS),
     "dataset.limit": optional(integer(1, 2**31 - 1, "1000")),

@@ -20,6 +20,12 @@ log = logging.getLogger(__name__)
 SUMMARY_KEYS = ("mean", "std", "min", "max", "nan", "inf")
 
 
+def kernel_and_bias(variables: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+    """A layer's kernel (its first variable: a SeparableConv2D's depthwise kernel) and its bias (the last, 1-D)."""
+    bias = variables[-1] if len(variables) > 1 and variables[-1].ndim == 1 else None
+    return variables[0], bias
+
+
 def save_weight_artifacts(
     root: Path, role: str, layers: Sequence[str | int] | None, percentiles: Sequence[float]
 ) -> None:
@@ -29,14 +35,13 @@ def save_weight_artifacts(
     """
     percentiles = [float(p) for p in percentiles]
     archive = layout.model_path(root, role)
-    names = resolve_layers(layers, check_model_config(read_config(archive), str(archive)), "Conv2D", "weights.layers")
+    names = resolve_layers(layers, check_model_config(read_config(archive), str(archive)), key="weights.layers")
     variables = read_weights(archive, names)
     summary, rows = {}, []
     for name in names:
         if not variables[name] or variables[name][0].ndim < 2:
             raise ConvlensError(f"layer {name!r} has no kernel; choose layers like Conv2D or Dense in weights.layers")
-        kernel = variables[name][0]
-        bias = variables[name][1] if len(variables[name]) > 1 else None
+        kernel, bias = kernel_and_bias(variables[name])
         stats = kernel_stats(kernel, percentiles)
         log.info(
             "%s %s kernel %s bias %s mean %s std %s",
@@ -52,13 +57,14 @@ def save_weight_artifacts(
 
     with staged_dir(layout.weights_dir(root, role)) as out:
         for name in names:
-            np.save(out / f"{name}.kernel.npy", variables[name][0])
-            if len(variables[name]) > 1:
-                np.save(out / f"{name}.bias.npy", variables[name][1])
+            kernel, bias = kernel_and_bias(variables[name])
+            np.save(out / f"{layout.layer_stem(name)}.kernel.npy", kernel)
+            if bias is not None:
+                np.save(out / f"{layout.layer_stem(name)}.bias.npy", bias)
         write_json(out / "layers.json", names)
     with staged_dir(layout.metrics_dir(root) / "filters" / role) as out:
         for name in names:
-            kernel, *rest = variables[name]
-            write_csv(out / f"{name}.csv", table_rows("filter", filter_stats(kernel, rest[0] if rest else None)))
+            kernel, bias = kernel_and_bias(variables[name])
+            write_csv(out / f"{layout.layer_stem(name)}.csv", table_rows("filter", filter_stats(kernel, bias)))
     write_csv(layout.metrics_dir(root) / f"weights_{role}.csv", rows)
     write_json(layout.metrics_dir(root) / f"weights_{role}.json", {role: summary})
