@@ -164,13 +164,19 @@ def wide_model(seed: int = 2):
     )
 
 
-def imported_files(path: Path) -> set[str]:
-    """Project files a stage script imports, transitively: ``stages.lib`` modules and the package inits."""
+def _is_def(node: ast.AST) -> bool:
+    return isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+
+
+def imported_files(path: Path, lazy: bool = True) -> set[str]:
+    """Project files a stage script imports, transitively: ``stages.lib`` modules and the package inits
+    (``lazy=False``: only imports at module level, not those inside functions)."""
     found: set[str] = set()
     todo = [path]
     while todo:
         tree = ast.parse(todo.pop().read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
+        nodes = ast.walk(tree) if lazy else (n for top in tree.body for n in ast.walk(top) if not _is_def(top))
+        for node in nodes:
             names = []
             if isinstance(node, ast.ImportFrom):
                 if node.level == 1:  # from .x import y (inside stages/lib)

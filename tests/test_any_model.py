@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -183,3 +185,17 @@ def test_a_branching_nested_depthwise_model_runs_end_to_end_and_matches_keras(
     figures = {p.name for p in (out / "figures").rglob("*.png")}
     assert {"trained_block.sep_filters.png", "block.dil_classes.png", "block.dw_hist_overlay.png"} <= figures
     assert "computing it with Keras" in caplog.text
+
+
+def test_a_chain_model_never_starts_tensorflow(tiny_assets):
+    """The numpy forward pass stays the fast path: feature maps of the book-like chain model in a fresh process
+    leave TensorFlow unimported."""
+    code = (
+        "import sys, numpy as np\n"
+        "from stages.lib.forward import open_network\n"
+        f"net = open_network(__import__('pathlib').Path({str(tiny_assets['model'])!r}), ['conv2d_1'], print)\n"
+        "net.activations(np.zeros((1, 28, 28, 1), np.float32), ['conv2d_1'])\n"
+        "print(type(net).__name__, 'tensorflow' in sys.modules, 'keras' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, encoding="utf-8", check=True)
+    assert done.stdout == "Network False False\n"

@@ -511,7 +511,8 @@ def test_keras_loading_errors_keep_their_cause(project, stage_config, tiny_asset
         (
             extract_weights,
             "weights.layers=[1.5]",
-            "weights.layers[0] must be a layer name (letters, digits, _ . -; not a path) or an index ≥ 0, got 1.5",
+            "weights.layers[0] must be a layer name (letters, digits, _ . -), outer/inner for a nested model's layer, "
+            "or an index ≥ 0, got 1.5",
         ),
         (extract_weights, "weights.layers=[]", "weights.layers must be a list of at least 1, got"),
         (

@@ -31,7 +31,7 @@ def test_the_schema_describes_exactly_the_keys_of_params_yaml():
         ("feature_maps.layers=[conv2d,..]", "feature_maps.layers[1] must be a layer name"),
         ("feature_maps.layers=[conv2d,'']", "feature_maps.layers[1] must be a layer name"),
         ("feature_maps.layers=[.hidden]", "feature_maps.layers[0] must be a layer name"),
-        ("dataset.layers=[a/b]", "dataset.layers[0] must be a layer name"),
+        ("dataset.layers=[a/../b]", "dataset.layers[0] must be a layer name"),
         ("input.scale=inf", "input.scale must be a finite number above 0, got inf"),
         ("input.scale=-255", "input.scale must be a finite number above 0, got -255"),
         ("render.filter_vmin=nan", "render.filter_vmin must be a finite number"),
@@ -117,7 +117,7 @@ def test_names_that_would_be_paths_are_refused(project, tmp_path):
         encoding="utf-8",
     )
     assert done.returncode == 1 and done.stderr == (
-        "feature_maps@../../x: error: the layer argument must be a layer name (letters, digits, _ . -; not a path) "
-        "or an index ≥ 0, got '../../x'\n"
+        "feature_maps@../../x: error: the layer argument must be a layer name (letters, digits, _ . -), outer/inner "
+        "for a nested model's layer, or an index ≥ 0, got '../../x'\n"
     )
     assert not (project / "outputs").exists()

@@ -19,7 +19,8 @@ from tests.helpers import PROJECT, imported_files, tiny_model
 pytestmark = pytest.mark.slow
 
 CHECK_LINE = (
-    "feature_maps.layers[1] must be a layer name (letters, digits, _ . -; not a path) or an index ≥ 0, got {value!r}"
+    "feature_maps.layers[1] must be a layer name (letters, digits, _ . -), outer/inner for a nested model's layer, "
+    "or an index ≥ 0, got {value!r}"
 )
 
 
