@@ -3,7 +3,8 @@
 A ``.keras`` archive's layer chain (config + weights, read by ``archive``) becomes a list of
 numpy functions, one per layer, so the stages that compute activations start in a fraction of
 a second instead of importing TensorFlow. Inference only; a test checks every supported layer
-kind against Keras itself.
+kind against Keras itself. What it does not compute (a branch, a nested model, other layer kinds) raises
+``Unsupported``, and :func:`open_network` hands the model to Keras instead.
 
 Also how pixels become the network's inputs (``input_scale``): ``pixels / input.scale``, or raw
 pixels for a model that starts with Rescaling or Normalization; and the warning when most channels of
