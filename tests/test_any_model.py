@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import subprocess
 import sys
 
@@ -199,3 +200,22 @@ def test_a_chain_model_never_starts_tensorflow(tiny_assets):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, encoding="utf-8", check=True)
     assert done.stdout == "Network False False\n"
+
+
+@pytest.mark.slow
+def test_nested_layers_are_dvc_stages_of_their_own(branching, tiny_assets, tmp_path):
+    """``feature_maps@block/dw``: a nested layer's foreach stage runs, caches and reports under DVC."""
+    from tests.dvc_repo import commit, dvc, make_repo, ran
+
+    root, env = make_repo(tmp_path, tiny_assets)
+    shutil.copyfile(branching[0], root / "models" / "tiny.keras")
+    dvc(root, env, "add", "-q", "models/tiny.keras")
+    commit(root, env, "a branching, nested, depthwise model")
+    output = dvc(root, env, "exp", "run", "-S", "feature_maps.layers=[add,block/dw]")
+    assert {"feature_maps@add", "feature_maps@block/dw", "render_maps@block/dw"} <= set(ran(output))
+    assert "computing it with Keras" in output
+    assert np.load(root / "outputs" / "feature_maps" / "block" / "dw" / "trained.npy").shape == (1, 14, 14, 8)
+    assert (root / "outputs" / "figures" / "feature_maps" / "block" / "dw" / "trained_sample_0.png").is_file()
+    assert "Data and pipelines are up to date" in dvc(root, env, "status")
+    show = dvc(root, env, "exp", "show", "--md", "--only-changed")
+    assert "block/dw" in show
