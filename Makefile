@@ -16,11 +16,16 @@ install: $(VENV)/.installed
 run: install        ## the whole chapter: dvc repro (a no-op when nothing changed)
 	dvc repro
 
-test: install lint  ## lint, then every test (the end-to-end DVC run included)
-	$(PY) -m pytest -q
+# pytest-xdist workers for `make test` / `make test-fast`: auto = one per CPU core; TEST_JOBS=0 runs in one process.
+# worksteal: an idle worker takes tests from a busy one's queue (the DVC tests take 10-60 s each). docs/testing.md
+TEST_JOBS ?= auto
+PYTEST := $(PY) -m pytest -q -n $(TEST_JOBS) --dist worksteal
 
-test-fast: install  ## the tests without the end-to-end DVC run
-	$(PY) -m pytest -q -m "not slow"
+test: install lint  ## lint, then every test (the end-to-end DVC runs included), on every core
+	$(PYTEST)
+
+test-fast: install  ## the tests without the end-to-end DVC runs
+	$(PYTEST) -m "not slow"
 
 lint: install
 	ruff check .

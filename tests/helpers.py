@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import ast
+import fcntl
 import gzip
+import json
+import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -193,3 +197,22 @@ def imported_files(path: Path) -> set[str]:
                             found.add(rel)
                             todo.append(file)
     return found
+
+
+def made_once(tmp_path_factory, name: str, make: Callable[[Path], dict]) -> dict:
+    """``make(folder)``'s result (JSON), made once per test run, for session fixtures.
+
+    Under pytest-xdist every worker has its own session: the first worker that asks makes it in a folder all
+    workers see (the run's base temp dir, ``pytest-N/`` above each ``pytest-N/popen-gwX/``) while the others wait
+    on a file lock, then read its result. Without xdist, a session fixture already runs once.
+    """
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return make(tmp_path_factory.mktemp(name))
+    folder = tmp_path_factory.getbasetemp().parent / name
+    done = folder / "made.json"
+    with Path(f"{folder}.lock").open("a", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not done.is_file():
+            folder.mkdir(exist_ok=True)  # exist_ok: a worker that crashed mid-make
+            done.write_text(json.dumps(make(folder)), encoding="utf-8")
+    return json.loads(done.read_text(encoding="utf-8"))

@@ -13,7 +13,7 @@ import json
 import pytest
 import yaml
 
-from tests.dvc_repo import commit, dvc, make_repo, ran, sh
+from tests.dvc_repo import dvc, ran, sh
 from tests.helpers import PROJECT, imported_files, tiny_model
 
 pytestmark = pytest.mark.slow
@@ -24,11 +24,9 @@ CHECK_LINE = (
 
 
 @pytest.fixture
-def repo(tmp_path, tiny_assets):
+def repo(tmp_path, good_repo):
     """The tiny project, reproduced and committed, with precious things inside and beside it."""
-    root, env = make_repo(tmp_path, tiny_assets)
-    dvc(root, env, "repro")
-    commit(root, env, "good run")
+    root, env = good_repo
     (tmp_path / "victim").mkdir()
     (tmp_path / "victim" / "thesis.txt").write_text("years of work\n", encoding="utf-8")
     (root / "mydata").mkdir()
