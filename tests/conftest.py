@@ -8,6 +8,19 @@ from stages.lib.config import compose, declared_params, select
 from tests.dvc_repo import commit, copy_repo, dvc, make_repo
 from tests.helpers import PIPELINE, configure, copy_project, made_once, run_stage, tiny_model, write_tiny_data
 
+LONGEST_FIRST = ("test_readme.py",)  # the README's workflows: one test, ~3 min of the suite's ~10
+
+
+def pytest_collection_modifyitems(config, items):
+    """The end-to-end (``slow``) tests first, the longest first of all; the rest in their usual order.
+
+    Under pytest-xdist's ``--dist worksteal`` (``make test``) each worker is given one contiguous half of this
+    order, and a worker that runs out takes the later half of the other's queue: the longest test starts at once
+    (it sets the suite's least wall time), the other worker works through the short tests, then takes over
+    end-to-end tests until both are done.
+    """
+    items.sort(key=lambda item: (item.path.name not in LONGEST_FIRST, item.get_closest_marker("slow") is None))
+
 
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path_factory, monkeypatch):
