@@ -16,9 +16,10 @@ install: $(VENV)/.installed
 run: install        ## the whole chapter: dvc repro (a no-op when nothing changed)
 	dvc repro
 
-# pytest-xdist workers for `make test` / `make test-fast`: auto = one per CPU core; TEST_JOBS=0 runs in one process.
-# worksteal: an idle worker takes tests from a busy one's queue (the DVC tests take 10-60 s each). docs/testing.md
-TEST_JOBS ?= auto
+# pytest-xdist workers for `make test` / `make test-fast`: one per CPU the OS gives us (nproc; xdist's `auto` counts
+# physical cores, 1 on a 2-vCPU runner); TEST_JOBS=0 runs everything in one process. worksteal: a worker that runs
+# out takes the later half of the other's queue (the end-to-end tests take 5 s to 3 min each). docs/testing.md
+TEST_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST := $(PY) -m pytest -q -n $(TEST_JOBS) --dist worksteal
 
 test: install lint  ## lint, then every test (the end-to-end DVC runs included), on every core
