@@ -5,7 +5,21 @@ from pathlib import Path
 import pytest
 
 from stages.lib.config import compose, declared_params, select
-from tests.helpers import PIPELINE, configure, copy_project, run_stage, tiny_model, write_tiny_data
+from tests.dvc_repo import commit, copy_repo, dvc, make_repo
+from tests.helpers import PIPELINE, configure, copy_project, made_once, run_stage, tiny_model, write_tiny_data
+
+LONGEST_FIRST = ("test_readme.py",)  # the README's workflows: one test, ~3 min of the suite's ~10
+
+
+def pytest_collection_modifyitems(config, items):
+    """The end-to-end (``slow``) tests first, the longest first of all; the rest in their usual order.
+
+    Under pytest-xdist's ``--dist worksteal`` (``make test``) each worker is given one contiguous half of this
+    order, and a worker that runs out takes the later half of the other's queue: the longest test starts at once
+    (it sets the suite's least wall time), the other worker works through the short tests, then takes over
+    end-to-end tests until both are done.
+    """
+    items.sort(key=lambda item: (item.path.name not in LONGEST_FIRST, item.get_closest_marker("slow") is None))
 
 
 @pytest.fixture(autouse=True)
@@ -19,12 +33,43 @@ def _isolated_env(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(scope="session")
 def tiny_assets(tmp_path_factory) -> dict:
-    """A tiny mirror (IDX files) and a tiny saved CNN, made once per session."""
-    base = tmp_path_factory.mktemp("assets")
-    sums = write_tiny_data(base / "mirror")
-    model_path = base / "tiny.keras"
-    tiny_model().save(model_path)
-    return {"mirror": base / "mirror", "model": model_path, "sums": sums}
+    """A tiny mirror (IDX files) and a tiny saved CNN, made once per run (shared by the xdist workers)."""
+
+    def make(base: Path) -> dict:
+        sums = write_tiny_data(base / "mirror")
+        tiny_model().save(base / "tiny.keras")
+        return {"mirror": str(base / "mirror"), "model": str(base / "tiny.keras"), "sums": sums}
+
+    made = made_once(tmp_path_factory, "assets", make)
+    return {"mirror": Path(made["mirror"]), "model": Path(made["model"]), "sums": made["sums"]}
+
+
+@pytest.fixture(scope="session")
+def reproduced_repo(tmp_path_factory, tiny_assets) -> dict:
+    """``make_repo`` + ``dvc repro`` + ``git commit``, once per run: the DVC tests copy it (``copy_repo``) instead of
+    each reproducing the whole pipeline (TensorFlow in several stage processes) again.
+
+    ``{"template": folder holding project/ and shared/mirror, "repro": what the first dvc repro printed}``.
+    """
+
+    def make(base: Path) -> dict:
+        with pytest.MonkeyPatch.context() as env:  # what _isolated_env gives a test (session fixtures run before it)
+            env.setenv("CONVLENS_CACHE", str(base / "cache"))
+            for name in ("CONVLENS_MIRROR", "DVC_STAGE", "DVC_ROOT"):
+                env.delenv(name, raising=False)
+            root, repo_env = make_repo(base, tiny_assets)
+            output = dvc(root, repo_env, "repro")
+            commit(root, repo_env, "good run")
+        return {"template": str(base), "repro": output}
+
+    made = made_once(tmp_path_factory, "reproduced_repo", make)
+    return {"template": Path(made["template"]), "repro": made["repro"]}
+
+
+@pytest.fixture
+def good_repo(tmp_path, reproduced_repo) -> tuple[Path, dict]:
+    """``(root, env)``: a copy of ``reproduced_repo`` at ``tmp_path/project``, its ``shared/mirror`` beside it."""
+    return copy_repo(reproduced_repo["template"], tmp_path)
 
 
 @pytest.fixture

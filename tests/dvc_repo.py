@@ -40,6 +40,21 @@ def ran(output: str) -> list[str]:
     return re.findall(r"Running stage '([^']+)'", output)
 
 
+def repo_env() -> dict:
+    """The environment `git` and `dvc` run with in a test repository: this venv first on PATH, no mirror."""
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+        "DVC_NO_ANALYTICS": "1",
+    }
+    env.pop("CONVLENS_MIRROR", None)
+    return env
+
+
 def make_repo(base: Path, tiny_assets: dict, conf_extra: dict | None = None) -> tuple[Path, dict]:
     """``base/project`` as a git + DVC repo whose conf/ points at the tiny model and data."""
     root = copy_project(base / "project")
@@ -52,19 +67,29 @@ def make_repo(base: Path, tiny_assets: dict, conf_extra: dict | None = None) -> 
     (root / ".dvc" / ".gitignore").write_text("/config.local\n/tmp\n/cache\n", encoding="utf-8")
     shutil.copy2(PROJECT / ".dvcignore", root / ".dvcignore")
     configure(root, "models/tiny.keras", tiny_assets["sums"], conf_extra)
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-        "DVC_NO_ANALYTICS": "1",
-    }
-    env.pop("CONVLENS_MIRROR", None)
+    env = repo_env()
     sh(root, "git", "init", "-q", env=env)
     dvc(root, env, "add", "-q", "models/tiny.keras")  # the user's model, DVC-tracked: queued runs get it too
     return root, env
+
+
+def copy_repo(template: Path, base: Path) -> tuple[Path, dict]:
+    """``base/project`` (and ``base/shared/mirror`` beside it): a copy of the repository ``make_repo`` made in
+    ``template`` (``template/project``), git history, DVC cache and run cache included.
+
+    Nothing in it is absolute (relative model path, DVC's default copy links, git's relative paths); DVC keeps its
+    file-hash state and index outside the repo, keyed by the repo's path, so the copy starts with none and hashes
+    its files afresh. ``.dvc/tmp`` (DVC's locks, the staging scratch dir) is left behind, as after a fresh clone.
+    """
+    shutil.copytree(template / "shared", base / "shared", symlinks=True)
+    root = base / "project"
+    shutil.copytree(
+        template / "project",
+        root,
+        symlinks=True,
+        ignore=lambda folder, names: ["tmp"] if Path(folder).name == ".dvc" else [],
+    )
+    return root, repo_env()
 
 
 def commit(root: Path, env: dict, message: str) -> None:

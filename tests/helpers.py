@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import ast
+import fcntl
 import gzip
+import json
+import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -199,3 +203,22 @@ def imported_files(path: Path, lazy: bool = True) -> set[str]:
                             found.add(rel)
                             todo.append(file)
     return found
+
+
+def made_once(tmp_path_factory, name: str, make: Callable[[Path], dict]) -> dict:
+    """``make(folder)``'s result (JSON), made once per test run, for session fixtures.
+
+    Under pytest-xdist every worker has its own session: the first worker that asks makes it in a folder of its own
+    temp dir while the others wait on a file lock in the run's base temp dir (``pytest-N/``, above each worker's
+    ``pytest-N/popen-gwX/``), then read its result from there. If ``make`` fails, nothing is recorded and the next
+    worker tries again in a fresh folder. Without xdist, a session fixture already runs once.
+    """
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return make(tmp_path_factory.mktemp(name))
+    shared = tmp_path_factory.getbasetemp().parent
+    done = shared / f"{name}.json"
+    with (shared / f"{name}.lock").open("a", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not done.is_file():
+            done.write_text(json.dumps(make(tmp_path_factory.mktemp(name))), encoding="utf-8")
+    return json.loads(done.read_text(encoding="utf-8"))

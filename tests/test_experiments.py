@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 
-from tests.dvc_repo import commit, dvc, make_repo, ran, sh, wait_for_queue
+from tests.dvc_repo import commit, dvc, ran, sh, wait_for_queue
 from tests.helpers import wide_model
 
 pytestmark = pytest.mark.slow
@@ -18,15 +18,15 @@ MAPS = "outputs/metrics/feature_maps.json"
 
 
 @pytest.fixture
-def repo(tmp_path, tiny_assets):
-    """The tiny project, reproduced and committed: the baseline every experiment starts from."""
-    root, env = make_repo(tmp_path, tiny_assets)
+def repo(good_repo):
+    """The tiny project, reproduced and committed, with a second model to try: the baseline every experiment
+    starts from (neither wide file is a dependency of the baseline run)."""
+    root, env = good_repo
     wide_model().save(root / "models" / "wide.keras")
     local = (root / "conf" / "model" / "local.yaml").read_text(encoding="utf-8")
     (root / "conf" / "model" / "wide.yaml").write_text(
         local.replace("local", "wide").replace("tiny", "wide"), encoding="utf-8"
     )
-    dvc(root, env, "repro")
     commit(root, env, "baseline run")
     return root, env
 

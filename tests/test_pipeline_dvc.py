@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from tests.dvc_repo import commit, dvc, locked_outputs, make_repo, ran
+from tests.dvc_repo import commit, dvc, locked_outputs, ran
 
 pytestmark = pytest.mark.slow
 
@@ -26,10 +26,12 @@ STAGES = [
 ]
 
 
-def test_repro_then_noop_then_render_only_then_experiment(tmp_path, tiny_assets):
-    root, env = make_repo(tmp_path, tiny_assets)
+def test_repro_then_noop_then_render_only_then_experiment(reproduced_repo, good_repo):
+    """The first `dvc repro` is the one ``reproduced_repo`` ran (once per test run) in a fresh ``make_repo``; the
+    rest runs in a copy of that repo (``good_repo``), which must be as up to date as the original."""
+    root, env = good_repo
 
-    first = dvc(root, env, "repro")
+    first = reproduced_repo["repro"]
     assert sorted(ran(first)) == sorted(STAGES)
     assert "Traceback" not in first and "oneDNN" not in first
     outputs = locked_outputs(root)

@@ -5,7 +5,7 @@ the project (``tests.dvc_repo.make_repo``) whose baseline has been reproduced an
 for the venv ``make run`` made and no ``dvc`` on ``PATH`` until the README activates it. A ```console block's
 ``$`` commands run the same way and the lines it shows must appear in their output, in order. The first block
 (``make run``, ``make test``) is left out: it installs from the network, then reruns this very suite; the fixture
-does what ``make run`` does (``dvc repro``) instead.
+does what ``make run`` does (``dvc repro``) instead (``reproduced_repo``, once per test run; the test gets a copy).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.dvc_repo import commit, dvc, make_repo
+from tests.dvc_repo import sh
 from tests.helpers import PROJECT
 
 pytestmark = pytest.mark.slow
@@ -67,13 +67,12 @@ def test_first_block_is_the_install_and_test_entry_points():
     assert first[0] == "bash" and commands(first[1]) == FIRST_BLOCK
 
 
-def test_every_readme_block_runs_as_written_in_order(tmp_path, tiny_assets):
-    root, env = make_repo(tmp_path, tiny_assets)
-    dvc(root, env, "repro")  # what `make run` does once the venv exists
+def test_every_readme_block_runs_as_written_in_order(tmp_path, good_repo):
+    root, env = good_repo  # reproduced (what `make run` does once the venv exists) and committed
     (root / ".venv").symlink_to(sys.prefix, target_is_directory=True)  # the venv `make run` made
     with (root / ".git" / "info" / "exclude").open("a", encoding="utf-8") as exclude:
         exclude.write(".venv\n")
-    commit(root, env, "the project, reproduced")
+    assert sh(root, "git", "status", "--porcelain", env=env) == ""  # nothing left to commit
 
     logs = tmp_path / "logs"
     logs.mkdir()

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -16,17 +17,37 @@ import yaml
 from stages import extract_weights, fetch_model
 from stages.lib.config import compose, declared_params, select
 from stages.lib.io import SCRATCH
-from tests.dvc_repo import commit, make_repo, ran, sh
-from tests.helpers import copy_project, tiny_overrides
+from tests.dvc_repo import commit, copy_repo, make_repo, ran, sh
+from tests.helpers import copy_project, made_once, tiny_overrides
 from tests.test_robustness import SHIM, WEIGHT_OUTPUTS, _outputs, hidden, snapshot, staging_areas
 
 pytestmark = pytest.mark.slow
 DVC = [sys.executable, "-m", "dvc"]
 
 
+@pytest.fixture(scope="session")
+def weights_repo(tmp_path_factory, tiny_assets) -> dict:
+    """``make_repo`` + ``dvc repro extract_weights`` + ``git commit``, once per test run (the tests copy it):
+    ``{"template": its folder, "repro": what that dvc repro printed}``."""
+
+    def make(base):
+        with pytest.MonkeyPatch.context() as patch:  # what _isolated_env gives a test
+            patch.setenv("CONVLENS_CACHE", str(base / "cache"))
+            for name in ("CONVLENS_MIRROR", "DVC_STAGE", "DVC_ROOT"):
+                patch.delenv(name, raising=False)
+            root, env = make_repo(base, tiny_assets)
+            output = sh(root, *DVC, "repro", "extract_weights", env=env)
+            commit(root, env, "good run")
+        return {"template": str(base), "repro": output}
+
+    made = made_once(tmp_path_factory, "weights_repo", make)
+    return {"template": Path(made["template"]), "repro": made["repro"]}
+
+
 @pytest.fixture
-def dvc_project(tmp_path, tiny_assets):
-    return make_repo(tmp_path / "repo", tiny_assets)
+def dvc_project(tmp_path, weights_repo):
+    """A copy of ``weights_repo``: extract_weights and what it needs, reproduced and committed."""
+    return copy_repo(weights_repo["template"], tmp_path / "repo")
 
 
 def set_param(root, key: str, value) -> None:
@@ -55,21 +76,21 @@ def failed_stage_entry(root, lock: bytes, stage: str = "extract_weights") -> boo
     return now[stage] == yaml.safe_load(lock)["stages"][stage]
 
 
-def committed_run(root, env) -> tuple[dict, bytes]:
-    assert ran(sh(root, *DVC, "repro", "extract_weights", env=env)) == [
+def committed_run(root) -> tuple[dict, bytes]:
+    """The good run ``dvc_project`` starts from (``weights_repo``): its outputs and its dvc.lock."""
+    assert not staging_areas(root)
+    return snapshot(root / "outputs"), (root / "dvc.lock").read_bytes()
+
+
+def test_a_failing_stage_under_dvc_keeps_the_lock_and_checkout_restores_the_good_outputs(request, weights_repo):
+    assert ran(weights_repo["repro"]) == [  # the good run: `dvc repro extract_weights` in a fresh repo
         "check_config",
         "fetch_data",  # fetch_model checks the model's input against the data
         "fetch_model",
         "extract_weights",
     ]
-    sh(root, "git", "add", "-A", env=env)
-    sh(root, "git", "commit", "-qm", "good run", env=env)
-    return snapshot(root / "outputs"), (root / "dvc.lock").read_bytes()
-
-
-def test_a_failing_stage_under_dvc_keeps_the_lock_and_checkout_restores_the_good_outputs(request):
     root, env = request.getfixturevalue("dvc_project")
-    before, lock = committed_run(root, env)
+    before, lock = committed_run(root)
 
     # a layer the model has (fetch_model resolves the names) but that has no kernel: extract_weights fails
     set_param(root, "layers", ["max_pooling2d"])
@@ -94,8 +115,7 @@ def test_a_failing_stage_under_dvc_keeps_the_lock_and_checkout_restores_the_good
 
 def test_sigkill_under_dvc_repro_then_repro_equals_a_clean_run(request, tiny_assets, tmp_path):
     root, env = request.getfixturevalue("dvc_project")
-    committed_run(root, env)
-    lock = (root / "dvc.lock").read_bytes()
+    _, lock = committed_run(root)
     reference = copy_project(tmp_path / "clean")  # the clean run, standalone in another copy
     cfg = compose(reference, [*tiny_overrides(tiny_assets["model"], tiny_assets["sums"]), "weights.layers=[conv2d]"])
     for stage in (fetch_model, extract_weights):
@@ -139,9 +159,7 @@ def kill_env(tmp_path, stage: str, at: str) -> dict:
 def test_a_killed_render_restored_from_the_run_cache_leaves_no_stray_files(request, tmp_path):
     """Issue 9: a killed render_figures left outputs/figures/.dataset.XXXX/ that survived DVC restoring the stage
     from its run cache (no write came to clean it). Staging in .dvc/tmp leaves nothing DVC or git can see."""
-    root, env = request.getfixturevalue("dvc_project")
-    sh(root, *DVC, "repro", "render_figures", env=env)
-    commit(root, env, "good run")
+    root, env = request.getfixturevalue("good_repo")  # the whole pipeline reproduced and committed
     params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
     params["render"]["dpi"] = 50
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True), encoding="utf-8")
@@ -162,9 +180,7 @@ def test_a_killed_render_restored_from_the_run_cache_leaves_no_stray_files(reque
 def test_an_interrupted_dataset_stats_loses_its_git_tracked_metrics_and_git_checkout_restores_them(request, tmp_path):
     """dataset_stats' outputs are ``cache: false``: DVC deletes them before the run and ``dvc checkout`` has no copy;
     git has. One line brings them back."""
-    root, env = request.getfixturevalue("dvc_project")
-    sh(root, *DVC, "repro", "dataset_stats", env=env)
-    commit(root, env, "good run")
+    root, env = request.getfixturevalue("good_repo")  # the whole pipeline reproduced and committed
     metrics = root / "outputs" / "metrics"
     before = {"dataset": snapshot(metrics / "dataset"), "dataset.json": (metrics / "dataset.json").read_bytes()}
 
@@ -188,7 +204,7 @@ def test_an_interrupted_dataset_stats_loses_its_git_tracked_metrics_and_git_chec
 def test_a_damaged_dvc_lock_is_named_by_dvc_and_git_checkout_restores_it(request, cut):
     """Ctrl-C twice during ``dvc repro`` can leave dvc.lock cut short (DVC's file, DVC's message)."""
     root, env = request.getfixturevalue("dvc_project")
-    before, lock = committed_run(root, env)
+    before, lock = committed_run(root)
     text = lock.decode()
     damaged = {
         "empty": "",

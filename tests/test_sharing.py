@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.dvc_repo import commit, dvc, make_repo, ran, sh
+from tests.dvc_repo import commit, copy_repo, dvc, ran, sh
 
 pytestmark = pytest.mark.slow
 
 
-def test_push_from_one_clone_pull_into_another_without_recomputing(tmp_path, tiny_assets):
-    root, env = make_repo(tmp_path / "a", tiny_assets)
-    out = dvc(root, env, "repro")
+def test_push_from_one_clone_pull_into_another_without_recomputing(tmp_path, reproduced_repo):
+    """The first clone's results: ``reproduced_repo``'s ``dvc repro`` (once per test run), copied to ``a/``."""
+    root, env = copy_repo(reproduced_repo["template"], tmp_path / "a")
+    out = reproduced_repo["repro"]
     assert "fetch_model" in ran(out) and "Use `dvc push` to send your updates to remote storage" in out
 
     remote = tmp_path / "dvc-remote"  # a local directory; S3, GCS or SSH are the same commands with their URL

@@ -1,6 +1,8 @@
 """Each stage's run() on the tiny model and data, in process, with its declared params only."""
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +17,9 @@ from stages import (
     render_maps,
     samples,
 )
+from stages.lib.config import compose, declared_params, select
 from stages.lib.errors import ConvlensError
-from tests.helpers import PIPELINE, run_stage
+from tests.helpers import PIPELINE, configure, copy_project, made_once, run_stage
 
 
 def snapshot(folder):
@@ -102,6 +105,33 @@ def test_untrained_seed_decides_the_untrained_weights(project, stage_config, run
     assert not np.allclose(kernels[0], kernels[2])
 
 
+@pytest.fixture(scope="session")
+def good_outputs(tmp_path_factory, tiny_assets) -> Path:
+    """``outputs/`` of the whole pipeline, run in process (as ``run_pipeline``) in a project configured as
+    ``project`` is, once per test run: the good outputs each bad-config case starts from."""
+
+    def make(base: Path) -> dict:
+        with pytest.MonkeyPatch.context() as patch:  # what _isolated_env and project give a test
+            patch.setenv("CONVLENS_MIRROR", str(tiny_assets["mirror"]))
+            patch.setenv("CONVLENS_CACHE", str(base / "cache"))
+            patch.delenv("DVC_STAGE", raising=False)
+            patch.delenv("DVC_ROOT", raising=False)
+            root = copy_project(base / "project")
+            configure(root, str(tiny_assets["model"]), tiny_assets["sums"])
+
+            def composed(*overrides):
+                return compose(root, list(overrides))
+
+            def stage_config(stage, *overrides):
+                return select(composed(*overrides), declared_params(root, stage))
+
+            for module in PIPELINE:
+                run_stage(module, stage_config, composed, root)
+        return {"outputs": str(root / "outputs")}
+
+    return Path(made_once(tmp_path_factory, "good_outputs", make)["outputs"])
+
+
 @pytest.mark.parametrize(
     ("module", "override", "message"),
     [
@@ -130,9 +160,9 @@ def test_untrained_seed_decides_the_untrained_weights(project, stage_config, run
     ],
 )
 def test_bad_config_fails_clearly_and_leaves_good_outputs_untouched(
-    project, stage_config, composed, run_pipeline, module, override, message
+    project, stage_config, composed, good_outputs, module, override, message
 ):
-    run_pipeline(project)
+    shutil.copytree(good_outputs, project / "outputs")  # what run_pipeline(project) makes, made once per run
     before = snapshot(project / "outputs")
     with pytest.raises(ConvlensError, match=message) as err:
         run_stage(module, stage_config, composed, project, override)
