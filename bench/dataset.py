@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from stages.lib.archive import layer_infos, read_config
+from stages.lib.archive import Archive, layer_infos, read_config
 from stages.lib.dataset import MAP_KINDS, stream_statistics
 from stages.lib.forward import Network, batches, load_network
 from stages.lib.samples import model_inputs
@@ -70,7 +70,7 @@ def model_path(root: Path, role: str) -> Path:
 
 def network_for(root: Path, role: str, inp: Inputs) -> Network:
     """The numpy network up to the deepest layer asked for, as dataset_stats builds it."""
-    return load_network(model_path(root, role), upto=inp.names[-1])
+    return load_network(Archive.open(model_path(root, role)), upto=inp.names[-1])
 
 
 def bare_pass(network: Network, inp: Inputs) -> None:

@@ -19,15 +19,12 @@ from stages.lib import layout
 from stages.lib.archive import (
     CONV_KINDS,
     RESAVE_KERAS2,
-    LayerInfo,
-    check_input_shape,
+    Archive,
     check_model_config,
     is_hdf5,
     keras2_problem,
     read_config,
     read_h5_config,
-    read_weights,
-    resolve_layers,
 )
 from stages.lib.config import run_stage
 from stages.lib.errors import ConvlensError
@@ -51,26 +48,28 @@ def convert_legacy(source: Path, dest: Path) -> None:
         convert_h5(copy, source, dest)
 
 
-def check_fits(cfg: DictConfig, root: Path, source: Path, config: dict, layers: list[LayerInfo]) -> None:
+def check_fits(cfg: DictConfig, root: Path, archive: Archive) -> None:
     """Fail here, in seconds, naming the user's file, not stages later: the configured layer lists must name
-    layers of this model, and the data's samples must fit its input. Checked before the model is written."""
+    layers of this model, its weights must read (nothing outside the file, every stored shape the one its config
+    says), and the data's samples must fit its input. Checked before the model is written."""
+    archive.weights([layer.name for layer in archive.layers if layer.kind in CONV_KINDS])
     for key, specs in (
         ("weights.layers", cfg.weights.layers),
         ("feature_maps.layers", cfg.feature_maps.layers),
         ("dataset.layers", cfg.dataset.layers),
     ):
         try:
-            resolve_layers(None if specs is None else list(specs), layers, key=key)
+            archive.resolve(None if specs is None else list(specs), key)
         except ConvlensError as e:
             said = str(e) if str(e).startswith(key) else f"{key}: {e}"
-            raise ConvlensError(f"{source}: {said}") from e
+            raise ConvlensError(f"{archive.source}: {said}") from e
     data = layout.data_dir(root)
     for images in sorted(data.glob("*_images.npy")):  # a dependency under DVC; absent when run on its own first
         try:
             shape = np.load(images, mmap_mode="r").shape
         except (OSError, ValueError) as e:
             raise ConvlensError(f"cannot read {images} ({e}); rerun fetch_data") from e
-        check_input_shape(config, shape[1:], str(source))
+        archive.check_input(shape[1:])
 
 
 def run(cfg: DictConfig, root: Path) -> None:
@@ -82,10 +81,8 @@ def run(cfg: DictConfig, root: Path) -> None:
     if is_hdf5(source):
         with atomic_path(layout.model_path(root, "trained")) as tmp:
             convert_legacy(source, tmp)
-            # the converted archive passes the same checks as a .keras (its weights, stored shapes)
-            layers = check_model_config(read_config(tmp), str(source))
-            read_weights(tmp, [layer.name for layer in layers if layer.kind in CONV_KINDS])
-            check_fits(cfg, root, source, read_config(tmp), layers)
+            archive = Archive.open(tmp, str(source))  # the converted archive passes the same checks as a .keras
+            check_fits(cfg, root, archive)
     else:
         config = read_config(source)
         problem = keras2_problem(config)  # before the checks below, which would misname the cause
@@ -93,13 +90,11 @@ def run(cfg: DictConfig, root: Path) -> None:
             raise ConvlensError(
                 f"{source} was saved by Keras 2 and Keras 3 cannot load it ({problem}); {RESAVE_KERAS2}"
             )
-        layers = check_model_config(config, str(source))
-        # the weights file reads, points nowhere outside itself, and every stored shape fits the config
-        read_weights(source, [layer.name for layer in layers if layer.kind in CONV_KINDS])
-        check_fits(cfg, root, source, config, layers)
+        archive = Archive.of(source, config)
+        check_fits(cfg, root, archive)
         with atomic_path(layout.model_path(root, "trained")) as tmp:
             shutil.copyfile(source, tmp)
-    log.info("model %s: %s", model.name, ", ".join(f"{layer.name} ({layer.kind})" for layer in layers))
+    log.info("model %s: %s", model.name, ", ".join(f"{layer.name} ({layer.kind})" for layer in archive.layers))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import zipfile
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 import numpy as np
@@ -693,17 +693,16 @@ def _variables(h5: object, group_path: str) -> list | None:
     return variables
 
 
-def read_weights(path: Path, names: Sequence[str]) -> dict[str, list[np.ndarray]]:
-    """Each named layer's variables, in Keras order (kernel, bias, …), read with h5py.
+def read_weights(path: Path, layers: Sequence[tuple[LayerInfo, dict, str]], names: Sequence[str]) -> dict:
+    """Each named layer's variables, in Keras order (kernel, bias, …), read with h5py from the archive at
+    ``path`` whose config walks to ``layers`` (:func:`walk_layers`); use :meth:`Archive.weights`.
 
     The whole weights file is checked first, before any data is read: nothing in it may point
-    outside it (:func:`storage_problem`), and every Conv2D, Dense and BatchNormalization layer's
+    outside it (:func:`storage_problem`), and every conv, Dense and BatchNormalization layer's
     stored shapes must be the ones its config says (:func:`shape_problem`).
     """
     import h5py
 
-    config = read_config(path)
-    layers = walk_layers(config)
     entries = {info.name: entry for info, entry, _ in layers}
     groups = {info.name: group for info, _, group in layers}
     try:
@@ -733,6 +732,54 @@ def read_weights(path: Path, names: Sequence[str]) -> dict[str, list[np.ndarray]
     except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile, zlib.error) as e:
         raise ConvlensError(f"{path}: model.weights.h5 is unreadable ({e}); save the model again") from e
     return out
+
+
+@dataclass(frozen=True)
+class Archive:
+    """A ``.keras`` archive, its ``config.json`` read and checked once (:func:`check_model_config`): the
+    layers (nested ones as ``outer/inner``), the input shape, and the weights, read on demand.
+
+    ``source`` is how errors name the model: the user's file when ``path`` is a converted or staged copy.
+    """
+
+    path: Path
+    config: dict
+    source: str
+
+    @classmethod
+    def open(cls, path: Path, source: str | None = None) -> Archive:
+        return cls.of(path, read_config(path), source)
+
+    @classmethod
+    def of(cls, path: Path, config: dict, source: str | None = None) -> Archive:
+        """The archive at ``path`` whose ``config.json`` was already read (e.g. to name a Keras 2 archive)."""
+        check_model_config(config, source or str(path))
+        return cls(path, config, source or str(path))
+
+    @cached_property
+    def walked(self) -> list[tuple[LayerInfo, dict, str]]:
+        return walk_layers(self.config)
+
+    @property
+    def layers(self) -> list[LayerInfo]:
+        """Every layer, in ``model.layers`` order, each nested model's layers right after it."""
+        return [info for info, _, _ in self.walked]
+
+    @property
+    def input_shape(self) -> tuple[int | None, ...]:
+        return input_shape(self.config)
+
+    def check_input(self, sample_shape: tuple[int, ...]) -> tuple[int | None, ...]:
+        """The data's samples must fit the model's input (:func:`check_input_shape`)."""
+        return check_input_shape(self.config, sample_shape, self.source)
+
+    def resolve(self, specs: Sequence[str | int] | None, key: str, default_kinds: Sequence[str] = CONV_KINDS):
+        """Layer addresses for a configured layer list (:func:`resolve_layers`)."""
+        return resolve_layers(specs, self.layers, default_kinds, key)
+
+    def weights(self, names: Sequence[str]) -> dict[str, list[np.ndarray]]:
+        """Each named layer's variables, after checking the whole weights file (:func:`read_weights`)."""
+        return read_weights(self.path, self.walked, names)
 
 
 def write_reproducible(src: Path, dst: Path) -> None:

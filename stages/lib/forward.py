@@ -15,21 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .archive import (
-    CONV_KINDS,
-    LayerInfo,
-    check_model_config,
-    input_shape,
-    layer_infos,
-    read_config,
-    read_weights,
-)
+from .archive import CONV_KINDS, Archive, LayerInfo, input_shape
 from .errors import ConvlensError
 from .samples import SCALE_KEY, check_scale
 
@@ -274,40 +265,28 @@ def _chain(config: dict, upto: str | None = None) -> tuple[tuple[int | None, ...
     return input_shape(config), [e for e in entries if e["class_name"] != "InputLayer"]
 
 
-def build_network(config: dict, weights: dict[str, list[np.ndarray]], upto: str | None = None) -> Network:
-    """The network for an archive's config and weights, up to (and including) layer ``upto``."""
-    input_shape, entries = _chain(config, upto)
-    names, ops = [], []
-    for entry in entries:
-        name = entry["config"]["name"]
-        names.append(name)
-        ops.append(layer_op(entry["class_name"], entry["config"], weights.get(name, [])))
-        if name == upto:
-            break
+def load_network(archive: Archive, upto: str | None = None) -> Network:
+    """The network stored in a ``.keras`` archive (no TensorFlow), up to (and including) layer ``upto``."""
+    input_shape, entries = _chain(archive.config, upto)
+    names = [entry["config"]["name"] for entry in entries]
+    if upto is not None:
+        names = names[: names.index(upto) + 1]
+    weights = archive.weights(names)
+    ops = [layer_op(e["class_name"], e["config"], weights[n]) for e, n in zip(entries, names, strict=False)]
     return Network(input_shape, tuple(names), tuple(ops))
 
 
-def load_network(path: Path, upto: str | None = None) -> Network:
-    """The network stored in a ``.keras`` archive (no TensorFlow), up to layer ``upto``."""
-    config = read_config(path)
-    layers = check_model_config(config, str(path))
-    _chain(config, upto)
-    names = [layer.name for layer in layers if "/" not in layer.name]
-    needed = names if upto is None else names[: names.index(upto) + 1]
-    return build_network(config, read_weights(path, needed), upto)
-
-
-def open_network(path: Path, names: Sequence[str], log: Callable[[str], None]) -> Activations:
-    """What computes the ``names`` layers' outputs for the model at ``path``: the numpy forward pass where it
-    can, else Keras itself (TensorFlow starts; ``log`` says why)."""
-    order = [layer.name for layer in layer_infos(read_config(path))]
+def open_network(archive: Archive, names: Sequence[str], log: Callable[[str], None]) -> Activations:
+    """What computes the ``names`` layers' outputs: the numpy forward pass where it can, else Keras itself
+    (TensorFlow starts; ``log`` says why)."""
+    order = [layer.name for layer in archive.layers]
     try:
-        return load_network(path, upto=max(names, key=order.index))
+        return load_network(archive, upto=max(names, key=order.index))
     except Unsupported as e:
-        log(f"{path.name}: {e}, which the numpy forward pass does not compute; computing it with Keras")
+        log(f"{archive.path.name}: {e}, which the numpy forward pass does not compute; computing it with Keras")
     from .keras_models import KerasNetwork  # TensorFlow starts here, for such models only
 
-    return KerasNetwork.load(path, names)
+    return KerasNetwork.load(archive, names)
 
 
 # A batch holds every layer's output up to the deepest one asked for, plus the temporaries of a
@@ -417,11 +396,11 @@ def input_scale(first: dict | None, weights: Sequence[np.ndarray], scale: object
     return InputScale(1.0, describe_preprocessing(first, list(weights)))
 
 
-def read_input_scale(path: Path, config: dict, scale: object) -> InputScale:
-    """``input_scale`` for the ``.keras`` archive at ``path`` (its ``config.json`` already read)."""
-    first = first_layer(config)
+def read_input_scale(archive: Archive, scale: object) -> InputScale:
+    """``input_scale`` for a ``.keras`` archive."""
+    first = first_layer(archive.config)
     needs_weights = first is not None and first.get("class_name") == "Normalization"
-    weights = read_weights(path, [first["config"]["name"]])[first["config"]["name"]] if needs_weights else []
+    weights = archive.weights([first["config"]["name"]])[first["config"]["name"]] if needs_weights else []
     return input_scale(first, weights, scale)
 
 
