@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from stages.lib.archive import Archive, layer_infos, read_config
+from stages.lib.archive import Archive, read_config
 from stages.lib.dataset import MAP_KINDS, stream_statistics
 from stages.lib.forward import Network, batches, load_network
+from stages.lib.layers import layer_infos
 from stages.lib.samples import model_inputs
 
 from .measure import run_measured

@@ -1,8 +1,9 @@
 """Stage 1: the trained model, from the pinned URL (checksum-verified) or your own ``.keras`` or ``.h5`` file.
 
 No TensorFlow for a ``.keras``: the archive is checked by reading its config and weights file
-(`stages/lib/archive.py`). A legacy ``.h5`` (Keras 2, the book's earlier editions) is checked the same way
-with h5py, then converted to ``.keras`` once here: the only place this stage imports Keras.
+(``stages/lib/archive.py``, ``layers.py``, ``weights_file.py``). A legacy ``.h5`` (Keras 2, the book's
+earlier editions) is checked the same way with h5py, then converted to ``.keras`` once here: the only
+place this stage imports Keras.
 """
 
 from __future__ import annotations
@@ -16,20 +17,12 @@ import numpy as np
 from omegaconf import DictConfig
 
 from stages.lib import layout
-from stages.lib.archive import (
-    CONV_KINDS,
-    RESAVE_KERAS2,
-    Archive,
-    check_model_config,
-    is_hdf5,
-    keras2_problem,
-    read_config,
-    read_h5_config,
-)
+from stages.lib.archive import RESAVE_KERAS2, Archive, is_hdf5, read_config, read_h5_config
 from stages.lib.config import run_stage
 from stages.lib.errors import ConvlensError
 from stages.lib.fetch import RemoteFile, fetch, search_dirs
 from stages.lib.io import atomic_path
+from stages.lib.layers import CONV_KINDS, check_model_config, keras2_problem
 from stages.lib.schema import model_file
 
 log = logging.getLogger(__name__)

@@ -17,10 +17,11 @@ import sys
 import numpy as np
 import pytest
 
-from stages.lib.archive import Archive, layer_infos, read_config, resolve_layers, walk_layers
+from stages.lib.archive import Archive, read_config
 from stages.lib.config import compose, declared_params, select
 from stages.lib.errors import ConvlensError
 from stages.lib.forward import Network, open_network
+from stages.lib.layers import layer_infos, resolve_layers, walk_layers
 from tests.helpers import PER_LAYER, PIPELINE, configure, copy_project, stage_name
 
 NESTED = ["block/dw", "block/sep", "block/dil"]

@@ -7,15 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stages.lib.archive import (
-    Archive,
-    LayerInfo,
-    check_model_config,
-    layer_infos,
-    read_config,
-    resolve_layers,
-)
+from stages.lib.archive import Archive, read_config
 from stages.lib.errors import ConvlensError
+from stages.lib.layers import LayerInfo, check_model_config, layer_infos, resolve_layers
 
 LAYERS = [
     LayerInfo(0, "conv2d", "Conv2D"),

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from .archive import CONV_KINDS
 from .errors import ConvlensError
 from .forward import Activations, batches
+from .layers import CONV_KINDS
 from .samples import model_inputs
 
 MAP_KINDS = (*CONV_KINDS, "MaxPooling2D", "AveragePooling2D")  # the layers dataset statistics default to

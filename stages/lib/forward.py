@@ -20,8 +20,9 @@ from typing import Protocol
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .archive import CONV_KINDS, Archive, LayerInfo, input_shape
+from .archive import Archive
 from .errors import ConvlensError
+from .layers import CONV_KINDS, LayerInfo, input_shape
 from .samples import SCALE_KEY, check_scale
 
 Op = Callable[[np.ndarray], np.ndarray]
