@@ -71,7 +71,7 @@ def model_path(root: Path, role: str) -> Path:
 
 def network_for(root: Path, role: str, inp: Inputs) -> Network:
     """The numpy network up to the deepest layer asked for, as dataset_stats builds it."""
-    return load_network(Archive.open(model_path(root, role)), upto=inp.names[-1])
+    return load_network(Archive.read(model_path(root, role)), upto=inp.names[-1])
 
 
 def bare_pass(network: Network, inp: Inputs) -> None:

@@ -25,7 +25,7 @@ DPI = 100  # the notebook's savefig default (rcParams figure.dpi), passed to bot
 def conv2d_1_maps(mirror: Path) -> np.ndarray:
     """The book's second feature-map figure's data: conv2d_1 of training image 0, (14, 14, 64)."""
     images = read_idx(mirror / "fashion-mnist" / "train-images-idx3-ubyte.gz")
-    network = load_network(Archive.open(mirror / "best-cnn-model.keras"), upto="conv2d_1")
+    network = load_network(Archive.read(mirror / "best-cnn-model.keras"), upto="conv2d_1")
     return network.activations(model_inputs(images[:1], 255.0), ["conv2d_1"])[0][0]
 
 

@@ -58,8 +58,7 @@ def run(cfg: DictConfig, root: Path) -> None:
                 f"use null for every image or a number up to {len(images)}"
             )
         images, labels = images[: ds.limit], labels[: ds.limit]
-    models = {role: layout.open_model(root, role) for role in layout.ROLES}
-    trained = models["trained"]
+    trained = layout.open_model(root, "trained")
     trained.check_input(images.shape[1:])
     scale = read_input_scale(trained, cfg.input.scale)  # both models: the untrained model has the same layers
     if note := scale.note():
@@ -68,7 +67,7 @@ def run(cfg: DictConfig, root: Path) -> None:
 
     tables = {}
     for role in layout.ROLES:
-        network = open_network(models[role], names, log.info)
+        network = open_network(trained if role == "trained" else layout.open_model(root, role), names, log.info)
         per_image = bytes_per_image(network, model_inputs(images[:1], scale.divisor))
         size, note = fit_batch_size(ds.batch_size, per_image, available_memory(), "dataset.batch_size")
         if note:

@@ -32,18 +32,18 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, root: Path, item: str) -> None:
-    models = {role: layout.open_model(root, role) for role in layout.ROLES}
-    [name] = models["trained"].resolve([layer_item(item)], "feature_maps.layers")
+    trained = layout.open_model(root, "trained")
+    [name] = trained.resolve([layer_item(item)], "feature_maps.layers")
     images, index = layout.load_samples(root)
-    models["trained"].check_input(images.shape[1:])
-    scale = read_input_scale(models["trained"], cfg.input.scale)  # both models: the untrained one has the same layers
+    trained.check_input(images.shape[1:])
+    scale = read_input_scale(trained, cfg.input.scale)  # both models: the untrained one has the same layers
     if note := scale.note():
         log.info("%s", note)
     x = model_inputs(images, scale.divisor)
 
     maps = {}
     for role in layout.ROLES:
-        network = open_network(models[role], [name], log.info)
+        network = open_network(trained if role == "trained" else layout.open_model(root, role), [name], log.info)
         size, note = fit_batch_size(
             cfg.feature_maps.batch_size, bytes_per_image(network, x), available_memory(), "feature_maps.batch_size"
         )
@@ -54,7 +54,7 @@ def run(cfg: DictConfig, root: Path, item: str) -> None:
 
     channels = {role: channel_stats(m) for role, m in maps.items()}
     # trained only: the untrained model's zero biases make firing scale-free
-    if name == first_conv(models["trained"].layers):
+    if name == first_conv(trained.layers):
         seen = f"{index['split']} images {index['samples']}"
         if warning := scale.silent_warning(name, channels["trained"]["max"], seen):
             log.warning("%s", warning)

@@ -74,7 +74,7 @@ def run(cfg: DictConfig, root: Path) -> None:
     if is_hdf5(source):
         with atomic_path(layout.model_path(root, "trained")) as tmp:
             convert_legacy(source, tmp)
-            archive = Archive.open(tmp, str(source))  # the converted archive passes the same checks as a .keras
+            archive = Archive.read(tmp, str(source))  # the converted archive passes the same checks as a .keras
             check_fits(cfg, root, archive)
     else:
         config = read_config(source)

@@ -31,7 +31,7 @@ def test_read_weights_without_tensorflow_equals_keras(tiny_assets):
     from stages.lib.keras_models import load_model
 
     model = load_model(tiny_assets["model"])
-    weights = Archive.open(tiny_assets["model"]).weights(["conv2d", "conv2d_1", "dense"])
+    weights = Archive.read(tiny_assets["model"]).weights(["conv2d", "conv2d_1", "dense"])
     for name, arrays in weights.items():
         expected = model.get_layer(name).get_weights()
         assert len(arrays) == len(expected) == 2
@@ -104,7 +104,7 @@ def test_files_that_are_not_keras_archives_are_refused(tmp_path):
 def test_unreadable_weights_are_refused(tmp_path):
     path = _archive(tmp_path / "m.keras", [_layer("Conv2D", "conv2d")])
     with pytest.raises(ConvlensError, match="model.weights.h5 is unreadable"):
-        Archive.open(path).weights(["conv2d"])
+        Archive.read(path).weights(["conv2d"])
 
 
 def test_write_reproducible_drops_save_dates(tmp_path):
@@ -159,7 +159,7 @@ def _rewrite(src, dst, config=None, raw_config: bytes | None = None, h5_edit=Non
 
 def _check(path):
     """What fetch_model checks: the config, then the weights file."""
-    archive = Archive.open(path)
+    archive = Archive.read(path)
     return archive.weights([layer.name for layer in archive.layers if layer.kind == "Conv2D"])
 
 
@@ -229,7 +229,7 @@ def test_weights_that_point_outside_the_file_are_refused(tiny_assets, tmp_path, 
         "strings": _replace_kernel(data=np.full((3, 3, 1, 4), b"abc")),
     }[case]
     path = _rewrite(tiny_assets["model"], tmp_path / "m.keras", h5_edit=edit)
-    for reader in (_check, lambda p: Archive.open(p).weights(["conv2d_1"])):  # any read refuses, not only the layer's
+    for reader in (_check, lambda p: Archive.read(p).weights(["conv2d_1"])):  # any read refuses, not only the layer's
         with pytest.raises(ConvlensError) as err:
             reader(path)
         assert message.format(secret=secret, other=other) in str(err.value)
@@ -272,7 +272,7 @@ def test_stored_shapes_must_match_the_config(tiny_assets, tmp_path, edit, messag
     with pytest.raises(ConvlensError, match=re.escape(message)):
         _check(path)
     with pytest.raises(ConvlensError, match=re.escape(message)):
-        Archive.open(path).weights(["conv2d_1"])  # extract_weights and build_untrained's reads refuse it too
+        Archive.read(path).weights(["conv2d_1"])  # extract_weights and build_untrained's reads refuse it too
 
 
 def test_batch_normalization_shapes_are_checked(tmp_path):

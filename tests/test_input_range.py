@@ -138,7 +138,7 @@ def test_a_model_starting_with_rescaling_gets_raw_pixels_not_pixels_divided_twic
     np.testing.assert_allclose(maps, plain_maps, rtol=1e-5, atol=1e-6)  # raw → Rescaling(1/255) ≡ /255 → plain
     assert table.splitlines()[0] == plain_table.splitlines()[0]
     np.testing.assert_allclose(as_numbers(table), as_numbers(plain_table), rtol=1e-5, atol=1e-6)  # the whole split
-    twice = load_network(Archive.open(tmp_path / "rescaled.keras"), upto="conv2d").activations(
+    twice = load_network(Archive.read(tmp_path / "rescaled.keras"), upto="conv2d").activations(
         np.load(project / "outputs" / "samples" / "images.npy") / np.float32(255), ["conv2d"]
     )[0]
     assert not np.allclose(twice, plain_maps, atol=1e-3)  # what the stage computed before: pixels / 255 / 255

@@ -60,7 +60,7 @@ def test_the_numpy_forward_pass_gives_kerass_feature_maps_of_the_book_model():
     x = images[:1].reshape(-1, 28, 28, 1) / 255.0  # the book: train_input[0:1].reshape(-1, 28, 28, 1) / 255.0
     names = ["conv2d", "conv2d_1"]
     want = activation_model(load_model(model_path), names)(x.astype(np.float32), training=False)
-    got = load_network(Archive.open(model_path), upto="conv2d_1").activations(model_inputs(images[:1], 255), names)
+    got = load_network(Archive.read(model_path), upto="conv2d_1").activations(model_inputs(images[:1], 255), names)
     for name, a, b in zip(names, got, want, strict=True):
         b = np.asarray(b)
         assert a.shape == b.shape == ((1, 28, 28, 32) if name == "conv2d" else (1, 14, 14, 64))

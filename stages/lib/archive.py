@@ -176,7 +176,7 @@ class Archive:
     source: str
 
     @classmethod
-    def open(cls, path: Path, source: str | None = None) -> Archive:
+    def read(cls, path: Path, source: str | None = None) -> Archive:
         return cls.of(path, read_config(path), source)
 
     @classmethod

@@ -58,7 +58,7 @@ def keras_error_summary(error: BaseException) -> str:
 
 def load_model(path: Path) -> keras.Model:
     """Load a ``.keras`` archive for inference, with Keras's safe mode on."""
-    Archive.open(path)  # config checked: no class from outside Keras, no code
+    Archive.read(path)  # config checked: no class from outside Keras, no code
     try:
         return keras.models.load_model(path, compile=False, safe_mode=True)
     except (ValueError, TypeError, OSError) as e:

@@ -20,7 +20,7 @@ def model_path(root: Path, role: str) -> Path:
 def open_model(root: Path, role: str) -> Archive:
     """The ``role`` model's archive, checked; errors name it by its path in the project."""
     path = model_path(root, role)
-    return Archive.open(path, str(path.relative_to(root)))
+    return Archive.read(path, str(path.relative_to(root)))
 
 
 def data_dir(root: Path) -> Path:
