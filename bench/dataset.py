@@ -17,10 +17,11 @@ import numpy as np
 import yaml
 
 from stages.lib.archive import Archive, read_config
+from stages.lib.batching import batches
 from stages.lib.dataset import MAP_KINDS, stream_statistics
-from stages.lib.forward import Network, batches, load_network
+from stages.lib.forward import Network, load_network
+from stages.lib.inputs import model_inputs
 from stages.lib.layers import layer_infos
-from stages.lib.samples import model_inputs
 
 from .measure import run_measured
 

@@ -17,7 +17,7 @@ from stages.lib.figures import mosaic_figure
 from stages.lib.forward import load_network
 from stages.lib.grids import feature_map_grid
 from stages.lib.idx import read_idx
-from stages.lib.samples import model_inputs
+from stages.lib.inputs import model_inputs
 
 DPI = 100  # the notebook's savefig default (rcParams figure.dpi), passed to both sides
 

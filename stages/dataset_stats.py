@@ -14,19 +14,13 @@ import numpy as np
 from omegaconf import DictConfig
 
 from stages.lib import layout
+from stages.lib.batching import available_memory, bytes_per_image, fit_batch_size
 from stages.lib.config import run_stage
 from stages.lib.dataset import MAP_KINDS, dataset_summary, selectivity, stream_statistics
 from stages.lib.errors import ConvlensError
-from stages.lib.forward import (
-    available_memory,
-    bytes_per_image,
-    first_conv,
-    fit_batch_size,
-    open_network,
-    read_input_scale,
-)
+from stages.lib.forward import open_network
+from stages.lib.inputs import first_conv, model_inputs, read_input_scale
 from stages.lib.io import staged_dir, write_csv, write_json
-from stages.lib.samples import model_inputs
 from stages.lib.stats import as_number
 
 log = logging.getLogger(__name__)

@@ -4,16 +4,10 @@ import numpy as np
 import pytest
 
 from stages.lib.archive import Archive
+from stages.lib.batching import WORKING_COPIES, batches, bytes_per_image, fit_batch_size
 from stages.lib.errors import ConvlensError
-from stages.lib.forward import (
-    WORKING_COPIES,
-    Unsupported,
-    batches,
-    bytes_per_image,
-    fit_batch_size,
-    load_network,
-    pool2d,
-)
+from stages.lib.forward import load_network
+from stages.lib.ops import Unsupported, pool2d
 
 
 def keras_activations(path, x, names):

@@ -9,8 +9,8 @@ from stages import build_untrained, dataset_stats, feature_maps, fetch_data, fet
 from stages.lib.archive import Archive
 from stages.lib.config import compose, load_config, write_params
 from stages.lib.errors import ConvlensError
-from stages.lib.forward import InputScale, first_layer, input_scale, load_network
-from stages.lib.samples import model_inputs
+from stages.lib.forward import load_network
+from stages.lib.inputs import InputScale, first_layer, input_scale, model_inputs
 from tests.helpers import MIRROR, copy_project, run_stage
 
 BEFORE_MAPS = [fetch_model, fetch_data, samples, build_untrained]

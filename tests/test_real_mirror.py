@@ -8,7 +8,7 @@ from stages.lib.archive import Archive
 from stages.lib.config import load_config
 from stages.lib.forward import load_network
 from stages.lib.idx import read_idx
-from stages.lib.samples import model_inputs
+from stages.lib.inputs import model_inputs
 from tests.helpers import MIRROR, copy_project
 
 pytestmark = [pytest.mark.mirror, pytest.mark.skipif(not MIRROR.is_dir(), reason="needs ../shared/mirror")]
