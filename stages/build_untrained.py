@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from stages.lib import layout
 from stages.lib.config import run_stage
-from stages.lib.io import atomic_path
+from stages.lib.files import atomic_path
 from stages.lib.weights import save_weight_artifacts
 
 log = logging.getLogger(__name__)

@@ -18,9 +18,9 @@ from stages.lib.batching import available_memory, bytes_per_image, fit_batch_siz
 from stages.lib.config import run_stage
 from stages.lib.dataset import MAP_KINDS, dataset_summary, selectivity, stream_statistics
 from stages.lib.errors import ConvlensError
+from stages.lib.files import staged_dir, write_csv, write_json
 from stages.lib.forward import open_network
 from stages.lib.inputs import first_conv, model_inputs, read_input_scale
-from stages.lib.io import staged_dir, write_csv, write_json
 from stages.lib.stats import as_number
 
 log = logging.getLogger(__name__)

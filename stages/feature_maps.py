@@ -14,11 +14,11 @@ from omegaconf import DictConfig
 
 from stages.lib import layout
 from stages.lib.batching import available_memory, batches, bytes_per_image, fit_batch_size
+from stages.lib.checks import layer_item
 from stages.lib.config import run_stage
+from stages.lib.files import staged_dir, write_csv, write_json
 from stages.lib.forward import open_network
 from stages.lib.inputs import first_conv, model_inputs, read_input_scale
-from stages.lib.io import staged_dir, write_csv, write_json
-from stages.lib.schema import layer_item
 from stages.lib.stats import channel_stats, layer_summary, table_rows
 
 log = logging.getLogger(__name__)

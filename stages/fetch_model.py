@@ -18,12 +18,12 @@ from omegaconf import DictConfig
 
 from stages.lib import layout
 from stages.lib.archive import RESAVE_KERAS2, Archive, is_hdf5, read_config, read_h5_config
+from stages.lib.checks import model_file
 from stages.lib.config import run_stage
 from stages.lib.errors import ConvlensError
 from stages.lib.fetch import RemoteFile, fetch, search_dirs
-from stages.lib.io import atomic_path
+from stages.lib.files import atomic_path
 from stages.lib.layers import CONV_KINDS, check_model_config, keras2_problem
-from stages.lib.schema import model_file
 
 log = logging.getLogger(__name__)
 

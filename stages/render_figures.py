@@ -16,8 +16,8 @@ from omegaconf import DictConfig
 from stages.lib import layout
 from stages.lib.config import run_stage
 from stages.lib.figures import class_heatmaps, histogram, mosaic_figure, sample_figure, sample_title
+from stages.lib.files import read_csv_columns, read_json, staged_dir
 from stages.lib.grids import filter_grid
-from stages.lib.io import read_csv_columns, read_json, staged_dir
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from stages.lib import layout
 from stages.lib.config import run_stage
 from stages.lib.errors import ConvlensError
 from stages.lib.figures import mosaic_figure, sample_title, vector_figure
+from stages.lib.files import read_json, staged_dir
 from stages.lib.grids import feature_map_grid
-from stages.lib.io import read_json, staged_dir
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .allowlist import MODEL_CLASSES, foreign_places, unsafe_places
+from .checks import is_plain_name
 from .errors import ConvlensError
-from .schema import is_plain_name
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from .archive import Archive
-from .io import read_json
-from .schema import layer_item, layer_spec
+from .checks import layer_item, layer_spec
+from .files import read_json
 
 ROLES = ("trained", "untrained")
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import layout
 from .errors import ConvlensError
-from .io import staged_dir, write_csv, write_json
+from .files import staged_dir, write_csv, write_json
 from .stats import filter_stats, kernel_stats, table_rows
 
 log = logging.getLogger(__name__)
