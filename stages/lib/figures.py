@@ -17,6 +17,11 @@ from .files import atomic_path
 MAX_PIXELS = 1 << 27
 
 
+# Inches per mosaic tile: a filter is a few pixels, a feature map up to 28 × 28.
+FILTER_TILE_INCHES = 0.9
+MAP_TILE_INCHES = 1.5
+
+
 def check_figure_size(height: int, width: int, dpi: int) -> None:
     """Refuse a figure of more than ``MAX_PIXELS`` before allocating it."""
     if height * width > MAX_PIXELS:
