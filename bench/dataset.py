@@ -16,14 +16,13 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from stages.lib.archive import layer_infos, read_config
+from stages.lib import layout
+from stages.lib.batching import batches
 from stages.lib.dataset import MAP_KINDS, stream_statistics
-from stages.lib.forward import Network, batches, load_network
-from stages.lib.samples import model_inputs
+from stages.lib.forward import Network, load_network
+from stages.lib.inputs import model_inputs
 
 from .measure import run_measured
-
-ROLES = ("trained", "untrained")
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,7 @@ def load_inputs(root: Path, n: int | None = None) -> Inputs:
         if n > len(images):
             raise ValueError(f"{n} images asked for, the {split} split has {len(images)}")
         images, labels = images[:n], labels[:n]
-    infos = layer_infos(read_config(model_path(root, "trained")))
+    infos = layout.open_model(root, "trained").layers
     return Inputs(
         images=images,
         labels=np.asarray(labels, np.int64),
@@ -64,13 +63,9 @@ def load_inputs(root: Path, n: int | None = None) -> Inputs:
     )
 
 
-def model_path(root: Path, role: str) -> Path:
-    return root / "outputs" / "models" / f"{role}.keras"
-
-
 def network_for(root: Path, role: str, inp: Inputs) -> Network:
     """The numpy network up to the deepest layer asked for, as dataset_stats builds it."""
-    return load_network(model_path(root, role), upto=inp.names[-1])
+    return load_network(layout.open_model(root, role), upto=inp.names[-1])
 
 
 def bare_pass(network: Network, inp: Inputs) -> None:
@@ -100,7 +95,7 @@ def bench_dataset(root: Path, runs: int, limit: int | None, say: Callable[[str],
     inp = load_inputs(root, limit)
     warm = replace(inp, images=inp.images[: inp.batch_size], labels=inp.labels[: inp.batch_size])
     results: Pairs = {}
-    for role in ROLES:
+    for role in layout.ROLES:
         network = network_for(root, role, inp)
         stats_pass(network, warm)
         bare_pass(network, warm)

@@ -12,11 +12,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from stages.lib.archive import Archive
 from stages.lib.figures import mosaic_figure
 from stages.lib.forward import load_network
 from stages.lib.grids import feature_map_grid
 from stages.lib.idx import read_idx
-from stages.lib.samples import model_inputs
+from stages.lib.inputs import model_inputs
 
 DPI = 100  # the notebook's savefig default (rcParams figure.dpi), passed to both sides
 
@@ -24,7 +25,7 @@ DPI = 100  # the notebook's savefig default (rcParams figure.dpi), passed to bot
 def conv2d_1_maps(mirror: Path) -> np.ndarray:
     """The book's second feature-map figure's data: conv2d_1 of training image 0, (14, 14, 64)."""
     images = read_idx(mirror / "fashion-mnist" / "train-images-idx3-ubyte.gz")
-    network = load_network(mirror / "best-cnn-model.keras", upto="conv2d_1")
+    network = load_network(Archive.read(mirror / "best-cnn-model.keras"), upto="conv2d_1")
     return network.activations(model_inputs(images[:1], 255.0), ["conv2d_1"])[0][0]
 
 

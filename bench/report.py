@@ -6,7 +6,6 @@ import importlib.metadata
 import os
 import platform
 import re
-import statistics
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -122,7 +121,3 @@ def notebook_split(outputs: list[str]) -> tuple[Stats, Stats] | None:
     if not pairs:
         return None
     return stats([p[0] for p in pairs]), stats([p[1] for p in pairs])
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)

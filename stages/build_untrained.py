@@ -11,20 +11,19 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from stages.lib import layout
-from stages.lib.archive import check_model_config, read_config, resolve_layers
 from stages.lib.config import run_stage
-from stages.lib.io import atomic_path
+from stages.lib.files import atomic_path
 from stages.lib.weights import save_weight_artifacts
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, root: Path) -> None:
-    trained = layout.model_path(root, "trained")
-    resolve_layers(cfg.weights.layers, check_model_config(read_config(trained), str(trained)), key="weights.layers")
+    trained = layout.open_model(root, "trained")
+    trained.resolve(cfg.weights.layers, "weights.layers")  # fails here, before TensorFlow starts
     from stages.lib.keras_models import load_with_untrained_model, save_reproducible
 
-    _, untrained = load_with_untrained_model(trained, cfg.untrained.seed)
+    _, untrained = load_with_untrained_model(trained.path, cfg.untrained.seed)
     with atomic_path(layout.model_path(root, "untrained")) as tmp:
         save_reproducible(untrained, tmp)
     log.info("untrained model built with seed %d", cfg.untrained.seed)

@@ -13,9 +13,10 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from stages.lib import layout
+from stages.lib.checks import model_file
 from stages.lib.config import PARAMS_FILE, read_yaml, run_stage
-from stages.lib.io import atomic_path
-from stages.lib.schema import check_config, model_file
+from stages.lib.files import atomic_path
+from stages.lib.schema import check_config
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from stages.lib.compare import changed, compare_statistics, statistic_rows
 from stages.lib.config import project_root
 from stages.lib.errors import ConvlensError
-from stages.lib.io import atomic_path
+from stages.lib.files import atomic_path
 
 log = logging.getLogger("compare")
 

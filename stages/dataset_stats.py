@@ -14,20 +14,13 @@ import numpy as np
 from omegaconf import DictConfig
 
 from stages.lib import layout
-from stages.lib.archive import check_input_shape, layer_infos, read_config, resolve_layers
+from stages.lib.batching import available_memory, bytes_per_image, fit_batch_size
 from stages.lib.config import run_stage
 from stages.lib.dataset import MAP_KINDS, dataset_summary, selectivity, stream_statistics
 from stages.lib.errors import ConvlensError
-from stages.lib.forward import (
-    available_memory,
-    bytes_per_image,
-    first_conv,
-    fit_batch_size,
-    open_network,
-    read_input_scale,
-)
-from stages.lib.io import staged_dir, write_csv, write_json
-from stages.lib.samples import model_inputs
+from stages.lib.files import staged_dir, write_csv, write_json
+from stages.lib.forward import open_network
+from stages.lib.inputs import first_conv, model_inputs, read_input_scale
 from stages.lib.stats import as_number
 
 log = logging.getLogger(__name__)
@@ -59,22 +52,16 @@ def run(cfg: DictConfig, root: Path) -> None:
                 f"use null for every image or a number up to {len(images)}"
             )
         images, labels = images[: ds.limit], labels[: ds.limit]
-    trained = layout.model_path(root, "trained")
-    config = read_config(trained)
-    check_input_shape(config, images.shape[1:], str(trained.relative_to(root)))
-    scale = read_input_scale(trained, config, cfg.input.scale)  # both models: the untrained model has the same layers
+    trained = layout.open_model(root, "trained")
+    trained.check_input(images.shape[1:])
+    scale = read_input_scale(trained, cfg.input.scale)  # both models: the untrained model has the same layers
     if note := scale.note():
         log.info("%s", note)
-    infos = layer_infos(config)
-    names = (
-        [i.name for i in infos if i.kind in MAP_KINDS]
-        if ds.layers is None
-        else resolve_layers(list(ds.layers), infos, key="dataset.layers")
-    )
+    names = trained.resolve(None if ds.layers is None else list(ds.layers), "dataset.layers", MAP_KINDS)
 
     tables = {}
     for role in layout.ROLES:
-        network = open_network(layout.model_path(root, role), names, log.info)
+        network = open_network(trained if role == "trained" else layout.open_model(root, role), names, log.info)
         per_image = bytes_per_image(network, model_inputs(images[:1], scale.divisor))
         size, note = fit_batch_size(ds.batch_size, per_image, available_memory(), "dataset.batch_size")
         if note:
@@ -85,7 +72,7 @@ def run(cfg: DictConfig, root: Path) -> None:
         )  # fmt: skip
         log.info("%s: %d %s images through %s", role, len(images), ds.split, ", ".join(names))
 
-    first = first_conv(infos)
+    first = first_conv(trained.layers)
     if first in names:  # trained only: the untrained model's zero biases make firing scale-free
         seen = f"the {len(images)} {ds.split} images"
         if warning := scale.silent_warning(first, tables["trained"][first]["max"], seen):

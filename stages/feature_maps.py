@@ -13,40 +13,30 @@ import numpy as np
 from omegaconf import DictConfig
 
 from stages.lib import layout
-from stages.lib.archive import check_input_shape, layer_infos, read_config, resolve_layers
+from stages.lib.batching import available_memory, batches, bytes_per_image, fit_batch_size
+from stages.lib.checks import layer_item
 from stages.lib.config import run_stage
-from stages.lib.forward import (
-    available_memory,
-    batches,
-    bytes_per_image,
-    first_conv,
-    fit_batch_size,
-    open_network,
-    read_input_scale,
-)
-from stages.lib.io import staged_dir, write_csv, write_json
-from stages.lib.samples import model_inputs
-from stages.lib.schema import layer_item
+from stages.lib.files import staged_dir, write_csv, write_json
+from stages.lib.forward import open_network
+from stages.lib.inputs import first_conv, model_inputs, read_input_scale
 from stages.lib.stats import channel_stats, layer_summary, table_rows
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, root: Path, item: str) -> None:
-    trained = layout.model_path(root, "trained")
-    config = read_config(trained)
-    infos = layer_infos(config)
-    [name] = resolve_layers([layer_item(item)], infos, key="feature_maps.layers")
+    trained = layout.open_model(root, "trained")
+    [name] = trained.resolve([layer_item(item)], "feature_maps.layers")
     images, index = layout.load_samples(root)
-    check_input_shape(config, images.shape[1:], str(trained.relative_to(root)))
-    scale = read_input_scale(trained, config, cfg.input.scale)  # both models: the untrained model has the same layers
+    trained.check_input(images.shape[1:])
+    scale = read_input_scale(trained, cfg.input.scale)  # both models: the untrained one has the same layers
     if note := scale.note():
         log.info("%s", note)
     x = model_inputs(images, scale.divisor)
 
     maps = {}
     for role in layout.ROLES:
-        network = open_network(layout.model_path(root, role), [name], log.info)
+        network = open_network(trained if role == "trained" else layout.open_model(root, role), [name], log.info)
         size, note = fit_batch_size(
             cfg.feature_maps.batch_size, bytes_per_image(network, x), available_memory(), "feature_maps.batch_size"
         )
@@ -56,7 +46,8 @@ def run(cfg: DictConfig, root: Path, item: str) -> None:
         log.info("%s %s: feature maps %s", role, name, maps[role].shape)
 
     channels = {role: channel_stats(m) for role, m in maps.items()}
-    if name == first_conv(infos):  # trained only: the untrained model's zero biases make firing scale-free
+    # trained only: the untrained model's zero biases make firing scale-free
+    if name == first_conv(trained.layers):
         seen = f"{index['split']} images {index['samples']}"
         if warning := scale.silent_warning(name, channels["trained"]["max"], seen):
             log.warning("%s", warning)

@@ -17,8 +17,8 @@ from stages.lib import layout
 from stages.lib.config import run_stage
 from stages.lib.errors import ConvlensError
 from stages.lib.fetch import RemoteFile, offline_message, search_dirs, try_all
+from stages.lib.files import staged_dir
 from stages.lib.idx import check_images_labels, read_idx
-from stages.lib.io import staged_dir
 
 log = logging.getLogger(__name__)
 

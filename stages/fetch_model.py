@@ -1,8 +1,9 @@
 """Stage 1: the trained model, from the pinned URL (checksum-verified) or your own ``.keras`` or ``.h5`` file.
 
 No TensorFlow for a ``.keras``: the archive is checked by reading its config and weights file
-(`stages/lib/archive.py`). A legacy ``.h5`` (Keras 2, the book's earlier editions) is checked the same way
-with h5py, then converted to ``.keras`` once here: the only place this stage imports Keras.
+(``stages/lib/archive.py``, ``layers.py``, ``weights_file.py``). A legacy ``.h5`` (Keras 2, the book's
+earlier editions) is checked the same way with h5py, then converted to ``.keras`` once here: the only
+place this stage imports Keras.
 """
 
 from __future__ import annotations
@@ -16,24 +17,13 @@ import numpy as np
 from omegaconf import DictConfig
 
 from stages.lib import layout
-from stages.lib.archive import (
-    CONV_KINDS,
-    RESAVE_KERAS2,
-    LayerInfo,
-    check_input_shape,
-    check_model_config,
-    is_hdf5,
-    keras2_problem,
-    read_config,
-    read_h5_config,
-    read_weights,
-    resolve_layers,
-)
+from stages.lib.archive import RESAVE_KERAS2, Archive, is_hdf5, read_config, read_h5_config
+from stages.lib.checks import model_file
 from stages.lib.config import run_stage
 from stages.lib.errors import ConvlensError
 from stages.lib.fetch import RemoteFile, fetch, search_dirs
-from stages.lib.io import atomic_path
-from stages.lib.schema import model_file
+from stages.lib.files import atomic_path
+from stages.lib.layers import CONV_KINDS, check_model_config, keras2_problem
 
 log = logging.getLogger(__name__)
 
@@ -51,26 +41,28 @@ def convert_legacy(source: Path, dest: Path) -> None:
         convert_h5(copy, source, dest)
 
 
-def check_fits(cfg: DictConfig, root: Path, source: Path, config: dict, layers: list[LayerInfo]) -> None:
+def check_fits(cfg: DictConfig, root: Path, archive: Archive) -> None:
     """Fail here, in seconds, naming the user's file, not stages later: the configured layer lists must name
-    layers of this model, and the data's samples must fit its input. Checked before the model is written."""
+    layers of this model, its weights must read (nothing outside the file, every stored shape the one its config
+    says), and the data's samples must fit its input. Checked before the model is written."""
+    archive.weights([layer.name for layer in archive.layers if layer.kind in CONV_KINDS])
     for key, specs in (
         ("weights.layers", cfg.weights.layers),
         ("feature_maps.layers", cfg.feature_maps.layers),
         ("dataset.layers", cfg.dataset.layers),
     ):
         try:
-            resolve_layers(None if specs is None else list(specs), layers, key=key)
+            archive.resolve(None if specs is None else list(specs), key)
         except ConvlensError as e:
             said = str(e) if str(e).startswith(key) else f"{key}: {e}"
-            raise ConvlensError(f"{source}: {said}") from e
+            raise ConvlensError(f"{archive.source}: {said}") from e
     data = layout.data_dir(root)
     for images in sorted(data.glob("*_images.npy")):  # a dependency under DVC; absent when run on its own first
         try:
             shape = np.load(images, mmap_mode="r").shape
         except (OSError, ValueError) as e:
             raise ConvlensError(f"cannot read {images} ({e}); rerun fetch_data") from e
-        check_input_shape(config, shape[1:], str(source))
+        archive.check_input(shape[1:])
 
 
 def run(cfg: DictConfig, root: Path) -> None:
@@ -82,10 +74,8 @@ def run(cfg: DictConfig, root: Path) -> None:
     if is_hdf5(source):
         with atomic_path(layout.model_path(root, "trained")) as tmp:
             convert_legacy(source, tmp)
-            # the converted archive passes the same checks as a .keras (its weights, stored shapes)
-            layers = check_model_config(read_config(tmp), str(source))
-            read_weights(tmp, [layer.name for layer in layers if layer.kind in CONV_KINDS])
-            check_fits(cfg, root, source, read_config(tmp), layers)
+            archive = Archive.read(tmp, str(source))  # the converted archive passes the same checks as a .keras
+            check_fits(cfg, root, archive)
     else:
         config = read_config(source)
         problem = keras2_problem(config)  # before the checks below, which would misname the cause
@@ -93,13 +83,11 @@ def run(cfg: DictConfig, root: Path) -> None:
             raise ConvlensError(
                 f"{source} was saved by Keras 2 and Keras 3 cannot load it ({problem}); {RESAVE_KERAS2}"
             )
-        layers = check_model_config(config, str(source))
-        # the weights file reads, points nowhere outside itself, and every stored shape fits the config
-        read_weights(source, [layer.name for layer in layers if layer.kind in CONV_KINDS])
-        check_fits(cfg, root, source, config, layers)
+        archive = Archive.of(source, config)
+        check_fits(cfg, root, archive)
         with atomic_path(layout.model_path(root, "trained")) as tmp:
             shutil.copyfile(source, tmp)
-    log.info("model %s: %s", model.name, ", ".join(f"{layer.name} ({layer.kind})" for layer in layers))
+    log.info("model %s: %s", model.name, ", ".join(f"{layer.name} ({layer.kind})" for layer in archive.layers))
 
 
 if __name__ == "__main__":

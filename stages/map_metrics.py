@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from stages.lib import layout
 from stages.lib.config import run_stage
 from stages.lib.errors import ConvlensError
-from stages.lib.io import read_json, staged_dir, write_json
+from stages.lib.files import read_json, staged_dir, write_json
 
 log = logging.getLogger(__name__)
 

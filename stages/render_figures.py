@@ -15,66 +15,75 @@ from omegaconf import DictConfig
 
 from stages.lib import layout
 from stages.lib.config import run_stage
-from stages.lib.figures import class_heatmaps, histogram, mosaic_figure, sample_figure, sample_title
+from stages.lib.figures import (
+    FILTER_TILE_INCHES,
+    class_heatmaps,
+    histogram,
+    mosaic_figure,
+    sample_figure,
+    sample_title,
+)
+from stages.lib.files import read_csv_columns, read_json, staged_dir
 from stages.lib.grids import filter_grid
-from stages.lib.io import read_csv_columns, read_json, staged_dir
 
 log = logging.getLogger(__name__)
 
 
+def draw_kernel(out: Path, role: str, name: str, kernel: np.ndarray, r: DictConfig) -> None:
+    """One model's kernel of one layer: its weight histogram, and its filters as a grid (4-D kernels only)."""
+    stem = layout.layer_stem(name)
+    title = f"{role} {name} weights (mean {np.nanmean(kernel):.4f}, std {np.nanstd(kernel):.4f})"
+    histogram({role: kernel}, out / f"{role}_{stem}_hist.png", r.hist_bins, title, r.dpi)
+    if kernel.ndim != 4:
+        log.info("%s: no filter grid, its kernel is %d-D (histogram only)", name, kernel.ndim)
+        return
+    image, grid = filter_grid(kernel, r.input_channels, r.filter_columns, r.filter_vmin, r.filter_vmax)
+    title = (
+        f"{role} {name} filters {kernel.shape} (input channels: {r.input_channels}, {r.filter_vmin}..{r.filter_vmax})"
+    )
+    mosaic_figure(image, out / f"{role}_{stem}_filters.png", r.filter_cmap, title, FILTER_TILE_INCHES, grid, r.dpi)
+
+
+def draw_weights(out: Path, kernels: dict[str, dict[str, np.ndarray]], r: DictConfig) -> None:
+    """Every layer's kernels, trained and untrained, then both histograms overlaid."""
+    for name in kernels["trained"]:
+        for role in layout.ROLES:
+            draw_kernel(out, role, name, kernels[role][name], r)
+        overlay = {role: kernels[role][name] for role in layout.ROLES}
+        path = out / f"{layout.layer_stem(name)}_hist_overlay.png"
+        histogram(overlay, path, r.hist_bins, f"{name} weights: trained vs untrained", r.dpi)
+
+
+def draw_samples(out: Path, images: np.ndarray, index: dict, classes: list[str], r: DictConfig) -> None:
+    """The sample images, each under its split, index and class."""
+    for image, sample, label in zip(images, index["samples"], index["labels"], strict=True):
+        title = sample_title(index["split"], sample, label, classes)
+        sample_figure(image, out / f"sample_{sample}.png", r.sample_cmap, title, r.dpi)
+
+
+def draw_class_heatmaps(out: Path, root: Path, r: DictConfig) -> None:
+    """Per dataset layer: the channels × classes mean activations, trained beside untrained."""
+    dataset = read_json(layout.dataset_dir(root) / "index.json")
+    for name in dataset["layers"]:
+        stem = layout.layer_stem(name)
+        tables = {
+            role: read_csv_columns(layout.dataset_dir(root) / f"{role}_{stem}.csv", dataset["classes"]).T
+            for role in layout.ROLES
+        }
+        title = f"{name}: mean activation per class, {dataset['images']} {dataset['split']} images"
+        class_heatmaps(tables, dataset["classes"], out / f"{stem}_classes.png", title, r.heatmap_cmap, r.dpi)
+
+
 def run(cfg: DictConfig, root: Path) -> None:
-    r, classes = cfg.render, list(cfg.data.classes)
+    r = cfg.render
     kernels = {role: layout.load_kernels(root, role) for role in layout.ROLES}
     images, index = layout.load_samples(root)
-
     with staged_dir(layout.figures_dir(root) / "weights") as out:
-        for name in kernels["trained"]:
-            stem = layout.layer_stem(name)
-            for role in layout.ROLES:
-                kernel = kernels[role][name]
-                histogram(
-                    {role: kernel},
-                    out / f"{role}_{stem}_hist.png",
-                    r.hist_bins,
-                    f"{role} {name} weights (mean {np.nanmean(kernel):.4f}, std {np.nanstd(kernel):.4f})",
-                    r.dpi,
-                )
-                if kernel.ndim != 4:
-                    log.info("%s: no filter grid, its kernel is %d-D (histogram only)", name, kernel.ndim)
-                    continue
-                image, grid = filter_grid(kernel, r.input_channels, r.filter_columns, r.filter_vmin, r.filter_vmax)
-                mosaic_figure(
-                    image,
-                    out / f"{role}_{stem}_filters.png",
-                    r.filter_cmap,
-                    f"{role} {name} filters {kernel.shape} (input channels: {r.input_channels}, "
-                    f"{r.filter_vmin}..{r.filter_vmax})",
-                    0.9,
-                    grid,
-                    r.dpi,
-                )
-            histogram(
-                {role: kernels[role][name] for role in layout.ROLES},
-                out / f"{stem}_hist_overlay.png",
-                r.hist_bins,
-                f"{name} weights: trained vs untrained",
-                r.dpi,
-            )
-
+        draw_weights(out, kernels, r)
     with staged_dir(layout.figures_dir(root) / "samples") as out:
-        for image, sample, label in zip(images, index["samples"], index["labels"], strict=True):
-            title = sample_title(index["split"], sample, label, classes)
-            sample_figure(image, out / f"sample_{sample}.png", r.sample_cmap, title, r.dpi)
-    dataset = read_json(layout.dataset_dir(root) / "index.json")
+        draw_samples(out, images, index, list(cfg.data.classes), r)
     with staged_dir(layout.figures_dir(root) / "dataset") as out:
-        for name in dataset["layers"]:
-            stem = layout.layer_stem(name)
-            tables = {
-                role: read_csv_columns(layout.dataset_dir(root) / f"{role}_{stem}.csv", dataset["classes"]).T
-                for role in layout.ROLES
-            }
-            title = f"{name}: mean activation per class, {dataset['images']} {dataset['split']} images"
-            class_heatmaps(tables, dataset["classes"], out / f"{stem}_classes.png", title, r.heatmap_cmap, r.dpi)
+        draw_class_heatmaps(out, root, r)
     log.info("weight, sample and class-heatmap figures written to %s", layout.figures_dir(root).relative_to(root))
 
 

@@ -15,9 +15,9 @@ from omegaconf import DictConfig
 from stages.lib import layout
 from stages.lib.config import run_stage
 from stages.lib.errors import ConvlensError
-from stages.lib.figures import mosaic_figure, sample_title, vector_figure
+from stages.lib.figures import MAP_TILE_INCHES, mosaic_figure, sample_title, vector_figure
+from stages.lib.files import read_json, staged_dir
 from stages.lib.grids import feature_map_grid
-from stages.lib.io import read_json, staged_dir
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def run(cfg: DictConfig, root: Path, item: str) -> None:
                     vector_figure(np.asarray(maps[i]), path, title, r.dpi)
                     continue
                 image, grid = feature_map_grid(np.asarray(maps[i]), r.map_columns)
-                mosaic_figure(image, path, r.map_cmap, title, 1.5, grid, r.dpi)
+                mosaic_figure(image, path, r.map_cmap, title, MAP_TILE_INCHES, grid, r.dpi)
     log.info("%d figures of %s written", 2 * len(layer["samples"]), name)
 
 

@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 from stages.lib import layout
 from stages.lib.config import run_stage
 from stages.lib.errors import ConvlensError
-from stages.lib.io import staged_dir, write_json
+from stages.lib.files import staged_dir, write_json
 from stages.lib.samples import check_samples
 
 log = logging.getLogger(__name__)

@@ -17,10 +17,11 @@ import sys
 import numpy as np
 import pytest
 
-from stages.lib.archive import layer_infos, read_config, read_weights, resolve_layers, walk_layers
+from stages.lib.archive import Archive, read_config
 from stages.lib.config import compose, declared_params, select
 from stages.lib.errors import ConvlensError
 from stages.lib.forward import Network, open_network
+from stages.lib.layers import layer_infos, resolve_layers, walk_layers
 from tests.helpers import PER_LAYER, PIPELINE, configure, copy_project, stage_name
 
 NESTED = ["block/dw", "block/sep", "block/dil"]
@@ -95,7 +96,7 @@ def test_nested_layers_are_listed_as_outer_inner_with_their_weight_groups(branch
 
 def test_nested_and_depthwise_weights_are_the_keras_variables(branching):
     path, model = branching
-    stored = read_weights(path, NESTED)
+    stored = Archive.read(path).weights(NESTED)
     for address in NESTED:
         want = model.get_layer("block").get_layer(address.split("/")[1]).get_weights()
         assert [w.shape for w in stored[address]] == [w.shape for w in want]
@@ -107,11 +108,11 @@ def test_keras_computes_what_numpy_does_not_and_the_log_says_so(branching):
     path, model = branching
     x = np.random.default_rng(0).uniform(size=(3, 28, 28, 1)).astype(np.float32)
     said: list[str] = []
-    numpy_net = open_network(path, ["stem", "branch"], said.append)
+    numpy_net = open_network(Archive.read(path), ["stem", "branch"], said.append)
     assert isinstance(numpy_net, Network) and said == []  # the chain before the Add: the fast path
     np.testing.assert_allclose(numpy_net.activations(x, ["branch"])[0], reference(model, x, "branch"), atol=1e-5)
 
-    keras_net = open_network(path, MAPS, said.append)
+    keras_net = open_network(Archive.read(path), MAPS, said.append)
     assert not isinstance(keras_net, Network)
     assert said == [
         "resnet_depthwise.keras: layer 'add' does not simply follow 'branch' (a branch), which the numpy forward "
@@ -193,8 +194,10 @@ def test_a_chain_model_never_starts_tensorflow(tiny_assets):
     leave TensorFlow unimported."""
     code = (
         "import sys, numpy as np\n"
+        "from pathlib import Path\n"
+        "from stages.lib.archive import Archive\n"
         "from stages.lib.forward import open_network\n"
-        f"net = open_network(__import__('pathlib').Path({str(tiny_assets['model'])!r}), ['conv2d_1'], print)\n"
+        f"net = open_network(Archive.read(Path({str(tiny_assets['model'])!r})), ['conv2d_1'], print)\n"
         "net.activations(np.zeros((1, 28, 28, 1), np.float32), ['conv2d_1'])\n"
         "print(type(net).__name__, 'tensorflow' in sys.modules, 'keras' in sys.modules)\n"
     )

@@ -7,15 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stages.lib.archive import (
-    LayerInfo,
-    check_model_config,
-    layer_infos,
-    read_config,
-    read_weights,
-    resolve_layers,
-)
+from stages.lib.archive import Archive, read_config
 from stages.lib.errors import ConvlensError
+from stages.lib.layers import LayerInfo, check_model_config, layer_infos, resolve_layers
 
 LAYERS = [
     LayerInfo(0, "conv2d", "Conv2D"),
@@ -26,7 +20,8 @@ LAYERS = [
 
 
 def test_archive_layers_match_keras_model_layers(tiny_assets):
-    from stages.lib.keras_models import load_model, model_layers
+    from stages.lib.keras_models import load_model
+    from tests.keras_reference import model_layers
 
     config = read_config(tiny_assets["model"])
     assert layer_infos(config) == model_layers(load_model(tiny_assets["model"]))
@@ -36,7 +31,7 @@ def test_read_weights_without_tensorflow_equals_keras(tiny_assets):
     from stages.lib.keras_models import load_model
 
     model = load_model(tiny_assets["model"])
-    weights = read_weights(tiny_assets["model"], ["conv2d", "conv2d_1", "dense"])
+    weights = Archive.read(tiny_assets["model"]).weights(["conv2d", "conv2d_1", "dense"])
     for name, arrays in weights.items():
         expected = model.get_layer(name).get_weights()
         assert len(arrays) == len(expected) == 2
@@ -109,7 +104,7 @@ def test_files_that_are_not_keras_archives_are_refused(tmp_path):
 def test_unreadable_weights_are_refused(tmp_path):
     path = _archive(tmp_path / "m.keras", [_layer("Conv2D", "conv2d")])
     with pytest.raises(ConvlensError, match="model.weights.h5 is unreadable"):
-        read_weights(path, ["conv2d"])
+        Archive.read(path).weights(["conv2d"])
 
 
 def test_write_reproducible_drops_save_dates(tmp_path):
@@ -164,8 +159,8 @@ def _rewrite(src, dst, config=None, raw_config: bytes | None = None, h5_edit=Non
 
 def _check(path):
     """What fetch_model checks: the config, then the weights file."""
-    layers = check_model_config(read_config(path), str(path))
-    return read_weights(path, [layer.name for layer in layers if layer.kind == "Conv2D"])
+    archive = Archive.read(path)
+    return archive.weights([layer.name for layer in archive.layers if layer.kind == "Conv2D"])
 
 
 KERNEL = "layers/conv2d/vars/0"  # the tiny model's first kernel, (3, 3, 1, 4) float32
@@ -234,7 +229,7 @@ def test_weights_that_point_outside_the_file_are_refused(tiny_assets, tmp_path, 
         "strings": _replace_kernel(data=np.full((3, 3, 1, 4), b"abc")),
     }[case]
     path = _rewrite(tiny_assets["model"], tmp_path / "m.keras", h5_edit=edit)
-    for reader in (_check, lambda p: read_weights(p, ["conv2d_1"])):  # any read refuses, not only the layer's
+    for reader in (_check, lambda p: Archive.read(p).weights(["conv2d_1"])):  # any read refuses, not only the layer's
         with pytest.raises(ConvlensError) as err:
             reader(path)
         assert message.format(secret=secret, other=other) in str(err.value)
@@ -277,7 +272,7 @@ def test_stored_shapes_must_match_the_config(tiny_assets, tmp_path, edit, messag
     with pytest.raises(ConvlensError, match=re.escape(message)):
         _check(path)
     with pytest.raises(ConvlensError, match=re.escape(message)):
-        read_weights(path, ["conv2d_1"])  # extract_weights and build_untrained's reads refuse it too
+        Archive.read(path).weights(["conv2d_1"])  # extract_weights and build_untrained's reads refuse it too
 
 
 def test_batch_normalization_shapes_are_checked(tmp_path):

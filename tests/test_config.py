@@ -6,6 +6,7 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
+from stages.lib import layout
 from stages.lib.config import (
     compose,
     declared_params,
@@ -182,3 +183,32 @@ def test_skip_teardown_exits_at_once_only_after_a_successful_run(project, monkey
     with pytest.raises(SystemExit):
         run_stage("samples", lambda cfg, root: (_ for _ in ()).throw(ConvlensError("bad")), [], skip_teardown=True)
     assert exits == [0]
+
+
+def test_layout_paths_are_the_outputs_dvc_yaml_declares(tmp_path):
+    """``layout`` and ``dvc.yaml`` name the same files: a stage writing elsewhere would leave DVC's output
+    missing and its own file untracked."""
+    stages = yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+
+    def outputs(stage: str) -> set[str]:
+        body = stages[stage].get("do", stages[stage])
+        declared = [*body.get("outs", []), *body.get("metrics", [])]
+        return {o if isinstance(o, str) else next(iter(o)) for o in declared}
+
+    def at(path: Path) -> str:
+        return path.relative_to(tmp_path).as_posix()
+
+    assert at(layout.config_check_path(tmp_path)) in outputs("check_config")
+    assert at(layout.data_dir(tmp_path)) in outputs("fetch_data")
+    assert at(layout.model_path(tmp_path, "trained")) in outputs("fetch_model")
+    assert at(layout.model_path(tmp_path, "untrained")) in outputs("build_untrained")
+    assert at(layout.samples_dir(tmp_path)) in outputs("samples")
+    assert at(layout.weights_dir(tmp_path, "trained")) in outputs("extract_weights")
+    assert at(layout.weights_dir(tmp_path, "untrained")) in outputs("build_untrained")
+    assert at(layout.dataset_dir(tmp_path)) in outputs("dataset_stats")
+    assert at(layout.metrics_dir(tmp_path) / "dataset.json") in outputs("dataset_stats")
+    assert at(layout.feature_maps_dir(tmp_path, "conv2d")) == "outputs/feature_maps/conv2d"
+    assert "outputs/feature_maps/${item}" in outputs("feature_maps")
+    assert {at(layout.figures_dir(tmp_path) / kind) for kind in ("weights", "samples", "dataset")} <= outputs(
+        "render_figures"
+    )

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from stages import dataset_stats
+from stages.lib.archive import Archive
 from stages.lib.dataset import ChannelAccumulator, dataset_summary, selectivity, stream_statistics
 from stages.lib.errors import ConvlensError
 from stages.lib.forward import load_network
@@ -64,7 +65,7 @@ def test_streaming_the_tiny_model_equals_the_activations_of_all_images(tiny_asse
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (17, 28, 28), dtype=np.uint8)
     labels = rng.integers(0, 10, 17)
-    net = load_network(tiny_assets["model"])
+    net = load_network(Archive.read(tiny_assets["model"]))
     names = ["conv2d", "max_pooling2d_1"]
     tables = stream_statistics(net, images, labels, names, 10, 255.0, 4, "test")
     for name, maps in zip(names, net.activations(images.astype(np.float32) / 255.0, names), strict=True):

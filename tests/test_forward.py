@@ -3,20 +3,16 @@
 import numpy as np
 import pytest
 
+from stages.lib.archive import Archive
+from stages.lib.batching import WORKING_COPIES, batches, bytes_per_image, fit_batch_size
 from stages.lib.errors import ConvlensError
-from stages.lib.forward import (
-    WORKING_COPIES,
-    Unsupported,
-    batches,
-    bytes_per_image,
-    fit_batch_size,
-    load_network,
-    pool2d,
-)
+from stages.lib.forward import load_network
+from stages.lib.ops import Unsupported, pool2d
 
 
 def keras_activations(path, x, names):
-    from stages.lib.keras_models import activation_model, load_model
+    from stages.lib.keras_models import load_model
+    from tests.keras_reference import activation_model
 
     outs = activation_model(load_model(path), names)(x, training=False)
     return [np.asarray(o) for o in (outs if isinstance(outs, list | tuple) else [outs])]
@@ -73,7 +69,7 @@ def test_every_supported_kind_matches_keras(tmp_path):
     model.save(path)
     names = [layer.name for layer in model.layers]
     x = np.random.default_rng(1).uniform(0, 1, (5, 13, 11, 2)).astype(np.float32)
-    net = load_network(path)
+    net = load_network(Archive.read(path))
     for name, got, want in zip(names, net.activations(x, names), keras_activations(path, x, names), strict=True):
         assert got.shape == want.shape, name
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=name)
@@ -90,7 +86,7 @@ def keras_matches(tmp_path, layers, x, rtol=1e-5, atol=1e-5):
     randomize_weights(model, 5)
     model.save(tmp_path / "m.keras")
     name = model.layers[-1].name
-    [got] = load_network(tmp_path / "m.keras").activations(x, [name])
+    [got] = load_network(Archive.read(tmp_path / "m.keras")).activations(x, [name])
     [want] = keras_activations(tmp_path / "m.keras", x, [name])
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
@@ -147,7 +143,7 @@ def test_normalization_matches_keras(tmp_path, options, adapted):
         layer.finalize_state()
     model.save(tmp_path / "norm.keras")
     x = rng.uniform(0, 255, (3, 5, 4, 2)).astype(np.float32)
-    got = load_network(tmp_path / "norm.keras").activations(x, ["norm", "conv"])
+    got = load_network(Archive.read(tmp_path / "norm.keras")).activations(x, ["norm", "conv"])
     want = keras_activations(tmp_path / "norm.keras", x, ["norm", "conv"])
     for a, b in zip(got, want, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
@@ -157,7 +153,7 @@ def test_normalization_matches_keras(tmp_path, options, adapted):
 def test_the_tiny_book_model_matches_keras_and_stops_at_the_deepest_layer(tiny_assets):
     x = np.random.default_rng(2).uniform(0, 1, (9, 28, 28, 1)).astype(np.float32)
     want = keras_activations(tiny_assets["model"], x, ["conv2d_1", "max_pooling2d"])
-    net = load_network(tiny_assets["model"], upto="conv2d_1")
+    net = load_network(Archive.read(tiny_assets["model"]), upto="conv2d_1")
     assert net.names == ("conv2d", "max_pooling2d", "conv2d_1")
     parts = [net.activations(x[s], ["conv2d_1", "max_pooling2d"]) for s in batches(len(x), 4)]
     for got, expected in zip(zip(*parts, strict=True), want, strict=True):
@@ -171,14 +167,16 @@ def test_a_functional_chain_is_read_and_a_branching_model_refused(tmp_path):
     conv = keras.layers.Conv2D(3, 3, activation="relu", name="c")(inputs)
     keras.Model(inputs, keras.layers.MaxPooling2D(name="p")(conv)).save(tmp_path / "chain.keras")
     x = np.random.default_rng(3).uniform(size=(2, 8, 8, 1)).astype(np.float32)
-    [got] = load_network(tmp_path / "chain.keras").activations(x, ["p"])
+    [got] = load_network(Archive.read(tmp_path / "chain.keras")).activations(x, ["p"])
     np.testing.assert_allclose(got, keras_activations(tmp_path / "chain.keras", x, ["p"])[0], rtol=1e-5, atol=1e-6)
 
     side = keras.layers.Conv2D(3, 3, name="side")(inputs)
     keras.Model(inputs, keras.layers.Add(name="add")([conv, side])).save(tmp_path / "branch.keras")
     with pytest.raises(Unsupported, match=r"does not simply follow '\w+' \(a branch\)"):
-        load_network(tmp_path / "branch.keras")
-    [got] = load_network(tmp_path / "branch.keras", upto="c").activations(x, ["c"])  # the chain before the branch
+        load_network(Archive.read(tmp_path / "branch.keras"))
+    [got] = load_network(Archive.read(tmp_path / "branch.keras"), upto="c").activations(
+        x, ["c"]
+    )  # the chain before the branch
     np.testing.assert_allclose(got, keras_activations(tmp_path / "chain.keras", x, ["c"])[0], rtol=1e-5, atol=1e-6)
 
 
@@ -205,7 +203,7 @@ def test_unsupported_layers_are_named(tmp_path, layer, message):
     }[layer]
     keras.Sequential(made).save(tmp_path / "m.keras")
     with pytest.raises(Unsupported, match=message):
-        load_network(tmp_path / "m.keras")
+        load_network(Archive.read(tmp_path / "m.keras"))
 
 
 def test_max_pooling_with_same_padding_never_picks_the_padding():
@@ -233,6 +231,6 @@ def test_bytes_per_image_counts_every_layer_output(tmp_path):
     from tests.helpers import tiny_model
 
     tiny_model().save(tmp_path / "m.keras")
-    network = load_network(tmp_path / "m.keras", upto="conv2d_1")
+    network = load_network(Archive.read(tmp_path / "m.keras"), upto="conv2d_1")
     one = 28 * 28 * 1 + 28 * 28 * 4 + 14 * 14 * 4 + 14 * 14 * 8  # input, conv2d, max_pooling2d, conv2d_1
     assert bytes_per_image(network, np.zeros((5, 28, 28, 1), np.float32)) == WORKING_COPIES * 4 * one

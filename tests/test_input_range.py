@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from stages import build_untrained, dataset_stats, feature_maps, fetch_data, fetch_model, samples
+from stages.lib.archive import Archive
 from stages.lib.config import compose, load_config, write_params
 from stages.lib.errors import ConvlensError
-from stages.lib.forward import InputScale, first_layer, input_scale, load_network
-from stages.lib.samples import model_inputs
+from stages.lib.forward import load_network
+from stages.lib.inputs import InputScale, first_layer, input_scale, model_inputs
 from tests.helpers import MIRROR, copy_project, run_stage
 
 BEFORE_MAPS = [fetch_model, fetch_data, samples, build_untrained]
@@ -137,7 +138,7 @@ def test_a_model_starting_with_rescaling_gets_raw_pixels_not_pixels_divided_twic
     np.testing.assert_allclose(maps, plain_maps, rtol=1e-5, atol=1e-6)  # raw → Rescaling(1/255) ≡ /255 → plain
     assert table.splitlines()[0] == plain_table.splitlines()[0]
     np.testing.assert_allclose(as_numbers(table), as_numbers(plain_table), rtol=1e-5, atol=1e-6)  # the whole split
-    twice = load_network(tmp_path / "rescaled.keras", upto="conv2d").activations(
+    twice = load_network(Archive.read(tmp_path / "rescaled.keras"), upto="conv2d").activations(
         np.load(project / "outputs" / "samples" / "images.npy") / np.float32(255), ["conv2d"]
     )[0]
     assert not np.allclose(twice, plain_maps, atol=1e-3)  # what the stage computed before: pixels / 255 / 255
@@ -146,7 +147,8 @@ def test_a_model_starting_with_rescaling_gets_raw_pixels_not_pixels_divided_twic
 def test_a_model_starting_with_an_adapted_normalization_gets_raw_pixels_in_both_models(
     project, stage_config, composed, run_pipeline, tmp_path, caplog
 ):
-    from stages.lib.keras_models import activation_model, keras, load_model
+    from stages.lib.keras_models import keras, load_model
+    from tests.keras_reference import activation_model
 
     norm = keras.layers.Normalization(name="normalization")
     norm.adapt(np.random.default_rng(0).integers(0, 256, (64, 28, 28, 1)).astype(np.float32))
@@ -230,7 +232,8 @@ def test_the_feature_maps_stage_divides_pixels_by_input_scale(project, stage_con
     for scale in (255, 1, 5):
         run_stage(feature_maps, stage_config, composed, project, *overrides, f"input.scale={scale}")
         maps[scale] = np.load(project / "outputs" / "feature_maps" / "conv2d" / "trained.npy")
-    from stages.lib.keras_models import activation_model, load_model
+    from stages.lib.keras_models import load_model
+    from tests.keras_reference import activation_model
 
     images = np.load(project / "outputs" / "samples" / "images.npy")[..., None].astype(np.float32)
     want = activation_model(load_model(tmp_path / "m.keras"), ["conv2d"])(images / 5, training=False)

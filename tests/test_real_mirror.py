@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 
 from stages import build_untrained, extract_weights, fetch_data, fetch_model
+from stages.lib.archive import Archive
 from stages.lib.config import load_config
 from stages.lib.forward import load_network
 from stages.lib.idx import read_idx
-from stages.lib.samples import model_inputs
+from stages.lib.inputs import model_inputs
 from tests.helpers import MIRROR, copy_project
 
 pytestmark = [pytest.mark.mirror, pytest.mark.skipif(not MIRROR.is_dir(), reason="needs ../shared/mirror")]
@@ -51,14 +52,15 @@ def test_real_data_matches_the_published_facts(real_project):
 def test_the_numpy_forward_pass_gives_kerass_feature_maps_of_the_book_model():
     """The book's conv_acti for training image 0 / 255: conv2d (1 input channel, im2col) and conv2d_1 (32 input
     channels, one product per kernel offset) equal Keras's to float32 precision."""
-    from stages.lib.keras_models import activation_model, load_model
+    from stages.lib.keras_models import load_model
+    from tests.keras_reference import activation_model
 
     model_path = MIRROR / "best-cnn-model.keras"
     images = read_idx(MIRROR / "fashion-mnist" / "train-images-idx3-ubyte.gz")
     x = images[:1].reshape(-1, 28, 28, 1) / 255.0  # the book: train_input[0:1].reshape(-1, 28, 28, 1) / 255.0
     names = ["conv2d", "conv2d_1"]
     want = activation_model(load_model(model_path), names)(x.astype(np.float32), training=False)
-    got = load_network(model_path, upto="conv2d_1").activations(model_inputs(images[:1], 255), names)
+    got = load_network(Archive.read(model_path), upto="conv2d_1").activations(model_inputs(images[:1], 255), names)
     for name, a, b in zip(names, got, want, strict=True):
         b = np.asarray(b)
         assert a.shape == b.shape == ((1, 28, 28, 32) if name == "conv2d" else (1, 14, 14, 64))

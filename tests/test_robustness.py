@@ -28,17 +28,19 @@ from hypothesis import strategies as st
 
 from stages import build_untrained, extract_weights, fetch_data, fetch_model
 from stages.lib import fetch as fetch_lib
-from stages.lib.archive import check_input_shape, check_model_config, input_shape, read_config, unsafe_places
+from stages.lib.allowlist import unsafe_places
+from stages.lib.archive import read_config
 from stages.lib.errors import ConvlensError
 from stages.lib.fetch import RemoteFile, fetch
+from stages.lib.files import SCRATCH, atomic_path, scratch_dir, staged_dir, write_json
 from stages.lib.grids import check_filter_range, feature_map_grid, filter_grid
 from stages.lib.idx import IdxError, parse_idx, read_idx
-from stages.lib.io import SCRATCH, atomic_path, scratch_dir, staged_dir, write_json
+from stages.lib.layers import check_input_shape, check_model_config, input_shape
 from stages.lib.samples import check_samples
 from stages.lib.stats import channel_stats, filter_stats, kernel_stats, layer_summary
 from tests.helpers import DATA_FILES, PROJECT, copy_project, idx_bytes, tiny_model
 
-AREA = re.compile(r"\.convlens-tmp\.\d+\.[a-z0-9_]{8}")  # a process's staging area (stages/lib/io.py)
+AREA = re.compile(r"\.convlens-tmp\.\d+\.[a-z0-9_]{8}")  # a process's staging area (stages/lib/files.py)
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

@@ -19,9 +19,10 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
+from .checks import layer_item, layer_spec
 from .errors import ConvlensError
-from .io import atomic_path
-from .schema import check_config, layer_item, layer_spec, register_resolver
+from .files import atomic_path
+from .schema import check_config, register_resolver
 
 STAGE_FILE = "dvc.yaml"
 PARAMS_FILE = "params.yaml"

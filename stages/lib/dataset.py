@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from .archive import CONV_KINDS
+from .batching import batches
 from .errors import ConvlensError
-from .forward import Activations, batches
-from .samples import model_inputs
+from .forward import Activations
+from .inputs import model_inputs
+from .layers import CONV_KINDS
 
 MAP_KINDS = (*CONV_KINDS, "MaxPooling2D", "AveragePooling2D")  # the layers dataset statistics default to
 

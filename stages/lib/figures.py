@@ -11,10 +11,15 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .errors import ConvlensError
-from .io import atomic_path
+from .files import atomic_path
 
 # The largest PNG a figure may become (~400 MB of RGB while drawn): a dpi or a grid beyond it is a mistake.
 MAX_PIXELS = 1 << 27
+
+
+# Inches per mosaic tile: a filter is a few pixels, a feature map up to 28 × 28.
+FILTER_TILE_INCHES = 0.9
+MAP_TILE_INCHES = 1.5
 
 
 def check_figure_size(height: int, width: int, dpi: int) -> None:

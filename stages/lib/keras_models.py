@@ -1,6 +1,7 @@
 """Everything that needs TensorFlow: loading models and building the untrained model.
 
-Imported only by build_untrained (and by tests that check the numpy forward pass against Keras).
+Imported by build_untrained, by ``forward.open_network`` for a model the numpy forward pass does not compute,
+by fetch_model for a legacy ``.h5``, and by tests that check the numpy forward pass against Keras.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .archive import LayerInfo, check_model_config, read_config, write_reproducible
+from .archive import Archive, write_reproducible
 from .errors import ConvlensError
 
 
@@ -57,7 +58,7 @@ def keras_error_summary(error: BaseException) -> str:
 
 def load_model(path: Path) -> keras.Model:
     """Load a ``.keras`` archive for inference, with Keras's safe mode on."""
-    check_model_config(read_config(path), str(path))
+    Archive.read(path)  # config checked: no class from outside Keras, no code
     try:
         return keras.models.load_model(path, compile=False, safe_mode=True)
     except (ValueError, TypeError, OSError) as e:
@@ -103,17 +104,6 @@ def save_reproducible(model: keras.Model, path: Path) -> None:
         write_reproducible(Path(scratch) / "model.keras", path)
 
 
-def model_layers(model: keras.Model) -> list[LayerInfo]:
-    """``model.layers`` as LayerInfo (input layers left out, as in a Sequential's ``layers``)."""
-    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    return [LayerInfo(i, layer.name, type(layer).__name__) for i, layer in enumerate(layers)]
-
-
-def activation_model(model: keras.Model, names: Sequence[str]) -> keras.Model:
-    """One multi-output model giving the named layers' activations (the book's ``conv_acti``)."""
-    return keras.Model(model.inputs[0], [model.get_layer(n).output for n in names])
-
-
 def layer_output(model: keras.Model, address: str) -> list[keras.Model]:
     """The models that, applied in turn, take ``model``'s input to the output of the layer at ``address``
     (``outer/inner``: layer ``inner`` of the nested model ``outer``: ``outer``'s input, then ``outer``'s graph)."""
@@ -134,8 +124,8 @@ class KerasNetwork:
     parts: dict[str, list[keras.Model]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: Path, names: Sequence[str]) -> KerasNetwork:
-        return cls(load_model(path), tuple(names))
+    def load(cls, archive: Archive, names: Sequence[str]) -> KerasNetwork:
+        return cls(load_model(archive.path), tuple(names))
 
     def activations(self, x: np.ndarray, names: Sequence[str]) -> list[np.ndarray]:
         """The named layers' outputs for the batch ``x`` (inference: dropout off, batch statistics frozen)."""

@@ -6,14 +6,21 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import read_json
-from .schema import layer_item, layer_spec
+from .archive import Archive
+from .checks import layer_item, layer_spec
+from .files import read_json
 
 ROLES = ("trained", "untrained")
 
 
 def model_path(root: Path, role: str) -> Path:
     return root / "outputs" / "models" / f"{role}.keras"
+
+
+def open_model(root: Path, role: str) -> Archive:
+    """The ``role`` model's archive, checked; errors name it by its path in the project."""
+    path = model_path(root, role)
+    return Archive.read(path, str(path.relative_to(root)))
 
 
 def data_dir(root: Path) -> Path:

@@ -12,191 +12,50 @@ are made by the stage that has them, with the same kind of line.
 
 from __future__ import annotations
 
-import math
-import os
-import re
-import stat
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
+from .checks import (
+    SHA256,
+    Check,
+    choice,
+    colormap,
+    data_files,
+    folder_layers,
+    integer,
+    items,
+    layer_spec,
+    model_path,
+    number,
+    optional,
+    safe_name,
+    text,
+    url,
+)
 from .errors import ConvlensError
 
-Check = Callable[[str, Any], None]
-
 SPLITS = ("train", "test")
+
+
 INPUT_CHANNEL_MODES = ("first", "mean", "all")
-# A name that becomes one path component under outputs/ (a layer) or the download cache (a file):
-# letters (any script), digits, "_", ".", "-", not starting with "." or "-": never "", ".", "..", "~" or a path.
-NAME = re.compile(r"\w[\w.\-]{0,127}")
-SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
 RESOLVER = "convlens_checked"  # ${convlens_checked:} in conf/config.yaml, see register_resolver
+
+
 CHECKED = "conf/ passed stages/lib/schema.py"
+
+
 MAX_BATCH = 100_000
+
+
 MAX_DPI = 600
+
+
 MAX_COLUMNS = 1024
+
+
 MAX_BINS = 10_000
-
-
-def _fail(key: str, value: Any, want: str, example: str | None = None) -> ConvlensError:
-    """``key must be <want>, got <value>; e.g. key=<example>``: what is wrong, then what to write."""
-    hint = f"; e.g. {key}={example}" if example is not None else ""
-    return ConvlensError(f"{key} must be {want}, got {value!r}{hint}")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def integer(low: int, high: int, example: str | None = None) -> Check:
-    def check(key: str, value: Any) -> None:
-        if not _is_int(value) or not low <= value <= high:
-            raise _fail(key, value, f"an integer in {low}..{high}", example)
-
-    return check
-
-
-def number(low: float, high: float, example: str | None = None, low_open: bool = False) -> Check:
-    """A finite number in [low, high] (``low_open``: above ``low``)."""
-
-    def check(key: str, value: Any) -> None:
-        ok = _is_number(value) and math.isfinite(value) and (value > low if low_open else value >= low)
-        if not ok or value > high:
-            bound = f"above {low}" if low_open else f"in {low}..{high}"
-            raise _fail(key, value, f"a finite number {bound}", example)
-
-    return check
-
-
-def choice(options: Sequence[str]) -> Check:
-    def check(key: str, value: Any) -> None:
-        if value not in options:
-            raise _fail(key, value, f"one of {', '.join(options)}")
-
-    return check
-
-
-def text(pattern: re.Pattern[str] | None = None, want: str = "a non-empty string") -> Check:
-    def check(key: str, value: Any) -> None:
-        if not isinstance(value, str) or not value.strip() or (pattern is not None and not pattern.fullmatch(value)):
-            raise _fail(key, value, want)
-
-    return check
-
-
-def optional(inner: Check) -> Check:
-    def check(key: str, value: Any) -> None:
-        if value is not None:
-            inner(key, value)
-
-    return check
-
-
-def url(key: str, value: Any) -> None:
-    if not isinstance(value, str) or not re.fullmatch(r"https?://[^\s]+", value):
-        raise _fail(key, value, "an http(s) URL")
-
-
-def is_plain_name(value: object) -> bool:
-    """A name that can become one file or folder name: never a path, ``..``, ``~`` or empty."""
-    return isinstance(value, str) and NAME.fullmatch(value) is not None and ".." not in value
-
-
-def safe_name(key: str, value: Any) -> None:
-    """A name that becomes one file or folder name (:func:`is_plain_name`)."""
-    if not is_plain_name(value):
-        raise _fail(key, value, "a plain name (letters, digits, _ . -; not a path, '..' or empty)")
-
-
-def is_layer_address(value: object) -> bool:
-    """A layer name, or ``outer/inner`` for a nested model's layer: plain names joined by ``/`` (Keras forbids
-    ``/`` in a layer's name), never absolute, ``..`` or empty."""
-    return isinstance(value, str) and all(is_plain_name(part) for part in value.split("/"))
-
-
-def layer_spec(key: str, value: Any) -> None:
-    """A layer by index into ``model.layers`` or by address; it names a folder under ``outputs/``."""
-    if _is_int(value):
-        if value < 0:
-            raise _fail(key, value, "a layer index ≥ 0 or a layer name")
-        return
-    if not is_layer_address(value):
-        raise _fail(
-            key, value, "a layer name (letters, digits, _ . -), outer/inner for a nested model's layer, or an index ≥ 0"
-        )
-
-
-def folder_layers(key: str, value: Any) -> None:
-    """``feature_maps.layers``: each entry is a folder ``outputs/feature_maps/<entry>``, so no entry may be a
-    nested model that another entry looks inside (DVC refuses overlapping outputs)."""
-    items(layer_spec, "[conv2d,conv2d_1]")(key, value)
-    names = {str(item) for item in value}
-    for item in names:
-        parts = item.split("/")
-        outer = next(("/".join(parts[:i]) for i in range(1, len(parts)) if "/".join(parts[:i]) in names), None)
-        if outer is not None:
-            raise ConvlensError(
-                f"{key} lists both {outer!r} and {item!r}, a layer inside it; their folders would overlap: "
-                "list the nested model's layers without the model"
-            )
-
-
-def layer_item(item: str) -> str | int:
-    """A ``feature_maps.layers`` entry as DVC passes it on the command line: an index (``"0"``) or a name."""
-    return int(item) if item.isdigit() else item
-
-
-def items(inner: Check, example: str, min_len: int = 1, unique: bool = True) -> Check:
-    """A list of ``inner`` values, at least ``min_len`` long, without repeats (``unique``)."""
-
-    def check(key: str, value: Any) -> None:
-        if not isinstance(value, list | tuple) or len(value) < min_len:
-            raise _fail(key, value, f"a list of at least {min_len}", f"'{example}'")
-        for i, item in enumerate(value):
-            inner(f"{key}[{i}]", item)
-        if unique:
-            seen: set[str] = set()
-            for item in value:
-                if str(item) in seen:
-                    raise ConvlensError(f"{key} lists {item!r} twice; list each once, e.g. {key}='{example}'")
-                seen.add(str(item))
-
-    return check
-
-
-def model_path(key: str, value: Any) -> None:
-    """``model.path``: a file the user hands us; read (and checked) by ``fetch_model``, never written.
-
-    It is also a DVC dependency, and DVC does not expand ``~``.
-    """
-    if value is None:
-        return
-    if not isinstance(value, str) or not value.strip() or "\0" in value or value == "???":
-        raise _fail(key, value, "null (the book's model) or the path of your .keras file")
-    if value.startswith("~"):
-        raise _fail(key, value, "a path without ~ (DVC does not expand it)", "/home/you/model.keras")
-
-
-def colormap(key: str, value: Any) -> None:
-    import matplotlib as mpl
-
-    if not isinstance(value, str) or value not in mpl.colormaps:
-        raise _fail(key, value, "a matplotlib colormap name, e.g. viridis, gray_r, magma (see matplotlib.colormaps)")
-
-
-def data_files(key: str, value: Any) -> None:
-    want = {"train_images", "train_labels", "test_images", "test_labels"}
-    if not isinstance(value, Mapping) or set(value) != want:
-        raise _fail(key, value, f"a mapping with exactly {', '.join(sorted(want))}")
-    for part, spec in value.items():
-        if not isinstance(spec, Mapping) or set(spec) - {"name", "sha256"}:
-            raise _fail(f"{key}.{part}", spec, "a mapping with name and sha256")
-        safe_name(f"{key}.{part}.name", spec.get("name"))
-        text(SHA256, "64 lowercase hex digits (the file's sha256)")(f"{key}.{part}.sha256", spec.get("sha256"))
 
 
 SCHEMA: dict[str, Check] = {
@@ -286,25 +145,6 @@ def check_config(cfg: Mapping[str, Any], complete: bool = True) -> None:
     for key, value in flat.items():
         SCHEMA[key](key, value)
     _cross_checks(flat)
-
-
-def model_file(root: Path, value: str) -> Path:
-    """``model.path`` (relative to the project root, as DVC reads it as a dependency) as a regular file.
-
-    Checked with ``os.stat`` before anything opens it: a FIFO would block, ``/dev/zero`` never ends.
-    """
-    path = root / value
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as e:
-        raise ConvlensError(f"model.path {path} does not exist; point it at a .keras file") from e
-    if stat.S_ISREG(mode):
-        return path
-    if stat.S_ISDIR(mode):
-        raise ConvlensError(f"model.path {path} is a directory; point it at a .keras file")
-    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
-    kind = next((text for test, text in (*kinds, (stat.S_ISSOCK, "a socket")) if test(mode)), "not a regular file")
-    raise ConvlensError(f"model.path {path} is {kind}, not a regular file; point it at a .keras file")
 
 
 def register_resolver() -> None:

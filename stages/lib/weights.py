@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from . import layout
-from .archive import check_model_config, read_config, read_weights, resolve_layers
 from .errors import ConvlensError
-from .io import staged_dir, write_csv, write_json
+from .files import staged_dir, write_csv, write_json
 from .stats import filter_stats, kernel_stats, table_rows
 
 log = logging.getLogger(__name__)
@@ -34,9 +33,9 @@ def save_weight_artifacts(
     :func:`layout.load_kernels` reads the kernels back.
     """
     percentiles = [float(p) for p in percentiles]
-    archive = layout.model_path(root, role)
-    names = resolve_layers(layers, check_model_config(read_config(archive), str(archive)), key="weights.layers")
-    variables = read_weights(archive, names)
+    archive = layout.open_model(root, role)
+    names = archive.resolve(layers, "weights.layers")
+    variables = archive.weights(names)
     summary, rows = {}, []
     for name in names:
         if not variables[name] or variables[name][0].ndim < 2:
