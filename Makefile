@@ -41,13 +41,13 @@ plots: install      ## dvc_plots/index.html: every figure and table, this run vs
 bench: install      ## the benchmark against the chapter's notebook (issue 5): writes bench/results.md (~5 min)
 	$(PY) -m bench
 
-# MODULES: library modules to mutate (stems of stages/lib/*.py), e.g. `make mutate MODULES="stats grids"`;
+# MODULES: library modules to mutate (stems of convlens/*.py), e.g. `make mutate MODULES="stats grids"`;
 # empty = the whole library but keras_models.py (pyproject.toml [tool.mutmut]). Results stay in mutants/:
 # `$(VENV)/bin/mutmut show <mutant>` prints one diff; a second run reuses them and retests only what changed.
 MODULES ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
-mutate: install     ## mutation testing of stages/lib with mutmut (hours for the whole library; not in CI): docs/testing.md
-	$(VENV)/bin/mutmut run --max-children $(JOBS) $(foreach m,$(MODULES),'stages.lib.$(m).*')
+mutate: install     ## mutation testing of convlens with mutmut (hours for the whole library; not in CI): docs/testing.md
+	$(VENV)/bin/mutmut run --max-children $(JOBS) $(foreach m,$(MODULES),'convlens.$(m).*')
 	$(VENV)/bin/mutmut results | grep -v ': not checked$$' || true  # survivors, timeouts (the rest: not run yet)
 	$(VENV)/bin/mutmut export-cicd-stats && cat mutants/mutmut-cicd-stats.json && echo
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from stages.lib import layout
-from stages.lib.batching import batches
-from stages.lib.dataset import MAP_KINDS, stream_statistics
-from stages.lib.forward import Network, load_network
-from stages.lib.inputs import model_inputs
+from convlens import layout
+from convlens.batching import batches
+from convlens.dataset import MAP_KINDS, stream_statistics
+from convlens.forward import Network, load_network
+from convlens.inputs import model_inputs
 
 from .measure import run_measured
 

@@ -104,7 +104,7 @@ def render(row: Row, pipe: PipelineResults) -> str:
 def dataset(row: Row, pipe: PipelineResults) -> str:
     return (
         f"statistics {row.ours.median:.1f} s against the bare pass's {row.theirs.median:.1f} s. The accumulator "
-        "(stages/lib/dataset.py `ChannelAccumulator.update`) reduces every activation of 4 layers per batch: "
+        "(convlens/dataset.py `ChannelAccumulator.update`) reduces every activation of 4 layers per batch: "
         "per-image means as one BLAS product, `count_nonzero(maps > 0)` and the channel maxima, in a second thread "
         "while the next batch runs through the network. Single-threaded reductions against a 2-thread BLAS "
         "forward pass: the ratio grows when the machine is quiet and shrinks under load."

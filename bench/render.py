@@ -12,12 +12,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from stages.lib.archive import Archive
-from stages.lib.figures import mosaic_figure
-from stages.lib.forward import load_network
-from stages.lib.grids import feature_map_grid
-from stages.lib.idx import read_idx
-from stages.lib.inputs import model_inputs
+from convlens.archive import Archive
+from convlens.figures import mosaic_figure
+from convlens.forward import load_network
+from convlens.grids import feature_map_grid
+from convlens.idx import read_idx
+from convlens.inputs import model_inputs
 
 DPI = 100  # the notebook's savefig default (rcParams figure.dpi), passed to both sides
 

@@ -1,1 +1,1 @@
-"""The DVC stages, ``python -m stages.<name>``: thin scripts over the library in ``stages.lib``."""
+"""The DVC stages, ``python -m stages.<name>``: thin scripts over the library in ``convlens``."""

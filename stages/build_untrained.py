@@ -10,10 +10,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from stages.lib import layout
-from stages.lib.config import run_stage
-from stages.lib.files import atomic_path
-from stages.lib.weights import save_weight_artifacts
+from convlens import layout
+from convlens.config import run_stage
+from convlens.files import atomic_path
+from convlens.weights import save_weight_artifacts
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig, root: Path) -> None:
     trained = layout.open_model(root, "trained")
     trained.resolve(cfg.weights.layers, "weights.layers")  # fails here, before TensorFlow starts
-    from stages.lib.keras_models import load_with_untrained_model, save_reproducible
+    from convlens.keras_models import load_with_untrained_model, save_reproducible
 
     _, untrained = load_with_untrained_model(trained.path, cfg.untrained.seed)
     with atomic_path(layout.model_path(root, "untrained")) as tmp:

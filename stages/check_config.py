@@ -12,11 +12,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from stages.lib import layout
-from stages.lib.checks import model_file
-from stages.lib.config import PARAMS_FILE, read_yaml, run_stage
-from stages.lib.files import atomic_path
-from stages.lib.schema import check_config
+from convlens import layout
+from convlens.checks import model_file
+from convlens.config import PARAMS_FILE, read_yaml, run_stage
+from convlens.files import atomic_path
+from convlens.schema import check_config
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def run(cfg: DictConfig, root: Path) -> None:
     if params["model"]["path"] is not None:
         model_file(root, params["model"]["path"])
     with atomic_path(layout.config_check_path(root)) as tmp:
-        tmp.write_text("params.yaml passed stages/lib/schema.py\n", encoding="utf-8")
+        tmp.write_text("params.yaml passed convlens/schema.py\n", encoding="utf-8")
     log.info("%s checked", PARAMS_FILE)
 
 

@@ -14,10 +14,10 @@ import re
 import sys
 from pathlib import Path
 
-from stages.lib.compare import changed, compare_statistics, statistic_rows
-from stages.lib.config import project_root
-from stages.lib.errors import ConvlensError
-from stages.lib.files import atomic_path
+from convlens.compare import changed, compare_statistics, statistic_rows
+from convlens.config import project_root
+from convlens.errors import ConvlensError
+from convlens.files import atomic_path
 
 log = logging.getLogger("compare")
 
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         root = project_root()
         table = compare_statistics(statistic_rows(run_metrics(root, args.a)), statistic_rows(run_metrics(root, args.b)))
-        from stages.lib.figures import comparison_figure
+        from convlens.figures import comparison_figure
 
         stem = re.sub(r"[^\w.-]+", "_", f"{args.a}_vs_{args.b}")
         out = args.out if args.out.is_absolute() else root / args.out

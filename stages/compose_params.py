@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import sys
 
-from stages.lib.config import PARAMS_FILE, compose, project_root, write_params
-from stages.lib.errors import ConvlensError
+from convlens.config import PARAMS_FILE, compose, project_root, write_params
+from convlens.errors import ConvlensError
 
 
 def main(argv: list[str]) -> None:

@@ -13,15 +13,15 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from stages.lib import layout
-from stages.lib.batching import available_memory, bytes_per_image, fit_batch_size
-from stages.lib.config import run_stage
-from stages.lib.dataset import MAP_KINDS, dataset_summary, selectivity, stream_statistics
-from stages.lib.errors import ConvlensError
-from stages.lib.files import staged_dir, write_csv, write_json
-from stages.lib.forward import open_network
-from stages.lib.inputs import first_conv, model_inputs, read_input_scale
-from stages.lib.stats import as_number
+from convlens import layout
+from convlens.batching import available_memory, bytes_per_image, fit_batch_size
+from convlens.config import run_stage
+from convlens.dataset import MAP_KINDS, dataset_summary, selectivity, stream_statistics
+from convlens.errors import ConvlensError
+from convlens.files import staged_dir, write_csv, write_json
+from convlens.forward import open_network
+from convlens.inputs import first_conv, model_inputs, read_input_scale
+from convlens.stats import as_number
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ import json
 import subprocess
 import sys
 
-from stages.lib.config import project_root
-from stages.lib.errors import ConvlensError
-from stages.lib.exp_table import DEFAULT_HIDDEN, DEFAULT_METRICS, WIDTH, exp_table_text
+from convlens.config import project_root
+from convlens.errors import ConvlensError
+from convlens.exp_table import DEFAULT_HIDDEN, DEFAULT_METRICS, WIDTH, exp_table_text
 
 
 def exp_show_records() -> list[dict]:

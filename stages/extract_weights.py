@@ -6,8 +6,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from stages.lib.config import run_stage
-from stages.lib.weights import save_weight_artifacts
+from convlens.config import run_stage
+from convlens.weights import save_weight_artifacts
 
 
 def run(cfg: DictConfig, root: Path) -> None:

@@ -1,7 +1,7 @@
 """Stage: one layer's feature maps for the chosen samples, trained and untrained (the book's ``conv_acti``).
 
 A ``foreach`` stage, one instance per entry of ``feature_maps.layers``: adding a layer runs only that layer's
-instance. The forward pass is numpy (``stages.lib.forward``), so this stage starts without TensorFlow.
+instance. The forward pass is numpy (``convlens.forward``), so this stage starts without TensorFlow.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from stages.lib import layout
-from stages.lib.batching import available_memory, batches, bytes_per_image, fit_batch_size
-from stages.lib.checks import layer_item
-from stages.lib.config import run_stage
-from stages.lib.files import staged_dir, write_csv, write_json
-from stages.lib.forward import open_network
-from stages.lib.inputs import first_conv, model_inputs, read_input_scale
-from stages.lib.stats import channel_stats, layer_summary, table_rows
+from convlens import layout
+from convlens.batching import available_memory, batches, bytes_per_image, fit_batch_size
+from convlens.checks import layer_item
+from convlens.config import run_stage
+from convlens.files import staged_dir, write_csv, write_json
+from convlens.forward import open_network
+from convlens.inputs import first_conv, model_inputs, read_input_scale
+from convlens.stats import channel_stats, layer_summary, table_rows
 
 log = logging.getLogger(__name__)
 

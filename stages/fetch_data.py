@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from stages.lib import layout
-from stages.lib.config import run_stage
-from stages.lib.errors import ConvlensError
-from stages.lib.fetch import RemoteFile, offline_message, search_dirs, try_all
-from stages.lib.files import staged_dir
-from stages.lib.idx import check_images_labels, read_idx
+from convlens import layout
+from convlens.config import run_stage
+from convlens.errors import ConvlensError
+from convlens.fetch import RemoteFile, offline_message, search_dirs, try_all
+from convlens.files import staged_dir
+from convlens.idx import check_images_labels, read_idx
 
 log = logging.getLogger(__name__)
 

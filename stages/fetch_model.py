@@ -1,7 +1,7 @@
 """Stage 1: the trained model, from the pinned URL (checksum-verified) or your own ``.keras`` or ``.h5`` file.
 
 No TensorFlow for a ``.keras``: the archive is checked by reading its config and weights file
-(``stages/lib/archive.py``, ``layers.py``, ``weights_file.py``). A legacy ``.h5`` (Keras 2, the book's
+(``convlens/archive.py``, ``layers.py``, ``weights_file.py``). A legacy ``.h5`` (Keras 2, the book's
 earlier editions) is checked the same way with h5py, then converted to ``.keras`` once here: the only
 place this stage imports Keras.
 """
@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from stages.lib import layout
-from stages.lib.archive import RESAVE_KERAS2, Archive, is_hdf5, read_config, read_h5_config
-from stages.lib.checks import model_file
-from stages.lib.config import run_stage
-from stages.lib.errors import ConvlensError
-from stages.lib.fetch import RemoteFile, fetch, search_dirs
-from stages.lib.files import atomic_path
-from stages.lib.layers import CONV_KINDS, check_model_config, keras2_problem
+from convlens import layout
+from convlens.archive import RESAVE_KERAS2, Archive, is_hdf5, read_config, read_h5_config
+from convlens.checks import model_file
+from convlens.config import run_stage
+from convlens.errors import ConvlensError
+from convlens.fetch import RemoteFile, fetch, search_dirs
+from convlens.files import atomic_path
+from convlens.layers import CONV_KINDS, check_model_config, keras2_problem
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def convert_legacy(source: Path, dest: Path) -> None:
         shutil.copyfile(source, copy)
         check_model_config(read_h5_config(copy, source), str(source))
         log.info("%s: a legacy HDF5 model, converting it to .keras (loads Keras)", source)
-        from stages.lib.keras_models import convert_h5  # TensorFlow starts here, for .h5 files only
+        from convlens.keras_models import convert_h5  # TensorFlow starts here, for .h5 files only
 
         convert_h5(copy, source, dest)
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from stages.lib import layout
-from stages.lib.config import run_stage
-from stages.lib.errors import ConvlensError
-from stages.lib.files import read_json, staged_dir, write_json
+from convlens import layout
+from convlens.config import run_stage
+from convlens.errors import ConvlensError
+from convlens.files import read_json, staged_dir, write_json
 
 log = logging.getLogger(__name__)
 

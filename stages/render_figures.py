@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from stages.lib import layout
-from stages.lib.config import run_stage
-from stages.lib.figures import (
+from convlens import layout
+from convlens.config import run_stage
+from convlens.figures import (
     FILTER_TILE_INCHES,
     class_heatmaps,
     histogram,
@@ -23,8 +23,8 @@ from stages.lib.figures import (
     sample_figure,
     sample_title,
 )
-from stages.lib.files import read_csv_columns, read_json, staged_dir
-from stages.lib.grids import filter_grid
+from convlens.files import read_csv_columns, read_json, staged_dir
+from convlens.grids import filter_grid
 
 log = logging.getLogger(__name__)
 

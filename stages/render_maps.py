@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from stages.lib import layout
-from stages.lib.config import run_stage
-from stages.lib.errors import ConvlensError
-from stages.lib.figures import MAP_TILE_INCHES, mosaic_figure, sample_title, vector_figure
-from stages.lib.files import read_json, staged_dir
-from stages.lib.grids import feature_map_grid
+from convlens import layout
+from convlens.config import run_stage
+from convlens.errors import ConvlensError
+from convlens.figures import MAP_TILE_INCHES, mosaic_figure, sample_title, vector_figure
+from convlens.files import read_json, staged_dir
+from convlens.grids import feature_map_grid
 
 log = logging.getLogger(__name__)
 

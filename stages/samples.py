@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from stages.lib import layout
-from stages.lib.config import run_stage
-from stages.lib.errors import ConvlensError
-from stages.lib.files import staged_dir, write_json
-from stages.lib.samples import check_samples
+from convlens import layout
+from convlens.config import run_stage
+from convlens.errors import ConvlensError
+from convlens.files import staged_dir, write_json
+from convlens.samples import check_samples
 
 log = logging.getLogger(__name__)
 

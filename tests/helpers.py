@@ -14,6 +14,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from convlens.config import compose, write_params
+from convlens.fetch import sha256sum
+from convlens.idx import IDX_DTYPES
 from stages import (
     build_untrained,
     dataset_stats,
@@ -26,9 +29,6 @@ from stages import (
     render_maps,
     samples,
 )
-from stages.lib.config import compose, write_params
-from stages.lib.fetch import sha256sum
-from stages.lib.idx import IDX_DTYPES
 
 PIPELINE = [
     fetch_data,
@@ -59,7 +59,7 @@ def run_stage(module, stage_config, composed, root, *overrides):
 
 PROJECT = Path(__file__).resolve().parents[1]
 MIRROR = PROJECT.parent / "shared" / "mirror"
-PROJECT_FILES = ("conf", "stages", "hydra_plugins", "dvc.yaml", "params.yaml", "pyproject.toml")
+PROJECT_FILES = ("conf", "convlens", "stages", "hydra_plugins", "dvc.yaml", "params.yaml", "pyproject.toml")
 DATA_FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
     "train_labels": "train-labels-idx1-ubyte.gz",
@@ -98,7 +98,7 @@ def write_tiny_data(mirror: Path, n_train: int = 12, n_test: int = 6, seed: int 
 
 def tiny_model(filters: tuple[int, int] = (4, 8), seed: int = 1):
     """The book's architecture, scaled down: Conv2D → MaxPool → Conv2D → MaxPool → Flatten → Dense."""
-    from stages.lib.keras_models import keras
+    from convlens.keras_models import keras
 
     keras.utils.set_random_seed(seed)
     return keras.Sequential(
@@ -150,7 +150,7 @@ def copy_project(dest: Path) -> Path:
 
 def wide_model(seed: int = 2):
     """A user's own architecture: more filters, a third Conv2D, global pooling instead of Flatten."""
-    from stages.lib.keras_models import keras
+    from convlens.keras_models import keras
 
     keras.utils.set_random_seed(seed)
     layers = keras.layers
@@ -173,7 +173,7 @@ def _is_def(node: ast.AST) -> bool:
 
 
 def imported_files(path: Path, lazy: bool = True) -> set[str]:
-    """Project files a stage script imports, transitively: ``stages.lib`` modules and the package inits
+    """Project files a stage script imports, transitively: ``convlens`` modules and the package inits
     (``lazy=False``: only imports at module level, not those inside functions)."""
     found: set[str] = set()
     todo = [path]
@@ -183,12 +183,10 @@ def imported_files(path: Path, lazy: bool = True) -> set[str]:
         for node in nodes:
             names = []
             if isinstance(node, ast.ImportFrom):
-                if node.level == 1:  # from .x import y (inside stages/lib)
-                    names = (
-                        [f"stages.lib.{node.module}"] if node.module else [f"stages.lib.{a.name}" for a in node.names]
-                    )
-                elif node.module == "stages.lib":
-                    names = ["stages.lib", *(f"stages.lib.{a.name}" for a in node.names)]
+                if node.level == 1:  # from .x import y (inside convlens)
+                    names = [f"convlens.{node.module}"] if node.module else [f"convlens.{a.name}" for a in node.names]
+                elif node.module == "convlens":
+                    names = ["convlens", *(f"convlens.{a.name}" for a in node.names)]
                 elif node.module:
                     names = [node.module]
             elif isinstance(node, ast.Import):
@@ -199,7 +197,7 @@ def imported_files(path: Path, lazy: bool = True) -> set[str]:
                     stem = PROJECT.joinpath(*parts[:i])
                     for file in (stem / "__init__.py", stem.with_suffix(".py")):
                         rel = str(file.relative_to(PROJECT))
-                        if parts[0] == "stages" and file.is_file() and rel not in found:
+                        if parts[0] in ("stages", "convlens") and file.is_file() and rel not in found:
                             found.add(rel)
                             todo.append(file)
     return found

@@ -17,11 +17,11 @@ import sys
 import numpy as np
 import pytest
 
-from stages.lib.archive import Archive, read_config
-from stages.lib.config import compose, declared_params, select
-from stages.lib.errors import ConvlensError
-from stages.lib.forward import Network, open_network
-from stages.lib.layers import layer_infos, resolve_layers, walk_layers
+from convlens.archive import Archive, read_config
+from convlens.config import compose, declared_params, select
+from convlens.errors import ConvlensError
+from convlens.forward import Network, open_network
+from convlens.layers import layer_infos, resolve_layers, walk_layers
 from tests.helpers import PER_LAYER, PIPELINE, configure, copy_project, stage_name
 
 NESTED = ["block/dw", "block/sep", "block/dil"]
@@ -31,7 +31,7 @@ MAPS = ["stem", "add", *NESTED, "gap"]
 def resnet_depthwise_model(seed: int = 3):
     """A ResNet-style block, then a nested Sequential of depthwise, separable and dilated convolutions; every
     variable random (nonzero biases), so a dropped bias or a swapped kernel shows."""
-    from stages.lib.keras_models import keras
+    from convlens.keras_models import keras
 
     layers = keras.layers
     keras.utils.set_random_seed(seed)
@@ -57,7 +57,7 @@ def resnet_depthwise_model(seed: int = 3):
 
 def reference(model, x: np.ndarray, address: str) -> np.ndarray:
     """The layer's output computed by calling Keras layers one by one (nested: the model's layers in turn)."""
-    from stages.lib.keras_models import keras
+    from convlens.keras_models import keras
 
     outer, _, inner = address.partition("/")
     if not inner:
@@ -137,7 +137,7 @@ def test_a_model_and_a_layer_inside_it_cannot_both_be_feature_map_folders(compos
 def test_a_branching_nested_depthwise_model_runs_end_to_end_and_matches_keras(
     branching, tiny_assets, tmp_path, monkeypatch, caplog
 ):
-    from stages.lib.keras_models import load_model
+    from convlens.keras_models import load_model
 
     path, model = branching
     monkeypatch.setenv("CONVLENS_MIRROR", str(tiny_assets["mirror"]))
@@ -195,8 +195,8 @@ def test_a_chain_model_never_starts_tensorflow(tiny_assets):
     code = (
         "import sys, numpy as np\n"
         "from pathlib import Path\n"
-        "from stages.lib.archive import Archive\n"
-        "from stages.lib.forward import open_network\n"
+        "from convlens.archive import Archive\n"
+        "from convlens.forward import open_network\n"
         f"net = open_network(Archive.read(Path({str(tiny_assets['model'])!r})), ['conv2d_1'], print)\n"
         "net.activations(np.zeros((1, 28, 28, 1), np.float32), ['conv2d_1'])\n"
         "print(type(net).__name__, 'tensorflow' in sys.modules, 'keras' in sys.modules)\n"

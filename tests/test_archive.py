@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stages.lib.archive import Archive, read_config
-from stages.lib.errors import ConvlensError
-from stages.lib.layers import LayerInfo, check_model_config, layer_infos, resolve_layers
+from convlens.archive import Archive, read_config
+from convlens.errors import ConvlensError
+from convlens.layers import LayerInfo, check_model_config, layer_infos, resolve_layers
 
 LAYERS = [
     LayerInfo(0, "conv2d", "Conv2D"),
@@ -20,7 +20,7 @@ LAYERS = [
 
 
 def test_archive_layers_match_keras_model_layers(tiny_assets):
-    from stages.lib.keras_models import load_model
+    from convlens.keras_models import load_model
     from tests.keras_reference import model_layers
 
     config = read_config(tiny_assets["model"])
@@ -28,7 +28,7 @@ def test_archive_layers_match_keras_model_layers(tiny_assets):
 
 
 def test_read_weights_without_tensorflow_equals_keras(tiny_assets):
-    from stages.lib.keras_models import load_model
+    from convlens.keras_models import load_model
 
     model = load_model(tiny_assets["model"])
     weights = Archive.read(tiny_assets["model"]).weights(["conv2d", "conv2d_1", "dense"])
@@ -108,7 +108,7 @@ def test_unreadable_weights_are_refused(tmp_path):
 
 
 def test_write_reproducible_drops_save_dates(tmp_path):
-    from stages.lib.archive import write_reproducible
+    from convlens.archive import write_reproducible
 
     copies = []
     for i, (stamp, when) in enumerate(
@@ -276,7 +276,7 @@ def test_stored_shapes_must_match_the_config(tiny_assets, tmp_path, edit, messag
 
 
 def test_batch_normalization_shapes_are_checked(tmp_path):
-    from stages.lib.keras_models import keras
+    from convlens.keras_models import keras
 
     model = keras.Sequential(
         [keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3, name="conv2d"), keras.layers.BatchNormalization(name="bn")]
@@ -385,7 +385,7 @@ def test_anything_not_a_keras_builtin_is_refused(tiny_assets, tmp_path, case):
 def test_keras_builtins_in_real_configs_pass(tmp_path):
     """Every kind of object Keras writes for models convlens reads: functional graphs, nested models,
     BatchNormalization, regularizers, constraints, activation layers, and the optimizer of a compiled model."""
-    from stages.lib.keras_models import keras
+    from convlens.keras_models import keras
 
     layers = keras.layers
     inputs = keras.Input((28, 28, 1))

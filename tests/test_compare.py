@@ -2,7 +2,7 @@
 
 import math
 
-from stages.lib.compare import changed, compare_statistics, statistic_rows
+from convlens.compare import changed, compare_statistics, statistic_rows
 
 
 def test_rows_of_nested_metrics_keep_numbers_only():

@@ -6,8 +6,8 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
-from stages.lib import layout
-from stages.lib.config import (
+from convlens import layout
+from convlens.config import (
     compose,
     declared_params,
     load_config,
@@ -17,7 +17,7 @@ from stages.lib.config import (
     select,
     stage_definition,
 )
-from stages.lib.errors import ConvlensError
+from convlens.errors import ConvlensError
 from tests.helpers import PROJECT, imported_files
 
 STAGES = {
@@ -71,7 +71,7 @@ def test_every_module_a_stage_imports_is_one_of_its_dependencies(stage):
     script = f"stages/{stage}.py"
     assert Path(script) in deps
     imported = imported_files(PROJECT / script) | {script}
-    assert {"stages/__init__.py", "stages/lib/config.py", "stages/lib/schema.py"} <= imported
+    assert {"stages/__init__.py", "convlens/config.py", "convlens/schema.py"} <= imported
     uncovered = {f for f in imported if not any(Path(f) == d or d in Path(f).parents for d in deps)}
     assert not uncovered, f"{stage} imports {sorted(uncovered)} but dvc.yaml does not list them as deps"
 
@@ -81,7 +81,7 @@ def test_only_the_untrained_stage_imports_tensorflow(stage):
     """At module level; ``forward.open_network`` imports Keras lazily, for a model numpy does not compute
     (``test_any_model.py`` checks that a chain model never starts TensorFlow)."""
     imported = imported_files(PROJECT / f"stages/{stage}.py", lazy=False)
-    assert "stages/lib/keras_models.py" not in imported
+    assert "convlens/keras_models.py" not in imported
     source = " ".join((PROJECT / f).read_text(encoding="utf-8") for f in [f"stages/{stage}.py", *imported])
     assert "import tensorflow" not in source and "import keras" not in source
 
@@ -100,11 +100,11 @@ def test_fetch_model_imports_keras_only_to_convert_a_legacy_h5(tmp_path):
         for n in ast.walk(f)
         if isinstance(n, ast.ImportFrom) and "keras" in (n.module or "")
     ]
-    assert lazy == [("convert_legacy", "from stages.lib.keras_models import convert_h5")]
+    assert lazy == [("convert_legacy", "from convlens.keras_models import convert_h5")]
     shaken = tmp_path / "fetch_model.py"
     shaken.write_text("\n".join(ast.unparse(n) for n in top), encoding="utf-8")
     imported = imported_files(shaken)
-    assert "stages/lib/keras_models.py" not in imported
+    assert "convlens/keras_models.py" not in imported
     source = " ".join((PROJECT / f).read_text(encoding="utf-8") for f in imported)
     assert "import tensorflow" not in source and "import keras" not in source
 

@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pytest
 
+from convlens.archive import Archive
+from convlens.dataset import ChannelAccumulator, dataset_summary, selectivity, stream_statistics
+from convlens.errors import ConvlensError
+from convlens.forward import load_network
 from stages import dataset_stats
-from stages.lib.archive import Archive
-from stages.lib.dataset import ChannelAccumulator, dataset_summary, selectivity, stream_statistics
-from stages.lib.errors import ConvlensError
-from stages.lib.forward import load_network
 from tests.helpers import PIPELINE
 
 

@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from stages.lib.errors import ConvlensError
-from stages.lib.exp_table import exp_table_text, flatten, metric_value, render, runs, table
+from convlens.errors import ConvlensError
+from convlens.exp_table import exp_table_text, flatten, metric_value, render, runs, table
 
 BOOK_MODEL = {
     "name": "book",

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from convlens.errors import ConvlensError
 from stages import fetch_data, fetch_model
-from stages.lib.errors import ConvlensError
 
 TRAINED = Path("outputs", "models", "trained.keras")
 
@@ -17,7 +17,7 @@ TRAINED = Path("outputs", "models", "trained.keras")
 @pytest.fixture(scope="module")
 def renamed(tmp_path_factory) -> Path:
     """The tiny architecture with conv layers named as in a notebook that built models before (conv2d_7, _8)."""
-    from stages.lib.keras_models import keras
+    from convlens.keras_models import keras
 
     path = tmp_path_factory.mktemp("renamed") / "renamed.keras"
     keras.Sequential(
@@ -67,7 +67,7 @@ def test_the_renamed_model_with_its_own_layers_passes(project, stage_config, ren
 
 
 def test_an_input_that_does_not_fit_the_data_names_the_users_file(project, stage_config, tmp_path):
-    from stages.lib.keras_models import keras
+    from convlens.keras_models import keras
 
     colour = tmp_path / "colour.keras"
     keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(2, 3, name="conv2d")]).save(colour)

@@ -5,8 +5,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from stages.lib.errors import ConvlensError
-from stages.lib.fetch import RemoteFile, fetch, find_local, search_dirs
+from convlens.errors import ConvlensError
+from convlens.fetch import RemoteFile, fetch, find_local, search_dirs
 
 
 def _remote(content: bytes, name="f.gz", urls=(), subdir=""):

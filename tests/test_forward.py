@@ -3,15 +3,15 @@
 import numpy as np
 import pytest
 
-from stages.lib.archive import Archive
-from stages.lib.batching import WORKING_COPIES, batches, bytes_per_image, fit_batch_size
-from stages.lib.errors import ConvlensError
-from stages.lib.forward import load_network
-from stages.lib.ops import Unsupported, pool2d
+from convlens.archive import Archive
+from convlens.batching import WORKING_COPIES, batches, bytes_per_image, fit_batch_size
+from convlens.errors import ConvlensError
+from convlens.forward import load_network
+from convlens.ops import Unsupported, pool2d
 
 
 def keras_activations(path, x, names):
-    from stages.lib.keras_models import load_model
+    from convlens.keras_models import load_model
     from tests.keras_reference import activation_model
 
     outs = activation_model(load_model(path), names)(x, training=False)
@@ -33,7 +33,7 @@ def randomize_weights(model, seed):
 def every_kind_model():
     """One of each supported layer kind; every weight random (nonzero biases), BatchNormalization with a
     non-default epsilon (its moving variance as small as 0.05, so the epsilon matters)."""
-    from stages.lib.keras_models import keras
+    from convlens.keras_models import keras
 
     keras.utils.set_random_seed(3)
     layers = keras.layers
@@ -80,7 +80,7 @@ def test_every_supported_kind_matches_keras(tmp_path):
 
 def keras_matches(tmp_path, layers, x, rtol=1e-5, atol=1e-5):
     """Save a Sequential of ``layers`` with random weights; its numpy and Keras outputs (last layer) agree."""
-    from stages.lib.keras_models import keras
+    from convlens.keras_models import keras
 
     model = keras.Sequential([keras.Input(x.shape[1:]), *layers])
     randomize_weights(model, 5)
@@ -99,7 +99,7 @@ def keras_matches(tmp_path, layers, x, rtol=1e-5, atol=1e-5):
 )
 def test_a_conv2d_with_many_input_channels_matches_keras(tmp_path, channels, filters, kernel, strides, padding):
     """At 8 or more input channels conv2d sums one product per kernel offset (the book's conv2d_1 has 32)."""
-    from stages.lib.keras_models import keras
+    from convlens.keras_models import keras
 
     x = np.random.default_rng(7).uniform(-1, 1, (3, 9, 7, channels)).astype(np.float32)
     conv = keras.layers.Conv2D(filters, kernel, strides=strides, padding=padding, name="conv")
@@ -110,7 +110,7 @@ def test_a_conv2d_with_many_input_channels_matches_keras(tmp_path, channels, fil
 @pytest.mark.parametrize("padding", ["valid", "same"])
 @pytest.mark.parametrize(("size", "strides"), [(3, None), ((2, 3), None), (3, 2), ((3, 2), (1, 2))])
 def test_average_pooling_of_any_window_matches_keras(tmp_path, size, strides, padding):
-    from stages.lib.keras_models import keras
+    from convlens.keras_models import keras
 
     x = np.random.default_rng(8).uniform(0, 4, (2, 10, 8, 3)).astype(np.float32)
     conv = keras.layers.Conv2D(3, 1, name="conv")  # convlens reads convolutional models only
@@ -132,7 +132,7 @@ def test_average_pooling_of_any_window_matches_keras(tmp_path, size, strides, pa
     ids=["adapted-per-channel", "inverted", "axis-none", "per-position", "config-per-channel", "config-scalar"],
 )
 def test_normalization_matches_keras(tmp_path, options, adapted):
-    from stages.lib.keras_models import keras
+    from convlens.keras_models import keras
 
     rng = np.random.default_rng(4)
     layer = keras.layers.Normalization(name="norm", **options)
@@ -161,7 +161,7 @@ def test_the_tiny_book_model_matches_keras_and_stops_at_the_deepest_layer(tiny_a
 
 
 def test_a_functional_chain_is_read_and_a_branching_model_refused(tmp_path):
-    from stages.lib.keras_models import keras
+    from convlens.keras_models import keras
 
     inputs = keras.Input((8, 8, 1))
     conv = keras.layers.Conv2D(3, 3, activation="relu", name="c")(inputs)
@@ -189,7 +189,7 @@ def test_a_functional_chain_is_read_and_a_branching_model_refused(tmp_path):
     ],
 )
 def test_unsupported_layers_are_named(tmp_path, layer, message):
-    from stages.lib.keras_models import keras
+    from convlens.keras_models import keras
 
     made = {
         "conv1d": [

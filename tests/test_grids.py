@@ -3,8 +3,8 @@ import warnings
 import numpy as np
 import pytest
 
-from stages.lib.errors import ConvlensError
-from stages.lib.grids import (
+from convlens.errors import ConvlensError
+from convlens.grids import (
     check_filter_range,
     feature_map_grid,
     filter_grid,
@@ -102,7 +102,7 @@ def test_filter_and_feature_map_grids_have_the_books_layouts():
 
 
 def test_a_figure_too_large_to_draw_is_refused_before_it_is_allocated(tmp_path):
-    from stages.lib.figures import MAX_PIXELS, mosaic_figure
+    from convlens.figures import MAX_PIXELS, mosaic_figure
 
     tiles = np.zeros((4096, 28, 28))
     image = mosaic(tiles, grid_shape(len(tiles)))

@@ -3,7 +3,7 @@ import gzip
 import numpy as np
 import pytest
 
-from stages.lib.idx import IdxError, check_images_labels, parse_idx, read_idx
+from convlens.idx import IdxError, check_images_labels, parse_idx, read_idx
 from tests.helpers import idx_bytes
 
 

@@ -5,12 +5,12 @@ import json
 import numpy as np
 import pytest
 
+from convlens.archive import Archive
+from convlens.config import compose, load_config, write_params
+from convlens.errors import ConvlensError
+from convlens.forward import load_network
+from convlens.inputs import InputScale, first_layer, input_scale, model_inputs
 from stages import build_untrained, dataset_stats, feature_maps, fetch_data, fetch_model, samples
-from stages.lib.archive import Archive
-from stages.lib.config import compose, load_config, write_params
-from stages.lib.errors import ConvlensError
-from stages.lib.forward import load_network
-from stages.lib.inputs import InputScale, first_layer, input_scale, model_inputs
 from tests.helpers import MIRROR, copy_project, run_stage
 
 BEFORE_MAPS = [fetch_model, fetch_data, samples, build_untrained]
@@ -87,7 +87,7 @@ def test_more_than_half_the_channels_silent_is_a_warning_naming_the_scale_key():
 
 def small_cnn(first=None, conv_weights=None, seed=5):
     """Conv2D → MaxPool → Flatten → Dense after an optional first (preprocessing) layer; all named."""
-    from stages.lib.keras_models import keras
+    from convlens.keras_models import keras
 
     keras.utils.set_random_seed(seed)
     layers = [keras.Input((28, 28, 1)), *([first] if first is not None else [])]
@@ -122,7 +122,7 @@ def as_numbers(csv_text):
 def test_a_model_starting_with_rescaling_gets_raw_pixels_not_pixels_divided_twice(
     project, stage_config, composed, run_pipeline, tmp_path, caplog
 ):
-    from stages.lib.keras_models import keras
+    from convlens.keras_models import keras
 
     plain = small_cnn()
     plain.save(tmp_path / "plain.keras")
@@ -147,7 +147,7 @@ def test_a_model_starting_with_rescaling_gets_raw_pixels_not_pixels_divided_twic
 def test_a_model_starting_with_an_adapted_normalization_gets_raw_pixels_in_both_models(
     project, stage_config, composed, run_pipeline, tmp_path, caplog
 ):
-    from stages.lib.keras_models import keras, load_model
+    from convlens.keras_models import keras, load_model
     from tests.keras_reference import activation_model
 
     norm = keras.layers.Normalization(name="normalization")
@@ -232,7 +232,7 @@ def test_the_feature_maps_stage_divides_pixels_by_input_scale(project, stage_con
     for scale in (255, 1, 5):
         run_stage(feature_maps, stage_config, composed, project, *overrides, f"input.scale={scale}")
         maps[scale] = np.load(project / "outputs" / "feature_maps" / "conv2d" / "trained.npy")
-    from stages.lib.keras_models import load_model
+    from convlens.keras_models import load_model
     from tests.keras_reference import activation_model
 
     images = np.load(project / "outputs" / "samples" / "images.npy")[..., None].astype(np.float32)

@@ -12,10 +12,10 @@ import h5py
 import numpy as np
 import pytest
 
+from convlens import keras_models
+from convlens.config import load_config
+from convlens.errors import ConvlensError
 from stages import extract_weights, fetch_model
-from stages.lib import keras_models
-from stages.lib.config import load_config
-from stages.lib.errors import ConvlensError
 from tests.helpers import MIRROR, copy_project
 
 TRAINED = Path("outputs", "models", "trained.keras")

@@ -26,21 +26,21 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from convlens import fetch as fetch_lib
+from convlens.allowlist import unsafe_places
+from convlens.archive import read_config
+from convlens.errors import ConvlensError
+from convlens.fetch import RemoteFile, fetch
+from convlens.files import SCRATCH, atomic_path, scratch_dir, staged_dir, write_json
+from convlens.grids import check_filter_range, feature_map_grid, filter_grid
+from convlens.idx import IdxError, parse_idx, read_idx
+from convlens.layers import check_input_shape, check_model_config, input_shape
+from convlens.samples import check_samples
+from convlens.stats import channel_stats, filter_stats, kernel_stats, layer_summary
 from stages import build_untrained, extract_weights, fetch_data, fetch_model
-from stages.lib import fetch as fetch_lib
-from stages.lib.allowlist import unsafe_places
-from stages.lib.archive import read_config
-from stages.lib.errors import ConvlensError
-from stages.lib.fetch import RemoteFile, fetch
-from stages.lib.files import SCRATCH, atomic_path, scratch_dir, staged_dir, write_json
-from stages.lib.grids import check_filter_range, feature_map_grid, filter_grid
-from stages.lib.idx import IdxError, parse_idx, read_idx
-from stages.lib.layers import check_input_shape, check_model_config, input_shape
-from stages.lib.samples import check_samples
-from stages.lib.stats import channel_stats, filter_stats, kernel_stats, layer_summary
 from tests.helpers import DATA_FILES, PROJECT, copy_project, idx_bytes, tiny_model
 
-AREA = re.compile(r"\.convlens-tmp\.\d+\.[a-z0-9_]{8}")  # a process's staging area (stages/lib/files.py)
+AREA = re.compile(r"\.convlens-tmp\.\d+\.[a-z0-9_]{8}")  # a process's staging area (convlens/files.py)
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -297,7 +297,7 @@ def _save(model, path: Path) -> Path:
 
 def _lambda_models(tmp_path: Path) -> dict[str, Path]:
     """Real ``.keras`` archives holding code: a Lambda layer, and one nested inside an inner model."""
-    from stages.lib.keras_models import keras
+    from convlens.keras_models import keras
 
     conv = keras.layers.Conv2D(2, 3, name="conv2d")
     top = keras.Sequential([keras.Input((28, 28, 1)), conv, keras.layers.Lambda(lambda x: x * 2, name="evil")])
@@ -307,7 +307,7 @@ def _lambda_models(tmp_path: Path) -> dict[str, Path]:
 
 
 def test_models_with_lambda_code_are_refused_as_keras_safe_mode_would(project, stage_config, tmp_path):
-    from stages.lib.keras_models import keras
+    from convlens.keras_models import keras
 
     for name, path in _lambda_models(tmp_path).items():
         with pytest.raises((ValueError, TypeError)):
@@ -332,7 +332,7 @@ def test_serialized_lambdas_anywhere_in_the_config_are_found():
 
 
 def test_model_refusals_from_the_command_line(project, tiny_assets, tmp_path):
-    from stages.lib.keras_models import keras
+    from convlens.keras_models import keras
 
     junk = tmp_path / "page.keras"
     junk.write_text("<html><body>404 Not Found</body></html>", encoding="utf-8")
@@ -360,7 +360,7 @@ def test_model_refusals_from_the_command_line(project, tiny_assets, tmp_path):
 
 
 def test_input_shape_is_read_from_the_archive_without_tensorflow(tiny_assets, tmp_path):
-    from stages.lib.keras_models import keras
+    from convlens.keras_models import keras
 
     assert input_shape(read_config(tiny_assets["model"])) == (28, 28, 1)
     assert check_input_shape(read_config(tiny_assets["model"]), (28, 28), "tiny.keras") == (28, 28, 1)
@@ -936,7 +936,7 @@ def test_nonfinite_filter_stats_without_warnings():
 
 
 def test_dead_feature_maps_render_without_warnings_and_are_counted(tmp_path):
-    from stages.lib.figures import mosaic_figure
+    from convlens.figures import mosaic_figure
 
     maps = np.zeros((1, 14, 14, 8), np.float32)
     maps[0, 3, 3, :2] = 1.5  # two live channels, six dead (all zero)

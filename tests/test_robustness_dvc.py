@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from convlens.config import compose, declared_params, select
+from convlens.files import SCRATCH
 from stages import extract_weights, fetch_model
-from stages.lib.config import compose, declared_params, select
-from stages.lib.files import SCRATCH
 from tests.dvc_repo import commit, copy_repo, make_repo, ran, sh
 from tests.helpers import copy_project, made_once, tiny_overrides
 from tests.test_robustness import SHIM, WEIGHT_OUTPUTS, _outputs, hidden, snapshot, staging_areas

@@ -7,10 +7,10 @@ import sys
 import pytest
 import yaml
 
-from stages.lib import layout
-from stages.lib.config import compose, load_config
-from stages.lib.errors import ConvlensError
-from stages.lib.schema import SCHEMA, check_config, flatten
+from convlens import layout
+from convlens.config import compose, load_config
+from convlens.errors import ConvlensError
+from convlens.schema import SCHEMA, check_config, flatten
 from tests.helpers import PROJECT
 
 PARAMS = yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8"))

@@ -119,7 +119,7 @@ def test_editing_any_module_a_stage_imports_shows_that_stage_in_dvc_status(repo)
     stages = yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
     imports = {name: imported_files(PROJECT / f"stages/{name}.py") | {f"stages/{name}.py"} for name in stages}
     modules = sorted(set().union(*imports.values()))
-    assert "stages/lib/schema.py" in modules and "stages/__init__.py" in modules
+    assert "convlens/schema.py" in modules and "stages/__init__.py" in modules
     for module in modules:
         path = root / module
         original = path.read_bytes()

@@ -43,7 +43,7 @@ INPUT_CHANNEL_MODES = ("first", "mean", "all")
 RESOLVER = "convlens_checked"  # ${convlens_checked:} in conf/config.yaml, see register_resolver
 
 
-CHECKED = "conf/ passed stages/lib/schema.py"
+CHECKED = "conf/ passed convlens/schema.py"
 
 
 MAX_BATCH = 100_000

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from stages.lib.errors import ConvlensError
+from convlens.errors import ConvlensError
 
 PARAMS_FILE = "params.yaml"
 # The book's comparison (trained vs untrained kernels) and how active the first layer's maps are.
