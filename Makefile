@@ -33,7 +33,7 @@ lint: install
 	ruff format --check .
 
 params: install     ## recompose params.yaml after editing conf/ by hand (dvc repro does not)
-	$(PY) -m stages.compose_params
+	$(PY) -m convlens params
 
 plots: install      ## dvc_plots/index.html: every figure and table, this run vs HEAD
 	dvc plots diff

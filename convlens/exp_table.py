@@ -174,5 +174,5 @@ def exp_table_text(
     hidden: Sequence[str] = DEFAULT_HIDDEN,
     width: int = WIDTH,
 ) -> str:
-    """``dvc exp show --json`` records as the text table ``python -m stages.exp_table`` prints."""
+    """``dvc exp show --json`` records as the text table ``python -m convlens experiments`` prints."""
     return render(table(records, metrics, hidden), width, keep=metrics)

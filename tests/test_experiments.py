@@ -138,7 +138,11 @@ def test_diffs_between_experiments_and_the_compare_command(repo):
     assert "outputs/metrics/channels/conv2d_1/untrained.csv" in plots["data"]
 
     done = subprocess.run(
-        [sys.executable, "-m", "stages.compare", "seed7", "seed8"], cwd=root, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "convlens", "compare", "seed7", "seed8"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stderr
     rows = list(csv.DictReader((root / "outputs" / "compare" / "seed7_vs_seed8.csv").open(encoding="utf-8")))
@@ -157,7 +161,7 @@ def test_diffs_between_experiments_and_the_compare_command(repo):
     assert (root / "outputs" / "compare" / "seed7_vs_seed8.png").stat().st_size > 10_000
 
     bad = subprocess.run(
-        [sys.executable, "-m", "stages.compare", "nosuch"], cwd=root, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "convlens", "compare", "nosuch"], cwd=root, env=env, capture_output=True, text=True
     )
     assert bad.returncode == 1
     assert bad.stderr.strip().splitlines() == [

@@ -58,8 +58,8 @@ def test_stages_run_under_a_non_utf8_locale_in_a_korean_path(tmp_path, project, 
     assert bad_sum.returncode == 1 and "Traceback" not in bad_sum.stderr, bad_sum.stderr  # logging's either
     assert "its sha256 is not the expected 000000000000\\u2026" in bad_sum.stdout  # "…" escaped, not a crash
 
-    for stage in ("compose_params", "samples", "extract_weights", "render_figures"):
-        done = in_locale(project, "-m", f"stages.{stage}")
+    for module in (["convlens", "params"], ["stages.samples"], ["stages.extract_weights"], ["stages.render_figures"]):
+        done = in_locale(project, "-m", *module)
         assert done.returncode == 0 and "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
     assert (project / "params.yaml").read_text(encoding="utf-8").count("\n") > 10
     assert (project / "outputs" / "figures" / "samples" / "sample_0.png").is_file()

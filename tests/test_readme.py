@@ -101,7 +101,7 @@ def test_every_readme_block_runs_as_written_in_order(tmp_path, good_repo):
 
     # The experiment table after every workflow: one row per run, the changed params, within 120 columns.
     table = subprocess.run(
-        ["python", "-m", "stages.exp_table"], cwd=root, env=env, capture_output=True, text=True, encoding="utf-8"
+        ["python", "-m", "convlens", "experiments"], cwd=root, env=env, capture_output=True, text=True, encoding="utf-8"
     )
     assert table.returncode == 0, table.stderr
     rows = table.stdout.splitlines()

@@ -27,6 +27,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from convlens import fetch as fetch_lib
+from convlens.__main__ import COMMANDS
 from convlens.allowlist import unsafe_places
 from convlens.archive import read_config
 from convlens.errors import ConvlensError
@@ -63,9 +64,11 @@ def one_line(err: pytest.ExceptionInfo) -> str:
 
 
 def cli(project: Path, stage: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """``python -m stages.<stage> args`` from the project root, as a user runs it: never a traceback."""
+    """``python -m stages.<stage> args`` (``python -m convlens <command>`` for a command that is not a stage) from
+    the project root, as a user runs it: never a traceback."""
+    module = ["convlens", stage] if stage in COMMANDS else [f"stages.{stage}"]
     done = subprocess.run(
-        [sys.executable, "-m", f"stages.{stage}", *args],
+        [sys.executable, "-m", *module, *args],
         cwd=project,
         capture_output=True,
         text=True,
@@ -586,8 +589,8 @@ def test_config_errors_from_the_command_line(project, tiny_assets):
         "fetch_model: error: bad config override: In 'config': Could not find 'model/foo'. "
         "Available options in 'model': book, local"
     )
-    assert error_line(cli(project, "compose_params", "foo=1"), "compose_params") == (
-        "compose_params: error: bad config override: Could not override 'foo'. It is not a key of conf/; "
+    assert error_line(cli(project, "params", "foo=1"), "params") == (
+        "params: error: bad config override: Could not override 'foo'. It is not a key of conf/; "
         "params.yaml lists the keys"
     )
     assert error_line(cli(project, "samples", "foo=1"), "samples") == (

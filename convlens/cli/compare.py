@@ -1,4 +1,4 @@
-"""Compare two runs' per-layer statistics: ``python -m stages.compare A [B]``.
+"""Compare two runs' per-layer statistics: ``python -m convlens compare A [B]``.
 
 A and B are git revisions, experiment names (``dvc exp show``) or ``workspace`` (B's default).
 Writes ``outputs/compare/<A>_vs_<B>.csv`` (every statistic of every model and layer: both values,
@@ -39,7 +39,7 @@ def run_metrics(root: Path, rev: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m stages.compare", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m convlens compare", description=__doc__.splitlines()[0])
     parser.add_argument("a", help="the first run: git revision, experiment name or workspace")
     parser.add_argument("b", nargs="?", default="workspace", help="the second run (default: workspace)")
     parser.add_argument("--out", type=Path, default=Path("outputs/compare"), help="folder for the CSV and PNG")
@@ -61,7 +61,3 @@ def main(argv: list[str] | None = None) -> None:
     except ConvlensError as e:
         print(f"compare: error: {e}", file=sys.stderr)
         sys.exit(1)
-
-
-if __name__ == "__main__":
-    main()

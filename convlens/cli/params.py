@@ -1,6 +1,7 @@
 """Write ``params.yaml`` from ``conf/`` (with optional Hydra overrides), as ``dvc exp run`` does.
 
-``dvc repro`` never recomposes, so run this (``make params``) after editing ``conf/`` by hand.
+``dvc repro`` never recomposes, so run this (``make params``, ``python -m convlens params``) after editing
+``conf/`` by hand.
 """
 
 from __future__ import annotations
@@ -16,9 +17,5 @@ def main(argv: list[str]) -> None:
         root = project_root()
         write_params(root, compose(root, argv))
     except ConvlensError as e:
-        sys.exit(f"compose_params: error: {e}")
-    print(f"compose_params: wrote {PARAMS_FILE}")
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+        sys.exit(f"params: error: {e}")
+    print(f"params: wrote {PARAMS_FILE}")

@@ -1,4 +1,4 @@
-"""The experiments as one readable table: ``python -m stages.exp_table [--metrics A,B] [--hide P,Q]``.
+"""The experiments as one readable table: ``python -m convlens experiments [--metrics A,B] [--hide P,Q]``.
 
 One row per run (the baseline commit and each experiment of ``dvc exp show``): its name, the params whose
 values differ between runs, then a few metrics, in at most 120 columns. Built on ``dvc exp show --json``.
@@ -40,7 +40,7 @@ def names(text: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m stages.exp_table", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m convlens experiments", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--metrics",
         type=names,
@@ -58,9 +58,5 @@ def main(argv: list[str] | None = None) -> None:
     try:
         print(exp_table_text(exp_show_records(), args.metrics, args.hide, args.width))
     except ConvlensError as e:
-        print(f"exp_table: error: {e}", file=sys.stderr)
+        print(f"experiments: error: {e}", file=sys.stderr)
         sys.exit(1)
-
-
-if __name__ == "__main__":
-    main()

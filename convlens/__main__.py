@@ -1,0 +1,26 @@
+"""``python -m convlens <command>``: the commands that are not DVC stages.
+
+  compare A [B]          two runs' statistics side by side → outputs/compare/<A>_vs_<B>.{csv,png}
+  experiments [...]      the experiments as one table (dvc exp show, readable in 120 columns)
+  params [OVERRIDES]     write params.yaml from conf/ (what `make params` does; dvc repro does not)
+
+``python -m convlens <command> --help`` says more.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib import import_module
+
+COMMANDS = {"compare": "compare", "experiments": "experiments", "params": "params"}
+
+
+def main(argv: list[str]) -> None:
+    if not argv or argv[0] not in COMMANDS:
+        said = f"unknown command {argv[0]!r}; " if argv and not argv[0].startswith("-") else ""
+        sys.exit(f"convlens: {said}choose one of: {', '.join(COMMANDS)}\n{__doc__}")
+    import_module(f"convlens.cli.{COMMANDS[argv[0]]}").main(argv[1:])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
