@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from bench.pipeline import ran_stages
 from tests.helpers import PROJECT, configure, copy_project
 
 DVC = (sys.executable, "-m", "dvc")
@@ -35,9 +36,7 @@ def dvc(root: Path, env: dict, *args: str, check: bool = True) -> str:
     return sh(root, *DVC, *args, env=env, check=check)
 
 
-def ran(output: str) -> list[str]:
-    """The stages a `dvc repro` / `dvc exp run` output says it ran, in order."""
-    return re.findall(r"Running stage '([^']+)'", output)
+ran = ran_stages  # the stages a `dvc repro` / `dvc exp run` output says it ran, in order (as the benchmark reads it)
 
 
 def repo_env() -> dict:

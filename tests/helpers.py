@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import fcntl
 import gzip
+import importlib
 import json
 import os
 import shutil
@@ -16,33 +17,15 @@ import yaml
 
 from convlens.config import compose, write_params
 from convlens.fetch import sha256sum
+from convlens.files import SCRATCH
 from convlens.idx import IDX_DTYPES
-from stages import (
-    build_untrained,
-    dataset_stats,
-    extract_weights,
-    feature_maps,
-    fetch_data,
-    fetch_model,
-    map_metrics,
-    render_figures,
-    render_maps,
-    samples,
-)
 
-PIPELINE = [
-    fetch_data,
-    fetch_model,
-    samples,
-    extract_weights,
-    build_untrained,
-    feature_maps,
-    map_metrics,
-    dataset_stats,
-    render_figures,
-    render_maps,
-]
-PER_LAYER = {feature_maps, render_maps}  # dvc.yaml `foreach: ${layers}` stages
+PROJECT = Path(__file__).resolve().parents[1]
+_DVC_STAGES = yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+# The stage modules in dvc.yaml's order (one valid order of its graph; check_config, which only checks
+# params.yaml, left out): what `dvc repro` runs, in process. PER_LAYER: the `foreach` stages.
+PIPELINE = [importlib.import_module(f"stages.{name}") for name in _DVC_STAGES if name != "check_config"]
+PER_LAYER = {importlib.import_module(f"stages.{name}") for name, stage in _DVC_STAGES.items() if "foreach" in stage}
 
 
 def stage_name(module) -> str:
@@ -57,7 +40,6 @@ def run_stage(module, stage_config, composed, root, *overrides):
         module.run(cfg, root, *([item] if item else []))
 
 
-PROJECT = Path(__file__).resolve().parents[1]
 MIRROR = PROJECT.parent / "shared" / "mirror"
 PROJECT_FILES = ("conf", "convlens", "stages", "hydra_plugins", "dvc.yaml", "params.yaml", "pyproject.toml")
 DATA_FILES = {
@@ -220,3 +202,49 @@ def made_once(tmp_path_factory, name: str, make: Callable[[Path], dict]) -> dict
         if not done.is_file():
             done.write_text(json.dumps(make(tmp_path_factory.mktemp(name))), encoding="utf-8")
     return json.loads(done.read_text(encoding="utf-8"))
+
+
+# --- outputs and interrupted writes (test_robustness.py, test_robustness_dvc.py) ----------------------------
+
+KILL_SHIM = Path(__file__).parent / "kill_shim"  # a sitecustomize.py that SIGKILLs a stage mid-write
+
+
+def kill_shim_env(at: str | None = None, stage: str | None = None) -> dict[str, str]:
+    """Environment that makes a Python process (of DVC stage ``stage``, or any) SIGKILL itself at ``at``:
+    ``save:N`` (the N-th ``numpy.save``) or ``replace:N`` (before the N-th rename of an output)."""
+    env = {"PYTHONPATH": str(KILL_SHIM)}
+    if at:
+        env["CONVLENS_KILL_AT"] = at
+    if stage:
+        env["CONVLENS_KILL_STAGE"] = stage
+    return env
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def hidden(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob(".*") if p.name != ".gitignore"] if folder.exists() else []
+
+
+def staging_areas(root: Path) -> list[Path]:
+    """The staging areas in ``root``'s DVC scratch dir and, outside a DVC repo, beside outputs."""
+    return [*(root / SCRATCH).glob(".convlens-tmp.*"), *(root / "outputs").rglob(".convlens-tmp.*")]
+
+
+WEIGHT_OUTPUTS = (
+    "weights/trained",
+    "metrics/filters/trained",
+    "metrics/weights_trained.csv",
+    "metrics/weights_trained.json",
+)
+
+
+def weight_outputs(root: Path) -> dict[str, dict[str, bytes] | None]:
+    """Each declared output of extract_weights: its files, or None when absent."""
+    out = {}
+    for name in WEIGHT_OUTPUTS:
+        path = root / "outputs" / name
+        out[name] = (snapshot(path) if path.is_dir() else {"": path.read_bytes()}) if path.exists() else None
+    return out

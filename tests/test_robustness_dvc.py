@@ -18,8 +18,17 @@ from convlens.config import compose, declared_params, select
 from convlens.files import SCRATCH
 from stages import extract_weights, fetch_model
 from tests.dvc_repo import commit, copy_repo, make_repo, ran, sh
-from tests.helpers import copy_project, made_once, tiny_overrides
-from tests.test_robustness import SHIM, WEIGHT_OUTPUTS, _outputs, hidden, snapshot, staging_areas
+from tests.helpers import (
+    WEIGHT_OUTPUTS,
+    copy_project,
+    hidden,
+    kill_shim_env,
+    made_once,
+    snapshot,
+    staging_areas,
+    tiny_overrides,
+    weight_outputs,
+)
 
 pytestmark = pytest.mark.slow
 DVC = [sys.executable, "-m", "dvc"]
@@ -82,7 +91,7 @@ def committed_run(root) -> tuple[dict, bytes]:
     return snapshot(root / "outputs"), (root / "dvc.lock").read_bytes()
 
 
-def test_a_failing_stage_under_dvc_keeps_the_lock_and_checkout_restores_the_good_outputs(request, weights_repo):
+def test_a_failing_stage_under_dvc_keeps_the_lock_and_checkout_restores_the_goodweight_outputs(request, weights_repo):
     assert ran(weights_repo["repro"]) == [  # the good run: `dvc repro extract_weights` in a fresh repo
         "check_config",
         "fetch_data",  # fetch_model checks the model's input against the data
@@ -120,14 +129,10 @@ def test_sigkill_under_dvc_repro_then_repro_equals_a_clean_run(request, tiny_ass
     cfg = compose(reference, [*tiny_overrides(tiny_assets["model"], tiny_assets["sums"]), "weights.layers=[conv2d]"])
     for stage in (fetch_model, extract_weights):
         stage.run(select(cfg, declared_params(reference, stage.__name__.rsplit(".", 1)[1])), reference)
-    clean = _outputs(reference)
+    clean = weight_outputs(reference)
 
     set_param(root, "layers", ["conv2d"])
-    shim = tmp_path / "shim"
-    shim.mkdir()
-    (shim / "sitecustomize.py").write_text(SHIM, encoding="utf-8")
-    kill = {"PYTHONPATH": str(shim), "CONVLENS_KILL_AT": "replace:3", "CONVLENS_KILL_STAGE": "extract_weights"}
-    output = failing(root, "repro", "extract_weights", env={**env, **kill})
+    output = failing(root, "repro", "extract_weights", env={**env, **kill_shim_env("replace:3", "extract_weights")})
     assert killed("extract_weights", output)
     assert failed_stage_entry(root, lock)
     assert not hidden(root / "outputs") and not stray(root)  # nothing DVC or git can see ...
@@ -135,7 +140,7 @@ def test_sigkill_under_dvc_repro_then_repro_equals_a_clean_run(request, tiny_ass
     assert areas and all(area.parent == root / SCRATCH for area in areas)  # ... the kill's leftovers are here
 
     assert ran(sh(root, *DVC, "repro", "extract_weights", env=env)) == ["extract_weights"]  # checked when killed
-    assert _outputs(root) == clean
+    assert weight_outputs(root) == clean
     assert not hidden(root / "outputs") and not staging_areas(root)
     assert "Data and pipelines are up to date" in sh(root, *DVC, "status", "extract_weights", env=env)
 
@@ -149,13 +154,6 @@ def stray(root) -> list[str]:
     ]
 
 
-def kill_env(tmp_path, stage: str, at: str) -> dict:
-    shim = tmp_path / "shim"
-    shim.mkdir(exist_ok=True)
-    (shim / "sitecustomize.py").write_text(SHIM, encoding="utf-8")
-    return {"PYTHONPATH": str(shim), "CONVLENS_KILL_AT": at, "CONVLENS_KILL_STAGE": stage}
-
-
 def test_a_killed_render_restored_from_the_run_cache_leaves_no_stray_files(request, tmp_path):
     """Issue 9: a killed render_figures left outputs/figures/.dataset.XXXX/ that survived DVC restoring the stage
     from its run cache (no write came to clean it). Staging in .dvc/tmp leaves nothing DVC or git can see."""
@@ -164,7 +162,7 @@ def test_a_killed_render_restored_from_the_run_cache_leaves_no_stray_files(reque
     params["render"]["dpi"] = 50
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True), encoding="utf-8")
 
-    output = failing(root, "repro", "render_figures", env={**env, **kill_env(tmp_path, "render_figures", "replace:3")})
+    output = failing(root, "repro", "render_figures", env={**env, **kill_shim_env("replace:3", "render_figures")})
     assert killed("render_figures", output)
     assert not (root / "outputs" / "figures" / "dataset").exists()  # killed before its rename
     assert staging_areas(root) and not hidden(root / "outputs") and not stray(root)
@@ -185,7 +183,7 @@ def test_an_interrupted_dataset_stats_loses_its_git_tracked_metrics_and_git_chec
     before = {"dataset": snapshot(metrics / "dataset"), "dataset.json": (metrics / "dataset.json").read_bytes()}
 
     output = failing(
-        root, "repro", "-f", "-s", "dataset_stats", env={**env, **kill_env(tmp_path, "dataset_stats", "replace:1")}
+        root, "repro", "-f", "-s", "dataset_stats", env={**env, **kill_shim_env("replace:1", "dataset_stats")}
     )
     assert killed("dataset_stats", output)
     assert " D outputs/metrics/dataset.json" in sh(root, "git", "status", "--porcelain", env=env)

@@ -19,11 +19,7 @@ from stages import (
     render_maps,
     samples,
 )
-from tests.helpers import PIPELINE, configure, copy_project, made_once, run_stage
-
-
-def snapshot(folder):
-    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+from tests.helpers import PIPELINE, configure, copy_project, made_once, run_stage, snapshot
 
 
 def test_pipeline_makes_every_artifact(project, run_pipeline, tiny_assets):
