@@ -65,6 +65,7 @@ def test_model_inputs_divide_by_the_configured_scale(scale):
     np.testing.assert_array_equal(x[..., 0], images.astype(np.float32) / np.float32(scale))
     np.testing.assert_array_equal(model_inputs(images[..., None], scale), x)  # a channel axis already there
     assert x.max() == np.float32(images.max()) / np.float32(scale)
+    assert model_inputs(images.astype(np.float64), scale).dtype == np.float32  # whatever the pixels' type
 
 
 def test_more_than_half_the_channels_silent_is_a_warning_naming_the_scale_key():

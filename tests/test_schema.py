@@ -107,7 +107,7 @@ def test_the_check_config_stage_refuses_an_unknown_key_and_a_path_as_layer(proje
 
 
 def test_names_that_would_be_paths_are_refused(project, tmp_path):
-    with pytest.raises(ConvlensError, match="must be a layer name"):
+    with pytest.raises(ConvlensError, match=r"^feature_maps.layers must be a layer name"):
         layout.feature_maps_dir(project, "../../x")
     done = subprocess.run(
         [sys.executable, "-m", "stages.feature_maps", "../../x"],

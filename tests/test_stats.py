@@ -51,3 +51,18 @@ def test_channel_stats_and_dead_channels_without_warnings():
 def test_table_rows_number_the_rows():
     rows = table_rows("filter", {"l2_norm": np.array([1.5, 2.0])})
     assert rows == [{"filter": 0, "l2_norm": 1.5}, {"filter": 1, "l2_norm": 2.0}]
+
+
+def test_layer_summary_names_the_metrics_dvc_exp_show_lists():
+    """The keys are the metric names users diff (``trained.conv2d.map_mean``): each with its own value."""
+    maps = np.zeros((1, 2, 2, 4), np.float32)
+    maps[..., 0] = [[1.0, -1.0], [3.0, 0.0]]
+    maps[..., 1] = 2.0
+    summary = layer_summary(channel_stats(maps))
+    assert summary == {
+        "map_mean": as_number((0.75 + 2.0) / 4),
+        "map_fraction_active": as_number((0.5 + 1.0) / 4),
+        "map_max": 3.0,
+        "channels": 4,
+        "dead_channels": 2,
+    }
