@@ -36,7 +36,6 @@ from convlens.files import SCRATCH, atomic_path, scratch_dir, staged_dir, write_
 from convlens.grids import check_filter_range, feature_map_grid, filter_grid
 from convlens.idx import IdxError, parse_idx, read_idx
 from convlens.layers import check_input_shape, check_model_config, input_shape
-from convlens.samples import check_samples
 from convlens.stats import channel_stats, filter_stats, kernel_stats, layer_summary
 from stages import build_untrained, extract_weights, fetch_data, fetch_model
 from tests.helpers import (
@@ -547,24 +546,6 @@ def test_bad_values_fail_before_anything_is_written(project, stage_config, modul
         module.run(stage_config(module.__name__.rsplit(".", 1)[1], override), project)
     assert message in one_line(err)
     assert snapshot(project / "outputs") == before and not hidden(project / "outputs")
-
-
-@pytest.mark.parametrize(
-    ("samples", "message"),
-    [
-        ([60000], "sample index 60000 is out of range: the train split has images 0..59999"),
-        ([-1], "samples.indices[0] must be an integer in 0..2147483647, got -1"),
-        ([], "samples.indices must be a list of at least 1, got []"),
-        ([0.5], "samples.indices[0] must be an integer in 0..2147483647, got 0.5"),
-        ([True], "samples.indices[0] must be an integer in 0..2147483647, got True"),
-        (["3"], "samples.indices[0] must be an integer in 0..2147483647, got '3'"),
-        ([2, 2], "samples.indices lists 2 twice"),
-    ],
-)
-def test_sample_indices_are_checked_with_the_valid_range(samples, message):
-    with pytest.raises(ConvlensError) as err:
-        check_samples(samples, 60000, "train")
-    assert message in one_line(err)
 
 
 @pytest.mark.parametrize(
