@@ -208,6 +208,8 @@ def test_layout_paths_are_the_outputs_dvc_yaml_declares(tmp_path):
     assert at(layout.dataset_dir(tmp_path)) in outputs("dataset_stats")
     assert at(layout.metrics_dir(tmp_path) / "dataset.json") in outputs("dataset_stats")
     assert at(layout.feature_maps_dir(tmp_path, "conv2d")) == "outputs/feature_maps/conv2d"
+    assert at(layout.feature_maps_dir(tmp_path, "block/dw")) == "outputs/feature_maps/block/dw"  # a nested layer
+    assert layout.layer_stem("block/dw") == "block.dw" and layout.layer_stem("conv2d") == "conv2d"  # file names
     assert "outputs/feature_maps/${item}" in outputs("feature_maps")
     assert {at(layout.figures_dir(tmp_path) / kind) for kind in ("weights", "samples", "dataset")} <= outputs(
         "render_figures"
