@@ -1,7 +1,8 @@
 """Feature statistics over a whole split, accumulated batch by batch (no activation is kept).
 
 For one layer: per channel, the mean activation, the fraction of activations above zero, the
-maximum, and the mean activation per class (a channels × classes table: which filters fire for
+maximum, the highest mean activation of one image (the top dataset example's, by mean; activation
+maximization compares with it), and the mean activation per class (a channels × classes table: which filters fire for
 which kind of clothing).
 """
 
@@ -31,6 +32,7 @@ class ChannelAccumulator:
     total: np.ndarray = field(init=False)
     active: np.ndarray = field(init=False)
     peak: np.ndarray = field(init=False)
+    top_image_mean: np.ndarray = field(init=False)
     class_total: np.ndarray = field(init=False)
     class_count: np.ndarray = field(init=False)
     values: int = 0  # activations seen per channel
@@ -39,6 +41,7 @@ class ChannelAccumulator:
         self.total = np.zeros(self.channels)
         self.active = np.zeros(self.channels, np.int64)
         self.peak = np.full(self.channels, -np.inf)
+        self.top_image_mean = np.full(self.channels, -np.inf)
         self.class_total = np.zeros((self.classes, self.channels))
         self.class_count = np.zeros(self.classes, np.int64)
 
@@ -58,12 +61,13 @@ class ChannelAccumulator:
         self.active += np.count_nonzero(per_image > 0, axis=(0, 1))
         if len(maps):
             self.peak = np.maximum(self.peak, per_image.max(axis=(0, 1)))
+            self.top_image_mean = np.maximum(self.top_image_mean, image_means.max(axis=0))
         np.add.at(self.class_total, labels, image_means)
         self.class_count += np.bincount(labels, minlength=self.classes)
         self.values += len(maps) * positions
 
     def table(self) -> dict[str, np.ndarray]:
-        """Per channel: mean, fraction_active, max; ``class_means`` is classes × channels (NaN: class absent)."""
+        """Per channel: mean, fraction_active, max, top_image_mean; ``class_means`` (classes × channels, NaN: none)."""
         if self.values == 0:
             raise ConvlensError("no images were streamed; dataset.limit must be at least 1")
         counts = self.class_count[:, np.newaxis]
@@ -72,6 +76,7 @@ class ChannelAccumulator:
             "mean": self.total / self.values,
             "fraction_active": self.active / self.values,
             "max": self.peak,
+            "top_image_mean": self.top_image_mean,
             "class_means": class_means,
         }
 

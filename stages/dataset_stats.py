@@ -31,7 +31,7 @@ def channel_rows(table: dict[str, np.ndarray], classes: list[str]) -> list[dict[
     rows = []
     for c in range(len(table["mean"])):
         row: dict[str, object] = {"channel": c}
-        row.update({k: as_number(table[k][c]) for k in ("mean", "fraction_active", "max")})
+        row.update({k: as_number(table[k][c]) for k in ("mean", "fraction_active", "max", "top_image_mean")})
         row["selectivity"] = as_number(selectivity(table["class_means"][:, c : c + 1])[0])
         row.update({name: as_number(table["class_means"][k, c]) for k, name in enumerate(classes)})
         rows.append(row)

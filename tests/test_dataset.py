@@ -24,6 +24,7 @@ def all_at_once(maps: np.ndarray, labels: np.ndarray, classes: int) -> dict[str,
         "mean": flat.mean(axis=(0, 1)),
         "fraction_active": (flat > 0).mean(axis=(0, 1)),
         "max": flat.max(axis=(0, 1)),
+        "top_image_mean": flat.mean(axis=1).max(axis=0),
         "class_means": class_means,
     }
 
@@ -81,8 +82,9 @@ def test_stage_writes_tables_metrics_and_heatmaps(project, run_pipeline):
     assert index["split"] == "test" and index["images"] == 5
     assert index["layers"] == ["conv2d", "max_pooling2d", "conv2d_1", "max_pooling2d_1"]
     rows = list(csv.DictReader((out / "dataset" / "untrained_conv2d_1.csv").open(encoding="utf-8")))
-    assert len(rows) == 8 and list(rows[0])[:5] == ["channel", "mean", "fraction_active", "max", "selectivity"]
-    assert list(rows[0])[5:] == index["classes"] and len(index["classes"]) == 10
+    columns = ["channel", "mean", "fraction_active", "max", "top_image_mean", "selectivity"]
+    assert len(rows) == 8 and list(rows[0])[:6] == columns
+    assert list(rows[0])[6:] == index["classes"] and len(index["classes"]) == 10
     summary = json.loads((out / "dataset.json").read_text(encoding="utf-8"))
     assert set(summary) == {"trained", "untrained"} and set(summary["trained"]) == set(index["layers"])
     assert (project / "outputs" / "figures" / "dataset" / "max_pooling2d_classes.png").is_file()
