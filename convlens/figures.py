@@ -182,3 +182,55 @@ def class_heatmaps(
     fig.colorbar(image, ax=axes[0].tolist(), shrink=0.6, label="per channel: least (0) to most (1) active class")
     fig.suptitle(title, fontsize=11)
     _save(fig, path, dpi)
+
+
+def labelled_mosaic_figure(
+    tiles: np.ndarray, path: Path, cmap: str, title: str, labels: Sequence[str], columns: int | None, dpi: int
+) -> None:
+    """Tiles (n, h, w), each scaled to its own range, as one mosaic with each tile's label in its corner
+    (activation maximization: one optimized input per channel, the channel index on it)."""
+    from .grids import grid_shape, mosaic, normalize_tiles
+
+    n, h, w = tiles.shape
+    rows, cols = grid_shape(n, columns)
+    gutter = max(1, h // 14)
+    image = mosaic(normalize_tiles(tiles), (rows, cols), gutter)
+    fig = _figure((cols * MAP_TILE_INCHES * 0.8, rows * MAP_TILE_INCHES * 0.8 + 0.5))
+    ax = fig.add_axes((0, 0, 1, 1 - 0.5 / fig.get_size_inches()[1]))
+    ax.imshow(image, cmap=mpl.colormaps[cmap].with_extremes(bad="white"), interpolation="nearest", vmin=0, vmax=1)
+    ax.set_axis_off()
+    for i, label in enumerate(labels):
+        r, c = divmod(i, cols)
+        ax.text(c * (w + gutter), r * (h + gutter), label, ha="left", va="top", fontsize=7, color="tab:red")
+    fig.suptitle(title, fontsize=11, y=1 - 0.1 / fig.get_size_inches()[1], va="top")
+    _save(fig, path, dpi)
+
+
+def overlay_figure(
+    image: np.ndarray,
+    panels: Sequence[Sequence[tuple[np.ndarray, str]]],
+    path: Path,
+    titles: tuple[str, Sequence[str]],
+    cmaps: tuple[str, str],
+    alpha: float,
+    dpi: int,
+) -> None:
+    """One row per entry of ``panels``: the image, then each (map in [0, 1], title) of the row drawn over it
+    (Grad-CAM: trained beside untrained). ``titles``: the figure's title and one label per row; ``cmaps``:
+    the image's colormap and the maps'."""
+    title, row_labels = titles
+    columns = 1 + max(len(row) for row in panels)
+    fig = _figure((2.6 * columns, 2.7 * len(panels) + 0.4))
+    axes = fig.subplots(len(panels), columns, squeeze=False)
+    for ax_row, row, label in zip(axes, panels, row_labels, strict=True):
+        ax_row[0].imshow(image, cmap=cmaps[0])
+        ax_row[0].set_title(label, fontsize=9)
+        for ax, (heat, heading) in zip(ax_row[1:], row, strict=False):
+            ax.imshow(image, cmap=cmaps[0])
+            ax.imshow(heat, cmap=cmaps[1], alpha=alpha, vmin=0, vmax=1)
+            ax.set_title(heading, fontsize=9)
+        for ax in ax_row:
+            ax.set_axis_off()
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, path, dpi)

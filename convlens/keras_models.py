@@ -38,6 +38,7 @@ def _import_keras_quietly():
 
 
 keras = _import_keras_quietly()
+import tensorflow as tf  # noqa: E402, F401  (loaded by Keras above, quietly; for gradients)
 
 
 def keras_error_summary(error: BaseException) -> str:

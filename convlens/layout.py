@@ -56,6 +56,16 @@ def dataset_dir(root: Path) -> Path:
     return root / "outputs" / "metrics" / "dataset"
 
 
+def activation_max_dir(root: Path) -> Path:
+    """Per model × layer the optimized inputs, one per channel (channels × H × W × C)."""
+    return root / "outputs" / "activation_max"
+
+
+def gradcam_dir(root: Path) -> Path:
+    """Per model the Grad-CAM maps of the samples (samples × targets × H × W) and what they explain."""
+    return root / "outputs" / "gradcam"
+
+
 def metrics_dir(root: Path) -> Path:
     return root / "outputs" / "metrics"
 

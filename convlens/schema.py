@@ -58,6 +58,9 @@ MAX_COLUMNS = 1024
 MAX_BINS = 10_000
 
 
+MAX_STEPS = 100_000  # gradient-ascent steps: ~10 ms each for the book's conv2d_1
+
+
 SCHEMA: dict[str, Check] = {
     "model.name": safe_name,
     "model.file": optional(safe_name),
@@ -92,6 +95,17 @@ SCHEMA: dict[str, Check] = {
     "render.map_columns": optional(integer(1, MAX_COLUMNS, "8")),
     "render.sample_cmap": colormap,
     "render.heatmap_cmap": colormap,
+    "activation_max.layers": optional(items(layer_spec, "[conv2d,conv2d_1]")),
+    "activation_max.seed": integer(0, 2**32 - 1, "0"),
+    "activation_max.steps": integer(1, MAX_STEPS, "256"),
+    "activation_max.learning_rate": number(0, 10, "0.05", low_open=True),
+    "activation_max.jitter": integer(0, 64, "1"),
+    "activation_max.blur_every": integer(0, MAX_STEPS, "4"),
+    "activation_max.blur_sigma": number(0, 16, "0.5", low_open=True),
+    "activation_max.decay": number(0, 0.5, "0.0"),
+    "gradcam.layer": optional(layer_spec),
+    "gradcam.cmap": colormap,
+    "gradcam.alpha": number(0, 1, "0.5"),
     "checked": choice([CHECKED]),
 }
 

@@ -50,6 +50,8 @@ def check_fits(cfg: DictConfig, root: Path, archive: Archive) -> None:
         ("weights.layers", cfg.weights.layers),
         ("feature_maps.layers", cfg.feature_maps.layers),
         ("dataset.layers", cfg.dataset.layers),
+        ("activation_max.layers", cfg.activation_max.layers),
+        ("gradcam.layer", None if cfg.gradcam.layer is None else [cfg.gradcam.layer]),
     ):
         try:
             archive.resolve(None if specs is None else list(specs), key)

@@ -106,6 +106,9 @@ def tiny_overrides(model_path: Path, sums: dict[str, str]) -> list[str]:
     ]
 
 
+TINY_ASCENT_STEPS = 4
+
+
 def configure(root: Path, model_path: str, sums: dict[str, str], extra: dict | None = None) -> None:
     """Point ``conf/`` at the tiny model and data (no download URLs) and recompose ``params.yaml``, as a user
     who edits ``conf/`` and runs ``make params`` would; stages then run without arguments."""
@@ -113,7 +116,11 @@ def configure(root: Path, model_path: str, sums: dict[str, str], extra: dict | N
     text = config.read_text(encoding="utf-8").replace("- model: book", "- model: local")
     local = root / "conf" / "model" / "local.yaml"
     local.write_text(local.read_text(encoding="utf-8").replace("path: ???", f"path: {model_path}"), encoding="utf-8")
-    tiny = {"data": {"urls": [], "files": {k: {"sha256": v} for k, v in sums.items()}}, **(extra or {})}
+    tiny = {
+        "data": {"urls": [], "files": {k: {"sha256": v} for k, v in sums.items()}},
+        "activation_max": {"steps": TINY_ASCENT_STEPS},  # a few gradient-ascent steps: every dvc repro runs them
+        **(extra or {}),
+    }
     config.write_text(text + "\n" + yaml.safe_dump(tiny), encoding="utf-8")
     write_params(root, compose(root))
 

@@ -60,6 +60,10 @@ def test_pipeline_makes_every_artifact(project, run_pipeline, tiny_assets):
     expected |= {
         f"feature_maps/{layer}/{m}_sample_0.png" for m in ("trained", "untrained") for layer in ("conv2d", "conv2d_1")
     }
+    expected |= {
+        f"activation_max/{m}_{layer}.png" for m in ("trained", "untrained") for layer in ("conv2d", "conv2d_1")
+    }
+    expected |= {"gradcam/sample_0.png"}
     assert figures == expected
 
 
