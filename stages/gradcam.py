@@ -97,6 +97,7 @@ def run(cfg: DictConfig, root: Path) -> None:
                 )
             path = out / f"sample_{sample}.png"
             overlay_figure(images[i], rows, path, (title, row_labels), (r.sample_cmap, g.cmap), g.alpha, r.dpi)
+    write_json(layout.metrics_dir(root) / "gradcam.json", metrics)
     log.info(
         "%d samples at %s: Spearman trained vs untrained, median %s",
         len(index["samples"]), name,

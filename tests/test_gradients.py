@@ -1,0 +1,138 @@
+"""The TensorFlow half: Grad-CAM against a hand computation, gradient ascent raising every channel, and the
+activation_max and gradcam stages on tiny data."""
+
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from convlens import layout
+from convlens.archive import Archive
+from convlens.attribution import TARGETS, gradcam, spearman
+from convlens.errors import ConvlensError
+from convlens.files import read_csv_columns
+from convlens.forward import load_network
+from convlens.inputs import model_inputs
+from stages import activation_max
+from tests.helpers import tiny_model
+
+
+def gap_model(last: str, seed: int = 3):
+    """Conv2D (same padding, ReLU) → global average pooling → Dense: d(logit c)/d(feature map k at any position)
+    is the Dense kernel's W[k, c] / (H·W), whatever the input."""
+    from convlens.keras_models import keras
+
+    keras.utils.set_random_seed(seed)
+    head = [
+        keras.Input((6, 6, 1)),
+        keras.layers.Conv2D(3, 3, padding="same", activation="relu", name="conv"),
+        keras.layers.GlobalAveragePooling2D(name="gap"),
+    ]
+    if last == "softmax activation":
+        tail = [keras.layers.Dense(4, activation="softmax", name="dense")]
+    else:  # a separate Softmax layer after linear logits
+        tail = [keras.layers.Dense(4, name="dense"), keras.layers.Softmax(name="softmax")]
+    return keras.Sequential(head + tail)
+
+
+@pytest.mark.parametrize("last", ["softmax activation", "softmax layer"])
+def test_gradcam_of_a_loaded_model_equals_the_hand_computation(last, tmp_path):
+    from convlens.gradients import class_scores, feature_map_gradients, probabilities
+    from convlens.keras_models import keras, load_model
+
+    gap_model(last).save(tmp_path / "gap.keras")
+    model = load_model(tmp_path / "gap.keras")  # a loaded Sequential: the case whose layer outputs lie off-graph
+    x = np.random.default_rng(0).random((3, 6, 6, 1)).astype(np.float32)
+    softmax_out = np.asarray(model(x, training=False))
+    maps = np.asarray(keras.Model(model.inputs[0], model.get_layer("conv").output)(x))
+    kernel = model.get_layer("dense").get_weights()[0]  # (3 feature maps, 4 classes)
+    classes = np.array([0, 2, 3])
+
+    scorer, logits = class_scores(model, "conv")
+    conv, grads, scores = feature_map_gradients(scorer, x, classes)
+    assert logits
+    np.testing.assert_allclose(probabilities(scores, logits), softmax_out, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(conv, maps, rtol=1e-6)
+    for i, c in enumerate(classes):
+        by_hand = np.broadcast_to(kernel[:, c] / 36.0, (6, 6, 3))  # the gradient, in closed form
+        np.testing.assert_allclose(grads[i], by_hand, rtol=1e-5, atol=1e-7)
+        expected = np.maximum((maps[i] * kernel[:, c] / 36.0).sum(axis=-1), 0)  # ReLU(Σ_k α_k A_k)
+        np.testing.assert_allclose(gradcam(conv[i], grads[i], (6, 6)), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_a_layer_without_feature_maps_is_refused_for_gradcam():
+    from convlens.gradients import class_scores
+
+    with pytest.raises(ConvlensError, match="gradcam.layer 'gap' outputs shape \\(3,\\), not H×W×C feature maps"):
+        class_scores(gap_model("softmax layer"), "gap")
+
+
+@pytest.mark.parametrize("layer", ["conv2d", "conv2d_1", "dense"])
+def test_gradient_ascent_raises_every_channel_and_stays_in_the_input_range(layer):
+    from convlens.gradients import Ascent, maximize_channels
+
+    model = tiny_model(seed=5)
+    ascent = Ascent(steps=12, learning_rate=0.05, jitter=1, blur_every=4, blur_sigma=0.5, decay=0.01, seed=0)
+    x, before, after = maximize_channels(model, layer, (28, 28, 1), 1.0, ascent)
+    channels = model.get_layer(layer).output.shape[-1]
+    assert x.shape == (channels, 28, 28, 1) and before.shape == after.shape == (channels,)
+    assert (after > before).all(), (before, after)
+    assert x.min() >= 0 and x.max() <= 1
+    again, _, same = maximize_channels(model, layer, (28, 28, 1), 1.0, ascent)
+    np.testing.assert_array_equal(again, x)  # seeded: the same inputs every run
+    np.testing.assert_array_equal(same, after)
+
+
+def test_the_stages_metrics_are_those_of_their_saved_arrays(project, run_pipeline, caplog):
+    caplog.set_level(logging.INFO)
+    run_pipeline(project, "samples.indices=[0,3,5]", "dataset.layers=[conv2d]")
+    out = project / "outputs"
+    archive = {role: layout.open_model(project, role) for role in layout.ROLES}
+
+    # activation maximization: the ratio is each optimized input's own channel mean over the dataset's best image
+    metrics = json.loads((out / "metrics" / "activation_max.json").read_text(encoding="utf-8"))
+    for role in layout.ROLES:
+        network = load_network(archive[role], upto="conv2d_1")
+        for layer, channels in (("conv2d", 4), ("conv2d_1", 8)):
+            x = np.load(out / "activation_max" / f"{role}_{layer}.npy")
+            assert x.shape == (channels, 28, 28, 1) and x.min() >= 0 and x.max() <= 1
+            means = network.activations(x, [layer])[0].mean(axis=(1, 2))[np.arange(channels), np.arange(channels)]
+            if layer == "conv2d":
+                top = read_csv_columns(out / "metrics" / "dataset" / f"{role}_conv2d.csv", ["top_image_mean"])[:, 0]
+                ratio = np.divide(means, top, out=np.full(channels, np.nan), where=top > 0)
+                assert metrics[role][layer]["ratio_median"] == pytest.approx(np.nanmedian(ratio), rel=1e-4)
+            else:  # not among dataset.layers: no ratio, said once in the log
+                assert "ratio_median" not in metrics[role][layer]
+            assert metrics[role][layer]["activation_median"] == pytest.approx(np.median(means), rel=1e-4)
+    assert sum("conv2d_1 is not among dataset.layers" in r.getMessage() for r in caplog.records) == 1
+
+    # Grad-CAM: maps of the trained model's prediction and of the label, the metric their Spearman correlation
+    index = json.loads((out / "gradcam" / "index.json").read_text(encoding="utf-8"))
+    labels = json.loads((out / "samples" / "index.json").read_text(encoding="utf-8"))["labels"]
+    assert index["layer"] == "conv2d_1" and index["samples"] == [0, 3, 5] and index["targets"]["true"] == labels
+    images = np.load(out / "samples" / "images.npy")
+    network = load_network(archive["trained"])
+    assert (
+        index["targets"]["predicted"]
+        == network.activations(model_inputs(images, 255.0), ["dense"])[0].argmax(axis=1).tolist()
+    )
+    maps = {role: np.load(out / "gradcam" / f"{role}.npy") for role in layout.ROLES}
+    assert maps["trained"].shape == maps["untrained"].shape == (3, 2, 28, 28) and maps["trained"].min() >= 0
+    found = json.loads((out / "metrics" / "gradcam.json").read_text(encoding="utf-8"))["spearman"]
+    for i, sample in enumerate([0, 3, 5]):
+        for k, target in enumerate(TARGETS):
+            rho = spearman(maps["trained"][i, k], maps["untrained"][i, k])
+            assert found["samples"][str(sample)][target] == (None if np.isnan(rho) else pytest.approx(rho, abs=1e-6))
+    assert {p.name for p in (out / "figures" / "gradcam").iterdir()} == {f"sample_{s}.png" for s in (0, 3, 5)}
+
+
+def test_a_bad_activation_max_layer_fails_before_tensorflow_and_writes_nothing(project, run_pipeline, stage_config):
+    from stages import build_untrained, dataset_stats, fetch_data, fetch_model
+
+    run_pipeline(project, stages=[fetch_data, fetch_model, build_untrained, dataset_stats])
+    Archive.read(layout.model_path(project, "trained"))
+    with pytest.raises(ConvlensError, match="unknown layer 'conv9'; this model has 0:conv2d"):
+        activation_max.run(stage_config("activation_max", "activation_max.layers=[conv9]"), project)
+    assert not (project / "outputs" / "activation_max").exists()
+    assert not (project / "outputs" / "metrics" / "activation_max.json").exists()
