@@ -201,7 +201,10 @@ def labelled_mosaic_figure(
     ax.set_axis_off()
     for i, label in enumerate(labels):
         r, c = divmod(i, cols)
-        ax.text(c * (w + gutter), r * (h + gutter), label, ha="left", va="top", fontsize=7, color="tab:red")
+        ax.text(
+            c * (w + gutter), r * (h + gutter), label, ha="left", va="top", fontsize=7, color="tab:red",
+            bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5, "alpha": 0.8},
+        )  # fmt: skip
     fig.suptitle(title, fontsize=11, y=1 - 0.1 / fig.get_size_inches()[1], va="top")
     _save(fig, path, dpi)
 
@@ -220,7 +223,9 @@ def overlay_figure(
     the image's colormap and the maps'."""
     title, row_labels = titles
     columns = 1 + max(len(row) for row in panels)
-    fig = _figure((2.6 * columns, 2.7 * len(panels) + 0.4))
+    height = 3.4 * len(panels) + 0.7
+    fig = _figure((3.0 * columns, height))
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=1 - 1.1 / height, wspace=0.08, hspace=0.35)
     axes = fig.subplots(len(panels), columns, squeeze=False)
     for ax_row, row, label in zip(axes, panels, row_labels, strict=True):
         ax_row[0].imshow(image, cmap=cmaps[0])
@@ -232,5 +237,4 @@ def overlay_figure(
         for ax in ax_row:
             ax.set_axis_off()
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     _save(fig, path, dpi)

@@ -78,8 +78,9 @@ def run(cfg: DictConfig, root: Path) -> None:
         for i, sample in enumerate(index["samples"]):
             rho = metrics["spearman"]["samples"][str(sample)]
             title = (
-                f"{sample_title(index['split'], sample, int(labels[i]), classes)} · Grad-CAM at {name} · Spearman "
-                f"trained vs untrained: " + ", ".join(f"{t} {'–' if rho[t] is None else f'{rho[t]:.2f}'}" for t in rho)
+                f"{sample_title(index['split'], sample, int(labels[i]), classes)}, Grad-CAM at {name}\nSpearman "
+                f"correlation of the trained and untrained maps: "
+                + ", ".join(f"{t} {'–' if rho[t] is None else f'{rho[t]:.2f}'}" for t in rho)
             )
             rows, row_labels = [], []
             for k, target in enumerate(TARGETS):
