@@ -8,6 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from .activation_max import bench_activation_max
 from .dataset import bench_dataset, bench_rss
 from .explain import EXPLAIN
 from .measure import PROJECT, stats
@@ -47,6 +48,7 @@ def build_rows(
     render: tuple[list[float], list[float]],
     data: dict[str, tuple[list[float], list[float]]],
     rss: dict[int, list[float]],
+    amax: dict[str, tuple[list[float], list[float]]],
 ) -> list[Row]:
     """The table, in the issue's order."""
     walls = {name: stats([r.wall_s for r in runs]) for name, runs in pipe.series.items()}
@@ -81,6 +83,13 @@ def build_rows(
         Row("7 flat", f"peak RSS at N={large:,} ÷ at N={small:,}", "≤ 1.25 (flat in N)",
             stats(rss[large]), stats(rss[small]), 1.25, "MB")
     )  # fmt: skip
+    for roles, (walls, ascents) in amax.items():
+        models = "trained model" if roles == "trained" else "trained and untrained models"
+        rows.append(
+            Row(f"8 {roles}", f"activation maximization, all 32 + 64 channels of conv2d and conv2d_1, {models}: "
+                "fresh process, TensorFlow's import included (vs the gradient ascent alone)",
+                "≤ 30 s", stats(walls), stats(ascents), 30.0, absolute=True)
+        )  # fmt: skip
     return rows
 
 
@@ -100,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         render = bench_render(args.mirror, scratch / "render", render_runs, say)
         data, inp = bench_dataset(root, runs, QUICK_LIMIT if args.quick else None, say)
         rss = bench_rss(root, QUICK_SIZES if args.quick else SIZES, runs, say)
-    rows = build_rows(pipe, render, data, rss)
+        amax = bench_activation_max(args.mirror, runs, say)
+    rows = build_rows(pipe, render, data, rss, amax)
     text = compose(rows, pipe, inp, command, args.quick, load_before, time.time() - started, render_runs, EXPLAIN, rss)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
