@@ -185,16 +185,23 @@ def class_heatmaps(
 
 
 def labelled_mosaic_figure(
-    tiles: np.ndarray, path: Path, cmap: str, title: str, labels: Sequence[str], columns: int | None, dpi: int
+    tiles: np.ndarray,
+    path: Path,
+    cmap: str,
+    title: str,
+    labels: Sequence[str],
+    columns: int | None,
+    value_range: tuple[float, float],
+    dpi: int,
 ) -> None:
-    """Tiles (n, h, w), each scaled to its own range, as one mosaic with each tile's label in its corner
-    (activation maximization: one optimized input per channel, the channel index on it)."""
+    """Tiles (n, h, w) on one fixed ``value_range`` as one mosaic with each tile's label in its corner
+    (activation maximization: one optimized input per channel, on the pixels' range, the channel index on it)."""
     from .grids import grid_shape, mosaic, normalize_tiles
 
     n, h, w = tiles.shape
     rows, cols = grid_shape(n, columns)
     gutter = max(1, h // 14)
-    image = mosaic(normalize_tiles(tiles), (rows, cols), gutter)
+    image = mosaic(normalize_tiles(tiles, *value_range), (rows, cols), gutter)
     fig = _figure((cols * MAP_TILE_INCHES * 0.8, rows * MAP_TILE_INCHES * 0.8 + 0.5))
     ax = fig.add_axes((0, 0, 1, 1 - 0.5 / fig.get_size_inches()[1]))
     ax.imshow(image, cmap=mpl.colormaps[cmap].with_extremes(bad="white"), interpolation="nearest", vmin=0, vmax=1)

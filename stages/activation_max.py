@@ -83,7 +83,7 @@ def run(cfg: DictConfig, root: Path) -> None:
             title = f"{role} {name}: the input that maximizes each channel's mean activation ({am.steps} steps)"
             labels = [str(c) for c in range(len(tiles))]
             path = out / f"{role}_{layout.layer_stem(name)}.png"
-            labelled_mosaic_figure(tiles, path, r.sample_cmap, title, labels, r.map_columns, r.dpi)
+            labelled_mosaic_figure(tiles, path, r.sample_cmap, title, labels, r.map_columns, (0.0, top), r.dpi)
     write_json(layout.metrics_dir(root) / "activation_max.json", metrics)
 
 
