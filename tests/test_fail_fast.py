@@ -48,8 +48,13 @@ LISTING = "this model has 0:conv2d_7, 1:max_pooling2d, 2:conv2d_8, 3:flatten, 4:
             ("feature_maps.layers=[0]", "dataset.layers=[9]"),
             f"dataset.layers: layer index 9 is out of range 0..4; {LISTING}",
         ),
+        (
+            ("feature_maps.layers=[0]", "activation_max.layers=[conv2d]"),
+            f"activation_max.layers: unknown layer 'conv2d'; {LISTING}",
+        ),
+        (("feature_maps.layers=[0]", "gradcam.layer=conv9"), f"gradcam.layer: unknown layer 'conv9'; {LISTING}"),
     ],
-    ids=["default-layers", "weights", "dataset"],
+    ids=["default-layers", "weights", "dataset", "activation_max", "gradcam"],
 )
 def test_layers_the_model_does_not_have_fail_in_fetch_model(project, stage_config, renamed, overrides, message):
     fetch_model.run(stage_config("fetch_model"), project)  # the tiny model: a good previous result

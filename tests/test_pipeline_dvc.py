@@ -23,6 +23,8 @@ STAGES = [
     "render_figures",
     "render_maps@conv2d",
     "render_maps@conv2d_1",
+    "activation_max",
+    "gradcam",
 ]
 
 
@@ -39,7 +41,7 @@ def test_repro_then_noop_then_render_only_then_experiment(reproduced_repo, good_
     for path in (p for paths in outputs.values() for p in paths):
         assert path.exists(), path
         assert path.is_file() or any(path.iterdir()), path
-    assert len(list((root / "outputs" / "figures").rglob("*.png"))) == 19
+    assert len(list((root / "outputs" / "figures").rglob("*.png"))) == 24  # 5 of them activation_max and gradcam's
     metrics = json.loads((root / "outputs" / "metrics" / "weights_trained.json").read_text(encoding="utf-8"))
     assert set(metrics["trained"]["conv2d"]) == {"mean", "std", "min", "max", "nan", "inf"}
 
