@@ -15,6 +15,7 @@ from convlens.files import read_csv_columns
 from convlens.forward import load_network
 from convlens.inputs import model_inputs
 from stages import activation_max
+from stages import gradcam as gradcam_stage
 from tests.helpers import tiny_model
 
 
@@ -127,12 +128,17 @@ def test_the_stages_metrics_are_those_of_their_saved_arrays(project, run_pipelin
     assert {p.name for p in (out / "figures" / "gradcam").iterdir()} == {f"sample_{s}.png" for s in (0, 3, 5)}
 
 
-def test_a_bad_activation_max_layer_fails_before_tensorflow_and_writes_nothing(project, run_pipeline, stage_config):
-    from stages import build_untrained, dataset_stats, fetch_data, fetch_model
+def test_bad_layers_and_classes_fail_before_anything_is_written(project, run_pipeline, stage_config):
+    from stages import build_untrained, dataset_stats, fetch_data, fetch_model, samples
 
-    run_pipeline(project, stages=[fetch_data, fetch_model, build_untrained, dataset_stats])
+    run_pipeline(project, stages=[fetch_data, fetch_model, samples, build_untrained, dataset_stats])
     Archive.read(layout.model_path(project, "trained"))
     with pytest.raises(ConvlensError, match="unknown layer 'conv9'; this model has 0:conv2d"):
         activation_max.run(stage_config("activation_max", "activation_max.layers=[conv9]"), project)
-    assert not (project / "outputs" / "activation_max").exists()
-    assert not (project / "outputs" / "metrics" / "activation_max.json").exists()
+    nine = "data.classes=[" + ",".join(f"c{i}" for i in range(9)) + "]"
+    with pytest.raises(ConvlensError, match="the model has 10 outputs but data.classes names 9 classes"):
+        gradcam_stage.run(stage_config("gradcam", nine), project)
+    with pytest.raises(ConvlensError, match="gradcam.layer 'flatten' outputs shape \\(392,\\), not H×W×C"):
+        gradcam_stage.run(stage_config("gradcam", "gradcam.layer=flatten"), project)
+    for path in ("activation_max", "gradcam", "metrics/activation_max.json", "metrics/gradcam.json", "figures"):
+        assert not (project / "outputs" / path).exists(), path

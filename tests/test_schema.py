@@ -38,6 +38,12 @@ def test_the_schema_describes_exactly_the_keys_of_params_yaml():
         ("render.heatmap_cmap=nope", "render.heatmap_cmap must be a matplotlib colormap name"),
         ("untrained.seed=abc", "untrained.seed must be an integer in 0..4294967295, got 'abc'"),
         ("model=local", "model.path must be set, e.g. model.path=VALUE"),
+        ("activation_max.steps=0", "activation_max.steps must be an integer in 1..100000, got 0"),
+        ("activation_max.decay=0.9", "activation_max.decay must be a finite number in 0..0.5, got 0.9"),
+        ("activation_max.learning_rate=0", "activation_max.learning_rate must be a finite number above 0, got 0"),
+        ("activation_max.layers=[../x]", "activation_max.layers[0] must be a layer name"),
+        ("gradcam.layer=/tmp/x", "gradcam.layer must be a layer name"),
+        ("gradcam.alpha=2", "gradcam.alpha must be a finite number in 0..1, got 2"),
     ],
 )
 def test_bad_values_are_one_line_at_composition(override, message):
