@@ -103,14 +103,15 @@ def ascent_summary(achieved: np.ndarray, top_image: np.ndarray | None = None) ->
     return summary
 
 
-def randomization_summary(correlations: Mapping[str, Mapping[str, float]]) -> dict[str, object]:
-    """The model-parameter randomization test as metrics: per sample the Spearman correlation of the trained and
-    untrained Grad-CAM maps for each target (``predicted``, ``true``), and each target's median over the
-    samples. Low correlation: the maps depend on what the model learned, so the method passes."""
+def randomization_summary(correlations: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, dict]]:
+    """The model-parameter randomization test as metrics, ``{"spearman": {"median": {target: …}, "sample_<i>":
+    {target: …}}}``: per sample the Spearman correlation of the trained and untrained Grad-CAM maps for each
+    target (``predicted``, ``true``), and each target's median over the samples (undefined ones, JSON null, left
+    out). Low correlation: the maps depend on what the model learned, so the method passes."""
     targets = list(dict.fromkeys(t for by_target in correlations.values() for t in by_target))
-    medians = {f"{t}_median": median_or_none(c[t] for c in correlations.values()) for t in targets}
-    per_sample = {s: {t: number_or_none(c[t]) for t in targets} for s, c in correlations.items()}
-    return {"spearman": {**medians, "samples": per_sample}}
+    medians = {t: median_or_none(c[t] for c in correlations.values()) for t in targets}
+    per_sample = {f"sample_{s}": {t: number_or_none(c[t]) for t in targets} for s, c in correlations.items()}
+    return {"spearman": {"median": medians, **per_sample}}
 
 
 def normalized(cam: np.ndarray) -> np.ndarray:

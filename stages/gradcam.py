@@ -76,7 +76,7 @@ def run(cfg: DictConfig, root: Path) -> None:
         )  # fmt: skip
     with staged_dir(layout.figures_dir(root) / "gradcam") as out:
         for i, sample in enumerate(index["samples"]):
-            rho = metrics["spearman"]["samples"][str(sample)]
+            rho = metrics["spearman"][f"sample_{sample}"]
             title = (
                 f"{sample_title(index['split'], sample, int(labels[i]), classes)}, Grad-CAM at {name}\nSpearman "
                 f"correlation of the trained and untrained maps: "
@@ -102,7 +102,7 @@ def run(cfg: DictConfig, root: Path) -> None:
     log.info(
         "%d samples at %s: Spearman trained vs untrained, median %s",
         len(index["samples"]), name,
-        ", ".join(f"{t} {metrics['spearman'][f'{t}_median']}" for t in TARGETS),
+        ", ".join(f"{t} {metrics['spearman']['median'][t]}" for t in TARGETS),
     )  # fmt: skip
 
 

@@ -19,6 +19,7 @@ from convlens.attribution import (
     spearman,
     upsample,
 )
+from convlens.compare import statistic_rows
 from convlens.errors import ConvlensError
 from convlens.layers import LayerInfo
 
@@ -106,8 +107,13 @@ def test_randomization_summary_medians_skip_undefined_correlations():
         "2": {"predicted": 0.5, "true": 0.4},
     }
     summary = randomization_summary(correlations)["spearman"]
-    assert summary["predicted_median"] == 0.3 and summary["true_median"] == pytest.approx(0.3)
-    assert summary["samples"]["1"] == {"predicted": 0.3, "true": None}  # JSON null, not NaN
+    assert summary["median"] == {"predicted": 0.3, "true": pytest.approx(0.3)}
+    assert summary["sample_1"] == {"predicted": 0.3, "true": None}  # JSON null, not NaN
+    assert list(summary) == ["median", "sample_0", "sample_1", "sample_2"]
+    ascent = {"trained": {"conv2d": ascent_summary(np.array([2.0, 3.0]), np.array([1.0, 1.0]))}}
+    rows = statistic_rows({"gradcam.json": {"spearman": summary}, "activation_max.json": ascent})
+    assert rows[("spearman", "median", "predicted")] == 0.3 and rows[("spearman", "sample_2", "true")] == 0.4
+    assert rows[("trained", "conv2d", "ratio_median")] == 2.5  # `python -m convlens compare` sees both files
 
 
 def test_normalized_maps_and_the_blur_kernel():

@@ -124,7 +124,7 @@ def test_the_stages_metrics_are_those_of_their_saved_arrays(project, run_pipelin
     for i, sample in enumerate([0, 3, 5]):
         for k, target in enumerate(TARGETS):
             rho = spearman(maps["trained"][i, k], maps["untrained"][i, k])
-            assert found["samples"][str(sample)][target] == (None if np.isnan(rho) else pytest.approx(rho, abs=1e-6))
+            assert found[f"sample_{sample}"][target] == (None if np.isnan(rho) else pytest.approx(rho, abs=1e-6))
     assert {p.name for p in (out / "figures" / "gradcam").iterdir()} == {f"sample_{s}.png" for s in (0, 3, 5)}
 
 
