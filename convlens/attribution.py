@@ -120,6 +120,32 @@ def normalized(cam: np.ndarray) -> np.ndarray:
     return np.asarray(cam, np.float64) / top if top > 0 else np.zeros(np.shape(cam))
 
 
+def sample_panels(
+    maps: Mapping[str, np.ndarray],
+    probs: Mapping[str, np.ndarray],
+    i: int,
+    targets: Mapping[str, np.ndarray],
+    classes: Sequence[str],
+) -> tuple[list[list[tuple[np.ndarray, str]]], list[str]]:
+    """Sample ``i``'s Grad-CAM figure: per target (a row, labelled with the class it explains) each model's map
+    (``maps[model]``: targets × H × W) scaled to [0, 1], titled with the model's prediction and probabilities."""
+    rows, labels = [], []
+    for k, target in enumerate(TARGETS):
+        c = int(targets[target][i])
+        labels.append(f"{target} class: {classes[c]}")
+        rows.append(
+            [
+                (
+                    normalized(maps[role][k]),
+                    f"{role}: predicts {classes[int(np.argmax(p[i]))]} {p[i].max():.2f}\n"
+                    f"p({classes[c]}) = {p[i, c]:.2f}",
+                )
+                for role, p in probs.items()
+            ]
+        )
+    return rows, labels
+
+
 def gaussian_kernel(sigma: float) -> np.ndarray:
     """A normalized 2-D Gaussian kernel (2⌈2σ⌉+1 square), the blur that keeps an optimized input smooth."""
     radius = max(1, math.ceil(2 * sigma))

@@ -16,7 +16,14 @@ import numpy as np
 from omegaconf import DictConfig
 
 from convlens import layout
-from convlens.attribution import TARGETS, gradcam, gradcam_layer, normalized, randomization_summary, spearman
+from convlens.attribution import (
+    TARGETS,
+    gradcam,
+    gradcam_layer,
+    randomization_summary,
+    sample_panels,
+    spearman,
+)
 from convlens.config import run_stage
 from convlens.errors import ConvlensError
 from convlens.figures import overlay_figure, sample_title
@@ -82,20 +89,7 @@ def run(cfg: DictConfig, root: Path) -> None:
                 f"correlation of the trained and untrained maps: "
                 + ", ".join(f"{t} {'–' if rho[t] is None else f'{rho[t]:.2f}'}" for t in rho)
             )
-            rows, row_labels = [], []
-            for k, target in enumerate(TARGETS):
-                c = int(targets[target][i])
-                row_labels.append(f"{target} class: {classes[c]}")
-                rows.append(
-                    [
-                        (
-                            normalized(maps[role][i, k]),
-                            f"{role}: predicts {classes[predictions[role][i]]} {probs[role][i].max():.2f}\n"
-                            f"p({classes[c]}) = {probs[role][i, c]:.2f}",
-                        )
-                        for role in layout.ROLES
-                    ]
-                )
+            rows, row_labels = sample_panels({role: m[i] for role, m in maps.items()}, probs, i, targets, classes)
             path = out / f"sample_{sample}.png"
             overlay_figure(images[i], rows, path, (title, row_labels), (r.sample_cmap, g.cmap), g.alpha, r.dpi)
     write_json(layout.metrics_dir(root) / "gradcam.json", metrics)

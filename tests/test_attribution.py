@@ -16,6 +16,7 @@ from convlens.attribution import (
     normalized,
     randomization_summary,
     ranks,
+    sample_panels,
     spearman,
     upsample,
 )
@@ -138,3 +139,18 @@ def test_the_gradcam_layer_defaults_to_the_last_conv_layer_of_the_model_itself()
         gradcam_layer(layers, "block/conv")
     with pytest.raises(ConvlensError, match="no conv layer"):
         gradcam_layer(layers[4:], None)
+
+
+def test_sample_panels_title_each_model_with_its_prediction_and_the_explained_class():
+    classes = ["T-shirt/top", "Trouser", "Bag"]
+    probs = {"trained": np.array([[0.1, 0.2, 0.7]]), "untrained": np.array([[0.4, 0.35, 0.25]])}
+    maps = {"trained": np.array([[[0.0, 2.0]], [[1.0, 4.0]]]), "untrained": np.zeros((2, 1, 2))}
+    rows, labels = sample_panels(maps, probs, 0, {"predicted": np.array([2]), "true": np.array([1])}, classes)
+    assert labels == ["predicted class: Bag", "true class: Trouser"]
+    assert [title for _, title in rows[1]] == [
+        "trained: predicts Bag 0.70\np(Trouser) = 0.20",
+        "untrained: predicts T-shirt/top 0.40\np(Trouser) = 0.35",
+    ]
+    np.testing.assert_allclose(rows[0][0][0], [[0, 1]])  # each map scaled by its maximum
+    np.testing.assert_allclose(rows[1][0][0], [[0.25, 1]])
+    assert not rows[0][1][0].any()
