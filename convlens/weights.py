@@ -30,7 +30,7 @@ def save_weight_artifacts(
 ) -> None:
     """Kernels and biases of ``layers`` of the ``role`` model as ``.npy``, plus per-layer and per-filter stats.
 
-    :func:`layout.load_kernels` reads the kernels back.
+    :func:`artifacts.load_kernels` reads the kernels back.
     """
     percentiles = [float(p) for p in percentiles]
     archive = layout.open_model(root, role)

@@ -14,6 +14,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from convlens import layout
+from convlens.artifacts import load_kernels, load_samples
 from convlens.config import run_stage
 from convlens.figures import (
     FILTER_TILE_INCHES,
@@ -76,8 +77,8 @@ def draw_class_heatmaps(out: Path, root: Path, r: DictConfig) -> None:
 
 def run(cfg: DictConfig, root: Path) -> None:
     r = cfg.render
-    kernels = {role: layout.load_kernels(root, role) for role in layout.ROLES}
-    images, index = layout.load_samples(root)
+    kernels = {role: load_kernels(root, role) for role in layout.ROLES}
+    images, index = load_samples(root)
     with staged_dir(layout.figures_dir(root) / "weights") as out:
         draw_weights(out, kernels, r)
     with staged_dir(layout.figures_dir(root) / "samples") as out:
