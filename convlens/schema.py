@@ -96,6 +96,24 @@ SCHEMA: dict[str, Check] = {
 }
 
 
+# Render params checked together (a colour range), and again by the drawing functions that take them.
+
+
+def check_input_channels(mode: str) -> None:
+    """How filters with several input channels are drawn: one of ``INPUT_CHANNEL_MODES``."""
+    if mode not in INPUT_CHANNEL_MODES:
+        raise ConvlensError(f"render.input_channels={mode!r} is not one of {', '.join(INPUT_CHANNEL_MODES)}")
+
+
+def check_filter_range(vmin: float, vmax: float) -> None:
+    """The fixed colour range of filter grids must be a real interval."""
+    for key, value in (("filter_vmin", vmin), ("filter_vmax", vmax)):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConvlensError(f"render.{key} must be a number, got {value!r}")
+    if not vmin < vmax:
+        raise ConvlensError(f"render.filter_vmin ({vmin}) must be below render.filter_vmax ({vmax})")
+
+
 def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"a": {"b": 1}}`` → ``{"a.b": 1}``, stopping at keys the schema describes as a whole."""
     flat: dict[str, Any] = {}
@@ -117,9 +135,7 @@ def _cross_checks(flat: Mapping[str, Any]) -> None:
     if flat.get("model.path") is None and flat.get("model.url") is None and "model.url" in flat:
         raise ConvlensError("the model has neither model.path nor model.url; use -S model=book or model.path=FILE")
     if "render.filter_vmin" in flat and "render.filter_vmax" in flat:
-        vmin, vmax = flat["render.filter_vmin"], flat["render.filter_vmax"]
-        if vmin >= vmax:
-            raise ConvlensError(f"render.filter_vmin ({vmin}) must be below render.filter_vmax ({vmax})")
+        check_filter_range(flat["render.filter_vmin"], flat["render.filter_vmax"])
 
 
 def check_config(cfg: Mapping[str, Any], complete: bool = True) -> None:

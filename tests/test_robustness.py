@@ -33,7 +33,7 @@ from convlens.archive import read_config
 from convlens.errors import ConvlensError
 from convlens.fetch import RemoteFile, fetch
 from convlens.files import SCRATCH, atomic_path, scratch_dir, staged_dir, write_json
-from convlens.grids import check_filter_range, feature_map_grid, filter_grid
+from convlens.grids import feature_map_grid, filter_grid
 from convlens.idx import IdxError, parse_idx, read_idx
 from convlens.layers import check_input_shape, check_model_config, input_shape
 from convlens.stats import channel_stats, filter_stats, kernel_stats, layer_summary
@@ -546,21 +546,6 @@ def test_bad_values_fail_before_anything_is_written(project, stage_config, modul
         module.run(stage_config(module.__name__.rsplit(".", 1)[1], override), project)
     assert message in one_line(err)
     assert snapshot(project / "outputs") == before and not hidden(project / "outputs")
-
-
-@pytest.mark.parametrize(
-    ("vmin", "vmax", "message"),
-    [
-        (0.5, -0.5, "render.filter_vmin (0.5) must be below render.filter_vmax (-0.5)"),
-        (0.5, 0.5, "must be below"),
-        (float("nan"), 0.5, "must be below"),
-        ("low", 0.5, "render.filter_vmin must be a number, got 'low'"),
-    ],
-)
-def test_a_filter_colour_range_that_makes_no_sense_is_refused(vmin, vmax, message):
-    with pytest.raises(ConvlensError) as err:
-        check_filter_range(vmin, vmax)
-    assert message in one_line(err)
 
 
 def test_config_errors_from_the_command_line(project, tiny_assets):
