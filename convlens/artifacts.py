@@ -11,7 +11,7 @@ from .files import read_json
 
 
 def load_kernels(root: Path, role: str) -> dict[str, np.ndarray]:
-    """The kernels saved by the weight stages (``extract_weights``, ``build_untrained``), by layer name, in layer
+    """The kernels saved by the weight stages (``stages.write_weight_artifacts``), by layer name, in layer
     order."""
     folder = layout.weights_dir(root, role)
     return {
