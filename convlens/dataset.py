@@ -89,13 +89,15 @@ def selectivity(class_means: np.ndarray) -> np.ndarray:
 
 
 def dataset_summary(table: dict[str, np.ndarray]) -> dict[str, float | int]:
-    """One layer's dataset-wide summary (``data_*`` keys, apart from the one-sample ``map_*`` ones)."""
-    from .stats import as_number
+    """One layer's dataset-wide summary (``data_*`` keys, apart from the one-sample ``map_*`` ones of
+    :func:`~convlens.stats.layer_summary`, which computes the shared ones)."""
+    from .stats import as_number, layer_summary  # stats imports this module
 
+    shared = layer_summary(table)
     return {
-        "data_mean": as_number(table["mean"].mean()),
-        "data_fraction_active": as_number(table["fraction_active"].mean()),
-        "data_dead_channels": int((table["max"] <= 0).sum()),
+        "data_mean": shared["map_mean"],
+        "data_fraction_active": shared["map_fraction_active"],
+        "data_dead_channels": shared["dead_channels"],
         "data_selectivity": as_number(selectivity(table["class_means"]).mean()),
     }
 
