@@ -9,12 +9,16 @@ import importlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
+from convlens.__main__ import COMMANDS
 from convlens.config import compose, write_params
 from convlens.fetch import sha256sum
 from convlens.files import SCRATCH
@@ -204,7 +208,41 @@ def made_once(tmp_path_factory, name: str, make: Callable[[Path], dict]) -> dict
     return json.loads(done.read_text(encoding="utf-8"))
 
 
-# --- outputs and interrupted writes (test_robustness.py, test_robustness_dvc.py) ----------------------------
+# --- one error line, from a stage run in process or as a user runs it -----------------------------------------
+
+
+def one_line(err: pytest.ExceptionInfo) -> str:
+    message = str(err.value)
+    assert "\n" not in message and message
+    return message
+
+
+def cli(project: Path, stage: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python -m stages.<stage> args`` (``python -m convlens <command>`` for a command that is not a stage) from
+    the project root, as a user runs it: never a traceback."""
+    module = ["convlens", stage] if stage in COMMANDS else [f"stages.{stage}"]
+    done = subprocess.run(
+        [sys.executable, "-m", *module, *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env={**os.environ, **(env or {})},
+    )
+    assert "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
+    return done
+
+
+def error_line(done: subprocess.CompletedProcess, stage: str) -> str:
+    """The stage's one error line: exit 1, no traceback, the line starts with ``<stage>: error:``."""
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if "error" in line.lower()]
+    assert len(lines) == 1 and lines[0].startswith(f"{stage}: error: "), done.stderr
+    return lines[0]
+
+
+# --- outputs and interrupted writes (test_files.py, test_robustness_dvc.py) ---------------------------------
 
 KILL_SHIM = Path(__file__).parent / "kill_shim"  # a sitecustomize.py that SIGKILLs a stage mid-write
 

@@ -18,7 +18,7 @@ from convlens.config import (
     stage_definition,
 )
 from convlens.errors import ConvlensError
-from tests.helpers import PROJECT, imported_files
+from tests.helpers import PROJECT, cli, error_line, imported_files
 
 STAGES = {
     name: stage_definition(PROJECT, name)
@@ -162,6 +162,25 @@ def test_bad_overrides_are_one_clear_line(project, override):
     with pytest.raises(ConvlensError, match="bad config override") as err:
         compose(project, [override])
     assert "\n" not in str(err.value)
+
+
+def test_config_errors_from_the_command_line(project, tiny_assets):
+    assert error_line(cli(project, "fetch_model", "model=foo"), "fetch_model") == (
+        "fetch_model: error: bad config override: In 'config': Could not find 'model/foo'. "
+        "Available options in 'model': book, local"
+    )
+    assert error_line(cli(project, "params", "foo=1"), "params") == (
+        "params: error: bad config override: Could not override 'foo'. It is not a key of conf/; "
+        "params.yaml lists the keys"
+    )
+    assert error_line(cli(project, "samples", "foo=1"), "samples") == (
+        "samples: error: samples does not read foo (it reads samples); "
+        "set it with dvc exp run -S 'foo=…', which reruns every stage that reads it"
+    )
+    assert error_line(cli(project, "build_untrained", "untrained.seed=-3"), "build_untrained") == (
+        "build_untrained: error: untrained.seed must be an integer in 0..4294967295, got -3; e.g. untrained.seed=42"
+    )
+    assert not (project / "outputs").exists()
 
 
 def test_the_project_root_is_where_the_stage_runs_not_dvc_root(project, tmp_path, monkeypatch):

@@ -1,11 +1,17 @@
-"""The weight tables and metrics, from a layer's variables (``convlens.weights``), without a model or a stage."""
+"""Weight tables and metrics from a layer's variables (``convlens.weights``), and as ``extract_weights`` writes them."""
+
+import json
+import warnings
 
 import numpy as np
 import pytest
 
 from convlens.errors import ConvlensError
+from convlens.grids import filter_grid
 from convlens.stats import as_number
 from convlens.weights import SUMMARY_KEYS, kernel_and_bias, layer_weights, weight_metrics
+from stages import extract_weights, fetch_model
+from tests.helpers import tiny_model
 
 
 def test_kernel_and_bias_take_the_first_variable_and_a_last_1d_one():
@@ -42,3 +48,33 @@ def test_weight_metrics_are_a_row_a_layer_and_the_summary_keys():
     assert "p95" in rows[0] and set(summary["conv2d"]) == set(SUMMARY_KEYS)
     assert summary["conv2d"]["mean"] == 1.0 and summary["conv2d"]["nan"] == 0
     assert summary["dense"] == {"nan": 8, "inf": 0}  # no finite value: no mean made up
+
+
+def test_nan_and_inf_weights_are_counted_not_averaged_in(project, stage_config, tmp_path):
+    model = tiny_model()
+    kernel, bias = model.get_layer("conv2d").get_weights()
+    kernel[0, 0, 0, 0], kernel[1, 1, 0, 1], kernel[2, 2, 0, 2] = np.nan, np.inf, -np.inf
+    kernel[..., 3] = np.nan  # one filter with no finite weight at all
+    model.get_layer("conv2d").set_weights([kernel, bias])
+    path = tmp_path / "nan.keras"
+    model.save(path)
+    fetch_model.run(stage_config("fetch_model", f"model.path={path}"), project)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        extract_weights.run(stage_config("extract_weights"), project)
+        stats = json.loads((project / "outputs" / "metrics" / "weights_trained.json").read_text(encoding="utf-8"))[
+            "trained"
+        ]["conv2d"]
+        finite = kernel[np.isfinite(kernel)]
+        assert stats["nan"] == 10 and stats["inf"] == 2
+        assert stats["mean"] == float(str(finite.mean())) and stats["max"] == float(str(finite.max()))
+        assert all(np.isfinite(v) for k, v in stats.items() if k not in ("shape",))
+        rows = (
+            (project / "outputs" / "metrics" / "filters" / "trained" / "conv2d.csv")
+            .read_text(encoding="utf-8")
+            .splitlines()
+        )
+        assert rows[4] == "3,0.0,,,0.0"  # the all-NaN filter: mean and std left empty, no number made up
+        assert "inf" not in "".join(rows[1:4])
+        image, _ = filter_grid(kernel, "first", 16, -0.5, 0.5)
+    assert np.isfinite(image[~np.isnan(image)]).all()
