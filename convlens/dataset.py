@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from .batching import batches
 from .errors import ConvlensError
+from .examples import RunningTopK, image_scores
 from .forward import Activations
 from .inputs import model_inputs
 from .layers import CONV_KINDS
@@ -111,17 +112,24 @@ def stream_statistics(
     scale: float,
     batch_size: int,
     label: str,
+    examples: tuple[int, str] | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Run every image through ``network`` in batches and accumulate each named layer's channel statistics.
+
+    ``examples`` (k, by): also each channel's k top images (``examples.RunningTopK``, scored by ``by``), as
+    ``example_scores`` and ``example_images`` (k × channels) in the layer's table.
 
     A batch's statistics are summed in a second thread while the next batch runs through the network
     (NumPy releases the GIL in both), so the statistics cost little more than the forward pass itself.
     """
     accumulators: dict[str, ChannelAccumulator] = {}
+    tops: dict[str, RunningTopK] = {}
 
     def accumulate(maps: list[np.ndarray], batch_labels: np.ndarray) -> None:
         for name, m in zip(names, maps, strict=True):
             accumulators.setdefault(name, ChannelAccumulator(m.shape[-1], classes)).update(m, batch_labels)
+            if examples is not None:
+                tops.setdefault(name, RunningTopK(examples[0], m.shape[-1])).update(image_scores(m, examples[1]))
 
     pending: Future | None = None
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -132,4 +140,7 @@ def stream_statistics(
             pending = pool.submit(accumulate, maps, np.asarray(labels[part]))
         if pending is not None:
             pending.result()
-    return {name: acc.table() for name, acc in accumulators.items()}
+    tables = {name: acc.table() for name, acc in accumulators.items()}
+    for name, top in tops.items():
+        tables[name]["example_scores"], tables[name]["example_images"] = top.result()
+    return tables

@@ -63,6 +63,9 @@ def idx_bytes(array: np.ndarray) -> bytes:
     return header + array.astype(IDX_DTYPES[code]).tobytes()
 
 
+TINY_EXAMPLES = 4  # dataset examples per channel on tiny data (dataset.examples.k; its default 9 is over the 6 test images)
+
+
 def write_tiny_data(mirror: Path, n_train: int = 12, n_test: int = 6, seed: int = 0) -> dict[str, str]:
     """Fashion-MNIST-shaped IDX .gz files in ``mirror/fashion-mnist``; returns their sha256 by key."""
     rng = np.random.default_rng(seed)
@@ -115,6 +118,7 @@ def configure(root: Path, model_path: str, sums: dict[str, str], extra: dict | N
     who edits ``conf/`` and runs ``make params`` would; stages then run without arguments."""
     config = root / "conf" / "config.yaml"
     text = config.read_text(encoding="utf-8").replace("- model: book", "- model: local")
+    text = text.replace("    k: 9 ", f"    k: {TINY_EXAMPLES} ")  # the tiny test split holds fewer than 9 images
     local = root / "conf" / "model" / "local.yaml"
     local.write_text(local.read_text(encoding="utf-8").replace("path: ???", f"path: {model_path}"), encoding="utf-8")
     tiny = {"data": {"urls": [], "files": {k: {"sha256": v} for k, v in sums.items()}}, **(extra or {})}
