@@ -63,9 +63,7 @@ class RunningTopK:
         return self.scores, self.images
 
 
-def example_rows(
-    layer: str, scores: np.ndarray, images: np.ndarray, labels: np.ndarray
-) -> list[dict[str, object]]:
+def example_rows(layer: str, scores: np.ndarray, images: np.ndarray, labels: np.ndarray) -> list[dict[str, object]]:
     """The CSV table: one row per channel and rank (layer, channel, rank, image, label, activation)."""
     from .stats import as_number
 

@@ -191,7 +191,7 @@ EXAMPLE_TILE_INCHES = 1.3  # one channel's tile of dataset examples (3 × 3 imag
 def examples_figure(grid, captions: Sequence[str], path: Path, cmap: str, title: str, dpi: int) -> None:
     """Dataset examples (an ``examples.ExamplesGrid``) drawn as one image in one axes, each tile's caption written
     in the blank band under its images: one image and a text per tile, not one axes per tile."""
-    rows, cols = grid.grid
+    cols = grid.grid[1]
     height, width = grid.image.shape
     body = (cols * EXAMPLE_TILE_INCHES, cols * EXAMPLE_TILE_INCHES * height / width)
     inches = (body[0], body[1] + 0.5)  # + the title line
@@ -210,7 +210,9 @@ def examples_figure(grid, captions: Sequence[str], path: Path, cmap: str, title:
     _save(fig, path, dpi)
 
 
-def confusion_figure(confusion: np.ndarray, classes: Sequence[str], path: Path, title: str, cmap: str, dpi: int) -> None:
+def confusion_figure(
+    confusion: np.ndarray, classes: Sequence[str], path: Path, title: str, cmap: str, dpi: int
+) -> None:
     """The confusion matrix as a heatmap, actual classes down, predicted across, every count written in its cell
     (light text on dark cells), the diagonal's cells outlined."""
     n = len(classes)

@@ -90,8 +90,8 @@ def run(cfg: DictConfig, root: Path) -> None:
                 write_csv(out / f"{role}_{layout.layer_stem(name)}.csv", channel_rows(table, classes))
                 examples = example_rows(name, table["example_scores"], table["example_images"], labels)
                 write_csv(out / "examples" / f"{role}_{layout.layer_stem(name)}.csv", examples)
-        index = {"split": ds.split, "images": len(images), "layers": names, "classes": classes, "examples_by": ds.examples.by}
-        write_json(out / "index.json", index)
+        index = {"split": ds.split, "images": len(images), "layers": names, "classes": classes}
+        write_json(out / "index.json", {**index, "examples_by": ds.examples.by})
     write_json(
         layout.metrics_dir(root) / "dataset.json",
         {role: {name: dataset_summary(t) for name, t in by_layer.items()} for role, by_layer in tables.items()},

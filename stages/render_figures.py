@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from convlens import layout
 from convlens.artifacts import load_kernels, load_samples
 from convlens.config import run_stage
+from convlens.examples import examples_grid, majority_caption
 from convlens.figures import (
     FILTER_TILE_INCHES,
     class_heatmaps,
@@ -25,7 +26,6 @@ from convlens.figures import (
     sample_figure,
     sample_title,
 )
-from convlens.examples import examples_grid, majority_caption
 from convlens.files import read_csv_columns, read_json, staged_dir
 from convlens.grids import filter_grid
 
@@ -90,9 +90,9 @@ def draw_examples(out: Path, root: Path, r: DictConfig) -> None:
             channel, rank, image, label = table.astype(np.int64).T
             shape = (channel.max() + 1, rank.max() + 1)  # rows come channel by channel, rank by rank
             pictures = np.asarray(images[image.ravel()], np.float64).reshape(*shape, *images.shape[1:]) / 255.0
-            captions = [majority_caption(c, labels, dataset["classes"]) for c, labels in enumerate(label.reshape(shape))]
-            by = dataset.get("examples_by", "max")
-            title = f"{role} {name}: each channel's top {shape[1]} of {dataset['images']} {dataset['split']} images (by {by})"
+            captions = [majority_caption(c, ls, dataset["classes"]) for c, ls in enumerate(label.reshape(shape))]
+            seen = f"{dataset['images']} {dataset['split']} images (by {dataset['examples_by']})"
+            title = f"{role} {name}: each channel's top {shape[1]} of {seen}"
             examples_figure(examples_grid(pictures), captions, out / f"{role}_{stem}.png", r.sample_cmap, title, r.dpi)
 
 

@@ -63,7 +63,7 @@ def idx_bytes(array: np.ndarray) -> bytes:
     return header + array.astype(IDX_DTYPES[code]).tobytes()
 
 
-TINY_EXAMPLES = 4  # dataset examples per channel on tiny data (dataset.examples.k; its default 9 is over the 6 test images)
+TINY_EXAMPLES = 4  # dataset.examples.k on tiny data: its default, 9, is more than the 6 test images
 
 
 def write_tiny_data(mirror: Path, n_train: int = 12, n_test: int = 6, seed: int = 0) -> dict[str, str]:

@@ -14,7 +14,7 @@ from convlens.errors import ConvlensError
 from convlens.examples import RunningTopK, examples_grid, image_scores, majority_caption
 from convlens.forward import load_network
 from convlens.layout import open_model
-from stages import check_config, dataset_stats, render_figures
+from stages import check_config, dataset_stats
 from tests.helpers import PIPELINE, TINY_EXAMPLES
 
 
@@ -110,8 +110,7 @@ def test_stream_statistics_examples_match_the_whole_split_at_once(project, run_p
 
 
 def test_the_stage_writes_each_layers_examples_and_render_figures_draws_them(project, run_pipeline):
-    run_pipeline(project, stages=[m for m in PIPELINE if m is not render_figures and m.__name__ != "stages.render_maps"])
-    run_pipeline(project, stages=[render_figures])
+    run_pipeline(project, stages=[m for m in PIPELINE if m.__name__ != "stages.render_maps"])
     labels = np.load(project / "outputs" / "data" / "test_labels.npy")
     for role in ("trained", "untrained"):
         for stem in ("conv2d", "max_pooling2d", "conv2d_1", "max_pooling2d_1"):
@@ -145,7 +144,10 @@ def edit_params(root, **values) -> None:
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"dataset__examples__k": 0}, "dataset.examples.k must be an integer in 1..1024, got 0; e.g. dataset.examples.k=9"),
+        (
+            {"dataset__examples__k": 0},
+            "dataset.examples.k must be an integer in 1..1024, got 0; e.g. dataset.examples.k=9",
+        ),
         ({"dataset__examples__by": "median"}, "dataset.examples.by must be one of max, mean, got 'median'"),
         (
             {"dataset__examples__k": 6, "dataset__limit": 5},
