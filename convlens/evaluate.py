@@ -63,10 +63,11 @@ def stream_predictions(
 
 
 def evaluation_summary(confusion: np.ndarray, classes: Sequence[str]) -> dict[str, object]:
-    """One model's metrics: ``accuracy`` and ``class_accuracy`` by class name."""
+    """One model's metrics: ``accuracy`` and ``class_accuracy`` by class name (null for a class with no image)."""
     from .stats import as_number
 
+    per_class = zip(classes, class_accuracy(confusion), strict=True)
     return {
         "accuracy": as_number(accuracy(confusion)),
-        "class_accuracy": {name: as_number(v) for name, v in zip(classes, class_accuracy(confusion), strict=True)},
+        "class_accuracy": {name: None if np.isnan(v) else as_number(v) for name, v in per_class},
     }
