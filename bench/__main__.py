@@ -8,7 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .dataset import bench_dataset, bench_rss
+from .dataset import bench_dataset, bench_examples, bench_rss
 from .explain import EXPLAIN
 from .measure import PROJECT, stats
 from .notes import compose
@@ -47,6 +47,7 @@ def build_rows(
     render: tuple[list[float], list[float]],
     data: dict[str, tuple[list[float], list[float]]],
     rss: dict[int, list[float]],
+    examples: dict[str, tuple[list[float], list[float]]],
 ) -> list[Row]:
     """The table, in the issue's order."""
     walls = {name: stats([r.wall_s for r in runs]) for name, runs in pipe.series.items()}
@@ -81,6 +82,11 @@ def build_rows(
         Row("7 flat", f"peak RSS at N={large:,} ÷ at N={small:,}", "≤ 1.25 (flat in N)",
             stats(rss[large]), stats(rss[small]), 1.25, "MB")
     )  # fmt: skip
+    for role, (with_, without) in examples.items():
+        rows.append(
+            Row(f"8 {role}", f"(6) with the dataset examples (top k per channel), {role} model ÷ (6) without",
+                "≤ 1.2", stats(with_), stats(without), 1.2)
+        )  # fmt: skip
     return rows
 
 
@@ -99,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
             root = one_series(i, scratch, args.mirror, args.notebook, pipe, say)
         render = bench_render(args.mirror, scratch / "render", render_runs, say)
         data, inp = bench_dataset(root, runs, QUICK_LIMIT if args.quick else None, say)
+        examples = bench_examples(root, runs, QUICK_LIMIT if args.quick else None, say)
         rss = bench_rss(root, QUICK_SIZES if args.quick else SIZES, runs, say)
-    rows = build_rows(pipe, render, data, rss)
+    rows = build_rows(pipe, render, data, rss, examples)
     text = compose(rows, pipe, inp, command, args.quick, load_before, time.time() - started, render_runs, EXPLAIN, rss)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")

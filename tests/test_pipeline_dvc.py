@@ -20,6 +20,7 @@ STAGES = [
     "feature_maps@conv2d_1",
     "map_metrics",
     "dataset_stats",
+    "evaluate",
     "render_figures",
     "render_maps@conv2d",
     "render_maps@conv2d_1",
@@ -39,7 +40,7 @@ def test_repro_then_noop_then_render_only_then_experiment(reproduced_repo, good_
     for path in (p for paths in outputs.values() for p in paths):
         assert path.exists(), path
         assert path.is_file() or any(path.iterdir()), path
-    assert len(list((root / "outputs" / "figures").rglob("*.png"))) == 19
+    assert len(list((root / "outputs" / "figures").rglob("*.png"))) == 29  # 19 + 8 dataset examples + 2 confusion
     metrics = json.loads((root / "outputs" / "metrics" / "weights_trained.json").read_text(encoding="utf-8"))
     assert set(metrics["trained"]["conv2d"]) == {"mean", "std", "min", "max", "nan", "inf"}
 
@@ -50,6 +51,7 @@ def test_repro_then_noop_then_render_only_then_experiment(reproduced_repo, good_
     assert "outputs/figures/weights/conv2d_hist_overlay.png" in plot_ids
     assert "outputs/figures/feature_maps/conv2d_1/trained_sample_0.png" in plot_ids
     assert {"Kernel std by layer", "outputs/metrics/filters/untrained/conv2d_1.csv"} <= plot_ids
+    assert {"outputs/metrics/confusion/trained.csv", "outputs/figures/evaluate/untrained_confusion.png"} <= plot_ids
 
     params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
     params["render"]["map_cmap"] = "magma"
