@@ -18,10 +18,17 @@ from .grids import grid_shape, mosaic
 from .schema import EXAMPLE_MODES
 
 
-def image_scores(maps: np.ndarray, by: str) -> np.ndarray:
-    """Per image and channel, one score (N, C) of a batch of activations (N, …, C): its max or mean over positions."""
+def check_examples(k: int, by: str) -> None:
+    """``dataset.examples``: k at least 1, ``by`` one of :data:`EXAMPLE_MODES`."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ConvlensError(f"dataset.examples.k must be at least 1, got {k!r}")
     if by not in EXAMPLE_MODES:
         raise ConvlensError(f"dataset.examples.by={by!r} is not one of {', '.join(EXAMPLE_MODES)}")
+
+
+def image_scores(maps: np.ndarray, by: str) -> np.ndarray:
+    """Per image and channel, one score (N, C) of a batch of activations (N, …, C): its max or mean over positions."""
+    check_examples(1, by)
     per_image = maps.reshape(len(maps), -1, maps.shape[-1])
     if by == "max":
         return per_image.max(axis=1)
@@ -29,38 +36,57 @@ def image_scores(maps: np.ndarray, by: str) -> np.ndarray:
     return ((np.ones(positions, np.float32) @ per_image).astype(np.float64) / positions).astype(np.float32)
 
 
-class RunningTopK:
-    """The ``k`` highest scores per channel seen so far and their image indices, best first.
+MAX_IMAGES = 1 << 32  # image indices fit the low 32 bits of a sort key
 
-    Each :meth:`update` sorts the kept rows and the batch's rows together per channel (a stable sort of at most
-    k + batch rows: microseconds beside the forward pass) and keeps the first k. The kept rows stay sorted by
-    score, then by image index, and come before the batch's (higher) indices, so a stable sort keeps equal scores
-    in image order: ties go to the lower index, whatever the batches.
+
+def sort_keys(scores: np.ndarray, first_image: int) -> np.ndarray:
+    """One unsigned 64-bit key per score (N, C) of the images ``first_image`` .. ``first_image + N − 1``, ordered as
+    (score descending, image index ascending) orders them: the float32 score's bits made monotonic in the high half,
+    the image index complemented in the low half. Every key is distinct, so the k largest are one set, ties or not.
+    """
+    bits = (scores.astype(np.float32) + np.float32(0)).view(np.uint32).astype(np.uint64)  # + 0: −0.0 becomes 0.0
+    monotonic = np.where(bits >> 31, ~bits & 0xFFFFFFFF, bits | 0x80000000)  # negatives flipped, positives on top
+    images = np.arange(first_image, first_image + len(scores), dtype=np.uint64)[:, np.newaxis]
+    return (monotonic << 32) | (0xFFFFFFFF - images)
+
+
+def decode_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The float32 scores and the image indices that :func:`sort_keys` packed."""
+    monotonic = keys >> 32
+    bits = np.where(monotonic >> 31, monotonic & 0x7FFFFFFF, ~monotonic & 0xFFFFFFFF).astype(np.uint32)
+    return bits.view(np.float32), (0xFFFFFFFF - (keys & 0xFFFFFFFF)).astype(np.int64)
+
+
+class RunningTopK:
+    """The ``k`` highest scores per channel seen so far and their image indices.
+
+    Each :meth:`update` packs the batch's scores and image indices into distinct sort keys (:func:`sort_keys`)
+    and keeps, per channel, the k largest of the kept keys and the batch's (``argpartition``: linear in k + batch
+    rows, microseconds beside the forward pass). Equal scores go to the lower image index, whatever the batches.
     """
 
     def __init__(self, k: int, channels: int) -> None:
-        if k < 1:
-            raise ConvlensError(f"dataset.examples.k must be at least 1, got {k}")
+        check_examples(k, EXAMPLE_MODES[0])
         self.k = k
-        self.scores = np.empty((0, channels), np.float32)
-        self.images = np.empty((0, channels), np.int64)
+        self.keys = np.empty((0, channels), np.uint64)
         self.seen = 0  # images streamed so far: the next batch's first index
 
     def update(self, scores: np.ndarray) -> None:
         """Merge one batch's scores (N, C) of the images ``seen`` .. ``seen + N − 1``."""
-        if scores.ndim != 2 or scores.shape[1] != self.scores.shape[1]:
-            raise ConvlensError(f"scores of shape {scores.shape} do not fit {self.scores.shape[1]} channels")
-        batch_images = np.broadcast_to(np.arange(self.seen, self.seen + len(scores))[:, np.newaxis], scores.shape)
+        if scores.ndim != 2 or scores.shape[1] != self.keys.shape[1]:
+            raise ConvlensError(f"scores of shape {scores.shape} do not fit {self.keys.shape[1]} channels")
+        if self.seen + len(scores) > MAX_IMAGES:
+            raise ConvlensError(f"more than {MAX_IMAGES:,} images; use dataset.limit")
+        pool = np.concatenate([self.keys, sort_keys(scores, self.seen)])
         self.seen += len(scores)
-        pool = np.concatenate([self.scores, scores.astype(np.float32, copy=False)])
-        images = np.concatenate([self.images, batch_images])
-        order = np.argsort(-pool, axis=0, kind="stable")[: self.k]  # NaN (never expected) sorts last
-        self.scores = np.take_along_axis(pool, order, axis=0)
-        self.images = np.take_along_axis(images, order, axis=0)
+        if len(pool) > self.k:
+            pool = np.take_along_axis(pool, np.argpartition(pool, len(pool) - self.k, axis=0)[-self.k :], axis=0)
+        self.keys = pool
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
-        """Scores and image indices, (k, C) each, rank 0 first; fewer rows while fewer than k images were seen."""
-        return self.scores, self.images
+        """Scores (float32) and image indices, (k, C) each, rank 0 first; fewer rows while fewer than k images were
+        seen."""
+        return decode_keys(np.sort(self.keys, axis=0)[::-1])
 
 
 def example_rows(layer: str, scores: np.ndarray, images: np.ndarray, labels: np.ndarray) -> list[dict[str, object]]:

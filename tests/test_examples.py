@@ -36,7 +36,9 @@ def streamed(scores: np.ndarray, k: int, batch_size: int) -> tuple[np.ndarray, n
 @pytest.mark.parametrize("k", [1, 3, 9])
 def test_running_top_k_equals_a_full_sort_ties_to_the_lower_image(batch_size, k):
     rng = np.random.default_rng(batch_size * 10 + k)
-    scores = rng.integers(0, 4, (40, 5)).astype(np.float32)  # four values over 40 images: ties everywhere
+    scores = rng.integers(-2, 2, (40, 5)).astype(np.float32)  # four values over 40 images: ties everywhere
+    scores[::7, 1] = -0.0  # equal to 0.0
+    scores[3, 2], scores[4, 3] = np.inf, -np.inf
     scores[:, 4] = 0.0  # a dead channel: all tied, the first k images win
     got_scores, got_images = streamed(scores, k, batch_size)
     want_scores, want_images = brute_force(scores, k)
