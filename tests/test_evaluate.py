@@ -109,3 +109,28 @@ def test_the_book_models_accuracy_is_what_keras_model_evaluate_gives(tmp_path, m
     assert metrics["trained"]["accuracy"] == 0.9125  # what the book prints (hg-mldl 8-2.ipynb: 0.9125000238418579)
     assert 0.02 < metrics["untrained"]["accuracy"] < 0.2  # near chance (0.1)
     print(f"trained {metrics['trained']['accuracy']}, Keras {keras_accuracy}, untrained {metrics['untrained']}")
+
+
+def test_a_model_that_is_not_a_classifier_of_the_classes_fails_before_any_output(
+    project, run_pipeline, tmp_path, monkeypatch, capsys
+):
+    from convlens.config import compose, run_stage, write_params
+    from convlens.keras_models import keras
+
+    layers = keras.layers
+    model = keras.Sequential(
+        [keras.Input((28, 28, 1)), layers.Conv2D(2, 3, name="conv2d"), layers.Flatten(), layers.Dense(3, name="head")]
+    )
+    model.save(tmp_path / "three.keras")
+    overrides = ["model=local", f"model.path={tmp_path / 'three.keras'}", "feature_maps.layers=[conv2d]"]
+    write_params(project, compose(project, overrides))
+    run_pipeline(project, *overrides, stages=PIPELINE[:5])
+    monkeypatch.chdir(project)
+    with pytest.raises(SystemExit):
+        run_stage("evaluate", evaluate.run, argv=[])
+    assert capsys.readouterr().err.endswith(
+        "evaluate: error: the model's last layer 'head' outputs shape (3,), not one score per class of "
+        "data.classes (10); evaluate needs a classifier whose last layer has 10 units\n"
+    )
+    assert not (project / "outputs" / "metrics" / "evaluate.json").exists()
+    assert not (project / "outputs" / "metrics" / "confusion").exists()
