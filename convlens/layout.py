@@ -53,6 +53,16 @@ def dataset_dir(root: Path) -> Path:
     return root / "outputs" / "metrics" / "dataset"
 
 
+def examples_dir(root: Path) -> Path:
+    """Per model × layer, each channel's top images of the split (``dataset_stats``; inside ``dataset_dir``)."""
+    return dataset_dir(root) / "examples"
+
+
+def confusion_dir(root: Path) -> Path:
+    """Per model, one row per image (actual, predicted): ``evaluate``'s tables for ``dvc plots``."""
+    return metrics_dir(root) / "confusion"
+
+
 def metrics_dir(root: Path) -> Path:
     return root / "outputs" / "metrics"
 

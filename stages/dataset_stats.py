@@ -89,7 +89,8 @@ def run(cfg: DictConfig, root: Path) -> None:
             for name, table in by_layer.items():
                 write_csv(out / f"{role}_{layout.layer_stem(name)}.csv", channel_rows(table, classes))
                 examples = example_rows(name, table["example_scores"], table["example_images"], labels)
-                write_csv(out / "examples" / f"{role}_{layout.layer_stem(name)}.csv", examples)
+                path = layout.examples_dir(root).relative_to(layout.dataset_dir(root))  # inside the staged folder
+                write_csv(out / path / f"{role}_{layout.layer_stem(name)}.csv", examples)
         index = {"split": ds.split, "images": len(images), "layers": names, "classes": classes}
         write_json(out / "index.json", {**index, "examples_by": ds.examples.by})
     write_json(

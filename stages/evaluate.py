@@ -60,7 +60,7 @@ def run(cfg: DictConfig, root: Path) -> None:
         log.info("%s: accuracy %s on %d %s images", role, f"{accuracy(confusions[role]):.4f}", len(images), ev.split)
 
     names = np.array(classes, dtype=object)
-    with staged_dir(layout.metrics_dir(root) / "confusion") as out:
+    with staged_dir(layout.confusion_dir(root)) as out:
         for role, predicted in predictions.items():
             rows = [{"actual": a, "predicted": p} for a, p in zip(names[labels], names[predicted], strict=True)]
             write_csv(out / f"{role}.csv", rows)

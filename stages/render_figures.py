@@ -86,7 +86,7 @@ def draw_examples(out: Path, root: Path, r: DictConfig) -> None:
     for name in dataset["layers"]:
         for role in layout.ROLES:
             stem = layout.layer_stem(name)
-            table = read_csv_columns(layout.dataset_dir(root) / "examples" / f"{role}_{stem}.csv", columns)
+            table = read_csv_columns(layout.examples_dir(root) / f"{role}_{stem}.csv", columns)
             channel, rank, image, label = table.astype(np.int64).T
             shape = (channel.max() + 1, rank.max() + 1)  # rows come channel by channel, rank by rank
             pictures = np.asarray(images[image.ravel()], np.float64).reshape(*shape, *images.shape[1:]) / 255.0
