@@ -74,3 +74,8 @@ def load_samples(root: Path) -> tuple[np.ndarray, dict]:
     """The chosen sample images and their index (split, sample ids, labels), saved by the samples stage."""
     index = read_json(samples_dir(root) / "index.json")
     return np.load(samples_dir(root) / "images.npy"), index
+
+
+def report_dir(root: Path) -> Path:
+    """The report stage's folder: ``index.html``, one self-contained page."""
+    return root / "outputs" / "report"

@@ -40,6 +40,9 @@ SPLITS = ("train", "test")
 INPUT_CHANNEL_MODES = ("first", "mean", "all")
 
 
+LANGUAGES = ("en", "ko")  # report.language: the tables in convlens/templates/strings.yaml
+
+
 RESOLVER = "convlens_checked"  # ${convlens_checked:} in conf/config.yaml, see register_resolver
 
 
@@ -92,6 +95,7 @@ SCHEMA: dict[str, Check] = {
     "render.map_columns": optional(integer(1, MAX_COLUMNS, "8")),
     "render.sample_cmap": colormap,
     "render.heatmap_cmap": colormap,
+    "report.language": choice(LANGUAGES),
     "checked": choice([CHECKED]),
 }
 
