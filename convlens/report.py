@@ -51,6 +51,7 @@ READS = {
     "outputs/metrics/dataset.json": "dataset_stats",
     "outputs/metrics/dataset": "dataset_stats",
     "outputs/figures/dataset": "render_figures",
+    "outputs/figures/dataset/examples": "dataset_stats",  # the dataset examples (issue 12, dataset.examples)
     "outputs/metrics/evaluate.json": "evaluate",
     "outputs/figures/evaluate": "evaluate",
     "outputs/metrics/activation_max.json": "activation_max",
@@ -155,7 +156,8 @@ class Report:
 
     def missing(self, relative: str) -> Note:
         """The note for an output not made yet: what is missing, and the stage that makes it."""
-        stage = next((s for prefix, s in READS.items() if relative == prefix or relative.startswith(f"{prefix}/")), "?")
+        owners = [prefix for prefix in READS if relative == prefix or relative.startswith(f"{prefix}/")]
+        stage = READS[max(owners, key=len)] if owners else "?"  # the most specific: dataset/examples
         return Note(self.t("not_run_yet", what=relative, command="dvc repro", stage=stage))
 
     def figure(self, paths: Sequence[tuple[str, str]], caption: str) -> Figure | Note:

@@ -52,6 +52,7 @@ def test_one_off_experiments_record_params_and_metrics(repo):
         "check_config",
         "fetch_model",  # resolves the layers against the model; its output is unchanged, so nothing else reruns
         "map_metrics",
+        "report",  # shows every param
     ]
     samples = ran(dvc(root, env, "exp", "run", "-n", "four-samples", "-S", "samples.indices=[0,1,2,3]"))
     assert samples[:2] == ["check_config", "samples"] and "build_untrained" not in samples
@@ -93,6 +94,7 @@ def test_adding_a_layer_runs_only_that_layers_stages(repo):
         "feature_maps@max_pooling2d",
         "map_metrics",
         "render_maps@max_pooling2d",
+        "report",
     ]
     assert "Stage 'feature_maps@conv2d' didn't change, skipping" in out
 
