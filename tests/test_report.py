@@ -316,3 +316,25 @@ def test_the_comparison_page(tmp_path, language):
     assert "0.19" in text and "-0.09524" in text  # the changed statistic and its relative change
     unreadable = compare_page(("HEAD", "x"), ({}, {}), table.head(0), table.head(0), same, ({}, "no cache"), language)
     assert "no cache" in " ".join(Page(unreadable).notes)
+
+
+@pytest.mark.slow
+def test_compare_writes_a_page_of_two_runs(good_repo):
+    """``python -m convlens compare HEAD <experiment>`` on the tiny run: the changed param, no changed statistic, and
+    exactly the figures that param changed, side by side (HEAD's read from DVC's cache)."""
+    from tests.dvc_repo import DVC, dvc, sh
+
+    root, env = good_repo
+    dvc(root, env, "exp", "run", "-n", "gray", "-S", "render.filter_cmap=gray")
+    out = sh(root, DVC[0], "-m", "convlens", "compare", "HEAD", "gray", env=env)
+    assert "wrote HEAD_vs_gray.csv, .png and .html" in out
+    html = (root / "outputs" / "compare" / "HEAD_vs_gray.html").read_text(encoding="utf-8")
+    page = Page(html)
+    text = " ".join(page.text)
+    assert "render.filter_cmap" in text and "viridis" in text and "gray" in text
+    assert "untrained.seed" not in text  # unchanged params are not listed
+    assert "0 of " in text  # no statistic changed
+    filters = [f"weights/{role}_{layer}_filters.png" for role in layout.ROLES for layer in ("conv2d", "conv2d_1")]
+    shown = re.findall(r"(\S+\.png): left HEAD, right gray", text)
+    assert sorted(shown) == sorted(filters)
+    assert len(page.images) == 1 + 2 * len(filters)  # the chart, then each figure twice
