@@ -91,7 +91,9 @@ def test_every_key_the_code_uses_is_in_the_tables():
     sources = [PROJECT / "convlens" / name for name in ("report.py", "compare_page.py")]
     sources += sorted((PROJECT / "convlens" / "templates").glob("*.j2"))
     used = {
-        k for path in sources for k in re.findall(r"\bt(?:\.columns)?\(\s*['\"](\w+)['\"]", path.read_text("utf-8"))
+        k
+        for path in sources
+        for k in re.findall(r"\bt(?:\.columns)?\(\s*['\"](\w+)['\"]", path.read_text(encoding="utf-8"))
     }
     assert len(used) > 40
     assert used <= set(string_tables()["en"]), used - set(string_tables()["en"])
