@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 import subprocess
 import sys
 
@@ -161,6 +162,10 @@ def test_diffs_between_experiments_and_the_compare_command(repo):
     )
     assert float(by_key[("trained", "conv2d", "mean")]["change"]) == 0.0
     assert (root / "outputs" / "compare" / "seed7_vs_seed8.png").stat().st_size > 10_000
+    page = (root / "outputs" / "compare" / "seed7_vs_seed8.html").read_text(encoding="utf-8")
+    shown = set(re.findall(r"([\w./-]+\.png): left seed7, right seed8", page))  # the figures that differ, side by side
+    assert "feature_maps/conv2d/untrained_sample_0.png" in shown and "weights/untrained_conv2d_filters.png" in shown
+    assert not [f for f in shown if "trained_" in f.replace("untrained_", "")]  # the trained model did not change
 
     bad = subprocess.run(
         [sys.executable, "-m", "convlens", "compare", "nosuch"], cwd=root, env=env, capture_output=True, text=True
