@@ -64,4 +64,4 @@ mutate: install     ## mutation testing of convlens with mutmut (hours for the w
 	$(VENV)/bin/mutmut export-cicd-stats && cat mutants/mutmut-cicd-stats.json && echo
 
 clean:
-	rm -rf outputs/data outputs/models outputs/weights outputs/samples outputs/feature_maps outputs/figures outputs/compare dvc_plots
+	rm -rf outputs/data outputs/models outputs/weights outputs/samples outputs/feature_maps outputs/figures outputs/report outputs/compare dvc_plots
