@@ -240,7 +240,12 @@ class Report:
                 or not self.path(f"outputs/metrics/weights_{role}.json").is_file()
             )
             return section
-        columns = list(read_rows(self.path("outputs/metrics/weights_trained.csv"))[0])
+        columns = list(
+            dict.fromkeys(c for row in read_rows(self.path("outputs/metrics/weights_trained.csv")) for c in row)
+        )
+        if not stats["trained"] or not columns:
+            section.blocks.append(self.missing("outputs/metrics/weights_trained.csv (no layer)"))
+            return section
         rows = [
             [self.role(role), *(number(values.get(c, "")) for c in columns)]
             for role in layout.ROLES
