@@ -69,3 +69,8 @@ def metrics_dir(root: Path) -> Path:
 
 def figures_dir(root: Path) -> Path:
     return root / "outputs" / "figures"
+
+
+def report_dir(root: Path) -> Path:
+    """The report stage's folder: ``index.html``, one self-contained page."""
+    return root / "outputs" / "report"

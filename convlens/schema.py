@@ -41,6 +41,7 @@ INPUT_CHANNEL_MODES = ("first", "mean", "all")
 
 
 EXAMPLE_MODES = ("max", "mean")  # dataset examples: a channel's activation on one image, over its positions
+LANGUAGES = ("en", "ko")  # report.language: the tables in convlens/templates/strings.yaml
 
 
 RESOLVER = "convlens_checked"  # ${convlens_checked:} in conf/config.yaml, see register_resolver
@@ -102,6 +103,7 @@ SCHEMA: dict[str, Check] = {
     "render.map_columns": optional(integer(1, MAX_COLUMNS, "8")),
     "render.sample_cmap": colormap,
     "render.heatmap_cmap": colormap,
+    "report.language": choice(LANGUAGES),
     "checked": choice([CHECKED]),
 }
 

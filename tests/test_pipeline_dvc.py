@@ -24,6 +24,7 @@ STAGES = [
     "render_figures",
     "render_maps@conv2d",
     "render_maps@conv2d_1",
+    "report",
 ]
 
 
@@ -57,11 +58,16 @@ def test_repro_then_noop_then_render_only_then_experiment(reproduced_repo, good_
     params["render"]["map_cmap"] = "magma"
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     # check_config reads all of params.yaml (a cheap schema check); its output never changes, so only the
-    # stages that read the changed key run after it
-    assert sorted(ran(dvc(root, env, "repro"))) == ["check_config", "render_maps@conv2d", "render_maps@conv2d_1"]
+    # stages that read the changed key run after it, then the report (it shows every param and figure)
+    assert sorted(ran(dvc(root, env, "repro"))) == [
+        "check_config",
+        "render_maps@conv2d",
+        "render_maps@conv2d_1",
+        "report",
+    ]
     params["render"]["filter_cmap"] = "magma"
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
-    assert ran(dvc(root, env, "repro")) == ["check_config", "render_figures"]
+    assert ran(dvc(root, env, "repro")) == ["check_config", "render_figures", "report"]
 
     commit(root, env, "tiny run")
     exp = dvc(root, env, "exp", "run", "-S", "untrained.seed=7")
