@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install run test test-fast lint params plots bench mutate clean
+.PHONY: install run test test-fast lint browser params plots bench mutate clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -22,7 +22,7 @@ run: install        ## the whole chapter: dvc repro (a no-op when nothing change
 TEST_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST := $(PY) -m pytest -q -n $(TEST_JOBS) --dist worksteal
 
-test: install lint  ## lint, then every test (the end-to-end DVC runs included), on every core
+test: install lint browser  ## lint, then every test (the end-to-end DVC runs included), on every core
 	$(PYTEST)
 
 test-fast: install  ## the tests without the end-to-end DVC runs
@@ -31,6 +31,18 @@ test-fast: install  ## the tests without the end-to-end DVC runs
 lint: install
 	ruff check .
 	ruff format --check .
+
+# The report's browser test (tests/test_report_browser.py) opens the page in headless Chromium: Debian's `chromium`,
+# installed here when missing and we are root with apt-get; otherwise one line says why the test will skip.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "browser: installing chromium (apt-get) for the report's browser test"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } \
+	      >/dev/null 2>&1 || echo "browser: apt-get could not install chromium; the report's browser test will skip"; \
+	  else \
+	    echo "browser: no chromium on PATH and no root apt-get to install it; the report's browser test will skip"; \
+	  fi; }
 
 params: install     ## recompose params.yaml after editing conf/ by hand (dvc repro does not)
 	$(PY) -m convlens params
@@ -52,4 +64,4 @@ mutate: install     ## mutation testing of convlens with mutmut (hours for the w
 	$(VENV)/bin/mutmut export-cicd-stats && cat mutants/mutmut-cicd-stats.json && echo
 
 clean:
-	rm -rf outputs/data outputs/models outputs/weights outputs/samples outputs/feature_maps outputs/figures outputs/compare dvc_plots
+	rm -rf outputs/data outputs/models outputs/weights outputs/samples outputs/feature_maps outputs/figures outputs/report outputs/compare dvc_plots

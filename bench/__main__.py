@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from .activation_max import bench_activation_max
-from .dataset import bench_dataset, bench_rss
+from .dataset import bench_dataset, bench_examples, bench_rss
 from .explain import EXPLAIN
 from .measure import PROJECT, stats
 from .notes import compose
@@ -48,6 +48,7 @@ def build_rows(
     render: tuple[list[float], list[float]],
     data: dict[str, tuple[list[float], list[float]]],
     rss: dict[int, list[float]],
+    examples: dict[str, tuple[list[float], list[float]]],
     amax: dict[str, tuple[list[float], list[float]]],
 ) -> list[Row]:
     """The table, in the issue's order."""
@@ -83,10 +84,15 @@ def build_rows(
         Row("7 flat", f"peak RSS at N={large:,} ÷ at N={small:,}", "≤ 1.25 (flat in N)",
             stats(rss[large]), stats(rss[small]), 1.25, "MB")
     )  # fmt: skip
+    for role, (with_, without) in examples.items():
+        rows.append(
+            Row(f"8 {role}", f"(6) with the dataset examples (top k per channel), {role} model ÷ (6) without",
+                "≤ 1.2", stats(with_), stats(without), 1.2)
+        )  # fmt: skip
     for roles, (walls, ascents) in amax.items():
         models = "trained model" if roles == "trained" else "trained and untrained models"
         rows.append(
-            Row(f"8 {roles}", f"activation maximization, all 32 + 64 channels of conv2d and conv2d_1, {models}: "
+            Row(f"9 {roles}", f"activation maximization, all 32 + 64 channels of conv2d and conv2d_1, {models}: "
                 "fresh process, TensorFlow's import included (vs the gradient ascent alone)",
                 "≤ 30 s", stats(walls), stats(ascents), 30.0, absolute=True)
         )  # fmt: skip
@@ -108,9 +114,10 @@ def main(argv: list[str] | None = None) -> int:
             root = one_series(i, scratch, args.mirror, args.notebook, pipe, say)
         render = bench_render(args.mirror, scratch / "render", render_runs, say)
         data, inp = bench_dataset(root, runs, QUICK_LIMIT if args.quick else None, say)
+        examples = bench_examples(root, runs, QUICK_LIMIT if args.quick else None, say)
         rss = bench_rss(root, QUICK_SIZES if args.quick else SIZES, runs, say)
         amax = bench_activation_max(args.mirror, runs, say)
-    rows = build_rows(pipe, render, data, rss, amax)
+    rows = build_rows(pipe, render, data, rss, examples, amax)
     text = compose(rows, pipe, inp, command, args.quick, load_before, time.time() - started, render_runs, EXPLAIN, rss)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")

@@ -1,4 +1,4 @@
-"""Row 8: activation maximization of every channel of the book's two conv layers (32 + 64), in a fresh process
+"""Row 9: activation maximization of every channel of the book's two conv layers (32 + 64), in a fresh process
 per run, as the ``activation_max`` stage does it: TensorFlow's import, the model(s) loaded, then the ascent.
 
 ``python -m bench.activation_max MODEL ROLES`` is the measured worker (``ROLES``: ``trained`` or ``both``); it
@@ -34,7 +34,7 @@ def bench_activation_max(
             walls, ascents = found.setdefault(roles, ([], []))
             walls.append(run.wall_s)
             ascents.append(ascent)
-            say(f"row 8 run {i + 1}/{runs}, {roles}: {run.wall_s:.1f} s in all, {ascent:.1f} s of gradient ascent")
+            say(f"row 9 run {i + 1}/{runs}, {roles}: {run.wall_s:.1f} s in all, {ascent:.1f} s of gradient ascent")
     return found
 
 

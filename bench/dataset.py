@@ -1,4 +1,5 @@
-"""Rows 6–7: dataset-wide statistics against a bare batched forward pass, and their peak RSS by N.
+"""Rows 6–8: dataset-wide statistics against a bare batched forward pass, their peak RSS by N, and what the
+dataset examples (each channel's top k images) add to them.
 
 ``python -m bench.dataset ROOT N`` is the row-7 worker: the trained model's statistics over the
 first N images (the test split up to 10,000, the train split beyond), in a fresh process.
@@ -35,6 +36,7 @@ class Inputs:
     classes: int
     scale: float
     batch_size: int
+    examples: tuple[int, str]  # dataset.examples (k, by)
 
 
 def split_for(n: int) -> str:
@@ -58,8 +60,9 @@ def load_inputs(root: Path, n: int | None = None) -> Inputs:
         labels=np.asarray(labels, np.int64),
         names=[i.name for i in infos if i.kind in MAP_KINDS],
         classes=len(params["data"]["classes"]),
-        scale=float(params["feature_maps"]["scale"]),
+        scale=float(params["input"]["scale"]),
         batch_size=int(params["dataset"]["batch_size"]),
+        examples=(int(params["dataset"]["examples"]["k"]), str(params["dataset"]["examples"]["by"])),
     )
 
 
@@ -79,6 +82,13 @@ def stats_pass(network: Network, inp: Inputs) -> None:
     stream_statistics(
         network, inp.images, inp.labels, inp.names, inp.classes, inp.scale, inp.batch_size, "bench"
     )  # fmt: skip
+
+
+def examples_pass(network: Network, inp: Inputs) -> None:
+    """The statistics with the dataset examples, as the dataset_stats stage runs them (row 8)."""
+    stream_statistics(
+        network, inp.images, inp.labels, inp.names, inp.classes, inp.scale, inp.batch_size, "bench", inp.examples
+    )
 
 
 def _timed(fn: Callable[[Network, Inputs], None], network: Network, inp: Inputs) -> float:
@@ -110,6 +120,26 @@ def bench_dataset(root: Path, runs: int, limit: int | None, say: Callable[[str],
     return results, inp
 
 
+def bench_examples(root: Path, runs: int, limit: int | None, say: Callable[[str], None]) -> Pairs:
+    """Per model, ``runs`` timings of the statistics with and without the dataset examples, alternating which goes
+    first, in this process (row 8: what the top k per channel adds)."""
+    inp = load_inputs(root, limit)
+    warm = replace(inp, images=inp.images[: inp.batch_size], labels=inp.labels[: inp.batch_size])
+    results: Pairs = {}
+    for role in layout.ROLES:
+        network = network_for(root, role, inp)
+        examples_pass(network, warm)
+        with_: list[float] = []
+        without: list[float] = []
+        for i in range(runs):
+            pair = [(examples_pass, with_), (stats_pass, without)]
+            for fn, into in pair if i % 2 == 0 else pair[::-1]:
+                into.append(_timed(fn, network, inp))
+            say(f"row 8 {role} run {i + 1}/{runs}: with examples {with_[-1]:.2f} s, without {without[-1]:.2f} s")
+        results[role] = (with_, without)
+    return results
+
+
 def bench_rss(root: Path, sizes: list[int], runs: int, say: Callable[[str], None]) -> dict[int, list[float]]:
     """Peak RSS (MB) of the trained model's statistics over N images, a fresh process per run."""
     peaks: dict[int, list[float]] = {}
@@ -131,5 +161,21 @@ def worker(root: Path, n: int) -> None:
     stats_pass(network_for(root, "trained", inp), inp)
 
 
+def examples_main(root: Path, runs: int) -> None:
+    """``python -m bench.dataset --examples ROOT [RUNS]``: row 8 alone, on a project reproduced on the book's data."""
+    from .measure import stats
+
+    for role, (with_, without) in bench_examples(root, runs, None, print).items():
+        a, b = stats(with_), stats(without)
+        print(
+            f"row 8 {role}: with examples {a.min:.2f} / {a.median:.2f} / {a.max:.2f} s, without {b.min:.2f} / "
+            f"{b.median:.2f} / {b.max:.2f} s (min / median / max): overhead {100 * (a.median / b.median - 1):+.1f} % "
+            f"of medians, {100 * (a.min / b.min - 1):+.1f} % of minima"
+        )
+
+
 if __name__ == "__main__":
-    worker(Path(sys.argv[1]), int(sys.argv[2]))
+    if sys.argv[1] == "--examples":
+        examples_main(Path(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 5)
+    else:
+        worker(Path(sys.argv[1]), int(sys.argv[2]))

@@ -125,7 +125,7 @@ def method(pipe: PipelineResults, inp: Inputs, render_runs: int) -> str:
         "split up to 10,000 images, beyond that the train split); peak RSS from `wait4`. The notebook's peak "
         "RSS (rows 1–3's runs) is the yardstick column. 'Flat' is this report's criterion: the largest N needs at "
         "most 1.25× the memory of the smallest.",
-        "- Row 8: `python -m bench.activation_max MODEL trained|both` in a fresh process per run (TensorFlow's "
+        "- Row 9: `python -m bench.activation_max MODEL trained|both` in a fresh process per run (TensorFlow's "
         "import, the book's model loaded and its untrained twin built with seed 42, then every channel of conv2d "
         "and conv2d_1 maximized with the default `activation_max` params of params.yaml); wall time from the "
         "parent, the ascent's own seconds printed by the worker (the yardstick column). The target bounds the "

@@ -1,7 +1,9 @@
 """Two runs' per-layer statistics side by side: what changed, by how much.
 
-Metrics files hold ``{model: {layer: {statistic: value}}}``; a comparison is one row per
-model × layer × statistic with both values, the change and the relative change.
+Metrics files hold ``{model: {layer: {statistic: value}}}``, and model-level numbers beside the layers
+(``evaluate.json``: ``{model: {"accuracy": value, "class_accuracy": {class: value}}}``); a comparison is one row
+per model × layer × statistic with both values, the change and the relative change. A model-level number's
+layer is :data:`MODEL_LEVEL`; a group of numbers such as ``class_accuracy`` stands where a layer would.
 """
 
 from __future__ import annotations
@@ -13,16 +15,24 @@ from typing import Any
 import pandas as pd
 
 COLUMNS = ["model", "layer", "statistic", "a", "b", "change", "relative_change"]
+MODEL_LEVEL = "(model)"  # the layer column of a model-level number (accuracy); never a layer's name
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def statistic_rows(files: Mapping[str, Mapping[str, Any]]) -> dict[tuple[str, str, str], float]:
-    """Numeric statistics of every metrics file, keyed by (model, layer, statistic)."""
+    """Numeric statistics of every metrics file, keyed by (model, layer, statistic); a number directly under a
+    model (its accuracy) is keyed (model, ``MODEL_LEVEL``, name)."""
     values = {}
     for data in files.values():
         for model, layers in data.items():
             for layer, stats in layers.items() if isinstance(layers, Mapping) else ():
+                if _is_number(stats):
+                    values[(model, MODEL_LEVEL, layer)] = float(stats)
                 for statistic, value in stats.items() if isinstance(stats, Mapping) else ():
-                    if isinstance(value, int | float) and not isinstance(value, bool):
+                    if _is_number(value):
                         values[(model, layer, statistic)] = float(value)
     return values
 

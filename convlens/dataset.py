@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from .batching import batches
 from .errors import ConvlensError
+from .examples import RunningTopK, check_examples
 from .forward import Activations
 from .inputs import model_inputs
 from .layers import CONV_KINDS
@@ -45,8 +46,9 @@ class ChannelAccumulator:
         self.class_total = np.zeros((self.classes, self.channels))
         self.class_count = np.zeros(self.classes, np.int64)
 
-    def update(self, maps: np.ndarray, labels: np.ndarray) -> None:
-        """Add a batch of activations (N, …, C) of images with class ``labels`` (N,)."""
+    def update(self, maps: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Add a batch of activations (N, …, C) of images with class ``labels`` (N,); returns the per-image channel
+        means and maxima (N, C each) it reduced them to, for the dataset examples."""
         if maps.shape[-1] != self.channels or len(maps) != len(labels):
             raise ConvlensError(
                 f"a batch of shape {maps.shape} does not fit {self.channels} channels, {len(labels)} labels"
@@ -59,12 +61,14 @@ class ChannelAccumulator:
         image_means = (np.ones(positions, np.float32) @ per_image).astype(np.float64) / positions
         self.total += image_means.sum(axis=0) * positions
         self.active += np.count_nonzero(per_image > 0, axis=(0, 1))
+        image_peaks = per_image.max(axis=1)  # (N, C); faster than max over (0, 1) at once
         if len(maps):
-            self.peak = np.maximum(self.peak, per_image.max(axis=(0, 1)))
+            self.peak = np.maximum(self.peak, image_peaks.max(axis=0))
             self.top_image_mean = np.maximum(self.top_image_mean, image_means.max(axis=0))
         np.add.at(self.class_total, labels, image_means)
         self.class_count += np.bincount(labels, minlength=self.classes)
         self.values += len(maps) * positions
+        return image_means, image_peaks
 
     def table(self) -> dict[str, np.ndarray]:
         """Per channel: mean, fraction_active, max, top_image_mean; ``class_means`` (classes × channels, NaN: none)."""
@@ -89,13 +93,15 @@ def selectivity(class_means: np.ndarray) -> np.ndarray:
 
 
 def dataset_summary(table: dict[str, np.ndarray]) -> dict[str, float | int]:
-    """One layer's dataset-wide summary (``data_*`` keys, apart from the one-sample ``map_*`` ones)."""
-    from .stats import as_number
+    """One layer's dataset-wide summary (``data_*`` keys, apart from the one-sample ``map_*`` ones of
+    :func:`~convlens.stats.layer_summary`, which computes the shared ones)."""
+    from .stats import as_number, layer_summary  # stats imports this module
 
+    shared = layer_summary(table)
     return {
-        "data_mean": as_number(table["mean"].mean()),
-        "data_fraction_active": as_number(table["fraction_active"].mean()),
-        "data_dead_channels": int((table["max"] <= 0).sum()),
+        "data_mean": shared["map_mean"],
+        "data_fraction_active": shared["map_fraction_active"],
+        "data_dead_channels": shared["dead_channels"],
         "data_selectivity": as_number(selectivity(table["class_means"]).mean()),
     }
 
@@ -109,17 +115,30 @@ def stream_statistics(
     scale: float,
     batch_size: int,
     label: str,
+    examples: tuple[int, str] | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Run every image through ``network`` in batches and accumulate each named layer's channel statistics.
+
+    ``examples`` (k, by): also each channel's k top images (``examples.RunningTopK``, scored by ``by``), as
+    ``example_scores`` and ``example_images`` (k × channels) in the layer's table.
 
     A batch's statistics are summed in a second thread while the next batch runs through the network
     (NumPy releases the GIL in both), so the statistics cost little more than the forward pass itself.
     """
     accumulators: dict[str, ChannelAccumulator] = {}
+    tops: dict[str, RunningTopK] = {}
+    if examples is not None:
+        check_examples(*examples)
 
     def accumulate(maps: list[np.ndarray], batch_labels: np.ndarray) -> None:
         for name, m in zip(names, maps, strict=True):
-            accumulators.setdefault(name, ChannelAccumulator(m.shape[-1], classes)).update(m, batch_labels)
+            means, peaks = accumulators.setdefault(name, ChannelAccumulator(m.shape[-1], classes)).update(
+                m, batch_labels
+            )
+            if examples is not None:  # each image's max or mean per channel, as image_scores gives them
+                tops.setdefault(name, RunningTopK(examples[0], m.shape[-1])).update(
+                    peaks if examples[1] == "max" else means
+                )
 
     pending: Future | None = None
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -130,4 +149,7 @@ def stream_statistics(
             pending = pool.submit(accumulate, maps, np.asarray(labels[part]))
         if pending is not None:
             pending.result()
-    return {name: acc.table() for name, acc in accumulators.items()}
+    tables = {name: acc.table() for name, acc in accumulators.items()}
+    for name, top in tops.items():
+        tables[name]["example_scores"], tables[name]["example_images"] = top.result()
+    return tables

@@ -9,6 +9,7 @@ import matplotlib as mpl
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from .errors import ConvlensError
 from .files import atomic_path
@@ -244,4 +245,54 @@ def overlay_figure(
         for ax in ax_row:
             ax.set_axis_off()
     fig.suptitle(title, fontsize=10)
+    _save(fig, path, dpi)
+
+
+EXAMPLE_TILE_INCHES = 1.3  # one channel's tile of dataset examples (3 × 3 images of 28 × 28 by default)
+
+
+def examples_figure(grid, captions: Sequence[str], path: Path, cmap: str, title: str, dpi: int) -> None:
+    """Dataset examples (an ``examples.ExamplesGrid``) drawn as one image in one axes, each tile's caption written
+    in the blank band under its images: one image and a text per tile, not one axes per tile."""
+    cols = grid.grid[1]
+    height, width = grid.image.shape
+    body = (cols * EXAMPLE_TILE_INCHES, cols * EXAMPLE_TILE_INCHES * height / width)
+    inches = (body[0], body[1] + 0.5)  # + the title line
+    check_figure_size(round(inches[1] * dpi), round(inches[0] * dpi), dpi)
+    fig = _figure(inches)
+    ax = fig.add_axes((0, 0, 1, body[1] / inches[1]))
+    ax.imshow(grid.image, cmap=mpl.colormaps[cmap].with_extremes(bad="white"), vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    points = grid.band * body[0] * 72 / width * 0.7  # the band's height in points, less a margin
+    for i, caption in enumerate(captions):
+        r, c = divmod(i, cols)
+        x = c * (grid.tile[1] + grid.gutter) + grid.tile[1] / 2
+        y = r * (grid.tile[0] + grid.gutter) + grid.tile[0] - grid.band / 2
+        ax.text(x, y, caption, ha="center", va="center", fontsize=points)
+    fig.text(0.5, 1 - 0.25 / inches[1], title, ha="center", va="center", fontsize=11)
+    _save(fig, path, dpi)
+
+
+def confusion_figure(
+    confusion: np.ndarray, classes: Sequence[str], path: Path, title: str, cmap: str, dpi: int
+) -> None:
+    """The confusion matrix as a heatmap, actual classes down, predicted across, every count written in its cell
+    (light text on dark cells), the diagonal's cells outlined."""
+    n = len(classes)
+    fig = _figure((2.5 + 0.55 * n, 2.0 + 0.5 * n))
+    ax = fig.subplots()
+    colours = mpl.colormaps[cmap]
+    ax.imshow(confusion, cmap=colours, interpolation="nearest")
+    top = max(int(confusion.max()), 1)
+    for (i, j), count in np.ndenumerate(confusion):
+        dark = sum(colours(count / top)[:3]) < 1.5
+        ax.text(j, i, str(count), ha="center", va="center", fontsize=8, color="white" if dark else "black")
+    for i in range(n):
+        ax.add_patch(Rectangle((i - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="tab:red", linewidth=1))
+    ax.set_xticks(range(n), classes, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(n), classes, fontsize=8)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("actual class")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
     _save(fig, path, dpi)

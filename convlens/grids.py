@@ -7,22 +7,7 @@ import math
 import numpy as np
 
 from .errors import ConvlensError
-from .schema import INPUT_CHANNEL_MODES
-
-
-def check_input_channels(mode: str) -> None:
-    """How filters with several input channels are drawn: one of ``INPUT_CHANNEL_MODES``."""
-    if mode not in INPUT_CHANNEL_MODES:
-        raise ConvlensError(f"render.input_channels={mode!r} is not one of {', '.join(INPUT_CHANNEL_MODES)}")
-
-
-def check_filter_range(vmin: float, vmax: float) -> None:
-    """The fixed colour range of filter grids must be a real interval."""
-    for key, value in (("filter_vmin", vmin), ("filter_vmax", vmax)):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConvlensError(f"render.{key} must be a number, got {value!r}")
-    if not vmin < vmax:
-        raise ConvlensError(f"render.filter_vmin ({vmin}) must be below render.filter_vmax ({vmax})")
+from .schema import check_filter_range, check_input_channels
 
 
 def grid_shape(n: int, columns: int | None = None) -> tuple[int, int]:

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from .archive import Archive
 from .checks import layer_item, layer_spec
-from .files import read_json
 
 ROLES = ("trained", "untrained")
 
@@ -66,6 +63,16 @@ def gradcam_dir(root: Path) -> Path:
     return root / "outputs" / "gradcam"
 
 
+def examples_dir(root: Path) -> Path:
+    """Per model × layer, each channel's top images of the split (``dataset_stats``; inside ``dataset_dir``)."""
+    return dataset_dir(root) / "examples"
+
+
+def confusion_dir(root: Path) -> Path:
+    """Per model, one row per image (actual, predicted): ``evaluate``'s tables for ``dvc plots``."""
+    return metrics_dir(root) / "confusion"
+
+
 def metrics_dir(root: Path) -> Path:
     return root / "outputs" / "metrics"
 
@@ -74,13 +81,6 @@ def figures_dir(root: Path) -> Path:
     return root / "outputs" / "figures"
 
 
-def load_kernels(root: Path, role: str) -> dict[str, np.ndarray]:
-    """The kernels saved by ``weights.save_weight_artifacts``, by layer name, in layer order."""
-    folder = weights_dir(root, role)
-    return {name: np.load(folder / f"{layer_stem(name)}.kernel.npy") for name in read_json(folder / "layers.json")}
-
-
-def load_samples(root: Path) -> tuple[np.ndarray, dict]:
-    """The chosen sample images and their index (split, sample ids, labels), saved by the samples stage."""
-    index = read_json(samples_dir(root) / "index.json")
-    return np.load(samples_dir(root) / "images.npy"), index
+def report_dir(root: Path) -> Path:
+    """The report stage's folder: ``index.html``, one self-contained page."""
+    return root / "outputs" / "report"

@@ -40,6 +40,10 @@ SPLITS = ("train", "test")
 INPUT_CHANNEL_MODES = ("first", "mean", "all")
 
 
+EXAMPLE_MODES = ("max", "mean")  # dataset examples: a channel's activation on one image, over its positions
+LANGUAGES = ("en", "ko")  # report.language: the tables in convlens/templates/strings.yaml
+
+
 RESOLVER = "convlens_checked"  # ${convlens_checked:} in conf/config.yaml, see register_resolver
 
 
@@ -50,6 +54,9 @@ MAX_BATCH = 100_000
 
 
 MAX_DPI = 600
+
+
+MAX_EXAMPLES = 1024  # dataset examples per channel: each channel's tile holds this many images
 
 
 MAX_COLUMNS = 1024
@@ -84,6 +91,10 @@ SCHEMA: dict[str, Check] = {
     "dataset.limit": optional(integer(1, 2**31 - 1, "1000")),
     "dataset.layers": optional(items(layer_spec, "[conv2d,max_pooling2d]")),
     "dataset.batch_size": integer(1, MAX_BATCH, "500"),
+    "dataset.examples.k": integer(1, MAX_EXAMPLES, "9"),
+    "dataset.examples.by": choice(EXAMPLE_MODES),
+    "evaluate.split": choice(SPLITS),
+    "evaluate.batch_size": integer(1, MAX_BATCH, "500"),
     "render.dpi": integer(10, MAX_DPI, "100"),
     "render.hist_bins": integer(1, MAX_BINS, "10"),
     "render.filter_cmap": colormap,
@@ -106,8 +117,27 @@ SCHEMA: dict[str, Check] = {
     "gradcam.layer": optional(layer_spec),
     "gradcam.cmap": colormap,
     "gradcam.alpha": number(0, 1, "0.5"),
+    "report.language": choice(LANGUAGES),
     "checked": choice([CHECKED]),
 }
+
+
+# Render params checked together (a colour range), and again by the drawing functions that take them.
+
+
+def check_input_channels(mode: str) -> None:
+    """How filters with several input channels are drawn: one of ``INPUT_CHANNEL_MODES``."""
+    if mode not in INPUT_CHANNEL_MODES:
+        raise ConvlensError(f"render.input_channels={mode!r} is not one of {', '.join(INPUT_CHANNEL_MODES)}")
+
+
+def check_filter_range(vmin: float, vmax: float) -> None:
+    """The fixed colour range of filter grids must be a real interval."""
+    for key, value in (("filter_vmin", vmin), ("filter_vmax", vmax)):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConvlensError(f"render.{key} must be a number, got {value!r}")
+    if not vmin < vmax:
+        raise ConvlensError(f"render.filter_vmin ({vmin}) must be below render.filter_vmax ({vmax})")
 
 
 def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -130,10 +160,14 @@ def _cross_checks(flat: Mapping[str, Any]) -> None:
         )
     if flat.get("model.path") is None and flat.get("model.url") is None and "model.url" in flat:
         raise ConvlensError("the model has neither model.path nor model.url; use -S model=book or model.path=FILE")
+    k, limit = flat.get("dataset.examples.k"), flat.get("dataset.limit")
+    if isinstance(k, int) and isinstance(limit, int) and k > limit:
+        raise ConvlensError(
+            f"dataset.examples.k={k} is more than the dataset.limit={limit} images streamed; "
+            f"use dataset.examples.k={limit} or less, or a larger dataset.limit"
+        )
     if "render.filter_vmin" in flat and "render.filter_vmax" in flat:
-        vmin, vmax = flat["render.filter_vmin"], flat["render.filter_vmax"]
-        if vmin >= vmax:
-            raise ConvlensError(f"render.filter_vmin ({vmin}) must be below render.filter_vmax ({vmax})")
+        check_filter_range(flat["render.filter_vmin"], flat["render.filter_vmax"])
 
 
 def check_config(cfg: Mapping[str, Any], complete: bool = True) -> None:

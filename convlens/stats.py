@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .dataset import ChannelAccumulator
+
 
 def as_number(x: float | np.floating) -> float:
     """A float32 value as its shortest decimal (the digits NumPy prints), for JSON and CSV."""
@@ -58,13 +60,15 @@ def filter_stats(kernel: np.ndarray, bias: np.ndarray | None) -> dict[str, np.nd
 
 
 def channel_stats(maps: np.ndarray) -> dict[str, np.ndarray]:
-    """Per channel (last axis) over samples and positions: mean, max, fraction active (> 0)."""
-    flat = maps.reshape(-1, maps.shape[-1])
-    return {
-        "mean": flat.mean(axis=0, dtype=np.float64),
-        "max": flat.max(axis=0).astype(np.float64),
-        "fraction_active": (flat > 0).mean(axis=0),
-    }
+    """Per channel (last axis) over samples and positions: mean, max, fraction active (> 0).
+
+    The samples are one batch through :class:`~convlens.dataset.ChannelAccumulator`, which streams a whole split:
+    one implementation of the channel statistics for both.
+    """
+    accumulator = ChannelAccumulator(maps.shape[-1], classes=1)
+    accumulator.update(maps, np.zeros(len(maps), np.int64))
+    table = accumulator.table()
+    return {key: table[key] for key in ("mean", "max", "fraction_active")}
 
 
 def layer_summary(channels: dict[str, np.ndarray]) -> dict[str, float | int]:

@@ -1,22 +1,27 @@
-"""Kernel and bias artifacts with their statistics, for the trained model and its untrained model."""
+"""Kernels and biases with their statistics: a layer's variables in, its tables and metrics out."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from . import layout
 from .errors import ConvlensError
-from .files import staged_dir, write_csv, write_json
 from .stats import filter_stats, kernel_stats, table_rows
-
-log = logging.getLogger(__name__)
 
 # The kernel statistics kept in the metrics JSON (`dvc exp show` columns); the CSV table has them all.
 SUMMARY_KEYS = ("mean", "std", "min", "max", "nan", "inf")
+
+
+@dataclass(frozen=True)
+class LayerWeights:
+    """One layer's kernel and bias, its kernel statistics and its per-filter table rows."""
+
+    kernel: np.ndarray
+    bias: np.ndarray | None
+    stats: dict[str, object]
+    filters: list[dict[str, object]]
 
 
 def kernel_and_bias(variables: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -25,45 +30,17 @@ def kernel_and_bias(variables: Sequence[np.ndarray]) -> tuple[np.ndarray, np.nda
     return variables[0], bias
 
 
-def save_weight_artifacts(
-    root: Path, role: str, layers: Sequence[str | int] | None, percentiles: Sequence[float]
-) -> None:
-    """Kernels and biases of ``layers`` of the ``role`` model as ``.npy``, plus per-layer and per-filter stats.
+def layer_weights(name: str, variables: Sequence[np.ndarray], percentiles: Sequence[float]) -> LayerWeights:
+    """Layer ``name``'s kernel and bias with their statistics; a layer without a kernel (≥ 2-D) is refused."""
+    if not variables or variables[0].ndim < 2:
+        raise ConvlensError(f"layer {name!r} has no kernel; choose layers like Conv2D or Dense in weights.layers")
+    kernel, bias = kernel_and_bias(variables)
+    stats = kernel_stats(kernel, [float(p) for p in percentiles])
+    return LayerWeights(kernel, bias, stats, table_rows("filter", filter_stats(kernel, bias)))
 
-    :func:`layout.load_kernels` reads the kernels back.
-    """
-    percentiles = [float(p) for p in percentiles]
-    archive = layout.open_model(root, role)
-    names = archive.resolve(layers, "weights.layers")
-    variables = archive.weights(names)
-    summary, rows = {}, []
-    for name in names:
-        if not variables[name] or variables[name][0].ndim < 2:
-            raise ConvlensError(f"layer {name!r} has no kernel; choose layers like Conv2D or Dense in weights.layers")
-        kernel, bias = kernel_and_bias(variables[name])
-        stats = kernel_stats(kernel, percentiles)
-        log.info(
-            "%s %s kernel %s bias %s mean %s std %s",
-            role,
-            name,
-            kernel.shape,
-            None if bias is None else bias.shape,
-            np.float32(stats.get("mean", np.nan)),
-            np.float32(stats.get("std", np.nan)),
-        )
-        summary[name] = {key: stats[key] for key in SUMMARY_KEYS if key in stats}
-        rows.append({"layer": name, **stats})
 
-    with staged_dir(layout.weights_dir(root, role)) as out:
-        for name in names:
-            kernel, bias = kernel_and_bias(variables[name])
-            np.save(out / f"{layout.layer_stem(name)}.kernel.npy", kernel)
-            if bias is not None:
-                np.save(out / f"{layout.layer_stem(name)}.bias.npy", bias)
-        write_json(out / "layers.json", names)
-    with staged_dir(layout.metrics_dir(root) / "filters" / role) as out:
-        for name in names:
-            kernel, bias = kernel_and_bias(variables[name])
-            write_csv(out / f"{layout.layer_stem(name)}.csv", table_rows("filter", filter_stats(kernel, bias)))
-    write_csv(layout.metrics_dir(root) / f"weights_{role}.csv", rows)
-    write_json(layout.metrics_dir(root) / f"weights_{role}.json", {role: summary})
+def weight_metrics(layers: Mapping[str, LayerWeights]) -> tuple[list[dict[str, object]], dict[str, dict]]:
+    """The per-layer table (one row a layer, every kernel statistic) and the metrics summary (:data:`SUMMARY_KEYS`)."""
+    rows = [{"layer": name, **w.stats} for name, w in layers.items()]
+    summary = {name: {key: w.stats[key] for key in SUMMARY_KEYS if key in w.stats} for name, w in layers.items()}
+    return rows, summary

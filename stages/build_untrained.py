@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from convlens import layout
 from convlens.config import run_stage
 from convlens.files import atomic_path
-from convlens.weights import save_weight_artifacts
+from stages import write_weight_artifacts
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ def run(cfg: DictConfig, root: Path) -> None:
     with atomic_path(layout.model_path(root, "untrained")) as tmp:
         save_reproducible(untrained, tmp)
     log.info("untrained model built with seed %d", cfg.untrained.seed)
-    save_weight_artifacts(root, "untrained", cfg.weights.layers, cfg.weights.percentiles)
+    write_weight_artifacts(root, "untrained", cfg.weights.layers, cfg.weights.percentiles)
 
 
 if __name__ == "__main__":

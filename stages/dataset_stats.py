@@ -18,6 +18,7 @@ from convlens.batching import available_memory, bytes_per_image, fit_batch_size
 from convlens.config import run_stage
 from convlens.dataset import MAP_KINDS, dataset_summary, selectivity, stream_statistics
 from convlens.errors import ConvlensError
+from convlens.examples import example_rows
 from convlens.files import staged_dir, write_csv, write_json
 from convlens.forward import open_network
 from convlens.inputs import first_conv, model_inputs, read_input_scale
@@ -52,6 +53,11 @@ def run(cfg: DictConfig, root: Path) -> None:
                 f"use null for every image or a number up to {len(images)}"
             )
         images, labels = images[: ds.limit], labels[: ds.limit]
+    if ds.examples.k > len(images):
+        raise ConvlensError(
+            f"dataset.examples.k={ds.examples.k} is more than the {len(images)} {ds.split} images streamed; "
+            f"use dataset.examples.k={len(images)} or less"
+        )
     trained = layout.open_model(root, "trained")
     trained.check_input(images.shape[1:])
     scale = read_input_scale(trained, cfg.input.scale)  # both models: the untrained model has the same layers
@@ -68,7 +74,7 @@ def run(cfg: DictConfig, root: Path) -> None:
             log.info("%s", note)
         tables[role] = stream_statistics(
             network, images, np.asarray(labels, np.int64), names, len(classes), scale.divisor,
-            size, f"{role} {ds.split}",
+            size, f"{role} {ds.split}", (ds.examples.k, ds.examples.by),
         )  # fmt: skip
         log.info("%s: %d %s images through %s", role, len(images), ds.split, ", ".join(names))
 
@@ -82,7 +88,11 @@ def run(cfg: DictConfig, root: Path) -> None:
         for role, by_layer in tables.items():
             for name, table in by_layer.items():
                 write_csv(out / f"{role}_{layout.layer_stem(name)}.csv", channel_rows(table, classes))
-        write_json(out / "index.json", {"split": ds.split, "images": len(images), "layers": names, "classes": classes})
+                examples = example_rows(name, table["example_scores"], table["example_images"], labels)
+                path = layout.examples_dir(root).relative_to(layout.dataset_dir(root))  # inside the staged folder
+                write_csv(out / path / f"{role}_{layout.layer_stem(name)}.csv", examples)
+        index = {"split": ds.split, "images": len(images), "layers": names, "classes": classes}
+        write_json(out / "index.json", {**index, "examples_by": ds.examples.by})
     write_json(
         layout.metrics_dir(root) / "dataset.json",
         {role: {name: dataset_summary(t) for name, t in by_layer.items()} for role, by_layer in tables.items()},

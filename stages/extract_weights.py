@@ -7,11 +7,11 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from convlens.config import run_stage
-from convlens.weights import save_weight_artifacts
+from stages import write_weight_artifacts
 
 
 def run(cfg: DictConfig, root: Path) -> None:
-    save_weight_artifacts(root, "trained", cfg.weights.layers, cfg.weights.percentiles)
+    write_weight_artifacts(root, "trained", cfg.weights.layers, cfg.weights.percentiles)
 
 
 if __name__ == "__main__":

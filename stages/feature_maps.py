@@ -13,6 +13,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from convlens import layout
+from convlens.artifacts import load_samples
 from convlens.batching import available_memory, batches, bytes_per_image, fit_batch_size
 from convlens.checks import layer_item
 from convlens.config import run_stage
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig, root: Path, item: str) -> None:
     trained = layout.open_model(root, "trained")
     [name] = trained.resolve([layer_item(item)], "feature_maps.layers")
-    images, index = layout.load_samples(root)
+    images, index = load_samples(root)
     trained.check_input(images.shape[1:])
     scale = read_input_scale(trained, cfg.input.scale)  # both models: the untrained one has the same layers
     if note := scale.note():

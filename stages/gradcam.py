@@ -16,6 +16,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from convlens import layout
+from convlens.artifacts import load_samples
 from convlens.attribution import (
     TARGETS,
     gradcam,
@@ -38,7 +39,7 @@ def run(cfg: DictConfig, root: Path) -> None:
     trained = layout.open_model(root, "trained")
     resolved = None if g.layer is None else trained.resolve([g.layer], "gradcam.layer")[0]
     name = gradcam_layer(trained.layers, resolved)
-    images, index = layout.load_samples(root)
+    images, index = load_samples(root)
     trained.check_input(images.shape[1:])
     scale = read_input_scale(trained, cfg.input.scale)
     if note := scale.note():

@@ -14,10 +14,13 @@ import numpy as np
 from omegaconf import DictConfig
 
 from convlens import layout
+from convlens.artifacts import load_kernels, load_samples
 from convlens.config import run_stage
+from convlens.examples import examples_grid, majority_caption
 from convlens.figures import (
     FILTER_TILE_INCHES,
     class_heatmaps,
+    examples_figure,
     histogram,
     mosaic_figure,
     sample_figure,
@@ -74,16 +77,36 @@ def draw_class_heatmaps(out: Path, root: Path, r: DictConfig) -> None:
         class_heatmaps(tables, dataset["classes"], out / f"{stem}_classes.png", title, r.heatmap_cmap, r.dpi)
 
 
+def draw_examples(out: Path, root: Path, r: DictConfig) -> None:
+    """Per dataset layer and model: each channel's top images of the split as one tile, captioned with the
+    channel and its images' most frequent class."""
+    dataset = read_json(layout.dataset_dir(root) / "index.json")
+    images = np.load(layout.data_dir(root) / f"{dataset['split']}_images.npy", mmap_mode="r")
+    columns = ["channel", "rank", "image", "label"]
+    for name in dataset["layers"]:
+        for role in layout.ROLES:
+            stem = layout.layer_stem(name)
+            table = read_csv_columns(layout.examples_dir(root) / f"{role}_{stem}.csv", columns)
+            channel, rank, image, label = table.astype(np.int64).T
+            shape = (channel.max() + 1, rank.max() + 1)  # rows come channel by channel, rank by rank
+            pictures = np.asarray(images[image.ravel()], np.float64).reshape(*shape, *images.shape[1:]) / 255.0
+            captions = [majority_caption(c, ls, dataset["classes"]) for c, ls in enumerate(label.reshape(shape))]
+            seen = f"{dataset['images']} {dataset['split']} images (by {dataset['examples_by']})"
+            title = f"{role} {name}: each channel's top {shape[1]} of {seen}"
+            examples_figure(examples_grid(pictures), captions, out / f"{role}_{stem}.png", r.sample_cmap, title, r.dpi)
+
+
 def run(cfg: DictConfig, root: Path) -> None:
     r = cfg.render
-    kernels = {role: layout.load_kernels(root, role) for role in layout.ROLES}
-    images, index = layout.load_samples(root)
+    kernels = {role: load_kernels(root, role) for role in layout.ROLES}
+    images, index = load_samples(root)
     with staged_dir(layout.figures_dir(root) / "weights") as out:
         draw_weights(out, kernels, r)
     with staged_dir(layout.figures_dir(root) / "samples") as out:
         draw_samples(out, images, index, list(cfg.data.classes), r)
     with staged_dir(layout.figures_dir(root) / "dataset") as out:
         draw_class_heatmaps(out, root, r)
+        draw_examples(out / "examples", root, r)
     log.info("weight, sample and class-heatmap figures written to %s", layout.figures_dir(root).relative_to(root))
 
 

@@ -9,12 +9,16 @@ import importlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
+from convlens.__main__ import COMMANDS
 from convlens.config import compose, write_params
 from convlens.fetch import sha256sum
 from convlens.files import SCRATCH
@@ -57,6 +61,9 @@ def idx_bytes(array: np.ndarray) -> bytes:
     )
     header = bytes([0, 0, code, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
     return header + array.astype(IDX_DTYPES[code]).tobytes()
+
+
+TINY_EXAMPLES = 4  # dataset.examples.k on tiny data: its default, 9, is more than the 6 test images
 
 
 def write_tiny_data(mirror: Path, n_train: int = 12, n_test: int = 6, seed: int = 0) -> dict[str, str]:
@@ -114,6 +121,7 @@ def configure(root: Path, model_path: str, sums: dict[str, str], extra: dict | N
     who edits ``conf/`` and runs ``make params`` would; stages then run without arguments."""
     config = root / "conf" / "config.yaml"
     text = config.read_text(encoding="utf-8").replace("- model: book", "- model: local")
+    text = text.replace("    k: 9 ", f"    k: {TINY_EXAMPLES} ")  # the tiny test split holds fewer than 9 images
     local = root / "conf" / "model" / "local.yaml"
     local.write_text(local.read_text(encoding="utf-8").replace("path: ???", f"path: {model_path}"), encoding="utf-8")
     tiny = {
@@ -211,7 +219,41 @@ def made_once(tmp_path_factory, name: str, make: Callable[[Path], dict]) -> dict
     return json.loads(done.read_text(encoding="utf-8"))
 
 
-# --- outputs and interrupted writes (test_robustness.py, test_robustness_dvc.py) ----------------------------
+# --- one error line, from a stage run in process or as a user runs it -----------------------------------------
+
+
+def one_line(err: pytest.ExceptionInfo) -> str:
+    message = str(err.value)
+    assert "\n" not in message and message
+    return message
+
+
+def cli(project: Path, stage: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python -m stages.<stage> args`` (``python -m convlens <command>`` for a command that is not a stage) from
+    the project root, as a user runs it: never a traceback."""
+    module = ["convlens", stage] if stage in COMMANDS else [f"stages.{stage}"]
+    done = subprocess.run(
+        [sys.executable, "-m", *module, *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env={**os.environ, **(env or {})},
+    )
+    assert "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
+    return done
+
+
+def error_line(done: subprocess.CompletedProcess, stage: str) -> str:
+    """The stage's one error line: exit 1, no traceback, the line starts with ``<stage>: error:``."""
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if "error" in line.lower()]
+    assert len(lines) == 1 and lines[0].startswith(f"{stage}: error: "), done.stderr
+    return lines[0]
+
+
+# --- outputs and interrupted writes (test_files.py, test_robustness_dvc.py) ---------------------------------
 
 KILL_SHIM = Path(__file__).parent / "kill_shim"  # a sitecustomize.py that SIGKILLs a stage mid-write
 

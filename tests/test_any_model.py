@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -187,6 +188,13 @@ def test_a_branching_nested_depthwise_model_runs_end_to_end_and_matches_keras(
     figures = {p.name for p in (out / "figures").rglob("*.png")}
     assert {"trained_block.sep_filters.png", "block.dil_classes.png", "block.dw_hist_overlay.png"} <= figures
     assert "computing it with Keras" in caplog.text
+
+    report = (out / "report" / "index.html").read_text(encoding="utf-8")  # the model table: nested layers counted
+    for address in ("block", *NESTED):
+        outer, _, inner = address.partition("/")
+        layer = model.get_layer(outer).get_layer(inner) if inner else model.get_layer(outer)
+        assert re.search(rf"<td>{re.escape(address)}</td>.*?<td class=\"num\">{layer.count_params():,}</td>", report)
+    assert report.count("not run yet") == 4  # issue 12's analyses only; every figure above is on the page
 
 
 def test_a_chain_model_never_starts_tensorflow(tiny_assets):

@@ -1,15 +1,30 @@
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from convlens.allowlist import unsafe_places
 from convlens.archive import Archive, read_config
 from convlens.errors import ConvlensError
-from convlens.layers import LayerInfo, check_model_config, layer_infos, resolve_layers
+from convlens.layers import (
+    LayerInfo,
+    check_input_shape,
+    check_model_config,
+    input_shape,
+    layer_infos,
+    resolve_layers,
+)
+from stages import build_untrained, extract_weights, fetch_model
+from tests.helpers import cli, error_line, one_line
 
 LAYERS = [
     LayerInfo(0, "conv2d", "Conv2D"),
@@ -531,3 +546,215 @@ def test_fuzzed_configs_give_layers_or_one_convlens_error(tiny_assets, tmp_path_
         assert "\n" not in str(e) and str(e)
     else:
         assert all(isinstance(layer, LayerInfo) for layer in layers)
+
+
+# --- refused by fetch_model and by every stage that reads a model, in process and as a user runs it ----------
+
+
+def _save(model, path: Path) -> Path:
+    model.save(path)
+    return path
+
+
+def _lambda_models(tmp_path: Path) -> dict[str, Path]:
+    """Real ``.keras`` archives holding code: a Lambda layer, and one nested inside an inner model."""
+    from convlens.keras_models import keras
+
+    conv = keras.layers.Conv2D(2, 3, name="conv2d")
+    top = keras.Sequential([keras.Input((28, 28, 1)), conv, keras.layers.Lambda(lambda x: x * 2, name="evil")])
+    inner = keras.Sequential([keras.layers.Lambda(lambda x: x + 1, name="hidden_evil")], name="inner")
+    nested = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(2, 3, name="conv2d"), inner])
+    return {"evil": _save(top, tmp_path / "lambda.keras"), "hidden_evil": _save(nested, tmp_path / "nested.keras")}
+
+
+def test_models_with_lambda_code_are_refused_as_keras_safe_mode_would(project, stage_config, tmp_path):
+    from convlens.keras_models import keras
+
+    for name, path in _lambda_models(tmp_path).items():
+        with pytest.raises((ValueError, TypeError)):
+            keras.models.load_model(path, compile=False, safe_mode=True)  # Keras's own safe mode refuses too
+        with pytest.raises(ConvlensError) as err:
+            fetch_model.run(stage_config("fetch_model", f"model.path={path}"), project)
+        assert f"contains Lambda layers or Python lambdas ({name}) that would run arbitrary code; refused" in one_line(
+            err
+        )
+    assert not (project / "outputs" / "models").exists() or not list((project / "outputs" / "models").iterdir())
+
+
+def test_serialized_lambdas_anywhere_in_the_config_are_found():
+    dense = {
+        "class_name": "Dense",
+        "config": {"name": "dense", "activation": {"class_name": "__lambda__", "config": {"value": ["4wE"]}}},
+    }
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": [dense]}}
+    assert unsafe_places(config) == ["dense.activation"]
+    with pytest.raises(ConvlensError, match=r"\(dense.activation\)"):
+        check_model_config(config, "m.keras")
+
+
+def test_model_refusals_from_the_command_line(project, tiny_assets, tmp_path):
+    from convlens.keras_models import keras
+
+    junk = tmp_path / "page.keras"
+    junk.write_text("<html><body>404 Not Found</body></html>", encoding="utf-8")
+    dense_only = _save(
+        keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(name="flatten")]), tmp_path / "d.keras"
+    )
+    lam = _lambda_models(tmp_path)["evil"]
+    lines = {
+        p.name: error_line(cli(project, "fetch_model", f"model.path={p}"), "fetch_model")
+        for p in (junk, dense_only, lam)
+    }
+    assert lines["page.keras"] == (
+        f"fetch_model: error: {junk} is not a Keras .keras archive (File is not a zip file); "
+        "save the model with model.save('name.keras')"
+    )
+    assert lines["d.keras"] == (
+        f"fetch_model: error: {dense_only} has no convolutional layer (layers: flatten (Flatten)); "
+        "convlens needs a model with a Conv2D, DepthwiseConv2D or SeparableConv2D layer"
+    )
+    assert lines["lambda.keras"] == (
+        f"fetch_model: error: {lam} contains Lambda layers or Python lambdas (evil) that would run arbitrary code; "
+        "refused (Keras safe mode): rebuild the model without them"
+    )
+    assert not (project / "outputs").exists()
+
+
+def test_input_shape_is_read_from_the_archive_without_tensorflow(tiny_assets, tmp_path):
+    from convlens.keras_models import keras
+
+    assert input_shape(read_config(tiny_assets["model"])) == (28, 28, 1)
+    assert check_input_shape(read_config(tiny_assets["model"]), (28, 28), "tiny.keras") == (28, 28, 1)
+    x = keras.Input((32, 32, 3))
+    functional = _save(keras.Model(x, keras.layers.Conv2D(2, 3, name="conv2d")(x)), tmp_path / "f.keras")
+    assert input_shape(read_config(functional)) == (32, 32, 3)
+    x = keras.Input((None, None, 1))
+    any_size = _save(keras.Model(x, keras.layers.Conv2D(2, 3, name="conv2d")(x)), tmp_path / "any.keras")
+    assert check_input_shape(read_config(any_size), (28, 28), "any.keras") == (None, None, 1)
+
+
+@pytest.mark.parametrize(
+    ("layers", "sample", "message"),
+    [
+        (
+            [{"class_name": "InputLayer", "config": {"name": "in", "batch_shape": [None, 32, 32, 3]}}],
+            (28, 28),
+            "m.keras expects inputs of shape 32×32×3 but the data's samples are 28×28×1; "
+            "use a model built for this data (keras.Input((28, 28, 1)))",
+        ),
+        (
+            [{"class_name": "Conv2D", "config": {"name": "c", "batch_input_shape": [None, 28, 28, 3]}}],
+            (28, 28),
+            "expects inputs of shape 28×28×3",
+        ),
+        (
+            [{"class_name": "InputLayer", "config": {"name": "in", "batch_shape": [None, 784]}}],
+            (28, 28),
+            "expects inputs of shape 784 but the data's samples are 28×28×1",
+        ),
+        ([{"class_name": "Conv2D", "config": {"name": "c"}}], (28, 28), "does not say its input shape"),
+    ],
+    ids=["rgb-32", "keras2-first-layer", "flat-784", "no-shape"],
+)
+def test_a_model_input_that_does_not_fit_the_data_is_refused(layers, sample, message):
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": layers}}
+    with pytest.raises(ConvlensError) as err:
+        check_input_shape(config, sample, "m.keras")
+    assert message in one_line(err)
+
+
+def _hostile_models(tiny_assets: dict, tmp_path: Path) -> dict[str, Path]:
+    """Issue 9 §2: a file read through external storage, os.system as an activation, a 5×5 kernel under a
+    3×3 config, a config that is a JSON list, and a 64 MiB config.json deflated to kilobytes."""
+
+    secret = tmp_path / "passwd"
+    secret.write_bytes(b"root:x:0:0:root:/root:/bin/bash\n" * 8)
+    src = tiny_assets["model"]
+    bomb = _rewrite(src, tmp_path / "bomb.keras", raw_config=b" " * (64 << 20))
+    return {
+        "external": _rewrite(src, tmp_path / "external.keras", h5_edit=_external_storage(secret)),
+        "os-system": _rewrite(
+            src,
+            tmp_path / "system.keras",
+            config=_set_activation(_tiny_config(tiny_assets), {"module": "os", "class_name": "system", "config": {}}),
+        ),
+        "kernel-5x5": _rewrite(src, tmp_path / "k5.keras", h5_edit=_replace_kernel(data=np.zeros((5, 5, 1, 4), "f4"))),
+        "list-config": _rewrite(src, tmp_path / "list.keras", raw_config=b"[]"),
+        "bomb": bomb,
+    }
+
+
+def test_hostile_model_files_from_the_command_line(project, tiny_assets, tmp_path):
+    models = _hostile_models(tiny_assets, tmp_path)
+    lines = {
+        case: error_line(cli(project, "fetch_model", f"model.path={path}"), "fetch_model")
+        for case, path in models.items()
+    }
+    assert lines == {
+        "external": f"fetch_model: error: {models['external']}: model.weights.h5 keeps layers/conv2d/vars/0 in the "
+        f"external file {tmp_path / 'passwd'}; refused (it could read other files): "
+        "save the model with model.save('name.keras')",
+        "os-system": f"fetch_model: error: {models['os-system']}: layer 'conv2d' uses os.system, which is not a Keras "
+        "built-in; refused (loading it could run code from outside the archive): rebuild the model from built-in "
+        "keras.layers",
+        "kernel-5x5": f"fetch_model: error: {models['kernel-5x5']}: layer 'conv2d' stores its kernel as (5, 5, 1, 4) "
+        "but its config says (3, 3, 1, 4); the weights do not fit the architecture: "
+        "save the model with model.save('name.keras') again",
+        "list-config": f"fetch_model: error: {models['list-config']}: config.json is not a Keras model config "
+        "(it holds a list, not an object); save the model with model.save('name.keras')",
+        "bomb": f"fetch_model: error: {models['bomb']}: config.json is 64 MiB uncompressed, over the 16 MiB limit "
+        "(a zip bomb?); refused: save the model with model.save('name.keras')",
+    }
+    assert not (project / "outputs").exists()
+
+
+def test_hostile_archives_already_in_outputs_are_refused_by_every_reader(project, stage_config, tiny_assets, tmp_path):
+    """Defence in depth: extract_weights reads the weights itself and checks them again."""
+    fetch_model.run(stage_config("fetch_model"), project)
+    trained = project / "outputs" / "models" / "trained.keras"
+    hostile = _hostile_models(tiny_assets, tmp_path)
+    for case in ("external", "kernel-5x5"):
+        shutil.copyfile(hostile[case], trained)
+        with pytest.raises(ConvlensError, match="refused|do not fit"):
+            extract_weights.run(stage_config("extract_weights"), project)
+    assert not (project / "outputs" / "weights").exists() and not (project / "outputs" / "metrics").exists()
+
+
+def test_a_model_path_that_is_not_a_regular_file_is_named(project, tiny_assets, tmp_path):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    fifo = tmp_path / "pipe.keras"
+    os.mkfifo(fifo)
+    lines = {}
+    for path in (folder, fifo, Path("/dev/zero")):
+        done = subprocess.run(  # a stage that opened the FIFO would block: the timeout fails the test instead
+            [sys.executable, "-m", "stages.fetch_model", f"model.path={path}"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        lines[path.name] = error_line(done, "fetch_model")
+    assert lines == {
+        "models": f"fetch_model: error: model.path {folder} is a directory; point it at a .keras file",
+        "pipe.keras": f"fetch_model: error: model.path {fifo} is a FIFO, not a regular file; point it at a .keras file",
+        "zero": "fetch_model: error: model.path /dev/zero is a character device, not a regular file; "
+        "point it at a .keras file",
+    }
+
+
+def test_keras_loading_errors_keep_their_cause(project, stage_config, tiny_assets, tmp_path):
+    """A config Keras refuses for a reason our checks leave to it: the cause survives, not a 200-character cut."""
+
+    fetch_model.run(stage_config("fetch_model"), project)
+    config = _tiny_config(tiny_assets)
+    config["config"]["layers"][1]["config"]["padding"] = "sideways"
+    trained = project / "outputs" / "models" / "trained.keras"
+    _rewrite(tiny_assets["model"], trained, config=config)
+    with pytest.raises(ConvlensError) as err:
+        build_untrained.run(stage_config("build_untrained"), project)
+    assert one_line(err).startswith(
+        f"{trained}: Keras cannot load this model (Conv2D could not be deserialized: The `padding` argument must be"
+    )
+    assert one_line(err).endswith("Received: sideways)")
+    assert not (project / "outputs" / "models" / "untrained.keras").exists()

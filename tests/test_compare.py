@@ -2,7 +2,7 @@
 
 import math
 
-from convlens.compare import changed, compare_statistics, statistic_rows
+from convlens.compare import MODEL_LEVEL, changed, compare_statistics, statistic_rows
 
 
 def test_rows_of_nested_metrics_keep_numbers_only():
@@ -43,9 +43,29 @@ def test_relative_change_is_measured_against_the_baselines_magnitude():
     assert math.isclose(table.loc["std", "relative_change"], -0.5)
 
 
-def test_a_number_where_a_layer_is_expected_is_skipped():
-    files = {"dataset.json": {"trained": {"conv2d": {"mean": 1.0}, "images": 60000}}}
-    assert statistic_rows(files) == {("trained", "conv2d", "mean"): 1.0}
+def test_model_level_numbers_such_as_accuracy_are_compared_too():
+    """evaluate.json: accuracy directly under the model, the per-class accuracies one level down."""
+    files = {
+        "dataset.json": {"trained": {"conv2d": {"mean": 1.0}}},
+        "evaluate.json": {
+            "trained": {"accuracy": 0.9125, "class_accuracy": {"Bag": 0.98, "Shirt": 0.7}, "ok": True},
+            "untrained": {"accuracy": 0.1, "class_accuracy": {"Bag": 0.0, "Shirt": 1.0}},
+        },
+    }
+    rows = statistic_rows(files)
+    assert rows == {
+        ("trained", "conv2d", "mean"): 1.0,
+        ("trained", MODEL_LEVEL, "accuracy"): 0.9125,
+        ("trained", "class_accuracy", "Bag"): 0.98,
+        ("trained", "class_accuracy", "Shirt"): 0.7,
+        ("untrained", MODEL_LEVEL, "accuracy"): 0.1,
+        ("untrained", "class_accuracy", "Bag"): 0.0,
+        ("untrained", "class_accuracy", "Shirt"): 1.0,
+    }
+    better = {**rows, ("trained", MODEL_LEVEL, "accuracy"): 0.92}
+    diff = changed(compare_statistics(rows, better))
+    assert diff[["model", "layer", "statistic"]].values.tolist() == [["trained", MODEL_LEVEL, "accuracy"]]
+    assert math.isclose(diff["change"].iloc[0], 0.92 - 0.9125)
 
 
 def test_an_unchanged_zero_has_no_relative_change_and_the_tolerance_is_exclusive():

@@ -18,7 +18,7 @@ from convlens.config import (
     stage_definition,
 )
 from convlens.errors import ConvlensError
-from tests.helpers import PROJECT, imported_files
+from tests.helpers import PROJECT, cli, error_line, imported_files
 
 STAGES = {
     name: stage_definition(PROJECT, name)
@@ -164,6 +164,25 @@ def test_bad_overrides_are_one_clear_line(project, override):
     assert "\n" not in str(err.value)
 
 
+def test_config_errors_from_the_command_line(project, tiny_assets):
+    assert error_line(cli(project, "fetch_model", "model=foo"), "fetch_model") == (
+        "fetch_model: error: bad config override: In 'config': Could not find 'model/foo'. "
+        "Available options in 'model': book, local"
+    )
+    assert error_line(cli(project, "params", "foo=1"), "params") == (
+        "params: error: bad config override: Could not override 'foo'. It is not a key of conf/; "
+        "params.yaml lists the keys"
+    )
+    assert error_line(cli(project, "samples", "foo=1"), "samples") == (
+        "samples: error: samples does not read foo (it reads samples); "
+        "set it with dvc exp run -S 'foo=…', which reruns every stage that reads it"
+    )
+    assert error_line(cli(project, "build_untrained", "untrained.seed=-3"), "build_untrained") == (
+        "build_untrained: error: untrained.seed must be an integer in 0..4294967295, got -3; e.g. untrained.seed=42"
+    )
+    assert not (project / "outputs").exists()
+
+
 def test_the_project_root_is_where_the_stage_runs_not_dvc_root(project, tmp_path, monkeypatch):
     """A queued experiment runs in its own workspace while $DVC_ROOT names the original repository."""
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
@@ -207,6 +226,10 @@ def test_layout_paths_are_the_outputs_dvc_yaml_declares(tmp_path):
     assert at(layout.weights_dir(tmp_path, "untrained")) in outputs("build_untrained")
     assert at(layout.dataset_dir(tmp_path)) in outputs("dataset_stats")
     assert at(layout.metrics_dir(tmp_path) / "dataset.json") in outputs("dataset_stats")
+    assert layout.examples_dir(tmp_path).parent == layout.dataset_dir(tmp_path)  # an output of dataset_stats too
+    assert at(layout.confusion_dir(tmp_path)) in outputs("evaluate")
+    assert at(layout.metrics_dir(tmp_path) / "evaluate.json") in outputs("evaluate")
+    assert at(layout.figures_dir(tmp_path) / "evaluate") in outputs("evaluate")
     assert at(layout.feature_maps_dir(tmp_path, "conv2d")) == "outputs/feature_maps/conv2d"
     assert at(layout.feature_maps_dir(tmp_path, "block/dw")) == "outputs/feature_maps/block/dw"  # a nested layer
     assert layout.layer_stem("block/dw") == "block.dw" and layout.layer_stem("conv2d") == "conv2d"  # file names

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 import subprocess
 import sys
 
@@ -52,6 +53,7 @@ def test_one_off_experiments_record_params_and_metrics(repo):
         "check_config",
         "fetch_model",  # resolves the layers against the model; its output is unchanged, so nothing else reruns
         "map_metrics",
+        "report",  # shows every param
     ]
     samples = ran(dvc(root, env, "exp", "run", "-n", "four-samples", "-S", "samples.indices=[0,1,2,3]"))
     assert samples[:2] == ["check_config", "samples"] and "build_untrained" not in samples
@@ -93,6 +95,7 @@ def test_adding_a_layer_runs_only_that_layers_stages(repo):
         "feature_maps@max_pooling2d",
         "map_metrics",
         "render_maps@max_pooling2d",
+        "report",
     ]
     assert "Stage 'feature_maps@conv2d' didn't change, skipping" in out
 
@@ -159,6 +162,10 @@ def test_diffs_between_experiments_and_the_compare_command(repo):
     )
     assert float(by_key[("trained", "conv2d", "mean")]["change"]) == 0.0
     assert (root / "outputs" / "compare" / "seed7_vs_seed8.png").stat().st_size > 10_000
+    page = (root / "outputs" / "compare" / "seed7_vs_seed8.html").read_text(encoding="utf-8")
+    shown = set(re.findall(r"([\w./-]+\.png): left seed7, right seed8", page))  # the figures that differ, side by side
+    assert "feature_maps/conv2d/untrained_sample_0.png" in shown and "weights/untrained_conv2d_filters.png" in shown
+    assert not [f for f in shown if "trained_" in f.replace("untrained_", "")]  # the trained model did not change
 
     bad = subprocess.run(
         [sys.executable, "-m", "convlens", "compare", "nosuch"], cwd=root, env=env, capture_output=True, text=True

@@ -1,29 +1,62 @@
+"""Downloads and local copies (``convlens.fetch``) against a loopback server with scripted answers, and the
+``fetch_data`` stage offline: each failure is one line that names the URL, its reason and where to put the file."""
+
+import gzip
 import hashlib
 import threading
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
+from convlens import fetch as fetch_lib
 from convlens.errors import ConvlensError
 from convlens.fetch import RemoteFile, fetch, find_local, search_dirs
+from stages import fetch_data
+from tests.helpers import cli, error_line, hidden, one_line, snapshot
 
 
 def _remote(content: bytes, name="f.gz", urls=(), subdir=""):
     return RemoteFile(name, hashlib.sha256(content).hexdigest(), tuple(urls), subdir)
 
 
+class _Handler(BaseHTTPRequestHandler):
+    """Serves ``routes[path]`` = a list of (status, headers, body) answers, one per request, the last repeated."""
+
+    routes: ClassVar[dict[str, list[tuple[int, dict, bytes]]]] = {}
+    hits: ClassVar[dict[str, int]] = {}
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        answers = self.routes.get(self.path, [(404, {}, b"not found")])
+        n = self.hits.get(self.path, 0)
+        self.hits[self.path] = n + 1
+        status, headers, body = answers[min(n, len(answers) - 1)]
+        self.send_response(status)
+        for key, value in {"Content-Length": str(len(body)), **headers}.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+        self.close_connection = True
+
+
 @pytest.fixture
-def server(tmp_path):
-    """A loopback HTTP server over ``tmp_path/www`` (no network leaves this machine)."""
-    www = tmp_path / "www"
-    www.mkdir()
-    handler = partial(SimpleHTTPRequestHandler, directory=str(www))
-    handler.log_message = lambda *a: None
+def web(monkeypatch):
+    """A loopback HTTP server with scripted answers (no network leaves this machine)."""
+    handler = type("Handler", (_Handler,), {"routes": {}, "hits": {}})
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield www, f"http://127.0.0.1:{httpd.server_address[1]}/"
+    monkeypatch.setattr(fetch_lib, "RETRY_DELAY_S", 0.0)
+    yield handler, f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
+
+
+PAYLOAD = gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x03\x07\x08\x09")
+
+
+HTML = b"<!DOCTYPE html><html><body><h1>503 Service Unavailable</h1></body></html>"
 
 
 def test_find_local_prefers_the_first_matching_copy_and_skips_bad_ones(tmp_path, caplog):
@@ -38,44 +71,80 @@ def test_find_local_prefers_the_first_matching_copy_and_skips_bad_ones(tmp_path,
     assert find_local(remote, [bad]) is None
 
 
-def test_fetch_downloads_into_the_cache_with_checksum(server, tmp_path, monkeypatch):
-    www, url = server
-    (www / "f.gz").write_bytes(b"payload")
+def test_fetch_downloads_into_the_cache_with_checksum(web, tmp_path, monkeypatch):
+    handler, url = web
+    handler.routes["/f.gz"] = [(200, {}, PAYLOAD)]
     monkeypatch.setenv("CONVLENS_CACHE", str(tmp_path / "cache"))
-    got = fetch(_remote(b"payload", urls=[url + "f.gz"]), [tmp_path / "nowhere"])
-    assert got == tmp_path / "cache" / "f.gz" and got.read_bytes() == b"payload"
+    got = fetch(_remote(PAYLOAD, urls=[url + "/f.gz"]), [tmp_path / "nowhere"])
+    assert got == tmp_path / "cache" / "f.gz" and got.read_bytes() == PAYLOAD
 
 
-def test_fetch_falls_back_to_the_next_url(server, tmp_path):
-    www, url = server
-    (www / "f.gz").write_bytes(b"payload")
-    got = fetch(_remote(b"payload", urls=[url + "missing/f.gz", url + "f.gz"]), [])
-    assert got.read_bytes() == b"payload"
-
-
-def test_checksum_mismatch_fails_and_leaves_no_file(server, tmp_path, monkeypatch):
-    www, url = server
-    (www / "f.gz").write_bytes(b"tampered")
+@pytest.mark.parametrize(
+    "first",
+    [[(404, {}, b"gone")], [(200, {"Content-Type": "text/html"}, HTML)]],
+    ids=["http-404", "html-page"],
+)
+def test_a_failed_first_url_falls_back_to_the_next(web, tmp_path, monkeypatch, first):
+    handler, url = web
+    handler.routes["/a/f.gz"] = first
+    handler.routes["/b/f.gz"] = [(200, {}, PAYLOAD)]
     monkeypatch.setenv("CONVLENS_CACHE", str(tmp_path / "cache"))
-    with pytest.raises(ConvlensError, match="f.gz: checksum mismatch, download deleted.*Offline\\? Put the file at"):
-        fetch(_remote(b"payload", urls=[url + "f.gz"]), [])
-    assert not (tmp_path / "cache" / "f.gz").exists()
+    got = fetch(_remote(PAYLOAD, urls=[url + "/a/f.gz", url + "/b/f.gz"]), [])
+    assert got.read_bytes() == PAYLOAD and [p.name for p in (tmp_path / "cache").iterdir()] == ["f.gz"]
+    assert handler.hits == {"/a/f.gz": 1, "/b/f.gz": 1}
 
 
-def test_http_errors_are_named(server):
-    _, url = server
-    with pytest.raises(ConvlensError, match="missing.gz: HTTP 404"):
-        fetch(_remote(b"payload", urls=[url + "missing.gz"]), [])
+@pytest.mark.parametrize(
+    ("answers", "reason", "tries"),
+    [
+        ([(404, {}, b"gone")], "HTTP 404", 1),
+        ([(503, {}, HTML)], "HTTP 503 (2 tries)", 2),
+        ([(200, {"Content-Length": str(len(PAYLOAD) * 10)}, PAYLOAD)], "connection cut mid-file", 2),
+        ([(200, {"Content-Type": "text/html"}, HTML)], "checksum mismatch, download deleted", 1),
+        ([(200, {}, PAYLOAD[:-5])], "checksum mismatch, download deleted", 1),
+    ],
+    ids=["http-404", "http-503-retried", "truncated-connection", "html-page", "truncated-file"],
+)
+def test_failed_downloads_are_named_and_leave_nothing_on_disk(web, tmp_path, monkeypatch, answers, reason, tries):
+    handler, url = web
+    handler.routes["/f.gz"] = answers
+    monkeypatch.setenv("CONVLENS_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ConvlensError) as err:
+        fetch(_remote(PAYLOAD, urls=[url + "/f.gz"]), [tmp_path / "nowhere"])
+    message = one_line(err)
+    assert f"cannot download f.gz ({url}/f.gz: {reason}" in message and "). Offline? Put the file at " in message
+    assert handler.hits["/f.gz"] == tries
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())
+
+
+def test_a_transient_server_error_is_retried_once(web, tmp_path):
+    handler, url = web
+    handler.routes["/f.gz"] = [(503, {}, HTML), (200, {}, PAYLOAD)]
+    assert fetch(_remote(PAYLOAD, urls=[url + "/f.gz"]), []).read_bytes() == PAYLOAD
+    assert handler.hits["/f.gz"] == 2
 
 
 def test_unreachable_server_says_where_to_put_the_file(tmp_path, monkeypatch):
     monkeypatch.setenv("CONVLENS_MIRROR", str(tmp_path / "mirror"))
     with pytest.raises(ConvlensError) as err:
         fetch(_remote(b"x", urls=["http://127.0.0.1:9/f.gz"], subdir="fashion-mnist"), [])
-    message = str(err.value)
-    assert "\n" not in message
+    message = one_line(err)
     assert "http://127.0.0.1:9/f.gz: server unreachable" in message
     assert f"Put the file at {tmp_path / 'mirror' / 'fashion-mnist' / 'f.gz'}" in message
+
+
+def test_offline_fetch_data_says_where_to_put_the_file_and_keeps_old_data(project, stage_config, tiny_assets):
+    fetch_data.run(stage_config("fetch_data"), project)
+    before = snapshot(project / "outputs")
+    args = ["data.urls=[http://127.0.0.1:9/]"]
+    done = cli(project, "fetch_data", *args, "data.files.train_labels.sha256=" + "a" * 64)
+    line = error_line(done, "fetch_data")
+    assert line.startswith(
+        "fetch_data: error: cannot download train-labels-idx1-ubyte.gz "
+        "(http://127.0.0.1:9/train-labels-idx1-ubyte.gz: server unreachable). Offline? Put the file at "
+        f"{tiny_assets['mirror'] / 'fashion-mnist' / 'train-labels-idx1-ubyte.gz'} and set CONVLENS_MIRROR=<dir>"
+    )
+    assert snapshot(project / "outputs") == before and not hidden(project / "outputs")
 
 
 def test_search_dirs_order(tmp_path, monkeypatch):

@@ -1,10 +1,19 @@
+"""IDX files (``convlens.idx``): parsing every type, malformed headers with their full messages, random bytes
+(hypothesis), and bad files through ``fetch_data``, which keeps the old data."""
+
 import gzip
+import hashlib
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from convlens.idx import IdxError, check_images_labels, parse_idx, read_idx
-from tests.helpers import idx_bytes
+from stages import fetch_data
+from tests.helpers import DATA_FILES, cli, error_line, hidden, idx_bytes, one_line, snapshot
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64])
@@ -23,27 +32,37 @@ def test_read_idx_gunzips(tmp_path):
     np.testing.assert_array_equal(read_idx(path), labels)
 
 
+MAGIC = " (want 0x0000 + type code + ndim); the file is not IDX data, check that data.files names the right file"
+TRUNCATED = "the file is truncated or corrupt, re-download it"
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (b"", "too short"),
-        (b"\x01\x00\x08\x01\x00\x00\x00\x01\x00", "magic number"),
-        (b"\x00\x00\x07\x01\x00\x00\x00\x01\x00", "magic number"),
-        (b"\x00\x00\x08\x03\x00\x00", "ends at byte"),
-        (b"\x00\x00\x08\x01\x00\x00\x00\x05\x00\x00", "truncated"),
-        (b"\x00\x00\x08\x01\x00\x00\x00\x01\x00\x00", "truncated"),
+        (b"", "0 bytes is too short for an IDX header; re-download the file"),
+        (
+            b"\x01\x00\x08\x01\x00\x00\x00\x01\x00",
+            "bad IDX magic number 0x01000801" + MAGIC,
+        ),
+        (
+            b"\x00\x00\x07\x01\x00\x00\x00\x01\x00",
+            "bad IDX magic number 0x00000701" + MAGIC,
+        ),
+        (b"\x00\x00\x08\x03\x00\x00", "header declares 3 dimensions but the file ends at byte 6"),
+        (
+            b"\x00\x00\x08\x01\x00\x00\x00\x05\x00\x00",
+            "header shape (5,) needs 5 payload bytes but the file has 2; " + TRUNCATED,
+        ),
+        (
+            b"\x00\x00\x08\x01\x00\x00\x00\x01\x00\x00",
+            "header shape (1,) needs 1 payload bytes but the file has 2; " + TRUNCATED,
+        ),
     ],
 )
 def test_parse_rejects_malformed_headers(data, message):
-    with pytest.raises(IdxError, match=message):
+    with pytest.raises(IdxError) as err:
         parse_idx(data)
-
-
-def test_read_idx_rejects_non_gzip(tmp_path):
-    path = tmp_path / "x.gz"
-    path.write_bytes(b"<html>404 Not Found</html>")
-    with pytest.raises(IdxError, match="not a readable gzip"):
-        read_idx(path)
+    assert str(err.value) == f"IDX data: {message}"
 
 
 def test_images_and_labels_must_pair():
@@ -53,3 +72,107 @@ def test_images_and_labels_must_pair():
         check_images_labels(images, np.zeros(2, np.uint8), "train")
     with pytest.raises(IdxError, match="expected images"):
         check_images_labels(np.zeros((3, 784), np.uint8), np.zeros(3, np.uint8), "train")
+
+
+def _mirror_with(tmp_path: Path, tiny_assets: dict, raw: dict[str, bytes]) -> tuple[Path, list[str]]:
+    """A copy of the tiny mirror with some files replaced by ``raw`` bytes, and the sha256 overrides for it."""
+    mirror = tmp_path / "bad-mirror"
+    shutil.copytree(tiny_assets["mirror"], mirror)
+    overrides = []
+    for key, data in raw.items():
+        path = mirror / "fashion-mnist" / DATA_FILES[key]
+        path.write_bytes(data)
+        overrides.append(f"data.files.{key}.sha256={hashlib.sha256(data).hexdigest()}")
+    return mirror, overrides
+
+
+LABELS_OK = idx_bytes(np.zeros(12, np.uint8))
+HTML = b"<!DOCTYPE html><html><body><h1>404 Not Found</h1></body></html>"  # an error page saved as the file
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"train_labels": gzip.compress(b"\x08\x03" + LABELS_OK[2:])}, "bad IDX magic number 0x0803"),
+        (
+            {"train_labels": gzip.compress(LABELS_OK[:-2])},
+            "header shape (12,) needs 12 payload bytes but the file has 10",
+        ),
+        ({"train_labels": gzip.compress(idx_bytes(np.zeros(11, np.uint8)))}, "train: 12 images but 11 labels"),
+        ({"train_labels": b""}, "0 bytes is too short for an IDX header"),
+        ({"train_labels": gzip.compress(b"")}, "0 bytes is too short for an IDX header"),
+        ({"train_labels": HTML}, "not a readable gzip file (Not a gzipped file (b'<!'))"),
+        (
+            {
+                "train_images": gzip.compress(idx_bytes(np.zeros((0, 28, 28), np.uint8))),
+                "train_labels": gzip.compress(idx_bytes(np.zeros(0, np.uint8))),
+            },
+            "train: the files hold no images",
+        ),
+    ],
+    ids=["wrong-magic", "header-vs-payload", "length-mismatch", "empty-file", "empty-gzip", "not-gzip", "no-images"],
+)
+def test_bad_idx_files_fail_clearly_and_keep_the_old_data(
+    project, stage_config, tiny_assets, tmp_path, monkeypatch, raw, message
+):
+    fetch_data.run(stage_config("fetch_data"), project)
+    before = snapshot(project / "outputs")
+    mirror, overrides = _mirror_with(tmp_path, tiny_assets, raw)
+    monkeypatch.setenv("CONVLENS_MIRROR", str(mirror))
+    with pytest.raises(IdxError) as err:
+        fetch_data.run(stage_config("fetch_data", *overrides), project)
+    assert message in one_line(err)
+    assert snapshot(project / "outputs") == before and not hidden(project / "outputs")
+
+
+def test_bad_idx_file_from_the_command_line_is_one_line_and_exit_1(project, tiny_assets, tmp_path):
+    mirror, overrides = _mirror_with(tmp_path, tiny_assets, {"test_images": gzip.compress(b"\x00\x00\x08\x03")})
+    args = [*overrides]
+    line = error_line(cli(project, "fetch_data", *args, env={"CONVLENS_MIRROR": str(mirror)}), "fetch_data")
+    assert line == (
+        f"fetch_data: error: {mirror / 'fashion-mnist' / 't10k-images-idx3-ubyte.gz'}: header declares 3 dimensions "
+        "but the file ends at byte 4"
+    )
+    assert not (project / "outputs" / "data").exists()
+
+
+IDX_CODES = [0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=80),
+        st.builds(
+            lambda code, dims, payload: (
+                bytes([0, 0, code, len(dims)]) + b"".join(d.to_bytes(4, "big") for d in dims) + payload
+            ),
+            st.sampled_from([*IDX_CODES, 0x00, 0x07, 0xFF]),
+            st.lists(st.one_of(st.integers(0, 5), st.integers(0, 2**32 - 1)), max_size=5),
+            st.binary(max_size=300),
+        ),
+    )
+)
+@example(bytes([0, 0, 8, 70]) + (1).to_bytes(4, "big") * 70 + b"x")  # NumPy has at most 64 dims
+@example(bytes([0, 0, 8, 3]) + b"".join(n.to_bytes(4, "big") for n in (0, 2**32 - 1, 2**32 - 1)))  # 0 items, huge
+# int64 wraps 384773·49477·34724·27905 to 4: a product in int64 would accept 4 bytes and fail in reshape
+@example(bytes([0, 0, 8, 4]) + b"".join(n.to_bytes(4, "big") for n in (384773, 49477, 34724, 27905)) + bytes(4))
+def test_random_headers_give_the_declared_shape_or_an_idx_error(data):
+    try:
+        array = parse_idx(data)
+    except IdxError as e:
+        assert "\n" not in str(e)
+        return
+    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(data[3]))
+    assert array.shape == dims and array.dtype.isnative
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.binary(max_size=64), st.binary(max_size=64).map(lambda b: b"\x1f\x8b" + b)))
+def test_random_gz_files_give_an_array_or_an_idx_error(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("gz") / "x-idx1-ubyte.gz"
+    path.write_bytes(data)
+    try:
+        read_idx(path)
+    except IdxError as e:
+        assert "\n" not in str(e)

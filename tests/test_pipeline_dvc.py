@@ -20,11 +20,13 @@ STAGES = [
     "feature_maps@conv2d_1",
     "map_metrics",
     "dataset_stats",
+    "evaluate",
     "render_figures",
     "render_maps@conv2d",
     "render_maps@conv2d_1",
     "activation_max",
     "gradcam",
+    "report",
 ]
 
 
@@ -41,7 +43,9 @@ def test_repro_then_noop_then_render_only_then_experiment(reproduced_repo, good_
     for path in (p for paths in outputs.values() for p in paths):
         assert path.exists(), path
         assert path.is_file() or any(path.iterdir()), path
-    assert len(list((root / "outputs" / "figures").rglob("*.png"))) == 24  # 5 of them activation_max and gradcam's
+    assert (
+        len(list((root / "outputs" / "figures").rglob("*.png"))) == 34
+    )  # 19 + 8 dataset examples + 2 confusion + 5 gradient
     metrics = json.loads((root / "outputs" / "metrics" / "weights_trained.json").read_text(encoding="utf-8"))
     assert set(metrics["trained"]["conv2d"]) == {"mean", "std", "min", "max", "nan", "inf"}
 
@@ -52,16 +56,22 @@ def test_repro_then_noop_then_render_only_then_experiment(reproduced_repo, good_
     assert "outputs/figures/weights/conv2d_hist_overlay.png" in plot_ids
     assert "outputs/figures/feature_maps/conv2d_1/trained_sample_0.png" in plot_ids
     assert {"Kernel std by layer", "outputs/metrics/filters/untrained/conv2d_1.csv"} <= plot_ids
+    assert {"outputs/metrics/confusion/trained.csv", "outputs/figures/evaluate/untrained_confusion.png"} <= plot_ids
 
     params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
     params["render"]["map_cmap"] = "magma"
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     # check_config reads all of params.yaml (a cheap schema check); its output never changes, so only the
-    # stages that read the changed key run after it
-    assert sorted(ran(dvc(root, env, "repro"))) == ["check_config", "render_maps@conv2d", "render_maps@conv2d_1"]
+    # stages that read the changed key run after it, then the report (it shows every param and figure)
+    assert sorted(ran(dvc(root, env, "repro"))) == [
+        "check_config",
+        "render_maps@conv2d",
+        "render_maps@conv2d_1",
+        "report",
+    ]
     params["render"]["filter_cmap"] = "magma"
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
-    assert ran(dvc(root, env, "repro")) == ["check_config", "render_figures"]
+    assert ran(dvc(root, env, "repro")) == ["check_config", "render_figures", "report"]
 
     commit(root, env, "tiny run")
     exp = dvc(root, env, "exp", "run", "-S", "untrained.seed=7")

@@ -10,7 +10,7 @@ import yaml
 from convlens import layout
 from convlens.config import compose, load_config
 from convlens.errors import ConvlensError
-from convlens.schema import SCHEMA, check_config, flatten
+from convlens.schema import INPUT_CHANNEL_MODES, SCHEMA, check_config, check_filter_range, check_input_channels, flatten
 from tests.helpers import PROJECT
 
 PARAMS = yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8"))
@@ -52,6 +52,31 @@ def test_bad_values_are_one_line_at_composition(override, message):
         compose(PROJECT, [override])
     assert message in str(err.value) and "\n" not in str(err.value)
     assert "resolving interpolation" not in str(err.value)  # our line, unwrapped from OmegaConf's
+
+
+@pytest.mark.parametrize(
+    ("vmin", "vmax", "message"),
+    [
+        (0.5, -0.5, "render.filter_vmin (0.5) must be below render.filter_vmax (-0.5)"),
+        (0.5, 0.5, "must be below"),
+        (float("nan"), 0.5, "must be below"),
+        ("low", 0.5, "render.filter_vmin must be a number, got 'low'"),
+        (None, 0.5, "render.filter_vmin must be a number, got None"),
+        (-0.5, "1", "render.filter_vmax must be a number, got '1'"),
+        (True, 0.5, "render.filter_vmin must be a number, got True"),
+    ],
+)
+def test_a_filter_colour_range_that_makes_no_sense_is_refused(vmin, vmax, message):
+    with pytest.raises(ConvlensError) as err:
+        check_filter_range(vmin, vmax)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_input_channel_modes_are_checked():
+    for mode in INPUT_CHANNEL_MODES:
+        check_input_channels(mode)
+    with pytest.raises(ConvlensError, match="render.input_channels='sum' is not one of first, mean, all"):
+        check_input_channels("sum")
 
 
 def test_a_tilde_path_is_refused_in_conf(tmp_path):

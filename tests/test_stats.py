@@ -33,6 +33,20 @@ def test_filter_stats_per_output_channel():
     np.testing.assert_allclose(out["bias"], [0.5, -0.5])
 
 
+def test_nonfinite_filter_stats_without_warnings():
+    kernel = np.ones((3, 3, 1, 3), np.float32)
+    kernel[..., 1] = np.nan
+    kernel[0, 0, 0, 2] = np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = filter_stats(kernel, None)
+        stats = kernel_stats(kernel, [50])
+    np.testing.assert_allclose(out["mean"][[0, 2]], [1.0, 1.0])
+    np.testing.assert_allclose(out["l2_norm"][[0, 2]], [3.0, np.sqrt(8)])
+    assert np.isnan(out["mean"][1]) and np.isnan(out["std"][1])
+    assert stats["nan"] == 9 and stats["inf"] == 1 and stats["mean"] == 1.0
+
+
 def test_channel_stats_and_dead_channels_without_warnings():
     maps = np.zeros((2, 4, 4, 3), np.float32)
     maps[..., 0] = 1.0

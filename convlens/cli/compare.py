@@ -2,8 +2,9 @@
 
 A and B are git revisions, experiment names (``dvc exp show``) or ``workspace`` (B's default).
 Writes ``outputs/compare/<A>_vs_<B>.csv`` (every statistic of every model and layer: both values,
-change, relative change) and ``.png`` (the statistics that changed, by how much). Not a DVC stage:
-it reads the metrics DVC recorded for each run.
+change, relative change), ``.png`` (the statistics that changed, by how much) and ``.html`` (one
+self-contained page: the changed params, that table and chart, and the figures that differ side by side).
+Not a DVC stage: it reads the metrics, params and figures DVC recorded for each run.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import sys
 from pathlib import Path
 
 from convlens.compare import changed, compare_statistics, statistic_rows
-from convlens.config import project_root
+from convlens.config import PARAMS_FILE, project_root, read_yaml
 from convlens.errors import ConvlensError
 from convlens.files import atomic_path
+from convlens.schema import LANGUAGES
+
+FIGURES = "outputs/figures"
 
 log = logging.getLogger("compare")
 
@@ -38,16 +42,47 @@ def run_metrics(root: Path, rev: str) -> dict:
     return {path: entry["data"] for path, entry in files.items()}
 
 
+def run_params(root: Path, rev: str) -> dict:
+    """The params of one run, as DVC recorded them (``{}`` when it has none)."""
+    from dvc.repo import Repo
+
+    shown = Repo(str(root)).params.show(revs=[rev])
+    return shown.get(rev, {}).get("data", {}).get(PARAMS_FILE, {}).get("data", {})
+
+
+def run_figures(root: Path, rev: str) -> dict[str, bytes] | str:
+    """Every PNG under ``outputs/figures`` of one run by its path there, or why they cannot be read (a run whose
+    DVC cache is elsewhere: ``dvc pull`` first)."""
+    if rev == "workspace":
+        folder = root / FIGURES
+        return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*.png"))}
+    from dvc.exceptions import DvcException
+    from dvc.fs import DVCFileSystem
+    from dvc.repo import Repo
+    from dvc.scm import resolve_rev
+
+    try:
+        fs = DVCFileSystem(repo=str(root), rev=resolve_rev(Repo(str(root)).scm, rev))
+        paths = [p for p in fs.find(FIGURES) if p.endswith(".png")]
+        return {p.removeprefix(f"{FIGURES}/"): fs.read_bytes(p) for p in paths}
+    except (OSError, DvcException) as e:
+        return f"{type(e).__name__}: {e}"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m convlens compare", description=__doc__.splitlines()[0])
     parser.add_argument("a", help="the first run: git revision, experiment name or workspace")
     parser.add_argument("b", nargs="?", default="workspace", help="the second run (default: workspace)")
-    parser.add_argument("--out", type=Path, default=Path("outputs/compare"), help="folder for the CSV and PNG")
+    parser.add_argument("--out", type=Path, default=Path("outputs/compare"), help="folder for the CSV, PNG and HTML")
+    parser.add_argument(
+        "--language", choices=LANGUAGES, help="of the HTML page's words (default: report.language of params.yaml)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="compare: %(message)s", stream=sys.stdout, force=True)
     try:
         root = project_root()
         table = compare_statistics(statistic_rows(run_metrics(root, args.a)), statistic_rows(run_metrics(root, args.b)))
+        from convlens.compare_page import compare_page
         from convlens.figures import comparison_figure
 
         stem = re.sub(r"[^\w.-]+", "_", f"{args.a}_vs_{args.b}")
@@ -57,7 +92,19 @@ def main(argv: list[str] | None = None) -> None:
         diff = changed(table)
         title = f"{args.a} → {args.b}: {len(diff)} of {len(table)} statistics changed"
         comparison_figure(diff if len(diff) else table.head(0), out / f"{stem}.png", (args.a, args.b), title)
-        log.info("%s; wrote %s.csv and .png in %s", title, stem, out)
+        language = args.language or (read_yaml(root / PARAMS_FILE) or {}).get("report", {}).get("language", "en")
+        page = compare_page(
+            (args.a, args.b),
+            (run_params(root, args.a), run_params(root, args.b)),
+            table,
+            diff,
+            (out / f"{stem}.png").read_bytes(),
+            (run_figures(root, args.a), run_figures(root, args.b)),
+            language,
+        )
+        with atomic_path(out / f"{stem}.html") as tmp:
+            tmp.write_text(page, encoding="utf-8")
+        log.info("%s; wrote %s.csv, .png and .html in %s", title, stem, out)
     except ConvlensError as e:
         print(f"compare: error: {e}", file=sys.stderr)
         sys.exit(1)

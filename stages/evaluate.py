@@ -1,0 +1,78 @@
+"""Stage: how well each model classifies a whole split (the book's ``model.evaluate(test_scaled, test_target)``).
+
+Streams ``evaluate.split`` through the trained and untrained models' last layer with the numpy forward pass
+(Keras for layers it does not compute), batch by batch, keeping one predicted class per image. Writes the
+accuracy and the accuracy per class as a metric, one row per image (actual, predicted) for ``dvc plots``'
+confusion template, and the confusion matrix of each model as a PNG.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+from convlens import layout
+from convlens.batching import available_memory, bytes_per_image, fit_batch_size
+from convlens.config import run_stage
+from convlens.errors import ConvlensError
+from convlens.evaluate import accuracy, confusion_matrix, evaluation_summary, stream_predictions
+from convlens.figures import confusion_figure
+from convlens.files import staged_dir, write_csv, write_json
+from convlens.forward import open_network
+from convlens.inputs import model_inputs, read_input_scale
+
+log = logging.getLogger(__name__)
+
+
+def output_layer(archive) -> str:
+    """The model's last top-level layer: what ``model.predict`` returns for a Sequential classifier."""
+    return [info for info in archive.layers if info.index is not None][-1].name
+
+
+def run(cfg: DictConfig, root: Path) -> None:
+    ev, classes = cfg.evaluate, list(cfg.data.classes)
+    data = layout.data_dir(root)
+    images = np.load(data / f"{ev.split}_images.npy", mmap_mode="r")
+    labels = np.asarray(np.load(data / f"{ev.split}_labels.npy", mmap_mode="r"), np.int64)
+    if labels.size and labels.max() >= len(classes):
+        raise ConvlensError(f"the {ev.split} labels go up to {labels.max()}; data.classes names only {len(classes)}")
+    trained = layout.open_model(root, "trained")
+    trained.check_input(images.shape[1:])
+    scale = read_input_scale(trained, cfg.input.scale)
+    if note := scale.note():
+        log.info("%s", note)
+    last = output_layer(trained)
+
+    confusions, predictions = {}, {}
+    for role in layout.ROLES:
+        network = open_network(trained if role == "trained" else layout.open_model(root, role), [last], log.info)
+        per_image = bytes_per_image(network, model_inputs(images[:1], scale.divisor))
+        size, note = fit_batch_size(ev.batch_size, per_image, available_memory(), "evaluate.batch_size")
+        if note:
+            log.info("%s", note)
+        predictions[role] = stream_predictions(
+            network, last, images, len(classes), scale.divisor, size, f"{role} {ev.split}"
+        )
+        confusions[role] = confusion_matrix(labels, predictions[role], len(classes))
+        log.info("%s: accuracy %s on %d %s images", role, f"{accuracy(confusions[role]):.4f}", len(images), ev.split)
+
+    names = np.array(classes, dtype=object)
+    with staged_dir(layout.confusion_dir(root)) as out:
+        for role, predicted in predictions.items():
+            rows = [{"actual": a, "predicted": p} for a, p in zip(names[labels], names[predicted], strict=True)]
+            write_csv(out / f"{role}.csv", rows)
+    with staged_dir(layout.figures_dir(root) / "evaluate") as out:
+        for role, confusion in confusions.items():
+            title = f"{role}: accuracy {accuracy(confusion):.4f} on {len(images)} {ev.split} images"
+            confusion_figure(confusion, classes, out / f"{role}_confusion.png", title, "Blues", cfg.render.dpi)
+    write_json(
+        layout.metrics_dir(root) / "evaluate.json",
+        {role: evaluation_summary(confusion, classes) for role, confusion in confusions.items()},
+    )
+
+
+if __name__ == "__main__":
+    run_stage("evaluate", run)

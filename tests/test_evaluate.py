@@ -1,0 +1,136 @@
+"""evaluate: the confusion matrix and accuracies against brute-force counts; the stage on tiny data and, where
+../shared/mirror exists, on the book's model (the accuracy Keras's model.evaluate gives)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from convlens.errors import ConvlensError
+from convlens.evaluate import accuracy, class_accuracy, confusion_matrix, predicted_classes
+from convlens.stats import as_number
+from stages import evaluate
+from tests.helpers import MIRROR, PIPELINE, copy_project
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_confusion_matrix_and_accuracies_equal_a_brute_force_count(seed):
+    rng = np.random.default_rng(seed)
+    classes = int(rng.integers(1, 8))
+    n = int(rng.integers(0, 60))
+    labels, predictions = rng.integers(0, classes, n), rng.integers(0, classes, n)
+    confusion = confusion_matrix(labels, predictions, classes)
+    want = np.zeros((classes, classes), np.int64)
+    for actual, predicted in zip(labels, predictions, strict=True):
+        want[actual, predicted] += 1
+    np.testing.assert_array_equal(confusion, want)
+    right = sum(int(a == p) for a, p in zip(labels, predictions, strict=True))
+    assert accuracy(confusion) == right / n if n else np.isnan(accuracy(confusion))
+    for c, value in enumerate(class_accuracy(confusion)):
+        of_class = [p for a, p in zip(labels, predictions, strict=True) if a == c]
+        assert value == sum(p == c for p in of_class) / len(of_class) if of_class else np.isnan(value)
+
+
+def test_labels_or_predictions_outside_the_classes_are_refused():
+    with pytest.raises(ConvlensError, match="labels must lie in 0..2"):
+        confusion_matrix(np.array([3]), np.array([0]), 3)
+    with pytest.raises(ConvlensError, match="predictions must lie in 0..2"):
+        confusion_matrix(np.array([0]), np.array([-1]), 3)
+    with pytest.raises(ConvlensError, match="2 labels but 1 predictions"):
+        confusion_matrix(np.array([0, 1]), np.array([0]), 3)
+
+
+def test_the_prediction_is_the_highest_output_and_the_output_must_have_one_unit_per_class():
+    outputs = np.array([[0.1, 0.7, 0.2], [0.5, 0.5, 0.0]], np.float32)
+    assert predicted_classes(outputs, 3, "dense").tolist() == [1, 0]  # a tie: the lower class, as argmax
+    with pytest.raises(ConvlensError, match=r"last layer 'dense' outputs shape \(3,\), not one score per class"):
+        predicted_classes(outputs, 10, "dense")
+
+
+def read_rows(path):
+    with open(path, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_the_stage_gives_kerass_predictions_both_models_and_dvc_plots_rows(project, run_pipeline):
+    from convlens.keras_models import load_model
+
+    run_pipeline(project, stages=[*PIPELINE[:5], evaluate])
+    classes = json.loads((project / "outputs" / "metrics" / "evaluate.json").read_text(encoding="utf-8"))
+    images = np.load(project / "outputs" / "data" / "test_images.npy")
+    labels = np.load(project / "outputs" / "data" / "test_labels.npy")
+    names = yaml_classes(project)
+    for role in ("trained", "untrained"):
+        model = load_model(project / "outputs" / "models" / f"{role}.keras")
+        want = np.asarray(model(images[..., None].astype(np.float32) / np.float32(255), training=False)).argmax(1)
+        rows = read_rows(project / "outputs" / "metrics" / "confusion" / f"{role}.csv")
+        assert [r["actual"] for r in rows] == [names[i] for i in labels]
+        assert [r["predicted"] for r in rows] == [names[i] for i in want]
+        assert classes[role]["accuracy"] == as_number((want == labels).mean())
+        per_class = classes[role]["class_accuracy"]
+        assert list(per_class) == names
+        for c, name in enumerate(names):
+            shown = labels == c
+            right = as_number((want[shown] == c).mean()) if shown.any() else None
+            assert per_class[name] == right  # null for a class with no image
+        assert (project / "outputs" / "figures" / "evaluate" / f"{role}_confusion.png").stat().st_size > 5000
+
+
+def yaml_classes(root) -> list[str]:
+    import yaml
+
+    return yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))["data"]["classes"]
+
+
+@pytest.mark.mirror
+@pytest.mark.skipif(not MIRROR.is_dir(), reason="needs ../shared/mirror")
+def test_the_book_models_accuracy_is_what_keras_model_evaluate_gives(tmp_path, monkeypatch):
+    """The book's chapter 8-2 prints model.evaluate(test_scaled, test_target) → accuracy 0.9125 (Colab)."""
+    from convlens.config import load_config
+    from convlens.keras_models import load_model
+    from stages import build_untrained, fetch_data, fetch_model
+
+    monkeypatch.setenv("CONVLENS_MIRROR", str(MIRROR))
+    root = copy_project(tmp_path / "project")
+    for module in (fetch_data, fetch_model, build_untrained, evaluate):
+        name = module.__name__.rsplit(".", 1)[1]
+        module.run(load_config(name, [], root), root)
+    metrics = json.loads((root / "outputs" / "metrics" / "evaluate.json").read_text(encoding="utf-8"))
+    images = np.load(root / "outputs" / "data" / "test_images.npy")
+    labels = np.load(root / "outputs" / "data" / "test_labels.npy")
+    model = load_model(MIRROR / "best-cnn-model.keras")
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    test_scaled = images.reshape(-1, 28, 28, 1) / 255.0  # the book's, float64, which Keras casts to float32
+    _, keras_accuracy = model.evaluate(test_scaled, labels, verbose=0)
+    assert metrics["trained"]["accuracy"] == as_number(keras_accuracy)
+    assert metrics["trained"]["accuracy"] == 0.9125  # what the book prints (hg-mldl 8-2.ipynb: 0.9125000238418579)
+    assert 0.02 < metrics["untrained"]["accuracy"] < 0.2  # near chance (0.1)
+    print(f"trained {metrics['trained']['accuracy']}, Keras {keras_accuracy}, untrained {metrics['untrained']}")
+
+
+def test_a_model_that_is_not_a_classifier_of_the_classes_fails_before_any_output(
+    project, run_pipeline, tmp_path, monkeypatch, capsys
+):
+    from convlens.config import compose, run_stage, write_params
+    from convlens.keras_models import keras
+
+    layers = keras.layers
+    model = keras.Sequential(
+        [keras.Input((28, 28, 1)), layers.Conv2D(2, 3, name="conv2d"), layers.Flatten(), layers.Dense(3, name="head")]
+    )
+    model.save(tmp_path / "three.keras")
+    overrides = ["model=local", f"model.path={tmp_path / 'three.keras'}", "feature_maps.layers=[conv2d]"]
+    write_params(project, compose(project, overrides))
+    run_pipeline(project, *overrides, stages=PIPELINE[:5])
+    monkeypatch.chdir(project)
+    with pytest.raises(SystemExit):
+        run_stage("evaluate", evaluate.run, argv=[])
+    assert capsys.readouterr().err.endswith(
+        "evaluate: error: the model's last layer 'head' outputs shape (3,), not one score per class of "
+        "data.classes (10); evaluate needs a classifier whose last layer has 10 units\n"
+    )
+    assert not (project / "outputs" / "metrics" / "evaluate.json").exists()
+    assert not (project / "outputs" / "metrics" / "confusion").exists()

@@ -1,0 +1,342 @@
+"""The report (outputs/report/index.html) and the comparison page: content, languages, missing inputs, escaping."""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image as PILImage
+
+from convlens import layout
+from convlens.archive import Archive
+from convlens.compare import changed, compare_statistics
+from convlens.compare_page import changed_params, compare_page, differing_figures
+from convlens.config import compose, read_yaml
+from convlens.errors import ConvlensError
+from convlens.pages import Strings, number, string_tables
+from convlens.report import READS, SECTIONS, model_summary, report_page
+from tests.helpers import PROJECT
+
+ANALYSES = ("evaluate", "examples", "activation-max", "gradcam")
+
+
+class Page(HTMLParser):
+    """What a test needs of a page: section ids, image sources, notes, links, captions, text."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.sections: list[str] = []
+        self.images: list[str] = []
+        self.links: list[str] = []
+        self.notes: list[str] = []
+        self.text: list[str] = []
+        self._in_note = False
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "section":
+            self.sections.append(attrs["id"])
+        if tag == "img":
+            self.images.append(attrs["src"])
+        if tag in ("a", "link"):
+            self.links.append(attrs.get("href", ""))
+        self._in_note = tag == "p" and attrs.get("class") == "note"
+
+    def handle_endtag(self, tag):
+        self._in_note = False
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._in_note:
+            self.notes.append(data)
+
+    def section_notes(self, html: str, section: str) -> str:
+        """The text of one section (between its <section> tag and the next)."""
+        start = html.index(f'<section id="{section}"')
+        end = html.find("<section", start + 1)
+        return html[start : end if end > 0 else None]
+
+
+def png(path: Path, size: tuple[int, int] = (6, 4), value: int = 0) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    PILImage.new("RGB", size, (value, 0, 0)).save(path)
+
+
+@pytest.fixture(scope="module")
+def params() -> dict:
+    return yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8"))
+
+
+# -- the strings ---------------------------------------------------------------------------------------------------
+def placeholders(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+def test_every_key_is_in_both_languages_with_the_same_placeholders():
+    tables = string_tables()
+    assert set(tables) == {"en", "ko"}
+    assert set(tables["en"]) == set(tables["ko"])
+    for key in tables["en"]:
+        assert placeholders(tables["en"][key]) == placeholders(tables["ko"][key]), key
+        assert tables["ko"][key].strip(), key
+
+
+def test_every_key_the_code_uses_is_in_the_tables():
+    sources = [PROJECT / "convlens" / name for name in ("report.py", "compare_page.py")]
+    sources += sorted((PROJECT / "convlens" / "templates").glob("*.j2"))
+    used = {
+        k
+        for path in sources
+        for k in re.findall(r"\bt(?:\.columns)?\(\s*['\"](\w+)['\"]", path.read_text(encoding="utf-8"))
+    }
+    assert len(used) > 40
+    assert used <= set(string_tables()["en"]), used - set(string_tables()["en"])
+
+
+def test_korean_uses_the_chapters_terms():
+    ko = " ".join(string_tables()["ko"].values())
+    for term in ("합성곱 층", "특성 맵", "가중치 시각화", "필터", "커널", "훈련하지 않은"):
+        assert term in ko, term
+
+
+def test_strings_fill_placeholders_and_refuse_an_unknown_language():
+    t = Strings("en")
+    assert t("compare_title", a="HEAD", b="seed7") == "HEAD → seed7: two runs compared"
+    assert t.columns("compare_params_columns", a="x", b="y") == ["key", "x", "y"]
+    with pytest.raises(ConvlensError, match="no strings for language 'fr'; choose one of en, ko"):
+        Strings("fr")
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(0.0143835, "0.01438"), (-0.014383553, "-0.01438"), (333526, "333,526"), ("18432", "18,432"),
+     ("3x3x1x32", "3x3x1x32"), ("", ""), (float("nan"), "–"), (None, "–"), (10000.0, "10,000"), (True, "True")],
+)  # fmt: skip
+def test_numbers_in_captions_and_tables(value, text):
+    assert number(value) == text
+
+
+# -- the report ----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("language", ["en", "ko"])
+def test_a_run_with_nothing_made_yet_is_a_page_of_notes(tmp_path, params, language):
+    """Every section is there; each says what is missing and which stage makes it; no image, no crash."""
+    html = report_page(tmp_path, params, language)
+    page = Page(html)
+    assert page.sections == list(SECTIONS)
+    assert page.images == []
+    word = {"en": "not run yet", "ko": "아직 실행되지 않음"}[language]
+    for section in [s for s in SECTIONS if s not in ("params", "analyses")]:
+        assert word in page.section_notes(html, section), section
+    assert f'<html lang="{language}">' in html
+    assert "(stage evaluate)" in html or "(evaluate 단계)" in html
+    assert "untrained.seed" in html  # the params are shown whatever else is missing
+
+
+def write_analyses(root: Path, params: dict) -> dict:
+    """Tiny files of the shapes docs/contract (issue 12) gives the analyses' outputs."""
+    classes = params["data"]["classes"]
+    metrics, figures = layout.metrics_dir(root), layout.figures_dir(root)
+    evaluate = {
+        role: {"accuracy": acc, "class_accuracy": {c: acc for c in classes}}
+        for role, acc in (("trained", 0.9123), ("untrained", 0.0987))
+    }
+    metrics.mkdir(parents=True, exist_ok=True)
+    (metrics / "evaluate.json").write_text(json.dumps(evaluate), encoding="utf-8")
+    for role in layout.ROLES:
+        png(figures / "evaluate" / f"{role}_confusion.png")
+        png(figures / "dataset" / "examples" / f"{role}_conv2d.png")
+        png(figures / "activation_max" / f"{role}_conv2d.png")
+    actmax = {
+        role: {"conv2d": {"ratio_median": r, "channels": 4}} for role, r in (("trained", 3.25), ("untrained", 1.5))
+    }
+    (metrics / "activation_max.json").write_text(json.dumps(actmax), encoding="utf-8")
+    for index in (0, 10, 2):
+        png(figures / "gradcam" / f"sample_{index}.png")
+    gradcam = {"samples": {"0": {"spearman": 0.4321, "predicted": 9, "true": 9}}, "median_spearman": 0.2468}
+    (metrics / "gradcam.json").write_text(json.dumps(gradcam), encoding="utf-8")
+    return {"images": 2 + 2 + 2 + 3}
+
+
+def test_the_analyses_are_shown_when_their_outputs_exist(tmp_path, params):
+    params = {**params, "dataset": {**params["dataset"], "examples": {"k": 9, "by": "max"}}}
+    expected = write_analyses(tmp_path, params)
+    html = report_page(tmp_path, params, "en")
+    page = Page(html)
+    assert len(page.images) == expected["images"]
+    assert all(src.startswith("data:image/png;base64,") for src in page.images)
+    for section in ANALYSES:
+        assert "not run yet" not in page.section_notes(html, section), section
+    text = " ".join(page.text)
+    assert "trained 91.2 %, untrained 9.9 %" in text  # accuracy, from evaluate.json
+    assert "median ratio of its activation to the best real image's: 3.25" in text
+    assert "the 9 images of the split with the highest max activation" in text
+    assert "samples.0.spearman: 0.4321" in text and "median_spearman" in text
+    gradcam = page.section_notes(html, "gradcam")
+    assert gradcam.index("Sample 2:") < gradcam.index("Sample 10:")  # numeric order
+    assert "not run yet" in page.section_notes(html, "model")  # the core stages have not run here
+
+
+def test_what_the_page_shows_is_escaped(tmp_path, params):
+    params = {
+        **params,
+        "data": {**params["data"], "classes": ["<script>alert(1)</script>", *params["data"]["classes"][1:]]},
+    }
+    (tmp_path / "outputs" / "samples").mkdir(parents=True)
+    (tmp_path / "outputs" / "samples" / "index.json").write_text(
+        json.dumps({"split": "train", "samples": [0], "labels": [0]}), encoding="utf-8"
+    )
+    html = report_page(tmp_path, params, "en")
+    assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_model_summary_is_what_keras_says(tiny_assets):
+    """Layers, output shapes and parameter counts as Keras's model.summary() gives them, without TensorFlow."""
+    from convlens.keras_models import keras
+
+    model = keras.models.load_model(tiny_assets["model"])
+    rows = model_summary(Archive.read(tiny_assets["model"]))
+    assert [(r.name, r.kind) for r in rows] == [(layer.name, type(layer).__name__) for layer in model.layers]
+    assert [r.output_shape for r in rows] == [tuple(layer.output.shape) for layer in model.layers]
+    assert [r.params for r in rows] == [layer.count_params() for layer in model.layers]
+    assert sum(r.params for r in rows) == model.count_params()
+
+
+def test_the_report_of_a_tiny_run(project, run_pipeline):
+    """The stage in the pipeline, as dvc repro runs it: every figure the run made is on the page, with its numbers."""
+    run_pipeline(project)
+    html = (layout.report_dir(project) / "index.html").read_text(encoding="utf-8")
+    page = Page(html)
+    assert page.sections == list(SECTIONS)
+    figures = sorted(layout.figures_dir(project).rglob("*.png"))
+    assert len(figures) == 19
+    # each figure's bytes are on the page (side by side panes count one image each)
+    embedded = {src for src in page.images}
+    from convlens.pages import data_uri
+
+    assert {data_uri(p.read_bytes()) for p in figures} <= embedded
+    assert len(page.notes) == len(ANALYSES)  # only issue 12's analyses are missing, one note each
+    notes = " ".join(page.notes)
+    assert all(f"(stage {s})" in notes for s in ("evaluate", "dataset_stats", "activation_max", "gradcam"))
+    weights = json.loads((layout.metrics_dir(project) / "weights_trained.json").read_text(encoding="utf-8"))
+    mean = weights["trained"]["conv2d"]["mean"]
+    assert f"conv2d: trained mean {number(mean)}" in " ".join(page.text)
+    maps = json.loads((layout.metrics_dir(project) / "feature_maps.json").read_text(encoding="utf-8"))
+    assert f"mean activation {number(maps['trained']['conv2d_1']['map_mean'])}" in " ".join(page.text)
+    assert "(None, 14, 14, 8)" in html  # conv2d_1's output shape (the tiny model's 8 filters)
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+
+
+def test_the_stage_writes_korean_when_asked(project, tmp_path):
+    """``python -m stages.report report.language=ko`` (standalone override) with nothing else made yet."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "stages.report", "report.language=ko"], cwd=project, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "outputs/report/index.html" in done.stdout and "Traceback" not in done.stderr
+    html = (layout.report_dir(project) / "index.html").read_text(encoding="utf-8")
+    assert '<html lang="ko">' in html and "특성 맵" in html and "훈련하지 않은 모델" in html
+    assert read_yaml(project / "params.yaml")["report"]["language"] == "ko"
+
+
+def test_the_report_depends_on_every_output_it_reads_that_a_stage_makes():
+    """Once a stage that makes something the report reads is in dvc.yaml (issue 12's analyses), the report must
+    list it as a dep, or DVC would keep a stale page."""
+    stages = yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+
+    def outs(body: dict) -> list[str]:
+        body = body.get("do", body)
+        return [o if isinstance(o, str) else next(iter(o)) for o in [*body.get("outs", []), *body.get("metrics", [])]]
+
+    made = {out for name, body in stages.items() if name != "report" for out in outs(body)}
+    deps = stages["report"]["deps"]
+    for path in READS:
+        overlaps = [o for o in made if o == path or o.startswith(f"{path}/") or path.startswith(f"{o}/")]
+        if overlaps:
+            assert any(path == d or path.startswith(f"{d}/") for d in deps), f"report: add {path} to its deps"
+    assert set(deps) - {"stages/report.py", "stages/__init__.py", "convlens", "outputs/checked_config.txt"} <= set(
+        READS
+    )
+    assert stages["report"]["params"] == ["report", {"params.yaml": None}]
+
+
+def test_report_language_is_checked(project):
+    with pytest.raises(ConvlensError, match="report.language"):
+        compose(project, ["report.language=fr"])
+
+
+# -- the comparison page -------------------------------------------------------------------------------------------
+def test_changed_params_and_differing_figures():
+    a = {"untrained": {"seed": 42}, "samples": {"indices": [0]}, "report": {"language": "en"}}
+    b = {"untrained": {"seed": 7}, "samples": {"indices": [0]}, "render": {"dpi": 50}}
+    assert changed_params(a, b) == [
+        ("untrained.seed", 42, 7),
+        ("report.language", "en", None),
+        ("render.dpi", None, 50),
+    ]
+    assert changed_params(a, a) == []
+    differ, only, same = differing_figures(
+        {"x.png": b"1", "y.png": b"2", "a.png": b"3"}, {"x.png": b"1", "y.png": b"3", "b.png": b"0"}
+    )
+    assert (differ, only, same) == (["y.png"], ["a.png", "b.png"], 1)
+
+
+@pytest.mark.parametrize("language", ["en", "ko"])
+def test_the_comparison_page(tmp_path, language):
+    table = compare_statistics({("untrained", "conv2d", "std"): 0.21, ("trained", "conv2d", "std"): 0.2}, {
+        ("untrained", "conv2d", "std"): 0.19, ("trained", "conv2d", "std"): 0.2})  # fmt: skip
+    png(tmp_path / "chart.png")
+    png(tmp_path / "a.png", value=10)
+    png(tmp_path / "b.png", value=200)
+    same = (tmp_path / "a.png").read_bytes()
+    figures_a = {"weights/untrained_conv2d_filters.png": same, "weights/trained_conv2d_filters.png": same}
+    figures_b = {"weights/untrained_conv2d_filters.png": (tmp_path / "b.png").read_bytes(), **{
+        "weights/trained_conv2d_filters.png": same}}  # fmt: skip
+    html = compare_page(
+        ("HEAD", "seed7"),
+        ({"untrained": {"seed": 42}}, {"untrained": {"seed": 7}}),
+        table,
+        changed(table),
+        (tmp_path / "chart.png").read_bytes(),
+        (figures_a, figures_b),
+        language,
+    )
+    page = Page(html)
+    assert page.sections == ["params", "statistics", "figures"]
+    assert len(page.images) == 3  # the chart, then the one figure that differs, twice
+    text = " ".join(page.text)
+    assert "untrained.seed" in text and "42" in text and "7" in text
+    assert "weights/untrained_conv2d_filters.png" in text and "weights/trained_conv2d_filters.png" not in text
+    assert "0.19" in text and "-0.09524" in text  # the changed statistic and its relative change
+    unreadable = compare_page(("HEAD", "x"), ({}, {}), table.head(0), table.head(0), same, ({}, "no cache"), language)
+    assert "no cache" in " ".join(Page(unreadable).notes)
+
+
+@pytest.mark.slow
+def test_compare_writes_a_page_of_two_runs(good_repo):
+    """``python -m convlens compare HEAD <experiment>`` on the tiny run: the changed param, no changed statistic, and
+    exactly the figures that param changed, side by side (HEAD's read from DVC's cache)."""
+    from tests.dvc_repo import DVC, dvc, sh
+
+    root, env = good_repo
+    dvc(root, env, "exp", "run", "-n", "gray", "-S", "render.filter_cmap=gray")
+    out = sh(root, DVC[0], "-m", "convlens", "compare", "HEAD", "gray", env=env)
+    assert "wrote HEAD_vs_gray.csv, .png and .html" in out
+    html = (root / "outputs" / "compare" / "HEAD_vs_gray.html").read_text(encoding="utf-8")
+    page = Page(html)
+    text = " ".join(page.text)
+    assert "render.filter_cmap" in text and "viridis" in text and "gray" in text
+    assert "untrained.seed" not in text  # unchanged params are not listed
+    assert "0 of " in text  # no statistic changed
+    filters = [f"weights/{role}_{layer}_filters.png" for role in layout.ROLES for layer in ("conv2d", "conv2d_1")]
+    shown = re.findall(r"(\S+\.png): left HEAD, right gray", text)
+    assert sorted(shown) == sorted(filters)
+    assert len(page.images) == 1 + 2 * len(filters)  # the chart, then each figure twice

@@ -1,0 +1,80 @@
+"""Weight tables and metrics from a layer's variables (``convlens.weights``), and as ``extract_weights`` writes them."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+from convlens.errors import ConvlensError
+from convlens.grids import filter_grid
+from convlens.stats import as_number
+from convlens.weights import SUMMARY_KEYS, kernel_and_bias, layer_weights, weight_metrics
+from stages import extract_weights, fetch_model
+from tests.helpers import tiny_model
+
+
+def test_kernel_and_bias_take_the_first_variable_and_a_last_1d_one():
+    depthwise, pointwise, bias = np.ones((3, 3, 2, 1)), np.ones((1, 1, 2, 4)), np.zeros(4)
+    kernel, got = kernel_and_bias([depthwise, pointwise, bias])  # SeparableConv2D: its depthwise kernel
+    assert kernel is depthwise and got is bias
+    assert kernel_and_bias([pointwise]) == (pointwise, None)
+    assert kernel_and_bias([depthwise, pointwise])[1] is None  # a 4-D last variable is no bias
+
+
+def test_layer_weights_hold_the_kernel_its_statistics_and_one_row_a_filter():
+    kernel = np.arange(3 * 3 * 1 * 2, dtype=np.float32).reshape(3, 3, 1, 2) - 4
+    bias = np.array([0.5, -0.5], np.float32)
+    w = layer_weights("conv2d", [kernel, bias], [50])
+    assert w.kernel is kernel and w.bias is bias
+    assert w.stats["shape"] == "3x3x1x2" and w.stats["mean"] == as_number(kernel.mean())
+    assert w.stats["p50"] == as_number(np.median(kernel))
+    assert [row["filter"] for row in w.filters] == [0, 1]
+    assert w.filters[1]["mean"] == 5.0 and w.filters[1]["bias"] == -0.5  # (1 + 3 + … + 17) / 9 − 4
+
+
+@pytest.mark.parametrize("variables", [[], [np.zeros(4)]], ids=["no-variables", "1-d-only"])
+def test_a_layer_without_a_kernel_is_refused(variables):
+    with pytest.raises(ConvlensError) as err:
+        layer_weights("flatten", variables, [50])
+    assert str(err.value) == "layer 'flatten' has no kernel; choose layers like Conv2D or Dense in weights.layers"
+
+
+def test_weight_metrics_are_a_row_a_layer_and_the_summary_keys():
+    finite = layer_weights("conv2d", [np.ones((3, 3, 1, 2), np.float32)], [5, 95])
+    nan = layer_weights("dense", [np.full((4, 2), np.nan, np.float32)], [5, 95])
+    rows, summary = weight_metrics({"conv2d": finite, "dense": nan})
+    assert rows == [{"layer": "conv2d", **finite.stats}, {"layer": "dense", **nan.stats}]
+    assert "p95" in rows[0] and set(summary["conv2d"]) == set(SUMMARY_KEYS)
+    assert summary["conv2d"]["mean"] == 1.0 and summary["conv2d"]["nan"] == 0
+    assert summary["dense"] == {"nan": 8, "inf": 0}  # no finite value: no mean made up
+
+
+def test_nan_and_inf_weights_are_counted_not_averaged_in(project, stage_config, tmp_path):
+    model = tiny_model()
+    kernel, bias = model.get_layer("conv2d").get_weights()
+    kernel[0, 0, 0, 0], kernel[1, 1, 0, 1], kernel[2, 2, 0, 2] = np.nan, np.inf, -np.inf
+    kernel[..., 3] = np.nan  # one filter with no finite weight at all
+    model.get_layer("conv2d").set_weights([kernel, bias])
+    path = tmp_path / "nan.keras"
+    model.save(path)
+    fetch_model.run(stage_config("fetch_model", f"model.path={path}"), project)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        extract_weights.run(stage_config("extract_weights"), project)
+        stats = json.loads((project / "outputs" / "metrics" / "weights_trained.json").read_text(encoding="utf-8"))[
+            "trained"
+        ]["conv2d"]
+        finite = kernel[np.isfinite(kernel)]
+        assert stats["nan"] == 10 and stats["inf"] == 2
+        assert stats["mean"] == float(str(finite.mean())) and stats["max"] == float(str(finite.max()))
+        assert all(np.isfinite(v) for k, v in stats.items() if k not in ("shape",))
+        rows = (
+            (project / "outputs" / "metrics" / "filters" / "trained" / "conv2d.csv")
+            .read_text(encoding="utf-8")
+            .splitlines()
+        )
+        assert rows[4] == "3,0.0,,,0.0"  # the all-NaN filter: mean and std left empty, no number made up
+        assert "inf" not in "".join(rows[1:4])
+        image, _ = filter_grid(kernel, "first", 16, -0.5, 0.5)
+    assert np.isfinite(image[~np.isnan(image)]).all()
