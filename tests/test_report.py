@@ -340,3 +340,10 @@ def test_compare_writes_a_page_of_two_runs(good_repo):
     shown = re.findall(r"(\S+\.png): left HEAD, right gray", text)
     assert sorted(shown) == sorted(filters)
     assert len(page.images) == 1 + 2 * len(filters)  # the chart, then each figure twice
+
+
+def test_a_class_with_no_image_shows_as_a_dash():
+    """``evaluate.json`` holds null for a class with no image (tiny splits): the report shows ``–``, not a crash."""
+    from convlens.pages import percent
+
+    assert percent(None) == "–" and percent(0.5) == "50.0 %"
