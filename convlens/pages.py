@@ -141,8 +141,9 @@ def number(value: Any) -> str:
     return "–" if value is None else str(value)
 
 
-def percent(value: float) -> str:
-    return f"{100 * value:.1f} %"
+def percent(value: float | None) -> str:
+    """A fraction as a percentage; ``None`` (no image of a class, so no accuracy) as a dash."""
+    return "–" if value is None else f"{100 * value:.1f} %"
 
 
 def flat_items(mapping: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
