@@ -142,7 +142,7 @@ def number(value: Any) -> str:
 
 
 def percent(value: float | None) -> str:
-    """A fraction as a percentage; ``–`` for none (``evaluate.json``'s null: a class with no image)."""
+    """A fraction as a percentage; ``None`` (no image of a class, so no accuracy) as a dash."""
     return "–" if value is None else f"{100 * value:.1f} %"
 
 

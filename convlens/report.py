@@ -51,7 +51,7 @@ READS = {
     "outputs/metrics/dataset.json": "dataset_stats",
     "outputs/metrics/dataset": "dataset_stats",
     "outputs/figures/dataset": "render_figures",
-    "outputs/figures/dataset/examples": "dataset_stats",  # the dataset examples (issue 12, dataset.examples)
+    "outputs/figures/dataset/examples": "render_figures",  # the dataset examples (dataset.examples, issue 12)
     "outputs/metrics/evaluate.json": "evaluate",
     "outputs/figures/evaluate": "evaluate",
     "outputs/metrics/activation_max.json": "activation_max",
