@@ -18,8 +18,9 @@ from convlens.compare import changed, compare_statistics
 from convlens.compare_page import changed_params, compare_page, differing_figures
 from convlens.config import compose, read_yaml
 from convlens.errors import ConvlensError
+from convlens.model_summary import model_summary
 from convlens.pages import Strings, number, string_tables
-from convlens.report import READS, SECTIONS, model_summary, report_page
+from convlens.report import READS, SECTIONS, report_page
 from tests.helpers import PROJECT
 
 ANALYSES = ("evaluate", "examples", "activation-max", "gradcam")
@@ -88,7 +89,7 @@ def test_every_key_is_in_both_languages_with_the_same_placeholders():
 
 
 def test_every_key_the_code_uses_is_in_the_tables():
-    sources = [PROJECT / "convlens" / name for name in ("report.py", "compare_page.py")]
+    sources = [*sorted((PROJECT / "convlens").glob("report*.py")), PROJECT / "convlens" / "compare_page.py"]
     sources += sorted((PROJECT / "convlens" / "templates").glob("*.j2"))
     used = {
         k
