@@ -18,7 +18,7 @@ from convlens import layout
 from convlens.attribution import ascent_summary
 from convlens.config import run_stage
 from convlens.errors import ConvlensError
-from convlens.figures import labelled_mosaic_figure
+from convlens.figures_analyses import labelled_mosaic_figure
 from convlens.files import read_csv_columns, read_json, staged_dir, write_json
 from convlens.inputs import read_input_scale
 

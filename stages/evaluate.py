@@ -19,7 +19,7 @@ from convlens.batching import available_memory, bytes_per_image, fit_batch_size
 from convlens.config import run_stage
 from convlens.errors import ConvlensError
 from convlens.evaluate import accuracy, confusion_matrix, evaluation_summary, stream_predictions
-from convlens.figures import confusion_figure
+from convlens.figures_analyses import confusion_figure
 from convlens.files import staged_dir, write_csv, write_json
 from convlens.forward import open_network
 from convlens.inputs import model_inputs, read_input_scale

@@ -27,7 +27,8 @@ from convlens.attribution import (
 )
 from convlens.config import run_stage
 from convlens.errors import ConvlensError
-from convlens.figures import overlay_figure, sample_title
+from convlens.figures import sample_title
+from convlens.figures_analyses import overlay_figure
 from convlens.files import staged_dir, write_json
 from convlens.inputs import model_inputs, read_input_scale
 

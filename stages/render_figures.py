@@ -17,15 +17,8 @@ from convlens import layout
 from convlens.artifacts import load_kernels, load_samples
 from convlens.config import run_stage
 from convlens.examples import examples_grid, majority_caption
-from convlens.figures import (
-    FILTER_TILE_INCHES,
-    class_heatmaps,
-    examples_figure,
-    histogram,
-    mosaic_figure,
-    sample_figure,
-    sample_title,
-)
+from convlens.figures import FILTER_TILE_INCHES, histogram, mosaic_figure, sample_figure, sample_title
+from convlens.figures_analyses import class_heatmaps, examples_figure
 from convlens.files import read_csv_columns, read_json, staged_dir
 from convlens.grids import filter_grid
 
