@@ -2,9 +2,9 @@
 trained vs untrained, the filter grids, the sample images and the feature maps; and the readers of the metrics
 files every section uses.
 
-``ChapterSections`` is mixed into ``report.Report``, which gives it ``t``, ``params``, ``root``, the model's
-``archive`` and ``shapes``, and the helpers ``path``, ``missing``, ``figure``, ``role``, ``split`` and
-``layer_names``.
+``ChapterSections`` is mixed into ``report.Report``, which gives it ``t``, ``params``, the model's ``archive`` and
+``shapes`` (set by ``model``, the first section), and the helpers ``path``, ``missing``, ``figure``, ``role``,
+``split`` and ``layer_names``.
 """
 
 from __future__ import annotations
