@@ -15,10 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from convlens.compare import changed, compare_statistics
-from convlens.compare_page import compare_page
 from convlens.report import SECTIONS, report_page
-from tests.test_report import ANALYSES, Page, png, write_analyses
+from tests.report_pages import ANALYSES, Page, comparison_page, write_analyses
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
@@ -107,19 +105,7 @@ def test_the_report_with_every_analysis_opens_offline(reproduced_repo, tmp_path)
 
 
 def test_the_comparison_page_opens_offline(tmp_path):
-    table = compare_statistics({("untrained", "conv2d", "std"): 0.21}, {("untrained", "conv2d", "std"): 0.19})
-    png(tmp_path / "chart.png", (40, 20))
-    png(tmp_path / "a.png", value=1)
-    png(tmp_path / "b.png", value=2)
-    figures = [{"weights/untrained_conv2d_filters.png": (tmp_path / f"{x}.png").read_bytes()} for x in "ab"]
-    html = compare_page(
-        ("HEAD", "seed7"),
-        ({"untrained": {"seed": 42}}, {"untrained": {"seed": 7}}),
-        table,
-        changed(table),
-        (tmp_path / "chart.png").read_bytes(),
-        tuple(figures),
-    )
+    html, _, _ = comparison_page(tmp_path)
     assert_self_contained(html)
     page = tmp_path / "HEAD_vs_seed7.html"
     page.write_text(html, encoding="utf-8")

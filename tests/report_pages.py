@@ -1,0 +1,108 @@
+"""What the report's tests share: a parsed page, tiny PNGs, fabricated analyses, a comparison page of two runs."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+from PIL import Image as PILImage
+
+from convlens import layout
+from convlens.compare import changed, compare_statistics
+from convlens.compare_page import compare_page
+
+ANALYSES = ("evaluate", "examples", "activation-max", "gradcam")
+
+
+class Page(HTMLParser):
+    """What a test needs of a page: section ids, image sources, notes, links, captions, text."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.sections: list[str] = []
+        self.images: list[str] = []
+        self.links: list[str] = []
+        self.notes: list[str] = []
+        self.text: list[str] = []
+        self._in_note = False
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "section":
+            self.sections.append(attrs["id"])
+        if tag == "img":
+            self.images.append(attrs["src"])
+        if tag in ("a", "link"):
+            self.links.append(attrs.get("href", ""))
+        self._in_note = tag == "p" and attrs.get("class") == "note"
+
+    def handle_endtag(self, tag):
+        self._in_note = False
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._in_note:
+            self.notes.append(data)
+
+    def section_notes(self, html: str, section: str) -> str:
+        """The text of one section (between its <section> tag and the next)."""
+        start = html.index(f'<section id="{section}"')
+        end = html.find("<section", start + 1)
+        return html[start : end if end > 0 else None]
+
+
+def png(path: Path, size: tuple[int, int] = (6, 4), value: int = 0) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    PILImage.new("RGB", size, (value, 0, 0)).save(path)
+
+
+def write_analyses(root: Path, params: dict) -> dict:
+    """Tiny files of the shapes docs/contract (issue 12) gives the analyses' outputs."""
+    classes = params["data"]["classes"]
+    metrics, figures = layout.metrics_dir(root), layout.figures_dir(root)
+    evaluate = {
+        role: {"accuracy": acc, "class_accuracy": {c: acc for c in classes}}
+        for role, acc in (("trained", 0.9123), ("untrained", 0.0987))
+    }
+    metrics.mkdir(parents=True, exist_ok=True)
+    (metrics / "evaluate.json").write_text(json.dumps(evaluate), encoding="utf-8")
+    for role in layout.ROLES:
+        png(figures / "evaluate" / f"{role}_confusion.png")
+        png(figures / "dataset" / "examples" / f"{role}_conv2d.png")
+        png(figures / "activation_max" / f"{role}_conv2d.png")
+    actmax = {
+        role: {"conv2d": {"ratio_median": r, "channels": 4}} for role, r in (("trained", 3.25), ("untrained", 1.5))
+    }
+    (metrics / "activation_max.json").write_text(json.dumps(actmax), encoding="utf-8")
+    for index in (0, 10, 2):
+        png(figures / "gradcam" / f"sample_{index}.png")
+    gradcam = {"samples": {"0": {"spearman": 0.4321, "predicted": 9, "true": 9}}, "median_spearman": 0.2468}
+    (metrics / "gradcam.json").write_text(json.dumps(gradcam), encoding="utf-8")
+    return {"images": 2 + 2 + 2 + 3}
+
+
+def comparison_page(tmp_path: Path, language: str = "en") -> tuple[str, bytes, object]:
+    """The page of two runs whose untrained seed differs: one statistic and one of two figures changed.
+
+    Returns the HTML, the bytes of the figure both runs share, and the statistics table."""
+    table = compare_statistics({("untrained", "conv2d", "std"): 0.21, ("trained", "conv2d", "std"): 0.2}, {
+        ("untrained", "conv2d", "std"): 0.19, ("trained", "conv2d", "std"): 0.2})  # fmt: skip
+    png(tmp_path / "chart.png")
+    png(tmp_path / "a.png", value=10)
+    png(tmp_path / "b.png", value=200)
+    same = (tmp_path / "a.png").read_bytes()
+    figures_a = {"weights/untrained_conv2d_filters.png": same, "weights/trained_conv2d_filters.png": same}
+    figures_b = {"weights/untrained_conv2d_filters.png": (tmp_path / "b.png").read_bytes(), **{
+        "weights/trained_conv2d_filters.png": same}}  # fmt: skip
+    html = compare_page(
+        ("HEAD", "seed7"),
+        ({"untrained": {"seed": 42}}, {"untrained": {"seed": 7}}),
+        table,
+        changed(table),
+        (tmp_path / "chart.png").read_bytes(),
+        (figures_a, figures_b),
+        language,
+    )
+    return html, same, table
