@@ -1,9 +1,10 @@
-# convlens: `make run` installs everything and runs the pipeline; `make test` installs and runs the tests.
+# convlens: `make run` installs everything and runs the pipeline; `make test-all` installs and runs every test (CI),
+# `make test` all but the README's workflows (minutes of `dvc exp run`; docs/testing.md).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install run test test-fast lint browser params plots bench mutate clean
+.PHONY: install run test test-all test-fast lint browser params plots bench mutate clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -22,7 +23,10 @@ run: install        ## the whole chapter: dvc repro (a no-op when nothing change
 TEST_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST := $(PY) -m pytest -q -n $(TEST_JOBS) --dist worksteal
 
-test: install lint browser  ## lint, then every test (the end-to-end DVC runs included), on every core
+test: install lint browser  ## lint, then every test but the README's workflows (< 4 min on 2 cores): the developer's loop
+	$(PYTEST) -m "not readme"
+
+test-all: install lint browser  ## lint, then every test, the README's workflows run as written included: what CI runs
 	$(PYTEST)
 
 test-fast: install  ## the tests without the end-to-end DVC runs

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -7,8 +8,10 @@ import pytest
 from convlens.config import compose, declared_params, select
 from tests.dvc_repo import commit, copy_repo, dvc, make_repo
 from tests.helpers import PIPELINE, configure, copy_project, made_once, run_stage, tiny_model, write_tiny_data
+from tests.readme_run import run_readme
 
-LONGEST_FIRST = ("test_readme.py",)  # the README's workflows: one test, ~3 min of the suite's ~10
+# The README's workflows (``readme_run``, minutes) and the tests that check what they left: first, on one worker.
+LONGEST_FIRST = ("test_readme.py", "test_experiments.py")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -19,7 +22,8 @@ def pytest_collection_modifyitems(config, items):
     (it sets the suite's least wall time), the other worker works through the short tests, then takes over
     end-to-end tests until both are done.
     """
-    items.sort(key=lambda item: (item.path.name not in LONGEST_FIRST, item.get_closest_marker("slow") is None))
+    first = {name: n for n, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: (first.get(item.path.name, len(first)), item.get_closest_marker("slow") is None))
 
 
 @pytest.fixture(autouse=True)
@@ -29,6 +33,16 @@ def _isolated_env(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("CONVLENS_MIRROR", raising=False)
     monkeypatch.delenv("DVC_STAGE", raising=False)
     monkeypatch.delenv("DVC_ROOT", raising=False)
+
+
+@contextmanager
+def isolated(base: Path):
+    """For a session fixture, what ``_isolated_env`` gives a test (session fixtures are set up before it)."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CONVLENS_CACHE", str(base / "cache"))
+        for name in ("CONVLENS_MIRROR", "DVC_STAGE", "DVC_ROOT"):
+            env.delenv(name, raising=False)
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -53,10 +67,7 @@ def reproduced_repo(tmp_path_factory, tiny_assets) -> dict:
     """
 
     def make(base: Path) -> dict:
-        with pytest.MonkeyPatch.context() as env:  # what _isolated_env gives a test (session fixtures run before it)
-            env.setenv("CONVLENS_CACHE", str(base / "cache"))
-            for name in ("CONVLENS_MIRROR", "DVC_STAGE", "DVC_ROOT"):
-                env.delenv(name, raising=False)
+        with isolated(base):
             root, repo_env = make_repo(base, tiny_assets)
             output = dvc(root, repo_env, "repro")
             commit(root, repo_env, "good run")
@@ -64,6 +75,25 @@ def reproduced_repo(tmp_path_factory, tiny_assets) -> dict:
 
     made = made_once(tmp_path_factory, "reproduced_repo", make)
     return {"template": Path(made["template"]), "repro": made["repro"]}
+
+
+@pytest.fixture(scope="session")
+def readme_run(tmp_path_factory, reproduced_repo) -> dict:
+    """The README's command blocks, run once per test run in a copy of ``reproduced_repo``
+    (``tests/readme_run.py``): ``{"template", "returncode", "output", "expected"}``; tests copy ``template``."""
+
+    def make(base: Path) -> dict:
+        with isolated(base):
+            return run_readme(reproduced_repo["template"], base)
+
+    made = made_once(tmp_path_factory, "readme_run", make)
+    return {**made, "template": Path(made["template"])}
+
+
+@pytest.fixture
+def readme_repo(tmp_path, readme_run) -> tuple[Path, dict]:
+    """``(root, env)``: a copy of the repository as the README's last command left it."""
+    return copy_repo(readme_run["template"], tmp_path)
 
 
 @pytest.fixture

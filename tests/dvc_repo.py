@@ -21,6 +21,26 @@ from bench.pipeline import ran_stages
 from tests.helpers import PROJECT, configure, copy_project
 
 DVC = (sys.executable, "-m", "dvc")
+# the stage instances of the tiny project's default config, in the order `dvc repro` runs them
+STAGES = [
+    "check_config",
+    "fetch_data",
+    "fetch_model",
+    "samples",
+    "extract_weights",
+    "build_untrained",
+    "feature_maps@conv2d",
+    "feature_maps@conv2d_1",
+    "map_metrics",
+    "dataset_stats",
+    "evaluate",
+    "render_figures",
+    "render_maps@conv2d",
+    "render_maps@conv2d_1",
+    "activation_max",
+    "gradcam",
+    "report",
+]
 
 
 def sh(cwd: Path, *args: str, env: dict, check: bool = True) -> str:

@@ -145,26 +145,6 @@ def copy_project(dest: Path) -> Path:
     return dest
 
 
-def wide_model(seed: int = 2):
-    """A user's own architecture: more filters, a third Conv2D, global pooling instead of Flatten."""
-    from convlens.keras_models import keras
-
-    keras.utils.set_random_seed(seed)
-    layers = keras.layers
-    return keras.Sequential(
-        [
-            keras.Input((28, 28, 1)),
-            layers.Conv2D(6, 3, activation="relu", padding="same", name="conv2d"),
-            layers.MaxPooling2D(2, name="max_pooling2d"),
-            layers.Conv2D(12, 3, activation="relu", padding="same", name="conv2d_1"),
-            layers.MaxPooling2D(2, name="max_pooling2d_1"),
-            layers.Conv2D(16, 3, activation="relu", name="conv2d_2"),
-            layers.GlobalAveragePooling2D(name="global_average_pooling2d"),
-            layers.Dense(10, activation="softmax", name="dense"),
-        ]
-    )
-
-
 def _is_def(node: ast.AST) -> bool:
     return isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
 

@@ -218,19 +218,20 @@ def test_a_chain_model_never_starts_tensorflow(tiny_assets):
 
 
 @pytest.mark.slow
-def test_nested_layers_are_dvc_stages_of_their_own(branching, tiny_assets, tmp_path):
+def test_nested_layers_are_dvc_stages_of_their_own(branching, good_repo):
     """``feature_maps@block/dw``: a nested layer's foreach stage runs, caches and reports under DVC."""
-    from tests.dvc_repo import commit, dvc, make_repo, ran
+    from tests.dvc_repo import commit, dvc, ran
 
-    root, env = make_repo(tmp_path, tiny_assets)
+    root, env = good_repo
     shutil.copyfile(branching[0], root / "models" / "tiny.keras")
     dvc(root, env, "add", "-q", "models/tiny.keras")
     commit(root, env, "a branching, nested, depthwise model")
-    output = dvc(root, env, "exp", "run", "-S", "feature_maps.layers=[add,block/dw]")
-    assert {"feature_maps@add", "feature_maps@block/dw", "render_maps@block/dw"} <= set(ran(output))
+    # up to the feature-map grids (the analyses after them, and the branch's `add`, have tests of their own)
+    output = dvc(root, env, "exp", "run", "render_maps", "-S", "feature_maps.layers=[block/dw]")
+    assert {"feature_maps@block/dw", "render_maps@block/dw"} <= set(ran(output))
     assert "computing it with Keras" in output
     assert np.load(root / "outputs" / "feature_maps" / "block" / "dw" / "trained.npy").shape == (1, 14, 14, 8)
     assert (root / "outputs" / "figures" / "feature_maps" / "block" / "dw" / "trained_sample_0.png").is_file()
-    assert "Data and pipelines are up to date" in dvc(root, env, "status")
+    assert "Data and pipelines are up to date" in dvc(root, env, "status", "render_maps")
     show = dvc(root, env, "exp", "show", "--md", "--only-changed")
     assert "block/dw" in show
