@@ -1,6 +1,6 @@
 """``python -m convlens <command>``: the commands that are not DVC stages.
 
-  compare A [B]          two runs' statistics side by side → outputs/compare/<A>_vs_<B>.{csv,png}
+  compare A [B]          two runs' statistics side by side → outputs/compare/<A>_vs_<B>.{csv,png,html}
   experiments [...]      the experiments as one table (dvc exp show, readable in 120 columns)
   params [OVERRIDES]     write params.yaml from conf/ (what `make params` does; dvc repro does not)
 
