@@ -25,6 +25,15 @@ def test_parse_round_trips_every_idx_type(dtype):
     np.testing.assert_array_equal(parsed, array)
 
 
+def test_a_parsed_array_is_its_own_writable_copy():
+    """Not a read-only view of the file's bytes: callers may scale or edit it in place."""
+    data = bytearray(idx_bytes(np.arange(6, dtype=np.uint8).reshape(2, 3)))
+    parsed = parse_idx(bytes(data))
+    assert parsed.flags.writeable and parsed.flags.owndata
+    parsed[0, 0] = 200
+    assert parse_idx(bytes(data))[0, 0] == 0
+
+
 def test_read_idx_gunzips(tmp_path):
     labels = np.array([9, 0, 0, 3], dtype=np.uint8)
     path = tmp_path / "labels-idx1-ubyte.gz"
@@ -56,6 +65,13 @@ TRUNCATED = "the file is truncated or corrupt, re-download it"
         (
             b"\x00\x00\x08\x01\x00\x00\x00\x01\x00\x00",
             "header shape (1,) needs 1 payload bytes but the file has 2; " + TRUNCATED,
+        ),
+        # a whole header (4 bytes, 0 dimensions: one number) without its payload is truncated, not too short
+        (b"\x00\x00\x08\x00", "header shape () needs 1 payload bytes but the file has 0; " + TRUNCATED),
+        (  # 65 dimensions, one of them 0: no payload is due, but NumPy holds at most 64 dimensions
+            b"\x00\x00\x08\x41" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x01" * 64,
+            f"header shape {(0,) + (1,) * 64} cannot be an array (maximum supported dimension for an ndarray is "
+            "currently 64, found 65); the file is corrupt",
         ),
     ],
 )
