@@ -47,6 +47,17 @@ def test_nonfinite_filter_stats_without_warnings():
     assert stats["nan"] == 9 and stats["inf"] == 1 and stats["mean"] == 1.0
 
 
+def test_filter_mean_and_std_are_over_each_filters_finite_values():
+    """Filter 0 holds 1, 3 and a NaN: mean 2, std 1 (the NaN adds no spread); filter 1 one finite value, 7."""
+    kernel = np.array([[1.0, 7.0], [3.0, np.nan], [np.nan, np.nan]], np.float32).reshape(3, 1, 1, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = filter_stats(kernel, None)
+    np.testing.assert_allclose(out["mean"], [2.0, 7.0])
+    np.testing.assert_allclose(out["std"], [1.0, 0.0])
+    np.testing.assert_allclose(out["l2_norm"], [np.sqrt(10), 7.0])
+
+
 def test_channel_stats_and_dead_channels_without_warnings():
     maps = np.zeros((2, 4, 4, 3), np.float32)
     maps[..., 0] = 1.0
