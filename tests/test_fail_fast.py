@@ -84,3 +84,17 @@ def test_an_input_that_does_not_fit_the_data_names_the_users_file(project, stage
         "use a model built for this data (keras.Input((28, 28, 1)))"
     )
     assert not (project / TRAINED).exists()
+
+
+def test_a_pipeline_model_is_named_by_its_path_in_the_project(tmp_path, tiny_assets):
+    """Later stages open outputs/models/<role>.keras (``layout.open_model``): their errors name it as the project
+    does, not by an absolute path that differs on every machine."""
+    import shutil
+
+    from convlens.layout import open_model
+
+    (tmp_path / TRAINED).parent.mkdir(parents=True)
+    shutil.copyfile(tiny_assets["model"], tmp_path / TRAINED)
+    with pytest.raises(ConvlensError) as err:
+        open_model(tmp_path, "trained").check_input((32, 32))
+    assert str(err.value).startswith(f"{TRAINED} expects inputs of shape 28×28×1 "), str(err.value)
