@@ -4,7 +4,7 @@ Every ```bash block after the first runs in one bash session (a reader's termina
 the project (``tests.dvc_repo.make_repo``) whose baseline has been reproduced and committed, with ``.venv`` standing
 for the venv ``make run`` made and no ``dvc`` on ``PATH`` until the README activates it. A ```console block's
 ``$`` commands run the same way and the lines it shows must appear in their output, in order. The first block
-(``make run``, ``make test``) is left out: it installs from the network, then reruns this very suite; the fixture
+(``make run``, ``make test-all``) is left out: it installs from the network, then reruns this very suite; the fixture
 does what ``make run`` does (``dvc repro``) instead.
 
 The run happens once per test run: ``tests/test_readme.py`` checks that every command succeeded and printed what
