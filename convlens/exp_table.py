@@ -41,25 +41,27 @@ def flatten(tree: Mapping, prefix: str = "") -> dict[str, object]:
     return flat
 
 
-def _run(name: str, rev: dict) -> dict:
-    data = rev.get("data") or {}
+def _run(rev: Mapping, *names: str | None) -> dict:
+    """One finished run: named by the first of ``names`` DVC gave, else by its short commit."""
+    name = next((n for n in names if n), rev["rev"][:7])
+    data = rev["data"]
     params = ((data.get("params") or {}).get(PARAMS_FILE) or {}).get("data") or {}
     metrics = {path: entry.get("data") or {} for path, entry in (data.get("metrics") or {}).items()}
-    return {"name": name, "rev": data.get("rev") or rev.get("rev"), "params": params, "metrics": metrics}
+    return {"name": name, "params": params, "metrics": metrics}
 
 
 def runs(records: Sequence[Mapping]) -> list[dict]:
     """The baseline commits and their experiments, in ``dvc exp show`` order, skipping the workspace and
-    experiments that are queued, running or failed (no data yet): ``{"name", "rev", "params", "metrics"}``."""
+    experiments that are queued, running or failed (no data yet): ``{"name", "params", "metrics"}``."""
     found = []
     for entry in records:
         if entry.get("rev") == "workspace" or not entry.get("data"):
             continue
-        found.append(_run(entry.get("name") or str(entry.get("rev", ""))[:7], entry))
+        found.append(_run(entry, entry.get("name")))
         for exp in entry.get("experiments") or []:
             for rev in exp.get("revs") or []:
                 if rev.get("data") and not rev.get("error"):
-                    found.append(_run(rev.get("name") or exp.get("name") or str(rev.get("rev", ""))[:7], rev))
+                    found.append(_run(rev, rev.get("name"), exp.get("name")))
     return found
 
 
@@ -103,7 +105,7 @@ def table(
         some = ", ".join(known_metrics(found)[:6])
         raise ConvlensError(f"no run has the metric {', '.join(missing)} (some that exist: {some}, …)")
     params = pd.DataFrame([{k: _cell(v) for k, v in flatten(r["params"]).items()} for r in found])
-    differ = [c for c in params.columns if c not in hidden and params[c].astype(str).nunique(dropna=False) > 1]
+    differ = [c for c in params.columns if c not in hidden and params[c].astype(str).nunique() > 1]  # missing: "nan"
     frame = params[differ].copy()
     for m in metrics:
         frame[m] = [metric_value(r["metrics"], m) for r in found]
@@ -164,7 +166,7 @@ def render(frame: pd.DataFrame, width: int = WIDTH, keep: Sequence[str] = ()) ->
         lines.append(GAP.join(cells).rstrip())
     if left_out:
         note = f"(too wide to show: {', '.join(left_out)}; choose with --hide, or see dvc exp show --csv)"
-        lines += textwrap.wrap(note, width)
+        lines += textwrap.wrap(note, width, break_long_words=False)  # a column's name stays whole
     return "\n".join(lines)
 
 

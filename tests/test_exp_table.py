@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import copy
 
+import pandas as pd
 import pytest
 
 from convlens.errors import ConvlensError
-from convlens.exp_table import exp_table_text, flatten, metric_value, render, runs, table
+from convlens.exp_table import _cell, exp_table_text, flatten, metric_value, render, runs, table
 
 BOOK_MODEL = {
     "name": "book",
@@ -119,6 +120,12 @@ def test_params_that_do_not_fit_are_named_not_cut():
 def test_a_metric_no_run_has_is_one_error_naming_it():
     with pytest.raises(ConvlensError, match=r"no run has the metric trained\.conv9\.std \(some that exist: trained"):
         table(records(), metrics=["trained.conv9.std"])
+    with pytest.raises(ConvlensError) as error:
+        table(records(), metrics=["trained.conv9.std", "trained.conv2d.std", "x.y"])
+    assert str(error.value) == (
+        "no run has the metric trained.conv9.std, x.y (some that exist: trained.conv2d.mean, trained.conv2d.std, "
+        "untrained.conv2d.mean, untrained.conv2d.std, trained.conv2d.map_mean, trained.conv2d.dead_channels, …)"
+    )
 
 
 def test_a_metric_in_two_files_is_named_with_its_file():
@@ -130,8 +137,9 @@ def test_a_metric_in_two_files_is_named_with_its_file():
 
 def test_no_finished_run_is_one_error():
     empty = copy.deepcopy(records()[:1])
-    with pytest.raises(ConvlensError, match="no experiments with results yet"):
+    with pytest.raises(ConvlensError) as error:
         table(empty)
+    assert str(error.value) == "no experiments with results yet: run dvc exp run (or dvc repro and commit) first"
 
 
 def test_render_aligns_numbers_right_and_marks_missing_values():
@@ -139,3 +147,101 @@ def test_render_aligns_numbers_right_and_marks_missing_values():
     text = render(frame[["trained.conv2d_2.map_mean"]], 120)
     assert text.splitlines()[3].split() == ["main", "-"]
     assert text.splitlines()[-1].endswith("2.1")
+
+
+def test_runs_are_named_by_dvc_else_by_their_experiment_else_by_their_short_commit():
+    sha = "abcdef0123" + "0" * 30
+    unnamed = {"executor": None, "name": None, "revs": [{"rev": sha, "name": None, "data": rev_data("x")}]}
+    grouped = {"executor": None, "name": "sweep-1", "revs": [{"rev": "1" * 40, "name": None, "data": rev_data("y")}]}
+    lamb = {"rev": "3" * 40, "name": "lucky-lamb", "data": rev_data("z")}
+    own = {"executor": None, "name": "sweep-2", "revs": [lamb]}
+    failed = experiment("broken", "2" * 40)
+    failed["revs"][0]["error"] = {"type": "ReproductionError", "message": "failed to reproduce 'extract_weights'"}
+    baseline = {"rev": "9b896e4caf4023f75501aab15b4937b293bc21cf", "name": None, "data": rev_data("9b896e4"),
+                "experiments": [unnamed, grouped, own, failed]}  # fmt: skip
+    # the failed one is left out
+    assert [r["name"] for r in runs([baseline])] == ["9b896e4", "abcdef0", "sweep-1", "lucky-lamb"]
+
+
+def test_a_param_shows_compactly_and_none_as_null():
+    assert _cell([{"layer": "conv2d", "channels": [0, 1]}, None]) == "[{layer:conv2d,channels:[0,1]},null]"
+    frame = table(records(), metrics=[])
+    assert frame.loc["main", "model.path"] == "null" and frame.loc["my-cnn", "model.path"] == "models/my-cnn.keras"
+
+
+def test_the_params_hidden_are_those_asked_for():
+    shown = exp_table_text(records(), hidden=["untrained.seed"], width=400).splitlines()
+    assert "seed" not in shown[2].split() and "https://github.com/rickiepark/hg-mldl/raw/d97a85e" in shown[3]
+
+
+def small_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "feature_maps.layers": ["[conv2d]", "[conv2d,conv2d_1,conv2d_2]"],
+            "model.name": ["book", "local"],
+            "untrained.seed": [42, 7],
+            "trained.conv2d.std": [0.2335, None],
+        },
+        index=pd.Index(["main", "seed7"], name="experiment"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("width", "expected"),
+    [
+        (65, [
+            "                                                          trained",
+            "            feature_maps                model  untrained   conv2d",
+            "experiment  layers                      name        seed      std",
+            "main        [conv2d]                    book          42   0.2335",
+            "seed7       [conv2d,conv2d_1,conv2d_2]  local          7        -",
+        ]),
+        (64, [  # one column too wide: the widest param is cut by that one character
+            "                                                         trained",
+            "            feature_maps               model  untrained   conv2d",
+            "experiment  layers                     name        seed      std",
+            "main        [conv2d]                   book          42   0.2335",
+            "seed7       [conv2d,conv2d_1,conv2d_…  local          7        -",
+        ]),
+        (35, [  # cut down to 12, then the last params are left out, named in their order
+            "                          trained",
+            "            feature_maps   conv2d",
+            "experiment  layers            std",
+            "main        [conv2d]       0.2335",
+            "seed7       [conv2d,con…        -",
+            "(too wide to show: model.name,",
+            "untrained.seed; choose with --hide,",
+            "or see dvc exp show --csv)",
+        ]),
+        (10, [  # only the names and the metrics asked for are left: they show, wider than asked
+            "            trained",
+            "             conv2d",
+            "experiment      std",
+            "main         0.2335",
+            "seed7             -",
+            "(too wide",
+            "to show:",
+            "feature_maps.layers,",
+            "model.name,",
+            "untrained.seed;",
+            "choose",
+            "with",
+            "--hide, or",
+            "see dvc",
+            "exp show",
+            "--csv)",
+        ]),
+    ],
+)  # fmt: skip
+def test_render_cuts_then_leaves_out_params_and_always_shows_the_metrics(width, expected):
+    assert render(small_frame(), width, keep=["trained.conv2d.std"]).splitlines() == expected
+
+
+def test_render_without_an_index_name_leaves_its_header_blank_and_no_line_ends_in_spaces():
+    frame = small_frame()[["untrained.seed", "model.name"]].rename_axis(None)
+    assert render(frame).splitlines() == [
+        "       untrained  model",
+        "            seed  name",
+        "main          42  book",
+        "seed7          7  local",
+    ]
