@@ -55,7 +55,7 @@ def compare_page(
     section.blocks.append(Figure([Image(data_uri(chart), f"{a} → {b}")], caption))
     rows = [
         [r.model, r.layer, r.statistic, number(r.a), number(r.b), number(r.change), number(r.relative_change)]
-        for r in changed_table.itertuples(index=False)
+        for r in changed_table.itertuples()
     ]
     if rows:
         section.blocks.append(Table(t.columns("compare_stats_columns", a=a, b=b), rows))

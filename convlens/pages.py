@@ -159,7 +159,7 @@ def flat_items(mapping: Mapping[str, Any], prefix: str = "") -> list[tuple[str, 
 
 def param_text(value: Any) -> str:
     """A param's value as ``params.yaml`` writes it inline (``[conv2d, conv2d_1]``, ``null``)."""
-    return yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10**6).strip().removesuffix("...")
+    return yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10**6).removesuffix("...\n").strip()
 
 
 @cache

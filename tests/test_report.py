@@ -11,11 +11,12 @@ import yaml
 
 from convlens import layout
 from convlens.archive import Archive
+from convlens.compare import changed, compare_statistics
 from convlens.compare_page import changed_params, compare_page, differing_figures
 from convlens.config import compose, read_yaml
 from convlens.errors import ConvlensError
 from convlens.model_summary import model_summary
-from convlens.pages import Strings, number, string_tables
+from convlens.pages import Figure, Image, Note, Section, Strings, Table, data_uri, number, param_text, string_tables
 from convlens.report import READS, SECTIONS, report_page
 from tests.helpers import PROJECT
 from tests.report_pages import ANALYSES, Page, comparison_page, write_analyses
@@ -235,6 +236,72 @@ def test_the_comparison_page(tmp_path, language):
     assert "0.19" in text and "-0.09524" in text  # the changed statistic and its relative change
     unreadable = compare_page(("HEAD", "x"), ({}, {}), table.head(0), table.head(0), same, ({}, "no cache"), language)
     assert "no cache" in " ".join(Page(unreadable).notes)
+
+
+SEEDS = ({"untrained": {"seed": 42}}, {"untrained": {"seed": 7}})
+
+
+def compare_sections(monkeypatch, figures, params=SEEDS):
+    """What ``compare_page`` puts on the page (its sections and title), without the HTML around them."""
+    from convlens import compare_page as module
+
+    monkeypatch.setattr(module, "render", lambda template, t, title, subtitle, sections: (title, sections))
+    table = compare_statistics({("untrained", "conv2d", "std"): 0.21, ("trained", "conv2d", "std"): 0.2}, {
+        ("untrained", "conv2d", "std"): 0.19, ("trained", "conv2d", "std"): 0.2})  # fmt: skip
+    return compare_page(("HEAD", "seed7"), params, table, changed(table), b"chart", figures)
+
+
+def test_the_comparison_page_holds_each_change_labelled_with_its_run(monkeypatch):
+    figures = {"weights/a.png": b"A", "weights/b.png": b"B", "weights/c.png": b"C"}
+    title, (params, statistics, shown) = compare_sections(
+        monkeypatch, (figures, {**figures, "weights/b.png": b"b", "weights/c.png": b"c", "maps/d.png": b"D"})
+    )
+    assert title == "HEAD → seed7: two runs compared"
+    assert params == Section(
+        "params", "Changed params", blocks=[Table(["key", "HEAD", "seed7"], [["untrained.seed", "42", "7"]])]
+    )
+    assert statistics == Section("statistics", "Changed statistics", blocks=[
+        Figure([Image(data_uri(b"chart"), "HEAD → seed7")],
+               "1 of 2 statistics changed (relative change, bars clipped at ±100 %)."),
+        Table(["model", "layer", "statistic", "HEAD", "seed7", "change", "relative change"],
+              [["untrained", "conv2d", "std", "0.21", "0.19", "-0.02", "-0.09524"]]),
+    ])  # fmt: skip
+    assert shown == Section("figures", "Figures that differ", blocks=[
+        Figure([Image(data_uri(b"B"), "HEAD: weights/b.png"), Image(data_uri(b"b"), "seed7: weights/b.png")],
+               "weights/b.png: left HEAD, right seed7."),
+        Figure([Image(data_uri(b"C"), "HEAD: weights/c.png"), Image(data_uri(b"c"), "seed7: weights/c.png")],
+               "weights/c.png: left HEAD, right seed7."),
+        Note("Only in one run: maps/d.png."),
+    ])  # fmt: skip
+
+
+def test_the_comparison_page_says_what_did_not_change_or_could_not_be_read(monkeypatch):
+    figures = {"weights/a.png": b"A", "weights/b.png": b"B"}
+    _, (params, _, shown) = compare_sections(
+        monkeypatch, (figures, {**figures, "x.png": b"X", "y.png": b"Y"}), params=({"a": 1}, {"a": 1})
+    )
+    assert params.blocks == [Note("No param differs.")]
+    assert shown.blocks == [
+        Note("No figure differs (2 figures are the same in both runs)."),
+        Note("Only in one run: x.png, y.png."),
+    ]
+    _, (_, _, shown) = compare_sections(monkeypatch, ("no cache", figures))
+    assert shown.blocks == [Note("The figures of HEAD are not available (no cache); dvc pull, or run it again.")]
+    _, (_, _, shown) = compare_sections(monkeypatch, (figures, "gone"))
+    assert shown.blocks == [Note("The figures of seed7 are not available (gone); dvc pull, or run it again.")]
+
+
+def test_a_param_shows_as_params_yaml_writes_it_inline():
+    long = [f"block_{i}/conv" for i in range(40)]
+    assert [param_text(v) for v in (42, None, 0.5, "데이터", ["conv2d", "conv2d_1"], {"k": [1, 2]})] == [
+        "42", "null", "0.5", "데이터", "[conv2d, conv2d_1]", "{k: [1, 2]}"
+    ]  # fmt: skip
+    assert param_text(long) == "[" + ", ".join(long) + "]"  # one line, however long
+
+
+def test_a_param_one_run_lacks_differs_from_one_set_to_none():
+    assert changed_params({"a": None}, {}) == [("a", None, None)]
+    assert changed_params({}, {"a": None}) == [("a", None, None)]
 
 
 @pytest.mark.slow
