@@ -5,13 +5,14 @@ import gzip
 import hashlib
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
 
 from convlens import fetch as fetch_lib
 from convlens.errors import ConvlensError
-from convlens.fetch import RemoteFile, fetch, find_local, search_dirs
+from convlens.fetch import DownloadFailed, RemoteFile, fetch, find_local, search_dirs
 from stages import fetch_data
 from tests.helpers import cli, error_line, hidden, one_line, snapshot
 
@@ -117,11 +118,65 @@ def test_failed_downloads_are_named_and_leave_nothing_on_disk(web, tmp_path, mon
     assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())
 
 
-def test_a_transient_server_error_is_retried_once(web, tmp_path):
+@pytest.mark.parametrize("status", [500, 503])
+def test_a_transient_server_error_is_retried_once(web, tmp_path, status, caplog):
     handler, url = web
-    handler.routes["/f.gz"] = [(503, {}, HTML), (200, {}, PAYLOAD)]
+    handler.routes["/f.gz"] = [(status, {}, HTML), (200, {}, PAYLOAD)]
     assert fetch(_remote(PAYLOAD, urls=[url + "/f.gz"]), []).read_bytes() == PAYLOAD
     assert handler.hits["/f.gz"] == 2
+    assert f"{url}/f.gz: HTTP {status}; retrying in 0 s" in caplog.messages
+
+
+def test_a_download_shows_progress_and_every_failed_url_is_named(web, tmp_path, monkeypatch, capfd):
+    handler, url = web
+    handler.routes["/f.gz"] = [(200, {}, PAYLOAD)]
+    monkeypatch.setenv("CONVLENS_CACHE", str(tmp_path / "cache"))
+    fetch(_remote(PAYLOAD, urls=[url + "/f.gz"]), [])
+    assert "100%" in capfd.readouterr().err  # pooch's progress bar (tqdm), on stderr
+    with pytest.raises(ConvlensError) as err:
+        fetch(_remote(b"other", urls=[url + "/a", url + "/b"]), [])
+    assert f"cannot download f.gz ({url}/a: HTTP 404; {url}/b: HTTP 404)" in one_line(err)
+
+
+def test_a_failed_download_leaves_a_cache_folder_that_was_there(web, tmp_path, monkeypatch):
+    _, url = web
+    monkeypatch.setenv("CONVLENS_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "cache").mkdir()
+    with pytest.raises(ConvlensError):
+        fetch(_remote(PAYLOAD, urls=[url + "/f.gz"]), [])
+    assert (tmp_path / "cache").is_dir()  # only a folder the download made is removed (see the test above)
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (ValueError("SHA256 hash of downloaded file (x) does not match"), "checksum mismatch, download deleted"),
+        (ValueError("bad URL\nsecond line"), "bad URL"),
+        (OSError("cannot write: no hash of it\n"), "cannot write: no hash of it"),
+        (OSError("x" * 200), "x" * 120),
+    ],
+)  # fmt: skip
+def test_any_other_failure_is_its_first_line_at_most_120_characters(error, reason):
+    assert fetch_lib._reason(error) == reason
+
+
+def test_the_offline_message_names_each_place_a_file_may_go(monkeypatch):
+    monkeypatch.delenv("CONVLENS_MIRROR", raising=False)
+    a, b = RemoteFile("a.gz", "1" * 64, ("u",), "fashion-mnist"), RemoteFile("b.keras", "2" * 64, ("u",))
+    one = fetch_lib.offline_message([(DownloadFailed(a, "u: HTTP 404"), [Path("/x"), Path("/y")])])
+    assert one == (
+        f"cannot download a.gz (u: HTTP 404). Offline? Put the file at <dir>/fashion-mnist/a.gz and set "
+        f"CONVLENS_MIRROR=<dir> (checksum sha256 {'1' * 64}), or in any of /x/fashion-mnist, /y/fashion-mnist"
+    )
+    two = fetch_lib.offline_message(
+        [(DownloadFailed(a, "u: HTTP 404"), [Path("/x")]), (DownloadFailed(b, "no URL"), [Path("/x")])]
+    )
+    assert two == (
+        f"2 files are missing (no local copy, no download): a.gz (sha256 {'1' * 64}: u: HTTP 404); "
+        f"b.keras (sha256 {'2' * 64}: no URL). Offline? Put a.gz in any of $CONVLENS_MIRROR/fashion-mnist "
+        "(set CONVLENS_MIRROR=<dir>), /x/fashion-mnist; "
+        "b.keras in any of $CONVLENS_MIRROR (set CONVLENS_MIRROR=<dir>), /x"
+    )
 
 
 def test_unreachable_server_says_where_to_put_the_file(tmp_path, monkeypatch):
