@@ -9,7 +9,7 @@ from convlens.archive import Archive
 from convlens.config import compose, load_config, write_params
 from convlens.errors import ConvlensError
 from convlens.forward import load_network
-from convlens.inputs import InputScale, first_layer, input_scale, model_inputs
+from convlens.inputs import InputScale, describe_preprocessing, first_layer, input_scale, model_inputs
 from stages import build_untrained, dataset_stats, feature_maps, fetch_data, fetch_model, samples
 from tests.helpers import MIRROR, copy_project, run_stage
 
@@ -47,6 +47,21 @@ def test_rescaling_or_normalization_first_means_raw_pixels_else_the_configured_s
     adapted = input_scale(entry("Normalization", mean=None), [np.array([72.94]), np.array([8100.0]), 0], 255.0)
     assert "Normalization (mean 72.94, variance 8100)" in adapted.note()
     assert input_scale(None, [], 1).divisor == 1
+
+
+def test_a_preprocessing_layer_is_described_by_its_numbers():
+    def said(class_name, config=None, weights=()):
+        entry = {"class_name": class_name} if config is None else {"class_name": class_name, "config": config}
+        return describe_preprocessing(entry, list(weights))
+
+    assert said("Rescaling", {"scale": 1 / 255, "offset": -1}) == "Rescaling (scale 0.00392157, offset -1)"
+    assert said("Rescaling") == "Rescaling (scale 1, offset 0)"  # Keras' defaults
+    assert said("Rescaling", {"scale": [0.123456, 2]}) == "Rescaling (scale [0.1235 2.    ], offset 0)"
+    assert said("Normalization", {"mean": [0.5] * 7, "variance": [1] * 6}) == (
+        "Normalization (mean [0.5 0.5 0.5 ... 0.5 0.5 0.5], variance [1. 1. 1. 1. 1. 1.])"
+    )  # more than 6 values are cut in the middle
+    adapted = [np.array([0.1234567]), np.array([2.0]), np.array(3)]  # mean, variance, count: its weights
+    assert said("Normalization", {"mean": None}, adapted) == "Normalization (mean 0.123457, variance 2)"
 
 
 @pytest.mark.parametrize("scale", [0, -255, float("nan"), "abc", True])
