@@ -17,7 +17,7 @@ from convlens.config import compose, read_yaml
 from convlens.errors import ConvlensError
 from convlens.model_summary import model_summary
 from convlens.pages import Figure, Image, Note, Section, Strings, Table, data_uri, number, param_text, string_tables
-from convlens.report import READS, SECTIONS, report_page
+from convlens.report import READS, SECTIONS, Report, report_page
 from tests.helpers import PROJECT
 from tests.report_pages import ANALYSES, Page, comparison_page, write_analyses
 
@@ -90,6 +90,16 @@ def test_a_run_with_nothing_made_yet_is_a_page_of_notes(tmp_path, params, langua
     assert f'<html lang="{language}">' in html
     assert "(stage evaluate)" in html or "(evaluate 단계)" in html
     assert "untrained.seed" in html  # the params are shown whatever else is missing
+
+
+def test_a_missing_output_names_the_stage_of_its_most_specific_folder(tmp_path, params):
+    report = Report(tmp_path, params, Strings("en"))
+    assert report.missing("outputs/metrics/dataset/trained_conv2d.csv") == Note(
+        "not run yet: outputs/metrics/dataset/trained_conv2d.csv is missing; `dvc repro` makes it (stage dataset_stats)"
+    )
+    assert report.missing("outputs/figures/gradcam").text.endswith("(stage gradcam)")
+    assert report.missing("elsewhere/x.png").text.endswith("(stage ?)")
+    assert report.layer_names([0, "conv2d"]) == [("0", "0"), ("conv2d", "conv2d")]  # no model read: as configured
 
 
 def test_the_analyses_are_shown_when_their_outputs_exist(tmp_path, params):
