@@ -56,4 +56,5 @@ def model_summary(archive: Archive) -> list[LayerRow]:
 
 
 def shape_text(shape: Sequence[int | None] | None) -> str:
-    return "–" if shape is None else "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+    """An output shape as ``model.summary()`` prints it, ``(None, 26, 26, 32)``; ``–`` where it is not known."""
+    return "–" if shape is None else "(" + ", ".join(map(str, shape)) + ")"

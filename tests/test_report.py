@@ -15,11 +15,23 @@ from convlens.compare import changed, compare_statistics
 from convlens.compare_page import changed_params, compare_page, differing_figures
 from convlens.config import compose, read_yaml
 from convlens.errors import ConvlensError
-from convlens.model_summary import model_summary
-from convlens.pages import Figure, Image, Note, Section, Strings, Table, data_uri, number, param_text, string_tables
+from convlens.model_summary import model_summary, shape_text
+from convlens.pages import (
+    Figure,
+    Image,
+    Note,
+    Section,
+    Strings,
+    Table,
+    data_uri,
+    image,
+    number,
+    param_text,
+    string_tables,
+)
 from convlens.report import READS, SECTIONS, Report, report_page
 from tests.helpers import PROJECT
-from tests.report_pages import ANALYSES, Page, comparison_page, write_analyses
+from tests.report_pages import ANALYSES, Page, comparison_page, png, write_analyses
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +144,14 @@ def test_what_the_page_shows_is_escaped(tmp_path, params):
     )
     html = report_page(tmp_path, params, "en")
     assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_a_shape_reads_as_keras_prints_it_and_an_image_is_embedded_with_its_label(tmp_path):
+    assert [shape_text(s) for s in [(None, 26, 26, 32), (None, 10), None]] == ["(None, 26, 26, 32)", "(None, 10)", "–"]
+    png(tmp_path / "a.png")
+    shown = image(tmp_path / "a.png", "filters of conv2d")
+    assert shown == Image(data_uri((tmp_path / "a.png").read_bytes()), "filters of conv2d")
+    assert image(tmp_path / "missing.png", "x") is None
 
 
 def test_model_summary_is_what_keras_says(tiny_assets):
