@@ -82,7 +82,8 @@ def test_strings_fill_placeholders_and_refuse_an_unknown_language():
 @pytest.mark.parametrize(
     ("value", "text"),
     [(0.0143835, "0.01438"), (-0.014383553, "-0.01438"), (333526, "333,526"), ("18432", "18,432"),
-     ("3x3x1x32", "3x3x1x32"), ("", ""), (float("nan"), "–"), (None, "–"), (10000.0, "10,000"), (True, "True")],
+     ("3x3x1x32", "3x3x1x32"), ("", ""), (float("nan"), "–"), (None, "–"), (10000.0, "10,000"), (True, "True"),
+     (12345.6, "1.235e+04"), (3.0, "3")],
 )  # fmt: skip
 def test_numbers_in_captions_and_tables(value, text):
     assert number(value) == text
@@ -112,6 +113,25 @@ def test_a_missing_output_names_the_stage_of_its_most_specific_folder(tmp_path, 
     assert report.missing("outputs/figures/gradcam").text.endswith("(stage gradcam)")
     assert report.missing("elsewhere/x.png").text.endswith("(stage ?)")
     assert report.layer_names([0, "conv2d"]) == [("0", "0"), ("conv2d", "conv2d")]  # no model read: as configured
+
+
+def test_configured_layers_are_named_by_the_model_or_as_configured_when_they_do_not_resolve(
+    tmp_path, params, tiny_assets
+):
+    report = Report(tmp_path, params, Strings("en"))
+    report.archive = Archive.read(tiny_assets["model"])
+    assert report.layer_names([2, "conv2d"]) == [("2", "conv2d_1"), ("conv2d", "conv2d")]
+    assert report.layer_names([0, "conv2d"]) == [("0", "0"), ("conv2d", "conv2d")]  # one layer twice: not resolved
+
+
+def test_a_figure_embeds_its_images_with_their_labels_or_is_the_note_of_the_first_missing(tmp_path, params):
+    report = Report(tmp_path, params, Strings("en"))
+    png(tmp_path / "outputs" / "figures" / "weights" / "a.png")
+    data = (tmp_path / "outputs" / "figures" / "weights" / "a.png").read_bytes()
+    shown = report.figure([("outputs/figures/weights/a.png", "trained")], "the filters")
+    assert shown == Figure([Image(data_uri(data), "trained")], "the filters")
+    missing = report.figure([("outputs/figures/weights/a.png", "a"), ("outputs/figures/weights/b.png", "b")], "x")
+    assert missing == report.missing("outputs/figures/weights/b.png")
 
 
 def test_the_analyses_are_shown_when_their_outputs_exist(tmp_path, params):
