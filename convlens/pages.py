@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import math
+import numbers
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -127,15 +128,16 @@ def number(value: Any) -> str:
     """A statistic for a caption or a table cell: 4 significant digits, integers in full, text as it is."""
     if isinstance(value, bool):
         return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
+    if isinstance(value, numbers.Integral):
+        return f"{int(value):,}"
+    if isinstance(value, numbers.Real):
+        value = float(value)
         if math.isnan(value):
             return "–"
         return f"{value:,.0f}" if value.is_integer() and abs(value) >= 1e4 else f"{value:.4g}"
     if isinstance(value, str):
         try:
-            return number(int(value)) if value.lstrip("-").isdigit() else number(float(value))
+            return number(float(value))
         except ValueError:
             return value
     return "–" if value is None else str(value)

@@ -6,6 +6,7 @@ import json
 import re
 import string
 
+import numpy as np
 import pytest
 import yaml
 
@@ -83,7 +84,8 @@ def test_strings_fill_placeholders_and_refuse_an_unknown_language():
     ("value", "text"),
     [(0.0143835, "0.01438"), (-0.014383553, "-0.01438"), (333526, "333,526"), ("18432", "18,432"),
      ("3x3x1x32", "3x3x1x32"), ("", ""), (float("nan"), "–"), (None, "–"), (10000.0, "10,000"), (True, "True"),
-     (12345.6, "1.235e+04"), (3.0, "3")],
+     (12345.6, "1.235e+04"), (3.0, "3"), (np.int64(18432), "18,432"), (np.float32(0.25), "0.25"),
+     (np.bool_(True), "True"), ("-7", "-7"), ("nan", "–"), ((3, 3), "(3, 3)")],
 )  # fmt: skip
 def test_numbers_in_captions_and_tables(value, text):
     assert number(value) == text
@@ -122,6 +124,18 @@ def test_configured_layers_are_named_by_the_model_or_as_configured_when_they_do_
     report.archive = Archive.read(tiny_assets["model"])
     assert report.layer_names([2, "conv2d"]) == [("2", "conv2d_1"), ("conv2d", "conv2d")]
     assert report.layer_names([0, "conv2d"]) == [("0", "0"), ("conv2d", "conv2d")]  # one layer twice: not resolved
+
+
+def test_the_feature_maps_of_a_model_the_report_could_not_read_have_no_shape(tmp_path, params):
+    params = {**params, "feature_maps": {**params["feature_maps"], "layers": ["conv2d"]}}
+    stats = {"channels": 32, "map_mean": 0.1, "map_fraction_active": 0.5, "dead_channels": 0}
+    (tmp_path / "outputs" / "metrics").mkdir(parents=True)
+    maps = {role: {"conv2d": stats} for role in layout.ROLES}
+    (tmp_path / "outputs" / "metrics" / "feature_maps.json").write_text(json.dumps(maps), encoding="utf-8")
+    for role in layout.ROLES:
+        png(tmp_path / "outputs" / "figures" / "feature_maps" / "conv2d" / f"{role}_sample_0.png")
+    [figure] = Report(tmp_path, params, Strings("en")).feature_maps({"split": "train", "samples": [0]}).blocks
+    assert ": output –. Trained: mean activation 0.1, 50.0 % of activations above zero" in figure.caption
 
 
 def test_a_figure_embeds_its_images_with_their_labels_or_is_the_note_of_the_first_missing(tmp_path, params):
