@@ -103,6 +103,9 @@ def test_a_run_with_nothing_made_yet_is_a_page_of_notes(tmp_path, params, langua
     for section in [s for s in SECTIONS if s not in ("params", "analyses")]:
         assert word in page.section_notes(html, section), section
     assert f'<html lang="{language}">' in html
+    t = Strings(language)
+    assert page.text.count(t("report_title")) == 2  # <title> and <h1>
+    assert t("report_subtitle") in page.text and page.text.count(t("analyses_title")) == 2  # contents, heading
     assert "(stage evaluate)" in html or "(evaluate 단계)" in html
     assert "untrained.seed" in html  # the params are shown whatever else is missing
 
