@@ -296,6 +296,7 @@ def test_the_comparison_page(tmp_path, language):
     html, same, table = comparison_page(tmp_path, language)
     page = Page(html)
     assert page.sections == ["params", "statistics", "figures"]
+    assert Strings(language)("report_subtitle") in page.text
     assert len(page.images) == 3  # the chart, then the one figure that differs, twice
     text = " ".join(page.text)
     assert "untrained.seed" in text and "42" in text and "7" in text
