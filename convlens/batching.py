@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
@@ -20,10 +21,10 @@ def bytes_per_image(network: Activations, sample: np.ndarray) -> int:
     return WORKING_COPIES * (int(sample[:1].astype(np.float32).nbytes) + sum(int(o.nbytes) for o in outputs))
 
 
-def available_memory() -> int:
-    """Bytes of memory free for new work (``MemAvailable``), or 4 GiB where the system does not say."""
+def available_memory(meminfo: Path = Path("/proc/meminfo")) -> int:
+    """Bytes of memory free for new work (Linux's ``MemAvailable``), or 4 GiB where the system does not say."""
     try:
-        with open("/proc/meminfo", encoding="utf-8") as f:
+        with open(meminfo, encoding="utf-8") as f:
             return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
     except (OSError, StopIteration, ValueError):
         return 4 << 30

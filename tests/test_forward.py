@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from convlens.archive import Archive
-from convlens.batching import WORKING_COPIES, batches, bytes_per_image, fit_batch_size
+from convlens.batching import WORKING_COPIES, available_memory, batches, bytes_per_image, fit_batch_size
 from convlens.errors import ConvlensError
 from convlens.forward import load_network
 from convlens.ops import Unsupported, pool2d
@@ -212,9 +212,17 @@ def test_max_pooling_with_same_padding_never_picks_the_padding():
     assert pool2d(x, (2, 2), (2, 2), "same", "avg").shape == (1, 2, 2, 1)
 
 
-def test_batch_size_must_be_positive():
-    with pytest.raises(ConvlensError, match="batch_size must be a positive integer"):
-        list(batches(10, 0))
+@pytest.mark.parametrize("size", [0, -1, True, 2.0, "4"])
+def test_batch_size_must_be_a_positive_integer(size):
+    with pytest.raises(ConvlensError) as error:
+        list(batches(10, size))
+    assert str(error.value) == f"batch_size must be a positive integer, got {size!r}"
+
+
+def test_batches_cover_every_index_once_in_order():
+    assert list(batches(10, 4)) == [slice(0, 4), slice(4, 8), slice(8, 10)]
+    assert list(batches(2, 1)) == [slice(0, 1), slice(1, 2)] and list(batches(3, 5)) == [slice(0, 3)]
+    assert list(batches(0, 3)) == []
 
 
 def test_a_batch_that_would_not_fit_in_memory_is_capped_with_a_log_line():
@@ -225,6 +233,23 @@ def test_a_batch_that_would_not_fit_in_memory_is_capped_with_a_log_line():
         "using batches of 4096"
     )
     assert fit_batch_size(10, 1 << 40, 1 << 30, "k")[0] == 1
+    assert fit_batch_size(4096, 1 << 20, 8 << 30, "k") == (4096, None)  # exactly half the memory: fits
+    assert fit_batch_size(100, 0, 8, "k")[0] == 4  # no bytes measured: counted as one byte an image
+
+
+@pytest.mark.parametrize(
+    ("meminfo", "available"),
+    [
+        ("MemTotal:       24684068 kB\nMemFree:  1000 kB\nMemAvailable:   23440372 kB\n", 23440372 * 1024),
+        ("MemTotal:       24684068 kB\n", 4 << 30),  # no MemAvailable (Linux before 3.14)
+        ("MemAvailable: lots\n", 4 << 30),
+        (None, 4 << 30),  # no /proc/meminfo: not Linux
+    ],
+)
+def test_the_memory_available_is_what_linux_says_else_4_gib(tmp_path, meminfo, available):
+    if meminfo is not None:
+        (tmp_path / "meminfo").write_text(meminfo, encoding="utf-8")
+    assert available_memory(tmp_path / "meminfo") == available
 
 
 def test_bytes_per_image_counts_every_layer_output(tmp_path):
