@@ -179,6 +179,6 @@ def environment():
     )
 
 
-def render(template: str, t: Strings, title: str, subtitle: str, sections: Sequence[Section], **extra: Any) -> str:
+def render(template: str, t: Strings, title: str, subtitle: str, sections: Sequence[Section]) -> str:
     """One page: ``template`` (extending ``base.html.j2``) with its sections, in ``t``'s language."""
-    return environment().get_template(template).render(t=t, title=title, subtitle=subtitle, sections=sections, **extra)
+    return environment().get_template(template).render(t=t, title=title, subtitle=subtitle, sections=sections)
