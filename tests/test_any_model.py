@@ -23,6 +23,7 @@ from convlens.config import compose, declared_params, select
 from convlens.errors import ConvlensError
 from convlens.forward import Network, open_network
 from convlens.layers import layer_infos, resolve_layers, walk_layers
+from convlens.model_summary import model_summary
 from tests.helpers import PER_LAYER, PIPELINE, configure, copy_project, stage_name
 
 NESTED = ["block/dw", "block/sep", "block/dil"]
@@ -93,6 +94,18 @@ def test_nested_layers_are_listed_as_outer_inner_with_their_weight_groups(branch
     assert resolve_layers([4, 5, "block/sep"], infos) == ["block", "gap", "block/sep"]  # indices count model.layers
     with pytest.raises(ConvlensError, match=r"unknown layer 'dw'; this model has 0:stem, .*4:block, block/dw, "):
         resolve_layers(["dw"], infos)
+
+
+def test_the_summary_of_a_nested_model_counts_what_keras_does(branching):
+    """A nested model's row counts its layers' parameters; each row has its index in ``model.layers`` (none for a
+    layer inside the nested one); shapes are unknown where numpy does not compute the model (a branch)."""
+    path, model = branching
+    rows = {row.name: row for row in model_summary(Archive.read(path))}
+    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]  # not in model.summary()
+    assert [rows[layer.name].params for layer in layers] == [layer.count_params() for layer in layers]
+    assert rows["block"].params == sum(rows[name].params for name in NESTED) > 0
+    assert [rows[layer.name].index for layer in layers] == list(range(len(layers)))
+    assert rows["block/dw"].index is None and rows["stem"].output_shape is None
 
 
 def test_nested_and_depthwise_weights_are_the_keras_variables(branching):
