@@ -1,5 +1,7 @@
 """The numpy forward pass gives what Keras gives, layer by layer, and refuses what it cannot compute."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -250,6 +252,11 @@ def test_the_memory_available_is_what_linux_says_else_4_gib(tmp_path, meminfo, a
     if meminfo is not None:
         (tmp_path / "meminfo").write_text(meminfo, encoding="utf-8")
     assert available_memory(tmp_path / "meminfo") == available
+
+
+@pytest.mark.skipif(not Path("/proc/meminfo").is_file(), reason="Linux only: no /proc/meminfo here")
+def test_on_linux_the_memory_available_is_read_from_proc_meminfo():
+    assert available_memory() != 4 << 30  # the fallback, not what this machine says
 
 
 def test_bytes_per_image_counts_every_layer_output(tmp_path):
