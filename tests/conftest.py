@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,6 +25,21 @@ def pytest_collection_modifyitems(config, items):
     """
     first = {name: n for n, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: (first.get(item.path.name, len(first)), item.get_closest_marker("slow") is None))
+    durations = mutmut_durations(config.rootpath)
+    if durations:
+        items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
+
+
+def mutmut_durations(root: Path) -> dict[str, float]:
+    """Under ``make mutate`` (run in ``mutants/``), each test's duration from mutmut's stats run; else ``{}``.
+
+    mutmut runs the tests that cover a mutant with ``-x`` in collection order: run the fastest first, a killed
+    mutant costs its fastest failing test instead of every stage-level test collected before it.
+    """
+    stats = root / "mutmut-stats.json"
+    if root.name != "mutants" or not stats.is_file():
+        return {}
+    return json.loads(stats.read_text())["duration_by_test"]
 
 
 @pytest.fixture(autouse=True)
