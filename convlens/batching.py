@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from .errors import ConvlensError
 from .forward import Activations
@@ -49,3 +50,8 @@ def batches(n: int, batch_size: int) -> Iterator[slice]:
         raise ConvlensError(f"batch_size must be a positive integer, got {batch_size!r}")
     for start in range(0, n, batch_size):
         yield slice(start, min(start + batch_size, n))
+
+
+def batches_with_progress(n: int, batch_size: int, label: str) -> Iterator[slice]:
+    """:func:`batches`, with a progress bar named ``label`` on a terminal's stderr, cleared when done."""
+    yield from tqdm(list(batches(n, batch_size)), desc=label, unit="batch", leave=False, disable=None)

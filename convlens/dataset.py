@@ -12,9 +12,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm import tqdm
 
-from .batching import batches
+from .batching import batches_with_progress
 from .errors import ConvlensError
 from .examples import RunningTopK, check_examples
 from .forward import Activations
@@ -142,7 +141,7 @@ def stream_statistics(
 
     pending: Future | None = None
     with ThreadPoolExecutor(max_workers=1) as pool:
-        for part in tqdm(list(batches(len(images), batch_size)), desc=label, unit="batch", leave=False, disable=None):
+        for part in batches_with_progress(len(images), batch_size, label):
             maps = network.activations(model_inputs(images[part], scale), names)
             if pending is not None:
                 pending.result()

@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from tqdm import tqdm
 
-from .batching import batches
+from .batching import batches_with_progress
 from .errors import ConvlensError
 from .forward import Activations
 from .inputs import model_inputs
@@ -56,7 +55,7 @@ def stream_predictions(
 ) -> np.ndarray:
     """The predicted class of every image (uint16, N), from ``layer``'s output, one batch at a time."""
     predictions = np.empty(len(images), np.uint16)
-    for part in tqdm(list(batches(len(images), batch_size)), desc=label, unit="batch", leave=False, disable=None):
+    for part in batches_with_progress(len(images), batch_size, label):
         (outputs,) = network.activations(model_inputs(images[part], scale), [layer])
         predictions[part] = predicted_classes(outputs, classes, layer)
     return predictions

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 
 import numpy as np
 import pytest
 
 from convlens.errors import ConvlensError
-from convlens.evaluate import accuracy, class_accuracy, confusion_matrix, predicted_classes
+from convlens.evaluate import accuracy, class_accuracy, confusion_matrix, evaluation_summary, predicted_classes
 from convlens.stats import as_number
 from stages import evaluate
 from tests.helpers import MIRROR, PIPELINE, copy_project
@@ -41,6 +42,24 @@ def test_labels_or_predictions_outside_the_classes_are_refused():
         confusion_matrix(np.array([0]), np.array([-1]), 3)
     with pytest.raises(ConvlensError, match="2 labels but 1 predictions"):
         confusion_matrix(np.array([0, 1]), np.array([0]), 3)
+
+
+def test_labels_stored_as_uint8_count_without_overflow_however_many_classes():
+    labels, predictions = np.array([255, 3, 255], np.uint8), np.array([299, 3, 299], np.uint16)
+    confusion = confusion_matrix(labels, predictions, 300)
+    assert confusion[255, 299] == 2 and confusion[3, 3] == 1 and confusion.sum() == 3
+
+
+def test_no_image_is_nan_without_a_warning_and_null_in_the_summary():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning (0 / 0) in the stage's log
+        assert np.isnan(accuracy(np.zeros((3, 3), np.int64)))
+        confusion = confusion_matrix(np.array([0, 0, 2]), np.array([0, 1, 2]), 3)  # class 1: no image
+        np.testing.assert_array_equal(class_accuracy(confusion), [0.5, np.nan, 1.0])
+        summary = evaluation_summary(confusion, ["shirt", "bag", "boot"])
+    assert summary == {"accuracy": as_number(2 / 3), "class_accuracy": {"shirt": 0.5, "bag": None, "boot": 1.0}}
+    with pytest.raises(ValueError, match="is longer than"):  # a name for each class, never silently fewer
+        evaluation_summary(confusion, ["shirt", "bag"])
 
 
 def test_the_prediction_is_the_highest_output_and_the_output_must_have_one_unit_per_class():

@@ -1,12 +1,21 @@
 """The numpy forward pass gives what Keras gives, layer by layer, and refuses what it cannot compute."""
 
+import io
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from convlens.archive import Archive
-from convlens.batching import WORKING_COPIES, available_memory, batches, bytes_per_image, fit_batch_size
+from convlens.batching import (
+    WORKING_COPIES,
+    available_memory,
+    batches,
+    batches_with_progress,
+    bytes_per_image,
+    fit_batch_size,
+)
 from convlens.errors import ConvlensError
 from convlens.forward import load_network
 from convlens.ops import Unsupported, pool2d
@@ -225,6 +234,22 @@ def test_batches_cover_every_index_once_in_order():
     assert list(batches(10, 4)) == [slice(0, 4), slice(4, 8), slice(8, 10)]
     assert list(batches(2, 1)) == [slice(0, 1), slice(1, 2)] and list(batches(3, 5)) == [slice(0, 3)]
     assert list(batches(0, 3)) == []
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_batches_show_their_progress_on_a_terminal_only_and_clear_it(monkeypatch):
+    terminal, pipe = Terminal(), io.StringIO()
+    for stderr in (terminal, pipe):
+        monkeypatch.setattr(sys, "stderr", stderr)
+        assert list(batches_with_progress(5, 2, "test split")) == list(batches(5, 2))
+    assert pipe.getvalue() == ""  # a log file or CI gets no progress bar
+    bar = terminal.getvalue()
+    assert bar.startswith("\rtest split:   0%|") and "| 0/3 [00:00<?, ?batch/s]" in bar
+    assert bar.endswith(" " * 20 + "\r")  # cleared when done: no line left behind (leave=False)
 
 
 def test_a_batch_that_would_not_fit_in_memory_is_capped_with_a_log_line():
