@@ -84,6 +84,8 @@ def test_every_supported_kind_matches_keras(tmp_path):
     for name, got, want in zip(names, net.activations(x, names), keras_activations(path, x, names), strict=True):
         assert got.shape == want.shape, name
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=name)
+    for name, got in zip(names, net.activations(x.astype(np.float64), names), strict=True):
+        assert got.dtype == np.float32, name  # float64 images give float32 maps, as in Keras
     for name in ("conv_same_s2", "dense_elu", "logits"):
         assert np.abs(model.get_layer(name).get_weights()[1]).min() > 0, name  # biases that a forward pass must add
     assert model.get_layer("bn").epsilon == 0.25
