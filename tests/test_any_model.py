@@ -21,9 +21,10 @@ import pytest
 from convlens.archive import Archive, read_config
 from convlens.config import compose, declared_params, select
 from convlens.errors import ConvlensError
-from convlens.forward import Network, open_network
+from convlens.forward import Network, load_network, open_network
 from convlens.layers import layer_infos, resolve_layers, walk_layers
 from convlens.model_summary import model_summary
+from convlens.ops import Unsupported
 from tests.helpers import PER_LAYER, PIPELINE, configure, copy_project, stage_name
 
 NESTED = ["block/dw", "block/sep", "block/dil"]
@@ -124,6 +125,8 @@ def test_keras_computes_what_numpy_does_not_and_the_log_says_so(branching):
     said: list[str] = []
     numpy_net = open_network(Archive.read(path), ["stem", "branch"], said.append)
     assert isinstance(numpy_net, Network) and said == []  # the chain before the Add: the fast path
+    with pytest.raises(Unsupported, match=r"^layer 'block/dw' is inside the nested model 'block'$"):
+        load_network(Archive.read(path), upto="block/dw")
     np.testing.assert_allclose(numpy_net.activations(x, ["branch"])[0], reference(model, x, "branch"), atol=1e-5)
 
     keras_net = open_network(Archive.read(path), MAPS, said.append)

@@ -17,7 +17,7 @@ from convlens.batching import (
     fit_batch_size,
 )
 from convlens.errors import ConvlensError
-from convlens.forward import load_network
+from convlens.forward import Network, load_network
 from convlens.ops import Unsupported, pool2d
 
 
@@ -171,6 +171,21 @@ def test_the_tiny_book_model_matches_keras_and_stops_at_the_deepest_layer(tiny_a
     parts = [net.activations(x[s], ["conv2d_1", "max_pooling2d"]) for s in batches(len(x), 4)]
     for got, expected in zip(zip(*parts, strict=True), want, strict=True):
         np.testing.assert_allclose(np.concatenate(got), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_activations_come_in_the_order_asked_and_stop_after_the_deepest_layer():
+    ran: list[str] = []
+
+    def op(name):
+        def add_one(x):
+            ran.append(name)
+            return x + 1
+
+        return add_one
+
+    net = Network((2,), ("a", "b", "c"), (op("a"), op("b"), op("c")))
+    got = net.activations(np.zeros((1, 2), np.float32), ["b", "a"])
+    assert ran == ["a", "b"] and [g.tolist() for g in got] == [[[2, 2]], [[1, 1]]]
 
 
 def test_a_functional_chain_is_read_and_a_branching_model_refused(tmp_path):
