@@ -1,5 +1,6 @@
 """The numpy forward pass gives what Keras gives, layer by layer, and refuses what it cannot compute."""
 
+import copy
 import io
 import sys
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from convlens import forward as forward_lib
 from convlens.archive import Archive
 from convlens.batching import (
     WORKING_COPIES,
@@ -197,6 +199,17 @@ def test_a_functional_chain_is_read_and_a_branching_model_refused(tmp_path):
     x = np.random.default_rng(3).uniform(size=(2, 8, 8, 1)).astype(np.float32)
     [got] = load_network(Archive.read(tmp_path / "chain.keras")).activations(x, ["p"])
     np.testing.assert_allclose(got, keras_activations(tmp_path / "chain.keras", x, ["p"])[0], rtol=1e-5, atol=1e-6)
+
+    config = Archive.read(tmp_path / "chain.keras").config  # keys Keras may leave out: the same chain
+    trimmed = copy.deepcopy(config)
+    first, conv_entry = trimmed["config"]["layers"][:2]
+    del first["inbound_nodes"]
+    conv_entry["inbound_nodes"][0]["args"].append({"padding": "a dict that is not a tensor"})
+    for inbound in (None, [{"kwargs": {}}]):  # no inbound nodes; a node without args
+        if inbound is not None:
+            first["inbound_nodes"] = inbound
+        shape, entries = forward_lib._chain(trimmed)
+        assert shape == (8, 8, 1) and [e["config"]["name"] for e in entries] == ["c", "p"]
 
     side = keras.layers.Conv2D(3, 3, name="side")(inputs)
     keras.Model(inputs, keras.layers.Add(name="add")([conv, side])).save(tmp_path / "branch.keras")
