@@ -20,6 +20,7 @@ def test_kernel_and_bias_take_the_first_variable_and_a_last_1d_one():
     assert kernel is depthwise and got is bias
     assert kernel_and_bias([pointwise]) == (pointwise, None)
     assert kernel_and_bias([depthwise, pointwise])[1] is None  # a 4-D last variable is no bias
+    assert kernel_and_bias([bias]) == (bias, None)  # a lone variable is never its own bias too
 
 
 def test_layer_weights_hold_the_kernel_its_statistics_and_one_row_a_filter():
