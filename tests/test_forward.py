@@ -103,7 +103,7 @@ def keras_matches(tmp_path, layers, x, rtol=1e-5, atol=1e-5):
     name = model.layers[-1].name
     [got] = load_network(Archive.read(tmp_path / "m.keras")).activations(x, [name])
     [want] = keras_activations(tmp_path / "m.keras", x, [name])
-    assert got.shape == want.shape
+    assert got.shape == want.shape and got.dtype == want.dtype == np.float32
     np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
     return got
 
@@ -162,6 +162,7 @@ def test_normalization_matches_keras(tmp_path, options, adapted):
     want = keras_activations(tmp_path / "norm.keras", x, ["norm", "conv"])
     for a, b in zip(got, want, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+        assert a.dtype == b.dtype == np.float32  # a mean given in the config (float64 in JSON) included
     assert not np.allclose(got[0], x)  # the layer did something
 
 
