@@ -20,7 +20,7 @@ from tests.helpers import tiny_model
 
 
 def gap_model(last: str, seed: int = 3):
-    """Conv2D (same padding, ReLU) → global average pooling → Dense: d(logit c)/d(feature map k at any position)
+    """Conv2D (same padding, ReLU) → global average pooling → Dropout → Dense: d(logit c)/d(feature map k at any position)
     is the Dense kernel's W[k, c] / (H·W), whatever the input."""
     from convlens.keras_models import keras
 
@@ -29,6 +29,7 @@ def gap_model(last: str, seed: int = 3):
         keras.Input((6, 6, 1)),
         keras.layers.Conv2D(3, 3, padding="same", activation="relu", name="conv"),
         keras.layers.GlobalAveragePooling2D(name="gap"),
+        keras.layers.Dropout(0.5, name="dropout"),  # as in the book's model: it must not drop at inference
     ]
     if last == "softmax activation":
         tail = [keras.layers.Dense(4, activation="softmax", name="dense")]
