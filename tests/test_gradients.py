@@ -20,8 +20,8 @@ from tests.helpers import tiny_model
 
 
 def gap_model(last: str, seed: int = 3):
-    """Conv2D (same padding, ReLU) → global average pooling → Dropout → Dense: d(logit c)/d(feature map k at any position)
-    is the Dense kernel's W[k, c] / (H·W), whatever the input."""
+    """Conv2D (same padding, ReLU) → global average pooling → Dropout → Dense: d(logit c)/d(feature map k at any
+    position) is the Dense kernel's W[k, c] / (H·W), whatever the input (Dropout is the identity at inference)."""
     from convlens.keras_models import keras
 
     keras.utils.set_random_seed(seed)
@@ -84,6 +84,16 @@ def test_gradient_ascent_raises_every_channel_and_stays_in_the_input_range(layer
     again, _, same = maximize_channels(model, layer, (28, 28, 1), 1.0, ascent)
     np.testing.assert_array_equal(again, x)  # seeded: the same inputs every run
     np.testing.assert_array_equal(same, after)
+
+
+def test_gradient_ascent_runs_the_model_in_inference_mode():
+    from convlens.gradients import Ascent, maximize_channels
+
+    model = gap_model("softmax layer")  # a Dropout before the layer maximized: it must not drop
+    ascent = Ascent(steps=3, learning_rate=0.05, jitter=0, blur_every=0, blur_sigma=0.5, decay=0.0, seed=1)
+    first, again = (maximize_channels(model, "dense", (6, 6, 1), 1.0, ascent) for _ in range(2))
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_the_stages_metrics_are_those_of_their_saved_arrays(project, run_pipeline, caplog):
