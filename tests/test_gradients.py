@@ -96,6 +96,30 @@ def test_gradient_ascent_runs_the_model_in_inference_mode():
         np.testing.assert_array_equal(a, b)
 
 
+def test_gradient_ascent_starts_in_the_input_range_scales_with_it_and_decays_toward_zero():
+    from convlens.gradients import Ascent, maximize_channels
+    from convlens.keras_models import keras
+
+    keras.utils.set_random_seed(4)
+    conv = keras.layers.Conv2D(3, 3, use_bias=False, activation="relu", name="conv")  # f(a·x) = a·f(x), a > 0
+    model = keras.Sequential([keras.Input((28, 28, 1)), conv])
+
+    def ascend(top, **options):
+        settings = {"steps": 3, "learning_rate": 0.05, "jitter": 0, "blur_every": 2, "blur_sigma": 0.5}
+        return maximize_channels(
+            model, "conv", (28, 28, 1), top, Ascent(**{**settings, "decay": 0.01, "seed": 0, **options})
+        )
+
+    start, _, _ = ascend(255.0, steps=0)
+    assert start.min() == 0 and start.max() == 255  # gray noise, clipped to the input range from the start
+    x, before, after = ascend(255.0)
+    x1, before1, after1 = ascend(1.0)
+    np.testing.assert_allclose(x, 255 * x1, rtol=1e-4, atol=1e-3)  # each step a fraction of the input range
+    np.testing.assert_allclose([before, after], [255 * before1, 255 * after1], rtol=1e-4)
+    decayed, _, _ = ascend(255.0, steps=1, learning_rate=0.0, decay=0.5)
+    np.testing.assert_allclose(decayed, start * 0.5, rtol=1e-6)  # no step: only the decay, toward 0
+
+
 def test_the_stages_metrics_are_those_of_their_saved_arrays(project, run_pipeline, caplog):
     caplog.set_level(logging.INFO)
     run_pipeline(project, "samples.indices=[0,3,5]", "dataset.layers=[conv2d]")
