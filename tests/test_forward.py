@@ -20,7 +20,7 @@ from convlens.batching import (
 )
 from convlens.errors import ConvlensError
 from convlens.forward import Network, load_network
-from convlens.ops import Unsupported, pool2d
+from convlens.ops import Unsupported, layer_op, pool2d
 
 
 def keras_activations(path, x, names):
@@ -220,6 +220,36 @@ def test_a_functional_chain_is_read_and_a_branching_model_refused(tmp_path):
         x, ["c"]
     )  # the chain before the branch
     np.testing.assert_allclose(got, keras_activations(tmp_path / "chain.keras", x, ["c"])[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("kind", "args", "needed"),
+    [
+        ("Conv2D", (4, 3), {"strides": [1, 1], "padding": "valid"}),
+        ("MaxPooling2D", (), {"pool_size": [2, 2]}),
+        ("AveragePooling2D", (2,), {"pool_size": [2, 2]}),
+        ("GlobalAveragePooling2D", (), {}),
+        ("GlobalMaxPooling2D", (), {}),
+        ("Dense", (4,), {}),
+        ("ReLU", (), {}),
+        ("LeakyReLU", (), {}),
+        ("Softmax", (), {}),
+        ("Rescaling", (0.5,), {"scale": 0.5}),
+        ("BatchNormalization", (), {}),
+    ],
+)  # fmt: skip
+def test_a_config_without_its_optional_keys_gets_kerass_defaults(kind, args, needed):
+    """A hand-written or older config may leave out what Keras fills in: the numpy layer then computes what the
+    Keras layer built with its defaults computes."""
+    from convlens.keras_models import keras
+
+    rng = np.random.default_rng(6)
+    x = rng.normal(0, 2, (2, 6, 5, 3)).astype(np.float32)
+    layer = getattr(keras.layers, kind)(*args, name="l")
+    layer.build(x.shape)
+    layer.set_weights([rng.uniform(0.5, 2, w.shape).astype(np.float32) for w in layer.get_weights()])
+    got = layer_op(kind, {"name": "l", **needed}, layer.get_weights())(x)
+    np.testing.assert_allclose(got, np.asarray(layer(x, training=False)), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize(
