@@ -120,6 +120,35 @@ def test_gradient_ascent_starts_in_the_input_range_scales_with_it_and_decays_tow
     np.testing.assert_allclose(decayed, start * 0.5, rtol=1e-6)  # no step: only the decay, toward 0
 
 
+def test_the_blur_comes_every_blur_every_steps_and_jitter_changes_the_climb():
+    from convlens.gradients import Ascent, maximize_channels
+
+    model = tiny_model(seed=5)
+
+    def ascend(steps, **options):
+        settings = {"learning_rate": 0.0, "jitter": 0, "blur_every": 3, "blur_sigma": 1.0, "decay": 0.0, "seed": 2}
+        return maximize_channels(model, "conv2d", (28, 28, 1), 1.0, Ascent(steps=steps, **{**settings, **options}))[0]
+
+    start, two, three, five, six = (ascend(steps) for steps in (0, 2, 3, 5, 6))  # no climb: only the blur
+    np.testing.assert_array_equal(two, start)
+    assert not np.allclose(three, start)  # blurred after the 3rd step…
+    np.testing.assert_array_equal(five, three)
+    assert not np.allclose(six, three)  # …and after the 6th
+    still, shaken = (ascend(4, learning_rate=0.05, blur_every=0, jitter=jitter) for jitter in (0, 2))
+    assert not np.allclose(still, shaken)
+
+
+def test_class_probabilities_are_the_softmax_of_logits_in_float64_or_the_scores_themselves():
+    from convlens.gradients import probabilities
+
+    scores = np.array([[1000.0, 999.0, 0.0], [0.5, 0.25, 0.25]], np.float32)  # logits of 1000: no overflow
+    got = probabilities(scores, logits=True)
+    assert got.dtype == np.float64 and np.isfinite(got).all()
+    np.testing.assert_allclose(got[0], [1 / (1 + np.exp(-1.0)), 1 / (1 + np.e), 0.0], rtol=1e-12)
+    kept = probabilities(scores[1:], logits=False)  # a softmax output: already probabilities
+    assert kept.dtype == np.float64 and kept.tolist() == [[0.5, 0.25, 0.25]]
+
+
 def test_the_stages_metrics_are_those_of_their_saved_arrays(project, run_pipeline, caplog):
     caplog.set_level(logging.INFO)
     run_pipeline(project, "samples.indices=[0,3,5]", "dataset.layers=[conv2d]")
