@@ -19,32 +19,41 @@ from stages import gradcam as gradcam_stage
 from tests.helpers import tiny_model
 
 
-def gap_model(last: str, seed: int = 3):
+def gap_model(last: str, seed: int = 3, functional: bool = False):
     """Conv2D (same padding, ReLU) → global average pooling → Dropout → Dense: d(logit c)/d(feature map k at any
-    position) is the Dense kernel's W[k, c] / (H·W), whatever the input (Dropout is the identity at inference)."""
+    position) is the Dense kernel's W[k, c] / (H·W), whatever the input (Dropout is the identity at inference).
+    ``last``: how the softmax comes (or "sigmoid": no softmax); a Sequential or the same as a functional model."""
     from convlens.keras_models import keras
 
     keras.utils.set_random_seed(seed)
-    head = [
-        keras.Input((6, 6, 1)),
+    inputs = keras.Input((6, 6, 1))
+    layers = [
         keras.layers.Conv2D(3, 3, padding="same", activation="relu", name="conv"),
         keras.layers.GlobalAveragePooling2D(name="gap"),
         keras.layers.Dropout(0.5, name="dropout"),  # as in the book's model: it must not drop at inference
     ]
-    if last == "softmax activation":
-        tail = [keras.layers.Dense(4, activation="softmax", name="dense")]
+    if last in ("softmax activation", "sigmoid"):
+        layers.append(keras.layers.Dense(4, activation=last.split()[0], name="dense"))
+    elif last == "Activation layer":  # linear logits, then Activation("softmax")
+        layers += [keras.layers.Dense(4, name="dense"), keras.layers.Activation("softmax", name="softmax")]
     else:  # a separate Softmax layer after linear logits
-        tail = [keras.layers.Dense(4, name="dense"), keras.layers.Softmax(name="softmax")]
-    return keras.Sequential(head + tail)
+        layers += [keras.layers.Dense(4, name="dense"), keras.layers.Softmax(name="softmax")]
+    if not functional:
+        return keras.Sequential([inputs, *layers])
+    x = inputs
+    for layer in layers:
+        x = layer(x)
+    return keras.Model(inputs, x)
 
 
-@pytest.mark.parametrize("last", ["softmax activation", "softmax layer"])
-def test_gradcam_of_a_loaded_model_equals_the_hand_computation(last, tmp_path):
+@pytest.mark.parametrize("functional", [False, True], ids=["sequential", "functional"])
+@pytest.mark.parametrize("last", ["softmax activation", "softmax layer", "Activation layer"])
+def test_gradcam_of_a_loaded_model_equals_the_hand_computation(last, functional, tmp_path):
     from convlens.gradients import class_scores, feature_map_gradients, probabilities
     from convlens.keras_models import keras, load_model
 
-    gap_model(last).save(tmp_path / "gap.keras")
-    model = load_model(tmp_path / "gap.keras")  # a loaded Sequential: the case whose layer outputs lie off-graph
+    gap_model(last, functional=functional).save(tmp_path / "gap.keras")
+    model = load_model(tmp_path / "gap.keras")  # a loaded Sequential: its layer outputs lie off-graph
     x = np.random.default_rng(0).random((3, 6, 6, 1)).astype(np.float32)
     softmax_out = np.asarray(model(x, training=False))
     maps = np.asarray(keras.Model(model.inputs[0], model.get_layer("conv").output)(x))
@@ -68,6 +77,30 @@ def test_a_layer_without_feature_maps_is_refused_for_gradcam():
 
     with pytest.raises(ConvlensError, match="gradcam.layer 'gap' outputs shape \\(3,\\), not H×W×C feature maps"):
         class_scores(gap_model("softmax layer"), "gap")
+    with pytest.raises(ConvlensError) as error:
+        class_scores(gap_model("softmax layer"), "nope")
+    assert str(error.value) == (
+        "gradcam.layer 'nope' outputs shape None, not H×W×C feature maps; choose a Conv2D or pooling layer of the "
+        "model (null: the last conv layer)"
+    )
+
+
+def test_scores_without_a_softmax_are_taken_as_they_are():
+    from convlens.gradients import class_scores, feature_map_gradients
+    from convlens.keras_models import keras
+
+    x = np.random.default_rng(1).random((2, 6, 6, 1)).astype(np.float32)
+    sigmoid = gap_model("sigmoid")
+    want = np.asarray(sigmoid(x))
+    scorer, logits = class_scores(sigmoid, "conv")
+    assert not logits and sigmoid.get_layer("dense").activation is keras.activations.sigmoid
+    np.testing.assert_allclose(feature_map_gradients(scorer, x, np.array([0, 3]))[2], want, rtol=1e-6)
+    pooled = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Conv2D(2, 3, name="conv"), keras.layers.Flatten()])
+    assert class_scores(pooled, "conv")[1] is False  # a last layer with no activation at all
+    squashed = keras.Sequential([keras.Input((6, 6, 1)), *pooled.layers, keras.layers.Activation("sigmoid")])
+    scorer, logits = class_scores(squashed, "conv")  # a last Activation that is not a softmax stays
+    assert not logits
+    np.testing.assert_allclose(feature_map_gradients(scorer, x, np.array([0, 1]))[2], squashed(x), rtol=1e-6)
 
 
 @pytest.mark.parametrize("layer", ["conv2d", "conv2d_1", "dense"])
