@@ -222,6 +222,19 @@ def test_a_functional_chain_is_read_and_a_branching_model_refused(tmp_path):
     np.testing.assert_allclose(got, keras_activations(tmp_path / "chain.keras", x, ["c"])[0], rtol=1e-5, atol=1e-6)
 
 
+def test_softmax_is_keras_for_large_and_far_apart_logits():
+    from convlens.keras_models import keras
+
+    logits = np.array([[1000.0, 999.0, 0.0], [0.0, -1.0, -2.0]], np.float32)  # rows 1000 apart
+    want = np.asarray(keras.activations.softmax(logits))
+    for got in (
+        layer_op("Softmax", {"name": "s"}, [])(logits),
+        layer_op("Activation", {"name": "a", "activation": "softmax"}, [])(logits),
+    ):
+        assert np.isfinite(got).all()
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-30)
+
+
 @pytest.mark.parametrize(
     ("kind", "args", "needed"),
     [
