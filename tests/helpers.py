@@ -6,6 +6,7 @@ import ast
 import fcntl
 import gzip
 import importlib
+import io
 import json
 import os
 import shutil
@@ -30,6 +31,13 @@ _DVC_STAGES = yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))
 # params.yaml, left out): what `dvc repro` runs, in process. PER_LAYER: the `foreach` stages.
 PIPELINE = [importlib.import_module(f"stages.{name}") for name in _DVC_STAGES if name != "check_config"]
 PER_LAYER = {importlib.import_module(f"stages.{name}") for name, stage in _DVC_STAGES.items() if "foreach" in stage}
+
+
+class Terminal(io.StringIO):
+    """A stderr that says it is a terminal: progress bars (tqdm, ``disable=None``) draw on it."""
+
+    def isatty(self) -> bool:
+        return True
 
 
 def stage_name(module) -> str:

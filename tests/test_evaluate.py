@@ -5,16 +5,24 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 import warnings
 
 import numpy as np
 import pytest
 
 from convlens.errors import ConvlensError
-from convlens.evaluate import accuracy, class_accuracy, confusion_matrix, evaluation_summary, predicted_classes
+from convlens.evaluate import (
+    accuracy,
+    class_accuracy,
+    confusion_matrix,
+    evaluation_summary,
+    predicted_classes,
+    stream_predictions,
+)
 from convlens.stats import as_number
 from stages import evaluate
-from tests.helpers import MIRROR, PIPELINE, copy_project
+from tests.helpers import MIRROR, PIPELINE, Terminal, copy_project
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -67,6 +75,25 @@ def test_the_prediction_is_the_highest_output_and_the_output_must_have_one_unit_
     assert predicted_classes(outputs, 3, "dense").tolist() == [1, 0]  # a tie: the lower class, as argmax
     with pytest.raises(ConvlensError, match=r"last layer 'dense' outputs shape \(3,\), not one score per class"):
         predicted_classes(outputs, 10, "dense")
+
+
+class Outputs:
+    """A network whose one layer outputs the first 3 pixels of each image: the class is the brightest of them."""
+
+    names = ("out",)
+
+    def activations(self, x, names):
+        return [x.reshape(len(x), -1)[:, :3]]
+
+
+def test_predictions_stream_in_batches_under_a_progress_bar_named_by_the_label(monkeypatch):
+    images = np.array([[[9, 1], [2, 0]], [[0, 7], [1, 0]], [[3, 4], [8, 0]], [[5, 5], [0, 0]], [[0, 0], [6, 0]]])
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    got = stream_predictions(Outputs(), "out", images.astype(np.uint8), 3, 255.0, 2, "test split, trained model")
+    assert got.dtype == np.uint16 and got.tolist() == [0, 1, 2, 0, 2]
+    assert sys.stderr.getvalue().startswith("\rtest split, trained model:   0%|")
+    with pytest.raises(ConvlensError, match="the model's last layer 'out' outputs shape \\(3,\\), not one score"):
+        stream_predictions(Outputs(), "out", images, 10, 255.0, 2, "test split")
 
 
 def read_rows(path):

@@ -21,6 +21,7 @@ from convlens.batching import (
 from convlens.errors import ConvlensError
 from convlens.forward import Network, load_network
 from convlens.ops import Unsupported, layer_op, pool2d
+from tests.helpers import Terminal
 
 
 def keras_activations(path, x, names):
@@ -308,11 +309,6 @@ def test_batches_cover_every_index_once_in_order():
     assert list(batches(10, 4)) == [slice(0, 4), slice(4, 8), slice(8, 10)]
     assert list(batches(2, 1)) == [slice(0, 1), slice(1, 2)] and list(batches(3, 5)) == [slice(0, 3)]
     assert list(batches(0, 3)) == []
-
-
-class Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
 
 
 def test_batches_show_their_progress_on_a_terminal_only_and_clear_it(monkeypatch):
