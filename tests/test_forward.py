@@ -111,7 +111,13 @@ def keras_matches(tmp_path, layers, x, rtol=1e-5, atol=1e-5):
 
 @pytest.mark.parametrize(
     ("channels", "filters", "kernel", "strides", "padding"),
-    [(8, 3, 3, 1, "valid"), (16, 5, 3, 1, "same"), (32, 4, (2, 3), (2, 1), "same"), (32, 6, (3, 2), 1, "valid")],
+    [
+        (8, 3, 3, 1, "valid"),
+        (8, 3, 1, 1, "same"),
+        (16, 5, 3, 1, "same"),
+        (32, 4, (2, 3), (2, 1), "same"),
+        (32, 6, (3, 2), 1, "valid"),
+    ],
 )
 def test_a_conv2d_with_many_input_channels_matches_keras(tmp_path, channels, filters, kernel, strides, padding):
     """At 8 or more input channels conv2d sums one product per kernel offset (the book's conv2d_1 has 32)."""
