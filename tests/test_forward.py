@@ -20,7 +20,7 @@ from convlens.batching import (
 )
 from convlens.errors import ConvlensError
 from convlens.forward import Network, load_network
-from convlens.ops import Unsupported, layer_op, pool2d
+from convlens.ops import ACTIVATIONS, Unsupported, activation, layer_op, pool2d
 from tests.helpers import Terminal
 
 
@@ -227,6 +227,15 @@ def test_a_functional_chain_is_read_and_a_branching_model_refused(tmp_path):
         x, ["c"]
     )  # the chain before the branch
     np.testing.assert_allclose(got, keras_activations(tmp_path / "chain.keras", x, ["c"])[0], rtol=1e-5, atol=1e-6)
+
+
+def test_an_activation_is_read_from_its_name_or_its_serialized_dict():
+    relu = ACTIVATIONS["relu"]
+    assert activation("relu", "l") is relu and activation(None, "l") is ACTIVATIONS["linear"]
+    serialized = {"module": "keras.activations", "class_name": "function", "config": "relu", "registered_name": "relu"}
+    assert activation(serialized, "l") is relu and activation({"class_name": "relu"}, "l") is relu
+    with pytest.raises(Unsupported, match=r"^layer 'l' uses activation 'gelu'$"):
+        activation({"class_name": "function", "config": "gelu"}, "l")
 
 
 def test_softmax_is_keras_for_large_and_far_apart_logits():
