@@ -238,6 +238,11 @@ def test_an_activation_is_read_from_its_name_or_its_serialized_dict():
         activation({"class_name": "function", "config": "gelu"}, "l")
 
 
+def test_a_channels_first_layer_is_left_to_keras():
+    with pytest.raises(Unsupported, match=r"^layer 'p' is channels_first$"):
+        layer_op("MaxPooling2D", {"name": "p", "data_format": "channels_first", "pool_size": [2, 2]}, [])
+
+
 def test_softmax_is_keras_for_large_and_far_apart_logits():
     from convlens.keras_models import keras
 
