@@ -238,9 +238,12 @@ def test_an_activation_is_read_from_its_name_or_its_serialized_dict():
         activation({"class_name": "function", "config": "gelu"}, "l")
 
 
-def test_a_channels_first_layer_is_left_to_keras():
+def test_a_channels_first_or_grouped_layer_is_left_to_keras():
     with pytest.raises(Unsupported, match=r"^layer 'p' is channels_first$"):
         layer_op("MaxPooling2D", {"name": "p", "data_format": "channels_first", "pool_size": [2, 2]}, [])
+    grouped = {"name": "g", "groups": 2, "strides": [1, 1], "padding": "valid"}
+    with pytest.raises(Unsupported, match=r"^layer 'g' is a dilated or grouped Conv2D$"):
+        layer_op("Conv2D", grouped, [np.ones((3, 3, 2, 4), np.float32), np.zeros(4, np.float32)])
 
 
 def test_softmax_is_keras_for_large_and_far_apart_logits():
