@@ -294,7 +294,9 @@ def test_a_config_without_its_optional_keys_gets_kerass_defaults(kind, args, nee
     [
         ("conv1d", "layer 'c1' is a Conv1D"),
         ("dilated", "layer 'd' is a dilated or grouped Conv2D"),
-        ("gelu", "uses activation 'gelu'"),
+        ("gelu", "layer 'g' uses activation 'gelu'"),
+        ("dense-gelu", "layer 'dg' uses activation 'gelu'"),
+        ("activation-gelu", "layer 'ag' uses activation 'gelu'"),
     ],
 )
 def test_unsupported_layers_are_named(tmp_path, layer, message):
@@ -309,9 +311,19 @@ def test_unsupported_layers_are_named(tmp_path, layer, message):
         ],
         "dilated": [keras.Input((28, 28, 1)), keras.layers.Conv2D(2, 3, dilation_rate=2, name="d")],
         "gelu": [keras.Input((28, 28, 1)), keras.layers.Conv2D(2, 3, activation="gelu", name="g")],
+        "dense-gelu": [
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(2, 3),
+            keras.layers.Dense(2, activation="gelu", name="dg"),
+        ],
+        "activation-gelu": [
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(2, 3),
+            keras.layers.Activation("gelu", name="ag"),
+        ],
     }[layer]
     keras.Sequential(made).save(tmp_path / "m.keras")
-    with pytest.raises(Unsupported, match=message):
+    with pytest.raises(Unsupported, match=f"^{message}$"):
         load_network(Archive.read(tmp_path / "m.keras"))
 
 
