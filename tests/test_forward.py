@@ -141,6 +141,16 @@ def test_average_pooling_of_any_window_matches_keras(tmp_path, size, strides, pa
     assert np.abs(got).max() > 0.1
 
 
+@pytest.mark.parametrize("kind", ["GlobalAveragePooling2D", "GlobalMaxPooling2D"])
+def test_global_pooling_that_keeps_its_axes_matches_keras(tmp_path, kind):
+    from convlens.keras_models import keras
+
+    x = np.random.default_rng(9).uniform(-1, 1, (2, 5, 4, 3)).astype(np.float32)
+    conv = keras.layers.Conv2D(3, 1, name="conv")
+    got = keras_matches(tmp_path, [conv, getattr(keras.layers, kind)(keepdims=True, name="pool")], x)
+    assert got.shape == (2, 1, 1, 3)
+
+
 @pytest.mark.parametrize(
     ("options", "adapted"),
     [
