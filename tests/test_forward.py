@@ -282,6 +282,7 @@ def test_softmax_is_keras_for_large_and_far_apart_logits():
         ("LeakyReLU", (), {}),
         ("Softmax", (), {}),
         ("Rescaling", (0.5,), {"scale": 0.5}),
+        ("Reshape", ((30, 3),), {"target_shape": [30, 3]}),
         ("BatchNormalization", (), {}),
     ],
 )  # fmt: skip
