@@ -39,7 +39,7 @@ def mutmut_durations(root: Path) -> dict[str, float]:
     stats = root / "mutmut-stats.json"
     if root.name != "mutants" or not stats.is_file():
         return {}
-    return json.loads(stats.read_text())["duration_by_test"]
+    return json.loads(stats.read_text(encoding="utf-8"))["duration_by_test"]
 
 
 @pytest.fixture(autouse=True)
