@@ -143,25 +143,22 @@ def test_average_pooling_of_any_window_matches_keras(tmp_path, size, strides, pa
 
 @pytest.mark.parametrize(
     ("kind", "options"),
-    [("Dense", {"units": 4, "use_bias": False}), ("ReLU", {"max_value": 2.0, "negative_slope": 0.1, "threshold": 0.3})],
-    ids=["dense-without-bias", "leaky-thresholded-relu"],
+    [
+        ("Dense", {"units": 4, "use_bias": False}),
+        ("ReLU", {"max_value": 2.0, "negative_slope": 0.1, "threshold": 0.3}),
+        ("GlobalAveragePooling2D", {"keepdims": True}),
+        ("GlobalMaxPooling2D", {"keepdims": True}),
+    ],
+    ids=["dense-without-bias", "leaky-thresholded-relu", "global-average-keepdims", "global-max-keepdims"],
 )
 def test_options_off_their_defaults_match_keras(tmp_path, kind, options):
     from convlens.keras_models import keras
 
     x = np.random.default_rng(10).uniform(-2, 2, (2, 5, 4, 3)).astype(np.float32)
     layers = [keras.layers.Conv2D(3, 1, name="conv"), getattr(keras.layers, kind)(**options, name="l")]
-    keras_matches(tmp_path, layers, x)
-
-
-@pytest.mark.parametrize("kind", ["GlobalAveragePooling2D", "GlobalMaxPooling2D"])
-def test_global_pooling_that_keeps_its_axes_matches_keras(tmp_path, kind):
-    from convlens.keras_models import keras
-
-    x = np.random.default_rng(9).uniform(-1, 1, (2, 5, 4, 3)).astype(np.float32)
-    conv = keras.layers.Conv2D(3, 1, name="conv")
-    got = keras_matches(tmp_path, [conv, getattr(keras.layers, kind)(keepdims=True, name="pool")], x)
-    assert got.shape == (2, 1, 1, 3)
+    got = keras_matches(tmp_path, layers, x)
+    if options.get("keepdims"):
+        assert got.shape == (2, 1, 1, 3)
 
 
 @pytest.mark.parametrize(
