@@ -9,7 +9,16 @@ from convlens.archive import Archive
 from convlens.config import compose, load_config, write_params
 from convlens.errors import ConvlensError
 from convlens.forward import load_network
-from convlens.inputs import InputScale, describe_preprocessing, first_layer, input_scale, model_inputs
+from convlens.inputs import (
+    InputScale,
+    describe_preprocessing,
+    first_conv,
+    first_layer,
+    input_scale,
+    model_inputs,
+    read_input_scale,
+)
+from convlens.layers import LayerInfo
 from stages import build_untrained, dataset_stats, feature_maps, fetch_data, fetch_model, samples
 from tests.helpers import MIRROR, copy_project, run_stage
 
@@ -34,6 +43,36 @@ def test_the_first_layer_that_acts_on_the_pixels_skips_inputs_and_inference_no_o
     assert first_layer(model_config(entry("InputLayer", "in"), entry("GaussianNoise"), conv)) is conv
     assert first_layer(model_config(conv)) is conv  # a Sequential saved without an Input: no InputLayer entry
     assert first_layer(model_config(entry("InputLayer", "in"))) is None
+    assert first_layer({"class_name": "Sequential", "config": {}}) is None  # no layers at all
+    assert first_layer({"class_name": "Sequential"}) is None
+
+
+class ConfigOnly:
+    """An archive whose weights file must not be read: only a Normalization first layer needs it."""
+
+    def __init__(self, config):
+        self.config = config
+        self.read = []
+
+    def weights(self, names):
+        self.read.append(names)
+        return {name: [np.array([72.94]), np.array([8100.0]), 0] for name in names}
+
+
+def test_the_weights_file_is_read_for_a_normalization_first_layer_only():
+    for first in (entry("Conv2D"), entry("Rescaling", scale=1 / 255), None):
+        archive = ConfigOnly(model_config(entry("InputLayer", "in"), *([first] if first else [])))
+        assert read_input_scale(archive, 255.0).divisor == (1 if first and first["class_name"] == "Rescaling" else 255)
+        assert archive.read == []
+    archive = ConfigOnly(model_config(entry("Normalization", "norm", mean=None)))
+    assert read_input_scale(archive, 255.0).preprocessing == "Normalization (mean 72.94, variance 8100)"
+    assert archive.read == [["norm"]]
+
+
+def test_the_first_conv_layer_is_the_first_of_any_conv_kind_and_none_without_one():
+    dense = LayerInfo(0, "dense", "Dense")
+    assert first_conv([dense, LayerInfo(1, "dw", "DepthwiseConv2D"), LayerInfo(2, "c", "Conv2D")]) == "dw"
+    assert first_conv([dense]) is None
 
 
 def test_rescaling_or_normalization_first_means_raw_pixels_else_the_configured_scale():
