@@ -150,9 +150,7 @@ def read_h5_config(path: Path, source: object = None) -> dict:
                     f"{source} is an HDF5 file with no model_config (weights only, from save_weights?); "
                     "save the whole model with model.save('name.keras')"
                 )
-            size = h5.attrs.get_id("model_config").get_storage_size()
-            if size > H5_CONFIG_CAP:
-                raise _too_big(source, "model_config", _size(size), H5_CONFIG_CAP)
+            _check_h5_config_size(h5.attrs.get_id("model_config").get_storage_size(), source)  # before reading it
             raw = h5.attrs["model_config"]
     except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
         raise ConvlensError(f"{source} is not a readable Keras .h5 model ({e}); {SAVE_AGAIN}") from e
@@ -160,7 +158,14 @@ def read_h5_config(path: Path, source: object = None) -> dict:
         raw = raw.encode("utf-8", "surrogateescape")
     if not isinstance(raw, bytes):
         raise not_a_config(source, f"it holds {type(raw).__name__}, not text", "model_config")
+    _check_h5_config_size(len(raw), source)  # Keras writes a variable-length string: stored as a 16-byte reference
     return parse_config(raw, source, "model_config")
+
+
+def _check_h5_config_size(size: int, source: object) -> None:
+    """Refuse a ``model_config`` of more than ``H5_CONFIG_CAP`` bytes before JSON parses it."""
+    if size > H5_CONFIG_CAP:
+        raise _too_big(source, "model_config", _size(size), H5_CONFIG_CAP)
 
 
 @dataclass(frozen=True)

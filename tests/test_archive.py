@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from convlens import archive
 from convlens.allowlist import unsafe_places
 from convlens.archive import Archive, read_config
 from convlens.errors import ConvlensError
@@ -453,6 +454,27 @@ def test_a_size_header_that_lies_never_inflates_past_it(tiny_assets, tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(ConvlensError, match=r"is not a Keras \.keras archive \(Bad CRC-32"):
         read_config(path)
+
+
+def test_sizes_are_named_in_the_largest_whole_unit():
+    sizes = [3 << 30, 1536 << 20, 16 << 20, (1 << 20) + (1 << 19), 2048, 1536, 1023, 0]
+    assert [archive._size(n) for n in sizes] == [
+        "3 GiB",
+        "1.5 GiB",
+        "16 MiB",
+        "1.5 MiB",
+        "2 KiB",
+        "1.5 KiB",
+        "1023 bytes",
+        "0 bytes",
+    ]
+
+
+def test_a_config_checked_after_it_was_read_names_config_json():
+    """``Archive.of`` takes a config read elsewhere (a Keras 2 archive's): it is checked again, named the same way."""
+    with pytest.raises(ConvlensError) as err:
+        check_model_config({"class_name": "Sequential", "config": {"layers": [1]}}, "m.keras")
+    assert str(err.value).startswith("m.keras: config.json is not a Keras model config (")
 
 
 @pytest.mark.parametrize(

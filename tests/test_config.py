@@ -1,4 +1,5 @@
 import ast
+import logging
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from convlens import layout
 from convlens.config import (
     compose,
     declared_params,
+    hydra_message,
     load_config,
     origin_root,
     project_root,
@@ -149,6 +151,44 @@ def test_per_layer_stages_get_their_layer_as_an_argument(project, monkeypatch, c
     with pytest.raises(SystemExit):
         run_stage("samples", lambda cfg, root: None, ["conv2d_1"])
     assert "samples@conv2d_1: error: unexpected arguments ['conv2d_1']" in capsys.readouterr().err
+
+
+def test_a_stage_logs_to_stdout_under_its_label_and_takes_overrides_beside_its_layer(project, monkeypatch, capsys):
+    monkeypatch.chdir(project)
+    seen = []
+
+    def run(cfg, root, item):
+        seen.append((item, cfg.input.scale))
+        logging.getLogger("feature_maps").info("mapped %s", item)
+
+    run_stage("feature_maps", run, ["input.scale=1", "conv2d_1"])
+    assert seen == [("conv2d_1", 1.0)]
+    assert capsys.readouterr().out == (
+        "feature_maps@conv2d_1: params.yaml recomposed from conf/ with input.scale=1\n"
+        "feature_maps@conv2d_1: mapped conv2d_1\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("message", "line"),
+    [
+        (
+            "In 'config': Could not find 'model/foo'\n\nAvailable options in 'model':\n\tbook\n\tlocal\n"
+            "Config search path:\n\tprovider=hydra, path=pkg://hydra.conf",
+            "In 'config': Could not find 'model/foo'. Available options in 'model': book, local",
+        ),
+        (
+            "Could not override 'foo'.\nTo append to your config use +foo=1\nKey 'foo' is not in struct",
+            "Could not override 'foo'. It is not a key of conf/; params.yaml lists the keys",
+        ),
+        (
+            "Error merging override x=1.\nValue 'a' could not be converted:\n\tInteger",
+            ("Error merging override x=1. Value 'a' could not be converted: Integer"),
+        ),
+    ],
+)
+def test_hydras_errors_become_one_line_without_the_search_path(message, line):
+    assert hydra_message(message) == line
 
 
 def test_a_queued_experiment_finds_its_origin_repository(tmp_path):

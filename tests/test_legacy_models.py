@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -12,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from convlens import keras_models
+from convlens import archive, keras_models
 from convlens.config import load_config
 from convlens.errors import ConvlensError
 from stages import extract_weights, fetch_model
@@ -186,9 +187,35 @@ def test_an_h5_without_a_model_config_is_named(project, stage_config, tmp_path):
     weights_only = tmp_path / "weights.h5"
     with h5py.File(weights_only, "w") as h5:
         h5.create_dataset("conv2d/kernel", data=np.zeros((3, 3, 1, 4), "float32"))
-    with pytest.raises(ConvlensError, match=r"weights\.h5 is an HDF5 file with no model_config \(weights only"):
+    with pytest.raises(ConvlensError) as err:
         fetch(project, stage_config, weights_only)
+    assert str(err.value) == (
+        f"{weights_only} is an HDF5 file with no model_config (weights only, from save_weights?); "
+        "save the whole model with model.save('name.keras')"
+    )
     assert not (project / TRAINED).exists()
+
+
+def test_an_h5_config_over_the_cap_is_refused_naming_the_users_file(tiny_h5, tmp_path, monkeypatch):
+    """Keras stores ``model_config`` as a variable-length string (its storage size is a 16-byte reference), a
+    hand-made file may use a fixed-length one: both are measured by their text."""
+    with h5py.File(tiny_h5, "r") as h5:
+        text = json.dumps({"pad": "x" * 3000, **json.loads(h5.attrs["model_config"])})
+    fixed = shutil.copyfile(tiny_h5, tmp_path / "fixed.h5")
+    with h5py.File(fixed, "r+") as h5:
+        del h5.attrs["model_config"]
+        h5.attrs.create("model_config", np.bytes_(text), dtype=f"S{len(text)}")
+    monkeypatch.setattr(archive, "H5_CONFIG_CAP", 3000)
+    for path in tiny_h5, fixed:
+        with pytest.raises(ConvlensError) as err:
+            archive.read_h5_config(path, "models/mine.h5")
+        assert re.fullmatch(
+            r"models/mine\.h5: model_config is \d\.\d KiB uncompressed, over the 2\.9 KiB limit \(a zip bomb\?\); "
+            r"refused: save the model with model\.save\('name\.keras'\)",
+            str(err.value),
+        ), str(err.value)
+    monkeypatch.setattr(archive, "H5_CONFIG_CAP", len(text))
+    assert archive.read_h5_config(fixed)["pad"] == "x" * 3000  # at the cap: read
 
 
 def test_a_keras2_keras_archive_says_keras3_cannot_load_it(project, stage_config, tiny_assets, tmp_path):

@@ -1,0 +1,102 @@
+"""What each figure of ``figures.py`` draws: read back from the matplotlib figure it saves, and the PNG's size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.colors import to_rgba
+from PIL import Image
+
+from convlens import figures, figures_analyses
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """Every figure saved, as ``(figure, path, dpi)``; the real save still writes the PNG."""
+    saved = []
+    real = figures._save
+
+    def save(fig, path, dpi):
+        saved.append((fig, path, dpi))
+        real(fig, path, dpi)
+
+    monkeypatch.setattr(figures, "_save", save)
+    monkeypatch.setattr(figures_analyses, "_save", save)
+    return saved
+
+
+def png_size(path):
+    with Image.open(path) as image:
+        return image.size
+
+
+def test_a_vector_is_one_bar_per_unit_on_a_figure_as_wide_as_its_units(drawn, tmp_path):
+    values = np.array([0.5, -1.0, 2.0], dtype=np.float32)
+    figures.vector_figure(values, tmp_path / "v.png", "dense: 3 units", 50)
+    ((fig, path, dpi),) = drawn
+    (ax,) = fig.axes
+    bars = ax.patches
+    assert [b.get_height() for b in bars] == [0.5, -1.0, 2.0]
+    assert [b.get_x() + b.get_width() / 2 for b in bars] == [0, 1, 2] and {b.get_width() for b in bars} == {1.0}
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("unit", "activation", "dense: 3 units")
+    assert ax.title.get_fontsize() == 11
+    assert tuple(fig.get_size_inches()) == (4.0, 3.2) and png_size(path) == (200, 160) and dpi == 50
+    for units, width in ((100, 8.0), (1000, 16.0)):  # 0.08 inch a unit, at most 16 inches
+        figures.vector_figure(np.ones(units), tmp_path / f"{units}.png", "t", 10)
+        assert tuple(drawn[-1][0].get_size_inches()) == pytest.approx((width, 3.2))
+
+
+def comparison(rows):
+    return pd.DataFrame(rows, columns=["model", "layer", "statistic", "a", "b", "relative_change"])
+
+
+def test_the_comparison_is_one_panel_per_model_with_a_labelled_bar_per_changed_statistic(drawn, tmp_path):
+    table = comparison(
+        [
+            ("trained", "conv2d", "mean", -0.0144, -0.0072, -0.5),
+            ("trained", "conv2d", "std", 0.2, 0.8, 3.0),
+            ("trained", "dense", "zeros", 0.0, 2.0, np.nan),
+            ("untrained", "conv2d", "std", 0.1, 0.11, 0.1),
+        ]
+    )
+    figures.comparison_figure(table, tmp_path / "c.png", ("v1", "v2"), "v1 → v2: 4 of 9 statistics changed", dpi=20)
+    ((fig, path, dpi),) = drawn
+    trained, untrained = fig.axes
+    assert (trained.get_title(loc="left"), untrained.get_title(loc="left")) == ("trained", "untrained")
+    assert fig._suptitle.get_text() == "v1 → v2: 4 of 9 statistics changed"
+    # bottom to top: the table's rows reversed, so they read top-down as in the table
+    assert [t.get_text() for t in trained.get_yticklabels()] == ["dense · zeros", "conv2d · std", "conv2d · mean"]
+    bars = trained.patches
+    assert [b.get_width() for b in bars] == [0.0, 100.0, -50.0]  # NaN drawn as 0, 300 % clipped at 100
+    assert [b.get_facecolor() for b in bars] == [to_rgba(c) for c in ("tab:blue", "tab:blue", "tab:red")]
+    labels = [(t.get_text(), t.get_ha(), t.xyann) for t in trained.texts]
+    assert labels == [
+        ("0 → 2", "right", (-4, 0)),
+        ("0.2 → 0.8 (+300.0 %)", "right", (-4, 0)),
+        ("-0.0144 → -0.0072 (-50.0 %)", "left", (4, 0)),  # a bar to the left: its label to the right of zero
+    ]
+    assert [t.xy for t in trained.texts] == [(0, 0), (0, 1), (0, 2)]
+    assert {t.get_fontsize() for t in trained.texts} == {8} and {t.get_va() for t in trained.texts} == {"center"}
+    assert trained.get_xlim() == (-100, 100) and untrained.get_xlim() == (-100, 100)
+    assert trained.get_xlabel() == "relative change from v1 to v2 (%, bars clipped at ±100)"
+    assert [line.get_xdata() for line in trained.get_lines()] == [[0, 0]]
+    assert [b.get_width() for b in untrained.patches] == pytest.approx([10.0])
+    # panels as tall as their bars: 3 and 1 rows
+    heights = [ax.get_position().height for ax in fig.axes]
+    assert heights[0] / heights[1] == pytest.approx(3, rel=0.15)
+    assert tuple(fig.get_size_inches()) == pytest.approx((9, 1.2 + 0.3 * 4)) and dpi == 20
+    assert png_size(path) == (180, 48)
+
+
+def test_no_changed_statistic_is_said_in_a_small_figure(drawn, tmp_path):
+    figures.comparison_figure(comparison([]), tmp_path / "c.png", ("a", "b"), "a → b: 0 of 9 statistics changed")
+    ((fig, path, dpi),) = drawn
+    assert [t.get_text() for t in fig.texts] == ["no statistic changed", "a → b: 0 of 9 statistics changed"]
+    assert (fig.texts[0].get_position(), fig.texts[0].get_ha(), fig.texts[0].get_va()) == (
+        (0.5, 0.5),
+        "center",
+        "center",
+    )
+    assert fig._suptitle.get_text() == "a → b: 0 of 9 statistics changed" and fig._suptitle.get_fontsize() == 11
+    assert not fig.axes and dpi == 100 and png_size(path) == (600, 150)
