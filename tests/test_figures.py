@@ -100,3 +100,23 @@ def test_no_changed_statistic_is_said_in_a_small_figure(drawn, tmp_path):
     )
     assert fig._suptitle.get_text() == "a → b: 0 of 9 statistics changed" and fig._suptitle.get_fontsize() == 11
     assert not fig.axes and dpi == 100 and png_size(path) == (600, 150)
+
+
+def test_histograms_share_their_bins_and_overlay_translucent_with_a_legend(drawn, tmp_path):
+    trained, untrained = np.array([-1.0, 0.0, 0.5, np.nan]), np.array([1.0, np.inf, 3.0])
+    figures.histogram({"trained": trained, "untrained": untrained}, tmp_path / "h.png", 4, "conv2d weights", 30)
+    ((fig, _, _),) = drawn
+    (ax,) = fig.axes
+    edges = sorted(
+        {round(p.get_x(), 9) for p in ax.patches} | {round(p.get_x() + p.get_width(), 9) for p in ax.patches}
+    )
+    assert edges == [-1.0, 0.0, 1.0, 2.0, 3.0]  # 4 bins over every finite value of both series
+    counts = [p.get_height() for p in ax.patches]
+    assert counts == [1, 2, 0, 0, 0, 0, 1, 1]  # NaN and inf left out; 1.0 falls in the second series' second bin
+    assert {p.get_alpha() for p in ax.patches} == {0.55}
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["trained", "untrained"]
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("weight", "count", "conv2d weights")
+    figures.histogram({"trained": trained}, tmp_path / "one.png", 2, "one", 30)
+    (ax,) = drawn[-1][0].axes
+    assert ax.get_legend() is None and {p.get_alpha() for p in ax.patches} == {1.0}
+    assert [p.get_height() for p in ax.patches] == [1, 2]  # edges -1, -0.25, 0.5: 0.5 in the last bin
