@@ -120,3 +120,76 @@ def test_histograms_share_their_bins_and_overlay_translucent_with_a_legend(drawn
     (ax,) = drawn[-1][0].axes
     assert ax.get_legend() is None and {p.get_alpha() for p in ax.patches} == {1.0}
     assert [p.get_height() for p in ax.patches] == [1, 2]  # edges -1, -0.25, 0.5: 0.5 in the last bin
+
+
+def test_class_heatmaps_scale_each_channel_from_its_least_to_its_most_active_class(drawn, tmp_path):
+    classes = ["T-shirt/top", "Trouser", "Ankle boot"]
+    trained = np.array([[1.0, 5.0], [3.0, 5.0], [2.0, np.nan]])  # classes × channels
+    untrained = np.zeros((3, 4))
+    figures_analyses.class_heatmaps(
+        {"trained": trained, "untrained": untrained}, classes, tmp_path / "h.png", "class means", "viridis", 40
+    )
+    ((fig, path, _),) = drawn
+    left, right = fig.axes[:2]
+    np.testing.assert_allclose(left.images[0].get_array(), [[0, 1, 0.5], [1, 1, 0]])  # NaN as 0; flat → 0
+    assert left.images[0].get_clim() == (0, 1) and not np.any(right.images[0].get_array())
+    assert (left.get_title(), right.get_title(), left.get_ylabel()) == ("trained", "untrained", "channel")
+    assert [t.get_text() for t in left.get_xticklabels()] == classes
+    assert tuple(fig.get_size_inches()) == pytest.approx((8.4, 2.4 + 0.12 * 4))  # taller for more channels
+    renderer = fig.canvas.get_renderer()
+    for label in left.get_xticklabels():  # the slanted class names fit in the figure
+        assert label.get_window_extent(renderer).y0 >= 0
+    assert fig._suptitle.get_text() == "class means" and png_size(path) == (336, 115)
+
+
+def test_a_labelled_mosaic_draws_every_tile_on_the_fixed_range_and_labels_its_corner(drawn, tmp_path):
+    tiles = np.stack([np.full((28, 28), v) for v in (0.0, 127.5, 255.0, 510.0, -1.0)])
+    labels = [f"#{i}" for i in range(5)]
+    figures_analyses.labelled_mosaic_figure(tiles, tmp_path / "m.png", "gray", "conv2d", labels, 3, (0, 255), 20)
+    ((fig, _, _),) = drawn
+    (ax,) = fig.axes
+    image = ax.images[0].get_array()
+    gutter = 2  # 28 // 14
+    assert image.shape == (2 * 28 + gutter, 3 * 28 + 2 * gutter)
+    corners = [image[r * 30, c * 30] for r, c in ((0, 0), (0, 1), (0, 2), (1, 0), (1, 1))]
+    assert corners == [0, 0.5, 1, 1, 0]  # on the pixels' range, clipped
+    assert np.ma.is_masked(image[28, 0]) and np.ma.is_masked(image[0, 28])  # the gutters: white
+    assert ax.images[0].get_clim() == (0, 1)
+    assert [(t.get_text(), t.get_position()) for t in ax.texts] == [
+        ("#0", (0, 0)),
+        ("#1", (30, 0)),
+        ("#2", (60, 0)),
+        ("#3", (0, 30)),
+        ("#4", (30, 30)),
+    ]
+    assert fig._suptitle.get_text() == "conv2d"
+
+
+def test_an_overlay_row_is_the_image_then_each_map_over_it_on_0_to_1(drawn, tmp_path):
+    image, heat = np.arange(16.0).reshape(4, 4), np.full((4, 4), 0.4)
+    panels = [[(heat, "trained · class 9")], [(heat, "untrained"), (heat, "untrained, guided")]]
+    figures_analyses.overlay_figure(
+        image, panels, tmp_path / "o.png", ("Grad-CAM", ["sample 0", "sample 1"]), ("gray_r", "jet"), 0.4, 20
+    )
+    ((fig, _, _),) = drawn
+    axes = np.array(fig.axes).reshape(2, 3)
+    assert [ax.get_title() for ax in axes.ravel()] == [
+        "sample 0",
+        "trained · class 9",
+        "",
+        "sample 1",
+        "untrained",
+        "untrained, guided",
+    ]
+    first, over = axes[0, 0].images, axes[0, 1].images
+    assert [im.get_cmap().name for im in first] == ["gray_r"]
+    assert [im.get_cmap().name for im in over] == ["gray_r", "jet"]
+    assert over[1].get_clim() == (0, 1) and over[1].get_alpha() == 0.4
+    assert not axes[0, 2].images  # a shorter row leaves its last column empty
+    assert fig._suptitle.get_text() == "Grad-CAM"
+    figures_analyses.overlay_figure(image, panels[:1], tmp_path / "one.png", ("one", ["a"]), ("gray", "jet"), 0.5, 20)
+    assert len(drawn[-1][0].axes) == 2  # a single row
+    with pytest.raises(ValueError):
+        figures_analyses.overlay_figure(
+            image, panels, tmp_path / "x.png", ("t", ["only one"]), ("gray", "jet"), 0.5, 20
+        )
