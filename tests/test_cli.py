@@ -65,7 +65,7 @@ def two_runs(tmp_path, monkeypatch):
         (figures / "filters.png").write_bytes(png(shade))
 
     write(42, 0.2, 10)
-    sh(root, "git", "init", "-q", env=env)
+    sh(root, "git", "init", "-q", "-b", "main", env=env)
     dvc(root, env, "init", "-q")
     commit(root, env, "first run")
     write(7, 0.3, 200, "ko")
@@ -127,3 +127,32 @@ def test_compare_says_what_it_does_and_a_run_without_params_has_none(two_runs, c
     (two_runs / "params.yaml").unlink()
     assert compare.run_params(two_runs, "workspace") == {}
     assert compare.run_params(two_runs, "HEAD")["untrained"] == {"seed": 42}
+
+
+def test_experiments_shows_each_run_with_the_params_that_differ(two_runs, capsys):
+    cli.main(["experiments", "--metrics", "untrained.conv2d.std,trained.accuracy", "--hide", "report.language"])
+    assert capsys.readouterr().out == (
+        "            untrained\n"
+        "               conv2d   trained\n"
+        "experiment        std  accuracy\n"
+        "main              0.2       0.9\n"
+    )
+
+
+def test_experiments_says_why_dvc_gave_no_table(two_runs, monkeypatch, capsys):
+    import subprocess
+
+    from convlens.cli import experiments
+
+    shutil.rmtree(two_runs / ".git")
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["experiments"])
+    assert exit.value.code == 1
+    assert capsys.readouterr().err.startswith("experiments: error: dvc exp show failed: ERROR: ")
+    said = subprocess.CompletedProcess([], 0, stdout="nope", stderr="")
+    monkeypatch.setattr(experiments.subprocess, "run", lambda *a, **k: said)
+    with pytest.raises(SystemExit):
+        cli.main(["experiments"])
+    assert capsys.readouterr().err == (
+        "experiments: error: dvc exp show --json printed no JSON (Expecting value: line 1 column 1 (char 0))\n"
+    )
