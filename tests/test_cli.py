@@ -137,6 +137,10 @@ def test_experiments_shows_each_run_with_the_params_that_differ(two_runs, capsys
         "experiment        std  accuracy\n"
         "main              0.2       0.9\n"
     )
+    with pytest.raises(SystemExit):
+        cli.main(["experiments", "-h"])
+    usage = " ".join(capsys.readouterr().out.split())
+    assert "--hide HIDE params never shown (default: " in usage and "--width WIDTH the most columns" in usage
 
 
 def test_experiments_says_why_dvc_gave_no_table(two_runs, monkeypatch, capsys):
