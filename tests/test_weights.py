@@ -79,3 +79,25 @@ def test_nan_and_inf_weights_are_counted_not_averaged_in(project, stage_config, 
         assert "inf" not in "".join(rows[1:4])
         image, _ = filter_grid(kernel, "first", 16, -0.5, 0.5)
     assert np.isfinite(image[~np.isnan(image)]).all()
+
+
+def layer_entry(kind: str, input_shape: list, **config) -> dict:
+    return {"class_name": kind, "config": {"name": "x", **config}, "build_config": {"input_shape": input_shape}}
+
+
+def test_the_shapes_a_layers_config_implies():
+    from convlens.weights_file import expected_shapes
+
+    nhwc = [None, 5, 5, 6]
+    assert expected_shapes(layer_entry("Conv2D", nhwc, kernel_size=3, filters=4)) == [(3, 3, 6, 4), (4,)]
+    assert expected_shapes(layer_entry("Conv2D", nhwc, kernel_size=[1, 3], filters=4, groups=2, use_bias=False)) == [
+        (1, 3, 3, 4)
+    ]
+    depthwise = layer_entry("DepthwiseConv2D", nhwc, kernel_size=3, depth_multiplier=2)
+    assert expected_shapes(depthwise) == [(3, 3, 6, 2), (12,)]
+    separable = layer_entry("SeparableConv2D", nhwc, kernel_size=3, filters=8)  # depth_multiplier defaults to 1
+    assert expected_shapes(separable) == [(3, 3, 6, 1), (1, 1, 6, 8), (8,)]
+    assert expected_shapes(layer_entry("BatchNormalization", nhwc, axis=[3])) == [(6,)] * 4  # Keras saves [3]
+    assert expected_shapes(layer_entry("BatchNormalization", nhwc, axis=1, center=False)) == [(5,)] * 3
+    assert expected_shapes(layer_entry("Dense", [None, 7], units=3)) == [(7, 3), (3,)]
+    assert expected_shapes(layer_entry("Conv2D", nhwc, kernel_size="3", filters=4)) == [(None, None, 6, 4), (4,)]
