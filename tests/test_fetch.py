@@ -207,3 +207,17 @@ def test_search_dirs_order(tmp_path, monkeypatch):
     monkeypatch.setenv("CONVLENS_CACHE", "/c")
     dirs = search_dirs(tmp_path / "project", extra=[tmp_path / "keras"])
     assert [str(d) for d in dirs] == ["/m", str(tmp_path / "shared" / "mirror"), str(tmp_path / "keras"), "/c"]
+
+
+def test_files_without_urls_are_each_listed_with_their_reason(tmp_path, monkeypatch):
+    monkeypatch.delenv("CONVLENS_MIRROR", raising=False)
+    a, b = RemoteFile("a.gz", "1" * 64, (), "data"), RemoteFile("b.gz", "2" * 64, ())
+    with pytest.raises(ConvlensError) as err:
+        fetch_lib.fetch_all([(a, [tmp_path]), (b, [tmp_path])])
+    assert str(err.value).startswith(
+        f"2 files are missing (no local copy, no download): a.gz (sha256 {'1' * 64}: no URL configured); "
+        f"b.gz (sha256 {'2' * 64}: no URL configured). Offline? "
+    )
+    with pytest.raises(ConvlensError) as err:
+        fetch_lib.fetch(a, [tmp_path])
+    assert str(err.value).startswith(f"a.gz not found in {tmp_path} and no URL is configured. Offline? ")
