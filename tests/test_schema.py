@@ -152,3 +152,33 @@ def test_names_that_would_be_paths_are_refused(project, tmp_path):
         "for a nested model's layer, or an index ≥ 0, got '../../x'\n"
     )
     assert not (project / "outputs").exists()
+
+
+def test_a_model_path_that_is_not_a_regular_file_is_named_by_its_kind(tmp_path, monkeypatch):
+    import os
+    import socket
+    import stat
+
+    from convlens.checks import model_file
+
+    def refusal(value):
+        with pytest.raises(ConvlensError) as err:
+            model_file(tmp_path, value)
+        return str(err.value)
+
+    (tmp_path / "m.keras").write_bytes(b"x")
+    assert model_file(tmp_path, "m.keras") == tmp_path / "m.keras"
+    assert refusal("nothing.keras") == f"model.path {tmp_path}/nothing.keras does not exist; point it at a .keras file"
+    assert refusal(".") == f"model.path {tmp_path} is a directory; point it at a .keras file"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(tmp_path / "s.keras"))
+        said = refusal("s.keras")
+    assert said == f"model.path {tmp_path}/s.keras is a socket, not a regular file; point it at a .keras file"
+    real_stat = os.stat
+    for mode, kind in (
+        (stat.S_IFBLK, "a block device"),
+        (stat.S_IFCHR, "a character device"),
+        (0, "not a regular file"),
+    ):
+        monkeypatch.setattr(os, "stat", lambda p, mode=mode: os.stat_result((mode | 0o600, *real_stat(tmp_path)[1:])))
+        assert refusal("dev") == f"model.path {tmp_path}/dev is {kind}, not a regular file; point it at a .keras file"

@@ -1,6 +1,7 @@
 """Weight tables and metrics from a layer's variables (``convlens.weights``), and as ``extract_weights`` writes them."""
 
 import json
+import re
 import warnings
 
 import numpy as np
@@ -101,3 +102,34 @@ def test_the_shapes_a_layers_config_implies():
     assert expected_shapes(layer_entry("BatchNormalization", nhwc, axis=1, center=False)) == [(5,)] * 3
     assert expected_shapes(layer_entry("Dense", [None, 7], units=3)) == [(7, 3), (3,)]
     assert expected_shapes(layer_entry("Conv2D", nhwc, kernel_size="3", filters=4)) == [(None, None, 6, 4), (4,)]
+
+
+def test_a_variables_group_must_hold_datasets_numbered_from_0(tmp_path):
+    import h5py
+
+    from convlens.weights_file import _variables
+
+    with h5py.File(tmp_path / "w.h5", "w") as h5:
+        for key in ("0", "1", "3"):
+            h5.create_dataset(f"gap/vars/{key}", data=[0.0])
+        h5.create_dataset("ok/vars/1", data=[1.0, 2.0])
+        h5.create_dataset("ok/vars/0", data=[0.0])
+        h5.create_group("nested/vars/0")
+        h5.create_group("empty")
+        assert [v.shape for v in _variables(h5, "ok")] == [(1,), (2,)]
+        assert _variables(h5, "empty") is None
+        with pytest.raises(KeyError, match=re.escape("gap/vars holds ['0', '1', '3'], not variables 0..2")):
+            _variables(h5, "gap")
+        with pytest.raises(KeyError, match="nested/vars holds a group where a variable belongs"):
+            _variables(h5, "nested")
+
+
+def test_a_model_file_that_cannot_be_read_is_named_with_the_reason(tmp_path):
+    from convlens.archive import is_hdf5
+
+    with pytest.raises(ConvlensError) as err:
+        is_hdf5(tmp_path)
+    assert str(err.value) == f"cannot read {tmp_path} (Is a directory); check the file and its permissions"
+    (tmp_path / "m.h5").write_bytes(b"\x89HDF\r\n\x1a\nrest")
+    (tmp_path / "m.keras").write_bytes(b"PK\x03\x04")
+    assert is_hdf5(tmp_path / "m.h5") and not is_hdf5(tmp_path / "m.keras")
