@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 from omegaconf import OmegaConf
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ReadonlyConfigError
 
 from convlens import layout
 from convlens.config import (
@@ -42,6 +42,9 @@ def test_declared_params_exist_and_only_they_are_readable(stage):
     undeclared = next(k for k in ("render", "samples", "model") if k not in top)
     with pytest.raises((ConfigAttributeError, ConfigKeyError)):
         cfg[undeclared]
+    for key in top:  # a stage cannot change what DVC recorded
+        with pytest.raises(ReadonlyConfigError):
+            cfg[key] = 1
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
