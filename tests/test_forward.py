@@ -148,8 +148,15 @@ def test_average_pooling_of_any_window_matches_keras(tmp_path, size, strides, pa
         ("ReLU", {"max_value": 2.0, "negative_slope": 0.1, "threshold": 0.3}),
         ("GlobalAveragePooling2D", {"keepdims": True}),
         ("GlobalMaxPooling2D", {"keepdims": True}),
+        ("Softmax", {"axis": 1}),
     ],
-    ids=["dense-without-bias", "leaky-thresholded-relu", "global-average-keepdims", "global-max-keepdims"],
+    ids=[
+        "dense-without-bias",
+        "leaky-thresholded-relu",
+        "global-average-keepdims",
+        "global-max-keepdims",
+        "softmax-over-rows",
+    ],
 )
 def test_options_off_their_defaults_match_keras(tmp_path, kind, options):
     from convlens.keras_models import keras
