@@ -193,3 +193,45 @@ def test_an_overlay_row_is_the_image_then_each_map_over_it_on_0_to_1(drawn, tmp_
         figures_analyses.overlay_figure(
             image, panels, tmp_path / "x.png", ("t", ["only one"]), ("gray", "jet"), 0.5, 20
         )
+
+
+def test_dataset_examples_are_one_image_with_each_channels_caption_under_its_tile(drawn, tmp_path):
+    from convlens.examples import examples_grid
+
+    pictures = np.random.default_rng(0).uniform(0, 1, (3, 4, 28, 28))  # 3 channels, 4 images each
+    grid = examples_grid(pictures, 2)
+    captions = ["channel 0", "channel 1", "channel 2"]
+    figures_analyses.examples_figure(grid, captions, tmp_path / "e.png", "gray_r", "conv2d: top images", 30)
+    ((fig, path, _),) = drawn
+    (ax,) = fig.axes
+    np.testing.assert_array_equal(ax.images[0].get_array().filled(np.nan), grid.image)
+    assert ax.images[0].get_clim() == (0, 1) and ax.images[0].get_cmap().name == "gray_r"
+    height, width = grid.image.shape
+    body = (2 * 1.3, 2 * 1.3 * height / width)  # 1.3 inches a tile, as tall as the mosaic is
+    assert tuple(fig.get_size_inches()) == pytest.approx((body[0], body[1] + 0.5))
+    assert ax.get_position().height == pytest.approx(body[1] / (body[1] + 0.5))
+    (th, tw), gap, band = grid.tile, grid.gutter, grid.band
+    centres = [(c * (tw + gap) + tw / 2, r * (th + gap) + th - band / 2) for r, c in ((0, 0), (0, 1), (1, 0))]
+    assert [(t.get_text(), t.get_position()) for t in ax.texts] == list(zip(captions, centres, strict=True))
+    assert {t.get_ha() for t in ax.texts} == {"center"}
+    assert ax.texts[0].get_fontsize() == pytest.approx(band * body[0] * 72 / width * 0.7)  # fits in its band
+    assert [t.get_text() for t in fig.texts] == ["conv2d: top images"]
+    assert png_size(path) == pytest.approx((body[0] * 30, (body[1] + 0.5) * 30), abs=1)
+
+
+def test_the_confusion_matrix_writes_each_count_and_outlines_the_diagonal(drawn, tmp_path):
+    confusion = np.array([[9, 1, 0], [2, 7, 1], [0, 0, 10]])
+    classes = ["T-shirt/top", "Trouser", "Ankle boot"]
+    figures_analyses.confusion_figure(confusion, classes, tmp_path / "c.png", "test split", "Blues", 20)
+    ((fig, _, _),) = drawn
+    (ax,) = fig.axes
+    np.testing.assert_array_equal(ax.images[0].get_array(), confusion)
+    texts = {(round(t.get_position()[1]), round(t.get_position()[0])): t for t in ax.texts}
+    assert {k: t.get_text() for k, t in texts.items()} == {(i, j): str(c) for (i, j), c in np.ndenumerate(confusion)}
+    assert texts[(2, 2)].get_color() == "white" and texts[(0, 1)].get_color() == "black"  # light text on dark cells
+    outlined = [(p.get_xy(), p.get_width(), p.get_edgecolor()) for p in ax.patches]
+    assert outlined == [((i - 0.5, i - 0.5), 1, to_rgba("tab:red")) for i in range(3)]
+    assert [t.get_text() for t in ax.get_xticklabels()] == classes == [t.get_text() for t in ax.get_yticklabels()]
+    assert ax.get_xticklabels()[0].get_rotation() == 45
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("predicted class", "actual class", "test split")
+    assert tuple(fig.get_size_inches()) == pytest.approx((2.5 + 0.55 * 3, 2.0 + 0.5 * 3))
