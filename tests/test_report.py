@@ -231,6 +231,13 @@ def test_the_report_of_a_tiny_run(project, run_pipeline):
     maps = json.loads((layout.metrics_dir(project) / "feature_maps.json").read_text(encoding="utf-8"))
     assert f"mean activation {number(maps['trained']['conv2d_1']['map_mean'])}" in " ".join(page.text)
     assert "(None, 14, 14, 8)" in html  # conv2d_1's output shape (the tiny model's 8 filters)
+    shown = " ".join(Page(html[html.index("<body") : html.index("<script")]).text)
+    shown = re.sub(r"\(None(, \d+)*\)", "(shape)", shown)  # Keras's output shapes start with None
+    assert not re.findall(r".{30}(?:\bNone\b|\?|XX|\{\w+\}).{30}", shown)  # every value filled in, every title
+    layers = {r.name for r in model_summary(Archive.read(project / "outputs" / "models" / "trained.keras"))}
+    per_model = re.findall(r"(\S+), (\S+) model: for each channel, (?:the|an)", shown)
+    assert len(per_model) >= 12  # dataset examples (4 layers), activation maximization (2), each model
+    assert {(layer in layers, role) for layer, role in per_model} == {(True, "trained"), (True, "untrained")}
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
 
 
