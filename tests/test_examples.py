@@ -91,6 +91,19 @@ def test_examples_grid_puts_each_channels_images_in_its_own_tile():
 def test_a_caption_names_the_channel_and_its_most_frequent_class():
     assert majority_caption(3, [2, 1, 2, 0], ["a", "b", "c"]) == "3: c 2/4"
     assert majority_caption(0, [1, 0], ["a", "b"]) == "0: a 1/2"  # a tie: the lower class
+    assert majority_caption(1, [5, 5, 0], ["a", "b"]) == "1: 5 2/3"  # a label beyond the class names: its number
+
+
+def test_sort_keys_decode_to_their_scores_and_images_whatever_the_sign():
+    from convlens.examples import decode_keys, sort_keys
+
+    scores = np.array([[-2.5, 0.0], [3.0, -0.0], [-np.inf, 1e-38], [np.inf, -1e-38]], dtype=np.float32)
+    keys = sort_keys(scores, 7)
+    got, images = decode_keys(keys)
+    np.testing.assert_array_equal(got, scores)
+    assert got.dtype == np.float32 and images.tolist() == [[7, 7], [8, 8], [9, 9], [10, 10]]
+    order = np.argsort(-keys[:, 0].astype(np.float64), kind="stable")
+    assert scores[order, 0].tolist() == [np.inf, 3.0, -2.5, -np.inf]  # larger key, larger score
 
 
 def test_stream_statistics_examples_match_the_whole_split_at_once(project, run_pipeline):
