@@ -9,6 +9,7 @@ import string
 import numpy as np
 import pytest
 import yaml
+from markupsafe import escape
 
 from convlens import layout
 from convlens.archive import Archive
@@ -108,6 +109,13 @@ def test_a_run_with_nothing_made_yet_is_a_page_of_notes(tmp_path, params, langua
     assert t("report_subtitle") in page.text and page.text.count(t("analyses_title")) == 2  # contents, heading
     assert "(stage evaluate)" in html or "(evaluate 단계)" in html
     assert "untrained.seed" in html  # the params are shown whatever else is missing
+    strings = yaml.safe_load((PROJECT / "convlens" / "templates" / "strings.yaml").read_text(encoding="utf-8"))
+    keys = {"feature-maps": "maps", "activation-max": "actmax"}
+    for section in SECTIONS:  # each under its own title, with its introduction where it has one
+        key, shown = keys.get(section, section), page.section_notes(html, section)
+        assert re.search(f"<h[23]>{re.escape(escape(t(key + '_title')))}</h[23]>", shown), section
+        if f"{key}_intro" in strings[language]:
+            assert f"<p>{escape(t(key + '_intro'))}</p>" in shown, section
 
 
 def test_a_missing_output_names_the_stage_of_its_most_specific_folder(tmp_path, params):
@@ -231,7 +239,7 @@ def test_the_report_of_a_tiny_run(project, run_pipeline):
     maps = json.loads((layout.metrics_dir(project) / "feature_maps.json").read_text(encoding="utf-8"))
     assert f"mean activation {number(maps['trained']['conv2d_1']['map_mean'])}" in " ".join(page.text)
     assert "(None, 14, 14, 8)" in html  # conv2d_1's output shape (the tiny model's 8 filters)
-    shown = " ".join(Page(html[html.index("<body") : html.index("<script")]).text)
+    shown = " ".join(" ".join(Page(html[html.index("<body") : html.index("<script")]).text).split())
     shown = re.sub(r"\(None(, \d+)*\)", "(shape)", shown)  # Keras's output shapes start with None
     assert not re.findall(r".{30}(?:\bNone\b|\?|XX|\{\w+\}).{30}", shown)  # every value filled in, every title
     layers = {r.name for r in model_summary(Archive.read(project / "outputs" / "models" / "trained.keras"))}
