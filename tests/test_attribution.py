@@ -1,6 +1,7 @@
 """The numpy half of the gradient views: Grad-CAM arithmetic, upsampling, ranks and Spearman, the metrics."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -99,6 +100,13 @@ def test_ascent_summary_ratios_to_the_dataset_and_silent_channels():
     assert set(ascent_summary(achieved)) == {"channels", "activation_median"}  # a layer without dataset statistics
     with pytest.raises(ValueError, match="channels"):
         ascent_summary(achieved, top[:3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no mean of an empty slice
+        silent = ascent_summary(achieved[:2], np.zeros(2))
+    assert silent == {
+        "channels": 2, "activation_median": 1.5, "ratio_median": None, "ratio_min": None,
+        "beats_dataset": None, "silent_on_data": 2,
+    }  # fmt: skip
 
 
 def test_randomization_summary_medians_skip_undefined_correlations():
