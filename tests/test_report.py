@@ -126,6 +126,11 @@ def test_a_missing_output_names_the_stage_of_its_most_specific_folder(tmp_path, 
     assert report.missing("outputs/figures/gradcam").text.endswith("(stage gradcam)")
     assert report.missing("elsewhere/x.png").text.endswith("(stage ?)")
     assert report.layer_names([0, "conv2d"]) == [("0", "0"), ("conv2d", "conv2d")]  # no model read: as configured
+    metrics = tmp_path / "outputs" / "metrics"
+    metrics.mkdir(parents=True)
+    for role in layout.ROLES:  # the JSON without the CSV stage extract_weights writes beside it
+        (metrics / f"weights_{role}.json").write_text(json.dumps({role: {"conv2d": {"mean": 0.1}}}), encoding="utf-8")
+    assert report.weight_stats() is None
 
 
 def test_configured_layers_are_named_by_the_model_or_as_configured_when_they_do_not_resolve(
@@ -242,7 +247,12 @@ def test_the_report_of_a_tiny_run(project, run_pipeline):
     shown = " ".join(" ".join(Page(html[html.index("<body") : html.index("<script")]).text).split())
     shown = re.sub(r"\(None(, \d+)*\)", "(shape)", shown)  # Keras's output shapes start with None
     assert not re.findall(r".{30}(?:\bNone\b|\?|XX|\{\w+\}).{30}", shown)  # every value filled in, every title
-    layers = {r.name for r in model_summary(Archive.read(project / "outputs" / "models" / "trained.keras"))}
+    rows = model_summary(Archive.read(project / "outputs" / "models" / "trained.keras"))
+    layers = {r.name for r in rows}
+    total = sum(r.params for r in rows)
+    assert f"{len(rows)} layers, {total:,} parameters in all; input (shape)." in shown
+    kernels = re.findall(r"(\S+): (\d+) filters of kernel \d+×\d+×\d+×(\d+)", shown)
+    assert [k for k in kernels if k[1] != k[2]] == [] and {k[0] for k in kernels} == {"conv2d", "conv2d_1"}
     per_model = re.findall(r"(\S+), (\S+) model: for each channel, (?:the|an)", shown)
     assert len(per_model) >= 12  # dataset examples (4 layers), activation maximization (2), each model
     assert {(layer in layers, role) for layer, role in per_model} == {(True, "trained"), (True, "untrained")}
