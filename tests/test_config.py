@@ -18,6 +18,7 @@ from convlens.config import (
     run_stage,
     select,
     stage_definition,
+    write_params,
 )
 from convlens.errors import ConvlensError
 from tests.helpers import PROJECT, cli, error_line, imported_files
@@ -32,6 +33,19 @@ def test_params_yaml_is_the_composition_of_conf():
     """`dvc repro` reads params.yaml and never recomposes: it must equal conf/ (run `make params`)."""
     composed = OmegaConf.to_container(compose(PROJECT), resolve=True)
     assert yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8")) == composed
+
+
+def test_a_foreach_instance_is_defined_by_its_stage():
+    assert stage_definition(PROJECT, "feature_maps@conv2d_1") == stage_definition(PROJECT, "feature_maps")
+    assert declared_params(PROJECT, "feature_maps@conv2d") == ["input.scale", "feature_maps.batch_size"]
+
+
+def test_params_yaml_holds_values_not_interpolations(tmp_path):
+    """DVC reads params.yaml as plain YAML: ``model.source: ${model.path}`` must be written as the path itself."""
+    write_params(tmp_path, compose(PROJECT, ["model=local", "model.path=models/mine.keras"]))
+    text = (tmp_path / "params.yaml").read_text(encoding="utf-8")
+    assert "${" not in text
+    assert yaml.safe_load(text)["model"]["source"] == "models/mine.keras"
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))

@@ -182,3 +182,21 @@ def test_a_model_path_that_is_not_a_regular_file_is_named_by_its_kind(tmp_path, 
     ):
         monkeypatch.setattr(os, "stat", lambda p, mode=mode: os.stat_result((mode | 0o600, *real_stat(tmp_path)[1:])))
         assert refusal("dev") == f"model.path {tmp_path}/dev is {kind}, not a regular file; point it at a .keras file"
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"data": {"classes": ["Trouser", " "]}}, "data.classes[1] must be a non-empty string, got ' '"),
+        ({"data": {"classes": ["Bag", "Bag"]}}, "data.classes lists 'Bag' twice; list each once, "),
+        ({"data": {"classes": []}}, "data.classes must be a list of at least 1, got []; e.g. "),
+        (
+            {"model": {**PARAMS["model"], "sha256": "ABC"}},
+            "model.sha256 must be 64 lowercase hex digits (the file's sha256), got 'ABC'",
+        ),
+    ],
+)
+def test_text_and_list_values_are_named_with_what_they_must_be(section, message):
+    with pytest.raises(ConvlensError) as err:
+        check_config(section, complete=False)
+    assert str(err.value).startswith(message)
