@@ -226,6 +226,7 @@ def test_the_confusion_matrix_writes_each_count_and_outlines_the_diagonal(drawn,
     ((fig, _, _),) = drawn
     (ax,) = fig.axes
     np.testing.assert_array_equal(ax.images[0].get_array(), confusion)
+    assert ax.images[0].get_cmap().name == "Blues"
     texts = {(round(t.get_position()[1]), round(t.get_position()[0])): t for t in ax.texts}
     assert {k: t.get_text() for k, t in texts.items()} == {(i, j): str(c) for (i, j), c in np.ndenumerate(confusion)}
     assert texts[(2, 2)].get_color() == "white" and texts[(0, 1)].get_color() == "black"  # light text on dark cells

@@ -251,6 +251,10 @@ def test_the_report_of_a_tiny_run(project, run_pipeline):
     layers = {r.name for r in rows}
     total = sum(r.params for r in rows)
     assert f"{len(rows)} layers, {total:,} parameters in all; input (shape)." in shown
+    tables = shown.count("channel mean fraction_active max top_image_mean selectivity")  # per-channel headers
+    assert tables == 2 * len(
+        json.loads((layout.metrics_dir(project) / "dataset" / "index.json").read_text(encoding="utf-8"))["layers"]
+    )
     kernels = re.findall(r"(\S+): (\d+) filters of kernel \d+×\d+×\d+×(\d+)", shown)
     assert [k for k in kernels if k[1] != k[2]] == [] and {k[0] for k in kernels} == {"conv2d", "conv2d_1"}
     per_model = re.findall(r"(\S+), (\S+) model: for each channel, (?:the|an)", shown)
