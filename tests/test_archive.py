@@ -339,6 +339,12 @@ FOREIGN = {
         ),
         "uses function keras.config.enable_unsafe_deserialization, which is not a Keras built-in",
     ),
+    "registered-function": (
+        lambda c: _set_activation(
+            c, {"module": "keras.activations", "class_name": "function", "config": "relu", "registered_name": "x>relu"}
+        ),
+        "layer 'conv2d' uses function keras.activations.relu, which is not a Keras built-in",
+    ),
     "registered-custom": (
         lambda c: _set_activation(
             c, {"module": "keras.layers", "class_name": "ReLU", "config": {}, "registered_name": "evil>ReLU"}
@@ -400,6 +406,17 @@ def test_anything_not_a_keras_builtin_is_refused(tiny_assets, tmp_path, case):
         check_model_config(read_config(path), str(path))
     assert message in str(err.value) and str(err.value).startswith(f"{path}: ")
     assert "rebuild the model from built-in keras.layers" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_keras_function_object_is_a_builtin(tiny_assets):
+    for registered in (None, "relu"):
+        relu = {
+            "module": "keras.activations",
+            "class_name": "function",
+            "config": "relu",
+            "registered_name": registered,
+        }
+        assert unsafe_places(_set_activation(_tiny_config(tiny_assets), relu)) == []
 
 
 def test_keras_builtins_in_real_configs_pass(tmp_path):
