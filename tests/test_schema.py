@@ -191,6 +191,10 @@ def test_a_model_path_that_is_not_a_regular_file_is_named_by_its_kind(tmp_path, 
         ({"data": {"classes": ["Bag", "Bag"]}}, "data.classes lists 'Bag' twice; list each once, "),
         ({"data": {"classes": []}}, "data.classes must be a list of at least 1, got []; e.g. "),
         (
+            {"data": {"files": {**PARAMS["data"]["files"], "test_labels": ["t10k-labels-idx1-ubyte.gz"]}}},
+            "data.files.test_labels must be a mapping with name and sha256, got ['t10k-labels-idx1-ubyte.gz']",
+        ),
+        (
             {"model": {**PARAMS["model"], "sha256": "ABC"}},
             "model.sha256 must be 64 lowercase hex digits (the file's sha256), got 'ABC'",
         ),
