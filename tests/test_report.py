@@ -181,6 +181,9 @@ def test_the_analyses_are_shown_when_their_outputs_exist(tmp_path, params):
     gradcam = page.section_notes(html, "gradcam")
     assert gradcam.index("Sample 2:") < gradcam.index("Sample 10:")  # numeric order
     assert "not run yet" in page.section_notes(html, "model")  # the core stages have not run here
+    (layout.metrics_dir(tmp_path) / "activation_max.json").unlink()  # figures without their metrics
+    actmax = page.section_notes(report_page(tmp_path, params, "en"), "activation-max")
+    assert "outputs/metrics/activation_max.json is missing" in actmax and "<img" in actmax
 
 
 def test_what_the_page_shows_is_escaped(tmp_path, params):
