@@ -131,6 +131,8 @@ def test_a_missing_output_names_the_stage_of_its_most_specific_folder(tmp_path, 
     for role in layout.ROLES:  # the JSON without the CSV stage extract_weights writes beside it
         (metrics / f"weights_{role}.json").write_text(json.dumps({role: {"conv2d": {"mean": 0.1}}}), encoding="utf-8")
     assert report.weight_stats() is None
+    classes = params["data"]["classes"]
+    assert [report.class_name(i) for i in (0, 9, 10, -1)] == [classes[0], classes[9], "10", "-1"]
 
 
 def test_configured_layers_are_named_by_the_model_or_as_configured_when_they_do_not_resolve(

@@ -100,6 +100,7 @@ def test_the_shapes_a_layers_config_implies():
     assert expected_shapes(separable) == [(3, 3, 6, 1), (1, 1, 6, 8), (8,)]
     assert expected_shapes(layer_entry("BatchNormalization", nhwc, axis=[3])) == [(6,)] * 4  # Keras saves [3]
     assert expected_shapes(layer_entry("BatchNormalization", nhwc, axis=1, center=False)) == [(5,)] * 3
+    assert expected_shapes(layer_entry("BatchNormalization", nhwc, scale=False, center=False)) == [(6,)] * 2
     assert expected_shapes(layer_entry("Dense", [None, 7], units=3)) == [(7, 3), (3,)]
     assert expected_shapes(layer_entry("Conv2D", nhwc, kernel_size="3", filters=4)) == [(None, None, 6, 4), (4,)]
 
