@@ -113,7 +113,8 @@ def test_a_run_with_nothing_made_yet_is_a_page_of_notes(tmp_path, params, langua
     keys = {"feature-maps": "maps", "activation-max": "actmax"}
     for section in SECTIONS:  # each under its own title, with its introduction where it has one
         key, shown = keys.get(section, section), page.section_notes(html, section)
-        assert re.search(f"<h[23]>{re.escape(escape(t(key + '_title')))}</h[23]>", shown), section
+        level = 3 if section in ANALYSES else 2  # the analyses are one section's parts
+        assert f"<h{level}>{escape(t(key + '_title'))}</h{level}>" in shown, section
         if f"{key}_intro" in strings[language]:
             assert f"<p>{escape(t(key + '_intro'))}</p>" in shown, section
 
@@ -183,6 +184,14 @@ def test_the_analyses_are_shown_when_their_outputs_exist(tmp_path, params):
     gradcam = page.section_notes(html, "gradcam")
     assert gradcam.index("Sample 2:") < gradcam.index("Sample 10:")  # numeric order
     assert "not run yet" in page.section_notes(html, "model")  # the core stages have not run here
+    summary = {"trained": {"conv2d": {"data_selectivity": 0.5}}}
+    (layout.metrics_dir(tmp_path) / "dataset.json").write_text(json.dumps(summary), encoding="utf-8")
+    index = {"split": "test", "images": 6, "layers": ["conv2d"]}
+    (layout.metrics_dir(tmp_path) / "dataset").mkdir()
+    (layout.metrics_dir(tmp_path) / "dataset" / "index.json").write_text(json.dumps(index), encoding="utf-8")
+    dataset = page.section_notes(report_page(tmp_path, params, "en"), "dataset")  # without its per-channel tables
+    assert "outputs/metrics/dataset/trained_conv2d.csv is missing" in dataset
+    assert "outputs/metrics/dataset/untrained_conv2d.csv is missing" in dataset
     (layout.metrics_dir(tmp_path) / "activation_max.json").unlink()  # figures without their metrics
     actmax = page.section_notes(report_page(tmp_path, params, "en"), "activation-max")
     assert "outputs/metrics/activation_max.json is missing" in actmax and "<img" in actmax
