@@ -178,6 +178,8 @@ def test_the_analyses_are_shown_when_their_outputs_exist(tmp_path, params):
         assert "not run yet" not in page.section_notes(html, section), section
     text = " ".join(page.text)
     assert "trained 91.2 %, untrained 9.9 %" in text  # accuracy, from evaluate.json
+    evaluate = page.section_notes(html, "evaluate")
+    assert all(f"<td>{escape(c)}</td>" in evaluate for c in params["data"]["classes"])  # a row per class
     assert "median ratio of its activation to the best real image's: 3.25" in text
     assert "the 9 images of the split with the highest max activation" in text
     assert "samples.0.spearman: 0.4321" in text and "median_spearman" in text

@@ -195,6 +195,14 @@ def test_a_model_path_that_is_not_a_regular_file_is_named_by_its_kind(tmp_path, 
             "data.files.test_labels must be a mapping with name and sha256, got ['t10k-labels-idx1-ubyte.gz']",
         ),
         (
+            {"model": {**PARAMS["model"], "path": " "}},
+            "model.path must be null (the book's model) or the path of your .keras file, got ' '",
+        ),
+        (
+            {"feature_maps": {"layers": [-1]}},
+            "feature_maps.layers[0] must be a layer index ≥ 0 or a layer name, got -1",
+        ),
+        (
             {"model": {**PARAMS["model"], "sha256": "ABC"}},
             "model.sha256 must be 64 lowercase hex digits (the file's sha256), got 'ABC'",
         ),
