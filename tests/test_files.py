@@ -193,11 +193,15 @@ def test_leftovers_of_an_older_convlens_beside_the_output_are_removed_by_the_nex
     (tmp_path / ".out.k1ll3d_x" / "half.npy").write_bytes(b"half")
     (tmp_path / ".summary.abcd1234.json").write_text("{", encoding="utf-8")
     (tmp_path / ".out.keep").mkdir()  # not a temp name: left alone
+    (tmp_path / ".block1.conv.k1ll3d_y").mkdir()  # a folder whose name has a dot, as a layer's may
     with staged_dir(tmp_path / "out") as tmp:
+        write_json(tmp / "x.json", [1])
+    with staged_dir(tmp_path / "block1.conv") as tmp:
         write_json(tmp / "x.json", [1])
     write_json(tmp_path / "summary.json", {})
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".convlens")) == [
         ".out.keep",
+        "block1.conv",
         "out",
         "summary.json",
     ]
