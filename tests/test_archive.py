@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from convlens import archive
-from convlens.allowlist import unsafe_places
+from convlens.allowlist import foreign_places, unsafe_places
 from convlens.archive import Archive, read_config
 from convlens.errors import ConvlensError
 from convlens.layers import (
@@ -416,7 +416,7 @@ def test_a_keras_function_object_is_a_builtin(tiny_assets):
             "config": "relu",
             "registered_name": registered,
         }
-        assert unsafe_places(_set_activation(_tiny_config(tiny_assets), relu)) == []
+        assert foreign_places(_set_activation(_tiny_config(tiny_assets), relu)) == []
 
 
 def test_keras_builtins_in_real_configs_pass(tmp_path):
