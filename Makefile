@@ -67,7 +67,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 SAMPLE ?=
 mutate: install     ## mutation testing of convlens with mutmut (hours for the whole library; not in CI): docs/testing.md
 ifdef SAMPLE
-	$(VENV)/bin/mutmut results --all true | $(PY) -m bench.mutation_sample $(SAMPLE) $(MODULES) > mutants/sample.txt
+	mkdir -p mutants && $(VENV)/bin/mutmut results --all true | $(PY) -m bench.mutation_sample $(SAMPLE) $(MODULES) > mutants/sample.txt
 	$(VENV)/bin/mutmut run --max-children $(JOBS) $$(cat mutants/sample.txt)
 else
 	$(VENV)/bin/mutmut run --max-children $(JOBS) $(foreach m,$(MODULES),'convlens.$(m).*')
