@@ -22,6 +22,7 @@ from omegaconf.errors import MissingMandatoryValue
 from .checks import layer_item, layer_spec
 from .errors import ConvlensError
 from .files import atomic_path
+from .repo_lock import check_params_unchanged, repository_lock
 from .schema import check_config, register_resolver
 
 STAGE_FILE = "dvc.yaml"
@@ -199,7 +200,10 @@ def run_stage(
             raise ConvlensError(f"unexpected arguments {items}; give config overrides as key=value")
         for item in items:
             layer_spec("the layer argument", layer_item(item))
-        run(load_config(stage, [a for a in args if "=" in a], root), root, *items)
+        with repository_lock(root):  # no `dvc exp run` rewrites params.yaml while the stage runs
+            cfg = load_config(stage, [a for a in args if "=" in a], root)
+            run(cfg, root, *items)
+            check_params_unchanged(OmegaConf.to_container(cfg), OmegaConf.to_container(load_config(stage, [], root)))
         if skip_teardown:
             sys.stdout.flush()
             sys.stderr.flush()

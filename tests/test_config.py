@@ -1,5 +1,7 @@
 import ast
+import fcntl
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from convlens.config import (
     write_params,
 )
 from convlens.errors import ConvlensError
+from convlens.repo_lock import check_params_unchanged, params_drift, repository_lock
 from tests.helpers import PROJECT, cli, error_line, imported_files
 
 STAGES = {
@@ -294,3 +297,34 @@ def test_layout_paths_are_the_outputs_dvc_yaml_declares(tmp_path):
     assert {at(layout.figures_dir(tmp_path) / kind) for kind in ("weights", "samples", "dataset")} <= outputs(
         "render_figures"
     )
+
+
+def test_params_drift_names_each_changed_key_with_both_values():
+    ran_with = {"untrained": {"seed": 43}, "weights": {"layers": None, "percentiles": [1, 50]}}
+    now = {"untrained": {"seed": 42}, "weights": {"layers": None, "percentiles": [1, 50]}, "render": {"dpi": 50}}
+    assert params_drift(ran_with, now) == ["render.dpi '(absent)' → 50", "untrained.seed 43 → 42"]
+    assert params_drift(now, now) == []
+    check_params_unchanged(now, now)
+    with pytest.raises(ConvlensError, match=r"^params.yaml changed while this stage ran \(untrained.seed 43 → 42\)"):
+        check_params_unchanged({"untrained": {"seed": 43}}, {"untrained": {"seed": 42}})
+
+
+def test_a_stage_holds_dvcs_repository_lock_and_waits_for_another_holder(tmp_path):
+    with repository_lock(tmp_path) as held:  # not a DVC repository: nothing to lock
+        assert held is None
+    (tmp_path / ".dvc").mkdir()
+    with repository_lock(tmp_path) as held:
+        assert held == tmp_path / ".dvc" / "tmp" / "lock"
+        fd = os.open(held, os.O_RDWR)
+        try:  # what `dvc exp run` meets: DVC's backend (zc.lockfile) is this flock
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+        with (
+            pytest.raises(ConvlensError, match="another DVC command holds this repository's lock"),
+            repository_lock(tmp_path, wait=0.3),
+        ):
+            pass
+    with repository_lock(tmp_path, wait=0):  # released at the end of the block
+        pass

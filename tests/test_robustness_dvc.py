@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -224,3 +225,83 @@ def test_a_damaged_dvc_lock_is_named_by_dvc_and_git_checkout_restores_it(request
     (root / "dvc.lock").unlink()  # or, the outputs known good: rebuild the lock from them
     sh(root, *DVC, "commit", "-f", "check_config", "fetch_data", "fetch_model", "extract_weights", env=env)
     assert (root / "dvc.lock").read_bytes() == lock and snapshot(root / "outputs") == before
+
+
+class Paused:
+    """``dvc …`` started in the background, its stage ``stage`` paused before it renames its first output (the
+    kill shim's pause): ``wait()`` until the stage is there, ``go()`` to let it finish."""
+
+    def __init__(self, root, env, stage: str, folder: Path, *args: str):
+        self.folder = folder
+        folder.mkdir()
+        shim = {**kill_shim_env("replace:1", stage), "CONVLENS_PAUSE_DIR": str(folder)}
+        self.proc = subprocess.Popen(
+            [*DVC, *args],
+            cwd=root,
+            env={**env, **shim},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            encoding="utf-8",
+            start_new_session=True,
+        )
+
+    def wait(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while not (self.folder / "paused").exists():
+            assert self.proc.poll() is None, self.proc.communicate()[0]
+            assert time.monotonic() < deadline, "the stage never reached its pause"
+            time.sleep(0.1)
+
+    def go(self) -> tuple[int, str]:
+        (self.folder / "go").touch()
+        output = self.proc.communicate(timeout=300)[0]
+        return self.proc.returncode, output
+
+
+def locked_params(root, stage: str) -> dict:
+    return yaml.safe_load((root / "dvc.lock").read_text(encoding="utf-8"))["stages"][stage]["params"]["params.yaml"]
+
+
+def test_a_dvc_exp_run_while_a_stage_runs_is_refused_and_the_lock_records_the_params_it_ran_with(request, tmp_path):
+    """Issue 28 §1: DVC releases its lock while a stage's command runs; a `dvc exp run` started then rewrote
+    params.yaml (from conf/) before failing, and the running stage was recorded under params it never saw."""
+    root, env = request.getfixturevalue("dvc_project")
+    set_param(root, "percentiles", [1, 50, 99])  # the user's edit, then `dvc repro`
+    edited = (root / "params.yaml").read_bytes()
+    repro = Paused(root, env, "extract_weights", tmp_path / "pause", "repro", "extract_weights")
+    repro.wait()
+
+    output = failing(root, "exp", "run", "-S", "render.map_cmap=gray", env=env)
+    assert "ERROR: Unable to acquire lock" in output and not ran(output)
+    assert (root / "params.yaml").read_bytes() == edited  # not recomposed from conf/
+    assert sh(root, "git", "diff", "--cached", "--name-only", env=env) == ""  # nothing staged either
+
+    code, output = repro.go()
+    assert code == 0, output
+    assert ran(output) == ["check_config", "extract_weights"]
+    assert locked_params(root, "extract_weights")["weights"]["percentiles"] == [1, 50, 99]
+    assert "Data and pipelines are up to date" in sh(root, *DVC, "status", "extract_weights", env=env)
+
+
+def test_params_yaml_changed_while_a_stage_runs_fails_the_stage_and_nothing_is_recorded(request, tmp_path):
+    """The stage checks, before DVC records it, that params.yaml still holds the params it ran with (a hand edit,
+    an editor's save, anything the lock cannot stop)."""
+    root, env = request.getfixturevalue("dvc_project")
+    _, lock = committed_run(root)
+    set_param(root, "percentiles", [1, 50, 99])
+    repro = Paused(root, env, "extract_weights", tmp_path / "pause", "repro", "extract_weights")
+    repro.wait()
+    set_param(root, "percentiles", [5, 95])
+
+    code, output = repro.go()
+    assert code != 0 and "Traceback" not in output
+    assert (
+        "extract_weights: error: params.yaml changed while this stage ran (weights.percentiles [1, 50, 99] → [5, 95]),"
+        " so its outputs do not match the params DVC would record; nothing is recorded: check params.yaml, then run "
+        "`dvc repro` again" in output
+    )
+    assert failed_stage_entry(root, lock)
+    assert "extract_weights:" in sh(root, *DVC, "status", "extract_weights", env=env)  # not "up to date"
+    assert ran(sh(root, *DVC, "repro", "extract_weights", env=env)) == ["check_config", "extract_weights"]
+    assert locked_params(root, "extract_weights")["weights"]["percentiles"] == [5, 95]

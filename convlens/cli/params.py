@@ -10,12 +10,14 @@ import sys
 
 from convlens.config import PARAMS_FILE, compose, project_root, write_params
 from convlens.errors import ConvlensError
+from convlens.repo_lock import repository_lock
 
 
 def main(argv: list[str]) -> None:
     try:
         root = project_root()
-        write_params(root, compose(root, argv))
+        with repository_lock(root):  # not while a stage runs on the params.yaml of now
+            write_params(root, compose(root, argv))
     except ConvlensError as e:
         sys.exit(f"params: error: {e}")
     print(f"params: wrote {PARAMS_FILE}")

@@ -1,7 +1,10 @@
-"""Test shim: SIGKILL this process at the N-th numpy.save or before the N-th rename of an output."""
+"""Test shim: SIGKILL this process at the N-th numpy.save or before the N-th rename of an output; with
+``CONVLENS_PAUSE_DIR`` set, pause there instead: create ``paused`` in that folder, wait until ``go`` exists."""
 
 import os
 import signal
+import time
+from pathlib import Path
 
 _when, _stage = os.environ.get("CONVLENS_KILL_AT"), os.environ.get("CONVLENS_KILL_STAGE")
 if _when and (not _stage or os.environ.get("DVC_STAGE") == _stage):
@@ -10,7 +13,14 @@ if _when and (not _stage or os.environ.get("DVC_STAGE") == _stage):
 
     def _tick():
         _calls[0] += 1
-        if _calls[0] >= int(_n):
+        if _calls[0] >= int(_n) and os.environ.get("CONVLENS_PAUSE_DIR"):
+            folder = Path(os.environ["CONVLENS_PAUSE_DIR"])
+            if _calls[0] == int(_n):
+                (folder / "paused").touch()
+                deadline = time.monotonic() + 300
+                while not (folder / "go").exists() and time.monotonic() < deadline:
+                    time.sleep(0.1)
+        elif _calls[0] >= int(_n):
             os.kill(os.getpid(), signal.SIGKILL)
 
     if _what == "save":
