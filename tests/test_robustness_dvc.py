@@ -7,6 +7,7 @@ the cached outputs back, `git checkout` the uncached (git-tracked) metrics.
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -305,3 +306,31 @@ def test_params_yaml_changed_while_a_stage_runs_fails_the_stage_and_nothing_is_r
     assert "extract_weights:" in sh(root, *DVC, "status", "extract_weights", env=env)  # not "up to date"
     assert ran(sh(root, *DVC, "repro", "extract_weights", env=env)) == ["check_config", "extract_weights"]
     assert locked_params(root, "extract_weights")["weights"]["percentiles"] == [5, 95]
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGKILL"], ids=["ctrl-c", "killed"])
+def test_an_interrupted_dvc_exp_run_is_undone_by_git_checkout_head(request, tmp_path, signal_name):
+    """Issue 28 §2: `dvc exp run` stages params.yaml in git's index, and with core.autostage dvc.lock too. Killed,
+    it leaves them staged, so `git checkout -- params.yaml` brings back the interrupted experiment's params;
+    `git checkout HEAD -- …` restores index and workspace from the last commit, after Ctrl-C as after a kill."""
+    root, env = request.getfixturevalue("dvc_project")
+    before, lock = committed_run(root)
+    params = (root / "params.yaml").read_bytes()
+    args = ("exp", "run", "-S", "weights.percentiles=[1,99]", "extract_weights")
+    run = Paused(root, env, "extract_weights", tmp_path / "pause", *args)
+    run.wait()
+    os.killpg(run.proc.pid, getattr(signal, signal_name))
+    run.proc.communicate(timeout=60)
+    assert yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))["weights"]["percentiles"] == [1, 99]
+
+    if signal_name == "SIGKILL":
+        assert {"params.yaml", "dvc.lock"} <= set(sh(root, "git", "diff", "--cached", "--name-only", env=env).split())
+        sh(root, "git", "checkout", "--", "params.yaml", env=env)  # the old advice: the index's copy
+        assert yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))["weights"]["percentiles"] == [1, 99]
+
+    sh(root, "git", "checkout", "HEAD", "--", "params.yaml", "dvc.lock", "outputs", env=env)  # docs/robustness.md
+    sh(root, *DVC, "checkout", "extract_weights", env=env)  # `dvc checkout`: this repo has run up to extract_weights
+    assert (root / "params.yaml").read_bytes() == params and (root / "dvc.lock").read_bytes() == lock
+    assert snapshot(root / "outputs") == before
+    assert sh(root, "git", "status", "--porcelain", env=env) == ""
+    assert "Data and pipelines are up to date" in sh(root, *DVC, "status", "extract_weights", env=env)
