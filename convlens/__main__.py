@@ -12,10 +12,13 @@ from __future__ import annotations
 import sys
 from importlib import import_module
 
+from convlens.cli import tolerant_output
+
 COMMANDS = {"compare": "compare", "experiments": "experiments", "params": "params"}
 
 
 def main(argv: list[str]) -> None:
+    tolerant_output()  # an ASCII terminal gets ? for a character it cannot show, not a UnicodeEncodeError
     if not argv or argv[0] not in COMMANDS:
         said = f"unknown command {argv[0]!r}; " if argv and not argv[0].startswith("-") else ""
         sys.exit(f"convlens: {said}choose one of: {', '.join(COMMANDS)}\n{__doc__}")

@@ -160,3 +160,32 @@ def test_experiments_says_why_dvc_gave_no_table(two_runs, monkeypatch, capsys):
     assert capsys.readouterr().err == (
         "experiments: error: dvc exp show --json printed no JSON (Expecting value: line 1 column 1 (char 0))\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("env", "branch_shown"),
+    [
+        ({"PYTHONIOENCODING": "ascii"}, "??"),
+        # stdout ascii with surrogateescape: DVC decoded git's UTF-8 bytes under C too, and they pass through as bytes
+        ({"LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}, "실험"),
+    ],
+    ids=["PYTHONIOENCODING=ascii", "LC_ALL=C"],
+)
+def test_commands_print_what_an_ascii_stdout_cannot_hold_as_question_marks(two_runs, capsys, env, branch_shown):
+    """Issue 28 §6: a character stdout cannot encode (a Korean branch name, compare's →) is printed as ``?``."""
+    from tests.helpers import cli as run
+
+    sh(two_runs, "git", "branch", "-m", "실험", env=repo_env())
+    metrics = ("--metrics", "untrained.conv2d.std,trained.accuracy", "--hide", "report.language")
+    cli.main(["experiments", *metrics])
+    table = capsys.readouterr().out
+    assert "실험" in table
+    done = run(two_runs, "experiments", *metrics, env=env)
+    assert done.returncode == 0 and done.stdout.splitlines()[:3] == table.splitlines()[:3]
+    assert done.stdout.splitlines()[3].split() == [branch_shown, "0.2", "0.9"]
+    done = run(two_runs, "compare", "HEAD", env=env)
+    out = two_runs / "outputs" / "compare"
+    assert (done.returncode, done.stdout) == (
+        0,
+        f"compare: HEAD ? workspace: 1 of 3 statistics changed; wrote HEAD_vs_workspace.csv, .png and .html in {out}\n",
+    )
