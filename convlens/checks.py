@@ -19,8 +19,10 @@ Check = Callable[[str, Any], None]
 
 
 # A name that becomes one path component under outputs/ (a layer) or the download cache (a file):
-# letters (any script), digits, "_", ".", "-", not starting with "." or "-": never "", ".", "..", "~" or a path.
-NAME = re.compile(r"\w[\w.\-]{0,127}")
+# letters (any script), digits, "_", ".", "-", not starting with "." or "-": never "", ".", "..", "~" or a path;
+# at most MAX_NAME characters (most file systems hold 255 bytes in a file name, and prefixes are added to it).
+NAME = re.compile(r"\w[\w.\-]*")
+MAX_NAME = 128
 
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -90,12 +92,31 @@ def url(key: str, value: Any) -> None:
 
 
 def is_plain_name(value: object) -> bool:
-    """A name that can become one file or folder name: never a path, ``..``, ``~`` or empty."""
+    """A name that can become one file or folder name: never a path, ``..``, ``~``, empty or too long."""
+    return too_long(value) is None and _is_plain(value)
+
+
+def _is_plain(value: object) -> bool:
     return isinstance(value, str) and NAME.fullmatch(value) is not None and ".." not in value
+
+
+def too_long(value: object) -> int | None:
+    """The length of a name that would be plain but for being over :data:`MAX_NAME` characters (else None)."""
+    return len(value) if isinstance(value, str) and len(value) > MAX_NAME and _is_plain(value) else None
+
+
+def too_long_reason(subject: str, length: int, what: str = "name") -> str:
+    """``<subject> is N characters long, over the 128 a <what> may have``: the real reason, not "a path"."""
+    return (
+        f"{subject} is {length} characters long, over the {MAX_NAME} a {what} may have "
+        "(it becomes a file or folder name)"
+    )
 
 
 def safe_name(key: str, value: Any) -> None:
     """A name that becomes one file or folder name (:func:`is_plain_name`)."""
+    if (length := too_long(value)) is not None:
+        raise ConvlensError(f"{too_long_reason(key, length)}; shorten it")
     if not is_plain_name(value):
         raise _fail(key, value, "a plain name (letters, digits, _ . -; not a path, '..' or empty)")
 
@@ -112,6 +133,12 @@ def layer_spec(key: str, value: Any) -> None:
         if value < 0:
             raise _fail(key, value, "a layer index ≥ 0 or a layer name")
         return
+    parts = value.split("/") if isinstance(value, str) else []
+    if all(map(_is_plain, parts)) and (lengths := [n for n in map(too_long, parts) if n is not None]):
+        subject = key if len(parts) == 1 else f"a layer name in {key}"
+        raise ConvlensError(
+            f"{too_long_reason(subject, max(lengths), 'layer name')}; name one of the model's layers, e.g. {key}=conv2d"
+        )
     if not is_layer_address(value):
         raise _fail(
             key, value, "a layer name (letters, digits, _ . -), outer/inner for a nested model's layer, or an index ≥ 0"

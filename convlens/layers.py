@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .allowlist import MODEL_CLASSES, foreign_places, unsafe_places
-from .checks import is_plain_name
+from .checks import is_plain_name, too_long, too_long_reason
 from .errors import ConvlensError
 
 
@@ -74,6 +74,8 @@ def config_problem(config: object, where: str = "") -> str | None:
         name = entry["config"]["name"]
         if name in names:
             return f"two layers are named {where + name!r}"
+        if (length := too_long(name)) is not None:
+            return f"{too_long_reason(f'the name of layer {where}{i}', length, 'layer name')}: rename the layer"
         if not is_plain_name(name):  # layer names become file names under outputs/
             return f"layer {where}{i} is named {name!r}, which is not a plain name (it would be a path)"
         names.add(name)

@@ -212,3 +212,48 @@ def test_text_and_list_values_are_named_with_what_they_must_be(section, message)
     with pytest.raises(ConvlensError) as err:
         check_config(section, complete=False)
     assert str(err.value).startswith(message)
+
+
+LONG = "a" * 200
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            f"feature_maps.layers=[conv2d,{LONG}]",
+            "feature_maps.layers[1] is 200 characters long, over the 128 a layer name may have (it becomes a file or "
+            "folder name); name one of the model's layers, e.g. feature_maps.layers[1]=conv2d",
+        ),
+        (
+            f"gradcam.layer=outer/{'b' * 129}",
+            "a layer name in gradcam.layer is 129 characters long, over the 128 a layer name may have (it becomes a "
+            "file or folder name); name one of the model's layers, e.g. gradcam.layer=conv2d",
+        ),
+        (
+            f"data.subdir={'d' * 129}",
+            "data.subdir is 129 characters long, over the 128 a name may have (it becomes a file or folder name); "
+            "shorten it",
+        ),
+    ],
+)
+def test_a_name_over_128_characters_is_refused_for_its_length_not_as_a_path(override, message):
+    """Issue 28 §6: the reason is the length (a 128-character name still passes), not "would be a path"."""
+    with pytest.raises(ConvlensError) as err:
+        compose(PROJECT, [override])
+    assert str(err.value) == message
+    compose(
+        PROJECT, [override.replace("a" * 200, "a" * 128).replace("b" * 129, "b" * 128).replace("d" * 129, "d" * 128)]
+    )
+
+
+def test_a_model_layer_named_over_128_characters_is_refused_for_its_length():
+    from convlens.layers import config_problem
+
+    config = {"class_name": "Sequential", "config": {"layers": [{"class_name": "Conv2D", "config": {"name": LONG}}]}}
+    assert config_problem(config) == (
+        "the name of layer 0 is 200 characters long, over the 128 a layer name may have (it becomes a file or folder "
+        "name): rename the layer"
+    )
+    config["config"]["layers"][0]["config"]["name"] = "a" * 128
+    assert config_problem(config) is None
