@@ -165,12 +165,20 @@ def layer_item(item: str) -> str | int:
     return int(item) if item.isdigit() else item
 
 
-def items(inner: Check, example: str, min_len: int = 1, unique: bool = True) -> Check:
-    """A list of ``inner`` values, at least ``min_len`` long, without repeats (``unique``)."""
+def items(
+    inner: Check, example: str, min_len: int = 1, unique: bool = True, max_len: tuple[int, str] | None = None
+) -> Check:
+    """A list of ``inner`` values, at least ``min_len`` long, without repeats (``unique``); ``max_len``: the most
+    it may hold and why."""
 
     def check(key: str, value: Any) -> None:
         if not isinstance(value, list | tuple) or len(value) < min_len:
             raise _fail(key, value, f"a list of at least {min_len}", f"'{example}'")
+        if max_len is not None and len(value) > max_len[0]:
+            raise ConvlensError(
+                f"{key} must be a list of at most {max_len[0]} ({max_len[1]}), got {len(value)} entries; "
+                f"e.g. {key}='{example}'"
+            )
         for i, item in enumerate(value):
             inner(f"{key}[{i}]", item)
         if unique:

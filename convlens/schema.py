@@ -68,6 +68,11 @@ MAX_BINS = 10_000
 MAX_STEPS = 100_000  # gradient-ascent steps: ~10 ms each for the book's conv2d_1
 
 
+# samples.indices: each sample's maps are drawn for every layer, trained and untrained, and the one report page
+# embeds them all (~0.3 MB a sample with the book's two layers): 100 make a ~40 MB page, 1,000 one no browser opens
+MAX_SAMPLES = (100, "the report embeds every sample's feature maps of every layer")
+
+
 SCHEMA: dict[str, Check] = {
     "model.name": safe_name,
     "model.file": optional(safe_name),
@@ -82,7 +87,7 @@ SCHEMA: dict[str, Check] = {
     "untrained.seed": integer(0, 2**32 - 1, "42"),
     "input.scale": number(0, 1e9, "255", low_open=True),
     "samples.split": choice(SPLITS),
-    "samples.indices": items(integer(0, 2**31 - 1), "[0,1]"),
+    "samples.indices": items(integer(0, 2**31 - 1), "[0,1]", max_len=MAX_SAMPLES),
     "weights.layers": optional(items(layer_spec, "[conv2d,conv2d_1]")),
     "weights.percentiles": items(number(0, 100), "[5,50,95]"),
     "feature_maps.layers": folder_layers,

@@ -257,3 +257,20 @@ def test_a_model_layer_named_over_128_characters_is_refused_for_its_length():
     )
     config["config"]["layers"][0]["config"]["name"] = "a" * 128
     assert config_problem(config) is None
+
+
+def test_samples_indices_holds_at_most_100_samples():
+    """Issue 28 §6: 60,000 indices meant gigabytes of feature maps and a report no browser opens."""
+    message = (
+        "samples.indices must be a list of at most 100 (the report embeds every sample's feature maps of every "
+        "layer), got {n} entries; e.g. samples.indices='[0,1]'"
+    )
+    with pytest.raises(ConvlensError) as err:
+        compose(PROJECT, [f"samples.indices=[{','.join(map(str, range(101)))}]"])
+    assert str(err.value) == message.format(n=101)
+    with pytest.raises(ConvlensError) as err:
+        check_config({"samples": {"split": "train", "indices": list(range(60_000))}}, complete=False)
+    assert str(err.value) == message.format(n=60000)
+    assert compose(PROJECT, [f"samples.indices=[{','.join(map(str, range(100)))}]"])["samples"]["indices"] == list(
+        range(100)
+    )
