@@ -87,7 +87,7 @@ def make_repo(base: Path, tiny_assets: dict, conf_extra: dict | None = None) -> 
     shutil.copy2(PROJECT / ".dvcignore", root / ".dvcignore")
     configure(root, "models/tiny.keras", tiny_assets["sums"], conf_extra)
     env = repo_env()
-    sh(root, "git", "init", "-q", env=env)
+    sh(root, "git", "init", "-q", "-b", "main", env=env)
     dvc(root, env, "add", "-q", "models/tiny.keras")  # the user's model, DVC-tracked: queued runs get it too
     return root, env
 

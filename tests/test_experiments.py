@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests.dvc_repo import STAGES, dvc, ran, sh
-from tests.readme_run import experiment_outputs
+from tests.readme_run import README, experiment_outputs
 
 pytestmark = [pytest.mark.slow, pytest.mark.readme]  # make test-all and CI; make test leaves them out
 
@@ -152,3 +152,21 @@ def test_diffs_between_experiments_and_the_compare_command(readme_repo):
     assert bad.stderr.strip().splitlines() == [
         "compare: error: unknown Git revision 'nosuch'; name a git revision, an experiment (dvc exp show) or workspace"
     ]
+
+
+def test_the_readme_says_what_its_experiments_did(readme_run, readme_repo):
+    """Issue 28: facts in the README's prose had drifted from what its commands do. Its comment on the one-layer
+    experiment names the stages that rerun, and its experiment table's rows are runs the command shows, the
+    branch first (`main`: the project's, where a test repository starts too)."""
+    text = README.read_text(encoding="utf-8")
+    comment = re.search(r"-n one-layer .*# reruns ([\w, ]+):", text)
+    assert comment, "the README lost its one-layer comment"
+    assert ran(experiment_outputs(readme_run["output"])["one-layer"]) == comment[1].split(", ")
+
+    table = text.split("yours are the book's):\n\n```\n", 1)[1].split("```", 1)[0].splitlines()
+    names = [row.split()[0] for row in table[3:] if row.strip()]
+    root, env = readme_repo
+    shown = sh(root, sys.executable, "-m", "convlens", "experiments", env=env).splitlines()
+    branch = sh(root, "git", "branch", "--show-current", env=env).strip()
+    assert names[0] == branch == "main"
+    assert set(names) <= {row.split()[0] for row in shown if row.strip()}
