@@ -3,13 +3,15 @@
 Each artifact is built in a staging area and renamed into place only when complete. The area is
 ``<repo>/.dvc/tmp/convlens/.convlens-tmp.<pid>.XXXXXXXX/`` in the nearest DVC repository holding the output
 (git-ignored, never seen by DVC; a queued experiment's workspace has its own ``.dvc``), or, outside a DVC
-repository or on another file system, a hidden ``.convlens-tmp.<pid>.XXXXXXXX/`` beside the output. A process
-holds a ``flock`` on its area while it stages anything, so the next write removes only the areas of processes
-that were killed, never another live process's.
+repository, on another file system or behind a mount point that a rename cannot cross (a bind mount of the same
+file system: ``EXDEV``, found by the first rename that fails), a hidden ``.convlens-tmp.<pid>.XXXXXXXX/`` beside
+the output. A process holds a ``flock`` on its area while it stages anything, so the next write removes only the
+areas of processes that were killed, never another live process's.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import glob
 import json
@@ -34,6 +36,7 @@ SCRATCH = Path(".dvc", "tmp", "convlens")
 AREA_PREFIX = ".convlens-tmp."
 OWNER = "owner"
 _areas: dict[Path, tuple[Path, int, list[int]]] = {}  # scratch dir -> (this process's area, its lock fd, [users])
+_beside: set[Path] = set()  # folders a rename from the scratch dir could not reach (EXDEV): staged beside the output
 
 
 def _write_error(path: Path, e: OSError) -> ConvlensError:
@@ -92,7 +95,9 @@ def _claim_area(scratch: Path) -> tuple[Path, int]:
 @contextmanager
 def _staging_area(parent: Path) -> Iterator[Path]:
     """This process's staging area for outputs in ``parent``; removed when its last user is done."""
-    scratch = scratch_dir(parent.resolve())
+    parent = parent.resolve()
+    behind_a_mount = any(parent.is_relative_to(folder) for folder in _beside)
+    scratch = parent if behind_a_mount else scratch_dir(parent)
     if scratch not in _areas:
         _areas[scratch] = (*_claim_area(scratch), [0])
     area, fd, users = _areas[scratch]
@@ -136,6 +141,20 @@ def _area_for(path: Path, stack: ExitStack, legacy_suffix: str = "") -> Path:
     return stack.enter_context(_staging_area(path.parent))
 
 
+def _crosses_a_mount(e: OSError) -> bool:
+    """Whether a rename failed only because it crossed a mount point (``EXDEV``): a bind mount of the same file
+    system has the same ``st_dev``, so :func:`scratch_dir` cannot tell it from the outside."""
+    return e.errno == errno.EXDEV
+
+
+def _restage(tmp: Path, path: Path, stack: ExitStack) -> Path:
+    """``tmp`` moved (copied, the rename having failed) into this process's staging area beside ``path``, whose
+    folder a rename from the scratch dir cannot reach; later outputs in that folder are staged beside at once."""
+    _beside.add(path.parent.resolve())
+    area = stack.enter_context(_staging_area(path.parent))
+    return Path(shutil.move(tmp, area / tmp.name))
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temp file (``path``'s suffix) in the staging area; rename it onto ``path`` only if the block succeeds."""
@@ -150,7 +169,13 @@ def atomic_path(path: Path) -> Iterator[Path]:
         try:
             yield tmp
             os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except OSError as e:
+                if not _crosses_a_mount(e):
+                    raise
+                tmp = _restage(tmp, path, stack)
+                os.replace(tmp, path)
         except OSError as e:
             raise _write_error(path, e) from e
         finally:
@@ -170,26 +195,40 @@ def staged_dir(path: Path) -> Iterator[Path]:
             tmp = Path(tempfile.mkdtemp(dir=area, prefix=f"{path.name}."))
         except OSError as e:
             raise _write_error(path, e) from e
-        trash = None
+        trashes: list[Path] = []
         try:
             yield tmp
             os.chmod(tmp, 0o755)
             path.parent.mkdir(parents=True, exist_ok=True)  # a nested layer's folder: feature_maps/outer/inner
-            if path.exists():
-                trash = Path(tempfile.mkdtemp(dir=area, prefix=f"{path.name}.old."))
-                os.replace(path, trash / path.name)
+            trashes.append(Path(tempfile.mkdtemp(dir=area, prefix=f"{path.name}.old.")))
             try:
-                os.replace(tmp, path)
-            except OSError:
-                if trash is not None:
-                    os.replace(trash / path.name, path)
-                raise
+                _swap_in(tmp, path, trashes[-1])
+            except OSError as e:
+                if not _crosses_a_mount(e):
+                    raise
+                tmp = _restage(tmp, path, stack)
+                trashes.append(Path(tempfile.mkdtemp(dir=tmp.parent, prefix=f"{path.name}.old.")))
+                _swap_in(tmp, path, trashes[-1])
         except OSError as e:
             raise _write_error(path, e) from e
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-            if trash is not None:
+            for trash in trashes:
                 shutil.rmtree(trash, ignore_errors=True)
+
+
+def _swap_in(tmp: Path, path: Path, trash: Path) -> None:
+    """Rename the dir ``tmp`` onto ``path``, an old ``path`` first moved into the empty dir ``trash`` (and put back
+    if the rename fails)."""
+    old = path.exists()
+    if old:
+        os.replace(path, trash / path.name)
+    try:
+        os.replace(tmp, path)
+    except OSError:
+        if old:
+            os.replace(trash / path.name, path)
+        raise
 
 
 def write_json(path: Path, obj: Any) -> None:

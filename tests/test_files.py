@@ -253,3 +253,70 @@ def test_sigkill_mid_write_leaves_each_output_old_new_or_absent_and_the_rerun_eq
     assert all(f"removing {area}, left by an interrupted run" in rerun.stdout for area in areas)
     assert weight_outputs(project) == new
     assert not hidden(project / "outputs") and not staging_areas(project)
+
+
+def _write_both(outputs: Path) -> None:
+    """A file and a dir (over an old one) written into ``outputs``, as a stage writes them."""
+    (outputs / "out").mkdir(parents=True, exist_ok=True)
+    (outputs / "out" / "a.npy").write_bytes(b"old")
+    write_json(outputs / "summary.json", {"n": 1})
+    with staged_dir(outputs / "out") as tmp:
+        write_json(tmp / "x.json", [1])
+        (tmp / "a.npy").write_bytes(b"new")
+
+
+def test_outputs_behind_a_mount_point_that_a_rename_cannot_cross_are_staged_beside_them(tmp_path, monkeypatch):
+    """Issue 28 §6: outputs/ bind-mounted from the same file system has the scratch dir's st_dev, yet a rename
+    between them fails with EXDEV ("Invalid cross-device link"); the write moves its temp beside the output and
+    renames it from there, so it is still atomic, and the folder's next outputs are staged there at once."""
+    from convlens import files
+
+    monkeypatch.setattr(files, "_beside", set(), raising=False)  # this test's folders only
+    (tmp_path / ".dvc").mkdir()
+    scratch, outputs = tmp_path / SCRATCH, tmp_path / "outputs"
+    real_replace, real_rename, crossed, renamed = os.replace, os.rename, [], []
+
+    def across(src, dst) -> None:
+        if Path(src).is_relative_to(scratch) != Path(dst).is_relative_to(scratch):
+            crossed.append((src, dst))
+            raise OSError(errno.EXDEV, os.strerror(errno.EXDEV), str(src), None, str(dst))
+        renamed.append((Path(src), Path(dst)))
+
+    monkeypatch.setattr(os, "replace", lambda src, dst: (across(src, dst), real_replace(src, dst))[1])
+    monkeypatch.setattr(os, "rename", lambda src, dst: (across(src, dst), real_rename(src, dst))[1])
+    _write_both(outputs)
+    assert snapshot(outputs) == {"out/a.npy": b"new", "out/x.json": b"[\n  1\n]\n", "summary.json": b'{\n  "n": 1\n}\n'}
+    into_place = [src for src, dst in renamed if dst in (outputs / "summary.json", outputs / "out")]
+    assert len(into_place) == 2 and all(AREA.fullmatch(src.parent.name) for src in into_place)
+    assert all(src.parent.parent == outputs for src in into_place)  # renamed in from beside the output
+    assert len(crossed) == 2  # the first file's rename; the old dir's move aside (the dir then went beside at once)
+    assert not hidden(outputs) and not list(scratch.iterdir())
+    crossed.clear()
+    write_json(outputs / "summary.json", {"n": 2})
+    assert not crossed and (outputs / "summary.json").read_text(encoding="utf-8") == '{\n  "n": 2\n}\n'
+
+
+def test_outputs_on_a_real_bind_mount_are_written(tmp_path, monkeypatch):
+    """The same with ``mount --bind`` (root in a container allowed to mount; skipped elsewhere)."""
+    import subprocess
+
+    from convlens import files
+
+    monkeypatch.setattr(files, "_beside", set(), raising=False)  # this test's folders only
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "outputs").mkdir()
+    done = subprocess.run(["mount", "--bind", tmp_path / "disk", tmp_path / "outputs"], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"mount --bind is not permitted here: {done.stderr.strip()}")
+    try:
+        assert os.stat(tmp_path / "outputs").st_dev == os.stat(tmp_path).st_dev  # scratch_dir sees one file system
+        _write_both(tmp_path / "outputs")
+        assert snapshot(tmp_path / "disk") == {
+            "out/a.npy": b"new",
+            "out/x.json": b"[\n  1\n]\n",
+            "summary.json": b'{\n  "n": 1\n}\n',
+        }
+        assert not hidden(tmp_path / "outputs") and not list((tmp_path / SCRATCH).iterdir())
+    finally:
+        subprocess.run(["umount", tmp_path / "outputs"], check=True)
