@@ -2,7 +2,8 @@
 
 The pure functions take labels and predictions (class indices) and give the confusion matrix, the accuracy
 and the accuracy per class; :func:`stream_predictions` runs a split through the model's last layer batch by
-batch, so only one batch of outputs and one class index per image are ever held.
+batch, so only one batch of outputs and one class index per image are ever held (and, in the same pass, the
+first conv layer's channel peaks: the input-range check).
 """
 
 from __future__ import annotations
@@ -51,14 +52,25 @@ def predicted_classes(outputs: np.ndarray, classes: int, layer: str) -> np.ndarr
 
 
 def stream_predictions(
-    network: Activations, layer: str, images: np.ndarray, classes: int, scale: float, batch_size: int, label: str
-) -> np.ndarray:
-    """The predicted class of every image (uint16, N), from ``layer``'s output, one batch at a time."""
-    predictions = np.empty(len(images), np.uint16)
+    network: Activations,
+    layer: str,
+    images: np.ndarray,
+    classes: int,
+    scale: float,
+    batch_size: int,
+    label: str,
+    watch: str | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The predicted class of every image (uint16, N), from ``layer``'s output, one batch at a time; and, in the
+    same pass, each channel's peak output of layer ``watch`` over all images (``None`` without ``watch`` or images)."""
+    predictions, peaks = np.empty(len(images), np.uint16), None
     for part in batches_with_progress(len(images), batch_size, label):
-        (outputs,) = network.activations(model_inputs(images[part], scale), [layer])
+        *watched, outputs = network.activations(model_inputs(images[part], scale), [*([watch] if watch else []), layer])
         predictions[part] = predicted_classes(outputs, classes, layer)
-    return predictions
+        for maps in watched:
+            peak = maps.reshape(-1, maps.shape[-1]).max(axis=0)
+            peaks = peak if peaks is None else np.maximum(peaks, peak)
+    return predictions, peaks
 
 
 def evaluation_summary(confusion: np.ndarray, classes: Sequence[str]) -> dict[str, object]:

@@ -1,6 +1,6 @@
-"""How pixels become the model's inputs: ``pixels / input.scale``, or raw pixels for a model that starts
-with Rescaling or Normalization; and the warning when most channels of the first conv layer never fire,
-the sign of pixels scaled otherwise than the model was trained on.
+"""How pixels become the model's inputs: ``pixels / input.scale``, or raw pixels for a model with Rescaling or
+Normalization before its first conv layer (in a nested preprocessing model too); and the warning when most
+channels of the first conv layer never fire, the sign of pixels scaled otherwise than the model was trained on.
 """
 
 from __future__ import annotations
@@ -11,14 +11,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from .archive import Archive
-from .layers import CONV_KINDS, LayerInfo
-from .ops import IDENTITY_KINDS
+from .layers import CONV_KINDS, LayerInfo, walk_layers
 from .schema import SCHEMA
 
 SCALE_KEY = "input.scale"  # the config key of the pixel divisor, as messages name it
 
 
-RAW_PIXEL_KINDS = ("Rescaling", "Normalization")  # a model starting with one of these scales its own input
+PIXEL_MAX = 255.0  # the data's pixels are uint8 (fetch_data): inputs range over 0..PIXEL_MAX / divisor
+
+
+RAW_PIXEL_KINDS = ("Rescaling", "Normalization")  # a model with one of these before its first conv scales its input
 
 
 def check_scale(scale: object) -> float:
@@ -33,13 +35,17 @@ def model_inputs(images: np.ndarray, scale: float) -> np.ndarray:
     return x[..., np.newaxis] if x.ndim == 3 else x
 
 
-def first_layer(config: dict) -> dict | None:
-    """The first layer entry of a ``config.json`` that acts on the pixels: input layers and layers that do
-    nothing at inference (dropout, noise) skipped; ``None`` for a model with no such layer."""
-    for entry in config.get("config", {}).get("layers", []):
-        if entry.get("class_name") not in ("InputLayer", *IDENTITY_KINDS):
-            return entry
-    return None
+def preprocessing_layers(config: dict) -> list[tuple[str, dict]]:
+    """The Rescaling and Normalization layers (``RAW_PIXEL_KINDS``) before the model's first conv layer, as
+    ``(address, config entry)`` in order, nested models' layers included (``outer/inner``): a
+    ``Sequential([Rescaling(1 / 255)], name="preprocessing")`` inside the model scales its input as well."""
+    found = []
+    for info, entry, _ in walk_layers(config):
+        if info.kind in CONV_KINDS:
+            break
+        if info.kind in RAW_PIXEL_KINDS:
+            found.append((info.name, entry))
+    return found
 
 
 def _values(value: object) -> str:
@@ -61,7 +67,7 @@ class InputScale:
     """How pixels become the model's inputs: ``pixels / divisor``, and why."""
 
     divisor: float  # SCALE_KEY's value, or 1 when the model scales raw pixels itself
-    preprocessing: str | None = None  # the model's own first layer, described, when it takes raw pixels
+    preprocessing: str | None = None  # the model's own Rescaling / Normalization, described, when it takes raw pixels
 
     def note(self) -> str | None:
         """The log line saying that the model gets raw pixels, or ``None`` when it gets ``pixels / scale``."""
@@ -69,39 +75,70 @@ class InputScale:
             return None
         return f"the model starts with {self.preprocessing}: feeding raw 0–255 pixels, {SCALE_KEY} ignored"
 
+    def suggestion(self) -> str:
+        """What a silent first conv layer hints at (a key of ``HINTS``): ``raw`` (try ``input.scale=1``), ``unit``
+        (try ``input.scale=255``), or ``own`` (the model's own preprocessing already gets raw pixels)."""
+        return "own" if self.preprocessing is not None else "unit" if self.divisor == 1 else "raw"
+
     def silent_warning(self, layer: str, peaks: np.ndarray, seen: str) -> str | None:
         """A warning when more than half of ``layer``'s channels never fire (``peaks``: each channel's
         largest activation, ≤ 0 when it never fires) on what was ``seen``: the sign of pixels scaled
         otherwise than the model was trained on."""
-        silent, channels = int((np.asarray(peaks) <= 0).sum()), int(np.size(peaks))
+        silent, channels = silent_channels(peaks)
         if 2 * silent <= channels:
             return None
-        if self.preprocessing is not None:
-            hint = f"it gets raw 0–255 pixels, as its first layer {self.preprocessing} asks"
-        elif self.divisor == 1:
-            hint = f"the model may expect pixels in 0..1: {SCALE_KEY}=255"
-        else:
-            hint = f"the model may expect raw pixels: {SCALE_KEY}=1"
+        hint = HINTS[self.suggestion()].format(preprocessing=self.preprocessing)
         problem = f"{silent} of {channels} channels of {layer} never fire on {seen}"
         return f"warning: {problem}; is the input scale right? {hint}"
 
+    def record(self, layer: str, peaks: np.ndarray, split: str, images: int) -> dict[str, object]:
+        """The input range fed and the first conv ``layer``'s silent channels over a split (``images`` of
+        ``split``), with ``silent_warning``'s line (null when none): what the report shows (``input_range.json``)."""
+        silent, channels = silent_channels(peaks)
+        return {
+            "divisor": self.divisor,
+            "preprocessing": self.preprocessing,
+            "layer": layer,
+            "silent_channels": silent,
+            "channels": channels,
+            "split": split,
+            "images": images,
+            "suggestion": self.suggestion(),
+            "warning": self.silent_warning(layer, peaks, f"the {images} {split} images"),
+        }
 
-def input_scale(first: dict | None, weights: Sequence[np.ndarray], scale: object) -> InputScale:
-    """The divisor for the pixels: 1 (raw 0–255 pixels) when the model's first layer (``first_layer``, its
-    ``weights``) is Rescaling or Normalization, which scales the input itself (dividing first would scale
-    it twice); else ``scale``, the configured divisor."""
+
+HINTS = {  # what ``InputScale.silent_warning`` suggests, by ``InputScale.suggestion``
+    "raw": f"the model may expect raw pixels: {SCALE_KEY}=1",
+    "unit": f"the model may expect pixels in 0..1: {SCALE_KEY}=255",
+    "own": "it gets raw 0–255 pixels, as its first layer {preprocessing} asks",
+}
+
+
+def silent_channels(peaks: np.ndarray) -> tuple[int, int]:
+    """How many channels never fire (their peak activation ≤ 0), and how many there are."""
+    return int((np.asarray(peaks) <= 0).sum()), int(np.size(peaks))
+
+
+def input_scale(scale: object, preprocessing: Sequence[str] = ()) -> InputScale:
+    """The divisor for the pixels: 1 (raw 0–255 pixels) when the model scales its input itself
+    (``preprocessing``: its Rescaling and Normalization layers before the first conv layer, described; dividing
+    first would scale the pixels twice); else ``scale``, the configured divisor."""
     scale = check_scale(scale)
-    if first is None or first.get("class_name") not in RAW_PIXEL_KINDS:
-        return InputScale(scale)
-    return InputScale(1.0, describe_preprocessing(first, list(weights)))
+    return InputScale(1.0, ", then ".join(preprocessing)) if preprocessing else InputScale(scale)
 
 
 def read_input_scale(archive: Archive, scale: object) -> InputScale:
-    """``input_scale`` for a ``.keras`` archive."""
-    first = first_layer(archive.config)
-    needs_weights = first is not None and first.get("class_name") == "Normalization"
-    weights = archive.weights([first["config"]["name"]])[first["config"]["name"]] if needs_weights else []
-    return input_scale(first, weights, scale)
+    """``input_scale`` for a ``.keras`` archive; the weights file is read only for a Normalization layer."""
+    found = preprocessing_layers(archive.config)
+    normalizations = [address for address, entry in found if entry["class_name"] == "Normalization"]
+    weights = archive.weights(normalizations) if normalizations else {}
+    described = []
+    for address, entry in found:
+        outer = address.rpartition("/")[0]
+        text = describe_preprocessing(entry, list(weights.get(address, [])))
+        described.append(f"{text} in {outer}" if outer else text)
+    return input_scale(scale, described)
 
 
 def first_conv(layers: Sequence[LayerInfo]) -> str | None:

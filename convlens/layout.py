@@ -77,6 +77,11 @@ def metrics_dir(root: Path) -> Path:
     return root / "outputs" / "metrics"
 
 
+def input_range_path(root: Path) -> Path:
+    """``evaluate``'s record of the input range fed and of the first conv layer's silent channels (for the report)."""
+    return metrics_dir(root) / "input_range.json"
+
+
 def figures_dir(root: Path) -> Path:
     return root / "outputs" / "figures"
 

@@ -39,6 +39,7 @@ READS = {
     "outputs/figures/dataset": "render_figures",
     "outputs/figures/dataset/examples": "render_figures",  # the dataset examples (dataset.examples, issue 12)
     "outputs/metrics/evaluate.json": "evaluate",
+    "outputs/metrics/input_range.json": "evaluate",
     "outputs/figures/evaluate": "evaluate",
     "outputs/metrics/activation_max.json": "activation_max",
     "outputs/figures/activation_max": "activation_max",

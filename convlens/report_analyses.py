@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from . import layout
-from .pages import Section, Table, flat_items, number, param_text, percent
+from .inputs import PIXEL_MAX
+from .pages import Note, Section, Table, Text, flat_items, number, param_text, percent
 from .report_chapter import read_json_file, read_rows
 
 
@@ -74,6 +75,7 @@ class AnalysisSections:
             section.blocks.append(self.missing(relative))
             return section
         metrics = read_json_file(self.path(relative))
+        section.blocks.extend(self.input_range())
         roles = [role for role in layout.ROLES if role in metrics]
         classes = list(dict.fromkeys(c for role in roles for c in metrics[role].get("class_accuracy", {})))
         rows = [[t("accuracy"), *(percent(metrics[role]["accuracy"]) for role in roles)]]
@@ -88,6 +90,36 @@ class AnalysisSections:
                 self.figure([(f"outputs/figures/evaluate/{role}_confusion.png", self.role(role))], caption)
             )
         return section
+
+    def input_range(self) -> list[Text | Note]:
+        """The input range evaluate fed, and its warning when most of the first conv layer's channels never fired
+        (``input_range.json``): a wrong ``input.scale`` otherwise shows only as a low accuracy."""
+        t, relative = self.t, "outputs/metrics/input_range.json"
+        if not self.path(relative).is_file():
+            return [self.missing(relative)]
+        record = read_json_file(self.path(relative))
+        divisor, preprocessing = record["divisor"], record["preprocessing"]
+        if preprocessing:
+            blocks: list[Text | Note] = [Text(t("input_raw", preprocessing=preprocessing))]
+        else:
+            blocks = [Text(t("input_scaled", divisor=number(divisor), top=number(PIXEL_MAX / divisor)))]
+        if record["warning"]:
+            hints = {
+                "raw": t("input_hint_raw"),
+                "unit": t("input_hint_unit"),
+                "own": t("input_hint_own", preprocessing=preprocessing),
+            }
+            warning = t(
+                "input_warning",
+                silent=record["silent_channels"],
+                channels=record["channels"],
+                layer=record["layer"],
+                images=number(record["images"]),
+                split=self.split(record["split"]),
+                hint=hints[record["suggestion"]],
+            )
+            blocks.append(Note(warning))
+        return blocks
 
     def examples(self) -> Section:
         t = self.t

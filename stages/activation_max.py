@@ -20,11 +20,9 @@ from convlens.config import run_stage
 from convlens.errors import ConvlensError
 from convlens.figures_analyses import labelled_mosaic_figure
 from convlens.files import read_csv_columns, read_json, staged_dir, write_json
-from convlens.inputs import read_input_scale
+from convlens.inputs import PIXEL_MAX, read_input_scale
 
 log = logging.getLogger(__name__)
-
-PIXEL_MAX = 255.0  # the data's pixels are uint8 (fetch_data): inputs range over 0..PIXEL_MAX / divisor
 
 
 def dataset_tops(root: Path, names: list[str]) -> dict[tuple[str, str], np.ndarray]:

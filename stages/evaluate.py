@@ -3,7 +3,8 @@
 Streams ``evaluate.split`` through the trained and untrained models' last layer with the numpy forward pass
 (Keras for layers it does not compute), batch by batch, keeping one predicted class per image. Writes the
 accuracy and the accuracy per class as a metric, one row per image (actual, predicted) for ``dvc plots``'
-confusion template, and the confusion matrix of each model as a PNG.
+confusion template, the confusion matrix of each model as a PNG, and the input range fed with the trained model's
+first conv layer's silent channels (``input_range.json``; a warning in the log when most never fire).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from convlens.evaluate import accuracy, confusion_matrix, evaluation_summary, st
 from convlens.figures_analyses import confusion_figure
 from convlens.files import staged_dir, write_csv, write_json
 from convlens.forward import open_network
-from convlens.inputs import model_inputs, read_input_scale
+from convlens.inputs import first_conv, model_inputs, read_input_scale
 
 log = logging.getLogger(__name__)
 
@@ -44,20 +45,27 @@ def run(cfg: DictConfig, root: Path) -> None:
     scale = read_input_scale(trained, cfg.input.scale)
     if note := scale.note():
         log.info("%s", note)
-    last = output_layer(trained)
+    last, first = output_layer(trained), first_conv(trained.layers)
 
-    confusions, predictions = {}, {}
+    confusions, predictions, peaks = {}, {}, {}
     for role in layout.ROLES:
-        network = open_network(trained if role == "trained" else layout.open_model(root, role), [last], log.info)
+        watch = first if role == "trained" else None  # the untrained model's zero biases make firing scale-free
+        names = [last] if watch is None else [watch, last]
+        network = open_network(trained if role == "trained" else layout.open_model(root, role), names, log.info)
         per_image = bytes_per_image(network, model_inputs(images[:1], scale.divisor))
         size, note = fit_batch_size(ev.batch_size, per_image, available_memory(), "evaluate.batch_size")
         if note:
             log.info("%s", note)
-        predictions[role] = stream_predictions(
-            network, last, images, len(classes), scale.divisor, size, f"{role} {ev.split}"
+        predictions[role], peaks[role] = stream_predictions(
+            network, last, images, len(classes), scale.divisor, size, f"{role} {ev.split}", watch
         )
         confusions[role] = confusion_matrix(labels, predictions[role], len(classes))
         log.info("%s: accuracy %s on %d %s images", role, f"{accuracy(confusions[role]):.4f}", len(images), ev.split)
+
+    watched = peaks["trained"] if peaks["trained"] is not None else np.zeros(0)  # no image: no channel seen
+    record = scale.record(first, watched, ev.split, len(images))
+    if record["warning"]:
+        log.warning("%s", record["warning"])
 
     names = np.array(classes, dtype=object)
     with staged_dir(layout.confusion_dir(root)) as out:
@@ -72,6 +80,7 @@ def run(cfg: DictConfig, root: Path) -> None:
         layout.metrics_dir(root) / "evaluate.json",
         {role: evaluation_summary(confusion, classes) for role, confusion in confusions.items()},
     )
+    write_json(layout.input_range_path(root), record)
 
 
 if __name__ == "__main__":

@@ -68,6 +68,9 @@ def write_analyses(root: Path, params: dict) -> dict:
     }
     metrics.mkdir(parents=True, exist_ok=True)
     (metrics / "evaluate.json").write_text(json.dumps(evaluate), encoding="utf-8")
+    fed = {"divisor": 255.0, "preprocessing": None, "layer": "conv2d", "silent_channels": 0, "channels": 4}
+    fed |= {"split": "test", "images": 2, "suggestion": "raw", "warning": None}  # evaluate's input_range.json
+    layout.input_range_path(root).write_text(json.dumps(fed), encoding="utf-8")
     for role in layout.ROLES:
         png(figures / "evaluate" / f"{role}_confusion.png")
         png(figures / "dataset" / "examples" / f"{role}_conv2d.png")

@@ -289,6 +289,7 @@ def test_layout_paths_are_the_outputs_dvc_yaml_declares(tmp_path):
     assert layout.examples_dir(tmp_path).parent == layout.dataset_dir(tmp_path)  # an output of dataset_stats too
     assert at(layout.confusion_dir(tmp_path)) in outputs("evaluate")
     assert at(layout.metrics_dir(tmp_path) / "evaluate.json") in outputs("evaluate")
+    assert at(layout.input_range_path(tmp_path)) in outputs("evaluate")
     assert at(layout.figures_dir(tmp_path) / "evaluate") in outputs("evaluate")
     assert at(layout.feature_maps_dir(tmp_path, "conv2d")) == "outputs/feature_maps/conv2d"
     assert at(layout.feature_maps_dir(tmp_path, "block/dw")) == "outputs/feature_maps/block/dw"  # a nested layer

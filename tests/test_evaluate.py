@@ -89,11 +89,32 @@ class Outputs:
 def test_predictions_stream_in_batches_under_a_progress_bar_named_by_the_label(monkeypatch):
     images = np.array([[[9, 1], [2, 0]], [[0, 7], [1, 0]], [[3, 4], [8, 0]], [[5, 5], [0, 0]], [[0, 0], [6, 0]]])
     monkeypatch.setattr(sys, "stderr", Terminal())
-    got = stream_predictions(Outputs(), "out", images.astype(np.uint8), 3, 255.0, 2, "test split, trained model")
+    got, peaks = stream_predictions(Outputs(), "out", images.astype(np.uint8), 3, 255.0, 2, "test split, trained model")
+    assert peaks is None  # no layer watched
     assert got.dtype == np.uint16 and got.tolist() == [0, 1, 2, 0, 2]
     assert sys.stderr.getvalue().startswith("\rtest split, trained model:   0%|")
     with pytest.raises(ConvlensError, match="the model's last layer 'out' outputs shape \\(3,\\), not one score"):
         stream_predictions(Outputs(), "out", images, 10, 255.0, 2, "test split")
+
+
+class TwoLayers:
+    """A network whose first layer is the image (one channel) and whose last is ``Outputs``'."""
+
+    names = ("conv", "out")
+
+    def activations(self, x, names):
+        layers = {"conv": x[..., None], "out": x.reshape(len(x), -1)[:, :3]}
+        return [layers[name] for name in names]
+
+
+def test_a_watched_layers_channel_peaks_come_from_the_same_pass_over_every_batch():
+    images = np.array([[[9, 1], [2, 0]], [[0, 7], [1, 0]], [[3, 4], [8, 0]], [[5, 5], [0, 0]], [[0, 0], [6, 0]]])
+    got, peaks = stream_predictions(TwoLayers(), "out", images, 3, 1.0, 2, "test split", watch="conv")
+    assert got.tolist() == [0, 1, 2, 0, 2]
+    assert peaks.tolist() == [9.0]  # the brightest pixel of all
+    _, peaks = stream_predictions(TwoLayers(), "out", images[::-1], 3, 3.0, 2, "test split", watch="conv")
+    assert peaks.tolist() == [3.0]  # 9 in the last batch, divided by the scale
+    assert stream_predictions(TwoLayers(), "out", images[:0], 3, 1.0, 2, "test split", watch="conv")[1] is None
 
 
 def read_rows(path):
