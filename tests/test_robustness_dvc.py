@@ -93,7 +93,7 @@ def committed_run(root) -> tuple[dict, bytes]:
     return snapshot(root / "outputs"), (root / "dvc.lock").read_bytes()
 
 
-def test_a_failing_stage_under_dvc_keeps_the_lock_and_checkout_restores_the_goodweight_outputs(request, weights_repo):
+def test_a_failing_stage_under_dvc_keeps_the_lock_and_checkout_restores_the_good_outputs(request, weights_repo):
     assert ran(weights_repo["repro"]) == [  # the good run: `dvc repro extract_weights` in a fresh repo
         "check_config",
         "fetch_data",  # fetch_model checks the model's input against the data
