@@ -32,9 +32,10 @@ test-all: install lint browser  ## lint, then every test, the README's workflows
 test-fast: install  ## the tests without the end-to-end DVC runs
 	$(PYTEST) -m "not slow"
 
-lint: install
+lint: install  ## ruff, and the subpackages' layers (import-linter: pyproject.toml, docs/architecture.md)
 	ruff check .
 	ruff format --check .
+	lint-imports --no-cache --no-logo
 
 # The report's browser test (tests/test_report_browser.py) opens the page in headless Chromium: Debian's `chromium`,
 # installed here when missing and we are root with apt-get; otherwise one line says why the test will skip.

@@ -41,8 +41,8 @@ def bench_activation_max(
 def worker(model_path: Path, roles: str) -> None:
     """Load the book's model (and its untrained twin, seed 42, as build_untrained does) and maximize every channel
     of both conv layers with the project's default ``activation_max`` params."""
-    from convlens.gradients import Ascent, maximize_channels
-    from convlens.keras_models import load_with_untrained_model
+    from convlens.analysis.gradients import Ascent, maximize_channels
+    from convlens.model.keras_models import load_with_untrained_model
 
     params = yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8"))["activation_max"]
     ascent = Ascent(**{k: params[k] for k in Ascent.__dataclass_fields__})

@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from convlens import layout
-from convlens.batching import batches
-from convlens.dataset import MAP_KINDS, stream_statistics
-from convlens.forward import Network, load_network
-from convlens.inputs import model_inputs
+from convlens.analysis.dataset import MAP_KINDS, stream_statistics
+from convlens.model.archive import open_model
+from convlens.model.batching import batches
+from convlens.model.forward import Network, load_network
+from convlens.model.inputs import model_inputs
+from convlens.pipeline import paths
 
 from .measure import run_measured
 
@@ -54,7 +55,7 @@ def load_inputs(root: Path, n: int | None = None) -> Inputs:
         if n > len(images):
             raise ValueError(f"{n} images asked for, the {split} split has {len(images)}")
         images, labels = images[:n], labels[:n]
-    infos = layout.open_model(root, "trained").layers
+    infos = open_model(root, "trained").layers
     return Inputs(
         images=images,
         labels=np.asarray(labels, np.int64),
@@ -68,7 +69,7 @@ def load_inputs(root: Path, n: int | None = None) -> Inputs:
 
 def network_for(root: Path, role: str, inp: Inputs) -> Network:
     """The numpy network up to the deepest layer asked for, as dataset_stats builds it."""
-    return load_network(layout.open_model(root, role), upto=inp.names[-1])
+    return load_network(open_model(root, role), upto=inp.names[-1])
 
 
 def bare_pass(network: Network, inp: Inputs) -> None:
@@ -105,7 +106,7 @@ def bench_dataset(root: Path, runs: int, limit: int | None, say: Callable[[str],
     inp = load_inputs(root, limit)
     warm = replace(inp, images=inp.images[: inp.batch_size], labels=inp.labels[: inp.batch_size])
     results: Pairs = {}
-    for role in layout.ROLES:
+    for role in paths.ROLES:
         network = network_for(root, role, inp)
         stats_pass(network, warm)
         bare_pass(network, warm)
@@ -126,7 +127,7 @@ def bench_examples(root: Path, runs: int, limit: int | None, say: Callable[[str]
     inp = load_inputs(root, limit)
     warm = replace(inp, images=inp.images[: inp.batch_size], labels=inp.labels[: inp.batch_size])
     results: Pairs = {}
-    for role in layout.ROLES:
+    for role in paths.ROLES:
         network = network_for(root, role, inp)
         examples_pass(network, warm)
         with_: list[float] = []

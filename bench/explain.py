@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from convlens.report.build import Row, notebook_split
+
 from .measure import stats
 from .notes import attribution
 from .pipeline import ADDED_LAYER, PipelineResults
-from .report import Row, notebook_split
 
 
 def _probe(pipe: PipelineResults, prefix: str) -> float:
@@ -104,7 +105,7 @@ def render(row: Row, pipe: PipelineResults) -> str:
 def dataset(row: Row, pipe: PipelineResults) -> str:
     return (
         f"statistics {row.ours.median:.1f} s against the bare pass's {row.theirs.median:.1f} s. The accumulator "
-        "(convlens/dataset.py `ChannelAccumulator.update`) reduces every activation of 4 layers per batch: "
+        "(convlens/analysis/stats.py `ChannelAccumulator.update`) reduces every activation of 4 layers per batch: "
         "per-image means as one BLAS product, `count_nonzero(maps > 0)` and the channel maxima, in a second thread "
         "while the next batch runs through the network. Single-threaded reductions against a 2-thread BLAS "
         "forward pass: the ratio grows when the machine is quiet and shrinks under load."
@@ -114,7 +115,8 @@ def dataset(row: Row, pipe: PipelineResults) -> str:
 def examples(row: Row, pipe: PipelineResults) -> str:
     return (
         f"statistics with examples {row.ours.median:.1f} s against {row.theirs.median:.1f} s without. The examples "
-        "(convlens/examples.py) add one reduction per layer and batch (each image's max or mean per channel) and a "
+        "(convlens/analysis/examples.py) add one reduction per layer and batch (each image's max or mean per "
+        "channel) and a "
         "stable sort of k + batch rows per channel, in the statistics' second thread; under load that thread "
         "no longer hides behind the forward pass."
     )

@@ -12,12 +12,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from convlens.archive import Archive
-from convlens.figures import mosaic_figure
-from convlens.forward import load_network
-from convlens.grids import feature_map_grid
-from convlens.idx import read_idx
-from convlens.inputs import model_inputs
+from convlens.data.idx import read_idx
+from convlens.model.archive import Archive
+from convlens.model.forward import load_network
+from convlens.model.inputs import model_inputs
+from convlens.render.figures import mosaic_figure
+from convlens.render.grids import feature_map_grid
 
 DPI = 100  # the notebook's savefig default (rcParams figure.dpi), passed to both sides
 

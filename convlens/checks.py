@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ConvlensError
+from convlens.errors import ConvlensError
 
 Check = Callable[[str, Any], None]
 

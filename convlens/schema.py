@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .checks import (
+from convlens.checks import (
     SHA256,
     Check,
     choice,
@@ -32,7 +32,7 @@ from .checks import (
     text,
     url,
 )
-from .errors import ConvlensError
+from convlens.errors import ConvlensError
 
 SPLITS = ("train", "test")
 
@@ -41,7 +41,7 @@ INPUT_CHANNEL_MODES = ("first", "mean", "all")
 
 
 EXAMPLE_MODES = ("max", "mean")  # dataset examples: a channel's activation on one image, over its positions
-LANGUAGES = ("en", "ko")  # report.language: the tables in convlens/templates/strings.yaml
+LANGUAGES = ("en", "ko")  # report.language: the tables in convlens/report/templates/strings.yaml
 
 
 RESOLVER = "convlens_checked"  # ${convlens_checked:} in conf/config.yaml, see register_resolver

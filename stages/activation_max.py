@@ -14,13 +14,14 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from convlens import layout
-from convlens.attribution import ascent_summary
-from convlens.config import run_stage
+from convlens.analysis.attribution import ascent_summary
 from convlens.errors import ConvlensError
-from convlens.figures_analyses import labelled_mosaic_figure
-from convlens.files import read_csv_columns, read_json, staged_dir, write_json
-from convlens.inputs import PIXEL_MAX, read_input_scale
+from convlens.model.archive import open_model
+from convlens.model.inputs import PIXEL_MAX, read_input_scale
+from convlens.pipeline import paths
+from convlens.pipeline.config import run_stage
+from convlens.pipeline.files import read_csv_columns, read_json, staged_dir, write_json
+from convlens.render.analyses import labelled_mosaic_figure
 
 log = logging.getLogger(__name__)
 
@@ -28,21 +29,21 @@ log = logging.getLogger(__name__)
 def dataset_tops(root: Path, names: list[str]) -> dict[tuple[str, str], np.ndarray]:
     """Per (model, layer) each channel's best image's mean activation over the dataset split, for the layers
     ``dataset_stats`` computed; a layer it did not compute is named once in the log."""
-    index = read_json(layout.dataset_dir(root) / "index.json")
+    index = read_json(paths.dataset_dir(root) / "index.json")
     tops = {}
     for name in names:
         if name not in index["layers"]:
             log.info("%s is not among dataset.layers (%s): no ratio to the dataset's best image", name, index["layers"])
             continue
-        for role in layout.ROLES:
-            table = layout.dataset_dir(root) / f"{role}_{layout.layer_stem(name)}.csv"
+        for role in paths.ROLES:
+            table = paths.dataset_dir(root) / f"{role}_{paths.layer_stem(name)}.csv"
             tops[role, name] = read_csv_columns(table, ["top_image_mean"])[:, 0]
     return tops
 
 
 def run(cfg: DictConfig, root: Path) -> None:
     am, r = cfg.activation_max, cfg.render
-    trained = layout.open_model(root, "trained")
+    trained = open_model(root, "trained")
     names = trained.resolve(None if am.layers is None else list(am.layers), "activation_max.layers")
     shape = trained.input_shape
     if any(d is None for d in shape):
@@ -52,13 +53,13 @@ def run(cfg: DictConfig, root: Path) -> None:
         )
     top = PIXEL_MAX / read_input_scale(trained, cfg.input.scale).divisor
     tops = dataset_tops(root, names)
-    from convlens.gradients import Ascent, maximize_channels
-    from convlens.keras_models import load_model
+    from convlens.analysis.gradients import Ascent, maximize_channels
+    from convlens.model.keras_models import load_model
 
     ascent = Ascent(am.steps, am.learning_rate, am.jitter, am.blur_every, am.blur_sigma, am.decay, am.seed)
-    inputs, metrics = {}, {role: {} for role in layout.ROLES}
-    for role in layout.ROLES:
-        model = load_model(layout.model_path(root, role))
+    inputs, metrics = {}, {role: {} for role in paths.ROLES}
+    for role in paths.ROLES:
+        model = load_model(paths.model_path(root, role))
         for name in names:
             start = time.perf_counter()
             x, before, after = maximize_channels(model, name, tuple(shape), top, ascent)
@@ -72,17 +73,17 @@ def run(cfg: DictConfig, root: Path) -> None:
                 f", {metrics[role][name]['ratio_median']} × the dataset's best image" if (role, name) in tops else "",
             )  # fmt: skip
 
-    with staged_dir(layout.activation_max_dir(root)) as out:
+    with staged_dir(paths.activation_max_dir(root)) as out:
         for (role, name), x in inputs.items():
-            np.save(out / f"{role}_{layout.layer_stem(name)}.npy", x)
-    with staged_dir(layout.figures_dir(root) / "activation_max") as out:
+            np.save(out / f"{role}_{paths.layer_stem(name)}.npy", x)
+    with staged_dir(paths.figures_dir(root) / "activation_max") as out:
         for (role, name), x in inputs.items():
             tiles = x[..., 0] if x.shape[-1] == 1 else x.mean(axis=-1)  # several input channels: their mean
             title = f"{role} {name}: the input that maximizes each channel's mean activation ({am.steps} steps)"
             labels = [str(c) for c in range(len(tiles))]
-            path = out / f"{role}_{layout.layer_stem(name)}.png"
+            path = out / f"{role}_{paths.layer_stem(name)}.png"
             labelled_mosaic_figure(tiles, path, r.sample_cmap, title, labels, r.map_columns, (0.0, top), r.dpi)
-    write_json(layout.metrics_dir(root) / "activation_max.json", metrics)
+    write_json(paths.metrics_dir(root) / "activation_max.json", metrics)
 
 
 if __name__ == "__main__":

@@ -10,21 +10,22 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from convlens import layout
-from convlens.config import run_stage
-from convlens.files import atomic_path
-from stages import write_weight_artifacts
+from convlens.analysis.weights import write_weight_artifacts
+from convlens.model.archive import open_model
+from convlens.pipeline import paths
+from convlens.pipeline.config import run_stage
+from convlens.pipeline.files import atomic_path
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, root: Path) -> None:
-    trained = layout.open_model(root, "trained")
+    trained = open_model(root, "trained")
     trained.resolve(cfg.weights.layers, "weights.layers")  # fails here, before TensorFlow starts
-    from convlens.keras_models import load_with_untrained_model, save_reproducible
+    from convlens.model.keras_models import load_with_untrained_model, save_reproducible
 
     _, untrained = load_with_untrained_model(trained.path, cfg.untrained.seed)
-    with atomic_path(layout.model_path(root, "untrained")) as tmp:
+    with atomic_path(paths.model_path(root, "untrained")) as tmp:
         save_reproducible(untrained, tmp)
     log.info("untrained model built with seed %d", cfg.untrained.seed)
     write_weight_artifacts(root, "untrained", cfg.weights.layers, cfg.weights.percentiles)

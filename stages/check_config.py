@@ -12,10 +12,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from convlens import layout
 from convlens.checks import model_file
-from convlens.config import PARAMS_FILE, read_yaml, run_stage
-from convlens.files import atomic_path
+from convlens.pipeline import paths
+from convlens.pipeline.config import PARAMS_FILE, read_yaml, run_stage
+from convlens.pipeline.files import atomic_path
 from convlens.schema import check_config
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ def run(cfg: DictConfig, root: Path) -> None:
     check_config(params)  # every key, unknown ones included
     if params["model"]["path"] is not None:
         model_file(root, params["model"]["path"])
-    with atomic_path(layout.config_check_path(root)) as tmp:
+    with atomic_path(paths.config_check_path(root)) as tmp:
         tmp.write_text("params.yaml passed convlens/schema.py\n", encoding="utf-8")
     log.info("%s checked", PARAMS_FILE)
 

@@ -13,16 +13,17 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from convlens import layout
-from convlens.batching import available_memory, bytes_per_image, fit_batch_size
-from convlens.config import run_stage
-from convlens.dataset import MAP_KINDS, dataset_summary, selectivity, stream_statistics
+from convlens.analysis.dataset import MAP_KINDS, dataset_summary, selectivity, stream_statistics
+from convlens.analysis.examples import example_rows
+from convlens.analysis.stats import as_number
 from convlens.errors import ConvlensError
-from convlens.examples import example_rows
-from convlens.files import staged_dir, write_csv, write_json
-from convlens.forward import open_network
-from convlens.inputs import first_conv, model_inputs, read_input_scale
-from convlens.stats import as_number
+from convlens.model.archive import open_model
+from convlens.model.batching import available_memory, bytes_per_image, fit_batch_size
+from convlens.model.forward import open_network
+from convlens.model.inputs import first_conv, model_inputs, read_input_scale
+from convlens.pipeline import paths
+from convlens.pipeline.config import run_stage
+from convlens.pipeline.files import staged_dir, write_csv, write_json
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def channel_rows(table: dict[str, np.ndarray], classes: list[str]) -> list[dict[
 
 def run(cfg: DictConfig, root: Path) -> None:
     ds, classes = cfg.dataset, list(cfg.data.classes)
-    data = layout.data_dir(root)
+    data = paths.data_dir(root)
     if not (data / f"{ds.split}_images.npy").is_file():
         raise ConvlensError(f"dataset.split={ds.split!r} has no images in {data}; use train or test")
     images = np.load(data / f"{ds.split}_images.npy", mmap_mode="r")
@@ -58,7 +59,7 @@ def run(cfg: DictConfig, root: Path) -> None:
             f"dataset.examples.k={ds.examples.k} is more than the {len(images)} {ds.split} images streamed; "
             f"use dataset.examples.k={len(images)} or less"
         )
-    trained = layout.open_model(root, "trained")
+    trained = open_model(root, "trained")
     trained.check_input(images.shape[1:])
     scale = read_input_scale(trained, cfg.input.scale)  # both models: the untrained model has the same layers
     if note := scale.note():
@@ -66,8 +67,8 @@ def run(cfg: DictConfig, root: Path) -> None:
     names = trained.resolve(None if ds.layers is None else list(ds.layers), "dataset.layers", MAP_KINDS)
 
     tables = {}
-    for role in layout.ROLES:
-        network = open_network(trained if role == "trained" else layout.open_model(root, role), names, log.info)
+    for role in paths.ROLES:
+        network = open_network(trained if role == "trained" else open_model(root, role), names, log.info)
         per_image = bytes_per_image(network, model_inputs(images[:1], scale.divisor))
         size, note = fit_batch_size(ds.batch_size, per_image, available_memory(), "dataset.batch_size")
         if note:
@@ -84,17 +85,17 @@ def run(cfg: DictConfig, root: Path) -> None:
         if warning := scale.silent_warning(first, tables["trained"][first]["max"], seen):
             log.warning("%s", warning)
 
-    with staged_dir(layout.dataset_dir(root)) as out:
+    with staged_dir(paths.dataset_dir(root)) as out:
         for role, by_layer in tables.items():
             for name, table in by_layer.items():
-                write_csv(out / f"{role}_{layout.layer_stem(name)}.csv", channel_rows(table, classes))
+                write_csv(out / f"{role}_{paths.layer_stem(name)}.csv", channel_rows(table, classes))
                 examples = example_rows(name, table["example_scores"], table["example_images"], labels)
-                path = layout.examples_dir(root).relative_to(layout.dataset_dir(root))  # inside the staged folder
-                write_csv(out / path / f"{role}_{layout.layer_stem(name)}.csv", examples)
+                path = paths.examples_dir(root).relative_to(paths.dataset_dir(root))  # inside the staged folder
+                write_csv(out / path / f"{role}_{paths.layer_stem(name)}.csv", examples)
         index = {"split": ds.split, "images": len(images), "layers": names, "classes": classes}
         write_json(out / "index.json", {**index, "examples_by": ds.examples.by})
     write_json(
-        layout.metrics_dir(root) / "dataset.json",
+        paths.metrics_dir(root) / "dataset.json",
         {role: {name: dataset_summary(t) for name, t in by_layer.items()} for role, by_layer in tables.items()},
     )
 

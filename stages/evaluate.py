@@ -15,15 +15,16 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from convlens import layout
-from convlens.batching import available_memory, bytes_per_image, fit_batch_size
-from convlens.config import run_stage
+from convlens.analysis.evaluate import accuracy, confusion_matrix, evaluation_summary, stream_predictions
 from convlens.errors import ConvlensError
-from convlens.evaluate import accuracy, confusion_matrix, evaluation_summary, stream_predictions
-from convlens.figures_analyses import confusion_figure
-from convlens.files import staged_dir, write_csv, write_json
-from convlens.forward import open_network
-from convlens.inputs import first_conv, model_inputs, read_input_scale
+from convlens.model.archive import open_model
+from convlens.model.batching import available_memory, bytes_per_image, fit_batch_size
+from convlens.model.forward import open_network
+from convlens.model.inputs import first_conv, model_inputs, read_input_scale
+from convlens.pipeline import paths
+from convlens.pipeline.config import run_stage
+from convlens.pipeline.files import staged_dir, write_csv, write_json
+from convlens.render.analyses import confusion_figure
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +36,12 @@ def output_layer(archive) -> str:
 
 def run(cfg: DictConfig, root: Path) -> None:
     ev, classes = cfg.evaluate, list(cfg.data.classes)
-    data = layout.data_dir(root)
+    data = paths.data_dir(root)
     images = np.load(data / f"{ev.split}_images.npy", mmap_mode="r")
     labels = np.asarray(np.load(data / f"{ev.split}_labels.npy", mmap_mode="r"), np.int64)
     if labels.size and labels.max() >= len(classes):
         raise ConvlensError(f"the {ev.split} labels go up to {labels.max()}; data.classes names only {len(classes)}")
-    trained = layout.open_model(root, "trained")
+    trained = open_model(root, "trained")
     trained.check_input(images.shape[1:])
     scale = read_input_scale(trained, cfg.input.scale)
     if note := scale.note():
@@ -48,10 +49,10 @@ def run(cfg: DictConfig, root: Path) -> None:
     last, first = output_layer(trained), first_conv(trained.layers)
 
     confusions, predictions, peaks = {}, {}, {}
-    for role in layout.ROLES:
+    for role in paths.ROLES:
         watch = first if role == "trained" else None  # the untrained model's zero biases make firing scale-free
         names = [last] if watch is None else [watch, last]
-        network = open_network(trained if role == "trained" else layout.open_model(root, role), names, log.info)
+        network = open_network(trained if role == "trained" else open_model(root, role), names, log.info)
         per_image = bytes_per_image(network, model_inputs(images[:1], scale.divisor))
         size, note = fit_batch_size(ev.batch_size, per_image, available_memory(), "evaluate.batch_size")
         if note:
@@ -68,19 +69,19 @@ def run(cfg: DictConfig, root: Path) -> None:
         log.warning("%s", record["warning"])
 
     names = np.array(classes, dtype=object)
-    with staged_dir(layout.confusion_dir(root)) as out:
+    with staged_dir(paths.confusion_dir(root)) as out:
         for role, predicted in predictions.items():
             rows = [{"actual": a, "predicted": p} for a, p in zip(names[labels], names[predicted], strict=True)]
             write_csv(out / f"{role}.csv", rows)
-    with staged_dir(layout.figures_dir(root) / "evaluate") as out:
+    with staged_dir(paths.figures_dir(root) / "evaluate") as out:
         for role, confusion in confusions.items():
             title = f"{role}: accuracy {accuracy(confusion):.4f} on {len(images)} {ev.split} images"
             confusion_figure(confusion, classes, out / f"{role}_confusion.png", title, "Blues", cfg.render.dpi)
     write_json(
-        layout.metrics_dir(root) / "evaluate.json",
+        paths.metrics_dir(root) / "evaluate.json",
         {role: evaluation_summary(confusion, classes) for role, confusion in confusions.items()},
     )
-    write_json(layout.input_range_path(root), record)
+    write_json(paths.input_range_path(root), record)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from convlens.config import run_stage
-from stages import write_weight_artifacts
+from convlens.analysis.weights import write_weight_artifacts
+from convlens.pipeline.config import run_stage
 
 
 def run(cfg: DictConfig, root: Path) -> None:

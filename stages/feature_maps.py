@@ -1,7 +1,7 @@
 """Stage: one layer's feature maps for the chosen samples, trained and untrained (the book's ``conv_acti``).
 
 A ``foreach`` stage, one instance per entry of ``feature_maps.layers``: adding a layer runs only that layer's
-instance. The forward pass is numpy (``convlens.forward``), so this stage starts without TensorFlow.
+instance. The forward pass is numpy (``convlens.model.forward``), so this stage starts without TensorFlow.
 """
 
 from __future__ import annotations
@@ -12,21 +12,22 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from convlens import layout
-from convlens.artifacts import load_samples
-from convlens.batching import available_memory, batches, bytes_per_image, fit_batch_size
+from convlens.analysis.stats import channel_stats, layer_summary, table_rows
 from convlens.checks import layer_item
-from convlens.config import run_stage
-from convlens.files import staged_dir, write_csv, write_json
-from convlens.forward import open_network
-from convlens.inputs import first_conv, model_inputs, read_input_scale
-from convlens.stats import channel_stats, layer_summary, table_rows
+from convlens.model.archive import open_model
+from convlens.model.batching import available_memory, batches, bytes_per_image, fit_batch_size
+from convlens.model.forward import open_network
+from convlens.model.inputs import first_conv, model_inputs, read_input_scale
+from convlens.pipeline import paths
+from convlens.pipeline.artifacts import load_samples
+from convlens.pipeline.config import run_stage
+from convlens.pipeline.files import staged_dir, write_csv, write_json
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, root: Path, item: str) -> None:
-    trained = layout.open_model(root, "trained")
+    trained = open_model(root, "trained")
     [name] = trained.resolve([layer_item(item)], "feature_maps.layers")
     images, index = load_samples(root)
     trained.check_input(images.shape[1:])
@@ -36,8 +37,8 @@ def run(cfg: DictConfig, root: Path, item: str) -> None:
     x = model_inputs(images, scale.divisor)
 
     maps = {}
-    for role in layout.ROLES:
-        network = open_network(trained if role == "trained" else layout.open_model(root, role), [name], log.info)
+    for role in paths.ROLES:
+        network = open_network(trained if role == "trained" else open_model(root, role), [name], log.info)
         size, note = fit_batch_size(
             cfg.feature_maps.batch_size, bytes_per_image(network, x), available_memory(), "feature_maps.batch_size"
         )
@@ -52,7 +53,7 @@ def run(cfg: DictConfig, root: Path, item: str) -> None:
         seen = f"{index['split']} images {index['samples']}"
         if warning := scale.silent_warning(name, channels["trained"]["max"], seen):
             log.warning("%s", warning)
-    with staged_dir(layout.feature_maps_dir(root, item)) as out:
+    with staged_dir(paths.feature_maps_dir(root, item)) as out:
         for role, array in maps.items():
             np.save(out / f"{role}.npy", array)
             write_csv(out / f"channels_{role}.csv", table_rows("channel", channels[role]))

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from convlens import layout
-from convlens.config import run_stage
+from convlens.data.fetch import RemoteFile, offline_message, search_dirs, try_all
+from convlens.data.idx import check_images_labels, read_idx
 from convlens.errors import ConvlensError
-from convlens.fetch import RemoteFile, offline_message, search_dirs, try_all
-from convlens.files import staged_dir
-from convlens.idx import check_images_labels, read_idx
+from convlens.pipeline import paths
+from convlens.pipeline.config import run_stage
+from convlens.pipeline.files import staged_dir
 
 log = logging.getLogger(__name__)
 
@@ -30,18 +30,18 @@ def run(cfg: DictConfig, root: Path) -> None:
         key: RemoteFile(file.name, file.sha256, tuple(url + file.name for url in data.urls), data.subdir)
         for key, file in data.files.items()
     }
-    paths, missing = try_all([(remote, dirs) for remote in remotes.values()])
+    found, missing = try_all([(remote, dirs) for remote in remotes.values()])
     model = cfg.model
     if missing and model.file and not model.path:  # the book's model: is it missing too? (else it is cached now)
         book = RemoteFile(model.file, model.sha256, (model.url,))
         missing = try_all([(book, search_dirs(root))])[1] + missing
     if missing:
         raise ConvlensError(offline_message(missing))
-    arrays = {key: read_idx(path) for key, path in zip(remotes, paths, strict=True)}
+    arrays = {key: read_idx(path) for key, path in zip(remotes, found, strict=True)}
     splits = sorted({key.rsplit("_", 1)[0] for key in arrays})
     for split in splits:
         check_images_labels(arrays[f"{split}_images"], arrays[f"{split}_labels"], split)
-    with staged_dir(layout.data_dir(root)) as out:
+    with staged_dir(paths.data_dir(root)) as out:
         for key, array in arrays.items():
             np.save(out / f"{key}.npy", array)
     for split in splits:

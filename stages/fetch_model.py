@@ -1,7 +1,7 @@
 """Stage 1: the trained model, from the pinned URL (checksum-verified) or your own ``.keras`` or ``.h5`` file.
 
 No TensorFlow for a ``.keras``: the archive is checked by reading its config and weights file
-(``convlens/archive.py``, ``layers.py``, ``weights_file.py``). A legacy ``.h5`` (Keras 2, the book's
+(``convlens/model/archive.py``, ``layers.py``, ``weights_file.py``). A legacy ``.h5`` (Keras 2, the book's
 earlier editions) is checked the same way with h5py, then converted to ``.keras`` once here: the only
 place this stage imports Keras.
 """
@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from convlens import layout
-from convlens.archive import RESAVE_KERAS2, Archive, is_hdf5, read_config, read_h5_config
 from convlens.checks import model_file
-from convlens.config import run_stage
+from convlens.data.fetch import RemoteFile, fetch, search_dirs
 from convlens.errors import ConvlensError
-from convlens.fetch import RemoteFile, fetch, search_dirs
-from convlens.files import atomic_path
-from convlens.layers import CONV_KINDS, check_model_config, keras2_problem
+from convlens.model.archive import RESAVE_KERAS2, Archive, is_hdf5, read_config, read_h5_config
+from convlens.model.layers import CONV_KINDS, check_model_config, keras2_problem
+from convlens.pipeline import paths
+from convlens.pipeline.config import run_stage
+from convlens.pipeline.files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def convert_legacy(source: Path, dest: Path) -> None:
         shutil.copyfile(source, copy)
         check_model_config(read_h5_config(copy, source), str(source))
         log.info("%s: a legacy HDF5 model, converting it to .keras (loads Keras)", source)
-        from convlens.keras_models import convert_h5  # TensorFlow starts here, for .h5 files only
+        from convlens.model.keras_models import convert_h5  # TensorFlow starts here, for .h5 files only
 
         convert_h5(copy, source, dest)
 
@@ -58,7 +58,7 @@ def check_fits(cfg: DictConfig, root: Path, archive: Archive) -> None:
         except ConvlensError as e:
             said = str(e) if str(e).startswith(key) else f"{key}: {e}"
             raise ConvlensError(f"{archive.source}: {said}") from e
-    data = layout.data_dir(root)
+    data = paths.data_dir(root)
     for images in sorted(data.glob("*_images.npy")):  # a dependency under DVC; absent when run on its own first
         try:
             shape = np.load(images, mmap_mode="r").shape
@@ -74,7 +74,7 @@ def run(cfg: DictConfig, root: Path) -> None:
     else:
         source = fetch(RemoteFile(model.file, model.sha256, (model.url,)), search_dirs(root))
     if is_hdf5(source):
-        with atomic_path(layout.model_path(root, "trained")) as tmp:
+        with atomic_path(paths.model_path(root, "trained")) as tmp:
             convert_legacy(source, tmp)
             archive = Archive.read(tmp, str(source))  # the converted archive passes the same checks as a .keras
             check_fits(cfg, root, archive)
@@ -87,7 +87,7 @@ def run(cfg: DictConfig, root: Path) -> None:
             )
         archive = Archive.of(source, config)
         check_fits(cfg, root, archive)
-        with atomic_path(layout.model_path(root, "trained")) as tmp:
+        with atomic_path(paths.model_path(root, "trained")) as tmp:
             shutil.copyfile(source, tmp)
     log.info("model %s: %s", model.name, ", ".join(f"{layer.name} ({layer.kind})" for layer in archive.layers))
 

@@ -15,9 +15,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from convlens import layout
-from convlens.artifacts import load_samples
-from convlens.attribution import (
+from convlens.analysis.attribution import (
     TARGETS,
     gradcam,
     gradcam_layer,
@@ -25,19 +23,22 @@ from convlens.attribution import (
     sample_panels,
     spearman,
 )
-from convlens.config import run_stage
 from convlens.errors import ConvlensError
-from convlens.figures import sample_title
-from convlens.figures_analyses import overlay_figure
-from convlens.files import staged_dir, write_json
-from convlens.inputs import model_inputs, read_input_scale
+from convlens.model.archive import open_model
+from convlens.model.inputs import model_inputs, read_input_scale
+from convlens.pipeline import paths
+from convlens.pipeline.artifacts import load_samples
+from convlens.pipeline.config import run_stage
+from convlens.pipeline.files import staged_dir, write_json
+from convlens.render.analyses import overlay_figure
+from convlens.render.figures import sample_title
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, root: Path) -> None:
     g, r, classes = cfg.gradcam, cfg.render, list(cfg.data.classes)
-    trained = layout.open_model(root, "trained")
+    trained = open_model(root, "trained")
     resolved = None if g.layer is None else trained.resolve([g.layer], "gradcam.layer")[0]
     name = gradcam_layer(trained.layers, resolved)
     images, index = load_samples(root)
@@ -46,12 +47,12 @@ def run(cfg: DictConfig, root: Path) -> None:
     if note := scale.note():
         log.info("%s", note)
     x, labels = model_inputs(images, scale.divisor), np.asarray(index["labels"], np.int64)
-    from convlens.gradients import class_scores, feature_map_gradients, probabilities
-    from convlens.keras_models import load_model
+    from convlens.analysis.gradients import class_scores, feature_map_gradients, probabilities
+    from convlens.model.keras_models import load_model
 
     maps, probs, targets = {}, {}, {}
-    for role in layout.ROLES:
-        scorer, logits = class_scores(load_model(layout.model_path(root, role)), name)
+    for role in paths.ROLES:
+        scorer, logits = class_scores(load_model(paths.model_path(root, role)), name)
         probs[role] = probabilities(np.asarray(scorer(x, training=False)[1]), logits)
         if labels.max() >= probs[role].shape[1] or len(classes) != probs[role].shape[1]:
             raise ConvlensError(
@@ -71,7 +72,7 @@ def run(cfg: DictConfig, root: Path) -> None:
     }
     metrics = randomization_summary(correlations)
     predictions = {role: p.argmax(axis=1) for role, p in probs.items()}
-    with staged_dir(layout.gradcam_dir(root)) as out:
+    with staged_dir(paths.gradcam_dir(root)) as out:
         for role, array in maps.items():
             np.save(out / f"{role}.npy", array)
         write_json(
@@ -80,10 +81,10 @@ def run(cfg: DictConfig, root: Path) -> None:
                 "layer": name, "split": index["split"], "samples": index["samples"], "labels": labels.tolist(),
                 "targets": {t: targets[t].tolist() for t in TARGETS},
                 "predicted": {role: p.tolist() for role, p in predictions.items()},
-                "probability": {role: probs[role].max(axis=1).round(6).tolist() for role in layout.ROLES},
+                "probability": {role: probs[role].max(axis=1).round(6).tolist() for role in paths.ROLES},
             },
         )  # fmt: skip
-    with staged_dir(layout.figures_dir(root) / "gradcam") as out:
+    with staged_dir(paths.figures_dir(root) / "gradcam") as out:
         for i, sample in enumerate(index["samples"]):
             rho = metrics["spearman"][f"sample_{sample}"]
             title = (
@@ -94,7 +95,7 @@ def run(cfg: DictConfig, root: Path) -> None:
             rows, row_labels = sample_panels({role: m[i] for role, m in maps.items()}, probs, i, targets, classes)
             path = out / f"sample_{sample}.png"
             overlay_figure(images[i], rows, path, (title, row_labels), (r.sample_cmap, g.cmap), g.alpha, r.dpi)
-    write_json(layout.metrics_dir(root) / "gradcam.json", metrics)
+    write_json(paths.metrics_dir(root) / "gradcam.json", metrics)
     log.info(
         "%d samples at %s: Spearman trained vs untrained, median %s",
         len(index["samples"]), name,

@@ -13,20 +13,20 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from convlens import layout
-from convlens.config import run_stage
 from convlens.errors import ConvlensError
-from convlens.files import read_json, staged_dir, write_json
+from convlens.pipeline import paths
+from convlens.pipeline.config import run_stage
+from convlens.pipeline.files import read_json, staged_dir, write_json
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, root: Path) -> None:
     items = [str(layer) for layer in cfg.feature_maps.layers]
-    summary: dict[str, dict] = {role: {} for role in layout.ROLES}
-    with staged_dir(layout.metrics_dir(root) / "channels") as out:
+    summary: dict[str, dict] = {role: {} for role in paths.ROLES}
+    with staged_dir(paths.metrics_dir(root) / "channels") as out:
         for item in items:
-            folder = layout.feature_maps_dir(root, item)
+            folder = paths.feature_maps_dir(root, item)
             name = read_json(folder / "layer.json")["name"]
             if name in summary["trained"]:
                 raise ConvlensError(
@@ -34,9 +34,9 @@ def run(cfg: DictConfig, root: Path) -> None:
                 )
             for role, stats in read_json(folder / "summary.json").items():
                 summary[role][name] = stats
-                (out / layout.layer_stem(name)).mkdir(exist_ok=True)
-                shutil.copyfile(folder / f"channels_{role}.csv", out / layout.layer_stem(name) / f"{role}.csv")
-    write_json(layout.metrics_dir(root) / "feature_maps.json", summary)
+                (out / paths.layer_stem(name)).mkdir(exist_ok=True)
+                shutil.copyfile(folder / f"channels_{role}.csv", out / paths.layer_stem(name) / f"{role}.csv")
+    write_json(paths.metrics_dir(root) / "feature_maps.json", summary)
     log.info("statistics of %s", ", ".join(summary["trained"]))
 
 

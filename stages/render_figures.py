@@ -13,21 +13,21 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from convlens import layout
-from convlens.artifacts import load_kernels, load_samples
-from convlens.config import run_stage
-from convlens.examples import examples_grid, majority_caption
-from convlens.figures import FILTER_TILE_INCHES, histogram, mosaic_figure, sample_figure, sample_title
-from convlens.figures_analyses import class_heatmaps, examples_figure
-from convlens.files import read_csv_columns, read_json, staged_dir
-from convlens.grids import filter_grid
+from convlens.analysis.examples import examples_grid, majority_caption
+from convlens.pipeline import paths
+from convlens.pipeline.artifacts import load_kernels, load_samples
+from convlens.pipeline.config import run_stage
+from convlens.pipeline.files import read_csv_columns, read_json, staged_dir
+from convlens.render.analyses import class_heatmaps, examples_figure
+from convlens.render.figures import FILTER_TILE_INCHES, histogram, mosaic_figure, sample_figure, sample_title
+from convlens.render.grids import filter_grid
 
 log = logging.getLogger(__name__)
 
 
 def draw_kernel(out: Path, role: str, name: str, kernel: np.ndarray, r: DictConfig) -> None:
     """One model's kernel of one layer: its weight histogram, and its filters as a grid (4-D kernels only)."""
-    stem = layout.layer_stem(name)
+    stem = paths.layer_stem(name)
     title = f"{role} {name} weights (mean {np.nanmean(kernel):.4f}, std {np.nanstd(kernel):.4f})"
     histogram({role: kernel}, out / f"{role}_{stem}_hist.png", r.hist_bins, title, r.dpi)
     if kernel.ndim != 4:
@@ -43,10 +43,10 @@ def draw_kernel(out: Path, role: str, name: str, kernel: np.ndarray, r: DictConf
 def draw_weights(out: Path, kernels: dict[str, dict[str, np.ndarray]], r: DictConfig) -> None:
     """Every layer's kernels, trained and untrained, then both histograms overlaid."""
     for name in kernels["trained"]:
-        for role in layout.ROLES:
+        for role in paths.ROLES:
             draw_kernel(out, role, name, kernels[role][name], r)
-        overlay = {role: kernels[role][name] for role in layout.ROLES}
-        path = out / f"{layout.layer_stem(name)}_hist_overlay.png"
+        overlay = {role: kernels[role][name] for role in paths.ROLES}
+        path = out / f"{paths.layer_stem(name)}_hist_overlay.png"
         histogram(overlay, path, r.hist_bins, f"{name} weights: trained vs untrained", r.dpi)
 
 
@@ -59,12 +59,12 @@ def draw_samples(out: Path, images: np.ndarray, index: dict, classes: list[str],
 
 def draw_class_heatmaps(out: Path, root: Path, r: DictConfig) -> None:
     """Per dataset layer: the channels × classes mean activations, trained beside untrained."""
-    dataset = read_json(layout.dataset_dir(root) / "index.json")
+    dataset = read_json(paths.dataset_dir(root) / "index.json")
     for name in dataset["layers"]:
-        stem = layout.layer_stem(name)
+        stem = paths.layer_stem(name)
         tables = {
-            role: read_csv_columns(layout.dataset_dir(root) / f"{role}_{stem}.csv", dataset["classes"]).T
-            for role in layout.ROLES
+            role: read_csv_columns(paths.dataset_dir(root) / f"{role}_{stem}.csv", dataset["classes"]).T
+            for role in paths.ROLES
         }
         title = f"{name}: mean activation per class, {dataset['images']} {dataset['split']} images"
         class_heatmaps(tables, dataset["classes"], out / f"{stem}_classes.png", title, r.heatmap_cmap, r.dpi)
@@ -73,13 +73,13 @@ def draw_class_heatmaps(out: Path, root: Path, r: DictConfig) -> None:
 def draw_examples(out: Path, root: Path, r: DictConfig) -> None:
     """Per dataset layer and model: each channel's top images of the split as one tile, captioned with the
     channel and its images' most frequent class."""
-    dataset = read_json(layout.dataset_dir(root) / "index.json")
-    images = np.load(layout.data_dir(root) / f"{dataset['split']}_images.npy", mmap_mode="r")
+    dataset = read_json(paths.dataset_dir(root) / "index.json")
+    images = np.load(paths.data_dir(root) / f"{dataset['split']}_images.npy", mmap_mode="r")
     columns = ["channel", "rank", "image", "label"]
     for name in dataset["layers"]:
-        for role in layout.ROLES:
-            stem = layout.layer_stem(name)
-            table = read_csv_columns(layout.examples_dir(root) / f"{role}_{stem}.csv", columns)
+        for role in paths.ROLES:
+            stem = paths.layer_stem(name)
+            table = read_csv_columns(paths.examples_dir(root) / f"{role}_{stem}.csv", columns)
             channel, rank, image, label = table.astype(np.int64).T
             shape = (channel.max() + 1, rank.max() + 1)  # rows come channel by channel, rank by rank
             pictures = np.asarray(images[image.ravel()], np.float64).reshape(*shape, *images.shape[1:]) / 255.0
@@ -91,16 +91,16 @@ def draw_examples(out: Path, root: Path, r: DictConfig) -> None:
 
 def run(cfg: DictConfig, root: Path) -> None:
     r = cfg.render
-    kernels = {role: load_kernels(root, role) for role in layout.ROLES}
+    kernels = {role: load_kernels(root, role) for role in paths.ROLES}
     images, index = load_samples(root)
-    with staged_dir(layout.figures_dir(root) / "weights") as out:
+    with staged_dir(paths.figures_dir(root) / "weights") as out:
         draw_weights(out, kernels, r)
-    with staged_dir(layout.figures_dir(root) / "samples") as out:
+    with staged_dir(paths.figures_dir(root) / "samples") as out:
         draw_samples(out, images, index, list(cfg.data.classes), r)
-    with staged_dir(layout.figures_dir(root) / "dataset") as out:
+    with staged_dir(paths.figures_dir(root) / "dataset") as out:
         draw_class_heatmaps(out, root, r)
         draw_examples(out / "examples", root, r)
-    log.info("weight, sample and class-heatmap figures written to %s", layout.figures_dir(root).relative_to(root))
+    log.info("weight, sample and class-heatmap figures written to %s", paths.figures_dir(root).relative_to(root))
 
 
 if __name__ == "__main__":

@@ -12,23 +12,23 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from convlens import layout
-from convlens.config import run_stage
 from convlens.errors import ConvlensError
-from convlens.figures import MAP_TILE_INCHES, mosaic_figure, sample_title, vector_figure
-from convlens.files import read_json, staged_dir
-from convlens.grids import feature_map_grid
+from convlens.pipeline import paths
+from convlens.pipeline.config import run_stage
+from convlens.pipeline.files import read_json, staged_dir
+from convlens.render.figures import MAP_TILE_INCHES, mosaic_figure, sample_title, vector_figure
+from convlens.render.grids import feature_map_grid
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, root: Path, item: str) -> None:
     r, classes = cfg.render, list(cfg.data.classes)
-    folder = layout.feature_maps_dir(root, item)
+    folder = paths.feature_maps_dir(root, item)
     layer = read_json(folder / "layer.json")
     name = layer["name"]
-    with staged_dir(layout.figures_dir(root) / "feature_maps" / item) as out:
-        for role in layout.ROLES:
+    with staged_dir(paths.figures_dir(root) / "feature_maps" / item) as out:
+        for role in paths.ROLES:
             maps = np.load(folder / f"{role}.npy", mmap_mode="r")
             if maps.ndim not in (2, 4):
                 raise ConvlensError(

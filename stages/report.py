@@ -11,21 +11,21 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from convlens import layout
-from convlens.config import PARAMS_FILE, read_yaml, run_stage
-from convlens.files import staged_dir
-from convlens.report import report_page
+from convlens.pipeline import paths
+from convlens.pipeline.config import PARAMS_FILE, read_yaml, run_stage
+from convlens.pipeline.files import staged_dir
+from convlens.report.build import report_page
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, root: Path) -> None:
     page = report_page(root, read_yaml(root / PARAMS_FILE), cfg.report.language)
-    with staged_dir(layout.report_dir(root)) as out:
+    with staged_dir(paths.report_dir(root)) as out:
         (out / "index.html").write_text(page, encoding="utf-8")
     size = len(page.encode("utf-8"))
     log.info(
-        "%s (%.1f MB, %s)", (layout.report_dir(root) / "index.html").relative_to(root), size / 1e6, cfg.report.language
+        "%s (%.1f MB, %s)", (paths.report_dir(root) / "index.html").relative_to(root), size / 1e6, cfg.report.language
     )
 
 

@@ -11,23 +11,23 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from convlens import layout
-from convlens.config import run_stage
+from convlens.data.samples import check_samples
 from convlens.errors import ConvlensError
-from convlens.files import staged_dir, write_json
-from convlens.samples import check_samples
+from convlens.pipeline import paths
+from convlens.pipeline.config import run_stage
+from convlens.pipeline.files import staged_dir, write_json
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, root: Path) -> None:
-    split, data = cfg.samples.split, layout.data_dir(root)
+    split, data = cfg.samples.split, paths.data_dir(root)
     if not (data / f"{split}_images.npy").is_file():
         raise ConvlensError(f"samples.split={split!r} has no images in {data}; use train or test")
     images = np.load(data / f"{split}_images.npy", mmap_mode="r")
     labels = np.load(data / f"{split}_labels.npy", mmap_mode="r")
     ids = check_samples(list(cfg.samples.indices), len(images), split)
-    with staged_dir(layout.samples_dir(root)) as out:
+    with staged_dir(paths.samples_dir(root)) as out:
         np.save(out / "images.npy", np.asarray(images[ids]))
         write_json(out / "index.json", {"split": split, "samples": ids.tolist(), "labels": labels[ids].tolist()})
     log.info("%s images %s, labels %s", split, ids.tolist(), labels[ids].tolist())

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from convlens.config import compose, declared_params, select
+from convlens.pipeline.config import compose, declared_params, select
 from tests.dvc_repo import commit, copy_repo, dvc, make_repo
 from tests.helpers import PIPELINE, configure, copy_project, made_once, run_stage, tiny_model, write_tiny_data
 from tests.readme_run import run_readme

@@ -20,10 +20,10 @@ import pytest
 import yaml
 
 from convlens.__main__ import COMMANDS
-from convlens.config import compose, write_params
-from convlens.fetch import sha256sum
-from convlens.files import SCRATCH
-from convlens.idx import IDX_DTYPES
+from convlens.data.fetch import sha256sum
+from convlens.data.idx import IDX_DTYPES
+from convlens.pipeline.config import compose, write_params
+from convlens.pipeline.files import SCRATCH
 
 PROJECT = Path(__file__).resolve().parents[1]
 _DVC_STAGES = yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
@@ -95,7 +95,7 @@ def write_tiny_data(mirror: Path, n_train: int = 12, n_test: int = 6, seed: int 
 
 def tiny_model(filters: tuple[int, int] = (4, 8), seed: int = 1):
     """The book's architecture, scaled down: Conv2D → MaxPool → Conv2D → MaxPool → Flatten → Dense."""
-    from convlens.keras_models import keras
+    from convlens.model.keras_models import keras
 
     keras.utils.set_random_seed(seed)
     return keras.Sequential(

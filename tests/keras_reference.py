@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from convlens.keras_models import keras
-from convlens.layers import LayerInfo
+from convlens.model.keras_models import keras
+from convlens.model.layers import LayerInfo
 
 
 def model_layers(model: keras.Model) -> list[LayerInfo]:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from PIL import Image as PILImage
 
-from convlens import layout
-from convlens.compare import changed, compare_statistics
-from convlens.compare_page import compare_page
+from convlens.analysis.compare import changed, compare_statistics
+from convlens.pipeline import paths
+from convlens.report.compare_page import compare_page
 
 ANALYSES = ("evaluate", "examples", "activation-max", "gradcam")
 
@@ -61,7 +61,7 @@ def png(path: Path, size: tuple[int, int] = (6, 4), value: int = 0) -> None:
 def write_analyses(root: Path, params: dict) -> dict:
     """Tiny files of the shapes docs/contract (issue 12) gives the analyses' outputs."""
     classes = params["data"]["classes"]
-    metrics, figures = layout.metrics_dir(root), layout.figures_dir(root)
+    metrics, figures = paths.metrics_dir(root), paths.figures_dir(root)
     evaluate = {
         role: {"accuracy": acc, "class_accuracy": {c: acc for c in classes}}
         for role, acc in (("trained", 0.9123), ("untrained", 0.0987))
@@ -70,8 +70,8 @@ def write_analyses(root: Path, params: dict) -> dict:
     (metrics / "evaluate.json").write_text(json.dumps(evaluate), encoding="utf-8")
     fed = {"divisor": 255.0, "preprocessing": None, "layer": "conv2d", "silent_channels": 0, "channels": 4}
     fed |= {"split": "test", "images": 2, "suggestion": "raw", "warning": None}  # evaluate's input_range.json
-    layout.input_range_path(root).write_text(json.dumps(fed), encoding="utf-8")
-    for role in layout.ROLES:
+    paths.input_range_path(root).write_text(json.dumps(fed), encoding="utf-8")
+    for role in paths.ROLES:
         png(figures / "evaluate" / f"{role}_confusion.png")
         png(figures / "dataset" / "examples" / f"{role}_conv2d.png")
         png(figures / "activation_max" / f"{role}_conv2d.png")

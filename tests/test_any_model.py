@@ -18,13 +18,13 @@ import sys
 import numpy as np
 import pytest
 
-from convlens.archive import Archive, read_config
-from convlens.config import compose, declared_params, select
 from convlens.errors import ConvlensError
-from convlens.forward import Network, load_network, open_network
-from convlens.layers import layer_infos, resolve_layers, walk_layers
-from convlens.model_summary import model_summary
-from convlens.ops import Unsupported
+from convlens.model.archive import Archive, read_config
+from convlens.model.forward import Network, load_network, open_network
+from convlens.model.layers import layer_infos, resolve_layers, walk_layers
+from convlens.model.ops import Unsupported
+from convlens.pipeline.config import compose, declared_params, select
+from convlens.report.summary import model_summary
 from tests.helpers import PER_LAYER, PIPELINE, configure, copy_project, stage_name
 
 NESTED = ["block/dw", "block/sep", "block/dil"]
@@ -34,7 +34,7 @@ MAPS = ["stem", "add", *NESTED, "gap"]
 def resnet_depthwise_model(seed: int = 3):
     """A ResNet-style block, then a nested Sequential of depthwise, separable and dilated convolutions; every
     variable random (nonzero biases), so a dropped bias or a swapped kernel shows."""
-    from convlens.keras_models import keras
+    from convlens.model.keras_models import keras
 
     layers = keras.layers
     keras.utils.set_random_seed(seed)
@@ -60,7 +60,7 @@ def resnet_depthwise_model(seed: int = 3):
 
 def reference(model, x: np.ndarray, address: str) -> np.ndarray:
     """The layer's output computed by calling Keras layers one by one (nested: the model's layers in turn)."""
-    from convlens.keras_models import keras
+    from convlens.model.keras_models import keras
 
     outer, _, inner = address.partition("/")
     if not inner:
@@ -154,7 +154,7 @@ def test_a_model_and_a_layer_inside_it_cannot_both_be_feature_map_folders(compos
 def test_a_branching_nested_depthwise_model_runs_end_to_end_and_matches_keras(
     branching, tiny_assets, tmp_path, monkeypatch, caplog
 ):
-    from convlens.keras_models import load_model
+    from convlens.model.keras_models import load_model
 
     path, model = branching
     monkeypatch.setenv("CONVLENS_MIRROR", str(tiny_assets["mirror"]))
@@ -223,8 +223,8 @@ def test_a_chain_model_never_starts_tensorflow(tiny_assets):
     code = (
         "import sys, numpy as np\n"
         "from pathlib import Path\n"
-        "from convlens.archive import Archive\n"
-        "from convlens.forward import open_network\n"
+        "from convlens.model.archive import Archive\n"
+        "from convlens.model.forward import open_network\n"
         f"net = open_network(Archive.read(Path({str(tiny_assets['model'])!r})), ['conv2d_1'], print)\n"
         "net.activations(np.zeros((1, 28, 28, 1), np.float32), ['conv2d_1'])\n"
         "print(type(net).__name__, 'tensorflow' in sys.modules, 'keras' in sys.modules)\n"

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from convlens import archive
-from convlens.allowlist import foreign_places, unsafe_places
-from convlens.archive import Archive, read_config
 from convlens.errors import ConvlensError
-from convlens.layers import (
+from convlens.model import archive
+from convlens.model.allowlist import foreign_places, unsafe_places
+from convlens.model.archive import Archive, read_config
+from convlens.model.layers import (
     LayerInfo,
     check_input_shape,
     check_model_config,
@@ -36,7 +36,7 @@ LAYERS = [
 
 
 def test_archive_layers_match_keras_model_layers(tiny_assets):
-    from convlens.keras_models import load_model
+    from convlens.model.keras_models import load_model
     from tests.keras_reference import model_layers
 
     config = read_config(tiny_assets["model"])
@@ -44,7 +44,7 @@ def test_archive_layers_match_keras_model_layers(tiny_assets):
 
 
 def test_read_weights_without_tensorflow_equals_keras(tiny_assets):
-    from convlens.keras_models import load_model
+    from convlens.model.keras_models import load_model
 
     model = load_model(tiny_assets["model"])
     weights = Archive.read(tiny_assets["model"]).weights(["conv2d", "conv2d_1", "dense"])
@@ -128,7 +128,7 @@ def test_unreadable_weights_are_refused(tmp_path):
 
 
 def test_write_reproducible_drops_save_dates(tmp_path):
-    from convlens.archive import write_reproducible
+    from convlens.model.archive import write_reproducible
 
     copies = []
     for i, (stamp, when) in enumerate(
@@ -296,7 +296,7 @@ def test_stored_shapes_must_match_the_config(tiny_assets, tmp_path, edit, messag
 
 
 def test_batch_normalization_shapes_are_checked(tmp_path):
-    from convlens.keras_models import keras
+    from convlens.model.keras_models import keras
 
     model = keras.Sequential(
         [keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3, name="conv2d"), keras.layers.BatchNormalization(name="bn")]
@@ -422,7 +422,7 @@ def test_a_keras_function_object_is_a_builtin(tiny_assets):
 def test_keras_builtins_in_real_configs_pass(tmp_path):
     """Every kind of object Keras writes for models convlens reads: functional graphs, nested models,
     BatchNormalization, regularizers, constraints, activation layers, and the optimizer of a compiled model."""
-    from convlens.keras_models import keras
+    from convlens.model.keras_models import keras
 
     layers = keras.layers
     inputs = keras.Input((28, 28, 1))
@@ -601,7 +601,7 @@ def _save(model, path: Path) -> Path:
 
 def _lambda_models(tmp_path: Path) -> dict[str, Path]:
     """Real ``.keras`` archives holding code: a Lambda layer, and one nested inside an inner model."""
-    from convlens.keras_models import keras
+    from convlens.model.keras_models import keras
 
     conv = keras.layers.Conv2D(2, 3, name="conv2d")
     top = keras.Sequential([keras.Input((28, 28, 1)), conv, keras.layers.Lambda(lambda x: x * 2, name="evil")])
@@ -611,7 +611,7 @@ def _lambda_models(tmp_path: Path) -> dict[str, Path]:
 
 
 def test_models_with_lambda_code_are_refused_as_keras_safe_mode_would(project, stage_config, tmp_path):
-    from convlens.keras_models import keras
+    from convlens.model.keras_models import keras
 
     for name, path in _lambda_models(tmp_path).items():
         with pytest.raises((ValueError, TypeError)):
@@ -636,7 +636,7 @@ def test_serialized_lambdas_anywhere_in_the_config_are_found():
 
 
 def test_model_refusals_from_the_command_line(project, tiny_assets, tmp_path):
-    from convlens.keras_models import keras
+    from convlens.model.keras_models import keras
 
     junk = tmp_path / "page.keras"
     junk.write_text("<html><body>404 Not Found</body></html>", encoding="utf-8")
@@ -664,7 +664,7 @@ def test_model_refusals_from_the_command_line(project, tiny_assets, tmp_path):
 
 
 def test_input_shape_is_read_from_the_archive_without_tensorflow(tiny_assets, tmp_path):
-    from convlens.keras_models import keras
+    from convlens.model.keras_models import keras
 
     assert input_shape(read_config(tiny_assets["model"])) == (28, 28, 1)
     assert check_input_shape(read_config(tiny_assets["model"]), (28, 28), "tiny.keras") == (28, 28, 1)

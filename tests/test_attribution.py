@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from convlens.attribution import (
+from convlens.analysis.attribution import (
     ascent_summary,
     gaussian_kernel,
     gradcam,
@@ -21,9 +21,9 @@ from convlens.attribution import (
     spearman,
     upsample,
 )
-from convlens.compare import statistic_rows
+from convlens.analysis.compare import statistic_rows
 from convlens.errors import ConvlensError
-from convlens.layers import LayerInfo
+from convlens.model.layers import LayerInfo
 
 
 def brute_force_ranks(values: np.ndarray) -> np.ndarray:
@@ -83,7 +83,7 @@ def test_upsample_is_bilinear_with_half_pixel_centres():
 
 
 def test_upsample_matches_tensorflow_resize():
-    from convlens.keras_models import tf
+    from convlens.model.keras_models import tf
 
     grid = np.random.default_rng(1).random((7, 5))
     expected = tf.image.resize(grid[None, :, :, None], (28, 20), method="bilinear").numpy()[0, :, :, 0]

@@ -2,7 +2,7 @@
 
 import math
 
-from convlens.compare import MODEL_LEVEL, changed, compare_statistics, statistic_rows
+from convlens.analysis.compare import MODEL_LEVEL, changed, compare_statistics, statistic_rows
 
 
 def test_rows_of_nested_metrics_keep_numbers_only():

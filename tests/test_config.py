@@ -9,8 +9,9 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ReadonlyConfigError
 
-from convlens import layout
-from convlens.config import (
+from convlens.errors import ConvlensError
+from convlens.pipeline import paths
+from convlens.pipeline.config import (
     compose,
     declared_params,
     hydra_message,
@@ -22,8 +23,7 @@ from convlens.config import (
     stage_definition,
     write_params,
 )
-from convlens.errors import ConvlensError
-from convlens.repo_lock import check_params_unchanged, params_drift, repository_lock
+from convlens.pipeline.repo_lock import check_params_unchanged, params_drift, repository_lock
 from tests.helpers import PROJECT, cli, error_line, imported_files
 
 STAGES = {
@@ -93,7 +93,7 @@ def test_every_module_a_stage_imports_is_one_of_its_dependencies(stage):
     script = f"stages/{stage}.py"
     assert Path(script) in deps
     imported = imported_files(PROJECT / script) | {script, "stages/__init__.py"}  # python -m runs the package init
-    assert {"convlens/__init__.py", "convlens/config.py", "convlens/schema.py"} <= imported
+    assert {"convlens/__init__.py", "convlens/pipeline/config.py", "convlens/schema.py"} <= imported
     uncovered = {f for f in imported if not any(Path(f) == d or d in Path(f).parents for d in deps)}
     assert not uncovered, f"{stage} imports {sorted(uncovered)} but dvc.yaml does not list them as deps"
 
@@ -103,7 +103,7 @@ def test_only_the_untrained_stage_imports_tensorflow(stage):
     """At module level; ``forward.open_network`` imports Keras lazily, for a model numpy does not compute
     (``test_any_model.py`` checks that a chain model never starts TensorFlow)."""
     imported = imported_files(PROJECT / f"stages/{stage}.py", lazy=False)
-    assert "convlens/keras_models.py" not in imported
+    assert "convlens/model/keras_models.py" not in imported
     source = " ".join((PROJECT / f).read_text(encoding="utf-8") for f in [f"stages/{stage}.py", *imported])
     assert "import tensorflow" not in source and "import keras" not in source
 
@@ -122,11 +122,11 @@ def test_fetch_model_imports_keras_only_to_convert_a_legacy_h5(tmp_path):
         for n in ast.walk(f)
         if isinstance(n, ast.ImportFrom) and "keras" in (n.module or "")
     ]
-    assert lazy == [("convert_legacy", "from convlens.keras_models import convert_h5")]
+    assert lazy == [("convert_legacy", "from convlens.model.keras_models import convert_h5")]
     shaken = tmp_path / "fetch_model.py"
     shaken.write_text("\n".join(ast.unparse(n) for n in top), encoding="utf-8")
     imported = imported_files(shaken)
-    assert "convlens/keras_models.py" not in imported
+    assert "convlens/model/keras_models.py" not in imported
     source = " ".join((PROJECT / f).read_text(encoding="utf-8") for f in imported)
     assert "import tensorflow" not in source and "import keras" not in source
 
@@ -265,7 +265,7 @@ def test_skip_teardown_exits_at_once_only_after_a_successful_run(project, monkey
 
 
 def test_layout_paths_are_the_outputs_dvc_yaml_declares(tmp_path):
-    """``layout`` and ``dvc.yaml`` name the same files: a stage writing elsewhere would leave DVC's output
+    """``pipeline.paths`` and ``dvc.yaml`` name the same files: a stage writing elsewhere would leave DVC's output
     missing and its own file untracked."""
     stages = yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
 
@@ -277,25 +277,25 @@ def test_layout_paths_are_the_outputs_dvc_yaml_declares(tmp_path):
     def at(path: Path) -> str:
         return path.relative_to(tmp_path).as_posix()
 
-    assert at(layout.config_check_path(tmp_path)) in outputs("check_config")
-    assert at(layout.data_dir(tmp_path)) in outputs("fetch_data")
-    assert at(layout.model_path(tmp_path, "trained")) in outputs("fetch_model")
-    assert at(layout.model_path(tmp_path, "untrained")) in outputs("build_untrained")
-    assert at(layout.samples_dir(tmp_path)) in outputs("samples")
-    assert at(layout.weights_dir(tmp_path, "trained")) in outputs("extract_weights")
-    assert at(layout.weights_dir(tmp_path, "untrained")) in outputs("build_untrained")
-    assert at(layout.dataset_dir(tmp_path)) in outputs("dataset_stats")
-    assert at(layout.metrics_dir(tmp_path) / "dataset.json") in outputs("dataset_stats")
-    assert layout.examples_dir(tmp_path).parent == layout.dataset_dir(tmp_path)  # an output of dataset_stats too
-    assert at(layout.confusion_dir(tmp_path)) in outputs("evaluate")
-    assert at(layout.metrics_dir(tmp_path) / "evaluate.json") in outputs("evaluate")
-    assert at(layout.input_range_path(tmp_path)) in outputs("evaluate")
-    assert at(layout.figures_dir(tmp_path) / "evaluate") in outputs("evaluate")
-    assert at(layout.feature_maps_dir(tmp_path, "conv2d")) == "outputs/feature_maps/conv2d"
-    assert at(layout.feature_maps_dir(tmp_path, "block/dw")) == "outputs/feature_maps/block/dw"  # a nested layer
-    assert layout.layer_stem("block/dw") == "block.dw" and layout.layer_stem("conv2d") == "conv2d"  # file names
+    assert at(paths.config_check_path(tmp_path)) in outputs("check_config")
+    assert at(paths.data_dir(tmp_path)) in outputs("fetch_data")
+    assert at(paths.model_path(tmp_path, "trained")) in outputs("fetch_model")
+    assert at(paths.model_path(tmp_path, "untrained")) in outputs("build_untrained")
+    assert at(paths.samples_dir(tmp_path)) in outputs("samples")
+    assert at(paths.weights_dir(tmp_path, "trained")) in outputs("extract_weights")
+    assert at(paths.weights_dir(tmp_path, "untrained")) in outputs("build_untrained")
+    assert at(paths.dataset_dir(tmp_path)) in outputs("dataset_stats")
+    assert at(paths.metrics_dir(tmp_path) / "dataset.json") in outputs("dataset_stats")
+    assert paths.examples_dir(tmp_path).parent == paths.dataset_dir(tmp_path)  # an output of dataset_stats too
+    assert at(paths.confusion_dir(tmp_path)) in outputs("evaluate")
+    assert at(paths.metrics_dir(tmp_path) / "evaluate.json") in outputs("evaluate")
+    assert at(paths.input_range_path(tmp_path)) in outputs("evaluate")
+    assert at(paths.figures_dir(tmp_path) / "evaluate") in outputs("evaluate")
+    assert at(paths.feature_maps_dir(tmp_path, "conv2d")) == "outputs/feature_maps/conv2d"
+    assert at(paths.feature_maps_dir(tmp_path, "block/dw")) == "outputs/feature_maps/block/dw"  # a nested layer
+    assert paths.layer_stem("block/dw") == "block.dw" and paths.layer_stem("conv2d") == "conv2d"  # file names
     assert "outputs/feature_maps/${item}" in outputs("feature_maps")
-    assert {at(layout.figures_dir(tmp_path) / kind) for kind in ("weights", "samples", "dataset")} <= outputs(
+    assert {at(paths.figures_dir(tmp_path) / kind) for kind in ("weights", "samples", "dataset")} <= outputs(
         "render_figures"
     )
 

@@ -6,10 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from convlens.archive import Archive
-from convlens.dataset import ChannelAccumulator, dataset_summary, selectivity, stream_statistics
+from convlens.analysis.dataset import dataset_summary, selectivity, stream_statistics
+from convlens.analysis.stats import ChannelAccumulator
 from convlens.errors import ConvlensError
-from convlens.forward import load_network
+from convlens.model.archive import Archive
+from convlens.model.forward import load_network
 from stages import dataset_stats
 from tests.helpers import PIPELINE
 

@@ -11,8 +11,7 @@ import warnings
 import numpy as np
 import pytest
 
-from convlens.errors import ConvlensError
-from convlens.evaluate import (
+from convlens.analysis.evaluate import (
     accuracy,
     class_accuracy,
     confusion_matrix,
@@ -20,7 +19,8 @@ from convlens.evaluate import (
     predicted_classes,
     stream_predictions,
 )
-from convlens.stats import as_number
+from convlens.analysis.stats import as_number
+from convlens.errors import ConvlensError
 from stages import evaluate
 from tests.helpers import MIRROR, PIPELINE, Terminal, copy_project
 
@@ -123,7 +123,7 @@ def read_rows(path):
 
 
 def test_the_stage_gives_kerass_predictions_both_models_and_dvc_plots_rows(project, run_pipeline):
-    from convlens.keras_models import load_model
+    from convlens.model.keras_models import load_model
 
     run_pipeline(project, stages=[*PIPELINE[:5], evaluate])
     classes = json.loads((project / "outputs" / "metrics" / "evaluate.json").read_text(encoding="utf-8"))
@@ -156,8 +156,8 @@ def yaml_classes(root) -> list[str]:
 @pytest.mark.skipif(not MIRROR.is_dir(), reason="needs ../shared/mirror")
 def test_the_book_models_accuracy_is_what_keras_model_evaluate_gives(tmp_path, monkeypatch):
     """The book's chapter 8-2 prints model.evaluate(test_scaled, test_target) → accuracy 0.9125 (Colab)."""
-    from convlens.config import load_config
-    from convlens.keras_models import load_model
+    from convlens.model.keras_models import load_model
+    from convlens.pipeline.config import load_config
     from stages import build_untrained, fetch_data, fetch_model
 
     monkeypatch.setenv("CONVLENS_MIRROR", str(MIRROR))
@@ -181,8 +181,8 @@ def test_the_book_models_accuracy_is_what_keras_model_evaluate_gives(tmp_path, m
 def test_a_model_that_is_not_a_classifier_of_the_classes_fails_before_any_output(
     project, run_pipeline, tmp_path, monkeypatch, capsys
 ):
-    from convlens.config import compose, run_stage, write_params
-    from convlens.keras_models import keras
+    from convlens.model.keras_models import keras
+    from convlens.pipeline.config import compose, run_stage, write_params
 
     layers = keras.layers
     model = keras.Sequential(

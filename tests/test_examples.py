@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import yaml
 
-from convlens.config import run_stage
-from convlens.dataset import stream_statistics
+from convlens.analysis.dataset import stream_statistics
+from convlens.analysis.examples import RunningTopK, examples_grid, image_scores, majority_caption
 from convlens.errors import ConvlensError
-from convlens.examples import RunningTopK, examples_grid, image_scores, majority_caption
-from convlens.forward import load_network
-from convlens.layout import open_model
+from convlens.model.archive import open_model
+from convlens.model.forward import load_network
+from convlens.pipeline.config import run_stage
 from stages import check_config, dataset_stats
 from tests.helpers import PIPELINE, TINY_EXAMPLES
 
@@ -95,7 +95,7 @@ def test_a_caption_names_the_channel_and_its_most_frequent_class():
 
 
 def test_sort_keys_decode_to_their_scores_and_images_whatever_the_sign():
-    from convlens.examples import decode_keys, sort_keys
+    from convlens.analysis.examples import decode_keys, sort_keys
 
     scores = np.array([[-2.5, 0.0], [3.0, -0.0], [-np.inf, 1e-38], [np.inf, -1e-38]], dtype=np.float32)
     keys = sort_keys(scores, 7)

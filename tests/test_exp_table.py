@@ -7,8 +7,8 @@ import copy
 import pandas as pd
 import pytest
 
+from convlens.cli.exp_table import exp_table_text, flatten, metric_value, render, runs, table, table_cell
 from convlens.errors import ConvlensError
-from convlens.exp_table import _cell, exp_table_text, flatten, metric_value, render, runs, table
 
 BOOK_MODEL = {
     "name": "book",
@@ -164,7 +164,7 @@ def test_runs_are_named_by_dvc_else_by_their_experiment_else_by_their_short_comm
 
 
 def test_a_param_shows_compactly_and_none_as_null():
-    assert _cell([{"layer": "conv2d", "channels": [0, 1]}, None]) == "[{layer:conv2d,channels:[0,1]},null]"
+    assert table_cell([{"layer": "conv2d", "channels": [0, 1]}, None]) == "[{layer:conv2d,channels:[0,1]},null]"
     frame = table(records(), metrics=[])
     assert frame.loc["main", "model.path"] == "null" and frame.loc["my-cnn", "model.path"] == "models/my-cnn.keras"
 

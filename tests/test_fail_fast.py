@@ -17,7 +17,7 @@ TRAINED = Path("outputs", "models", "trained.keras")
 @pytest.fixture(scope="module")
 def renamed(tmp_path_factory) -> Path:
     """The tiny architecture with conv layers named as in a notebook that built models before (conv2d_7, _8)."""
-    from convlens.keras_models import keras
+    from convlens.model.keras_models import keras
 
     path = tmp_path_factory.mktemp("renamed") / "renamed.keras"
     keras.Sequential(
@@ -72,7 +72,7 @@ def test_the_renamed_model_with_its_own_layers_passes(project, stage_config, ren
 
 
 def test_an_input_that_does_not_fit_the_data_names_the_users_file(project, stage_config, tmp_path):
-    from convlens.keras_models import keras
+    from convlens.model.keras_models import keras
 
     colour = tmp_path / "colour.keras"
     keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(2, 3, name="conv2d")]).save(colour)
@@ -87,11 +87,11 @@ def test_an_input_that_does_not_fit_the_data_names_the_users_file(project, stage
 
 
 def test_a_pipeline_model_is_named_by_its_path_in_the_project(tmp_path, tiny_assets):
-    """Later stages open outputs/models/<role>.keras (``layout.open_model``): their errors name it as the project
+    """Later stages open outputs/models/<role>.keras (``model.archive.open_model``): their errors name it as the project
     does, not by an absolute path that differs on every machine."""
     import shutil
 
-    from convlens.layout import open_model
+    from convlens.model.archive import open_model
 
     (tmp_path / TRAINED).parent.mkdir(parents=True)
     shutil.copyfile(tiny_assets["model"], tmp_path / TRAINED)

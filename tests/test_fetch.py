@@ -1,4 +1,4 @@
-"""Downloads and local copies (``convlens.fetch``) against a loopback server with scripted answers, and the
+"""Downloads and local copies (``convlens.data.fetch``) against a loopback server with scripted answers, and the
 ``fetch_data`` stage offline: each failure is one line that names the URL, its reason and where to put the file."""
 
 import gzip
@@ -10,9 +10,9 @@ from typing import ClassVar
 
 import pytest
 
-from convlens import fetch as fetch_lib
+from convlens.data import fetch as fetch_lib
+from convlens.data.fetch import DownloadFailed, RemoteFile, fetch, find_local, search_dirs
 from convlens.errors import ConvlensError
-from convlens.fetch import DownloadFailed, RemoteFile, fetch, find_local, search_dirs
 from stages import fetch_data
 from tests.helpers import cli, error_line, hidden, one_line, snapshot
 

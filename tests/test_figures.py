@@ -8,21 +8,22 @@ import pytest
 from matplotlib.colors import to_rgba
 from PIL import Image
 
-from convlens import figures, figures_analyses
+from convlens.render import analyses as figures_analyses
+from convlens.render import figures
 
 
 @pytest.fixture
 def drawn(monkeypatch):
     """Every figure saved, as ``(figure, path, dpi)``; the real save still writes the PNG."""
     saved = []
-    real = figures._save
+    real = figures.save_figure
 
     def save(fig, path, dpi):
         saved.append((fig, path, dpi))
         real(fig, path, dpi)
 
-    monkeypatch.setattr(figures, "_save", save)
-    monkeypatch.setattr(figures_analyses, "_save", save)
+    monkeypatch.setattr(figures, "save_figure", save)
+    monkeypatch.setattr(figures_analyses, "save_figure", save)
     return saved
 
 
@@ -195,7 +196,7 @@ def test_an_overlay_row_is_the_image_then_each_map_over_it_on_0_to_1(drawn, tmp_
 
 
 def test_dataset_examples_are_one_image_with_each_channels_caption_under_its_tile(drawn, tmp_path):
-    from convlens.examples import examples_grid
+    from convlens.analysis.examples import examples_grid
 
     pictures = np.random.default_rng(0).uniform(0, 1, (3, 4, 28, 28))  # 3 channels, 4 images each
     grid = examples_grid(pictures, 2)

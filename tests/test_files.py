@@ -1,4 +1,4 @@
-"""Atomic outputs (``convlens.files``) under faults: disk full, not writable, a file in the way, a failing rename,
+"""Atomic outputs (``pipeline.files``) under faults: disk full, not writable, a file in the way, a failing rename,
 SIGKILL mid-write. Each output stays old, new or absent, nothing partial is left, and the next write cleans up."""
 
 import errno
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from convlens.errors import ConvlensError
-from convlens.files import SCRATCH, atomic_path, scratch_dir, staged_dir, write_json
+from convlens.pipeline.files import SCRATCH, atomic_path, scratch_dir, staged_dir, write_json
 from stages import extract_weights, fetch_model
 from tests.helpers import (
     WEIGHT_OUTPUTS,
@@ -26,7 +26,7 @@ from tests.helpers import (
     weight_outputs,
 )
 
-AREA = re.compile(r"\.convlens-tmp\.\d+\.[a-z0-9_]{8}")  # a process's staging area (convlens/files.py)
+AREA = re.compile(r"\.convlens-tmp\.\d+\.[a-z0-9_]{8}")  # a process's staging area (convlens/pipeline/files.py)
 
 
 def _good_weights(project, stage_config) -> dict[str, bytes]:
@@ -269,7 +269,7 @@ def test_outputs_behind_a_mount_point_that_a_rename_cannot_cross_are_staged_besi
     """Issue 28 §6: outputs/ bind-mounted from the same file system has the scratch dir's st_dev, yet a rename
     between them fails with EXDEV ("Invalid cross-device link"); the write moves its temp beside the output and
     renames it from there, so it is still atomic, and the folder's next outputs are staged there at once."""
-    from convlens import files
+    from convlens.pipeline import files
 
     monkeypatch.setattr(files, "_beside", set(), raising=False)  # this test's folders only
     (tmp_path / ".dvc").mkdir()
@@ -300,7 +300,7 @@ def test_outputs_on_a_real_bind_mount_are_written(tmp_path, monkeypatch):
     """The same with ``mount --bind`` (root in a container allowed to mount; skipped elsewhere)."""
     import subprocess
 
-    from convlens import files
+    from convlens.pipeline import files
 
     monkeypatch.setattr(files, "_beside", set(), raising=False)  # this test's folders only
     (tmp_path / ".dvc").mkdir()

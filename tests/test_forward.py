@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convlens import forward as forward_lib
-from convlens.archive import Archive
-from convlens.batching import (
+from convlens.errors import ConvlensError
+from convlens.model import forward as forward_lib
+from convlens.model.archive import Archive
+from convlens.model.batching import (
     WORKING_COPIES,
     available_memory,
     batches,
@@ -18,14 +19,13 @@ from convlens.batching import (
     bytes_per_image,
     fit_batch_size,
 )
-from convlens.errors import ConvlensError
-from convlens.forward import Network, load_network
-from convlens.ops import ACTIVATIONS, Unsupported, activation, layer_op, pool2d
+from convlens.model.forward import Network, load_network
+from convlens.model.ops import ACTIVATIONS, Unsupported, activation, layer_op, pool2d
 from tests.helpers import Terminal
 
 
 def keras_activations(path, x, names):
-    from convlens.keras_models import load_model
+    from convlens.model.keras_models import load_model
     from tests.keras_reference import activation_model
 
     outs = activation_model(load_model(path), names)(x, training=False)
@@ -47,7 +47,7 @@ def randomize_weights(model, seed):
 def every_kind_model():
     """One of each supported layer kind; every weight random (nonzero biases), BatchNormalization with a
     non-default epsilon (its moving variance as small as 0.05, so the epsilon matters)."""
-    from convlens.keras_models import keras
+    from convlens.model.keras_models import keras
 
     keras.utils.set_random_seed(3)
     layers = keras.layers
@@ -96,7 +96,7 @@ def test_every_supported_kind_matches_keras(tmp_path):
 
 def keras_matches(tmp_path, layers, x, rtol=1e-5, atol=1e-5):
     """Save a Sequential of ``layers`` with random weights; its numpy and Keras outputs (last layer) agree."""
-    from convlens.keras_models import keras
+    from convlens.model.keras_models import keras
 
     model = keras.Sequential([keras.Input(x.shape[1:]), *layers])
     randomize_weights(model, 5)
@@ -121,7 +121,7 @@ def keras_matches(tmp_path, layers, x, rtol=1e-5, atol=1e-5):
 )
 def test_a_conv2d_with_many_input_channels_matches_keras(tmp_path, channels, filters, kernel, strides, padding):
     """At 8 or more input channels conv2d sums one product per kernel offset (the book's conv2d_1 has 32)."""
-    from convlens.keras_models import keras
+    from convlens.model.keras_models import keras
 
     x = np.random.default_rng(7).uniform(-1, 1, (3, 9, 7, channels)).astype(np.float32)
     conv = keras.layers.Conv2D(filters, kernel, strides=strides, padding=padding, name="conv")
@@ -132,7 +132,7 @@ def test_a_conv2d_with_many_input_channels_matches_keras(tmp_path, channels, fil
 @pytest.mark.parametrize("padding", ["valid", "same"])
 @pytest.mark.parametrize(("size", "strides"), [(3, None), ((2, 3), None), (3, 2), ((3, 2), (1, 2))])
 def test_average_pooling_of_any_window_matches_keras(tmp_path, size, strides, padding):
-    from convlens.keras_models import keras
+    from convlens.model.keras_models import keras
 
     x = np.random.default_rng(8).uniform(0, 4, (2, 10, 8, 3)).astype(np.float32)
     conv = keras.layers.Conv2D(3, 1, name="conv")  # convlens reads convolutional models only
@@ -159,7 +159,7 @@ def test_average_pooling_of_any_window_matches_keras(tmp_path, size, strides, pa
     ],
 )
 def test_options_off_their_defaults_match_keras(tmp_path, kind, options):
-    from convlens.keras_models import keras
+    from convlens.model.keras_models import keras
 
     x = np.random.default_rng(10).uniform(-2, 2, (2, 5, 4, 3)).astype(np.float32)
     layers = [keras.layers.Conv2D(3, 1, name="conv"), getattr(keras.layers, kind)(**options, name="l")]
@@ -181,7 +181,7 @@ def test_options_off_their_defaults_match_keras(tmp_path, kind, options):
     ids=["adapted-per-channel", "inverted", "axis-none", "per-position", "config-per-channel", "config-scalar"],
 )
 def test_normalization_matches_keras(tmp_path, options, adapted):
-    from convlens.keras_models import keras
+    from convlens.model.keras_models import keras
 
     rng = np.random.default_rng(4)
     layer = keras.layers.Normalization(name="norm", **options)
@@ -226,7 +226,7 @@ def test_activations_come_in_the_order_asked_and_stop_after_the_deepest_layer():
 
 
 def test_a_functional_chain_is_read_and_a_branching_model_refused(tmp_path):
-    from convlens.keras_models import keras
+    from convlens.model.keras_models import keras
 
     inputs = keras.Input((8, 8, 1))
     conv = keras.layers.Conv2D(3, 3, activation="relu", name="c")(inputs)
@@ -274,7 +274,7 @@ def test_a_channels_first_or_grouped_layer_is_left_to_keras():
 
 
 def test_softmax_is_keras_for_large_and_far_apart_logits():
-    from convlens.keras_models import keras
+    from convlens.model.keras_models import keras
 
     logits = np.array([[1000.0, 999.0, 0.0], [0.0, -1.0, -2.0]], np.float32)  # rows 1000 apart
     want = np.asarray(keras.activations.softmax(logits))
@@ -306,7 +306,7 @@ def test_softmax_is_keras_for_large_and_far_apart_logits():
 def test_a_config_without_its_optional_keys_gets_kerass_defaults(kind, args, needed):
     """A hand-written or older config may leave out what Keras fills in: the numpy layer then computes what the
     Keras layer built with its defaults computes."""
-    from convlens.keras_models import keras
+    from convlens.model.keras_models import keras
 
     rng = np.random.default_rng(6)
     x = rng.normal(0, 2, (2, 6, 5, 3)).astype(np.float32)
@@ -328,7 +328,7 @@ def test_a_config_without_its_optional_keys_gets_kerass_defaults(kind, args, nee
     ],
 )
 def test_unsupported_layers_are_named(tmp_path, layer, message):
-    from convlens.keras_models import keras
+    from convlens.model.keras_models import keras
 
     made = {
         "conv1d": [

@@ -7,13 +7,13 @@ import logging
 import numpy as np
 import pytest
 
-from convlens import layout
-from convlens.archive import Archive
-from convlens.attribution import TARGETS, gradcam, spearman
+from convlens.analysis.attribution import TARGETS, gradcam, spearman
 from convlens.errors import ConvlensError
-from convlens.files import read_csv_columns
-from convlens.forward import load_network
-from convlens.inputs import model_inputs
+from convlens.model.archive import Archive, open_model
+from convlens.model.forward import load_network
+from convlens.model.inputs import model_inputs
+from convlens.pipeline import paths
+from convlens.pipeline.files import read_csv_columns
 from stages import activation_max
 from stages import gradcam as gradcam_stage
 from tests.helpers import tiny_model
@@ -23,7 +23,7 @@ def gap_model(last: str, seed: int = 3, functional: bool = False):
     """Conv2D (same padding, ReLU) → global average pooling → Dropout → Dense: d(logit c)/d(feature map k at any
     position) is the Dense kernel's W[k, c] / (H·W), whatever the input (Dropout is the identity at inference).
     ``last``: how the softmax comes (or "sigmoid": no softmax); a Sequential or the same as a functional model."""
-    from convlens.keras_models import keras
+    from convlens.model.keras_models import keras
 
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((6, 6, 1))
@@ -49,8 +49,8 @@ def gap_model(last: str, seed: int = 3, functional: bool = False):
 @pytest.mark.parametrize("functional", [False, True], ids=["sequential", "functional"])
 @pytest.mark.parametrize("last", ["softmax activation", "softmax layer", "Activation layer"])
 def test_gradcam_of_a_loaded_model_equals_the_hand_computation(last, functional, tmp_path):
-    from convlens.gradients import class_scores, feature_map_gradients, probabilities
-    from convlens.keras_models import keras, load_model
+    from convlens.analysis.gradients import class_scores, feature_map_gradients, probabilities
+    from convlens.model.keras_models import keras, load_model
 
     gap_model(last, functional=functional).save(tmp_path / "gap.keras")
     model = load_model(tmp_path / "gap.keras")  # a loaded Sequential: its layer outputs lie off-graph
@@ -73,7 +73,7 @@ def test_gradcam_of_a_loaded_model_equals_the_hand_computation(last, functional,
 
 
 def test_a_layer_without_feature_maps_is_refused_for_gradcam():
-    from convlens.gradients import class_scores
+    from convlens.analysis.gradients import class_scores
 
     with pytest.raises(ConvlensError, match="gradcam.layer 'gap' outputs shape \\(3,\\), not H×W×C feature maps"):
         class_scores(gap_model("softmax layer"), "gap")
@@ -86,8 +86,8 @@ def test_a_layer_without_feature_maps_is_refused_for_gradcam():
 
 
 def test_scores_without_a_softmax_are_taken_as_they_are():
-    from convlens.gradients import class_scores, feature_map_gradients
-    from convlens.keras_models import keras
+    from convlens.analysis.gradients import class_scores, feature_map_gradients
+    from convlens.model.keras_models import keras
 
     x = np.random.default_rng(1).random((2, 6, 6, 1)).astype(np.float32)
     sigmoid = gap_model("sigmoid")
@@ -105,7 +105,7 @@ def test_scores_without_a_softmax_are_taken_as_they_are():
 
 @pytest.mark.parametrize("layer", ["conv2d", "conv2d_1", "dense"])
 def test_gradient_ascent_raises_every_channel_and_stays_in_the_input_range(layer):
-    from convlens.gradients import Ascent, maximize_channels
+    from convlens.analysis.gradients import Ascent, maximize_channels
 
     model = tiny_model(seed=5)
     ascent = Ascent(steps=12, learning_rate=0.05, jitter=1, blur_every=4, blur_sigma=0.5, decay=0.01, seed=0)
@@ -120,7 +120,7 @@ def test_gradient_ascent_raises_every_channel_and_stays_in_the_input_range(layer
 
 
 def test_gradient_ascent_runs_the_model_in_inference_mode():
-    from convlens.gradients import Ascent, maximize_channels
+    from convlens.analysis.gradients import Ascent, maximize_channels
 
     model = gap_model("softmax layer")  # a Dropout before the layer maximized: it must not drop
     ascent = Ascent(steps=3, learning_rate=0.05, jitter=0, blur_every=0, blur_sigma=0.5, decay=0.0, seed=1)
@@ -130,8 +130,8 @@ def test_gradient_ascent_runs_the_model_in_inference_mode():
 
 
 def test_gradient_ascent_starts_in_the_input_range_scales_with_it_and_decays_toward_zero():
-    from convlens.gradients import Ascent, maximize_channels
-    from convlens.keras_models import keras
+    from convlens.analysis.gradients import Ascent, maximize_channels
+    from convlens.model.keras_models import keras
 
     keras.utils.set_random_seed(4)
     conv = keras.layers.Conv2D(3, 3, use_bias=False, activation="relu", name="conv")  # f(a·x) = a·f(x), a > 0
@@ -154,7 +154,7 @@ def test_gradient_ascent_starts_in_the_input_range_scales_with_it_and_decays_tow
 
 
 def test_the_blur_comes_every_blur_every_steps_and_jitter_changes_the_climb():
-    from convlens.gradients import Ascent, maximize_channels
+    from convlens.analysis.gradients import Ascent, maximize_channels
 
     model = tiny_model(seed=5)
 
@@ -172,7 +172,7 @@ def test_the_blur_comes_every_blur_every_steps_and_jitter_changes_the_climb():
 
 
 def test_class_probabilities_are_the_softmax_of_logits_in_float64_or_the_scores_themselves():
-    from convlens.gradients import probabilities
+    from convlens.analysis.gradients import probabilities
 
     scores = np.array([[1000.0, 999.0, 0.0], [0.5, 0.25, 0.25]], np.float32)  # logits of 1000: no overflow
     got = probabilities(scores, logits=True)
@@ -186,11 +186,11 @@ def test_the_stages_metrics_are_those_of_their_saved_arrays(project, run_pipelin
     caplog.set_level(logging.INFO)
     run_pipeline(project, "samples.indices=[0,3,5]", "dataset.layers=[conv2d]")
     out = project / "outputs"
-    archive = {role: layout.open_model(project, role) for role in layout.ROLES}
+    archive = {role: open_model(project, role) for role in paths.ROLES}
 
     # activation maximization: the ratio is each optimized input's own channel mean over the dataset's best image
     metrics = json.loads((out / "metrics" / "activation_max.json").read_text(encoding="utf-8"))
-    for role in layout.ROLES:
+    for role in paths.ROLES:
         network = load_network(archive[role], upto="conv2d_1")
         for layer, channels in (("conv2d", 4), ("conv2d_1", 8)):
             x = np.load(out / "activation_max" / f"{role}_{layer}.npy")
@@ -215,7 +215,7 @@ def test_the_stages_metrics_are_those_of_their_saved_arrays(project, run_pipelin
         index["targets"]["predicted"]
         == network.activations(model_inputs(images, 255.0), ["dense"])[0].argmax(axis=1).tolist()
     )
-    maps = {role: np.load(out / "gradcam" / f"{role}.npy") for role in layout.ROLES}
+    maps = {role: np.load(out / "gradcam" / f"{role}.npy") for role in paths.ROLES}
     assert maps["trained"].shape == maps["untrained"].shape == (3, 2, 28, 28) and maps["trained"].min() >= 0
     found = json.loads((out / "metrics" / "gradcam.json").read_text(encoding="utf-8"))["spearman"]
     for i, sample in enumerate([0, 3, 5]):
@@ -229,7 +229,7 @@ def test_bad_layers_and_classes_fail_before_anything_is_written(project, run_pip
     from stages import build_untrained, dataset_stats, fetch_data, fetch_model, samples
 
     run_pipeline(project, stages=[fetch_data, fetch_model, samples, build_untrained, dataset_stats])
-    Archive.read(layout.model_path(project, "trained"))
+    Archive.read(paths.model_path(project, "trained"))
     with pytest.raises(ConvlensError, match="unknown layer 'conv9'; this model has 0:conv2d"):
         activation_max.run(stage_config("activation_max", "activation_max.layers=[conv9]"), project)
     nine = "data.classes=[" + ",".join(f"c{i}" for i in range(9)) + "]"

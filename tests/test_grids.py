@@ -3,8 +3,9 @@ import warnings
 import numpy as np
 import pytest
 
+from convlens.analysis.stats import channel_stats, layer_summary
 from convlens.errors import ConvlensError
-from convlens.grids import (
+from convlens.render.grids import (
     feature_map_grid,
     filter_grid,
     filter_tiles,
@@ -12,7 +13,6 @@ from convlens.grids import (
     mosaic,
     normalize_tiles,
 )
-from convlens.stats import channel_stats, layer_summary
 
 
 @pytest.mark.parametrize(
@@ -78,7 +78,7 @@ def test_normalize_each_tile_on_its_own_and_dead_tiles_quietly():
 
 
 def test_dead_feature_maps_render_without_warnings_and_are_counted(tmp_path):
-    from convlens.figures import mosaic_figure
+    from convlens.render.figures import mosaic_figure
 
     maps = np.zeros((1, 14, 14, 8), np.float32)
     maps[0, 3, 3, :2] = 1.5  # two live channels, six dead (all zero)
@@ -112,7 +112,7 @@ def test_filter_and_feature_map_grids_have_the_books_layouts():
 
 
 def test_a_figure_too_large_to_draw_is_refused_before_it_is_allocated(tmp_path):
-    from convlens.figures import MAX_PIXELS, mosaic_figure
+    from convlens.render.figures import MAX_PIXELS, mosaic_figure
 
     tiles = np.zeros((4096, 28, 28))
     image = mosaic(tiles, grid_shape(len(tiles)))

@@ -1,4 +1,4 @@
-"""IDX files (``convlens.idx``): parsing every type, malformed headers with their full messages, random bytes
+"""IDX files (``convlens.data.idx``): parsing every type, malformed headers with their full messages, random bytes
 (hypothesis), and bad files through ``fetch_data``, which keeps the old data."""
 
 import gzip
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from convlens.idx import IdxError, check_images_labels, parse_idx, read_idx
+from convlens.data.idx import IdxError, check_images_labels, parse_idx, read_idx
 from stages import fetch_data
 from tests.helpers import DATA_FILES, cli, error_line, hidden, idx_bytes, one_line, snapshot
 

@@ -5,11 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from convlens.archive import Archive
-from convlens.config import compose, load_config, read_yaml, write_params
 from convlens.errors import ConvlensError
-from convlens.forward import load_network
-from convlens.inputs import (
+from convlens.model.archive import Archive
+from convlens.model.forward import load_network
+from convlens.model.inputs import (
     InputScale,
     describe_preprocessing,
     first_conv,
@@ -18,9 +17,10 @@ from convlens.inputs import (
     preprocessing_layers,
     read_input_scale,
 )
-from convlens.layers import LayerInfo
-from convlens.layout import input_range_path
-from convlens.report import report_page
+from convlens.model.layers import LayerInfo
+from convlens.pipeline.config import compose, load_config, read_yaml, write_params
+from convlens.pipeline.paths import input_range_path
+from convlens.report.build import report_page
 from stages import build_untrained, dataset_stats, evaluate, feature_maps, fetch_data, fetch_model, samples
 from tests.helpers import MIRROR, copy_project, run_stage
 from tests.report_pages import Page
@@ -151,7 +151,7 @@ def test_more_than_half_the_channels_silent_is_a_warning_naming_the_scale_key():
 
 def small_cnn(first=None, conv_weights=None, seed=5):
     """Conv2D → MaxPool → Flatten → Dense after an optional first (preprocessing) layer; all named."""
-    from convlens.keras_models import keras
+    from convlens.model.keras_models import keras
 
     keras.utils.set_random_seed(seed)
     layers = [keras.Input((28, 28, 1)), *([first] if first is not None else [])]
@@ -186,7 +186,7 @@ def as_numbers(csv_text):
 def test_a_model_starting_with_rescaling_gets_raw_pixels_not_pixels_divided_twice(
     project, stage_config, composed, run_pipeline, tmp_path, caplog
 ):
-    from convlens.keras_models import keras
+    from convlens.model.keras_models import keras
 
     plain = small_cnn()
     plain.save(tmp_path / "plain.keras")
@@ -211,7 +211,7 @@ def test_a_model_starting_with_rescaling_gets_raw_pixels_not_pixels_divided_twic
 def test_a_model_starting_with_an_adapted_normalization_gets_raw_pixels_in_both_models(
     project, stage_config, composed, run_pipeline, tmp_path, caplog
 ):
-    from convlens.keras_models import keras, load_model
+    from convlens.model.keras_models import keras, load_model
     from tests.keras_reference import activation_model
 
     norm = keras.layers.Normalization(name="normalization")
@@ -299,7 +299,7 @@ def test_the_feature_maps_stage_divides_pixels_by_input_scale(project, stage_con
     for scale in (255, 1, 5):
         run_stage(feature_maps, stage_config, composed, project, *overrides, f"input.scale={scale}")
         maps[scale] = np.load(project / "outputs" / "feature_maps" / "conv2d" / "trained.npy")
-    from convlens.keras_models import load_model
+    from convlens.model.keras_models import load_model
     from tests.keras_reference import activation_model
 
     images = np.load(project / "outputs" / "samples" / "images.npy")[..., None].astype(np.float32)
@@ -333,7 +333,7 @@ def test_a_rescaling_in_a_nested_preprocessing_model_gets_raw_pixels_as_keras_do
 ):
     """``Sequential([Sequential([Rescaling(1/255)], name="preprocessing"), Conv2D, …])``: feature maps and the
     predictions evaluate counts are Keras's on raw pixels, not on pixels divided by 255 twice."""
-    from convlens.keras_models import keras, load_model
+    from convlens.model.keras_models import keras, load_model
     from tests.keras_reference import activation_model
 
     preprocessing = keras.Sequential([keras.layers.Rescaling(1 / 255, name="rescaling")], name="preprocessing")
@@ -364,8 +364,8 @@ def test_a_rescaling_in_a_nested_preprocessing_model_gets_raw_pixels_as_keras_do
 
 
 def test_an_adapted_normalization_in_a_nested_functional_model_is_read_from_its_nested_weights(tmp_path):
-    from convlens.forward import open_network
-    from convlens.keras_models import keras, load_model
+    from convlens.model.forward import open_network
+    from convlens.model.keras_models import keras, load_model
     from tests.keras_reference import activation_model
 
     pixels = np.random.default_rng(4).integers(0, 256, (16, 28, 28, 1)).astype(np.float32)
@@ -438,7 +438,7 @@ def test_evaluate_warns_about_a_model_built_for_raw_pixels_and_the_report_says_s
 def test_a_healthy_model_is_not_warned_about_in_evaluate_and_the_report_names_its_own_scaling(
     project, stage_config, composed, run_pipeline, tiny_assets, tmp_path, caplog
 ):
-    from convlens.keras_models import keras
+    from convlens.model.keras_models import keras
 
     caplog.set_level("INFO")
     record = run_evaluate(project, stage_config, composed, run_pipeline, tiny_assets["model"])

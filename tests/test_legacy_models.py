@@ -13,9 +13,9 @@ import h5py
 import numpy as np
 import pytest
 
-from convlens import archive, keras_models
-from convlens.config import load_config
 from convlens.errors import ConvlensError
+from convlens.model import archive, keras_models
+from convlens.pipeline.config import load_config
 from stages import extract_weights, fetch_model
 from tests.helpers import MIRROR, copy_project
 

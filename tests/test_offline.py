@@ -59,7 +59,7 @@ def test_a_model_that_is_there_is_not_listed(project, stage_config, offline, tin
     monkeypatch.setenv("CONVLENS_MIRROR", str(mirror))
     # a stand-in for the book's model, pinned by its own checksum
     (mirror / book.file).write_bytes(Path(tiny_assets["model"]).read_bytes())
-    from convlens.fetch import sha256sum
+    from convlens.data.fetch import sha256sum
 
     overrides.append(f"model.sha256={sha256sum(mirror / book.file)}")
     with pytest.raises(ConvlensError) as e:

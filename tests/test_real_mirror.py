@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from convlens.archive import Archive
-from convlens.config import load_config
-from convlens.forward import load_network
-from convlens.idx import read_idx
-from convlens.inputs import model_inputs
+from convlens.data.idx import read_idx
+from convlens.model.archive import Archive
+from convlens.model.forward import load_network
+from convlens.model.inputs import model_inputs
+from convlens.pipeline.config import load_config
 from stages import build_untrained, extract_weights, fetch_data, fetch_model
 from tests.helpers import MIRROR, copy_project
 
@@ -52,7 +52,7 @@ def test_real_data_matches_the_published_facts(real_project):
 def test_the_numpy_forward_pass_gives_kerass_feature_maps_of_the_book_model():
     """The book's conv_acti for training image 0 / 255: conv2d (1 input channel, im2col) and conv2d_1 (32 input
     channels, one product per kernel offset) equal Keras's to float32 precision."""
-    from convlens.keras_models import load_model
+    from convlens.model.keras_models import load_model
     from tests.keras_reference import activation_model
 
     model_path = MIRROR / "best-cnn-model.keras"

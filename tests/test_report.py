@@ -11,14 +11,14 @@ import pytest
 import yaml
 from markupsafe import escape
 
-from convlens import layout
-from convlens.archive import Archive
-from convlens.compare import changed, compare_statistics
-from convlens.compare_page import changed_params, compare_page, differing_figures
-from convlens.config import compose, read_yaml
+from convlens.analysis.compare import changed, compare_statistics
 from convlens.errors import ConvlensError
-from convlens.model_summary import model_summary, shape_text
-from convlens.pages import (
+from convlens.model.archive import Archive
+from convlens.pipeline import paths
+from convlens.pipeline.config import compose, read_yaml
+from convlens.report.build import READS, SECTIONS, Report, report_page
+from convlens.report.compare_page import changed_params, compare_page, differing_figures
+from convlens.report.pages import (
     Figure,
     Image,
     Note,
@@ -31,7 +31,7 @@ from convlens.pages import (
     param_text,
     string_tables,
 )
-from convlens.report import READS, SECTIONS, Report, report_page
+from convlens.report.summary import model_summary, shape_text
 from tests.helpers import PROJECT
 from tests.report_pages import ANALYSES, Page, comparison_page, png, write_analyses
 
@@ -56,8 +56,8 @@ def test_every_key_is_in_both_languages_with_the_same_placeholders():
 
 
 def test_every_key_the_code_uses_is_in_the_tables():
-    sources = [*sorted((PROJECT / "convlens").glob("report*.py")), PROJECT / "convlens" / "compare_page.py"]
-    sources += sorted((PROJECT / "convlens" / "templates").glob("*.j2"))
+    sources = sorted((PROJECT / "convlens" / "report").glob("*.py"))
+    sources += sorted((PROJECT / "convlens" / "report" / "templates").glob("*.j2"))
     used = {
         k
         for path in sources
@@ -109,7 +109,9 @@ def test_a_run_with_nothing_made_yet_is_a_page_of_notes(tmp_path, params, langua
     assert t("report_subtitle") in page.text and page.text.count(t("analyses_title")) == 2  # contents, heading
     assert "(stage evaluate)" in html or "(evaluate 단계)" in html
     assert "untrained.seed" in html  # the params are shown whatever else is missing
-    strings = yaml.safe_load((PROJECT / "convlens" / "templates" / "strings.yaml").read_text(encoding="utf-8"))
+    strings = yaml.safe_load(
+        (PROJECT / "convlens" / "report" / "templates" / "strings.yaml").read_text(encoding="utf-8")
+    )
     keys = {"feature-maps": "maps", "activation-max": "actmax"}
     for section in SECTIONS:  # each under its own title, with its introduction where it has one
         key, shown = keys.get(section, section), page.section_notes(html, section)
@@ -129,7 +131,7 @@ def test_a_missing_output_names_the_stage_of_its_most_specific_folder(tmp_path, 
     assert report.layer_names([0, "conv2d"]) == [("0", "0"), ("conv2d", "conv2d")]  # no model read: as configured
     metrics = tmp_path / "outputs" / "metrics"
     metrics.mkdir(parents=True)
-    for role in layout.ROLES:  # the JSON without the CSV stage extract_weights writes beside it
+    for role in paths.ROLES:  # the JSON without the CSV stage extract_weights writes beside it
         (metrics / f"weights_{role}.json").write_text(json.dumps({role: {"conv2d": {"mean": 0.1}}}), encoding="utf-8")
     assert report.weight_stats() is None
     classes = params["data"]["classes"]
@@ -149,9 +151,9 @@ def test_the_feature_maps_of_a_model_the_report_could_not_read_have_no_shape(tmp
     params = {**params, "feature_maps": {**params["feature_maps"], "layers": ["conv2d"]}}
     stats = {"channels": 32, "map_mean": 0.1, "map_fraction_active": 0.5, "dead_channels": 0}
     (tmp_path / "outputs" / "metrics").mkdir(parents=True)
-    maps = {role: {"conv2d": stats} for role in layout.ROLES}
+    maps = {role: {"conv2d": stats} for role in paths.ROLES}
     (tmp_path / "outputs" / "metrics" / "feature_maps.json").write_text(json.dumps(maps), encoding="utf-8")
-    for role in layout.ROLES:
+    for role in paths.ROLES:
         png(tmp_path / "outputs" / "figures" / "feature_maps" / "conv2d" / f"{role}_sample_0.png")
     [figure] = Report(tmp_path, params, Strings("en")).feature_maps({"split": "train", "samples": [0]}).blocks
     assert ": output –. Trained: mean activation 0.1, 50.0 % of activations above zero" in figure.caption
@@ -187,14 +189,14 @@ def test_the_analyses_are_shown_when_their_outputs_exist(tmp_path, params):
     assert gradcam.index("Sample 2:") < gradcam.index("Sample 10:")  # numeric order
     assert "not run yet" in page.section_notes(html, "model")  # the core stages have not run here
     summary = {"trained": {"conv2d": {"data_selectivity": 0.5}}}
-    (layout.metrics_dir(tmp_path) / "dataset.json").write_text(json.dumps(summary), encoding="utf-8")
+    (paths.metrics_dir(tmp_path) / "dataset.json").write_text(json.dumps(summary), encoding="utf-8")
     index = {"split": "test", "images": 6, "layers": ["conv2d"]}
-    (layout.metrics_dir(tmp_path) / "dataset").mkdir()
-    (layout.metrics_dir(tmp_path) / "dataset" / "index.json").write_text(json.dumps(index), encoding="utf-8")
+    (paths.metrics_dir(tmp_path) / "dataset").mkdir()
+    (paths.metrics_dir(tmp_path) / "dataset" / "index.json").write_text(json.dumps(index), encoding="utf-8")
     dataset = page.section_notes(report_page(tmp_path, params, "en"), "dataset")  # without its per-channel tables
     assert "outputs/metrics/dataset/trained_conv2d.csv is missing" in dataset
     assert "outputs/metrics/dataset/untrained_conv2d.csv is missing" in dataset
-    (layout.metrics_dir(tmp_path) / "activation_max.json").unlink()  # figures without their metrics
+    (paths.metrics_dir(tmp_path) / "activation_max.json").unlink()  # figures without their metrics
     actmax = page.section_notes(report_page(tmp_path, params, "en"), "activation-max")
     assert "outputs/metrics/activation_max.json is missing" in actmax and "<img" in actmax
 
@@ -222,7 +224,7 @@ def test_a_shape_reads_as_keras_prints_it_and_an_image_is_embedded_with_its_labe
 
 def test_model_summary_is_what_keras_says(tiny_assets):
     """Layers, output shapes and parameter counts as Keras's model.summary() gives them, without TensorFlow."""
-    from convlens.keras_models import keras
+    from convlens.model.keras_models import keras
 
     model = keras.models.load_model(tiny_assets["model"])
     rows = model_summary(Archive.read(tiny_assets["model"]))
@@ -235,15 +237,15 @@ def test_model_summary_is_what_keras_says(tiny_assets):
 def test_the_report_of_a_tiny_run(project, run_pipeline):
     """The stage in the pipeline, as dvc repro runs it: every figure the run made is on the page, with its numbers."""
     run_pipeline(project)
-    html = (layout.report_dir(project) / "index.html").read_text(encoding="utf-8")
+    html = (paths.report_dir(project) / "index.html").read_text(encoding="utf-8")
     page = Page(html)
     assert page.sections == list(SECTIONS)
-    figures = sorted(layout.figures_dir(project).rglob("*.png"))
-    folders = {p.parent.relative_to(layout.figures_dir(project)).as_posix() for p in figures}
+    figures = sorted(paths.figures_dir(project).rglob("*.png"))
+    folders = {p.parent.relative_to(paths.figures_dir(project)).as_posix() for p in figures}
     assert {"weights", "samples", "feature_maps/conv2d", "dataset", "dataset/examples", "evaluate"} <= folders
     # each figure's bytes are on the page (side by side panes count one image each)
     embedded = {src for src in page.images}
-    from convlens.pages import data_uri
+    from convlens.report.pages import data_uri
 
     assert {data_uri(p.read_bytes()) for p in figures} <= embedded
     stages = yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
@@ -252,12 +254,12 @@ def test_the_report_of_a_tiny_run(project, run_pipeline):
     notes = " ".join(page.notes)
     assert all(f"(stage {s})" in notes for s in missing)
     if "gradcam" in stages:  # its numbers in the figure's caption
-        gradcam = json.loads((layout.metrics_dir(project) / "gradcam.json").read_text(encoding="utf-8"))["spearman"]
+        gradcam = json.loads((paths.metrics_dir(project) / "gradcam.json").read_text(encoding="utf-8"))["spearman"]
         assert f"spearman.sample_0.predicted: {number(gradcam['sample_0']['predicted'])}" in " ".join(page.text)
-    weights = json.loads((layout.metrics_dir(project) / "weights_trained.json").read_text(encoding="utf-8"))
+    weights = json.loads((paths.metrics_dir(project) / "weights_trained.json").read_text(encoding="utf-8"))
     mean = weights["trained"]["conv2d"]["mean"]
     assert f"conv2d: trained mean {number(mean)}" in " ".join(page.text)
-    maps = json.loads((layout.metrics_dir(project) / "feature_maps.json").read_text(encoding="utf-8"))
+    maps = json.loads((paths.metrics_dir(project) / "feature_maps.json").read_text(encoding="utf-8"))
     assert f"mean activation {number(maps['trained']['conv2d_1']['map_mean'])}" in " ".join(page.text)
     assert "(None, 14, 14, 8)" in html  # conv2d_1's output shape (the tiny model's 8 filters)
     shown = " ".join(" ".join(Page(html[html.index("<body") : html.index("<script")]).text).split())
@@ -269,7 +271,7 @@ def test_the_report_of_a_tiny_run(project, run_pipeline):
     assert f"{len(rows)} layers, {total:,} parameters in all; input (shape)." in shown
     tables = shown.count("channel mean fraction_active max top_image_mean selectivity")  # per-channel headers
     assert tables == 2 * len(
-        json.loads((layout.metrics_dir(project) / "dataset" / "index.json").read_text(encoding="utf-8"))["layers"]
+        json.loads((paths.metrics_dir(project) / "dataset" / "index.json").read_text(encoding="utf-8"))["layers"]
     )
     kernels = re.findall(r"(\S+): (\d+) filters of kernel \d+×\d+×\d+×(\d+)", shown)
     assert [k for k in kernels if k[1] != k[2]] == [] and {k[0] for k in kernels} == {"conv2d", "conv2d_1"}
@@ -289,7 +291,7 @@ def test_the_stage_writes_korean_when_asked(project, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "outputs/report/index.html" in done.stdout and "Traceback" not in done.stderr
-    html = (layout.report_dir(project) / "index.html").read_text(encoding="utf-8")
+    html = (paths.report_dir(project) / "index.html").read_text(encoding="utf-8")
     assert '<html lang="ko">' in html and "특성 맵" in html and "훈련하지 않은 모델" in html
     assert read_yaml(project / "params.yaml")["report"]["language"] == "ko"
 
@@ -356,7 +358,7 @@ SEEDS = ({"untrained": {"seed": 42}}, {"untrained": {"seed": 7}})
 
 def compare_sections(monkeypatch, figures, params=SEEDS):
     """What ``compare_page`` puts on the page (its sections and title), without the HTML around them."""
-    from convlens import compare_page as module
+    from convlens.report import compare_page as module
 
     monkeypatch.setattr(module, "render", lambda template, t, title, subtitle, sections: (title, sections))
     table = compare_statistics({("untrained", "conv2d", "std"): 0.21, ("trained", "conv2d", "std"): 0.2}, {
@@ -433,7 +435,7 @@ def test_compare_writes_a_page_of_two_runs(good_repo):
     assert "render.filter_cmap" in text and "viridis" in text and "gray" in text
     assert "untrained.seed" not in text  # unchanged params are not listed
     assert "0 of " in text  # no statistic changed
-    filters = [f"weights/{role}_{layer}_filters.png" for role in layout.ROLES for layer in ("conv2d", "conv2d_1")]
+    filters = [f"weights/{role}_{layer}_filters.png" for role in paths.ROLES for layer in ("conv2d", "conv2d_1")]
     shown = re.findall(r"(\S+\.png): left HEAD, right gray", text)
     assert sorted(shown) == sorted(filters)
     assert len(page.images) == 1 + 2 * len(filters)  # the chart, then each figure twice
@@ -441,6 +443,6 @@ def test_compare_writes_a_page_of_two_runs(good_repo):
 
 def test_a_class_with_no_image_shows_as_a_dash():
     """``evaluate.json`` holds null for a class with no image (tiny splits): the report shows ``–``, not a crash."""
-    from convlens.pages import percent
+    from convlens.report.pages import percent
 
     assert percent(None) == "–" and percent(0.5) == "50.0 %"

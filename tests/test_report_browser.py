@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from convlens.report import SECTIONS, report_page
+from convlens.report.build import SECTIONS, report_page
 from tests.report_pages import ANALYSES, Page, comparison_page, write_analyses
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

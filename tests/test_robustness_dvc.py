@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from convlens.config import compose, declared_params, select
-from convlens.files import SCRATCH
+from convlens.pipeline.config import compose, declared_params, select
+from convlens.pipeline.files import SCRATCH
 from stages import extract_weights, fetch_model
 from tests.dvc_repo import commit, copy_repo, make_repo, ran, sh
 from tests.helpers import (

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from convlens.data.samples import check_samples
 from convlens.errors import ConvlensError
-from convlens.samples import check_samples
 
 
 @pytest.mark.parametrize(

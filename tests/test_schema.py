@@ -7,9 +7,9 @@ import sys
 import pytest
 import yaml
 
-from convlens import layout
-from convlens.config import compose, load_config
 from convlens.errors import ConvlensError
+from convlens.pipeline import paths
+from convlens.pipeline.config import compose, load_config
 from convlens.schema import INPUT_CHANNEL_MODES, SCHEMA, check_config, check_filter_range, check_input_channels, flatten
 from tests.helpers import PROJECT
 
@@ -134,12 +134,12 @@ def test_the_check_config_stage_refuses_an_unknown_key_and_a_path_as_layer(proje
         [sys.executable, "-m", "stages.check_config"], cwd=project, capture_output=True, text=True, encoding="utf-8"
     )
     assert done.returncode == 1 and "feature_maps.layers[1] must be a layer name" in done.stderr
-    assert not layout.config_check_path(project).exists()
+    assert not paths.config_check_path(project).exists()
 
 
 def test_names_that_would_be_paths_are_refused(project, tmp_path):
     with pytest.raises(ConvlensError, match=r"^feature_maps.layers must be a layer name"):
-        layout.feature_maps_dir(project, "../../x")
+        paths.feature_maps_dir(project, "../../x")
     done = subprocess.run(
         [sys.executable, "-m", "stages.feature_maps", "../../x"],
         cwd=project,
@@ -248,7 +248,7 @@ def test_a_name_over_128_characters_is_refused_for_its_length_not_as_a_path(over
 
 
 def test_a_model_layer_named_over_128_characters_is_refused_for_its_length():
-    from convlens.layers import config_problem
+    from convlens.model.layers import config_problem
 
     config = {"class_name": "Sequential", "config": {"layers": [{"class_name": "Conv2D", "config": {"name": LONG}}]}}
     assert config_problem(config) == (

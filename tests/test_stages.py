@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convlens.config import compose, declared_params, select
 from convlens.errors import ConvlensError
+from convlens.pipeline.config import compose, declared_params, select
 from stages import (
     build_untrained,
     extract_weights,
@@ -72,7 +72,7 @@ def test_pipeline_makes_every_artifact(project, run_pipeline, tiny_assets):
 
 def test_feature_maps_are_the_layer_activations_of_scaled_samples(project, run_pipeline, tiny_assets):
     run_pipeline(project, "samples.indices=[3,0]", "feature_maps.layers=[max_pooling2d,0]")
-    from convlens.keras_models import keras, load_model
+    from convlens.model.keras_models import keras, load_model
 
     model = load_model(tiny_assets["model"])
     images = np.load(project / "outputs" / "data" / "train_images.npy")[[3, 0]]
@@ -261,7 +261,7 @@ def test_samples_from_the_test_split(project, run_pipeline):
 
 
 def test_a_model_built_for_other_inputs_is_refused_before_any_map(project, stage_config, run_pipeline, tmp_path):
-    from convlens.keras_models import keras
+    from convlens.model.keras_models import keras
 
     colour = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(2, 3, name="conv2d")])
     colour.save(tmp_path / "colour.keras")

@@ -2,7 +2,7 @@ import warnings
 
 import numpy as np
 
-from convlens.stats import as_number, channel_stats, filter_stats, kernel_stats, layer_summary, table_rows
+from convlens.analysis.stats import as_number, channel_stats, filter_stats, kernel_stats, layer_summary, table_rows
 
 
 def test_kernel_stats_are_numpys_float32_numbers():

@@ -1,4 +1,4 @@
-"""Weight tables and metrics from a layer's variables (``convlens.weights``), and as ``extract_weights`` writes them."""
+"""Weight tables and metrics from a layer's variables (``analysis.weights``), and as ``extract_weights`` writes them."""
 
 import json
 import re
@@ -7,10 +7,10 @@ import warnings
 import numpy as np
 import pytest
 
+from convlens.analysis.stats import as_number
+from convlens.analysis.weights import SUMMARY_KEYS, kernel_and_bias, layer_weights, weight_metrics
 from convlens.errors import ConvlensError
-from convlens.grids import filter_grid
-from convlens.stats import as_number
-from convlens.weights import SUMMARY_KEYS, kernel_and_bias, layer_weights, weight_metrics
+from convlens.render.grids import filter_grid
 from stages import extract_weights, fetch_model
 from tests.helpers import tiny_model
 
@@ -87,7 +87,7 @@ def layer_entry(kind: str, input_shape: list, **config) -> dict:
 
 
 def test_the_shapes_a_layers_config_implies():
-    from convlens.weights_file import expected_shapes
+    from convlens.model.weights_file import expected_shapes
 
     nhwc = [None, 5, 5, 6]
     assert expected_shapes(layer_entry("Conv2D", nhwc, kernel_size=3, filters=4)) == [(3, 3, 6, 4), (4,)]
@@ -108,7 +108,7 @@ def test_the_shapes_a_layers_config_implies():
 def test_a_variables_group_must_hold_datasets_numbered_from_0(tmp_path):
     import h5py
 
-    from convlens.weights_file import _variables
+    from convlens.model.weights_file import _variables
 
     with h5py.File(tmp_path / "w.h5", "w") as h5:
         for key in ("0", "1", "2", "3", "4", "6", "7"):
@@ -126,7 +126,7 @@ def test_a_variables_group_must_hold_datasets_numbered_from_0(tmp_path):
 
 
 def test_a_model_file_that_cannot_be_read_is_named_with_the_reason(tmp_path):
-    from convlens.archive import is_hdf5
+    from convlens.model.archive import is_hdf5
 
     with pytest.raises(ConvlensError) as err:
         is_hdf5(tmp_path)

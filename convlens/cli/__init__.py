@@ -1,5 +1,8 @@
 """The commands that are not DVC stages (they read what DVC recorded, or write ``params.yaml``), run as
-``python -m convlens <command>``: see ``convlens/__main__.py``."""
+``python -m convlens <command>``: see ``convlens/__main__.py``.
+
+May import every subpackage (the top layer, below ``convlens.__main__`` only).
+"""
 
 from __future__ import annotations
 

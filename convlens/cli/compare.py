@@ -15,10 +15,10 @@ import re
 import sys
 from pathlib import Path
 
-from convlens.compare import changed, compare_statistics, statistic_rows
-from convlens.config import PARAMS_FILE, project_root, read_yaml
+from convlens.analysis.compare import changed, compare_statistics, statistic_rows
 from convlens.errors import ConvlensError
-from convlens.files import atomic_path
+from convlens.pipeline.config import PARAMS_FILE, project_root, read_yaml
+from convlens.pipeline.files import atomic_path
 from convlens.schema import LANGUAGES
 
 FIGURES = "outputs/figures"
@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         root = project_root()
         table = compare_statistics(statistic_rows(run_metrics(root, args.a)), statistic_rows(run_metrics(root, args.b)))
-        from convlens.compare_page import compare_page
-        from convlens.figures import comparison_figure
+        from convlens.render.figures import comparison_figure
+        from convlens.report.compare_page import compare_page
 
         stem = re.sub(r"[^\w.-]+", "_", f"{args.a}_vs_{args.b}")
         out = args.out if args.out.is_absolute() else root / args.out

@@ -12,9 +12,9 @@ import json
 import subprocess
 import sys
 
-from convlens.config import project_root
+from convlens.cli.exp_table import DEFAULT_HIDDEN, DEFAULT_METRICS, WIDTH, exp_table_text
 from convlens.errors import ConvlensError
-from convlens.exp_table import DEFAULT_HIDDEN, DEFAULT_METRICS, WIDTH, exp_table_text
+from convlens.pipeline.config import project_root
 
 
 def exp_show_records() -> list[dict]:

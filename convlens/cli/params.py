@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import sys
 
-from convlens.config import PARAMS_FILE, compose, project_root, write_params
 from convlens.errors import ConvlensError
-from convlens.repo_lock import repository_lock
+from convlens.pipeline.config import PARAMS_FILE, compose, project_root, write_params
+from convlens.pipeline.repo_lock import repository_lock
 
 
 def main(argv: list[str]) -> None:

@@ -1,0 +1,172 @@
+"""Gradient-based views of a model, the numpy half (no TensorFlow): Grad-CAM from a layer's feature maps and
+their gradients, Spearman's rank correlation (the model-parameter randomization test of Adebayo et al. 2018),
+and how activation maximization compares with the dataset's best image. ``gradients`` computes the inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from convlens.analysis.stats import as_number
+from convlens.errors import ConvlensError
+from convlens.model.layers import CONV_KINDS, LayerInfo
+
+TARGETS = ("predicted", "true")  # the classes Grad-CAM explains: the trained model's prediction, the label
+
+
+def upsample(grid: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A 2-D map resized to ``size`` (H, W) by bilinear interpolation with half-pixel centres (what
+    ``tf.image.resize`` does): a coarse Grad-CAM map laid over the input image."""
+    grid = np.asarray(grid, dtype=np.float64)
+
+    def coords(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pos = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+        low = np.floor(pos).astype(np.int64)
+        high = np.minimum(low + 1, n_in - 1)
+        return low, high, pos - low
+
+    (r0, r1, fr), (c0, c1, fc) = coords(grid.shape[0], size[0]), coords(grid.shape[1], size[1])
+    rows = grid[r0] * (1 - fr)[:, None] + grid[r1] * fr[:, None]
+    return rows[:, c0] * (1 - fc) + rows[:, c1] * fc
+
+
+def gradcam(conv_output: np.ndarray, grads: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Grad-CAM (Selvaraju et al. 2017) of one image: ``conv_output`` (h, w, k) the layer's feature maps,
+    ``grads`` (h, w, k) the class score's gradient with respect to them. Each map is weighted by the spatial
+    mean of its gradient; the map is the ReLU of the weighted sum, upsampled to ``size`` (the input's H, W)."""
+    conv_output, grads = np.asarray(conv_output, np.float64), np.asarray(grads, np.float64)
+    weights = grads.mean(axis=(0, 1))
+    cam = np.maximum(np.tensordot(conv_output, weights, axes=([2], [0])), 0.0)
+    return cam if size is None or tuple(size) == cam.shape else upsample(cam, size)
+
+
+def ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks of the flattened ``values``; tied values share the mean of their ranks."""
+    flat = np.asarray(values, dtype=np.float64).ravel()
+    order = np.argsort(flat, kind="stable")
+    ordered = flat[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    ends = np.r_[starts[1:], len(flat)]
+    out = np.empty(len(flat))
+    out[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    return out
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation of two maps (flattened, same size): the Pearson correlation of their ranks.
+    NaN when either map is constant (an all-zero Grad-CAM map ranks nothing)."""
+    ra, rb = ranks(a), ranks(b)
+    if ra.shape != rb.shape:
+        raise ValueError(f"maps of {np.size(a)} and {np.size(b)} values cannot be correlated")
+    da, db = ra - ra.mean(), rb - rb.mean()
+    denominator = math.sqrt(float((da * da).sum() * (db * db).sum()))
+    return float((da * db).sum() / denominator) if denominator > 0 else math.nan
+
+
+def median_or_none(values) -> float | None:
+    """The median of the finite values, as a JSON number; ``None`` (JSON null) when there are none."""
+    finite = np.asarray(list(values), dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    return as_number(np.median(finite)) if finite.size else None
+
+
+def number_or_none(value: float) -> float | None:
+    return as_number(value) if np.isfinite(value) else None
+
+
+def ascent_summary(achieved: np.ndarray, top_image: np.ndarray | None = None) -> dict[str, float | int | None]:
+    """Metrics of one layer's activation maximization: each channel's mean activation for its optimized input
+    (``achieved``), and, given each channel's best dataset image's mean activation (``top_image``), the ratio
+    of the two (≥ 1: the optimizer beat the dataset). A channel that never fires on the data (top ≤ 0) has no
+    ratio."""
+    achieved = np.asarray(achieved, dtype=np.float64)
+    summary: dict[str, float | int | None] = {
+        "channels": int(achieved.size),
+        "activation_median": median_or_none(achieved),
+    }
+    if top_image is None:
+        return summary
+    top_image = np.asarray(top_image, dtype=np.float64)
+    if top_image.shape != achieved.shape:
+        raise ValueError(f"{achieved.size} optimized channels but {top_image.size} dataset channels")
+    fired = top_image > 0
+    ratio = np.divide(achieved, top_image, out=np.full(achieved.shape, np.nan), where=fired)
+    summary.update(
+        ratio_median=median_or_none(ratio),
+        ratio_min=number_or_none(np.nanmin(ratio)) if fired.any() else None,
+        beats_dataset=as_number(np.mean(ratio[fired] >= 1)) if fired.any() else None,
+        silent_on_data=int((~fired).sum()),
+    )
+    return summary
+
+
+def randomization_summary(correlations: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, dict]]:
+    """The model-parameter randomization test as metrics, ``{"spearman": {"median": {target: …}, "sample_<i>":
+    {target: …}}}``: per sample the Spearman correlation of the trained and untrained Grad-CAM maps for each
+    target (``predicted``, ``true``), and each target's median over the samples (undefined ones, JSON null, left
+    out). Low correlation: the maps depend on what the model learned, so the method passes."""
+    targets = list(dict.fromkeys(t for by_target in correlations.values() for t in by_target))
+    medians = {t: median_or_none(c[t] for c in correlations.values()) for t in targets}
+    per_sample = {f"sample_{s}": {t: number_or_none(c[t]) for t in targets} for s, c in correlations.items()}
+    return {"spearman": {"median": medians, **per_sample}}
+
+
+def normalized(cam: np.ndarray) -> np.ndarray:
+    """A map scaled to [0, 1] by its maximum, for drawing (an all-zero map stays zero)."""
+    top = float(np.max(cam)) if np.size(cam) else 0.0
+    return np.asarray(cam, np.float64) / top if top > 0 else np.zeros(np.shape(cam))
+
+
+def sample_panels(
+    maps: Mapping[str, np.ndarray],
+    probs: Mapping[str, np.ndarray],
+    i: int,
+    targets: Mapping[str, np.ndarray],
+    classes: Sequence[str],
+) -> tuple[list[list[tuple[np.ndarray, str]]], list[str]]:
+    """Sample ``i``'s Grad-CAM figure: per target (a row, labelled with the class it explains) each model's map
+    (``maps[model]``: targets × H × W) scaled to [0, 1], titled with the model's prediction and probabilities."""
+    rows, labels = [], []
+    for k, target in enumerate(TARGETS):
+        c = int(targets[target][i])
+        labels.append(f"{target} class: {classes[c]}")
+        rows.append(
+            [
+                (
+                    normalized(maps[role][k]),
+                    f"{role}: predicts {classes[int(np.argmax(p[i]))]} {p[i].max():.2f}\n"
+                    f"p({classes[c]}) = {p[i, c]:.2f}",
+                )
+                for role, p in probs.items()
+            ]
+        )
+    return rows, labels
+
+
+def gaussian_kernel(sigma: float) -> np.ndarray:
+    """A normalized 2-D Gaussian kernel (2⌈2σ⌉+1 square), the blur that keeps an optimized input smooth."""
+    radius = max(1, math.ceil(2 * sigma))
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    line = np.exp(-(x**2) / (2 * sigma**2))
+    kernel = np.outer(line, line)
+    return kernel / kernel.sum()
+
+
+def gradcam_layer(layers: Sequence[LayerInfo], resolved: str | None) -> str:
+    """The layer Grad-CAM looks at: ``resolved`` (``gradcam.layer``, resolved against the model), or by default
+    the model's last top-level conv layer. A layer inside a nested model is refused (its output is not one of
+    the model's own tensors)."""
+    if resolved is None:
+        convs = [layer.name for layer in layers if layer.kind in CONV_KINDS and layer.index is not None]
+        if not convs:
+            raise ConvlensError("the model has no conv layer of its own for Grad-CAM; name one with gradcam.layer=NAME")
+        return convs[-1]
+    if "/" in resolved:
+        raise ConvlensError(
+            f"gradcam.layer {resolved!r} is inside the nested model {resolved.split('/')[0]!r}; "
+            "name a layer of the model itself"
+        )
+    return resolved

@@ -1,0 +1,92 @@
+"""Feature statistics over a whole split, accumulated batch by batch (no activation is kept).
+
+For one layer: per channel, the mean activation, the fraction of activations above zero, the
+maximum, the highest mean activation of one image (the top dataset example's, by mean; activation
+maximization compares with it), and the mean activation per class (a channels × classes table: which filters fire for
+which kind of clothing).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import numpy as np
+
+from convlens.analysis.examples import RunningTopK, check_examples
+from convlens.analysis.stats import ChannelAccumulator
+from convlens.model.batching import batches_with_progress
+from convlens.model.forward import Activations
+from convlens.model.inputs import model_inputs
+from convlens.model.layers import CONV_KINDS
+
+MAP_KINDS = (*CONV_KINDS, "MaxPooling2D", "AveragePooling2D")  # the layers dataset statistics default to
+
+
+def selectivity(class_means: np.ndarray) -> np.ndarray:
+    """Per channel, how much one class dominates: (top class mean − mean over classes) / top, 0 for silent channels."""
+    top = np.nanmax(class_means, axis=0)
+    spread = top - np.nanmean(class_means, axis=0)
+    return np.divide(spread, top, out=np.zeros_like(top), where=top > 0)
+
+
+def dataset_summary(table: dict[str, np.ndarray]) -> dict[str, float | int]:
+    """One layer's dataset-wide summary (``data_*`` keys, apart from the one-sample ``map_*`` ones of
+    :func:`~convlens.analysis.stats.layer_summary`, which computes the shared ones)."""
+    from convlens.analysis.stats import as_number, layer_summary  # stats imports this module
+
+    shared = layer_summary(table)
+    return {
+        "data_mean": shared["map_mean"],
+        "data_fraction_active": shared["map_fraction_active"],
+        "data_dead_channels": shared["dead_channels"],
+        "data_selectivity": as_number(selectivity(table["class_means"]).mean()),
+    }
+
+
+def stream_statistics(
+    network: Activations,
+    images: np.ndarray,
+    labels: np.ndarray,
+    names: list[str],
+    classes: int,
+    scale: float,
+    batch_size: int,
+    label: str,
+    examples: tuple[int, str] | None = None,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Run every image through ``network`` in batches and accumulate each named layer's channel statistics.
+
+    ``examples`` (k, by): also each channel's k top images (``examples.RunningTopK``, scored by ``by``), as
+    ``example_scores`` and ``example_images`` (k × channels) in the layer's table.
+
+    A batch's statistics are summed in a second thread while the next batch runs through the network
+    (NumPy releases the GIL in both), so the statistics cost little more than the forward pass itself.
+    """
+    accumulators: dict[str, ChannelAccumulator] = {}
+    tops: dict[str, RunningTopK] = {}
+    if examples is not None:
+        check_examples(*examples)
+
+    def accumulate(maps: list[np.ndarray], batch_labels: np.ndarray) -> None:
+        for name, m in zip(names, maps, strict=True):
+            means, peaks = accumulators.setdefault(name, ChannelAccumulator(m.shape[-1], classes)).update(
+                m, batch_labels
+            )
+            if examples is not None:  # each image's max or mean per channel, as image_scores gives them
+                tops.setdefault(name, RunningTopK(examples[0], m.shape[-1])).update(
+                    peaks if examples[1] == "max" else means
+                )
+
+    pending: Future | None = None
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        for part in batches_with_progress(len(images), batch_size, label):
+            maps = network.activations(model_inputs(images[part], scale), names)
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(accumulate, maps, np.asarray(labels[part]))
+        if pending is not None:
+            pending.result()
+    tables = {name: acc.table() for name, acc in accumulators.items()}
+    for name, top in tops.items():
+        tables[name]["example_scores"], tables[name]["example_images"] = top.result()
+    return tables

@@ -1,0 +1,84 @@
+"""How well a model classifies a split: its predictions, streamed in batches, and what they add up to.
+
+The pure functions take labels and predictions (class indices) and give the confusion matrix, the accuracy
+and the accuracy per class; :func:`stream_predictions` runs a split through the model's last layer batch by
+batch, so only one batch of outputs and one class index per image are ever held (and, in the same pass, the
+first conv layer's channel peaks: the input-range check).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from convlens.errors import ConvlensError
+from convlens.model.batching import batches_with_progress
+from convlens.model.forward import Activations
+from convlens.model.inputs import model_inputs
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int) -> np.ndarray:
+    """Counts (classes × classes): row = actual class, column = predicted class."""
+    labels, predictions = np.asarray(labels, np.int64), np.asarray(predictions, np.int64)
+    if labels.shape != predictions.shape:
+        raise ConvlensError(f"{labels.size} labels but {predictions.size} predictions")
+    for name, values in (("labels", labels), ("predictions", predictions)):
+        if values.size and (values.min() < 0 or values.max() >= classes):
+            raise ConvlensError(f"{name} must lie in 0..{classes - 1}; check data.classes")
+    return np.bincount(labels * classes + predictions, minlength=classes * classes).reshape(classes, classes)
+
+
+def accuracy(confusion: np.ndarray) -> float:
+    """The fraction of images whose predicted class is their class (NaN for no image)."""
+    total = confusion.sum()
+    return float(np.trace(confusion) / total) if total else float("nan")
+
+
+def class_accuracy(confusion: np.ndarray) -> np.ndarray:
+    """Per actual class, the fraction of its images predicted as it (its recall; NaN for a class with no image)."""
+    counts = confusion.sum(axis=1)
+    return np.divide(np.diag(confusion), counts, out=np.full(len(counts), np.nan), where=counts > 0)
+
+
+def predicted_classes(outputs: np.ndarray, classes: int, layer: str) -> np.ndarray:
+    """The class each image's output (N, classes) scores highest (ties: the lower class, as ``argmax``)."""
+    if outputs.ndim != 2 or outputs.shape[1] != classes:
+        raise ConvlensError(
+            f"the model's last layer {layer!r} outputs shape {outputs.shape[1:]}, not one score per class of "
+            f"data.classes ({classes}); evaluate needs a classifier whose last layer has {classes} units"
+        )
+    return outputs.argmax(axis=1)
+
+
+def stream_predictions(
+    network: Activations,
+    layer: str,
+    images: np.ndarray,
+    classes: int,
+    scale: float,
+    batch_size: int,
+    label: str,
+    watch: str | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The predicted class of every image (uint16, N), from ``layer``'s output, one batch at a time; and, in the
+    same pass, each channel's peak output of layer ``watch`` over all images (``None`` without ``watch`` or images)."""
+    predictions, peaks = np.empty(len(images), np.uint16), None
+    for part in batches_with_progress(len(images), batch_size, label):
+        *watched, outputs = network.activations(model_inputs(images[part], scale), [*([watch] if watch else []), layer])
+        predictions[part] = predicted_classes(outputs, classes, layer)
+        for maps in watched:
+            peak = maps.reshape(-1, maps.shape[-1]).max(axis=0)
+            peaks = peak if peaks is None else np.maximum(peaks, peak)
+    return predictions, peaks
+
+
+def evaluation_summary(confusion: np.ndarray, classes: Sequence[str]) -> dict[str, object]:
+    """One model's metrics: ``accuracy`` and ``class_accuracy`` by class name (null for a class with no image)."""
+    from convlens.analysis.stats import as_number
+
+    per_class = zip(classes, class_accuracy(confusion), strict=True)
+    return {
+        "accuracy": as_number(accuracy(confusion)),
+        "class_accuracy": {name: None if np.isnan(v) else as_number(v) for name, v in per_class},
+    }

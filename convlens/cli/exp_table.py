@@ -1,0 +1,180 @@
+"""A readable experiment table from ``dvc exp show --json``: one row per run, the params that differ, a few metrics.
+
+Pure functions: records (the parsed JSON) → a pandas DataFrame of flat ``a.b.c`` columns → fixed-width text whose
+header splits each dotted name over lines, so ``trained.conv2d.map_mean`` takes the width of ``map_mean``.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Iterable, Mapping, Sequence
+
+import pandas as pd
+
+from convlens.errors import ConvlensError
+
+PARAMS_FILE = "params.yaml"
+# The book's comparison (trained vs untrained kernels) and how active the first layer's maps are.
+DEFAULT_METRICS = (
+    "trained.conv2d.std",
+    "untrained.conv2d.std",
+    "trained.conv2d.map_mean",
+    "untrained.conv2d.map_mean",
+)
+# Pinned by the choice of `model` (its config group) or derived from `model.path`: they only widen the table.
+DEFAULT_HIDDEN = ("model.file", "model.url", "model.sha256", "model.source")
+WIDTH = 120
+MIN_CELL = 12  # a param column is cut (…) down to this before any is left out
+GAP = "  "
+
+
+def flatten(tree: Mapping, prefix: str = "") -> dict[str, object]:
+    """Nested dicts as ``{"a.b.c": leaf}``; lists stay leaves."""
+    flat: dict[str, object] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _run(rev: Mapping, *names: str | None) -> dict:
+    """One finished run: named by the first of ``names`` DVC gave, else by its short commit."""
+    name = next((n for n in names if n), rev["rev"][:7])
+    data = rev["data"]
+    params = ((data.get("params") or {}).get(PARAMS_FILE) or {}).get("data") or {}
+    metrics = {path: entry.get("data") or {} for path, entry in (data.get("metrics") or {}).items()}
+    return {"name": name, "params": params, "metrics": metrics}
+
+
+def runs(records: Sequence[Mapping]) -> list[dict]:
+    """The baseline commits and their experiments, in ``dvc exp show`` order, skipping the workspace and
+    experiments that are queued, running or failed (no data yet): ``{"name", "params", "metrics"}``."""
+    found = []
+    for entry in records:
+        if entry.get("rev") == "workspace" or not entry.get("data"):
+            continue
+        found.append(_run(entry, entry.get("name")))
+        for exp in entry.get("experiments") or []:
+            for rev in exp.get("revs") or []:
+                if rev.get("data") and not rev.get("error"):
+                    found.append(_run(rev, rev.get("name"), exp.get("name")))
+    return found
+
+
+def table_cell(value: object) -> object:
+    """A param value as the table shows it: lists compact (``[conv2d,conv2d_1]``), scalars as they are."""
+    if isinstance(value, list | dict):
+        return json.dumps(value, separators=(",", ":")).replace('"', "")
+    return "null" if value is None else value
+
+
+def metric_value(metrics: Mapping[str, Mapping], key: str) -> float | None:
+    """``key`` (``trained.conv2d.map_mean``, or ``path:key`` for one metrics file) in a run's metrics files."""
+    path, _, name = key.rpartition(":")
+    files = {path: metrics.get(path) or {}} if path else metrics
+    hits = [flat[name] for flat in (flatten(data) for data in files.values()) if name in flat]
+    if len(hits) > 1:
+        raise ConvlensError(f"metric {name} is in several metrics files; name one as <file>:{name}")
+    return hits[0] if hits else None
+
+
+def known_metrics(found: Iterable[dict]) -> list[str]:
+    names: dict[str, None] = {}
+    for run in found:
+        for data in run["metrics"].values():
+            names.update(dict.fromkeys(flatten(data)))
+    return list(names)
+
+
+def table(
+    records: Sequence[Mapping],
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    hidden: Sequence[str] = DEFAULT_HIDDEN,
+) -> pd.DataFrame:
+    """One row per run (index: its name): every param whose value differs between runs (minus ``hidden``),
+    then ``metrics`` in the order given. A metric no run has is an error that lists a few that exist."""
+    found = runs(records)
+    if not found:
+        raise ConvlensError("no experiments with results yet: run dvc exp run (or dvc repro and commit) first")
+    missing = [m for m in metrics if all(metric_value(r["metrics"], m) is None for r in found)]
+    if missing:
+        some = ", ".join(known_metrics(found)[:6])
+        raise ConvlensError(f"no run has the metric {', '.join(missing)} (some that exist: {some}, …)")
+    params = pd.DataFrame([{k: table_cell(v) for k, v in flatten(r["params"]).items()} for r in found])
+    differ = [c for c in params.columns if c not in hidden and params[c].astype(str).nunique() > 1]  # missing: "nan"
+    frame = params[differ].copy()
+    for m in metrics:
+        frame[m] = [metric_value(r["metrics"], m) for r in found]
+    frame.index = pd.Index([r["name"] for r in found], name="experiment")
+    return frame
+
+
+def _text(value: object) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _fit(text: str, size: int) -> str:
+    return text if len(text) <= size else text[: size - 1] + "…"
+
+
+def _header(name: str) -> list[str]:
+    """A dotted name split over lines: ``trained.conv2d.map_mean`` → ``["trained", "conv2d", "map_mean"]``."""
+    return name.split(".")
+
+
+def render(frame: pd.DataFrame, width: int = WIDTH, keep: Sequence[str] = ()) -> str:
+    """``frame`` as fixed-width text no wider than ``width``: the index first, dotted column names over several
+    header lines, numbers to 4 significant digits. Too wide, the widest param column is cut (``…``) down to
+    ``MIN_CELL``, then param columns are left out from the last, and a final line names them; the columns in
+    ``keep`` (the metrics asked for) always show in full."""
+    columns = [[frame.index.name or "", [_text(v) for v in frame.index], False]]
+    columns += [[str(c), [_text(v) for v in frame[c]], pd.api.types.is_numeric_dtype(frame[c])] for c in frame]
+    sizes = [max(len(line) for line in [*_header(name), *cells]) for name, cells, _ in columns]
+    left_out = []
+    while (excess := sum(sizes) + len(GAP) * (len(sizes) - 1) - width) > 0:
+        params = [i for i in range(1, len(columns)) if columns[i][0] not in keep]
+        if not params:
+            break
+        widest = max(params, key=lambda i: sizes[i])
+        if sizes[widest] > MIN_CELL:
+            sizes[widest] = max(MIN_CELL, sizes[widest] - excess)
+        else:
+            left_out.insert(0, columns.pop(params[-1])[0])
+            sizes.pop(params[-1])
+    depth = max(len(_header(name)) for name, _, _ in columns)
+    lines = []
+    for level in range(depth):
+        cells = []
+        for (name, _, numeric), size in zip(columns, sizes, strict=True):
+            parts = _header(name)
+            part = _fit(parts[level - depth + len(parts)], size) if level >= depth - len(parts) else ""
+            cells.append(part.rjust(size) if numeric else part.ljust(size))
+        lines.append(GAP.join(cells).rstrip())
+    for row in range(len(frame)):
+        cells = [
+            _fit(texts[row], size).rjust(size) if numeric else _fit(texts[row], size).ljust(size)
+            for (_, texts, numeric), size in zip(columns, sizes, strict=True)
+        ]
+        lines.append(GAP.join(cells).rstrip())
+    if left_out:
+        note = f"(too wide to show: {', '.join(left_out)}; choose with --hide, or see dvc exp show --csv)"
+        lines += textwrap.wrap(note, width, break_long_words=False)  # a column's name stays whole
+    return "\n".join(lines)
+
+
+def exp_table_text(
+    records: Sequence[Mapping],
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    hidden: Sequence[str] = DEFAULT_HIDDEN,
+    width: int = WIDTH,
+) -> str:
+    """``dvc exp show --json`` records as the text table ``python -m convlens experiments`` prints."""
+    return render(table(records, metrics, hidden), width, keep=metrics)

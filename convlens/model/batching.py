@@ -1,0 +1,57 @@
+"""Batches that fit in memory: how many images' activations a batch may hold, and the batches themselves."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from convlens.errors import ConvlensError
+from convlens.model.forward import Activations
+
+# A batch holds every layer's output up to the deepest one asked for, plus the temporaries of a
+# convolution (its input padded and one product per kernel offset): about this many times their sum.
+WORKING_COPIES = 3
+
+
+def bytes_per_image(network: Activations, sample: np.ndarray) -> int:
+    """The bytes one image's activations take on their way through ``network``, measured on ``sample``."""
+    outputs = network.activations(sample[:1], network.names)
+    return WORKING_COPIES * (int(sample[:1].astype(np.float32).nbytes) + sum(int(o.nbytes) for o in outputs))
+
+
+def available_memory(meminfo: Path = Path("/proc/meminfo")) -> int:
+    """Bytes of memory free for new work (Linux's ``MemAvailable``), or 4 GiB where the system does not say."""
+    try:
+        with open(meminfo, encoding="utf-8") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        return 4 << 30
+
+
+def fit_batch_size(requested: int, per_image: int, available: int, key: str) -> tuple[int, str | None]:
+    """``requested``, or the largest batch whose activations fit in half of ``available`` memory, with the
+    log line that says so. Never below 1: a single image that does not fit is for the OS to refuse."""
+    fits = max(1, available // 2 // max(per_image, 1))
+    if requested <= fits:
+        return requested, None
+    gib = 1 << 30
+    return fits, (
+        f"{key}={requested} would need {requested * per_image / gib:.1f} GiB of activations, more than half of "
+        f"the {available / gib:.1f} GiB available; using batches of {fits}"
+    )
+
+
+def batches(n: int, batch_size: int) -> Iterator[slice]:
+    """Slices covering ``range(n)`` in batches of ``batch_size``."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConvlensError(f"batch_size must be a positive integer, got {batch_size!r}")
+    for start in range(0, n, batch_size):
+        yield slice(start, min(start + batch_size, n))
+
+
+def batches_with_progress(n: int, batch_size: int, label: str) -> Iterator[slice]:
+    """:func:`batches`, with a progress bar named ``label`` on a terminal's stderr, cleared when done."""
+    yield from tqdm(list(batches(n, batch_size)), desc=label, unit="batch", leave=False, disable=None)

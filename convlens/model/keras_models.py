@@ -1,0 +1,142 @@
+"""Everything that needs TensorFlow: loading models and building the untrained model.
+
+Imported by build_untrained, by ``forward.open_network`` for a model the numpy forward pass does not compute,
+by fetch_model for a legacy ``.h5``, and by tests that check the numpy forward pass against Keras.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from convlens.errors import ConvlensError
+from convlens.model.archive import Archive, write_reproducible
+
+
+def _import_keras_quietly():
+    """Import Keras with the C++ runtime's start-up banners (oneDNN, CPU features) sent to /dev/null.
+
+    They are written to file descriptor 2 before any logging config applies; Python warnings and
+    errors raised later still reach stderr.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        import keras
+    finally:
+        os.dup2(saved, 2)
+        os.close(null)
+        os.close(saved)
+    return keras
+
+
+keras = _import_keras_quietly()
+import tensorflow as tf  # noqa: E402, F401  (loaded by Keras above, quietly; for gradients)
+
+
+def keras_error_summary(error: BaseException) -> str:
+    """Keras's loading error as one line that keeps its cause.
+
+    Keras nests its errors as ``<class '…Functional'> could not be deserialized properly. … config={…}.
+    Exception encountered: <class '…Conv2D'> could not be … Exception encountered: <the cause>``: keep the
+    innermost class and the cause, drop the advice and the config dumps between them.
+    """
+    text = str(error)
+    *outer, cause = text.split("Exception encountered:")
+    cause = re.sub(
+        r"\s*(Full object config|config)\s*[:=]\s*\{.*", "", cause.strip().splitlines()[0] if cause.strip() else ""
+    )
+    classes = re.findall(r"<class '(?:[\w.]*\.)?(\w+)'> could not be deserialized", "".join(outer))
+    return f"{classes[-1]} could not be deserialized: {cause}" if classes else cause or type(error).__name__
+
+
+def load_model(path: Path) -> keras.Model:
+    """Load a ``.keras`` archive for inference, with Keras's safe mode on."""
+    Archive.read(path)  # config checked: no class from outside Keras, no code
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    except (ValueError, TypeError, OSError) as e:
+        raise ConvlensError(f"{path}: Keras cannot load this model ({keras_error_summary(e)})") from e
+
+
+def convert_h5(checked: Path, source: Path, dest: Path) -> None:
+    """Load a legacy ``.h5`` model (``checked``: a private copy whose config and storage were checked by
+    :func:`archive.read_h5_config`, named ``*.h5`` so Keras picks its HDF5 loader) with safe mode on and
+    write it to ``dest`` as a reproducible ``.keras``; errors name ``source``, the user's file."""
+    try:
+        model = keras.saving.load_model(checked, compile=False, safe_mode=True)
+    except (ValueError, TypeError, OSError, KeyError, AttributeError) as e:
+        raise ConvlensError(
+            f"{source}: Keras cannot load this .h5 model ({keras_error_summary(e)}); "
+            "save it again with model.save('name.keras')"
+        ) from e
+    save_reproducible(model, dest)
+
+
+def load_with_untrained_model(path: Path, seed: int) -> tuple[keras.Model, keras.Model]:
+    """The trained model and a freshly initialised model of the same architecture.
+
+    The book's order: global seed first, then the trained model, then the new layers, so that
+    with seed 42 the untrained first Conv2D has the kernel the book's notebook printed. An adapted
+    ``Normalization`` keeps its mean and variance (statistics of the data, not learned weights;
+    cloning would reset them to 0 and 1), so both models see their inputs scaled alike.
+    """
+    keras.utils.set_random_seed(seed)
+    trained = load_model(path)
+    untrained = keras.models.clone_model(trained)
+    for mine, theirs in zip(trained.layers, untrained.layers, strict=True):
+        if isinstance(mine, keras.layers.Normalization) and mine.weights:
+            theirs.set_weights(mine.get_weights())  # data statistics, not learned: the untrained model keeps them
+            theirs.finalize_state()
+    return trained, untrained
+
+
+def save_reproducible(model: keras.Model, path: Path) -> None:
+    """``model.save`` without the save date: the same weights give the same bytes."""
+    with tempfile.TemporaryDirectory() as scratch:
+        model.save(Path(scratch) / "model.keras")
+        write_reproducible(Path(scratch) / "model.keras", path)
+
+
+def layer_output(model: keras.Model, address: str) -> list[keras.Model]:
+    """The models that, applied in turn, take ``model``'s input to the output of the layer at ``address``
+    (``outer/inner``: layer ``inner`` of the nested model ``outer``: ``outer``'s input, then ``outer``'s graph)."""
+    head, _, rest = address.partition("/")
+    layer = model.get_layer(head)
+    if not rest:
+        return [keras.Model(model.inputs[0], layer.output)]
+    return [keras.Model(model.inputs[0], layer.input), *layer_output(layer, rest)]
+
+
+@dataclass
+class KerasNetwork:
+    """The layers' outputs computed by Keras itself: for models the numpy forward pass does not compute
+    (branches, nested models, depthwise and separable convolutions, other layer kinds)."""
+
+    model: keras.Model
+    names: tuple[str, ...]
+    parts: dict[str, list[keras.Model]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, archive: Archive, names: Sequence[str]) -> KerasNetwork:
+        return cls(load_model(archive.path), tuple(names))
+
+    def activations(self, x: np.ndarray, names: Sequence[str]) -> list[np.ndarray]:
+        """The named layers' outputs for the batch ``x`` (inference: dropout off, batch statistics frozen)."""
+        x = (x[..., np.newaxis] if x.ndim == len(self.model.inputs[0].shape) - 1 else x).astype(np.float32)
+        found = []
+        for name in names:
+            if name not in self.parts:
+                self.parts[name] = layer_output(self.model, name)
+            y = x
+            for part in self.parts[name]:
+                y = part(y, training=False)
+            found.append(np.asarray(y, dtype=np.float32))
+        return found

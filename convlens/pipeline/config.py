@@ -1,0 +1,213 @@
+"""Config for a stage: always ``params.yaml``, composed from ``conf/`` (by ``dvc exp run``, ``make params``,
+or a standalone stage's overrides) and checked against ``schema``.
+
+A stage sees only the params its ``dvc.yaml`` entry declares: reading any other key fails, so
+``dvc.yaml`` cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
+
+from convlens.checks import layer_item, layer_spec
+from convlens.errors import ConvlensError
+from convlens.pipeline.files import atomic_path
+from convlens.pipeline.repo_lock import check_params_unchanged, repository_lock
+from convlens.schema import check_config, register_resolver
+
+STAGE_FILE = "dvc.yaml"
+PARAMS_FILE = "params.yaml"
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file, parsed by libyaml where PyYAML has it (~8× faster; every stage reads two at start-up)."""
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+def project_root() -> Path:
+    """The project root: the working directory or the nearest parent holding ``conf/`` and ``dvc.yaml``.
+
+    Not ``$DVC_ROOT``: in a queued experiment it names the original repository, while the stage runs
+    (and must write) in the experiment's own workspace, its working directory.
+    """
+    cwd = Path.cwd().resolve()
+    for root in (cwd, *cwd.parents):
+        if (root / "conf").is_dir() and (root / STAGE_FILE).is_file():
+            return root
+    raise ConvlensError(f"{cwd} is not inside a convlens project (no conf/ and dvc.yaml); run from the project root")
+
+
+def origin_root(root: Path) -> Path:
+    """The repository a DVC experiment workspace was cloned from (``<repo>/.dvc/tmp/exps/…``), else ``root``.
+
+    Queued experiments run in such a clone, without the repository's git-ignored files; inputs that
+    live beside the repository (``../shared/mirror``, a local model) are looked up from the origin too.
+    """
+    parts = root.parts
+    for i in range(len(parts) - 3):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return root
+
+
+def stage_definition(root: Path, stage: str) -> dict:
+    """``dvc.yaml``'s entry for ``stage`` (a ``foreach`` stage's ``do`` block for ``name`` or ``name@item``)."""
+    stages = read_yaml(root / STAGE_FILE)["stages"]
+    name = stage.split("@", 1)[0]
+    if name not in stages:
+        raise ConvlensError(f"stage {name!r} is not in {STAGE_FILE}")
+    return stages[name].get("do", stages[name])
+
+
+def declared_params(root: Path, stage: str) -> list[str]:
+    """The params ``dvc.yaml`` declares for ``stage``."""
+    return [p for p in stage_definition(root, stage).get("params", []) if isinstance(p, str)]
+
+
+def compose(root: Path, overrides: Sequence[str] = ()) -> DictConfig:
+    """Compose ``conf/`` with Hydra overrides, as ``dvc exp run`` does into ``params.yaml``, and check it."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    register_resolver()
+    try:
+        with initialize_config_dir(str(root / "conf"), version_base="1.3"):
+            cfg = hydra_compose("config", overrides=list(overrides))
+        params = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as e:
+        key = "model.path" if e.full_key == "model.source" else e.full_key  # source is ${model.path}
+        raise ConvlensError(f"{key} must be set, e.g. {key}=VALUE") from e
+    except (HydraException, OmegaConfBaseException) as e:
+        cause: BaseException | None = e
+        while cause is not None and not isinstance(cause, ConvlensError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is not None:  # raised by the schema's resolver while composing
+            raise ConvlensError(str(cause)) from None
+        raise ConvlensError(f"bad config override: {hydra_message(str(e))}") from e
+    check_config(params)
+    return OmegaConf.create(params)
+
+
+def write_params(root: Path, cfg: DictConfig) -> None:
+    """``params.yaml``, the config every stage reads, from a composed config."""
+    text = yaml.safe_dump(OmegaConf.to_container(cfg), sort_keys=False, allow_unicode=True)
+    with atomic_path(root / PARAMS_FILE) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def hydra_message(message: str) -> str:
+    """Hydra's multi-line error as one line: the problem, the options it lists, not its search path."""
+    lines = [line.strip() for line in message.split("Config search path:")[0].splitlines() if line.strip()]
+    if lines and lines[0].startswith("Could not override"):  # Hydra suggests +key=…, which no stage would read
+        return f"{lines[0]} It is not a key of conf/; params.yaml lists the keys"
+    parts: list[str] = []
+    for line in lines:
+        if parts and parts[-1].endswith(":"):
+            parts[-1] += f" {line}"
+        elif parts and parts[-1].startswith("Available options") and not line.endswith(":"):
+            parts[-1] += f", {line}"
+        else:
+            parts.append(line)
+    return " ".join(p if p.endswith((".", ":")) else f"{p}." for p in parts).rstrip(".")
+
+
+def select(cfg: DictConfig | dict, keys: Sequence[str]) -> DictConfig:
+    """A struct config holding only ``keys`` (dotted paths) of ``cfg``."""
+    full = cfg if isinstance(cfg, dict) else OmegaConf.to_container(cfg, resolve=False)
+    out: dict[str, Any] = {}
+    for key in keys:
+        node, dest, parts = full, out, key.split(".")
+        for part in parts[:-1]:
+            node = node[part]
+            dest = dest.setdefault(part, {})
+        if parts[-1] not in node:
+            raise ConvlensError(f"param {key!r} is declared in {STAGE_FILE} but missing from the config")
+        dest[parts[-1]] = node[parts[-1]]
+    selected = OmegaConf.create(out)
+    OmegaConf.set_struct(selected, True)
+    OmegaConf.set_readonly(selected, True)
+    return selected
+
+
+def override_key(override: str) -> str:
+    """The dotted key a Hydra override sets: ``samples.indices`` for ``'samples.indices=[0,5]'``."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def load_config(stage: str, overrides: Sequence[str], root: Path) -> DictConfig:
+    """The stage's declared params, read from ``params.yaml`` and checked against the schema.
+
+    Overrides (a stage run on its own) go the one route ``dvc exp run -S`` goes: ``conf/`` is composed
+    with them into ``params.yaml``, which the stage then reads. An override of a key the stage does not
+    read is refused rather than dropped.
+    """
+    declared = declared_params(root, stage)
+    if overrides:
+        if os.environ.get("DVC_STAGE"):
+            raise ConvlensError("under DVC, change params with `dvc exp run -S key=value`, not stage arguments")
+        for key in map(override_key, overrides):
+            if not any(key == d or key.startswith(f"{d}.") or d.startswith(f"{key}.") for d in declared):
+                raise ConvlensError(
+                    f"{stage} does not read {key} (it reads {', '.join(declared)}); set it with "
+                    f"dvc exp run -S '{key}=…', which reruns every stage that reads it"
+                )
+        write_params(root, compose(root, overrides))
+        logging.getLogger(__name__).info("%s recomposed from conf/ with %s", PARAMS_FILE, " ".join(overrides))
+    path = root / PARAMS_FILE
+    try:
+        full = read_yaml(path)
+    except FileNotFoundError as e:
+        raise ConvlensError(f"{path} is missing; compose it from conf/ with `make params`") from e
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConvlensError(f"{path} is not readable YAML ({str(e).splitlines()[0]}); recompose it: make params") from e
+    cfg = select(full if isinstance(full, dict) else {}, declared)
+    check_config(OmegaConf.to_container(cfg), complete=False)
+    return cfg
+
+
+def run_stage(
+    stage: str, run: Callable[..., None], argv: Sequence[str] | None = None, skip_teardown: bool = False
+) -> None:
+    """Entry point of ``python -m stages.<stage> [ITEM] [overrides]``: one clear line and exit 1 on bad input.
+
+    Arguments with ``=`` are Hydra overrides; the others (a ``foreach`` stage's item, e.g. the layer)
+    are passed to ``run(cfg, root, *items)``. ``skip_teardown``: after a successful run, exit at once
+    instead of waiting for TensorFlow's interpreter teardown (~0.8 s); the outputs are already written,
+    closed and renamed into place by then.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    items = [a for a in args if "=" not in a]
+    label = "@".join([stage, *items])
+    for stream in (sys.stdout, sys.stderr):  # a message naming a path or "3×3" must not crash an ASCII locale
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
+    logging.basicConfig(level=logging.INFO, format=f"{label}: %(message)s", stream=sys.stdout, force=True)
+    try:
+        root = project_root()
+        if len(items) > 1 or (items and "${item}" not in str(stage_definition(root, stage).get("cmd", ""))):
+            raise ConvlensError(f"unexpected arguments {items}; give config overrides as key=value")
+        for item in items:
+            layer_spec("the layer argument", layer_item(item))
+        with repository_lock(root):  # no `dvc exp run` rewrites params.yaml while the stage runs
+            cfg = load_config(stage, [a for a in args if "=" in a], root)
+            run(cfg, root, *items)
+            check_params_unchanged(OmegaConf.to_container(cfg), OmegaConf.to_container(load_config(stage, [], root)))
+        if skip_teardown:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+    except ConvlensError as e:
+        print(f"{label}: error: {e}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,79 @@
+"""Grid layout and mosaics: many small maps (filters, feature maps) tiled into one image."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from convlens.errors import ConvlensError
+from convlens.schema import check_filter_range, check_input_channels
+
+
+def grid_shape(n: int, columns: int | None = None) -> tuple[int, int]:
+    """Rows × columns for ``n`` tiles; without ``columns``, the smallest power of two ≥ √n
+    (32 → 4×8 and 64 → 8×8, as the book draws feature maps)."""
+    if n < 1:
+        raise ConvlensError(f"cannot lay out {n} tiles in a grid")
+    if columns is None:
+        columns = 1 << math.ceil(math.log2(math.sqrt(n))) if n > 1 else 1
+    columns = min(columns, n)
+    return math.ceil(n / columns), columns
+
+
+def filter_tiles(kernel: np.ndarray, input_channels: str = "first") -> tuple[np.ndarray, int | None]:
+    """The 2-D tiles of a Conv2D kernel (kh, kw, in, out), and the column count they need, if fixed.
+
+    ``first`` takes input channel 0 (the book's ``kernel[:, :, 0, i]``), ``mean`` averages the
+    input channels, ``all`` gives one row per input channel and one column per filter.
+    """
+    check_input_channels(input_channels)
+    if kernel.ndim != 4:
+        raise ConvlensError(f"a kernel of shape {kernel.shape} cannot be drawn as filters (need kh×kw×in×out)")
+    if input_channels == "first":
+        return np.moveaxis(kernel[:, :, 0, :], -1, 0), None
+    if input_channels == "mean":
+        return np.moveaxis(kernel.mean(axis=2), -1, 0), None
+    kh, kw, cin, cout = kernel.shape
+    return kernel.transpose(2, 3, 0, 1).reshape(cin * cout, kh, kw), cout
+
+
+def normalize_tiles(tiles: np.ndarray, vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
+    """Scale tiles to [0, 1]: to a fixed ``vmin``..``vmax`` (clipped), or each tile to its own
+    min..max as ``imshow`` does; a constant tile (a dead filter) maps to 0 without warnings."""
+    tiles = np.nan_to_num(tiles.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    if vmin is not None and vmax is not None:
+        check_filter_range(vmin, vmax)
+        return np.clip((tiles - vmin) / (vmax - vmin), 0.0, 1.0)
+    lo = tiles.min(axis=(1, 2), keepdims=True)
+    span = tiles.max(axis=(1, 2), keepdims=True) - lo
+    return np.divide(tiles - lo, span, out=np.zeros_like(tiles), where=span > 0)
+
+
+def mosaic(tiles: np.ndarray, shape: tuple[int, int], gutter: int = 1) -> np.ndarray:
+    """Tile (n, h, w) values into one (rows·(h+g)−g, cols·(w+g)−g) image, NaN in gutters and empty cells."""
+    n, h, w = tiles.shape
+    rows, cols = shape
+    if n > rows * cols:
+        raise ConvlensError(f"{n} tiles do not fit a {rows}×{cols} grid")
+    image = np.full((rows * (h + gutter) - gutter, cols * (w + gutter) - gutter), np.nan)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        image[r * (h + gutter) : r * (h + gutter) + h, c * (w + gutter) : c * (w + gutter) + w] = tiles[i]
+    return image
+
+
+def filter_grid(
+    kernel: np.ndarray, input_channels: str, columns: int | None, vmin: float, vmax: float
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """A Conv2D kernel's filters as one mosaic on a fixed ``vmin``..``vmax`` scale (the book's 2×16)."""
+    tiles, fixed_columns = filter_tiles(kernel, input_channels)
+    grid = grid_shape(len(tiles), fixed_columns or columns)
+    return mosaic(normalize_tiles(tiles, vmin, vmax), grid, gutter=1), grid
+
+
+def feature_map_grid(maps: np.ndarray, columns: int | None) -> tuple[np.ndarray, tuple[int, int]]:
+    """One sample's feature maps (H, W, C) as one mosaic, each map scaled to its own range."""
+    tiles = np.moveaxis(maps, -1, 0)
+    grid = grid_shape(len(tiles), columns)
+    return mosaic(normalize_tiles(tiles), grid, gutter=max(1, tiles.shape[1] // 14)), grid

@@ -1,0 +1,216 @@
+"""The report's sections beyond the chapter: the dataset-scale statistics, the analyses of issue 12 (accuracy,
+dataset examples, activation maximization, Grad-CAM; each optional, a note until its stage has run) and the run's
+params.
+
+``AnalysisSections`` is mixed into ``report.Report``, which gives it ``t``, ``params`` and the helpers ``path``,
+``missing``, ``figure``, ``role`` and ``split``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from convlens.model.inputs import PIXEL_MAX
+from convlens.pipeline import paths
+from convlens.report.chapter import read_json_file, read_rows
+from convlens.report.pages import Note, Section, Table, Text, flat_items, number, param_text, percent
+
+
+def sample_key(path: Path) -> tuple[int, str]:
+    """Sort ``sample_10.png`` after ``sample_9.png``."""
+    digits = re.findall(r"\d+", path.stem)
+    return (int(digits[-1]) if digits else -1, path.name)
+
+
+class AnalysisSections:
+    """The dataset statistics, issue 12's analyses and the params, one method each (a mixin of ``report.Report``)."""
+
+    def dataset(self) -> Section:
+        t = self.t
+        section = Section("dataset", t("dataset_title"), t("dataset_intro"))
+        summary_path, index_path = (
+            self.path("outputs/metrics/dataset.json"),
+            self.path("outputs/metrics/dataset/index.json"),
+        )
+        if not (summary_path.is_file() and index_path.is_file()):
+            section.blocks.append(self.missing("outputs/metrics/dataset.json"))
+            return section
+        summary, index = read_json_file(summary_path), read_json_file(index_path)
+        split = self.split(index["split"])
+        statistics = ("data_mean", "data_fraction_active", "data_dead_channels", "data_selectivity")
+        rows = [
+            [self.role(role), layer, *(number(values.get(s)) for s in statistics)]
+            for role in paths.ROLES
+            for layer, values in summary.get(role, {}).items()
+        ]
+        caption = t("dataset_caption", images=number(index["images"]), split=split)
+        section.blocks.append(Table(t.columns("dataset_columns"), rows, caption))
+        for layer in index["layers"]:
+            stem = paths.layer_stem(layer)
+            selectivity = {
+                role: number(summary.get(role, {}).get(layer, {}).get("data_selectivity")) for role in paths.ROLES
+            }
+            caption = t("heatmap_caption", layer=layer, images=number(index["images"]), split=split, **selectivity)
+            section.blocks.append(self.figure([(f"outputs/figures/dataset/{stem}_classes.png", layer)], caption))
+            for role in paths.ROLES:
+                file = f"{role}_{stem}.csv"
+                table_path = self.path(f"outputs/metrics/dataset/{file}")
+                if not table_path.is_file():
+                    section.blocks.append(self.missing(f"outputs/metrics/dataset/{file}"))
+                    continue
+                table = read_rows(table_path)
+                columns = list(table[0]) if table else []
+                cells = [[number(row[c]) for c in columns] for row in table]
+                caption = t("channels_caption", layer=layer, model=self.role(role), file=file)
+                section.blocks.append(Table(columns, cells, caption, folded=True))
+        return section
+
+    def evaluate(self) -> Section:
+        t = self.t
+        section = Section("evaluate", t("evaluate_title"), level=3)
+        relative = "outputs/metrics/evaluate.json"
+        if not self.path(relative).is_file():
+            section.blocks.append(self.missing(relative))
+            return section
+        metrics = read_json_file(self.path(relative))
+        section.blocks.extend(self.input_range())
+        roles = [role for role in paths.ROLES if role in metrics]
+        classes = list(dict.fromkeys(c for role in roles for c in metrics[role].get("class_accuracy", {})))
+        rows = [[t("accuracy"), *(percent(metrics[role]["accuracy"]) for role in roles)]]
+        rows += [[c, *(percent(metrics[role]["class_accuracy"][c]) for role in roles)] for c in classes]
+        accuracy = {role: percent(metrics[role]["accuracy"]) if role in metrics else "–" for role in paths.ROLES}
+        section.blocks.append(
+            Table([t.columns("evaluate_columns")[0], *map(self.role, roles)], rows, t("evaluate_caption", **accuracy))
+        )
+        for role in roles:
+            caption = t("confusion_caption", model=self.role(role))
+            section.blocks.append(
+                self.figure([(f"outputs/figures/evaluate/{role}_confusion.png", self.role(role))], caption)
+            )
+        return section
+
+    def input_range(self) -> list[Text | Note]:
+        """The input range evaluate fed, and its warning when most of the first conv layer's channels never fired
+        (``input_range.json``): a wrong ``input.scale`` otherwise shows only as a low accuracy."""
+        t, relative = self.t, "outputs/metrics/input_range.json"
+        if not self.path(relative).is_file():
+            return [self.missing(relative)]
+        record = read_json_file(self.path(relative))
+        divisor, preprocessing = record["divisor"], record["preprocessing"]
+        if preprocessing:
+            blocks: list[Text | Note] = [Text(t("input_raw", preprocessing=preprocessing))]
+        else:
+            blocks = [Text(t("input_scaled", divisor=number(divisor), top=number(PIXEL_MAX / divisor)))]
+        if record["warning"]:
+            hints = {
+                "raw": t("input_hint_raw"),
+                "unit": t("input_hint_unit"),
+                "own": t("input_hint_own", preprocessing=preprocessing),
+            }
+            warning = t(
+                "input_warning",
+                silent=record["silent_channels"],
+                channels=record["channels"],
+                layer=record["layer"],
+                images=number(record["images"]),
+                split=self.split(record["split"]),
+                hint=hints[record["suggestion"]],
+            )
+            blocks.append(Note(warning))
+        return blocks
+
+    def examples(self) -> Section:
+        t = self.t
+        section = Section("examples", t("examples_title"), level=3)
+        folder = self.path("outputs/figures/dataset/examples")
+        figures = sorted(folder.glob("*.png")) if folder.is_dir() else []
+        if not figures:
+            section.blocks.append(self.missing("outputs/figures/dataset/examples"))
+            return section
+        settings = self.params.get("dataset", {}).get("examples", {})
+        for path in figures:
+            role, _, stem = path.stem.partition("_")
+            caption = t(
+                "examples_caption",
+                layer=stem,
+                model=self.role(role) if role in paths.ROLES else role,
+                k=settings.get("k", "?"),
+                by=settings.get("by", "?"),
+            )
+            section.blocks.append(self.figure([(f"outputs/figures/dataset/examples/{path.name}", path.stem)], caption))
+        return section
+
+    def activation_max(self) -> Section:
+        t = self.t
+        section = Section("activation-max", t("actmax_title"), level=3)
+        folder, metrics_path = (
+            self.path("outputs/figures/activation_max"),
+            self.path("outputs/metrics/activation_max.json"),
+        )
+        figures = sorted(folder.glob("*.png")) if folder.is_dir() else []
+        if not figures:
+            section.blocks.append(self.missing("outputs/figures/activation_max"))
+            return section
+        metrics = read_json_file(metrics_path) if metrics_path.is_file() else {}
+        by_stem = {
+            (role, paths.layer_stem(layer)): (layer, values)
+            for role, layers in metrics.items()
+            if isinstance(layers, Mapping)
+            for layer, values in layers.items()
+            if isinstance(values, Mapping)
+        }
+        for path in figures:
+            role, _, stem = path.stem.partition("_")
+            layer, values = by_stem.get((role, stem), (stem, {}))
+            caption = t(
+                "actmax_caption",
+                layer=layer,
+                model=self.role(role) if role in paths.ROLES else role,
+                ratio=number(values.get("ratio_median")),
+            )
+            section.blocks.append(self.figure([(f"outputs/figures/activation_max/{path.name}", path.stem)], caption))
+        if by_stem:
+            rows = [
+                [self.role(role), layer, key, number(value)]
+                for (role, _), (layer, values) in by_stem.items()
+                for key, value in flat_items(values)
+            ]
+            section.blocks.append(
+                Table(t.columns("actmax_columns"), rows, "outputs/metrics/activation_max.json", folded=True)
+            )
+        elif not metrics_path.is_file():
+            section.blocks.append(self.missing("outputs/metrics/activation_max.json"))
+        return section
+
+    def gradcam(self) -> Section:
+        t = self.t
+        section = Section("gradcam", t("gradcam_title"), level=3)
+        folder, metrics_path = self.path("outputs/figures/gradcam"), self.path("outputs/metrics/gradcam.json")
+        figures = sorted(folder.glob("sample_*.png"), key=sample_key) if folder.is_dir() else []
+        if not figures:
+            section.blocks.append(self.missing("outputs/figures/gradcam"))
+            return section
+        numbers = flat_items(read_json_file(metrics_path)) if metrics_path.is_file() else []
+        for path in figures:
+            index = str(sample_key(path)[0])
+            own = [(k, v) for k, v in numbers if index in k.split(".") or f"sample_{index}" in k.split(".")]
+            caption = t("gradcam_caption", index=index)
+            if own:
+                caption += " " + "; ".join(f"{k}: {number(v)}" for k, v in own)
+            section.blocks.append(self.figure([(f"outputs/figures/gradcam/{path.name}", path.stem)], caption))
+        if numbers:
+            rows = [[k, number(v) if not isinstance(v, list) else param_text(v)] for k, v in numbers]
+            section.blocks.append(Table([t("key"), t("value")], rows, t("gradcam_numbers"), folded=True))
+        else:
+            section.blocks.append(self.missing("outputs/metrics/gradcam.json"))
+        return section
+
+    def params_section(self) -> Section:
+        t = self.t
+        items = flat_items(self.params)
+        rows = [[key, param_text(value)] for key, value in items]
+        section = Section("params", t("params_title"))
+        section.blocks.append(Table([t("key"), t("value")], rows, t("params_caption", count=len(items))))
+        return section

@@ -1,0 +1,222 @@
+"""The report's sections that tell chapter 8-3 in its order: the model, the kernel statistics, the weight histograms
+trained vs untrained, the filter grids, the sample images and the feature maps; and the readers of the metrics
+files every section uses.
+
+``ChapterSections`` is mixed into ``report.Report``, which gives it ``t``, ``params``, the model's ``archive`` and
+``shapes`` (set by ``model``, the first section), and the helpers ``path``, ``missing``, ``figure``, ``role``,
+``split`` and ``layer_names``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from convlens.model.archive import Archive
+from convlens.pipeline import paths
+from convlens.report.pages import Section, Table, number, percent
+from convlens.report.summary import model_summary, shape_text
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    """A CSV table as row dicts (strings, as written)."""
+    with open(path, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def read_json_file(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+class ChapterSections:
+    """The chapter's sections, one method each (a mixin of ``report.Report``)."""
+
+    def model(self) -> Section:
+        t, relative = self.t, "outputs/models/trained.keras"
+        section = Section("model", t("model_title"), t("model_intro"))
+        if not self.path(relative).is_file():
+            section.blocks.append(self.missing(relative))
+            return section
+        self.archive = Archive.read(self.path(relative), relative)
+        rows = model_summary(self.archive)
+        self.shapes = {row.name: row.output_shape for row in rows}
+        total = sum(row.params for row in rows if "/" not in row.name)
+        table = [
+            ["" if r.index is None else str(r.index), r.name, r.kind, shape_text(r.output_shape), number(r.params)]
+            for r in rows
+        ]
+        table.append(["", t("model_total"), "", "", number(total)])
+        caption = t(
+            "model_caption",
+            layers=len(rows),
+            params=number(total),
+            input=shape_text((None, *self.archive.input_shape)),
+        )
+        section.blocks.append(Table(t.columns("model_columns"), table, caption))
+        return section
+
+    def weight_stats(self) -> dict[str, dict[str, dict[str, Any]]] | None:
+        """``{role: {layer: {statistic: value}}}`` from the weights metrics (JSON and CSV), or None if missing."""
+        stats: dict[str, dict[str, dict[str, Any]]] = {}
+        for role in paths.ROLES:
+            csv_path, json_path = (
+                self.path(f"outputs/metrics/weights_{role}.csv"),
+                self.path(f"outputs/metrics/weights_{role}.json"),
+            )
+            if not (csv_path.is_file() and json_path.is_file()):
+                return None
+            layers = read_json_file(json_path)[role]
+            for row in read_rows(csv_path):
+                layers.setdefault(row["layer"], {}).update(
+                    {k: v for k, v in row.items() if k not in layers[row["layer"]]}
+                )
+            stats[role] = layers
+        return stats
+
+    def kernels(self, stats) -> Section:
+        t = self.t
+        section = Section("kernels", t("kernels_title"), t("kernels_intro"))
+        if stats is None:
+            section.blocks.extend(
+                self.missing(f"outputs/metrics/weights_{role}.csv")
+                for role in paths.ROLES
+                if not self.path(f"outputs/metrics/weights_{role}.csv").is_file()
+                or not self.path(f"outputs/metrics/weights_{role}.json").is_file()
+            )
+            return section
+        columns = list(
+            dict.fromkeys(c for row in read_rows(self.path("outputs/metrics/weights_trained.csv")) for c in row)
+        )
+        if not stats["trained"] or not columns:
+            section.blocks.append(self.missing("outputs/metrics/weights_trained.csv (no layer)"))
+            return section
+        rows = [
+            [self.role(role), *(number(values.get(c, "")) for c in columns)]
+            for role in paths.ROLES
+            for values in (stats[role][layer] for layer in stats[role])
+        ]
+        first = next(iter(stats["trained"]))
+        caption = t(
+            "kernels_caption",
+            layer=first,
+            **{f"{role}_{s}": number(stats[role][first][s]) for role in paths.ROLES for s in ("mean", "std")},
+        )
+        section.blocks.append(Table([t("model"), *columns], rows, caption))
+        return section
+
+    def histograms(self, stats) -> Section:
+        t = self.t
+        section = Section("histograms", t("histograms_title"), t("histograms_intro"))
+        if stats is None:
+            section.blocks.append(self.missing("outputs/metrics/weights_trained.json"))
+            return section
+        for layer in stats["trained"]:
+            stem = paths.layer_stem(layer)
+            numbers = {
+                f"{role}_{s}": number(stats[role][layer][s])
+                for role in paths.ROLES
+                for s in ("mean", "std", "min", "max")
+            }
+            caption = t(
+                "histogram_caption", layer=layer, count=number(stats["trained"][layer].get("count", "?")), **numbers
+            )
+            pictures = [
+                (f"outputs/figures/weights/{stem}_hist_overlay.png", f"{layer}: {t('trained')} / {t('untrained')}"),
+                *(
+                    (f"outputs/figures/weights/{role}_{stem}_hist.png", f"{layer}: {self.role(role)}")
+                    for role in paths.ROLES
+                ),
+            ]
+            section.blocks.append(self.figure(pictures, caption))
+        return section
+
+    def filters(self, stats) -> Section:
+        t = self.t
+        section = Section("filters", t("filters_title"), t("filters_intro"))
+        if stats is None:
+            section.blocks.append(self.missing("outputs/metrics/weights_trained.csv"))
+            return section
+        render_params = self.params.get("render", {})
+        for layer, values in stats["trained"].items():
+            shape = str(values.get("shape", ""))
+            if len(shape.split("x")) != 4:
+                continue  # a Dense kernel: histogram only, no filter grid
+            stem = paths.layer_stem(layer)
+            caption = t(
+                "filter_caption",
+                layer=layer,
+                filters=shape.split("x")[-1],
+                shape=shape.replace("x", "×"),
+                vmin=render_params.get("filter_vmin", "?"),
+                vmax=render_params.get("filter_vmax", "?"),
+                channels=render_params.get("input_channels", "?"),
+            )
+            pictures = [
+                (f"outputs/figures/weights/{role}_{stem}_filters.png", f"{layer}: {self.role(role)}")
+                for role in paths.ROLES
+            ]
+            section.blocks.append(self.figure(pictures, caption))
+        return section
+
+    def sample_index(self) -> dict | None:
+        path = self.path("outputs/samples/index.json")
+        return read_json_file(path) if path.is_file() else None
+
+    def class_name(self, label: int) -> str:
+        classes = self.params.get("data", {}).get("classes", [])
+        return classes[label] if 0 <= label < len(classes) else str(label)
+
+    def samples(self, index: dict | None) -> Section:
+        t = self.t
+        section = Section("samples", t("samples_title"), t("samples_intro"))
+        if index is None:
+            section.blocks.append(self.missing("outputs/samples/index.json"))
+            return section
+        for sample, label in zip(index["samples"], index["labels"], strict=True):
+            caption = t(
+                "sample_caption",
+                split=self.split(index["split"]),
+                index=sample,
+                label=label,
+                name=self.class_name(label),
+            )
+            section.blocks.append(
+                self.figure([(f"outputs/figures/samples/sample_{sample}.png", f"{t('sample')} {sample}")], caption)
+            )
+        return section
+
+    def feature_maps(self, index: dict | None) -> Section:
+        t = self.t
+        section = Section("feature-maps", t("maps_title"), t("maps_intro"))
+        metrics_path = self.path("outputs/metrics/feature_maps.json")
+        if index is None or not metrics_path.is_file():
+            section.blocks.append(
+                self.missing("outputs/samples/index.json" if index is None else "outputs/metrics/feature_maps.json")
+            )
+            return section
+        metrics = read_json_file(metrics_path)
+        for item, name in self.layer_names(self.params.get("feature_maps", {}).get("layers", [])):
+            stats = {role: metrics.get(role, {}).get(name) for role in paths.ROLES}
+            if None in stats.values():
+                section.blocks.append(self.missing(f"outputs/metrics/feature_maps.json ({name})"))
+                continue
+            for sample in index["samples"]:
+                caption = t(
+                    "map_caption",
+                    layer=name,
+                    split=self.split(index["split"]),
+                    index=sample,
+                    shape=shape_text(self.shapes.get(name)),
+                    channels=stats["trained"]["channels"],
+                    **{f"{role}_mean": number(stats[role]["map_mean"]) for role in paths.ROLES},
+                    **{f"{role}_active": percent(stats[role]["map_fraction_active"]) for role in paths.ROLES},
+                    **{f"{role}_dead": stats[role]["dead_channels"] for role in paths.ROLES},
+                )
+                pictures = [
+                    (f"outputs/figures/feature_maps/{item}/{role}_sample_{sample}.png", f"{name}: {self.role(role)}")
+                    for role in paths.ROLES
+                ]
+                section.blocks.append(self.figure(pictures, caption))
+        return section

@@ -1,0 +1,184 @@
+"""Self-contained HTML pages (the report, the comparison page) from the Jinja2 templates in ``templates/``.
+
+A page is one file: CSS and its one script inline, every image a ``data:`` URI, nothing fetched from the network,
+so it opens from ``file://`` and can be mailed as it is. Its content is a list of :class:`Section`, each a list of
+blocks (:class:`Figure`, :class:`Table`, :class:`Note`, :class:`Text`); the words come from ``strings.yaml``, one
+table per language, through :class:`Strings`.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import numbers
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar
+
+import yaml
+
+from convlens.errors import ConvlensError
+from convlens.schema import LANGUAGES
+
+
+@cache
+def string_tables() -> dict[str, dict[str, str]]:
+    """``strings.yaml``: ``{language: {key: text}}``, read from the installed package."""
+    text = resources.files("convlens.report").joinpath("templates", "strings.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+@dataclass(frozen=True)
+class Strings:
+    """The words of one language: ``t("key", name=value)`` is the text with its ``{name}`` placeholders filled."""
+
+    language: str
+
+    def __post_init__(self) -> None:
+        if self.language not in string_tables():
+            raise ConvlensError(f"no strings for language {self.language!r}; choose one of {', '.join(LANGUAGES)}")
+
+    def __call__(self, key: str, **values: Any) -> str:
+        return string_tables()[self.language][key].format(**values)
+
+    def columns(self, key: str, **values: Any) -> list[str]:
+        """A table's header, written in the strings table as one comma-separated line."""
+        return [c.strip() for c in self(key, **values).split(",")]
+
+
+@dataclass(frozen=True)
+class Image:
+    src: str  # a data: URI
+    alt: str
+
+
+@dataclass(frozen=True)
+class Figure:
+    """Images shown side by side under one caption."""
+
+    kind: ClassVar[str] = "figure"
+    images: list[Image]
+    caption: str
+
+
+@dataclass(frozen=True)
+class Table:
+    kind: ClassVar[str] = "table"
+    columns: list[str]
+    rows: list[list[str]]
+    caption: str = ""
+    folded: bool = False  # long tables: a <details> the reader opens
+
+    @property
+    def numeric(self) -> set[int]:
+        """The columns whose every cell is a number: aligned right."""
+        return {
+            i
+            for i in range(len(self.columns))
+            if self.rows and all(NUMERIC.fullmatch(row[i]) for row in self.rows if row[i])
+        }
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something missing (a stage not run yet), shown as a note instead of its figure or table."""
+
+    kind: ClassVar[str] = "note"
+    text: str
+
+
+@dataclass(frozen=True)
+class Text:
+    kind: ClassVar[str] = "text"
+    text: str
+
+
+NUMERIC = re.compile(r"[-+]?[\d,]*\.?\d+(e[-+]?\d+)?( %)?|–")
+
+
+Block = Figure | Table | Note | Text
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    intro: str = ""
+    blocks: list[Block] = field(default_factory=list)
+    level: int = 2
+
+
+def data_uri(data: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def image(path: Path, alt: str) -> Image | None:
+    """The PNG at ``path`` embedded as a data: URI, or None when it is not there (yet)."""
+    try:
+        return Image(data_uri(path.read_bytes()), alt)
+    except FileNotFoundError:
+        return None
+
+
+def number(value: Any) -> str:
+    """A statistic for a caption or a table cell: 4 significant digits, integers in full, text as it is."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, numbers.Integral):
+        return f"{int(value):,}"
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        if math.isnan(value):
+            return "–"
+        return f"{value:,.0f}" if value.is_integer() and abs(value) >= 1e4 else f"{value:.4g}"
+    if isinstance(value, str):
+        try:
+            return number(float(value))
+        except ValueError:
+            return value
+    return "–" if value is None else str(value)
+
+
+def percent(value: float | None) -> str:
+    """A fraction as a percentage; ``None`` (no image of a class, so no accuracy) as a dash."""
+    return "–" if value is None else f"{100 * value:.1f} %"
+
+
+def flat_items(mapping: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """``{"a": {"b": 1}}`` → ``[("a.b", 1)]``: nested mappings as dotted keys, lists kept whole."""
+    items: list[tuple[str, Any]] = []
+    for key, value in mapping.items():
+        if isinstance(value, Mapping) and value:
+            items.extend(flat_items(value, f"{prefix}{key}."))
+        else:
+            items.append((f"{prefix}{key}", value))
+    return items
+
+
+def param_text(value: Any) -> str:
+    """A param's value as ``params.yaml`` writes it inline (``[conv2d, conv2d_1]``, ``null``)."""
+    return yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10**6).removesuffix("...\n").strip()
+
+
+@cache
+def environment():
+    """The Jinja2 environment: templates from the package, HTML autoescaped, an undefined name an error."""
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("convlens.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render(template: str, t: Strings, title: str, subtitle: str, sections: Sequence[Section]) -> str:
+    """One page: ``template`` (extending ``base.html.j2``) with its sections, in ``t``'s language."""
+    return environment().get_template(template).render(t=t, title=title, subtitle=subtitle, sections=sections)

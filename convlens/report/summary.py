@@ -1,0 +1,60 @@
+"""The model summary: Keras's ``model.summary()`` (each layer's output shape and parameter count) without
+TensorFlow, for the report's first section."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from convlens.model.archive import Archive
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One row of the model summary: Keras's ``model.summary()`` without TensorFlow."""
+
+    index: int | None
+    name: str
+    kind: str
+    output_shape: tuple[int | None, ...] | None
+    params: int
+
+
+def output_shapes(archive: Archive) -> dict[str, tuple[int | None, ...]]:
+    """Each layer's output shape (batch axis ``None``) from the numpy forward pass of one blank input; empty where
+    the forward pass does not compute the model (a branch, a nested model, a layer kind it lacks)."""
+    from convlens.model.forward import load_network
+    from convlens.model.ops import Unsupported
+
+    try:
+        network = load_network(archive)
+    except Unsupported:
+        return {}
+    if None in network.input_shape:
+        return {}
+    blank = np.zeros((1, *network.input_shape), np.float32)
+    outputs = network.activations(blank, network.names)
+    return {name: (None, *out.shape[1:]) for name, out in zip(network.names, outputs, strict=True)}
+
+
+def parameter_counts(archive: Archive) -> dict[str, int]:
+    """Each layer's number of stored weights (Keras's ``Param #``); a nested model counts its layers'."""
+    names = [layer.name for layer in archive.layers]
+    stored = archive.weights(names)
+    own = {name: sum(int(np.size(v)) for v in stored.get(name) or []) for name in names}
+    return {name: own[name] + sum(c for n, c in own.items() if n.startswith(f"{name}/")) for name in names}
+
+
+def model_summary(archive: Archive) -> list[LayerRow]:
+    shapes, counts = output_shapes(archive), parameter_counts(archive)
+    return [
+        LayerRow(layer.index, layer.name, layer.kind, shapes.get(layer.name), counts[layer.name])
+        for layer in archive.layers
+    ]
+
+
+def shape_text(shape: Sequence[int | None] | None) -> str:
+    """An output shape as ``model.summary()`` prints it, ``(None, 26, 26, 32)``; ``–`` where it is not known."""
+    return "–" if shape is None else "(" + ", ".join(map(str, shape)) + ")"
