@@ -58,7 +58,7 @@ plots: install      ## dvc_plots/index.html: every figure and table, this run vs
 bench: install      ## the benchmark against the chapter's notebook (issue 5): writes bench/results.md (~5 min)
 	$(PY) -m bench
 
-# MODULES: library modules to mutate (stems of convlens/*.py), e.g. `make mutate MODULES="stats grids"`;
+# MODULES: library modules to mutate (dotted, under convlens: analysis.stats, render.grids, schema), e.g. `make mutate MODULES="analysis.stats render.grids"`;
 # empty = the whole library but keras_models.py (pyproject.toml [tool.mutmut]). Results stay in mutants/:
 # `$(VENV)/bin/mutmut show <mutant>` prints one diff; a second run reuses them and retests only what changed.
 # SAMPLE=K: instead, a seeded 1 in K of the mutants not run yet (of MODULES, else of all), drawn per module: an
