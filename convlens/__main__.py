@@ -1,6 +1,7 @@
 """``python -m convlens <command>``: the commands that are not DVC stages.
 
   compare A [B]          two runs' statistics side by side → outputs/compare/<A>_vs_<B>.{csv,png,html}
+  docs-config [--check]  docs/configuration.md's table of config keys, from convlens/schema.py and conf/
   experiments [...]      the experiments as one table (dvc exp show, readable in 120 columns)
   params [OVERRIDES]     write params.yaml from conf/ (what `make params` does; dvc repro does not)
 
@@ -14,7 +15,7 @@ from importlib import import_module
 
 from convlens.cli import tolerant_output
 
-COMMANDS = {"compare": "compare", "experiments": "experiments", "params": "params"}
+COMMANDS = {"compare": "compare", "docs-config": "docs_config", "experiments": "experiments", "params": "params"}
 
 
 def main(argv: list[str]) -> None:

@@ -12,6 +12,7 @@ are made by the stage that has them, with the same kind of line.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -127,6 +128,83 @@ SCHEMA: dict[str, Check] = {
 }
 
 
+# What each key means, one sentence each: docs/configuration.md's table is rendered from this, SCHEMA (type, range)
+# and conf/ (default) by `python -m convlens docs-config` (config_table); tests/test_docs_config.py keeps them equal.
+MEANING: dict[str, str] = {
+    "model.name": "The model's name in the log: `book`, `local`, or that of your own `conf/model/<name>.yaml`.",
+    "model.file": "The file name the book's model is downloaded and cached as; `null` for your own model.",
+    "model.url": "Where the book's model is downloaded from, pinned to a commit of rickiepark/hg-mldl (MIT, © Haesun "
+    "Park); `null` for your own model.",
+    "model.sha256": "The book's model's sha256: a download or local copy with another is refused; `null` for your "
+    "own model, which is still checked as a safe, loadable Keras file.",
+    "model.path": "Your own model (`-S model=local -S model.path=FILE`): a `.keras` or legacy `.h5` file, relative "
+    "to the project root or absolute, checked before anything reads it; `null` for the book's model.",
+    "model.source": "The file `fetch_model` depends on in `dvc.yaml`: `conf/model/book.yaml` (which pins the "
+    "download) for the book, `model.path` itself for yours, so replacing it in place reruns the pipeline.",
+    "data.subdir": "The data's folder in a mirror or cache, also looked up in `~/.keras/datasets/` (Keras's own "
+    "cache).",
+    "data.urls": "Where the IDX files are downloaded from, in order: the Keras bucket, then Zalando's server.",
+    "data.files": "Fashion-MNIST's four IDX files (MIT, © Zalando SE), each a name and the sha256 that decides "
+    "whatever its source.",
+    "data.classes": "The class names by label, as figures, tables and the report show them.",
+    "untrained.seed": "Seed of the untrained model (the trained model's architecture freshly initialised, the book's "
+    "baseline); 42, the book notebook's, reproduces the book's untrained numbers.",
+    "input.scale": "Pixels / scale are the model's inputs in every forward pass (the book's `/ 255.0`); a model with "
+    "`Rescaling` or `Normalization` before its first conv layer gets raw pixels and the log says so.",
+    "samples.split": "The split the sample images come from.",
+    "samples.indices": "The images to look at (the book: training image 0); each one's maps are drawn for every "
+    "layer and embedded in the report.",
+    "weights.layers": "Layers whose kernels are extracted and drawn (names, `outer/inner` in a nested model, or "
+    "indices into `model.layers`); `null`: every Conv2D, DepthwiseConv2D and SeparableConv2D, nested ones too.",
+    "weights.percentiles": "The percentiles of each kernel that `metrics/weights_<model>.csv` lists.",
+    "feature_maps.layers": "Layers whose feature maps are computed and drawn, one `feature_maps@`/`render_maps@` "
+    "stage each (names, `outer/inner`, indices; Conv2D, pooling, Dense, any layer: Keras computes what numpy "
+    "does not).",
+    "feature_maps.batch_size": "Images per forward-pass batch, capped (with a log line) where a batch would not fit "
+    "in memory.",
+    "dataset.split": "The split `dataset_stats` streams through both models.",
+    "dataset.limit": "`null`: every image of the split; N: its first N images.",
+    "dataset.layers": "Layers whose channels get dataset statistics and examples; `null`: every conv and pooling "
+    "layer.",
+    "dataset.batch_size": "Images per batch while `dataset_stats` streams the split.",
+    "dataset.examples.k": "The top images kept per channel (at most the images streamed, `dataset.limit`).",
+    "dataset.examples.by": "How a channel's feature map scores one image: its `max` or its `mean` over positions.",
+    "evaluate.split": "The split `evaluate` classifies (the book's `model.evaluate(test_scaled, test_target)`).",
+    "evaluate.batch_size": "Images per batch while `evaluate` classifies the split.",
+    "render.dpi": "Resolution of every figure.",
+    "render.hist_bins": "Bins of the weight histograms (`plt.hist`'s default, as the book).",
+    "render.filter_cmap": "Colormap of the filter grids (`imshow`'s default, as the book).",
+    "render.filter_vmin": "Lower end of the filter grids' fixed colour range (the book's -0.5); below "
+    "`render.filter_vmax`.",
+    "render.filter_vmax": "Upper end of the filter grids' fixed colour range (the book's 0.5).",
+    "render.filter_columns": "Filters per row of a filter grid (the book's 2 × 16 grid for 32 filters).",
+    "render.input_channels": "Kernels with several input channels: `first` (as the book), their `mean`, or `all` "
+    "(one row per input channel).",
+    "render.map_cmap": "Colormap of the feature-map grids.",
+    "render.map_columns": "Maps per row of a feature-map grid; `null`: derived (4 × 8 for 32 maps, 8 × 8 for 64, as "
+    "the book).",
+    "render.sample_cmap": "Colormap of the sample images.",
+    "render.heatmap_cmap": "Colormap of `dataset_stats`' channels × classes heatmaps.",
+    "activation_max.layers": "Layers whose channels get the input that maximizes them; `null`: every conv layer (the "
+    "book: conv2d, conv2d_1); or names, `outer/inner`, indices.",
+    "activation_max.seed": "Seed of the starting gray noise and of the jitter shifts.",
+    "activation_max.steps": "Gradient-ascent steps per layer (all of a layer's channels at once).",
+    "activation_max.learning_rate": "How far each step moves an input, as a fraction of the pixel range (rms of the "
+    "normalized gradient).",
+    "activation_max.jitter": "Each step sees the input shifted by up to this many pixels: robust, less noisy patterns.",
+    "activation_max.blur_every": "A Gaussian blur every this many steps (0: never): smooth, readable inputs.",
+    "activation_max.blur_sigma": "The blur's sigma, in pixels.",
+    "activation_max.decay": "Each step x ← (1 − decay)·x, so pixels no channel needs fade to the background (0: off).",
+    "gradcam.layer": "The layer Grad-CAM looks at (name or index); `null`: the last conv layer of the model itself.",
+    "gradcam.cmap": "Colormap of the Grad-CAM maps over the sample image.",
+    "gradcam.alpha": "Opacity of the Grad-CAM maps over the sample image.",
+    "report.language": "Language of the report's and the comparison page's headings and captions (`ko`: the "
+    "chapter's own terms).",
+    "checked": "Not a setting: `${convlens_checked:}` in `conf/config.yaml` checks the whole config against this "
+    "schema while it is composed, before DVC touches any output.",
+}
+
+
 # Render params checked together (a colour range), and again by the drawing functions that take them.
 
 
@@ -214,3 +292,57 @@ def register_resolver() -> None:
         return CHECKED
 
     OmegaConf.register_new_resolver(RESOLVER, checked, replace=True)
+
+
+class _Probe:
+    """A value no check accepts, to make a check say what it wants."""
+
+    def __repr__(self) -> str:
+        return "<probe>"
+
+
+_PASSED = "passed"
+
+
+def _wanted(check: Check, value: Any) -> str:
+    """What ``check`` says a key must be when given ``value`` (``_PASSED`` when it accepts it)."""
+    try:
+        check("key", value)
+    except ConvlensError as e:
+        found = re.match(r"key(?:\[0\])? must be (.+?), got ", str(e))
+        return found[1] if found else str(e)
+    return _PASSED
+
+
+def allowed(check: Check) -> str:
+    """What a key may hold, in the words its check uses for a wrong value (a list: for its entries too)."""
+    probe = _Probe()
+    want = _wanted(check, probe)
+    if want.startswith("a list of at least"):
+        want = want.removesuffix(" of at least 0") + f"; each {_wanted(check, [probe])}"
+        most = _wanted(check, [probe] * 1_000_000)
+        if most.startswith("a list of at most"):
+            want += f"; {most.removeprefix('a list of ')}"
+    if _wanted(check, None) == _PASSED and not want.startswith("null"):
+        want = f"null or {want}"
+    return want
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """A default as compact YAML, cut to ``limit`` characters."""
+    import yaml
+
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**6, allow_unicode=True)
+    text = text.removesuffix("\n...\n").strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def config_table(defaults: Mapping[str, Any]) -> str:
+    """docs/configuration.md's table: one row per key of :data:`SCHEMA`, its type and range (:func:`allowed`), its
+    default (``defaults``: ``params.yaml`` as composed from ``conf/``) and its :data:`MEANING`."""
+    flat = flatten(defaults)
+    rows = ["| key | type, range | default | meaning |", "|---|---|---|---|"]
+    for key, check in SCHEMA.items():
+        cells = (f"`{key}`", allowed(check), f"`{_shown(flat[key])}`", MEANING[key])
+        rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(rows) + "\n"

@@ -1,14 +1,22 @@
-"""The README's command blocks as one shell script, run in a reproduced copy of the project (``readme_run``).
+"""The command blocks of the README and the docs pages as one shell script, run in a reproduced copy of the project
+(``readme_run``).
 
-Every ```bash block after the first runs in one bash session (a reader's terminal), in a fresh git + DVC copy of
-the project (``tests.dvc_repo.make_repo``) whose baseline has been reproduced and committed, with ``.venv`` standing
-for the venv ``make run`` made and no ``dvc`` on ``PATH`` until the README activates it. A ```console block's
-``$`` commands run the same way and the lines it shows must appear in their output, in order. The first block
-(``make run``, ``make test-all``) is left out: it installs from the network, then reruns this very suite; the fixture
-does what ``make run`` does (``dvc repro``) instead.
+The blocks run in one bash session (a reader's terminal), the README's first, then each page's in the order of
+:data:`PAGES` (a reader's path: the README's tour, the config, experiments, your own model), as written and in order
+within a page, in a fresh git + DVC copy of the project (``tests.dvc_repo.make_repo``) whose baseline has been
+reproduced and committed, with ``.venv`` standing for the venv ``make run`` made and no ``dvc`` on ``PATH`` until the
+README activates it. Later blocks build on earlier ones (the experiments the pages diff and list), so a page's place
+in :data:`PAGES` is part of what it says.
+
+Which blocks run: ```bash blocks run as written; a ```console block's ``$`` commands run the same way and the lines it
+shows must appear in their output, in order. Any other fence does not run: ```sh-notrun for commands shown only
+(``make test``, ``make mutate``: they would rerun this suite or take hours), a bare ``` fence for printed output.
+A docs page with a ```bash or ```console block must be in :data:`PAGES` (``tests/test_docs.py``). The README's first
+block (``make run``, ``make test-all``) is left out: it installs from the network, then reruns this very suite; the
+fixture does what ``make run`` does (``dvc repro``) instead.
 
 The run happens once per test run: ``tests/test_readme.py`` checks that every command succeeded and printed what
-the README shows, ``tests/test_experiments.py`` checks what its experiments recorded, each in a copy.
+the page shows, ``tests/test_experiments.py`` checks what its experiments recorded, each in a copy.
 """
 
 from __future__ import annotations
@@ -23,13 +31,25 @@ from tests.dvc_repo import copy_repo, sh
 from tests.helpers import PROJECT
 
 README = PROJECT / "README.md"
-BLOCK = "### README block"
+DOCS = PROJECT / "docs"
+# The pages whose blocks run after the README's, in this order (paths from the project root).
+PAGES = ("docs/configuration.md", "docs/experiments.md", "docs/any-model.md")
+RUNS = ("bash", "console")  # the fences that run; any other (```sh-notrun, a bare ```) only shows
+BLOCK = "### docs block"
 RAN = "Ran experiment(s): "
 
 
 def blocks(text: str) -> list[tuple[str, str]]:
-    """The README's ```bash and ```console blocks, in order: ``(language, body)``."""
-    return re.findall(r"^```(bash|console)\n(.*?)^```$", text, flags=re.M | re.S)
+    """A page's ```bash and ```console blocks, in order: ``(language, body)``."""
+    return re.findall(rf"^```({'|'.join(RUNS)})\n(.*?)^```$", text, flags=re.M | re.S)
+
+
+def run_blocks() -> list[tuple[str, str, str]]:
+    """Every block that runs, in the order it runs: ``(page, language, body)``; the README's first is left out."""
+    found = [("README.md", *block) for block in blocks(README.read_text(encoding="utf-8"))[1:]]
+    for page in PAGES:
+        found += [(page, *block) for block in blocks((PROJECT / page).read_text(encoding="utf-8"))]
+    return found
 
 
 def commands(body: str) -> list[str]:
@@ -63,9 +83,9 @@ def bare_path() -> str:
 
 
 def run_readme(template: Path, base: Path) -> dict:
-    """Every README block after the first, in order, in a copy of ``template`` (a ``reproduced_repo``) at
+    """Every block of :func:`run_blocks`, in order, in a copy of ``template`` (a ``reproduced_repo``) at
     ``base/project``: ``{"template", "returncode", "output" (stdout and stderr as one stream), "expected"
-    (each console command's log and the lines the README shows for it)}``."""
+    (each console command's log and the lines the page shows for it)}``."""
     root, env = copy_repo(template, base)
     (root / ".venv").symlink_to(sys.prefix, target_is_directory=True)  # the venv `make run` made
     with (root / ".git" / "info" / "exclude").open("a", encoding="utf-8") as exclude:
@@ -75,8 +95,8 @@ def run_readme(template: Path, base: Path) -> dict:
     logs = base / "logs"
     logs.mkdir()
     script, expected = ["set -eo pipefail"], []
-    for n, (language, body) in enumerate(blocks(README.read_text(encoding="utf-8"))[1:], 1):
-        script.append(f'echo "{BLOCK} {n} ($(date +%T))"')  # the time: where a slow README run spends it
+    for n, (page, language, body) in enumerate(run_blocks(), 1):
+        script.append(f'echo "{BLOCK} {n} ({page}, $(date +%T))"')  # the time: where a slow run spends it
         if language == "bash":
             script.append(body)
         else:
@@ -98,7 +118,7 @@ def run_readme(template: Path, base: Path) -> dict:
 
 
 def experiment_outputs(output: str) -> dict[str, str]:
-    """What each ``dvc exp run -n NAME`` of the README printed, by name (its text from the block's start or the
+    """What each ``dvc exp run -n NAME`` of the pages printed, by name (its text from the block's start or the
     previous experiment's end up to its ``Ran experiment(s): NAME``)."""
     found, chunk = {}, []
     for line in output.splitlines():
@@ -113,5 +133,5 @@ def experiment_outputs(output: str) -> dict[str, str]:
 
 
 def block_outputs(output: str) -> list[str]:
-    """What each README block after the first printed, in order (``[0]`` is the first block run, block 1)."""
+    """What each block of :func:`run_blocks` printed, in order (``[0]`` is the first block run, block 1)."""
     return [part.split("\n", 1)[1] if "\n" in part else "" for part in output.split(BLOCK + " ")[1:]]

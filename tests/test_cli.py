@@ -22,7 +22,7 @@ from tests.helpers import PROJECT
 def test_anything_but_a_command_lists_the_commands(argv, said):
     with pytest.raises(SystemExit) as exit:
         cli.main(argv)
-    assert exit.value.code == f"convlens: {said}choose one of: compare, experiments, params\n{cli.__doc__}"
+    assert exit.value.code == f"convlens: {said}choose one of: compare, docs-config, experiments, params\n{cli.__doc__}"
 
 
 def test_a_command_gets_the_arguments_after_its_name(tmp_path, monkeypatch, capsys):

@@ -1,5 +1,6 @@
-"""The README's "Experiments" workflows, checked in what they left: the stages each experiment reran, the params and
-metrics DVC recorded, a queued run against a serial one, and the diffs between runs (``readme_run``, in a copy)."""
+"""The experiments of the README's tour and docs/experiments.md, checked in what they left: the stages each
+experiment reran, the params and metrics DVC recorded, a queued run against a serial one, and the diffs between runs
+(``readme_run``, in a copy)."""
 
 import csv
 import json
@@ -11,7 +12,7 @@ import pytest
 import yaml
 
 from tests.dvc_repo import STAGES, dvc, ran, sh
-from tests.readme_run import README, experiment_outputs
+from tests.readme_run import DOCS, README, experiment_outputs
 
 pytestmark = [pytest.mark.slow, pytest.mark.readme]  # make test-all and CI; make test leaves them out
 
@@ -80,8 +81,8 @@ def test_experiments_record_their_params_and_metrics(readme_repo):
 
 
 def test_a_queued_experiment_matches_the_same_run_made_serially(readme_repo):
-    """One of the README's queued experiments (run in a clone by a queue worker, two at a time) against the same
-    params run serially in the workspace, computed afresh (the run cache is emptied first)."""
+    """One of docs/experiments.md's queued experiments (run in a clone by a queue worker, two at a time) against the
+    same params run serially in the workspace, computed afresh (the run cache is emptied first)."""
     root, env = readme_repo
     layers, cmap = ["max_pooling2d_1"], "gray"
     queued = [
@@ -106,7 +107,8 @@ def test_a_queued_experiment_matches_the_same_run_made_serially(readme_repo):
 
 
 def test_diffs_between_experiments_and_the_compare_command(readme_repo):
-    """The README's seed7 differs from the last commit only in the untrained model: its statistics, maps, figures."""
+    """The README tour's seed7 differs from the last commit only in the untrained model: its statistics, maps and
+    figures."""
     root, env = readme_repo
 
     diff = json.loads(dvc(root, env, "metrics", "diff", "HEAD", "seed7", "--json"))
@@ -154,16 +156,21 @@ def test_diffs_between_experiments_and_the_compare_command(readme_repo):
     ]
 
 
-def test_the_readme_says_what_its_experiments_did(readme_run, readme_repo):
-    """Issue 28: facts in the README's prose had drifted from what its commands do. Its comment on the one-layer
-    experiment names the stages that rerun, and its experiment table's rows are runs the command shows, the
-    branch first (`main`: the project's, where a test repository starts too)."""
+def test_the_pages_say_what_their_experiments_did(readme_run, readme_repo):
+    """Issue 28: facts in the README's prose had drifted from what its commands do. The README tour's comment on the
+    one-layer experiment and docs/experiments.md's account of it name the stages that rerun, and the table of
+    experiments there has rows the command shows, the branch first (`main`: the project's, where a test repository
+    starts too)."""
     text = README.read_text(encoding="utf-8")
     comment = re.search(r"-n one-layer .*# reruns ([\w, ]+):", text)
     assert comment, "the README lost its one-layer comment"
     assert ran(experiment_outputs(readme_run["output"])["one-layer"]) == comment[1].split(", ")
+    page = (DOCS / "experiments.md").read_text(encoding="utf-8")
+    told = re.search(r"`one-layer` \(`[^`]*`: it reruns ([\w, ]+) and (\w+),", " ".join(page.split()))
+    assert told, "docs/experiments.md lost its account of one-layer"
+    assert comment[1].split(", ") == [*told[1].split(", "), told[2]]
 
-    table = text.split("yours are the book's):\n\n```\n", 1)[1].split("```", 1)[0].splitlines()
+    table = page.split("yours are the book's):\n\n```\n", 1)[1].split("```", 1)[0].splitlines()
     names = [row.split()[0] for row in table[3:] if row.strip()]
     root, env = readme_repo
     shown = sh(root, sys.executable, "-m", "convlens", "experiments", env=env).splitlines()

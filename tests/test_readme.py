@@ -1,5 +1,5 @@
-"""The README is a contract: its command blocks run, as written and in order, on tiny data (``readme_run``, see
-``tests/readme_run.py``: once per test run; a test that runs more commands gets a copy)."""
+"""The README and the docs pages are a contract: their command blocks run, as written and in order, on tiny data
+(``readme_run``, see ``tests/readme_run.py``: once per test run; a test that runs more commands gets a copy)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.readme_run import BLOCK, README, block_outputs, blocks, commands, in_order
+from tests.readme_run import BLOCK, README, block_outputs, blocks, commands, in_order, run_blocks
 
 pytestmark = [pytest.mark.slow, pytest.mark.readme]  # make test-all and CI; make test leaves them out
 
@@ -20,23 +20,23 @@ def test_first_block_is_the_install_and_test_entry_points():
     assert first[0] == "bash" and commands(first[1]) == FIRST_BLOCK
 
 
-def test_every_readme_block_runs_as_written_in_order(readme_run):
+def test_every_block_runs_as_written_in_order(readme_run):
     out = readme_run["output"]
     last = out[out.rfind(BLOCK) :]
     assert readme_run["returncode"] == 0, (
-        f"a README command failed (exit {readme_run['returncode']}); from its block on:\n{last}"
+        f"a command of the pages failed (exit {readme_run['returncode']}); from its block on:\n{last}"
     )
     assert "Traceback" not in out, out
-    assert readme_run["expected"], "the README lost its console block"
+    assert readme_run["expected"], "the pages lost their console block"
     for log, wanted in readme_run["expected"]:
         shown = Path(log).read_text(encoding="utf-8").splitlines()
-        assert in_order(wanted, shown), f"the README shows {wanted}, the command printed:\n" + "\n".join(shown)
+        assert in_order(wanted, shown), f"the page shows {wanted}, the command printed:\n" + "\n".join(shown)
 
 
 def test_the_queued_sweep_waits_for_every_experiment(readme_run):
-    """The README's wait loop ends only when the queue is empty: the `dvc queue status` after it shows the sweep's
-    2 × 2 experiments, each a Success."""
-    n = next(n for n, (_, body) in enumerate(blocks(README.read_text(encoding="utf-8"))[1:]) if "queue start" in body)
+    """The wait loop of docs/experiments.md ends only when the queue is empty: the `dvc queue status` after it shows
+    the sweep's 2 × 2 experiments, each a Success."""
+    n = next(n for n, (_, _, body) in enumerate(run_blocks()) if "queue start" in body)
     printed = block_outputs(readme_run["output"])[n]
     status = [row for row in printed[printed.rindex("Task ") : printed.rindex("Worker status")].splitlines()[1:] if row]
     assert len(status) == 4 and all(row.split()[-1] == "Success" for row in status), printed

@@ -1,5 +1,5 @@
-"""Sharing results through a DVC remote, as README's "Sharing results" says: one clone computes and pushes, a
-second clone pulls and is up to date without recomputing anything."""
+"""Sharing results through a DVC remote, as docs/experiments.md's "Sharing results" says: one clone computes and
+pushes, a second clone pulls and is up to date without recomputing anything."""
 
 from __future__ import annotations
 
