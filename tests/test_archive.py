@@ -801,3 +801,22 @@ def test_keras_loading_errors_keep_their_cause(project, stage_config, tiny_asset
     )
     assert one_line(err).endswith("Received: sideways)")
     assert not (project / "outputs" / "models" / "untrained.keras").exists()
+
+
+@pytest.mark.parametrize("extra", [0, 1], ids=["at-the-cap", "one-byte-over"])
+def test_a_member_beyond_the_models_own_is_capped_at_16_mib(tiny_assets, tmp_path, extra):
+    """Issue 28 §4: an archive may carry other members (assets); each holds at most OTHER_MEMBER_CAP, 16 MiB."""
+    path = tmp_path / "assets.keras"
+    shutil.copy2(tiny_assets["model"], path)
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("assets/vocabulary.txt", b"\0" * ((16 << 20) + extra))
+    assert path.stat().st_size < 1 << 20
+    if extra:
+        with pytest.raises(ConvlensError) as err:
+            read_config(path)
+        assert str(err.value) == (
+            f"{path}: assets/vocabulary.txt is 16.0 MiB uncompressed, over the 16 MiB limit (a zip bomb?); "
+            "refused: save the model with model.save('name.keras')"
+        )
+    else:
+        assert read_config(path) == read_config(tiny_assets["model"])
