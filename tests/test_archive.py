@@ -820,3 +820,21 @@ def test_a_member_beyond_the_models_own_is_capped_at_16_mib(tiny_assets, tmp_pat
         )
     else:
         assert read_config(path) == read_config(tiny_assets["model"])
+
+
+def test_a_weight_declared_larger_than_a_weights_file_may_hold_is_refused_before_it_is_read(tiny_assets, tmp_path):
+    """Issue 28 §6: a kernel declared (3, 3, 1, 1.2e9), chunked and never written (a few bytes in the file), under a
+    config that says the same; reading it ended in numpy's `Unable to allocate 1.26 TiB`."""
+    huge = 1_200_000_000
+    config = json.loads(zipfile.ZipFile(tiny_assets["model"]).read("config.json"))
+    first = next(layer for layer in config["config"]["layers"] if layer["class_name"] == "Conv2D")
+    first["config"]["filters"] = huge
+    edit = _replace_kernel(shape=(3, 3, 1, huge), dtype="f4", chunks=(3, 3, 1, 1024), compression="gzip")
+    path = _rewrite(tiny_assets["model"], tmp_path / "huge.keras", config=config, h5_edit=edit)
+    assert path.stat().st_size < 1 << 20
+    with pytest.raises(ConvlensError) as err:
+        Archive.read(path).weights(["conv2d"])
+    assert str(err.value) == (
+        f"{path}: model.weights.h5 declares {KERNEL} as (3, 3, 1, {huge}) float32, 40.23 GiB, over the 2.00 GiB "
+        "limit; refused: save the model with model.save('name.keras')"
+    )

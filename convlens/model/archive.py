@@ -28,14 +28,14 @@ from convlens.model.layers import (
     resolve_layers,
     walk_layers,
 )
-from convlens.model.weights_file import read_weights, storage_problem, unreadable_weights
+from convlens.model.weights_file import WEIGHTS_CAP, read_weights, storage_problem, unreadable_weights
 from convlens.pipeline import paths
 
 MiB = 1 << 20
 
 
 # The most each archive member may hold uncompressed: a model's config is a few kB, the book's weights 4 MB.
-MEMBER_CAPS = {"config.json": 16 * MiB, "metadata.json": 1 * MiB, "model.weights.h5": 2048 * MiB}
+MEMBER_CAPS = {"config.json": 16 * MiB, "metadata.json": 1 * MiB, "model.weights.h5": WEIGHTS_CAP}
 
 
 OTHER_MEMBER_CAP = 16 * MiB

@@ -17,6 +17,8 @@ import numpy as np
 from convlens.errors import ConvlensError
 from convlens.model.layers import SAVE_AGAIN, LayerInfo
 
+WEIGHTS_CAP = 2 << 30  # what model.weights.h5 may hold uncompressed (archive.MEMBER_CAPS), so any one variable too
+
 
 def _int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
@@ -126,6 +128,26 @@ def storage_problem(h5: object) -> str | None:
     return None
 
 
+def _bytes(n: int) -> str:
+    return f"{n / (1 << 30):.2f} GiB" if n >= 1 << 30 else f"{n} bytes"
+
+
+def size_problem(h5: object, cap: int = WEIGHTS_CAP) -> str | None:
+    """A dataset whose declared shape needs more than ``cap`` bytes (None: none does). Chunked and compressed, or
+    never written, such a dataset takes a few bytes of the file and would take terabytes of memory once read."""
+    import h5py
+
+    found: list[str] = []
+
+    def visit(name: str, node: object) -> None:
+        if not found and isinstance(node, h5py.Dataset) and node.size * node.dtype.itemsize > cap:
+            size = node.size * node.dtype.itemsize
+            found.append(f"declares {name} as {node.shape} {node.dtype}, {_bytes(size)}, over the {_bytes(cap)} limit")
+
+    h5.visititems(visit)
+    return found[0] if found else None
+
+
 def _variables(h5: object, group_path: str) -> list | None:
     """The datasets ``<group>/vars/0, 1, …`` in order; None when the layer stores no variables group."""
     group = h5.get(f"{group_path}/vars")
@@ -162,6 +184,9 @@ def read_weights(
                 raise ConvlensError(
                     f"{path}: model.weights.h5 {problem}; refused (it could read other files): {SAVE_AGAIN}"
                 )
+            problem = size_problem(h5)
+            if problem:
+                raise ConvlensError(f"{path}: model.weights.h5 {problem}; refused: {SAVE_AGAIN}")
             stored = {name: _variables(h5, groups[name]) for name in entries}
             for name, entry in entries.items():
                 want = expected_shapes(entry)
