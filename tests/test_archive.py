@@ -17,10 +17,12 @@ from convlens.model import archive
 from convlens.model.allowlist import foreign_places, unsafe_places
 from convlens.model.archive import Archive, read_config
 from convlens.model.layers import (
+    MAX_LAYERS,
     LayerInfo,
     check_input_shape,
     check_model_config,
     input_shape,
+    layer_count,
     layer_infos,
     resolve_layers,
 )
@@ -838,3 +840,26 @@ def test_a_weight_declared_larger_than_a_weights_file_may_hold_is_refused_before
         f"{path}: model.weights.h5 declares {KERNEL} as (3, 3, 1, {huge}) float32, 40.23 GiB, over the 2.00 GiB "
         "limit; refused: save the model with model.save('name.keras')"
     )
+
+
+def test_a_model_of_more_layers_than_convlens_reads_is_refused_at_once(tiny_assets, tmp_path):
+    """Issue 28 §6: a 10,000-layer model's Keras stages never finished; its config is refused in fetch_model."""
+    config = json.loads(zipfile.ZipFile(tiny_assets["model"]).read("config.json"))
+    own = len(config["config"]["layers"])
+    dropout = {"class_name": "Dropout", "config": {"rate": 0.0}}
+    nested = {"class_name": "Sequential", "config": {"name": "block", "layers": []}}
+    for count, room in ((MAX_LAYERS, "fits"), (10_000, "too many")):
+        extra = count - own - 1  # the nested model is a layer, its layers too
+        nested["config"]["layers"] = [{**dropout, "config": {"rate": 0.0, "name": f"d{i}"}} for i in range(extra)]
+        grown = {**config, "config": {**config["config"], "layers": [*config["config"]["layers"], nested]}}
+        assert layer_count(grown) == count
+        path = _rewrite(tiny_assets["model"], tmp_path / f"{count}.keras", config=grown)
+        if room == "fits":
+            assert read_config(path) == grown
+            continue
+        with pytest.raises(ConvlensError) as err:
+            read_config(path)
+        assert str(err.value) == (
+            f"{path}: the model has 10000 layers (nested models' included), over the {MAX_LAYERS} convlens reads; "
+            "look inside a part of it: keras.Model(model.inputs, model.get_layer(NAME).output).save('part.keras')"
+        )

@@ -26,6 +26,7 @@ from convlens.model.layers import (
     input_shape,
     not_a_config,
     resolve_layers,
+    too_many_layers,
     walk_layers,
 )
 from convlens.model.weights_file import WEIGHTS_CAP, read_weights, storage_problem, unreadable_weights
@@ -89,6 +90,8 @@ def parse_config(raw: bytes, source: object, member: str = "config.json") -> dic
     problem = config_problem(config)
     if problem:
         raise not_a_config(source, problem, member)
+    if (error := too_many_layers(source, config)) is not None:
+        raise error
     return config
 
 

@@ -84,6 +84,27 @@ def config_problem(config: object, where: str = "") -> str | None:
     return None
 
 
+MAX_LAYERS = 2000  # ResNet-152 has 517 layers, EfficientNetB7 813, DenseNet-201 709; 10,000 took Keras hours
+
+
+def layer_count(config: dict) -> int:
+    """How many layers a checked model config holds, nested models' layers included."""
+    layers = config["config"].get("layers")
+    entries = [entry for entry in layers if isinstance(entry, dict)] if isinstance(layers, list) else []
+    return sum(1 + (layer_count(entry) if is_nested_model(entry) else 0) for entry in entries)
+
+
+def too_many_layers(source: object, config: dict) -> ConvlensError | None:
+    """The error for a model of more than ``MAX_LAYERS`` layers (None: it has fewer)."""
+    count = layer_count(config)
+    if count <= MAX_LAYERS:
+        return None
+    return ConvlensError(
+        f"{source}: the model has {count} layers (nested models' included), over the {MAX_LAYERS} convlens reads; "
+        "look inside a part of it: keras.Model(model.inputs, model.get_layer(NAME).output).save('part.keras')"
+    )
+
+
 def not_a_config(source: object, problem: str, member: str = "config.json") -> ConvlensError:
     return ConvlensError(f"{source}: {member} is not a Keras model config ({problem}); {SAVE_AGAIN}")
 
@@ -181,6 +202,11 @@ def check_model_config(config: dict, source: str) -> list[LayerInfo]:
             f"{', '.join(CONV_KINDS[:-1])} or {CONV_KINDS[-1]} layer"
         )
     return layers
+
+
+def output_layer(layers: Sequence[LayerInfo]) -> str:
+    """The model's last top-level layer: what ``model.predict`` returns for a Sequential classifier."""
+    return [info for info in layers if info.index is not None][-1].name
 
 
 def input_shape(config: dict) -> tuple[int | None, ...]:
