@@ -3,7 +3,9 @@
 
 import gzip
 import hashlib
+import io
 import shutil
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -192,3 +194,63 @@ def test_random_gz_files_give_an_array_or_an_idx_error(tmp_path_factory, data):
         read_idx(path)
     except IdxError as e:
         assert "\n" not in str(e)
+
+
+def _gzip_bomb(declared: np.ndarray, trailing: int) -> bytes:
+    """An IDX file whose header declares ``declared``, then ``trailing`` zero bytes more: a few kB of gzip."""
+    stream = io.BytesIO()
+    with gzip.GzipFile(fileobj=stream, mode="wb", compresslevel=9, mtime=0) as f:
+        f.write(idx_bytes(declared))
+        for _ in range(trailing >> 20):
+            f.write(bytes(1 << 20))
+    return stream.getvalue()
+
+
+def test_a_gzip_bomb_is_read_no_further_than_its_header_declares(tmp_path):
+    """Issue 28 §6: a .gz inflating far past the 12 labels its header declares stops 1 MiB past them, its memory
+    that of the 12 labels, not of everything it would inflate to."""
+    path = tmp_path / "train-labels-idx1-ubyte.gz"
+    path.write_bytes(_gzip_bomb(np.zeros(12, np.uint8), 64 << 20))
+    assert path.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(IdxError) as err:
+            read_idx(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert one_line(err) == (
+        f"{path}: header shape (12,) needs 12 payload bytes but the file has more than {12 + (1 << 20)}; "
+        "the file is truncated or corrupt, re-download it"
+    )
+    assert peak < 4 << 20  # 1 MiB counted past the payload, and gzip's buffers; not the 64 MiB it inflates to
+
+
+@pytest.mark.parametrize(("declared", "error"), [(2 << 30, "truncated"), ((2 << 30) + 4, "over the cap")])
+def test_a_header_declaring_more_than_2_gib_is_refused_before_any_payload_is_read(declared, error):
+    """IDX_CAP: 2 GiB of payload (int32 labels here), 45 times Fashion-MNIST's largest file; one item more is
+    refused at the header. At the cap the (missing) payload is looked for, and found truncated."""
+    data = bytes([0, 0, 0x0C, 1]) + (declared // 4).to_bytes(4, "big")
+    with pytest.raises(IdxError) as err:
+        parse_idx(data)
+    shape = f"IDX data: header shape ({declared // 4},)"
+    messages = {
+        "truncated": f"{shape} needs {declared} payload bytes but the file has 0; "
+        "the file is truncated or corrupt, re-download it",
+        "over the cap": f"{shape} declares 2.0 GiB of data, over the 2 GiB an IDX file may hold "
+        "(a corrupt header or a gzip bomb?); check that data.files names the right file",
+    }
+    assert one_line(err) == messages[error]
+
+
+def test_a_gzip_bomb_in_the_mirror_from_the_command_line(project, tiny_assets, tmp_path):
+    """fetch_data, as a user runs it, on a mirror whose labels file declares 3 GB: one line, exit 1, no data."""
+    bomb = gzip.compress(bytes([0, 0, 8, 1]) + (3_000_000_000).to_bytes(4, "big") + bytes(1 << 20))
+    mirror, overrides = _mirror_with(tmp_path, tiny_assets, {"train_labels": bomb})
+    done = cli(project, "fetch_data", *overrides, env={"CONVLENS_MIRROR": str(mirror)})
+    assert error_line(done, "fetch_data") == (
+        f"fetch_data: error: {mirror / 'fashion-mnist' / 'train-labels-idx1-ubyte.gz'}: header shape (3000000000,) "
+        "declares 2.8 GiB of data, over the 2 GiB an IDX file may hold (a corrupt header or a gzip bomb?); "
+        "check that data.files names the right file"
+    )
+    assert not (project / "outputs" / "data").exists()

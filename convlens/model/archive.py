@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convlens.errors import ConvlensError
+from convlens.errors import ConvlensError, size_text
 from convlens.model.layers import (
     CONV_KINDS,
     SAVE_AGAIN,
@@ -42,12 +42,7 @@ MEMBER_CAPS = {"config.json": 16 * MiB, "metadata.json": 1 * MiB, "model.weights
 OTHER_MEMBER_CAP = 16 * MiB
 
 
-def _size(n: int) -> str:
-    """``n`` bytes, readable: ``16 MiB``, ``1.0 GiB``, ``300 bytes``."""
-    for unit, scale in (("GiB", 1 << 30), ("MiB", MiB), ("KiB", 1 << 10)):
-        if n >= scale:
-            return f"{n // scale} {unit}" if n % scale == 0 else f"{n / scale:.1f} {unit}"
-    return f"{n} bytes"
+_size = size_text  # ``n`` bytes, readable: ``16 MiB``, ``1.5 GiB``, ``300 bytes``
 
 
 def _too_big(path: Path, name: str, size: str, cap: int) -> ConvlensError:
