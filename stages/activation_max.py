@@ -29,15 +29,14 @@ log = logging.getLogger(__name__)
 def dataset_tops(root: Path, names: list[str]) -> dict[tuple[str, str], np.ndarray]:
     """Per (model, layer) each channel's best image's mean activation over the dataset split, for the layers
     ``dataset_stats`` computed; a layer it did not compute is named once in the log."""
-    index = read_json(paths.dataset_dir(root) / "index.json")
+    index = read_json(paths.dataset_index(root))
     tops = {}
     for name in names:
         if name not in index["layers"]:
             log.info("%s is not among dataset.layers (%s): no ratio to the dataset's best image", name, index["layers"])
             continue
         for role in paths.ROLES:
-            table = paths.dataset_dir(root) / f"{role}_{paths.layer_stem(name)}.csv"
-            tops[role, name] = read_csv_columns(table, ["top_image_mean"])[:, 0]
+            tops[role, name] = read_csv_columns(paths.dataset_table(root, role, name), ["top_image_mean"])[:, 0]
     return tops
 
 
@@ -75,15 +74,15 @@ def run(cfg: DictConfig, root: Path) -> None:
 
     with staged_dir(paths.activation_max_dir(root)) as out:
         for (role, name), x in inputs.items():
-            np.save(out / f"{role}_{paths.layer_stem(name)}.npy", x)
-    with staged_dir(paths.figures_dir(root) / "activation_max") as out:
+            np.save(out / paths.activation_max_name(role, name), x)
+    with staged_dir(paths.activation_max_figures_dir(root)) as out:
         for (role, name), x in inputs.items():
             tiles = x[..., 0] if x.shape[-1] == 1 else x.mean(axis=-1)  # several input channels: their mean
             title = f"{role} {name}: the input that maximizes each channel's mean activation ({am.steps} steps)"
             labels = [str(c) for c in range(len(tiles))]
-            path = out / f"{role}_{paths.layer_stem(name)}.png"
+            path = out / paths.activation_max_figure_name(role, name)
             labelled_mosaic_figure(tiles, path, r.sample_cmap, title, labels, r.map_columns, (0.0, top), r.dpi)
-    write_json(paths.metrics_dir(root) / "activation_max.json", metrics)
+    write_json(paths.activation_max_metrics(root), metrics)
 
 
 if __name__ == "__main__":

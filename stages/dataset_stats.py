@@ -43,10 +43,10 @@ def channel_rows(table: dict[str, np.ndarray], classes: list[str]) -> list[dict[
 def run(cfg: DictConfig, root: Path) -> None:
     ds, classes = cfg.dataset, list(cfg.data.classes)
     data = paths.data_dir(root)
-    if not (data / f"{ds.split}_images.npy").is_file():
+    if not paths.images(root, ds.split).is_file():
         raise ConvlensError(f"dataset.split={ds.split!r} has no images in {data}; use train or test")
-    images = np.load(data / f"{ds.split}_images.npy", mmap_mode="r")
-    labels = np.load(data / f"{ds.split}_labels.npy", mmap_mode="r")
+    images = np.load(paths.images(root, ds.split), mmap_mode="r")
+    labels = np.load(paths.labels(root, ds.split), mmap_mode="r")
     if ds.limit is not None:
         if ds.limit > len(images):
             raise ConvlensError(
@@ -88,14 +88,14 @@ def run(cfg: DictConfig, root: Path) -> None:
     with staged_dir(paths.dataset_dir(root)) as out:
         for role, by_layer in tables.items():
             for name, table in by_layer.items():
-                write_csv(out / f"{role}_{paths.layer_stem(name)}.csv", channel_rows(table, classes))
+                write_csv(out / paths.dataset_table_name(role, name), channel_rows(table, classes))
                 examples = example_rows(name, table["example_scores"], table["example_images"], labels)
                 path = paths.examples_dir(root).relative_to(paths.dataset_dir(root))  # inside the staged folder
-                write_csv(out / path / f"{role}_{paths.layer_stem(name)}.csv", examples)
+                write_csv(out / path / paths.dataset_table_name(role, name), examples)
         index = {"split": ds.split, "images": len(images), "layers": names, "classes": classes}
-        write_json(out / "index.json", {**index, "examples_by": ds.examples.by})
+        write_json(out / paths.INDEX_NAME, {**index, "examples_by": ds.examples.by})
     write_json(
-        paths.metrics_dir(root) / "dataset.json",
+        paths.dataset_metrics(root),
         {role: {name: dataset_summary(t) for name, t in by_layer.items()} for role, by_layer in tables.items()},
     )
 

@@ -36,9 +36,8 @@ def output_layer(archive) -> str:
 
 def run(cfg: DictConfig, root: Path) -> None:
     ev, classes = cfg.evaluate, list(cfg.data.classes)
-    data = paths.data_dir(root)
-    images = np.load(data / f"{ev.split}_images.npy", mmap_mode="r")
-    labels = np.asarray(np.load(data / f"{ev.split}_labels.npy", mmap_mode="r"), np.int64)
+    images = np.load(paths.images(root, ev.split), mmap_mode="r")
+    labels = np.asarray(np.load(paths.labels(root, ev.split), mmap_mode="r"), np.int64)
     if labels.size and labels.max() >= len(classes):
         raise ConvlensError(f"the {ev.split} labels go up to {labels.max()}; data.classes names only {len(classes)}")
     trained = open_model(root, "trained")
@@ -72,13 +71,14 @@ def run(cfg: DictConfig, root: Path) -> None:
     with staged_dir(paths.confusion_dir(root)) as out:
         for role, predicted in predictions.items():
             rows = [{"actual": a, "predicted": p} for a, p in zip(names[labels], names[predicted], strict=True)]
-            write_csv(out / f"{role}.csv", rows)
-    with staged_dir(paths.figures_dir(root) / "evaluate") as out:
+            write_csv(out / paths.confusion_name(role), rows)
+    with staged_dir(paths.evaluate_figures_dir(root)) as out:
         for role, confusion in confusions.items():
             title = f"{role}: accuracy {accuracy(confusion):.4f} on {len(images)} {ev.split} images"
-            confusion_figure(confusion, classes, out / f"{role}_confusion.png", title, "Blues", cfg.render.dpi)
+            path = out / paths.confusion_figure_name(role)
+            confusion_figure(confusion, classes, path, title, "Blues", cfg.render.dpi)
     write_json(
-        paths.metrics_dir(root) / "evaluate.json",
+        paths.evaluate_metrics(root),
         {role: evaluation_summary(confusion, classes) for role, confusion in confusions.items()},
     )
     write_json(paths.input_range_path(root), record)

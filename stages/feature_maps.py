@@ -55,10 +55,10 @@ def run(cfg: DictConfig, root: Path, item: str) -> None:
             log.warning("%s", warning)
     with staged_dir(paths.feature_maps_dir(root, item)) as out:
         for role, array in maps.items():
-            np.save(out / f"{role}.npy", array)
-            write_csv(out / f"channels_{role}.csv", table_rows("channel", channels[role]))
-        write_json(out / "layer.json", {"name": name, "shape": list(maps["trained"].shape[1:]), **index})
-        write_json(out / "summary.json", {role: layer_summary(stats) for role, stats in channels.items()})
+            np.save(out / paths.maps_name(role), array)
+            write_csv(out / paths.map_channels_name(role), table_rows("channel", channels[role]))
+        write_json(out / paths.MAP_LAYER_NAME, {"name": name, "shape": list(maps["trained"].shape[1:]), **index})
+        write_json(out / paths.MAP_SUMMARY_NAME, {role: layer_summary(stats) for role, stats in channels.items()})
 
 
 if __name__ == "__main__":

@@ -42,8 +42,9 @@ def run(cfg: DictConfig, root: Path) -> None:
     for split in splits:
         check_images_labels(arrays[f"{split}_images"], arrays[f"{split}_labels"], split)
     with staged_dir(paths.data_dir(root)) as out:
-        for key, array in arrays.items():
-            np.save(out / f"{key}.npy", array)
+        for split in splits:
+            np.save(out / paths.images_name(split), arrays[f"{split}_images"])
+            np.save(out / paths.labels_name(split), arrays[f"{split}_labels"])
     for split in splits:
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         log.info(

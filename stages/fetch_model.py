@@ -59,7 +59,7 @@ def check_fits(cfg: DictConfig, root: Path, archive: Archive) -> None:
             said = str(e) if str(e).startswith(key) else f"{key}: {e}"
             raise ConvlensError(f"{archive.source}: {said}") from e
     data = paths.data_dir(root)
-    for images in sorted(data.glob("*_images.npy")):  # a dependency under DVC; absent when run on its own first
+    for images in sorted(data.glob(paths.images_name("*"))):  # a dependency under DVC; absent when run on its own first
         try:
             shape = np.load(images, mmap_mode="r").shape
         except (OSError, ValueError) as e:

@@ -74,9 +74,9 @@ def run(cfg: DictConfig, root: Path) -> None:
     predictions = {role: p.argmax(axis=1) for role, p in probs.items()}
     with staged_dir(paths.gradcam_dir(root)) as out:
         for role, array in maps.items():
-            np.save(out / f"{role}.npy", array)
+            np.save(out / paths.gradcam_name(role), array)
         write_json(
-            out / "index.json",
+            out / paths.INDEX_NAME,
             {
                 "layer": name, "split": index["split"], "samples": index["samples"], "labels": labels.tolist(),
                 "targets": {t: targets[t].tolist() for t in TARGETS},
@@ -84,7 +84,7 @@ def run(cfg: DictConfig, root: Path) -> None:
                 "probability": {role: probs[role].max(axis=1).round(6).tolist() for role in paths.ROLES},
             },
         )  # fmt: skip
-    with staged_dir(paths.figures_dir(root) / "gradcam") as out:
+    with staged_dir(paths.gradcam_figures_dir(root)) as out:
         for i, sample in enumerate(index["samples"]):
             rho = metrics["spearman"][f"sample_{sample}"]
             title = (
@@ -93,9 +93,9 @@ def run(cfg: DictConfig, root: Path) -> None:
                 + ", ".join(f"{t} {'–' if rho[t] is None else f'{rho[t]:.2f}'}" for t in rho)
             )
             rows, row_labels = sample_panels({role: m[i] for role, m in maps.items()}, probs, i, targets, classes)
-            path = out / f"sample_{sample}.png"
+            path = out / paths.gradcam_figure_name(sample)
             overlay_figure(images[i], rows, path, (title, row_labels), (r.sample_cmap, g.cmap), g.alpha, r.dpi)
-    write_json(paths.metrics_dir(root) / "gradcam.json", metrics)
+    write_json(paths.gradcam_metrics(root), metrics)
     log.info(
         "%d samples at %s: Spearman trained vs untrained, median %s",
         len(index["samples"]), name,

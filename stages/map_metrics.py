@@ -24,19 +24,19 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig, root: Path) -> None:
     items = [str(layer) for layer in cfg.feature_maps.layers]
     summary: dict[str, dict] = {role: {} for role in paths.ROLES}
-    with staged_dir(paths.metrics_dir(root) / "channels") as out:
+    with staged_dir(paths.channels_dir(root)) as out:
         for item in items:
-            folder = paths.feature_maps_dir(root, item)
-            name = read_json(folder / "layer.json")["name"]
+            name = read_json(paths.map_layer(root, item))["name"]
             if name in summary["trained"]:
                 raise ConvlensError(
                     f"feature_maps.layers names layer {name!r} twice (as {item!r} and as another entry); list it once"
                 )
-            for role, stats in read_json(folder / "summary.json").items():
+            for role, stats in read_json(paths.map_summary(root, item)).items():
                 summary[role][name] = stats
-                (out / paths.layer_stem(name)).mkdir(exist_ok=True)
-                shutil.copyfile(folder / f"channels_{role}.csv", out / paths.layer_stem(name) / f"{role}.csv")
-    write_json(paths.metrics_dir(root) / "feature_maps.json", summary)
+                table = out / paths.channels_name(name, role)
+                table.parent.mkdir(exist_ok=True)
+                shutil.copyfile(paths.map_channels(root, item, role), table)
+    write_json(paths.feature_map_metrics(root), summary)
     log.info("statistics of %s", ", ".join(summary["trained"]))
 
 

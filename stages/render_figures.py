@@ -27,9 +27,8 @@ log = logging.getLogger(__name__)
 
 def draw_kernel(out: Path, role: str, name: str, kernel: np.ndarray, r: DictConfig) -> None:
     """One model's kernel of one layer: its weight histogram, and its filters as a grid (4-D kernels only)."""
-    stem = paths.layer_stem(name)
     title = f"{role} {name} weights (mean {np.nanmean(kernel):.4f}, std {np.nanstd(kernel):.4f})"
-    histogram({role: kernel}, out / f"{role}_{stem}_hist.png", r.hist_bins, title, r.dpi)
+    histogram({role: kernel}, out / paths.histogram_name(role, name), r.hist_bins, title, r.dpi)
     if kernel.ndim != 4:
         log.info("%s: no filter grid, its kernel is %d-D (histogram only)", name, kernel.ndim)
         return
@@ -37,7 +36,8 @@ def draw_kernel(out: Path, role: str, name: str, kernel: np.ndarray, r: DictConf
     title = (
         f"{role} {name} filters {kernel.shape} (input channels: {r.input_channels}, {r.filter_vmin}..{r.filter_vmax})"
     )
-    mosaic_figure(image, out / f"{role}_{stem}_filters.png", r.filter_cmap, title, FILTER_TILE_INCHES, grid, r.dpi)
+    path = out / paths.filters_figure_name(role, name)
+    mosaic_figure(image, path, r.filter_cmap, title, FILTER_TILE_INCHES, grid, r.dpi)
 
 
 def draw_weights(out: Path, kernels: dict[str, dict[str, np.ndarray]], r: DictConfig) -> None:
@@ -46,7 +46,7 @@ def draw_weights(out: Path, kernels: dict[str, dict[str, np.ndarray]], r: DictCo
         for role in paths.ROLES:
             draw_kernel(out, role, name, kernels[role][name], r)
         overlay = {role: kernels[role][name] for role in paths.ROLES}
-        path = out / f"{paths.layer_stem(name)}_hist_overlay.png"
+        path = out / paths.histogram_overlay_name(name)
         histogram(overlay, path, r.hist_bins, f"{name} weights: trained vs untrained", r.dpi)
 
 
@@ -54,52 +54,50 @@ def draw_samples(out: Path, images: np.ndarray, index: dict, classes: list[str],
     """The sample images, each under its split, index and class."""
     for image, sample, label in zip(images, index["samples"], index["labels"], strict=True):
         title = sample_title(index["split"], sample, label, classes)
-        sample_figure(image, out / f"sample_{sample}.png", r.sample_cmap, title, r.dpi)
+        sample_figure(image, out / paths.sample_figure_name(sample), r.sample_cmap, title, r.dpi)
 
 
 def draw_class_heatmaps(out: Path, root: Path, r: DictConfig) -> None:
     """Per dataset layer: the channels × classes mean activations, trained beside untrained."""
-    dataset = read_json(paths.dataset_dir(root) / "index.json")
+    dataset = read_json(paths.dataset_index(root))
     for name in dataset["layers"]:
-        stem = paths.layer_stem(name)
         tables = {
-            role: read_csv_columns(paths.dataset_dir(root) / f"{role}_{stem}.csv", dataset["classes"]).T
-            for role in paths.ROLES
+            role: read_csv_columns(paths.dataset_table(root, role, name), dataset["classes"]).T for role in paths.ROLES
         }
         title = f"{name}: mean activation per class, {dataset['images']} {dataset['split']} images"
-        class_heatmaps(tables, dataset["classes"], out / f"{stem}_classes.png", title, r.heatmap_cmap, r.dpi)
+        class_heatmaps(tables, dataset["classes"], out / paths.class_heatmap_name(name), title, r.heatmap_cmap, r.dpi)
 
 
 def draw_examples(out: Path, root: Path, r: DictConfig) -> None:
     """Per dataset layer and model: each channel's top images of the split as one tile, captioned with the
     channel and its images' most frequent class."""
-    dataset = read_json(paths.dataset_dir(root) / "index.json")
-    images = np.load(paths.data_dir(root) / f"{dataset['split']}_images.npy", mmap_mode="r")
+    dataset = read_json(paths.dataset_index(root))
+    images = np.load(paths.images(root, dataset["split"]), mmap_mode="r")
     columns = ["channel", "rank", "image", "label"]
     for name in dataset["layers"]:
         for role in paths.ROLES:
-            stem = paths.layer_stem(name)
-            table = read_csv_columns(paths.examples_dir(root) / f"{role}_{stem}.csv", columns)
+            table = read_csv_columns(paths.examples_table(root, role, name), columns)
             channel, rank, image, label = table.astype(np.int64).T
             shape = (channel.max() + 1, rank.max() + 1)  # rows come channel by channel, rank by rank
             pictures = np.asarray(images[image.ravel()], np.float64).reshape(*shape, *images.shape[1:]) / 255.0
             captions = [majority_caption(c, ls, dataset["classes"]) for c, ls in enumerate(label.reshape(shape))]
             seen = f"{dataset['images']} {dataset['split']} images (by {dataset['examples_by']})"
             title = f"{role} {name}: each channel's top {shape[1]} of {seen}"
-            examples_figure(examples_grid(pictures), captions, out / f"{role}_{stem}.png", r.sample_cmap, title, r.dpi)
+            path = out / paths.examples_figure_name(role, name)
+            examples_figure(examples_grid(pictures), captions, path, r.sample_cmap, title, r.dpi)
 
 
 def run(cfg: DictConfig, root: Path) -> None:
     r = cfg.render
     kernels = {role: load_kernels(root, role) for role in paths.ROLES}
     images, index = load_samples(root)
-    with staged_dir(paths.figures_dir(root) / "weights") as out:
+    with staged_dir(paths.weight_figures_dir(root)) as out:
         draw_weights(out, kernels, r)
-    with staged_dir(paths.figures_dir(root) / "samples") as out:
+    with staged_dir(paths.sample_figures_dir(root)) as out:
         draw_samples(out, images, index, list(cfg.data.classes), r)
-    with staged_dir(paths.figures_dir(root) / "dataset") as out:
+    with staged_dir(paths.dataset_figures_dir(root)) as out:
         draw_class_heatmaps(out, root, r)
-        draw_examples(out / "examples", root, r)
+        draw_examples(out / paths.examples_figures_dir(root).relative_to(paths.dataset_figures_dir(root)), root, r)
     log.info("weight, sample and class-heatmap figures written to %s", paths.figures_dir(root).relative_to(root))
 
 

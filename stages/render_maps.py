@@ -24,12 +24,11 @@ log = logging.getLogger(__name__)
 
 def run(cfg: DictConfig, root: Path, item: str) -> None:
     r, classes = cfg.render, list(cfg.data.classes)
-    folder = paths.feature_maps_dir(root, item)
-    layer = read_json(folder / "layer.json")
+    layer = read_json(paths.map_layer(root, item))
     name = layer["name"]
-    with staged_dir(paths.figures_dir(root) / "feature_maps" / item) as out:
+    with staged_dir(paths.map_figures_dir(root, item)) as out:
         for role in paths.ROLES:
-            maps = np.load(folder / f"{role}.npy", mmap_mode="r")
+            maps = np.load(paths.maps(root, item, role), mmap_mode="r")
             if maps.ndim not in (2, 4):
                 raise ConvlensError(
                     f"layer {name!r} outputs shape {maps.shape[1:]}, which is neither H×W×C feature maps nor a "
@@ -37,7 +36,7 @@ def run(cfg: DictConfig, root: Path, item: str) -> None:
                 )
             for i, (sample, label) in enumerate(zip(layer["samples"], layer["labels"], strict=True)):
                 title = f"{role} {name} {tuple(maps.shape[1:])}, {sample_title(layer['split'], sample, label, classes)}"
-                path = out / f"{role}_sample_{sample}.png"
+                path = out / paths.map_figure_name(role, sample)
                 if maps.ndim == 2:
                     vector_figure(np.asarray(maps[i]), path, title, r.dpi)
                     continue

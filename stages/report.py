@@ -22,11 +22,9 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig, root: Path) -> None:
     page = report_page(root, read_yaml(root / PARAMS_FILE), cfg.report.language)
     with staged_dir(paths.report_dir(root)) as out:
-        (out / "index.html").write_text(page, encoding="utf-8")
+        (out / paths.REPORT_NAME).write_text(page, encoding="utf-8")
     size = len(page.encode("utf-8"))
-    log.info(
-        "%s (%.1f MB, %s)", (paths.report_dir(root) / "index.html").relative_to(root), size / 1e6, cfg.report.language
-    )
+    log.info("%s (%.1f MB, %s)", paths.report_page(root).relative_to(root), size / 1e6, cfg.report.language)
 
 
 if __name__ == "__main__":

@@ -22,14 +22,14 @@ log = logging.getLogger(__name__)
 
 def run(cfg: DictConfig, root: Path) -> None:
     split, data = cfg.samples.split, paths.data_dir(root)
-    if not (data / f"{split}_images.npy").is_file():
+    if not paths.images(root, split).is_file():
         raise ConvlensError(f"samples.split={split!r} has no images in {data}; use train or test")
-    images = np.load(data / f"{split}_images.npy", mmap_mode="r")
-    labels = np.load(data / f"{split}_labels.npy", mmap_mode="r")
+    images = np.load(paths.images(root, split), mmap_mode="r")
+    labels = np.load(paths.labels(root, split), mmap_mode="r")
     ids = check_samples(list(cfg.samples.indices), len(images), split)
     with staged_dir(paths.samples_dir(root)) as out:
-        np.save(out / "images.npy", np.asarray(images[ids]))
-        write_json(out / "index.json", {"split": split, "samples": ids.tolist(), "labels": labels[ids].tolist()})
+        np.save(out / paths.SAMPLE_IMAGES_NAME, np.asarray(images[ids]))
+        write_json(out / paths.INDEX_NAME, {"split": split, "samples": ids.tolist(), "labels": labels[ids].tolist()})
     log.info("%s images %s, labels %s", split, ids.tolist(), labels[ids].tolist())
 
 

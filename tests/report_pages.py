@@ -61,28 +61,27 @@ def png(path: Path, size: tuple[int, int] = (6, 4), value: int = 0) -> None:
 def write_analyses(root: Path, params: dict) -> dict:
     """Tiny files of the shapes docs/contract (issue 12) gives the analyses' outputs."""
     classes = params["data"]["classes"]
-    metrics, figures = paths.metrics_dir(root), paths.figures_dir(root)
     evaluate = {
         role: {"accuracy": acc, "class_accuracy": {c: acc for c in classes}}
         for role, acc in (("trained", 0.9123), ("untrained", 0.0987))
     }
-    metrics.mkdir(parents=True, exist_ok=True)
-    (metrics / "evaluate.json").write_text(json.dumps(evaluate), encoding="utf-8")
+    paths.metrics_dir(root).mkdir(parents=True, exist_ok=True)
+    paths.evaluate_metrics(root).write_text(json.dumps(evaluate), encoding="utf-8")
     fed = {"divisor": 255.0, "preprocessing": None, "layer": "conv2d", "silent_channels": 0, "channels": 4}
     fed |= {"split": "test", "images": 2, "suggestion": "raw", "warning": None}  # evaluate's input_range.json
     paths.input_range_path(root).write_text(json.dumps(fed), encoding="utf-8")
     for role in paths.ROLES:
-        png(figures / "evaluate" / f"{role}_confusion.png")
-        png(figures / "dataset" / "examples" / f"{role}_conv2d.png")
-        png(figures / "activation_max" / f"{role}_conv2d.png")
+        png(paths.confusion_figure(root, role))
+        png(paths.examples_figures_dir(root) / paths.examples_figure_name(role, "conv2d"))
+        png(paths.activation_max_figures_dir(root) / paths.activation_max_figure_name(role, "conv2d"))
     actmax = {
         role: {"conv2d": {"ratio_median": r, "channels": 4}} for role, r in (("trained", 3.25), ("untrained", 1.5))
     }
-    (metrics / "activation_max.json").write_text(json.dumps(actmax), encoding="utf-8")
+    paths.activation_max_metrics(root).write_text(json.dumps(actmax), encoding="utf-8")
     for index in (0, 10, 2):
-        png(figures / "gradcam" / f"sample_{index}.png")
+        png(paths.gradcam_figures_dir(root) / paths.gradcam_figure_name(index))
     gradcam = {"samples": {"0": {"spearman": 0.4321, "predicted": 9, "true": 9}}, "median_spearman": 0.2468}
-    (metrics / "gradcam.json").write_text(json.dumps(gradcam), encoding="utf-8")
+    paths.gradcam_metrics(root).write_text(json.dumps(gradcam), encoding="utf-8")
     return {"images": 2 + 2 + 2 + 3}
 
 

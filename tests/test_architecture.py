@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -76,6 +77,18 @@ def test_no_import_cycle():
 
 def sources() -> list[Path]:
     return sorted(PACKAGE.rglob("*.py"))
+
+
+def test_artifact_paths_are_spelled_only_by_the_paths_module():
+    owner = PACKAGE / "pipeline" / "paths.py"
+    spelled = [
+        f"{path.relative_to(PROJECT)}:{n}"
+        for path in [*sources(), *sorted((PROJECT / "stages").glob("*.py"))]
+        if path != owner
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if re.search(r"""["']outputs/""", line)
+    ]
+    assert not spelled, f'"outputs/…" outside convlens/pipeline/paths.py: {spelled}'
 
 
 def test_no_private_name_is_imported_across_modules():

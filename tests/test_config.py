@@ -267,7 +267,8 @@ def test_skip_teardown_exits_at_once_only_after_a_successful_run(project, monkey
 def test_layout_paths_are_the_outputs_dvc_yaml_declares(tmp_path):
     """``pipeline.paths`` and ``dvc.yaml`` name the same files: a stage writing elsewhere would leave DVC's output
     missing and its own file untracked."""
-    stages = yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    pipeline = yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))
+    stages, plots = pipeline["stages"], {p if isinstance(p, str) else next(iter(p)) for p in pipeline["plots"]}
 
     def outputs(stage: str) -> set[str]:
         body = stages[stage].get("do", stages[stage])
@@ -284,13 +285,24 @@ def test_layout_paths_are_the_outputs_dvc_yaml_declares(tmp_path):
     assert at(paths.samples_dir(tmp_path)) in outputs("samples")
     assert at(paths.weights_dir(tmp_path, "trained")) in outputs("extract_weights")
     assert at(paths.weights_dir(tmp_path, "untrained")) in outputs("build_untrained")
+    for role, stage in (("trained", "extract_weights"), ("untrained", "build_untrained")):
+        assert at(paths.filter_metrics_dir(tmp_path, role)) in outputs(stage)
+        assert {at(paths.weight_metrics(tmp_path, role, ext)) for ext in ("csv", "json")} <= outputs(stage)
+    assert {at(paths.channels_dir(tmp_path)), at(paths.feature_map_metrics(tmp_path))} <= outputs("map_metrics")
     assert at(paths.dataset_dir(tmp_path)) in outputs("dataset_stats")
-    assert at(paths.metrics_dir(tmp_path) / "dataset.json") in outputs("dataset_stats")
+    assert at(paths.dataset_metrics(tmp_path)) in outputs("dataset_stats")
     assert paths.examples_dir(tmp_path).parent == paths.dataset_dir(tmp_path)  # an output of dataset_stats too
     assert at(paths.confusion_dir(tmp_path)) in outputs("evaluate")
-    assert at(paths.metrics_dir(tmp_path) / "evaluate.json") in outputs("evaluate")
+    assert at(paths.evaluate_metrics(tmp_path)) in outputs("evaluate")
     assert at(paths.input_range_path(tmp_path)) in outputs("evaluate")
-    assert at(paths.figures_dir(tmp_path) / "evaluate") in outputs("evaluate")
+    assert at(paths.evaluate_figures_dir(tmp_path)) in outputs("evaluate")
+    for stage, made in {
+        "activation_max": (paths.activation_max_dir, paths.activation_max_figures_dir, paths.activation_max_metrics),
+        "gradcam": (paths.gradcam_dir, paths.gradcam_figures_dir, paths.gradcam_metrics),
+        "report": (paths.report_dir,),
+    }.items():
+        assert {at(where(tmp_path)) for where in made} <= outputs(stage), stage
+    assert at(paths.map_figures_dir(tmp_path, "${item}")) in outputs("render_maps")
     assert at(paths.feature_maps_dir(tmp_path, "conv2d")) == "outputs/feature_maps/conv2d"
     assert at(paths.feature_maps_dir(tmp_path, "block/dw")) == "outputs/feature_maps/block/dw"  # a nested layer
     assert paths.layer_stem("block/dw") == "block.dw" and paths.layer_stem("conv2d") == "conv2d"  # file names
@@ -298,6 +310,75 @@ def test_layout_paths_are_the_outputs_dvc_yaml_declares(tmp_path):
     assert {at(paths.figures_dir(tmp_path) / kind) for kind in ("weights", "samples", "dataset")} <= outputs(
         "render_figures"
     )
+    figures = (paths.weight_figures_dir, paths.sample_figures_dir, paths.dataset_figures_dir)
+    assert {at(where(tmp_path)) for where in figures} == outputs("render_figures")
+    assert paths.examples_figures_dir(tmp_path).parent == paths.dataset_figures_dir(tmp_path)
+    plotted = (
+        *figures,
+        paths.map_figures_dir,
+        paths.evaluate_figures_dir,
+        paths.activation_max_figures_dir,
+        paths.gradcam_figures_dir,
+        paths.confusion_dir,
+        paths.channels_dir,
+    )
+    assert {at(where(tmp_path)) for where in plotted} <= plots
+
+
+def test_the_file_names_stay_those_the_stages_have_always_written(tmp_path):
+    """The names ``pipeline.paths`` gives each stage's files (a layer's address ``block/dw`` as ``block.dw``): a
+    changed name would leave an old run's files unread by the report and ``compare``."""
+    layer = "block/dw"
+    made = {
+        paths.images(tmp_path, "test"): "data/test_images.npy",
+        paths.labels(tmp_path, "train"): "data/train_labels.npy",
+        paths.sample_images(tmp_path): "samples/images.npy",
+        paths.sample_index(tmp_path): "samples/index.json",
+        paths.kernel(tmp_path, "trained", layer): "weights/trained/block.dw.kernel.npy",
+        paths.weights_dir(tmp_path, "trained") / paths.bias_name(layer): "weights/trained/block.dw.bias.npy",
+        paths.weight_layers(tmp_path, "untrained"): "weights/untrained/layers.json",
+        paths.filter_metrics_dir(tmp_path, "trained") / paths.filter_metrics_name(layer): (
+            "metrics/filters/trained/block.dw.csv"
+        ),
+        paths.weight_metrics(tmp_path, "untrained", "csv"): "metrics/weights_untrained.csv",
+        paths.maps(tmp_path, layer, "trained"): "feature_maps/block/dw/trained.npy",
+        paths.map_channels(tmp_path, layer, "untrained"): "feature_maps/block/dw/channels_untrained.csv",
+        paths.map_layer(tmp_path, layer): "feature_maps/block/dw/layer.json",
+        paths.map_summary(tmp_path, layer): "feature_maps/block/dw/summary.json",
+        paths.channels_dir(tmp_path) / paths.channels_name(layer, "trained"): "metrics/channels/block.dw/trained.csv",
+        paths.feature_map_metrics(tmp_path): "metrics/feature_maps.json",
+        paths.dataset_metrics(tmp_path): "metrics/dataset.json",
+        paths.dataset_index(tmp_path): "metrics/dataset/index.json",
+        paths.dataset_table(tmp_path, "trained", layer): "metrics/dataset/trained_block.dw.csv",
+        paths.examples_table(tmp_path, "untrained", layer): "metrics/dataset/examples/untrained_block.dw.csv",
+        paths.evaluate_metrics(tmp_path): "metrics/evaluate.json",
+        paths.confusion_dir(tmp_path) / paths.confusion_name("trained"): "metrics/confusion/trained.csv",
+        paths.activation_max_dir(tmp_path) / paths.activation_max_name("trained", layer): (
+            "activation_max/trained_block.dw.npy"
+        ),
+        paths.activation_max_metrics(tmp_path): "metrics/activation_max.json",
+        paths.gradcam_dir(tmp_path) / paths.gradcam_name("untrained"): "gradcam/untrained.npy",
+        paths.gradcam_dir(tmp_path) / paths.INDEX_NAME: "gradcam/index.json",
+        paths.gradcam_metrics(tmp_path): "metrics/gradcam.json",
+        paths.histogram(tmp_path, "trained", layer): "figures/weights/trained_block.dw_hist.png",
+        paths.histogram_overlay(tmp_path, layer): "figures/weights/block.dw_hist_overlay.png",
+        paths.filters_figure(tmp_path, "untrained", layer): "figures/weights/untrained_block.dw_filters.png",
+        paths.sample_figure(tmp_path, 7): "figures/samples/sample_7.png",
+        paths.map_figure(tmp_path, layer, "trained", 7): "figures/feature_maps/block/dw/trained_sample_7.png",
+        paths.class_heatmap(tmp_path, layer): "figures/dataset/block.dw_classes.png",
+        paths.examples_figures_dir(tmp_path) / paths.examples_figure_name("trained", layer): (
+            "figures/dataset/examples/trained_block.dw.png"
+        ),
+        paths.confusion_figure(tmp_path, "untrained"): "figures/evaluate/untrained_confusion.png",
+        paths.activation_max_figures_dir(tmp_path) / paths.activation_max_figure_name("untrained", layer): (
+            "figures/activation_max/untrained_block.dw.png"
+        ),
+        paths.gradcam_figures_dir(tmp_path) / paths.gradcam_figure_name(7): "figures/gradcam/sample_7.png",
+        paths.report_page(tmp_path): "report/index.html",
+        paths.compare_dir(tmp_path): "compare",
+    }
+    assert [paths.relative(tmp_path, path) for path in made] == [f"outputs/{name}" for name in made.values()]
+    assert paths.images_name("*") == "*_images.npy" and paths.gradcam_figure_name("*") == "sample_*.png"
 
 
 def test_params_drift_names_each_changed_key_with_both_values():

@@ -123,16 +123,18 @@ def test_a_run_with_nothing_made_yet_is_a_page_of_notes(tmp_path, params, langua
 
 def test_a_missing_output_names_the_stage_of_its_most_specific_folder(tmp_path, params):
     report = Report(tmp_path, params, Strings("en"))
-    assert report.missing("outputs/metrics/dataset/trained_conv2d.csv") == Note(
+    assert report.missing(paths.dataset_table(tmp_path, "trained", "conv2d")) == Note(
         "not run yet: outputs/metrics/dataset/trained_conv2d.csv is missing; `dvc repro` makes it (stage dataset_stats)"
     )
-    assert report.missing("outputs/figures/gradcam").text.endswith("(stage gradcam)")
-    assert report.missing("elsewhere/x.png").text.endswith("(stage ?)")
+    assert report.missing(paths.examples_figures_dir(tmp_path)).text.endswith("(stage render_figures)")
+    assert report.missing(paths.gradcam_figures_dir(tmp_path)).text.endswith("(stage gradcam)")
+    assert report.missing(tmp_path / "elsewhere" / "x.png").text.endswith("(stage ?)")
+    assert report.missing("outputs/metrics/gradcam.json").text.endswith("(stage gradcam)")  # as shown
     assert report.layer_names([0, "conv2d"]) == [("0", "0"), ("conv2d", "conv2d")]  # no model read: as configured
-    metrics = tmp_path / "outputs" / "metrics"
-    metrics.mkdir(parents=True)
+    paths.metrics_dir(tmp_path).mkdir(parents=True)
     for role in paths.ROLES:  # the JSON without the CSV stage extract_weights writes beside it
-        (metrics / f"weights_{role}.json").write_text(json.dumps({role: {"conv2d": {"mean": 0.1}}}), encoding="utf-8")
+        stats = json.dumps({role: {"conv2d": {"mean": 0.1}}})
+        paths.weight_metrics(tmp_path, role, "json").write_text(stats, encoding="utf-8")
     assert report.weight_stats() is None
     classes = params["data"]["classes"]
     assert [report.class_name(i) for i in (0, 9, 10, -1)] == [classes[0], classes[9], "10", "-1"]
@@ -150,23 +152,24 @@ def test_configured_layers_are_named_by_the_model_or_as_configured_when_they_do_
 def test_the_feature_maps_of_a_model_the_report_could_not_read_have_no_shape(tmp_path, params):
     params = {**params, "feature_maps": {**params["feature_maps"], "layers": ["conv2d"]}}
     stats = {"channels": 32, "map_mean": 0.1, "map_fraction_active": 0.5, "dead_channels": 0}
-    (tmp_path / "outputs" / "metrics").mkdir(parents=True)
+    paths.metrics_dir(tmp_path).mkdir(parents=True)
     maps = {role: {"conv2d": stats} for role in paths.ROLES}
-    (tmp_path / "outputs" / "metrics" / "feature_maps.json").write_text(json.dumps(maps), encoding="utf-8")
+    paths.feature_map_metrics(tmp_path).write_text(json.dumps(maps), encoding="utf-8")
     for role in paths.ROLES:
-        png(tmp_path / "outputs" / "figures" / "feature_maps" / "conv2d" / f"{role}_sample_0.png")
+        png(paths.map_figure(tmp_path, "conv2d", role, 0))
     [figure] = Report(tmp_path, params, Strings("en")).feature_maps({"split": "train", "samples": [0]}).blocks
     assert ": output –. Trained: mean activation 0.1, 50.0 % of activations above zero" in figure.caption
 
 
 def test_a_figure_embeds_its_images_with_their_labels_or_is_the_note_of_the_first_missing(tmp_path, params):
     report = Report(tmp_path, params, Strings("en"))
-    png(tmp_path / "outputs" / "figures" / "weights" / "a.png")
-    data = (tmp_path / "outputs" / "figures" / "weights" / "a.png").read_bytes()
-    shown = report.figure([("outputs/figures/weights/a.png", "trained")], "the filters")
-    assert shown == Figure([Image(data_uri(data), "trained")], "the filters")
-    missing = report.figure([("outputs/figures/weights/a.png", "a"), ("outputs/figures/weights/b.png", "b")], "x")
-    assert missing == report.missing("outputs/figures/weights/b.png")
+    a, b = (paths.weight_figures_dir(tmp_path) / name for name in ("a.png", "b.png"))
+    png(a)
+    shown = report.figure([(a, "trained")], "the filters")
+    assert shown == Figure([Image(data_uri(a.read_bytes()), "trained")], "the filters")
+    missing = report.figure([(a, "a"), (b, "b")], "x")
+    assert missing == report.missing(b)
+    assert missing.text.startswith("not run yet: outputs/figures/weights/b.png is missing")
 
 
 def test_the_analyses_are_shown_when_their_outputs_exist(tmp_path, params):
@@ -189,14 +192,14 @@ def test_the_analyses_are_shown_when_their_outputs_exist(tmp_path, params):
     assert gradcam.index("Sample 2:") < gradcam.index("Sample 10:")  # numeric order
     assert "not run yet" in page.section_notes(html, "model")  # the core stages have not run here
     summary = {"trained": {"conv2d": {"data_selectivity": 0.5}}}
-    (paths.metrics_dir(tmp_path) / "dataset.json").write_text(json.dumps(summary), encoding="utf-8")
+    paths.dataset_metrics(tmp_path).write_text(json.dumps(summary), encoding="utf-8")
     index = {"split": "test", "images": 6, "layers": ["conv2d"]}
-    (paths.metrics_dir(tmp_path) / "dataset").mkdir()
-    (paths.metrics_dir(tmp_path) / "dataset" / "index.json").write_text(json.dumps(index), encoding="utf-8")
+    paths.dataset_dir(tmp_path).mkdir()
+    paths.dataset_index(tmp_path).write_text(json.dumps(index), encoding="utf-8")
     dataset = page.section_notes(report_page(tmp_path, params, "en"), "dataset")  # without its per-channel tables
     assert "outputs/metrics/dataset/trained_conv2d.csv is missing" in dataset
     assert "outputs/metrics/dataset/untrained_conv2d.csv is missing" in dataset
-    (paths.metrics_dir(tmp_path) / "activation_max.json").unlink()  # figures without their metrics
+    paths.activation_max_metrics(tmp_path).unlink()  # figures without their metrics
     actmax = page.section_notes(report_page(tmp_path, params, "en"), "activation-max")
     assert "outputs/metrics/activation_max.json is missing" in actmax and "<img" in actmax
 
@@ -206,8 +209,8 @@ def test_what_the_page_shows_is_escaped(tmp_path, params):
         **params,
         "data": {**params["data"], "classes": ["<script>alert(1)</script>", *params["data"]["classes"][1:]]},
     }
-    (tmp_path / "outputs" / "samples").mkdir(parents=True)
-    (tmp_path / "outputs" / "samples" / "index.json").write_text(
+    paths.samples_dir(tmp_path).mkdir(parents=True)
+    paths.sample_index(tmp_path).write_text(
         json.dumps({"split": "train", "samples": [0], "labels": [0]}), encoding="utf-8"
     )
     html = report_page(tmp_path, params, "en")
@@ -237,7 +240,7 @@ def test_model_summary_is_what_keras_says(tiny_assets):
 def test_the_report_of_a_tiny_run(project, run_pipeline):
     """The stage in the pipeline, as dvc repro runs it: every figure the run made is on the page, with its numbers."""
     run_pipeline(project)
-    html = (paths.report_dir(project) / "index.html").read_text(encoding="utf-8")
+    html = paths.report_page(project).read_text(encoding="utf-8")
     page = Page(html)
     assert page.sections == list(SECTIONS)
     figures = sorted(paths.figures_dir(project).rglob("*.png"))
@@ -254,25 +257,23 @@ def test_the_report_of_a_tiny_run(project, run_pipeline):
     notes = " ".join(page.notes)
     assert all(f"(stage {s})" in notes for s in missing)
     if "gradcam" in stages:  # its numbers in the figure's caption
-        gradcam = json.loads((paths.metrics_dir(project) / "gradcam.json").read_text(encoding="utf-8"))["spearman"]
+        gradcam = json.loads(paths.gradcam_metrics(project).read_text(encoding="utf-8"))["spearman"]
         assert f"spearman.sample_0.predicted: {number(gradcam['sample_0']['predicted'])}" in " ".join(page.text)
-    weights = json.loads((paths.metrics_dir(project) / "weights_trained.json").read_text(encoding="utf-8"))
+    weights = json.loads(paths.weight_metrics(project, "trained", "json").read_text(encoding="utf-8"))
     mean = weights["trained"]["conv2d"]["mean"]
     assert f"conv2d: trained mean {number(mean)}" in " ".join(page.text)
-    maps = json.loads((paths.metrics_dir(project) / "feature_maps.json").read_text(encoding="utf-8"))
+    maps = json.loads(paths.feature_map_metrics(project).read_text(encoding="utf-8"))
     assert f"mean activation {number(maps['trained']['conv2d_1']['map_mean'])}" in " ".join(page.text)
     assert "(None, 14, 14, 8)" in html  # conv2d_1's output shape (the tiny model's 8 filters)
     shown = " ".join(" ".join(Page(html[html.index("<body") : html.index("<script")]).text).split())
     shown = re.sub(r"\(None(, \d+)*\)", "(shape)", shown)  # Keras's output shapes start with None
     assert not re.findall(r".{30}(?:\bNone\b|\?|XX|\{\w+\}).{30}", shown)  # every value filled in, every title
-    rows = model_summary(Archive.read(project / "outputs" / "models" / "trained.keras"))
+    rows = model_summary(Archive.read(paths.model_path(project, "trained")))
     layers = {r.name for r in rows}
     total = sum(r.params for r in rows)
     assert f"{len(rows)} layers, {total:,} parameters in all; input (shape)." in shown
     tables = shown.count("channel mean fraction_active max top_image_mean selectivity")  # per-channel headers
-    assert tables == 2 * len(
-        json.loads((paths.metrics_dir(project) / "dataset" / "index.json").read_text(encoding="utf-8"))["layers"]
-    )
+    assert tables == 2 * len(json.loads(paths.dataset_index(project).read_text(encoding="utf-8"))["layers"])
     kernels = re.findall(r"(\S+): (\d+) filters of kernel \d+×\d+×\d+×(\d+)", shown)
     assert [k for k in kernels if k[1] != k[2]] == [] and {k[0] for k in kernels} == {"conv2d", "conv2d_1"}
     per_model = re.findall(r"(\S+), (\S+) model: for each channel, (?:the|an)", shown)
@@ -291,7 +292,7 @@ def test_the_stage_writes_korean_when_asked(project, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "outputs/report/index.html" in done.stdout and "Traceback" not in done.stderr
-    html = (paths.report_dir(project) / "index.html").read_text(encoding="utf-8")
+    html = paths.report_page(project).read_text(encoding="utf-8")
     assert '<html lang="ko">' in html and "특성 맵" in html and "훈련하지 않은 모델" in html
     assert read_yaml(project / "params.yaml")["report"]["language"] == "ko"
 
@@ -429,7 +430,7 @@ def test_compare_writes_a_page_of_two_runs(good_repo):
     dvc(root, env, "exp", "run", "-n", "gray", "-S", "render.filter_cmap=gray")
     out = sh(root, DVC[0], "-m", "convlens", "compare", "HEAD", "gray", env=env)
     assert "wrote HEAD_vs_gray.csv, .png and .html" in out
-    html = (root / "outputs" / "compare" / "HEAD_vs_gray.html").read_text(encoding="utf-8")
+    html = (paths.compare_dir(root) / "HEAD_vs_gray.html").read_text(encoding="utf-8")
     page = Page(html)
     text = " ".join(page.text)
     assert "render.filter_cmap" in text and "viridis" in text and "gray" in text

@@ -76,12 +76,12 @@ def write_weight_artifacts(
 
     with staged_dir(paths.weights_dir(root, role)) as out:
         for name, w in weights.items():
-            np.save(out / f"{paths.layer_stem(name)}.kernel.npy", w.kernel)
+            np.save(out / paths.kernel_name(name), w.kernel)
             if w.bias is not None:
-                np.save(out / f"{paths.layer_stem(name)}.bias.npy", w.bias)
-        write_json(out / "layers.json", names)
-    with staged_dir(paths.metrics_dir(root) / "filters" / role) as out:
+                np.save(out / paths.bias_name(name), w.bias)
+        write_json(out / paths.LAYERS_NAME, names)
+    with staged_dir(paths.filter_metrics_dir(root, role)) as out:
         for name, w in weights.items():
-            write_csv(out / f"{paths.layer_stem(name)}.csv", w.filters)
-    write_csv(paths.metrics_dir(root) / f"weights_{role}.csv", rows)
-    write_json(paths.metrics_dir(root) / f"weights_{role}.json", {role: summary})
+            write_csv(out / paths.filter_metrics_name(name), w.filters)
+    write_csv(paths.weight_metrics(root, role, "csv"), rows)
+    write_json(paths.weight_metrics(root, role, "json"), {role: summary})

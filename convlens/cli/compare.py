@@ -17,11 +17,10 @@ from pathlib import Path
 
 from convlens.analysis.compare import changed, compare_statistics, statistic_rows
 from convlens.errors import ConvlensError
+from convlens.pipeline import paths
 from convlens.pipeline.config import PARAMS_FILE, project_root, read_yaml
 from convlens.pipeline.files import atomic_path
 from convlens.schema import LANGUAGES
-
-FIGURES = "outputs/figures"
 
 log = logging.getLogger("compare")
 
@@ -53,8 +52,8 @@ def run_params(root: Path, rev: str) -> dict:
 def run_figures(root: Path, rev: str) -> dict[str, bytes] | str:
     """Every PNG under ``outputs/figures`` of one run by its path there, or why they cannot be read (a run whose
     DVC cache is elsewhere: ``dvc pull`` first)."""
+    folder = paths.figures_dir(root)
     if rev == "workspace":
-        folder = root / FIGURES
         return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*.png"))}
     from dvc.exceptions import DvcException
     from dvc.fs import DVCFileSystem
@@ -63,8 +62,9 @@ def run_figures(root: Path, rev: str) -> dict[str, bytes] | str:
 
     try:
         fs = DVCFileSystem(repo=str(root), rev=resolve_rev(Repo(str(root)).scm, rev))
-        paths = [p for p in fs.find(FIGURES) if p.endswith(".png")]
-        return {p.removeprefix(f"{FIGURES}/"): fs.read_bytes(p) for p in paths}
+        figures = paths.relative(root, folder)  # as the DVC file system names it
+        pngs = [p for p in fs.find(figures) if p.endswith(".png")]
+        return {p.removeprefix(f"{figures}/"): fs.read_bytes(p) for p in pngs}
     except (OSError, DvcException) as e:
         return f"{type(e).__name__}: {e}"
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m convlens compare", description=__doc__.splitlines()[0])
     parser.add_argument("a", help="the first run: git revision, experiment name or workspace")
     parser.add_argument("b", nargs="?", default="workspace", help="the second run (default: workspace)")
-    parser.add_argument("--out", type=Path, default=Path("outputs/compare"), help="folder for the CSV, PNG and HTML")
+    parser.add_argument("--out", type=Path, help="folder for the CSV, PNG and HTML")
     parser.add_argument(
         "--language", choices=LANGUAGES, help="of the HTML page's words (default: report.language of params.yaml)"
     )
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         from convlens.report.compare_page import compare_page
 
         stem = re.sub(r"[^\w.-]+", "_", f"{args.a}_vs_{args.b}")
-        out = args.out if args.out.is_absolute() else root / args.out
+        out = paths.compare_dir(root) if args.out is None else root / args.out  # an absolute --out stays as it is
         with atomic_path(out / f"{stem}.csv") as tmp:
             table.to_csv(tmp, index=False)
         diff = changed(table)

@@ -13,13 +13,10 @@ from convlens.pipeline.files import read_json
 def load_kernels(root: Path, role: str) -> dict[str, np.ndarray]:
     """The kernels saved by the weight stages (``analysis.weights.write_weight_artifacts``), by layer name, in layer
     order."""
-    folder = paths.weights_dir(root, role)
-    return {
-        name: np.load(folder / f"{paths.layer_stem(name)}.kernel.npy") for name in read_json(folder / "layers.json")
-    }
+    return {name: np.load(paths.kernel(root, role, name)) for name in read_json(paths.weight_layers(root, role))}
 
 
 def load_samples(root: Path) -> tuple[np.ndarray, dict]:
     """The chosen sample images and their index (split, sample ids, labels), saved by the samples stage."""
-    index = read_json(paths.samples_dir(root) / "index.json")
-    return np.load(paths.samples_dir(root) / "images.npy"), index
+    index = read_json(paths.sample_index(root))
+    return np.load(paths.sample_images(root)), index

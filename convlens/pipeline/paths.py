@@ -1,4 +1,7 @@
-"""Where each artifact lives under ``outputs/`` (the same paths ``dvc.yaml`` declares)."""
+"""Where each artifact lives under ``outputs/`` and what its files are called (the same paths ``dvc.yaml`` declares).
+
+The one module that spells them: the stages write, and the report, ``compare`` and the tests read, through it
+(``tests/test_architecture.py`` finds any other ``"outputs/…"``)."""
 
 from __future__ import annotations
 
@@ -82,3 +85,283 @@ def figures_dir(root: Path) -> Path:
 def report_dir(root: Path) -> Path:
     """The report stage's folder: ``index.html``, one self-contained page."""
     return root / "outputs" / "report"
+
+
+def compare_dir(root: Path) -> Path:
+    """``python -m convlens compare``'s folder (not a DVC output): ``<A>_vs_<B>.csv``, ``.png`` and ``.html``."""
+    return root / "outputs" / "compare"
+
+
+def relative(root: Path, path: Path) -> str:
+    """``path`` as the project shows it (the report's notes, ``dvc.yaml``): from ``root``, with ``/``."""
+    return path.relative_to(root).as_posix()
+
+
+# -- the files in each folder --------------------------------------------------------------------------------------
+# A stage writes a whole folder through ``staged_dir`` (into a staging area, renamed into place when complete), so each
+# file there has its name (``…_name``, what the stage writes into its staging area) and its path (what a reader opens,
+# from the project ``root``). A name that takes a sample or split also takes ``"*"``: the glob of every such file.
+INDEX_NAME = "index.json"  # what a folder holds (samples, dataset, gradcam): split, samples, layers, …
+LAYERS_NAME = "layers.json"  # a weights folder's layer names, in layer order
+MAP_LAYER_NAME = "layer.json"  # a feature-maps folder's layer: name, shape, split, samples, labels
+MAP_SUMMARY_NAME = "summary.json"  # a feature-maps folder's statistics per model
+SAMPLE_IMAGES_NAME = "images.npy"  # the sample images, samples × H × W
+REPORT_NAME = "index.html"
+
+
+def images_name(split: str) -> str:
+    return f"{split}_images.npy"
+
+
+def labels_name(split: str) -> str:
+    return f"{split}_labels.npy"
+
+
+def images(root: Path, split: str) -> Path:
+    """One split's images as ``fetch_data`` parsed them (uint8, images × H × W)."""
+    return data_dir(root) / images_name(split)
+
+
+def labels(root: Path, split: str) -> Path:
+    return data_dir(root) / labels_name(split)
+
+
+def sample_images(root: Path) -> Path:
+    return samples_dir(root) / SAMPLE_IMAGES_NAME
+
+
+def sample_index(root: Path) -> Path:
+    """The samples' split, ids and labels."""
+    return samples_dir(root) / INDEX_NAME
+
+
+def kernel_name(layer: str) -> str:
+    return f"{layer_stem(layer)}.kernel.npy"
+
+
+def bias_name(layer: str) -> str:
+    return f"{layer_stem(layer)}.bias.npy"
+
+
+def kernel(root: Path, role: str, layer: str) -> Path:
+    return weights_dir(root, role) / kernel_name(layer)
+
+
+def weight_layers(root: Path, role: str) -> Path:
+    return weights_dir(root, role) / LAYERS_NAME
+
+
+def filter_metrics_dir(root: Path, role: str) -> Path:
+    """Per layer of the ``role`` model, one row per filter (``filter_metrics_name``)."""
+    return metrics_dir(root) / "filters" / role
+
+
+def filter_metrics_name(layer: str) -> str:
+    return f"{layer_stem(layer)}.csv"
+
+
+def weight_metrics(root: Path, role: str, ext: str) -> Path:
+    """The ``role`` model's kernel statistics per layer: ``ext`` ``csv`` (a row per layer) or ``json`` (metrics)."""
+    return metrics_dir(root) / f"weights_{role}.{ext}"
+
+
+def maps_name(role: str) -> str:
+    return f"{role}.npy"
+
+
+def map_channels_name(role: str) -> str:
+    return f"channels_{role}.csv"
+
+
+def maps(root: Path, layer: str, role: str) -> Path:
+    """One ``feature_maps.layers`` entry's maps of the samples by the ``role`` model (samples × H × W × channels)."""
+    return feature_maps_dir(root, layer) / maps_name(role)
+
+
+def map_channels(root: Path, layer: str, role: str) -> Path:
+    return feature_maps_dir(root, layer) / map_channels_name(role)
+
+
+def map_layer(root: Path, layer: str) -> Path:
+    return feature_maps_dir(root, layer) / MAP_LAYER_NAME
+
+
+def map_summary(root: Path, layer: str) -> Path:
+    return feature_maps_dir(root, layer) / MAP_SUMMARY_NAME
+
+
+def channels_dir(root: Path) -> Path:
+    """``map_metrics``' per-channel tables of the ``feature_maps.layers`` (``channels_name``)."""
+    return metrics_dir(root) / "channels"
+
+
+def channels_name(layer: str, role: str) -> str:
+    """A layer's channel table in ``channels_dir``: one folder per layer, one table per model."""
+    return f"{layer_stem(layer)}/{role}.csv"
+
+
+def feature_map_metrics(root: Path) -> Path:
+    return metrics_dir(root) / "feature_maps.json"
+
+
+def dataset_metrics(root: Path) -> Path:
+    """``dataset_stats``' summary per model × layer (a metric; the tables are in ``dataset_dir``)."""
+    return metrics_dir(root) / "dataset.json"
+
+
+def dataset_index(root: Path) -> Path:
+    """The dataset tables' split, images, layers and classes."""
+    return dataset_dir(root) / INDEX_NAME
+
+
+def dataset_table_name(role: str, layer: str) -> str:
+    """A model × layer table in ``dataset_dir`` (its channels) and in ``examples_dir`` (its channels' top images)."""
+    return f"{role}_{layer_stem(layer)}.csv"
+
+
+def dataset_table(root: Path, role: str, layer: str) -> Path:
+    return dataset_dir(root) / dataset_table_name(role, layer)
+
+
+def examples_table(root: Path, role: str, layer: str) -> Path:
+    return examples_dir(root) / dataset_table_name(role, layer)
+
+
+def evaluate_metrics(root: Path) -> Path:
+    """``evaluate``'s accuracy per model, overall and per class."""
+    return metrics_dir(root) / "evaluate.json"
+
+
+def confusion_name(role: str) -> str:
+    """A model's rows in ``confusion_dir``."""
+    return f"{role}.csv"
+
+
+def activation_max_name(role: str, layer: str) -> str:
+    """A model × layer's optimized inputs in ``activation_max_dir``."""
+    return f"{role}_{layer_stem(layer)}.npy"
+
+
+def activation_max_metrics(root: Path) -> Path:
+    return metrics_dir(root) / "activation_max.json"
+
+
+def gradcam_name(role: str) -> str:
+    """A model's Grad-CAM maps in ``gradcam_dir`` (its ``INDEX_NAME``: what they explain)."""
+    return f"{role}.npy"
+
+
+def gradcam_metrics(root: Path) -> Path:
+    return metrics_dir(root) / "gradcam.json"
+
+
+def report_page(root: Path) -> Path:
+    return report_dir(root) / REPORT_NAME
+
+
+# -- figures (PNG), one folder per stage that draws them -----------------------------------------------------------
+def weight_figures_dir(root: Path) -> Path:
+    """``render_figures``' weight histograms and filter grids."""
+    return figures_dir(root) / "weights"
+
+
+def histogram_name(role: str, layer: str) -> str:
+    return f"{role}_{layer_stem(layer)}_hist.png"
+
+
+def histogram(root: Path, role: str, layer: str) -> Path:
+    return weight_figures_dir(root) / histogram_name(role, layer)
+
+
+def histogram_overlay_name(layer: str) -> str:
+    """Both models' histograms of a layer overlaid."""
+    return f"{layer_stem(layer)}_hist_overlay.png"
+
+
+def histogram_overlay(root: Path, layer: str) -> Path:
+    return weight_figures_dir(root) / histogram_overlay_name(layer)
+
+
+def filters_figure_name(role: str, layer: str) -> str:
+    return f"{role}_{layer_stem(layer)}_filters.png"
+
+
+def filters_figure(root: Path, role: str, layer: str) -> Path:
+    return weight_figures_dir(root) / filters_figure_name(role, layer)
+
+
+def sample_figures_dir(root: Path) -> Path:
+    return figures_dir(root) / "samples"
+
+
+def sample_figure_name(sample: int | str) -> str:
+    return f"sample_{sample}.png"
+
+
+def sample_figure(root: Path, sample: int | str) -> Path:
+    return sample_figures_dir(root) / sample_figure_name(sample)
+
+
+def map_figures_dir(root: Path, layer: str | None = None) -> Path:
+    """``render_maps``' figures: of every ``feature_maps.layers`` entry, or of ``layer``'s (a folder each)."""
+    folder = figures_dir(root) / "feature_maps"
+    return folder if layer is None else folder / layer
+
+
+def map_figure_name(role: str, sample: int | str) -> str:
+    return f"{role}_sample_{sample}.png"
+
+
+def map_figure(root: Path, layer: str, role: str, sample: int | str) -> Path:
+    return map_figures_dir(root, layer) / map_figure_name(role, sample)
+
+
+def dataset_figures_dir(root: Path) -> Path:
+    """``render_figures``' class heatmaps, with the dataset examples in ``examples_figures_dir``."""
+    return figures_dir(root) / "dataset"
+
+
+def class_heatmap_name(layer: str) -> str:
+    return f"{layer_stem(layer)}_classes.png"
+
+
+def class_heatmap(root: Path, layer: str) -> Path:
+    return dataset_figures_dir(root) / class_heatmap_name(layer)
+
+
+def examples_figures_dir(root: Path) -> Path:
+    return dataset_figures_dir(root) / "examples"
+
+
+def examples_figure_name(role: str, layer: str) -> str:
+    """A model × layer's top images per channel; the report reads ``role`` and the layer back from the name."""
+    return f"{role}_{layer_stem(layer)}.png"
+
+
+def evaluate_figures_dir(root: Path) -> Path:
+    return figures_dir(root) / "evaluate"
+
+
+def confusion_figure_name(role: str) -> str:
+    return f"{role}_confusion.png"
+
+
+def confusion_figure(root: Path, role: str) -> Path:
+    return evaluate_figures_dir(root) / confusion_figure_name(role)
+
+
+def activation_max_figures_dir(root: Path) -> Path:
+    return figures_dir(root) / "activation_max"
+
+
+def activation_max_figure_name(role: str, layer: str) -> str:
+    """A model × layer's optimized inputs as one mosaic; the report reads ``role`` and the layer back from the name."""
+    return f"{role}_{layer_stem(layer)}.png"
+
+
+def gradcam_figures_dir(root: Path) -> Path:
+    return figures_dir(root) / "gradcam"
+
+
+def gradcam_figure_name(sample: int | str) -> str:
+    return f"sample_{sample}.png"

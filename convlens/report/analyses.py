@@ -2,8 +2,8 @@
 dataset examples, activation maximization, Grad-CAM; each optional, a note until its stage has run) and the run's
 params.
 
-``AnalysisSections`` is mixed into ``report.Report``, which gives it ``t``, ``params`` and the helpers ``path``,
-``missing``, ``figure``, ``role`` and ``split``.
+``AnalysisSections`` is mixed into ``report.Report``, which gives it ``root``, ``t``, ``params`` and the helpers
+``relative``, ``missing``, ``figure``, ``role`` and ``split``.
 """
 
 from __future__ import annotations
@@ -30,12 +30,9 @@ class AnalysisSections:
     def dataset(self) -> Section:
         t = self.t
         section = Section("dataset", t("dataset_title"), t("dataset_intro"))
-        summary_path, index_path = (
-            self.path("outputs/metrics/dataset.json"),
-            self.path("outputs/metrics/dataset/index.json"),
-        )
+        summary_path, index_path = paths.dataset_metrics(self.root), paths.dataset_index(self.root)
         if not (summary_path.is_file() and index_path.is_file()):
-            section.blocks.append(self.missing("outputs/metrics/dataset.json"))
+            section.blocks.append(self.missing(summary_path))
             return section
         summary, index = read_json_file(summary_path), read_json_file(index_path)
         split = self.split(index["split"])
@@ -45,59 +42,55 @@ class AnalysisSections:
             for role in paths.ROLES
             for layer, values in summary.get(role, {}).items()
         ]
-        caption = t("dataset_caption", images=number(index["images"]), split=split)
+        caption = t("dataset_caption", images=number(index["images"]), split=split, source=self.relative(summary_path))
         section.blocks.append(Table(t.columns("dataset_columns"), rows, caption))
         for layer in index["layers"]:
-            stem = paths.layer_stem(layer)
             selectivity = {
                 role: number(summary.get(role, {}).get(layer, {}).get("data_selectivity")) for role in paths.ROLES
             }
             caption = t("heatmap_caption", layer=layer, images=number(index["images"]), split=split, **selectivity)
-            section.blocks.append(self.figure([(f"outputs/figures/dataset/{stem}_classes.png", layer)], caption))
+            section.blocks.append(self.figure([(paths.class_heatmap(self.root, layer), layer)], caption))
             for role in paths.ROLES:
-                file = f"{role}_{stem}.csv"
-                table_path = self.path(f"outputs/metrics/dataset/{file}")
+                table_path = paths.dataset_table(self.root, role, layer)
                 if not table_path.is_file():
-                    section.blocks.append(self.missing(f"outputs/metrics/dataset/{file}"))
+                    section.blocks.append(self.missing(table_path))
                     continue
                 table = read_rows(table_path)
                 columns = list(table[0]) if table else []
                 cells = [[number(row[c]) for c in columns] for row in table]
-                caption = t("channels_caption", layer=layer, model=self.role(role), file=file)
+                source = self.relative(table_path)
+                caption = t("channels_caption", layer=layer, model=self.role(role), source=source)
                 section.blocks.append(Table(columns, cells, caption, folded=True))
         return section
 
     def evaluate(self) -> Section:
         t = self.t
         section = Section("evaluate", t("evaluate_title"), level=3)
-        relative = "outputs/metrics/evaluate.json"
-        if not self.path(relative).is_file():
-            section.blocks.append(self.missing(relative))
+        path = paths.evaluate_metrics(self.root)
+        if not path.is_file():
+            section.blocks.append(self.missing(path))
             return section
-        metrics = read_json_file(self.path(relative))
+        metrics = read_json_file(path)
         section.blocks.extend(self.input_range())
         roles = [role for role in paths.ROLES if role in metrics]
         classes = list(dict.fromkeys(c for role in roles for c in metrics[role].get("class_accuracy", {})))
         rows = [[t("accuracy"), *(percent(metrics[role]["accuracy"]) for role in roles)]]
         rows += [[c, *(percent(metrics[role]["class_accuracy"][c]) for role in roles)] for c in classes]
         accuracy = {role: percent(metrics[role]["accuracy"]) if role in metrics else "–" for role in paths.ROLES}
-        section.blocks.append(
-            Table([t.columns("evaluate_columns")[0], *map(self.role, roles)], rows, t("evaluate_caption", **accuracy))
-        )
+        caption = t("evaluate_caption", source=self.relative(path), **accuracy)
+        section.blocks.append(Table([t.columns("evaluate_columns")[0], *map(self.role, roles)], rows, caption))
         for role in roles:
             caption = t("confusion_caption", model=self.role(role))
-            section.blocks.append(
-                self.figure([(f"outputs/figures/evaluate/{role}_confusion.png", self.role(role))], caption)
-            )
+            section.blocks.append(self.figure([(paths.confusion_figure(self.root, role), self.role(role))], caption))
         return section
 
     def input_range(self) -> list[Text | Note]:
         """The input range evaluate fed, and its warning when most of the first conv layer's channels never fired
         (``input_range.json``): a wrong ``input.scale`` otherwise shows only as a low accuracy."""
-        t, relative = self.t, "outputs/metrics/input_range.json"
-        if not self.path(relative).is_file():
-            return [self.missing(relative)]
-        record = read_json_file(self.path(relative))
+        t, path = self.t, paths.input_range_path(self.root)
+        if not path.is_file():
+            return [self.missing(path)]
+        record = read_json_file(path)
         divisor, preprocessing = record["divisor"], record["preprocessing"]
         if preprocessing:
             blocks: list[Text | Note] = [Text(t("input_raw", preprocessing=preprocessing))]
@@ -124,10 +117,10 @@ class AnalysisSections:
     def examples(self) -> Section:
         t = self.t
         section = Section("examples", t("examples_title"), level=3)
-        folder = self.path("outputs/figures/dataset/examples")
-        figures = sorted(folder.glob("*.png")) if folder.is_dir() else []
+        folder = paths.examples_figures_dir(self.root)
+        figures = sorted(folder.glob(paths.examples_figure_name("*", "*"))) if folder.is_dir() else []
         if not figures:
-            section.blocks.append(self.missing("outputs/figures/dataset/examples"))
+            section.blocks.append(self.missing(folder))
             return section
         settings = self.params.get("dataset", {}).get("examples", {})
         for path in figures:
@@ -139,19 +132,16 @@ class AnalysisSections:
                 k=settings.get("k", "?"),
                 by=settings.get("by", "?"),
             )
-            section.blocks.append(self.figure([(f"outputs/figures/dataset/examples/{path.name}", path.stem)], caption))
+            section.blocks.append(self.figure([(path, path.stem)], caption))
         return section
 
     def activation_max(self) -> Section:
         t = self.t
         section = Section("activation-max", t("actmax_title"), level=3)
-        folder, metrics_path = (
-            self.path("outputs/figures/activation_max"),
-            self.path("outputs/metrics/activation_max.json"),
-        )
-        figures = sorted(folder.glob("*.png")) if folder.is_dir() else []
+        folder, metrics_path = paths.activation_max_figures_dir(self.root), paths.activation_max_metrics(self.root)
+        figures = sorted(folder.glob(paths.activation_max_figure_name("*", "*"))) if folder.is_dir() else []
         if not figures:
-            section.blocks.append(self.missing("outputs/figures/activation_max"))
+            section.blocks.append(self.missing(folder))
             return section
         metrics = read_json_file(metrics_path) if metrics_path.is_file() else {}
         by_stem = {
@@ -170,27 +160,25 @@ class AnalysisSections:
                 model=self.role(role) if role in paths.ROLES else role,
                 ratio=number(values.get("ratio_median")),
             )
-            section.blocks.append(self.figure([(f"outputs/figures/activation_max/{path.name}", path.stem)], caption))
+            section.blocks.append(self.figure([(path, path.stem)], caption))
         if by_stem:
             rows = [
                 [self.role(role), layer, key, number(value)]
                 for (role, _), (layer, values) in by_stem.items()
                 for key, value in flat_items(values)
             ]
-            section.blocks.append(
-                Table(t.columns("actmax_columns"), rows, "outputs/metrics/activation_max.json", folded=True)
-            )
+            section.blocks.append(Table(t.columns("actmax_columns"), rows, self.relative(metrics_path), folded=True))
         elif not metrics_path.is_file():
-            section.blocks.append(self.missing("outputs/metrics/activation_max.json"))
+            section.blocks.append(self.missing(metrics_path))
         return section
 
     def gradcam(self) -> Section:
         t = self.t
         section = Section("gradcam", t("gradcam_title"), level=3)
-        folder, metrics_path = self.path("outputs/figures/gradcam"), self.path("outputs/metrics/gradcam.json")
-        figures = sorted(folder.glob("sample_*.png"), key=sample_key) if folder.is_dir() else []
+        folder, metrics_path = paths.gradcam_figures_dir(self.root), paths.gradcam_metrics(self.root)
+        figures = sorted(folder.glob(paths.gradcam_figure_name("*")), key=sample_key) if folder.is_dir() else []
         if not figures:
-            section.blocks.append(self.missing("outputs/figures/gradcam"))
+            section.blocks.append(self.missing(folder))
             return section
         numbers = flat_items(read_json_file(metrics_path)) if metrics_path.is_file() else []
         for path in figures:
@@ -199,12 +187,13 @@ class AnalysisSections:
             caption = t("gradcam_caption", index=index)
             if own:
                 caption += " " + "; ".join(f"{k}: {number(v)}" for k, v in own)
-            section.blocks.append(self.figure([(f"outputs/figures/gradcam/{path.name}", path.stem)], caption))
+            section.blocks.append(self.figure([(path, path.stem)], caption))
         if numbers:
             rows = [[k, number(v) if not isinstance(v, list) else param_text(v)] for k, v in numbers]
-            section.blocks.append(Table([t("key"), t("value")], rows, t("gradcam_numbers"), folded=True))
+            caption = t("gradcam_numbers", source=self.relative(metrics_path))
+            section.blocks.append(Table([t("key"), t("value")], rows, caption, folded=True))
         else:
-            section.blocks.append(self.missing("outputs/metrics/gradcam.json"))
+            section.blocks.append(self.missing(metrics_path))
         return section
 
     def params_section(self) -> Section:

@@ -17,34 +17,40 @@ from typing import Any
 
 from convlens.errors import ConvlensError
 from convlens.model.archive import Archive
+from convlens.pipeline import paths
 from convlens.report.analyses import AnalysisSections
 from convlens.report.chapter import ChapterSections
 from convlens.report.pages import Figure, Note, Section, Strings, image, render
 
-# What the report reads (relative to the project root) and the stage that makes it. Each one a stage in dvc.yaml
-# makes must be a dep of the report stage (tests/test_report.py checks it), so the page never goes stale.
+# What the report reads (relative to the project root, as its notes show it) and the stage that makes it. Each one a
+# stage in dvc.yaml makes must be a dep of the report stage (tests/test_report.py checks it), so the page never goes
+# stale.
+HERE = Path()  # READS' root: its paths relative
 READS = {
-    "outputs/models/trained.keras": "fetch_model",
-    "outputs/metrics/weights_trained.csv": "extract_weights",
-    "outputs/metrics/weights_trained.json": "extract_weights",
-    "outputs/metrics/weights_untrained.csv": "build_untrained",
-    "outputs/metrics/weights_untrained.json": "build_untrained",
-    "outputs/figures/weights": "render_figures",
-    "outputs/samples": "samples",
-    "outputs/figures/samples": "render_figures",
-    "outputs/metrics/feature_maps.json": "map_metrics",
-    "outputs/figures/feature_maps": "render_maps",
-    "outputs/metrics/dataset.json": "dataset_stats",
-    "outputs/metrics/dataset": "dataset_stats",
-    "outputs/figures/dataset": "render_figures",
-    "outputs/figures/dataset/examples": "render_figures",  # the dataset examples (dataset.examples, issue 12)
-    "outputs/metrics/evaluate.json": "evaluate",
-    "outputs/metrics/input_range.json": "evaluate",
-    "outputs/figures/evaluate": "evaluate",
-    "outputs/metrics/activation_max.json": "activation_max",
-    "outputs/figures/activation_max": "activation_max",
-    "outputs/metrics/gradcam.json": "gradcam",
-    "outputs/figures/gradcam": "gradcam",
+    paths.relative(HERE, path): stage
+    for path, stage in [
+        (paths.model_path(HERE, "trained"), "fetch_model"),
+        (paths.weight_metrics(HERE, "trained", "csv"), "extract_weights"),
+        (paths.weight_metrics(HERE, "trained", "json"), "extract_weights"),
+        (paths.weight_metrics(HERE, "untrained", "csv"), "build_untrained"),
+        (paths.weight_metrics(HERE, "untrained", "json"), "build_untrained"),
+        (paths.weight_figures_dir(HERE), "render_figures"),
+        (paths.samples_dir(HERE), "samples"),
+        (paths.sample_figures_dir(HERE), "render_figures"),
+        (paths.feature_map_metrics(HERE), "map_metrics"),
+        (paths.map_figures_dir(HERE), "render_maps"),
+        (paths.dataset_metrics(HERE), "dataset_stats"),
+        (paths.dataset_dir(HERE), "dataset_stats"),
+        (paths.dataset_figures_dir(HERE), "render_figures"),
+        (paths.examples_figures_dir(HERE), "render_figures"),  # the dataset examples (dataset.examples, issue 12)
+        (paths.evaluate_metrics(HERE), "evaluate"),
+        (paths.input_range_path(HERE), "evaluate"),
+        (paths.evaluate_figures_dir(HERE), "evaluate"),
+        (paths.activation_max_metrics(HERE), "activation_max"),
+        (paths.activation_max_figures_dir(HERE), "activation_max"),
+        (paths.gradcam_metrics(HERE), "gradcam"),
+        (paths.gradcam_figures_dir(HERE), "gradcam"),
+    ]
 }
 
 # The sections' anchors, in the page's order (level-3 analyses sit under "analyses").
@@ -74,22 +80,26 @@ class Report(ChapterSections, AnalysisSections):
         self.shapes: dict[str, tuple[int | None, ...] | None] = {}
 
     # -- helpers ---------------------------------------------------------------------------------------------
-    def path(self, relative: str) -> Path:
-        return self.root / relative
+    def relative(self, path: Path) -> str:
+        """An output's path as the page shows it (``outputs/…``)."""
+        return paths.relative(self.root, path)
 
-    def missing(self, relative: str) -> Note:
-        """The note for an output not made yet: what is missing, and the stage that makes it."""
+    def missing(self, path: Path | str, detail: str = "") -> Note:
+        """The note for an output not made yet (its path, or as shown; ``detail`` after it in parentheses): what is
+        missing, and the stage that makes it."""
+        relative = self.relative(path) if isinstance(path, Path) else path
+        relative += f" ({detail})" if detail else ""
         owners = [prefix for prefix in READS if relative == prefix or relative.startswith(f"{prefix}/")]
         stage = READS[max(owners, key=len)] if owners else "?"  # the most specific: dataset/examples
         return Note(self.t("not_run_yet", what=relative, command="dvc repro", stage=stage))
 
-    def figure(self, paths: Sequence[tuple[str, str]], caption: str) -> Figure | Note:
-        """Images side by side (``(relative path, label)``); a note naming the first one missing."""
+    def figure(self, pictures: Sequence[tuple[Path, str]], caption: str) -> Figure | Note:
+        """Images side by side (``(path, label)``); a note naming the first one missing."""
         images = []
-        for relative, label in paths:
-            img = image(self.path(relative), label)
+        for path, label in pictures:
+            img = image(path, label)
             if img is None:
-                return self.missing(relative)
+                return self.missing(path)
             images.append(img)
         return Figure(images, caption)
 

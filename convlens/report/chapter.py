@@ -2,9 +2,9 @@
 trained vs untrained, the filter grids, the sample images and the feature maps; and the readers of the metrics
 files every section uses.
 
-``ChapterSections`` is mixed into ``report.Report``, which gives it ``t``, ``params``, the model's ``archive`` and
-``shapes`` (set by ``model``, the first section), and the helpers ``path``, ``missing``, ``figure``, ``role``,
-``split`` and ``layer_names``.
+``ChapterSections`` is mixed into ``report.Report``, which gives it ``root``, ``t``, ``params``, the model's
+``archive`` and ``shapes`` (set by ``model``, the first section), and the helpers ``relative``, ``missing``,
+``figure``, ``role``, ``split`` and ``layer_names``.
 """
 
 from __future__ import annotations
@@ -34,12 +34,12 @@ class ChapterSections:
     """The chapter's sections, one method each (a mixin of ``report.Report``)."""
 
     def model(self) -> Section:
-        t, relative = self.t, "outputs/models/trained.keras"
+        t, path = self.t, paths.model_path(self.root, "trained")
         section = Section("model", t("model_title"), t("model_intro"))
-        if not self.path(relative).is_file():
-            section.blocks.append(self.missing(relative))
+        if not path.is_file():
+            section.blocks.append(self.missing(path))
             return section
-        self.archive = Archive.read(self.path(relative), relative)
+        self.archive = Archive.read(path, self.relative(path))
         rows = model_summary(self.archive)
         self.shapes = {row.name: row.output_shape for row in rows}
         total = sum(row.params for row in rows if "/" not in row.name)
@@ -61,10 +61,7 @@ class ChapterSections:
         """``{role: {layer: {statistic: value}}}`` from the weights metrics (JSON and CSV), or None if missing."""
         stats: dict[str, dict[str, dict[str, Any]]] = {}
         for role in paths.ROLES:
-            csv_path, json_path = (
-                self.path(f"outputs/metrics/weights_{role}.csv"),
-                self.path(f"outputs/metrics/weights_{role}.json"),
-            )
+            csv_path, json_path = (paths.weight_metrics(self.root, role, ext) for ext in ("csv", "json"))
             if not (csv_path.is_file() and json_path.is_file()):
                 return None
             layers = read_json_file(json_path)[role]
@@ -80,17 +77,16 @@ class ChapterSections:
         section = Section("kernels", t("kernels_title"), t("kernels_intro"))
         if stats is None:
             section.blocks.extend(
-                self.missing(f"outputs/metrics/weights_{role}.csv")
+                self.missing(paths.weight_metrics(self.root, role, "csv"))
                 for role in paths.ROLES
-                if not self.path(f"outputs/metrics/weights_{role}.csv").is_file()
-                or not self.path(f"outputs/metrics/weights_{role}.json").is_file()
+                if not paths.weight_metrics(self.root, role, "csv").is_file()
+                or not paths.weight_metrics(self.root, role, "json").is_file()
             )
             return section
-        columns = list(
-            dict.fromkeys(c for row in read_rows(self.path("outputs/metrics/weights_trained.csv")) for c in row)
-        )
+        trained = paths.weight_metrics(self.root, "trained", "csv")
+        columns = list(dict.fromkeys(c for row in read_rows(trained) for c in row))
         if not stats["trained"] or not columns:
-            section.blocks.append(self.missing("outputs/metrics/weights_trained.csv (no layer)"))
+            section.blocks.append(self.missing(trained, "no layer"))
             return section
         rows = [
             [self.role(role), *(number(values.get(c, "")) for c in columns)]
@@ -101,6 +97,7 @@ class ChapterSections:
         caption = t(
             "kernels_caption",
             layer=first,
+            source=self.relative(paths.weight_metrics(self.root, "*", "csv")),
             **{f"{role}_{s}": number(stats[role][first][s]) for role in paths.ROLES for s in ("mean", "std")},
         )
         section.blocks.append(Table([t("model"), *columns], rows, caption))
@@ -110,10 +107,9 @@ class ChapterSections:
         t = self.t
         section = Section("histograms", t("histograms_title"), t("histograms_intro"))
         if stats is None:
-            section.blocks.append(self.missing("outputs/metrics/weights_trained.json"))
+            section.blocks.append(self.missing(paths.weight_metrics(self.root, "trained", "json")))
             return section
         for layer in stats["trained"]:
-            stem = paths.layer_stem(layer)
             numbers = {
                 f"{role}_{s}": number(stats[role][layer][s])
                 for role in paths.ROLES
@@ -123,11 +119,8 @@ class ChapterSections:
                 "histogram_caption", layer=layer, count=number(stats["trained"][layer].get("count", "?")), **numbers
             )
             pictures = [
-                (f"outputs/figures/weights/{stem}_hist_overlay.png", f"{layer}: {t('trained')} / {t('untrained')}"),
-                *(
-                    (f"outputs/figures/weights/{role}_{stem}_hist.png", f"{layer}: {self.role(role)}")
-                    for role in paths.ROLES
-                ),
+                (paths.histogram_overlay(self.root, layer), f"{layer}: {t('trained')} / {t('untrained')}"),
+                *((paths.histogram(self.root, role, layer), f"{layer}: {self.role(role)}") for role in paths.ROLES),
             ]
             section.blocks.append(self.figure(pictures, caption))
         return section
@@ -136,14 +129,13 @@ class ChapterSections:
         t = self.t
         section = Section("filters", t("filters_title"), t("filters_intro"))
         if stats is None:
-            section.blocks.append(self.missing("outputs/metrics/weights_trained.csv"))
+            section.blocks.append(self.missing(paths.weight_metrics(self.root, "trained", "csv")))
             return section
         render_params = self.params.get("render", {})
         for layer, values in stats["trained"].items():
             shape = str(values.get("shape", ""))
             if len(shape.split("x")) != 4:
                 continue  # a Dense kernel: histogram only, no filter grid
-            stem = paths.layer_stem(layer)
             caption = t(
                 "filter_caption",
                 layer=layer,
@@ -154,14 +146,13 @@ class ChapterSections:
                 channels=render_params.get("input_channels", "?"),
             )
             pictures = [
-                (f"outputs/figures/weights/{role}_{stem}_filters.png", f"{layer}: {self.role(role)}")
-                for role in paths.ROLES
+                (paths.filters_figure(self.root, role, layer), f"{layer}: {self.role(role)}") for role in paths.ROLES
             ]
             section.blocks.append(self.figure(pictures, caption))
         return section
 
     def sample_index(self) -> dict | None:
-        path = self.path("outputs/samples/index.json")
+        path = paths.sample_index(self.root)
         return read_json_file(path) if path.is_file() else None
 
     def class_name(self, label: int) -> str:
@@ -172,7 +163,7 @@ class ChapterSections:
         t = self.t
         section = Section("samples", t("samples_title"), t("samples_intro"))
         if index is None:
-            section.blocks.append(self.missing("outputs/samples/index.json"))
+            section.blocks.append(self.missing(paths.sample_index(self.root)))
             return section
         for sample, label in zip(index["samples"], index["labels"], strict=True):
             caption = t(
@@ -183,24 +174,22 @@ class ChapterSections:
                 name=self.class_name(label),
             )
             section.blocks.append(
-                self.figure([(f"outputs/figures/samples/sample_{sample}.png", f"{t('sample')} {sample}")], caption)
+                self.figure([(paths.sample_figure(self.root, sample), f"{t('sample')} {sample}")], caption)
             )
         return section
 
     def feature_maps(self, index: dict | None) -> Section:
         t = self.t
         section = Section("feature-maps", t("maps_title"), t("maps_intro"))
-        metrics_path = self.path("outputs/metrics/feature_maps.json")
+        metrics_path = paths.feature_map_metrics(self.root)
         if index is None or not metrics_path.is_file():
-            section.blocks.append(
-                self.missing("outputs/samples/index.json" if index is None else "outputs/metrics/feature_maps.json")
-            )
+            section.blocks.append(self.missing(paths.sample_index(self.root) if index is None else metrics_path))
             return section
         metrics = read_json_file(metrics_path)
         for item, name in self.layer_names(self.params.get("feature_maps", {}).get("layers", [])):
             stats = {role: metrics.get(role, {}).get(name) for role in paths.ROLES}
             if None in stats.values():
-                section.blocks.append(self.missing(f"outputs/metrics/feature_maps.json ({name})"))
+                section.blocks.append(self.missing(metrics_path, name))
                 continue
             for sample in index["samples"]:
                 caption = t(
@@ -215,7 +204,7 @@ class ChapterSections:
                     **{f"{role}_dead": stats[role]["dead_channels"] for role in paths.ROLES},
                 )
                 pictures = [
-                    (f"outputs/figures/feature_maps/{item}/{role}_sample_{sample}.png", f"{name}: {self.role(role)}")
+                    (paths.map_figure(self.root, item, role, sample), f"{name}: {self.role(role)}")
                     for role in paths.ROLES
                 ]
                 section.blocks.append(self.figure(pictures, caption))
