@@ -26,6 +26,7 @@ from convlens.model.layers import (
     layer_infos,
     resolve_layers,
 )
+from convlens.model.weights_file import WEIGHTS_CAP, declared_size_problem
 from stages import build_untrained, extract_weights, fetch_model
 from tests.helpers import cli, error_line, one_line
 
@@ -837,8 +838,8 @@ def test_a_weight_declared_larger_than_a_weights_file_may_hold_is_refused_before
     with pytest.raises(ConvlensError) as err:
         Archive.read(path).weights(["conv2d"])
     assert str(err.value) == (
-        f"{path}: model.weights.h5 declares {KERNEL} as (3, 3, 1, {huge}) float32, 40.23 GiB, over the 2.00 GiB "
-        "limit; refused: save the model with model.save('name.keras')"
+        f"{path}: model.weights.h5 declares {KERNEL} (layer 'conv2d') as (3, 3, 1, {huge}) float32, 40.2 GiB, over "
+        "the 2 GiB limit; refused: save the model with model.save('name.keras')"
     )
 
 
@@ -863,3 +864,80 @@ def test_a_model_of_more_layers_than_convlens_reads_is_refused_at_once(tiny_asse
             f"{path}: the model has 10000 layers (nested models' included), over the {MAX_LAYERS} convlens reads; "
             "look inside a part of it: keras.Model(model.inputs, model.get_layer(NAME).output).save('part.keras')"
         )
+
+
+def _declaring(tiny_assets: dict, path: Path, filters: dict[str, int]) -> Path:
+    """The tiny model with ``filters`` for some conv layers in its config, each kernel and bias declared to fit them
+    (chunked and never written: the file stays a few kB)."""
+    config = _tiny_config(tiny_assets)
+    channels = {}
+    for layer in config["config"]["layers"]:
+        if layer["config"]["name"] in filters:
+            layer["config"]["filters"] = filters[layer["config"]["name"]]
+            channels[layer["config"]["name"]] = layer["build_config"]["input_shape"][-1]
+
+    def edit(h5):
+        for name, n in filters.items():
+            for var, shape in (("0", (3, 3, channels[name], n)), ("1", (n,))):
+                del h5[f"layers/{name}/vars/{var}"]
+                h5.create_dataset(f"layers/{name}/vars/{var}", shape=shape, dtype="f4", chunks=True, compression="gzip")
+
+    return _rewrite(tiny_assets["model"], path, config=config, h5_edit=edit)
+
+
+def test_models_declaring_too_much_from_the_command_line(project, tiny_assets, tmp_path):
+    """Issue 28 §6, through fetch_model as a user runs it: a kernel declared over 2 GiB (numpy's `Unable to allocate
+    40.2 GiB`), two kernels of 1.5 GiB each under it but 3 GiB together (read in full and passed on), and a model of
+    10,000 layers (Keras stages that never finished): one line each, exit 1, no model written."""
+    config = _tiny_config(tiny_assets)
+    nested = {"class_name": "Sequential", "config": {"name": "block", "layers": []}}
+    nested["config"]["layers"] = [
+        {"class_name": "Dropout", "config": {"rate": 0.0, "name": f"d{i}"}}
+        for i in range(10_000 - len(config["config"]["layers"]) - 1)
+    ]
+    config["config"]["layers"].append(nested)
+    models = {
+        "one": _declaring(tiny_assets, tmp_path / "one.keras", {"conv2d": 1_200_000_000}),
+        "in-all": _declaring(tiny_assets, tmp_path / "all.keras", {"conv2d": 40_000_000, "conv2d_1": 11_000_000}),
+        "layers": _rewrite(tiny_assets["model"], tmp_path / "layers.keras", config=config),
+    }
+    assert all(path.stat().st_size < 1 << 20 for path in models.values())
+    lines = {
+        case: error_line(cli(project, "fetch_model", f"model.path={p}"), "fetch_model") for case, p in models.items()
+    }
+    refused = "refused: save the model with model.save('name.keras')"
+    assert lines == {
+        "one": f"fetch_model: error: {models['one']}: model.weights.h5 declares layers/conv2d/vars/0 (layer 'conv2d') "
+        f"as (3, 3, 1, 1200000000) float32, 40.2 GiB, over the 2 GiB limit; {refused}",
+        "in-all": f"fetch_model: error: {models['in-all']}: model.weights.h5 declares 3.0 GiB of variables in all "
+        "(the largest: layers/conv2d_1/vars/0 (layer 'conv2d_1') as (3, 3, 4, 11000000) float32, 1.5 GiB), over the "
+        f"2 GiB limit; {refused}",
+        "layers": f"fetch_model: error: {models['layers']}: the model has 10000 layers (nested models' included), over "
+        "the 2000 convlens reads; look inside a part of it: "
+        "keras.Model(model.inputs, model.get_layer(NAME).output).save('part.keras')",
+    }
+    assert not (project / "outputs").exists()
+
+
+@pytest.mark.parametrize(
+    ("shapes", "problem"),
+    [
+        ([(1 << 29,)], None),
+        ([(1 << 29, 1), (0,)], None),
+        (
+            [((1 << 29) + 1,)],
+            "declares layers/conv2d/vars/0 (layer 'conv2d') as (536870913,) float32, 2.0 GiB, over the ",
+        ),
+        ([(1 << 28,), (1 << 28,)], None),
+        ([(1 << 28,), (1 << 28,), (1,)], "declares 2.0 GiB of variables in all (the largest: layers/conv2d/vars/0 "),
+    ],
+    ids=["one-at-2-gib", "with-an-empty-one", "one-4-bytes-over", "two-at-2-gib", "two-4-bytes-over"],
+)
+def test_weights_declared_are_capped_at_2_gib_one_by_one_and_in_all(shapes, problem):
+    """WEIGHTS_CAP, the model.weights.h5 member's own cap: no variable, nor all of them, may declare more."""
+    datasets = [(f"layers/conv2d/vars/{i}", shape, np.dtype("f4")) for i, shape in enumerate(shapes)]
+    got = declared_size_problem(datasets, {"layers/conv2d": "conv2d"}, WEIGHTS_CAP)
+    if problem is None:
+        assert got is None
+    else:
+        assert got.startswith(problem) and got.endswith("over the 2 GiB limit")

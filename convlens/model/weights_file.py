@@ -8,13 +8,14 @@ kernel and var 1 the bias.
 from __future__ import annotations
 
 import io
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from convlens.errors import ConvlensError
+from convlens.errors import ConvlensError, size_text
 from convlens.model.layers import SAVE_AGAIN, LayerInfo
 
 WEIGHTS_CAP = 2 << 30  # what model.weights.h5 may hold uncompressed (archive.MEMBER_CAPS), so any one variable too
@@ -128,24 +129,42 @@ def storage_problem(h5: object) -> str | None:
     return None
 
 
-def _bytes(n: int) -> str:
-    return f"{n / (1 << 30):.2f} GiB" if n >= 1 << 30 else f"{n} bytes"
+def declared_size_problem(
+    datasets: Sequence[tuple[str, tuple[int, ...] | None, np.dtype]], owners: Mapping[str, str], cap: int
+) -> str | None:
+    """What makes the ``(path, shape, dtype)`` datasets of a weights file declare more than ``cap`` bytes, the
+    largest one alone or all of them together (None: they fit); ``owners`` names the layer of each variables group
+    (``layers/conv2d`` → ``conv2d``). Keras writes every variable uncompressed inside ``model.weights.h5``, so a real
+    file's variables never declare more than the file holds: chunked and compressed, or never written, such datasets
+    take a few bytes of the file and terabytes of memory once read."""
+    sizes = [
+        (0 if shape is None else math.prod(shape) * dtype.itemsize, name, shape, dtype)
+        for name, shape, dtype in datasets
+    ]
+    if not sizes:
+        return None
+    size, name, shape, dtype = max(sizes, key=lambda item: item[0])
+    owner = owners.get(name.rsplit("/vars/", 1)[0])
+    largest = f"{name}{'' if owner is None else f' (layer {owner!r})'} as {shape} {dtype}, {size_text(size)}"
+    if size > cap:
+        return f"declares {largest}, over the {size_text(cap)} limit"
+    total = sum(item[0] for item in sizes)
+    if total > cap:
+        return (
+            f"declares {size_text(total)} of variables in all (the largest: {largest}), over the {size_text(cap)} limit"
+        )
+    return None
 
 
-def size_problem(h5: object, cap: int = WEIGHTS_CAP) -> str | None:
-    """A dataset whose declared shape needs more than ``cap`` bytes (None: none does). Chunked and compressed, or
-    never written, such a dataset takes a few bytes of the file and would take terabytes of memory once read."""
+def size_problem(h5: object, owners: Mapping[str, str], cap: int = WEIGHTS_CAP) -> str | None:
+    """:func:`declared_size_problem` of every dataset in the HDF5 file ``h5``, from their headers alone."""
     import h5py
 
-    found: list[str] = []
-
-    def visit(name: str, node: object) -> None:
-        if not found and isinstance(node, h5py.Dataset) and node.size * node.dtype.itemsize > cap:
-            size = node.size * node.dtype.itemsize
-            found.append(f"declares {name} as {node.shape} {node.dtype}, {_bytes(size)}, over the {_bytes(cap)} limit")
-
-    h5.visititems(visit)
-    return found[0] if found else None
+    datasets: list[tuple[str, tuple[int, ...] | None, np.dtype]] = []
+    h5.visititems(
+        lambda name, node: datasets.append((name, node.shape, node.dtype)) if isinstance(node, h5py.Dataset) else None
+    )
+    return declared_size_problem(datasets, owners, cap)
 
 
 def _variables(h5: object, group_path: str) -> list | None:
@@ -170,7 +189,8 @@ def read_weights(
     (``layers.walk_layers``); use ``Archive.weights``.
 
     The whole weights file is checked first, before any data is read: nothing in it may point
-    outside it (:func:`storage_problem`), and every conv, Dense and BatchNormalization layer's
+    outside it (:func:`storage_problem`), no variable nor all of them together may declare more than
+    ``WEIGHTS_CAP`` (:func:`size_problem`), and every conv, Dense and BatchNormalization layer's
     stored shapes must be the ones its config says (:func:`shape_problem`).
     """
     import h5py
@@ -184,7 +204,7 @@ def read_weights(
                 raise ConvlensError(
                     f"{path}: model.weights.h5 {problem}; refused (it could read other files): {SAVE_AGAIN}"
                 )
-            problem = size_problem(h5)
+            problem = size_problem(h5, {group: name for name, group in groups.items()})
             if problem:
                 raise ConvlensError(f"{path}: model.weights.h5 {problem}; refused: {SAVE_AGAIN}")
             stored = {name: _variables(h5, groups[name]) for name in entries}
