@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from convlens.analysis.attribution import ascent_summary
-from convlens.errors import ConvlensError
+from convlens.analysis.attribution import ascent_line, ascent_metrics
 from convlens.model.archive import open_model
-from convlens.model.inputs import PIXEL_MAX, read_input_scale
+from convlens.model.inputs import fixed_input_shape, read_input_scale
 from convlens.pipeline import paths
 from convlens.pipeline.config import run_stage
 from convlens.pipeline.files import read_csv_columns, read_json, staged_dir, write_json
-from convlens.render.analyses import labelled_mosaic_figure
+from convlens.render.analyses import activation_max_title, labelled_mosaic_figure
+from convlens.render.grids import input_tiles
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +44,7 @@ def run(cfg: DictConfig, root: Path) -> None:
     am, r = cfg.activation_max, cfg.render
     trained = open_model(root, "trained")
     names = trained.resolve(None if am.layers is None else list(am.layers), "activation_max.layers")
-    shape = trained.input_shape
-    if any(d is None for d in shape):
-        raise ConvlensError(
-            f"{trained.source} accepts inputs of any size {shape}; activation maximization needs a fixed one: "
-            "build the model with keras.Input((28, 28, 1))"
-        )
-    top = PIXEL_MAX / read_input_scale(trained, cfg.input.scale).divisor
+    shape, top = fixed_input_shape(trained), read_input_scale(trained, cfg.input.scale).top
     tops = dataset_tops(root, names)
     from convlens.analysis.gradients import Ascent, maximize_channels
     from convlens.model.keras_models import load_model
@@ -61,24 +55,17 @@ def run(cfg: DictConfig, root: Path) -> None:
         model = load_model(paths.model_path(root, role))
         for name in names:
             start = time.perf_counter()
-            x, before, after = maximize_channels(model, name, tuple(shape), top, ascent)
-            inputs[role, name] = x
-            if (role, name) in tops and len(tops[role, name]) != len(after):
-                raise ConvlensError(f"{name} has {len(after)} channels but the dataset table has another count; rerun")
-            metrics[role][name] = ascent_summary(after, tops.get((role, name)))
-            log.info(
-                "%s %s: %d channels in %.1f s, median mean activation %.4g → %.4g%s",
-                role, name, len(after), time.perf_counter() - start, np.median(before), np.median(after),
-                f", {metrics[role][name]['ratio_median']} × the dataset's best image" if (role, name) in tops else "",
-            )  # fmt: skip
+            inputs[role, name], before, after = maximize_channels(model, name, shape, top, ascent)
+            metrics[role][name] = ascent_metrics(name, after, tops.get((role, name)))
+            seconds = time.perf_counter() - start
+            log.info("%s", ascent_line(role, name, seconds, before, after, metrics[role][name]))
 
     with staged_dir(paths.activation_max_dir(root)) as out:
         for (role, name), x in inputs.items():
             np.save(out / paths.activation_max_name(role, name), x)
     with staged_dir(paths.activation_max_figures_dir(root)) as out:
         for (role, name), x in inputs.items():
-            tiles = x[..., 0] if x.shape[-1] == 1 else x.mean(axis=-1)  # several input channels: their mean
-            title = f"{role} {name}: the input that maximizes each channel's mean activation ({am.steps} steps)"
+            tiles, title = input_tiles(x), activation_max_title(role, name, am.steps)
             labels = [str(c) for c in range(len(tiles))]
             path = out / paths.activation_max_figure_name(role, name)
             labelled_mosaic_figure(tiles, path, r.sample_cmap, title, labels, r.map_columns, (0.0, top), r.dpi)

@@ -15,72 +15,53 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from convlens.analysis.evaluate import accuracy, confusion_matrix, evaluation_summary, stream_predictions
-from convlens.errors import ConvlensError
-from convlens.model.archive import open_model
-from convlens.model.batching import available_memory, bytes_per_image, fit_batch_size
-from convlens.model.forward import open_network
-from convlens.model.inputs import first_conv, model_inputs, read_input_scale
+from convlens.analysis.evaluate import (
+    accuracy,
+    check_labels,
+    confusion_matrix,
+    evaluation_summary,
+    prediction_rows,
+    stream_predictions,
+)
+from convlens.model.layers import output_layer
+from convlens.model.network import prepare
 from convlens.pipeline import paths
 from convlens.pipeline.config import run_stage
 from convlens.pipeline.files import staged_dir, write_csv, write_json
-from convlens.render.analyses import confusion_figure
+from convlens.render.analyses import accuracy_title, confusion_figure
 
 log = logging.getLogger(__name__)
-
-
-def output_layer(archive) -> str:
-    """The model's last top-level layer: what ``model.predict`` returns for a Sequential classifier."""
-    return [info for info in archive.layers if info.index is not None][-1].name
 
 
 def run(cfg: DictConfig, root: Path) -> None:
     ev, classes = cfg.evaluate, list(cfg.data.classes)
     images = np.load(paths.images(root, ev.split), mmap_mode="r")
     labels = np.asarray(np.load(paths.labels(root, ev.split), mmap_mode="r"), np.int64)
-    if labels.size and labels.max() >= len(classes):
-        raise ConvlensError(f"the {ev.split} labels go up to {labels.max()}; data.classes names only {len(classes)}")
-    trained = open_model(root, "trained")
-    trained.check_input(images.shape[1:])
-    scale = read_input_scale(trained, cfg.input.scale)
-    if note := scale.note():
-        log.info("%s", note)
-    last, first = output_layer(trained), first_conv(trained.layers)
+    check_labels(labels, len(classes), ev.split)
+    models = prepare(root, images, cfg.input.scale, log)
+    last, first = output_layer(models.trained.layers), models.first_conv
 
     confusions, predictions, peaks = {}, {}, {}
     for role in paths.ROLES:
         watch = first if role == "trained" else None  # the untrained model's zero biases make firing scale-free
         names = [last] if watch is None else [watch, last]
-        network = open_network(trained if role == "trained" else open_model(root, role), names, log.info)
-        per_image = bytes_per_image(network, model_inputs(images[:1], scale.divisor))
-        size, note = fit_batch_size(ev.batch_size, per_image, available_memory(), "evaluate.batch_size")
-        if note:
-            log.info("%s", note)
+        network, size = models.network(role, names, ev.batch_size, "evaluate.batch_size")
         predictions[role], peaks[role] = stream_predictions(
-            network, last, images, len(classes), scale.divisor, size, f"{role} {ev.split}", watch
+            network, last, images, len(classes), models.scale.divisor, size, f"{role} {ev.split}", watch
         )
         confusions[role] = confusion_matrix(labels, predictions[role], len(classes))
-        log.info("%s: accuracy %s on %d %s images", role, f"{accuracy(confusions[role]):.4f}", len(images), ev.split)
+        log.info("%s", accuracy_title(role, accuracy(confusions[role]), len(images), ev.split))
+    record = models.input_range(peaks["trained"], ev.split, len(images))
 
-    watched = peaks["trained"] if peaks["trained"] is not None else np.zeros(0)  # no image: no channel seen
-    record = scale.record(first, watched, ev.split, len(images))
-    if record["warning"]:
-        log.warning("%s", record["warning"])
-
-    names = np.array(classes, dtype=object)
     with staged_dir(paths.confusion_dir(root)) as out:
         for role, predicted in predictions.items():
-            rows = [{"actual": a, "predicted": p} for a, p in zip(names[labels], names[predicted], strict=True)]
-            write_csv(out / paths.confusion_name(role), rows)
+            write_csv(out / paths.confusion_name(role), prediction_rows(labels, predicted, classes))
     with staged_dir(paths.evaluate_figures_dir(root)) as out:
         for role, confusion in confusions.items():
-            title = f"{role}: accuracy {accuracy(confusion):.4f} on {len(images)} {ev.split} images"
+            title = accuracy_title(role, accuracy(confusion), len(images), ev.split)
             path = out / paths.confusion_figure_name(role)
             confusion_figure(confusion, classes, path, title, "Blues", cfg.render.dpi)
-    write_json(
-        paths.evaluate_metrics(root),
-        {role: evaluation_summary(confusion, classes) for role, confusion in confusions.items()},
-    )
+    write_json(paths.evaluate_metrics(root), {role: evaluation_summary(c, classes) for role, c in confusions.items()})
     write_json(paths.input_range_path(root), record)
 
 

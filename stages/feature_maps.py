@@ -14,10 +14,8 @@ from omegaconf import DictConfig
 
 from convlens.analysis.stats import channel_stats, layer_summary, table_rows
 from convlens.checks import layer_item
-from convlens.model.archive import open_model
-from convlens.model.batching import available_memory, batches, bytes_per_image, fit_batch_size
-from convlens.model.forward import open_network
-from convlens.model.inputs import first_conv, model_inputs, read_input_scale
+from convlens.model.batching import batches
+from convlens.model.network import prepare
 from convlens.pipeline import paths
 from convlens.pipeline.artifacts import load_samples
 from convlens.pipeline.config import run_stage
@@ -27,32 +25,19 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, root: Path, item: str) -> None:
-    trained = open_model(root, "trained")
-    [name] = trained.resolve([layer_item(item)], "feature_maps.layers")
     images, index = load_samples(root)
-    trained.check_input(images.shape[1:])
-    scale = read_input_scale(trained, cfg.input.scale)  # both models: the untrained one has the same layers
-    if note := scale.note():
-        log.info("%s", note)
-    x = model_inputs(images, scale.divisor)
+    models = prepare(root, images, cfg.input.scale, log)  # both models: the untrained one has the same layers
+    [name] = models.trained.resolve([layer_item(item)], "feature_maps.layers")
+    x = models.inputs(images)
 
     maps = {}
     for role in paths.ROLES:
-        network = open_network(trained if role == "trained" else open_model(root, role), [name], log.info)
-        size, note = fit_batch_size(
-            cfg.feature_maps.batch_size, bytes_per_image(network, x), available_memory(), "feature_maps.batch_size"
-        )
-        if note:
-            log.info("%s", note)
+        network, size = models.network(role, [name], cfg.feature_maps.batch_size, "feature_maps.batch_size")
         maps[role] = np.concatenate([network.activations(x[s], [name])[0] for s in batches(len(x), size)])
         log.info("%s %s: feature maps %s", role, name, maps[role].shape)
 
     channels = {role: channel_stats(m) for role, m in maps.items()}
-    # trained only: the untrained model's zero biases make firing scale-free
-    if name == first_conv(trained.layers):
-        seen = f"{index['split']} images {index['samples']}"
-        if warning := scale.silent_warning(name, channels["trained"]["max"], seen):
-            log.warning("%s", warning)
+    models.warn_if_silent({name: channels["trained"]}, f"{index['split']} images {index['samples']}")
     with staged_dir(paths.feature_maps_dir(root, item)) as out:
         for role, array in maps.items():
             np.save(out / paths.maps_name(role), array)

@@ -17,90 +17,54 @@ from omegaconf import DictConfig
 
 from convlens.analysis.attribution import (
     TARGETS,
-    gradcam,
+    check_class_count,
     gradcam_layer,
-    randomization_summary,
+    gradcam_record,
+    gradcam_targets,
+    randomization_line,
+    randomization_test,
     sample_panels,
-    spearman,
 )
-from convlens.errors import ConvlensError
-from convlens.model.archive import open_model
-from convlens.model.inputs import model_inputs, read_input_scale
+from convlens.model.network import prepare
 from convlens.pipeline import paths
 from convlens.pipeline.artifacts import load_samples
 from convlens.pipeline.config import run_stage
 from convlens.pipeline.files import staged_dir, write_json
-from convlens.render.analyses import overlay_figure
-from convlens.render.figures import sample_title
+from convlens.render.analyses import gradcam_title, overlay_figure
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, root: Path) -> None:
     g, r, classes = cfg.gradcam, cfg.render, list(cfg.data.classes)
-    trained = open_model(root, "trained")
-    resolved = None if g.layer is None else trained.resolve([g.layer], "gradcam.layer")[0]
-    name = gradcam_layer(trained.layers, resolved)
     images, index = load_samples(root)
-    trained.check_input(images.shape[1:])
-    scale = read_input_scale(trained, cfg.input.scale)
-    if note := scale.note():
-        log.info("%s", note)
-    x, labels = model_inputs(images, scale.divisor), np.asarray(index["labels"], np.int64)
-    from convlens.analysis.gradients import class_scores, feature_map_gradients, probabilities
+    models = prepare(root, images, cfg.input.scale, log)
+    resolved = None if g.layer is None else models.trained.resolve([g.layer], "gradcam.layer")[0]
+    name = gradcam_layer(models.trained.layers, resolved)
+    x, labels = models.inputs(images), np.asarray(index["labels"], np.int64)
+    from convlens.analysis.gradients import class_probabilities, gradcam_maps
     from convlens.model.keras_models import load_model
 
     maps, probs, targets = {}, {}, {}
     for role in paths.ROLES:
-        scorer, logits = class_scores(load_model(paths.model_path(root, role)), name)
-        probs[role] = probabilities(np.asarray(scorer(x, training=False)[1]), logits)
-        if labels.max() >= probs[role].shape[1] or len(classes) != probs[role].shape[1]:
-            raise ConvlensError(
-                f"the model has {probs[role].shape[1]} outputs but data.classes names {len(classes)} classes and the "
-                f"labels go up to {labels.max()}; use a model trained on this data"
-            )
-        targets = targets or {"predicted": probs["trained"].argmax(axis=1), "true": labels}
-        by_target = []
-        for target in TARGETS:
-            conv, grads, _ = feature_map_gradients(scorer, x, targets[target])
-            by_target.append([gradcam(c, d, images.shape[1:3]) for c, d in zip(conv, grads, strict=True)])
-        maps[role] = np.stack(by_target, axis=1).astype(np.float32)  # samples × targets × H × W
-
-    correlations = {
-        str(s): {t: spearman(maps["trained"][i, k], maps["untrained"][i, k]) for k, t in enumerate(TARGETS)}
-        for i, s in enumerate(index["samples"])
-    }
-    metrics = randomization_summary(correlations)
-    predictions = {role: p.argmax(axis=1) for role, p in probs.items()}
+        scorer, probs[role] = class_probabilities(load_model(paths.model_path(root, role)), name, x)
+        check_class_count(probs[role].shape[1], labels, len(classes))
+        targets = targets or gradcam_targets(probs["trained"], labels)
+        maps[role] = gradcam_maps(scorer, x, [targets[t] for t in TARGETS], images.shape[1:3])
+    metrics = randomization_test(maps["trained"], maps["untrained"], index["samples"])
     with staged_dir(paths.gradcam_dir(root)) as out:
         for role, array in maps.items():
             np.save(out / paths.gradcam_name(role), array)
-        write_json(
-            out / paths.INDEX_NAME,
-            {
-                "layer": name, "split": index["split"], "samples": index["samples"], "labels": labels.tolist(),
-                "targets": {t: targets[t].tolist() for t in TARGETS},
-                "predicted": {role: p.tolist() for role, p in predictions.items()},
-                "probability": {role: probs[role].max(axis=1).round(6).tolist() for role in paths.ROLES},
-            },
-        )  # fmt: skip
+        write_json(out / paths.INDEX_NAME, gradcam_record(name, index, targets, probs))
     with staged_dir(paths.gradcam_figures_dir(root)) as out:
         for i, sample in enumerate(index["samples"]):
             rho = metrics["spearman"][f"sample_{sample}"]
-            title = (
-                f"{sample_title(index['split'], sample, int(labels[i]), classes)}, Grad-CAM at {name}\nSpearman "
-                f"correlation of the trained and untrained maps: "
-                + ", ".join(f"{t} {'–' if rho[t] is None else f'{rho[t]:.2f}'}" for t in rho)
-            )
+            title = gradcam_title(index["split"], sample, int(labels[i]), classes, name, rho)
             rows, row_labels = sample_panels({role: m[i] for role, m in maps.items()}, probs, i, targets, classes)
             path = out / paths.gradcam_figure_name(sample)
             overlay_figure(images[i], rows, path, (title, row_labels), (r.sample_cmap, g.cmap), g.alpha, r.dpi)
     write_json(paths.gradcam_metrics(root), metrics)
-    log.info(
-        "%d samples at %s: Spearman trained vs untrained, median %s",
-        len(index["samples"]), name,
-        ", ".join(f"{t} {metrics['spearman']['median'][t]}" for t in TARGETS),
-    )  # fmt: skip
+    log.info("%s", randomization_line(len(index["samples"]), name, metrics))
 
 
 if __name__ == "__main__":

@@ -109,3 +109,21 @@ def test_few_modules_sit_at_the_top_of_the_package():
     for package in sorted(p for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()):
         doc = ast.get_docstring(ast.parse((package / "__init__.py").read_text(encoding="utf-8")))
         assert doc and "import" in doc, f"{package.name}/__init__.py must say what lives there and what it may import"
+
+
+STAGE_RUN_LINES = 40  # a stage's run reads config, calls a few library functions and writes artifacts
+
+
+def test_every_stage_run_reads_like_a_paragraph():
+    """Checks, metrics and titles live in the library, where unit tests call them: each ``run`` in stages/ is at
+    most ``STAGE_RUN_LINES`` lines, from its ``def`` to its last line."""
+    lengths = {}
+    for path in sorted((PROJECT / "stages").glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        [run] = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "run"]
+        lengths[path.stem] = run.end_lineno - run.lineno + 1
+    assert {"gradcam", "evaluate", "dataset_stats", "feature_maps", "activation_max"} <= set(lengths)
+    too_long = {stage: n for stage, n in lengths.items() if n > STAGE_RUN_LINES}
+    assert not too_long, f"stages whose run is over {STAGE_RUN_LINES} lines: {too_long}"

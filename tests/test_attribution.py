@@ -10,12 +10,20 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from convlens.analysis.attribution import (
+    TARGETS,
+    ascent_line,
+    ascent_metrics,
     ascent_summary,
+    check_class_count,
     gaussian_kernel,
     gradcam,
     gradcam_layer,
+    gradcam_record,
+    gradcam_targets,
     normalized,
+    randomization_line,
     randomization_summary,
+    randomization_test,
     ranks,
     sample_panels,
     spearman,
@@ -162,3 +170,74 @@ def test_sample_panels_title_each_model_with_its_prediction_and_the_explained_cl
     np.testing.assert_allclose(rows[0][0][0], [[0, 1]])  # each map scaled by its maximum
     np.testing.assert_allclose(rows[1][0][0], [[0.25, 1]])
     assert not rows[0][1][0].any()
+
+
+def test_ascent_metrics_refuse_a_dataset_table_of_another_channel_count():
+    achieved, top = np.array([2.0, 1.0, 0.5]), np.array([1.0, 2.0, 0.0])
+    assert ascent_metrics("conv2d", achieved, top) == ascent_summary(achieved, top)
+    assert ascent_metrics("conv2d", achieved) == {"channels": 3, "activation_median": 1.0}
+    with pytest.raises(ConvlensError, match="^conv2d has 3 channels but the dataset table has another count; rerun$"):
+        ascent_metrics("conv2d", achieved, top[:2])
+
+
+def test_the_ascent_line_gives_the_medians_and_the_ratio_to_the_dataset_when_there_is_one():
+    before, after = np.array([0.01, 0.02, 0.03]), np.array([1.5, 2.25, 3.0])
+    with_data = ascent_metrics("conv2d", after, np.array([1.0, 1.0, 1.0]))
+    assert ascent_line("trained", "conv2d", 1.26, before, after, with_data) == (
+        "trained conv2d: 3 channels in 1.3 s, median mean activation 0.02 → 2.25, 2.25 × the dataset's best image"
+    )
+    without = ascent_metrics("conv2d_1", after)
+    assert ascent_line("untrained", "conv2d_1", 0.04, before, after, without) == (
+        "untrained conv2d_1: 3 channels in 0.0 s, median mean activation 0.02 → 2.25"
+    )
+
+
+def test_a_model_must_score_every_class_and_label():
+    labels = np.array([0, 2, 1])
+    check_class_count(3, labels, 3)  # as many outputs as classes, every label among them
+    for outputs, classes in ((4, 3), (2, 2)):  # more outputs than classes named; a label beyond the outputs
+        with pytest.raises(ConvlensError) as error:
+            check_class_count(outputs, labels, classes)
+        assert str(error.value) == (
+            f"the model has {outputs} outputs but data.classes names {classes} classes and the labels go up to 2; "
+            "use a model trained on this data"
+        )
+
+
+def test_gradcam_explains_the_trained_models_prediction_and_the_label():
+    probs = np.array([[0.1, 0.7, 0.2], [0.5, 0.3, 0.2]])
+    targets = gradcam_targets(probs, np.array([2, 0]))
+    assert list(targets) == list(TARGETS)
+    assert targets["predicted"].tolist() == [1, 0] and targets["true"].tolist() == [2, 0]
+
+
+def test_the_randomization_test_correlates_each_samples_maps_per_target():
+    trained = np.arange(2 * 2 * 2 * 3, dtype=np.float32).reshape(2, 2, 2, 3)  # samples × targets × H × W
+    untrained = trained.copy()
+    untrained[0, 1] = -trained[0, 1]  # sample 0's true-class map reversed: −1
+    untrained[1, 0] = 0.0  # sample 1's predicted-class map constant: undefined
+    metrics = randomization_test(trained, untrained, [7, 9])
+    assert metrics == {
+        "spearman": {
+            "median": {"predicted": 1.0, "true": 0.0},
+            "sample_7": {"predicted": 1.0, "true": -1.0},
+            "sample_9": {"predicted": None, "true": 1.0},
+        }
+    }
+    assert randomization_line(2, "conv2d_1", metrics) == (
+        "2 samples at conv2d_1: Spearman trained vs untrained, median predicted 1.0, true 0.0"
+    )
+
+
+def test_the_gradcam_record_says_what_each_map_explains_and_what_each_model_predicts():
+    index = {"split": "train", "samples": [0, 5], "labels": [9, 2]}
+    probs = {"trained": np.array([[0.1, 0.9], [0.6, 0.4]]), "untrained": np.array([[0.5, 0.5], [0.3333333333, 0.7]])}
+    targets = gradcam_targets(probs["trained"], np.array([1, 0]))
+    assert gradcam_record("conv2d", index, targets, probs) == {
+        "layer": "conv2d", "split": "train", "samples": [0, 5], "labels": [9, 2],
+        "targets": {"predicted": [1, 0], "true": [1, 0]},
+        "predicted": {"trained": [1, 0], "untrained": [0, 1]},
+        "probability": {"trained": [0.9, 0.6], "untrained": [0.5, 0.7]},
+    }  # fmt: skip
+    rounded = gradcam_record("conv2d", index, targets, {"m": np.array([[0.3333333333, 0.1], [0.0, 0.1234567]])})
+    assert rounded["probability"] == {"m": [0.333333, 0.123457]}

@@ -6,7 +6,14 @@ import json
 import numpy as np
 import pytest
 
-from convlens.analysis.dataset import dataset_summary, selectivity, stream_statistics
+from convlens.analysis.dataset import (
+    channel_rows,
+    dataset_metrics,
+    dataset_summary,
+    selectivity,
+    stream_statistics,
+    streamed_count,
+)
 from convlens.analysis.stats import ChannelAccumulator
 from convlens.errors import ConvlensError
 from convlens.model.archive import Archive
@@ -114,3 +121,49 @@ def test_bad_dataset_config_is_one_clear_error(project, run_pipeline, stage_conf
     with pytest.raises(ConvlensError, match=message):
         dataset_stats.run(stage_config("dataset_stats", override), project)
     assert not (project / "outputs" / "metrics" / "dataset").exists()
+
+
+def test_the_images_streamed_are_the_first_limit_and_enough_for_the_examples():
+    assert streamed_count(None, 3, "test", 6) == 6  # null: every image
+    assert streamed_count(4, 4, "test", 6) == 4
+    with pytest.raises(ConvlensError) as error:
+        streamed_count(7, 1, "test", 6)
+    assert str(error.value) == (
+        "dataset.limit=7 is beyond the test split's 6 images; use null for every image or a number up to 6"
+    )
+    with pytest.raises(ConvlensError) as error:
+        streamed_count(4, 5, "train", 6)  # k is checked against the images streamed, not the split's
+    assert str(error.value) == (
+        "dataset.examples.k=5 is more than the 4 train images streamed; use dataset.examples.k=4 or less"
+    )
+
+
+def test_a_channel_row_holds_its_statistics_its_selectivity_and_its_mean_for_each_class():
+    table = {
+        "mean": np.array([0.5, 0.0]),
+        "fraction_active": np.array([0.25, 0.0]),
+        "max": np.array([2.0, 0.0]),
+        "top_image_mean": np.array([1.5, 0.0]),
+        "class_means": np.array([[1.0, 0.0], [0.0, 0.0], [np.nan, 0.0]]),  # classes × channels; class 2 unseen
+    }
+    rows = channel_rows(table, ["Bag", "Coat", "Shirt"])
+    assert rows[0] == {
+        "channel": 0, "mean": 0.5, "fraction_active": 0.25, "max": 2.0, "top_image_mean": 1.5,
+        "selectivity": 0.5, "Bag": 1.0, "Coat": 0.0, "Shirt": rows[0]["Shirt"],
+    }  # fmt: skip
+    assert np.isnan(rows[0]["Shirt"])  # no image of the class: written as nan
+    assert rows[1]["selectivity"] == 0.0 and rows[1]["max"] == 0.0  # a silent channel
+
+
+def test_the_metrics_are_each_models_layer_summaries():
+    maps = np.random.default_rng(2).normal(size=(4, 3, 3, 2))
+    table = all_at_once(maps, np.array([0, 1, 0, 1]), 2)
+    tables = {"trained": {"conv2d": table}, "untrained": {"conv2d": table, "conv2d_1": table}}
+    metrics = dataset_metrics(tables)
+    assert metrics == {
+        "trained": {"conv2d": dataset_summary(table)},
+        "untrained": {"conv2d": dataset_summary(table), "conv2d_1": dataset_summary(table)},
+    }
+    assert list(metrics["trained"]["conv2d"]) == [
+        "data_mean", "data_fraction_active", "data_dead_channels", "data_selectivity",
+    ]  # fmt: skip

@@ -13,10 +13,12 @@ import pytest
 
 from convlens.analysis.evaluate import (
     accuracy,
+    check_labels,
     class_accuracy,
     confusion_matrix,
     evaluation_summary,
     predicted_classes,
+    prediction_rows,
     stream_predictions,
 )
 from convlens.analysis.stats import as_number
@@ -201,3 +203,22 @@ def test_a_model_that_is_not_a_classifier_of_the_classes_fails_before_any_output
     )
     assert not (project / "outputs" / "metrics" / "evaluate.json").exists()
     assert not (project / "outputs" / "metrics" / "confusion").exists()
+
+
+def test_labels_beyond_the_classes_named_are_refused_and_no_label_is_fine():
+    check_labels(np.array([0, 2, 1], np.int64), 3, "test")
+    check_labels(np.zeros(0, np.int64), 3, "test")  # an empty split: nothing to check
+    with pytest.raises(ConvlensError, match="^the train labels go up to 3; data.classes names only 3$"):
+        check_labels(np.array([3, 0], np.int64), 3, "train")
+
+
+def test_prediction_rows_name_each_images_actual_and_predicted_class():
+    rows = prediction_rows(np.array([0, 2, 1]), np.array([0, 1, 1], np.uint16), ["T-shirt/top", "Trouser", "Bag"])
+    assert rows == [
+        {"actual": "T-shirt/top", "predicted": "T-shirt/top"},
+        {"actual": "Bag", "predicted": "Trouser"},
+        {"actual": "Trouser", "predicted": "Trouser"},
+    ]
+    assert prediction_rows(np.zeros(0, np.int64), np.zeros(0, np.uint16), ["a"]) == []
+    with pytest.raises(ValueError):
+        prediction_rows(np.array([0, 1]), np.array([0]), ["a", "b"])  # one prediction per label

@@ -236,3 +236,31 @@ def test_the_confusion_matrix_writes_each_count_and_outlines_the_diagonal(drawn,
     assert ax.get_xticklabels()[0].get_rotation() == 45
     assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("predicted class", "actual class", "test split")
     assert tuple(fig.get_size_inches()) == pytest.approx((2.5 + 0.55 * 3, 2.0 + 0.5 * 3))
+
+
+def test_the_gradcam_title_names_the_image_the_layer_and_each_targets_correlation():
+    title = figures_analyses.gradcam_title(
+        "train", 0, 9, ["T-shirt/top"] * 9 + ["Ankle boot"], "conv2d_1", {"predicted": 0.123, "true": None}
+    )
+    assert title == (
+        "train image 0: Ankle boot, Grad-CAM at conv2d_1\n"
+        "Spearman correlation of the trained and untrained maps: predicted 0.12, true –"
+    )
+    unnamed = figures_analyses.gradcam_title("test", 3, 12, ["Bag"], "conv", {"predicted": -1.0, "true": 0.996})
+    assert unnamed.startswith("test image 3: 12, Grad-CAM at conv\n")  # a label data.classes does not name
+    assert unnamed.endswith("maps: predicted -1.00, true 1.00")
+
+
+def test_the_accuracy_title_is_the_models_accuracy_on_the_split():
+    assert figures_analyses.accuracy_title("trained", 0.91254, 10000, "test") == (
+        "trained: accuracy 0.9125 on 10000 test images"
+    )
+    assert figures_analyses.accuracy_title("untrained", float("nan"), 0, "train") == (
+        "untrained: accuracy nan on 0 train images"
+    )
+
+
+def test_the_activation_max_title_names_the_model_the_layer_and_the_steps():
+    assert figures_analyses.activation_max_title("untrained", "block/conv", 128) == (
+        "untrained block/conv: the input that maximizes each channel's mean activation (128 steps)"
+    )

@@ -239,3 +239,26 @@ def test_bad_layers_and_classes_fail_before_anything_is_written(project, run_pip
         gradcam_stage.run(stage_config("gradcam", "gradcam.layer=flatten"), project)
     for path in ("activation_max", "gradcam", "metrics/activation_max.json", "metrics/gradcam.json", "figures"):
         assert not (project / "outputs" / path).exists(), path
+
+
+def test_gradcam_maps_stack_each_targets_maps_of_each_image_and_probabilities_are_softmaxed(tmp_path):
+    from convlens.analysis.attribution import upsample
+    from convlens.analysis.gradients import class_probabilities, gradcam_maps
+    from convlens.model.keras_models import keras, load_model
+
+    gap_model("softmax activation").save(tmp_path / "gap.keras")
+    model = load_model(tmp_path / "gap.keras")
+    x = np.random.default_rng(1).random((2, 6, 6, 1)).astype(np.float32)
+    softmax_out = np.asarray(model(x, training=False))
+    maps = np.asarray(keras.Model(model.inputs[0], model.get_layer("conv").output)(x))
+    kernel = model.get_layer("dense").get_weights()[0]  # (3 feature maps, 4 classes)
+
+    scorer, probs = class_probabilities(model, "conv", x)  # the softmax switched off for the scores, then applied
+    np.testing.assert_allclose(probs, softmax_out, rtol=1e-5, atol=1e-6)
+    targets = [np.array([0, 3]), np.array([2, 2])]
+    got = gradcam_maps(scorer, x, targets, (12, 12))
+    assert got.shape == (2, 2, 12, 12) and got.dtype == np.float32 and got.any()  # images × targets × H × W
+    for i in range(2):
+        for k, classes in enumerate(targets):
+            by_hand = np.maximum((maps[i] * kernel[:, classes[i]] / 36.0).sum(axis=-1), 0)  # ReLU(Σ_k α_k A_k)
+            np.testing.assert_allclose(got[i, k], upsample(by_hand, (12, 12)), rtol=1e-5, atol=1e-6)

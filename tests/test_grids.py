@@ -10,6 +10,7 @@ from convlens.render.grids import (
     filter_grid,
     filter_tiles,
     grid_shape,
+    input_tiles,
     mosaic,
     normalize_tiles,
 )
@@ -141,3 +142,11 @@ def test_feature_map_grid_honours_columns_and_scales_the_gutter_with_the_map_hei
     assert np.isnan(image[28:30]).all() and not np.isnan(image[30, :14]).any()
     small, grid = feature_map_grid(maps[:14], 2)  # 14 high: the one-pixel minimum
     assert grid == (4, 2) and small.shape == (4 * 15 - 1, 2 * 15 - 1)
+
+
+def test_input_tiles_are_the_one_channel_or_the_mean_of_several():
+    gray = np.arange(2 * 3 * 3, dtype=np.float32).reshape(2, 3, 3, 1)
+    np.testing.assert_array_equal(input_tiles(gray), gray[..., 0])
+    rgb = np.stack([np.zeros((2, 3, 3)), np.ones((2, 3, 3)), np.full((2, 3, 3), 5.0)], axis=-1)
+    np.testing.assert_array_equal(input_tiles(rgb), np.full((2, 3, 3), 2.0))
+    assert input_tiles(rgb).shape == (2, 3, 3)

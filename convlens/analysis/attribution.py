@@ -103,6 +103,78 @@ def ascent_summary(achieved: np.ndarray, top_image: np.ndarray | None = None) ->
     return summary
 
 
+def ascent_metrics(
+    layer: str, achieved: np.ndarray, top_image: np.ndarray | None = None
+) -> dict[str, float | int | None]:
+    """:func:`ascent_summary` of ``layer``, after checking that the dataset table (``top_image``) has as many
+    channels as were optimized (a table from another model is refused)."""
+    if top_image is not None and len(top_image) != len(achieved):
+        raise ConvlensError(f"{layer} has {len(achieved)} channels but the dataset table has another count; rerun")
+    return ascent_summary(achieved, top_image)
+
+
+def ascent_line(
+    model: str, layer: str, seconds: float, before: np.ndarray, after: np.ndarray, summary: Mapping[str, object]
+) -> str:
+    """The log line of one layer's activation maximization: its channels' median mean activation ``before`` and
+    ``after`` the ascent, and, when ``summary`` (:func:`ascent_metrics`) has it, the median ratio to the dataset."""
+    ratio = f", {summary['ratio_median']} × the dataset's best image" if "ratio_median" in summary else ""
+    return (
+        f"{model} {layer}: {len(after)} channels in {seconds:.1f} s, "
+        f"median mean activation {np.median(before):.4g} → {np.median(after):.4g}{ratio}"
+    )
+
+
+def check_class_count(outputs: int, labels: np.ndarray, classes: int) -> None:
+    """A model with ``outputs`` class scores must score every class of ``data.classes`` (``classes`` of them) and
+    every label; Grad-CAM differentiates the score of the labelled class."""
+    if labels.max() >= outputs or classes != outputs:
+        raise ConvlensError(
+            f"the model has {outputs} outputs but data.classes names {classes} classes and the "
+            f"labels go up to {labels.max()}; use a model trained on this data"
+        )
+
+
+def gradcam_targets(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """Per target (``TARGETS``) the class each sample's Grad-CAM map explains: the trained model's prediction
+    (the most probable class of ``probabilities``, samples × classes) and the label."""
+    return {"predicted": probabilities.argmax(axis=1), "true": labels}
+
+
+def randomization_test(trained: np.ndarray, untrained: np.ndarray, samples: Sequence[int]) -> dict[str, dict]:
+    """The model-parameter randomization test of the Grad-CAM maps (samples × targets × H × W, each model's) as
+    metrics (:func:`randomization_summary`): per sample and target, the Spearman correlation of the two maps."""
+    correlations = {
+        str(s): {t: spearman(trained[i, k], untrained[i, k]) for k, t in enumerate(TARGETS)}
+        for i, s in enumerate(samples)
+    }
+    return randomization_summary(correlations)
+
+
+def randomization_line(samples: int, layer: str, metrics: Mapping[str, Mapping[str, Mapping]]) -> str:
+    """The log line of the randomization test (:func:`randomization_test`'s ``metrics``) of ``samples`` samples'
+    maps at ``layer``: each target's median correlation."""
+    medians = ", ".join(f"{t} {metrics['spearman']['median'][t]}" for t in TARGETS)
+    return f"{samples} samples at {layer}: Spearman trained vs untrained, median {medians}"
+
+
+def gradcam_record(
+    layer: str,
+    index: Mapping[str, object],
+    targets: Mapping[str, np.ndarray],
+    probs: Mapping[str, np.ndarray],
+) -> dict[str, object]:
+    """What the Grad-CAM maps explain (``index.json``): the ``layer``, the samples (``index``: split, ids, labels),
+    the class of each target, and per model (``probs``: samples × classes) the predicted class and its probability."""
+    return {
+        "layer": layer, "split": index["split"], "samples": index["samples"],
+        "labels": np.asarray(index["labels"], np.int64).tolist(),
+        "targets": {t: targets[t].tolist() for t in TARGETS},
+        "predicted": {role: p.argmax(axis=1).tolist() for role, p in probs.items()},
+        "probability": {role: p.max(axis=1).round(6).tolist() for role, p in probs.items()},
+    }  # fmt: skip
+
+
 def randomization_summary(correlations: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, dict]]:
     """The model-parameter randomization test as metrics, ``{"spearman": {"median": {target: …}, "sample_<i>":
     {target: …}}}``: per sample the Spearman correlation of the trained and untrained Grad-CAM maps for each

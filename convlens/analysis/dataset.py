@@ -13,13 +13,31 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 
 from convlens.analysis.examples import RunningTopK, check_examples
-from convlens.analysis.stats import ChannelAccumulator
+from convlens.analysis.stats import ChannelAccumulator, as_number
+from convlens.errors import ConvlensError
 from convlens.model.batching import batches_with_progress
 from convlens.model.forward import Activations
 from convlens.model.inputs import model_inputs
 from convlens.model.layers import CONV_KINDS
 
 MAP_KINDS = (*CONV_KINDS, "MaxPooling2D", "AveragePooling2D")  # the layers dataset statistics default to
+
+
+def streamed_count(limit: int | None, k: int, split: str, available: int) -> int:
+    """How many of the ``available`` images of ``split`` the statistics stream: the first ``limit``
+    (``dataset.limit``; ``None``: all), checked, and enough of them for ``k`` top examples per channel."""
+    if limit is not None and limit > available:
+        raise ConvlensError(
+            f"dataset.limit={limit} is beyond the {split} split's {available} images; "
+            f"use null for every image or a number up to {available}"
+        )
+    count = available if limit is None else limit
+    if k > count:
+        raise ConvlensError(
+            f"dataset.examples.k={k} is more than the {count} {split} images streamed; "
+            f"use dataset.examples.k={count} or less"
+        )
+    return count
 
 
 def selectivity(class_means: np.ndarray) -> np.ndarray:
@@ -41,6 +59,23 @@ def dataset_summary(table: dict[str, np.ndarray]) -> dict[str, float | int]:
         "data_dead_channels": shared["dead_channels"],
         "data_selectivity": as_number(selectivity(table["class_means"]).mean()),
     }
+
+
+def channel_rows(table: dict[str, np.ndarray], classes: list[str]) -> list[dict[str, object]]:
+    """One layer's CSV table: one row per channel, its statistics and its mean activation for each class."""
+    rows = []
+    for c in range(len(table["mean"])):
+        row: dict[str, object] = {"channel": c}
+        row.update({k: as_number(table[k][c]) for k in ("mean", "fraction_active", "max", "top_image_mean")})
+        row["selectivity"] = as_number(selectivity(table["class_means"][:, c : c + 1])[0])
+        row.update({name: as_number(table["class_means"][k, c]) for k, name in enumerate(classes)})
+        rows.append(row)
+    return rows
+
+
+def dataset_metrics(tables: dict[str, dict[str, dict[str, np.ndarray]]]) -> dict[str, dict[str, dict]]:
+    """Per model and layer (``tables[model][layer]``), :func:`dataset_summary`: the stage's metrics file."""
+    return {role: {name: dataset_summary(t) for name, t in by_layer.items()} for role, by_layer in tables.items()}
 
 
 def stream_statistics(

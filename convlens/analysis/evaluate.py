@@ -18,6 +18,12 @@ from convlens.model.forward import Activations
 from convlens.model.inputs import model_inputs
 
 
+def check_labels(labels: np.ndarray, classes: int, split: str) -> None:
+    """Every label of ``split`` must name one of the ``classes`` classes of ``data.classes``."""
+    if labels.size and labels.max() >= classes:
+        raise ConvlensError(f"the {split} labels go up to {labels.max()}; data.classes names only {classes}")
+
+
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int) -> np.ndarray:
     """Counts (classes × classes): row = actual class, column = predicted class."""
     labels, predictions = np.asarray(labels, np.int64), np.asarray(predictions, np.int64)
@@ -71,6 +77,12 @@ def stream_predictions(
             peak = maps.reshape(-1, maps.shape[-1]).max(axis=0)
             peaks = peak if peaks is None else np.maximum(peaks, peak)
     return predictions, peaks
+
+
+def prediction_rows(labels: np.ndarray, predictions: np.ndarray, classes: Sequence[str]) -> list[dict[str, str]]:
+    """One row per image, its actual and its predicted class by name: ``dvc plots``' confusion table."""
+    names = np.array(classes, dtype=object)
+    return [{"actual": a, "predicted": p} for a, p in zip(names[labels], names[predictions], strict=True)]
 
 
 def evaluation_summary(confusion: np.ndarray, classes: Sequence[str]) -> dict[str, object]:

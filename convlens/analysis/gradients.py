@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from convlens.analysis.attribution import gaussian_kernel
+from convlens.analysis.attribution import gaussian_kernel, gradcam
 from convlens.errors import ConvlensError
 from convlens.model.keras_models import keras, layer_output, tf
 
@@ -134,6 +134,25 @@ def probabilities(scores: np.ndarray, logits: bool) -> np.ndarray:
         return np.asarray(scores, np.float64)
     shifted = np.asarray(scores, np.float64) - np.max(scores, axis=-1, keepdims=True)
     return np.exp(shifted) / np.exp(shifted).sum(axis=-1, keepdims=True)
+
+
+def class_probabilities(model: keras.Model, address: str, x: np.ndarray) -> tuple[keras.Model, np.ndarray]:
+    """:func:`class_scores`' model for the layer at ``address``, and each image's class probabilities (images ×
+    classes) for the batch ``x``."""
+    scorer, logits = class_scores(model, address)
+    return scorer, probabilities(np.asarray(scorer(x, training=False)[1]), logits)
+
+
+def gradcam_maps(
+    scores_model: keras.Model, x: np.ndarray, targets: list[np.ndarray], size: tuple[int, int]
+) -> np.ndarray:
+    """The Grad-CAM maps of the batch ``x`` (float32, images × targets × H × W, ``size`` = (H, W)): for each
+    target, each image's map of its class in that target (``targets``: one class per image each)."""
+    by_target = []
+    for classes in targets:
+        conv, grads, _ = feature_map_gradients(scores_model, x, classes)
+        by_target.append([gradcam(c, d, size) for c, d in zip(conv, grads, strict=True)])
+    return np.stack(by_target, axis=1).astype(np.float32)
 
 
 def feature_map_gradients(

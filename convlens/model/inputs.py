@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from convlens.errors import ConvlensError
 from convlens.model.archive import Archive
 from convlens.model.layers import CONV_KINDS, LayerInfo, walk_layers
 from convlens.schema import SCHEMA
@@ -68,6 +69,11 @@ class InputScale:
 
     divisor: float  # SCALE_KEY's value, or 1 when the model scales raw pixels itself
     preprocessing: str | None = None  # the model's own Rescaling / Normalization, described, when it takes raw pixels
+
+    @property
+    def top(self) -> float:
+        """The largest input: the brightest pixel, ``PIXEL_MAX / divisor``."""
+        return PIXEL_MAX / self.divisor
 
     def note(self) -> str | None:
         """The log line saying that the model gets raw pixels, or ``None`` when it gets ``pixels / scale``."""
@@ -139,6 +145,18 @@ def read_input_scale(archive: Archive, scale: object) -> InputScale:
         text = describe_preprocessing(entry, list(weights.get(address, [])))
         described.append(f"{text} in {outer}" if outer else text)
     return input_scale(scale, described)
+
+
+def fixed_input_shape(archive: Archive) -> tuple[int, ...]:
+    """The model's input shape (no batch axis), refused when a dimension is left open (``None``): an input made up
+    from nothing (activation maximization's) needs a size."""
+    shape = archive.input_shape
+    if any(d is None for d in shape):
+        raise ConvlensError(
+            f"{archive.source} accepts inputs of any size {shape}; activation maximization needs a fixed one: "
+            "build the model with keras.Input((28, 28, 1))"
+        )
+    return tuple(int(d) for d in shape)
 
 
 def first_conv(layers: Sequence[LayerInfo]) -> str | None:

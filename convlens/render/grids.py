@@ -21,6 +21,11 @@ def grid_shape(n: int, columns: int | None = None) -> tuple[int, int]:
     return math.ceil(n / columns), columns
 
 
+def input_tiles(inputs: np.ndarray) -> np.ndarray:
+    """Images (N, H, W, C) as 2-D tiles (N, H, W): the one channel, or the mean of several."""
+    return inputs[..., 0] if inputs.shape[-1] == 1 else inputs.mean(axis=-1)
+
+
 def filter_tiles(kernel: np.ndarray, input_channels: str = "first") -> tuple[np.ndarray, int | None]:
     """The 2-D tiles of a Conv2D kernel (kh, kw, in, out), and the column count they need, if fixed.
 
