@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from convlens.errors import ConvlensError
+from convlens.schema import flatten
 
 DVC_LOCK = Path(".dvc") / "tmp" / "lock"  # dvc/repo/__init__.py: Repo.lock, under Repo.tmp_dir
 WAIT_SECONDS = 3.0  # DVC's own wait for its lock (dvc/lock.py: DEFAULT_TIMEOUT)
@@ -54,21 +55,9 @@ def repository_lock(root: Path, wait: float = WAIT_SECONDS) -> Iterator[Path | N
         os.close(fd)  # releases the lock
 
 
-def flat_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A nested params mapping as ``{"untrained.seed": 42, …}`` (lists kept whole)."""
-    flat: dict[str, Any] = {}
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat.update(flat_params(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
 def params_drift(ran_with: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
     """What changed between the params a stage ran with and ``params.yaml`` now: ``["untrained.seed 43 → 42"]``."""
-    before, after = flat_params(ran_with), flat_params(now)
+    before, after = flatten(ran_with), flatten(now)
     missing = "(absent)"
     return [
         f"{key} {before.get(key, missing)!r} → {after.get(key, missing)!r}"
