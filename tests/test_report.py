@@ -130,6 +130,9 @@ def test_a_missing_output_names_the_stage_of_its_most_specific_folder(tmp_path, 
     assert report.missing(paths.gradcam_figures_dir(tmp_path)).text.endswith("(stage gradcam)")
     assert report.missing(tmp_path / "elsewhere" / "x.png").text.endswith("(stage ?)")
     assert report.missing("outputs/metrics/gradcam.json").text.endswith("(stage gradcam)")  # as shown
+    assert report.missing(paths.feature_map_metrics(tmp_path), "conv2d") == Note(  # a detail: the stage still named
+        "not run yet: outputs/metrics/feature_maps.json (conv2d) is missing; `dvc repro` makes it (stage map_metrics)"
+    )
     assert report.layer_names([0, "conv2d"]) == [("0", "0"), ("conv2d", "conv2d")]  # no model read: as configured
     paths.metrics_dir(tmp_path).mkdir(parents=True)
     for role in paths.ROLES:  # the JSON without the CSV stage extract_weights writes beside it

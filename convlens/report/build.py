@@ -88,10 +88,10 @@ class Report(ChapterSections, AnalysisSections):
         """The note for an output not made yet (its path, or as shown; ``detail`` after it in parentheses): what is
         missing, and the stage that makes it."""
         relative = self.relative(path) if isinstance(path, Path) else path
-        relative += f" ({detail})" if detail else ""
         owners = [prefix for prefix in READS if relative == prefix or relative.startswith(f"{prefix}/")]
         stage = READS[max(owners, key=len)] if owners else "?"  # the most specific: dataset/examples
-        return Note(self.t("not_run_yet", what=relative, command="dvc repro", stage=stage))
+        shown = f"{relative} ({detail})" if detail else relative
+        return Note(self.t("not_run_yet", what=shown, command="dvc repro", stage=stage))
 
     def figure(self, pictures: Sequence[tuple[Path, str]], caption: str) -> Figure | Note:
         """Images side by side (``(path, label)``); a note naming the first one missing."""
