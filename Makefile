@@ -37,7 +37,7 @@ lint: install  ## ruff, and the subpackages' layers (import-linter: pyproject.to
 	ruff format --check .
 	lint-imports --no-cache --no-logo
 
-# The report's browser test (tests/test_report_browser.py) opens the page in headless Chromium: Debian's `chromium`,
+# The report's browser test (tests/e2e/test_report_browser.py) opens the page in headless Chromium: Debian's `chromium`,
 # installed here when missing and we are root with apt-get; otherwise one line says why the test will skip.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \

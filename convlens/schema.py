@@ -129,7 +129,8 @@ SCHEMA: dict[str, Check] = {
 
 
 # What each key means, one sentence each: docs/configuration.md's table is rendered from this, SCHEMA (type, range)
-# and conf/ (default) by `python -m convlens docs-config` (config_table); tests/test_docs_config.py keeps them equal.
+# and conf/ (default) by `python -m convlens docs-config` (config_table); tests/project/test_docs_config.py keeps
+# them equal.
 MEANING: dict[str, str] = {
     "model.name": "The model's name in the log: `book`, `local`, or that of your own `conf/model/<name>.yaml`.",
     "model.file": "The file name the book's model is downloaded and cached as; `null` for your own model.",

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from convlens.pipeline.config import compose, declared_params, select
-from tests.dvc_repo import commit, copy_repo, dvc, make_repo
-from tests.helpers import PIPELINE, configure, copy_project, made_once, run_stage, tiny_model, write_tiny_data
-from tests.readme_run import run_readme
+from tests.support.dvc_repo import commit, copy_repo, dvc, make_repo
+from tests.support.helpers import PIPELINE, configure, copy_project, made_once, run_stage, tiny_model, write_tiny_data
+from tests.support.readme_run import run_readme
 
 # The README's workflows (``readme_run``, minutes) and the tests that check what they left: first, on one worker.
 LONGEST_FIRST = ("test_readme.py", "test_experiments.py")
@@ -96,7 +96,7 @@ def reproduced_repo(tmp_path_factory, tiny_assets) -> dict:
 @pytest.fixture(scope="session")
 def readme_run(tmp_path_factory, reproduced_repo) -> dict:
     """The README's command blocks, run once per test run in a copy of ``reproduced_repo``
-    (``tests/readme_run.py``): ``{"template", "returncode", "output", "expected"}``; tests copy ``template``."""
+    (``tests/support/readme_run.py``): ``{"template", "returncode", "output", "expected"}``; tests copy ``template``."""
 
     def make(base: Path) -> dict:
         with isolated(base):

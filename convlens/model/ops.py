@@ -1,6 +1,6 @@
 """Keras layers as numpy functions, for inference: convolution, pooling, Dense, normalization, activations.
 
-Each supported layer kind is checked against Keras itself (``tests/test_forward.py``). What is not
+Each supported layer kind is checked against Keras itself (``tests/unit/model/test_forward.py``). What is not
 supported raises ``Unsupported``; the forward pass then hands the model to Keras.
 """
 

@@ -1,7 +1,7 @@
 """Where each artifact lives under ``outputs/`` and what its files are called (the same paths ``dvc.yaml`` declares).
 
 The one module that spells them: the stages write, and the report, ``compare`` and the tests read, through it
-(``tests/test_architecture.py`` finds any other ``"outputs/…"``)."""
+(``tests/project/test_architecture.py`` finds any other ``"outputs/…"``)."""
 
 from __future__ import annotations
 

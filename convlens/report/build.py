@@ -23,8 +23,8 @@ from convlens.report.chapter import ChapterSections
 from convlens.report.pages import Figure, Note, Section, Strings, image, render
 
 # What the report reads (relative to the project root, as its notes show it) and the stage that makes it. Each one a
-# stage in dvc.yaml makes must be a dep of the report stage (tests/test_report.py checks it), so the page never goes
-# stale.
+# stage in dvc.yaml makes must be a dep of the report stage (tests/unit/report/test_report.py checks it), so the
+# page never goes stale.
 HERE = Path()  # READS' root: its paths relative
 READS = {
     paths.relative(HERE, path): stage

@@ -1,0 +1,1 @@
+"""End-to-end runs: real `dvc repro` / `dvc exp run`, the README's and docs' commands, a browser."""

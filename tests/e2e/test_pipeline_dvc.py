@@ -1,0 +1,54 @@
+"""End to end: `dvc repro` of a copy of the project on tiny data, then the reruns DVC should (not) do."""
+
+import json
+
+import pytest
+import yaml
+
+from tests.support.dvc_repo import STAGES, dvc, locked_outputs, ran
+
+pytestmark = pytest.mark.slow
+
+
+def test_repro_then_noop_then_render_only(reproduced_repo, good_repo):
+    """The first `dvc repro` is the one ``reproduced_repo`` ran (once per test run) in a fresh ``make_repo``; the
+    rest runs in a copy of that repo (``good_repo``), which must be as up to date as the original."""
+    root, env = good_repo
+
+    first = reproduced_repo["repro"]
+    assert sorted(ran(first)) == sorted(STAGES)
+    assert "Traceback" not in first and "oneDNN" not in first
+    outputs = locked_outputs(root)
+    assert sorted(outputs) == sorted(STAGES)
+    for path in (p for paths in outputs.values() for p in paths):
+        assert path.exists(), path
+        assert path.is_file() or any(path.iterdir()), path
+    assert (
+        len(list((root / "outputs" / "figures").rglob("*.png"))) == 34
+    )  # 19 + 8 dataset examples + 2 confusion + 5 gradient
+    metrics = json.loads((root / "outputs" / "metrics" / "weights_trained.json").read_text(encoding="utf-8"))
+    assert set(metrics["trained"]["conv2d"]) == {"mean", "std", "min", "max", "nan", "inf"}
+
+    assert ran(dvc(root, env, "repro")) == []
+    plots = dvc(root, env, "plots", "show", "--json")
+    assert "failed to load" not in plots
+    plot_ids = set(json.loads(plots)["data"])
+    assert "outputs/figures/weights/conv2d_hist_overlay.png" in plot_ids
+    assert "outputs/figures/feature_maps/conv2d_1/trained_sample_0.png" in plot_ids
+    assert {"Kernel std by layer", "outputs/metrics/filters/untrained/conv2d_1.csv"} <= plot_ids
+    assert {"outputs/metrics/confusion/trained.csv", "outputs/figures/evaluate/untrained_confusion.png"} <= plot_ids
+
+    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+    params["render"]["map_cmap"] = "magma"
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    # check_config reads all of params.yaml (a cheap schema check); its output never changes, so only the
+    # stages that read the changed key run after it, then the report (it shows every param and figure)
+    assert sorted(ran(dvc(root, env, "repro"))) == [
+        "check_config",
+        "render_maps@conv2d",
+        "render_maps@conv2d_1",
+        "report",
+    ]
+    params["render"]["filter_cmap"] = "magma"
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    assert ran(dvc(root, env, "repro")) == ["check_config", "render_figures", "report"]

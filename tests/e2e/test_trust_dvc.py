@@ -1,0 +1,152 @@
+"""Trust under real `dvc exp run` / `dvc repro`: no config value reaches outside the project, no result is stale.
+
+DVC deletes a stage's outputs before running it, so a layer name that becomes an output path must be
+refused before any such stage runs: the `check_config` stage heads the pipeline and every stage depends
+on it. A user's model file and every module a stage imports are dependencies, so replacing or editing
+them shows in `dvc status` and reruns the stages they feed.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from tests.support.dvc_repo import dvc, ran, sh
+from tests.support.helpers import PROJECT, imported_files, tiny_model
+
+pytestmark = pytest.mark.slow
+
+CHECK_LINE = (
+    "feature_maps.layers[1] must be a layer name (letters, digits, _ . -), outer/inner for a nested model's layer, "
+    "or an index ≥ 0, got {value!r}"
+)
+
+
+@pytest.fixture
+def repo(tmp_path, good_repo):
+    """The tiny project, reproduced and committed, with precious things inside and beside it."""
+    root, env = good_repo
+    (tmp_path / "victim").mkdir()
+    (tmp_path / "victim" / "thesis.txt").write_text("years of work\n", encoding="utf-8")
+    (root / "mydata").mkdir()
+    (root / "mydata" / "notes.txt").write_text("untracked\n", encoding="utf-8")
+    return root, env
+
+
+def precious(root) -> dict[str, bytes]:
+    """Every file of the sentinel folders and of the tracked conf/."""
+    folders = (root.parent / "victim", root / "mydata", root / "conf")
+    return {str(p): p.read_bytes() for folder in folders for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["../../../victim", "../../mydata", "../../conf", "..", "/ABS/victim", ""],
+    ids=["outside-the-repo", "untracked-folder", "tracked-conf", "dot-dot", "absolute", "empty"],
+)
+def test_a_layer_name_that_is_a_path_deletes_nothing_under_dvc_exp_run(repo, value):
+    root, env = repo
+    value = value.replace("/ABS/victim", str(root.parent / "victim"))
+    before = precious(root)
+    params = (root / "params.yaml").read_bytes()
+    out = dvc(root, env, "exp", "run", "-S", f"feature_maps.layers=[conv2d,'{value}']", check=False)
+    # refused while DVC composes conf/ (the schema's resolver), before its forced checkout of every output
+    assert (
+        f"ERROR: unexpected error - ConvlensError raised while resolving interpolation: {CHECK_LINE}".format(
+            value=value
+        )
+        in out
+    )
+    assert ran(out) == [] and "Traceback" not in out
+    assert precious(root) == before and (root / "params.yaml").read_bytes() == params
+
+
+def test_a_hand_edited_params_yaml_is_checked_before_dvc_repro_deletes_anything(repo):
+    root, env = repo
+    before = precious(root)
+    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+    params["feature_maps"]["layers"] = ["conv2d", "../../../victim"]
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    out = dvc(root, env, "repro", check=False)
+    assert f"check_config: error: {CHECK_LINE.format(value='../../../victim')}" in out
+    assert ran(out) == ["check_config"]  # DVC deletes a stage's outputs just before running it: no other ran
+    assert precious(root) == before
+    # the recovery docs/robustness.md gives: the good params back, DVC's cached mark back, nothing to rerun
+    sh(root, "git", "checkout", "--", "params.yaml", env=env)
+    dvc(root, env, "checkout")
+    assert "up to date" in dvc(root, env, "status")
+
+
+def test_replacing_the_model_file_in_place_reruns_the_pipeline(repo):
+    root, env = repo
+    assert "up to date" in dvc(root, env, "status")
+    trained = json.loads((root / "outputs/metrics/weights_trained.json").read_text(encoding="utf-8"))
+    tiny_model(seed=5).save(root / "models" / "tiny.keras")  # same name, same place, new weights
+
+    status = dvc(root, env, "status")
+    assert "fetch_model:" in status and "modified:           models/tiny.keras" in status
+    out = dvc(root, env, "repro", "extract_weights")  # the model's first reader downstream: enough to see new numbers
+    assert ran(out) == ["fetch_model", "extract_weights"]
+    again = json.loads((root / "outputs/metrics/weights_trained.json").read_text(encoding="utf-8"))
+    assert again["trained"]["conv2d"]["mean"] != trained["trained"]["conv2d"]["mean"]
+
+
+def test_a_model_outside_the_repository_is_a_dependency_too(repo, tmp_path):
+    root, env = repo
+    outside = tmp_path / "elsewhere.keras"
+    tiny_model(seed=6).save(outside)
+    out = dvc(root, env, "exp", "run", "fetch_model", "-S", f"model.path={outside}")  # the stage that reads it
+    assert ran(out) == ["check_config", "fetch_data", "fetch_model"]  # fetch_data reads the model params too
+    tiny_model(seed=7).save(outside)
+    status = dvc(root, env, "status", "fetch_model")
+    assert "fetch_model:" in status and f"modified:           {outside}" in status
+    assert ran(dvc(root, env, "repro", "fetch_model")) == ["fetch_model"]
+
+
+def status_stages(root) -> set[str]:
+    """The stages `dvc status --json` lists (foreach instances as their stage), from the call the CLI makes, in this
+    process: one CLI start (~1.5 s) per module would be most of the test's time."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as dvc_repo:  # keys are relative to the cwd: "../../x/dvc.yaml:stage@item" from here
+        return {key.rsplit(":", 1)[-1].split("@")[0] for key in dvc_repo.status(check_updates=True)}
+
+
+def covering_deps(stages: dict, module: str) -> frozenset[tuple[str, str]]:
+    """The ``(stage, dependency)`` pairs of ``dvc.yaml`` whose path is ``module`` or a folder holding it."""
+    return frozenset(
+        (name, dep)
+        for name, stage in stages.items()
+        for dep in (stage.get("do", stage).get("deps") or [])
+        if module == dep or module.startswith(dep.rstrip("/") + "/")
+    )
+
+
+def test_editing_any_module_a_stage_imports_shows_that_stage_in_dvc_status(repo):
+    """Each module a stage imports, edited, lists that stage in ``dvc status``. Modules that the same ``dvc.yaml``
+    dependencies cover and the same stages import change the same hashes: one of each such group is edited."""
+    root, env = repo
+    stages = yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    imports = {  # python -m stages.<name> runs stages/__init__.py too
+        name: imported_files(PROJECT / f"stages/{name}.py") | {f"stages/{name}.py", "stages/__init__.py"}
+        for name in stages
+    }
+    every = sorted(set().union(*imports.values()))
+    assert "convlens/schema.py" in every and "stages/__init__.py" in every
+    groups: dict[tuple, str] = {}
+    for module in every:
+        importers = frozenset(name for name, files in imports.items() if module in files)
+        groups.setdefault((covering_deps(stages, module), importers), module)
+    modules = sorted(groups.values())
+    assert len(modules) > len(stages)  # each stage's own script, stages/__init__.py, and the library
+    for module in modules:
+        path = root / module
+        original = path.read_bytes()
+        path.write_bytes(original + b"\n# edited\n")
+        listed = status_stages(root)
+        path.write_bytes(original)
+        expected = {name for name, files in imports.items() if module in files}
+        assert expected <= listed, f"editing {module} does not show {sorted(expected - listed)} in dvc status"
+    assert "up to date" in dvc(root, env, "status")

@@ -1,0 +1,1 @@
+"""The project's contracts: docs against the code, architecture, the mutation sampler."""

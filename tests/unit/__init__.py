@@ -1,0 +1,1 @@
+"""Unit tests, one folder per convlens subpackage: functions called directly on small arrays and files."""

@@ -1,0 +1,224 @@
+"""evaluate: the confusion matrix and accuracies against brute-force counts; the stage on tiny data and, where
+../shared/mirror exists, on the book's model (the accuracy Keras's model.evaluate gives)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+from convlens.analysis.evaluate import (
+    accuracy,
+    check_labels,
+    class_accuracy,
+    confusion_matrix,
+    evaluation_summary,
+    predicted_classes,
+    prediction_rows,
+    stream_predictions,
+)
+from convlens.analysis.stats import as_number
+from convlens.errors import ConvlensError
+from stages import evaluate
+from tests.support.helpers import MIRROR, PIPELINE, Terminal, copy_project
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_confusion_matrix_and_accuracies_equal_a_brute_force_count(seed):
+    rng = np.random.default_rng(seed)
+    classes = int(rng.integers(1, 8))
+    n = int(rng.integers(0, 60))
+    labels, predictions = rng.integers(0, classes, n), rng.integers(0, classes, n)
+    confusion = confusion_matrix(labels, predictions, classes)
+    want = np.zeros((classes, classes), np.int64)
+    for actual, predicted in zip(labels, predictions, strict=True):
+        want[actual, predicted] += 1
+    np.testing.assert_array_equal(confusion, want)
+    right = sum(int(a == p) for a, p in zip(labels, predictions, strict=True))
+    assert accuracy(confusion) == right / n if n else np.isnan(accuracy(confusion))
+    for c, value in enumerate(class_accuracy(confusion)):
+        of_class = [p for a, p in zip(labels, predictions, strict=True) if a == c]
+        assert value == sum(p == c for p in of_class) / len(of_class) if of_class else np.isnan(value)
+
+
+def test_labels_or_predictions_outside_the_classes_are_refused():
+    with pytest.raises(ConvlensError, match="labels must lie in 0..2"):
+        confusion_matrix(np.array([3]), np.array([0]), 3)
+    with pytest.raises(ConvlensError, match="predictions must lie in 0..2"):
+        confusion_matrix(np.array([0]), np.array([-1]), 3)
+    with pytest.raises(ConvlensError, match="2 labels but 1 predictions"):
+        confusion_matrix(np.array([0, 1]), np.array([0]), 3)
+
+
+def test_labels_stored_as_uint8_count_without_overflow_however_many_classes():
+    labels, predictions = np.array([255, 3, 255], np.uint8), np.array([299, 3, 299], np.uint16)
+    confusion = confusion_matrix(labels, predictions, 300)
+    assert confusion[255, 299] == 2 and confusion[3, 3] == 1 and confusion.sum() == 3
+
+
+def test_no_image_is_nan_without_a_warning_and_null_in_the_summary():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning (0 / 0) in the stage's log
+        assert np.isnan(accuracy(np.zeros((3, 3), np.int64)))
+        confusion = confusion_matrix(np.array([0, 0, 2]), np.array([0, 1, 2]), 3)  # class 1: no image
+        np.testing.assert_array_equal(class_accuracy(confusion), [0.5, np.nan, 1.0])
+        summary = evaluation_summary(confusion, ["shirt", "bag", "boot"])
+    assert summary == {"accuracy": as_number(2 / 3), "class_accuracy": {"shirt": 0.5, "bag": None, "boot": 1.0}}
+    with pytest.raises(ValueError, match="is longer than"):  # a name for each class, never silently fewer
+        evaluation_summary(confusion, ["shirt", "bag"])
+
+
+def test_the_prediction_is_the_highest_output_and_the_output_must_have_one_unit_per_class():
+    outputs = np.array([[0.1, 0.7, 0.2], [0.5, 0.5, 0.0]], np.float32)
+    assert predicted_classes(outputs, 3, "dense").tolist() == [1, 0]  # a tie: the lower class, as argmax
+    with pytest.raises(ConvlensError, match=r"last layer 'dense' outputs shape \(3,\), not one score per class"):
+        predicted_classes(outputs, 10, "dense")
+
+
+class Outputs:
+    """A network whose one layer outputs the first 3 pixels of each image: the class is the brightest of them."""
+
+    names = ("out",)
+
+    def activations(self, x, names):
+        return [x.reshape(len(x), -1)[:, :3]]
+
+
+def test_predictions_stream_in_batches_under_a_progress_bar_named_by_the_label(monkeypatch):
+    images = np.array([[[9, 1], [2, 0]], [[0, 7], [1, 0]], [[3, 4], [8, 0]], [[5, 5], [0, 0]], [[0, 0], [6, 0]]])
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    got, peaks = stream_predictions(Outputs(), "out", images.astype(np.uint8), 3, 255.0, 2, "test split, trained model")
+    assert peaks is None  # no layer watched
+    assert got.dtype == np.uint16 and got.tolist() == [0, 1, 2, 0, 2]
+    assert sys.stderr.getvalue().startswith("\rtest split, trained model:   0%|")
+    with pytest.raises(ConvlensError, match="the model's last layer 'out' outputs shape \\(3,\\), not one score"):
+        stream_predictions(Outputs(), "out", images, 10, 255.0, 2, "test split")
+
+
+class TwoLayers:
+    """A network whose first layer is the image (one channel) and whose last is ``Outputs``'."""
+
+    names = ("conv", "out")
+
+    def activations(self, x, names):
+        layers = {"conv": x[..., None], "out": x.reshape(len(x), -1)[:, :3]}
+        return [layers[name] for name in names]
+
+
+def test_a_watched_layers_channel_peaks_come_from_the_same_pass_over_every_batch():
+    images = np.array([[[9, 1], [2, 0]], [[0, 7], [1, 0]], [[3, 4], [8, 0]], [[5, 5], [0, 0]], [[0, 0], [6, 0]]])
+    got, peaks = stream_predictions(TwoLayers(), "out", images, 3, 1.0, 2, "test split", watch="conv")
+    assert got.tolist() == [0, 1, 2, 0, 2]
+    assert peaks.tolist() == [9.0]  # the brightest pixel of all
+    _, peaks = stream_predictions(TwoLayers(), "out", images[::-1], 3, 3.0, 2, "test split", watch="conv")
+    assert peaks.tolist() == [3.0]  # 9 in the last batch, divided by the scale
+    assert stream_predictions(TwoLayers(), "out", images[:0], 3, 1.0, 2, "test split", watch="conv")[1] is None
+
+
+def read_rows(path):
+    with open(path, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_the_stage_gives_kerass_predictions_both_models_and_dvc_plots_rows(project, run_pipeline):
+    from convlens.model.keras_models import load_model
+
+    run_pipeline(project, stages=[*PIPELINE[:5], evaluate])
+    classes = json.loads((project / "outputs" / "metrics" / "evaluate.json").read_text(encoding="utf-8"))
+    images = np.load(project / "outputs" / "data" / "test_images.npy")
+    labels = np.load(project / "outputs" / "data" / "test_labels.npy")
+    names = yaml_classes(project)
+    for role in ("trained", "untrained"):
+        model = load_model(project / "outputs" / "models" / f"{role}.keras")
+        want = np.asarray(model(images[..., None].astype(np.float32) / np.float32(255), training=False)).argmax(1)
+        rows = read_rows(project / "outputs" / "metrics" / "confusion" / f"{role}.csv")
+        assert [r["actual"] for r in rows] == [names[i] for i in labels]
+        assert [r["predicted"] for r in rows] == [names[i] for i in want]
+        assert classes[role]["accuracy"] == as_number((want == labels).mean())
+        per_class = classes[role]["class_accuracy"]
+        assert list(per_class) == names
+        for c, name in enumerate(names):
+            shown = labels == c
+            right = as_number((want[shown] == c).mean()) if shown.any() else None
+            assert per_class[name] == right  # null for a class with no image
+        assert (project / "outputs" / "figures" / "evaluate" / f"{role}_confusion.png").stat().st_size > 5000
+
+
+def yaml_classes(root) -> list[str]:
+    import yaml
+
+    return yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))["data"]["classes"]
+
+
+@pytest.mark.mirror
+@pytest.mark.skipif(not MIRROR.is_dir(), reason="needs ../shared/mirror")
+def test_the_book_models_accuracy_is_what_keras_model_evaluate_gives(tmp_path, monkeypatch):
+    """The book's chapter 8-2 prints model.evaluate(test_scaled, test_target) → accuracy 0.9125 (Colab)."""
+    from convlens.model.keras_models import load_model
+    from convlens.pipeline.config import load_config
+    from stages import build_untrained, fetch_data, fetch_model
+
+    monkeypatch.setenv("CONVLENS_MIRROR", str(MIRROR))
+    root = copy_project(tmp_path / "project")
+    for module in (fetch_data, fetch_model, build_untrained, evaluate):
+        name = module.__name__.rsplit(".", 1)[1]
+        module.run(load_config(name, [], root), root)
+    metrics = json.loads((root / "outputs" / "metrics" / "evaluate.json").read_text(encoding="utf-8"))
+    images = np.load(root / "outputs" / "data" / "test_images.npy")
+    labels = np.load(root / "outputs" / "data" / "test_labels.npy")
+    model = load_model(MIRROR / "best-cnn-model.keras")
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    test_scaled = images.reshape(-1, 28, 28, 1) / 255.0  # the book's, float64, which Keras casts to float32
+    _, keras_accuracy = model.evaluate(test_scaled, labels, verbose=0)
+    assert metrics["trained"]["accuracy"] == as_number(keras_accuracy)
+    assert metrics["trained"]["accuracy"] == 0.9125  # what the book prints (hg-mldl 8-2.ipynb: 0.9125000238418579)
+    assert 0.02 < metrics["untrained"]["accuracy"] < 0.2  # near chance (0.1)
+    print(f"trained {metrics['trained']['accuracy']}, Keras {keras_accuracy}, untrained {metrics['untrained']}")
+
+
+def test_a_model_that_is_not_a_classifier_of_the_classes_fails_before_any_output(
+    project, run_pipeline, tmp_path, monkeypatch, capsys
+):
+    from convlens.model.keras_models import keras
+    from convlens.pipeline.config import compose, run_stage, write_params
+
+    layers = keras.layers
+    model = keras.Sequential(
+        [keras.Input((28, 28, 1)), layers.Conv2D(2, 3, name="conv2d"), layers.Flatten(), layers.Dense(3, name="head")]
+    )
+    model.save(tmp_path / "three.keras")
+    overrides = ["model=local", f"model.path={tmp_path / 'three.keras'}", "feature_maps.layers=[conv2d]"]
+    write_params(project, compose(project, overrides))
+    run_pipeline(project, *overrides, stages=PIPELINE[:5])
+    monkeypatch.chdir(project)
+    with pytest.raises(SystemExit):
+        run_stage("evaluate", evaluate.run, argv=[])
+    assert capsys.readouterr().err.endswith(
+        "evaluate: error: the model's last layer 'head' outputs shape (3,), not one score per class of "
+        "data.classes (10); evaluate needs a classifier whose last layer has 10 units\n"
+    )
+    assert not (project / "outputs" / "metrics" / "evaluate.json").exists()
+    assert not (project / "outputs" / "metrics" / "confusion").exists()
+
+
+def test_labels_beyond_the_classes_named_are_refused_and_no_label_is_fine():
+    check_labels(np.array([0, 2, 1], np.int64), 3, "test")
+    check_labels(np.zeros(0, np.int64), 3, "test")  # an empty split: nothing to check
+    with pytest.raises(ConvlensError, match="^the train labels go up to 3; data.classes names only 3$"):
+        check_labels(np.array([3, 0], np.int64), 3, "train")
+
+
+def test_prediction_rows_name_each_images_actual_and_predicted_class():
+    rows = prediction_rows(np.array([0, 2, 1]), np.array([0, 1, 1], np.uint16), ["T-shirt/top", "Trouser", "Bag"])
+    assert rows == [
+        {"actual": "T-shirt/top", "predicted": "T-shirt/top"},
+        {"actual": "Bag", "predicted": "Trouser"},
+        {"actual": "Trouser", "predicted": "Trouser"},
+    ]
+    assert prediction_rows(np.zeros(0, np.int64), np.zeros(0, np.uint16), ["a"]) == []
+    with pytest.raises(ValueError):
+        prediction_rows(np.array([0, 1]), np.array([0]), ["a", "b"])  # one prediction per label

@@ -1,0 +1,191 @@
+"""``python -m convlens``: each command by name; anything else is one message listing them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+
+import pytest
+import yaml
+
+import convlens.__main__ as cli
+from tests.support.dvc_repo import commit, dvc, repo_env, sh
+from tests.support.helpers import PROJECT
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [([], ""), (["-h"], ""), (["bogus", "x"], "unknown command 'bogus'; ")],
+)
+def test_anything_but_a_command_lists_the_commands(argv, said):
+    with pytest.raises(SystemExit) as exit:
+        cli.main(argv)
+    assert exit.value.code == f"convlens: {said}choose one of: compare, docs-config, experiments, params\n{cli.__doc__}"
+
+
+def test_a_command_gets_the_arguments_after_its_name(tmp_path, monkeypatch, capsys):
+    shutil.copytree(PROJECT / "conf", tmp_path / "conf")
+    shutil.copy(PROJECT / "dvc.yaml", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    cli.main(["params", "untrained.seed=7"])
+    assert capsys.readouterr().out == "params: wrote params.yaml\n"
+    assert yaml.safe_load((tmp_path / "params.yaml").read_text(encoding="utf-8"))["untrained"]["seed"] == 7
+
+
+def png(shade: int) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("L", (4, 4), shade).save(out, format="PNG")
+    return out.getvalue()
+
+
+@pytest.fixture
+def two_runs(tmp_path, monkeypatch):
+    """A git + DVC repository: a commit, then a workspace whose metrics, params and one figure changed."""
+    root, env = tmp_path / "r", repo_env()
+    (root / "conf").mkdir(parents=True)
+    (root / "dvc.yaml").write_text(
+        "stages:\n  weights:\n    cmd: 'true'\n    params: [untrained.seed]\n"
+        "    metrics:\n      - outputs/metrics/w.json:\n          cache: false\n",
+        encoding="utf-8",
+    )
+    figures = root / "outputs" / "figures" / "weights"
+    figures.mkdir(parents=True)
+
+    def write(seed: int, std: float, shade: int, language: str = "en") -> None:
+        params = {"untrained": {"seed": seed}, "report": {"language": language}}
+        (root / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+        metrics = {"untrained": {"conv2d": {"mean": -0.0144, "std": std}}, "trained": {"accuracy": 0.9}}
+        (root / "outputs" / "metrics").mkdir(exist_ok=True)
+        (root / "outputs" / "metrics" / "w.json").write_text(json.dumps(metrics), encoding="utf-8")
+        (figures / "kept.png").write_bytes(png(0))
+        (figures / "filters.png").write_bytes(png(shade))
+
+    write(42, 0.2, 10)
+    sh(root, "git", "init", "-q", "-b", "main", env=env)
+    dvc(root, env, "init", "-q")
+    commit(root, env, "first run")
+    write(7, 0.3, 200, "ko")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(root)
+    return root
+
+
+def test_compare_writes_the_table_chart_and_page_of_two_runs(two_runs, capsys):
+    cli.main(["compare", "HEAD"])
+    out = two_runs / "outputs" / "compare"
+    assert capsys.readouterr().out == (
+        f"compare: HEAD → workspace: 1 of 3 statistics changed; wrote HEAD_vs_workspace.csv, .png and .html in {out}\n"
+    )
+    rows = list(csv.DictReader((out / "HEAD_vs_workspace.csv").open(encoding="utf-8", newline="")))
+    by_key = {(r["model"], r["layer"], r["statistic"]): (r["a"], r["b"]) for r in rows}
+    assert by_key == {
+        ("trained", "(model)", "accuracy"): ("0.9", "0.9"),
+        ("untrained", "conv2d", "mean"): ("-0.0144", "-0.0144"),
+        ("untrained", "conv2d", "std"): ("0.2", "0.3"),
+    }
+    assert (out / "HEAD_vs_workspace.png").read_bytes().startswith(b"\x89PNG")
+    page = (out / "HEAD_vs_workspace.html").read_text(encoding="utf-8")
+    assert "untrained.seed" in page and 'lang="ko"' in page  # the workspace's params.yaml picks the language
+    assert "weights/filters.png" in page and "kept.png" not in page  # the figures that differ, side by side
+    cli.main(["compare", "HEAD", "workspace", "--out", "elsewhere", "--language", "en"])
+    assert 'lang="en"' in (two_runs / "elsewhere" / "HEAD_vs_workspace.html").read_text(encoding="utf-8")
+    assert sorted(p.name for p in (two_runs / "elsewhere").iterdir()) == [
+        "HEAD_vs_workspace.csv",
+        "HEAD_vs_workspace.html",
+        "HEAD_vs_workspace.png",
+    ]
+
+
+def test_compare_names_a_run_it_cannot_find_or_read(two_runs, capsys):
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["compare", "nosuch"])
+    assert exit.value.code == 1
+    assert capsys.readouterr().err == (
+        "compare: error: unknown Git revision 'nosuch'; "
+        "name a git revision, an experiment (dvc exp show) or workspace\n"
+    )
+    (two_runs / "outputs" / "metrics" / "w.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(SystemExit):
+        cli.main(["compare", "HEAD"])
+    assert capsys.readouterr().err.startswith(
+        "compare: error: workspace has no readable metrics (outputs/metrics/w.json); run dvc repro first"
+    )
+    assert not (two_runs / "outputs" / "compare").exists()
+
+
+def test_compare_says_what_it_does_and_a_run_without_params_has_none(two_runs, capsys):
+    from convlens.cli import compare
+
+    with pytest.raises(SystemExit):
+        cli.main(["compare", "-h"])
+    assert "Compare two runs' per-layer statistics: ``python -m convlens compare A [B]``." in capsys.readouterr().out
+    (two_runs / "params.yaml").unlink()
+    assert compare.run_params(two_runs, "workspace") == {}
+    assert compare.run_params(two_runs, "HEAD")["untrained"] == {"seed": 42}
+
+
+def test_experiments_shows_each_run_with_the_params_that_differ(two_runs, capsys):
+    cli.main(["experiments", "--metrics", "untrained.conv2d.std,trained.accuracy", "--hide", "report.language"])
+    assert capsys.readouterr().out == (
+        "            untrained\n"
+        "               conv2d   trained\n"
+        "experiment        std  accuracy\n"
+        "main              0.2       0.9\n"
+    )
+    with pytest.raises(SystemExit):
+        cli.main(["experiments", "-h"])
+    usage = " ".join(capsys.readouterr().out.split())
+    assert "--hide HIDE params never shown (default: " in usage and "--width WIDTH the most columns" in usage
+
+
+def test_experiments_says_why_dvc_gave_no_table(two_runs, monkeypatch, capsys):
+    import subprocess
+
+    from convlens.cli import experiments
+
+    shutil.rmtree(two_runs / ".git")
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["experiments"])
+    assert exit.value.code == 1
+    assert capsys.readouterr().err.startswith("experiments: error: dvc exp show failed: ERROR: ")
+    said = subprocess.CompletedProcess([], 0, stdout="nope", stderr="")
+    monkeypatch.setattr(experiments.subprocess, "run", lambda *a, **k: said)
+    with pytest.raises(SystemExit):
+        cli.main(["experiments"])
+    assert capsys.readouterr().err == (
+        "experiments: error: dvc exp show --json printed no JSON (Expecting value: line 1 column 1 (char 0))\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "branch_shown"),
+    [
+        ({"PYTHONIOENCODING": "ascii"}, "??"),
+        # stdout ascii with surrogateescape: DVC decoded git's UTF-8 bytes under C too, and they pass through as bytes
+        ({"LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}, "실험"),
+    ],
+    ids=["PYTHONIOENCODING=ascii", "LC_ALL=C"],
+)
+def test_commands_print_what_an_ascii_stdout_cannot_hold_as_question_marks(two_runs, capsys, env, branch_shown):
+    """Issue 28 §6: a character stdout cannot encode (a Korean branch name, compare's →) is printed as ``?``."""
+    from tests.support.helpers import cli as run
+
+    sh(two_runs, "git", "branch", "-m", "실험", env=repo_env())
+    metrics = ("--metrics", "untrained.conv2d.std,trained.accuracy", "--hide", "report.language")
+    cli.main(["experiments", *metrics])
+    table = capsys.readouterr().out
+    assert "실험" in table
+    done = run(two_runs, "experiments", *metrics, env=env)
+    assert done.returncode == 0 and done.stdout.splitlines()[:3] == table.splitlines()[:3]
+    assert done.stdout.splitlines()[3].split() == [branch_shown, "0.2", "0.9"]
+    done = run(two_runs, "compare", "HEAD", env=env)
+    out = two_runs / "outputs" / "compare"
+    assert (done.returncode, done.stdout) == (
+        0,
+        f"compare: HEAD ? workspace: 1 of 3 statistics changed; wrote HEAD_vs_workspace.csv, .png and .html in {out}\n",
+    )
