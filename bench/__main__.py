@@ -8,15 +8,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from convlens.analysis.dataset import bench_dataset, bench_examples, bench_rss
-from convlens.report.build import Row, load_average
-
 from .activation_max import bench_activation_max
+from .dataset import bench_dataset, bench_examples, bench_rss
 from .explain import EXPLAIN
 from .measure import PROJECT, stats
 from .notes import compose
 from .pipeline import PipelineResults, one_series
 from .render import bench_render
+from .report import Row, load_average
 
 SIZES = [1_000, 10_000, 60_000]
 QUICK_SIZES = [500, 1_000, 2_000]

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from convlens.report.build import Row, notebook_split
-
 from .measure import stats
 from .notes import attribution
 from .pipeline import ADDED_LAYER, PipelineResults
+from .report import Row, notebook_split
 
 
 def _probe(pipe: PipelineResults, prefix: str) -> float:

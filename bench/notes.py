@@ -5,11 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from convlens.analysis.dataset import Inputs
-from convlens.report.build import Row, cpu_pressure, git_commit, load_average, machine, notebook_split, table, versions
-
+from .dataset import Inputs
 from .measure import stats
 from .pipeline import ADDED_LAYER, PipelineResults
+from .report import Row, cpu_pressure, git_commit, load_average, machine, notebook_split, table, versions
 
 SERIES = {
     "full": "1: full, fresh clone",

@@ -127,3 +127,12 @@ def test_every_stage_run_reads_like_a_paragraph():
     assert {"gradcam", "evaluate", "dataset_stats", "feature_maps", "activation_max"} <= set(lengths)
     too_long = {stage: n for stage, n in lengths.items() if n > STAGE_RUN_LINES}
     assert not too_long, f"stages whose run is over {STAGE_RUN_LINES} lines: {too_long}"
+
+
+def test_the_benchmark_imports_its_own_modules_not_the_librarys():
+    """`make bench` (``python -m bench``) starts: its modules ``bench.dataset`` and ``bench.report`` are its own (the
+    move into subpackages once rewrote their relative imports into ``convlens.analysis.dataset``)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--help"], cwd=PROJECT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0 and "usage: python -m bench" in done.stdout, done.stderr
