@@ -20,3 +20,8 @@ def load_samples(root: Path) -> tuple[np.ndarray, dict]:
     """The chosen sample images and their index (split, sample ids, labels), saved by the samples stage."""
     index = read_json(paths.sample_index(root))
     return np.load(paths.sample_images(root)), index
+
+
+def load_classes(root: Path) -> list[str]:
+    """The data's class names by label, written by ``fetch_data`` (``data.classes`` or the data's own names)."""
+    return [str(name) for name in read_json(paths.classes(root))]

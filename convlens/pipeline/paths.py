@@ -105,7 +105,8 @@ INDEX_NAME = "index.json"  # what a folder holds (samples, dataset, gradcam): sp
 LAYERS_NAME = "layers.json"  # a weights folder's layer names, in layer order
 MAP_LAYER_NAME = "layer.json"  # a feature-maps folder's layer: name, shape, split, samples, labels
 MAP_SUMMARY_NAME = "summary.json"  # a feature-maps folder's statistics per model
-SAMPLE_IMAGES_NAME = "images.npy"  # the sample images, samples × H × W
+SAMPLE_IMAGES_NAME = "images.npy"  # the sample images, samples × H × W (× 3 for RGB)
+CLASSES_NAME = "classes.json"  # the data's class names by label, as fetch_data found or was told them
 REPORT_NAME = "index.html"
 
 
@@ -118,8 +119,13 @@ def labels_name(split: str) -> str:
 
 
 def images(root: Path, split: str) -> Path:
-    """One split's images as ``fetch_data`` parsed them (uint8, images × H × W)."""
+    """One split's images as ``fetch_data`` wrote them (uint8, images × H × W, or × H × W × 3 for RGB)."""
     return data_dir(root) / images_name(split)
+
+
+def classes(root: Path) -> Path:
+    """The data's class names by label (a JSON list): ``data.classes``, or those the data itself names."""
+    return data_dir(root) / CLASSES_NAME
 
 
 def labels(root: Path, split: str) -> Path:
