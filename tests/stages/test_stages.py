@@ -70,8 +70,13 @@ def test_pipeline_makes_every_artifact(project, run_pipeline, tiny_assets):
     assert figures == expected
 
 
+# Two samples, out of order; a layer by name and one by index (its outputs are filed under the entry, "0").
+CHOSEN = ("samples.indices=[3,0]", "feature_maps.layers=[max_pooling2d,0]")
+UP_TO_MAPS = PIPELINE[: PIPELINE.index(feature_maps) + 1]
+
+
 def test_feature_maps_are_the_layer_activations_of_scaled_samples(project, run_pipeline, tiny_assets):
-    run_pipeline(project, "samples.indices=[3,0]", "feature_maps.layers=[max_pooling2d,0]")
+    run_pipeline(project, *CHOSEN, stages=UP_TO_MAPS)
     from convlens.model.keras_models import keras, load_model
 
     model = load_model(tiny_assets["model"])
@@ -84,15 +89,27 @@ def test_feature_maps_are_the_layer_activations_of_scaled_samples(project, run_p
     np.testing.assert_allclose(np.load(folder / "0" / "trained.npy"), want_conv, rtol=1e-5, atol=1e-6)
     layer = json.loads((folder / "0" / "layer.json").read_text(encoding="utf-8"))
     assert layer == {"name": "conv2d", "shape": [28, 28, 4], "split": "train", "samples": [3, 0], "labels": [3, 0]}
+
+
+def test_render_figures_draws_the_chosen_samples(project, run_pipeline):
+    run_pipeline(project, *CHOSEN, stages=PIPELINE[: PIPELINE.index(render_figures) + 1])
+    assert (project / "outputs" / "figures" / "samples" / "sample_3.png").is_file()
+
+
+def test_render_maps_draws_each_chosen_layer_by_its_entry_for_each_sample(project, run_pipeline):
+    run_pipeline(project, *CHOSEN, stages=[*UP_TO_MAPS, render_maps])
     figures = project / "outputs" / "figures"
-    assert (figures / "samples" / "sample_3.png").is_file()
     assert (figures / "feature_maps" / "max_pooling2d" / "untrained_sample_0.png").is_file()
     assert (figures / "feature_maps" / "0" / "trained_sample_3.png").is_file()
 
 
-def test_dense_layer_maps_are_drawn_as_vectors(project, run_pipeline):
-    run_pipeline(project, "feature_maps.layers=[flatten,dense]")
+def test_dense_layer_maps_are_vectors(project, run_pipeline):
+    run_pipeline(project, "feature_maps.layers=[flatten,dense]", stages=UP_TO_MAPS)
     assert np.load(project / "outputs" / "feature_maps" / "dense" / "untrained.npy").shape == (1, 10)
+
+
+def test_dense_layer_maps_are_drawn_as_vectors(project, run_pipeline):
+    run_pipeline(project, "feature_maps.layers=[flatten,dense]", stages=[*UP_TO_MAPS, render_maps])
     assert (project / "outputs" / "figures" / "feature_maps" / "flatten" / "trained_sample_0.png").is_file()
 
 
@@ -241,14 +258,18 @@ def test_multichannel_kernels_render_in_every_mode(project, stage_config, run_pi
     assert sizes["all"][1] > sizes["first"][1]  # one row per input channel
 
 
+def test_dense_kernels_are_extracted_whole(project, run_pipeline):
+    run_pipeline(project, "weights.layers=[conv2d,dense]", stages=PIPELINE[: PIPELINE.index(extract_weights) + 1])
+    assert np.load(project / "outputs" / "weights" / "trained" / "dense.kernel.npy").shape == (392, 10)
+
+
 def test_dense_kernels_get_histograms_and_no_filter_grid(project, run_pipeline, caplog):
     caplog.set_level("INFO")
-    run_pipeline(project, "weights.layers=[conv2d,dense]")
+    run_pipeline(project, "weights.layers=[conv2d,dense]", stages=PIPELINE[: PIPELINE.index(render_figures) + 1])
     weights = project / "outputs" / "figures" / "weights"
     assert (weights / "trained_dense_hist.png").is_file() and (weights / "dense_hist_overlay.png").is_file()
     assert not (weights / "trained_dense_filters.png").exists()
     assert "dense: no filter grid, its kernel is 2-D" in caplog.text
-    assert np.load(project / "outputs" / "weights" / "trained" / "dense.kernel.npy").shape == (392, 10)
 
 
 def test_samples_from_the_test_split(project, run_pipeline):
