@@ -48,7 +48,7 @@ def check_fits(cfg: DictConfig, root: Path, archive: Archive) -> None:
     archive.weights([layer.name for layer in archive.layers if layer.kind in CONV_KINDS])
     for key, specs in (
         ("weights.layers", cfg.weights.layers),
-        ("feature_maps.layers", cfg.feature_maps.layers),
+        ("feature_maps.layers", cfg.feature_maps.each),
         ("dataset.layers", cfg.dataset.layers),
         ("activation_max.layers", cfg.activation_max.layers),
         ("gradcam.layer", None if cfg.gradcam.layer is None else [cfg.gradcam.layer]),
@@ -58,6 +58,12 @@ def check_fits(cfg: DictConfig, root: Path, archive: Archive) -> None:
         except ConvlensError as e:
             said = str(e) if str(e).startswith(key) else f"{key}: {e}"
             raise ConvlensError(f"{archive.source}: {said}") from e
+    declared = cfg.model.conv_layers
+    if declared is not None and list(declared) != archive.resolve(None, "model.conv_layers"):
+        raise ConvlensError(
+            f"{archive.source}: model.conv_layers {list(declared)} are not the model's conv layers "
+            f"{archive.resolve(None, 'model.conv_layers')}; correct them in the model's preset"
+        )
     data = paths.data_dir(root)
     for images in sorted(data.glob(paths.images_name("*"))):  # a dependency under DVC; absent when run on its own first
         try:

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, root: Path) -> None:
-    items = [str(layer) for layer in cfg.feature_maps.layers]
+    items = [str(layer) for layer in cfg.feature_maps.each]
     summary: dict[str, dict] = {role: {} for role in paths.ROLES}
     with staged_dir(paths.channels_dir(root)) as out:
         for item in items:

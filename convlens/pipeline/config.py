@@ -23,7 +23,7 @@ from convlens.checks import layer_item, layer_spec
 from convlens.errors import ConvlensError
 from convlens.pipeline.files import atomic_path
 from convlens.pipeline.repo_lock import check_params_unchanged, repository_lock
-from convlens.schema import check_config, register_resolver
+from convlens.schema import check_config
 
 STAGE_FILE = "dvc.yaml"
 PARAMS_FILE = "params.yaml"
@@ -81,7 +81,9 @@ def compose(root: Path, overrides: Sequence[str] = ()) -> DictConfig:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    register_resolver()
+    from hydra_plugins.convlens import register  # the resolvers conf/ uses, as DVC's process has them
+
+    register(root)
     try:
         with initialize_config_dir(str(root / "conf"), version_base="1.3"):
             cfg = hydra_compose("config", overrides=list(overrides))

@@ -186,7 +186,7 @@ class ChapterSections:
             section.blocks.append(self.missing(paths.sample_index(self.root) if index is None else metrics_path))
             return section
         metrics = read_json_file(metrics_path)
-        for item, name in self.layer_names(self.params.get("feature_maps", {}).get("layers", [])):
+        for item, name in self.layer_names(self.params.get("feature_maps", {}).get("each", [])):
             stats = {role: metrics.get(role, {}).get(name) for role in paths.ROLES}
             if None in stats.values():
                 section.blocks.append(self.missing(metrics_path, name))

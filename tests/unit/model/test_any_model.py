@@ -161,7 +161,9 @@ def test_a_branching_nested_depthwise_model_runs_end_to_end_and_matches_keras(
     root = copy_project(tmp_path / "project")
     config = root / "conf" / "config.yaml"
     config.write_text(
-        config.read_text(encoding="utf-8").replace("layers: [conv2d, conv2d_1]", f"layers: [{', '.join(MAPS)}]"),
+        config.read_text(encoding="utf-8").replace(
+            "  layers: null           # null: every conv", f"  layers: [{', '.join(MAPS)}]  #"
+        ),
         encoding="utf-8",
     )
     configure(root, str(path), tiny_assets["sums"])
