@@ -212,9 +212,9 @@ def colormap(key: str, value: Any) -> None:
 
 
 def data_files(key: str, value: Any) -> None:
-    want = {"train_images", "train_labels", "test_images", "test_labels"}
-    if not isinstance(value, Mapping) or set(value) != want:
-        raise _fail(key, value, f"a mapping with exactly {', '.join(sorted(want))}")
+    """``data.files``: role → ``{name, sha256}`` (which roles a ``data.format`` needs: ``schema._cross_checks``)."""
+    if not isinstance(value, Mapping) or not all(_is_plain(part) for part in value):
+        raise _fail(key, value, "a mapping of file roles (e.g. train_images, archive) to {name, sha256}")
     for part, spec in value.items():
         if not isinstance(spec, Mapping) or set(spec) - {"name", "sha256"}:
             raise _fail(f"{key}.{part}", spec, "a mapping with name and sha256")
@@ -239,3 +239,43 @@ def model_file(root: Path, value: str) -> Path:
     kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
     kind = next((text for test, text in (*kinds, (stat.S_ISSOCK, "a socket")) if test(mode)), "not a regular file")
     raise ConvlensError(f"model.path {path} is {kind}, not a regular file; point it at a .keras file")
+
+
+def data_path(key: str, value: Any) -> None:
+    """``data.path`` and ``data.source``: a file or folder the user hands us (read and checked by ``fetch_data``,
+    never written); also a DVC dependency, and DVC does not expand ``~``."""
+    if value is None:
+        return
+    if not isinstance(value, str) or not value.strip() or "\0" in value or value == "???":
+        raise _fail(key, value, "null or the path of your data file or folder")
+    if value.startswith("~"):
+        raise _fail(key, value, "a path without ~ (DVC does not expand it)", "/home/you/data.npz")
+
+
+def data_location(root: Path, value: str, directory: bool) -> Path:
+    """``data.path`` (relative to the project root, as DVC reads it) as a regular file, or a folder when
+    ``directory``; checked with ``os.stat`` before anything opens it (a FIFO would block)."""
+    path = root / value
+    want = "a folder of class folders" if directory else "an .npz or .tar.gz file"
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        raise ConvlensError(f"data.path {path} does not exist; point it at {want}") from e
+    if stat.S_ISDIR(mode) if directory else stat.S_ISREG(mode):
+        return path
+    kind = "a directory" if stat.S_ISDIR(mode) else "a regular file" if stat.S_ISREG(mode) else "not a regular file"
+    raise ConvlensError(f"data.path {path} is {kind}; point it at {want}")
+
+
+def image_size(high: int) -> Check:
+    """``[H, W]``: two integers in 1..``high`` (``data.resize``)."""
+
+    def check(key: str, value: Any) -> None:
+        if (
+            not isinstance(value, list | tuple)
+            or len(value) != 2
+            or not all(_is_int(v) and 1 <= v <= high for v in value)
+        ):
+            raise _fail(key, value, f"[H, W], two integers in 1..{high}", "[32,32]")
+
+    return check

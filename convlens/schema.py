@@ -22,7 +22,9 @@ from convlens.checks import (
     choice,
     colormap,
     data_files,
+    data_path,
     folder_layers,
+    image_size,
     integer,
     items,
     layer_spec,
@@ -36,6 +38,20 @@ from convlens.checks import (
 from convlens.errors import ConvlensError
 
 SPLITS = ("train", "test")
+
+
+# data.format: the reader; DATA_ROLES: the files a download of each format names in data.files (data.path replaces
+# them: an .npz, a CIFAR .tar.gz or an image folder of your own). data.color: how images are stored.
+DATA_ROLES = {
+    "idx": ("train_images", "train_labels", "test_images", "test_labels"),
+    "npz": ("archive",),
+    "cifar10": ("archive",),
+    "cifar100": ("archive",),
+    "folder": (),
+}
+DATA_COLORS = ("keep", "gray", "rgb")
+MAX_SIDE = 4096  # data.resize: 4096 × 4096 × 3 is 48 MiB an image
+MAX_CLASSES = (10_000, "one row per class in the report's tables")
 
 
 INPUT_CHANNEL_MODES = ("first", "mean", "all")
@@ -81,10 +97,18 @@ SCHEMA: dict[str, Check] = {
     "model.sha256": optional(text(SHA256, "64 lowercase hex digits (the file's sha256)")),
     "model.path": model_path,
     "model.source": model_path,
-    "data.subdir": safe_name,
+    "data.name": safe_name,
+    "data.format": choice(list(DATA_ROLES)),
+    "data.subdir": optional(safe_name),
     "data.urls": items(url, "[https://host/path/]", min_len=0),
     "data.files": data_files,
-    "data.classes": items(text(), "[T-shirt/top, Trouser]"),
+    "data.path": data_path,
+    "data.source": data_path,
+    "data.classes": optional(items(text(), "[T-shirt/top, Trouser]", max_len=MAX_CLASSES)),
+    "data.resize": optional(image_size(MAX_SIDE)),
+    "data.color": choice(DATA_COLORS),
+    "data.test_fraction": number(0, 0.9, "0.2", low_open=True),
+    "data.seed": integer(0, 2**32 - 1, "0"),
     "untrained.seed": integer(0, 2**32 - 1, "42"),
     "input.scale": number(0, 1e9, "255", low_open=True),
     "samples.split": choice(SPLITS),
@@ -142,12 +166,30 @@ MEANING: dict[str, str] = {
     "to the project root or absolute, checked before anything reads it; `null` for the book's model.",
     "model.source": "The file `fetch_model` depends on in `dvc.yaml`: `conf/model/book.yaml` (which pins the "
     "download) for the book, `model.path` itself for yours, so replacing it in place reruns the pipeline.",
+    "data.name": "The data's name in the log: `fashion_mnist`, `mnist`, `cifar10`, `cifar100`, `npz`, `folder`, or "
+    "that of your own `conf/data/<name>.yaml`.",
+    "data.format": "How the data is read: `idx` (four IDX files), `npz` (`keras.datasets` layout: x_train, y_train, "
+    "x_test, y_test, optional class_names; read without pickle), `cifar10` / `cifar100` (the python `.tar.gz`, "
+    "read without unpickling or extracting) or `folder` (one subfolder of PNG/JPEG/BMP images per class).",
     "data.subdir": "The data's folder in a mirror or cache, also looked up in `~/.keras/datasets/` (Keras's own "
-    "cache).",
-    "data.urls": "Where the IDX files are downloaded from, in order: the Keras bucket, then Zalando's server.",
-    "data.files": "Fashion-MNIST's four IDX files (MIT, © Zalando SE), each a name and the sha256 that decides "
-    "whatever its source.",
-    "data.classes": "The class names by label, as figures, tables and the report show them.",
+    "cache); `null` for `data.path`.",
+    "data.urls": "Where `data.files` are downloaded from, in order (Fashion-MNIST: the Keras bucket, then Zalando's "
+    "server); `[]` for `data.path`.",
+    "data.files": "The files to download, each a role (`train_images`, … for `idx`; `archive` for `npz` and CIFAR), "
+    "a name and the sha256 that decides whatever its source; `{}` for `data.path`.",
+    "data.path": "Your own data (`-S data=npz -S data.path=FILE`, `-S data=folder -S data.path=DIR`, or a CIFAR "
+    "`.tar.gz`), relative to the project root or absolute, checked before anything reads it; `null` to download.",
+    "data.source": "The file `fetch_data` depends on in `dvc.yaml`: `conf/data/<preset>.yaml` (which pins the "
+    "download) for a preset, `data.path` itself for yours, so replacing it in place reruns the pipeline.",
+    "data.classes": "The class names by label, as figures, tables and the report show them; `null`: the data's own "
+    "(CIFAR's meta file, an NPZ's class_names, a folder's class folder names), else `0`..`K-1`.",
+    "data.resize": "`null`: images keep their size (a folder's must all have one); `[H, W]`: every image resized "
+    "with Pillow's bilinear filter (antialiased when shrinking).",
+    "data.color": "`keep`: gray stays N×H×W and colour N×H×W×3 (a folder's must all be one); `gray`: Pillow's ITU-R "
+    "601-2 luma (L = 0.299 R + 0.587 G + 0.114 B); `rgb`: three channels.",
+    "data.test_fraction": "The share of a folder's images held out as the test split when it has no `train/` and "
+    "`test/` folders.",
+    "data.seed": "Seed of the order of a folder's images (shuffled, as Keras does) and of its train/test split.",
     "untrained.seed": "Seed of the untrained model (the trained model's architecture freshly initialised, the book's "
     "baseline); 42, the book notebook's, reproduces the book's untrained numbers.",
     "input.scale": "Pixels / scale are the model's inputs in every forward pass (the book's `/ 255.0`); a model with "
@@ -236,6 +278,41 @@ def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _data_checks(flat: Mapping[str, Any]) -> None:
+    """``data.format``, ``data.path`` and ``data.files`` agree: a download names its format's files, your own data
+    is ``data.path`` alone, and ``data.source`` is what ``fetch_data`` depends on."""
+    fmt, files, path = flat.get("data.format"), flat.get("data.files"), flat.get("data.path")
+    if fmt not in DATA_ROLES or not isinstance(files, Mapping) or "data.path" not in flat:
+        return
+    if path is None and (fmt == "folder" or (not files and fmt != "idx")):
+        raise ConvlensError(
+            f"data.format={fmt} reads data.path, which is null; set it: -S data={fmt} -S data.path=FILE (or DIR)"
+        )
+    if path is None and set(files) != set(DATA_ROLES[fmt]):
+        raise ConvlensError(
+            f"data.format={fmt} downloads data.files {', '.join(DATA_ROLES[fmt])}, got {', '.join(files) or 'none'}; "
+            "use a preset of conf/data/ (-S data=mnist) or your own data.path"
+        )
+    if path is not None and fmt == "idx":
+        raise ConvlensError(
+            "data.format=idx reads the IDX files of data.files, not data.path; for your own data use "
+            "-S data=npz or -S data=folder with data.path"
+        )
+    if path is not None and (files or flat.get("data.urls")):
+        raise ConvlensError(
+            f"data.path ({path}) is your own data, so data.files and data.urls must be empty; "
+            f"start from its preset: -S data={fmt} -S data.path={path}"
+        )
+    source = flat.get("data.source", "")
+    if path is not None and source not in ("", path):
+        raise ConvlensError(
+            f"data.source ({source}) must be data.path ({path}): it is the file fetch_data depends on; leave it as "
+            "conf/data/npz.yaml sets it (${data.path})"
+        )
+    if path is None and source is None:
+        raise ConvlensError("data.source is null; name the preset's file, e.g. data.source=conf/data/mnist.yaml")
+
+
 def _cross_checks(flat: Mapping[str, Any]) -> None:
     if flat.get("model.path") is not None and "model.source" in flat and flat["model.source"] != flat["model.path"]:
         raise ConvlensError(
@@ -244,6 +321,7 @@ def _cross_checks(flat: Mapping[str, Any]) -> None:
         )
     if flat.get("model.path") is None and flat.get("model.url") is None and "model.url" in flat:
         raise ConvlensError("the model has neither model.path nor model.url; use -S model=book or model.path=FILE")
+    _data_checks(flat)
     k, limit = flat.get("dataset.examples.k"), flat.get("dataset.limit")
     if isinstance(k, int) and isinstance(limit, int) and k > limit:
         raise ConvlensError(

@@ -1,8 +1,10 @@
-"""Stage 2: Fashion-MNIST's four IDX files, checksum-verified, parsed into ``.npy`` arrays.
+"""Stage 2: the data (``data.format``: IDX files, an NPZ, a CIFAR archive, an image folder) as uint8 ``.npy`` splits
+and ``classes.json``.
 
-No TensorFlow. Local copies (``$CONVLENS_MIRROR``, ``../shared/mirror``, Keras's cache) come first. Every file
-is tried before failing, and the failure names every missing one, the book's model too when it is missing
-(``fetch_model`` runs after this stage): offline with nothing local, one run says everything to copy.
+No TensorFlow. Downloads are checksum-verified, local copies (``$CONVLENS_MIRROR``, ``../shared/mirror``, Keras's
+cache) first; every file is tried before failing, and the failure names every missing one, the book's model too
+when it is missing (``fetch_model`` runs after this stage): offline with nothing local, one run says everything to
+copy. Your own ``data.path`` is read in place, never unpickled, every file checked (``convlens.data.sources``).
 """
 
 from __future__ import annotations
@@ -10,12 +12,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from convlens.data.fetch import RemoteFile, offline_message, search_dirs, try_all
-from convlens.data.idx import check_images_labels, read_idx
-from convlens.errors import ConvlensError
+from convlens.data.fetch import RemoteFile
+from convlens.data.pixels import shape_text
+from convlens.data.sources import write_dataset
 from convlens.pipeline import paths
 from convlens.pipeline.config import run_stage
 from convlens.pipeline.files import staged_dir
@@ -24,38 +25,12 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, root: Path) -> None:
-    data = cfg.data
-    dirs = search_dirs(root, extra=[Path.home() / ".keras" / "datasets"])
-    remotes = {
-        key: RemoteFile(file.name, file.sha256, tuple(url + file.name for url in data.urls), data.subdir)
-        for key, file in data.files.items()
-    }
-    found, missing = try_all([(remote, dirs) for remote in remotes.values()])
     model = cfg.model
-    if missing and model.file and not model.path:  # the book's model: is it missing too? (else it is cached now)
-        book = RemoteFile(model.file, model.sha256, (model.url,))
-        missing = try_all([(book, search_dirs(root))])[1] + missing
-    if missing:
-        raise ConvlensError(offline_message(missing))
-    arrays = {key: read_idx(path) for key, path in zip(remotes, found, strict=True)}
-    splits = sorted({key.rsplit("_", 1)[0] for key in arrays})
-    for split in splits:
-        check_images_labels(arrays[f"{split}_images"], arrays[f"{split}_labels"], split)
+    book = RemoteFile(model.file, model.sha256, (model.url,)) if model.file and not model.path else None
     with staged_dir(paths.data_dir(root)) as out:
-        for split in splits:
-            np.save(out / paths.images_name(split), arrays[f"{split}_images"])
-            np.save(out / paths.labels_name(split), arrays[f"{split}_labels"])
-    for split in splits:
-        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-        log.info(
-            "%s: %d images %s, %d classes, mean pixel %.2f, label[0] = %d",
-            split,
-            len(images),
-            "x".join(map(str, images.shape[1:])),
-            len(np.unique(labels)),
-            images.mean(),
-            labels[0],
-        )
+        summaries = write_dataset(OmegaConf.to_container(cfg.data), root, out, also=book)
+    for s in summaries:
+        log.info("%s: %d images %s, %d classes", s.split, s.count, shape_text(s.shape), s.classes)
 
 
 if __name__ == "__main__":

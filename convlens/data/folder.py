@@ -1,0 +1,211 @@
+"""An image folder in Keras's ``image_dataset_from_directory`` layout: one subfolder per class (its name the class
+name), PNG, JPEG or BMP files in it; ``DIR/train/<class>/`` and ``DIR/test/<class>/`` when both exist, else a
+seeded split.
+
+Every file is checked before one pixel is decoded (links that leave the folder, empty files, other files, headers
+over ``MAX_PIXELS``, sizes and colours that differ); then each image is decoded once, straight into the split's
+memmap (:func:`decoded`), never the whole folder in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import warnings
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from convlens.data.pixels import image_shape, shape_text, transform
+from convlens.errors import ConvlensError
+
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
+FORMATS = ("PNG", "JPEG", "BMP")
+# The most pixels one image may declare: 8192 × 8192, 64 megapixels (Pillow warns at 89 and refuses at 179); a
+# header over it is refused before the image is decoded (a decompression bomb).
+MAX_PIXELS = 1 << 26
+GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "F")  # the rest become RGB (P, RGBA, CMYK, …)
+SPLIT_DIRS = ("train", "test")
+
+
+class FolderError(ConvlensError):
+    """The folder or one of its files is not what an image folder may hold."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One image file: where it is, its class, its size (H, W) and whether it is gray."""
+
+    path: Path
+    label: int
+    size: tuple[int, int] = (0, 0)
+    gray: bool = True
+
+
+def _visible(names: Sequence[str]) -> list[str]:
+    """Names not hidden (``.DS_Store``, ``.ipynb_checkpoints``), sorted as Keras sorts them."""
+    return sorted(name for name in names if not name.startswith("."))
+
+
+def _inside(path: Path, top: Path) -> None:
+    """A link in the folder must stay in it and lead to a file."""
+    target = path.resolve()
+    if not target.is_relative_to(top):
+        raise FolderError(f"{path} is a link leading out of {top} (to {target}); copy the image into the folder")
+    if path.is_dir():
+        raise FolderError(f"{path} is a link to a folder, which convlens does not follow; copy the folder instead")
+
+
+def image_files(folder: Path, top: Path) -> list[Path]:
+    """The images of one class folder, its subfolders too, in sorted order; anything else is one line."""
+    found = []
+    for here, dirs, files in os.walk(folder):
+        dirs[:] = _visible(dirs)
+        for name in dirs:
+            if (Path(here) / name).is_symlink():
+                _inside(Path(here) / name, top)
+        for name in _visible(files):
+            path = Path(here) / name
+            if path.is_symlink():
+                _inside(path, top)
+            mode = os.stat(path)
+            if not stat.S_ISREG(mode.st_mode):
+                raise FolderError(f"{path} is not a regular file; remove it from {top}")
+            if path.suffix.lower() not in EXTENSIONS:
+                raise FolderError(f"{path} is not a PNG, JPEG or BMP image; remove it or move it out of {top}")
+            if mode.st_size == 0:
+                raise FolderError(f"{path} is empty (0 bytes); remove it or replace it with the image")
+            found.append(path)
+    if not found:
+        raise FolderError(f"class folder {folder} holds no images; remove it or add its images")
+    return found
+
+
+def class_folders(folder: Path, top: Path) -> dict[str, Path]:
+    """The class subfolders of ``folder`` by name (files beside them, a README, are ignored)."""
+    classes = {}
+    for name in _visible(os.listdir(folder)):
+        path = folder / name
+        if path.is_symlink():
+            _inside(path, top)
+        elif path.is_dir():
+            classes[name] = path
+    if not classes:
+        raise FolderError(f"{folder} has no class folders; put each class's images in DIR/<class>/ (Keras's layout)")
+    return classes
+
+
+def scan(top: Path, test_fraction: float, seed: int) -> tuple[dict[str, list[Entry]], list[str]]:
+    """Each split's files (shuffled with ``seed``) with their labels, and the class names by label."""
+    top = top.resolve()
+    present = [d for d in SPLIT_DIRS if (top / d).is_dir() and not (top / d).is_symlink()]
+    rng = np.random.default_rng(seed)
+    if len(present) == 1:
+        other = next(d for d in SPLIT_DIRS if d not in present)
+        raise FolderError(
+            f"{top} has {present[0]}/ but no {other}/; add {top / other}/<class>/, or put the class folders "
+            "directly in the folder for a split by data.test_fraction"
+        )
+    if present:
+        folders = {split: class_folders(top / split, top) for split in SPLIT_DIRS}
+        if set(folders["train"]) != set(folders["test"]):
+            odd = sorted(set(folders["train"]) ^ set(folders["test"]))
+            raise FolderError(
+                f"{top}: train/ and test/ must have the same class folders; {', '.join(odd)} is in one only"
+            )
+        names = list(folders["train"])
+        splits = {
+            split: [Entry(p, names.index(c)) for c, f in folders[split].items() for p in image_files(f, top)]
+            for split in SPLIT_DIRS
+        }
+        return {split: [entries[i] for i in rng.permutation(len(entries))] for split, entries in splits.items()}, names
+    folders = class_folders(top, top)
+    names = list(folders)
+    entries = [Entry(p, label) for label, f in enumerate(folders.values()) for p in image_files(f, top)]
+    n_test = max(1, round(len(entries) * test_fraction))
+    if len(entries) - n_test < 1:
+        raise FolderError(f"{top} holds {len(entries)} image(s); a train and a test split need at least 2")
+    order = rng.permutation(len(entries))
+    return {"train": [entries[i] for i in order[:-n_test]], "test": [entries[i] for i in order[-n_test:]]}, names
+
+
+def _open(path: Path):
+    """``path`` opened by Pillow (header only), its pixel count checked: a bomb is one line, not a warning."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            picture = Image.open(path, formats=FORMATS)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
+        raise FolderError(f"{path} declares too many pixels ({e}); refused as a decompression bomb") from e
+    except (OSError, SyntaxError, ValueError, EOFError, zlib.error) as e:
+        raise FolderError(f"{path} is not a readable PNG, JPEG or BMP image ({e}); remove it or replace it") from e
+    width, height = picture.size
+    if width * height > MAX_PIXELS:
+        picture.close()
+        raise FolderError(
+            f"{path} declares {width}×{height} pixels, over the {MAX_PIXELS} an image may have; refused as a "
+            "decompression bomb: shrink the image"
+        )
+    return picture
+
+
+def measured(entry: Entry) -> Entry:
+    """``entry`` with its size and colour, read from the file's header."""
+    with _open(entry.path) as picture:
+        return Entry(entry.path, entry.label, picture.size[::-1], picture.mode in GRAY_MODES)
+
+
+def common_shape(splits: dict[str, list[Entry]], resize: Sequence[int] | None, color: str) -> tuple[int, ...]:
+    """The shape every image is written in; sizes or colours that differ, without ``data.resize`` or
+    ``data.color`` to make them one, are one line naming two files."""
+    entries = [e for split in splits.values() for e in split]
+    first = entries[0]
+    if resize is None and (odd := next((e for e in entries if e.size != first.size), None)):
+        raise FolderError(
+            f"{first.path} is {shape_text(first.size)} but {odd.path} is {shape_text(odd.size)}; the images must "
+            "have one size: set data.resize=[H,W] to resize them all"
+        )
+    if color == "keep" and (odd := next((e for e in entries if e.gray != first.gray), None)):
+        kinds = {True: "gray", False: "colour"}
+        raise FolderError(
+            f"{first.path} is {kinds[first.gray]} but {odd.path} is {kinds[odd.gray]}; the images must have one "
+            "colour mode: set data.color=rgb (or gray) to convert them all"
+        )
+    return image_shape(first.size if first.gray else (*first.size, 3), resize, color)
+
+
+def decode(entry: Entry, shape: tuple[int, ...], resize: Sequence[int] | None, color: str) -> np.ndarray:
+    """One image decoded as ``shape`` uint8 pixels (its mode made gray or RGB, then ``color`` and ``resize``)."""
+    from PIL import Image
+
+    with _open(entry.path) as picture:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                picture.load()
+                mode = "L" if len(shape) == 2 else "RGB"
+                pixels = np.asarray(picture.convert(mode) if picture.mode != mode else picture, dtype=np.uint8)
+        except (OSError, SyntaxError, ValueError, EOFError, zlib.error, Image.DecompressionBombError) as e:
+            raise FolderError(f"{entry.path} is not a readable image ({e}); remove it or replace it") from e
+    pixels = transform(pixels, resize, "keep")
+    if pixels.shape != shape:
+        raise FolderError(
+            f"{entry.path} decodes to {shape_text(pixels.shape)}, not the {shape_text(shape)} its header said; "
+            "the file is corrupt, replace it"
+        )
+    return pixels
+
+
+def decoded(
+    entries: Sequence[Entry], shape: tuple[int, ...], resize: Sequence[int] | None, color: str, label: str
+) -> Iterator[np.ndarray]:
+    """The images of ``entries`` one at a time (each a 1-image chunk), with a progress bar on a terminal."""
+    from tqdm import tqdm
+
+    for entry in tqdm(entries, desc=label, unit="image", leave=False, disable=None):
+        yield decode(entry, shape, resize, color)[None]
