@@ -54,7 +54,7 @@ MAX_SIDE = 4096  # data.resize: 4096 × 4096 × 3 is 48 MiB an image
 MAX_CLASSES = (10_000, "one row per class in the report's tables")
 
 
-INPUT_CHANNEL_MODES = ("first", "mean", "all")
+INPUT_CHANNEL_MODES = ("first", "mean", "all", "rgb", "auto")
 
 
 EXAMPLE_MODES = ("max", "mean")  # dataset examples: a channel's activation on one image, over its positions
@@ -221,8 +221,9 @@ MEANING: dict[str, str] = {
     "`render.filter_vmax`.",
     "render.filter_vmax": "Upper end of the filter grids' fixed colour range (the book's 0.5).",
     "render.filter_columns": "Filters per row of a filter grid (the book's 2 × 16 grid for 32 filters).",
-    "render.input_channels": "Kernels with several input channels: `first` (as the book), their `mean`, or `all` "
-    "(one row per input channel).",
+    "render.input_channels": "Kernels with several input channels: `first` (as the book), their `mean`, `all` "
+    "(one row per input channel), `rgb` (a kernel with 3 input channels as colour tiles, each filter min–max "
+    "scaled; other kernels refused) or `auto` (`rgb` for a kernel with exactly 3 input channels, `first` otherwise).",
     "render.map_cmap": "Colormap of the feature-map grids.",
     "render.map_columns": "Maps per row of a feature-map grid; `null`: derived (4 × 8 for 32 maps, 8 × 8 for 64, as "
     "the book).",

@@ -21,7 +21,7 @@ from convlens.pipeline import paths
 from convlens.pipeline.config import run_stage
 from convlens.pipeline.files import read_csv_columns, read_json, staged_dir, write_json
 from convlens.render.analyses import activation_max_title, labelled_mosaic_figure
-from convlens.render.grids import input_tiles
+from convlens.render.grids import image_tiles
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def run(cfg: DictConfig, root: Path) -> None:
             np.save(out / paths.activation_max_name(role, name), x)
     with staged_dir(paths.activation_max_figures_dir(root)) as out:
         for (role, name), x in inputs.items():
-            tiles, title = input_tiles(x), activation_max_title(role, name, am.steps)
+            tiles, title = image_tiles(x), activation_max_title(role, name, am.steps)
             labels = [str(c) for c in range(len(tiles))]
             path = out / paths.activation_max_figure_name(role, name)
             labelled_mosaic_figure(tiles, path, r.sample_cmap, title, labels, r.map_columns, (0.0, top), r.dpi)

@@ -20,12 +20,15 @@ from convlens.analysis.evaluate import (
     check_labels,
     confusion_matrix,
     evaluation_summary,
+    head_problem,
+    output_shape,
     prediction_rows,
     stream_predictions,
 )
 from convlens.model.layers import output_layer
 from convlens.model.network import prepare
 from convlens.pipeline import paths
+from convlens.pipeline.artifacts import load_classes, skipped
 from convlens.pipeline.config import run_stage
 from convlens.pipeline.files import staged_dir, write_csv, write_json
 from convlens.render.analyses import accuracy_title, confusion_figure
@@ -34,7 +37,7 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, root: Path) -> None:
-    ev, classes = cfg.evaluate, list(cfg.data.classes)
+    ev, classes = cfg.evaluate, load_classes(root)
     images = np.load(paths.images(root, ev.split), mmap_mode="r")
     labels = np.asarray(np.load(paths.labels(root, ev.split), mmap_mode="r"), np.int64)
     check_labels(labels, len(classes), ev.split)
@@ -46,6 +49,9 @@ def run(cfg: DictConfig, root: Path) -> None:
         watch = first if role == "trained" else None  # the untrained model's zero biases make firing scale-free
         names = [last] if watch is None else [watch, last]
         network, size = models.network(role, names, ev.batch_size, "evaluate.batch_size")
+        problem = head_problem(output_shape(network, last, images[0], models.scale.divisor), len(classes), last)
+        if problem:  # the same architecture for both models: decided by the trained one
+            return skip(root, problem, models.input_range(None, ev.split, len(images)))
         predictions[role], peaks[role] = stream_predictions(
             network, last, images, len(classes), models.scale.divisor, size, f"{role} {ev.split}", watch
         )
@@ -62,6 +68,16 @@ def run(cfg: DictConfig, root: Path) -> None:
             path = out / paths.confusion_figure_name(role)
             confusion_figure(confusion, classes, path, title, "Blues", cfg.render.dpi)
     write_json(paths.evaluate_metrics(root), {role: evaluation_summary(c, classes) for role, c in confusions.items()})
+    write_json(paths.input_range_path(root), record)
+
+
+def skip(root: Path, problem: str, record: dict) -> None:
+    """Evaluate does not apply to this model: one log line; the metrics say why, the folders are empty."""
+    log.info("evaluate skipped: %s", problem)
+    for folder in (paths.confusion_dir(root), paths.evaluate_figures_dir(root)):
+        with staged_dir(folder):
+            pass
+    write_json(paths.evaluate_metrics(root), skipped(problem))
     write_json(paths.input_range_path(root), record)
 
 

@@ -20,22 +20,23 @@ from convlens.pipeline.config import run_stage
 from convlens.pipeline.files import read_csv_columns, read_json, staged_dir
 from convlens.render.analyses import class_heatmaps, examples_figure
 from convlens.render.figures import FILTER_TILE_INCHES, histogram, mosaic_figure, sample_figure, sample_title
-from convlens.render.grids import filter_grid
+from convlens.render.grids import filter_grid, resolve_input_channels
 
 log = logging.getLogger(__name__)
 
 
 def draw_kernel(out: Path, role: str, name: str, kernel: np.ndarray, r: DictConfig) -> None:
-    """One model's kernel of one layer: its weight histogram, and its filters as a grid (4-D kernels only)."""
+    """One model's kernel of one layer: its weight histogram, and its filters as a grid (4-D kernels only; a
+    3-input-channel kernel in colour under ``rgb``, or ``auto``)."""
     title = f"{role} {name} weights (mean {np.nanmean(kernel):.4f}, std {np.nanstd(kernel):.4f})"
     histogram({role: kernel}, out / paths.histogram_name(role, name), r.hist_bins, title, r.dpi)
     if kernel.ndim != 4:
         log.info("%s: no filter grid, its kernel is %d-D (histogram only)", name, kernel.ndim)
         return
-    image, grid = filter_grid(kernel, r.input_channels, r.filter_columns, r.filter_vmin, r.filter_vmax)
-    title = (
-        f"{role} {name} filters {kernel.shape} (input channels: {r.input_channels}, {r.filter_vmin}..{r.filter_vmax})"
-    )
+    mode = resolve_input_channels(r.input_channels, kernel)  # auto: rgb for 3 input channels, else first
+    image, grid = filter_grid(kernel, mode, r.filter_columns, r.filter_vmin, r.filter_vmax)
+    scale = "each filter min–max scaled" if mode == "rgb" else f"{r.filter_vmin}..{r.filter_vmax}"
+    title = f"{role} {name} filters {kernel.shape} (input channels: {mode}, {scale})"
     path = out / paths.filters_figure_name(role, name)
     mosaic_figure(image, path, r.filter_cmap, title, FILTER_TILE_INCHES, grid, r.dpi)
 

@@ -47,6 +47,18 @@ def class_accuracy(confusion: np.ndarray) -> np.ndarray:
     return np.divide(np.diag(confusion), counts, out=np.full(len(counts), np.nan), where=counts > 0)
 
 
+def head_problem(output_shape: tuple[int, ...], classes: int, layer: str) -> str | None:
+    """Why a model whose last layer ``layer`` outputs ``output_shape`` per image cannot be scored against the
+    data's ``classes`` classes (one score per class wanted), or ``None`` when it can."""
+    if len(output_shape) == 1 and output_shape[0] == classes:
+        return None
+    shape = "×".join(map(str, output_shape))
+    return (
+        f"the model's last layer {layer!r} outputs {shape} values per image, not one score for each of the data's "
+        f"{classes} classes; use a classifier trained on this data"
+    )
+
+
 def predicted_classes(outputs: np.ndarray, classes: int, layer: str) -> np.ndarray:
     """The class each image's output (N, classes) scores highest (ties: the lower class, as ``argmax``)."""
     if outputs.ndim != 2 or outputs.shape[1] != classes:
@@ -55,6 +67,11 @@ def predicted_classes(outputs: np.ndarray, classes: int, layer: str) -> np.ndarr
             f"data.classes ({classes}); evaluate needs a classifier whose last layer has {classes} units"
         )
     return outputs.argmax(axis=1)
+
+
+def output_shape(network: Activations, layer: str, image: np.ndarray, scale: float) -> tuple[int, ...]:
+    """``layer``'s output shape for one image (no batch axis), from one forward pass of ``image``."""
+    return tuple(network.activations(model_inputs(image[np.newaxis], scale), [layer])[0].shape[1:])
 
 
 def stream_predictions(

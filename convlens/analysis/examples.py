@@ -122,14 +122,14 @@ class ExamplesGrid:
 def examples_grid(pictures: np.ndarray, columns: int | None = None) -> ExamplesGrid:
     """``pictures`` (channels, k, h, w) in [0, 1] as one mosaic: per channel a tile holding its k images (a
     near-square sub-mosaic, best first, row by row) above a blank band for its caption, tiles a wider gutter apart
-    (NaN, drawn white)."""
-    channels, k, h, _ = pictures.shape
+    (NaN, drawn white). Colour pictures (channels, k, h, w, 3) make a colour mosaic (…, 3)."""
+    channels, k, h = pictures.shape[:3]
     inner = grid_shape(k, math.ceil(math.sqrt(k)))
     band, gutter = max(4, h // 3), max(2, h // 4)
     blocks = [mosaic(p, inner, gutter=1) for p in pictures]
-    tiles = np.stack([np.vstack([b, np.full((band, b.shape[1]), np.nan)]) for b in blocks])
+    tiles = np.stack([np.vstack([b, np.full((band, *b.shape[1:]), np.nan)]) for b in blocks])
     grid = grid_shape(channels, columns)
-    return ExamplesGrid(mosaic(tiles, grid, gutter), grid, tiles.shape[1:], band, gutter)
+    return ExamplesGrid(mosaic(tiles, grid, gutter), grid, tiles.shape[1:3], band, gutter)
 
 
 def majority_caption(channel: int, labels: Sequence[int], classes: Sequence[str]) -> str:

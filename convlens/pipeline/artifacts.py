@@ -22,6 +22,22 @@ def load_samples(root: Path) -> tuple[np.ndarray, dict]:
     return np.load(paths.sample_images(root)), index
 
 
+SKIPPED = "skipped"  # the one key of an analysis' metrics file when the analysis does not apply to the model
+
+
+def skipped(reason: str) -> dict[str, str]:
+    """The metrics an analysis that does not apply to this model writes instead of its numbers: why, in one line.
+    The experiment goes on; the report shows the reason where the analysis would be."""
+    return {SKIPPED: reason}
+
+
+def skip_reason(metrics: object) -> str | None:
+    """Why the analysis was skipped, when ``metrics`` is what :func:`skipped` wrote; else ``None``."""
+    if isinstance(metrics, dict) and set(metrics) == {SKIPPED} and isinstance(metrics[SKIPPED], str):
+        return metrics[SKIPPED]
+    return None
+
+
 def load_classes(root: Path) -> list[str]:
     """The data's class names by label, written by ``fetch_data`` (``data.classes`` or the data's own names)."""
     return [str(name) for name in read_json(paths.classes(root))]

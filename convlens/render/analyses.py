@@ -11,7 +11,15 @@ import matplotlib as mpl
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from convlens.render.figures import MAP_TILE_INCHES, check_figure_size, new_figure, sample_title, save_figure
+from convlens.render.figures import (
+    MAP_TILE_INCHES,
+    check_figure_size,
+    new_figure,
+    rgb_bytes,
+    sample_title,
+    save_figure,
+    show_image,
+)
 
 
 def gradcam_title(
@@ -69,17 +77,21 @@ def labelled_mosaic_figure(
     value_range: tuple[float, float],
     dpi: int,
 ) -> None:
-    """Tiles (n, h, w) on one fixed ``value_range`` as one mosaic with each tile's label in its corner
-    (activation maximization: one optimized input per channel, on the pixels' range, the channel index on it)."""
+    """Tiles (n, h, w), or colour tiles (n, h, w, 3) drawn in their own colours, on one fixed ``value_range`` as
+    one mosaic with each tile's label in its corner (activation maximization: one optimized input per channel, on
+    the pixels' range, the channel index on it)."""
     from convlens.render.grids import grid_shape, mosaic, normalize_tiles
 
-    n, h, w = tiles.shape
+    n, h, w = tiles.shape[:3]
     rows, cols = grid_shape(n, columns)
     gutter = max(1, h // 14)
     image = mosaic(normalize_tiles(tiles, *value_range), (rows, cols), gutter)
     fig = new_figure((cols * MAP_TILE_INCHES * 0.8, rows * MAP_TILE_INCHES * 0.8 + 0.5))
     ax = fig.add_axes((0, 0, 1, 1 - 0.5 / fig.get_size_inches()[1]))
-    ax.imshow(image, cmap=mpl.colormaps[cmap].with_extremes(bad="white"), interpolation="nearest", vmin=0, vmax=1)
+    if image.ndim == 3:
+        ax.imshow(rgb_bytes(image), interpolation="nearest")
+    else:
+        ax.imshow(image, cmap=mpl.colormaps[cmap].with_extremes(bad="white"), interpolation="nearest", vmin=0, vmax=1)
     ax.set_axis_off()
     for i, label in enumerate(labels):
         r, c = divmod(i, cols)
@@ -102,7 +114,7 @@ def overlay_figure(
 ) -> None:
     """One row per entry of ``panels``: the image, then each (map in [0, 1], title) of the row drawn over it
     (Grad-CAM: trained beside untrained). ``titles``: the figure's title and one label per row; ``cmaps``:
-    the image's colormap and the maps'."""
+    the image's colormap (unused for a colour image (H, W, 3), drawn in its own colours) and the maps'."""
     title, row_labels = titles
     columns = 1 + max(len(row) for row in panels)
     height = 3.4 * len(panels) + 0.7
@@ -110,10 +122,10 @@ def overlay_figure(
     fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=1 - 1.1 / height, wspace=0.08, hspace=0.35)
     axes = fig.subplots(len(panels), columns, squeeze=False)
     for ax_row, row, label in zip(axes, panels, row_labels, strict=True):
-        ax_row[0].imshow(image, cmap=cmaps[0])
+        show_image(ax_row[0], image, cmaps[0])
         ax_row[0].set_title(label, fontsize=9)
         for ax, (heat, heading) in zip(ax_row[1:], row, strict=False):
-            ax.imshow(image, cmap=cmaps[0])
+            show_image(ax, image, cmaps[0])
             ax.imshow(heat, cmap=cmaps[1], alpha=alpha, vmin=0, vmax=1)
             ax.set_title(heading, fontsize=9)
         for ax in ax_row:
@@ -127,15 +139,20 @@ EXAMPLE_TILE_INCHES = 1.3  # one channel's tile of dataset examples (3 × 3 imag
 
 def examples_figure(grid, captions: Sequence[str], path: Path, cmap: str, title: str, dpi: int) -> None:
     """Dataset examples (an ``examples.ExamplesGrid``) drawn as one image in one axes, each tile's caption written
-    in the blank band under its images: one image and a text per tile, not one axes per tile."""
+    in the blank band under its images: one image and a text per tile, not one axes per tile. A colour grid
+    (its image (H, W, 3)) is drawn in its own colours, ``cmap`` unused."""
     cols = grid.grid[1]
-    height, width = grid.image.shape
+    height, width = grid.image.shape[:2]
     body = (cols * EXAMPLE_TILE_INCHES, cols * EXAMPLE_TILE_INCHES * height / width)
     inches = (body[0], body[1] + 0.5)  # + the title line
     check_figure_size(round(inches[1] * dpi), round(inches[0] * dpi), dpi)
     fig = new_figure(inches)
     ax = fig.add_axes((0, 0, 1, body[1] / inches[1]))
-    ax.imshow(grid.image, cmap=mpl.colormaps[cmap].with_extremes(bad="white"), vmin=0, vmax=1, interpolation="nearest")
+    if grid.image.ndim == 3:
+        ax.imshow(rgb_bytes(grid.image), interpolation="nearest")
+    else:
+        colours = mpl.colormaps[cmap].with_extremes(bad="white")
+        ax.imshow(grid.image, cmap=colours, vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
     points = grid.band * body[0] * 72 / width * 0.7  # the band's height in points, less a margin
     for i, caption in enumerate(captions):

@@ -79,14 +79,32 @@ def mosaic_figure(
     """A mosaic (values in [0, 1], NaN gutters white) as a PNG under a title line, sized by its grid.
 
     The mosaic is coloured at its own size and each of its pixels becomes a square block of pixels
-    (what ``imshow(interpolation="nearest")`` shows), so only the title goes through matplotlib.
+    (what ``imshow(interpolation="nearest")`` shows), so only the title goes through matplotlib. A colour
+    mosaic (H, W, 3) keeps its own colours.
     """
     scale = max(1, round(grid[1] * tile_inches * dpi / image.shape[1]))  # grid: rows × columns of tiles
     check_figure_size(image.shape[0] * scale, image.shape[1] * scale, dpi)
-    colours = mpl.colormaps[cmap].with_extremes(bad="white")(image, bytes=True)[..., :3]
+    if image.ndim == 3:  # a colour mosaic (H, W, 3): its own colours, ``cmap`` unused
+        colours = rgb_bytes(image)
+    else:
+        colours = mpl.colormaps[cmap].with_extremes(bad="white")(image, bytes=True)[..., :3]
     body = np.repeat(np.repeat(colours, scale, axis=0), scale, axis=1)
     pixels = np.concatenate([_title_strip(title, body.shape[1], round(0.5 * dpi), dpi), body])
     _save_pixels(pixels, path)
+
+
+def rgb_bytes(image: np.ndarray) -> np.ndarray:
+    """A colour image (H, W, 3) of values in [0, 1] as uint8 RGB, NaN (gutters, empty cells) white."""
+    values = np.clip(np.where(np.isnan(image), 1.0, image), 0.0, 1.0)
+    return np.round(values * 255).astype(np.uint8)
+
+
+def show_image(ax, image: np.ndarray, cmap: str, **kwargs) -> None:
+    """``imshow`` of a gray image (H, W) through ``cmap``, or of a colour image (H, W, 3) in its own colours."""
+    if image.ndim == 3:
+        ax.imshow(image, **kwargs)
+    else:
+        ax.imshow(image, cmap=cmap, **kwargs)
 
 
 def _title_strip(title: str, width: int, height: int, dpi: int) -> np.ndarray:
@@ -107,10 +125,11 @@ def _save_pixels(pixels: np.ndarray, path: Path) -> None:
 
 
 def sample_figure(image: np.ndarray, path: Path, cmap: str, title: str, dpi: int) -> None:
-    """The input image as the book shows it (``plt.imshow(x, cmap='gray_r')``)."""
+    """The input image as the book shows it (``plt.imshow(x, cmap='gray_r')``); a colour image (H, W, 3) in its
+    own colours."""
     fig = new_figure((4.8, 4.8))
     ax = fig.subplots()
-    ax.imshow(image, cmap=cmap)
+    show_image(ax, image, cmap)
     ax.set_title(title)
     save_figure(fig, path, dpi)
 

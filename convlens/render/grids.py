@@ -21,20 +21,46 @@ def grid_shape(n: int, columns: int | None = None) -> tuple[int, int]:
     return math.ceil(n / columns), columns
 
 
+RGB = 3  # channels of a colour image (the data's (N, H, W, 3) pixels, a colour model's input, an RGB kernel)
+
+
 def input_tiles(inputs: np.ndarray) -> np.ndarray:
     """Images (N, H, W, C) as 2-D tiles (N, H, W): the one channel, or the mean of several."""
     return inputs[..., 0] if inputs.shape[-1] == 1 else inputs.mean(axis=-1)
+
+
+def image_tiles(inputs: np.ndarray) -> np.ndarray:
+    """Images (N, H, W, C) as they are seen: colour tiles (N, H, W, 3) when C is 3, else :func:`input_tiles`."""
+    return inputs if inputs.shape[-1] == RGB else input_tiles(inputs)
+
+
+def resolve_input_channels(mode: str, kernel: np.ndarray) -> str:
+    """The mode a kernel (kh, kw, in, out) is drawn in: ``auto`` is ``rgb`` for exactly 3 input channels
+    (a colour model's first layer), else ``first``; any other mode stays as it is."""
+    check_input_channels(mode)
+    if mode != "auto":
+        return mode
+    return "rgb" if kernel.ndim == 4 and kernel.shape[2] == RGB else "first"
 
 
 def filter_tiles(kernel: np.ndarray, input_channels: str = "first") -> tuple[np.ndarray, int | None]:
     """The 2-D tiles of a Conv2D kernel (kh, kw, in, out), and the column count they need, if fixed.
 
     ``first`` takes input channel 0 (the book's ``kernel[:, :, 0, i]``), ``mean`` averages the
-    input channels, ``all`` gives one row per input channel and one column per filter.
+    input channels, ``all`` gives one row per input channel and one column per filter; ``rgb`` gives
+    colour tiles (out, kh, kw, 3) of a kernel with 3 input channels; ``auto``: :func:`resolve_input_channels`.
     """
     check_input_channels(input_channels)
     if kernel.ndim != 4:
         raise ConvlensError(f"a kernel of shape {kernel.shape} cannot be drawn as filters (need kh×kw×in×out)")
+    input_channels = resolve_input_channels(input_channels, kernel)
+    if input_channels == "rgb":
+        if kernel.shape[2] != RGB:
+            raise ConvlensError(
+                f"render.input_channels=rgb needs kernels with 3 input channels, not {kernel.shape[2]} "
+                f"(kernel {kernel.shape}); use auto (rgb where a kernel has 3, first elsewhere)"
+            )
+        return kernel.transpose(3, 0, 1, 2), None
     if input_channels == "first":
         return np.moveaxis(kernel[:, :, 0, :], -1, 0), None
     if input_channels == "mean":
@@ -44,24 +70,27 @@ def filter_tiles(kernel: np.ndarray, input_channels: str = "first") -> tuple[np.
 
 
 def normalize_tiles(tiles: np.ndarray, vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
-    """Scale tiles to [0, 1]: to a fixed ``vmin``..``vmax`` (clipped), or each tile to its own
-    min..max as ``imshow`` does; a constant tile (a dead filter) maps to 0 without warnings."""
+    """Scale tiles (n, h, w) or colour tiles (n, h, w, 3) to [0, 1]: to a fixed ``vmin``..``vmax`` (clipped),
+    or each tile to its own min..max (all its colours together) as ``imshow`` does; a constant tile (a dead
+    filter) maps to 0 without warnings."""
     tiles = np.nan_to_num(tiles.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     if vmin is not None and vmax is not None:
         check_filter_range(vmin, vmax)
         return np.clip((tiles - vmin) / (vmax - vmin), 0.0, 1.0)
-    lo = tiles.min(axis=(1, 2), keepdims=True)
-    span = tiles.max(axis=(1, 2), keepdims=True) - lo
+    axes = tuple(range(1, tiles.ndim))
+    lo = tiles.min(axis=axes, keepdims=True)
+    span = tiles.max(axis=axes, keepdims=True) - lo
     return np.divide(tiles - lo, span, out=np.zeros_like(tiles), where=span > 0)
 
 
 def mosaic(tiles: np.ndarray, shape: tuple[int, int], gutter: int = 1) -> np.ndarray:
-    """Tile (n, h, w) values into one (rows·(h+g)−g, cols·(w+g)−g) image, NaN in gutters and empty cells."""
-    n, h, w = tiles.shape
+    """Tile (n, h, w) values into one (rows·(h+g)−g, cols·(w+g)−g) image, NaN in gutters and empty cells;
+    colour tiles (n, h, w, 3) into one colour image (…, 3)."""
+    n, h, w = tiles.shape[:3]
     rows, cols = shape
     if n > rows * cols:
         raise ConvlensError(f"{n} tiles do not fit a {rows}×{cols} grid")
-    image = np.full((rows * (h + gutter) - gutter, cols * (w + gutter) - gutter), np.nan)
+    image = np.full((rows * (h + gutter) - gutter, cols * (w + gutter) - gutter, *tiles.shape[3:]), np.nan)
     for i in range(n):
         r, c = divmod(i, cols)
         image[r * (h + gutter) : r * (h + gutter) + h, c * (w + gutter) : c * (w + gutter) + w] = tiles[i]
@@ -71,10 +100,12 @@ def mosaic(tiles: np.ndarray, shape: tuple[int, int], gutter: int = 1) -> np.nda
 def filter_grid(
     kernel: np.ndarray, input_channels: str, columns: int | None, vmin: float, vmax: float
 ) -> tuple[np.ndarray, tuple[int, int]]:
-    """A Conv2D kernel's filters as one mosaic on a fixed ``vmin``..``vmax`` scale (the book's 2×16)."""
+    """A Conv2D kernel's filters as one mosaic on a fixed ``vmin``..``vmax`` scale (the book's 2×16); colour
+    filters (``rgb``) each min–max scaled to their own range instead, as AlexNet's first layer is drawn."""
     tiles, fixed_columns = filter_tiles(kernel, input_channels)
     grid = grid_shape(len(tiles), fixed_columns or columns)
-    return mosaic(normalize_tiles(tiles, vmin, vmax), grid, gutter=1), grid
+    scaled = normalize_tiles(tiles) if tiles.ndim == 4 else normalize_tiles(tiles, vmin, vmax)
+    return mosaic(scaled, grid, gutter=1), grid
 
 
 def feature_map_grid(maps: np.ndarray, columns: int | None) -> tuple[np.ndarray, tuple[int, int]]:

@@ -1,6 +1,6 @@
-"""The report's sections beyond the chapter: the dataset-scale statistics, the analyses of issue 12 (accuracy,
-dataset examples, activation maximization, Grad-CAM; each optional, a note until its stage has run) and the run's
-params.
+"""The report's sections beyond the chapter: the dataset-scale statistics, the analyses (accuracy, dataset
+examples, activation maximization, Grad-CAM; each optional, a note until its stage has run, or why it does not
+apply to the model) and the run's params.
 
 ``AnalysisSections`` is mixed into ``report.Report``, which gives it ``root``, ``t``, ``params`` and the helpers
 ``relative``, ``missing``, ``figure``, ``role`` and ``split``.
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from convlens.model.inputs import PIXEL_MAX
 from convlens.pipeline import paths
+from convlens.pipeline.artifacts import skip_reason
 from convlens.report.chapter import read_json_file, read_rows
 from convlens.report.pages import Note, Section, Table, Text, flat_items, number, param_text, percent
 
@@ -25,7 +26,7 @@ def sample_key(path: Path) -> tuple[int, str]:
 
 
 class AnalysisSections:
-    """The dataset statistics, issue 12's analyses and the params, one method each (a mixin of ``report.Report``)."""
+    """The dataset statistics, the analyses and the params, one method each (a mixin of ``report.Report``)."""
 
     def dataset(self) -> Section:
         t = self.t
@@ -72,6 +73,10 @@ class AnalysisSections:
             return section
         metrics = read_json_file(path)
         section.blocks.extend(self.input_range())
+        reason = skip_reason(metrics)
+        if reason is not None:
+            section.blocks.append(Note(t("skipped", stage="evaluate", reason=reason)))
+            return section
         roles = [role for role in paths.ROLES if role in metrics]
         classes = list(dict.fromkeys(c for role in roles for c in metrics[role].get("class_accuracy", {})))
         rows = [[t("accuracy"), *(percent(metrics[role]["accuracy"]) for role in roles)]]

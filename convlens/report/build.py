@@ -1,7 +1,7 @@
 """The report: chapter 8-3 told with one run's numbers, as one self-contained HTML page (``outputs/report/index.html``).
 
 In the chapter's order: the model, the kernel statistics, the weight histograms trained vs untrained, the filter
-grids, the sample images, the feature maps, then the dataset-scale statistics, the analyses of issue 12 (accuracy,
+grids, the sample images, the feature maps, then the dataset-scale statistics, the analyses (accuracy,
 dataset examples, activation maximization, Grad-CAM) and the run's params. Every section reads what the stages
 wrote (no TensorFlow); whatever is missing becomes a note saying which stage makes it, never an error.
 
@@ -42,7 +42,7 @@ READS = {
         (paths.dataset_metrics(HERE), "dataset_stats"),
         (paths.dataset_dir(HERE), "dataset_stats"),
         (paths.dataset_figures_dir(HERE), "render_figures"),
-        (paths.examples_figures_dir(HERE), "render_figures"),  # the dataset examples (dataset.examples, issue 12)
+        (paths.examples_figures_dir(HERE), "render_figures"),  # the dataset examples (dataset.examples)
         (paths.evaluate_metrics(HERE), "evaluate"),
         (paths.input_range_path(HERE), "evaluate"),
         (paths.evaluate_figures_dir(HERE), "evaluate"),

@@ -285,3 +285,31 @@ def weight_outputs(root: Path) -> dict[str, dict[str, bytes] | None]:
         path = root / "outputs" / name
         out[name] = (snapshot(path) if path.is_dir() else {"": path.read_bytes()}) if path.exists() else None
     return out
+
+
+# --- colour (RGB) inputs: issue 22 §4 ----------------------------------------------------------------------------
+
+
+def tiny_rgb_model(size: int = 12, filters: int = 4, seed: int = 1, red_only: bool = False):
+    """A small colour CNN: (size, size, 3) → Conv2D ``conv2d`` (3×3, same, linear) → MaxPool → Flatten → Dense(10,
+    softmax). ``red_only``: the first kernel reads the red channel only (positive weights there, zeros on green and
+    blue), so nothing downstream depends on green or blue and every filter rises with red."""
+    from convlens.model.keras_models import keras
+
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential(
+        [
+            keras.Input((size, size, 3)),
+            keras.layers.Conv2D(filters, 3, padding="same", name="conv2d"),
+            keras.layers.MaxPooling2D(2, name="max_pooling2d"),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(10, activation="softmax", name="dense"),
+        ]
+    )
+    if red_only:
+        conv = model.get_layer("conv2d")
+        kernel, bias = conv.get_weights()
+        kernel = np.abs(kernel)
+        kernel[:, :, 1:, :] = 0.0
+        conv.set_weights([kernel, bias])
+    return model

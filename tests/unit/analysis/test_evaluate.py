@@ -17,6 +17,7 @@ from convlens.analysis.evaluate import (
     class_accuracy,
     confusion_matrix,
     evaluation_summary,
+    head_problem,
     predicted_classes,
     prediction_rows,
     stream_predictions,
@@ -180,29 +181,44 @@ def test_the_book_models_accuracy_is_what_keras_model_evaluate_gives(tmp_path, m
     print(f"trained {metrics['trained']['accuracy']}, Keras {keras_accuracy}, untrained {metrics['untrained']}")
 
 
-def test_a_model_that_is_not_a_classifier_of_the_classes_fails_before_any_output(
-    project, run_pipeline, tmp_path, monkeypatch, capsys
+def test_a_model_that_is_not_a_classifier_of_the_classes_is_skipped_with_one_line_and_the_report_says_why(
+    project, run_pipeline, tmp_path, caplog
 ):
+    """An analysis that does not apply stops nothing: evaluate logs why, writes the reason as its metrics and empty
+    folders (so DVC records the stage and the experiment goes on), and the report shows the reason."""
+    import logging
+
     from convlens.model.keras_models import keras
-    from convlens.pipeline.config import compose, run_stage, write_params
+    from convlens.pipeline.config import compose, write_params
+    from convlens.report.build import Report
+    from convlens.report.pages import Strings
 
     layers = keras.layers
     model = keras.Sequential(
-        [keras.Input((28, 28, 1)), layers.Conv2D(2, 3, name="conv2d"), layers.Flatten(), layers.Dense(3, name="head")]
+        [keras.Input((28, 28, 1)), layers.Conv2D(2, 3, name="conv2d"), layers.Flatten(), layers.Dense(11, name="head")]
     )
-    model.save(tmp_path / "three.keras")
-    overrides = ["model=local", f"model.path={tmp_path / 'three.keras'}", "feature_maps.layers=[conv2d]"]
+    model.save(tmp_path / "eleven.keras")
+    overrides = ["model=local", f"model.path={tmp_path / 'eleven.keras'}"]
     write_params(project, compose(project, overrides))
-    run_pipeline(project, *overrides, stages=PIPELINE[:5])
-    monkeypatch.chdir(project)
-    with pytest.raises(SystemExit):
-        run_stage("evaluate", evaluate.run, argv=[])
-    assert capsys.readouterr().err.endswith(
-        "evaluate: error: the model's last layer 'head' outputs shape (3,), not one score per class of "
-        "data.classes (10); evaluate needs a classifier whose last layer has 10 units\n"
+    caplog.set_level(logging.INFO)
+    run_pipeline(project, *overrides, stages=[*PIPELINE[:5], evaluate])
+    reason = (
+        "the model's last layer 'head' outputs 11 values per image, not one score for each of the data's 10 "
+        "classes; use a classifier trained on this data"
     )
-    assert not (project / "outputs" / "metrics" / "evaluate.json").exists()
-    assert not (project / "outputs" / "metrics" / "confusion").exists()
+    assert [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()] == [f"evaluate skipped: {reason}"]
+    metrics = project / "outputs" / "metrics"
+    assert json.loads((metrics / "evaluate.json").read_text(encoding="utf-8")) == {"skipped": reason}
+    assert list((metrics / "confusion").iterdir()) == []
+    assert json.loads((metrics / "input_range.json").read_text(encoding="utf-8"))["images"] == 6
+    page = Report(project, {}, Strings("en")).evaluate()
+    assert any(getattr(b, "text", "") == f"skipped for this model (stage evaluate): {reason}" for b in page.blocks)
+
+
+def test_head_problem_wants_one_score_per_class():
+    assert head_problem((10,), 10, "dense") is None
+    assert "outputs 11 values per image" in head_problem((11,), 10, "dense")
+    assert "outputs 7×7×2 values per image" in head_problem((7, 7, 2), 10, "conv")
 
 
 def test_labels_beyond_the_classes_named_are_refused_and_no_label_is_fine():
