@@ -18,6 +18,7 @@ from convlens.analysis.examples import example_rows
 from convlens.errors import ConvlensError
 from convlens.model.network import prepare
 from convlens.pipeline import paths
+from convlens.pipeline.artifacts import load_classes
 from convlens.pipeline.config import run_stage
 from convlens.pipeline.files import staged_dir, write_csv, write_json
 
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, root: Path) -> None:
-    ds, classes = cfg.dataset, list(cfg.data.classes)
+    ds, classes = cfg.dataset, load_classes(root)
     data = paths.data_dir(root)
     if not paths.images(root, ds.split).is_file():
         raise ConvlensError(f"dataset.split={ds.split!r} has no images in {data}; use train or test")

@@ -240,11 +240,27 @@ def check_input_shape(config: dict, sample_shape: tuple[int, ...], source: str) 
     got = tuple(sample_shape) if len(sample_shape) == len(want) else (*sample_shape, 1)
     if len(got) != len(want) or any(w is not None and w != g for w, g in zip(want, got, strict=True)):
         shape = "×".join("?" if w is None else str(w) for w in want)
+        fit = data_fit(want, got)
         raise ConvlensError(
-            f"{source} expects inputs of shape {shape} but the data's samples are "
-            f"{'×'.join(map(str, got))}; use a model built for this data (keras.Input({tuple(got)}))"
+            f"{source} expects inputs of shape {shape} but the data's samples are {'×'.join(map(str, got))}; "
+            f"{f'make the data fit it ({fit}) or ' if fit else ''}use a model built for this data "
+            f"(keras.Input({tuple(got)}))"
         )
     return want
+
+
+def data_fit(want: tuple[int | None, ...], got: tuple[int, ...]) -> str:
+    """The ``data.resize`` / ``data.color`` overrides that turn images of shape ``got`` (H, W, C) into the model's
+    input ``want``; empty when no such setting can (not an image input, or an unusual channel count)."""
+    if len(want) != 3 or len(got) != 3 or want[2] not in (1, 3, None):
+        return ""
+    fixes = []
+    if any(w is not None and w != g for w, g in zip(want[:2], got[:2], strict=True)):
+        height, width = (w if w is not None else g for w, g in zip(want[:2], got[:2], strict=True))
+        fixes.append(f"-S data.resize=[{height},{width}]")
+    if want[2] is not None and want[2] != got[2]:
+        fixes.append(f"-S data.color={'rgb' if want[2] == 3 else 'gray'}")
+    return " ".join(fixes)
 
 
 def resolve_layers(

@@ -80,8 +80,8 @@ def test_an_input_that_does_not_fit_the_data_names_the_users_file(project, stage
     with pytest.raises(ConvlensError) as e:
         fetch_model.run(stage_config("fetch_model", f"model.path={colour}", "feature_maps.layers=[conv2d]"), project)
     assert str(e.value) == (
-        f"{colour} expects inputs of shape 32×32×3 but the data's samples are 28×28×1; "
-        "use a model built for this data (keras.Input((28, 28, 1)))"
+        f"{colour} expects inputs of shape 32×32×3 but the data's samples are 28×28×1; make the data fit it "
+        "(-S data.resize=[32,32] -S data.color=rgb) or use a model built for this data (keras.Input((28, 28, 1)))"
     )
     assert not (project / TRAINED).exists()
 

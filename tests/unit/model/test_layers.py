@@ -218,8 +218,8 @@ def test_input_shape_is_read_from_the_archive_without_tensorflow(tiny_assets, tm
         (
             [{"class_name": "InputLayer", "config": {"name": "in", "batch_shape": [None, 32, 32, 3]}}],
             (28, 28),
-            "m.keras expects inputs of shape 32×32×3 but the data's samples are 28×28×1; "
-            "use a model built for this data (keras.Input((28, 28, 1)))",
+            "m.keras expects inputs of shape 32×32×3 but the data's samples are 28×28×1; make the data fit it "
+            "(-S data.resize=[32,32] -S data.color=rgb) or use a model built for this data (keras.Input((28, 28, 1)))",
         ),
         (
             [{"class_name": "Conv2D", "config": {"name": "c", "batch_input_shape": [None, 28, 28, 3]}}],
@@ -240,3 +240,21 @@ def test_a_model_input_that_does_not_fit_the_data_is_refused(layers, sample, mes
     with pytest.raises(ConvlensError) as err:
         check_input_shape(config, sample, "m.keras")
     assert message in one_line(err)
+
+
+@pytest.mark.parametrize(
+    ("want", "got", "fit"),
+    [
+        ((32, 32, 3), (28, 28, 1), "-S data.resize=[32,32] -S data.color=rgb"),
+        ((28, 28, 1), (32, 32, 3), "-S data.resize=[28,28] -S data.color=gray"),
+        ((64, 48, 3), (28, 28, 3), "-S data.resize=[64,48]"),
+        ((None, None, 3), (28, 28, 1), "-S data.color=rgb"),
+        ((None, 20, 1), (28, 28, 1), "-S data.resize=[28,20]"),
+        ((784,), (28, 28, 1), ""),
+        ((28, 28, 4), (28, 28, 3), ""),
+    ],
+)
+def test_a_mismatch_names_the_data_settings_that_make_the_images_fit(want, got, fit):
+    from convlens.model.layers import data_fit
+
+    assert data_fit(want, got) == fit
