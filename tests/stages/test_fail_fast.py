@@ -39,7 +39,7 @@ LISTING = "this model has 0:conv2d_7, 1:max_pooling2d, 2:conv2d_8, 3:flatten, 4:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ((), f"feature_maps.layers: unknown layer 'conv2d'; {LISTING}"),
+        (("feature_maps.layers=[conv2d,conv2d_1]",), f"feature_maps.layers: unknown layer 'conv2d'; {LISTING}"),
         (
             ("feature_maps.layers=[conv2d_7]", "weights.layers=[conv9]"),
             f"weights.layers: unknown layer 'conv9'; {LISTING}",
@@ -54,7 +54,7 @@ LISTING = "this model has 0:conv2d_7, 1:max_pooling2d, 2:conv2d_8, 3:flatten, 4:
         ),
         (("feature_maps.layers=[0]", "gradcam.layer=conv9"), f"gradcam.layer: unknown layer 'conv9'; {LISTING}"),
     ],
-    ids=["default-layers", "weights", "dataset", "activation_max", "gradcam"],
+    ids=["book-layers", "weights", "dataset", "activation_max", "gradcam"],
 )
 def test_layers_the_model_does_not_have_fail_in_fetch_model(project, stage_config, renamed, overrides, message):
     fetch_model.run(stage_config("fetch_model"), project)  # the tiny model: a good previous result
@@ -63,6 +63,14 @@ def test_layers_the_model_does_not_have_fail_in_fetch_model(project, stage_confi
         fetch_model.run(stage_config("fetch_model", f"model.path={renamed}", *overrides), project)
     assert str(e.value) == f"{renamed}: {message}"
     assert (project / TRAINED).read_bytes() == before  # nothing written: the old model stays
+
+
+def test_by_default_the_renamed_models_own_conv_layers_are_looked_at(project, stage_config, renamed):
+    """``feature_maps.layers: null``: every conv layer of the model, whatever their names."""
+    cfg = stage_config("fetch_model", f"model.path={renamed}")
+    assert list(cfg.feature_maps.each) == ["conv2d_7", "conv2d_8"]
+    fetch_model.run(cfg, project)
+    assert (project / TRAINED).is_file()
 
 
 def test_the_renamed_model_with_its_own_layers_passes(project, stage_config, renamed):
