@@ -58,22 +58,22 @@ class CifarError(ConvlensError):
     """The archive is not a CIFAR python archive, or holds something it must not."""
 
 
-def check_member(member: tarfile.TarInfo, source: str, cap: int = MEMBER_CAP) -> None:
-    """A member that may be read: a plain file or folder, inside the archive, at most ``cap`` bytes."""
+def check_member(member: tarfile.TarInfo, source: str) -> None:
+    """A member that may be read: a plain file or folder, inside the archive, at most ``MEMBER_CAP`` bytes."""
     path = PurePosixPath(member.name)
     if path.is_absolute() or ".." in path.parts:
         raise CifarError(f"{source}: member {member.name!r} points outside the archive; refused, use the original")
     if not (member.isfile() or member.isdir()):
         kind = "a link" if member.issym() or member.islnk() else "not a regular file"
         raise CifarError(f"{source}: member {member.name!r} is {kind}; refused, use the original archive")
-    if member.size > cap:
+    if member.size > MEMBER_CAP:
         raise CifarError(
-            f"{source}: member {member.name!r} is {size_text(member.size)}, over the {size_text(cap)} a CIFAR "
+            f"{source}: member {member.name!r} is {size_text(member.size)}, over the {size_text(MEMBER_CAP)} a CIFAR "
             "member may be (a tar bomb?); refused, use the original archive"
         )
 
 
-def read_members(path: Path, wanted: set[str], cap: int = MEMBER_CAP) -> dict[str, bytes]:
+def read_members(path: Path, wanted: set[str]) -> dict[str, bytes]:
     """The bytes of the members of the tar archive ``path`` whose file name is in ``wanted`` (every member
     checked with :func:`check_member`, none written to disk)."""
     found: dict[str, bytes] = {}
@@ -82,7 +82,7 @@ def read_members(path: Path, wanted: set[str], cap: int = MEMBER_CAP) -> dict[st
             for count, member in enumerate(archive, 1):
                 if count > MAX_MEMBERS:
                     raise CifarError(f"{path}: more than {MAX_MEMBERS} members; not a CIFAR archive")
-                check_member(member, str(path), cap)
+                check_member(member, str(path))
                 name = PurePosixPath(member.name).name
                 if member.isfile() and name in wanted:
                     if name in found:

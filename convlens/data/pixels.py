@@ -62,8 +62,8 @@ def check_labels(labels: np.ndarray, classes: int, split: str, named_by: str) ->
     """Every label is a class index 0..``classes``-1; ``named_by`` says where the class names came from."""
     if labels.size and labels.max() >= classes:
         raise ConvlensError(
-            f"{split} labels go up to {labels.max()} but {named_by} names {classes} classes (labels 0..{classes - 1}); "
-            "give one class name per label (data.classes) or fix the labels"
+            f"{split} labels go up to {labels.max()} but there are {classes} classes "
+            f"({named_by}: labels 0..{classes - 1}); give one class name per label (data.classes) or fix the labels"
         )
 
 
