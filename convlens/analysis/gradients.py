@@ -57,6 +57,9 @@ def maximize_channels(
     0..``top``) that maximizes the channel's mean activation: all channels at once, input i for channel i,
     by normalized gradient ascent from seeded gray noise with jitter, blur and decay.
 
+    ``input_shape`` is the model's (H, W, C): a colour model's (H, W, 3) inputs start from noise drawn for each
+    colour and climb on each colour's own gradient (the blur is per colour too).
+
     Returns the inputs (channels × ``input_shape``) and each channel's mean activation for its input before
     and after the ascent (without jitter).
     """
