@@ -97,6 +97,7 @@ SCHEMA: dict[str, Check] = {
     "model.sha256": optional(text(SHA256, "64 lowercase hex digits (the file's sha256)")),
     "model.path": model_path,
     "model.source": model_path,
+    "model.conv_layers": optional(items(layer_spec, "[conv2d,conv2d_1]")),
     "data.name": safe_name,
     "data.format": choice(list(DATA_ROLES)),
     "data.subdir": optional(safe_name),
@@ -115,7 +116,8 @@ SCHEMA: dict[str, Check] = {
     "samples.indices": items(integer(0, 2**31 - 1), "[0,1]", max_len=MAX_SAMPLES),
     "weights.layers": optional(items(layer_spec, "[conv2d,conv2d_1]")),
     "weights.percentiles": items(number(0, 100), "[5,50,95]"),
-    "feature_maps.layers": folder_layers,
+    "feature_maps.layers": optional(folder_layers),
+    "feature_maps.each": folder_layers,
     "feature_maps.batch_size": integer(1, MAX_BATCH, "256"),
     "dataset.split": choice(SPLITS),
     "dataset.limit": optional(integer(1, 2**31 - 1, "1000")),
@@ -166,6 +168,8 @@ MEANING: dict[str, str] = {
     "to the project root or absolute, checked before anything reads it; `null` for the book's model.",
     "model.source": "The file `fetch_model` depends on in `dvc.yaml`: `conf/model/book.yaml` (which pins the "
     "download) for the book, `model.path` itself for yours, so replacing it in place reruns the pipeline.",
+    "model.conv_layers": "The preset model's conv layers, so `feature_maps.layers=null` is filled in before the "
+    "download (`fetch_model` checks them); `null` for your own model, whose file is read while `conf/` is composed.",
     "data.name": "The data's name in the log: `fashion_mnist`, `mnist`, `cifar10`, `cifar100`, `npz`, `folder`, or "
     "that of your own `conf/data/<name>.yaml`.",
     "data.format": "How the data is read: `idx` (four IDX files), `npz` (`keras.datasets` layout: x_train, y_train, "
@@ -202,7 +206,9 @@ MEANING: dict[str, str] = {
     "weights.percentiles": "The percentiles of each kernel that `metrics/weights_<model>.csv` lists.",
     "feature_maps.layers": "Layers whose feature maps are computed and drawn, one `feature_maps@`/`render_maps@` "
     "stage each (names, `outer/inner`, indices; Conv2D, pooling, Dense, any layer: Keras computes what numpy "
-    "does not).",
+    "does not); `null`: every conv layer of the model (the book's: conv2d, conv2d_1).",
+    "feature_maps.each": "Not a setting: the layers DVC's `foreach` makes stages of, filled in by "
+    "`${convlens_layers:}` while `conf/` is composed: `feature_maps.layers`, or every conv layer of the model.",
     "feature_maps.batch_size": "Images per forward-pass batch, capped (with a log line) where a batch would not fit "
     "in memory.",
     "dataset.split": "The split `dataset_stats` streams through both models.",
@@ -322,6 +328,12 @@ def _cross_checks(flat: Mapping[str, Any]) -> None:
         )
     if flat.get("model.path") is None and flat.get("model.url") is None and "model.url" in flat:
         raise ConvlensError("the model has neither model.path nor model.url; use -S model=book or model.path=FILE")
+    layers, each = flat.get("feature_maps.layers"), flat.get("feature_maps.each")
+    if layers is not None and each is not None and list(each) != list(layers):
+        raise ConvlensError(
+            f"feature_maps.each ({list(each)}) must be feature_maps.layers ({list(layers)}); it is filled in while "
+            "conf/ is composed: recompose params.yaml with `make params` instead of editing it"
+        )
     _data_checks(flat)
     k, limit = flat.get("dataset.examples.k"), flat.get("dataset.limit")
     if isinstance(k, int) and isinstance(limit, int) and k > limit:

@@ -35,7 +35,8 @@ def test_every_key_has_one_sentence_of_meaning_and_a_row_with_its_default():
     rows = config_table(defaults()).splitlines()[2:]
     assert [row.split(" | ")[0] for row in rows] == [f"| `{key}`" for key in SCHEMA]
     by_key = {row.split(" | ")[0][3:-1]: row.split(" | ") for row in rows}
-    assert by_key["untrained.seed"][2] == "`42`" and by_key["feature_maps.layers"][2] == "`[conv2d, conv2d_1]`"
+    assert by_key["untrained.seed"][2] == "`42`" and by_key["feature_maps.layers"][2] == "`null`"
+    assert by_key["model.conv_layers"][2] == "`[conv2d, conv2d_1]`"
     assert by_key["weights.layers"][2] == "`null`" and by_key["render.dpi"][1] == "an integer in 10..600"
 
 

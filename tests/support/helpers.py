@@ -47,7 +47,7 @@ def stage_name(module) -> str:
 def run_stage(module, stage_config, composed, root, *overrides):
     """Run a stage as `dvc repro` would: a per-layer stage once for each entry of `layers`."""
     cfg = stage_config(stage_name(module), *overrides)
-    items = [str(layer) for layer in composed(*overrides).feature_maps.layers] if module in PER_LAYER else [None]
+    items = [str(layer) for layer in composed(*overrides).feature_maps.each] if module in PER_LAYER else [None]
     for item in items:
         module.run(cfg, root, *([item] if item else []))
 
