@@ -163,7 +163,7 @@ def measured(entry: Entry) -> Entry:
 def common_shape(splits: dict[str, list[Entry]], resize: Sequence[int] | None, color: str) -> tuple[int, ...]:
     """The shape every image is written in; sizes or colours that differ, without ``data.resize`` or
     ``data.color`` to make them one, are one line naming two files."""
-    entries = [e for split in splits.values() for e in split]
+    entries = sorted((e for split in splits.values() for e in split), key=lambda e: e.path)
     first = entries[0]
     if resize is None and (odd := next((e for e in entries if e.size != first.size), None)):
         raise FolderError(

@@ -1,0 +1,150 @@
+"""The data presets and keys (``conf/data/``, ``schema``'s data checks) and ``fetch_data`` on each source: presets
+through the mirror, your own file, a bad one keeping the old data, and one error line from the command line."""
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+
+from convlens.errors import ConvlensError
+from convlens.pipeline.config import compose
+from stages import fetch_data
+from tests.support.datasets import image_folder, keras_npz, tiny_cifar
+from tests.support.helpers import PROJECT, cli, error_line, hidden, one_line, snapshot
+
+
+def other_data(project):
+    """The ``project`` fixture's conf/ without the checksums of its tiny IDX files (set in conf/config.yaml, they
+    would be merged into any other preset's data.files)."""
+    config = project / "conf" / "config.yaml"
+    cfg = yaml.safe_load(config.read_text(encoding="utf-8"))
+    del cfg["data"]["files"]
+    config.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+
+
+PRESETS = sorted(p.stem for p in (PROJECT / "conf" / "data").glob("*.yaml"))
+
+
+def test_every_preset_declares_the_same_keys_and_composes(tmp_path):
+    keys = {
+        p: list(yaml.safe_load((PROJECT / "conf" / "data" / f"{p}.yaml").read_text(encoding="utf-8"))) for p in PRESETS
+    }
+    assert {"fashion_mnist", "mnist", "cifar10", "cifar100", "npz", "folder"} <= set(PRESETS)
+    assert all(k == keys["fashion_mnist"] for k in keys.values()), keys
+    for preset in PRESETS:
+        path = [f"data.path={tmp_path}"] if preset in ("npz", "folder") else []
+        data = compose(PROJECT, [f"data={preset}", *path]).data
+        assert data.source == (str(tmp_path) if path else f"conf/data/{preset}.yaml")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["data=npz"],
+            "data.format=npz reads data.path, which is null; set it: -S data=npz -S data.path=FILE (or DIR)",
+        ),
+        (["data.format=folder"], "data.format=folder reads data.path, which is null"),
+        (
+            ["data.format=cifar10"],
+            "data.format=cifar10 downloads data.files archive, got train_images, train_labels, "
+            "test_images, test_labels; use a preset of conf/data/ (-S data=mnist) or your own data.path",
+        ),
+        (["data.path=x.npz"], "data.format=idx reads the IDX files of data.files, not data.path"),
+        (
+            ["data=mnist", "data.path=x.npz"],
+            "data.path (x.npz) is your own data, so data.files and data.urls must be "
+            "empty; start from its preset: -S data=npz -S data.path=x.npz",
+        ),
+        (["data=npz", "data.path=a.npz", "data.source=b.npz"], "data.source (b.npz) must be data.path (a.npz)"),
+        (["data=npz", "data.path='~/x.npz'"], "data.path must be a path without ~ (DVC does not expand it)"),
+        (["data.resize=[0,5]"], "data.resize must be [H, W], two integers in 1..4096, got [0, 5]"),
+        (["data.resize=[28]"], "data.resize must be [H, W], two integers in 1..4096"),
+        (["data.color=cmyk"], "data.color must be one of keep, gray, rgb"),
+        (["data.format=png"], "data.format must be one of idx, npz, cifar10, cifar100, folder"),
+        (["data.test_fraction=1"], "data.test_fraction must be a finite number above 0"),
+        (["data=mnist", "data.files.archive.name=../x"], "data.files.archive.name must be a plain name"),
+    ],
+)
+def test_data_keys_that_do_not_fit_together_are_one_line(overrides, message):
+    with pytest.raises(ConvlensError) as err:
+        compose(PROJECT, overrides)
+    assert message in one_line(err)
+
+
+def test_fetch_data_writes_your_npz_and_its_classes(project, stage_config, tmp_path):
+    other_data(project)
+    arrays = keras_npz(tmp_path / "mine.npz", class_names=np.array(["x", "y", "z"]))
+    fetch_data.run(stage_config("fetch_data", "data=npz", f"data.path={tmp_path / 'mine.npz'}"), project)
+    out = project / "outputs" / "data"
+    np.testing.assert_array_equal(np.load(out / "test_images.npy"), arrays["x_test"])
+    assert json.loads((out / "classes.json").read_text(encoding="utf-8")) == ["x", "y", "z"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "classes.json",
+        "test_images.npy",
+        "test_labels.npy",
+        "train_images.npy",
+        "train_labels.npy",
+    ]
+
+
+def test_fetch_data_writes_the_default_classes(project, stage_config):
+    fetch_data.run(stage_config("fetch_data"), project)
+    classes = json.loads((project / "outputs" / "data" / "classes.json").read_text(encoding="utf-8"))
+    assert classes == list(compose(project).data.classes)
+
+
+@pytest.mark.parametrize(("preset", "name"), [("mnist", "mnist.npz"), ("cifar10", "cifar-10-python.tar.gz")])
+def test_presets_are_read_from_the_mirror_by_checksum(project, stage_config, tmp_path, monkeypatch, preset, name):
+    other_data(project)
+    mirror = tmp_path / "mirror"
+    subdir = compose(project, [f"data={preset}"]).data.subdir
+    (mirror / subdir).mkdir(parents=True)
+    if preset == "mnist":
+        keras_npz(mirror / subdir / name)
+    else:
+        tiny_cifar(mirror / subdir / name)
+    digest = hashlib.sha256((mirror / subdir / name).read_bytes()).hexdigest()
+    monkeypatch.setenv("CONVLENS_MIRROR", str(mirror))
+    overrides = [
+        f"data={preset}",
+        "data.urls=[]",
+        "~data.files",
+        f"+data.files={{archive:{{name:{name},sha256:{digest}}}}}",
+    ]
+    fetch_data.run(stage_config("fetch_data", *overrides), project)
+    classes = json.loads((project / "outputs" / "data" / "classes.json").read_text(encoding="utf-8"))
+    assert classes == ([str(i) for i in range(10)] if preset == "mnist" else ["airplane", "bird", "cat"])
+    shutil.rmtree(mirror)
+    with pytest.raises(ConvlensError) as err:
+        fetch_data.run(stage_config("fetch_data", *overrides), project)
+    assert f"{name} not found in" in one_line(err) and f"{name} (checksum sha256 {digest})" not in one_line(err)
+
+
+def test_a_broken_image_folder_keeps_the_old_data(project, stage_config, tmp_path):
+    fetch_data.run(stage_config("fetch_data"), project)
+    before = snapshot(project / "outputs")
+    other_data(project)
+    top = tmp_path / "pics"
+    image_folder(top, {"a": [np.zeros((5, 5), np.uint8)] * 3, "b": [np.ones((5, 5), np.uint8)] * 3})
+    (top / "b" / "2.png").write_bytes((top / "b" / "2.png").read_bytes()[:-30])  # decoded last but one or so
+    with pytest.raises(ConvlensError) as err:
+        fetch_data.run(stage_config("fetch_data", "data=folder", f"data.path={top}"), project)
+    assert "2.png is not a readable image (image file is truncated" in one_line(
+        err
+    ) or "2.png is not a readable" in one_line(err)
+    assert snapshot(project / "outputs") == before and not hidden(project / "outputs")
+
+
+def test_an_npz_of_objects_from_the_command_line_is_one_line_and_exit_1(project, tmp_path):
+    other_data(project)
+    np.savez(tmp_path / "evil.npz", x_train=np.array([print], dtype=object), y_train=[0], x_test=[0], y_test=[0])
+    line = error_line(cli(project, "fetch_data", "data=npz", f"data.path={tmp_path / 'evil.npz'}"), "fetch_data")
+    assert line == (
+        f"fetch_data: error: {tmp_path / 'evil.npz'}: x_train holds Python objects (object), which only unpickling "
+        "could read; refused: save plain arrays (uint8 images, integer labels, str class names)"
+    )
+    assert not (project / "outputs" / "data").exists()

@@ -1,0 +1,229 @@
+"""Image folders (``convlens.data.folder``) through ``write_dataset``: PNG, JPEG and BMP, gray and colour, Keras's
+layouts, streamed into the memmap; every hostile or broken folder is one line and nothing decoded into memory whole."""
+
+import io
+import os
+import tracemalloc
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from convlens.data import folder
+from convlens.data.sources import write_dataset
+from convlens.errors import ConvlensError
+from tests.support.datasets import data_config, image_folder, rgb, write_image, written
+
+
+def gray(n: int, side: int = 6, seed: int = 0) -> list[np.ndarray]:
+    return list(np.random.default_rng(seed).integers(0, 256, (n, side, side), dtype=np.uint8))
+
+
+def write(tmp_path, data, name: str = "out") -> dict:
+    out = tmp_path / name
+    out.mkdir()
+    write_dataset(data, tmp_path, out)
+    return written(out)
+
+
+def refused(tmp_path, data) -> str:
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    with pytest.raises(ConvlensError) as err:
+        write_dataset(data, tmp_path, out)
+    assert "\n" not in str(err.value)
+    return str(err.value)
+
+
+def by_label(images: np.ndarray, labels: np.ndarray) -> dict[int, list[bytes]]:
+    """Each class's images as sorted bytes: what a split holds, whatever its order."""
+    return {int(k): sorted(i.tobytes() for i, lab in zip(images, labels, strict=True) if lab == k) for k in set(labels)}
+
+
+def test_train_and_test_folders_are_read_as_they_are(tmp_path):
+    top = tmp_path / "pics"
+    train = {"cat": gray(3, seed=1), "dog": gray(2, seed=2)}
+    test = {"cat": gray(1, seed=3), "dog": gray(2, seed=4)}
+    image_folder(top / "train", train)
+    image_folder(top / "test", test, suffix=".bmp")
+    (top / "train" / "cat" / ".DS_Store").write_bytes(b"\0junk")  # hidden files are skipped
+    (top / "README.md").write_text("not a class", encoding="utf-8")  # files beside the class folders too
+    got = write(tmp_path, data_config("folder", path=str(top)))
+    assert got["classes"] == ["cat", "dog"]
+    for split, classes in (("train", train), ("test", test)):
+        want = {label: sorted(i.tobytes() for i in classes[name]) for label, name in enumerate(("cat", "dog"))}
+        assert by_label(got[f"{split}_images"], got[f"{split}_labels"]) == want
+        assert got[f"{split}_images"].dtype == np.uint8 and got[f"{split}_labels"].dtype == np.uint8
+
+
+def test_a_folder_without_train_and_test_is_split_by_the_seed(tmp_path):
+    top = tmp_path / "pics"
+    files = image_folder(top, {"a": gray(6, seed=1), "b": gray(4, seed=2)})
+    data = data_config("folder", path=str(top), test_fraction=0.3, seed=7)
+    first, again = write(tmp_path, data), write(tmp_path, data, "again")
+    assert {k: v.tobytes() for k, v in first.items() if k != "classes"} == {
+        k: v.tobytes() for k, v in again.items() if k != "classes"
+    }
+    assert len(first["test_labels"]) == 3 and len(first["train_labels"]) == 7
+    everything = sorted(i.tobytes() for i in (*first["train_images"], *first["test_images"]))
+    assert everything == sorted(p.tobytes() for p in files.values())  # every image once, in one split
+    other = write(tmp_path, data_config("folder", path=str(top), test_fraction=0.3, seed=8), "other")
+    assert other["test_images"].tobytes() != first["test_images"].tobytes()
+
+
+def test_jpeg_and_colour_images_keep_their_channels(tmp_path):
+    top = tmp_path / "pics"
+    pixels = rgb(4, side=16, seed=3)
+    for i, image in enumerate(pixels):
+        write_image(top / ("red" if i % 2 else "blue") / f"{i}.jpg", image)
+    got = write(tmp_path, data_config("folder", path=str(top), test_fraction=0.25))
+    assert got["train_images"].shape == (3, 16, 16, 3)
+    decoded = {np.asarray(Image.open(p)).tobytes() for p in top.rglob("*.jpg")}  # JPEG is lossy: as Pillow decodes
+    assert {i.tobytes() for i in (*got["train_images"], *got["test_images"])} == decoded
+    assert got["classes"] == ["blue", "red"]
+
+
+def test_resize_and_color_turn_mixed_folders_into_one_shape(tmp_path):
+    top = tmp_path / "pics"
+    small, big = gray(1, side=4)[0], rgb(1, side=8, seed=1)[0]
+    write_image(top / "a" / "small.png", small)
+    write_image(top / "b" / "big.png", big)
+    got = write(tmp_path, data_config("folder", path=str(top), resize=[5, 6], color="gray", test_fraction=0.5))
+    images = {
+        int(label): image
+        for label, image in zip(
+            [*got["train_labels"], *got["test_labels"]], [*got["train_images"], *got["test_images"]], strict=True
+        )
+    }
+    bilinear = Image.Resampling.BILINEAR
+    np.testing.assert_array_equal(images[0], np.asarray(Image.fromarray(small).resize((6, 5), bilinear)))
+    np.testing.assert_array_equal(images[1], np.asarray(Image.fromarray(big).convert("L").resize((6, 5), bilinear)))
+
+
+def test_a_large_folder_is_streamed_not_held_in_memory(tmp_path):
+    top = tmp_path / "pics"
+    for c in "ab":
+        for i in range(120):
+            write_image(top / c / f"{i}.png", np.full((64, 64, 3), i, np.uint8))
+    data = data_config("folder", path=str(top))
+    out = tmp_path / "out"
+    out.mkdir()
+    tracemalloc.start()
+    write_dataset(data, tmp_path, out)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    total = 240 * 64 * 64 * 3  # 2.9 MB of pixels
+    assert peak < total / 3, peak
+    assert np.load(out / "train_images.npy").shape == (192, 64, 64, 3)
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+GOOD = _png(gray(1)[0])  # noise: its pixel data outweighs its header
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda top: (top / "a" / "x.png").write_bytes(GOOD[:-40]),
+            "x.png is not a readable image (image file is truncated",
+        ),
+        (
+            lambda top: (top / "a" / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40),
+            "x.png is not a readable PNG, JPEG or BMP image",
+        ),
+        (
+            lambda top: (top / "a" / "x.png").write_bytes(b""),
+            "x.png is empty (0 bytes); remove it or replace it with the image",
+        ),
+        (
+            lambda top: (top / "a" / "notes.txt").write_text("hi"),
+            "notes.txt is not a PNG, JPEG or BMP image; remove it or move it out of",
+        ),
+        (
+            lambda top: (top / "a" / "x.png").write_bytes(b"GIF89a" + b"\0" * 30),
+            "x.png is not a readable PNG, JPEG or BMP image",
+        ),
+        (lambda top: (top / "c").mkdir(), "c holds no images; remove it or add its images"),
+        (lambda top: (top / "a" / "x.png").symlink_to("/etc/hostname"), "x.png is a link leading out of"),
+        (lambda top: (top / "c").symlink_to(top.parent), "c is a link leading out of"),
+        (lambda top: (top / "a" / "x.png").symlink_to(top / "b" / "0.png"), None),  # a link inside the folder: read
+        (lambda top: os.mkfifo(top / "a" / "x.png"), "x.png is not a regular file; remove it from"),
+        (lambda top: write_image(top / "a" / "x.png", np.zeros((7, 6), np.uint8)), "is 6×6 but"),
+        (lambda top: write_image(top / "a" / "x.png", np.zeros((6, 6, 3), np.uint8)), "is gray but"),
+    ],
+    ids=[
+        "truncated",
+        "corrupt",
+        "zero-bytes",
+        "not-an-image",
+        "gif",
+        "empty-class",
+        "link-out",
+        "folder-link-out",
+        "link-inside",
+        "fifo",
+        "mixed-sizes",
+        "mixed-colour",
+    ],
+)
+def test_broken_and_hostile_folders_are_one_line(tmp_path, make, message):
+    top = tmp_path / "pics"
+    image_folder(top, {"a": gray(2), "b": gray(2, seed=1)})
+    make(top)
+    data = data_config("folder", path=str(top))
+    if message is None:
+        assert len(write(tmp_path, data)["classes"]) == 2
+    else:
+        assert message in refused(tmp_path, data)
+
+
+def test_mixed_sizes_name_both_files_and_the_fix(tmp_path):
+    top = tmp_path / "pics"
+    write_image(top / "a" / "0.png", np.zeros((6, 6), np.uint8))
+    write_image(top / "b" / "0.png", np.zeros((6, 6), np.uint8))
+    write_image(top / "b" / "1.png", np.zeros((7, 5), np.uint8))
+    message = refused(tmp_path, data_config("folder", path=str(top), seed=0))
+    sizes = {f"{top}/a/0.png is 6×6", f"{top}/b/0.png is 6×6", f"{top}/b/1.png is 7×5"}
+    first, second = message.split(" but ")
+    assert first in sizes and second.split(";")[0] in sizes and "7×5" in message
+    assert message.endswith("the images must have one size: set data.resize=[H,W] to resize them all")
+
+
+def test_decompression_bombs_are_refused_before_decoding(tmp_path, monkeypatch):
+    top = tmp_path / "pics"
+    image_folder(top, {"a": gray(2, side=40), "b": gray(2, side=40, seed=1)})
+    monkeypatch.setattr(folder, "MAX_PIXELS", 1000)
+    assert refused(tmp_path, data_config("folder", path=str(top))).endswith(
+        "declares 40×40 pixels, over the 1000 an image may have; refused as a decompression bomb: shrink the image"
+    )
+    monkeypatch.undo()
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # Pillow's own check: its warning (over) and error (2× over)
+    assert "declares too many pixels (Image size (1600 pixels) exceeds limit of 1000 pixels" in refused(
+        tmp_path, data_config("folder", path=str(top))
+    )
+
+
+@pytest.mark.parametrize(
+    ("layout", "message"),
+    [
+        (["train/a/0.png"], "has train/ but no test/; add"),
+        (["train/a/0.png", "test/b/0.png"], "train/ and test/ must have the same class folders; a, b is in one only"),
+        (["0.png"], "has no class folders; put each class's images in DIR/<class>/"),
+        (["a/0.png"], "holds 1 image(s); a train and a test split need at least 2"),
+    ],
+)
+def test_folder_layouts_that_cannot_be_read(tmp_path, layout, message):
+    top = tmp_path / "pics"
+    for name in layout:
+        write_image(top / name, np.zeros((4, 4), np.uint8))
+    assert message in refused(tmp_path, data_config("folder", path=str(top)))
+    (tmp_path / "file").write_text("x")
+    assert refused(tmp_path, data_config("folder", path=str(tmp_path / "file"))).endswith(
+        "is a regular file; point it at a folder of class folders"
+    )
