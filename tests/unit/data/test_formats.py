@@ -344,3 +344,15 @@ def test_the_plain_unpickler_reads_numpy_1_and_2_pickles_and_nothing_else():
         load_plain(huge, "x")  # an empty array of 10^11 bytes is never allocated
     with pytest.raises(UnpickleError, match="persistent reference"):
         load_plain(b"P1\n.", "x")
+
+
+def test_a_split_too_large_for_memory_is_refused_before_anything_is_decoded():
+    from convlens.data.writer import check_size
+
+    check_size("train", 60000, (28, 28))
+    with pytest.raises(ConvlensError) as err:
+        check_size("train", 50000, (224, 224, 3))
+    assert str(err.value) == (
+        "train: 50000 images of 224×224×3 pixels take 7.0 GiB, over the 4 GiB a split may (every stage holds it in "
+        "memory); shrink them with data.resize=[H,W]"
+    )
