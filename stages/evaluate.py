@@ -28,7 +28,7 @@ from convlens.analysis.evaluate import (
 from convlens.model.layers import output_layer
 from convlens.model.network import prepare
 from convlens.pipeline import paths
-from convlens.pipeline.artifacts import load_classes, skipped
+from convlens.pipeline.artifacts import load_classes, write_skipped
 from convlens.pipeline.config import run_stage
 from convlens.pipeline.files import staged_dir, write_csv, write_json
 from convlens.render.analyses import accuracy_title, confusion_figure
@@ -72,12 +72,9 @@ def run(cfg: DictConfig, root: Path) -> None:
 
 
 def skip(root: Path, problem: str, record: dict) -> None:
-    """Evaluate does not apply to this model: one log line; the metrics say why, the folders are empty."""
-    log.info("evaluate skipped: %s", problem)
-    for folder in (paths.confusion_dir(root), paths.evaluate_figures_dir(root)):
-        with staged_dir(folder):
-            pass
-    write_json(paths.evaluate_metrics(root), skipped(problem))
+    """Evaluate does not apply to this model: the metrics say why, the folders are empty; the input range stays."""
+    folders = (paths.confusion_dir(root), paths.evaluate_figures_dir(root))
+    write_skipped("evaluate", problem, folders, paths.evaluate_metrics(root))
     write_json(paths.input_range_path(root), record)
 
 

@@ -17,7 +17,6 @@ from omegaconf import DictConfig
 
 from convlens.analysis.attribution import (
     TARGETS,
-    check_class_count,
     gradcam_layer,
     gradcam_record,
     gradcam_targets,
@@ -25,9 +24,11 @@ from convlens.analysis.attribution import (
     randomization_test,
     sample_panels,
 )
+from convlens.analysis.evaluate import head_problem
+from convlens.model.layers import output_layer
 from convlens.model.network import prepare
 from convlens.pipeline import paths
-from convlens.pipeline.artifacts import load_samples
+from convlens.pipeline.artifacts import load_classes, load_samples, write_skipped
 from convlens.pipeline.config import run_stage
 from convlens.pipeline.files import staged_dir, write_json
 from convlens.render.analyses import gradcam_title, overlay_figure
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, root: Path) -> None:
-    g, r, classes = cfg.gradcam, cfg.render, list(cfg.data.classes)
+    g, r, classes = cfg.gradcam, cfg.render, load_classes(root)
     images, index = load_samples(root)
     models = prepare(root, images, cfg.input.scale, log)
     resolved = None if g.layer is None else models.trained.resolve([g.layer], "gradcam.layer")[0]
@@ -48,7 +49,10 @@ def run(cfg: DictConfig, root: Path) -> None:
     maps, probs, targets = {}, {}, {}
     for role in paths.ROLES:
         scorer, probs[role] = class_probabilities(load_model(paths.model_path(root, role)), name, x)
-        check_class_count(probs[role].shape[1], labels, len(classes))
+        problem = head_problem(probs[role].shape[1:], len(classes), output_layer(models.trained.layers))
+        if problem:  # the same architecture for both models: decided by the trained one
+            folders = (paths.gradcam_dir(root), paths.gradcam_figures_dir(root))
+            return write_skipped("gradcam", problem, folders, paths.gradcam_metrics(root))
         targets = targets or gradcam_targets(probs["trained"], labels)
         maps[role] = gradcam_maps(scorer, x, [targets[t] for t in TARGETS], images.shape[1:3])
     metrics = randomization_test(maps["trained"], maps["untrained"], index["samples"])

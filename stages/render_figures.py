@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from convlens.analysis.examples import examples_grid, majority_caption
 from convlens.pipeline import paths
-from convlens.pipeline.artifacts import load_kernels, load_samples
+from convlens.pipeline.artifacts import load_classes, load_kernels, load_samples
 from convlens.pipeline.config import run_stage
 from convlens.pipeline.files import read_csv_columns, read_json, staged_dir
 from convlens.render.analyses import class_heatmaps, examples_figure
@@ -95,7 +95,7 @@ def run(cfg: DictConfig, root: Path) -> None:
     with staged_dir(paths.weight_figures_dir(root)) as out:
         draw_weights(out, kernels, r)
     with staged_dir(paths.sample_figures_dir(root)) as out:
-        draw_samples(out, images, index, list(cfg.data.classes), r)
+        draw_samples(out, images, index, load_classes(root), r)
     with staged_dir(paths.dataset_figures_dir(root)) as out:
         draw_class_heatmaps(out, root, r)
         draw_examples(out / paths.examples_figures_dir(root).relative_to(paths.dataset_figures_dir(root)), root, r)

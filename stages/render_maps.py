@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from convlens.errors import ConvlensError
 from convlens.pipeline import paths
+from convlens.pipeline.artifacts import load_classes
 from convlens.pipeline.config import run_stage
 from convlens.pipeline.files import read_json, staged_dir
 from convlens.render.figures import MAP_TILE_INCHES, mosaic_figure, sample_title, vector_figure
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, root: Path, item: str) -> None:
-    r, classes = cfg.render, list(cfg.data.classes)
+    r, classes = cfg.render, load_classes(root)
     layer = read_json(paths.map_layer(root, item))
     name = layer["name"]
     with staged_dir(paths.map_figures_dir(root, item)) as out:

@@ -125,16 +125,6 @@ def ascent_line(
     )
 
 
-def check_class_count(outputs: int, labels: np.ndarray, classes: int) -> None:
-    """A model with ``outputs`` class scores must score every class of ``data.classes`` (``classes`` of them) and
-    every label; Grad-CAM differentiates the score of the labelled class."""
-    if labels.max() >= outputs or classes != outputs:
-        raise ConvlensError(
-            f"the model has {outputs} outputs but data.classes names {classes} classes and the "
-            f"labels go up to {labels.max()}; use a model trained on this data"
-        )
-
-
 def gradcam_targets(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
     """Per target (``TARGETS``) the class each sample's Grad-CAM map explains: the trained model's prediction
     (the most probable class of ``probabilities``, samples × classes) and the label."""

@@ -55,11 +55,11 @@ def register_resolver(root: Path | None = None) -> None:
     relative ``model.path`` read from ``root`` (default: the working directory, where DVC composes)."""
     from omegaconf import OmegaConf
 
-    def each(_root_: Any) -> list[str | int]:
+    def each(_root_: Any) -> Any:
         config = OmegaConf.to_container(_root_, resolve=False)
         layers = feature_map_layers(config, Path.cwd() if root is None else root)
         key = EACH_KEY if config["feature_maps"]["layers"] is None else "feature_maps.layers"
         SCHEMA[key](key, layers)  # folder names: checked here, in DVC's process, before any checkout
-        return layers
+        return OmegaConf.create(layers)  # a container: DVC resolves the config in place (OmegaConf.resolve)
 
     OmegaConf.register_new_resolver(RESOLVER, each, replace=True)

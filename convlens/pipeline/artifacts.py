@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from convlens.pipeline import paths
-from convlens.pipeline.files import read_json
+from convlens.pipeline.files import read_json, staged_dir, write_json
 
 
 def load_kernels(root: Path, role: str) -> dict[str, np.ndarray]:
@@ -29,6 +31,16 @@ def skipped(reason: str) -> dict[str, str]:
     """The metrics an analysis that does not apply to this model writes instead of its numbers: why, in one line.
     The experiment goes on; the report shows the reason where the analysis would be."""
     return {SKIPPED: reason}
+
+
+def write_skipped(stage: str, reason: str, folders: Sequence[Path], metrics: Path) -> None:
+    """What ``stage`` writes when it does not apply to this model: one log line, its ``folders`` empty (DVC
+    records the stage and the experiment goes on) and :func:`skipped` as its ``metrics``."""
+    logging.getLogger(f"stages.{stage}").info("%s skipped: %s", stage, reason)
+    for folder in folders:
+        with staged_dir(folder):
+            pass
+    write_json(metrics, skipped(reason))
 
 
 def skip_reason(metrics: object) -> str | None:

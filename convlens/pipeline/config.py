@@ -83,9 +83,9 @@ def compose(root: Path, overrides: Sequence[str] = ()) -> DictConfig:
 
     from hydra_plugins.convlens import register  # the resolvers conf/ uses, as DVC's process has them
 
-    register(root)
     try:
         with initialize_config_dir(str(root / "conf"), version_base="1.3"):
+            register(root)  # after Hydra's plugin scan, whose import of hydra_plugins registers them for the cwd
             cfg = hydra_compose("config", overrides=list(overrides))
         params = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except MissingMandatoryValue as e:

@@ -67,10 +67,11 @@ def test_a_hand_edited_params_yaml_is_checked_before_dvc_repro_deletes_anything(
     root, env = repo
     before = precious(root)
     params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
-    params["feature_maps"]["layers"] = ["conv2d", "../../../victim"]
+    params["feature_maps"]["each"] = ["conv2d", "../../../victim"]  # what DVC's foreach makes stages of
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     out = dvc(root, env, "repro", check=False)
-    assert f"check_config: error: {CHECK_LINE.format(value='../../../victim')}" in out
+    line = CHECK_LINE.format(value="../../../victim").replace("feature_maps.layers", "feature_maps.each")
+    assert f"check_config: error: {line}" in out
     assert ran(out) == ["check_config"]  # DVC deletes a stage's outputs just before running it: no other ran
     assert precious(root) == before
     # the recovery docs/robustness.md gives: the good params back, DVC's cached mark back, nothing to rerun

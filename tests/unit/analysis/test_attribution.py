@@ -14,7 +14,6 @@ from convlens.analysis.attribution import (
     ascent_line,
     ascent_metrics,
     ascent_summary,
-    check_class_count,
     gaussian_kernel,
     gradcam,
     gradcam_layer,
@@ -190,18 +189,6 @@ def test_the_ascent_line_gives_the_medians_and_the_ratio_to_the_dataset_when_the
     assert ascent_line("untrained", "conv2d_1", 0.04, before, after, without) == (
         "untrained conv2d_1: 3 channels in 0.0 s, median mean activation 0.02 → 2.25"
     )
-
-
-def test_a_model_must_score_every_class_and_label():
-    labels = np.array([0, 2, 1])
-    check_class_count(3, labels, 3)  # as many outputs as classes, every label among them
-    for outputs, classes in ((4, 3), (2, 2)):  # more outputs than classes named; a label beyond the outputs
-        with pytest.raises(ConvlensError) as error:
-            check_class_count(outputs, labels, classes)
-        assert str(error.value) == (
-            f"the model has {outputs} outputs but data.classes names {classes} classes and the labels go up to 2; "
-            "use a model trained on this data"
-        )
 
 
 def test_gradcam_explains_the_trained_models_prediction_and_the_label():

@@ -232,13 +232,29 @@ def test_bad_layers_and_classes_fail_before_anything_is_written(project, run_pip
     Archive.read(paths.model_path(project, "trained"))
     with pytest.raises(ConvlensError, match="unknown layer 'conv9'; this model has 0:conv2d"):
         activation_max.run(stage_config("activation_max", "activation_max.layers=[conv9]"), project)
-    nine = "data.classes=[" + ",".join(f"c{i}" for i in range(9)) + "]"
-    with pytest.raises(ConvlensError, match="the model has 10 outputs but data.classes names 9 classes"):
-        gradcam_stage.run(stage_config("gradcam", nine), project)
     with pytest.raises(ConvlensError, match="gradcam.layer 'flatten' outputs shape \\(392,\\), not H×W×C"):
         gradcam_stage.run(stage_config("gradcam", "gradcam.layer=flatten"), project)
     for path in ("activation_max", "gradcam", "metrics/activation_max.json", "metrics/gradcam.json", "figures"):
         assert not (project / "outputs" / path).exists(), path
+
+
+def test_gradcam_is_skipped_when_the_head_does_not_score_the_datas_classes(project, run_pipeline, stage_config, caplog):
+    """Data of 9 classes for a 10-output model: one log line, the reason as the metrics, empty folders."""
+    import logging
+
+    from stages import build_untrained, fetch_data, fetch_model, samples
+
+    run_pipeline(project, stages=[fetch_data, fetch_model, samples, build_untrained])
+    paths.classes(project).write_text(json.dumps([f"c{i}" for i in range(9)]), encoding="utf-8")
+    caplog.set_level(logging.INFO)
+    gradcam_stage.run(stage_config("gradcam"), project)
+    reason = (
+        "the model's last layer 'dense' outputs 10 values per image, not one score for each of the data's 9 classes; "
+        "use a classifier trained on this data"
+    )
+    assert f"gradcam skipped: {reason}" in caplog.messages
+    assert json.loads(paths.gradcam_metrics(project).read_text(encoding="utf-8")) == {"skipped": reason}
+    assert list(paths.gradcam_dir(project).iterdir()) == list(paths.gradcam_figures_dir(project).iterdir()) == []
 
 
 def test_gradcam_maps_stack_each_targets_maps_of_each_image_and_probabilities_are_softmaxed(tmp_path):

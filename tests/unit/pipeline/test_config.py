@@ -45,7 +45,8 @@ def test_a_foreach_instance_is_defined_by_its_stage():
 
 def test_params_yaml_holds_values_not_interpolations(tmp_path):
     """DVC reads params.yaml as plain YAML: ``model.source: ${model.path}`` must be written as the path itself."""
-    write_params(tmp_path, compose(PROJECT, ["model=local", "model.path=models/mine.keras"]))
+    overrides = ["model=local", "model.path=models/mine.keras", "feature_maps.layers=[conv2d]"]  # no file to read
+    write_params(tmp_path, compose(PROJECT, overrides))
     text = (tmp_path / "params.yaml").read_text(encoding="utf-8")
     assert "${" not in text
     assert yaml.safe_load(text)["model"]["source"] == "models/mine.keras"

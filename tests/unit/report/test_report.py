@@ -153,7 +153,7 @@ def test_configured_layers_are_named_by_the_model_or_as_configured_when_they_do_
 
 
 def test_the_feature_maps_of_a_model_the_report_could_not_read_have_no_shape(tmp_path, params):
-    params = {**params, "feature_maps": {**params["feature_maps"], "layers": ["conv2d"]}}
+    params = {**params, "feature_maps": {**params["feature_maps"], "layers": ["conv2d"], "each": ["conv2d"]}}
     stats = {"channels": 32, "map_mean": 0.1, "map_fraction_active": 0.5, "dead_channels": 0}
     paths.metrics_dir(tmp_path).mkdir(parents=True)
     maps = {role: {"conv2d": stats} for role in paths.ROLES}

@@ -41,7 +41,8 @@ def test_the_evaluate_table_has_each_models_own_accuracies(tmp_path, params):
 
 
 def test_a_layer_configured_by_its_index_is_named_by_the_model_in_captions_and_labels(tmp_path, params, tiny_assets):
-    params = {**params, "feature_maps": {**params["feature_maps"], "layers": [0]}}  # the tiny model's conv2d
+    layers = {"layers": [0], "each": [0]}  # the tiny model's conv2d
+    params = {**params, "feature_maps": {**params["feature_maps"], **layers}}
     stats = {"channels": 4, "map_mean": 0.1, "map_fraction_active": 0.5, "dead_channels": 1}
     paths.metrics_dir(tmp_path).mkdir(parents=True)
     maps = {role: {"conv2d": stats} for role in paths.ROLES}
