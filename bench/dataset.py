@@ -20,9 +20,10 @@ import yaml
 from convlens.analysis.dataset import MAP_KINDS, stream_statistics
 from convlens.model.archive import open_model
 from convlens.model.batching import batches
-from convlens.model.forward import Network, load_network
+from convlens.model.forward import Activations, open_network
 from convlens.model.inputs import model_inputs
 from convlens.pipeline import paths
+from convlens.pipeline.artifacts import load_classes
 
 from .measure import run_measured
 
@@ -60,39 +61,40 @@ def load_inputs(root: Path, n: int | None = None) -> Inputs:
         images=images,
         labels=np.asarray(labels, np.int64),
         names=[i.name for i in infos if i.kind in MAP_KINDS],
-        classes=len(params["data"]["classes"]),
+        classes=len(load_classes(root)),  # outputs/data/classes.json: data.classes may be null
         scale=float(params["input"]["scale"]),
         batch_size=int(params["dataset"]["batch_size"]),
         examples=(int(params["dataset"]["examples"]["k"]), str(params["dataset"]["examples"]["by"])),
     )
 
 
-def network_for(root: Path, role: str, inp: Inputs) -> Network:
-    """The numpy network up to the deepest layer asked for, as dataset_stats builds it."""
-    return load_network(open_model(root, role), upto=inp.names[-1])
+def network_for(root: Path, role: str, inp: Inputs) -> Activations:
+    """What computes the layers asked for, as dataset_stats opens it: the numpy network up to the deepest one, or
+    Keras for a model the numpy forward pass does not compute (a branch: ``forward.open_network``)."""
+    return open_network(open_model(root, role), inp.names, lambda note: None)
 
 
-def bare_pass(network: Network, inp: Inputs) -> None:
+def bare_pass(network: Activations, inp: Inputs) -> None:
     """The yardstick: the same multi-output forward pass over the same batches, nothing accumulated."""
     for part in batches(len(inp.images), inp.batch_size):
         network.activations(model_inputs(inp.images[part], inp.scale), inp.names)
 
 
-def stats_pass(network: Network, inp: Inputs) -> None:
+def stats_pass(network: Activations, inp: Inputs) -> None:
     """The project's dataset statistics (what the dataset_stats stage runs per model)."""
     stream_statistics(
         network, inp.images, inp.labels, inp.names, inp.classes, inp.scale, inp.batch_size, "bench"
     )  # fmt: skip
 
 
-def examples_pass(network: Network, inp: Inputs) -> None:
-    """The statistics with the dataset examples, as the dataset_stats stage runs them (row 8)."""
-    stream_statistics(
+def examples_pass(network: Activations, inp: Inputs) -> dict[str, dict[str, np.ndarray]]:
+    """The statistics with the dataset examples, as the dataset_stats stage runs them (row 8), by layer."""
+    return stream_statistics(
         network, inp.images, inp.labels, inp.names, inp.classes, inp.scale, inp.batch_size, "bench", inp.examples
     )
 
 
-def _timed(fn: Callable[[Network, Inputs], None], network: Network, inp: Inputs) -> float:
+def _timed(fn: Callable[[Activations, Inputs], object], network: Activations, inp: Inputs) -> float:
     start = time.perf_counter()
     fn(network, inp)
     return time.perf_counter() - start
