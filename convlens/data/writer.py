@@ -40,18 +40,26 @@ def check_size(split: str, count: int, shape: Sequence[int], cap: int = SPLIT_CA
 
 
 def write_images(path: Path, count: int, shape: Sequence[int], chunks: Iterable[np.ndarray]) -> None:
-    """``count`` uint8 images of ``shape`` from ``chunks`` into the ``.npy`` file ``path``, chunk by chunk."""
-    images = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(count, *shape))
-    try:
-        done = 0
+    """``count`` uint8 images of ``shape`` from ``chunks`` into the ``.npy`` file ``path``, chunk by chunk.
+
+    Written with plain file writes after the ``.npy`` header, not through a memory map, whose written pages would
+    stay in this process's memory until the whole split is written: peak memory stays one chunk whatever ``count``.
+    """
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False}
+    done = 0
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {**header, "shape": (count, *shape)})
         for chunk in chunks:
-            images[done : done + len(chunk)] = chunk
+            chunk = np.ascontiguousarray(chunk, dtype=np.uint8)
+            if chunk.shape[1:] != tuple(shape) or done + len(chunk) > count:
+                raise ConvlensError(
+                    f"{path.name}: a chunk of {'×'.join(map(str, chunk.shape))} pixels after {done} images does not "
+                    f"fit {count} images of {'×'.join(map(str, shape))}; read it again"
+                )
+            f.write(memoryview(chunk).cast("B"))
             done += len(chunk)
-        if done != count:
-            raise ConvlensError(f"{path.name}: {done} images were read where {count} were counted; read it again")
-        images.flush()
-    finally:
-        del images
+    if done != count:
+        raise ConvlensError(f"{path.name}: {done} images were read where {count} were counted; read it again")
 
 
 def write_split(

@@ -36,6 +36,7 @@ READS = {
         (paths.weight_metrics(HERE, "untrained", "json"), "build_untrained"),
         (paths.weight_figures_dir(HERE), "render_figures"),
         (paths.samples_dir(HERE), "samples"),
+        (paths.classes(HERE), "fetch_data"),
         (paths.sample_figures_dir(HERE), "render_figures"),
         (paths.feature_map_metrics(HERE), "map_metrics"),
         (paths.map_figures_dir(HERE), "render_maps"),

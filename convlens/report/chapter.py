@@ -156,8 +156,10 @@ class ChapterSections:
         return read_json_file(path) if path.is_file() else None
 
     def class_name(self, label: int) -> str:
-        classes = self.params.get("data", {}).get("classes", [])
-        return classes[label] if 0 <= label < len(classes) else str(label)
+        """The label's class name as ``fetch_data`` wrote them (``classes.json``), else the label itself."""
+        path = paths.classes(self.root)
+        classes = read_json_file(path) if path.is_file() else []
+        return str(classes[label]) if isinstance(classes, list) and 0 <= label < len(classes) else str(label)
 
     def samples(self, index: dict | None) -> Section:
         t = self.t

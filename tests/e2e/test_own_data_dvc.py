@@ -83,7 +83,6 @@ def test_a_cifar_archive_and_an_rgb_model_run_every_stage_and_match_keras(good_r
 
     assert is_colour(paths.sample_figure(root, 0))  # the sample as the RGB image it is
     assert is_colour(paths.filters_figure(root, "trained", "conv2d"))  # 3-channel filters as colour tiles
-    assert is_colour(paths.map_figure(root, "conv2d", "trained", 0))  # the input panel beside the maps
 
 
 def test_an_image_added_to_your_folder_reruns_what_depends_on_it(good_repo):

@@ -132,8 +132,13 @@ def configure(root: Path, model_path: str, sums: dict[str, str], extra: dict | N
     text = text.replace("    k: 9 ", f"    k: {TINY_EXAMPLES} ")  # the tiny test split holds fewer than 9 images
     local = root / "conf" / "model" / "local.yaml"
     local.write_text(local.read_text(encoding="utf-8").replace("path: ???", f"path: {model_path}"), encoding="utf-8")
+    preset = root / "conf" / "data" / "fashion_mnist.yaml"  # the tiny data's sums in its preset: other presets
+    data = yaml.safe_load(preset.read_text(encoding="utf-8"))  # (-S data=cifar10, …) stay as they are
+    data["urls"] = []
+    for key, value in sums.items():
+        data["files"][key]["sha256"] = value
+    preset.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
     tiny = {
-        "data": {"urls": [], "files": {k: {"sha256": v} for k, v in sums.items()}},
         "activation_max": {"steps": TINY_ASCENT_STEPS},  # a few gradient-ascent steps: every dvc repro runs them
         **(extra or {}),
     }

@@ -15,16 +15,6 @@ from stages import fetch_data
 from tests.support.datasets import image_folder, keras_npz, tiny_cifar
 from tests.support.helpers import PROJECT, cli, error_line, hidden, one_line, snapshot
 
-
-def other_data(project):
-    """The ``project`` fixture's conf/ without the checksums of its tiny IDX files (set in conf/config.yaml, they
-    would be merged into any other preset's data.files)."""
-    config = project / "conf" / "config.yaml"
-    cfg = yaml.safe_load(config.read_text(encoding="utf-8"))
-    del cfg["data"]["files"]
-    config.write_text(yaml.safe_dump(cfg), encoding="utf-8")
-
-
 PRESETS = sorted(p.stem for p in (PROJECT / "conf" / "data").glob("*.yaml"))
 
 
@@ -76,7 +66,6 @@ def test_data_keys_that_do_not_fit_together_are_one_line(overrides, message):
 
 
 def test_fetch_data_writes_your_npz_and_its_classes(project, stage_config, tmp_path):
-    other_data(project)
     arrays = keras_npz(tmp_path / "mine.npz", class_names=np.array(["x", "y", "z"]))
     fetch_data.run(stage_config("fetch_data", "data=npz", f"data.path={tmp_path / 'mine.npz'}"), project)
     out = project / "outputs" / "data"
@@ -99,7 +88,6 @@ def test_fetch_data_writes_the_default_classes(project, stage_config):
 
 @pytest.mark.parametrize(("preset", "name"), [("mnist", "mnist.npz"), ("cifar10", "cifar-10-python.tar.gz")])
 def test_presets_are_read_from_the_mirror_by_checksum(project, stage_config, tmp_path, monkeypatch, preset, name):
-    other_data(project)
     mirror = tmp_path / "mirror"
     subdir = compose(project, [f"data={preset}"]).data.subdir
     (mirror / subdir).mkdir(parents=True)
@@ -127,7 +115,6 @@ def test_presets_are_read_from_the_mirror_by_checksum(project, stage_config, tmp
 def test_a_broken_image_folder_keeps_the_old_data(project, stage_config, tmp_path):
     fetch_data.run(stage_config("fetch_data"), project)
     before = snapshot(project / "outputs")
-    other_data(project)
     top = tmp_path / "pics"
     image_folder(top, {"a": [np.zeros((5, 5), np.uint8)] * 3, "b": [np.ones((5, 5), np.uint8)] * 3})
     (top / "b" / "2.png").write_bytes((top / "b" / "2.png").read_bytes()[:-30])  # decoded last but one or so
@@ -140,7 +127,6 @@ def test_a_broken_image_folder_keeps_the_old_data(project, stage_config, tmp_pat
 
 
 def test_an_npz_of_objects_from_the_command_line_is_one_line_and_exit_1(project, tmp_path):
-    other_data(project)
     np.savez(tmp_path / "evil.npz", x_train=np.array([print], dtype=object), y_train=[0], x_test=[0], y_test=[0])
     line = error_line(cli(project, "fetch_data", "data=npz", f"data.path={tmp_path / 'evil.npz'}"), "fetch_data")
     assert line == (

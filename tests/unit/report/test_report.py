@@ -139,7 +139,10 @@ def test_a_missing_output_names_the_stage_of_its_most_specific_folder(tmp_path, 
         stats = json.dumps({role: {"conv2d": {"mean": 0.1}}})
         paths.weight_metrics(tmp_path, role, "json").write_text(stats, encoding="utf-8")
     assert report.weight_stats() is None
+    assert [report.class_name(i) for i in (0, 9, 10, -1)] == ["0", "9", "10", "-1"]  # no classes.json: the labels
     classes = params["data"]["classes"]
+    paths.classes(tmp_path).parent.mkdir(parents=True, exist_ok=True)
+    paths.classes(tmp_path).write_text(json.dumps(classes), encoding="utf-8")
     assert [report.class_name(i) for i in (0, 9, 10, -1)] == [classes[0], classes[9], "10", "-1"]
 
 
