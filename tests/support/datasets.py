@@ -150,3 +150,35 @@ def written(out: Path) -> dict:
 
     arrays = {f.stem: np.load(f) for f in sorted(out.glob("*.npy"))}
     return {**arrays, "classes": json.loads((out / "classes.json").read_text(encoding="utf-8"))}
+
+
+CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def tiny_presets(mirror: Path, n_train: int = 12, n_test: int = 6) -> dict[str, tuple[str, str]]:
+    """Tiny stand-ins for the download presets' files (``mnist.npz``, the CIFAR archives) in ``mirror``, as a test
+    repository's offline mirror holds them: ``{preset: (file name, sha256)}``. Labels cycle through every class."""
+    from convlens.data.fetch import sha256sum
+
+    rng = np.random.default_rng(7)
+    labels = {split: np.arange(n) % 10 for split, n in (("train", n_train), ("test", n_test))}
+    mirror.mkdir(parents=True, exist_ok=True)
+    mnist = {f"x_{s}": rng.integers(0, 256, (len(y), 28, 28), dtype=np.uint8) for s, y in labels.items()}
+    write_npz(mirror / "mnist.npz", {**mnist, **{f"y_{s}": y.astype(np.uint8) for s, y in labels.items()}})
+    cifar = {s: (rgb(len(y), seed=i), y) for i, (s, y) in enumerate(labels.items())}
+    cifar_archive(mirror / "cifar-10-python.tar.gz", "cifar10", cifar, CIFAR10_NAMES)
+    cifar_archive(mirror / "cifar-100-python.tar.gz", "cifar100", cifar, [f"class_{i}" for i in range(100)])
+    files = {"mnist": "mnist.npz", "cifar10": "cifar-10-python.tar.gz", "cifar100": "cifar-100-python.tar.gz"}
+    return {preset: (name, sha256sum(mirror / name)) for preset, name in files.items()}
+
+
+def use_tiny_presets(root: Path, mirror: Path) -> None:
+    """Point a project copy's download presets at :func:`tiny_presets`' files (their sha256, no URLs), as
+    ``helpers.configure`` does for Fashion-MNIST: ``-S data=cifar10`` then reads the tiny archive offline."""
+    import yaml
+
+    for preset, (name, sha256) in tiny_presets(mirror).items():
+        path = root / "conf" / "data" / f"{preset}.yaml"
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data["urls"], data["files"]["archive"] = [], {"name": name, "sha256": sha256}
+        path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")

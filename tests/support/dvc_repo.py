@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from bench.pipeline import ran_stages
+from tests.support.datasets import use_tiny_presets
 from tests.support.helpers import PROJECT, configure, copy_project
 
 DVC = (sys.executable, "-m", "dvc")
@@ -86,6 +87,7 @@ def make_repo(base: Path, tiny_assets: dict, conf_extra: dict | None = None) -> 
     (root / ".dvc" / ".gitignore").write_text("/config.local\n/tmp\n/cache\n", encoding="utf-8")
     shutil.copy2(PROJECT / ".dvcignore", root / ".dvcignore")
     configure(root, "models/tiny.keras", tiny_assets["sums"], conf_extra)
+    use_tiny_presets(root, base / "shared" / "mirror")  # -S data=mnist, cifar10, cifar100 offline
     env = repo_env()
     sh(root, "git", "init", "-q", "-b", "main", env=env)
     dvc(root, env, "add", "-q", "models/tiny.keras")  # the user's model, DVC-tracked: queued runs get it too

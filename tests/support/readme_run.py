@@ -2,7 +2,7 @@
 (``readme_run``).
 
 The blocks run in one bash session (a reader's terminal), the README's first, then each page's in the order of
-:data:`PAGES` (a reader's path: the README's tour, the config, experiments, your own model), as written and in order
+:data:`PAGES` (a reader's path: the README's tour, the config, experiments, your own model, your own data), as written and in order
 within a page, in a fresh git + DVC copy of the project (``tests.support.dvc_repo.make_repo``) whose baseline has been
 reproduced and committed, with ``.venv`` standing for the venv ``make run`` made and no ``dvc`` on ``PATH`` until the
 README activates it. Later blocks build on earlier ones (the experiments the pages diff and list), so a page's place
@@ -33,7 +33,7 @@ from tests.support.helpers import PROJECT
 README = PROJECT / "README.md"
 DOCS = PROJECT / "docs"
 # The pages whose blocks run after the README's, in this order (paths from the project root).
-PAGES = ("docs/configuration.md", "docs/experiments.md", "docs/any-model.md")
+PAGES = ("docs/configuration.md", "docs/experiments.md", "docs/any-model.md", "docs/own-data.md")
 RUNS = ("bash", "console")  # the fences that run; any other (```sh-notrun, a bare ```) only shows
 BLOCK = "### docs block"
 RAN = "Ran experiment(s): "
