@@ -37,10 +37,15 @@ def image_tiles(inputs: np.ndarray) -> np.ndarray:
 def resolve_input_channels(mode: str, kernel: np.ndarray) -> str:
     """The mode a kernel (kh, kw, in, out) is drawn in: ``auto`` is ``rgb`` for exactly 3 input channels
     (a colour model's first layer), else ``first``; any other mode stays as it is."""
+    return drawn_mode(mode, kernel.shape[2] if kernel.ndim == 4 else 0)
+
+
+def drawn_mode(mode: str, input_channels: int) -> str:
+    """:func:`resolve_input_channels` for a kernel with ``input_channels`` input channels."""
     check_input_channels(mode)
     if mode != "auto":
         return mode
-    return "rgb" if kernel.ndim == 4 and kernel.shape[2] == RGB else "first"
+    return "rgb" if input_channels == RGB else "first"
 
 
 def filter_tiles(kernel: np.ndarray, input_channels: str = "first") -> tuple[np.ndarray, int | None]:

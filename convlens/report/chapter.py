@@ -16,6 +16,7 @@ from typing import Any
 
 from convlens.model.archive import Archive
 from convlens.pipeline import paths
+from convlens.render.grids import drawn_mode
 from convlens.report.pages import Section, Table, number, percent
 from convlens.report.summary import model_summary, shape_text
 
@@ -143,7 +144,7 @@ class ChapterSections:
                 shape=shape.replace("x", "×"),
                 vmin=render_params.get("filter_vmin", "?"),
                 vmax=render_params.get("filter_vmax", "?"),
-                channels=render_params.get("input_channels", "?"),
+                channels=drawn_mode(render_params.get("input_channels", "first"), int(shape.split("x")[2])),
             )
             pictures = [
                 (paths.filters_figure(self.root, role, layer), f"{layer}: {self.role(role)}") for role in paths.ROLES

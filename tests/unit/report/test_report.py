@@ -453,3 +453,23 @@ def test_a_class_with_no_image_shows_as_a_dash():
     from convlens.report.pages import percent
 
     assert percent(None) == "–" and percent(0.5) == "50.0 %"
+
+
+@pytest.mark.parametrize(
+    ("mode", "shape", "drawn"),
+    [("auto", "3x3x1x32", "first"), ("auto", "3x3x3x8", "rgb"), ("mean", "3x3x32x64", "mean")],
+)
+def test_the_filter_caption_names_the_input_channel_mode_each_kernel_was_drawn_in(tmp_path, params, mode, shape, drawn):
+    """``render.input_channels: auto`` is drawn as ``rgb`` or ``first`` by kernel: the caption says which."""
+    from PIL import Image
+
+    params = {**params, "render": {**params["render"], "input_channels": mode}}
+    paths.metrics_dir(tmp_path).mkdir(parents=True)
+    paths.weight_figures_dir(tmp_path).mkdir(parents=True)
+    for role in paths.ROLES:
+        paths.weight_metrics(tmp_path, role, "json").write_text(json.dumps({role: {"c": {}}}), encoding="utf-8")
+        paths.weight_metrics(tmp_path, role, "csv").write_text(f"layer,shape\nc,{shape}\n", encoding="utf-8")
+        Image.new("RGB", (4, 4)).save(paths.filters_figure(tmp_path, role, "c"))
+    report = Report(tmp_path, params, Strings("en"))
+    [figure] = report.filters(report.weight_stats()).blocks
+    assert f"input channels drawn: {drawn}." in figure.caption
