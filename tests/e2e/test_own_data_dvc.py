@@ -1,6 +1,6 @@
 """Your own data under DVC: a CIFAR-format archive and an RGB model through every stage of ``dvc exp run``, whose
 feature maps and accuracy equal Keras's and whose figures are in colour; and a change to an image in your own folder
-reruns what depends on it."""
+reruns what depends on it (PNG and JPEG)."""
 
 from __future__ import annotations
 
@@ -88,7 +88,8 @@ def test_a_cifar_archive_and_an_rgb_model_run_every_stage_and_match_keras(good_r
 def test_an_image_added_to_your_folder_reruns_what_depends_on_it(good_repo):
     root, env = good_repo
     pixels = {name: [rgb(1, side=28, seed=10 * k + i)[0] for i in range(4)] for k, name in enumerate(NAMES)}
-    image_folder(root / "data" / "photos", pixels)
+    image_folder(root / "data" / "photos", {name: images[:2] for name, images in pixels.items()})
+    image_folder(root / "data" / "photos", {name: images[2:] for name, images in pixels.items()}, suffix="_2.jpg")
     dvc(root, env, "add", "-q", "data/photos")
     commit(root, env, "my photos")
     overrides = ["data=folder", "data.path=data/photos", "data.color=gray", "dataset.examples.k=2"]
