@@ -38,6 +38,7 @@ from convlens.checks import (
 from convlens.errors import ConvlensError
 
 SPLITS = ("train", "test")
+ATTRIBUTION_METHODS = ("saliency", "smoothgrad", "integrated_gradients", "occlusion")  # beside Grad-CAM
 
 
 # data.format: the reader; DATA_ROLES: the files a download of each format names in data.files (data.path replaces
@@ -58,6 +59,8 @@ INPUT_CHANNEL_MODES = ("first", "mean", "all", "rgb", "auto")
 
 
 EXAMPLE_MODES = ("max", "mean")  # dataset examples: a channel's activation on one image, over its positions
+HEATMAP_SCALES = ("absolute", "channel")  # class heatmaps: one colour range for both models, or one per channel
+HEATMAP_ORDERS = ("selectivity", "layer")  # class heatmaps' rows: most selective channel first, or as in the layer
 LANGUAGES = ("en", "ko")  # report.language: the tables in convlens/report/templates/strings.yaml
 
 
@@ -138,6 +141,8 @@ SCHEMA: dict[str, Check] = {
     "render.map_columns": optional(integer(1, MAX_COLUMNS, "8")),
     "render.sample_cmap": colormap,
     "render.heatmap_cmap": colormap,
+    "render.heatmap_scale": choice(HEATMAP_SCALES),
+    "render.heatmap_order": choice(HEATMAP_ORDERS),
     "activation_max.layers": optional(items(layer_spec, "[conv2d,conv2d_1]")),
     "activation_max.seed": integer(0, 2**32 - 1, "0"),
     "activation_max.steps": integer(1, MAX_STEPS, "256"),
@@ -146,9 +151,30 @@ SCHEMA: dict[str, Check] = {
     "activation_max.blur_every": integer(0, MAX_STEPS, "4"),
     "activation_max.blur_sigma": number(0, 16, "0.5", low_open=True),
     "activation_max.decay": number(0, 0.5, "0.0"),
+    "activation_max.tolerance": number(0, 1, "0.001"),
+    "activation_max.window": integer(1, MAX_STEPS, "32"),
+    "activation_max.start": choice(("noise", "top_image")),
+    "activation_max.starts": integer(1, 64, "4"),
+    "activation_max.scale": number(0, 0.5, "0.05"),
+    "activation_max.rotate": number(0, 180, "5"),
+    "activation_max.tv": number(0, 1e6, "0.1"),
+    "activation_max.l2": number(0, 1e6, "0.1"),
     "gradcam.layer": optional(layer_spec),
     "gradcam.cmap": colormap,
-    "gradcam.alpha": number(0, 1, "0.5"),
+    "gradcam.alpha": number(0, 1, "0.85"),
+    "attribution.methods": items(choice(ATTRIBUTION_METHODS), "[saliency,integrated_gradients]", min_len=0),
+    "attribution.scale": choice(("shared", "each")),
+    "attribution.baseline": choice(("black", "mean")),
+    "attribution.ig_steps": integer(1, 4096, "32"),
+    "attribution.smoothgrad_samples": integer(1, 1024, "16"),
+    "attribution.smoothgrad_noise": number(0, 1, "0.15"),
+    "attribution.occlusion_window": integer(1, MAX_SIDE, "4"),
+    "attribution.occlusion_stride": integer(1, MAX_SIDE, "4"),
+    "attribution.sanity_split": choice(SPLITS),
+    "attribution.sanity_images": integer(0, 1_000_000, "200"),
+    "attribution.batch_size": integer(1, MAX_BATCH, "100"),
+    "attribution.deletion_steps": integer(1, 1000, "10"),
+    "attribution.seed": integer(0, 2**32 - 1, "0"),
     "report.language": choice(LANGUAGES),
     "checked": choice([CHECKED]),
 }
@@ -235,19 +261,58 @@ MEANING: dict[str, str] = {
     "the book).",
     "render.sample_cmap": "Colormap of the sample images.",
     "render.heatmap_cmap": "Colormap of `dataset_stats`' channels × classes heatmaps.",
+    "render.heatmap_scale": "Colour range of the class heatmaps: `absolute` (one for both models, 0 to the largest "
+    "class mean: the same colour is the same activation, a weak channel looks pale) or `channel` (each channel from "
+    "its least to its most active class: which classes make it fire, however weakly).",
+    "render.heatmap_order": "Rows of the class heatmaps: `selectivity` (most selective channel first; the selectivity "
+    "is drawn beside each row) or `layer` (the layer's channel order).",
     "activation_max.layers": "Layers whose channels get the input that maximizes them; `null`: every conv layer (the "
     "book: conv2d, conv2d_1); or names, `outer/inner`, indices.",
-    "activation_max.seed": "Seed of the starting gray noise and of the jitter shifts.",
-    "activation_max.steps": "Gradient-ascent steps per layer (all of a layer's channels at once).",
+    "activation_max.seed": "Seed of the starting gray noise and of the random shifts, zooms and rotations.",
+    "activation_max.steps": "The most gradient-ascent steps per layer and start (all of a layer's channels at once); "
+    "the stopping rule (`tolerance`) usually ends the ascent sooner.",
     "activation_max.learning_rate": "How far each step moves an input, as a fraction of the pixel range (rms of the "
     "normalized gradient).",
     "activation_max.jitter": "Each step sees the input shifted by up to this many pixels: robust, less noisy patterns.",
     "activation_max.blur_every": "A Gaussian blur every this many steps (0: never): smooth, readable inputs.",
     "activation_max.blur_sigma": "The blur's sigma, in pixels.",
     "activation_max.decay": "Each step x ← (1 − decay)·x, so pixels no channel needs fade to the background (0: off).",
+    "activation_max.tolerance": "The stopping rule: a layer's ascent stops once no channel's best objective rose by more "
+    "than this fraction over the last `window` steps (0: run all `steps`).",
+    "activation_max.window": "Steps over which the stopping rule looks for progress.",
+    "activation_max.start": "Where each channel's first ascent starts: `noise` (gray noise) or `top_image` (the "
+    "channel's best image of the dataset split, from dataset_stats; noise for a layer it did not compute).",
+    "activation_max.starts": "Ascents per channel, the first from `start`, the others from gray noise of the next "
+    "seeds; each channel keeps its best, and `start_ratio_median` says how far the first fell short (1: off).",
+    "activation_max.scale": "Each step sees the input zoomed by a random factor in 1 ± scale (transformation "
+    "robustness; 0: off).",
+    "activation_max.rotate": "Each step sees the input rotated by a random angle of up to this many degrees (0: off).",
+    "activation_max.tv": "Weight of the total-variation penalty (mean absolute difference of neighbouring pixels, as "
+    "fractions of the pixel range) subtracted from the objective (0: off).",
+    "activation_max.l2": "Weight of the L2 penalty (mean squared pixel, as a fraction of the range) subtracted from "
+    "the objective (0: off).",
     "gradcam.layer": "The layer Grad-CAM looks at (name or index); `null`: the last conv layer of the model itself.",
     "gradcam.cmap": "Colormap of the Grad-CAM maps over the sample image.",
-    "gradcam.alpha": "Opacity of the Grad-CAM maps over the sample image.",
+    "gradcam.alpha": "Opacity of the attribution maps over the sample image at the top of their scale; each pixel is "
+    "as opaque as its attribution is strong, so where a map is zero the image shows as it is.",
+    "attribution.methods": "Pixel-level attribution methods drawn and checked beside Grad-CAM (always there): "
+    "`saliency`, `integrated_gradients` (cheap), `smoothgrad`, `occlusion` (heavier).",
+    "attribution.scale": "`shared`: a figure row's trained and untrained maps on one colour scale with its colourbar "
+    "(a weak map looks weak); `each`: each map scaled to its own maximum.",
+    "attribution.baseline": "The input a removed pixel becomes: integrated gradients' starting point, occlusion's "
+    "patch, the deletion curve's removed pixels (`black`: zeros; `mean`: the sanity images' mean).",
+    "attribution.ig_steps": "Integrated gradients: gradient evaluations (midpoints) along the path from the baseline.",
+    "attribution.smoothgrad_samples": "SmoothGrad: noisy copies of each image whose absolute gradients are averaged.",
+    "attribution.smoothgrad_noise": "SmoothGrad: the noise's standard deviation as a fraction of each image's value "
+    "range.",
+    "attribution.occlusion_window": "Occlusion: the side of the square patch set to the baseline, in pixels.",
+    "attribution.occlusion_stride": "Occlusion: how far the patch moves each step, in pixels.",
+    "attribution.sanity_split": "The split whose first images the sanity checks stream.",
+    "attribution.sanity_images": "How many images the sanity checks (cascading randomization, deletion curve) run "
+    "over; 0: none, the samples' randomization test only.",
+    "attribution.batch_size": "Images per batch of the sanity checks.",
+    "attribution.deletion_steps": "The deletion curve's points: 0, 1/N, …, all of the pixels removed.",
+    "attribution.seed": "Seed of SmoothGrad's noise and of the order in which tied pixels are removed.",
     "report.language": "Language of the report's and the comparison page's headings and captions (`ko`: the "
     "chapter's own terms).",
     "checked": "Not a setting: `${convlens_checked:}` in `conf/config.yaml` checks the whole config against this "

@@ -1,29 +1,51 @@
 """Stage: activation maximization, beyond the chapter: for every channel of the ``activation_max.layers``, the
-input that maximizes the channel's mean activation, by gradient ascent from gray noise, for both models.
+input that maximizes the channel's mean activation, by gradient ascent until it converges, for both models.
 
-TensorFlow (gradients). The metric compares each channel's optimized input with the split's best image for
-that channel (``top_image_mean`` of ``dataset_stats``' table): a ratio ≥ 1 means the optimizer beat the dataset.
+TensorFlow (gradients). The metrics say where the ascent failed (channels that stayed at 0, channels below the
+split's best image for them: ``top_image_mean`` of ``dataset_stats``' table), how selective the optimized inputs
+are and, with several ``starts``, how far the first start falls short of the best; the objective curves go to
+``outputs/metrics/activation_max_curves`` for ``dvc plots``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from omegaconf import DictConfig
 
-from convlens.analysis.attribution import ascent_line, ascent_metrics
+from convlens.analysis.ascent import (
+    ascent_line,
+    ascent_summary,
+    channel_marks,
+    curve_rows,
+    start_inputs,
+    top_image_indices,
+)
 from convlens.model.archive import open_model
-from convlens.model.inputs import fixed_input_shape, read_input_scale
+from convlens.model.inputs import InputScale, fixed_input_shape, read_input_scale
 from convlens.pipeline import paths
 from convlens.pipeline.config import run_stage
-from convlens.pipeline.files import read_csv_columns, read_json, staged_dir, write_json
-from convlens.render.analyses import activation_max_title, labelled_mosaic_figure
+from convlens.pipeline.files import read_csv_columns, read_json, staged_dir, write_csv, write_json
+from convlens.render.analyses import activation_max_legend, activation_max_title, labelled_mosaic_figure, tile_labels
 from convlens.render.grids import image_tiles
 
+if TYPE_CHECKING:
+    from convlens.analysis.gradients import LayerAscent
+    from convlens.model.keras_models import keras
+
 log = logging.getLogger(__name__)
+
+CURVES = "activation_max_curves"  # in paths.metrics_dir: per model × layer, the objective at every step
+BAR = "input pixel value (black ↔ white)"  # the colour bar of the optimized inputs
+
+
+def curves_dir(root: Path) -> Path:
+    return paths.metrics_dir(root) / CURVES
 
 
 def dataset_tops(root: Path, names: list[str]) -> dict[tuple[str, str], np.ndarray]:
@@ -40,35 +62,79 @@ def dataset_tops(root: Path, names: list[str]) -> dict[tuple[str, str], np.ndarr
     return tops
 
 
+def best_images(root: Path, role: str, name: str, divisor: float, shape: tuple[int, ...]) -> np.ndarray | None:
+    """Each channel's best image of the dataset split (rank 0 of ``dataset_stats``' examples table) as the
+    model's input (pixels / ``divisor``, ``shape`` = (H, W, C)); ``None``, said in the log, for a layer that
+    ``dataset_stats`` did not compute."""
+    table = paths.examples_table(root, role, name)
+    if not table.is_file():
+        log.info("%s %s: no dataset examples, the ascent starts from gray noise", role, name)
+        return None
+    index = read_json(paths.dataset_index(root))
+    chosen = top_image_indices(read_csv_columns(table, ["channel", "rank", "image"]))
+    pixels = np.load(paths.images(root, index["split"]), mmap_mode="r")[chosen].astype(np.float64) / divisor
+    return pixels.reshape(len(chosen), *shape)
+
+
+def climb_layer(
+    model: keras.Model, root: Path, role: str, name: str, am: DictConfig, scale: InputScale, shape: tuple[int, ...]
+) -> LayerAscent:
+    """The ``role`` model's :class:`~convlens.analysis.gradients.LayerAscent` of layer ``name``, from
+    ``activation_max.starts`` starts: the first ``activation_max.start`` (gray noise or each channel's best
+    dataset image), the others gray noise of the next seeds."""
+    from convlens.analysis.gradients import Ascent, layer_channels, maximize_layer, noise_start
+
+    n, top = layer_channels(model, name, shape), scale.top
+    firsts = best_images(root, role, name, scale.divisor, shape) if am.start == "top_image" else None
+    starts = start_inputs(partial(noise_start, n, shape, top), am.seed, am.starts, firsts)
+    return maximize_layer(model, name, starts, top, Ascent(**{k: am[k] for k in Ascent.__dataclass_fields__}))
+
+
+def draw(
+    root: Path,
+    done: dict[tuple[str, str], LayerAscent],
+    tops: dict[tuple[str, str], np.ndarray],
+    r: DictConfig,
+    top: float,
+) -> None:
+    """Each model × layer's optimized inputs as one mosaic: each tile its channel's activation, failed channels
+    marked, a colour bar of the pixel range."""
+    with staged_dir(paths.activation_max_figures_dir(root)) as out:
+        for (role, name), got in done.items():
+            marks = channel_marks(got.after, tops.get((role, name)))
+            title = f"{activation_max_title(role, name, got.steps)}\n{activation_max_legend(marks, 'on the tiles')}"
+            labelled_mosaic_figure(
+                image_tiles(got.x), out / paths.activation_max_figure_name(role, name), r.sample_cmap, title,
+                tile_labels(got.after), r.map_columns, (0.0, top), r.dpi, marks, BAR,
+            )  # fmt: skip
+
+
 def run(cfg: DictConfig, root: Path) -> None:
-    am, r = cfg.activation_max, cfg.render
+    am = cfg.activation_max
     trained = open_model(root, "trained")
     names = trained.resolve(None if am.layers is None else list(am.layers), "activation_max.layers")
-    shape, top = fixed_input_shape(trained), read_input_scale(trained, cfg.input.scale).top
+    shape, scale = fixed_input_shape(trained), read_input_scale(trained, cfg.input.scale)
     tops = dataset_tops(root, names)
-    from convlens.analysis.gradients import Ascent, maximize_channels
     from convlens.model.keras_models import load_model
 
-    ascent = Ascent(am.steps, am.learning_rate, am.jitter, am.blur_every, am.blur_sigma, am.decay, am.seed)
-    inputs, metrics = {}, {role: {} for role in paths.ROLES}
+    done, metrics = {}, {role: {} for role in paths.ROLES}
     for role in paths.ROLES:
         model = load_model(paths.model_path(root, role))
         for name in names:
-            start = time.perf_counter()
-            inputs[role, name], before, after = maximize_channels(model, name, shape, top, ascent)
-            metrics[role][name] = ascent_metrics(name, after, tops.get((role, name)))
-            seconds = time.perf_counter() - start
-            log.info("%s", ascent_line(role, name, seconds, before, after, metrics[role][name]))
-
+            clock = time.perf_counter()
+            done[role, name] = got = climb_layer(model, root, role, name, am, scale, shape)
+            top_image = tops.get((role, name))
+            metrics[role][name] = ascent_summary(
+                got.after, top_image, got.matrix, got.steps, got.converged, got.achieved
+            )
+            log.info("%s", ascent_line(role, name, time.perf_counter() - clock, got.before, metrics[role][name]))
     with staged_dir(paths.activation_max_dir(root)) as out:
-        for (role, name), x in inputs.items():
-            np.save(out / paths.activation_max_name(role, name), x)
-    with staged_dir(paths.activation_max_figures_dir(root)) as out:
-        for (role, name), x in inputs.items():
-            tiles, title = image_tiles(x), activation_max_title(role, name, am.steps)
-            labels = [str(c) for c in range(len(tiles))]
-            path = out / paths.activation_max_figure_name(role, name)
-            labelled_mosaic_figure(tiles, path, r.sample_cmap, title, labels, r.map_columns, (0.0, top), r.dpi)
+        for (role, name), got in done.items():
+            np.save(out / paths.activation_max_name(role, name), got.x)
+    with staged_dir(curves_dir(root)) as out:
+        for (role, name), got in done.items():
+            write_csv(out / f"{role}_{paths.layer_stem(name)}.csv", curve_rows(got.curve))
+    draw(root, done, tops, cfg.render, scale.top)
     write_json(paths.activation_max_metrics(root), metrics)
 
 

@@ -1,11 +1,12 @@
 """Gradient-based views of a model, the TensorFlow half: activation maximization (gradient ascent on the
-input) and the feature maps and gradients Grad-CAM needs. The arithmetic on the results is in ``attribution``.
+input) and the feature maps and gradients Grad-CAM needs. The arithmetic on the results is in ``attribution``
+and ``ascent``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -19,15 +20,34 @@ NOISE = 0.2  # …plus Gaussian noise of this std, both as fractions of the inpu
 
 @dataclass(frozen=True)
 class Ascent:
-    """How activation maximization climbs (``activation_max.*``; see conf/activation_max/default.yaml)."""
+    """How activation maximization climbs (``activation_max.*``; see conf/activation_max/default.yaml). The fields
+    after ``seed`` default to the old fixed-step ascent: every step run, no scale, rotation or penalty."""
 
-    steps: int
+    steps: int  # the most steps (all of them when ``tolerance`` is 0)
     learning_rate: float  # each step moves the input by this fraction of its range (rms over its pixels)
     jitter: int  # each step looks at the input shifted by up to this many pixels (robust, less noisy patterns)
     blur_every: int  # a Gaussian blur every this many steps (0: never)
     blur_sigma: float  # the blur's sigma, in pixels
     decay: float  # each step x ← (1 − decay)·x: pixels no channel needs fade to 0 (the background)
     seed: int
+    tolerance: float = 0.0  # stop once no channel's best activation rose by this fraction over ``window`` steps
+    window: int = 32
+    scale: float = 0.0  # each step looks at the input zoomed by a factor in 1 ± scale…
+    rotate: float = 0.0  # …and rotated by up to this many degrees (transformation robustness)
+    tv: float = 0.0  # weight of the total-variation penalty (input as fractions of its range)
+    l2: float = 0.0  # weight of the L2 penalty (the same)
+
+
+@dataclass(frozen=True)
+class Climb:
+    """One layer's ascent: the inputs (channels × H × W × C), each channel's mean activation of its own input before
+    and after, its objective at every step (steps × channels) and whether the stopping rule ended it."""
+
+    x: np.ndarray
+    before: np.ndarray
+    after: np.ndarray
+    curve: np.ndarray
+    converged: bool
 
 
 def forward_to(model: keras.Model, address: str) -> Callable[[tf.Tensor], tf.Tensor]:
@@ -42,58 +62,179 @@ def forward_to(model: keras.Model, address: str) -> Callable[[tf.Tensor], tf.Ten
     return forward
 
 
+def channel_means(activations: tf.Tensor) -> tf.Tensor:
+    """Each image's spatial mean of each channel (images × channels; a Dense layer's units as they are)."""
+    axes = list(range(1, len(activations.shape) - 1))
+    return tf.reduce_mean(activations, axis=axes) if axes else activations
+
+
 def own_channel_means(activations: tf.Tensor) -> tf.Tensor:
     """Image i's mean activation of channel i (a batch of as many images as channels): the spatial mean of
     each channel (the value of a Dense unit), then the diagonal of images × channels."""
-    axes = list(range(1, len(activations.shape) - 1))
-    means = tf.reduce_mean(activations, axis=axes) if axes else activations
-    return tf.linalg.diag_part(means)
+    return tf.linalg.diag_part(channel_means(activations))
+
+
+def layer_channels(model: keras.Model, address: str, input_shape: tuple[int, ...]) -> int:
+    """How many channels the layer at ``address`` has."""
+    return int(forward_to(model, address)(tf.zeros((1, *input_shape))).shape[-1])
+
+
+def noise_start(channels: int, input_shape: tuple[int, ...], top: float, seed: int) -> np.ndarray:
+    """Seeded gray noise, one input per channel, clipped to 0..``top``."""
+    rng = np.random.default_rng(seed)
+    return top * np.clip(GRAY + NOISE * rng.standard_normal((channels, *input_shape)), 0, 1)
+
+
+def affine(scale: float, degrees: float, size: tuple[int, int]) -> np.ndarray:
+    """The 8 numbers of tf's projective transform that zooms by ``scale`` and rotates by ``degrees`` about the
+    centre of an image of ``size`` (H, W) (they map output pixels to input pixels)."""
+    angle, (h, w) = np.deg2rad(degrees), size
+    cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
+    cy, cx = (h - 1) / 2, (w - 1) / 2
+    return np.array([cos, -sin, cx - cos * cx + sin * cy, sin, cos, cy - sin * cx - cos * cy, 0, 0], np.float32)
+
+
+def total_variation(x: tf.Tensor) -> tf.Tensor:
+    """Each image's mean absolute difference between neighbouring pixels (images × H × W × C)."""
+    dy = tf.reduce_mean(tf.abs(x[:, 1:] - x[:, :-1]), axis=[1, 2, 3])
+    dx = tf.reduce_mean(tf.abs(x[:, :, 1:] - x[:, :, :-1]), axis=[1, 2, 3])
+    return dy + dx
 
 
 def maximize_channels(
     model: keras.Model, address: str, input_shape: tuple[int, ...], top: float, ascent: Ascent
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For every channel of the layer at ``address``, the input (in the model's input space, each value in
-    0..``top``) that maximizes the channel's mean activation: all channels at once, input i for channel i,
-    by normalized gradient ascent from seeded gray noise with jitter, blur and decay.
-
-    ``input_shape`` is the model's (H, W, C): a colour model's (H, W, 3) inputs start from noise drawn for each
-    colour and climb on each colour's own gradient (the blur is per colour too).
+    0..``top``) that maximizes the channel's mean activation: all channels at once, input i for channel i, by
+    :func:`climb` from seeded gray noise. ``input_shape`` is the model's (H, W, C).
 
     Returns the inputs (channels × ``input_shape``) and each channel's mean activation for its input before
     and after the ascent (without jitter).
     """
-    forward = forward_to(model, address)
-    channels = int(forward(tf.zeros((1, *input_shape))).shape[-1])
-    rng = np.random.default_rng(ascent.seed)
-    start = top * np.clip(GRAY + NOISE * rng.standard_normal((channels, *input_shape)), 0, 1)
-    x = tf.constant(start, tf.float32)
+    start = noise_start(layer_channels(model, address, input_shape), input_shape, top, ascent.seed)
+    done = climb(model, address, start, top, ascent)
+    return done.x, done.before, done.after
+
+
+def climb(model: keras.Model, address: str, start: np.ndarray, top: float, ascent: Ascent) -> Climb:
+    """Normalized gradient ascent of input i on channel i's mean activation of the layer at ``address``, from
+    ``start`` (channels × H × W × C, in 0..``top``), each step through a random shift, zoom and rotation, less the
+    TV and L2 penalties, with blur and decay. Every ``window`` steps and at the last, each channel's activation of
+    its own input as it is (no shift) is checked and each channel keeps its best input so far, the start included;
+    the ascent stops once that best plateaus (:func:`convlens.analysis.ascent.plateaued`), else at
+    ``ascent.steps``. Without a ``tolerance`` every step runs and the inputs are those the last step left. A
+    colour input climbs on each colour's own gradient. The curve is each step's
+    objective (of the shifted input, penalties subtracted)."""
+    from convlens.analysis.ascent import plateaued
+
+    forward, rng = forward_to(model, address), np.random.default_rng(ascent.seed)
+    x, size = tf.constant(start, tf.float32), tf.constant(start.shape[1:3], tf.int32)
     step_size = tf.constant(ascent.learning_rate * top, tf.float32)
-    keep = tf.constant(1.0 - ascent.decay, tf.float32)
-    kernel = gaussian_kernel(ascent.blur_sigma)[:, :, None, None] * np.ones((1, 1, input_shape[-1], 1))
+    keep, tv, l2 = (tf.constant(v, tf.float32) for v in (1.0 - ascent.decay, ascent.tv, ascent.l2))
+    kernel = gaussian_kernel(ascent.blur_sigma)[:, :, None, None] * np.ones((1, 1, start.shape[-1], 1))
     kernel = tf.constant(kernel, tf.float32)
+    warp = bool(ascent.scale or ascent.rotate)
 
     @tf.function(reduce_retracing=True)
-    def step(x: tf.Tensor, shift: tf.Tensor) -> tf.Tensor:
+    def step(x: tf.Tensor, shift: tf.Tensor, transform: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         with tf.GradientTape() as tape:
             tape.watch(x)
-            objective = own_channel_means(forward(tf.roll(x, shift, axis=[1, 2])))
+            seen = tf.roll(x, shift, axis=[1, 2])
+            if warp:
+                seen = tf.raw_ops.ImageProjectiveTransformV3(
+                    images=seen,
+                    transforms=tf.tile(transform[None], [tf.shape(x)[0], 1]),
+                    output_shape=size,
+                    fill_value=0.0,
+                    interpolation="BILINEAR",
+                    fill_mode="REFLECT",
+                )
+            unit = x / top
+            penalty = tv * total_variation(unit) + l2 * tf.reduce_mean(unit * unit, axis=[1, 2, 3])
+            objective = own_channel_means(forward(seen)) - penalty
         grads = tape.gradient(objective, x)  # image i moves only its own channel's objective
-        grads /= tf.math.reduce_std(grads, axis=list(range(1, len(input_shape) + 1)), keepdims=True) + 1e-8
-        return tf.clip_by_value((x + step_size * grads) * keep, 0.0, top)
+        grads /= tf.math.reduce_std(grads, axis=[1, 2, 3], keepdims=True) + 1e-8
+        return tf.clip_by_value((x + step_size * grads) * keep, 0.0, top), objective
 
     @tf.function
     def blur(x: tf.Tensor) -> tf.Tensor:
         return tf.nn.depthwise_conv2d(x, kernel, strides=[1, 1, 1, 1], padding="SAME")
 
     before = own_channel_means(forward(x)).numpy()
+    kept, best, curve, converged = x.numpy(), before, [], False
     for i in range(ascent.steps):
-        shift = rng.integers(-ascent.jitter, ascent.jitter + 1, size=2) if ascent.jitter else np.zeros(2)
-        x = step(x, tf.constant(shift, tf.int32))
+        shift, transform = random_shift(rng, ascent.jitter), random_affine(rng, ascent, start.shape[1:3])
+        x, objective = step(x, tf.constant(shift, tf.int32), transform)
+        curve.append(objective.numpy())
         if ascent.blur_every and (i + 1) % ascent.blur_every == 0:
             x = blur(x)
-    after = own_channel_means(forward(x)).numpy()
-    return x.numpy(), before, after
+        if ascent.tolerance and ((i + 1) % ascent.window == 0 or i + 1 == ascent.steps):
+            then, (kept, best) = best, keep_best(kept, best, x.numpy(), own_channel_means(forward(x)).numpy())
+            if converged := (i + 1) % ascent.window == 0 and plateaued(then, best, ascent.tolerance):
+                break
+    if not ascent.tolerance:  # the fixed-step ascent: the inputs as the last step left them
+        kept, best = x.numpy(), own_channel_means(forward(x)).numpy()
+    return Climb(kept, before, best, np.asarray(curve).reshape(len(curve), len(before)), converged)
+
+
+def keep_best(kept: np.ndarray, best: np.ndarray, x: np.ndarray, now: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel the better of the kept input (its activation ``best``) and the input ``x`` (``now``); a tie
+    goes to ``x``."""
+    better = now >= best
+    return np.where(better.reshape(-1, *[1] * (x.ndim - 1)), x, kept), np.where(better, now, best)
+
+
+@dataclass(frozen=True)
+class LayerAscent:
+    """A layer's activation maximization from one or more starts: per channel the input of its best start and
+    that input's mean activation (``after``), the first start's activation ``before`` climbing, each start's
+    activations (starts × channels), the first start's objective curve (steps × channels), the most steps a start
+    ran, whether every start stopped on the plateau rule, and the ``matrix`` of every best input's mean activation
+    of every channel (inputs × channels)."""
+
+    x: np.ndarray
+    before: np.ndarray
+    after: np.ndarray
+    achieved: np.ndarray
+    curve: np.ndarray
+    steps: int
+    converged: bool
+    matrix: np.ndarray
+
+
+def maximize_layer(
+    model: keras.Model, address: str, starts: Sequence[np.ndarray], top: float, ascent: Ascent
+) -> LayerAscent:
+    """:func:`climb` from each of ``starts`` (start k with seed ``ascent.seed + k``), then per channel the best."""
+    from convlens.analysis.ascent import best_of_starts
+
+    climbs = [climb(model, address, s, top, replace(ascent, seed=ascent.seed + k)) for k, s in enumerate(starts)]
+    achieved = np.stack([c.after for c in climbs])
+    x, after = best_of_starts([c.x for c in climbs], achieved)
+    steps, converged = max(len(c.curve) for c in climbs), all(c.converged for c in climbs)
+    first = climbs[0]
+    return LayerAscent(
+        x, first.before, after, achieved, first.curve, steps, converged, activation_matrix(model, address, x)
+    )
+
+
+def random_shift(rng: np.random.Generator, jitter: int) -> np.ndarray:
+    """A random (dy, dx) of up to ``jitter`` pixels each (zeros without jitter: the generator is not drawn)."""
+    return rng.integers(-jitter, jitter + 1, size=2) if jitter else np.zeros(2, np.int64)
+
+
+def random_affine(rng: np.random.Generator, ascent: Ascent, size: tuple[int, int]) -> tf.Tensor:
+    """One step's random zoom (1 ± ``scale``) and rotation (± ``rotate`` degrees) as tf's 8 transform numbers;
+    the identity, without drawing, when both are 0."""
+    scale = rng.uniform(1 - ascent.scale, 1 + ascent.scale) if ascent.scale else 1.0
+    degrees = rng.uniform(-ascent.rotate, ascent.rotate) if ascent.rotate else 0.0
+    return tf.constant(affine(scale, degrees, size), tf.float32)
+
+
+def activation_matrix(model: keras.Model, address: str, x: np.ndarray) -> np.ndarray:
+    """Every optimized input's mean activation of every channel (inputs × channels): the diagonal is each
+    channel's own input, the rest what the other channels' inputs do to it."""
+    return channel_means(forward_to(model, address)(tf.constant(x, tf.float32))).numpy()
 
 
 def class_scores(model: keras.Model, address: str) -> tuple[keras.Model, bool]:

@@ -7,6 +7,7 @@ import logging
 import numpy as np
 import pytest
 
+from convlens.analysis.ascent import selectivity
 from convlens.analysis.attribution import TARGETS, gradcam, spearman
 from convlens.errors import ConvlensError
 from convlens.model.archive import Archive, open_model
@@ -188,21 +189,27 @@ def test_the_stages_metrics_are_those_of_their_saved_arrays(project, run_pipelin
     out = project / "outputs"
     archive = {role: open_model(project, role) for role in paths.ROLES}
 
-    # activation maximization: the ratio is each optimized input's own channel mean over the dataset's best image
+    # activation maximization: the ratio is each optimized input's own channel mean over the dataset's best image;
+    # the failures counted, the selectivity that of the saved inputs, the curve one row per step run
     metrics = json.loads((out / "metrics" / "activation_max.json").read_text(encoding="utf-8"))
     for role in paths.ROLES:
         network = load_network(archive[role], upto="conv2d_1")
         for layer, channels in (("conv2d", 4), ("conv2d_1", 8)):
             x = np.load(out / "activation_max" / f"{role}_{layer}.npy")
             assert x.shape == (channels, 28, 28, 1) and x.min() >= 0 and x.max() <= 1
-            means = network.activations(x, [layer])[0].mean(axis=(1, 2))[np.arange(channels), np.arange(channels)]
+            matrix = network.activations(x, [layer])[0].mean(axis=(1, 2))
+            means, found = np.diag(matrix), metrics[role][layer]
+            assert found["dead"] == int((means <= 1e-7).sum()) and found["selectivity"] == selectivity(matrix)
             if layer == "conv2d":
                 top = read_csv_columns(out / "metrics" / "dataset" / f"{role}_conv2d.csv", ["top_image_mean"])[:, 0]
                 ratio = np.divide(means, top, out=np.full(channels, np.nan), where=top > 0)
-                assert metrics[role][layer]["ratio_median"] == pytest.approx(np.nanmedian(ratio), rel=1e-4)
+                assert found["ratio_median"] == pytest.approx(np.nanmedian(ratio), rel=1e-4)
+                assert found["below_dataset"] == int(((means > 1e-7) & (means < top * (1 - 1e-5))).sum())
             else:  # not among dataset.layers: no ratio, said once in the log
-                assert "ratio_median" not in metrics[role][layer]
-            assert metrics[role][layer]["activation_median"] == pytest.approx(np.median(means), rel=1e-4)
+                assert "ratio_median" not in found and "below_dataset" not in found
+            assert found["activation_median"] == pytest.approx(np.median(means), rel=1e-4)
+            curve = read_csv_columns(out / "metrics" / "activation_max_curves" / f"{role}_{layer}.csv", ["step"])
+            assert curve[:, 0].tolist() == list(range(1, found["steps"] + 1))
     assert sum("conv2d_1 is not among dataset.layers" in r.getMessage() for r in caplog.records) == 1
 
     # Grad-CAM: maps of the trained model's prediction and of the label, the metric their Spearman correlation
