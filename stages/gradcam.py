@@ -1,10 +1,13 @@
-"""Stage: Grad-CAM, beyond the chapter, with its sanity check: for every sample, the Grad-CAM map of the
-class the trained model predicts and of the true class at ``gradcam.layer``, for the trained and the untrained
-model, drawn side by side over the image.
+"""Stage: where the model looks, beyond the chapter, with its sanity checks. For every sample, the Grad-CAM map at
+``gradcam.layer`` and the pixel-level maps of ``attribution.methods`` (saliency, SmoothGrad, integrated gradients,
+occlusion) of the class the trained model predicts and of the true class, for the trained and the untrained
+model, drawn side by side over the image on one colour scale.
 
-TensorFlow (gradients). The untrained model makes the model-parameter randomization test of Adebayo et al.
-(2018) free: the Spearman rank correlation of each sample's trained and untrained maps is the metric; a method
-whose maps depend on what the model learned gives a low correlation.
+TensorFlow (gradients). The sanity checks of Adebayo et al. (2018) over the first ``attribution.sanity_images``
+images of a split, streamed: the cascading model-parameter randomization (the trained model's layers replaced by
+the untrained twin's from the top down; the last step is the untrained model, the randomization test) with the
+Spearman correlation to the trained map, ties reported; and the deletion curve (accuracy as each method's
+most-attributed pixels are removed). One CSV per method and curve for ``dvc plots``; the numbers in gradcam.json.
 """
 
 from __future__ import annotations
@@ -17,58 +20,109 @@ from omegaconf import DictConfig
 
 from convlens.analysis.attribution import (
     TARGETS,
+    baseline_input,
+    cascade_rows,
+    deletion_fractions,
+    deletion_rows,
+    figure_rows,
     gradcam_layer,
     gradcam_record,
     gradcam_targets,
     randomization_line,
-    randomization_test,
-    sample_panels,
+    sample_correlations,
+    sanity_line,
+    sanity_summary,
 )
 from convlens.analysis.evaluate import head_problem
 from convlens.model.layers import output_layer
-from convlens.model.network import prepare
+from convlens.model.network import Models, prepare
 from convlens.pipeline import paths
 from convlens.pipeline.artifacts import load_classes, load_samples, write_skipped
 from convlens.pipeline.config import run_stage
-from convlens.pipeline.files import staged_dir, write_json
-from convlens.render.analyses import gradcam_title, overlay_figure
+from convlens.pipeline.files import staged_dir, write_csv, write_json
+from convlens.render.analyses import attribution_figure, gradcam_title
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, root: Path) -> None:
-    g, r, classes = cfg.gradcam, cfg.render, load_classes(root)
+    g, a, r, classes = cfg.gradcam, cfg.attribution, cfg.render, load_classes(root)
     images, index = load_samples(root)
     models = prepare(root, images, cfg.input.scale, log)
     resolved = None if g.layer is None else models.trained.resolve([g.layer], "gradcam.layer")[0]
     name = gradcam_layer(models.trained.layers, resolved)
     x, labels = models.inputs(images), np.asarray(index["labels"], np.int64)
-    from convlens.analysis.gradients import class_probabilities, gradcam_maps
+    from convlens.analysis.gradients import class_probabilities
+    from convlens.analysis.sanity import sample_maps
     from convlens.model.keras_models import load_model
 
-    maps, probs, targets = {}, {}, {}
+    scorers, probs = {}, {}
     for role in paths.ROLES:
-        scorer, probs[role] = class_probabilities(load_model(paths.model_path(root, role)), name, x)
-        problem = head_problem(probs[role].shape[1:], len(classes), output_layer(models.trained.layers))
-        if problem:  # the same architecture for both models: decided by the trained one
-            folders = (paths.gradcam_dir(root), paths.gradcam_figures_dir(root))
-            return write_skipped("gradcam", problem, folders, paths.gradcam_metrics(root))
-        targets = targets or gradcam_targets(probs["trained"], labels)
-        maps[role] = gradcam_maps(scorer, x, [targets[t] for t in TARGETS], images.shape[1:3])
-    metrics = randomization_test(maps["trained"], maps["untrained"], index["samples"])
+        scorers[role], probs[role] = class_probabilities(load_model(paths.model_path(root, role)), name, x)
+    problem = head_problem(probs["trained"].shape[1:], len(classes), output_layer(models.trained.layers))
+    if problem:  # the same architecture for both models: decided by the trained one
+        folders = (paths.gradcam_dir(root), paths.gradcam_figures_dir(root), paths.sanity_dir(root))
+        return write_skipped("gradcam", problem, folders, paths.gradcam_metrics(root))
+    targets, methods, settings = gradcam_targets(probs["trained"], labels), ["gradcam", *a.methods], settings_of(a)
+    baseline = baseline_input(a.baseline, (b for b, _ in sanity_batches(root, a, models)) if a.sanity_images else [x])
+    maps = sample_maps(scorers, x, [targets[t] for t in TARGETS], methods, baseline, settings)
+    found = {m: sample_correlations(by["trained"], by["untrained"], index["samples"]) for m, by in maps.items()}
+    metrics = found["gradcam"] | {m: found[m] for m in methods[1:]}
+    metrics["sanity"] = check_sanity(root, a, models, name, baseline)
     with staged_dir(paths.gradcam_dir(root)) as out:
-        for role, array in maps.items():
-            np.save(out / paths.gradcam_name(role), array)
+        for method, role, array in ((m, role, a) for m, by in maps.items() for role, a in by.items()):
+            np.save(out / paths.attribution_name(role, method), array)
         write_json(out / paths.INDEX_NAME, gradcam_record(name, index, targets, probs))
     with staged_dir(paths.gradcam_figures_dir(root)) as out:
         for i, sample in enumerate(index["samples"]):
-            rho = metrics["spearman"][f"sample_{sample}"]
-            title = gradcam_title(index["split"], sample, int(labels[i]), classes, name, rho)
-            rows, row_labels = sample_panels({role: m[i] for role, m in maps.items()}, probs, i, targets, classes)
-            path = out / paths.gradcam_figure_name(sample)
-            overlay_figure(images[i], rows, path, (title, row_labels), (r.sample_cmap, g.cmap), g.alpha, r.dpi)
+            rho = {m: found[m]["spearman"][f"sample_{sample}"] for m in methods}
+            title = gradcam_title(index["split"], sample, int(labels[i]), classes, name, rho["gradcam"])
+            rows, style = figure_rows(maps, probs, i, targets, classes, rho), (r.sample_cmap, g.cmap, g.alpha, a.scale)
+            attribution_figure(images[i], rows, out / paths.gradcam_figure_name(sample), title, style, r.dpi)
     write_json(paths.gradcam_metrics(root), metrics)
-    log.info("%s", randomization_line(len(index["samples"]), name, metrics))
+    log.info("%s", randomization_line(len(index["samples"]), name, found["gradcam"]))
+
+
+def settings_of(a: DictConfig):
+    """How the pixel methods run, from ``attribution.*``."""
+    from convlens.analysis.saliency import Settings
+
+    return Settings(
+        a.smoothgrad_noise, a.smoothgrad_samples, a.ig_steps, a.occlusion_window, a.occlusion_stride, a.seed
+    )
+
+
+def check_sanity(root: Path, a: DictConfig, models: Models, layer: str, baseline: np.ndarray) -> dict[str, object]:
+    """The sanity checks over the first ``attribution.sanity_images`` images: their curves written (one CSV per
+    method and curve in ``sanity_dir``), their numbers returned for the metrics and logged."""
+    from convlens.analysis.sanity import cascade, sanity_pass
+
+    fractions, methods = deletion_fractions(a.deletion_steps), ["gradcam", *a.methods]
+    with staged_dir(paths.sanity_dir(root)) as out:
+        if not a.sanity_images:
+            return {"split": a.sanity_split, "images": 0}
+        layers, scorers = cascade(paths.model_path(root, "trained"), paths.model_path(root, "untrained"), layer)
+        tally = sanity_pass(scorers, sanity_batches(root, a, models), methods, baseline, settings_of(a), fractions)
+        curves = {m: cascade_rows(steps, layers) for m, steps in tally.similar.items()}
+        deletion = {m: deletion_rows(fractions, c, tally.images) for m, c in tally.correct.items()}
+        for curve, table in (("cascading", curves), ("deletion", deletion)):
+            for method, rows in table.items():
+                (out / paths.sanity_curve_name(curve, method)).parent.mkdir(exist_ok=True)
+                write_csv(out / paths.sanity_curve_name(curve, method), rows)
+    summary = sanity_summary(curves, deletion)
+    log.info("%s", sanity_line(tally.images, summary))
+    return {"split": a.sanity_split, "images": tally.images, **summary}
+
+
+def sanity_batches(root: Path, a: DictConfig, models: Models):
+    """The sanity checks' images: the first ``attribution.sanity_images`` of ``attribution.sanity_split`` as model
+    inputs, with their labels, ``attribution.batch_size`` at a time."""
+    images = np.load(paths.images(root, a.sanity_split), mmap_mode="r")
+    labels = np.asarray(np.load(paths.labels(root, a.sanity_split), mmap_mode="r"), np.int64)
+    n = min(a.sanity_images, len(images))
+    for start in range(0, n, a.batch_size):
+        stop = min(start + a.batch_size, n)
+        yield models.inputs(np.asarray(images[start:stop])), labels[start:stop]
 
 
 if __name__ == "__main__":

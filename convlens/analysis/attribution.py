@@ -6,7 +6,7 @@ and how activation maximization compares with the dataset's best image. ``gradie
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -232,3 +232,204 @@ def gradcam_layer(layers: Sequence[LayerInfo], resolved: str | None) -> str:
             "name a layer of the model itself"
         )
     return resolved
+
+
+BASELINES = ("black", "mean")  # what a removed pixel becomes (integrated gradients, occlusion, deletion)
+SCALES = ("shared", "each")  # a figure row's maps on one colour scale with a colourbar, or each on its own
+
+
+def baseline_input(kind: str, batches: Iterable[np.ndarray]) -> np.ndarray:
+    """The input a removed pixel takes its value from: ``black`` all zeros, ``mean`` the mean input per position
+    over ``batches`` (each images × input; streamed), one input's shape."""
+    if kind not in BASELINES:
+        raise ConvlensError(f"attribution.baseline must be one of {', '.join(BASELINES)}, got {kind!r}")
+    total, count = None, 0
+    for batch in batches:
+        batch = np.asarray(batch, np.float64)
+        total = batch.sum(axis=0) + (0 if total is None else total)
+        count += len(batch)
+        if kind == "black":
+            return np.zeros(batch.shape[1:])
+    if total is None or count == 0:
+        raise ConvlensError("attribution.baseline: no image to take the mean of")
+    return total / count
+
+
+def occlusion_windows(size: tuple[int, int], window: int, stride: int) -> np.ndarray:
+    """The occlusion patches of an image of ``size`` (H, W): a ``window`` × ``window`` square every ``stride`` pixels,
+    plus one flush with the right and bottom edges when the stride skips them (patches × H × W, True inside)."""
+    if not 1 <= window <= min(size):
+        raise ConvlensError(f"attribution.occlusion_window must be in 1..{min(size)} for {size[0]}×{size[1]} images")
+
+    def starts(n: int) -> list[int]:
+        return sorted({*range(0, n - window + 1, stride), n - window})
+
+    masks = []
+    for r in starts(size[0]):
+        for c in starts(size[1]):
+            mask = np.zeros(size, bool)
+            mask[r : r + window, c : c + window] = True
+            masks.append(mask)
+    return np.stack(masks)
+
+
+def heat(attribution: np.ndarray) -> np.ndarray:
+    """Maps (images × H × W) of an attribution: its magnitude, summed over the colours of an input (images × H × W ×
+    C), as Adebayo et al. compare them (a sign is a method's convention, not where it looks)."""
+    magnitude = np.abs(np.asarray(attribution, np.float64))
+    return magnitude.sum(axis=-1) if magnitude.ndim == 4 else magnitude
+
+
+def tied_share(values: np.ndarray) -> float:
+    """The share of a map's values that some other value of it equals (its ties: 0 for distinct values; an
+    all-zero map of n values has n ties)."""
+    flat = np.asarray(values).ravel()
+    _, counts = np.unique(flat, return_counts=True)
+    return float(counts[counts > 1].sum() / flat.size) if flat.size else math.nan
+
+
+def similarity(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """How alike two maps are, ties reported: Spearman over every pixel (tied values share their mean rank),
+    Spearman over the pixels that are not zero in both maps (NaN under 3), and the mean share of tied values of
+    the two maps (:func:`tied_share`)."""
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    both = (a != 0) & (b != 0)
+    return {
+        "spearman": spearman(a, b),
+        "spearman_nonzero": spearman(a[both], b[both]) if both.sum() >= 3 else math.nan,
+        "tied": (tied_share(a) + tied_share(b)) / 2,
+    }
+
+
+def removal_order(maps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Per map (images × H × W) its pixels' flat indices, most attributed first; equal values (a map's zeros) in
+    a random order drawn from ``rng``, not in reading order."""
+    flat = np.asarray(maps, np.float64).reshape(len(maps), -1)
+    keys = np.stack([rng.random(flat.shape), -flat])  # lexsort: the last key first
+    return np.lexsort(keys, axis=-1)
+
+
+def delete_pixels(x: np.ndarray, order: np.ndarray, count: int, baseline: np.ndarray) -> np.ndarray:
+    """The images ``x`` (images × H × W[ × C]) with each one's first ``count`` pixels of ``order`` (flat indices of
+    H × W, per image) set to ``baseline``'s values (one input, every colour of a pixel)."""
+    n, h, w = x.shape[:3]
+    removed = np.zeros((n, h * w), bool)
+    np.put_along_axis(removed, order[:, :count], True, axis=1)
+    removed = removed.reshape(n, h, w, *[1] * (x.ndim - 3))
+    return np.where(removed, baseline[None], x)
+
+
+def deletion_fractions(steps: int) -> np.ndarray:
+    """The shares of pixels the deletion curve removes: 0, 1/steps, …, 1."""
+    return np.linspace(0.0, 1.0, steps + 1)
+
+
+def curve_area(fractions: np.ndarray, values: np.ndarray) -> float:
+    """The area under a curve of ``values`` over ``fractions`` (trapezoids): for the deletion curve, low when
+    removing the most-attributed pixels first breaks the model fast (a faithful map)."""
+    f, v = np.asarray(fractions, np.float64), np.asarray(values, np.float64)
+    return float(((v[1:] + v[:-1]) / 2 * np.diff(f)).sum())
+
+
+def cascade_rows(steps: Sequence[Sequence[Mapping[str, float]]], layers: Sequence[str]) -> list[dict[str, object]]:
+    """The cascading randomization curve of one method as CSV rows: per step (``layers``: the layer it randomized,
+    ``none`` for the trained model) the images' median Spearman to the trained map over every pixel and over
+    the pixels not zero in both, and their mean share of tied values."""
+
+    def middle(values: Sequence[Mapping[str, float]], key: str) -> float | None:
+        return median_or_none(v[key] for v in values)
+
+    return [
+        {
+            "randomized": k, "layer": layer, "spearman": middle(values, "spearman"),
+            "spearman_nonzero": middle(values, "spearman_nonzero"),
+            "tied": as_number(np.mean([v["tied"] for v in values])) if values else None,
+        }
+        for k, (layer, values) in enumerate(zip(layers, steps, strict=True))
+    ]  # fmt: skip
+
+
+def deletion_rows(fractions: np.ndarray, correct: np.ndarray, images: int) -> list[dict[str, float]]:
+    """The deletion curve of one method as CSV rows: per share of pixels removed, the accuracy left."""
+    return [
+        {"removed": round(float(f), 6), "accuracy": as_number(c / images)}
+        for f, c in zip(fractions, correct, strict=True)
+    ]
+
+
+def sanity_summary(
+    curves: Mapping[str, Sequence[Mapping[str, object]]], deletion: Mapping[str, Sequence[Mapping[str, float]]]
+) -> dict[str, dict[str, float | None]]:
+    """Each method's sanity numbers (metrics): at the last cascade step (every layer randomized: the untrained
+    model) the median Spearman to the trained map, over every pixel and over the pixels not zero in both, and
+    the share of ties; and the area under its deletion curve (``deletion``, the random order's too)."""
+    summary: dict[str, dict[str, float | None]] = {}
+    for name, rows in deletion.items():
+        fractions = np.array([r["removed"] for r in rows])
+        summary[name] = {"deletion_auc": as_number(curve_area(fractions, np.array([r["accuracy"] for r in rows])))}
+    for name, rows in curves.items():
+        last = rows[-1]
+        summary.setdefault(name, {}).update({k: last[k] for k in ("spearman", "spearman_nonzero", "tied")})
+    return summary
+
+
+def sample_correlations(trained: np.ndarray, untrained: np.ndarray, samples: Sequence[int]) -> dict[str, dict]:
+    """:func:`randomization_test` of one method's sample maps, with each sample's Spearman over the pixels not
+    zero in both maps beside it (``spearman_nonzero``)."""
+    metrics = randomization_test(trained, untrained, samples)
+    both = {
+        str(s): {t: similarity(trained[i, k], untrained[i, k])["spearman_nonzero"] for k, t in enumerate(TARGETS)}
+        for i, s in enumerate(samples)
+    }
+    return metrics | {"spearman_nonzero": randomization_summary(both)["spearman"]}
+
+
+METHOD_NAMES = {
+    "gradcam": "Grad-CAM", "saliency": "saliency", "smoothgrad": "SmoothGrad",
+    "integrated_gradients": "integrated gradients", "occlusion": "occlusion",
+}  # fmt: skip
+
+
+def figure_rows(
+    maps: Mapping[str, Mapping[str, np.ndarray]],
+    probs: Mapping[str, np.ndarray],
+    i: int,
+    targets: Mapping[str, np.ndarray],
+    classes: Sequence[str],
+    rho: Mapping[str, Mapping[str, float | None]],
+) -> list[tuple[str, list[tuple[np.ndarray, str]]]]:
+    """Sample ``i``'s attribution figure: per method (``maps[method][model]``: samples × targets × H × W) and
+    target a row, labelled with the method, the class it explains and the Spearman correlation of the trained
+    and untrained maps (``rho[method][target]``), of each model's map titled with its prediction. The true
+    class's row only when the trained model predicts another class (else it would repeat the first)."""
+    rows = []
+    for method, by_role in maps.items():
+        for k, target in enumerate(TARGETS):
+            c = int(targets[target][i])
+            if k and c == int(targets[TARGETS[0]][i]):
+                continue
+            r = rho[method][target]
+            label = f"{METHOD_NAMES[method]}\n{target} class: {classes[c]}\nρ = {'–' if r is None else f'{r:.2f}'}"
+            panels = [
+                (by_role[role][i, k], f"{role}: predicts {classes[int(np.argmax(p[i]))]} {p[i].max():.2f}\n"
+                 f"p({classes[c]}) = {p[i, c]:.2f}")
+                for role, p in probs.items()
+            ]  # fmt: skip
+            rows.append((label, panels))
+    return rows
+
+
+def sanity_line(images: int, summary: Mapping[str, Mapping[str, float | None]]) -> str:
+    """The log line of the sanity checks over ``images`` images (:func:`sanity_summary`): per method the median
+    Spearman of the trained and untrained maps (where both are not zero), the ties, and the deletion curve's area."""
+
+    def show(value: float | None, spec: str = ".2f") -> str:
+        return "–" if value is None else format(value, spec)
+
+    parts = [
+        f"{name} ρ {show(s.get('spearman'))} ({show(s.get('spearman_nonzero'))} nonzero, ties "
+        f"{show(s.get('tied'), '.0%')}), deletion AUC {show(s['deletion_auc'], '.3f')}"
+        if "spearman" in s else f"{name} deletion AUC {show(s['deletion_auc'], '.3f')}"
+        for name, s in summary.items()
+    ]  # fmt: skip
+    return f"sanity checks over {images} images: " + "; ".join(parts)

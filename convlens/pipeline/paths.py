@@ -261,6 +261,21 @@ def gradcam_metrics(root: Path) -> Path:
     return metrics_dir(root) / "gradcam.json"
 
 
+def attribution_name(role: str, method: str) -> str:
+    """A model's maps of one attribution method in ``gradcam_dir``: Grad-CAM's are ``gradcam_name``."""
+    return gradcam_name(role) if method == "gradcam" else f"{role}_{method}.npy"
+
+
+def sanity_dir(root: Path) -> Path:
+    """The sanity checks' curves, one CSV per method each: ``cascading/`` and ``deletion/`` (``dvc plots``)."""
+    return metrics_dir(root) / "attribution"
+
+
+def sanity_curve_name(curve: str, method: str) -> str:
+    """One method's ``curve`` (``cascading`` or ``deletion``) in ``sanity_dir``."""
+    return f"{curve}/{method}.csv"
+
+
 def report_page(root: Path) -> Path:
     return report_dir(root) / REPORT_NAME
 
