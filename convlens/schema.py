@@ -277,8 +277,8 @@ MEANING: dict[str, str] = {
     "activation_max.blur_every": "A Gaussian blur every this many steps (0: never): smooth, readable inputs.",
     "activation_max.blur_sigma": "The blur's sigma, in pixels.",
     "activation_max.decay": "Each step x ← (1 − decay)·x, so pixels no channel needs fade to the background (0: off).",
-    "activation_max.tolerance": "The stopping rule: a layer's ascent stops once no channel's best objective rose by more "
-    "than this fraction over the last `window` steps (0: run all `steps`).",
+    "activation_max.tolerance": "The stopping rule: a layer's ascent stops once no channel's best activation rose by "
+    "more than this fraction over the last `window` steps; each channel keeps its best input (0: run all `steps`).",
     "activation_max.window": "Steps over which the stopping rule looks for progress.",
     "activation_max.start": "Where each channel's first ascent starts: `noise` (gray noise) or `top_image` (the "
     "channel's best image of the dataset split, from dataset_stats; noise for a layer it did not compute).",

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CURVES = "activation_max_curves"  # in paths.metrics_dir: per model × layer, the objective at every step
-BAR = "input pixel value (black ↔ white)"  # the colour bar of the optimized inputs
+BAR = "input value"  # the colour bar of the optimized inputs: which value black and white stand for
 
 
 def curves_dir(root: Path) -> Path:
@@ -102,7 +102,8 @@ def draw(
     with staged_dir(paths.activation_max_figures_dir(root)) as out:
         for (role, name), got in done.items():
             marks = channel_marks(got.after, tops.get((role, name)))
-            title = f"{activation_max_title(role, name, got.steps)}\n{activation_max_legend(marks, 'on the tiles')}"
+            legend = activation_max_legend(marks, f"inputs 0–{top:g}")
+            title = f"{activation_max_title(role, name, got.steps)}\n{legend}"
             labelled_mosaic_figure(
                 image_tiles(got.x), out / paths.activation_max_figure_name(role, name), r.sample_cmap, title,
                 tile_labels(got.after), r.map_columns, (0.0, top), r.dpi, marks, BAR,

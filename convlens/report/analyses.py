@@ -17,6 +17,7 @@ from convlens.pipeline import paths
 from convlens.pipeline.artifacts import skip_reason
 from convlens.report.chapter import read_json_file, read_rows
 from convlens.report.pages import Note, Section, Table, Text, flat_items, number, param_text, percent
+from convlens.schema import HEATMAP_ORDERS, HEATMAP_SCALES
 
 
 def sample_key(path: Path) -> tuple[int, str]:
@@ -37,6 +38,10 @@ class AnalysisSections:
             return section
         summary, index = read_json_file(summary_path), read_json_file(index_path)
         split = self.split(index["split"])
+        render = self.params.get("render", {})
+        scale, order = render.get("heatmap_scale"), render.get("heatmap_order")  # absent: a run from before them
+        scale, order = scale if scale in HEATMAP_SCALES else "channel", order if order in HEATMAP_ORDERS else "layer"
+        view = {"scale": t(f"heatmap_scale_{scale}"), "order": t(f"heatmap_order_{order}")}
         statistics = ("data_mean", "data_fraction_active", "data_dead_channels", "data_selectivity")
         rows = [
             [self.role(role), layer, *(number(values.get(s)) for s in statistics)]
@@ -49,7 +54,9 @@ class AnalysisSections:
             selectivity = {
                 role: number(summary.get(role, {}).get(layer, {}).get("data_selectivity")) for role in paths.ROLES
             }
-            caption = t("heatmap_caption", layer=layer, images=number(index["images"]), split=split, **selectivity)
+            caption = t(
+                "heatmap_caption", layer=layer, images=number(index["images"]), split=split, **view, **selectivity
+            )
             section.blocks.append(self.figure([(paths.class_heatmap(self.root, layer), layer)], caption))
             for role in paths.ROLES:
                 table_path = paths.dataset_table(self.root, role, layer)
@@ -164,6 +171,9 @@ class AnalysisSections:
                 layer=layer,
                 model=self.role(role) if role in paths.ROLES else role,
                 ratio=number(values.get("ratio_median")),
+                dead=number(values.get("dead")),
+                below=number(values.get("below_dataset")),
+                selectivity=number(values.get("selectivity")),
             )
             section.blocks.append(self.figure([(path, path.stem)], caption))
         if by_stem:

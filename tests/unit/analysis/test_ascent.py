@@ -87,3 +87,26 @@ def test_the_first_start_is_the_top_images_or_noise_and_the_others_noise_of_the_
     first, second = start_inputs(noise, 5, 2, tops)
     np.testing.assert_array_equal(first, tops)
     assert second[0, 0] == 6.0
+
+
+@pytest.mark.parametrize(
+    ("key", "bad", "good"),
+    [
+        ("activation_max.tolerance", 1.5, 0.01),
+        ("activation_max.window", 0, 32),
+        ("activation_max.start", "zeros", "top_image"),
+        ("activation_max.starts", 0, 4),
+        ("activation_max.scale", 0.9, 0.05),
+        ("activation_max.rotate", -1, 5),
+        ("activation_max.tv", -0.1, 0.1),
+        ("activation_max.l2", float("nan"), 0.0),
+    ],
+)
+def test_each_new_ascent_setting_is_checked_by_the_schema(key, bad, good):
+    from convlens.errors import ConvlensError
+    from convlens.schema import MEANING, SCHEMA
+
+    SCHEMA[key](key, good)
+    with pytest.raises(ConvlensError, match=key.replace(".", r"\.")):
+        SCHEMA[key](key, bad)
+    assert MEANING[key]
