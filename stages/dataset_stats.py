@@ -51,7 +51,8 @@ def run(cfg: DictConfig, root: Path) -> None:
         for role, by_layer in tables.items():
             for name, table in by_layer.items():
                 write_csv(out / paths.dataset_table_name(role, name), channel_rows(table, classes))
-                examples = example_rows(name, table["example_scores"], table["example_images"], labels)
+                tops = (table["example_scores"], table["example_images"])
+                examples = example_rows(name, *tops, labels, table["example_tied"])
                 path = paths.examples_dir(root).relative_to(paths.dataset_dir(root))  # inside the staged folder
                 write_csv(out / path / paths.dataset_table_name(role, name), examples)
         index = {"split": ds.split, "images": len(images), "layers": names, "classes": classes}

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from convlens.analysis.examples import examples_grid, majority_caption
+from convlens.analysis.dataset import selectivity
+from convlens.analysis.examples import cut_ties, examples_grid, tie_note, tile_captions
 from convlens.pipeline import paths
 from convlens.pipeline.artifacts import load_classes, load_kernels, load_samples
 from convlens.pipeline.config import run_stage
@@ -23,6 +24,7 @@ from convlens.render.figures import FILTER_TILE_INCHES, histogram, mosaic_figure
 from convlens.render.grids import filter_grid, resolve_input_channels
 
 log = logging.getLogger(__name__)
+EXAMPLE_COLUMNS = ["channel", "rank", "image", "label", "tied", "activation"]  # of the dataset examples' tables
 
 
 def draw_kernel(out: Path, role: str, name: str, kernel: np.ndarray, r: DictConfig) -> None:
@@ -59,31 +61,35 @@ def draw_samples(out: Path, images: np.ndarray, index: dict, classes: list[str],
 
 
 def draw_class_heatmaps(out: Path, root: Path, r: DictConfig) -> None:
-    """Per dataset layer: the channels × classes mean activations, trained beside untrained."""
+    """Per dataset layer: the channels × classes mean activations, trained beside untrained, each channel's
+    selectivity beside its row (``render.heatmap_scale``, ``render.heatmap_order``)."""
     dataset = read_json(paths.dataset_index(root))
     for name in dataset["layers"]:
         tables = {
             role: read_csv_columns(paths.dataset_table(root, role, name), dataset["classes"]).T for role in paths.ROLES
         }
         title = f"{name}: mean activation per class, {dataset['images']} {dataset['split']} images"
-        class_heatmaps(tables, dataset["classes"], out / paths.class_heatmap_name(name), title, r.heatmap_cmap, r.dpi)
+        path, style = out / paths.class_heatmap_name(name), (r.heatmap_cmap, r.heatmap_scale, r.heatmap_order)
+        chosen = {role: selectivity(t) for role, t in tables.items()}
+        class_heatmaps(tables, chosen, dataset["classes"], path, title, style, r.dpi)
 
 
 def draw_examples(out: Path, root: Path, r: DictConfig) -> None:
     """Per dataset layer and model: each channel's top images of the split as one tile, captioned with the
-    channel and its images' most frequent class."""
+    channel and its images' most frequent class, or with the size of the tie its last place falls in."""
     dataset = read_json(paths.dataset_index(root))
     images = np.load(paths.images(root, dataset["split"]), mmap_mode="r")
-    columns = ["channel", "rank", "image", "label"]
     for name in dataset["layers"]:
         for role in paths.ROLES:
-            table = read_csv_columns(paths.examples_table(root, role, name), columns)
-            channel, rank, image, label = table.astype(np.int64).T
-            shape = (channel.max() + 1, rank.max() + 1)  # rows come channel by channel, rank by rank
-            pictures = np.asarray(images[image.ravel()], np.float64).reshape(*shape, *images.shape[1:]) / 255.0
-            captions = [majority_caption(c, ls, dataset["classes"]) for c, ls in enumerate(label.reshape(shape))]
+            table = read_csv_columns(paths.examples_table(root, role, name), EXAMPLE_COLUMNS)
+            shape = (int(table[:, 0].max()) + 1, int(table[:, 1].max()) + 1)  # channel by channel, rank by rank
+            image, label, tied, score = (column.reshape(shape) for column in table[:, 2:].T)
+            pictures = np.asarray(images[image.ravel().astype(np.int64)], np.float64)
+            pictures = pictures.reshape(*shape, *images.shape[1:]) / 255.0
+            ties = cut_ties(score, tied)
+            captions = tile_captions(label.astype(np.int64), ties, dataset["classes"])
             seen = f"{dataset['images']} {dataset['split']} images (by {dataset['examples_by']})"
-            title = f"{role} {name}: each channel's top {shape[1]} of {seen}"
+            title = f"{role} {name}: each channel's top {shape[1]} of {seen}" + tie_note(ties)
             path = out / paths.examples_figure_name(role, name)
             examples_figure(examples_grid(pictures), captions, path, r.sample_cmap, title, r.dpi)
 

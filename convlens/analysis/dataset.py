@@ -92,7 +92,8 @@ def stream_statistics(
     """Run every image through ``network`` in batches and accumulate each named layer's channel statistics.
 
     ``examples`` (k, by): also each channel's k top images (``examples.RunningTopK``, scored by ``by``), as
-    ``example_scores`` and ``example_images`` (k × channels) in the layer's table.
+    ``example_scores``, ``example_images`` and ``example_tied`` (k × channels; ``RunningTopK.tied``) in the layer's
+    table.
 
     A batch's statistics are summed in a second thread while the next batch runs through the network
     (NumPy releases the GIL in both), so the statistics cost little more than the forward pass itself.
@@ -124,4 +125,5 @@ def stream_statistics(
     tables = {name: acc.table() for name, acc in accumulators.items()}
     for name, top in tops.items():
         tables[name]["example_scores"], tables[name]["example_images"] = top.result()
+        tables[name]["example_tied"] = top.tied()
     return tables

@@ -2,7 +2,10 @@
 
 Streamed like the other dataset statistics: each batch's per-image scores (the channel's max or mean over
 positions) are merged into a running top k per channel, so memory holds k images per channel whatever the
-split's size. Ties go to the lower image index, so the result never depends on the batch size.
+split's size. Ties go to the lower image index, so the result never depends on the batch size; and the stream
+counts, per channel, the images left out that score the same as the k-th kept one, so a figure can say when
+its cut falls inside a tie (an untrained channel whose top 44 images all score the same: which 9 are shown is
+index order, not the channel's preference).
 """
 
 from __future__ import annotations
@@ -59,17 +62,21 @@ def decode_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class RunningTopK:
-    """The ``k`` highest scores per channel seen so far and their image indices.
+    """The ``k`` highest scores per channel seen so far, their image indices, and how many images tie with them.
 
     Each :meth:`update` packs the batch's scores and image indices into distinct sort keys (:func:`sort_keys`)
     and keeps, per channel, the k largest of the kept keys and the batch's (``argpartition``: linear in k + batch
     rows, microseconds beside the forward pass). Equal scores go to the lower image index, whatever the batches.
+    ``beyond`` counts, per channel, the images left out whose score equals the k-th kept one's: the images a
+    batch drops at the new k-th score, plus those dropped before if that score did not rise (an image dropped
+    earlier scores at most the old k-th score, so none of them equals a higher one). Memory stays k rows.
     """
 
     def __init__(self, k: int, channels: int) -> None:
         check_examples(k, EXAMPLE_MODES[0])
         self.k = k
         self.keys = np.empty((0, channels), np.uint64)
+        self.beyond = np.zeros(channels, np.int64)  # left-out images tied with the k-th kept score, per channel
         self.seen = 0  # images streamed so far: the next batch's first index
 
     def update(self, scores: np.ndarray) -> None:
@@ -81,7 +88,9 @@ class RunningTopK:
         pool = np.concatenate([self.keys, sort_keys(scores, self.seen)])
         self.seen += len(scores)
         if len(pool) > self.k:
-            pool = np.take_along_axis(pool, np.argpartition(pool, len(pool) - self.k, axis=0)[-self.k :], axis=0)
+            kept = np.take_along_axis(pool, np.argpartition(pool, len(pool) - self.k, axis=0)[-self.k :], axis=0)
+            self.beyond = dropped_ties(pool, kept, self.keys, self.beyond)
+            pool = kept
         self.keys = pool
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
@@ -89,10 +98,33 @@ class RunningTopK:
         seen."""
         return decode_keys(np.sort(self.keys, axis=0)[::-1])
 
+    def tied(self) -> np.ndarray:
+        """Per rank and channel (k, C), rank 0 first: how many of the images streamed score the same as that rank's
+        image, itself included (1: no tie). At the k-th score this counts the images left out too."""
+        scores = np.sort(self.keys, axis=0)[::-1] >> 32  # the score bits, as sort_keys made them
+        same = np.empty(scores.shape, np.int64)
+        for c in range(scores.shape[1]):
+            _, inverse, counts = np.unique(scores[:, c], return_inverse=True, return_counts=True)
+            same[:, c] = counts[inverse.ravel()]
+        return same + np.where(scores == scores[-1:], self.beyond, 0)
 
-def example_rows(layer: str, scores: np.ndarray, images: np.ndarray, labels: np.ndarray) -> list[dict[str, object]]:
-    """The CSV table: one row per channel and rank (layer, channel, rank, image, label, activation)."""
 
+def dropped_ties(pool: np.ndarray, kept: np.ndarray, before: np.ndarray, beyond: np.ndarray) -> np.ndarray:
+    """Per channel, the images left out that score the same as the k-th of ``kept`` (sort keys), once ``pool``
+    (the previously kept keys ``before`` and a batch's) is cut to ``kept``: those the cut drops, plus the ``beyond``
+    dropped before when the k-th score has not changed (it never falls)."""
+    threshold = kept.min(axis=0) >> 32
+    dropped = ((pool >> 32) == threshold).sum(axis=0) - ((kept >> 32) == threshold).sum(axis=0)
+    if len(before) < len(kept):  # nothing was dropped before: beyond is 0
+        return dropped
+    return dropped + np.where(before.min(axis=0) >> 32 == threshold, beyond, 0)
+
+
+def example_rows(
+    layer: str, scores: np.ndarray, images: np.ndarray, labels: np.ndarray, tied: np.ndarray | None = None
+) -> list[dict[str, object]]:
+    """The CSV table: one row per channel and rank (layer, channel, rank, image, label, activation, and with
+    ``tied`` (k, C), :meth:`RunningTopK.tied`, how many images of the split score the same as this one)."""
     return [
         {
             "layer": layer,
@@ -101,6 +133,7 @@ def example_rows(layer: str, scores: np.ndarray, images: np.ndarray, labels: np.
             "image": int(images[r, c]),
             "label": int(labels[images[r, c]]),
             "activation": as_number(scores[r, c]),
+            **({} if tied is None else {"tied": int(tied[r, c])}),
         }
         for c in range(scores.shape[1])
         for r in range(scores.shape[0])
@@ -132,9 +165,39 @@ def examples_grid(pictures: np.ndarray, columns: int | None = None) -> ExamplesG
     return ExamplesGrid(mosaic(tiles, grid, gutter), grid, tiles.shape[1:3], band, gutter)
 
 
-def majority_caption(channel: int, labels: Sequence[int], classes: Sequence[str]) -> str:
-    """A tile's caption: its channel index and its images' most frequent class, with how many of the k."""
+def cut_tie(scores: Sequence[float], tied: Sequence[int]) -> int:
+    """How many images tie at a tile's last (k-th) score when the cut falls inside that tie, else 0: ``scores``
+    its k scores, best first, ``tied`` each one's count of equal-scoring images in the split. Which of them are
+    shown is then image index order, not the channel's preference."""
+    shown = sum(1 for s in scores if s == scores[-1])
+    return int(tied[-1]) if tied[-1] > shown else 0
+
+
+def majority_caption(channel: int, labels: Sequence[int], classes: Sequence[str], tie: int = 0) -> str:
+    """A tile's caption: its channel index and its images' most frequent class, with how many of the k; or, when
+    the cut falls inside a tie of ``tie`` images (:func:`cut_tie`), ``18: 44 tied`` and no class: the images shown
+    are the first of the tie by index, so their majority says nothing about the channel."""
+    if tie:
+        return f"{channel}: {tie} tied"
     counts = np.bincount(np.asarray(labels, np.int64), minlength=len(classes))
     top = int(counts.argmax())  # the lowest class index among equally frequent ones
     name = classes[top] if top < len(classes) else str(top)
     return f"{channel}: {name} {counts[top]}/{len(labels)}"
+
+
+def cut_ties(scores: np.ndarray, tied: np.ndarray) -> np.ndarray:
+    """Per channel, :func:`cut_tie` of the examples table's scores and tie counts, each (channels, k)."""
+    return np.array([cut_tie(s.tolist(), t.tolist()) for s, t in zip(scores, tied, strict=True)], np.int64)
+
+
+def tile_captions(labels: np.ndarray, ties: np.ndarray, classes: Sequence[str]) -> list[str]:
+    """One caption per channel (:func:`majority_caption`): its images' labels (channels, k) and its
+    :func:`cut_ties`."""
+    return [majority_caption(c, labels[c], classes, int(ties[c])) for c in range(len(labels))]
+
+
+def tie_note(ties: np.ndarray) -> str:
+    """What a figure's title adds when some tile's cut falls inside a tie (:func:`cut_ties`), else nothing."""
+    if not np.any(ties):
+        return ""
+    return "\n'n tied': n images share the last place; those shown are the first by index, so no class is given"

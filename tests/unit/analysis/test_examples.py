@@ -132,7 +132,7 @@ def test_the_stage_writes_each_layers_examples_and_render_figures_draws_them(pro
             path = project / "outputs" / "metrics" / "dataset" / "examples" / f"{role}_{stem}.csv"
             with open(path, encoding="utf-8", newline="") as f:
                 rows = list(csv.DictReader(f))
-            assert list(rows[0]) == ["layer", "channel", "rank", "image", "label", "activation"]
+            assert list(rows[0]) == ["layer", "channel", "rank", "image", "label", "activation", "tied"]
             channels = 4 if stem.endswith("conv2d") or stem == "max_pooling2d" else 8
             assert len(rows) == channels * TINY_EXAMPLES
             assert [int(r["rank"]) for r in rows[:TINY_EXAMPLES]] == list(range(TINY_EXAMPLES))

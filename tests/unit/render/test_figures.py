@@ -126,20 +126,20 @@ def test_class_heatmaps_scale_each_channel_from_its_least_to_its_most_active_cla
     classes = ["T-shirt/top", "Trouser", "Ankle boot"]
     trained = np.array([[1.0, 5.0], [3.0, 5.0], [2.0, np.nan]])  # classes × channels
     untrained = np.zeros((3, 4))
-    figures_analyses.class_heatmaps(
-        {"trained": trained, "untrained": untrained}, classes, tmp_path / "h.png", "class means", "viridis", 40
-    )
+    tables, selectivities = {"trained": trained, "untrained": untrained}, {"trained": [0, 0], "untrained": [0] * 4}
+    style = ("viridis", "channel", "layer")
+    figures_analyses.class_heatmaps(tables, selectivities, classes, tmp_path / "h.png", "class means", style, 40)
     ((fig, path, _),) = drawn
-    left, right = fig.axes[:2]
+    left, right = fig.axes[0], fig.axes[3]  # each model: heatmap, selectivity bars, colourbar
     np.testing.assert_allclose(left.images[0].get_array(), [[0, 1, 0.5], [1, 1, 0]])  # NaN as 0; flat → 0
     assert left.images[0].get_clim() == (0, 1) and not np.any(right.images[0].get_array())
     assert (left.get_title(), right.get_title(), left.get_ylabel()) == ("trained", "untrained", "channel")
     assert [t.get_text() for t in left.get_xticklabels()] == classes
-    assert tuple(fig.get_size_inches()) == pytest.approx((8.4, 2.4 + 0.12 * 4))  # taller for more channels
+    assert tuple(fig.get_size_inches()) == pytest.approx((11.2, 2.4 + 0.12 * 4))  # taller for more channels
     renderer = fig.canvas.get_renderer()
     for label in left.get_xticklabels():  # the slanted class names fit in the figure
         assert label.get_window_extent(renderer).y0 >= 0
-    assert fig.get_suptitle() == "class means" and png_size(path) == (336, 115)
+    assert fig.get_suptitle() == "class means" and png_size(path) == (448, 115)
 
 
 def test_a_labelled_mosaic_draws_every_tile_on_the_fixed_range_and_labels_its_corner(drawn, tmp_path):
@@ -224,7 +224,7 @@ def test_the_confusion_matrix_writes_each_count_and_outlines_the_diagonal(drawn,
     classes = ["T-shirt/top", "Trouser", "Ankle boot"]
     figures_analyses.confusion_figure(confusion, classes, tmp_path / "c.png", "test split", "Blues", 20)
     ((fig, _, _),) = drawn
-    (ax,) = fig.axes
+    ax, _ = fig.axes  # the counts; the shares of each row: tests/unit/render/test_honest_figures.py
     np.testing.assert_array_equal(ax.images[0].get_array(), confusion)
     assert ax.images[0].get_cmap().name == "Blues"
     texts = {(round(t.get_position()[1]), round(t.get_position()[0])): t for t in ax.texts}
@@ -234,8 +234,8 @@ def test_the_confusion_matrix_writes_each_count_and_outlines_the_diagonal(drawn,
     assert outlined == [((i - 0.5, i - 0.5), 1, to_rgba("tab:red")) for i in range(3)]
     assert [t.get_text() for t in ax.get_xticklabels()] == classes == [t.get_text() for t in ax.get_yticklabels()]
     assert ax.get_xticklabels()[0].get_rotation() == 45
-    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("predicted class", "actual class", "test split")
-    assert tuple(fig.get_size_inches()) == pytest.approx((2.5 + 0.55 * 3, 2.0 + 0.5 * 3))
+    assert (ax.get_xlabel(), ax.get_ylabel(), fig.get_suptitle()) == ("predicted class", "actual class", "test split")
+    assert tuple(fig.get_size_inches()) == pytest.approx((2 * (2.5 + 0.55 * 3), 2.3 + 0.5 * 3))
 
 
 def test_the_gradcam_title_names_the_image_the_layer_and_each_targets_correlation():
