@@ -127,6 +127,7 @@ def write(out: Path, rows, args, layers) -> None:
     ]
     for method, what, seconds, sanity in rows:
         lines.append(f"| `{method}` | {what} | {seconds:.2f} | {'–' if sanity is None else f'{sanity:.1f}'} |")
+    lines += ["", f"1-minute load average at the end: {os.getloadavg()[0]:.1f} (over the CPU count: other jobs ran)."]
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(out.read_text(encoding="utf-8"))
 
