@@ -40,12 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CURVES = "activation_max_curves"  # in paths.metrics_dir: per model × layer, the objective at every step
 BAR = "input value"  # the colour bar of the optimized inputs: which value black and white stand for
-
-
-def curves_dir(root: Path) -> Path:
-    return paths.metrics_dir(root) / CURVES
 
 
 def dataset_tops(root: Path, names: list[str]) -> dict[tuple[str, str], np.ndarray]:
@@ -132,7 +127,7 @@ def run(cfg: DictConfig, root: Path) -> None:
     with staged_dir(paths.activation_max_dir(root)) as out:
         for (role, name), got in done.items():
             np.save(out / paths.activation_max_name(role, name), got.x)
-    with staged_dir(curves_dir(root)) as out:
+    with staged_dir(paths.activation_max_curves_dir(root)) as out:
         for (role, name), got in done.items():
             write_csv(out / f"{role}_{paths.layer_stem(name)}.csv", curve_rows(got.curve))
     draw(root, done, tops, cfg.render, scale.top)

@@ -77,54 +77,6 @@ def number_or_none(value: float) -> float | None:
     return as_number(value) if np.isfinite(value) else None
 
 
-def ascent_summary(achieved: np.ndarray, top_image: np.ndarray | None = None) -> dict[str, float | int | None]:
-    """Metrics of one layer's activation maximization: each channel's mean activation for its optimized input
-    (``achieved``), and, given each channel's best dataset image's mean activation (``top_image``), the ratio
-    of the two (≥ 1: the optimizer beat the dataset). A channel that never fires on the data (top ≤ 0) has no
-    ratio."""
-    achieved = np.asarray(achieved, dtype=np.float64)
-    summary: dict[str, float | int | None] = {
-        "channels": int(achieved.size),
-        "activation_median": median_or_none(achieved),
-    }
-    if top_image is None:
-        return summary
-    top_image = np.asarray(top_image, dtype=np.float64)
-    if top_image.shape != achieved.shape:
-        raise ValueError(f"{achieved.size} optimized channels but {top_image.size} dataset channels")
-    fired = top_image > 0
-    ratio = np.divide(achieved, top_image, out=np.full(achieved.shape, np.nan), where=fired)
-    summary.update(
-        ratio_median=median_or_none(ratio),
-        ratio_min=number_or_none(np.nanmin(ratio)) if fired.any() else None,
-        beats_dataset=as_number(np.mean(ratio[fired] >= 1)) if fired.any() else None,
-        silent_on_data=int((~fired).sum()),
-    )
-    return summary
-
-
-def ascent_metrics(
-    layer: str, achieved: np.ndarray, top_image: np.ndarray | None = None
-) -> dict[str, float | int | None]:
-    """:func:`ascent_summary` of ``layer``, after checking that the dataset table (``top_image``) has as many
-    channels as were optimized (a table from another model is refused)."""
-    if top_image is not None and len(top_image) != len(achieved):
-        raise ConvlensError(f"{layer} has {len(achieved)} channels but the dataset table has another count; rerun")
-    return ascent_summary(achieved, top_image)
-
-
-def ascent_line(
-    model: str, layer: str, seconds: float, before: np.ndarray, after: np.ndarray, summary: Mapping[str, object]
-) -> str:
-    """The log line of one layer's activation maximization: its channels' median mean activation ``before`` and
-    ``after`` the ascent, and, when ``summary`` (:func:`ascent_metrics`) has it, the median ratio to the dataset."""
-    ratio = f", {summary['ratio_median']} × the dataset's best image" if "ratio_median" in summary else ""
-    return (
-        f"{model} {layer}: {len(after)} channels in {seconds:.1f} s, "
-        f"median mean activation {np.median(before):.4g} → {np.median(after):.4g}{ratio}"
-    )
-
-
 def gradcam_targets(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
     """Per target (``TARGETS``) the class each sample's Grad-CAM map explains: the trained model's prediction
     (the most probable class of ``probabilities``, samples × classes) and the label."""
@@ -174,38 +126,6 @@ def randomization_summary(correlations: Mapping[str, Mapping[str, float]]) -> di
     medians = {t: median_or_none(c[t] for c in correlations.values()) for t in targets}
     per_sample = {f"sample_{s}": {t: number_or_none(c[t]) for t in targets} for s, c in correlations.items()}
     return {"spearman": {"median": medians, **per_sample}}
-
-
-def normalized(cam: np.ndarray) -> np.ndarray:
-    """A map scaled to [0, 1] by its maximum, for drawing (an all-zero map stays zero)."""
-    top = float(np.max(cam)) if np.size(cam) else 0.0
-    return np.asarray(cam, np.float64) / top if top > 0 else np.zeros(np.shape(cam))
-
-
-def sample_panels(
-    maps: Mapping[str, np.ndarray],
-    probs: Mapping[str, np.ndarray],
-    i: int,
-    targets: Mapping[str, np.ndarray],
-    classes: Sequence[str],
-) -> tuple[list[list[tuple[np.ndarray, str]]], list[str]]:
-    """Sample ``i``'s Grad-CAM figure: per target (a row, labelled with the class it explains) each model's map
-    (``maps[model]``: targets × H × W) scaled to [0, 1], titled with the model's prediction and probabilities."""
-    rows, labels = [], []
-    for k, target in enumerate(TARGETS):
-        c = int(targets[target][i])
-        labels.append(f"{target} class: {classes[c]}")
-        rows.append(
-            [
-                (
-                    normalized(maps[role][k]),
-                    f"{role}: predicts {classes[int(np.argmax(p[i]))]} {p[i].max():.2f}\n"
-                    f"p({classes[c]}) = {p[i, c]:.2f}",
-                )
-                for role, p in probs.items()
-            ]
-        )
-    return rows, labels
 
 
 def gaussian_kernel(sigma: float) -> np.ndarray:

@@ -252,6 +252,11 @@ def activation_max_metrics(root: Path) -> Path:
     return metrics_dir(root) / "activation_max.json"
 
 
+def activation_max_curves_dir(root: Path) -> Path:
+    """``activation_max``' objective curves: per model × layer, the objective at every step (``dvc plots``)."""
+    return metrics_dir(root) / "activation_max_curves"
+
+
 def gradcam_name(role: str) -> str:
     """A model's Grad-CAM maps in ``gradcam_dir`` (its ``INDEX_NAME``: what they explain)."""
     return f"{role}.npy"

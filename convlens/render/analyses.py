@@ -190,37 +190,6 @@ def labelled_mosaic_figure(
     save_figure(fig, path, dpi)
 
 
-def overlay_figure(
-    image: np.ndarray,
-    panels: Sequence[Sequence[tuple[np.ndarray, str]]],
-    path: Path,
-    titles: tuple[str, Sequence[str]],
-    cmaps: tuple[str, str],
-    alpha: float,
-    dpi: int,
-) -> None:
-    """One row per entry of ``panels``: the image, then each (map in [0, 1], title) of the row drawn over it
-    (Grad-CAM: trained beside untrained). ``titles``: the figure's title and one label per row; ``cmaps``:
-    the image's colormap (unused for a colour image (H, W, 3), drawn in its own colours) and the maps'."""
-    title, row_labels = titles
-    columns = 1 + max(len(row) for row in panels)
-    height = 3.4 * len(panels) + 0.7
-    fig = new_figure((3.0 * columns, height))
-    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=1 - 1.1 / height, wspace=0.08, hspace=0.35)
-    axes = fig.subplots(len(panels), columns, squeeze=False)
-    for ax_row, row, label in zip(axes, panels, row_labels, strict=True):
-        show_image(ax_row[0], image, cmaps[0])
-        ax_row[0].set_title(label, fontsize=9)
-        for ax, (heat, heading) in zip(ax_row[1:], row, strict=False):
-            show_image(ax, image, cmaps[0])
-            ax.imshow(heat, cmap=cmaps[1], alpha=alpha, vmin=0, vmax=1)
-            ax.set_title(heading, fontsize=9)
-        for ax in ax_row:
-            ax.set_axis_off()
-    fig.suptitle(title, fontsize=10)
-    save_figure(fig, path, dpi)
-
-
 def heat_layer(heat: np.ndarray, top: float, cmap: str, alpha: float) -> np.ndarray:
     """An attribution map as an RGBA layer over its image: coloured by ``cmap`` on 0..``top``, each pixel's
     opacity ``alpha`` × its share of ``top``, so where a map is zero the image shows as it is."""

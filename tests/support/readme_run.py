@@ -2,11 +2,11 @@
 (``readme_run``).
 
 The blocks run in one bash session (a reader's terminal), the README's first, then each page's in the order of
-:data:`PAGES` (a reader's path: the README's tour, the config, experiments, your own model, your own data), as written and in order
-within a page, in a fresh git + DVC copy of the project (``tests.support.dvc_repo.make_repo``) whose baseline has been
-reproduced and committed, with ``.venv`` standing for the venv ``make run`` made and no ``dvc`` on ``PATH`` until the
-README activates it. Later blocks build on earlier ones (the experiments the pages diff and list), so a page's place
-in :data:`PAGES` is part of what it says.
+:data:`PAGES` (a reader's path: the README's tour, the config, experiments, your own model, your own data), as
+written and in order within a page, in a fresh git + DVC copy of the project (``tests.support.dvc_repo.make_repo``)
+whose baseline has been reproduced and committed, with ``.venv`` standing for the venv ``make run`` made and no
+``dvc`` on ``PATH`` until the README activates it. Later blocks build on earlier ones (the experiments the pages diff
+and list), so a page's place in :data:`PAGES` is part of what it says.
 
 Which blocks run: ```bash blocks run as written; a ```console block's ``$`` commands run the same way and the lines it
 shows must appear in their output, in order. Any other fence does not run: ```sh-notrun for commands shown only

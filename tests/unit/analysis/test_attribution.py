@@ -1,7 +1,6 @@
 """The numpy half of the gradient views: Grad-CAM arithmetic, upsampling, ranks and Spearman, the metrics."""
 
 import math
-import warnings
 
 import numpy as np
 import pytest
@@ -11,20 +10,15 @@ from hypothesis.extra.numpy import arrays
 
 from convlens.analysis.attribution import (
     TARGETS,
-    ascent_line,
-    ascent_metrics,
-    ascent_summary,
     gaussian_kernel,
     gradcam,
     gradcam_layer,
     gradcam_record,
     gradcam_targets,
-    normalized,
     randomization_line,
     randomization_summary,
     randomization_test,
     ranks,
-    sample_panels,
     spearman,
     upsample,
 )
@@ -97,25 +91,6 @@ def test_upsample_matches_tensorflow_resize():
     np.testing.assert_allclose(upsample(grid, (28, 20)), expected, atol=1e-6)
 
 
-def test_ascent_summary_ratios_to_the_dataset_and_silent_channels():
-    achieved = np.array([2.0, 1.0, 0.5, 3.0])
-    top = np.array([1.0, 2.0, 0.0, 1.5])  # channel 2 never fires on the data: no ratio
-    summary = ascent_summary(achieved, top)
-    assert summary["channels"] == 4 and summary["silent_on_data"] == 1
-    assert summary["ratio_median"] == 2.0 and summary["ratio_min"] == 0.5  # ratios 2, 0.5, 2
-    assert summary["beats_dataset"] == pytest.approx(2 / 3, abs=1e-6)
-    assert set(ascent_summary(achieved)) == {"channels", "activation_median"}  # a layer without dataset statistics
-    with pytest.raises(ValueError, match="channels"):
-        ascent_summary(achieved, top[:3])
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # no mean of an empty slice
-        silent = ascent_summary(achieved[:2], np.zeros(2))
-    assert silent == {
-        "channels": 2, "activation_median": 1.5, "ratio_median": None, "ratio_min": None,
-        "beats_dataset": None, "silent_on_data": 2,
-    }  # fmt: skip
-
-
 def test_randomization_summary_medians_skip_undefined_correlations():
     correlations = {
         "0": {"predicted": 0.1, "true": 0.2},
@@ -126,15 +101,13 @@ def test_randomization_summary_medians_skip_undefined_correlations():
     assert summary["median"] == {"predicted": 0.3, "true": pytest.approx(0.3)}
     assert summary["sample_1"] == {"predicted": 0.3, "true": None}  # JSON null, not NaN
     assert list(summary) == ["median", "sample_0", "sample_1", "sample_2"]
-    ascent = {"trained": {"conv2d": ascent_summary(np.array([2.0, 3.0]), np.array([1.0, 1.0]))}}
+    ascent = {"trained": {"conv2d": {"ratio_median": 2.5, "dead": 0}}}  # as activation_max.json holds them
     rows = statistic_rows({"gradcam.json": {"spearman": summary}, "activation_max.json": ascent})
     assert rows[("spearman", "median", "predicted")] == 0.3 and rows[("spearman", "sample_2", "true")] == 0.4
     assert rows[("trained", "conv2d", "ratio_median")] == 2.5  # `python -m convlens compare` sees both files
 
 
-def test_normalized_maps_and_the_blur_kernel():
-    np.testing.assert_allclose(normalized(np.array([[0.0, 2.0], [1.0, 4.0]])), [[0, 0.5], [0.25, 1]])
-    assert not normalized(np.zeros((2, 2))).any()
+def test_the_blur_kernel_is_a_normalized_gaussian():
     kernel = gaussian_kernel(0.5)
     assert kernel.shape == (3, 3) and kernel.sum() == pytest.approx(1) and kernel[1, 1] == kernel.max()
 
@@ -154,41 +127,6 @@ def test_the_gradcam_layer_defaults_to_the_last_conv_layer_of_the_model_itself()
         gradcam_layer(layers, "block/conv")
     with pytest.raises(ConvlensError, match="no conv layer"):
         gradcam_layer(layers[4:], None)
-
-
-def test_sample_panels_title_each_model_with_its_prediction_and_the_explained_class():
-    classes = ["T-shirt/top", "Trouser", "Bag"]
-    probs = {"trained": np.array([[0.1, 0.2, 0.7]]), "untrained": np.array([[0.4, 0.35, 0.25]])}
-    maps = {"trained": np.array([[[0.0, 2.0]], [[1.0, 4.0]]]), "untrained": np.zeros((2, 1, 2))}
-    rows, labels = sample_panels(maps, probs, 0, {"predicted": np.array([2]), "true": np.array([1])}, classes)
-    assert labels == ["predicted class: Bag", "true class: Trouser"]
-    assert [title for _, title in rows[1]] == [
-        "trained: predicts Bag 0.70\np(Trouser) = 0.20",
-        "untrained: predicts T-shirt/top 0.40\np(Trouser) = 0.35",
-    ]
-    np.testing.assert_allclose(rows[0][0][0], [[0, 1]])  # each map scaled by its maximum
-    np.testing.assert_allclose(rows[1][0][0], [[0.25, 1]])
-    assert not rows[0][1][0].any()
-
-
-def test_ascent_metrics_refuse_a_dataset_table_of_another_channel_count():
-    achieved, top = np.array([2.0, 1.0, 0.5]), np.array([1.0, 2.0, 0.0])
-    assert ascent_metrics("conv2d", achieved, top) == ascent_summary(achieved, top)
-    assert ascent_metrics("conv2d", achieved) == {"channels": 3, "activation_median": 1.0}
-    with pytest.raises(ConvlensError, match="^conv2d has 3 channels but the dataset table has another count; rerun$"):
-        ascent_metrics("conv2d", achieved, top[:2])
-
-
-def test_the_ascent_line_gives_the_medians_and_the_ratio_to_the_dataset_when_there_is_one():
-    before, after = np.array([0.01, 0.02, 0.03]), np.array([1.5, 2.25, 3.0])
-    with_data = ascent_metrics("conv2d", after, np.array([1.0, 1.0, 1.0]))
-    assert ascent_line("trained", "conv2d", 1.26, before, after, with_data) == (
-        "trained conv2d: 3 channels in 1.3 s, median mean activation 0.02 → 2.25, 2.25 × the dataset's best image"
-    )
-    without = ascent_metrics("conv2d_1", after)
-    assert ascent_line("untrained", "conv2d_1", 0.04, before, after, without) == (
-        "untrained conv2d_1: 3 channels in 0.0 s, median mean activation 0.02 → 2.25"
-    )
 
 
 def test_gradcam_explains_the_trained_models_prediction_and_the_label():

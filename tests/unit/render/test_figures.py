@@ -165,36 +165,6 @@ def test_a_labelled_mosaic_draws_every_tile_on_the_fixed_range_and_labels_its_co
     assert fig.get_suptitle() == "conv2d"
 
 
-def test_an_overlay_row_is_the_image_then_each_map_over_it_on_0_to_1(drawn, tmp_path):
-    image, heat = np.arange(16.0).reshape(4, 4), np.full((4, 4), 0.4)
-    panels = [[(heat, "trained · class 9")], [(heat, "untrained"), (heat, "untrained, guided")]]
-    figures_analyses.overlay_figure(
-        image, panels, tmp_path / "o.png", ("Grad-CAM", ["sample 0", "sample 1"]), ("gray_r", "jet"), 0.4, 20
-    )
-    ((fig, _, _),) = drawn
-    axes = np.array(fig.axes).reshape(2, 3)
-    assert [ax.get_title() for ax in axes.ravel()] == [
-        "sample 0",
-        "trained · class 9",
-        "",
-        "sample 1",
-        "untrained",
-        "untrained, guided",
-    ]
-    first, over = axes[0, 0].images, axes[0, 1].images
-    assert [im.get_cmap().name for im in first] == ["gray_r"]
-    assert [im.get_cmap().name for im in over] == ["gray_r", "jet"]
-    assert over[1].get_clim() == (0, 1) and over[1].get_alpha() == 0.4
-    assert not axes[0, 2].images  # a shorter row leaves its last column empty
-    assert fig.get_suptitle() == "Grad-CAM"
-    figures_analyses.overlay_figure(image, panels[:1], tmp_path / "one.png", ("one", ["a"]), ("gray", "jet"), 0.5, 20)
-    assert len(drawn[-1][0].axes) == 2  # a single row
-    with pytest.raises(ValueError):
-        figures_analyses.overlay_figure(
-            image, panels, tmp_path / "x.png", ("t", ["only one"]), ("gray", "jet"), 0.5, 20
-        )
-
-
 def test_dataset_examples_are_one_image_with_each_channels_caption_under_its_tile(drawn, tmp_path):
     from convlens.analysis.examples import examples_grid
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from convlens.analysis.examples import examples_grid
 from convlens.errors import ConvlensError
-from convlens.render.analyses import examples_figure, labelled_mosaic_figure, overlay_figure
+from convlens.render.analyses import attribution_figure, examples_figure, labelled_mosaic_figure
 from convlens.render.figures import mosaic_figure, rgb_bytes, sample_figure
 from convlens.render.grids import (
     filter_grid,
@@ -172,20 +172,22 @@ def test_colour_dataset_examples_are_drawn_in_colour(tmp_path):
     assert count(drawn, GREEN) > 500 and count(drawn, ROSE) > 500
 
 
-def test_the_gradcam_overlay_keeps_the_images_colour_where_alpha_is_zero(tmp_path):
+def test_an_attribution_map_lies_over_the_colour_image_opaque_only_where_it_is_large(tmp_path):
+    """Each pixel's opacity follows its attribution: a zero map leaves the colour image as it is, a full one at
+    opacity 1 covers it (the plain image panel keeps its colours either way)."""
     image = np.zeros((8, 8, 3), np.uint8)
     image[:, :4] = ROSE
     image[:, 4:] = BLUE
-    heat = np.linspace(0, 1, 64).reshape(8, 8)
     drawn = {}
-    for alpha in (0.0, 1.0):
-        path = tmp_path / f"alpha_{alpha}.png"
-        overlay_figure(image, [[(heat, "trained")]], path, ("Grad-CAM", ["row"]), ("gray_r", "jet"), alpha, 100)
-        drawn[alpha] = pixels(path)
-    # alpha 0: both panels show the image's colours; alpha 1: only the plain image panel does
+    for name, heat in (("zero", np.zeros((8, 8))), ("full", np.ones((8, 8)))):
+        path = tmp_path / f"{name}.png"
+        attribution_figure(
+            image, [("row", [(heat, "trained")])], path, "Grad-CAM", ("gray_r", "jet", 1.0, "shared"), 100
+        )
+        drawn[name] = pixels(path)
     for colour in (ROSE, BLUE):
-        assert count(drawn[1.0], colour) > 1000
-        assert count(drawn[0.0], colour) > 1.9 * count(drawn[1.0], colour)
+        assert count(drawn["full"], colour) > 1000  # the plain image panel
+        assert count(drawn["zero"], colour) > 1.9 * count(drawn["full"], colour)  # and the map's panel too
 
 
 def test_render_figures_draws_a_colour_models_first_kernel_in_colour_under_auto(tmp_path):
