@@ -42,9 +42,9 @@ def test_split(n: int) -> tuple[np.ndarray, np.ndarray]:
 
     from convlens.data.idx import read_idx_stream
 
-    with gzip.open(mirror() / "fashion-mnist" / "t10k-images-idx3-ubyte.gz") as f:
+    with gzip.open(mirror() / "fashion-mnist" / "t10k-images-idx3-ubyte.gz", "rb") as f:
         images = read_idx_stream(f)[:n]
-    with gzip.open(mirror() / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz") as f:
+    with gzip.open(mirror() / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz", "rb") as f:
         labels = read_idx_stream(f)[:n].astype(np.int64)
     return (images[..., None] / 255.0).astype(np.float32), labels
 

@@ -35,8 +35,9 @@ from convlens.render.analyses import activation_max_legend, activation_max_title
 from convlens.render.grids import image_tiles
 
 if TYPE_CHECKING:
+    from keras import Model
+
     from convlens.analysis.gradients import LayerAscent
-    from convlens.model.keras_models import keras
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def best_images(root: Path, role: str, name: str, divisor: float, shape: tuple[i
 
 
 def climb_layer(
-    model: keras.Model, root: Path, role: str, name: str, am: DictConfig, scale: InputScale, shape: tuple[int, ...]
+    model: Model, root: Path, role: str, name: str, am: DictConfig, scale: InputScale, shape: tuple[int, ...]
 ) -> LayerAscent:
     """The ``role`` model's :class:`~convlens.analysis.gradients.LayerAscent` of layer ``name``, from
     ``activation_max.starts`` starts: the first ``activation_max.start`` (gray noise or each channel's best

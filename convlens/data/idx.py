@@ -103,7 +103,7 @@ def parse_idx(data: bytes, source: str = "IDX data") -> np.ndarray:
 def read_idx(path: Path, cap: int = IDX_CAP) -> np.ndarray:
     """Read an IDX file, gunzipping it as it streams when its name ends in ``.gz`` (see :func:`read_idx_stream`)."""
     try:
-        with open(path, "rb") as raw, gzip.open(raw) if path.suffix == ".gz" else nullcontext(raw) as stream:
+        with open(path, "rb") as raw, gzip.open(raw, "rb") if path.suffix == ".gz" else nullcontext(raw) as stream:
             return read_idx_stream(stream, str(path), cap)
     except (OSError, EOFError, zlib.error) as e:
         raise IdxError(f"{path}: not a readable gzip file ({e}); delete it and fetch again") from e

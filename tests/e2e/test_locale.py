@@ -76,8 +76,9 @@ def test_dvc_reads_the_korean_dvc_yaml_under_a_non_utf8_locale(tmp_path):
     assert "fetch_model:" in done.stdout and "render_figures:" in done.stdout
 
 
-# os.open, PIL's Image.open and zipfile members (``z.open``, ``zin``/``zout``) are binary, never text.
-BINARY_OPENERS = {"os", "Image", "z", "zin", "zout"}
+# os.open, PIL's Image.open, tarfile.open and zipfile members (``z.open``, ``zin``/``zout``, an NPZ's
+# ``archive.open``) are binary, never text.
+BINARY_OPENERS = {"os", "Image", "tarfile", "z", "zin", "zout", "archive"}
 
 
 def _unspecified_encodings(path: Path) -> list[str]:

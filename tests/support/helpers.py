@@ -162,14 +162,20 @@ def _is_def(node: ast.AST) -> bool:
     return isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
 
 
+def _type_checking(node: ast.AST) -> bool:
+    """``if TYPE_CHECKING:``: imports for annotations only, never run."""
+    return isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
+
+
 def imported_files(path: Path, lazy: bool = True) -> set[str]:
     """Project files a stage script imports, transitively: ``convlens`` modules and the package inits
-    (``lazy=False``: only imports at module level, not those inside functions)."""
+    (``lazy=False``: only imports at module level, not those inside functions or under ``if TYPE_CHECKING:``)."""
     found: set[str] = set()
     todo = [path]
     while todo:
         tree = ast.parse(todo.pop().read_text(encoding="utf-8"))
-        nodes = ast.walk(tree) if lazy else (n for top in tree.body for n in ast.walk(top) if not _is_def(top))
+        runs = [top for top in tree.body if not (_is_def(top) or _type_checking(top))]
+        nodes = ast.walk(tree) if lazy else (n for top in runs for n in ast.walk(top))
         for node in nodes:
             names = []
             if isinstance(node, ast.ImportFrom):

@@ -142,7 +142,7 @@ GOOD = _png(gray(1)[0])  # noise: its pixel data outweighs its header
             "x.png is empty (0 bytes); remove it or replace it with the image",
         ),
         (
-            lambda top: (top / "a" / "notes.txt").write_text("hi"),
+            lambda top: (top / "a" / "notes.txt").write_text("hi", encoding="utf-8"),
             "notes.txt is not a PNG, JPEG or BMP image; remove it or move it out of",
         ),
         (
@@ -223,7 +223,7 @@ def test_folder_layouts_that_cannot_be_read(tmp_path, layout, message):
     for name in layout:
         write_image(top / name, np.zeros((4, 4), np.uint8))
     assert message in refused(tmp_path, data_config("folder", path=str(top)))
-    (tmp_path / "file").write_text("x")
+    (tmp_path / "file").write_text("x", encoding="utf-8")
     assert refused(tmp_path, data_config("folder", path=str(tmp_path / "file"))).endswith(
         "is a regular file; point it at a folder of class folders"
     )

@@ -162,7 +162,7 @@ def test_a_branching_nested_depthwise_model_runs_end_to_end_and_matches_keras(
     config = root / "conf" / "config.yaml"
     config.write_text(
         config.read_text(encoding="utf-8").replace(
-            "  layers: null           # null: every conv", f"  layers: [{', '.join(MAPS)}]  #"
+            "  layers: null           # null: every conv layer of the model", f"  layers: [{', '.join(MAPS)}]  #"
         ),
         encoding="utf-8",
     )
