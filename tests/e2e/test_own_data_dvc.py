@@ -71,7 +71,7 @@ def test_a_cifar_archive_and_an_rgb_model_run_every_stage_and_match_keras(good_r
     assert json.loads((out / "data" / "classes.json").read_text(encoding="utf-8")) == NAMES
     samples = splits["train"][0][[0, 1]].astype(np.float32) / 255
     for layer in ("conv2d", "conv2d_1"):
-        keras_maps = keras.Model(model.inputs, model.get_layer(layer).output)(samples).numpy()
+        keras_maps = keras.Model(model.inputs[0], model.get_layer(layer).output)(samples).numpy()
         np.testing.assert_allclose(np.load(paths.maps(root, layer, "trained")), keras_maps, rtol=1e-5, atol=1e-6)
 
     x_test, y_test = splits["test"]
