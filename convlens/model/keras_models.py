@@ -6,6 +6,7 @@ by fetch_model for a legacy ``.h5``, and by tests that check the numpy forward p
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tempfile
@@ -38,7 +39,18 @@ def _import_keras_quietly():
 
 
 keras = _import_keras_quietly()
-import tensorflow as tf  # noqa: E402, F401  (loaded by Keras above, quietly; for gradients)
+import tensorflow as tf  # noqa: E402  (loaded by Keras above, quietly; for gradients)
+
+
+class _NoRetracingNotes(logging.Filter):
+    """Drops TensorFlow's "N out of the last M calls … triggered tf.function retracing" note: the attribution
+    checks trace one gradient function per model on purpose (each randomized copy is a new model)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+tf.get_logger().addFilter(_NoRetracingNotes())
 
 
 def keras_error_summary(error: BaseException) -> str:

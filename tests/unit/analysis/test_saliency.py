@@ -1,5 +1,7 @@
 """The pixel-level attribution methods (TensorFlow) against hand computations on tiny models."""
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -130,3 +132,15 @@ def test_method_maps_give_grad_cam_as_gradients_computes_it(tiny):
     np.testing.assert_allclose(got, gradcam_maps(tiny, x, [classes], (28, 28))[:, 0], rtol=1e-5, atol=1e-6)
     for method in ("saliency", "smoothgrad", "integrated_gradients", "occlusion"):
         assert method_maps(method, tiny, x, classes, np.zeros((28, 28, 1)), settings).shape[:3] == (3, 28, 28)
+
+
+def test_tensorflows_retracing_note_is_dropped_and_its_other_warnings_kept(caplog):
+    """One gradient function is traced per model on purpose (the cascade's randomized copies): TensorFlow's
+    "triggered tf.function retracing" note would be noise in the stage's log; its other warnings stay."""
+    from convlens.model.keras_models import tf
+
+    logger = tf.get_logger()
+    with caplog.at_level(logging.WARNING, logger=logger.name):
+        logger.warning("5 out of the last 11 calls to <function f> triggered tf.function retracing. Tracing is …")
+        logger.warning("something else")
+    assert [r.getMessage() for r in caplog.records] == ["something else"]
