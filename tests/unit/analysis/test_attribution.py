@@ -55,6 +55,12 @@ def test_spearman_equals_the_brute_force_rank_correlation(a, b):
     assert (math.isnan(got) and math.isnan(expected)) or got == pytest.approx(expected, abs=1e-12)
 
 
+def test_spearman_of_two_values_is_one_or_minus_one():
+    """The smallest maps that rank anything: two values (their rank spread is below 1)."""
+    assert spearman(np.array([0.2, 0.7]), np.array([1.0, 5.0])) == pytest.approx(1.0)
+    assert spearman(np.array([0.2, 0.7]), np.array([5.0, 1.0])) == pytest.approx(-1.0)
+
+
 def test_spearman_of_monotone_maps_is_one_and_of_reversed_ones_minus_one():
     a = np.random.default_rng(0).random((7, 7))
     assert spearman(a, np.exp(3 * a)) == pytest.approx(1.0)

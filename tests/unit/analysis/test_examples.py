@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from convlens.analysis.dataset import stream_statistics
-from convlens.analysis.examples import RunningTopK, examples_grid, image_scores, majority_caption
+from convlens.analysis.examples import MAX_IMAGES, RunningTopK, examples_grid, image_scores, majority_caption
 from convlens.errors import ConvlensError
 from convlens.model.archive import open_model
 from convlens.model.forward import load_network
@@ -194,3 +194,12 @@ def test_more_examples_than_the_splits_images_fail_before_any_output(project, ru
         "use dataset.examples.k=6 or less"
     )
     assert not (project / "outputs" / "metrics" / "dataset").exists()
+
+
+def test_a_stream_of_more_images_than_a_sort_key_can_index_is_refused():
+    top = RunningTopK(2, 3)
+    top.update(np.ones((2, 3), np.float32))
+    top.seen = MAX_IMAGES - 1  # as if 2**32 - 1 images had been streamed
+    with pytest.raises(ConvlensError) as err:
+        top.update(np.ones((2, 3), np.float32))
+    assert str(err.value) == "more than 4,294,967,296 images; use dataset.limit"

@@ -1,6 +1,7 @@
 """Weight tables and metrics from a layer's variables (``analysis.weights``), and as ``extract_weights`` writes them."""
 
 import json
+import logging
 import re
 import warnings
 
@@ -52,7 +53,7 @@ def test_weight_metrics_are_a_row_a_layer_and_the_summary_keys():
     assert summary["dense"] == {"nan": 8, "inf": 0}  # no finite value: no mean made up
 
 
-def test_nan_and_inf_weights_are_counted_not_averaged_in(project, stage_config, tmp_path):
+def test_nan_and_inf_weights_are_counted_not_averaged_in(project, stage_config, tmp_path, caplog):
     model = tiny_model()
     kernel, bias = model.get_layer("conv2d").get_weights()
     kernel[0, 0, 0, 0], kernel[1, 1, 0, 1], kernel[2, 2, 0, 2] = np.nan, np.inf, -np.inf
@@ -61,6 +62,7 @@ def test_nan_and_inf_weights_are_counted_not_averaged_in(project, stage_config, 
     path = tmp_path / "nan.keras"
     model.save(path)
     fetch_model.run(stage_config("fetch_model", f"model.path={path}"), project)
+    caplog.set_level(logging.INFO)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         extract_weights.run(stage_config("extract_weights"), project)
@@ -71,6 +73,9 @@ def test_nan_and_inf_weights_are_counted_not_averaged_in(project, stage_config, 
         assert stats["nan"] == 10 and stats["inf"] == 2
         assert stats["mean"] == float(str(finite.mean())) and stats["max"] == float(str(finite.max()))
         assert all(np.isfinite(v) for k, v in stats.items() if k not in ("shape",))
+        logged = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("trained conv2d kernel"))
+        mean, std = map(float, re.fullmatch(r".* mean (\S+) std (\S+)", logged).groups())  # the finite weights'
+        assert (mean, std) == pytest.approx((stats["mean"], stats["std"]), rel=1e-6)
         rows = (
             (project / "outputs" / "metrics" / "filters" / "trained" / "conv2d.csv")
             .read_text(encoding="utf-8")

@@ -189,3 +189,14 @@ def test_commands_print_what_an_ascii_stdout_cannot_hold_as_question_marks(two_r
         0,
         f"compare: HEAD ? workspace: 1 of 3 statistics changed; wrote HEAD_vs_workspace.csv, .png and .html in {out}\n",
     )
+
+
+def test_only_a_strict_stream_in_another_encoding_than_utf_8_can_fail_to_print():
+    from convlens.cli import can_fail
+
+    def stream(encoding, errors="strict"):
+        return io.TextIOWrapper(io.BytesIO(), encoding=encoding, errors=errors)
+
+    assert can_fail(stream("ascii")) and can_fail(stream("latin-1", "surrogateescape"))
+    assert not can_fail(stream("utf-8")) and not can_fail(stream("UTF8"))
+    assert not can_fail(stream("ascii", "replace")) and not can_fail(io.StringIO())

@@ -273,6 +273,17 @@ def test_a_channels_first_or_grouped_layer_is_left_to_keras():
         layer_op("Conv2D", grouped, [np.ones((3, 3, 2, 4), np.float32), np.zeros(4, np.float32)])
 
 
+def test_a_batch_normalization_over_another_axis_than_the_channels_is_left_to_keras():
+    weights = [np.full(3, v, np.float32) for v in (2.0, 0.5, 1.0, 4.0)]  # gamma, beta, mean, variance
+    for axis in (1, [1], 2):
+        with pytest.raises(Unsupported, match=r"^layer 'bn' is a BatchNormalization over an axis other than the last$"):
+            layer_op("BatchNormalization", {"name": "bn", "axis": axis}, weights)
+    x = np.full((1, 2, 2, 3), 3.0, np.float32)
+    for axis in (-1, 3, [3]):  # (3 - mean 1) / sqrt(variance 4) · gamma 2 + beta 0.5
+        got = layer_op("BatchNormalization", {"name": "bn", "axis": axis, "epsilon": 0.0}, weights)(x)
+        np.testing.assert_allclose(got, np.full_like(x, 2.5))
+
+
 def test_softmax_is_keras_for_large_and_far_apart_logits():
     from convlens.model.keras_models import keras
 

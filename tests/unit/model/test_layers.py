@@ -212,6 +212,25 @@ def test_input_shape_is_read_from_the_archive_without_tensorflow(tiny_assets, tm
     assert check_input_shape(read_config(any_size), (28, 28), "any.keras") == (None, None, 1)
 
 
+def test_a_colour_sample_fits_a_colour_model_as_it_is():
+    """(H, W, C) samples are compared as they are; only (H, W) ones get the channel axis added."""
+    layers = [{"class_name": "InputLayer", "config": {"name": "in", "batch_shape": [None, 32, 32, 3]}}]
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": layers}}
+    assert check_input_shape(config, (32, 32, 3), "m.keras") == (32, 32, 3)
+
+
+def test_the_input_shape_is_read_from_the_first_layers_build_config():
+    """Keras 3 saves a Sequential built without an Input layer with the input shape in its first layer's
+    ``build_config`` only."""
+    first = {"class_name": "Conv2D", "config": {"name": "c"}, "build_config": {"input_shape": [None, 20, 24, 1]}}
+    assert input_shape({"class_name": "Sequential", "config": {"name": "s", "layers": [first]}}) == (20, 24, 1)
+
+
+def test_a_config_without_a_layer_list_counts_no_layers():
+    assert layer_count({"class_name": "Sequential", "config": {"name": "s"}}) == 0
+    assert layer_count({"class_name": "Sequential", "config": {"name": "s", "layers": None}}) == 0
+
+
 @pytest.mark.parametrize(
     ("layers", "sample", "message"),
     [

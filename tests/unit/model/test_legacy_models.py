@@ -259,3 +259,19 @@ def test_the_book_model_saved_as_h5_gives_the_books_numbers(tmp_path, monkeypatc
     assert kernel.shape == (3, 3, 1, 32)
     assert str(kernel.mean()) == "-0.014383553" and str(kernel.std()) == "0.23351653"
     assert "trained conv2d kernel (3, 3, 1, 32) bias (32,) mean -0.014383553 std 0.23351653" in caplog.text
+
+
+def test_an_h5_model_config_that_is_no_text_or_no_model_is_refused_naming_the_file(tmp_path):
+    """Both refusals name the file (``source`` defaults to the path) and the ``model_config`` attribute."""
+    numbers, no_model = tmp_path / "numbers.h5", tmp_path / "no_model.h5"
+    with h5py.File(numbers, "w") as h5:
+        h5.attrs["model_config"] = np.arange(3)
+    with h5py.File(no_model, "w") as h5:
+        h5.attrs["model_config"] = json.dumps({"class_name": "Sequential", "config": 3})
+    for path, problem in ((numbers, "it holds ndarray, not text"), (no_model, "no config object")):
+        with pytest.raises(ConvlensError) as err:
+            archive.read_h5_config(path)
+        assert str(err.value) == (
+            f"{path}: model_config is not a Keras model config ({problem}); "
+            "save the model with model.save('name.keras')"
+        )

@@ -10,7 +10,7 @@ import pytest
 
 from convlens.errors import ConvlensError
 from convlens.model.archive import Archive
-from convlens.model.weights_file import WEIGHTS_CAP, declared_size_problem
+from convlens.model.weights_file import WEIGHTS_CAP, declared_size_problem, expected_shapes
 from tests.unit.model.archives import (
     KERNEL,
     check_archive,
@@ -198,3 +198,20 @@ def test_weights_declared_are_capped_at_2_gib_one_by_one_and_in_all(shapes, prob
         assert got is None
     else:
         assert got.startswith(problem) and got.endswith("over the 2 GiB limit")
+
+
+def test_a_weight_of_no_known_layer_is_named_by_its_path_alone():
+    """The message names the dataset's layer only when ``owners`` knows its group."""
+    got = declared_size_problem([("vars/0", ((1 << 29) + 1,), np.dtype("f4"))], {}, WEIGHTS_CAP)
+    assert got == "declares vars/0 as (536870913,) float32, 2.0 GiB, over the 2 GiB limit"
+
+
+def test_a_channels_first_conv_takes_its_input_channels_from_axis_1():
+    entry = {
+        "class_name": "Conv2D",
+        "config": {"filters": 2, "kernel_size": [3, 3], "data_format": "channels_first"},
+        "build_config": {"input_shape": [None, 3, 8, 5]},
+    }
+    assert expected_shapes(entry) == [(3, 3, 3, 2), (2,)]
+    entry["config"]["data_format"] = "channels_last"
+    assert expected_shapes(entry) == [(3, 3, 5, 2), (2,)]

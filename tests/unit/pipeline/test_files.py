@@ -71,8 +71,8 @@ def test_disk_full_at_the_final_rename_keeps_the_old_file(project, stage_config,
 def test_an_output_dir_that_is_not_writable_is_one_line(project, stage_config, monkeypatch):
     before = _good_weights(project, stage_config)
 
-    def denied(*args, **kwargs):
-        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+    def denied(*args, **kwargs):  # names the folder, as the OS does: a filename alone says nothing of its kind
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(project / "outputs" / "weights"))
 
     monkeypatch.setattr("tempfile.mkdtemp", denied)  # what a read-only dir does (chmod does not stop root)
     with pytest.raises(ConvlensError) as err:

@@ -206,6 +206,10 @@ def test_a_model_path_that_is_not_a_regular_file_is_named_by_its_kind(tmp_path, 
             {"model": {**PARAMS["model"], "sha256": "ABC"}},
             "model.sha256 must be 64 lowercase hex digits (the file's sha256), got 'ABC'",
         ),
+        (
+            {"data": {"files": {**PARAMS["data"]["files"], "test_labels": {"name": "t.gz", "sha256": "ABC"}}}},
+            "data.files.test_labels.sha256 must be 64 lowercase hex digits (the file's sha256), got 'ABC'",
+        ),
     ],
 )
 def test_text_and_list_values_are_named_with_what_they_must_be(section, message):

@@ -102,6 +102,15 @@ def test_no_changed_statistic_is_said_in_a_small_figure(drawn, tmp_path):
     assert not fig.axes and dpi == 100 and png_size(path) == (600, 150)
 
 
+def test_a_sample_is_drawn_as_it_is_under_its_title(drawn, tmp_path):
+    image = np.random.default_rng(0).uniform(0, 255, (28, 28))
+    figures.sample_figure(image, tmp_path / "s.png", "gray_r", "test image 3: Bag", 30)
+    ((fig, _, _),) = drawn
+    (ax,) = fig.axes
+    np.testing.assert_array_equal(ax.images[0].get_array(), image)
+    assert (ax.images[0].get_cmap().name, ax.get_title()) == ("gray_r", "test image 3: Bag")
+
+
 def test_histograms_share_their_bins_and_overlay_translucent_with_a_legend(drawn, tmp_path):
     trained, untrained = np.array([-1.0, 0.0, 0.5, np.nan]), np.array([1.0, np.inf, 3.0])
     figures.histogram({"trained": trained, "untrained": untrained}, tmp_path / "h.png", 4, "conv2d weights", 30)
@@ -116,6 +125,7 @@ def test_histograms_share_their_bins_and_overlay_translucent_with_a_legend(drawn
     assert {p.get_alpha() for p in ax.patches} == {0.55}
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["trained", "untrained"]
     assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("weight", "count", "conv2d weights")
+    assert tuple(fig.get_size_inches()) == (6.4, 4.8) and png_size(tmp_path / "h.png") == (192, 144)  # plt.hist's
     figures.histogram({"trained": trained}, tmp_path / "one.png", 2, "one", 30)
     (ax,) = drawn[-1][0].axes
     assert ax.get_legend() is None and {p.get_alpha() for p in ax.patches} == {1.0}
@@ -176,6 +186,7 @@ def test_dataset_examples_are_one_image_with_each_channels_caption_under_its_til
     (ax,) = fig.axes
     np.testing.assert_array_equal(ax.images[0].get_array().filled(np.nan), grid.image)
     assert ax.images[0].get_clim() == (0, 1) and ax.images[0].get_cmap().name == "gray_r"
+    assert ax.images[0].get_interpolation() == "nearest"  # each pixel a square, not smoothed into its neighbours
     height, width = grid.image.shape
     body = (2 * 1.3, 2 * 1.3 * height / width)  # 1.3 inches a tile, as tall as the mosaic is
     assert tuple(fig.get_size_inches()) == pytest.approx((body[0], body[1] + 0.5))
