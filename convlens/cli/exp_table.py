@@ -22,8 +22,23 @@ DEFAULT_METRICS = (
     "trained.conv2d.map_mean",
     "untrained.conv2d.map_mean",
 )
-# Pinned by the choice of `model` (its config group) or derived from `model.path`: they only widen the table.
-DEFAULT_HIDDEN = ("model.file", "model.url", "model.sha256", "model.source")
+# Pinned by the choice of `model` or `data` (their config groups: `model.path` and `data.name` say which), or
+# derived while conf/ is composed (`model.source`, `data.source`, `feature_maps.each`): they only widen the table.
+# A name hides the keys under it too (`data.files` hides `data.files.archive.sha256`).
+DEFAULT_HIDDEN = (
+    "model.file",
+    "model.url",
+    "model.sha256",
+    "model.source",
+    "model.conv_layers",
+    "data.format",
+    "data.subdir",
+    "data.urls",
+    "data.files",
+    "data.source",
+    "data.classes",
+    "feature_maps.each",
+)
 WIDTH = 120
 MIN_CELL = 12  # a param column is cut (…) down to this before any is left out
 GAP = "  "
@@ -95,7 +110,8 @@ def table(
     metrics: Sequence[str] = DEFAULT_METRICS,
     hidden: Sequence[str] = DEFAULT_HIDDEN,
 ) -> pd.DataFrame:
-    """One row per run (index: its name): every param whose value differs between runs (minus ``hidden``),
+    """One row per run (index: its name): every param whose value differs between runs (minus ``hidden`` and the
+    keys under them),
     then ``metrics`` in the order given. A metric no run has is an error that lists a few that exist."""
     found = runs(records)
     if not found:
@@ -105,7 +121,8 @@ def table(
         some = ", ".join(known_metrics(found)[:6])
         raise ConvlensError(f"no run has the metric {', '.join(missing)} (some that exist: {some}, …)")
     params = pd.DataFrame([{k: table_cell(v) for k, v in flatten(r["params"]).items()} for r in found])
-    differ = [c for c in params.columns if c not in hidden and params[c].astype(str).nunique() > 1]  # missing: "nan"
+    shown = [c for c in params.columns if not any(c == h or c.startswith(f"{h}.") for h in hidden)]
+    differ = [c for c in shown if params[c].astype(str).nunique(dropna=False) > 1]  # a key a run lacks differs
     frame = params[differ].copy()
     for m in metrics:
         frame[m] = [metric_value(r["metrics"], m) for r in found]

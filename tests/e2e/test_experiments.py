@@ -70,7 +70,8 @@ def test_experiments_record_their_params_and_metrics(readme_repo):
     assert mine["params"]["model"]["path"] == "models/my-cnn.keras"
     assert mine["metrics"][MAPS]["trained"]["conv2d_2"]["channels"] == 64
     assert set(mine["metrics"]["outputs/metrics/weights_trained.json"]["trained"]) == {"conv2d", "conv2d_1", "conv2d_2"}
-    assert (root / "outputs" / "figures" / "weights" / "trained_conv2d_2_filters.png").is_file()  # my-cnn's workspace
+    dvc(root, env, "exp", "apply", "my-cnn")  # its results back in the workspace (later pages ran other experiments)
+    assert (root / "outputs" / "figures" / "weights" / "trained_conv2d_2_filters.png").is_file()
 
     table = dvc(
         root, env, "exp", "show", "--only-changed", "--csv", "--drop", "Created|State|Executor|stages/|outputs/"
@@ -78,6 +79,23 @@ def test_experiments_record_their_params_and_metrics(readme_repo):
     header = next(csv.reader(table.splitlines()))
     assert "feature_maps.layers" in header and "samples.indices" in header and "trained.conv2d_2.map_mean" in header
     assert not [c for c in header if c.startswith(("stages/", "outputs/"))]
+
+
+def test_the_own_data_pages_experiments_record_their_data_and_the_models_own_layers(readme_repo):
+    """docs/own-data.md: one experiment per data source; a CIFAR-10 model's conv layers looked at without a list."""
+    root, env = readme_repo
+    shown = experiments(root, env)
+    assert shown["upside-down"]["params"]["data"]["path"] == "data/upside-down.npz"
+    photos = shown["photos"]["params"]["data"]
+    assert (photos["name"], photos["resize"], photos["color"]) == ("folder", [28, 28], "gray")
+    assert shown["mnist"]["params"]["data"]["format"] == "npz"
+    cifar = shown["my-cifar"]
+    assert cifar["params"]["data"]["name"] == "cifar10" and cifar["params"]["feature_maps"]["layers"] is None
+    assert cifar["params"]["feature_maps"]["each"] == ["conv2d", "conv2d_1"]
+    assert 0 <= cifar["metrics"]["outputs/metrics/evaluate.json"]["trained"]["accuracy"] <= 1
+    assert list(cifar["metrics"][MAPS]["trained"]) == ["conv2d", "conv2d_1"]
+    hundred = shown["cifar100-data"]["rev"]
+    assert locked(root, env, hundred)["fetch_data"]["outs"][0]["nfiles"] == 5  # 2 splits × 2 arrays + classes.json
 
 
 def test_a_queued_experiment_matches_the_same_run_made_serially(readme_repo):

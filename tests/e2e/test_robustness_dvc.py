@@ -320,7 +320,7 @@ def test_an_interrupted_dvc_exp_run_is_undone_by_git_checkout_head(request, tmp_
     run = Paused(root, env, "extract_weights", tmp_path / "pause", *args)
     run.wait()
     os.killpg(run.proc.pid, getattr(signal, signal_name))
-    run.proc.communicate(timeout=60)
+    run.proc.communicate(timeout=180)  # DVC cleans up after Ctrl-C; on a loaded 2-core machine that took over 60 s
     assert yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))["weights"]["percentiles"] == [1, 99]
 
     if signal_name == "SIGKILL":

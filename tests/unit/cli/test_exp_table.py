@@ -20,13 +20,14 @@ BOOK_MODEL = {
 }
 
 
-def rev_data(rev: str, model=None, layers=("conv2d", "conv2d_1"), seed=42, indices=(0,), std=0.0846) -> dict:
+def rev_data(rev: str, model=None, layers=("conv2d", "conv2d_1"), seed=42, indices=(0,), std=0.0846, data=None) -> dict:
     params = {
         "model": model or BOOK_MODEL,
         "input": {"scale": 255.0},
         "samples": {"split": "train", "indices": list(indices)},
         "feature_maps": {"layers": list(layers), "batch_size": 256},
         "untrained": {"seed": seed},
+        **({"data": data} if data else {}),
     }
     maps = {
         m: {layer: {"map_mean": 0.1 + i, "dead_channels": 0} for i, layer in enumerate(layers)}
@@ -245,3 +246,17 @@ def test_render_without_an_index_name_leaves_its_header_blank_and_no_line_ends_i
         "main          42  book",
         "seed7          7  local",
     ]
+
+
+def test_keys_a_data_preset_pins_are_hidden_with_everything_under_them_and_its_name_stays():
+    """`-S data=cifar10` changes a dozen keys (format, urls, files.archive.*, classes, …): `data.name` says it."""
+    fashion = {"name": "fashion_mnist", "format": "idx", "urls": ["https://a/"], "files": {"x": {"sha256": "1"}}}
+    cifar = {"name": "cifar10", "format": "cifar10", "urls": ["https://b/"], "files": {"archive": {"sha256": "2"}}}
+    found = [
+        {"rev": "a" * 40, "name": "main", "error": None, "data": rev_data("a", data=fashion),
+         "experiments": [experiment("cifar", "b" * 40, data=cifar)]},
+    ]  # fmt: skip
+    columns = list(table(found, metrics=[]).columns)
+    assert columns == ["data.name"]
+    shown = list(table(found, metrics=[], hidden=["data.urls"]).columns)
+    assert shown == ["data.name", "data.format", "data.files.x.sha256", "data.files.archive.sha256"]
