@@ -182,3 +182,29 @@ def use_tiny_presets(root: Path, mirror: Path) -> None:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         data["urls"], data["files"]["archive"] = [], {"name": name, "sha256": sha256}
         path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+
+def write(tmp_path: Path, data: Mapping, name: str = "out") -> dict:
+    """``write_dataset`` of the data config ``data`` into ``tmp_path/name``, read back (:func:`written`)."""
+    from convlens.data.sources import write_dataset
+
+    out = tmp_path / name
+    out.mkdir()
+    write_dataset(data, tmp_path, out)
+    return written(out)
+
+
+def refused(tmp_path: Path, data: Mapping) -> str:
+    """The one line ``write_dataset`` refuses the data config ``data`` with (a test fails on none, or on more)."""
+    import pytest
+
+    from convlens.data.sources import write_dataset
+    from convlens.errors import ConvlensError
+
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    with pytest.raises(ConvlensError) as err:
+        write_dataset(data, tmp_path, out)
+    message = str(err.value)
+    assert message and "\n" not in message
+    return message

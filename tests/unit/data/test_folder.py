@@ -11,28 +11,11 @@ from PIL import Image
 
 from convlens.data import folder
 from convlens.data.sources import write_dataset
-from convlens.errors import ConvlensError
-from tests.support.datasets import data_config, image_folder, rgb, write_image, written
+from tests.support.datasets import data_config, image_folder, refused, rgb, write, write_image
 
 
 def gray(n: int, side: int = 6, seed: int = 0) -> list[np.ndarray]:
     return list(np.random.default_rng(seed).integers(0, 256, (n, side, side), dtype=np.uint8))
-
-
-def write(tmp_path, data, name: str = "out") -> dict:
-    out = tmp_path / name
-    out.mkdir()
-    write_dataset(data, tmp_path, out)
-    return written(out)
-
-
-def refused(tmp_path, data) -> str:
-    out = tmp_path / "out"
-    out.mkdir(exist_ok=True)
-    with pytest.raises(ConvlensError) as err:
-        write_dataset(data, tmp_path, out)
-    assert "\n" not in str(err.value)
-    return str(err.value)
 
 
 def by_label(images: np.ndarray, labels: np.ndarray) -> dict[int, list[bytes]]:

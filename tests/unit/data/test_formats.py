@@ -10,28 +10,18 @@ import pytest
 from PIL import Image
 
 from convlens.data import cifar
-from convlens.data.sources import write_dataset
 from convlens.data.unpickle import UnpickleError, load_plain
 from convlens.errors import ConvlensError
-from tests.support.datasets import cifar_batch, data_config, keras_npz, rgb, tiny_cifar, write_npz, written
-
-
-def write(tmp_path, data, name: str = "out") -> dict:
-    out = tmp_path / name
-    out.mkdir()
-    write_dataset(data, tmp_path, out)
-    return written(out)
-
-
-def refused(tmp_path, data) -> str:
-    out = tmp_path / "out"
-    out.mkdir(exist_ok=True)
-    with pytest.raises(ConvlensError) as err:
-        write_dataset(data, tmp_path, out)
-    message = str(err.value)
-    assert message and "\n" not in message
-    return message
-
+from tests.support.datasets import (
+    cifar_batch,
+    data_config,
+    keras_npz,
+    refused,
+    rgb,
+    tiny_cifar,
+    write,
+    write_npz,
+)
 
 # --- NPZ ----------------------------------------------------------------------------------------------------------
 

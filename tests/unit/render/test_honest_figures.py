@@ -21,20 +21,6 @@ from tests.support.report_pages import Page, png, write_analyses
 CLASSES = ["T-shirt/top", "Trouser", "Ankle boot"]
 
 
-@pytest.fixture
-def drawn(monkeypatch):
-    """Every figure saved, as ``(figure, path, dpi)``; the real save still writes the PNG."""
-    saved = []
-    real = figures_analyses.save_figure
-
-    def save(fig, path, dpi):
-        saved.append((fig, path, dpi))
-        real(fig, path, dpi)
-
-    monkeypatch.setattr(figures_analyses, "save_figure", save)
-    return saved
-
-
 def pixel(fig, ax, png: np.ndarray, dpi: int, xy: tuple[float, float]) -> np.ndarray:
     """The PNG's RGB at the centre of data cell ``xy`` (column, row) of ``ax``."""
     x, y = ax.transData.transform(xy) * dpi / fig.dpi
