@@ -228,6 +228,14 @@ def test_a_damaged_dvc_lock_is_named_by_dvc_and_git_checkout_restores_it(request
     assert (root / "dvc.lock").read_bytes() == lock and snapshot(root / "outputs") == before
 
 
+def default_sigint() -> None:
+    """In the child before ``dvc`` starts: Ctrl-C's default action, as a terminal gives it. The test process may
+    hold SIGINT ignored (a pytest worker in which DVC ran a stage in-process: DVC ignores SIGINT while a stage runs
+    and restores it only if the old handler was truthy, which ``SIG_DFL`` is not), and an ignored SIGINT is
+    inherited by ``dvc`` and its stages, which would then never see the Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Paused:
     """``dvc …`` started in the background, its stage ``stage`` paused before it renames its first output (the
     kill shim's pause): ``wait()`` until the stage is there, ``go()`` to let it finish."""
@@ -245,6 +253,7 @@ class Paused:
             text=True,
             encoding="utf-8",
             start_new_session=True,
+            preexec_fn=default_sigint,
         )
 
     def wait(self, timeout: float = 120) -> None:
