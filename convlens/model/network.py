@@ -72,11 +72,12 @@ class Models:
         return record
 
 
-def prepare(root: Path, images: np.ndarray, scale: object, log: logging.Logger) -> Models:
-    """The start of a stage that runs the models on ``images`` (N, H, W[, C] pixels): the trained model opened, the
-    images' shape checked against its input, the pixel divisor read (``input.scale``, or 1 for a model with its
-    own Rescaling or Normalization: ``log`` says so)."""
-    trained = open_model(root, "trained")
+def prepare(root: Path, images: np.ndarray, scale: object, log: logging.Logger, role: str = "trained") -> Models:
+    """The start of a stage that runs the models on ``images`` (N, H, W[, C] pixels): the ``role`` model opened (a
+    stage of one model reads that model alone; both have the same layers), the images' shape checked against its
+    input, the pixel divisor read (``input.scale``, or 1 for a model with its own Rescaling or Normalization: ``log``
+    says so)."""
+    trained = open_model(root, role)
     trained.check_input(images.shape[1:])
     input_scale = read_input_scale(trained, scale)
     if note := input_scale.note():
