@@ -150,7 +150,7 @@ def bench_rss(root: Path, sizes: list[int], runs: int, say: Callable[[str], None
         for n in sizes:
             run = run_measured((sys.executable, "-m", "bench.dataset", str(root), str(n)), Path.cwd(), _env())
             peaks.setdefault(n, []).append(run.maxrss_mb)
-            say(f"row 7 run {i + 1}/{runs}: N={n}: peak RSS {run.maxrss_mb:.0f} MB ({run.wall_s:.1f} s)")
+            say(f"row 10 run {i + 1}/{runs}: N={n}: peak RSS {run.maxrss_mb:.0f} MB ({run.wall_s:.1f} s)")
     return peaks
 
 

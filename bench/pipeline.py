@@ -1,4 +1,5 @@
-"""Rows 1–4: the DVC pipeline in fresh clones against the notebook script, plus a per-stage breakdown."""
+"""Issue 25's pipeline rows: the DVC pipeline in fresh clones against the chapter's notebook, what each run ran
+against what it should have (``bench.expected``), plus a per-stage breakdown."""
 
 from __future__ import annotations
 
@@ -12,16 +13,63 @@ from pathlib import Path
 
 import yaml
 
-from .measure import PROJECT, VENV_BIN, Run, run_measured, run_quiet
+from .expected import base, expected, in_yaml_order, missing_outputs, read_lock, read_params, yaml_stages
+from .measure import PROJECT, VENV_BIN, Run, du_mb, run_measured, run_quiet
 
 DVC = (sys.executable, "-m", "dvc")
 REPRO = (*DVC, "repro")
-ADDED_LAYER = "max_pooling2d"  # row 4: the layer added to the sweep
+EXP_RUN = (*DVC, "exp", "run")
+# The chapter's own stages, as the README names them: `dvc repro render_figures render_maps` runs exactly these
+# (their upstream closure; row 2 checks it against what DVC ran).
+CHAPTER_TARGETS = ("render_figures", "render_maps")
+CHAPTER_STAGES = (
+    "check_config", "fetch_data", "fetch_model", "samples", "extract_weights", "build_untrained", "feature_maps",
+    "render_figures", "render_maps",
+)  # fmt: skip
+ADDED_LAYER = "max_pooling2d"  # the layer row 6 adds
+REPORT_SAMPLES = 100  # row 9: the report's size with this many samples
 # the probes that explain where a full run's time goes (each a fresh interpreter)
 PROBES: dict[str, tuple[str, ...]] = {
     "python -c 'import tensorflow'": (sys.executable, "-c", "import tensorflow"),
     "python -c 'import matplotlib.pyplot'": (sys.executable, "-c", "import matplotlib.pyplot"),
     "python -c 'import dvc.repo, dvc.cli'": (sys.executable, "-c", "import dvc.repo, dvc.cli"),
+}
+
+
+@dataclass(frozen=True)
+class Change:
+    """One row's change to the reproduced clone: ``params.yaml`` edited then ``dvc repro``, or ``dvc exp run -S``."""
+
+    series: str
+    title: str
+    overrides: tuple[str, ...]  # ``key=value`` as ``-S`` takes them (Hydra syntax)
+    exp: bool  # ``dvc exp run -S ...``; else the values written into params.yaml, then ``dvc repro``
+
+    def command(self) -> tuple[str, ...]:
+        if not self.exp:
+            return REPRO
+        return (*EXP_RUN, *(arg for o in self.overrides for arg in ("-S", o)))
+
+    def shown(self) -> str:
+        if not self.exp:
+            return f"`{', '.join(self.overrides)}` in params.yaml, `dvc repro`"
+        return "`dvc exp run " + " ".join(f"-S '{o}'" for o in self.overrides) + "`"
+
+
+CHANGES = (
+    Change("seed", "`untrained.seed` changed", ("untrained.seed=7",), exp=True),
+    Change("map_cmap", "`render.map_cmap` changed", ("render.map_cmap=magma",), exp=False),
+    Change("filter_cmap", "`render.filter_cmap` changed", ("render.filter_cmap=magma",), exp=True),
+    Change("add_layer", f"`{ADDED_LAYER}` added to `feature_maps.layers`",
+           (f"feature_maps.layers=[conv2d,conv2d_1,{ADDED_LAYER}]",), exp=True),
+    Change("samples", f"{REPORT_SAMPLES} samples", (f"samples.indices=[{','.join(map(str, range(REPORT_SAMPLES)))}]",),
+           exp=True),
+)  # fmt: skip
+SERIES = {  # series → how the report names it
+    "full": "cold `dvc repro`, fresh clone",
+    "chapter": f"`dvc repro {' '.join(CHAPTER_TARGETS)}`, fresh clone",
+    "noop": "nothing changed, `dvc repro`",
+    **{c.series: c.title for c in CHANGES},
 }
 
 
@@ -32,16 +80,20 @@ class PipelineResults:
     notebook: list[Run] = field(default_factory=list)
     series: dict[str, list[Run]] = field(default_factory=dict)
     ran: dict[str, list[str]] = field(default_factory=dict)  # series → the stages its first run ran
+    expected: dict[str, list[str]] = field(default_factory=dict)  # series → what it should have run (first run)
+    report_mb: dict[str, list[float]] = field(default_factory=dict)  # series → du of outputs/report after it
     stages: dict[str, list[Run]] = field(default_factory=dict)  # stage → standalone runs
     probes: dict[str, list[Run]] = field(default_factory=dict)
+    chapter_closure: list[str] = field(default_factory=list)  # the groups `dvc repro CHAPTER_TARGETS` ran
 
-    def add(self, name: str, run: Run) -> None:
+    def add(self, name: str, run: Run, should: list[str]) -> None:
         self.series.setdefault(name, []).append(run)
         self.ran.setdefault(name, ran_stages(run.output))
+        self.expected.setdefault(name, should)
 
 
 def ran_stages(output: str) -> list[str]:
-    """The stages a ``dvc repro`` output says it ran, in order."""
+    """The stages a ``dvc repro`` / ``dvc exp run`` output says it ran, in order."""
     return re.findall(r"Running stage '([^']+)'", output)
 
 
@@ -54,19 +106,15 @@ def base_env(mirror: Path) -> dict[str, str]:
     return env
 
 
-def fresh_clone(dest: Path, mirror: Path, everything: bool = False) -> tuple[Path, dict[str, str]]:
-    """A clone of the project's HEAD with an empty DVC cache and an empty download cache.
-
-    ``outputs/`` then holds only the git-tracked metrics; ``everything`` deletes those too, so that
-    ``dvc repro`` also reruns map_metrics and dataset_stats.
-    """
+def fresh_clone(dest: Path, mirror: Path) -> tuple[Path, dict[str, str]]:
+    """A clone of the project's HEAD with an empty DVC cache and an empty download cache (``outputs/`` then holds
+    only the git-tracked metrics)."""
     root = dest / "repo"
-    run_quiet(["git", "clone", "-q", str(PROJECT), str(root)], dest.parent, os.environ)
+    dest.mkdir(parents=True, exist_ok=True)
+    run_quiet(["git", "clone", "-q", str(PROJECT), str(root)], dest, os.environ)
     cache = dest / "download-cache"
     cache.mkdir()
     env = {**base_env(mirror), "CONVLENS_CACHE": str(cache)}
-    if everything:
-        shutil.rmtree(root / "outputs" / "metrics")
     dvc_cache = root / ".dvc" / "cache"
     produced = [root / "outputs" / "models" / "trained.keras", root / "outputs" / "data"]
     if (dvc_cache.exists() and any(dvc_cache.iterdir())) or any(p.exists() for p in produced):
@@ -79,50 +127,62 @@ def notebook_cmd(notebook: Path, mirror: Path, out: Path) -> tuple[str, ...]:
     return (sys.executable, str(notebook), str(mirror), str(out))
 
 
-def set_params(root: Path, changes: dict[str, object]) -> None:
-    """Edit ``params.yaml`` (dotted keys) as a user would before ``dvc repro``."""
-    path = root / "params.yaml"
-    params = yaml.safe_load(path.read_text(encoding="utf-8"))
-    for dotted, value in changes.items():
+def set_params(root: Path, overrides: tuple[str, ...]) -> None:
+    """Write ``key=value`` overrides (YAML values) into ``params.yaml``, as a user edits it before ``dvc repro``."""
+    params = read_params(root)
+    for override in overrides:
+        dotted, value = override.split("=", 1)
         node = params
         *parents, leaf = dotted.split(".")
         for key in parents:
             node = node[key]
-        node[leaf] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        node[leaf] = yaml.safe_load(value)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True), encoding="utf-8")
 
 
-def restore(root: Path, env: dict[str, str]) -> None:
-    """Back to the committed params and lock file, outputs checked out from the DVC cache (not timed)."""
-    run_quiet(["git", "checkout", "-q", "--", "params.yaml", "dvc.lock"], root, env)
-    run_quiet([*DVC, "checkout", "-q"], root, env)
+def _files(root: Path) -> set[Path]:
+    return {p for p in (root / "outputs").rglob("*") if not p.is_dir()} if (root / "outputs").exists() else set()
 
 
-def stage_commands(root: Path, extra_layers: tuple[str, ...] = ()) -> list[tuple[str, list[str]]]:
-    """Every stage instance of ``dvc.yaml`` in file order (a valid run order here) with its command;
-    ``foreach`` stages also get an instance for each of ``extra_layers``."""
-    stages = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
-    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
-    layers = [*params["feature_maps"]["layers"], *extra_layers]
-    commands = []
-    for name, spec in stages.items():
-        if "foreach" in spec:
-            items = [(f"{name}@{item}", spec["do"]["cmd"].replace("${item}", str(item))) for item in layers]
-        else:
-            items = [(name, spec["cmd"])]
-        for stage, cmd in items:
-            argv = cmd.split()
-            commands.append((stage, [sys.executable if argv[0] == "python" else argv[0], *argv[1:]]))
-    return commands
+def restore(root: Path, env: dict[str, str], before: set[Path]) -> None:
+    """Back to the committed state (not timed): git-tracked files from HEAD (params.yaml, dvc.lock, the uncached
+    metrics; ``dvc exp run`` stages them), files under ``outputs/`` the run added removed, the cached outputs checked
+    out; then ``dvc status`` must find nothing to do, or the next row would measure leftovers."""
+    run_quiet(["git", "checkout", "-q", "HEAD", "--", "."], root, env)
+    for path in _files(root) - before:
+        path.unlink()
+    for folder in sorted((p for p in (root / "outputs").rglob("*") if p.is_dir()), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    run_quiet([*DVC, "checkout", "-q", "--force"], root, env)
+    status = run_quiet([*DVC, "status", "--json"], root, env).strip()
+    if status not in ("{}", ""):
+        raise RuntimeError(f"{root}: not back to the committed state after a row: dvc status {status[:2000]}")
 
 
 Progress = Callable[[str], None]
 
 
-def one_series(i: int, scratch: Path, mirror: Path, notebook: Path, res: PipelineResults, say: Progress) -> Path:
-    """One repetition of rows 1–4 (one fresh clone), 1b (another) and the stage breakdown (a third).
+def measured(
+    series: str, cmd: tuple[str, ...], root: Path, env: dict[str, str], res: PipelineResults, say: Progress,
+    targets: list[str] | None = None,
+) -> Run:  # fmt: skip
+    """Time ``cmd`` in ``root`` and record what it ran against what it should have (``bench.expected``)."""
+    before, missing = read_lock(root), missing_outputs(root, read_lock(root))
+    run = run_measured(cmd, root, env)
+    should = expected(before, read_lock(root), read_params(root), missing, targets)
+    res.add(series, run, in_yaml_order(should, root))
+    ran = ran_stages(run.output)
+    flag = "" if set(ran) == should else f" (expected {', '.join(in_yaml_order(should, root)) or 'nothing'})"
+    say(f"{series}: {run.wall_s:.2f} s, peak RSS {run.maxrss_mb:.0f} MB; ran {', '.join(ran) or 'nothing'}{flag}")
+    return run
 
-    Returns the reproduced clone (rows 5–7 read its outputs)."""
+
+def one_series(i: int, scratch: Path, mirror: Path, notebook: Path, res: PipelineResults, say: Progress) -> Path:
+    """One repetition of the pipeline rows: the notebook, a fresh clone (cold run, nothing changed, each change of
+    ``CHANGES``), the notebook, another fresh clone (the chapter's targets), the notebook.
+
+    Returns the first clone, reproduced (the dataset and memory rows read its outputs)."""
     work = scratch / f"run{i}"
     work.mkdir()
 
@@ -131,46 +191,46 @@ def one_series(i: int, scratch: Path, mirror: Path, notebook: Path, res: Pipelin
         res.notebook.append(run)
         say(f"notebook: {run.wall_s:.2f} s, peak RSS {run.maxrss_mb:.0f} MB")
 
-    def repro(series: str, root: Path, env: dict[str, str]) -> Run:
-        run = run_measured(REPRO, root, env)
-        res.add(series, run)
-        say(f"{series}: {run.wall_s:.2f} s (ran {', '.join(ran_stages(run.output)) or 'nothing'})")
-        return run
-
     nb("a")
     root, env = fresh_clone(work / "main", mirror)
-    repro("full", root, env)
-    repro("noop", root, env)
-    for series, changes in (
-        ("map_cmap", {"render.map_cmap": "magma"}),
-        ("filter_cmap", {"render.filter_cmap": "magma"}),
-        (
-            "add_layer",
-            {
-                "feature_maps.layers": [
-                    *yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))["feature_maps"]["layers"],
-                    ADDED_LAYER,
-                ]
-            },
-        ),
-    ):
-        set_params(root, changes)
-        repro(series, root, env)
-        restore(root, env)
+    measured("full", REPRO, root, env, res, say)
+    res.report_mb.setdefault("full", []).append(du_mb(root / "outputs" / "report"))
+    measured("noop", REPRO, root, env, res, say)
+    for change in CHANGES:
+        files = _files(root)
+        if not change.exp:
+            set_params(root, change.overrides)
+        measured(change.series, change.command(), root, env, res, say)
+        res.report_mb.setdefault(change.series, []).append(du_mb(root / "outputs" / "report"))
+        restore(root, env, files)
     nb("b")
-    root_all, env_all = fresh_clone(work / "everything", mirror, everything=True)
-    repro("everything", root_all, env_all)
-    shutil.rmtree(work / "everything")
-    stage_breakdown(work / "stages", mirror, res, say)
+    chapter, chapter_env = fresh_clone(work / "chapter", mirror)
+    measured("chapter", (*REPRO, *CHAPTER_TARGETS), chapter, chapter_env, res, say, list(CHAPTER_TARGETS))
+    if not res.chapter_closure:
+        ran = {base(s) for s in ran_stages(res.series["chapter"][-1].output)}
+        res.chapter_closure = [s for s in yaml_stages(chapter) if s in ran]
+    shutil.rmtree(work / "chapter")
+    nb("c")
     return root
 
 
-def stage_breakdown(dest: Path, mirror: Path, res: PipelineResults, say: Progress) -> None:
+def stage_commands(root: Path) -> list[tuple[str, list[str]]]:
+    """Every stage instance of the reproduced clone's ``dvc.lock`` in ``dvc.yaml``'s order (a valid run order
+    here), with its command as DVC resolved it."""
+    lock = read_lock(root)
+    commands = []
+    for stage in in_yaml_order(set(lock), root):
+        argv = str(lock[stage]["cmd"]).split()
+        commands.append((stage, [sys.executable if argv[0] == "python" else argv[0], *argv[1:]]))
+    return commands
+
+
+def stage_breakdown(reproduced: Path, dest: Path, mirror: Path, res: PipelineResults, say: Progress) -> None:
     """Each stage command standalone (no DVC) in a fresh clone, in order, and the start-up probes.
 
     A stage reads ``params.yaml`` standalone as under DVC: the time is the stage's own share of a ``dvc repro``."""
     root, env = fresh_clone(dest, mirror)
-    for stage, cmd in stage_commands(root, (ADDED_LAYER,)):
+    for stage, cmd in stage_commands(reproduced):
         res.stages.setdefault(stage, []).append(run_measured(cmd, root, env))
     for name, cmd in PROBES.items():
         res.probes.setdefault(name, []).append(run_measured(cmd, root, env))

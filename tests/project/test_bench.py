@@ -1,0 +1,131 @@
+"""`make bench` (issue 25's table): what it measures and how, without running the benchmark (no timings here)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bench import __main__ as bench_main
+from bench.dataset_pass import dataset_commands
+from bench.expected import base, expected, in_yaml_order, missing_outputs, upstream
+from bench.measure import run_measured
+from bench.pipeline import CHANGES, CHAPTER_STAGES, CHAPTER_TARGETS, EXP_RUN, REPRO, ran_stages, set_params
+
+ALLOCATE = "b = bytearray({mb} * 2**20); b[::4096] = bytes(len(b[::4096])); import time; time.sleep(0.1)"
+
+
+def test_a_small_child_of_a_large_parent_reports_its_own_peak_rss():
+    """`ru_maxrss` of a forked child starts at its parent's: this process holds 300 MB more, the child reports ~10."""
+    held = bytearray(300 * 2**20)
+    held[::4096] = bytes(len(held[::4096]))
+    run = run_measured([sys.executable, "-c", "pass"], Path.cwd(), os.environ)
+    assert 0 < run.maxrss_mb < 100
+    del held
+
+
+def test_the_peak_rss_is_the_largest_process_of_the_tree():
+    """A shell that starts a Python process allocating 150 MB: the tree's peak is the grandchild's."""
+    child = f"{sys.executable} -c '{ALLOCATE.format(mb=150)}'"
+    run = run_measured(["sh", "-c", f"{child}; true"], Path.cwd(), os.environ)
+    assert 150 <= run.maxrss_mb < 250
+
+
+def entry(cmd: str, deps: dict[str, str], outs: list[str], params: dict | None = None) -> dict:
+    found = {"cmd": cmd, "deps": [{"path": p, "md5": h} for p, h in deps.items()], "outs": [{"path": o} for o in outs]}
+    if params is not None:
+        found["params"] = {"params.yaml": params}
+    return found
+
+
+LOCK = {
+    "fetch": entry("python -m stages.fetch", {"stages/fetch.py": "a"}, ["outputs/data"], {"data": "x"}),
+    "maps@conv2d": entry("python -m stages.maps conv2d", {"outputs/data": "d1"}, ["outputs/maps/conv2d"]),
+    "draw": entry("python -m stages.draw", {"outputs/maps": "m1"}, ["outputs/figures"], {"render.cmap": "viridis"}),
+    "other": entry("python -m stages.other", {"outputs/data": "d1"}, ["outputs/other"], {"other.k": 1}),
+}
+PARAMS = {"data": "x", "render": {"cmap": "viridis"}, "other": {"k": 1}}
+
+
+def test_expected_is_nothing_when_nothing_changed():
+    assert expected(LOCK, LOCK, PARAMS, set()) == set()
+
+
+def test_expected_follows_changed_params_and_changed_dependency_hashes():
+    after = {**LOCK, "draw": entry("python -m stages.draw", {"outputs/maps": "m1"}, ["outputs/figures"],
+                                   {"render.cmap": "magma"})}  # fmt: skip
+    assert expected(LOCK, after, {**PARAMS, "render": {"cmap": "magma"}}, set()) == {"draw"}
+    after = {
+        **LOCK,
+        "other": entry("python -m stages.other", {"outputs/data": "d2"}, ["outputs/other"], {"other.k": 1}),
+    }
+    assert expected(LOCK, after, PARAMS, set()) == {"other"}
+
+
+def test_expected_counts_new_instances_missing_outputs_and_stale_params():
+    after = {**LOCK, "maps@pool": entry("python -m stages.maps pool", {"outputs/data": "d1"}, ["outputs/maps/pool"])}
+    assert expected(LOCK, after, PARAMS, set()) == {"maps@pool"}
+    assert expected(LOCK, LOCK, PARAMS, {"fetch", "maps@conv2d"}) == {"fetch", "maps@conv2d"}
+    assert expected(LOCK, LOCK, {**PARAMS, "other": {"k": 2}}, set()) == {"other"}  # should have run, did not
+
+
+def test_targets_limit_expected_to_their_upstream_closure(tmp_path):
+    assert upstream(LOCK, ["draw"]) == {"draw", "maps@conv2d", "fetch"}
+    assert upstream(LOCK, ["maps"]) == {"maps@conv2d", "fetch"}
+    everything = set(LOCK)
+    assert expected(LOCK, LOCK, PARAMS, everything, ["draw"]) == {"draw", "maps@conv2d", "fetch"}
+    (tmp_path / "outputs" / "data").mkdir(parents=True)
+    assert missing_outputs(tmp_path, LOCK) == {"maps@conv2d", "draw", "other"}
+
+
+def test_stage_order_and_names_follow_dvc_yaml(tmp_path):
+    (tmp_path / "dvc.yaml").write_text(
+        yaml.safe_dump({"stages": {"fetch": {}, "maps": {}, "draw": {}}}, sort_keys=False)
+    )
+    assert in_yaml_order({"draw", "maps@b", "maps@a", "fetch"}, tmp_path) == ["fetch", "maps@a", "maps@b", "draw"]
+    assert base("render_maps@conv2d_1") == "render_maps" and base("report") == "report"
+    assert ran_stages("Running stage 'a':\n> x\nStage 'b' didn't change, skipping\nRunning stage 'c@d':") == [
+        "a",
+        "c@d",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("stages", "found"),
+    [
+        (["dataset_stats", "evaluate", "report"], ["dataset_stats", "evaluate"]),  # before the restructure
+        (["dataset@trained", "dataset@untrained", "metrics", "report"], ["dataset@trained", "dataset@untrained"]),
+    ],
+)
+def test_the_dataset_pass_is_read_from_dvc_lock_before_and_after_the_restructure(tmp_path, stages, found):
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {base(s): {} for s in stages}}))
+    lock = {s: {"cmd": f"python -m stages.{base(s)} {s.partition('@')[2]}".strip()} for s in stages}
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": lock}))
+    commands = dataset_commands(tmp_path)
+    assert [s for s, _ in commands] == found
+    assert all(cmd[0] == sys.executable for _, cmd in commands)
+
+
+def test_the_chapter_targets_are_the_readmes_command_and_the_chapters_stages():
+    assert " ".join(("dvc", "repro", *CHAPTER_TARGETS)) == "dvc repro render_figures render_maps"
+    assert set(CHAPTER_TARGETS) <= set(CHAPTER_STAGES)
+
+
+def test_each_change_is_the_issues_command(tmp_path):
+    shown = {c.series: c.command() for c in CHANGES}
+    assert shown["seed"] == (*EXP_RUN, "-S", "untrained.seed=7")
+    assert shown["map_cmap"] == REPRO  # params.yaml edited, then `dvc repro`
+    assert shown["add_layer"] == (*EXP_RUN, "-S", "feature_maps.layers=[conv2d,conv2d_1,max_pooling2d]")
+    assert shown["samples"][-1] == f"samples.indices=[{','.join(map(str, range(100)))}]"
+    (tmp_path / "params.yaml").write_text("render:\n  map_cmap: viridis\n  dpi: 100\n")
+    set_params(tmp_path, ("render.map_cmap=magma", "render.dpi=72"))
+    assert yaml.safe_load((tmp_path / "params.yaml").read_text()) == {"render": {"map_cmap": "magma", "dpi": 72}}
+
+
+def test_quick_mode_is_one_run_into_a_temp_file():
+    args = bench_main.parse_args(["--quick"])
+    assert args.quick and args.out.name == "convlens-bench-quick.md" and args.out.parent != Path("bench")
+    assert bench_main.parse_args([]).out == Path("bench/results.md")
