@@ -55,7 +55,7 @@ params: install     ## recompose params.yaml after editing conf/ by hand (dvc re
 plots: install      ## dvc_plots/index.html: every figure and table, this run vs HEAD
 	dvc plots diff
 
-bench: install      ## the benchmark against the chapter's notebook (issue 5): writes bench/results.md (~5 min)
+bench: install      ## issue 25's acceptance table, the pipeline against the chapter's notebook: writes bench/results.md (~25 min)
 	$(PY) -m bench
 
 # MODULES: library modules to mutate (dotted, under convlens: analysis.stats, render.grids, schema), e.g. `make mutate MODULES="analysis.stats render.grids"`;

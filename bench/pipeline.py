@@ -149,6 +149,7 @@ def restore(root: Path, env: dict[str, str], before: set[Path]) -> None:
     metrics; ``dvc exp run`` stages them), files under ``outputs/`` the run added removed, the cached outputs checked
     out; then ``dvc status`` must find nothing to do, or the next row would measure leftovers."""
     run_quiet(["git", "checkout", "-q", "HEAD", "--", "."], root, env)
+    run_quiet(["git", "read-tree", "HEAD"], root, env)  # the index too: `dvc exp run` stages files HEAD lacks
     for path in _files(root) - before:
         path.unlink()
     for folder in sorted((p for p in (root / "outputs").rglob("*") if p.is_dir()), reverse=True):
