@@ -1,10 +1,11 @@
 """Stage: activation maximization, beyond the chapter: for every channel of the ``activation_max.layers``, the
-input that maximizes the channel's mean activation, by gradient ascent until it converges, for both models.
+input that maximizes the channel's mean activation, by gradient ascent until it converges, for one model
+(``activation_max@trained``, ``activation_max@untrained``: a change to one model reruns only its own ascent).
 
 TensorFlow (gradients). The metrics say where the ascent failed (channels that stayed at 0, channels below the
-split's best image for them: ``top_image_mean`` of ``dataset_stats``' table), how selective the optimized inputs
-are and, with several ``starts``, how far the first start falls short of the best; the objective curves go to
-``outputs/metrics/activation_max_curves`` for ``dvc plots``.
+split's best image for them: ``top_image_mean`` of ``dataset@<model>``'s table), how selective the optimized inputs
+are and, with several ``starts``, how far the first start falls short of the best (merged by ``metrics`` into
+``activation_max.json``); the objective curves go to ``outputs/metrics/activation_max_curves`` for ``dvc plots``.
 """
 
 from __future__ import annotations
@@ -44,29 +45,28 @@ log = logging.getLogger(__name__)
 BAR = "input value"  # the colour bar of the optimized inputs: which value black and white stand for
 
 
-def dataset_tops(root: Path, names: list[str]) -> dict[tuple[str, str], np.ndarray]:
-    """Per (model, layer) each channel's best image's mean activation over the dataset split, for the layers
-    ``dataset_stats`` computed; a layer it did not compute is named once in the log."""
-    index = read_json(paths.dataset_index(root))
+def dataset_tops(root: Path, role: str, names: list[str]) -> dict[str, np.ndarray]:
+    """Per layer each channel's best image's mean activation over the dataset split in the ``role`` model, for the
+    layers ``dataset@<model>`` computed; a layer it did not compute is named once in the log."""
+    index = read_json(paths.dataset_index(root, role))
     tops = {}
     for name in names:
         if name not in index["layers"]:
             log.info("%s is not among dataset.layers (%s): no ratio to the dataset's best image", name, index["layers"])
             continue
-        for role in paths.ROLES:
-            tops[role, name] = read_csv_columns(paths.dataset_table(root, role, name), ["top_image_mean"])[:, 0]
+        tops[name] = read_csv_columns(paths.dataset_table(root, role, name), ["top_image_mean"])[:, 0]
     return tops
 
 
 def best_images(root: Path, role: str, name: str, divisor: float, shape: tuple[int, ...]) -> np.ndarray | None:
     """Each channel's best image of the dataset split (rank 0 of ``dataset_stats``' examples table) as the
     model's input (pixels / ``divisor``, ``shape`` = (H, W, C)); ``None``, said in the log, for a layer that
-    ``dataset_stats`` did not compute."""
+    ``dataset@<model>`` did not compute."""
     table = paths.examples_table(root, role, name)
     if not table.is_file():
         log.info("%s %s: no dataset examples, the ascent starts from gray noise", role, name)
         return None
-    index = read_json(paths.dataset_index(root))
+    index = read_json(paths.dataset_index(root, role))
     chosen = top_image_indices(read_csv_columns(table, ["channel", "rank", "image"]))
     pixels = np.load(paths.images(root, index["split"]), mmap_mode="r")[chosen].astype(np.float64) / divisor
     return pixels.reshape(len(chosen), *shape)
@@ -87,17 +87,13 @@ def climb_layer(
 
 
 def draw(
-    root: Path,
-    done: dict[tuple[str, str], LayerAscent],
-    tops: dict[tuple[str, str], np.ndarray],
-    r: DictConfig,
-    top: float,
+    root: Path, role: str, done: dict[str, LayerAscent], tops: dict[str, np.ndarray], r: DictConfig, top: float
 ) -> None:
-    """Each model × layer's optimized inputs as one mosaic: each tile its channel's activation, failed channels
-    marked, a colour bar of the pixel range."""
-    with staged_dir(paths.activation_max_figures_dir(root)) as out:
-        for (role, name), got in done.items():
-            marks = channel_marks(got.after, tops.get((role, name)))
+    """Each layer's optimized inputs as one mosaic: each tile its channel's activation, failed channels marked, a
+    colour bar of the pixel range."""
+    with staged_dir(paths.activation_max_figures_dir(root, role)) as out:
+        for name, got in done.items():
+            marks = channel_marks(got.after, tops.get(name))
             legend = activation_max_legend(marks, f"inputs 0–{top:g}")
             title = f"{activation_max_title(role, name, got.steps)}\n{legend}"
             labelled_mosaic_figure(
@@ -106,33 +102,28 @@ def draw(
             )  # fmt: skip
 
 
-def run(cfg: DictConfig, root: Path) -> None:
-    am = cfg.activation_max
-    trained = open_model(root, "trained")
-    names = trained.resolve(None if am.layers is None else list(am.layers), "activation_max.layers")
-    shape, scale = fixed_input_shape(trained), read_input_scale(trained, cfg.input.scale)
-    tops = dataset_tops(root, names)
+def run(cfg: DictConfig, root: Path, role: str) -> None:
+    am, role = cfg.activation_max, paths.check_role(role)
+    archive = open_model(root, role)
+    names = archive.resolve(None if am.layers is None else list(am.layers), "activation_max.layers")
+    shape, scale = fixed_input_shape(archive), read_input_scale(archive, cfg.input.scale)
+    tops = dataset_tops(root, role, names)
     from convlens.model.keras_models import load_model
 
-    done, metrics = {}, {role: {} for role in paths.ROLES}
-    for role in paths.ROLES:
-        model = load_model(paths.model_path(root, role))
-        for name in names:
-            clock = time.perf_counter()
-            done[role, name] = got = climb_layer(model, root, role, name, am, scale, shape)
-            top_image = tops.get((role, name))
-            metrics[role][name] = ascent_summary(
-                got.after, top_image, got.matrix, got.steps, got.converged, got.achieved
-            )
-            log.info("%s", ascent_line(role, name, time.perf_counter() - clock, got.before, metrics[role][name]))
-    with staged_dir(paths.activation_max_dir(root)) as out:
-        for (role, name), got in done.items():
-            np.save(out / paths.activation_max_name(role, name), got.x)
-    with staged_dir(paths.activation_max_curves_dir(root)) as out:
-        for (role, name), got in done.items():
+    done, metrics, model = {}, {}, load_model(paths.model_path(root, role))
+    for name in names:
+        clock = time.perf_counter()
+        done[name] = got = climb_layer(model, root, role, name, am, scale, shape)
+        metrics[name] = ascent_summary(got.after, tops.get(name), got.matrix, got.steps, got.converged, got.achieved)
+        log.info("%s", ascent_line(role, name, time.perf_counter() - clock, got.before, metrics[name]))
+    with staged_dir(paths.activation_max_curves_dir(root, role)) as out:
+        for name, got in done.items():
             write_csv(out / f"{role}_{paths.layer_stem(name)}.csv", curve_rows(got.curve))
-    draw(root, done, tops, cfg.render, scale.top)
-    write_json(paths.activation_max_metrics(root), metrics)
+    draw(root, role, done, tops, cfg.render, scale.top)
+    with staged_dir(paths.activation_max_dir(root, role)) as out:  # last: its summary is what ``metrics`` reads
+        for name, got in done.items():
+            np.save(out / paths.activation_max_name(role, name), got.x)
+        write_json(out / paths.SUMMARY_NAME, metrics)
 
 
 if __name__ == "__main__":

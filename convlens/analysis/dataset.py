@@ -12,6 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
+from convlens.analysis.evaluate import predicted_classes
 from convlens.analysis.examples import RunningTopK, check_examples
 from convlens.analysis.stats import ChannelAccumulator, as_number
 from convlens.errors import ConvlensError
@@ -89,7 +90,24 @@ def stream_statistics(
     label: str,
     examples: tuple[int, str] | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
-    """Run every image through ``network`` in batches and accumulate each named layer's channel statistics.
+    """:func:`stream_pass` without predictions: each named layer's channel statistics."""
+    return stream_pass(network, images, labels, names, classes, scale, batch_size, label, examples)[0]
+
+
+def stream_pass(
+    network: Activations,
+    images: np.ndarray,
+    labels: np.ndarray,
+    names: list[str],
+    classes: int,
+    scale: float,
+    batch_size: int,
+    label: str,
+    examples: tuple[int, str] | None = None,
+    head: str | None = None,
+) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray | None]:
+    """Run every image through ``network`` in batches, once, and accumulate each named layer's channel statistics
+    and, with ``head`` (the output layer, one score per class), each image's predicted class (uint16, N).
 
     ``examples`` (k, by): also each channel's k top images (``examples.RunningTopK``, scored by ``by``), as
     ``example_scores``, ``example_images`` and ``example_tied`` (k × channels; ``RunningTopK.tied``) in the layer's
@@ -98,6 +116,8 @@ def stream_statistics(
     A batch's statistics are summed in a second thread while the next batch runs through the network
     (NumPy releases the GIL in both), so the statistics cost little more than the forward pass itself.
     """
+    predictions = None if head is None else np.empty(len(images), np.uint16)
+    wanted = [*names, head] if head is not None else names
     accumulators: dict[str, ChannelAccumulator] = {}
     tops: dict[str, RunningTopK] = {}
     if examples is not None:
@@ -116,7 +136,9 @@ def stream_statistics(
     pending: Future | None = None
     with ThreadPoolExecutor(max_workers=1) as pool:
         for part in batches_with_progress(len(images), batch_size, label):
-            maps = network.activations(model_inputs(images[part], scale), names)
+            maps = network.activations(model_inputs(images[part], scale), wanted)
+            if predictions is not None:
+                predictions[part] = predicted_classes(maps.pop(), classes, head)
             if pending is not None:
                 pending.result()
             pending = pool.submit(accumulate, maps, np.asarray(labels[part]))
@@ -126,4 +148,4 @@ def stream_statistics(
     for name, top in tops.items():
         tables[name]["example_scores"], tables[name]["example_images"] = top.result()
         tables[name]["example_tied"] = top.tied()
-    return tables
+    return tables, predictions

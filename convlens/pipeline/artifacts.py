@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -53,3 +53,19 @@ def skip_reason(metrics: object) -> str | None:
 def load_classes(root: Path) -> list[str]:
     """The data's class names by label, written by ``fetch_data`` (``data.classes`` or the data's own names)."""
     return [str(name) for name in read_json(paths.classes(root))]
+
+
+def merged_metrics(
+    dataset: Mapping[str, Mapping[str, object]], activation_max: Mapping[str, object]
+) -> dict[str, object]:
+    """The metric files users diff, from the per-model summaries of ``dataset@<model>`` and ``activation_max@<model>``
+    (``paths.ROLES`` order): ``dataset`` and ``activation_max`` per model and layer; ``evaluate`` per model, or the
+    trained model's :func:`skipped` (both models have the same last layer); ``input_range``, the trained model's."""
+    evaluate = {role: part["evaluate"] for role, part in dataset.items()}
+    trained = evaluate.get("trained")
+    return {
+        "dataset": {role: part["dataset"] for role, part in dataset.items()},
+        "evaluate": trained if skip_reason(trained) else evaluate,
+        "input_range": dataset["trained"]["input_range"],
+        "activation_max": dict(activation_max),
+    }

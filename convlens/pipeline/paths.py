@@ -44,14 +44,32 @@ def feature_maps_dir(root: Path, layer: str) -> Path:
     return root / "outputs" / "feature_maps" / layer
 
 
-def dataset_dir(root: Path) -> Path:
-    """Per model × layer channel tables over a whole split (git-tracked, like the other tables)."""
-    return root / "outputs" / "metrics" / "dataset"
+def check_role(role: str) -> str:
+    """``role`` when it names one of the project's models (``ROLES``): a stage run per model gets it as its item."""
+    if role not in ROLES:
+        from convlens.errors import ConvlensError
+
+        raise ConvlensError(f"unknown model {role!r}; use one of {', '.join(ROLES)}")
+    return role
 
 
-def activation_max_dir(root: Path) -> Path:
-    """Per model × layer the optimized inputs, one per channel (channels × H × W × C)."""
-    return root / "outputs" / "activation_max"
+def dataset_dir(root: Path, role: str | None = None) -> Path:
+    """Per model × layer channel tables over a whole split (git-tracked, like the other tables): one folder per model
+    (``dataset@<model>``'s output), the parent without ``role``."""
+    folder = root / "outputs" / "metrics" / "dataset"
+    return folder if role is None else folder / check_role(role)
+
+
+def activation_max_dir(root: Path, role: str | None = None) -> Path:
+    """Per model × layer the optimized inputs, one per channel (channels × H × W × C): one folder per model
+    (``activation_max@<model>``'s output), the parent without ``role``."""
+    folder = root / "outputs" / "activation_max"
+    return folder if role is None else folder / check_role(role)
+
+
+def activation_max_summary(root: Path, role: str) -> Path:
+    """``activation_max@<model>``'s numbers, merged by ``metrics`` into ``activation_max_metrics``."""
+    return activation_max_dir(root, role) / SUMMARY_NAME
 
 
 def gradcam_dir(root: Path) -> Path:
@@ -59,14 +77,16 @@ def gradcam_dir(root: Path) -> Path:
     return root / "outputs" / "gradcam"
 
 
-def examples_dir(root: Path) -> Path:
-    """Per model × layer, each channel's top images of the split (``dataset_stats``; inside ``dataset_dir``)."""
-    return dataset_dir(root) / "examples"
+def examples_dir(root: Path, role: str) -> Path:
+    """Per layer, each channel's top images of the split in the ``role`` model (inside its ``dataset_dir``)."""
+    return dataset_dir(root, role) / "examples"
 
 
-def confusion_dir(root: Path) -> Path:
-    """Per model, one row per image (actual, predicted): ``evaluate``'s tables for ``dvc plots``."""
-    return metrics_dir(root) / "confusion"
+def confusion_dir(root: Path, role: str | None = None) -> Path:
+    """Per model, one row per image (actual, predicted): ``dataset@<model>``'s table for ``dvc plots`` in its own
+    folder, the parent without ``role``."""
+    folder = metrics_dir(root) / "confusion"
+    return folder if role is None else folder / check_role(role)
 
 
 def metrics_dir(root: Path) -> Path:
@@ -74,7 +94,7 @@ def metrics_dir(root: Path) -> Path:
 
 
 def input_range_path(root: Path) -> Path:
-    """``evaluate``'s record of the input range fed and of the first conv layer's silent channels (for the report)."""
+    """The trained model's record (``dataset@trained``, merged by ``metrics``) of the input range fed and of the first conv layer's silent channels (for the report)."""
     return metrics_dir(root) / "input_range.json"
 
 
@@ -105,6 +125,7 @@ INDEX_NAME = "index.json"  # what a folder holds (samples, dataset, gradcam): sp
 LAYERS_NAME = "layers.json"  # a weights folder's layer names, in layer order
 MAP_LAYER_NAME = "layer.json"  # a feature-maps folder's layer: name, shape, split, samples, labels
 MAP_SUMMARY_NAME = "summary.json"  # a feature-maps folder's statistics per model
+SUMMARY_NAME = "summary.json"  # a per-model stage's numbers (dataset@, activation_max@), merged by ``metrics``
 SAMPLE_IMAGES_NAME = "images.npy"  # the sample images, samples × H × W (× 3 for RGB)
 CLASSES_NAME = "classes.json"  # the data's class names by label, as fetch_data found or was told them
 REPORT_NAME = "index.html"
@@ -211,13 +232,19 @@ def feature_map_metrics(root: Path) -> Path:
 
 
 def dataset_metrics(root: Path) -> Path:
-    """``dataset_stats``' summary per model × layer (a metric; the tables are in ``dataset_dir``)."""
+    """The dataset statistics' summary per model × layer (a metric, merged by ``metrics``; the tables are in
+    ``dataset_dir``)."""
     return metrics_dir(root) / "dataset.json"
 
 
-def dataset_index(root: Path) -> Path:
-    """The dataset tables' split, images, layers and classes."""
-    return dataset_dir(root) / INDEX_NAME
+def dataset_index(root: Path, role: str = "trained") -> Path:
+    """The dataset tables' split, images, layers and classes (the same for both models)."""
+    return dataset_dir(root, role) / INDEX_NAME
+
+
+def dataset_summary(root: Path, role: str) -> Path:
+    """``dataset@<model>``'s numbers (statistics, accuracy, input range), merged by ``metrics``."""
+    return dataset_dir(root, role) / SUMMARY_NAME
 
 
 def dataset_table_name(role: str, layer: str) -> str:
@@ -226,15 +253,15 @@ def dataset_table_name(role: str, layer: str) -> str:
 
 
 def dataset_table(root: Path, role: str, layer: str) -> Path:
-    return dataset_dir(root) / dataset_table_name(role, layer)
+    return dataset_dir(root, role) / dataset_table_name(role, layer)
 
 
 def examples_table(root: Path, role: str, layer: str) -> Path:
-    return examples_dir(root) / dataset_table_name(role, layer)
+    return examples_dir(root, role) / dataset_table_name(role, layer)
 
 
 def evaluate_metrics(root: Path) -> Path:
-    """``evaluate``'s accuracy per model, overall and per class."""
+    """The accuracy per model, overall and per class (``dataset@<model>``'s, merged by ``metrics``)."""
     return metrics_dir(root) / "evaluate.json"
 
 
@@ -252,9 +279,11 @@ def activation_max_metrics(root: Path) -> Path:
     return metrics_dir(root) / "activation_max.json"
 
 
-def activation_max_curves_dir(root: Path) -> Path:
-    """``activation_max``' objective curves: per model × layer, the objective at every step (``dvc plots``)."""
-    return metrics_dir(root) / "activation_max_curves"
+def activation_max_curves_dir(root: Path, role: str | None = None) -> Path:
+    """``activation_max``' objective curves: per model × layer, the objective at every step (``dvc plots``), one
+    folder per model, the parent without ``role``."""
+    folder = metrics_dir(root) / "activation_max_curves"
+    return folder if role is None else folder / check_role(role)
 
 
 def gradcam_name(role: str) -> str:
@@ -364,8 +393,10 @@ def examples_figure_name(role: str, layer: str) -> str:
     return f"{role}_{layer_stem(layer)}.png"
 
 
-def evaluate_figures_dir(root: Path) -> Path:
-    return figures_dir(root) / "evaluate"
+def evaluate_figures_dir(root: Path, role: str | None = None) -> Path:
+    """The confusion matrices, one folder per model (``dataset@<model>``), the parent without ``role``."""
+    folder = figures_dir(root) / "evaluate"
+    return folder if role is None else folder / check_role(role)
 
 
 def confusion_figure_name(role: str) -> str:
@@ -373,11 +404,13 @@ def confusion_figure_name(role: str) -> str:
 
 
 def confusion_figure(root: Path, role: str) -> Path:
-    return evaluate_figures_dir(root) / confusion_figure_name(role)
+    return evaluate_figures_dir(root, role) / confusion_figure_name(role)
 
 
-def activation_max_figures_dir(root: Path) -> Path:
-    return figures_dir(root) / "activation_max"
+def activation_max_figures_dir(root: Path, role: str | None = None) -> Path:
+    """The optimized inputs' mosaics, one folder per model (``activation_max@<model>``), the parent without ``role``."""
+    folder = figures_dir(root) / "activation_max"
+    return folder if role is None else folder / check_role(role)
 
 
 def activation_max_figure_name(role: str, layer: str) -> str:

@@ -28,9 +28,14 @@ from convlens.pipeline.files import SCRATCH
 PROJECT = Path(__file__).resolve().parents[2]
 _DVC_STAGES = yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
 # The stage modules in dvc.yaml's order (one valid order of its graph; check_config, which only checks
-# params.yaml, left out): what `dvc repro` runs, in process. PER_LAYER: the `foreach` stages.
+# params.yaml, left out): what `dvc repro` runs, in process. FOREACH: the `foreach` stages' lists, a literal one (the
+# models) or None for the layers of `feature_maps.each`.
 PIPELINE = [importlib.import_module(f"stages.{name}") for name in _DVC_STAGES if name != "check_config"]
-PER_LAYER = {importlib.import_module(f"stages.{name}") for name, stage in _DVC_STAGES.items() if "foreach" in stage}
+FOREACH = {
+    importlib.import_module(f"stages.{name}"): stage["foreach"] if isinstance(stage["foreach"], list) else None
+    for name, stage in _DVC_STAGES.items()
+    if "foreach" in stage
+}
 
 
 class Terminal(io.StringIO):
@@ -45,9 +50,11 @@ def stage_name(module) -> str:
 
 
 def run_stage(module, stage_config, composed, root, *overrides):
-    """Run a stage as `dvc repro` would: a per-layer stage once for each entry of `layers`."""
+    """Run a stage as `dvc repro` would: a per-model stage once for each model, a per-layer stage once for each entry
+    of `feature_maps.each`."""
     cfg = stage_config(stage_name(module), *overrides)
-    items = [str(layer) for layer in composed(*overrides).feature_maps.each] if module in PER_LAYER else [None]
+    items = [None] if module not in FOREACH else FOREACH[module]
+    items = [str(layer) for layer in composed(*overrides).feature_maps.each] if items is None else items
     for item in items:
         module.run(cfg, root, *([item] if item else []))
 

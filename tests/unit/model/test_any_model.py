@@ -25,7 +25,7 @@ from convlens.model.layers import layer_infos, resolve_layers, walk_layers
 from convlens.model.ops import Unsupported
 from convlens.pipeline.config import compose, declared_params, select
 from convlens.report.summary import model_summary
-from tests.support.helpers import PER_LAYER, PIPELINE, configure, copy_project, stage_name
+from tests.support.helpers import FOREACH, PIPELINE, configure, copy_project, stage_name
 
 NESTED = ["block/dw", "block/sep", "block/dil"]
 MAPS = ["stem", "add", *NESTED, "gap"]
@@ -170,7 +170,7 @@ def test_a_branching_nested_depthwise_model_runs_end_to_end_and_matches_keras(
     caplog.set_level(logging.INFO)
     for module in PIPELINE:
         cfg = select(compose(root), declared_params(root, stage_name(module)))
-        for item in MAPS if module in PER_LAYER else [None]:
+        for item in (MAPS if FOREACH[module] is None else FOREACH[module]) if module in FOREACH else [None]:
             module.run(cfg, root, *([item] if item else []))
     out = root / "outputs"
 
