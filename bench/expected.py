@@ -26,11 +26,24 @@ Lock = dict[str, dict[str, Any]]
 
 
 def read_lock(root: Path) -> Lock:
-    """The stages of ``ROOT/dvc.lock`` (empty when there is none)."""
+    """The stages of ``ROOT/dvc.lock`` that ``ROOT/dvc.yaml`` still defines (empty when there is none): DVC keeps
+    the entries of stages since removed or turned into ``foreach`` groups, and never runs them."""
     path = root / "dvc.lock"
     if not path.is_file():
         return {}
-    return dict((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("stages") or {})
+    stages = dict((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("stages") or {})
+    return {name: entry for name, entry in stages.items() if defined(root, name)}
+
+
+def defined(root: Path, stage: str) -> bool:
+    """Whether ``dvc.yaml`` defines ``stage``: a plain stage by its name, an instance of a ``foreach`` or ``matrix``
+    group as ``group@item``."""
+    specs = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    name, at, _ = stage.partition("@")
+    if name not in specs:
+        return False
+    grouped = isinstance(specs[name], dict) and ("foreach" in specs[name] or "matrix" in specs[name])
+    return grouped == bool(at)
 
 
 def read_params(root: Path) -> dict[str, Any]:

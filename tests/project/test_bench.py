@@ -11,7 +11,7 @@ import yaml
 
 from bench import __main__ as bench_main
 from bench.dataset_pass import dataset_commands
-from bench.expected import base, expected, in_yaml_order, missing_outputs, upstream
+from bench.expected import base, expected, in_yaml_order, missing_outputs, read_lock, upstream
 from bench.measure import run_measured
 from bench.pipeline import CHANGES, CHAPTER_STAGES, CHAPTER_TARGETS, EXP_RUN, REPRO, ran_stages, set_params
 
@@ -101,7 +101,8 @@ def test_stage_order_and_names_follow_dvc_yaml(tmp_path):
     ],
 )
 def test_the_dataset_pass_is_read_from_dvc_lock_before_and_after_the_restructure(tmp_path, stages, found):
-    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {base(s): {} for s in stages}}))
+    specs = {base(s): {"foreach": ["trained", "untrained"]} if "@" in s else {"cmd": s} for s in stages}
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": specs}, sort_keys=False))
     lock = {s: {"cmd": f"python -m stages.{base(s)} {s.partition('@')[2]}".strip()} for s in stages}
     (tmp_path / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": lock}))
     commands = dataset_commands(tmp_path)
@@ -129,3 +130,12 @@ def test_quick_mode_is_one_run_into_a_temp_file():
     args = bench_main.parse_args(["--quick"])
     assert args.quick and args.out.name == "convlens-bench-quick.md" and args.out.parent != Path("bench")
     assert bench_main.parse_args([]).out == Path("bench/results.md")
+
+
+def test_lock_entries_of_stages_dvc_yaml_no_longer_defines_are_left_out(tmp_path):
+    """DVC keeps a removed stage's lock entry (and a stage's from before it became a ``foreach`` group)."""
+    specs = {"fetch": {"cmd": "a"}, "maps": {"foreach": ["conv2d"], "do": {"cmd": "b ${item}"}}}
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": specs}))
+    stale = {"fetch": {"cmd": "a"}, "maps@conv2d": {"cmd": "b conv2d"}, "maps": {"cmd": "b"}, "gone": {"cmd": "c"}}
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": stale}))
+    assert set(read_lock(tmp_path)) == {"fetch", "maps@conv2d"}
