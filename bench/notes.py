@@ -106,9 +106,10 @@ def method(pipe: PipelineResults, dataset_stages: list[str]) -> str:
         "DVC cache, `outputs/` holding only the git-tracked metrics, `$CONVLENS_CACHE` a new empty dir, "
         "`$CONVLENS_MIRROR` the local mirror. Each command (`python -m dvc ...`) is timed as a subprocess (wall "
         "clock). In that clone: a cold `dvc repro` (1; what `make run` runs after its install step), a no-op "
-        f"`dvc repro` (7), then one change at a time ({changes}), each followed by an untimed restore: "
-        "`git checkout HEAD -- .`, the files it added under `outputs/` removed, `dvc checkout --force`, and "
-        "`dvc status` must then be empty. Row 2 is a second fresh clone, `dvc repro "
+        f"`dvc repro` (7); what the cold run left in git-tracked files (`dvc.lock`, the uncached metrics) is "
+        f"committed in the clone; then one change at a time ({changes}), each followed by an untimed restore to "
+        "that commit: `git checkout HEAD -- .`, the files it added under `outputs/` removed, `dvc checkout "
+        "--force`, and `dvc status` must then be empty. Row 2 is a second fresh clone, `dvc repro "
         f"{' '.join(CHAPTER_TARGETS)}`. Row 3 divides by the same clones' cold runs. Row 9 is `du -sk "
         f"outputs/report` after the {REPORT_SAMPLES}-sample run.",
         f"- The notebook (`notebook_baseline.py MIRROR OUT`, same interpreter) runs three times per series: before "

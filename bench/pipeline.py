@@ -144,8 +144,17 @@ def _files(root: Path) -> set[Path]:
     return {p for p in (root / "outputs").rglob("*") if not p.is_dir()} if (root / "outputs").exists() else set()
 
 
+def baseline(root: Path, env: dict[str, str]) -> None:
+    """Commit, in the clone, what the cold run left in git-tracked files (``dvc.lock``, the uncached metrics: they
+    differ from the project's commit when its lock is behind its code): the state every change row starts from and
+    ``restore`` returns to, and the base of the rows' experiments."""
+    run_quiet(["git", "add", "--", "."], root, env)
+    run_quiet(["git", "-c", "commit.gpgsign=false", "commit", "-q", "--no-verify", "--allow-empty", "-m",
+               "bench: after the cold run"], root, env)  # fmt: skip
+
+
 def restore(root: Path, env: dict[str, str], before: set[Path]) -> None:
-    """Back to the committed state (not timed): git-tracked files from HEAD (params.yaml, dvc.lock, the uncached
+    """Back to the clone's baseline commit (not timed): git-tracked files from it (params.yaml, dvc.lock, the uncached
     metrics; ``dvc exp run`` stages them), files under ``outputs/`` the run added removed, the cached outputs checked
     out; then ``dvc status`` must find nothing to do, or the next row would measure leftovers."""
     run_quiet(["git", "checkout", "-q", "HEAD", "--", "."], root, env)
@@ -197,6 +206,7 @@ def one_series(i: int, scratch: Path, mirror: Path, notebook: Path, res: Pipelin
     measured("full", REPRO, root, env, res, say)
     res.report_mb.setdefault("full", []).append(du_mb(root / "outputs" / "report"))
     measured("noop", REPRO, root, env, res, say)
+    baseline(root, env)
     for change in CHANGES:
         files = _files(root)
         if not change.exp:
