@@ -41,6 +41,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--quick", action="store_true",
         help="smoke run: 1 repetition, small N in row 10, no per-stage breakdown; not for reporting",
     )  # fmt: skip
+    parser.add_argument("--rev", default="HEAD", help="the project commit the clones check out (default HEAD)")
     parser.add_argument("--out", type=Path, help="the report (default bench/results.md; --quick: a temp file)")
     parser.add_argument("--mirror", type=Path, default=PROJECT.parent / "shared" / "mirror", help="local model+data")
     parser.add_argument(
@@ -120,16 +121,18 @@ def main(argv: list[str] | None = None) -> int:
         pipe = PipelineResults()
         for i in range(runs):
             say(f"pipeline rows, series {i + 1}/{runs}")
-            root = one_series(i, scratch, args.mirror, args.notebook, pipe, say)
+            root = one_series(i, scratch, args.mirror, args.notebook, pipe, say, args.rev)
         env = {**base_env(args.mirror), "CONVLENS_CACHE": str(root.parent / "download-cache")}
         dataset = bench_dataset_pass(root, env, runs, say)
         rss = bench_rss(root, QUICK_SIZES if args.quick else SIZES, runs, say)
         if not args.quick:
             for i in range(runs):
                 say(f"stages standalone, {i + 1}/{runs}")
-                stage_breakdown(root, scratch / f"stages{i}", args.mirror, pipe, say)
+                stage_breakdown(root, scratch / f"stages{i}", args.mirror, pipe, say, args.rev)
     rows = build_rows(pipe, dataset, rss)
-    text = compose(rows, pipe, dataset[2], command, args.quick, load_before, time.time() - started, EXPLAIN, rss)
+    text = compose(
+        rows, pipe, dataset[2], command, args.quick, load_before, time.time() - started, EXPLAIN, rss, args.rev
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     say(f"wrote {args.out}")

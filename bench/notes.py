@@ -145,6 +145,7 @@ def compose(
     elapsed: float,
     explain: dict[str, Explain],
     rss: dict[int, list[float]],
+    rev: str = "HEAD",
 ) -> str:
     """The whole of ``results.md``."""
     header = ["#", "measurement", "target", "ours: min / median / max", "yardstick: min / median / max",
@@ -161,7 +162,7 @@ def compose(
         f"load average (1/5/15 min) {load_before} at the start, {load_average()} at the end; CPU pressure at the "
         f"end: {cpu_pressure()}. Every comparison "
         "ran both sides in the same invocation, interleaved, so read the ratios, not the absolute times."
-        + f"\n- {versions()}\n- project commit: {git_commit()}",
+        + f"\n- {versions()}\n- project commit: {git_commit(rev)}",
         "## Results",
         table(header, [row.cells() for row in rows]),
         f"{sum(row.met is True for row in rows)} of {sum(row.met is not None for row in rows)} targets met"

@@ -106,12 +106,14 @@ def base_env(mirror: Path) -> dict[str, str]:
     return env
 
 
-def fresh_clone(dest: Path, mirror: Path) -> tuple[Path, dict[str, str]]:
-    """A clone of the project's HEAD with an empty DVC cache and an empty download cache (``outputs/`` then holds
-    only the git-tracked metrics)."""
+def fresh_clone(dest: Path, mirror: Path, rev: str = "HEAD") -> tuple[Path, dict[str, str]]:
+    """A clone of the project's commit ``rev`` (on a branch) with an empty DVC cache and an empty download cache
+    (``outputs/`` then holds only the git-tracked metrics)."""
     root = dest / "repo"
     dest.mkdir(parents=True, exist_ok=True)
-    run_quiet(["git", "clone", "-q", str(PROJECT), str(root)], dest, os.environ)
+    commit = run_quiet(["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], PROJECT, os.environ).strip()
+    run_quiet(["git", "clone", "-q", "--no-checkout", str(PROJECT), str(root)], dest, os.environ)
+    run_quiet(["git", "checkout", "-q", "-B", "bench", commit], root, os.environ)
     cache = dest / "download-cache"
     cache.mkdir()
     env = {**base_env(mirror), "CONVLENS_CACHE": str(cache)}
@@ -188,7 +190,9 @@ def measured(
     return run
 
 
-def one_series(i: int, scratch: Path, mirror: Path, notebook: Path, res: PipelineResults, say: Progress) -> Path:
+def one_series(
+    i: int, scratch: Path, mirror: Path, notebook: Path, res: PipelineResults, say: Progress, rev: str = "HEAD"
+) -> Path:
     """One repetition of the pipeline rows: the notebook, a fresh clone (cold run, nothing changed, each change of
     ``CHANGES``), the notebook, another fresh clone (the chapter's targets), the notebook.
 
@@ -202,7 +206,7 @@ def one_series(i: int, scratch: Path, mirror: Path, notebook: Path, res: Pipelin
         say(f"notebook: {run.wall_s:.2f} s, peak RSS {run.maxrss_mb:.0f} MB")
 
     nb("a")
-    root, env = fresh_clone(work / "main", mirror)
+    root, env = fresh_clone(work / "main", mirror, rev)
     measured("full", REPRO, root, env, res, say)
     res.report_mb.setdefault("full", []).append(du_mb(root / "outputs" / "report"))
     measured("noop", REPRO, root, env, res, say)
@@ -215,7 +219,7 @@ def one_series(i: int, scratch: Path, mirror: Path, notebook: Path, res: Pipelin
         res.report_mb.setdefault(change.series, []).append(du_mb(root / "outputs" / "report"))
         restore(root, env, files)
     nb("b")
-    chapter, chapter_env = fresh_clone(work / "chapter", mirror)
+    chapter, chapter_env = fresh_clone(work / "chapter", mirror, rev)
     measured("chapter", (*REPRO, *CHAPTER_TARGETS), chapter, chapter_env, res, say, list(CHAPTER_TARGETS))
     if not res.chapter_closure:
         ran = {base(s) for s in ran_stages(res.series["chapter"][-1].output)}
@@ -236,11 +240,13 @@ def stage_commands(root: Path) -> list[tuple[str, list[str]]]:
     return commands
 
 
-def stage_breakdown(reproduced: Path, dest: Path, mirror: Path, res: PipelineResults, say: Progress) -> None:
+def stage_breakdown(
+    reproduced: Path, dest: Path, mirror: Path, res: PipelineResults, say: Progress, rev: str = "HEAD"
+) -> None:
     """Each stage command standalone (no DVC) in a fresh clone, in order, and the start-up probes.
 
     A stage reads ``params.yaml`` standalone as under DVC: the time is the stage's own share of a ``dvc repro``."""
-    root, env = fresh_clone(dest, mirror)
+    root, env = fresh_clone(dest, mirror, rev)
     for stage, cmd in stage_commands(reproduced):
         res.stages.setdefault(stage, []).append(run_measured(cmd, root, env))
     for name, cmd in PROBES.items():

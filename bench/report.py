@@ -107,11 +107,12 @@ def versions() -> str:
     return ", ".join(found)
 
 
-def git_commit() -> str:
+def git_commit(rev: str = "HEAD") -> str:
     """The commit the clones were made from, and whether the working tree had other changes."""
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT, capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(["git", "rev-parse", rev], cwd=PROJECT, capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain"], cwd=PROJECT, capture_output=True, text=True).stdout
-    return head + (" (working tree had uncommitted changes; clones use the commit)" if dirty.strip() else "")
+    note = "" if rev == "HEAD" else f" (`--rev {rev}`)"
+    return head + note + (" (working tree had uncommitted changes; clones use the commit)" if dirty.strip() else "")
 
 
 def notebook_split(outputs: list[str]) -> tuple[Stats, Stats] | None:

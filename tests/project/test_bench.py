@@ -139,3 +139,30 @@ def test_lock_entries_of_stages_dvc_yaml_no_longer_defines_are_left_out(tmp_path
     stale = {"fetch": {"cmd": "a"}, "maps@conv2d": {"cmd": "b conv2d"}, "maps": {"cmd": "b"}, "gone": {"cmd": "c"}}
     (tmp_path / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": stale}))
     assert set(read_lock(tmp_path)) == {"fetch", "maps@conv2d"}
+
+
+def test_the_report_has_every_row_of_the_issue_and_what_each_run_ran():
+    """``build_rows`` and ``compose`` on made-up measurements (the numbers mean nothing; the layout does)."""
+    from bench.explain import EXPLAIN
+    from bench.measure import Run
+    from bench.notes import compose
+    from bench.pipeline import PipelineResults
+
+    pipe = PipelineResults()
+    pipe.notebook = [Run(10.0, 600.0, "imports 4.0s, work 5.0s")] * 3
+    for series, wall in {"full": 25.0, "chapter": 20.0, "noop": 3.0, "seed": 20.0, "map_cmap": 5.0,
+                         "filter_cmap": 6.0, "add_layer": 7.0, "samples": 60.0}.items():  # fmt: skip
+        ran = [] if series == "noop" else ["report"]
+        pipe.add(series, Run(wall, 300.0, "".join(f"Running stage '{s}':\n" for s in ran)), ran)
+    pipe.report_mb = {"full": [1.0], "samples": [12.0]}
+    pipe.chapter_closure = list(CHAPTER_STAGES)
+    dataset = ([Run(12.0, 500.0, "")], [Run(10.0, 700.0, "")], ["dataset@trained", "dataset@untrained"])
+    rows = bench_main.build_rows(pipe, dataset, {500: [200.0], 2_000: [210.0]})
+    assert [r.key for r in rows] == [*map(str, range(1, 10)), "10 N=500", "10 N=2,000", "10 flat"]
+    assert {r.key: r.met for r in rows}["9"] is False and {r.key: r.met for r in rows}["1"] is True
+    text = compose(
+        rows, pipe, dataset[2], "python -m bench --quick", True, "1 1 1", 60.0, EXPLAIN, {500: [200.0], 2_000: [210.0]}
+    )
+    assert "QUICK SMOKE RUN" in text and "`dvc repro render_figures render_maps`" in text
+    assert "nothing changed, `dvc repro`: ran nothing (as expected)" in text
+    assert "the chapter's stages, as the README names them" in text and "**9**" in text
