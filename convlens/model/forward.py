@@ -20,7 +20,7 @@ from convlens.model.ops import Op, Unsupported, layer_op
 
 
 class Activations(Protocol):
-    """What computes layer outputs: :class:`Network` (numpy) or ``keras_models.KerasNetwork``."""
+    """What computes layer outputs: :class:`Network` (numpy), ``keras_models.KerasNetwork`` or ``KerasEngine``."""
 
     names: tuple[str, ...]
 
@@ -81,9 +81,16 @@ def load_network(archive: Archive, upto: str | None = None) -> Network:
     return Network(input_shape, tuple(names), tuple(ops))
 
 
-def open_network(archive: Archive, names: Sequence[str], log: Callable[[str], None]) -> Activations:
-    """What computes the ``names`` layers' outputs: the numpy forward pass where it can, else Keras itself
-    (TensorFlow starts; ``log`` says why)."""
+def open_network(
+    archive: Archive, names: Sequence[str], log: Callable[[str], None], engine: str = "numpy"
+) -> Activations:
+    """What computes the ``names`` layers' outputs: with ``engine="numpy"`` the numpy forward pass where it can, else
+    Keras itself (TensorFlow starts; ``log`` says why); with ``engine="keras"`` one multi-output Keras model
+    (``keras_models.KerasEngine``, chosen by ``engine.choose_engine``)."""
+    if engine == "keras":
+        from convlens.model.keras_models import KerasEngine  # TensorFlow starts here
+
+        return KerasEngine.load(archive, names)
     order = [layer.name for layer in archive.layers]
     try:
         return load_network(archive, upto=max(names, key=order.index))

@@ -152,3 +152,33 @@ class KerasNetwork:
                 y = part(y, training=False)
             found.append(np.asarray(y, dtype=np.float32))
         return found
+
+
+@dataclass
+class KerasEngine:
+    """``compute.engine=keras``: one multi-output Keras model whose outputs are the ``names`` layers' outputs, run
+    batch by batch in inference mode (dropout off, batch statistics frozen) by one traced function. The same
+    protocol as the numpy ``forward.Network``; on a GPU when TensorFlow's CUDA build sees one."""
+
+    model: keras.Model
+    names: tuple[str, ...]
+    run: object  # the traced call: a batch → one tensor per name
+
+    @classmethod
+    def load(cls, archive: Archive, names: Sequence[str]) -> KerasEngine | KerasNetwork:
+        """The engine for ``names``; a layer inside a nested model (``outer/inner``) has no output of the outer
+        graph, so such names are computed by :class:`KerasNetwork`, model by model."""
+        model = load_model(archive.path)
+        if any("/" in name for name in names):
+            return KerasNetwork(model, tuple(names))
+        outputs = keras.Model(model.inputs[0], [model.get_layer(name).output for name in names])
+        run = tf.function(lambda x: outputs(x, training=False), reduce_retracing=True)
+        return cls(outputs, tuple(names), run)
+
+    def activations(self, x: np.ndarray, names: Sequence[str]) -> list[np.ndarray]:
+        """The named layers' outputs for the batch ``x``, as float32 numpy arrays (every name must be one of
+        ``self.names``: the model computes those)."""
+        x = (x[..., np.newaxis] if x.ndim == len(self.model.inputs[0].shape) - 1 else x).astype(np.float32)
+        outputs = self.run(tf.constant(x))
+        found = dict(zip(self.names, outputs if isinstance(outputs, list | tuple) else [outputs], strict=True))
+        return [np.asarray(found[name], dtype=np.float32) for name in names]

@@ -16,6 +16,7 @@ import numpy as np
 
 from convlens.model.archive import Archive, open_model
 from convlens.model.batching import available_memory, bytes_per_image, fit_batch_size
+from convlens.model.engine import Choice, check_engine, choose_engine, gpu_visible, multiply_adds
 from convlens.model.forward import Activations, open_network
 from convlens.model.inputs import InputScale, first_conv, model_inputs, read_input_scale
 
@@ -30,6 +31,7 @@ class Models:
     scale: InputScale
     sample: np.ndarray  # one image as the models' input (1, H, W, C): what a batch's memory is measured on
     log: logging.Logger
+    engine: str = "numpy"  # numpy | keras: what computes the layers (``engine.choose_engine``, chosen by prepare)
 
     @property
     def first_conv(self) -> str | None:
@@ -45,9 +47,10 @@ class Models:
         return model_inputs(images, self.scale.divisor)
 
     def network(self, role: str, names: Sequence[str], batch_size: int, key: str) -> tuple[Activations, int]:
-        """What computes the ``role`` model's ``names`` layers (``forward.open_network``), and ``batch_size``
-        capped to what fits in memory (``batching.fit_batch_size``, ``key`` the setting; the cap logged)."""
-        network = open_network(self.archive(role), names, self.log.info)
+        """What computes the ``role`` model's ``names`` layers (``forward.open_network``, with the engine
+        :func:`prepare` chose), and ``batch_size`` capped to what fits in memory (``batching.fit_batch_size``,
+        ``key`` the setting; the cap logged)."""
+        network = open_network(self.archive(role), names, self.log.info, self.engine)
         size, note = fit_batch_size(batch_size, bytes_per_image(network, self.sample), available_memory(), key)
         if note:
             self.log.info("%s", note)
@@ -72,14 +75,29 @@ class Models:
         return record
 
 
-def prepare(root: Path, images: np.ndarray, scale: object, log: logging.Logger, role: str = "trained") -> Models:
+def prepare(
+    root: Path, images: np.ndarray, scale: object, log: logging.Logger, role: str = "trained", engine: str = "numpy"
+) -> Models:
     """The start of a stage that runs the models on ``images`` (N, H, W[, C] pixels): the ``role`` model opened (a
     stage of one model reads that model alone; both have the same layers), the images' shape checked against its
     input, the pixel divisor read (``input.scale``, or 1 for a model with its own Rescaling or Normalization: ``log``
-    says so)."""
+    says so), and the engine chosen (``compute.engine``: ``numpy``, ``keras``, or ``auto``:
+    :func:`engine.choose_engine` for all of ``images`` through that model, in one log line)."""
     trained = open_model(root, role)
     trained.check_input(images.shape[1:])
     input_scale = read_input_scale(trained, scale)
     if note := input_scale.note():
         log.info("%s", note)
-    return Models(root, trained, input_scale, model_inputs(images[:1], input_scale.divisor), log)
+    sample = model_inputs(images[:1], input_scale.divisor)
+    chosen = choose(engine, trained, sample, len(images))
+    if engine == "auto":
+        log.info("%s", chosen.line)
+    return Models(root, trained, input_scale, sample, log, chosen.engine)
+
+
+def choose(engine: str, archive: Archive, sample: np.ndarray, images: int) -> Choice:
+    """``engine.choose_engine`` for ``images`` through the ``archive`` model (a stage process per model: each pays
+    TensorFlow's start-up); the work and the GPU looked at only for ``auto``."""
+    if check_engine(engine) != "auto":
+        return choose_engine(engine, images, None, None)
+    return choose_engine(engine, images, multiply_adds(archive, sample), gpu_visible())
