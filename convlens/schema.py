@@ -38,6 +38,7 @@ from convlens.checks import (
 from convlens.errors import ConvlensError
 
 SPLITS = ("train", "test")
+ENGINES = ("auto", "numpy", "keras")  # compute.engine: convlens/model/engine.py (its ENGINES), docs/gpu.md
 ATTRIBUTION_METHODS = ("saliency", "smoothgrad", "integrated_gradients", "occlusion")  # beside Grad-CAM
 
 
@@ -128,8 +129,6 @@ SCHEMA: dict[str, Check] = {
     "dataset.batch_size": integer(1, MAX_BATCH, "500"),
     "dataset.examples.k": integer(1, MAX_EXAMPLES, "9"),
     "dataset.examples.by": choice(EXAMPLE_MODES),
-    "evaluate.split": choice(SPLITS),
-    "evaluate.batch_size": integer(1, MAX_BATCH, "500"),
     "render.dpi": integer(10, MAX_DPI, "100"),
     "render.hist_bins": integer(1, MAX_BINS, "10"),
     "render.filter_cmap": colormap,
@@ -176,6 +175,7 @@ SCHEMA: dict[str, Check] = {
     "attribution.deletion_steps": integer(1, 1000, "10"),
     "attribution.seed": integer(0, 2**32 - 1, "0"),
     "report.language": choice(LANGUAGES),
+    "compute.engine": choice(ENGINES),
     "checked": choice([CHECKED]),
 }
 
@@ -237,15 +237,14 @@ MEANING: dict[str, str] = {
     "`${convlens_layers:}` while `conf/` is composed: `feature_maps.layers`, or every conv layer of the model.",
     "feature_maps.batch_size": "Images per forward-pass batch, capped (with a log line) where a batch would not fit "
     "in memory.",
-    "dataset.split": "The split `dataset_stats` streams through both models.",
+    "dataset.split": "The split `dataset@<model>` streams through each model, once: the statistics, the top images "
+    "and the accuracy (the book's `model.evaluate(test_scaled, test_target)`).",
     "dataset.limit": "`null`: every image of the split; N: its first N images.",
     "dataset.layers": "Layers whose channels get dataset statistics and examples; `null`: every conv and pooling "
     "layer.",
-    "dataset.batch_size": "Images per batch while `dataset_stats` streams the split.",
+    "dataset.batch_size": "Images per batch while `dataset@<model>` streams the split.",
     "dataset.examples.k": "The top images kept per channel (at most the images streamed, `dataset.limit`).",
     "dataset.examples.by": "How a channel's feature map scores one image: its `max` or its `mean` over positions.",
-    "evaluate.split": "The split `evaluate` classifies (the book's `model.evaluate(test_scaled, test_target)`).",
-    "evaluate.batch_size": "Images per batch while `evaluate` classifies the split.",
     "render.dpi": "Resolution of every figure.",
     "render.hist_bins": "Bins of the weight histograms (`plt.hist`'s default, as the book).",
     "render.filter_cmap": "Colormap of the filter grids (`imshow`'s default, as the book).",
@@ -315,6 +314,10 @@ MEANING: dict[str, str] = {
     "attribution.seed": "Seed of SmoothGrad's noise and of the order in which tied pixels are removed.",
     "report.language": "Language of the report's and the comparison page's headings and captions (`ko`: the "
     "chapter's own terms).",
+    "compute.engine": "What computes the layers when a stage streams a split through the models: `numpy` (the numpy "
+    "forward pass, starts at once), `keras` (TensorFlow: ~3.5 s to start, ~4× faster per image on 2 cores, a GPU "
+    "when one is set up: docs/gpu.md) or `auto` (Keras for large passes or when a GPU is visible; the log says which "
+    "and why).",
     "checked": "Not a setting: `${convlens_checked:}` in `conf/config.yaml` checks the whole config against this "
     "schema while it is composed, before DVC touches any output.",
 }
@@ -410,6 +413,14 @@ def _cross_checks(flat: Mapping[str, Any]) -> None:
         check_filter_range(flat["render.filter_vmin"], flat["render.filter_vmax"])
 
 
+# Keys an earlier version had, and where their job went (a params.yaml or an override from before says so).
+MOVED = {
+    "evaluate.split": "one pass over dataset.split now gives the statistics and the accuracy; set dataset.split",
+    "evaluate.batch_size": "one pass over dataset.split now gives the statistics and the accuracy; set "
+    "dataset.batch_size",
+}
+
+
 def check_config(cfg: Mapping[str, Any], complete: bool = True) -> None:
     """Check ``cfg`` against :data:`SCHEMA`: unknown keys, wrong types, ranges, names that would be paths.
 
@@ -422,6 +433,8 @@ def check_config(cfg: Mapping[str, Any], complete: bool = True) -> None:
     every = flatten(cfg)
     flat = {k: v for k, v in every.items() if not (isinstance(v, str) and "${" in v)}
     unknown = [k for k in every if k not in SCHEMA]
+    if gone := [k for k in unknown if k in MOVED]:
+        raise ConvlensError(f"config key {gone[0]} is gone: {MOVED[gone[0]]}")
     if unknown:
         raise ConvlensError(
             f"unknown config key {unknown[0]}; the keys are those of conf/ (see README 'Changing the config')"
