@@ -3,7 +3,7 @@ examples, activation maximization, Grad-CAM; each optional, a note until its sta
 apply to the model) and the run's params.
 
 ``AnalysisSections`` is mixed into ``report.Report``, which gives it ``root``, ``t``, ``params`` and the helpers
-``relative``, ``missing``, ``figure``, ``role`` and ``split``.
+``relative``, ``missing``, ``figure``, ``gallery``, ``role`` and ``split``.
 """
 
 from __future__ import annotations
@@ -196,13 +196,15 @@ class AnalysisSections:
             section.blocks.append(self.missing(folder))
             return section
         numbers = flat_items(read_json_file(metrics_path)) if metrics_path.is_file() else []
-        for path in figures:
+        for path in figures[: self.full_samples]:
             index = str(sample_key(path)[0])
             own = [(k, v) for k, v in numbers if index in k.split(".") or f"sample_{index}" in k.split(".")]
             caption = t("gradcam_caption", index=index)
             if own:
                 caption += " " + "; ".join(f"{k}: {number(v)}" for k, v in own)
             section.blocks.append(self.figure([(path, path.stem)], caption))
+        later = [(path, f"{t('sample')} {sample_key(path)[0]}") for path in figures[self.full_samples :]]
+        section.blocks.extend(self.gallery(later, t("gradcam_title")))
         if numbers:
             rows = [[k, number(v) if not isinstance(v, list) else param_text(v)] for k, v in numbers]
             caption = t("gradcam_numbers", source=self.relative(metrics_path))

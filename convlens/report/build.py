@@ -1,4 +1,5 @@
-"""The report: chapter 8-3 told with one run's numbers, as one self-contained HTML page (``outputs/report/index.html``).
+"""The report: chapter 8-3 told with one run's numbers, as one HTML page (``outputs/report/index.html``) with its
+figures as files beside it (``figures/``, ``thumbnails/``; see ``assets``), so it stays light at any sample count.
 
 In the chapter's order: the model, the kernel statistics, the weight histograms trained vs untrained, the filter
 grids, the sample images, the feature maps, then the dataset-scale statistics, the analyses (accuracy,
@@ -18,9 +19,11 @@ from typing import Any
 from convlens.errors import ConvlensError
 from convlens.model.archive import Archive
 from convlens.pipeline import paths
+from convlens.pipeline.files import staged_dir
 from convlens.report.analyses import AnalysisSections
+from convlens.report.assets import FULL_SAMPLES, Assets
 from convlens.report.chapter import ChapterSections
-from convlens.report.pages import Figure, Note, Section, Strings, image, render
+from convlens.report.pages import Figure, Gallery, Image, Note, Section, Strings, render
 
 # What the report reads (relative to the project root, as its notes show it) and the stage that makes it. Each one a
 # stage in dvc.yaml makes must be a dep of the report stage (tests/unit/report/test_report.py checks it), so the
@@ -73,10 +76,14 @@ SECTIONS = (
 
 
 class Report(ChapterSections, AnalysisSections):
-    """Builds the report's sections for the project at ``root`` from its outputs and ``params`` (``params.yaml``)."""
+    """Builds the report's sections for the project at ``root`` from its outputs and ``params`` (``params.yaml``);
+    its images go to ``assets`` (by default inline, as ``data:`` URIs)."""
 
-    def __init__(self, root: Path, params: Mapping[str, Any], t: Strings):
+    full_samples = FULL_SAMPLES  # per-sample figures shown full size; those of later samples in a gallery
+
+    def __init__(self, root: Path, params: Mapping[str, Any], t: Strings, assets: Assets | None = None):
         self.root, self.params, self.t = root, params, t
+        self.assets = Assets(folder=False) if assets is None else assets
         self.archive: Archive | None = None
         self.shapes: dict[str, tuple[int | None, ...] | None] = {}
 
@@ -94,15 +101,37 @@ class Report(ChapterSections, AnalysisSections):
         shown = f"{relative} ({detail})" if detail else relative
         return Note(self.t("not_run_yet", what=shown, command="dvc repro", stage=stage))
 
+    def figure_name(self, path: Path) -> str:
+        """A figure's name in the report's folder: its path under ``outputs/figures`` (else under the project)."""
+        figures = paths.figures_dir(self.root)
+        return paths.relative(figures if path.is_relative_to(figures) else self.root, path)
+
+    def image(self, path: Path, label: str, small: bool = False) -> Image | None:
+        """The figure at ``path`` (a thumbnail linked to it where ``small``), or None when it is not there (yet)."""
+        if not path.is_file():
+            return None
+        return self.assets.image(path, self.figure_name(path), label, small)
+
     def figure(self, pictures: Sequence[tuple[Path, str]], caption: str) -> Figure | Note:
         """Images side by side (``(path, label)``); a note naming the first one missing."""
         images = []
         for path, label in pictures:
-            img = image(path, label)
+            img = self.image(path, label)
             if img is None:
                 return self.missing(path)
             images.append(img)
         return Figure(images, caption)
+
+    def gallery(self, pictures: Sequence[tuple[Path, str]], what: str) -> list[Gallery | Note]:
+        """The later samples' figures (``(path, label)``) as thumbnails in one grid, each linked to its figure; then
+        a note for each one missing. Empty when there are none."""
+        images = [(path, self.image(path, label, small=True)) for path, label in pictures]
+        shown = [img for _, img in images if img is not None]
+        blocks: list[Gallery | Note] = []
+        if shown:
+            blocks.append(Gallery(shown, self.t("gallery_caption", what=what, count=len(shown))))
+        blocks.extend(self.missing(path) for path, img in images if img is None)
+        return blocks
 
     def role(self, role: str) -> str:
         return self.t(role)
@@ -142,8 +171,20 @@ class Report(ChapterSections, AnalysisSections):
         ]
 
 
-def report_page(root: Path, params: Mapping[str, Any], language: str) -> str:
-    """The report of the project at ``root`` as one HTML page, in ``language`` (``report.language``)."""
+def report_page(root: Path, params: Mapping[str, Any], language: str, assets: Assets | None = None) -> str:
+    """The report of the project at ``root`` as one HTML page, in ``language`` (``report.language``); its images
+    go to ``assets`` (by default inline: one file, as large as its figures)."""
     t = Strings(language)
-    sections = Report(root, params, t).sections()
+    sections = Report(root, params, t, assets).sections()
     return render("report.html.j2", t, t("report_title"), t("report_subtitle"), sections)
+
+
+def write_report(root: Path, params: Mapping[str, Any], language: str, folder: Path) -> tuple[int, int]:
+    """Write the report to ``folder`` (the stage: ``outputs/report``): ``index.html`` and its figures' files, all
+    at once or nothing (a staged dir renamed into place). Returns the page's bytes and its files' bytes."""
+    assets = Assets()
+    page = report_page(root, params, language, assets)
+    with staged_dir(folder) as out:
+        files = assets.write(out)
+        (out / paths.REPORT_NAME).write_text(page, encoding="utf-8")
+    return len(page.encode("utf-8")), files

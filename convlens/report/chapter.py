@@ -4,7 +4,8 @@ files every section uses.
 
 ``ChapterSections`` is mixed into ``report.Report``, which gives it ``root``, ``t``, ``params``, the model's
 ``archive`` and ``shapes`` (set by ``model``, the first section), and the helpers ``relative``, ``missing``,
-``figure``, ``role``, ``split`` and ``layer_names``.
+``figure``, ``gallery``, ``role``, ``split`` and ``layer_names``. The per-sample figures of the first
+``full_samples`` samples are shown full size, those of later samples as one gallery of thumbnails.
 """
 
 from __future__ import annotations
@@ -168,7 +169,8 @@ class ChapterSections:
         if index is None:
             section.blocks.append(self.missing(paths.sample_index(self.root)))
             return section
-        for sample, label in zip(index["samples"], index["labels"], strict=True):
+        pairs = list(zip(index["samples"], index["labels"], strict=True))
+        for sample, label in pairs[: self.full_samples]:
             caption = t(
                 "sample_caption",
                 split=self.split(index["split"]),
@@ -179,6 +181,11 @@ class ChapterSections:
             section.blocks.append(
                 self.figure([(paths.sample_figure(self.root, sample), f"{t('sample')} {sample}")], caption)
             )
+        later = [
+            (paths.sample_figure(self.root, sample), f"{sample}: {self.class_name(label)}")
+            for sample, label in pairs[self.full_samples :]
+        ]
+        section.blocks.extend(self.gallery(later, t("samples_title")))
         return section
 
     def feature_maps(self, index: dict | None) -> Section:
@@ -194,7 +201,7 @@ class ChapterSections:
             if None in stats.values():
                 section.blocks.append(self.missing(metrics_path, name))
                 continue
-            for sample in index["samples"]:
+            for sample in index["samples"][: self.full_samples]:
                 caption = t(
                     "map_caption",
                     layer=name,
@@ -211,4 +218,10 @@ class ChapterSections:
                     for role in paths.ROLES
                 ]
                 section.blocks.append(self.figure(pictures, caption))
+            later = [
+                (paths.map_figure(self.root, item, role, sample), f"{sample}: {self.role(role)}")
+                for sample in index["samples"][self.full_samples :]
+                for role in paths.ROLES
+            ]
+            section.blocks.extend(self.gallery(later, name))
         return section

@@ -1,21 +1,25 @@
 """The comparison page of two runs (``python -m convlens compare A B``): changed params, changed statistics (the
-table and chart of ``compare``), and the figures that differ, side by side; one self-contained HTML file."""
+table and chart of ``compare``), and the figures that differ, side by side: the first ``FULL_FIGURES`` full size,
+the rest as thumbnails. Its images inline (one HTML file), or, with ``Assets(prefix="<stem>_files/")``, files in a
+folder beside it (``write_page``), so the page stays light however many figures differ."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from convlens.pipeline.files import atomic_path, staged_dir
+from convlens.report.assets import FULL_FIGURES, Assets
 from convlens.report.pages import (
     Figure,
-    Image,
+    Gallery,
     Note,
     Section,
     Strings,
     Table,
-    data_uri,
     flat_items,
     number,
     param_text,
@@ -49,9 +53,12 @@ def compare_page(
     chart: bytes,
     figures: tuple[Mapping[str, bytes] | str, Mapping[str, bytes] | str],
     language: str = "en",
+    assets: Assets | None = None,
 ) -> str:
-    """The page. ``figures``: each run's PNGs by relative path, or why they could not be read."""
+    """The page. ``figures``: each run's PNGs by relative path, or why they could not be read. Its images go to
+    ``assets`` (by default inline)."""
     t = Strings(language)
+    assets = Assets(folder=False) if assets is None else assets
     a, b = labels
     sections = []
 
@@ -64,7 +71,7 @@ def compare_page(
 
     section = Section("statistics", t("compare_stats_title"))
     caption = t("compare_stats_caption", changed=len(changed_table), total=len(table))
-    section.blocks.append(Figure([Image(data_uri(chart), f"{a} → {b}")], caption))
+    section.blocks.append(Figure([assets.image(chart, "chart.png", f"{a} → {b}")], caption))
     rows = [
         [r.model, r.layer, r.statistic, number(r.a), number(r.b), number(r.change), number(r.relative_change)]
         for r in changed_table.itertuples()
@@ -80,9 +87,18 @@ def compare_page(
     else:
         fig_a, fig_b = figures
         differ, only, same = differing_figures(fig_a, fig_b)
-        for path in differ:
-            images = [Image(data_uri(fig_a[path]), f"{a}: {path}"), Image(data_uri(fig_b[path]), f"{b}: {path}")]
+        for path in differ[:FULL_FIGURES]:
+            images = [assets.image(fig_a[path], f"a/{path}", f"{a}: {path}")]
+            images.append(assets.image(fig_b[path], f"b/{path}", f"{b}: {path}"))
             section.blocks.append(Figure(images, t("compare_figures_caption", path=path, a=a, b=b)))
+        later = differ[FULL_FIGURES:]
+        if later:
+            thumbnails = [
+                assets.image(figs[path], f"{side}/{path}", f"{label}: {path}", small=True)
+                for path in later
+                for side, label, figs in (("a", a, fig_a), ("b", b, fig_b))
+            ]
+            section.blocks.append(Gallery(thumbnails, t("compare_figures_more", count=len(later), a=a, b=b)))
         if not differ:
             section.blocks.append(Note(t("compare_figures_none", same=same)))
         if only:
@@ -90,3 +106,16 @@ def compare_page(
     sections.append(section)
     title = t("compare_title", a=a, b=b)
     return render("compare.html.j2", t, title, t("report_subtitle"), sections)
+
+
+def write_page(path: Path, html: str, assets: Assets) -> None:
+    """Write a page at ``path`` and its files beside it in the folder ``assets.prefix`` (``<stem>_files/``): the
+    folder first, staged and renamed into place whole, then the page, so the page never refers to a missing file."""
+    if assets.folder:
+        folder = assets.prefix.strip("/")
+        if not folder or "/" in folder:
+            raise ValueError(f"a page's files need a folder of their own beside it, not {assets.prefix!r}")
+        with staged_dir(path.parent / folder) as out:
+            assets.write(out, strip=assets.prefix)
+    with atomic_path(path) as tmp:
+        tmp.write_text(html, encoding="utf-8")

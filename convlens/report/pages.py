@@ -1,9 +1,11 @@
-"""Self-contained HTML pages (the report, the comparison page) from the Jinja2 templates in ``templates/``.
+"""HTML pages (the report, the comparison page) from the Jinja2 templates in ``templates/``.
 
-A page is one file: CSS and its one script inline, every image a ``data:`` URI, nothing fetched from the network,
-so it opens from ``file://`` and can be mailed as it is. Its content is a list of :class:`Section`, each a list of
-blocks (:class:`Figure`, :class:`Table`, :class:`Note`, :class:`Text`); the words come from ``strings.yaml``, one
-table per language, through :class:`Strings`.
+CSS and the page's one script are inline and nothing is fetched from the network, so a page opens from
+``file://``. Its images are either ``data:`` URIs (one file that can be mailed as it is) or files in the page's
+folder, referred to by relative paths (``assets.Assets`` decides; the report's figures are files, so the page stays
+light however many samples it shows). Its content is a list of :class:`Section`, each a list of blocks
+(:class:`Figure`, :class:`Gallery`, :class:`Table`, :class:`Note`, :class:`Text`); the words come from
+``strings.yaml``, one table per language, through :class:`Strings`.
 """
 
 from __future__ import annotations
@@ -52,8 +54,9 @@ class Strings:
 
 @dataclass(frozen=True)
 class Image:
-    src: str  # a data: URI
+    src: str  # a data: URI, or a path relative to the page
     alt: str
+    href: str = ""  # a thumbnail's full-size figure (relative to the page), opened by a click
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,15 @@ class Figure:
     """Images shown side by side under one caption."""
 
     kind: ClassVar[str] = "figure"
+    images: list[Image]
+    caption: str
+
+
+@dataclass(frozen=True)
+class Gallery:
+    """Thumbnails in a grid under one caption, each labelled by its ``alt`` and linked to its full-size figure."""
+
+    kind: ClassVar[str] = "gallery"
     images: list[Image]
     caption: str
 
@@ -100,7 +112,7 @@ class Text:
 NUMERIC = re.compile(r"[-+]?[\d,]*\.?\d+(e[-+]?\d+)?( %)?|–")
 
 
-Block = Figure | Table | Note | Text
+Block = Figure | Gallery | Table | Note | Text
 
 
 @dataclass

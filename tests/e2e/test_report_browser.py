@@ -1,4 +1,5 @@
-"""The report and the comparison page in a real browser: headless Chromium, the network blocked, from file://.
+"""The report and the comparison page in a real browser: headless Chromium, the network blocked, from file://,
+the report from its folder (its figures are files beside index.html) and from a copy of that folder elsewhere.
 
 The page's own inline script writes how many images show (``naturalWidth > 0``), how many there are and how many
 resources came from anywhere but the page into ``#image-check``; ``--dump-dom`` gives the DOM back after load.
@@ -15,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from convlens.report.build import SECTIONS, report_page
-from tests.support.report_pages import ANALYSES, Page, comparison_page, write_analyses
+from convlens.report.build import SECTIONS, report_page, write_report
+from tests.support.report_pages import ANALYSES, Page, assert_offline, comparison_page, write_analyses
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
@@ -62,26 +63,21 @@ def open_in_chromium(page: Path, profile: Path) -> dict[str, int | str]:
     return {"dom": done.stdout, **{k: int(v) for k, v in values.items()}}
 
 
-def assert_self_contained(html: str) -> None:
-    """No attribute or stylesheet refers to anything but the page itself (data: images, #anchors)."""
-    references = re.findall(r"""\b(?:src|href|srcset|action|poster)\s*=\s*["']([^"']*)["']""", html)
-    assert references and all(r.startswith(("data:image/png;base64,", "#")) for r in references), {
-        r[:60] for r in references if not r.startswith(("data:", "#"))
-    }
-    assert not re.search(r"url\(|@import|https?://", html)
-
-
 def test_the_report_of_a_tiny_run_opens_offline_with_every_image(reproduced_repo, tmp_path):
     """The report `dvc repro` made for the tiny run, as a reader opens it."""
-    page = reproduced_repo["template"] / "project" / "outputs" / "report" / "index.html"
-    html = page.read_text(encoding="utf-8")
-    assert_self_contained(html)
-    shown = open_in_chromium(page, tmp_path / "profile")
-    assert shown["total"] == len(Page(html).images) >= 19
-    assert shown["loaded"] == shown["total"]
-    assert shown["external"] == 0
-    assert [s for s in Page(shown["dom"]).sections] == list(SECTIONS)
-    assert f"images shown: {shown['total']} of {shown['total']}" in shown["dom"]
+    folder = reproduced_repo["template"] / "project" / "outputs" / "report"
+    copy = tmp_path / "a copy" / "report"  # mailed or moved with its files: it still shows every image
+    shutil.copytree(folder, copy)
+    for where in (folder, copy):
+        page = where / "index.html"
+        html = page.read_text(encoding="utf-8")
+        assert_offline(html, where)
+        shown = open_in_chromium(page, tmp_path / "profile")
+        assert shown["total"] == len(Page(html).images) >= 19
+        assert shown["loaded"] == shown["total"]
+        assert shown["external"] == 0
+        assert [s for s in Page(shown["dom"]).sections] == list(SECTIONS)
+        assert f"images shown: {shown['total']} of {shown['total']}" in shown["dom"]
 
 
 def test_the_report_with_every_analysis_opens_offline(reproduced_repo, tmp_path):
@@ -90,10 +86,10 @@ def test_the_report_with_every_analysis_opens_offline(reproduced_repo, tmp_path)
     shutil.copytree(reproduced_repo["template"] / "project" / "outputs", root / "outputs")
     params = yaml.safe_load((reproduced_repo["template"] / "project" / "params.yaml").read_text(encoding="utf-8"))
     write_analyses(root, params)
-    html = report_page(root, params, "ko")
-    assert_self_contained(html)
-    page = tmp_path / "index.html"
-    page.write_text(html, encoding="utf-8")
+    write_report(root, params, "ko", tmp_path / "report")
+    page = tmp_path / "report" / "index.html"
+    html = page.read_text(encoding="utf-8")
+    assert_offline(html, page.parent)
     shown = open_in_chromium(page, tmp_path / "profile")
     assert shown["loaded"] == shown["total"] == len(Page(html).images) >= 19 + 9
     assert shown["external"] == 0
@@ -106,7 +102,7 @@ def test_the_report_with_every_analysis_opens_offline(reproduced_repo, tmp_path)
 
 def test_the_comparison_page_opens_offline(tmp_path):
     html, _, _ = comparison_page(tmp_path)
-    assert_self_contained(html)
+    assert_offline(html)
     page = tmp_path / "HEAD_vs_seed7.html"
     page.write_text(html, encoding="utf-8")
     shown = open_in_chromium(page, tmp_path / "profile")
@@ -119,7 +115,7 @@ def test_a_page_that_asks_the_network_is_caught(tmp_path):
         "</footer>", '<img src="http://example.com/x.png" alt="remote"></footer>'
     )
     with pytest.raises(AssertionError):
-        assert_self_contained(html)
+        assert_offline(html, tmp_path)
     page = tmp_path / "remote.html"
     page.write_text(html, encoding="utf-8")
     shown = open_in_chromium(page, tmp_path / "profile")

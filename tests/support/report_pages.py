@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from html.parser import HTMLParser
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote
 
 from PIL import Image as PILImage
 
@@ -51,6 +53,30 @@ class Page(HTMLParser):
         start = html.index(f'<section id="{section}"')
         end = html.find("<section", start + 1)
         return html[start : end if end > 0 else None]
+
+
+def references(html: str) -> list[str]:
+    """Every address an attribute of the page refers to (images, links, forms, posters)."""
+    return re.findall(r"""\b(?:src|href|srcset|action|poster)\s*=\s*["']([^"']*)["']""", html)
+
+
+def assert_offline(html: str, folder: Path | None = None) -> None:
+    """The page asks nothing of the network: each reference is an #anchor, a data: PNG, or (with ``folder``, where
+    the page lies) a relative path to a file inside ``folder``; no stylesheet fetches anything."""
+    refs = references(html)
+    assert refs, "the page refers to nothing, not even its own sections"
+    outside = []
+    for ref in refs:
+        if ref.startswith(("#", "data:image/png;base64,")):
+            continue
+        path = PurePosixPath(unquote(ref))
+        inside = folder is not None and not re.match(r"^[a-z][a-z0-9+.-]*:", ref) and not path.is_absolute()
+        if not (inside and ".." not in path.parts and (folder / path).resolve().is_relative_to(folder.resolve())):
+            outside.append(ref[:80])
+        elif not (folder / path).is_file():
+            outside.append(f"{ref[:80]} (missing)")
+    assert not outside, outside
+    assert not re.search(r"url\(|@import", html)  # a web address in the text (a param's value) fetches nothing
 
 
 def png(path: Path, size: tuple[int, int] = (6, 4), value: int = 0) -> None:

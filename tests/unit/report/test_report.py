@@ -33,7 +33,7 @@ from convlens.report.pages import (
 )
 from convlens.report.summary import model_summary, shape_text
 from tests.support.helpers import PROJECT
-from tests.support.report_pages import ANALYSES, Page, comparison_page, png, write_analyses
+from tests.support.report_pages import ANALYSES, Page, assert_offline, comparison_page, png, write_analyses
 
 
 @pytest.fixture(scope="module")
@@ -123,8 +123,9 @@ def test_a_run_with_nothing_made_yet_is_a_page_of_notes(tmp_path, params, langua
 
 def test_a_missing_output_names_the_stage_of_its_most_specific_folder(tmp_path, params):
     report = Report(tmp_path, params, Strings("en"))
+    table = paths.relative(tmp_path, paths.dataset_table(tmp_path, "trained", "conv2d"))
     assert report.missing(paths.dataset_table(tmp_path, "trained", "conv2d")) == Note(
-        "not run yet: outputs/metrics/dataset/trained_conv2d.csv is missing; `dvc repro` makes it (stage dataset_stats)"
+        f"not run yet: {table} is missing; `dvc repro` makes it (stage dataset_stats)"
     )
     assert report.missing(paths.examples_figures_dir(tmp_path)).text.endswith("(stage render_figures)")
     assert report.missing(paths.gradcam_figures_dir(tmp_path)).text.endswith("(stage gradcam)")
@@ -203,8 +204,8 @@ def test_the_analyses_are_shown_when_their_outputs_exist(tmp_path, params):
     paths.dataset_dir(tmp_path).mkdir()
     paths.dataset_index(tmp_path).write_text(json.dumps(index), encoding="utf-8")
     dataset = page.section_notes(report_page(tmp_path, params, "en"), "dataset")  # without its per-channel tables
-    assert "outputs/metrics/dataset/trained_conv2d.csv is missing" in dataset
-    assert "outputs/metrics/dataset/untrained_conv2d.csv is missing" in dataset
+    for role in paths.ROLES:
+        assert f"{paths.relative(tmp_path, paths.dataset_table(tmp_path, role, 'conv2d'))} is missing" in dataset
     paths.activation_max_metrics(tmp_path).unlink()  # figures without their metrics
     actmax = page.section_notes(report_page(tmp_path, params, "en"), "activation-max")
     assert "outputs/metrics/activation_max.json is missing" in actmax and "<img" in actmax
@@ -252,11 +253,12 @@ def test_the_report_of_a_tiny_run(project, run_pipeline):
     figures = sorted(paths.figures_dir(project).rglob("*.png"))
     folders = {p.parent.relative_to(paths.figures_dir(project)).as_posix() for p in figures}
     assert {"weights", "samples", "feature_maps/conv2d", "dataset", "dataset/examples", "evaluate"} <= folders
-    # each figure's bytes are on the page (side by side panes count one image each)
-    embedded = {src for src in page.images}
-    from convlens.report.pages import data_uri
-
-    assert {data_uri(p.read_bytes()) for p in figures} <= embedded
+    # each figure is on the page: a file in the report's folder with the figure's bytes, by a relative path
+    folder = paths.report_dir(project)
+    assert_offline(html, folder)
+    assert not [src for src in page.images if src.startswith("data:")]  # the page holds no image bytes
+    shown = {(folder / ref).read_bytes() for ref in page.images + page.links if not ref.startswith("#")}
+    assert {p.read_bytes() for p in figures} <= shown
     stages = yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
     missing = [s for s in ("evaluate", "activation_max", "gradcam") if s not in stages]
     assert len(page.notes) == len(missing)  # only analyses whose stage is not in dvc.yaml are missing, a note each
