@@ -97,13 +97,13 @@ def write_split(data: Path, split: str, n: int, rng: np.random.Generator, chunk:
 
 def pass_root(root: Path, largest: int) -> Path:
     """A project-like folder that ``bench.dataset.load_inputs`` reads: ``params.yaml`` (this project's ``input``,
-    ``dataset`` and ``evaluate`` settings), ``outputs/models/trained.keras`` (:func:`build_model`),
+    ``dataset`` settings), ``outputs/models/trained.keras`` (:func:`build_model`),
     ``outputs/data/`` (the test split, and the train split when ``largest`` needs it; ``classes.json``)."""
     params = yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8"))
     (root / "outputs" / "models").mkdir(parents=True)
     data = root / "outputs" / "data"
     data.mkdir(parents=True)
-    kept = {key: params[key] for key in ("input", "dataset", "evaluate")}
+    kept = {key: params[key] for key in ("input", "dataset")}
     (root / "params.yaml").write_text(yaml.safe_dump(kept, sort_keys=False), encoding="utf-8")
     build_model(root / "outputs" / "models" / "trained.keras")
     rng = np.random.default_rng(SEED)

@@ -68,24 +68,38 @@ def run(cfg: DictConfig, root: Path, role: str) -> None:
     log.info("%s: %d %s images through %s", role, len(images), ds.split, ", ".join(names))
 
     summary = {"dataset": {name: dataset_summary(tables[name]) for name in names}}
+    summary["evaluate"] = evaluation(root, role, problem, labels, predicted, classes, ds.split, cfg.render.dpi)
+    if watch is not None:  # its warning logged once, when most of the first conv layer's channels never fire
+        summary["input_range"] = models.input_range(tables[watch]["max"], ds.split, len(images))
+    write_tables(root, role, tables, names, labels, classes, ds, summary)
+
+
+def evaluation(
+    root: Path,
+    role: str,
+    problem: str | None,
+    labels: np.ndarray,
+    predicted: np.ndarray | None,
+    classes: list[str],
+    split: str,
+    dpi: int,
+) -> dict[str, object]:
+    """The model's accuracy over the pass (its summary), its rows for ``dvc plots``' confusion template and its
+    confusion matrix figure; the folders empty and the reason returned when the ``problem`` with its last layer
+    skips evaluation."""
     if problem:
         log.info("evaluate skipped: %s", problem)
-        summary["evaluate"] = skipped(problem)
     else:
         confusion = confusion_matrix(labels, predicted, len(classes))
-        summary["evaluate"] = evaluation_summary(confusion, classes)
-        log.info("%s", accuracy_title(role, accuracy(confusion), len(images), ds.split))
-    if watch is not None:
-        models.warn_if_silent(tables, f"the {len(images)} {ds.split} images")
-        summary["input_range"] = models.input_range(tables[watch]["max"], ds.split, len(images))
+        title = accuracy_title(role, accuracy(confusion), len(labels), split)
+        log.info("%s", title)
     with staged_dir(paths.confusion_dir(root, role)) as out:
         if not problem:
             write_csv(out / paths.confusion_name(role), prediction_rows(labels, predicted, classes))
     with staged_dir(paths.evaluate_figures_dir(root, role)) as out:
         if not problem:
-            title = accuracy_title(role, accuracy(confusion), len(images), ds.split)
-            confusion_figure(confusion, classes, out / paths.confusion_figure_name(role), title, "Blues", cfg.render.dpi)
-    write_tables(root, role, tables, names, labels, classes, ds, summary)
+            confusion_figure(confusion, classes, out / paths.confusion_figure_name(role), title, "Blues", dpi)
+    return skipped(problem) if problem else evaluation_summary(confusion, classes)
 
 
 def write_tables(

@@ -12,22 +12,15 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from convlens.pipeline import paths
-from convlens.pipeline.artifacts import merged_metrics
+from convlens.pipeline.artifacts import merged_metrics, write_merged
 from convlens.pipeline.config import run_stage
-from convlens.pipeline.files import read_json, write_json
+from convlens.pipeline.files import read_json
 
 
 def run(cfg: DictConfig, root: Path) -> None:
     dataset = {role: read_json(paths.dataset_summary(root, role)) for role in paths.ROLES}
     actmax = {role: read_json(paths.activation_max_summary(root, role)) for role in paths.ROLES}
-    merged = merged_metrics(dataset, actmax)
-    for name, target in (
-        ("dataset", paths.dataset_metrics(root)),
-        ("evaluate", paths.evaluate_metrics(root)),
-        ("input_range", paths.input_range_path(root)),
-        ("activation_max", paths.activation_max_metrics(root)),
-    ):
-        write_json(target, merged[name])
+    write_merged(root, merged_metrics(dataset, actmax))
 
 
 if __name__ == "__main__":

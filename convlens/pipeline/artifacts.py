@@ -56,16 +56,31 @@ def load_classes(root: Path) -> list[str]:
 
 
 def merged_metrics(
-    dataset: Mapping[str, Mapping[str, object]], activation_max: Mapping[str, object]
+    dataset: Mapping[str, Mapping[str, object]], activation_max: Mapping[str, object] | None = None
 ) -> dict[str, object]:
-    """The metric files users diff, from the per-model summaries of ``dataset@<model>`` and ``activation_max@<model>``
-    (``paths.ROLES`` order): ``dataset`` and ``activation_max`` per model and layer; ``evaluate`` per model, or the
-    trained model's :func:`skipped` (both models have the same last layer); ``input_range``, the trained model's."""
+    """The metric files users diff (:data:`MERGED`), from the per-model summaries of ``dataset@<model>`` and
+    ``activation_max@<model>`` (``paths.ROLES`` order): ``dataset`` and ``activation_max`` per model and layer;
+    ``evaluate`` per model, or the trained model's :func:`skipped` (both models have the same last layer);
+    ``input_range``, the trained model's. Without ``activation_max``, the first three."""
     evaluate = {role: part["evaluate"] for role, part in dataset.items()}
     trained = evaluate.get("trained")
-    return {
+    merged = {
         "dataset": {role: part["dataset"] for role, part in dataset.items()},
         "evaluate": trained if skip_reason(trained) else evaluate,
         "input_range": dataset["trained"]["input_range"],
-        "activation_max": dict(activation_max),
     }
+    return merged if activation_max is None else {**merged, "activation_max": dict(activation_max)}
+
+
+MERGED = {  # merged_metrics' keys: where each is written
+    "dataset": paths.dataset_metrics,
+    "evaluate": paths.evaluate_metrics,
+    "input_range": paths.input_range_path,
+    "activation_max": paths.activation_max_metrics,
+}
+
+
+def write_merged(root: Path, merged: Mapping[str, object]) -> None:
+    """Each of :func:`merged_metrics`' files written (atomically) where :data:`MERGED` says."""
+    for name, value in merged.items():
+        write_json(MERGED[name](root), value)

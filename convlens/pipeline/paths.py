@@ -94,7 +94,8 @@ def metrics_dir(root: Path) -> Path:
 
 
 def input_range_path(root: Path) -> Path:
-    """The trained model's record (``dataset@trained``, merged by ``metrics``) of the input range fed and of the first conv layer's silent channels (for the report)."""
+    """The trained model's record (``dataset@trained``, merged by ``metrics``) of the input range fed and of the
+    first conv layer's silent channels (for the report)."""
     return metrics_dir(root) / "input_range.json"
 
 

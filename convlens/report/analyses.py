@@ -151,7 +151,7 @@ class AnalysisSections:
         t = self.t
         section = Section("activation-max", t("actmax_title"), level=3)
         folder, metrics_path = paths.activation_max_figures_dir(self.root), paths.activation_max_metrics(self.root)
-        figures = sorted(folder.glob(paths.activation_max_figure_name("*", "*"))) if folder.is_dir() else []
+        figures = sorted(folder.glob("*/" + paths.activation_max_figure_name("*", "*"))) if folder.is_dir() else []
         if not figures:
             section.blocks.append(self.missing(folder))
             return section

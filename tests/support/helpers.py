@@ -53,10 +53,22 @@ def run_stage(module, stage_config, composed, root, *overrides):
     """Run a stage as `dvc repro` would: a per-model stage once for each model, a per-layer stage once for each entry
     of `feature_maps.each`."""
     cfg = stage_config(stage_name(module), *overrides)
-    items = [None] if module not in FOREACH else FOREACH[module]
+    items = FOREACH.get(module, [None])
     items = [str(layer) for layer in composed(*overrides).feature_maps.each] if items is None else items
     for item in items:
         module.run(cfg, root, *([item] if item else []))
+
+
+def run_dataset_pass(stage_config, composed, root, *overrides):
+    """``dataset@trained`` and ``dataset@untrained``, then their metric files as the ``metrics`` stage merges them
+    (all but activation maximization's)."""
+    from convlens.pipeline import paths
+    from convlens.pipeline.artifacts import merged_metrics, write_merged
+    from convlens.pipeline.files import read_json
+    from stages import dataset
+
+    run_stage(dataset, stage_config, composed, root, *overrides)
+    write_merged(root, merged_metrics({role: read_json(paths.dataset_summary(root, role)) for role in paths.ROLES}))
 
 
 MIRROR = PROJECT.parent / "shared" / "mirror"

@@ -18,7 +18,7 @@ from convlens.analysis.stats import ChannelAccumulator
 from convlens.errors import ConvlensError
 from convlens.model.archive import Archive
 from convlens.model.forward import load_network
-from stages import dataset_stats
+from stages import dataset
 from tests.support.helpers import PIPELINE
 
 
@@ -91,10 +91,10 @@ def test_streaming_the_tiny_model_equals_the_activations_of_all_images(tiny_asse
 def test_stage_writes_tables_metrics_and_heatmaps(project, run_pipeline):
     run_pipeline(project, "dataset.limit=5")
     out = project / "outputs" / "metrics"
-    index = json.loads((out / "dataset" / "index.json").read_text(encoding="utf-8"))
+    index = json.loads((out / "dataset" / "trained" / "index.json").read_text(encoding="utf-8"))
     assert index["split"] == "test" and index["images"] == 5
     assert index["layers"] == ["conv2d", "max_pooling2d", "conv2d_1", "max_pooling2d_1"]
-    rows = list(csv.DictReader((out / "dataset" / "untrained_conv2d_1.csv").open(encoding="utf-8")))
+    rows = list(csv.DictReader((out / "dataset" / "untrained" / "untrained_conv2d_1.csv").open(encoding="utf-8")))
     columns = ["channel", "mean", "fraction_active", "max", "top_image_mean", "selectivity"]
     assert len(rows) == 8 and list(rows[0])[:6] == columns
     assert list(rows[0])[6:] == index["classes"] and len(index["classes"]) == 10
@@ -119,7 +119,7 @@ def test_stage_writes_tables_metrics_and_heatmaps(project, run_pipeline):
 def test_bad_dataset_config_is_one_clear_error(project, run_pipeline, stage_config, override, message):
     run_pipeline(project, stages=PIPELINE[:5])
     with pytest.raises(ConvlensError, match=message):
-        dataset_stats.run(stage_config("dataset_stats", override), project)
+        dataset.run(stage_config("dataset", override), project, "trained")
     assert not (project / "outputs" / "metrics" / "dataset").exists()
 
 

@@ -1,10 +1,9 @@
-"""evaluate: the confusion matrix and accuracies against brute-force counts; the stage on tiny data and, where
-../shared/mirror exists, on the book's model (the accuracy Keras's model.evaluate gives)."""
+"""evaluate: the confusion matrix and accuracies against brute-force counts; the dataset pass's predictions on tiny
+data and, where ../shared/mirror exists, on the book's model (the accuracy Keras's model.evaluate gives)."""
 
 from __future__ import annotations
 
 import csv
-import json
 import sys
 import warnings
 
@@ -24,7 +23,10 @@ from convlens.analysis.evaluate import (
 )
 from convlens.analysis.stats import as_number
 from convlens.errors import ConvlensError
-from stages import evaluate
+from convlens.pipeline import paths
+from convlens.pipeline.artifacts import merged_metrics, write_merged
+from convlens.pipeline.files import read_json
+from stages import dataset
 from tests.support.helpers import MIRROR, PIPELINE, Terminal, copy_project
 
 
@@ -128,15 +130,15 @@ def read_rows(path):
 def test_the_stage_gives_kerass_predictions_both_models_and_dvc_plots_rows(project, run_pipeline):
     from convlens.model.keras_models import load_model
 
-    run_pipeline(project, stages=[*PIPELINE[:5], evaluate])
-    classes = json.loads((project / "outputs" / "metrics" / "evaluate.json").read_text(encoding="utf-8"))
+    run_pipeline(project, stages=[*PIPELINE[:5], dataset])
+    classes = {role: read_json(paths.dataset_summary(project, role))["evaluate"] for role in paths.ROLES}
     images = np.load(project / "outputs" / "data" / "test_images.npy")
     labels = np.load(project / "outputs" / "data" / "test_labels.npy")
     names = yaml_classes(project)
     for role in ("trained", "untrained"):
         model = load_model(project / "outputs" / "models" / f"{role}.keras")
         want = np.asarray(model(images[..., None].astype(np.float32) / np.float32(255), training=False)).argmax(1)
-        rows = read_rows(project / "outputs" / "metrics" / "confusion" / f"{role}.csv")
+        rows = read_rows(paths.confusion_dir(project, role) / paths.confusion_name(role))
         assert [r["actual"] for r in rows] == [names[i] for i in labels]
         assert [r["predicted"] for r in rows] == [names[i] for i in want]
         assert classes[role]["accuracy"] == as_number((want == labels).mean())
@@ -146,7 +148,7 @@ def test_the_stage_gives_kerass_predictions_both_models_and_dvc_plots_rows(proje
             shown = labels == c
             right = as_number((want[shown] == c).mean()) if shown.any() else None
             assert per_class[name] == right  # null for a class with no image
-        assert (project / "outputs" / "figures" / "evaluate" / f"{role}_confusion.png").stat().st_size > 5000
+        assert paths.confusion_figure(project, role).stat().st_size > 5000
 
 
 def yaml_classes(root) -> list[str]:
@@ -165,10 +167,12 @@ def test_the_book_models_accuracy_is_what_keras_model_evaluate_gives(tmp_path, m
 
     monkeypatch.setenv("CONVLENS_MIRROR", str(MIRROR))
     root = copy_project(tmp_path / "project")
-    for module in (fetch_data, fetch_model, build_untrained, evaluate):
+    for module in (fetch_data, fetch_model, build_untrained):
         name = module.__name__.rsplit(".", 1)[1]
         module.run(load_config(name, [], root), root)
-    metrics = json.loads((root / "outputs" / "metrics" / "evaluate.json").read_text(encoding="utf-8"))
+    for role in paths.ROLES:
+        dataset.run(load_config("dataset", [], root), root, role)
+    metrics = {role: read_json(paths.dataset_summary(root, role))["evaluate"] for role in paths.ROLES}
     images = np.load(root / "outputs" / "data" / "test_images.npy")
     labels = np.load(root / "outputs" / "data" / "test_labels.npy")
     model = load_model(MIRROR / "best-cnn-model.keras")
@@ -184,8 +188,9 @@ def test_the_book_models_accuracy_is_what_keras_model_evaluate_gives(tmp_path, m
 def test_a_model_that_is_not_a_classifier_of_the_classes_is_skipped_with_one_line_and_the_report_says_why(
     project, run_pipeline, tmp_path, caplog
 ):
-    """An analysis that does not apply stops nothing: evaluate logs why, writes the reason as its metrics and empty
-    folders (so DVC records the stage and the experiment goes on), and the report shows the reason."""
+    """An analysis that does not apply stops nothing: the dataset pass logs why evaluation is skipped, writes the
+    reason in its summary (``metrics`` makes it evaluate.json) and empty folders (so DVC records the stage and the
+    experiment goes on), keeps the statistics, and the report shows the reason."""
     import logging
 
     from convlens.model.keras_models import keras
@@ -201,16 +206,19 @@ def test_a_model_that_is_not_a_classifier_of_the_classes_is_skipped_with_one_lin
     overrides = ["model=local", f"model.path={tmp_path / 'eleven.keras'}"]
     write_params(project, compose(project, overrides))
     caplog.set_level(logging.INFO)
-    run_pipeline(project, *overrides, stages=[*PIPELINE[:5], evaluate])
+    run_pipeline(project, *overrides, stages=[*PIPELINE[:5], dataset])
     reason = (
         "the model's last layer 'head' outputs 11 values per image, not one score for each of the data's 10 "
         "classes; use a classifier trained on this data"
     )
-    assert [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()] == [f"evaluate skipped: {reason}"]
-    metrics = project / "outputs" / "metrics"
-    assert json.loads((metrics / "evaluate.json").read_text(encoding="utf-8")) == {"skipped": reason}
-    assert list((metrics / "confusion").iterdir()) == []
-    assert json.loads((metrics / "input_range.json").read_text(encoding="utf-8"))["images"] == 6
+    skips = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert skips == [f"evaluate skipped: {reason}"] * 2  # once per model
+    parts = {role: read_json(paths.dataset_summary(project, role)) for role in paths.ROLES}
+    assert all(part["evaluate"] == {"skipped": reason} and part["dataset"] for part in parts.values())
+    assert all(list(paths.confusion_dir(project, role).iterdir()) == [] for role in paths.ROLES)
+    merged = merged_metrics(parts)
+    assert merged["evaluate"] == {"skipped": reason} and merged["input_range"]["images"] == 6
+    write_merged(project, merged)
     page = Report(project, {}, Strings("en")).evaluate()
     assert any(getattr(b, "text", "") == f"skipped for this model (stage evaluate): {reason}" for b in page.blocks)
 

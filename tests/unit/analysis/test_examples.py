@@ -13,8 +13,9 @@ from convlens.analysis.examples import MAX_IMAGES, RunningTopK, examples_grid, i
 from convlens.errors import ConvlensError
 from convlens.model.archive import open_model
 from convlens.model.forward import load_network
+from convlens.pipeline import paths
 from convlens.pipeline.config import run_stage
-from stages import check_config, dataset_stats
+from stages import check_config, dataset
 from tests.support.helpers import PIPELINE, TINY_EXAMPLES
 
 
@@ -129,7 +130,7 @@ def test_the_stage_writes_each_layers_examples_and_render_figures_draws_them(pro
     labels = np.load(project / "outputs" / "data" / "test_labels.npy")
     for role in ("trained", "untrained"):
         for stem in ("conv2d", "max_pooling2d", "conv2d_1", "max_pooling2d_1"):
-            path = project / "outputs" / "metrics" / "dataset" / "examples" / f"{role}_{stem}.csv"
+            path = paths.examples_table(project, role, stem)
             with open(path, encoding="utf-8", newline="") as f:
                 rows = list(csv.DictReader(f))
             assert list(rows[0]) == ["layer", "channel", "rank", "image", "label", "activation", "tied"]
@@ -182,15 +183,15 @@ def test_bad_examples_params_fail_at_check_config_in_one_line(project, values, m
 
 
 def test_more_examples_than_the_splits_images_fail_before_any_output(project, run_pipeline, monkeypatch, capsys):
-    """check_config cannot know the split's size: dataset_stats says it, before writing anything."""
+    """check_config cannot know the split's size: the dataset pass says it, before writing anything."""
     run_pipeline(project, stages=PIPELINE[:5])
     edit_params(project, dataset__examples__k=7)
     monkeypatch.chdir(project)
     with pytest.raises(SystemExit):
-        run_stage("dataset_stats", dataset_stats.run, argv=[])
+        run_stage("dataset", dataset.run, argv=["untrained"])
     # the last line: logging may have written noise about an earlier test's closed stream before it
     assert capsys.readouterr().err.splitlines()[-1] == (
-        "dataset_stats: error: dataset.examples.k=7 is more than the 6 test images streamed; "
+        "dataset@untrained: error: dataset.examples.k=7 is more than the 6 test images streamed; "
         "use dataset.examples.k=6 or less"
     )
     assert not (project / "outputs" / "metrics" / "dataset").exists()

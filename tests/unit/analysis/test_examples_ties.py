@@ -112,9 +112,9 @@ def test_the_examples_figure_says_tied_on_the_tile_and_in_its_title(tmp_path, dr
     paths.images(root, "test").parent.mkdir(parents=True)
     np.save(paths.images(root, "test"), images)
     index = {"split": "test", "images": 50, "layers": ["conv2d"], "classes": ["a", "b"], "examples_by": "max"}
-    paths.dataset_index(root).parent.mkdir(parents=True)
+    for role in paths.ROLES:
+        paths.examples_dir(root, role).mkdir(parents=True)
     write_json(paths.dataset_index(root), index)
-    paths.examples_dir(root).mkdir()
     rows = [(0, r, r, 1, 0.0, 44) for r in range(3)] + [(1, r, r, r % 2, 9.0 - r, 1) for r in range(3)]
     columns = ("channel", "rank", "image", "label", "activation", "tied")
     for role in paths.ROLES:

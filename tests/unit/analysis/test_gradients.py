@@ -195,22 +195,23 @@ def test_the_stages_metrics_are_those_of_their_saved_arrays(project, run_pipelin
     for role in paths.ROLES:
         network = load_network(archive[role], upto="conv2d_1")
         for layer, channels in (("conv2d", 4), ("conv2d_1", 8)):
-            x = np.load(out / "activation_max" / f"{role}_{layer}.npy")
+            x = np.load(paths.activation_max_dir(project, role) / paths.activation_max_name(role, layer))
             assert x.shape == (channels, 28, 28, 1) and x.min() >= 0 and x.max() <= 1
             matrix = network.activations(x, [layer])[0].mean(axis=(1, 2))
             means, found = np.diag(matrix), metrics[role][layer]
             assert found["dead"] == int((means <= 1e-7).sum()) and found["selectivity"] == selectivity(matrix)
             if layer == "conv2d":
-                top = read_csv_columns(out / "metrics" / "dataset" / f"{role}_conv2d.csv", ["top_image_mean"])[:, 0]
+                top = read_csv_columns(paths.dataset_table(project, role, "conv2d"), ["top_image_mean"])[:, 0]
                 ratio = np.divide(means, top, out=np.full(channels, np.nan), where=top > 0)
                 assert found["ratio_median"] == pytest.approx(np.nanmedian(ratio), rel=1e-4)
                 assert found["below_dataset"] == int(((means > 1e-7) & (means < top * (1 - 1e-5))).sum())
-            else:  # not among dataset.layers: no ratio, said once in the log
+            else:  # not among dataset.layers: no ratio, said once in each model's log
                 assert "ratio_median" not in found and "below_dataset" not in found
             assert found["activation_median"] == pytest.approx(np.median(means), rel=1e-4)
-            curve = read_csv_columns(out / "metrics" / "activation_max_curves" / f"{role}_{layer}.csv", ["step"])
+            curves = paths.activation_max_curves_dir(project, role)
+            curve = read_csv_columns(curves / f"{role}_{layer}.csv", ["step"])
             assert curve[:, 0].tolist() == list(range(1, found["steps"] + 1))
-    assert sum("conv2d_1 is not among dataset.layers" in r.getMessage() for r in caplog.records) == 1
+    assert sum("conv2d_1 is not among dataset.layers" in r.getMessage() for r in caplog.records) == 2
 
     # Grad-CAM: maps of the trained model's prediction and of the label, the metric their Spearman correlation
     index = json.loads((out / "gradcam" / "index.json").read_text(encoding="utf-8"))
@@ -233,15 +234,16 @@ def test_the_stages_metrics_are_those_of_their_saved_arrays(project, run_pipelin
 
 
 def test_bad_layers_and_classes_fail_before_anything_is_written(project, run_pipeline, stage_config):
-    from stages import build_untrained, dataset_stats, fetch_data, fetch_model, samples
+    from stages import build_untrained, dataset, fetch_data, fetch_model, samples
 
-    run_pipeline(project, stages=[fetch_data, fetch_model, samples, build_untrained, dataset_stats])
+    run_pipeline(project, stages=[fetch_data, fetch_model, samples, build_untrained, dataset])
     Archive.read(paths.model_path(project, "trained"))
-    with pytest.raises(ConvlensError, match="unknown layer 'conv9'; this model has 0:conv2d"):
-        activation_max.run(stage_config("activation_max", "activation_max.layers=[conv9]"), project)
+    for role in paths.ROLES:
+        with pytest.raises(ConvlensError, match="unknown layer 'conv9'; this model has 0:conv2d"):
+            activation_max.run(stage_config("activation_max", "activation_max.layers=[conv9]"), project, role)
     with pytest.raises(ConvlensError, match="gradcam.layer 'flatten' outputs shape \\(392,\\), not H×W×C"):
         gradcam_stage.run(stage_config("gradcam", "gradcam.layer=flatten"), project)
-    for path in ("activation_max", "gradcam", "metrics/activation_max.json", "metrics/gradcam.json", "figures"):
+    for path in ("activation_max", "gradcam", "metrics/gradcam.json", "figures/activation_max", "figures/gradcam"):
         assert not (project / "outputs" / path).exists(), path
 
 

@@ -18,11 +18,12 @@ from convlens.model.inputs import (
     read_input_scale,
 )
 from convlens.model.layers import LayerInfo
+from convlens.pipeline import paths
 from convlens.pipeline.config import compose, load_config, read_yaml, write_params
 from convlens.pipeline.paths import input_range_path
 from convlens.report.build import report_page
-from stages import build_untrained, dataset_stats, evaluate, feature_maps, fetch_data, fetch_model, samples
-from tests.support.helpers import MIRROR, copy_project, run_stage
+from stages import build_untrained, dataset, feature_maps, fetch_data, fetch_model, samples
+from tests.support.helpers import MIRROR, copy_project, run_dataset_pass, run_stage
 from tests.support.report_pages import Page
 
 BEFORE_MAPS = [fetch_model, fetch_data, samples, build_untrained]
@@ -171,11 +172,11 @@ def run_maps(project, stage_config, composed, run_pipeline, model_path, *extra):
     """The stages up to feature maps and dataset statistics for ``model_path``, the first conv layer only."""
     overrides = (f"model.path={model_path}", "feature_maps.layers=[conv2d]", "dataset.layers=[conv2d]", *extra)
     run_pipeline(project, *overrides, stages=BEFORE_MAPS)
-    for module in (feature_maps, dataset_stats):
-        run_stage(module, stage_config, composed, project, *overrides)
+    run_stage(feature_maps, stage_config, composed, project, *overrides)
+    run_dataset_pass(stage_config, composed, project, *overrides)
     out = project / "outputs"
     return np.load(out / "feature_maps" / "conv2d" / "trained.npy"), (
-        out / "metrics" / "dataset" / "trained_conv2d.csv"
+        paths.dataset_table(project, "trained", "conv2d")
     ).read_text(encoding="utf-8")
 
 
@@ -198,7 +199,7 @@ def test_a_model_starting_with_rescaling_gets_raw_pixels_not_pixels_divided_twic
     assert "feeding raw" not in caplog.text
     caplog.clear()
     maps, table = run_maps(project, stage_config, composed, run_pipeline, tmp_path / "rescaled.keras")
-    assert caplog.text.count(RESCALING) == 2  # feature_maps and dataset_stats, once each
+    assert caplog.text.count(RESCALING) == 3  # feature_maps, dataset@trained and dataset@untrained, once each
     np.testing.assert_allclose(maps, plain_maps, rtol=1e-5, atol=1e-6)  # raw → Rescaling(1/255) ≡ /255 → plain
     assert table.splitlines()[0] == plain_table.splitlines()[0]
     np.testing.assert_allclose(as_numbers(table), as_numbers(plain_table), rtol=1e-5, atol=1e-6)  # the whole split
@@ -273,15 +274,15 @@ def test_the_book_model_on_the_books_data_is_not_warned_about(tmp_path, monkeypa
     monkeypatch.setenv("CONVLENS_MIRROR", str(MIRROR))
     root = copy_project(tmp_path / "project")
     caplog.set_level("INFO")
-    write_params(root, compose(root, ["feature_maps.layers=[conv2d]", "dataset.limit=1000", "dataset.layers=[conv2d]"]))
-    for module in (*BEFORE_MAPS, feature_maps, dataset_stats, evaluate):
+    write_params(root, compose(root, ["feature_maps.layers=[conv2d]", "dataset.layers=[conv2d]"]))
+    for module in (*BEFORE_MAPS, feature_maps, dataset):
         name = module.__name__.rsplit(".", 1)[1]
         cfg = load_config(name, [], root)
-        module.run(cfg, root, *(["conv2d"] if module is feature_maps else []))
+        module.run(cfg, root, *({feature_maps: ["conv2d"], dataset: ["trained"]}.get(module, [])))
     assert "trained conv2d: feature maps (1, 28, 28, 32)" in caplog.text
-    assert "trained: 1000 test images through conv2d" in caplog.text
+    assert "trained: 10000 test images through conv2d" in caplog.text
     assert "trained: accuracy 0.9125 on 10000 test images" in caplog.text  # the book's number, unchanged
-    record = json.loads(input_range_path(root).read_text(encoding="utf-8"))
+    record = json.loads(paths.dataset_summary(root, "trained").read_text(encoding="utf-8"))["input_range"]
     assert (record["divisor"], record["silent_channels"], record["channels"], record["warning"]) == (255, 0, 32, None)
     assert not [r for r in caplog.records if r.levelname == "WARNING"] and "feeding raw" not in caplog.text
     summary = json.loads((root / "outputs" / "feature_maps" / "conv2d" / "summary.json").read_text(encoding="utf-8"))
@@ -332,7 +333,7 @@ def test_a_rescaling_in_a_nested_preprocessing_model_gets_raw_pixels_as_keras_do
     project, stage_config, composed, run_pipeline, tmp_path, caplog
 ):
     """``Sequential([Sequential([Rescaling(1/255)], name="preprocessing"), Conv2D, …])``: feature maps and the
-    predictions evaluate counts are Keras's on raw pixels, not on pixels divided by 255 twice."""
+    predictions the dataset pass counts are Keras's on raw pixels, not on pixels divided by 255 twice."""
     from convlens.model.keras_models import keras, load_model
     from tests.support.keras_reference import activation_model
 
@@ -344,10 +345,10 @@ def test_a_rescaling_in_a_nested_preprocessing_model_gets_raw_pixels_as_keras_do
     model.save(tmp_path / "nested.keras")
     caplog.set_level("INFO")
     maps, _ = run_maps(project, stage_config, composed, run_pipeline, tmp_path / "nested.keras")
-    overrides = (f"model.path={tmp_path / 'nested.keras'}", "evaluate.split=train")
-    run_stage(evaluate, stage_config, composed, project, *overrides)
+    overrides = (f"model.path={tmp_path / 'nested.keras'}", "dataset.split=train")
+    run_dataset_pass(stage_config, composed, project, *overrides)
     note = "the model starts with Rescaling (scale 0.00392157, offset 0) in preprocessing: feeding raw 0–255 pixels"
-    assert caplog.text.count(note) == 3  # feature_maps, dataset_stats, evaluate
+    assert caplog.text.count(note) == 5  # feature_maps, the dataset pass of each model, twice (test, then train)
     model = load_model(tmp_path / "nested.keras")
     images = np.load(project / "outputs" / "samples" / "images.npy")[..., None].astype(np.float32)
     want = activation_model(model, ["conv2d"])(images, training=False)
@@ -355,7 +356,7 @@ def test_a_rescaling_in_a_nested_preprocessing_model_gets_raw_pixels_as_keras_do
     train = np.load(project / "outputs" / "data" / "train_images.npy")[..., None].astype(np.float32)
     predicted = np.asarray(model(train, training=False)).argmax(1)
     classes = list(composed().data.classes)
-    rows = (project / "outputs" / "metrics" / "confusion" / "trained.csv").read_text(encoding="utf-8").splitlines()
+    rows = (paths.confusion_dir(project, "trained") / "trained.csv").read_text(encoding="utf-8").splitlines()
     assert [row.split(",")[1] for row in rows[1:]] == [classes[int(i)] for i in predicted]
     twice = np.asarray(model(train / 255, training=False)).argmax(1)
     assert (twice != predicted).any()  # what evaluate counted before: pixels / 255 / 255
@@ -387,10 +388,10 @@ def test_an_adapted_normalization_in_a_nested_functional_model_is_read_from_its_
 
 
 def run_evaluate(project, stage_config, composed, run_pipeline, model_path, *extra):
-    """The stages evaluate needs, then evaluate on the tiny test split; its input-range record."""
+    """The stages the dataset pass needs, then the pass on the tiny test split; its input-range record."""
     overrides = (f"model.path={model_path}", "feature_maps.layers=[conv2d]", *extra)
     run_pipeline(project, *overrides, stages=BEFORE_MAPS)
-    run_stage(evaluate, stage_config, composed, project, *overrides)
+    run_dataset_pass(stage_config, composed, project, *overrides)
     return json.loads(input_range_path(project).read_text(encoding="utf-8"))
 
 

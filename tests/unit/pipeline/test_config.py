@@ -290,15 +290,20 @@ def test_layout_paths_are_the_outputs_dvc_yaml_declares(tmp_path):
         assert at(paths.filter_metrics_dir(tmp_path, role)) in outputs(stage)
         assert {at(paths.weight_metrics(tmp_path, role, ext)) for ext in ("csv", "json")} <= outputs(stage)
     assert {at(paths.channels_dir(tmp_path)), at(paths.feature_map_metrics(tmp_path))} <= outputs("map_metrics")
-    assert at(paths.dataset_dir(tmp_path)) in outputs("dataset_stats")
-    assert at(paths.dataset_metrics(tmp_path)) in outputs("dataset_stats")
-    assert paths.examples_dir(tmp_path).parent == paths.dataset_dir(tmp_path)  # an output of dataset_stats too
-    assert at(paths.confusion_dir(tmp_path)) in outputs("evaluate")
-    assert at(paths.evaluate_metrics(tmp_path)) in outputs("evaluate")
-    assert at(paths.input_range_path(tmp_path)) in outputs("evaluate")
-    assert at(paths.evaluate_figures_dir(tmp_path)) in outputs("evaluate")
+    per_model = {  # the per-model stages: each instance's outputs, "${item}" the model
+        "dataset": (paths.dataset_dir, paths.confusion_dir, paths.evaluate_figures_dir),
+        "activation_max": (paths.activation_max_dir, paths.activation_max_figures_dir, paths.activation_max_curves_dir),
+    }
+    for stage, made in per_model.items():
+        assert stages[stage]["foreach"] == list(paths.ROLES), stage
+        assert {at(where(tmp_path, "trained")).replace("trained", "${item}") for where in made} == outputs(stage)
+    assert paths.examples_dir(tmp_path, "trained").parent == paths.dataset_dir(tmp_path, "trained")
+    for role in paths.ROLES:  # what ``metrics`` merges: inside each model's outputs, and a dependency of ``metrics``
+        for part in (paths.dataset_summary(tmp_path, role), paths.activation_max_summary(tmp_path, role)):
+            assert at(part) in stages["metrics"]["deps"]
+    merged = (paths.dataset_metrics, paths.evaluate_metrics, paths.input_range_path, paths.activation_max_metrics)
+    assert {at(where(tmp_path)) for where in merged} == {next(iter(m)) for m in stages["metrics"]["metrics"]}
     for stage, made in {
-        "activation_max": (paths.activation_max_dir, paths.activation_max_figures_dir, paths.activation_max_metrics),
         "gradcam": (paths.gradcam_dir, paths.gradcam_figures_dir, paths.gradcam_metrics),
         "report": (paths.report_dir,),
     }.items():
@@ -328,7 +333,9 @@ def test_layout_paths_are_the_outputs_dvc_yaml_declares(tmp_path):
 
 def test_the_file_names_stay_those_the_stages_have_always_written(tmp_path):
     """The names ``pipeline.paths`` gives each stage's files (a layer's address ``block/dw`` as ``block.dw``): a
-    changed name would leave an old run's files unread by the report and ``compare``."""
+    changed name would leave an old run's files unread by the report and ``compare``. The per-model stages' files
+    moved into one folder per model (issue 25, docs/pipeline.md: a run from before reruns them); the metric files
+    kept their names."""
     layer = "block/dw"
     made = {
         paths.images(tmp_path, "test"): "data/test_images.npy",
@@ -349,14 +356,18 @@ def test_the_file_names_stay_those_the_stages_have_always_written(tmp_path):
         paths.channels_dir(tmp_path) / paths.channels_name(layer, "trained"): "metrics/channels/block.dw/trained.csv",
         paths.feature_map_metrics(tmp_path): "metrics/feature_maps.json",
         paths.dataset_metrics(tmp_path): "metrics/dataset.json",
-        paths.dataset_index(tmp_path): "metrics/dataset/index.json",
-        paths.dataset_table(tmp_path, "trained", layer): "metrics/dataset/trained_block.dw.csv",
-        paths.examples_table(tmp_path, "untrained", layer): "metrics/dataset/examples/untrained_block.dw.csv",
+        paths.dataset_index(tmp_path): "metrics/dataset/trained/index.json",
+        paths.dataset_table(tmp_path, "trained", layer): "metrics/dataset/trained/trained_block.dw.csv",
+        paths.examples_table(tmp_path, "untrained", layer): "metrics/dataset/untrained/examples/untrained_block.dw.csv",
+        paths.dataset_summary(tmp_path, "untrained"): "metrics/dataset/untrained/summary.json",
         paths.evaluate_metrics(tmp_path): "metrics/evaluate.json",
-        paths.confusion_dir(tmp_path) / paths.confusion_name("trained"): "metrics/confusion/trained.csv",
-        paths.activation_max_dir(tmp_path) / paths.activation_max_name("trained", layer): (
-            "activation_max/trained_block.dw.npy"
+        paths.input_range_path(tmp_path): "metrics/input_range.json",
+        paths.confusion_dir(tmp_path, "trained")
+        / paths.confusion_name("trained"): "metrics/confusion/trained/trained.csv",
+        paths.activation_max_dir(tmp_path, "trained") / paths.activation_max_name("trained", layer): (
+            "activation_max/trained/trained_block.dw.npy"
         ),
+        paths.activation_max_summary(tmp_path, "trained"): "activation_max/trained/summary.json",
         paths.activation_max_metrics(tmp_path): "metrics/activation_max.json",
         paths.gradcam_dir(tmp_path) / paths.gradcam_name("untrained"): "gradcam/untrained.npy",
         paths.gradcam_dir(tmp_path) / paths.INDEX_NAME: "gradcam/index.json",
@@ -370,9 +381,10 @@ def test_the_file_names_stay_those_the_stages_have_always_written(tmp_path):
         paths.examples_figures_dir(tmp_path) / paths.examples_figure_name("trained", layer): (
             "figures/dataset/examples/trained_block.dw.png"
         ),
-        paths.confusion_figure(tmp_path, "untrained"): "figures/evaluate/untrained_confusion.png",
-        paths.activation_max_figures_dir(tmp_path) / paths.activation_max_figure_name("untrained", layer): (
-            "figures/activation_max/untrained_block.dw.png"
+        paths.confusion_figure(tmp_path, "untrained"): "figures/evaluate/untrained/untrained_confusion.png",
+        paths.activation_max_figures_dir(tmp_path, "untrained")
+        / paths.activation_max_figure_name("untrained", layer): (
+            "figures/activation_max/untrained/untrained_block.dw.png"
         ),
         paths.gradcam_figures_dir(tmp_path) / paths.gradcam_figure_name(7): "figures/gradcam/sample_7.png",
         paths.report_page(tmp_path): "report/index.html",

@@ -116,7 +116,7 @@ def test_the_report_says_how_the_heatmaps_and_the_confusion_matrix_were_drawn(tm
     params = {**params, "render": render}
     write_analyses(tmp_path, params)
     paths.dataset_metrics(tmp_path).write_text(json.dumps({"trained": {"conv2d": {}}}), encoding="utf-8")
-    paths.dataset_dir(tmp_path).mkdir(exist_ok=True)
+    paths.dataset_index(tmp_path).parent.mkdir(parents=True, exist_ok=True)
     index = {"split": "test", "images": 6, "layers": ["conv2d"]}
     paths.dataset_index(tmp_path).write_text(json.dumps(index), encoding="utf-8")
     png(paths.class_heatmap(tmp_path, "conv2d"))
