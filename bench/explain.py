@@ -39,7 +39,7 @@ def pipeline_row(series: str) -> Callable[[Row, PipelineResults], str]:
         else:
             text += f" ({', '.join(ran) or 'none'})"
         imports = notebook_split([r.output for r in pipe.notebook])
-        if imports:
+        if imports and series != "seed":  # row 3's yardstick is the cold run, the others' the notebook
             text += f"; the notebook spends {imports[0].median:.1f} s of its {row.theirs.median:.1f} s on imports"
         return text + "."
 

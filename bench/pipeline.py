@@ -51,9 +51,11 @@ class Change:
         return (*EXP_RUN, *(arg for o in self.overrides for arg in ("-S", o)))
 
     def shown(self) -> str:
+        """The command as the report shows it (a long list of indices shortened)."""
+        short = [re.sub(r"\[0,1,2,[\d,]*,(\d+)\]", r"[0,1,…,\1]", o) for o in self.overrides]
         if not self.exp:
-            return f"`{', '.join(self.overrides)}` in params.yaml, `dvc repro`"
-        return "`dvc exp run " + " ".join(f"-S '{o}'" for o in self.overrides) + "`"
+            return f"`{', '.join(short)}` in params.yaml, `dvc repro`"
+        return "`dvc exp run " + " ".join(f"-S '{o}'" for o in short) + "`"
 
 
 CHANGES = (

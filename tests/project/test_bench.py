@@ -121,6 +121,7 @@ def test_each_change_is_the_issues_command(tmp_path):
     assert shown["map_cmap"] == REPRO  # params.yaml edited, then `dvc repro`
     assert shown["add_layer"] == (*EXP_RUN, "-S", "feature_maps.layers=[conv2d,conv2d_1,max_pooling2d]")
     assert shown["samples"][-1] == f"samples.indices=[{','.join(map(str, range(100)))}]"
+    assert {c.series: c for c in CHANGES}["samples"].shown() == "`dvc exp run -S 'samples.indices=[0,1,…,99]'`"
     (tmp_path / "params.yaml").write_text("render:\n  map_cmap: viridis\n  dpi: 100\n")
     set_params(tmp_path, ("render.map_cmap=magma", "render.dpi=72"))
     assert yaml.safe_load((tmp_path / "params.yaml").read_text()) == {"render": {"map_cmap": "magma", "dpi": 72}}
