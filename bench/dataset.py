@@ -1,7 +1,8 @@
-"""Rows 6–8: dataset-wide statistics against a bare batched forward pass, their peak RSS by N, and what the
-dataset examples (each channel's top k images) add to them.
+"""The dataset statistics' peak RSS by N (row 10 of ``python -m bench``, issue 5's row 7), and, by hand, issue 5's
+rows 6 and 8: the statistics against a bare batched forward pass, and what the dataset examples (each channel's top k
+images) add to them.
 
-``python -m bench.dataset ROOT N`` is the row-7 worker: the trained model's statistics over the
+``python -m bench.dataset ROOT N`` is row 10's worker: the trained model's statistics over the
 first N images (the test split up to 10,000, the train split beyond), in a fresh process.
 """
 
@@ -159,7 +160,7 @@ def _env() -> dict[str, str]:
 
 
 def worker(root: Path, n: int) -> None:
-    """Row 7's measured process: load, stream, exit (the parent reads the peak RSS)."""
+    """Row 10's measured process: load, stream, exit (the parent reads the peak RSS)."""
     inp = load_inputs(root, n)
     stats_pass(network_for(root, "trained", inp), inp)
 
