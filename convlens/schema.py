@@ -259,7 +259,7 @@ MEANING: dict[str, str] = {
     "render.map_columns": "Maps per row of a feature-map grid; `null`: derived (4 × 8 for 32 maps, 8 × 8 for 64, as "
     "the book).",
     "render.sample_cmap": "Colormap of the sample images.",
-    "render.heatmap_cmap": "Colormap of `dataset_stats`' channels × classes heatmaps.",
+    "render.heatmap_cmap": "Colormap of the channels × classes heatmaps (`dataset@<model>`'s class means).",
     "render.heatmap_scale": "Colour range of the class heatmaps: `absolute` (one for both models, 0 to the largest "
     "class mean: the same colour is the same activation, a weak channel looks pale) or `channel` (each channel from "
     "its least to its most active class: which classes make it fire, however weakly).",
@@ -280,7 +280,7 @@ MEANING: dict[str, str] = {
     "more than this fraction over the last `window` steps; each channel keeps its best input (0: run all `steps`).",
     "activation_max.window": "Steps over which the stopping rule looks for progress.",
     "activation_max.start": "Where each channel's first ascent starts: `noise` (gray noise) or `top_image` (the "
-    "channel's best image of the dataset split, from dataset_stats; noise for a layer it did not compute).",
+    "channel's best image of the dataset split, from `dataset@<model>`; noise for a layer it did not compute).",
     "activation_max.starts": "Ascents per channel, the first from `start`, the others from gray noise of the next "
     "seeds; each channel keeps its best, and `start_ratio_median` says how far the first fell short (1: off).",
     "activation_max.scale": "Each step sees the input zoomed by a random factor in 1 ± scale (transformation "
@@ -314,10 +314,10 @@ MEANING: dict[str, str] = {
     "attribution.seed": "Seed of SmoothGrad's noise and of the order in which tied pixels are removed.",
     "report.language": "Language of the report's and the comparison page's headings and captions (`ko`: the "
     "chapter's own terms).",
-    "compute.engine": "What computes the layers when a stage streams a split through the models: `numpy` (the numpy "
-    "forward pass, starts at once), `keras` (TensorFlow: ~3.5 s to start, ~4× faster per image on 2 cores, a GPU "
-    "when one is set up: docs/gpu.md) or `auto` (Keras for large passes or when a GPU is visible; the log says which "
-    "and why).",
+    "compute.engine": "What computes the layers when `dataset@<model>` streams a split through the model: `numpy` "
+    "(the numpy forward pass, starts at once), `keras` (TensorFlow: ~3.5 s to start, then faster per image; a GPU "
+    "when one is set up, docs/gpu.md) or `auto` (Keras from 50 G multiply-adds per pass, ~12,000 images of the "
+    "book's model, or when a GPU is visible; the log says which and why).",
     "checked": "Not a setting: `${convlens_checked:}` in `conf/config.yaml` checks the whole config against this "
     "schema while it is composed, before DVC touches any output.",
 }

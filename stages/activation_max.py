@@ -59,7 +59,7 @@ def dataset_tops(root: Path, role: str, names: list[str]) -> dict[str, np.ndarra
 
 
 def best_images(root: Path, role: str, name: str, divisor: float, shape: tuple[int, ...]) -> np.ndarray | None:
-    """Each channel's best image of the dataset split (rank 0 of ``dataset_stats``' examples table) as the
+    """Each channel's best image of the dataset split (rank 0 of ``dataset@<model>``'s examples table) as the
     model's input (pixels / ``divisor``, ``shape`` = (H, W, C)); ``None``, said in the log, for a layer that
     ``dataset@<model>`` did not compute."""
     table = paths.examples_table(root, role, name)

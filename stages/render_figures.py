@@ -1,8 +1,8 @@
-"""Stage: the chapter's weight figures and sample images as PNG (feature maps: ``render_maps``).
+"""Stage: the chapter's weight figures and sample images as PNG (feature maps: ``render_maps``; the dataset's
+figures: ``render_dataset``).
 
-Weight histograms (trained, untrained, overlaid), filter grids drawn as one mosaic image each,
-the sample images, and the dataset-wide channels × classes heatmaps. No TensorFlow: it reads the
-arrays and tables the other stages saved.
+Weight histograms (trained, untrained, overlaid), filter grids drawn as one mosaic image each, and the sample
+images. No TensorFlow: it reads the arrays the other stages saved.
 """
 
 from __future__ import annotations
@@ -13,18 +13,14 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from convlens.analysis.dataset import selectivity
-from convlens.analysis.examples import cut_ties, examples_grid, tie_note, tile_captions
 from convlens.pipeline import paths
 from convlens.pipeline.artifacts import load_classes, load_kernels, load_samples
 from convlens.pipeline.config import run_stage
-from convlens.pipeline.files import read_csv_columns, read_json, staged_dir
-from convlens.render.analyses import class_heatmaps, examples_figure
+from convlens.pipeline.files import staged_dir
 from convlens.render.figures import FILTER_TILE_INCHES, histogram, mosaic_figure, sample_figure, sample_title
 from convlens.render.grids import filter_grid, resolve_input_channels
 
 log = logging.getLogger(__name__)
-EXAMPLE_COLUMNS = ["channel", "rank", "image", "label", "tied", "activation"]  # of the dataset examples' tables
 
 
 def draw_kernel(out: Path, role: str, name: str, kernel: np.ndarray, r: DictConfig) -> None:
@@ -60,40 +56,6 @@ def draw_samples(out: Path, images: np.ndarray, index: dict, classes: list[str],
         sample_figure(image, out / paths.sample_figure_name(sample), r.sample_cmap, title, r.dpi)
 
 
-def draw_class_heatmaps(out: Path, root: Path, r: DictConfig) -> None:
-    """Per dataset layer: the channels × classes mean activations, trained beside untrained, each channel's
-    selectivity beside its row (``render.heatmap_scale``, ``render.heatmap_order``)."""
-    dataset = read_json(paths.dataset_index(root))
-    for name in dataset["layers"]:
-        tables = {
-            role: read_csv_columns(paths.dataset_table(root, role, name), dataset["classes"]).T for role in paths.ROLES
-        }
-        title = f"{name}: mean activation per class, {dataset['images']} {dataset['split']} images"
-        path, style = out / paths.class_heatmap_name(name), (r.heatmap_cmap, r.heatmap_scale, r.heatmap_order)
-        chosen = {role: selectivity(t) for role, t in tables.items()}
-        class_heatmaps(tables, chosen, dataset["classes"], path, title, style, r.dpi)
-
-
-def draw_examples(out: Path, root: Path, r: DictConfig) -> None:
-    """Per dataset layer and model: each channel's top images of the split as one tile, captioned with the
-    channel and its images' most frequent class, or with the size of the tie its last place falls in."""
-    dataset = read_json(paths.dataset_index(root))
-    images = np.load(paths.images(root, dataset["split"]), mmap_mode="r")
-    for name in dataset["layers"]:
-        for role in paths.ROLES:
-            table = read_csv_columns(paths.examples_table(root, role, name), EXAMPLE_COLUMNS)
-            shape = (int(table[:, 0].max()) + 1, int(table[:, 1].max()) + 1)  # channel by channel, rank by rank
-            image, label, tied, score = (column.reshape(shape) for column in table[:, 2:].T)
-            pictures = np.asarray(images[image.ravel().astype(np.int64)], np.float64)
-            pictures = pictures.reshape(*shape, *images.shape[1:]) / 255.0
-            ties = cut_ties(score, tied)
-            captions = tile_captions(label.astype(np.int64), ties, dataset["classes"])
-            seen = f"{dataset['images']} {dataset['split']} images (by {dataset['examples_by']})"
-            title = f"{role} {name}: each channel's top {shape[1]} of {seen}" + tie_note(ties)
-            path = out / paths.examples_figure_name(role, name)
-            examples_figure(examples_grid(pictures), captions, path, r.sample_cmap, title, r.dpi)
-
-
 def run(cfg: DictConfig, root: Path) -> None:
     r = cfg.render
     kernels = {role: load_kernels(root, role) for role in paths.ROLES}
@@ -102,10 +64,7 @@ def run(cfg: DictConfig, root: Path) -> None:
         draw_weights(out, kernels, r)
     with staged_dir(paths.sample_figures_dir(root)) as out:
         draw_samples(out, images, index, load_classes(root), r)
-    with staged_dir(paths.dataset_figures_dir(root)) as out:
-        draw_class_heatmaps(out, root, r)
-        draw_examples(out / paths.examples_figures_dir(root).relative_to(paths.dataset_figures_dir(root)), root, r)
-    log.info("weight, sample and class-heatmap figures written to %s", paths.figures_dir(root).relative_to(root))
+    log.info("weight and sample figures written to %s", paths.figures_dir(root).relative_to(root))
 
 
 if __name__ == "__main__":

@@ -45,8 +45,8 @@ READS = {
         (paths.map_figures_dir(HERE), "render_maps"),
         (paths.dataset_metrics(HERE), "metrics"),
         (paths.dataset_dir(HERE), "dataset"),
-        (paths.dataset_figures_dir(HERE), "render_figures"),
-        (paths.examples_figures_dir(HERE), "render_figures"),  # the dataset examples (dataset.examples)
+        (paths.dataset_figures_dir(HERE), "render_dataset"),
+        (paths.examples_figures_dir(HERE), "render_dataset"),  # the dataset examples (dataset.examples)
         (paths.evaluate_metrics(HERE), "metrics"),
         (paths.input_range_path(HERE), "metrics"),
         (paths.evaluate_figures_dir(HERE), "dataset"),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from stages import build_untrained, dataset_stats, fetch_data, fetch_model
+from stages import build_untrained, dataset, fetch_data, fetch_model
 from tests.support.helpers import PROJECT, configure, copy_project
 
 
@@ -46,8 +46,10 @@ def test_stages_run_under_a_non_utf8_locale_in_a_korean_path(tmp_path, project, 
     """CONVLENS_MIRROR (set by ``project``) points the children at the tiny data."""
     project = copy_project(tmp_path / "혼공머신")  # messages that name it must not crash either
     configure(project, str(tiny_assets["model"]), tiny_assets["sums"])
-    for stage in (fetch_model, fetch_data, build_untrained, dataset_stats):  # inputs of render_figures
+    for stage in (fetch_model, fetch_data, build_untrained):  # inputs of render_figures, with the dataset pass
         stage.run(stage_config(stage.__name__.rsplit(".", 1)[1]), project)
+    for role in ("trained", "untrained"):
+        dataset.run(stage_config("dataset"), project, role)
 
     missing = in_locale(project, "-m", "stages.render_figures")  # no weights yet: one error line
     assert missing.returncode == 1 and "Traceback" not in missing.stderr, missing.stderr

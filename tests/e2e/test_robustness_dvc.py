@@ -157,46 +157,45 @@ def stray(root) -> list[str]:
 
 
 def test_a_killed_render_restored_from_the_run_cache_leaves_no_stray_files(request, tmp_path):
-    """Issue 9: a killed render_figures left outputs/figures/.dataset.XXXX/ that survived DVC restoring the stage
-    from its run cache (no write came to clean it). Staging in .dvc/tmp leaves nothing DVC or git can see."""
+    """Issue 9: a killed render_figures (now render_dataset) left outputs/figures/.dataset.XXXX/ that survived DVC
+    restoring the stage from its run cache (no write came to clean it). Staging in .dvc/tmp leaves nothing DVC or git
+    can see."""
     root, env = request.getfixturevalue("good_repo")  # the whole pipeline reproduced and committed
     params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
     params["render"]["dpi"] = 50
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True), encoding="utf-8")
 
-    output = failing(root, "repro", "render_figures", env={**env, **kill_shim_env("replace:3", "render_figures")})
-    assert killed("render_figures", output)
+    output = failing(root, "repro", "render_dataset", env={**env, **kill_shim_env("replace:1", "render_dataset")})
+    assert killed("render_dataset", output)
     assert not (root / "outputs" / "figures" / "dataset").exists()  # killed before its rename
     assert staging_areas(root) and not hidden(root / "outputs") and not stray(root)
 
     sh(root, "git", "checkout", "--", "params.yaml", env=env)
-    output = sh(root, *DVC, "repro", "render_figures", env=env)
-    assert "Stage 'render_figures' is cached - skipping run, checking out outputs" in output and not ran(output)
+    output = sh(root, *DVC, "repro", "render_dataset", env=env)
+    assert "Stage 'render_dataset' is cached - skipping run, checking out outputs" in output and not ran(output)
     assert not hidden(root / "outputs") and not stray(root)
     assert sh(root, "git", "status", "--porcelain", env=env) == ""
-    assert "Data and pipelines are up to date" in sh(root, *DVC, "status", "render_figures", env=env)
+    assert "Data and pipelines are up to date" in sh(root, *DVC, "status", "render_dataset", env=env)
 
 
-def test_an_interrupted_dataset_stats_loses_its_git_tracked_metrics_and_git_checkout_restores_them(request, tmp_path):
-    """dataset_stats' outputs are ``cache: false``: DVC deletes them before the run and ``dvc checkout`` has no copy;
+def test_an_interrupted_metrics_stage_loses_its_git_tracked_metrics_and_git_checkout_restores_them(request, tmp_path):
+    """The merged metric files are ``cache: false``: DVC deletes them before the run and ``dvc checkout`` has no copy;
     git has. One line brings them back."""
     root, env = request.getfixturevalue("good_repo")  # the whole pipeline reproduced and committed
     metrics = root / "outputs" / "metrics"
     before = {"dataset": snapshot(metrics / "dataset"), "dataset.json": (metrics / "dataset.json").read_bytes()}
 
-    output = failing(
-        root, "repro", "-f", "-s", "dataset_stats", env={**env, **kill_shim_env("replace:1", "dataset_stats")}
-    )
-    assert killed("dataset_stats", output)
+    output = failing(root, "repro", "-f", "-s", "metrics", env={**env, **kill_shim_env("replace:1", "metrics")})
+    assert killed("metrics", output)
     assert " D outputs/metrics/dataset.json" in sh(root, "git", "status", "--porcelain", env=env)
-    status = sh(root, *DVC, "status", "dataset_stats", env=env)
+    status = sh(root, *DVC, "status", "metrics", env=env)
     assert "deleted:            outputs/metrics/dataset.json" in status
-    sh(root, *DVC, "checkout", "dataset_stats", env=env)
+    sh(root, *DVC, "checkout", "metrics", env=env)
     assert not (metrics / "dataset.json").exists()  # DVC cannot bring back what it does not cache
 
     sh(root, "git", "checkout", "--", "outputs/metrics", env=env)
     assert {"dataset": snapshot(metrics / "dataset"), "dataset.json": (metrics / "dataset.json").read_bytes()} == before
-    assert "Data and pipelines are up to date" in sh(root, *DVC, "status", "dataset_stats", env=env)
+    assert "Data and pipelines are up to date" in sh(root, *DVC, "status", "metrics", env=env)
     assert sh(root, "git", "status", "--porcelain", env=env) == ""
 
 

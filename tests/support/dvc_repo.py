@@ -36,6 +36,7 @@ STAGES = [
     "dataset@trained",
     "dataset@untrained",
     "render_figures",
+    "render_dataset",
     "render_maps@conv2d",
     "render_maps@conv2d_1",
     "activation_max@trained",

@@ -125,7 +125,7 @@ def test_stream_statistics_examples_match_the_whole_split_at_once(project, run_p
             np.testing.assert_allclose(tables["conv2d"]["example_scores"][0], tables["conv2d"]["top_image_mean"])
 
 
-def test_the_stage_writes_each_layers_examples_and_render_figures_draws_them(project, run_pipeline):
+def test_the_stage_writes_each_layers_examples_and_render_dataset_draws_them(project, run_pipeline):
     run_pipeline(project, stages=[m for m in PIPELINE if m.__name__ != "stages.render_maps"])
     labels = np.load(project / "outputs" / "data" / "test_labels.npy")
     for role in ("trained", "untrained"):

@@ -104,8 +104,8 @@ def drawn(monkeypatch):
 
 
 def test_the_examples_figure_says_tied_on_the_tile_and_in_its_title(tmp_path, drawn):
-    """render_figures' examples of a hand-made table: channel 0's 3 top images are the first of 44 tied."""
-    from stages.render_figures import draw_examples
+    """render_dataset's examples of a hand-made table: channel 0's 3 top images are the first of 44 tied."""
+    from stages.render_dataset import draw_examples
 
     root = tmp_path
     images = np.zeros((50, 8, 8), np.uint8)

@@ -313,11 +313,10 @@ def test_layout_paths_are_the_outputs_dvc_yaml_declares(tmp_path):
     assert at(paths.feature_maps_dir(tmp_path, "block/dw")) == "outputs/feature_maps/block/dw"  # a nested layer
     assert paths.layer_stem("block/dw") == "block.dw" and paths.layer_stem("conv2d") == "conv2d"  # file names
     assert "outputs/feature_maps/${item}" in outputs("feature_maps")
-    assert {at(paths.figures_dir(tmp_path) / kind) for kind in ("weights", "samples", "dataset")} <= outputs(
-        "render_figures"
-    )
+    assert {at(paths.figures_dir(tmp_path) / kind) for kind in ("weights", "samples")} == outputs("render_figures")
+    assert {at(paths.figures_dir(tmp_path) / "dataset")} == outputs("render_dataset")
     figures = (paths.weight_figures_dir, paths.sample_figures_dir, paths.dataset_figures_dir)
-    assert {at(where(tmp_path)) for where in figures} == outputs("render_figures")
+    assert {at(where(tmp_path)) for where in figures} == outputs("render_figures") | outputs("render_dataset")
     assert paths.examples_figures_dir(tmp_path).parent == paths.dataset_figures_dir(tmp_path)
     plotted = (
         *figures,

@@ -125,9 +125,9 @@ def test_a_missing_output_names_the_stage_of_its_most_specific_folder(tmp_path, 
     report = Report(tmp_path, params, Strings("en"))
     table = paths.relative(tmp_path, paths.dataset_table(tmp_path, "trained", "conv2d"))
     assert report.missing(paths.dataset_table(tmp_path, "trained", "conv2d")) == Note(
-        f"not run yet: {table} is missing; `dvc repro` makes it (stage dataset_stats)"
+        f"not run yet: {table} is missing; `dvc repro` makes it (stage dataset)"
     )
-    assert report.missing(paths.examples_figures_dir(tmp_path)).text.endswith("(stage render_figures)")
+    assert report.missing(paths.examples_figures_dir(tmp_path)).text.endswith("(stage render_dataset)")
     assert report.missing(paths.gradcam_figures_dir(tmp_path)).text.endswith("(stage gradcam)")
     assert report.missing(tmp_path / "elsewhere" / "x.png").text.endswith("(stage ?)")
     assert report.missing("outputs/metrics/gradcam.json").text.endswith("(stage gradcam)")  # as shown
