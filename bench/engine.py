@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     from convlens.model.engine import KERAS_PAYS_OFF, choose_engine, multiply_adds
 
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "-1"}
-    started = time.time()
+    started, load_before = time.time(), os.getloadavg()
     noop = [run_measured([sys.executable, "-c", "pass"], PROJECT, env).wall_s for _ in range(args.runs)]
     rows = []
     for layers, images, models in itertools.product(("last", "stats"), SIZES, (1, 2)):
@@ -117,7 +117,9 @@ def main(argv: list[str] | None = None) -> None:
         "",
         f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `python -m bench.engine --runs "
         f"{args.runs}` in {(time.time() - started) / 60:.1f} min; {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, no GPU (`CUDA_VISIBLE_DEVICES=-1`), a shared machine (read the ratios).",
+        f"{os.cpu_count()} cores, no GPU (`CUDA_VISIBLE_DEVICES=-1`), a shared machine (other engineers' tests ran; "
+        f"load average {' '.join(f'{v:.1f}' for v in load_before)} at the start, "
+        f"{' '.join(f'{v:.1f}' for v in os.getloadavg())} at the end): read the ratios more than the seconds.",
         "",
         "Whole processes (`python -m bench.engine worker`): Python start, imports (TensorFlow for Keras), reading the",
         "test split, loading the model (once per model), batches of 500. `last`: the predictions only; `stats`: every",
@@ -125,14 +127,14 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.runs} runs, interleaved. An empty Python process: {stats(noop).median:.2f} s.",
         "",
         f"The book's model: {work:,} multiply-adds per image. `auto` (no GPU) picks Keras from "
-        f"{KERAS_PAYS_OFF / 1e9:.0f} G multiply-adds (images × both models' work): "
-        f"{KERAS_PAYS_OFF / (2 * work):,.0f} images through both models.",
+        f"{KERAS_PAYS_OFF / 1e9:.0f} G multiply-adds (images × the model's work; one stage process per model, "
+        f"`dataset@<model>`): {KERAS_PAYS_OFF / work:,.0f} images of the book's model.",
         "",
-        "| layers | images | models | numpy (s) | keras (s) | keras ÷ numpy | auto, both models, would pick |",
+        "| layers | images | models | numpy (s) | keras (s) | keras ÷ numpy | auto picks (a process per model) |",
         "|---|---|---|---|---|---|---|",
     ]
     for layers, images, models, n, k in rows:
-        choice = choose_engine("auto", images, 2 * work, None).engine
+        choice = choose_engine("auto", images, work, None).engine
         lines.append(
             f"| {layers} | {images:,} | {models} | {n.min:.2f} / {n.median:.2f} / {n.max:.2f} | "
             f"{k.min:.2f} / {k.median:.2f} / {k.max:.2f} | {k.median / n.median:.2f} | {choice} |"

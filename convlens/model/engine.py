@@ -1,7 +1,8 @@
 """Which engine streams a split through the models (``compute.engine``): the numpy forward pass or Keras.
 
-The numpy pass (``forward.Network``) starts at once but computes ~3× slower than Keras on the book's model; Keras
-needs TensorFlow, whose import and model load cost ~3.5 s of start-up. ``auto`` weighs the two: Keras once the
+The numpy pass (``forward.Network``) starts at once but computes slower per image than Keras (~2-4× on 2 cores on
+the book's model, less when every conv layer's maps come back); Keras needs TensorFlow, whose import and model load
+cost ~3.5 s of start-up. ``auto`` weighs the two: Keras once the
 pass is large enough (images × multiply-adds per image) that its speed pays the start-up back, or when a GPU is
 visible to a CUDA build of TensorFlow. Decided without importing TensorFlow, from cheap signs: a heuristic
 (bench/engine.md has the measurements behind the threshold, docs/gpu.md the GPU side).
@@ -28,10 +29,13 @@ ENGINES = ("auto", "numpy", "keras")  # compute.engine (convlens/schema.py check
 
 # TensorFlow's start-up in a stage process (import ≈ 3 s + loading a .keras model), measured on 2 cores.
 TF_STARTUP_S = 3.5
-# auto picks Keras from this many multiply-adds (images × per image, both models counted): where the numpy pass's
-# extra time reaches TensorFlow's start-up. Measured on 2 cores (bench/engine.md): numpy ≈ 9 GMAC/s, Keras ≈ 27
-# GMAC/s on the book's model, so 3.5 s ÷ (1/9 − 1/27) s per GMAC ≈ 47 G: ~5,700 images through both models.
-KERAS_PAYS_OFF = 47_000_000_000
+# auto picks Keras from this many multiply-adds (images × the model's work per image; each stage process runs one
+# model): about where the numpy pass's extra time per image has paid for TensorFlow's start-up. Measured on 2 shared
+# cores with the book's model (bench/engine.md): at 10,000 images the two are within ~10 % of each other (Keras
+# ahead when asked for the predictions only, numpy when every conv and pooling layer comes back too), at 1,000 numpy
+# is 3-4× faster; 50 G is ~12,000 images of the book's model, which keeps its 10,000 test images on numpy and sends
+# its 60,000 training images to Keras.
+KERAS_PAYS_OFF = 50_000_000_000
 
 NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")  # one folder per GPU the NVIDIA driver sees (Linux)
 CUDA_TENSORFLOW = "tensorflow"  # the CUDA build's distribution; the project's default is tensorflow-cpu

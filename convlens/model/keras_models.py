@@ -168,6 +168,9 @@ class KerasEngine:
     def load(cls, archive: Archive, names: Sequence[str]) -> KerasEngine | KerasNetwork:
         """The engine for ``names``; a layer inside a nested model (``outer/inner``) has no output of the outer
         graph, so such names are computed by :class:`KerasNetwork`, model by model."""
+        # TensorFloat-32 (on by default on Ampere and newer GPUs) rounds conv and matmul inputs to 10 bits of mantissa:
+        # off, so a GPU's numbers stay within float32 rounding of the numpy pass's. No effect on a CPU.
+        tf.config.experimental.enable_tensor_float_32_execution(False)
         model = load_model(archive.path)
         if any("/" in name for name in names):
             return KerasNetwork(model, tuple(names))
