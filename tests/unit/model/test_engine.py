@@ -169,8 +169,18 @@ def test_no_gpu_is_seen_without_every_sign(gpus, environ, smi, cuda_build):
     assert gpu_visible(environ, where, lambda _: smi, lambda: cuda_build) is None
 
 
-def test_this_projects_tensorflow_cpu_is_not_the_cuda_build():
-    assert engine_lib._cuda_tensorflow() is False  # pyproject.toml: tensorflow-cpu, unless installed with [gpu]
+def test_the_cuda_build_is_told_by_the_tensorflow_distribution_not_tensorflow_cpu(monkeypatch):
+    installed = {"tensorflow-cpu"}
+
+    def distribution(name):
+        if name not in installed:
+            raise engine_lib.importlib.metadata.PackageNotFoundError(name)
+        return name
+
+    monkeypatch.setattr(engine_lib.importlib.metadata, "distribution", distribution)
+    assert engine_lib._cuda_tensorflow() is False  # the project's default install
+    installed.add("tensorflow")  # pip install '.[gpu]'
+    assert engine_lib._cuda_tensorflow() is True
 
 
 def test_the_work_of_an_image_counts_the_kernels_multiply_adds(tiny_root):
