@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> None:
         root = project_root()
         table = compare_statistics(statistic_rows(run_metrics(root, args.a)), statistic_rows(run_metrics(root, args.b)))
         from convlens.render.figures import comparison_figure
-        from convlens.report.compare_page import compare_page
+        from convlens.report.assets import Assets
+        from convlens.report.compare_page import compare_page, write_page
 
         stem = re.sub(r"[^\w.-]+", "_", f"{args.a}_vs_{args.b}")
         out = paths.compare_dir(root) if args.out is None else root / args.out  # an absolute --out stays as it is
@@ -101,10 +102,10 @@ def main(argv: list[str] | None = None) -> None:
             (out / f"{stem}.png").read_bytes(),
             (run_figures(root, args.a), run_figures(root, args.b)),
             language,
+            assets := Assets(prefix=f"{stem}_files/"),
         )
-        with atomic_path(out / f"{stem}.html") as tmp:
-            tmp.write_text(page, encoding="utf-8")
-        log.info("%s; wrote %s.csv, .png and .html in %s", title, stem, out)
+        write_page(out / f"{stem}.html", page, assets)  # the figures as files in <stem>_files/: the page stays light
+        log.info("%s; wrote %s.csv, .png, .html and %s_files/ in %s", title, stem, stem, out)
     except ConvlensError as e:
         print(f"compare: error: {e}", file=sys.stderr)
         sys.exit(1)

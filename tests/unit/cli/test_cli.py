@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 
 import pytest
@@ -79,7 +80,8 @@ def test_compare_writes_the_table_chart_and_page_of_two_runs(two_runs, capsys):
     cli.main(["compare", "HEAD"])
     out = two_runs / "outputs" / "compare"
     assert capsys.readouterr().out == (
-        f"compare: HEAD → workspace: 1 of 3 statistics changed; wrote HEAD_vs_workspace.csv, .png and .html in {out}\n"
+        "compare: HEAD → workspace: 1 of 3 statistics changed; wrote HEAD_vs_workspace.csv, .png, .html and "
+        f"HEAD_vs_workspace_files/ in {out}\n"
     )
     rows = list(csv.DictReader((out / "HEAD_vs_workspace.csv").open(encoding="utf-8", newline="")))
     by_key = {(r["model"], r["layer"], r["statistic"]): (r["a"], r["b"]) for r in rows}
@@ -98,7 +100,13 @@ def test_compare_writes_the_table_chart_and_page_of_two_runs(two_runs, capsys):
         "HEAD_vs_workspace.csv",
         "HEAD_vs_workspace.html",
         "HEAD_vs_workspace.png",
+        "HEAD_vs_workspace_files",  # the figures the page shows, as files: the page holds no image bytes
     ]
+    files = two_runs / "elsewhere" / "HEAD_vs_workspace_files"
+    page = (two_runs / "elsewhere" / "HEAD_vs_workspace.html").read_text(encoding="utf-8")
+    shown = re.findall(r'src="([^"]+)"', page)
+    assert shown and all(s.startswith("HEAD_vs_workspace_files/") for s in shown) and "base64" not in page
+    assert all((files.parent / s).is_file() for s in shown)
 
 
 def test_compare_names_a_run_it_cannot_find_or_read(two_runs, capsys):
@@ -187,7 +195,8 @@ def test_commands_print_what_an_ascii_stdout_cannot_hold_as_question_marks(two_r
     out = two_runs / "outputs" / "compare"
     assert (done.returncode, done.stdout) == (
         0,
-        f"compare: HEAD ? workspace: 1 of 3 statistics changed; wrote HEAD_vs_workspace.csv, .png and .html in {out}\n",
+        "compare: HEAD ? workspace: 1 of 3 statistics changed; wrote HEAD_vs_workspace.csv, .png, .html and "
+        f"HEAD_vs_workspace_files/ in {out}\n",
     )
 
 

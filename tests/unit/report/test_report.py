@@ -107,7 +107,7 @@ def test_a_run_with_nothing_made_yet_is_a_page_of_notes(tmp_path, params, langua
     t = Strings(language)
     assert page.text.count(t("report_title")) == 2  # <title> and <h1>
     assert t("report_subtitle") in page.text and page.text.count(t("analyses_title")) == 2  # contents, heading
-    assert "(stage evaluate)" in html or "(evaluate 단계)" in html
+    assert "(stage metrics)" in html or "(metrics 단계)" in html
     assert "untrained.seed" in html  # the params are shown whatever else is missing
     strings = yaml.safe_load(
         (PROJECT / "convlens" / "report" / "templates" / "strings.yaml").read_text(encoding="utf-8")
@@ -201,7 +201,7 @@ def test_the_analyses_are_shown_when_their_outputs_exist(tmp_path, params):
     summary = {"trained": {"conv2d": {"data_selectivity": 0.5}}}
     paths.dataset_metrics(tmp_path).write_text(json.dumps(summary), encoding="utf-8")
     index = {"split": "test", "images": 6, "layers": ["conv2d"]}
-    paths.dataset_dir(tmp_path).mkdir()
+    paths.dataset_index(tmp_path).parent.mkdir(parents=True)
     paths.dataset_index(tmp_path).write_text(json.dumps(index), encoding="utf-8")
     dataset = page.section_notes(report_page(tmp_path, params, "en"), "dataset")  # without its per-channel tables
     for role in paths.ROLES:
@@ -252,7 +252,7 @@ def test_the_report_of_a_tiny_run(project, run_pipeline):
     assert page.sections == list(SECTIONS)
     figures = sorted(paths.figures_dir(project).rglob("*.png"))
     folders = {p.parent.relative_to(paths.figures_dir(project)).as_posix() for p in figures}
-    assert {"weights", "samples", "feature_maps/conv2d", "dataset", "dataset/examples", "evaluate"} <= folders
+    assert {"weights", "samples", "feature_maps/conv2d", "dataset", "dataset/examples", "evaluate/trained"} <= folders
     # each figure is on the page: a file in the report's folder with the figure's bytes, by a relative path
     folder = paths.report_dir(project)
     assert_offline(html, folder)
@@ -260,7 +260,7 @@ def test_the_report_of_a_tiny_run(project, run_pipeline):
     shown = {(folder / ref).read_bytes() for ref in page.images + page.links if not ref.startswith("#")}
     assert {p.read_bytes() for p in figures} <= shown
     stages = yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
-    missing = [s for s in ("evaluate", "activation_max", "gradcam") if s not in stages]
+    missing = [s for s in ("dataset", "activation_max", "gradcam") if s not in stages]
     assert len(page.notes) == len(missing)  # only analyses whose stage is not in dvc.yaml are missing, a note each
     notes = " ".join(page.notes)
     assert all(f"(stage {s})" in notes for s in missing)
@@ -437,7 +437,7 @@ def test_compare_writes_a_page_of_two_runs(good_repo):
     root, env = good_repo
     dvc(root, env, "exp", "run", "-n", "gray", "-S", "render.filter_cmap=gray")
     out = sh(root, DVC[0], "-m", "convlens", "compare", "HEAD", "gray", env=env)
-    assert "wrote HEAD_vs_gray.csv, .png and .html" in out
+    assert "wrote HEAD_vs_gray.csv, .png, .html and HEAD_vs_gray_files/" in out
     html = (paths.compare_dir(root) / "HEAD_vs_gray.html").read_text(encoding="utf-8")
     page = Page(html)
     text = " ".join(page.text)
