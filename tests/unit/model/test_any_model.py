@@ -23,6 +23,7 @@ from convlens.model.archive import Archive, read_config
 from convlens.model.forward import Network, load_network, open_network
 from convlens.model.layers import layer_infos, resolve_layers, walk_layers
 from convlens.model.ops import Unsupported
+from convlens.pipeline import paths
 from convlens.pipeline.config import compose, declared_params, select
 from convlens.report.summary import model_summary
 from tests.support.helpers import FOREACH, PIPELINE, configure, copy_project, stage_name
@@ -198,9 +199,9 @@ def test_a_branching_nested_depthwise_model_runs_end_to_end_and_matches_keras(
     assert list(maps["trained"]) == MAPS and maps["trained"]["gap"]["channels"] == 5
     assert (out / "metrics" / "channels" / "block.sep" / "untrained.csv").is_file()
 
-    dataset = json.loads((out / "metrics" / "dataset" / "index.json").read_text(encoding="utf-8"))
+    dataset = json.loads(paths.dataset_index(root).read_text(encoding="utf-8"))
     assert dataset["layers"] == ["stem", "branch", "pool", *NESTED]
-    table = np.genfromtxt(out / "metrics" / "dataset" / "trained_block.dil.csv", delimiter=",", names=True)
+    table = np.genfromtxt(paths.dataset_table(root, "trained", "block/dil"), delimiter=",", names=True)
     test_images = np.load(out / "data" / "test_images.npy")[..., np.newaxis].astype(np.float32) / 255
     np.testing.assert_allclose(table["mean"], reference(model, test_images, "block/dil").mean(axis=(0, 1, 2)), 1e-4)
     figures = {p.name for p in (out / "figures").rglob("*.png")}
@@ -215,7 +216,7 @@ def test_a_branching_nested_depthwise_model_runs_end_to_end_and_matches_keras(
     assert report.count("not run yet") == 0  # every analysis ran, the gradient ones on nested layers too
     ascent = json.loads((out / "metrics" / "activation_max.json").read_text(encoding="utf-8"))
     assert list(ascent["trained"]) == ["stem", "branch", *NESTED]  # every conv layer, nested ones through Keras
-    assert np.load(out / "activation_max" / "untrained_block.sep.npy").shape == (6, 28, 28, 1)
+    assert np.load(paths.activation_max_dir(root, "untrained") / "untrained_block.sep.npy").shape == (6, 28, 28, 1)
     assert json.loads((out / "gradcam" / "index.json").read_text(encoding="utf-8"))["layer"] == "branch"
 
 
