@@ -92,7 +92,8 @@ def build_rows(
         Row("8", f"dataset pass, 10,000 images, both models: {' + '.join(f'`{s}`' for s in stages)} as processes ÷ "
             "Keras `predict` of both models (a process each side, imports included)", f"≤ {DATASET_LIMIT}",
             _walls(ours), _walls(keras), DATASET_LIMIT),
-        Row("9", f"report size at {len(by['samples'].overrides[0].split(','))} samples: `du` of outputs/report after "
+        Row("9", f"report size at {len(by['samples'].overrides[0].split(','))} samples: the page, "
+            "`outputs/report/index.html`, after "
             f"{by['samples'].shown()} (vs the default config's report)", f"≤ {REPORT_LIMIT_MB:g} MB",
             stats(pipe.report_mb["samples"]), report_default, REPORT_LIMIT_MB, "MB", absolute=True),
     ]  # fmt: skip

@@ -55,9 +55,11 @@ def dataset(row: Row, pipe: PipelineResults) -> str:
 
 
 def report_size(row: Row, pipe: PipelineResults) -> str:
+    folder = max(pipe.folder_mb.get("samples", [0.0]))
     return (
-        f"the report takes {row.ours.max:.1f} MB at that many samples against {row.theirs.median:.1f} MB at the "
-        "default config: the page grows with the samples' figures it embeds."
+        f"the page takes {row.ours.max:.1f} MB at that many samples against {row.theirs.median:.1f} MB at the "
+        f"default config; the whole outputs/report folder, with the figures the page links and their thumbnails, "
+        f"{folder:.1f} MB."
     )
 
 

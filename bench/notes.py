@@ -110,8 +110,8 @@ def method(pipe: PipelineResults, dataset_stages: list[str]) -> str:
         f"committed in the clone; then one change at a time ({changes}), each followed by an untimed restore to "
         "that commit: `git checkout HEAD -- .`, the files it added under `outputs/` removed, `dvc checkout "
         "--force`, and `dvc status` must then be empty. Row 2 is a second fresh clone, `dvc repro "
-        f"{' '.join(CHAPTER_TARGETS)}`. Row 3 divides by the same clones' cold runs. Row 9 is `du -sk "
-        f"outputs/report` after the {REPORT_SAMPLES}-sample run.",
+        f"{' '.join(CHAPTER_TARGETS)}`. Row 3 divides by the same clones' cold runs. Row 9 is the size of "
+        f"`outputs/report/index.html` after the {REPORT_SAMPLES}-sample run (the page; the folder's `du` in its note).",
         f"- The notebook (`notebook_baseline.py MIRROR OUT`, same interpreter) runs three times per series: before "
         f"the first clone, between the clones and after the second: {nb} runs, the denominator of rows 1, 2 and "
         "4–7.",

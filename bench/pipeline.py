@@ -83,7 +83,8 @@ class PipelineResults:
     series: dict[str, list[Run]] = field(default_factory=dict)
     ran: dict[str, list[str]] = field(default_factory=dict)  # series → the stages its first run ran
     expected: dict[str, list[str]] = field(default_factory=dict)  # series → what it should have run (first run)
-    report_mb: dict[str, list[float]] = field(default_factory=dict)  # series → du of outputs/report after it
+    report_mb: dict[str, list[float]] = field(default_factory=dict)  # series → the page (index.html) after it, MB
+    folder_mb: dict[str, list[float]] = field(default_factory=dict)  # series → du of outputs/report after it
     stages: dict[str, list[Run]] = field(default_factory=dict)  # stage → standalone runs
     probes: dict[str, list[Run]] = field(default_factory=dict)
     chapter_closure: list[str] = field(default_factory=list)  # the groups `dvc repro CHAPTER_TARGETS` ran
@@ -210,7 +211,7 @@ def one_series(
     nb("a")
     root, env = fresh_clone(work / "main", mirror, rev)
     measured("full", REPRO, root, env, res, say)
-    res.report_mb.setdefault("full", []).append(du_mb(root / "outputs" / "report"))
+    report_sizes(res, "full", root)
     measured("noop", REPRO, root, env, res, say)
     baseline(root, env)
     for change in CHANGES:
@@ -218,7 +219,7 @@ def one_series(
         if not change.exp:
             set_params(root, change.overrides)
         measured(change.series, change.command(), root, env, res, say)
-        res.report_mb.setdefault(change.series, []).append(du_mb(root / "outputs" / "report"))
+        report_sizes(res, change.series, root)
         restore(root, env, files)
     nb("b")
     chapter, chapter_env = fresh_clone(work / "chapter", mirror, rev)
@@ -256,3 +257,11 @@ def stage_breakdown(
     total = sum(runs[-1].wall_s for runs in res.stages.values())
     say(f"stages standalone: {total:.2f} s in all")
     shutil.rmtree(dest)
+
+
+def report_sizes(res: PipelineResults, series: str, root: Path) -> None:
+    """The report after ``series``: its page (``index.html``, what a browser opens and what must stay light) and
+    the whole ``outputs/report`` folder (the page with the figures it links and their thumbnails), in MB."""
+    page = root / "outputs" / "report" / "index.html"
+    res.report_mb.setdefault(series, []).append(page.stat().st_size / 2**20 if page.is_file() else 0.0)
+    res.folder_mb.setdefault(series, []).append(du_mb(root / "outputs" / "report"))
