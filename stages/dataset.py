@@ -4,7 +4,7 @@ The book looks at one image and evaluates the model once (``model.evaluate(test_
 streams ``dataset.split`` through the model in batches, once, and keeps from the same pass:
 
 - per layer and channel: mean activation, fraction active, max, mean per class and the top images (the tables);
-- the class each image is predicted (accuracy, accuracy per class, the confusion matrix and its figure), when the
+- the class each image is predicted (accuracy, accuracy per class, one row per image for the confusion matrix), when the
   model's last layer scores the data's classes; otherwise the summary says why evaluation was skipped;
 - for the trained model, the input range fed and its first conv layer's silent channels.
 
@@ -39,7 +39,7 @@ from convlens.pipeline import paths
 from convlens.pipeline.artifacts import load_classes, skipped
 from convlens.pipeline.config import run_stage
 from convlens.pipeline.files import staged_dir, write_csv, write_json
-from convlens.render.analyses import accuracy_title, confusion_figure
+from convlens.render.analyses import accuracy_title
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def run(cfg: DictConfig, root: Path, role: str) -> None:
     log.info("%s: %d %s images through %s", role, len(images), ds.split, ", ".join(names))
 
     summary = {"dataset": {name: dataset_summary(tables[name]) for name in names}}
-    summary["evaluate"] = evaluation(root, role, problem, labels, predicted, classes, ds.split, cfg.render.dpi)
+    summary["evaluate"] = evaluation(root, role, problem, labels, predicted, classes, ds.split)
     if watch is not None:  # its warning logged once, when most of the first conv layer's channels never fire
         summary["input_range"] = models.input_range(tables[watch]["max"], ds.split, len(images))
     write_tables(root, role, tables, names, labels, classes, ds, summary)
@@ -82,23 +82,18 @@ def evaluation(
     predicted: np.ndarray | None,
     classes: list[str],
     split: str,
-    dpi: int,
 ) -> dict[str, object]:
-    """The model's accuracy over the pass (its summary), its rows for ``dvc plots``' confusion template and its
-    confusion matrix figure; the folders empty and the reason returned when the ``problem`` with its last layer
+    """The model's accuracy over the pass (its summary) and its rows for ``dvc plots``' confusion template (which
+    ``render_dataset`` draws); the folder empty and the reason returned when the ``problem`` with its last layer
     skips evaluation."""
     if problem:
         log.info("evaluate skipped: %s", problem)
     else:
         confusion = confusion_matrix(labels, predicted, len(classes))
-        title = accuracy_title(role, accuracy(confusion), len(labels), split)
-        log.info("%s", title)
+        log.info("%s", accuracy_title(role, accuracy(confusion), len(labels), split))
     with staged_dir(paths.confusion_dir(root, role)) as out:
         if not problem:
             write_csv(out / paths.confusion_name(role), prediction_rows(labels, predicted, classes))
-    with staged_dir(paths.evaluate_figures_dir(root, role)) as out:
-        if not problem:
-            confusion_figure(confusion, classes, out / paths.confusion_figure_name(role), title, "Blues", dpi)
     return skipped(problem) if problem else evaluation_summary(confusion, classes)
 
 

@@ -1,5 +1,6 @@
 """Stage: the dataset's figures as PNG, beyond the chapter: per dataset layer the channels × classes heatmaps
-(trained beside untrained) and each model's dataset examples (each channel's top images of the split).
+(trained beside untrained), each model's dataset examples (each channel's top images of the split) and each
+model's confusion matrix.
 
 Its own stage, so that a change to the chapter's figures (``render.filter_cmap``) does not redraw these, and the
 chapter's stages (``dvc repro render_figures render_maps``) need no pass over the dataset. No TensorFlow: it reads
@@ -15,11 +16,13 @@ import numpy as np
 from omegaconf import DictConfig
 
 from convlens.analysis.dataset import selectivity
+from convlens.analysis.evaluate import accuracy, confusion_from_rows
 from convlens.analysis.examples import cut_ties, examples_grid, tie_note, tile_captions
 from convlens.pipeline import paths
+from convlens.pipeline.artifacts import load_classes
 from convlens.pipeline.config import run_stage
 from convlens.pipeline.files import read_csv_columns, read_json, staged_dir
-from convlens.render.analyses import class_heatmaps, examples_figure
+from convlens.render.analyses import accuracy_title, class_heatmaps, confusion_figure, examples_figure
 
 log = logging.getLogger(__name__)
 EXAMPLE_COLUMNS = ["channel", "rank", "image", "label", "tied", "activation"]  # of the dataset examples' tables
@@ -59,11 +62,25 @@ def draw_examples(out: Path, root: Path, r: DictConfig) -> None:
             examples_figure(examples_grid(pictures), captions, path, r.sample_cmap, title, r.dpi)
 
 
+def draw_confusions(out: Path, root: Path, r: DictConfig) -> None:
+    """Each model's confusion matrix, counted from ``dataset@<model>``'s rows (none where evaluation was skipped)."""
+    dataset, classes = read_json(paths.dataset_index(root)), load_classes(root)
+    for role in paths.ROLES:
+        rows = paths.confusion_dir(root, role) / paths.confusion_name(role)
+        if not rows.is_file():
+            continue
+        confusion = confusion_from_rows(rows, classes)
+        title = accuracy_title(role, accuracy(confusion), int(confusion.sum()), dataset["split"])
+        confusion_figure(confusion, classes, out / paths.confusion_figure_name(role), title, "Blues", r.dpi)
+
+
 def run(cfg: DictConfig, root: Path) -> None:
     r = cfg.render
     with staged_dir(paths.dataset_figures_dir(root)) as out:
         draw_class_heatmaps(out, root, r)
         draw_examples(out / paths.examples_figures_dir(root).relative_to(paths.dataset_figures_dir(root)), root, r)
+    with staged_dir(paths.evaluate_figures_dir(root)) as out:
+        draw_confusions(out, root, r)
     log.info("class heatmaps and dataset examples written to %s", paths.dataset_figures_dir(root).relative_to(root))
 
 

@@ -9,6 +9,7 @@ first conv layer's channel peaks: the input-range check).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -111,3 +112,14 @@ def evaluation_summary(confusion: np.ndarray, classes: Sequence[str]) -> dict[st
         "accuracy": as_number(accuracy(confusion)),
         "class_accuracy": {name: None if np.isnan(v) else as_number(v) for name, v in per_class},
     }
+
+
+def confusion_from_rows(path: Path, classes: Sequence[str]) -> np.ndarray:
+    """The confusion matrix (:func:`confusion_matrix`) of a table of :func:`prediction_rows` (class names)."""
+    import csv
+
+    index = {name: k for k, name in enumerate(classes)}
+    with open(path, encoding="utf-8", newline="") as f:
+        pairs = np.array([(index[row["actual"]], index[row["predicted"]]) for row in csv.DictReader(f)], np.int64)
+    pairs = pairs.reshape(-1, 2)
+    return confusion_matrix(pairs[:, 0], pairs[:, 1], len(classes))

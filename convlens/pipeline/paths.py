@@ -394,10 +394,9 @@ def examples_figure_name(role: str, layer: str) -> str:
     return f"{role}_{layer_stem(layer)}.png"
 
 
-def evaluate_figures_dir(root: Path, role: str | None = None) -> Path:
-    """The confusion matrices, one folder per model (``dataset@<model>``), the parent without ``role``."""
-    folder = figures_dir(root) / "evaluate"
-    return folder if role is None else folder / check_role(role)
+def evaluate_figures_dir(root: Path) -> Path:
+    """The confusion matrices (``render_dataset``)."""
+    return figures_dir(root) / "evaluate"
 
 
 def confusion_figure_name(role: str) -> str:
@@ -405,7 +404,7 @@ def confusion_figure_name(role: str) -> str:
 
 
 def confusion_figure(root: Path, role: str) -> Path:
-    return evaluate_figures_dir(root, role) / confusion_figure_name(role)
+    return evaluate_figures_dir(root) / confusion_figure_name(role)
 
 
 def activation_max_figures_dir(root: Path, role: str | None = None) -> Path:

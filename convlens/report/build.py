@@ -49,7 +49,7 @@ READS = {
         (paths.examples_figures_dir(HERE), "render_dataset"),  # the dataset examples (dataset.examples)
         (paths.evaluate_metrics(HERE), "metrics"),
         (paths.input_range_path(HERE), "metrics"),
-        (paths.evaluate_figures_dir(HERE), "dataset"),
+        (paths.evaluate_figures_dir(HERE), "render_dataset"),
         (paths.activation_max_metrics(HERE), "metrics"),
         (paths.activation_max_figures_dir(HERE), "activation_max"),
         (paths.gradcam_metrics(HERE), "gradcam"),

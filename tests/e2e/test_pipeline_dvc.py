@@ -36,7 +36,10 @@ def test_repro_then_noop_then_render_only(reproduced_repo, good_repo):
     assert "outputs/figures/weights/conv2d_hist_overlay.png" in plot_ids
     assert "outputs/figures/feature_maps/conv2d_1/trained_sample_0.png" in plot_ids
     assert {"Kernel std by layer", "outputs/metrics/filters/untrained/conv2d_1.csv"} <= plot_ids
-    assert {"outputs/metrics/confusion/trained.csv", "outputs/figures/evaluate/untrained_confusion.png"} <= plot_ids
+    assert {
+        "outputs/metrics/confusion/trained/trained.csv",
+        "outputs/figures/evaluate/untrained_confusion.png",
+    } <= plot_ids
 
     params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
     params["render"]["map_cmap"] = "magma"

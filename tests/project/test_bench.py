@@ -83,7 +83,7 @@ def test_targets_limit_expected_to_their_upstream_closure(tmp_path):
 
 def test_stage_order_and_names_follow_dvc_yaml(tmp_path):
     (tmp_path / "dvc.yaml").write_text(
-        yaml.safe_dump({"stages": {"fetch": {}, "maps": {}, "draw": {}}}, sort_keys=False)
+        yaml.safe_dump({"stages": {"fetch": {}, "maps": {}, "draw": {}}}, sort_keys=False), encoding="utf-8"
     )
     assert in_yaml_order({"draw", "maps@b", "maps@a", "fetch"}, tmp_path) == ["fetch", "maps@a", "maps@b", "draw"]
     assert base("render_maps@conv2d_1") == "render_maps" and base("report") == "report"
@@ -102,9 +102,9 @@ def test_stage_order_and_names_follow_dvc_yaml(tmp_path):
 )
 def test_the_dataset_pass_is_read_from_dvc_lock_before_and_after_the_restructure(tmp_path, stages, found):
     specs = {base(s): {"foreach": ["trained", "untrained"]} if "@" in s else {"cmd": s} for s in stages}
-    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": specs}, sort_keys=False))
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": specs}, sort_keys=False), encoding="utf-8")
     lock = {s: {"cmd": f"python -m stages.{base(s)} {s.partition('@')[2]}".strip()} for s in stages}
-    (tmp_path / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": lock}))
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": lock}), encoding="utf-8")
     commands = dataset_commands(tmp_path)
     assert [s for s, _ in commands] == found
     assert all(cmd[0] == sys.executable for _, cmd in commands)
@@ -122,9 +122,11 @@ def test_each_change_is_the_issues_command(tmp_path):
     assert shown["add_layer"] == (*EXP_RUN, "-S", "feature_maps.layers=[conv2d,conv2d_1,max_pooling2d]")
     assert shown["samples"][-1] == f"samples.indices=[{','.join(map(str, range(100)))}]"
     assert {c.series: c for c in CHANGES}["samples"].shown() == "`dvc exp run -S 'samples.indices=[0,1,…,99]'`"
-    (tmp_path / "params.yaml").write_text("render:\n  map_cmap: viridis\n  dpi: 100\n")
+    (tmp_path / "params.yaml").write_text("render:\n  map_cmap: viridis\n  dpi: 100\n", encoding="utf-8")
     set_params(tmp_path, ("render.map_cmap=magma", "render.dpi=72"))
-    assert yaml.safe_load((tmp_path / "params.yaml").read_text()) == {"render": {"map_cmap": "magma", "dpi": 72}}
+    assert yaml.safe_load((tmp_path / "params.yaml").read_text(encoding="utf-8")) == {
+        "render": {"map_cmap": "magma", "dpi": 72}
+    }
 
 
 def test_quick_mode_is_one_run_into_a_temp_file():
@@ -136,9 +138,9 @@ def test_quick_mode_is_one_run_into_a_temp_file():
 def test_lock_entries_of_stages_dvc_yaml_no_longer_defines_are_left_out(tmp_path):
     """DVC keeps a removed stage's lock entry (and a stage's from before it became a ``foreach`` group)."""
     specs = {"fetch": {"cmd": "a"}, "maps": {"foreach": ["conv2d"], "do": {"cmd": "b ${item}"}}}
-    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": specs}))
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": specs}), encoding="utf-8")
     stale = {"fetch": {"cmd": "a"}, "maps@conv2d": {"cmd": "b conv2d"}, "maps": {"cmd": "b"}, "gone": {"cmd": "c"}}
-    (tmp_path / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": stale}))
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": stale}), encoding="utf-8")
     assert set(read_lock(tmp_path)) == {"fetch", "maps@conv2d"}
 
 

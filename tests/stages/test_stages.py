@@ -59,7 +59,7 @@ def test_pipeline_makes_every_artifact(project, run_pipeline, tiny_assets):
     dataset_layers = ("conv2d", "max_pooling2d", "conv2d_1", "max_pooling2d_1")
     expected |= {f"dataset/{layer}_classes.png" for layer in dataset_layers}
     expected |= {f"dataset/examples/{m}_{layer}.png" for m in ("trained", "untrained") for layer in dataset_layers}
-    expected |= {f"evaluate/{m}/{m}_confusion.png" for m in ("trained", "untrained")}
+    expected |= {f"evaluate/{m}_confusion.png" for m in ("trained", "untrained")}
     expected |= {
         f"feature_maps/{layer}/{m}_sample_0.png" for m in ("trained", "untrained") for layer in ("conv2d", "conv2d_1")
     }

@@ -14,6 +14,7 @@ from convlens.analysis.evaluate import (
     accuracy,
     check_labels,
     class_accuracy,
+    confusion_from_rows,
     confusion_matrix,
     evaluation_summary,
     head_problem,
@@ -26,7 +27,7 @@ from convlens.errors import ConvlensError
 from convlens.pipeline import paths
 from convlens.pipeline.artifacts import merged_metrics, write_merged
 from convlens.pipeline.files import read_json
-from stages import dataset
+from stages import dataset, render_dataset
 from tests.support.helpers import MIRROR, PIPELINE, Terminal, copy_project
 
 
@@ -130,7 +131,7 @@ def read_rows(path):
 def test_the_stage_gives_kerass_predictions_both_models_and_dvc_plots_rows(project, run_pipeline):
     from convlens.model.keras_models import load_model
 
-    run_pipeline(project, stages=[*PIPELINE[:5], dataset])
+    run_pipeline(project, stages=[*PIPELINE[:5], dataset, render_dataset])
     classes = {role: read_json(paths.dataset_summary(project, role))["evaluate"] for role in paths.ROLES}
     images = np.load(project / "outputs" / "data" / "test_images.npy")
     labels = np.load(project / "outputs" / "data" / "test_labels.npy")
@@ -148,6 +149,8 @@ def test_the_stage_gives_kerass_predictions_both_models_and_dvc_plots_rows(proje
             shown = labels == c
             right = as_number((want[shown] == c).mean()) if shown.any() else None
             assert per_class[name] == right  # null for a class with no image
+        table = paths.confusion_dir(project, role) / paths.confusion_name(role)  # what render_dataset counts
+        np.testing.assert_array_equal(confusion_from_rows(table, names), confusion_matrix(labels, want, len(names)))
         assert paths.confusion_figure(project, role).stat().st_size > 5000
 
 

@@ -291,7 +291,7 @@ def test_layout_paths_are_the_outputs_dvc_yaml_declares(tmp_path):
         assert {at(paths.weight_metrics(tmp_path, role, ext)) for ext in ("csv", "json")} <= outputs(stage)
     assert {at(paths.channels_dir(tmp_path)), at(paths.feature_map_metrics(tmp_path))} <= outputs("map_metrics")
     per_model = {  # the per-model stages: each instance's outputs, "${item}" the model
-        "dataset": (paths.dataset_dir, paths.confusion_dir, paths.evaluate_figures_dir),
+        "dataset": (paths.dataset_dir, paths.confusion_dir),
         "activation_max": (paths.activation_max_dir, paths.activation_max_figures_dir, paths.activation_max_curves_dir),
     }
     for stage, made in per_model.items():
@@ -314,9 +314,12 @@ def test_layout_paths_are_the_outputs_dvc_yaml_declares(tmp_path):
     assert paths.layer_stem("block/dw") == "block.dw" and paths.layer_stem("conv2d") == "conv2d"  # file names
     assert "outputs/feature_maps/${item}" in outputs("feature_maps")
     assert {at(paths.figures_dir(tmp_path) / kind) for kind in ("weights", "samples")} == outputs("render_figures")
-    assert {at(paths.figures_dir(tmp_path) / "dataset")} == outputs("render_dataset")
+    assert {at(paths.dataset_figures_dir(tmp_path)), at(paths.evaluate_figures_dir(tmp_path))} == outputs(
+        "render_dataset"
+    )
     figures = (paths.weight_figures_dir, paths.sample_figures_dir, paths.dataset_figures_dir)
-    assert {at(where(tmp_path)) for where in figures} == outputs("render_figures") | outputs("render_dataset")
+    drawn = outputs("render_figures") | outputs("render_dataset")
+    assert {at(where(tmp_path)) for where in (*figures, paths.evaluate_figures_dir)} == drawn
     assert paths.examples_figures_dir(tmp_path).parent == paths.dataset_figures_dir(tmp_path)
     plotted = (
         *figures,
@@ -380,7 +383,7 @@ def test_the_file_names_stay_those_the_stages_have_always_written(tmp_path):
         paths.examples_figures_dir(tmp_path) / paths.examples_figure_name("trained", layer): (
             "figures/dataset/examples/trained_block.dw.png"
         ),
-        paths.confusion_figure(tmp_path, "untrained"): "figures/evaluate/untrained/untrained_confusion.png",
+        paths.confusion_figure(tmp_path, "untrained"): "figures/evaluate/untrained_confusion.png",
         paths.activation_max_figures_dir(tmp_path, "untrained")
         / paths.activation_max_figure_name("untrained", layer): (
             "figures/activation_max/untrained/untrained_block.dw.png"

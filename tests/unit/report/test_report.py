@@ -252,7 +252,7 @@ def test_the_report_of_a_tiny_run(project, run_pipeline):
     assert page.sections == list(SECTIONS)
     figures = sorted(paths.figures_dir(project).rglob("*.png"))
     folders = {p.parent.relative_to(paths.figures_dir(project)).as_posix() for p in figures}
-    assert {"weights", "samples", "feature_maps/conv2d", "dataset", "dataset/examples", "evaluate/trained"} <= folders
+    assert {"weights", "samples", "feature_maps/conv2d", "dataset", "dataset/examples", "evaluate"} <= folders
     # each figure is on the page: a file in the report's folder with the figure's bytes, by a relative path
     folder = paths.report_dir(project)
     assert_offline(html, folder)
