@@ -80,7 +80,7 @@ def test_dvc_reads_the_korean_dvc_yaml_under_a_non_utf8_locale(tmp_path):
 
 # os.open, PIL's Image.open, tarfile.open and zipfile members (``z.open``, ``zin``/``zout``, an NPZ's
 # ``archive.open``) are binary, never text.
-BINARY_OPENERS = {"os", "Image", "tarfile", "z", "zin", "zout", "archive"}
+BINARY_OPENERS = {"os", "Image", "PILImage", "tarfile", "z", "zin", "zout", "archive"}
 
 
 def _unspecified_encodings(path: Path) -> list[str]:

@@ -22,7 +22,7 @@ from convlens.pipeline import paths
 from convlens.pipeline.config import compose, load_config, read_yaml, write_params
 from convlens.pipeline.paths import input_range_path
 from convlens.report.build import report_page
-from stages import build_untrained, dataset, feature_maps, fetch_data, fetch_model, samples
+from stages import build_untrained, dataset, feature_maps, fetch_data, fetch_model, render_dataset, samples
 from tests.support.helpers import MIRROR, copy_project, run_dataset_pass, run_stage
 from tests.support.report_pages import Page
 
@@ -392,6 +392,7 @@ def run_evaluate(project, stage_config, composed, run_pipeline, model_path, *ext
     overrides = (f"model.path={model_path}", "feature_maps.layers=[conv2d]", *extra)
     run_pipeline(project, *overrides, stages=BEFORE_MAPS)
     run_dataset_pass(stage_config, composed, project, *overrides)
+    run_stage(render_dataset, stage_config, composed, project, *overrides)  # the confusion matrices
     return json.loads(input_range_path(project).read_text(encoding="utf-8"))
 
 
