@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from convlens.analysis.dataset import MAP_KINDS, stream_statistics
+from convlens.analysis.dataset import MAP_KINDS, stream_pass
 from convlens.model.archive import open_model
 from convlens.model.batching import batches
 from convlens.model.forward import Activations, open_network
@@ -82,17 +82,15 @@ def bare_pass(network: Activations, inp: Inputs) -> None:
 
 
 def stats_pass(network: Activations, inp: Inputs) -> None:
-    """The project's dataset statistics (what the dataset_stats stage runs per model)."""
-    stream_statistics(
-        network, inp.images, inp.labels, inp.names, inp.classes, inp.scale, inp.batch_size, "bench"
-    )  # fmt: skip
+    """The project's dataset statistics (what ``dataset@<model>`` runs, without the predictions)."""
+    stream_pass(network, inp.images, inp.labels, inp.names, inp.classes, inp.scale, inp.batch_size, "bench")
 
 
 def examples_pass(network: Activations, inp: Inputs) -> dict[str, dict[str, np.ndarray]]:
-    """The statistics with the dataset examples, as the dataset_stats stage runs them (row 8), by layer."""
-    return stream_statistics(
+    """The statistics with the dataset examples, as ``dataset@<model>`` runs them, by layer."""
+    return stream_pass(
         network, inp.images, inp.labels, inp.names, inp.classes, inp.scale, inp.batch_size, "bench", inp.examples
-    )
+    )[0]
 
 
 def _timed(fn: Callable[[Activations, Inputs], object], network: Activations, inp: Inputs) -> float:

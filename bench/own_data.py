@@ -313,7 +313,7 @@ def section(rows: dict[str, list[Measured]], command: str, elapsed_s: float, qui
         f"small ResNet-style model (Conv2D stem, two residual blocks with `Add`, max pooling between them, global "
         f"average pooling, Dense(10, softmax); random weights), computed by `{first['computed_by']}` (the numpy "
         "forward pass does not compute a branch). The pass is what `dataset_stats` and `evaluate` run for one model "
-        f"(they run two): `stream_statistics` with the top-k examples over {', '.join(first['layers'])} "
+        f"(they run two): `stream_pass` with the top-k examples over {', '.join(first['layers'])} "
         "(`bench.dataset.load_inputs` / `network_for`, this project's `dataset` settings), `example_rows`, then "
         "`stream_predictions` of the output layer watching the first conv layer.",
         "",

@@ -79,21 +79,6 @@ def dataset_metrics(tables: dict[str, dict[str, dict[str, np.ndarray]]]) -> dict
     return {role: {name: dataset_summary(t) for name, t in by_layer.items()} for role, by_layer in tables.items()}
 
 
-def stream_statistics(
-    network: Activations,
-    images: np.ndarray,
-    labels: np.ndarray,
-    names: list[str],
-    classes: int,
-    scale: float,
-    batch_size: int,
-    label: str,
-    examples: tuple[int, str] | None = None,
-) -> dict[str, dict[str, np.ndarray]]:
-    """:func:`stream_pass` without predictions: each named layer's channel statistics."""
-    return stream_pass(network, images, labels, names, classes, scale, batch_size, label, examples)[0]
-
-
 def stream_pass(
     network: Activations,
     images: np.ndarray,

@@ -11,7 +11,7 @@ from convlens.analysis.dataset import (
     dataset_metrics,
     dataset_summary,
     selectivity,
-    stream_statistics,
+    stream_pass,
     streamed_count,
 )
 from convlens.analysis.stats import ChannelAccumulator
@@ -81,7 +81,8 @@ def test_streaming_the_tiny_model_equals_the_activations_of_all_images(tiny_asse
     labels = rng.integers(0, 10, 17)
     net = load_network(Archive.read(tiny_assets["model"]))
     names = ["conv2d", "max_pooling2d_1"]
-    tables = stream_statistics(net, images, labels, names, 10, 255.0, 4, "test")
+    tables, predictions = stream_pass(net, images, labels, names, 10, 255.0, 4, "test")
+    assert predictions is None  # no head asked for
     for name, maps in zip(names, net.activations(images.astype(np.float32) / 255.0, names), strict=True):
         want = all_at_once(maps, labels, 10)
         for key in want:

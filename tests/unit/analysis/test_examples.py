@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from convlens.analysis.dataset import stream_statistics
+from convlens.analysis.dataset import stream_pass
 from convlens.analysis.examples import MAX_IMAGES, RunningTopK, examples_grid, image_scores, majority_caption
 from convlens.errors import ConvlensError
 from convlens.model.archive import open_model
@@ -107,7 +107,7 @@ def test_sort_keys_decode_to_their_scores_and_images_whatever_the_sign():
     assert scores[order, 0].tolist() == [np.inf, 3.0, -2.5, -np.inf]  # larger key, larger score
 
 
-def test_stream_statistics_examples_match_the_whole_split_at_once(project, run_pipeline):
+def test_stream_pass_examples_match_the_whole_split_at_once(project, run_pipeline):
     """The streamed top images of the tiny model equal a full sort of one forward pass over every image."""
     run_pipeline(project, stages=PIPELINE[:2])
     images = np.load(project / "outputs" / "data" / "test_images.npy")
@@ -116,7 +116,7 @@ def test_stream_statistics_examples_match_the_whole_split_at_once(project, run_p
     network = load_network(open_model(project, "trained"), upto=names[-1])
     whole = network.activations(images / np.float32(255), names)
     for by in ("max", "mean"):
-        tables = stream_statistics(network, images, labels, names, 10, 255.0, 4, "test", (3, by))
+        tables, _ = stream_pass(network, images, labels, names, 10, 255.0, 4, "test", (3, by))
         for name, maps in zip(names, whole, strict=True):
             scores, order = brute_force(image_scores(maps, by), 3)
             np.testing.assert_array_equal(tables[name]["example_images"], order)
