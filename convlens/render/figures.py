@@ -57,20 +57,28 @@ def save_figure(fig: Figure, path: Path, dpi: int) -> None:
 
 
 def histogram(series: Mapping[str, np.ndarray], path: Path, bins: int, title: str, dpi: int) -> None:
-    """The book's weight histogram (``plt.hist``), one series or several overlaid on shared bins."""
+    """The book's weight histogram (``plt.hist``, counts), one series; several overlaid, each on ``bins`` bins of its
+    own range (:func:`overlay_edges`) as a density, so a narrow series (the untrained layer's even spread) keeps its
+    shape instead of falling into two of the wide one's bars (issue 24 §2)."""
     fig = new_figure((6.4, 4.8))
     ax = fig.subplots()
     finite = {k: v[np.isfinite(v)].ravel() for k, v in series.items()}
-    edges = np.histogram_bin_edges(np.concatenate(list(finite.values())), bins=bins)
     overlay = len(finite) > 1
+    edges = overlay_edges(finite, bins)
     for label, values in finite.items():
-        ax.hist(values, bins=edges, alpha=0.55 if overlay else 1.0, label=label)
+        ax.hist(values, bins=edges[label], alpha=0.55 if overlay else 1.0, label=label, density=overlay)
     ax.set_xlabel("weight")
-    ax.set_ylabel("count")
+    ax.set_ylabel("density (each series' own bins)" if overlay else "count")
     ax.set_title(title)
     if overlay:
         ax.legend()
     save_figure(fig, path, dpi)
+
+
+def overlay_edges(series: Mapping[str, np.ndarray], bins: int) -> dict[str, np.ndarray]:
+    """Each series' ``bins`` bin edges over its own finite values (``np.histogram_bin_edges``); one series: its own,
+    as the book's ``plt.hist``."""
+    return {label: np.histogram_bin_edges(values, bins=bins) for label, values in series.items()}
 
 
 def mosaic_figure(

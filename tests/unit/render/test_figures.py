@@ -10,6 +10,7 @@ from PIL import Image
 
 from convlens.render import analyses as figures_analyses
 from convlens.render import figures
+from tests.support.helpers import MIRROR
 
 
 def png_size(path):
@@ -96,20 +97,21 @@ def test_a_sample_is_drawn_as_it_is_under_its_title(drawn, tmp_path):
     assert (ax.images[0].get_cmap().name, ax.get_title()) == ("gray_r", "test image 3: Bag")
 
 
-def test_histograms_share_their_bins_and_overlay_translucent_with_a_legend(drawn, tmp_path):
+def test_overlaid_histograms_bin_each_series_over_its_own_range_translucent_with_a_legend(drawn, tmp_path):
     trained, untrained = np.array([-1.0, 0.0, 0.5, np.nan]), np.array([1.0, np.inf, 3.0])
     figures.histogram({"trained": trained, "untrained": untrained}, tmp_path / "h.png", 4, "conv2d weights", 30)
     ((fig, _, _),) = drawn
     (ax,) = fig.axes
-    edges = sorted(
-        {round(p.get_x(), 9) for p in ax.patches} | {round(p.get_x() + p.get_width(), 9) for p in ax.patches}
-    )
-    assert edges == [-1.0, 0.0, 1.0, 2.0, 3.0]  # 4 bins over every finite value of both series
-    counts = [p.get_height() for p in ax.patches]
-    assert counts == [1, 2, 0, 0, 0, 0, 1, 1]  # NaN and inf left out; 1.0 falls in the second series' second bin
+    bars = {"trained": ax.patches[:4], "untrained": ax.patches[4:]}
+    lefts = {k: [round(p.get_x(), 9) for p in v] for k, v in bars.items()}
+    assert lefts == {"trained": [-1.0, -0.625, -0.25, 0.125], "untrained": [1.0, 1.5, 2.0, 2.5]}  # each its own 4
+    heights = {k: [round(p.get_height(), 9) for p in v] for k, v in bars.items()}
+    # NaN and inf left out; densities: count ÷ (the series' finite values × its bin width)
+    assert heights == {"trained": [0.888888889, 0, 0.888888889, 0.888888889], "untrained": [1.0, 0, 0, 1.0]}
     assert {p.get_alpha() for p in ax.patches} == {0.55}
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["trained", "untrained"]
-    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("weight", "count", "conv2d weights")
+    assert (ax.get_xlabel(), ax.get_title()) == ("weight", "conv2d weights")
+    assert ax.get_ylabel() == "density (each series' own bins)"
     assert tuple(fig.get_size_inches()) == (6.4, 4.8) and png_size(tmp_path / "h.png") == (192, 144)  # plt.hist's
     figures.histogram({"trained": trained}, tmp_path / "one.png", 2, "one", 30)
     (ax,) = drawn[-1][0].axes
@@ -230,3 +232,21 @@ def test_the_activation_max_title_names_the_model_the_layer_and_the_steps():
     assert figures_analyses.activation_max_title("untrained", "block/conv", 128) == (
         "untrained block/conv: the input that maximizes each channel's mean activation (128 steps)"
     )
+
+
+@pytest.mark.mirror
+@pytest.mark.skipif(not MIRROR.is_dir(), reason="needs ../shared/mirror")
+def test_the_overlay_keeps_the_untrained_conv2d_spread_visible_on_the_book_model(drawn, tmp_path):
+    """Issue 24 §2: shared bins put the untrained conv2d's even spread (about ±0.14) into 2 of the trained layer's
+    10 bars; its own bins give it at least 8 non-empty ones."""
+    from convlens.model.keras_models import load_with_untrained_model
+
+    trained, untrained = load_with_untrained_model(MIRROR / "best-cnn-model.keras", 42)
+    kernels = {"trained": trained, "untrained": untrained}
+    kernels = {role: np.asarray(model.get_layer("conv2d").get_weights()[0]) for role, model in kernels.items()}
+    shared = np.histogram_bin_edges(np.concatenate([k.ravel() for k in kernels.values()]), bins=10)
+    assert np.count_nonzero(np.histogram(kernels["untrained"], bins=shared)[0]) <= 3  # what the book's bins showed
+    figures.histogram(kernels, tmp_path / "overlay.png", 10, "conv2d weights: trained vs untrained", 50)
+    (ax,) = drawn[-1][0].axes
+    untrained_bars = ax.patches[10:]
+    assert sum(p.get_height() > 0 for p in untrained_bars) >= 8
