@@ -19,7 +19,7 @@ from convlens.model.archive import Archive
 from convlens.pipeline import paths
 from convlens.render.grids import drawn_mode
 from convlens.report.pages import Section, Table, number, percent
-from convlens.report.summary import model_summary, shape_text
+from convlens.report.summary import field_text, model_summary, shape_text
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -46,10 +46,13 @@ class ChapterSections:
         self.shapes = {row.name: row.output_shape for row in rows}
         total = sum(row.params for row in rows if "/" not in row.name)
         table = [
-            ["" if r.index is None else str(r.index), r.name, r.kind, shape_text(r.output_shape), number(r.params)]
+            [
+                "" if r.index is None else str(r.index), r.name, r.kind, shape_text(r.output_shape),
+                field_text(r.field, t("model_field_whole")), number(r.params),
+            ]
             for r in rows
-        ]
-        table.append(["", t("model_total"), "", "", number(total)])
+        ]  # fmt: skip
+        table.append(["", t("model_total"), "", "", "", number(total)])
         caption = t(
             "model_caption",
             layers=len(rows),

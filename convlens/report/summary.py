@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from convlens.analysis.receptive import Field, receptive_fields
 from convlens.model.archive import Archive
 
 
@@ -20,6 +21,7 @@ class LayerRow:
     kind: str
     output_shape: tuple[int | None, ...] | None
     params: int
+    field: Field | None = None  # its receptive field in input pixels; None where it is not known
 
 
 def output_shapes(archive: Archive) -> dict[str, tuple[int | None, ...]]:
@@ -47,12 +49,33 @@ def parameter_counts(archive: Archive) -> dict[str, int]:
     return {name: own[name] + sum(c for n, c in own.items() if n.startswith(f"{name}/")) for name in names}
 
 
+def layer_fields(archive: Archive, chain: bool) -> dict[str, Field]:
+    """Each layer's receptive field (``analysis.receptive``) where the model is one chain of layers (``chain``: the
+    numpy forward pass computes it) with a fixed 2-D input; else empty."""
+    size = archive.input_shape[:2]
+    if not chain or len(size) != 2 or None in size:
+        return {}
+    entries = [e for e in archive.config["config"]["layers"] if e["class_name"] != "InputLayer"]
+    return receptive_fields([(e["class_name"], e["config"]) for e in entries], (int(size[0]), int(size[1])))
+
+
 def model_summary(archive: Archive) -> list[LayerRow]:
     shapes, counts = output_shapes(archive), parameter_counts(archive)
+    fields = layer_fields(archive, bool(shapes))
     return [
-        LayerRow(layer.index, layer.name, layer.kind, shapes.get(layer.name), counts[layer.name])
+        LayerRow(
+            layer.index, layer.name, layer.kind, shapes.get(layer.name), counts[layer.name], fields.get(layer.name)
+        )
         for layer in archive.layers
     ]
+
+
+def field_text(field: Field | None, whole: str) -> str:
+    """A receptive field as the report shows it: ``10×10``, ``whole`` (the given word) for a layer that sees the whole
+    input, ``–`` where it is not known."""
+    if field is None:
+        return "–"
+    return whole if field.whole else f"{field.size[0]}×{field.size[1]}"
 
 
 def shape_text(shape: Sequence[int | None] | None) -> str:

@@ -108,6 +108,7 @@ def test_the_summary_of_a_nested_model_counts_what_keras_does(branching):
     assert rows["block"].params == sum(rows[name].params for name in NESTED) > 0
     assert [rows[layer.name].index for layer in layers] == list(range(len(layers)))
     assert rows["block/dw"].index is None and rows["stem"].output_shape is None
+    assert rows["stem"].field is None  # a branch: no chain to follow, no receptive field claimed
 
 
 def test_nested_and_depthwise_weights_are_the_keras_variables(branching):

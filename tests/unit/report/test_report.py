@@ -31,7 +31,7 @@ from convlens.report.pages import (
     param_text,
     string_tables,
 )
-from convlens.report.summary import model_summary, shape_text
+from convlens.report.summary import field_text, model_summary, shape_text
 from tests.support.helpers import PROJECT
 from tests.support.report_pages import ANALYSES, Page, assert_offline, comparison_page, png, write_analyses
 
@@ -242,6 +242,11 @@ def test_model_summary_is_what_keras_says(tiny_assets):
     assert [r.output_shape for r in rows] == [tuple(layer.output.shape) for layer in model.layers]
     assert [r.params for r in rows] == [layer.count_params() for layer in model.layers]
     assert sum(r.params for r in rows) == model.count_params()
+    fields = {r.name: field_text(r.field, "whole") for r in rows}  # the tiny model: the book's layers, fewer filters
+    assert fields == {
+        "conv2d": "3×3", "max_pooling2d": "4×4", "conv2d_1": "8×8", "max_pooling2d_1": "10×10",
+        "flatten": "whole", "dense": "whole",
+    }  # fmt: skip
 
 
 def test_the_report_of_a_tiny_run(project, run_pipeline):
