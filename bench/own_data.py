@@ -164,29 +164,29 @@ def rss_sampler(every_s: float = 0.02) -> Iterator[dict[str, int]]:
 
 
 def pass_worker(root: Path, n: int) -> dict[str, object]:
-    """Row 1's measured process: the first ``n`` images' statistics with the dataset examples (``dataset_stats``),
-    then their predictions (``evaluate``), the trained model; each stage's network opened as it opens it."""
+    """Row 1's measured process: ``dataset@trained``'s one pass over the first ``n`` images: the statistics with the
+    dataset examples and the predictions, the network opened as the stage opens it."""
     from dataclasses import replace
 
-    from convlens.analysis.evaluate import stream_predictions
+    from convlens.analysis.dataset import stream_pass
     from convlens.analysis.examples import example_rows
     from convlens.model.archive import open_model
-    from convlens.model.inputs import first_conv
     from convlens.model.layers import output_layer
 
-    from .dataset import examples_pass, load_inputs, network_for
+    from .dataset import load_inputs, network_for
 
     with rss_sampler() as peaks:
         start = time.perf_counter()
         inp = load_inputs(root, n)
-        layers = open_model(root, "trained").layers
-        last, watch = output_layer(layers), first_conv(layers)
-        stats_network = network_for(root, "trained", inp)
-        eval_network = network_for(root, "trained", replace(inp, names=[watch, last]))
+        last = output_layer(open_model(root, "trained").layers)
+        stats_network = network_for(root, "trained", replace(inp, names=[*inp.names, last]))
         opened = time.perf_counter()
-        for name, table in examples_pass(stats_network, inp).items():
+        tables, _ = stream_pass(
+            stats_network, inp.images, inp.labels, inp.names, inp.classes, inp.scale, inp.batch_size, "bench",
+            inp.examples, last,
+        )  # fmt: skip
+        for name, table in tables.items():
             example_rows(name, table["example_scores"], table["example_images"], inp.labels)
-        stream_predictions(eval_network, last, inp.images, inp.classes, inp.scale, inp.batch_size, "bench", watch)
         done = time.perf_counter()
     return {
         "n": n,
@@ -312,10 +312,9 @@ def section(rows: dict[str, list[Measured]], command: str, elapsed_s: float, qui
         f"from `.npy` (N ≤ {TEST_SPLIT:,}: the test split, more: the train split, as `bench.dataset.split_for`); a "
         f"small ResNet-style model (Conv2D stem, two residual blocks with `Add`, max pooling between them, global "
         f"average pooling, Dense(10, softmax); random weights), computed by `{first['computed_by']}` (the numpy "
-        "forward pass does not compute a branch). The pass is what `dataset_stats` and `evaluate` run for one model "
-        f"(they run two): `stream_pass` with the top-k examples over {', '.join(first['layers'])} "
-        "(`bench.dataset.load_inputs` / `network_for`, this project's `dataset` settings), `example_rows`, then "
-        "`stream_predictions` of the output layer watching the first conv layer.",
+        "forward pass does not compute a branch). The pass is what `dataset@<model>` runs for one model: "
+        f"`stream_pass` with the top-k examples over {', '.join(first['layers'])} and the output layer's predictions "
+        "(`bench.dataset.load_inputs` / `network_for`, this project's `dataset` settings), then `example_rows`.",
         "",
         f"Row 2: synthetic 224×224 RGB JPEGs (quality 90, {float(folder['file_kb']):.0f} kB each on average, "
         "seeded), 10 class folders, read by `fetch_data`'s call (`convlens.data.sources.write_dataset`: scan, every "

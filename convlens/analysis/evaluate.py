@@ -1,9 +1,8 @@
 """How well a model classifies a split: its predictions, streamed in batches, and what they add up to.
 
 The pure functions take labels and predictions (class indices) and give the confusion matrix, the accuracy
-and the accuracy per class; :func:`stream_predictions` runs a split through the model's last layer batch by
-batch, so only one batch of outputs and one class index per image are ever held (and, in the same pass, the
-first conv layer's channel peaks: the input-range check).
+and the accuracy per class; ``analysis.dataset.stream_pass`` runs a split through the model once, keeping one class
+index per image (:func:`predicted_classes`) beside the layers' statistics.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from convlens.errors import ConvlensError
-from convlens.model.batching import batches_with_progress
 from convlens.model.forward import Activations
 from convlens.model.inputs import model_inputs
 
@@ -73,28 +71,6 @@ def predicted_classes(outputs: np.ndarray, classes: int, layer: str) -> np.ndarr
 def output_shape(network: Activations, layer: str, image: np.ndarray, scale: float) -> tuple[int, ...]:
     """``layer``'s output shape for one image (no batch axis), from one forward pass of ``image``."""
     return tuple(network.activations(model_inputs(image[np.newaxis], scale), [layer])[0].shape[1:])
-
-
-def stream_predictions(
-    network: Activations,
-    layer: str,
-    images: np.ndarray,
-    classes: int,
-    scale: float,
-    batch_size: int,
-    label: str,
-    watch: str | None = None,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """The predicted class of every image (uint16, N), from ``layer``'s output, one batch at a time; and, in the
-    same pass, each channel's peak output of layer ``watch`` over all images (``None`` without ``watch`` or images)."""
-    predictions, peaks = np.empty(len(images), np.uint16), None
-    for part in batches_with_progress(len(images), batch_size, label):
-        *watched, outputs = network.activations(model_inputs(images[part], scale), [*([watch] if watch else []), layer])
-        predictions[part] = predicted_classes(outputs, classes, layer)
-        for maps in watched:
-            peak = maps.reshape(-1, maps.shape[-1]).max(axis=0)
-            peaks = peak if peaks is None else np.maximum(peaks, peak)
-    return predictions, peaks
 
 
 def prediction_rows(labels: np.ndarray, predictions: np.ndarray, classes: Sequence[str]) -> list[dict[str, str]]:

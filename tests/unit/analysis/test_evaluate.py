@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
+from convlens.analysis.dataset import stream_pass
 from convlens.analysis.evaluate import (
     accuracy,
     check_labels,
@@ -20,7 +21,6 @@ from convlens.analysis.evaluate import (
     head_problem,
     predicted_classes,
     prediction_rows,
-    stream_predictions,
 )
 from convlens.analysis.stats import as_number
 from convlens.errors import ConvlensError
@@ -95,12 +95,13 @@ class Outputs:
 def test_predictions_stream_in_batches_under_a_progress_bar_named_by_the_label(monkeypatch):
     images = np.array([[[9, 1], [2, 0]], [[0, 7], [1, 0]], [[3, 4], [8, 0]], [[5, 5], [0, 0]], [[0, 0], [6, 0]]])
     monkeypatch.setattr(sys, "stderr", Terminal())
-    got, peaks = stream_predictions(Outputs(), "out", images.astype(np.uint8), 3, 255.0, 2, "test split, trained model")
-    assert peaks is None  # no layer watched
+    labels = np.zeros(len(images), np.int64)
+    tables, got = stream_pass(Outputs(), images.astype(np.uint8), labels, [], 3, 255.0, 2, "test split", head="out")
+    assert tables == {}  # no layer's statistics asked for
     assert got.dtype == np.uint16 and got.tolist() == [0, 1, 2, 0, 2]
-    assert sys.stderr.getvalue().startswith("\rtest split, trained model:   0%|")
+    assert sys.stderr.getvalue().startswith("\rtest split:   0%|")
     with pytest.raises(ConvlensError, match="the model's last layer 'out' outputs shape \\(3,\\), not one score"):
-        stream_predictions(Outputs(), "out", images, 10, 255.0, 2, "test split")
+        stream_pass(Outputs(), images, labels, [], 10, 255.0, 2, "test split", head="out")
 
 
 class TwoLayers:
@@ -114,13 +115,16 @@ class TwoLayers:
 
 
 def test_a_watched_layers_channel_peaks_come_from_the_same_pass_over_every_batch():
+    """The first conv layer's peaks (the input-range check) and the predictions from one pass (``stream_pass``)."""
     images = np.array([[[9, 1], [2, 0]], [[0, 7], [1, 0]], [[3, 4], [8, 0]], [[5, 5], [0, 0]], [[0, 0], [6, 0]]])
-    got, peaks = stream_predictions(TwoLayers(), "out", images, 3, 1.0, 2, "test split", watch="conv")
+    labels = np.zeros(len(images), np.int64)
+    tables, got = stream_pass(TwoLayers(), images, labels, ["conv"], 3, 1.0, 2, "test split", head="out")
     assert got.tolist() == [0, 1, 2, 0, 2]
-    assert peaks.tolist() == [9.0]  # the brightest pixel of all
-    _, peaks = stream_predictions(TwoLayers(), "out", images[::-1], 3, 3.0, 2, "test split", watch="conv")
-    assert peaks.tolist() == [3.0]  # 9 in the last batch, divided by the scale
-    assert stream_predictions(TwoLayers(), "out", images[:0], 3, 1.0, 2, "test split", watch="conv")[1] is None
+    assert tables["conv"]["max"].tolist() == [9.0]  # the brightest pixel of all
+    tables, _ = stream_pass(TwoLayers(), images[::-1], labels, ["conv"], 3, 3.0, 2, "test split", head="out")
+    assert tables["conv"]["max"].tolist() == [3.0]  # 9 in the last batch, divided by the scale
+    tables, got = stream_pass(TwoLayers(), images[:0], labels[:0], ["conv"], 3, 1.0, 2, "test split", head="out")
+    assert tables == {} and got.tolist() == []  # no image: no peak, no prediction
 
 
 def read_rows(path):
