@@ -46,6 +46,7 @@ def open_in_chromium(page: Path, profile: Path) -> dict[str, int | str]:
             "--disable-component-update",
             f"--user-data-dir={profile}",
             *OFFLINE,
+            "--window-size=1280,900",  # the window the issue's reader had (issue 24 §5)
             "--virtual-time-budget=10000",  # run the page's timers and load handlers before dumping
             "--dump-dom",
             page.as_uri(),
@@ -76,6 +77,7 @@ def test_the_report_of_a_tiny_run_opens_offline_with_every_image(reproduced_repo
         assert shown["total"] == len(Page(html).images) >= 19
         assert shown["loaded"] == shown["total"]
         assert shown["external"] == 0
+        assert shown["overflowing"] == 0  # every table within the page's column at 1280 px, wide ones scroll
         assert [s for s in Page(shown["dom"]).sections] == list(SECTIONS)
         assert f"images shown: {shown['total']} of {shown['total']}" in shown["dom"]
 
@@ -92,7 +94,7 @@ def test_the_report_with_every_analysis_opens_offline(reproduced_repo, tmp_path)
     assert_offline(html, page.parent)
     shown = open_in_chromium(page, tmp_path / "profile")
     assert shown["loaded"] == shown["total"] == len(Page(html).images) >= 19 + 9
-    assert shown["external"] == 0
+    assert shown["external"] == 0 and shown["overflowing"] == 0  # the Korean page's tables too
     dom = Page(shown["dom"])
     assert dom.sections == list(SECTIONS)
     assert not [n for n in dom.notes if "아직 실행되지 않음" in n]  # every section has its content
@@ -121,3 +123,15 @@ def test_a_page_that_asks_the_network_is_caught(tmp_path):
     shown = open_in_chromium(page, tmp_path / "profile")
     assert shown["total"] == 1 and shown["loaded"] == 0  # blocked: the proxy points nowhere
     assert shown["external"] == 1  # and the page's script counts the request it made
+
+
+def test_a_table_wider_than_the_page_is_caught(tmp_path):
+    """The overflow check can fail: a wide table outside its scrolling box reaches past the column."""
+    wide = "<table><tr>" + "<td>0.123456789</td>" * 60 + "</tr></table>"
+    html = report_page(tmp_path, {}, "en").replace("</footer>", wide + "</footer>")
+    page = tmp_path / "wide.html"
+    page.write_text(html, encoding="utf-8")
+    assert open_in_chromium(page, tmp_path / "profile")["overflowing"] == 1
+    boxed = report_page(tmp_path, {}, "en").replace("</footer>", f'<div class="scroll">{wide}</div></footer>')
+    page.write_text(boxed, encoding="utf-8")
+    assert open_in_chromium(page, tmp_path / "profile")["overflowing"] == 0  # in its box, it scrolls
