@@ -112,15 +112,16 @@ class Report(ChapterSections, AnalysisSections):
             return None
         return self.assets.image(path, self.figure_name(path), label, small)
 
-    def figure(self, pictures: Sequence[tuple[Path, str]], caption: str) -> Figure | Note:
-        """Images side by side (``(path, label)``); a note naming the first one missing."""
+    def figure(self, pictures: Sequence[tuple[Path, str]], caption: str, wide: bool = False) -> Figure | Note:
+        """Images side by side (``(path, label)``; ``wide``: one under the other, full width, each linked to its
+        file); a note naming the first one missing."""
         images = []
         for path, label in pictures:
             img = self.image(path, label)
             if img is None:
                 return self.missing(path)
             images.append(img)
-        return Figure(images, caption)
+        return Figure(images, caption, wide)
 
     def gallery(self, pictures: Sequence[tuple[Path, str]], what: str) -> list[Gallery | Note]:
         """The later samples' figures (``(path, label)``) as thumbnails in one grid, each linked to its figure; then

@@ -153,7 +153,7 @@ class ChapterSections:
             pictures = [
                 (paths.filters_figure(self.root, role, layer), f"{layer}: {self.role(role)}") for role in paths.ROLES
             ]
-            section.blocks.append(self.figure(pictures, caption))
+            section.blocks.append(self.figure(pictures, caption, wide=True))  # a 3×3 filter's cells visible
         return section
 
     def sample_index(self) -> dict | None:

@@ -61,11 +61,13 @@ class Image:
 
 @dataclass(frozen=True)
 class Figure:
-    """Images shown side by side under one caption."""
+    """Images shown side by side under one caption; ``wide``: one under the other, each the column's full width and
+    linked to its file (a grid of 3×3 filters, whose cells side by side would be a few pixels each)."""
 
     kind: ClassVar[str] = "figure"
     images: list[Image]
     caption: str
+    wide: bool = False
 
 
 @dataclass(frozen=True)

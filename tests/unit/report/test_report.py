@@ -264,6 +264,10 @@ def test_the_report_of_a_tiny_run(project, run_pipeline):
     assert not [src for src in page.images if src.startswith("data:")]  # the page holds no image bytes
     shown = {(folder / ref).read_bytes() for ref in page.images + page.links if not ref.startswith("#")}
     assert {p.read_bytes() for p in figures} <= shown
+    filters = page.section_notes(html, "filters")  # issue 24 §5: one grid under the other, full width, linked
+    linked = re.findall(r'<a href="([^"]+)"><img src="([^"]+)"', filters)
+    assert 'class="panes wide"' in filters and len(linked) == 4 and all(href == src for href, src in linked)
+    assert "panes wide" not in page.section_notes(html, "feature-maps")  # the others stay side by side
     stages = yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
     missing = [s for s in ("dataset", "activation_max", "gradcam") if s not in stages]
     assert len(page.notes) == len(missing)  # only analyses whose stage is not in dvc.yaml are missing, a note each
