@@ -13,6 +13,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from convlens.model.ops import pair
+
 WINDOWED = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPooling2D", "AveragePooling2D")
 WHOLE = ("Flatten", "Dense", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Reshape")
 
@@ -41,18 +43,16 @@ class Field:
         return spans[0], spans[1]
 
 
-def _pair(value: int | Sequence[int]) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
-
-
-def _window(kind: str, config: dict) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
-    """A windowed layer's kernel (the effective one, dilation included), strides and dilation."""
+def _window(kind: str, config: dict) -> tuple[tuple[int, int], tuple[int, int]]:
+    """A windowed layer's kernel (the effective one, dilation included) and strides."""
     if kind.endswith("Pooling2D"):
-        size = _pair(config["pool_size"])
-        return size, _pair(config.get("strides") or size), (1, 1)
-    kernel, dilation = _pair(config["kernel_size"]), _pair(config.get("dilation_rate", 1))
-    effective = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation, strict=True))
-    return (effective[0], effective[1]), _pair(config.get("strides", 1)), dilation
+        size = pair(config["pool_size"])
+        return size, pair(config.get("strides") or size)
+    kernel, dilation = pair(config["kernel_size"]), pair(config.get("dilation_rate", 1))
+    return (
+        ((kernel[0] - 1) * dilation[0] + 1, (kernel[1] - 1) * dilation[1] + 1),
+        pair(config.get("strides", 1)),
+    )
 
 
 def receptive_fields(layers: Sequence[tuple[str, dict]], input_size: tuple[int, int]) -> dict[str, Field]:
@@ -67,7 +67,7 @@ def receptive_fields(layers: Sequence[tuple[str, dict]], input_size: tuple[int, 
         if whole or kind in WHOLE:
             whole = True
         elif kind in WINDOWED:
-            kernel, strides, _ = _window(kind, config)
+            kernel, strides = _window(kind, config)
             padding = config.get("padding", "valid")
             new_size, new_jump, new_start, new_length = [], [], [], []
             for axis in range(2):

@@ -132,7 +132,8 @@ def normalization(
     return (mean + x * std) if invert else (x - mean) / std
 
 
-def _pair(value: int | Sequence[int]) -> tuple[int, int]:
+def pair(value: int | Sequence[int]) -> tuple[int, int]:
+    """A Keras size or stride setting (one int or two) as (rows, columns)."""
     return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
@@ -142,14 +143,14 @@ def layer_op(kind: str, cfg: dict, weights: list[np.ndarray]) -> Op:
     if cfg.get("data_format", "channels_last") != "channels_last":
         raise Unsupported(f"layer {name!r} is channels_first")
     if kind == "Conv2D":
-        if _pair(cfg.get("dilation_rate", 1)) != (1, 1) or cfg.get("groups", 1) != 1:
+        if pair(cfg.get("dilation_rate", 1)) != (1, 1) or cfg.get("groups", 1) != 1:
             raise Unsupported(f"layer {name!r} is a dilated or grouped Conv2D")
         kernel, bias = weights[0], (weights[1] if cfg.get("use_bias", True) else None)
-        act, strides, padding = activation(cfg.get("activation"), name), _pair(cfg["strides"]), cfg["padding"]
+        act, strides, padding = activation(cfg.get("activation"), name), pair(cfg["strides"]), cfg["padding"]
         return lambda x: act(conv2d(x, kernel, bias, strides, padding))
     if kind in ("MaxPooling2D", "AveragePooling2D"):
-        size = _pair(cfg["pool_size"])
-        strides = _pair(cfg.get("strides") or size)
+        size = pair(cfg["pool_size"])
+        strides = pair(cfg.get("strides") or size)
         mode = "max" if kind == "MaxPooling2D" else "avg"
         return lambda x: pool2d(x, size, strides, cfg.get("padding", "valid"), mode)
     if kind in ("GlobalAveragePooling2D", "GlobalMaxPooling2D"):
