@@ -115,7 +115,8 @@ def write_tables(
             table = tables[name]
             write_csv(out / paths.dataset_table_name(role, name), channel_rows(table, classes))
             tops = (table["example_scores"], table["example_images"])
-            rows = example_rows(name, *tops, labels, table["example_tied"])
+            peaks = (table["example_peak_rows"], table["example_peak_columns"], table["example_peaks"])
+            rows = example_rows(name, *tops, labels, table["example_tied"], peaks)
             write_csv(out / examples / paths.dataset_table_name(role, name), rows)
         index = {"split": ds.split, "images": len(labels), "layers": names, "classes": classes}
         write_json(out / paths.INDEX_NAME, {**index, "examples_by": ds.examples.by})

@@ -13,7 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 
 from convlens.analysis.evaluate import predicted_classes
-from convlens.analysis.examples import RunningTopK, check_examples
+from convlens.analysis.examples import RunningTopK, check_examples, peak_positions
 from convlens.analysis.stats import ChannelAccumulator, as_number
 from convlens.errors import ConvlensError
 from convlens.model.batching import batches_with_progress
@@ -96,7 +96,8 @@ def stream_pass(
 
     ``examples`` (k, by): also each channel's k top images (``examples.RunningTopK``, scored by ``by``), as
     ``example_scores``, ``example_images`` and ``example_tied`` (k × channels; ``RunningTopK.tied``) in the layer's
-    table.
+    table, and where each of those images' map peaks (whichever ``by``): ``example_peak_rows``,
+    ``example_peak_columns`` (``examples.peak_positions``) and ``example_peaks``, the map's maximum there.
 
     A batch's statistics are summed in a second thread while the next batch runs through the network
     (NumPy releases the GIL in both), so the statistics cost little more than the forward pass itself.
@@ -115,7 +116,7 @@ def stream_pass(
             )
             if examples is not None:  # each image's max or mean per channel, as image_scores gives them
                 tops.setdefault(name, RunningTopK(examples[0], m.shape[-1])).update(
-                    peaks if examples[1] == "max" else means
+                    peaks if examples[1] == "max" else means, (*peak_positions(m), peaks)
                 )
 
     pending: Future | None = None
@@ -133,4 +134,7 @@ def stream_pass(
     for name, top in tops.items():
         tables[name]["example_scores"], tables[name]["example_images"] = top.result()
         tables[name]["example_tied"] = top.tied()
+        tables[name]["example_peak_rows"], tables[name]["example_peak_columns"], tables[name]["example_peaks"] = (
+            top.kept()
+        )
     return tables, predictions

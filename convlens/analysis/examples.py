@@ -40,6 +40,18 @@ def image_scores(maps: np.ndarray, by: str) -> np.ndarray:
     return ((np.ones(positions, np.float32) @ per_image).astype(np.float64) / positions).astype(np.float32)
 
 
+def peak_positions(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per image and channel (N, C each) of a batch of activations (N, H, W, C): the row and the column of the
+    channel's maximum in that image's map (the first in row-major order where several are equal). A map without
+    rows and columns (N, C) has its peak at (0, 0); one axis (N, W, C) is one row."""
+    spatial = maps.shape[1:-1]
+    if len(spatial) > 2:
+        raise ConvlensError(f"activations of shape {maps.shape} have more than two spatial axes")
+    flat = maps.reshape(len(maps), -1, maps.shape[-1]).argmax(axis=1)
+    rows, columns = np.unravel_index(flat, (1, 1, *spatial)[-2:])
+    return rows.astype(np.int64), columns.astype(np.int64)
+
+
 MAX_IMAGES = 1 << 32  # image indices fit the low 32 bits of a sort key
 
 
@@ -78,25 +90,39 @@ class RunningTopK:
         self.keys = np.empty((0, channels), np.uint64)
         self.beyond = np.zeros(channels, np.int64)  # left-out images tied with the k-th kept score, per channel
         self.seen = 0  # images streamed so far: the next batch's first index
+        self.extras: tuple[np.ndarray, ...] | None = None  # what update's ``extras`` gave, row for row with keys
 
-    def update(self, scores: np.ndarray) -> None:
-        """Merge one batch's scores (N, C) of the images ``seen`` .. ``seen + N − 1``."""
+    def update(self, scores: np.ndarray, extras: Sequence[np.ndarray] = ()) -> None:
+        """Merge one batch's scores (N, C) of the images ``seen`` .. ``seen + N − 1``, and with ``extras``, arrays
+        (N, C) of the same images and channels (where the peak is, its value) kept beside them (:meth:`kept`); every
+        batch gives the same number of them."""
         if scores.ndim != 2 or scores.shape[1] != self.keys.shape[1]:
             raise ConvlensError(f"scores of shape {scores.shape} do not fit {self.keys.shape[1]} channels")
+        if any(np.shape(e) != scores.shape for e in extras):
+            raise ConvlensError(f"extras of shapes {[np.shape(e) for e in extras]} do not fit scores {scores.shape}")
         if self.seen + len(scores) > MAX_IMAGES:
             raise ConvlensError(f"more than {MAX_IMAGES:,} images; use dataset.limit")
         pool = np.concatenate([self.keys, sort_keys(scores, self.seen)])
+        before = self.extras if self.extras is not None else tuple(e[:0] for e in extras)
+        carried = tuple(np.concatenate([b, e]) for b, e in zip(before, extras, strict=True))
         self.seen += len(scores)
         if len(pool) > self.k:
-            kept = np.take_along_axis(pool, np.argpartition(pool, len(pool) - self.k, axis=0)[-self.k :], axis=0)
+            chosen = np.argpartition(pool, len(pool) - self.k, axis=0)[-self.k :]
+            kept = np.take_along_axis(pool, chosen, axis=0)
+            carried = tuple(np.take_along_axis(e, chosen, axis=0) for e in carried)
             self.beyond = dropped_ties(pool, kept, self.keys, self.beyond)
             pool = kept
-        self.keys = pool
+        self.keys, self.extras = pool, carried
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """Scores (float32) and image indices, (k, C) each, rank 0 first; fewer rows while fewer than k images were
         seen."""
         return decode_keys(np.sort(self.keys, axis=0)[::-1])
+
+    def kept(self) -> tuple[np.ndarray, ...]:
+        """The ``extras`` of the kept images, (k, C) each, rank by rank as :meth:`result` orders them."""
+        order = np.argsort(self.keys, axis=0)[::-1]  # the keys are distinct: the order of result's sort
+        return tuple(np.take_along_axis(e, order, axis=0) for e in self.extras or ())
 
     def tied(self) -> np.ndarray:
         """Per rank and channel (k, C), rank 0 first: how many of the images streamed score the same as that rank's
@@ -121,10 +147,17 @@ def dropped_ties(pool: np.ndarray, kept: np.ndarray, before: np.ndarray, beyond:
 
 
 def example_rows(
-    layer: str, scores: np.ndarray, images: np.ndarray, labels: np.ndarray, tied: np.ndarray | None = None
+    layer: str,
+    scores: np.ndarray,
+    images: np.ndarray,
+    labels: np.ndarray,
+    tied: np.ndarray | None = None,
+    peaks: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> list[dict[str, object]]:
     """The CSV table: one row per channel and rank (layer, channel, rank, image, label, activation, and with
-    ``tied`` (k, C), :meth:`RunningTopK.tied`, how many images of the split score the same as this one)."""
+    ``tied`` (k, C), :meth:`RunningTopK.tied`, how many images of the split score the same as this one; with
+    ``peaks``, the rows, columns and values (k, C each) of each image's map's maximum: ``peak_row``,
+    ``peak_column``, ``peak``)."""
     return [
         {
             "layer": layer,
@@ -134,6 +167,15 @@ def example_rows(
             "label": int(labels[images[r, c]]),
             "activation": as_number(scores[r, c]),
             **({} if tied is None else {"tied": int(tied[r, c])}),
+            **(
+                {}
+                if peaks is None
+                else {
+                    "peak_row": int(peaks[0][r, c]),
+                    "peak_column": int(peaks[1][r, c]),
+                    "peak": as_number(peaks[2][r, c]),
+                }
+            ),
         }
         for c in range(scores.shape[1])
         for r in range(scores.shape[0])

@@ -9,7 +9,14 @@ import pytest
 import yaml
 
 from convlens.analysis.dataset import stream_pass
-from convlens.analysis.examples import MAX_IMAGES, RunningTopK, examples_grid, image_scores, majority_caption
+from convlens.analysis.examples import (
+    MAX_IMAGES,
+    RunningTopK,
+    examples_grid,
+    image_scores,
+    majority_caption,
+    peak_positions,
+)
 from convlens.errors import ConvlensError
 from convlens.model.archive import open_model
 from convlens.model.forward import load_network
@@ -64,6 +71,26 @@ def test_top_images_of_feature_maps_by_max_and_by_mean(by, batch_size):
     np.testing.assert_array_equal(images, brute_force(image_scores(maps, by).astype(np.float64), 6)[1])
     if by == "max":
         np.testing.assert_array_equal(images, brute_force(full, 6)[1])  # a max is exact whatever the dtype
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 7, 30])
+def test_the_peak_positions_stay_with_their_images_through_the_stream(batch_size):
+    """What rides beside the scores (each image's peak row, column and value) comes out rank by rank with its
+    image, and is numpy's argmax of that image's map."""
+    rng = np.random.default_rng(3)
+    maps = np.maximum(rng.normal(size=(30, 5, 4, 3)), 0).astype(np.float32)
+    maps[:, :, :, 2] = 0.0  # a dead channel: every position ties, the peak is the first, (0, 0)
+    top = RunningTopK(4, 3)
+    for start in range(0, 30, batch_size):
+        part = maps[start : start + batch_size]
+        top.update(image_scores(part, "mean"), (*peak_positions(part), part.max(axis=(1, 2))))
+    _, images = top.result()
+    rows, columns, peaks = top.kept()
+    for (r, c), image in np.ndenumerate(images):
+        want = np.unravel_index(np.argmax(maps[image, :, :, c]), (5, 4))
+        assert (rows[r, c], columns[r, c]) == want and peaks[r, c] == maps[image, :, :, c].max()
+    assert rows[:, 2].tolist() == [0] * 4 and columns[:, 2].tolist() == [0] * 4
+    assert peak_positions(np.ones((2, 3)))[0].tolist() == [[0, 0, 0], [0, 0, 0]]  # no positions: (0, 0)
 
 
 def test_fewer_images_than_k_keeps_them_all_and_k_below_one_is_refused():
@@ -121,6 +148,13 @@ def test_stream_pass_examples_match_the_whole_split_at_once(project, run_pipelin
             scores, order = brute_force(image_scores(maps, by), 3)
             np.testing.assert_array_equal(tables[name]["example_images"], order)
             np.testing.assert_allclose(tables[name]["example_scores"], scores, rtol=1e-6)
+            for (r, c), image in np.ndenumerate(order):  # the peak of that image's map, by numpy's argmax
+                row, column = np.unravel_index(np.argmax(maps[image, :, :, c]), maps.shape[1:3])
+                assert (tables[name]["example_peak_rows"][r, c], tables[name]["example_peak_columns"][r, c]) == (
+                    row,
+                    column,
+                ), (by, name, r, c)
+                assert tables[name]["example_peaks"][r, c] == maps[image, :, :, c].max()
         if by == "mean":  # rank 0 by mean is the channel's top image mean
             np.testing.assert_allclose(tables["conv2d"]["example_scores"][0], tables["conv2d"]["top_image_mean"])
 
@@ -133,7 +167,8 @@ def test_the_stage_writes_each_layers_examples_and_render_dataset_draws_them(pro
             path = paths.examples_table(project, role, stem)
             with open(path, encoding="utf-8", newline="") as f:
                 rows = list(csv.DictReader(f))
-            assert list(rows[0]) == ["layer", "channel", "rank", "image", "label", "activation", "tied"]
+            columns = ["layer", "channel", "rank", "image", "label", "activation", "tied"]
+            assert list(rows[0]) == [*columns, "peak_row", "peak_column", "peak"]
             channels = 4 if stem.endswith("conv2d") or stem == "max_pooling2d" else 8
             assert len(rows) == channels * TINY_EXAMPLES
             assert [int(r["rank"]) for r in rows[:TINY_EXAMPLES]] == list(range(TINY_EXAMPLES))
