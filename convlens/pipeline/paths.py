@@ -424,3 +424,27 @@ def gradcam_figures_dir(root: Path) -> Path:
 
 def gradcam_figure_name(sample: int | str) -> str:
     return f"sample_{sample}.png"
+
+
+# -- render_film@trained's film of the filters (-S model=train) ---------------------------------------------------
+def film_dir(root: Path) -> Path:
+    """``render_film@trained``'s film of the filters: strips, GIFs, the learning curves, the kernel std."""
+    return figures_dir(root) / "film"
+
+
+FILM_NAME = "film.json"  # the film folder's record for the report: the run's epochs, why it stopped, what was drawn
+LEARNING_CURVES_NAME = "learning_curves.png"
+KERNEL_STD_NAME = "kernel_std.png"
+
+
+def film_strip_name(layer: str) -> str:
+    return f"{layer_stem(layer)}_filters_strip.png"
+
+
+def film_filters_name(layer: str) -> str:
+    return f"{layer_stem(layer)}_filters.gif"
+
+
+def film_maps_name(layer: str) -> str:
+    """The first conv layer's maps of the first sample at every snapshot."""
+    return f"{layer_stem(layer)}_maps.gif"
