@@ -1,0 +1,144 @@
+"""The film of the filters (issue 23 §3): strips, frames on one colour scale, GIFs with one frame per snapshot."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from convlens.errors import ConvlensError
+from convlens.render import film
+
+TEXT = film.film_text("en")
+
+
+def kernels(epochs: int, filters: int = 4, cin: int = 1, seed: int = 0) -> np.ndarray:
+    """Snapshots (epochs + 1, 3, 3, cin, filters) whose weights grow epoch by epoch, as training makes them."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(0, 0.1, (3, 3, cin, filters))
+    return np.stack([base * (1 + e) for e in range(epochs + 1)]).astype(np.float32)
+
+
+def test_labels_say_the_epoch_and_the_val_accuracy_and_epoch_0_is_the_untrained_baseline():
+    assert film.snapshot_labels([0.8, 0.91234], TEXT) == [
+        "epoch 0 (untrained)",
+        "epoch 1 · val accuracy 0.8000",
+        "epoch 2 · val accuracy 0.9123",
+    ]
+
+
+def test_the_colour_scale_is_symmetric_over_every_snapshot():
+    snaps = kernels(3)
+    vmin, vmax = film.kernel_range(snaps)
+    assert vmax == pytest.approx(np.abs(snaps).max()) and vmin == -vmax
+    assert vmax == pytest.approx(4 * np.abs(snaps[0]).max())  # the last snapshot's, 4× the first's
+    assert film.kernel_range(np.zeros((2, 3, 3, 1, 2))) == (-1.0, 1.0)
+    with_nan = snaps.copy()
+    with_nan[0, 0, 0, 0, 0] = np.nan
+    assert np.isfinite(film.kernel_range(with_nan)).all()
+
+
+def test_frames_are_not_rescaled_so_a_filter_that_grows_is_seen_to_grow():
+    snaps = kernels(1)  # snapshot 1 = 2 × snapshot 0
+    vmin, vmax = film.kernel_range(snaps)
+    frames, grid = film.kernel_frames(snaps, "first", 4, vmin, vmax)
+    assert grid == (1, 4) and len(frames) == 2
+    first, last = (np.nan_to_num(f - 0.5) for f in frames)  # 0.5: weight 0
+    np.testing.assert_allclose(last, 2 * first, atol=1e-6)
+    assert np.abs(last).max() == pytest.approx(0.5)  # the largest weight of the film at the scale's end, not past it
+
+
+def test_the_strip_has_a_row_per_snapshot_and_the_chosen_filters_as_columns():
+    snaps = kernels(2, filters=6)
+    vmin, vmax = film.kernel_range(snaps)
+    image, grid = film.strip_image(snaps, "first", 4, vmin, vmax)
+    assert grid == (3, 4)
+    assert image.shape == (3 * 4 - 1, 4 * 4 - 1)  # 3×3 tiles, 1-pixel gutters
+    for row in range(3):
+        for col in range(4):
+            tile = image[row * 4 : row * 4 + 3, col * 4 : col * 4 + 3]
+            np.testing.assert_allclose(tile, (snaps[row, :, :, 0, col] - vmin) / (vmax - vmin), atol=1e-6)
+    assert np.isnan(image[3]).all() and np.isnan(image[:, 3]).all()  # gutters
+    _, grid = film.strip_image(snaps, "first", 16, vmin, vmax)
+    assert grid == (3, 6)  # fewer filters than asked: all of them
+
+
+def test_colour_kernels_keep_their_colours_on_the_fixed_scale():
+    snaps = kernels(1, filters=2, cin=3)
+    vmin, vmax = film.kernel_range(snaps)
+    frames, grid = film.kernel_frames(snaps, "rgb", 8, vmin, vmax)
+    assert frames[0].shape[-1] == 3 and grid == (1, 2)
+    np.testing.assert_allclose(frames[0][:3, :3], (snaps[0, :, :, :, 0] - vmin) / (vmax - vmin), atol=1e-6)
+
+
+def test_feature_maps_each_on_its_own_range_fixed_over_the_snapshots():
+    maps = np.zeros((3, 5, 5, 2), np.float32)
+    maps[:, 2, 2, 0] = [1.0, 2.0, 4.0]  # channel 0 grows: 1/4, 1/2, 1 of its film's range
+    maps[:, :, :, 1] = 7.0  # channel 1 never changes: drawn at 0
+    frames, grid = film.maps_frames(maps, None)
+    assert grid == (1, 2) and len(frames) == 3
+    assert [f[2, 2] for f in frames] == pytest.approx([0.25, 0.5, 1.0])
+    assert all(np.nanmax(f[:, 6:]) == 0 for f in frames)
+
+
+def test_the_gif_has_one_frame_per_snapshot(tmp_path):
+    """The acceptance test of issue 23: one frame per snapshot, even where two snapshots hold the same weights."""
+    snaps = kernels(4)
+    snaps[2] = snaps[1]  # an epoch that changed nothing still has its frame (its caption differs)
+    labels = film.snapshot_labels([0.7, 0.7, 0.8, 0.85], TEXT)
+    vmin, vmax = film.kernel_range(snaps)
+    mosaics, grid = film.kernel_frames(snaps, "first", 16, vmin, vmax)
+    frames = film.frame_pixels(mosaics, labels, "viridis", 40, 0.5, grid, (vmin, vmax), TEXT["weight"])
+    assert len({f.shape for f in frames}) == 1 and frames[0].dtype == np.uint8
+    path = tmp_path / "conv2d_filters.gif"
+    film.write_gif(frames, path, 300)
+    with Image.open(path) as gif:
+        assert gif.format == "GIF" and gif.n_frames == len(snaps) == 5
+        assert gif.info["duration"] == 300 and gif.info["loop"] == 0
+        assert gif.size == (frames[0].shape[1], frames[0].shape[0])
+    assert list(tmp_path.iterdir()) == [path]  # written atomically: no temp file left
+
+
+def test_frames_of_different_sizes_write_nothing(tmp_path):
+    path = tmp_path / "x.gif"
+    with pytest.raises(ConvlensError, match="frames of different sizes"):
+        film.write_gif([np.zeros((4, 4, 3), np.uint8), np.zeros((5, 4, 3), np.uint8)], path, 100)
+    with pytest.raises(ConvlensError, match="at least one frame"):
+        film.write_gif([], path, 100)
+    assert not path.exists()
+    with pytest.raises(ConvlensError, match="one frame needs one of each"):
+        film.frame_pixels([np.zeros((3, 3))], ["a", "b"], "viridis", 40, 0.5, (1, 1), None, "")
+
+
+def test_snapshots_that_do_not_match_the_history_are_one_line():
+    with pytest.raises(ConvlensError, match="do not make 3 frames"):
+        film.check_snapshots(np.zeros((2, 3, 3, 1, 4)), ["a", "b", "c"], "conv2d")
+    film.check_snapshots(np.zeros((3, 3, 3, 1, 4)), ["a", "b", "c"], "conv2d")
+
+
+def test_the_books_values_are_drawn_only_for_the_books_layers():
+    shapes = {"conv2d": (3, 3, 1, 32), "conv2d_1": (3, 3, 32, 16), "conv2d_2": (3, 3, 64, 64)}
+    assert film.reference_std(shapes) == {"conv2d": {"trained": 0.23351653, "untrained": 0.08463709}}
+
+
+def test_the_figures_are_written(tmp_path):
+    snaps = kernels(3, filters=8)
+    labels = film.snapshot_labels([0.8, 0.85, 0.84], TEXT)
+    vmin, vmax = film.kernel_range(snaps)
+    image, grid = film.strip_image(snaps, "first", 8, vmin, vmax)
+    film.strip_figure(image, grid, labels, tmp_path / "strip.png", "viridis", "t", (vmin, vmax), TEXT, 40)
+    history = {
+        "epochs_run": 3,
+        "best_epoch": 2,
+        "reason": "val_loss did not improve for 1 epoch",
+        "loss": [0.6, 0.4, 0.35],
+        "val_loss": [0.5, 0.38, 0.39],
+        "accuracy": [0.78, 0.85, 0.87],
+        "val_accuracy": [0.8, 0.85, 0.84],
+    }
+    film.learning_curves_figure(history, tmp_path / "curves.png", TEXT, 40)
+    std = {"conv2d": snaps.reshape(4, -1).std(axis=1)}
+    film.kernel_std_figure(std, film.reference_std({"conv2d": (3, 3, 1, 32)}), tmp_path / "std.png", TEXT, 40)
+    for name in ("strip.png", "curves.png", "std.png"):
+        with Image.open(tmp_path / name) as png:
+            assert png.format == "PNG" and min(png.size) > 50
