@@ -34,6 +34,7 @@ from convlens.pipeline.config import run_stage
 from convlens.pipeline.files import read_csv_columns, read_json, staged_dir, write_csv, write_json
 from convlens.render.analyses import activation_max_legend, activation_max_title, labelled_mosaic_figure, tile_labels
 from convlens.render.grids import image_tiles
+from convlens.render.language import figure_language
 
 if TYPE_CHECKING:
     from keras import Model
@@ -41,8 +42,6 @@ if TYPE_CHECKING:
     from convlens.analysis.gradients import LayerAscent
 
 log = logging.getLogger(__name__)
-
-BAR = "input value"  # the colour bar of the optimized inputs: which value black and white stand for
 
 
 def dataset_tops(root: Path, role: str, names: list[str]) -> dict[str, np.ndarray]:
@@ -87,18 +86,19 @@ def climb_layer(
 
 
 def draw(
-    root: Path, role: str, done: dict[str, LayerAscent], tops: dict[str, np.ndarray], r: DictConfig, top: float
+    root: Path, role: str, done: dict[str, LayerAscent], tops: dict[str, np.ndarray], cfg: DictConfig, top: float
 ) -> None:
     """Each layer's optimized inputs as one mosaic: each tile its channel's activation, failed channels marked, a
     colour bar of the pixel range."""
-    with staged_dir(paths.activation_max_figures_dir(root, role)) as out:
+    r, folder = cfg.render, paths.activation_max_figures_dir(root, role)
+    with figure_language(cfg.report.language) as t, staged_dir(folder) as out:
         for name, got in done.items():
             marks = channel_marks(got.after, tops.get(name))
-            legend = activation_max_legend(marks, f"inputs 0–{top:g}")
+            legend = activation_max_legend(marks, t("actmax_inputs", top=f"{top:g}"))
             title = f"{activation_max_title(role, name, got.steps)}\n{legend}"
             labelled_mosaic_figure(
                 image_tiles(got.x), out / paths.activation_max_figure_name(role, name), r.sample_cmap, title,
-                tile_labels(got.after), r.map_columns, (0.0, top), r.dpi, marks, BAR,
+                tile_labels(got.after), r.map_columns, (0.0, top), r.dpi, marks, t("actmax_colorbar"),
             )  # fmt: skip
 
 
@@ -119,7 +119,7 @@ def run(cfg: DictConfig, root: Path, role: str) -> None:
     with staged_dir(paths.activation_max_curves_dir(root, role)) as out:
         for name, got in done.items():
             write_csv(out / f"{role}_{paths.layer_stem(name)}.csv", curve_rows(got.curve))
-    draw(root, role, done, tops, cfg.render, scale.top)
+    draw(root, role, done, tops, cfg, scale.top)
     with staged_dir(paths.activation_max_dir(root, role)) as out:  # last: its summary is what ``metrics`` reads
         for name, got in done.items():
             np.save(out / paths.activation_max_name(role, name), got.x)

@@ -41,6 +41,7 @@ from convlens.pipeline.artifacts import load_classes, load_samples, write_skippe
 from convlens.pipeline.config import run_stage
 from convlens.pipeline.files import staged_dir, write_csv, write_json
 from convlens.render.analyses import attribution_figure, gradcam_title
+from convlens.render.language import figure_language
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def run(cfg: DictConfig, root: Path) -> None:
         for method, role, array in ((m, role, a) for m, by in maps.items() for role, a in by.items()):
             np.save(out / paths.attribution_name(role, method), array)
         write_json(out / paths.INDEX_NAME, gradcam_record(name, index, targets, probs))
-    with staged_dir(paths.gradcam_figures_dir(root)) as out:
+    with figure_language(cfg.report.language), staged_dir(paths.gradcam_figures_dir(root)) as out:
         for i, sample in enumerate(index["samples"]):
             rho = {m: found[m]["spearman"][f"sample_{sample}"] for m in methods}
             title = gradcam_title(index["split"], sample, int(labels[i]), classes, name, rho["gradcam"])

@@ -23,6 +23,7 @@ from convlens.pipeline.artifacts import load_classes
 from convlens.pipeline.config import run_stage
 from convlens.pipeline.files import read_csv_columns, read_json, staged_dir
 from convlens.render.analyses import accuracy_title, class_heatmaps, confusion_figure, examples_figure
+from convlens.render.language import figure_language, words
 
 log = logging.getLogger(__name__)
 EXAMPLE_COLUMNS = ["channel", "rank", "image", "label", "tied", "activation"]  # of the dataset examples' tables
@@ -36,7 +37,8 @@ def draw_class_heatmaps(out: Path, root: Path, r: DictConfig) -> None:
         tables = {
             role: read_csv_columns(paths.dataset_table(root, role, name), dataset["classes"]).T for role in paths.ROLES
         }
-        title = f"{name}: mean activation per class, {dataset['images']} {dataset['split']} images"
+        t = words()
+        title = t("heatmap_title", layer=name, images=dataset["images"], split=t.term("split", dataset["split"]))
         path, style = out / paths.class_heatmap_name(name), (r.heatmap_cmap, r.heatmap_scale, r.heatmap_order)
         chosen = {role: selectivity(t) for role, t in tables.items()}
         class_heatmaps(tables, chosen, dataset["classes"], path, title, style, r.dpi)
@@ -56,8 +58,11 @@ def draw_examples(out: Path, root: Path, r: DictConfig) -> None:
             pictures = pictures.reshape(*shape, *images.shape[1:]) / 255.0
             ties = cut_ties(score, tied)
             captions = tile_captions(label.astype(np.int64), ties, dataset["classes"])
-            seen = f"{dataset['images']} {dataset['split']} images (by {dataset['examples_by']})"
-            title = f"{role} {name}: each channel's top {shape[1]} of {seen}" + tie_note(ties)
+            t, split = words(), words().term("split", dataset["split"])
+            title = t(
+                "examples_title", model=t.term("model", role), layer=name, k=shape[1], images=dataset["images"],
+                split=split, by=dataset["examples_by"],
+            ) + tie_note(ties)  # fmt: skip
             path = out / paths.examples_figure_name(role, name)
             examples_figure(examples_grid(pictures), captions, path, r.sample_cmap, title, r.dpi)
 
@@ -76,10 +81,10 @@ def draw_confusions(out: Path, root: Path, r: DictConfig) -> None:
 
 def run(cfg: DictConfig, root: Path) -> None:
     r = cfg.render
-    with staged_dir(paths.dataset_figures_dir(root)) as out:
+    with figure_language(cfg.report.language), staged_dir(paths.dataset_figures_dir(root)) as out:
         draw_class_heatmaps(out, root, r)
         draw_examples(out / paths.examples_figures_dir(root).relative_to(paths.dataset_figures_dir(root)), root, r)
-    with staged_dir(paths.evaluate_figures_dir(root)) as out:
+    with figure_language(cfg.report.language), staged_dir(paths.evaluate_figures_dir(root)) as out:
         draw_confusions(out, root, r)
     log.info("class heatmaps and dataset examples written to %s", paths.dataset_figures_dir(root).relative_to(root))
 

@@ -19,6 +19,7 @@ from convlens.pipeline.config import run_stage
 from convlens.pipeline.files import staged_dir
 from convlens.render.figures import FILTER_TILE_INCHES, histogram, mosaic_figure, sample_figure, sample_title
 from convlens.render.grids import filter_grid, resolve_input_channels
+from convlens.render.language import figure_language, words
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +27,17 @@ log = logging.getLogger(__name__)
 def draw_kernel(out: Path, role: str, name: str, kernel: np.ndarray, r: DictConfig) -> None:
     """One model's kernel of one layer: its weight histogram, and its filters as a grid (4-D kernels only; a
     3-input-channel kernel in colour under ``rgb``, or ``auto``)."""
-    title = f"{role} {name} weights (mean {np.nanmean(kernel):.4f}, std {np.nanstd(kernel):.4f})"
+    t = words()
+    model, mean, std = t.term("model", role), f"{np.nanmean(kernel):.4f}", f"{np.nanstd(kernel):.4f}"
+    title = t("kernel_histogram_title", model=model, layer=name, mean=mean, std=std)
     histogram({role: kernel}, out / paths.histogram_name(role, name), r.hist_bins, title, r.dpi)
     if kernel.ndim != 4:
         log.info("%s: no filter grid, its kernel is %d-D (histogram only)", name, kernel.ndim)
         return
     mode = resolve_input_channels(r.input_channels, kernel)  # auto: rgb for 3 input channels, else first
     image, grid = filter_grid(kernel, mode, r.filter_columns, r.filter_vmin, r.filter_vmax)
-    scale = "each filter min–max scaled" if mode == "rgb" else f"{r.filter_vmin}..{r.filter_vmax}"
-    title = f"{role} {name} filters {kernel.shape} (input channels: {mode}, {scale})"
+    scale = t("filter_scale_each") if mode == "rgb" else f"{r.filter_vmin}..{r.filter_vmax}"
+    title = t("filters_title", model=model, layer=name, shape=kernel.shape, mode=mode, scale=scale)
     path = out / paths.filters_figure_name(role, name)
     mosaic_figure(image, path, r.filter_cmap, title, FILTER_TILE_INCHES, grid, r.dpi)
 
@@ -46,7 +49,7 @@ def draw_weights(out: Path, kernels: dict[str, dict[str, np.ndarray]], r: DictCo
             draw_kernel(out, role, name, kernels[role][name], r)
         overlay = {role: kernels[role][name] for role in paths.ROLES}
         path = out / paths.histogram_overlay_name(name)
-        histogram(overlay, path, r.hist_bins, f"{name} weights: trained vs untrained", r.dpi)
+        histogram(overlay, path, r.hist_bins, words()("overlay_title", layer=name), r.dpi)
 
 
 def draw_samples(out: Path, images: np.ndarray, index: dict, classes: list[str], r: DictConfig) -> None:
@@ -60,9 +63,9 @@ def run(cfg: DictConfig, root: Path) -> None:
     r = cfg.render
     kernels = {role: load_kernels(root, role) for role in paths.ROLES}
     images, index = load_samples(root)
-    with staged_dir(paths.weight_figures_dir(root)) as out:
+    with figure_language(cfg.report.language), staged_dir(paths.weight_figures_dir(root)) as out:
         draw_weights(out, kernels, r)
-    with staged_dir(paths.sample_figures_dir(root)) as out:
+    with figure_language(cfg.report.language), staged_dir(paths.sample_figures_dir(root)) as out:
         draw_samples(out, images, index, load_classes(root), r)
     log.info("weight and sample figures written to %s", paths.figures_dir(root).relative_to(root))
 

@@ -19,6 +19,7 @@ from convlens.pipeline.config import run_stage
 from convlens.pipeline.files import read_json, staged_dir
 from convlens.render.figures import MAP_TILE_INCHES, mosaic_figure, sample_title, vector_figure
 from convlens.render.grids import feature_map_grid
+from convlens.render.language import figure_language
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def run(cfg: DictConfig, root: Path, item: str) -> None:
     r, classes = cfg.render, load_classes(root)
     layer = read_json(paths.map_layer(root, item))
     name = layer["name"]
-    with staged_dir(paths.map_figures_dir(root, item)) as out:
+    with figure_language(cfg.report.language) as t, staged_dir(paths.map_figures_dir(root, item)) as out:
         for role in paths.ROLES:
             maps = np.load(paths.maps(root, item, role), mmap_mode="r")
             if maps.ndim not in (2, 4):
@@ -36,7 +37,10 @@ def run(cfg: DictConfig, root: Path, item: str) -> None:
                     "vector; choose a Conv2D, pooling or Dense layer in layers"
                 )
             for i, (sample, label) in enumerate(zip(layer["samples"], layer["labels"], strict=True)):
-                title = f"{role} {name} {tuple(maps.shape[1:])}, {sample_title(layer['split'], sample, label, classes)}"
+                shown = sample_title(layer["split"], sample, label, classes)
+                title = t(
+                    "map_title", model=t.term("model", role), layer=name, shape=tuple(maps.shape[1:]), sample=shown
+                )
                 path = out / paths.map_figure_name(role, sample)
                 if maps.ndim == 2:
                     vector_figure(np.asarray(maps[i]), path, title, r.dpi)

@@ -13,6 +13,7 @@ import numpy as np
 from convlens.analysis.stats import as_number
 from convlens.errors import ConvlensError
 from convlens.model.layers import CONV_KINDS, LayerInfo
+from convlens.render.language import words
 
 TARGETS = ("predicted", "true")  # the classes Grad-CAM explains: the trained model's prediction, the label
 
@@ -304,12 +305,6 @@ def sample_correlations(trained: np.ndarray, untrained: np.ndarray, samples: Seq
     return metrics | {"spearman_nonzero": randomization_summary(both)["spearman"]}
 
 
-METHOD_NAMES = {
-    "gradcam": "Grad-CAM", "saliency": "saliency", "smoothgrad": "SmoothGrad",
-    "integrated_gradients": "integrated gradients", "occlusion": "occlusion",
-}  # fmt: skip
-
-
 def figure_rows(
     maps: Mapping[str, Mapping[str, np.ndarray]],
     probs: Mapping[str, np.ndarray],
@@ -322,17 +317,19 @@ def figure_rows(
     target a row, labelled with the method, the class it explains and the Spearman correlation of the trained
     and untrained maps (``rho[method][target]``), of each model's map titled with its prediction. The true
     class's row only when the trained model predicts another class (else it would repeat the first)."""
-    rows = []
+    rows, t = [], words()
     for method, by_role in maps.items():
         for k, target in enumerate(TARGETS):
             c = int(targets[target][i])
             if k and c == int(targets[TARGETS[0]][i]):
                 continue
             r = rho[method][target]
-            label = f"{METHOD_NAMES[method]}\n{target} class: {classes[c]}\nρ = {'–' if r is None else f'{r:.2f}'}"
+            name = t.term("method", method)  # the methods' names: method_* in render/strings.yaml
+            rho_text = t("none") if r is None else f"{r:.2f}"
+            label = t("attribution_row", method=name, target=t.term("target", target), name=classes[c], rho=rho_text)
             panels = [
-                (by_role[role][i, k], f"{role}: predicts {classes[int(np.argmax(p[i]))]} {p[i].max():.2f}\n"
-                 f"p({classes[c]}) = {p[i, c]:.2f}")
+                (by_role[role][i, k], t("attribution_panel", model=t.term("model", role),
+                 name=classes[int(np.argmax(p[i]))], p=f"{p[i].max():.2f}", target=classes[c], pt=f"{p[i, c]:.2f}"))
                 for role, p in probs.items()
             ]  # fmt: skip
             rows.append((label, panels))

@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         root = project_root()
         table = compare_statistics(statistic_rows(run_metrics(root, args.a)), statistic_rows(run_metrics(root, args.b)))
         from convlens.render.figures import comparison_figure
+        from convlens.render.language import figure_language
         from convlens.report.assets import Assets
         from convlens.report.compare_page import compare_page, write_page
 
@@ -92,8 +93,10 @@ def main(argv: list[str] | None = None) -> None:
             table.to_csv(tmp, index=False)
         diff = changed(table)
         title = f"{args.a} → {args.b}: {len(diff)} of {len(table)} statistics changed"
-        comparison_figure(diff if len(diff) else table.head(0), out / f"{stem}.png", (args.a, args.b), title)
         language = args.language or (read_yaml(root / PARAMS_FILE) or {}).get("report", {}).get("language", "en")
+        with figure_language(language) as t:  # the figure in the page's language; the log line in English
+            drawn = t("compare_title", a=args.a, b=args.b, changed=len(diff), total=len(table))
+            comparison_figure(diff if len(diff) else table.head(0), out / f"{stem}.png", (args.a, args.b), drawn)
         page = compare_page(
             (args.a, args.b),
             (run_params(root, args.a), run_params(root, args.b)),

@@ -21,6 +21,7 @@ from convlens.render.figures import (
     save_figure,
     show_image,
 )
+from convlens.render.language import words
 
 
 def gradcam_title(
@@ -28,21 +29,25 @@ def gradcam_title(
 ) -> str:
     """A sample's Grad-CAM figure's title: the image, the ``layer``, and per target the Spearman correlation of the
     trained and untrained maps (``rho``; a dash where it is undefined)."""
-    correlations = ", ".join(f"{t} {'–' if r is None else f'{r:.2f}'}" for t, r in rho.items())
-    return (
-        f"{sample_title(split, sample, label, classes)}, Grad-CAM at {layer}\nSpearman "
-        f"correlation of the trained and untrained maps: {correlations}"
+    t = words()
+    correlations = ", ".join(f"{t.term('target', k)} {t('none') if r is None else f'{r:.2f}'}" for k, r in rho.items())
+    return t(
+        "gradcam_title", sample=sample_title(split, sample, label, classes), layer=layer, correlations=correlations
     )
 
 
 def accuracy_title(model: str, accuracy: float, images: int, split: str) -> str:
-    """``trained: accuracy 0.9125 on 10000 test images``: a confusion matrix's title, and evaluate's log line."""
-    return f"{model}: accuracy {accuracy:.4f} on {images} {split} images"
+    """``trained: accuracy 0.9125 on 10000 test images``: a confusion matrix's title, and evaluate's log line (in
+    English: outside a :func:`~convlens.render.language.figure_language`)."""
+    t = words()
+    return t("accuracy_title", model=t.term("model", model), accuracy=f"{accuracy:.4f}", images=images,
+             split=t.term("split", split))  # fmt: skip
 
 
 def activation_max_title(model: str, layer: str, steps: int) -> str:
     """The title of a layer's mosaic of optimized inputs."""
-    return f"{model} {layer}: the input that maximizes each channel's mean activation ({steps} steps)"
+    t = words()
+    return t("actmax_title", model=t.term("model", model), layer=layer, steps=steps)
 
 
 def channel_order(selectivity: np.ndarray, order: str) -> np.ndarray:
@@ -82,6 +87,7 @@ def class_heatmaps(
     is the same activation in both models) and the rows' order (:func:`channel_order`: ``selectivity`` or
     ``layer``); the rows are labelled with their channel index."""
     cmap, scale, order = style
+    t = words()
     channels = max(len(t[0]) for t in tables.values())
     height, width = 2.4 + 0.12 * channels, 5.6 * len(tables)
     fig = new_figure((width, height))
@@ -90,7 +96,7 @@ def class_heatmaps(
         1, len(ratios) - 1, width_ratios=ratios[:-1], wspace=0.12,
         left=0.5 / width, right=1 - 0.7 / width, bottom=1.1 / height, top=1 - 0.7 / height,
     )  # fmt: skip
-    label = "per channel: least (0) to most (1) active class" if scale == "channel" else "mean activation"
+    label = t("heatmap_scale_channel") if scale == "channel" else t("mean_activation")
     drawn = {model: heatmap_values(class_means, scale) for model, class_means in tables.items()}
     low, high = min(r[0] for _, r in drawn.values()), max(r[1] for _, r in drawn.values())  # absolute: one range
     for i, (model, (values, _)) in enumerate(drawn.items()):
@@ -99,14 +105,14 @@ def class_heatmaps(
         image = heat.imshow(values[rows], cmap=cmap, vmin=low, vmax=high, aspect="auto", interpolation="nearest")
         heat.set_xticks(range(len(classes)), classes, rotation=60, ha="right", fontsize=8)
         heat.set_yticks(range(len(rows)), [str(c) for c in rows], fontsize=5)
-        heat.set_ylabel("channel" + (", most selective first" if order == "selectivity" else ""), fontsize=8)
-        heat.set_title(model, fontsize=10)
+        heat.set_ylabel(t("channel_by_selectivity") if order == "selectivity" else t("channel"), fontsize=8)
+        heat.set_title(t.term("model", model), fontsize=10)
         bars = fig.add_subplot(grid[0, 4 * i + 1], sharey=heat)
         bars.barh(range(len(rows)), np.nan_to_num(np.asarray(selectivities[model], np.float64))[rows], color="0.45")
         bars.set_xlim(0, 1)
         bars.set_ylim(len(rows) - 0.5, -0.5)
         bars.tick_params(labelleft=False, labelsize=6)
-        bars.set_xlabel("selectivity", fontsize=8)
+        bars.set_xlabel(t("selectivity"), fontsize=8)
         colourbar = fig.colorbar(image, cax=fig.add_subplot(grid[0, 4 * i + 2]))
         colourbar.set_label(label, fontsize=7)
         colourbar.ax.tick_params(labelsize=6)
@@ -122,10 +128,10 @@ def activation_max_legend(marks: Sequence[str], what: str) -> str:
     """The line under an activation-max mosaic's title: how many tiles carry each mark, what the marks and the
     numbers on the tiles mean, and what black and white are (``what``)."""
     dead, below = marks.count("dead"), marks.count("below")
-    return (
-        f"{MARK_GLYPHS['dead']} ascent stayed at 0: {dead}, {MARK_GLYPHS['below']} below its best dataset image: "
-        f"{below}; the number: the channel's mean activation; {what}"
-    )
+    return words()(
+        "actmax_legend", dead_mark=MARK_GLYPHS["dead"], dead=dead, below_mark=MARK_GLYPHS["below"], below=below,
+        what=what,
+    )  # fmt: skip
 
 
 def tile_labels(values: Sequence[float]) -> list[str]:
@@ -230,7 +236,7 @@ def attribution_figure(
             ax.set_axis_off()
         bar_top = row_top if scale == "shared" and row_top > 0 else 1.0
         bar = mpl.cm.ScalarMappable(mpl.colors.Normalize(0, bar_top), cmap)
-        caption = "|attribution|, row's scale" if scale == "shared" else "share of each map's maximum"
+        caption = words()("attribution_shared" if scale == "shared" else "attribution_each")
         colorbar = fig.colorbar(bar, ax=ax_row.tolist(), shrink=0.8, pad=0.02)
         colorbar.set_label(caption, fontsize=7)
         colorbar.ax.tick_params(labelsize=7)
@@ -291,8 +297,8 @@ def confusion_panel(
         ax.add_patch(Rectangle((i - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="tab:red", linewidth=1))
     ax.set_xticks(range(n), classes, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(n), classes, fontsize=8)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("actual class")
+    ax.set_xlabel(words()("predicted_class"))
+    ax.set_ylabel(words()("actual_class"))
 
 
 def confusion_figure(
@@ -306,11 +312,11 @@ def confusion_figure(
     counts_ax, recall_ax = fig.subplots(1, 2)
     counts = np.asarray(confusion)
     confusion_panel(counts_ax, counts, counts.astype(str), max(float(counts.max()), 1.0), classes, cmap)
-    counts_ax.set_title("images", fontsize=9)
+    counts_ax.set_title(words()("confusion_counts"), fontsize=9)
     shares = recall_matrix(counts)
-    texts = np.vectorize(lambda v: "–" if np.isnan(v) else f"{v:.2f}", otypes=[object])(shares)
+    texts = np.vectorize(lambda v: words()("none") if np.isnan(v) else f"{v:.2f}", otypes=[object])(shares)
     confusion_panel(recall_ax, shares, texts, 1.0, classes, cmap)
-    recall_ax.set_title("share of each actual class (row sums to 1; diagonal: recall)", fontsize=9)
+    recall_ax.set_title(words()("confusion_shares"), fontsize=9)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     save_figure(fig, path, dpi)

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from convlens.errors import ConvlensError
 from convlens.pipeline.files import atomic_path
+from convlens.render.language import words
 
 # The largest PNG a figure may become (~400 MB of RGB while drawn): a dpi or a grid beyond it is a mistake.
 MAX_PIXELS = 1 << 27
@@ -37,8 +38,10 @@ def check_figure_size(height: int, width: int, dpi: int) -> None:
 
 
 def sample_title(split: str, sample: int, label: int, classes: Sequence[str]) -> str:
-    """``train image 0: Ankle boot``: where the image comes from and its class."""
-    return f"{split} image {sample}: {classes[label] if 0 <= label < len(classes) else label}"
+    """``train image 0: Ankle boot``: where the image comes from and its class, in :func:`words`' language."""
+    t = words()
+    name = classes[label] if 0 <= label < len(classes) else label
+    return t("sample_title", split=t.term("split", split), sample=sample, name=name)
 
 
 def new_figure(figsize: tuple[float, float]) -> Figure:
@@ -60,15 +63,18 @@ def histogram(series: Mapping[str, np.ndarray], path: Path, bins: int, title: st
     """The book's weight histogram (``plt.hist``, counts), one series; several overlaid, each on ``bins`` bins of its
     own range (:func:`overlay_edges`) as a density, so a narrow series (the untrained layer's even spread) keeps its
     shape instead of falling into two of the wide one's bars (issue 24 §2)."""
+    t = words()
     fig = new_figure((6.4, 4.8))
     ax = fig.subplots()
     finite = {k: v[np.isfinite(v)].ravel() for k, v in series.items()}
     overlay = len(finite) > 1
     edges = overlay_edges(finite, bins)
     for label, values in finite.items():
-        ax.hist(values, bins=edges[label], alpha=0.55 if overlay else 1.0, label=label, density=overlay)
-    ax.set_xlabel("weight")
-    ax.set_ylabel("density (each series' own bins)" if overlay else "count")
+        ax.hist(
+            values, bins=edges[label], alpha=0.55 if overlay else 1.0, label=t.term("model", label), density=overlay
+        )
+    ax.set_xlabel(t("weight"))
+    ax.set_ylabel(t("density_own_bins") if overlay else t("count"))
     ax.set_title(title)
     if overlay:
         ax.legend()
@@ -147,18 +153,18 @@ def vector_figure(values: np.ndarray, path: Path, title: str, dpi: int) -> None:
     fig = new_figure((min(max(4.0, len(values) * 0.08), 16.0), 3.2))
     ax = fig.subplots()
     ax.bar(np.arange(len(values)), values, width=1.0)
-    ax.set_xlabel("unit")
-    ax.set_ylabel("activation")
+    ax.set_xlabel(words()("unit"))
+    ax.set_ylabel(words()("activation"))
     ax.set_title(title, fontsize=11)
     save_figure(fig, path, dpi)
 
 
 def comparison_figure(table, path: Path, labels: tuple[str, str], title: str, dpi: int = 100) -> None:
     """Relative change of each changed statistic, one panel per model, each bar labelled ``a → b``."""
-    models = list(dict.fromkeys(table["model"]))
+    t, models = words(), list(dict.fromkeys(table["model"]))
     if not models:
         fig = new_figure((6, 1.5))
-        fig.text(0.5, 0.5, "no statistic changed", ha="center", va="center")
+        fig.text(0.5, 0.5, t("no_change"), ha="center", va="center")
         fig.suptitle(title, fontsize=11)
         save_figure(fig, path, dpi)
         return
@@ -186,8 +192,8 @@ def comparison_figure(table, path: Path, labels: tuple[str, str], title: str, dp
             )
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set_xlim(-100, 100)
-        ax.set_title(model, loc="left", fontsize=10)
-        ax.set_xlabel(f"relative change from {labels[0]} to {labels[1]} (%, bars clipped at ±100)")
+        ax.set_title(t.term("model", model), loc="left", fontsize=10)
+        ax.set_xlabel(t("relative_change", a=labels[0], b=labels[1]))
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     save_figure(fig, path, dpi)

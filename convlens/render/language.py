@@ -1,0 +1,127 @@
+"""The words and the font of a language: the one loader of the string catalogues (the page's
+``report/templates/strings.yaml``, the figures' ``render/strings.yaml``: ``{language: {key: text}}``), and the
+figures' language (``report.language``) as a context, the way matplotlib's ``rc_context`` holds its settings.
+
+A stage draws inside ``with figure_language(cfg.report.language):``; every figure function and title helper takes
+its words from :func:`words` (English outside any context). ``ko`` also sets matplotlib's font to NanumGothic, the
+TTF that the pip package koreanize-matplotlib ships, registered by path (importing that package would change the
+global rcParams), with DejaVu Sans after it for the glyphs NanumGothic lacks (U+2212 minus, arrows): matplotlib
+falls back glyph by glyph. ``en`` leaves matplotlib's settings as they are, so English figures stay byte for byte.
+
+To add a figure's string: a key in both tables of ``render/strings.yaml`` (the English text as drawn so far), then
+``words()("key", name=value)`` in the figure's code.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar
+
+import yaml
+
+from convlens.errors import ConvlensError
+from convlens.schema import LANGUAGES
+
+# The font of a language whose letters matplotlib's own DejaVu Sans lacks: (its family, the pip package that ships
+# it, the TTF's path inside that package).
+FONTS = {"ko": ("NanumGothic", "koreanize_matplotlib", "fonts/NanumGothic.ttf")}
+FALLBACK = "DejaVu Sans"  # matplotlib's own font: the glyphs the language's font lacks
+
+
+@cache
+def catalogue(package: str, resource: str) -> dict[str, dict[str, str]]:
+    """A string catalogue ``{language: {key: text}}``: the YAML file ``resource`` of the installed ``package``."""
+    text = resources.files(package).joinpath(*resource.split("/")).read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+@dataclass(frozen=True)
+class Strings:
+    """The words of one language: ``t("key", name=value)`` is the text with its ``{name}`` placeholders filled.
+    These are the figures' words; the page's are a subclass that names its own catalogue."""
+
+    language: str
+    package: ClassVar[str] = "convlens.render"
+    resource: ClassVar[str] = "strings.yaml"
+
+    def __post_init__(self) -> None:
+        if self.language not in self.tables():
+            raise ConvlensError(f"no strings for language {self.language!r}; choose one of {', '.join(LANGUAGES)}")
+
+    @classmethod
+    def tables(cls) -> dict[str, dict[str, str]]:
+        return catalogue(cls.package, cls.resource)
+
+    def __call__(self, key: str, **values: Any) -> str:
+        return self.tables()[self.language][key].format(**values)
+
+    def columns(self, key: str, **values: Any) -> list[str]:
+        """A table's header, written in the strings table as one comma-separated line."""
+        return [c.strip() for c in self(key, **values).split(",")]
+
+    def term(self, kind: str, value: str) -> str:
+        """A value's word: the key ``{kind}_{value}`` (``model_trained``, ``split_test``), or the value itself where
+        the catalogue has none (a split or method named by the user's data)."""
+        key = f"{kind}_{value}"
+        return self(key) if key in self.tables()[self.language] else str(value)
+
+
+_current: ContextVar[Strings | None] = ContextVar("figure_words", default=None)
+
+
+def words() -> Strings:
+    """The figures' words in the language of the :func:`figure_language` being drawn; English outside one."""
+    return _current.get() or Strings("en")
+
+
+def font_file(language: str) -> Path | None:
+    """The TTF that draws ``language``'s letters (found without importing its package), or ``None`` for a language
+    matplotlib's own fonts draw."""
+    if language not in FONTS:
+        return None
+    _, package, resource = FONTS[language]
+    spec = importlib.util.find_spec(package)
+    path = Path(next(iter(spec.submodule_search_locations or []), "")) / resource if spec else None
+    if path is None or not path.is_file():
+        raise ConvlensError(
+            f"report.language={language} draws its figures with {resource} of the pip package {package}, which is "
+            f"missing; install it: pip install -c constraints.txt {package.replace('_', '-')}"
+        )
+    return path
+
+
+@cache
+def font_families(language: str) -> tuple[str, ...]:
+    """matplotlib's ``font.family`` for ``language``: its font (registered once, by path) then the fallback."""
+    path = font_file(language)
+    if path is None:
+        return ()
+    from matplotlib import font_manager
+
+    font_manager.fontManager.addfont(str(path))
+    return (FONTS[language][0], FALLBACK)
+
+
+@contextmanager
+def figure_language(language: str) -> Iterator[Strings]:
+    """Draw in ``language``: :func:`words` gives its strings, and matplotlib its font (``en``: settings unchanged)."""
+    t = Strings(language)
+    token = _current.set(t)
+    try:
+        families = font_families(language)
+        if not families:
+            yield t
+            return
+        import matplotlib as mpl
+
+        with mpl.rc_context({"font.family": list(families)}):
+            yield t
+    finally:
+        _current.reset(token)
