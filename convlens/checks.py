@@ -50,13 +50,18 @@ def integer(low: int, high: int, example: str | None = None) -> Check:
     return check
 
 
-def number(low: float, high: float, example: str | None = None, low_open: bool = False) -> Check:
-    """A finite number in [low, high] (``low_open``: above ``low``)."""
+def number(
+    low: float, high: float, example: str | None = None, low_open: bool = False, high_open: bool = False
+) -> Check:
+    """A finite number in [low, high] (``low_open``: above ``low``; ``high_open``: below ``high``)."""
 
     def check(key: str, value: Any) -> None:
         ok = _is_number(value) and math.isfinite(value) and (value > low if low_open else value >= low)
-        if not ok or value > high:
-            bound = f"above {low}" if low_open else f"in {low}..{high}"
+        if not ok or (value >= high if high_open else value > high):
+            if high_open:
+                bound = f"above {low} and below {high}" if low_open else f"at least {low} and below {high}"
+            else:
+                bound = f"above {low}" if low_open else f"in {low}..{high}"
             raise _fail(key, value, f"a finite number {bound}", example)
 
     return check

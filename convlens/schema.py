@@ -74,6 +74,12 @@ CHECKED = "conf/ passed convlens/schema.py"
 MAX_BATCH = 100_000
 
 
+TRAIN_RUNS = ("trained",)  # model.train_runs: the train@<run> stages; the model trained here is the pipeline's trained
+MAX_EPOCHS = 10_000
+MAX_FILTERS = 4096  # train.architecture.filters: channels of one conv layer
+MAX_CONV_LAYERS = (16, "each conv layer is followed by a 2×2 max pooling, which halves the image")
+
+
 MAX_DPI = 600
 
 
@@ -102,6 +108,8 @@ SCHEMA: dict[str, Check] = {
     "model.path": model_path,
     "model.source": model_path,
     "model.conv_layers": optional(items(layer_spec, "[conv2d,conv2d_1]")),
+    "model.train_runs": items(choice(TRAIN_RUNS), "[trained]", min_len=0),
+    "model.film": text(want="a path (outputs/figures/film or outputs/checked_config.txt)"),
     "data.name": safe_name,
     "data.format": choice(list(DATA_ROLES)),
     "data.subdir": optional(safe_name),
@@ -115,6 +123,16 @@ SCHEMA: dict[str, Check] = {
     "data.test_fraction": number(0, 0.9, "0.2", low_open=True),
     "data.seed": integer(0, 2**32 - 1, "0"),
     "untrained.seed": integer(0, 2**32 - 1, "42"),
+    "train.epochs": integer(1, MAX_EPOCHS, "20"),
+    "train.patience": integer(0, MAX_EPOCHS, "2"),
+    "train.batch_size": integer(1, MAX_BATCH, "32"),
+    "train.learning_rate": number(0, 10, "0.001", low_open=True),
+    "train.seed": integer(0, 2**32 - 1, "42"),
+    "train.validation_fraction": number(0, 1, "0.2", low_open=True, high_open=True),
+    "train.architecture.filters": items(integer(1, MAX_FILTERS), "[32,64]", unique=False, max_len=MAX_CONV_LAYERS),
+    "train.architecture.kernel_size": integer(1, 64, "3"),
+    "train.architecture.dense_units": integer(1, 100_000, "100"),
+    "train.architecture.dropout": number(0, 1, "0.4", high_open=True),
     "input.scale": number(0, 1e9, "255", low_open=True),
     "samples.split": choice(SPLITS),
     "samples.indices": items(integer(0, 2**31 - 1), "[0,1]", max_len=MAX_SAMPLES),
@@ -175,6 +193,8 @@ SCHEMA: dict[str, Check] = {
     "attribution.deletion_steps": integer(1, 1000, "10"),
     "attribution.seed": integer(0, 2**32 - 1, "0"),
     "report.language": choice(LANGUAGES),
+    "film.filters": integer(1, MAX_COLUMNS, "16"),
+    "film.frame_ms": integer(20, 60_000, "500"),
     "compute.engine": choice(ENGINES),
     "checked": choice([CHECKED]),
 }
@@ -220,8 +240,27 @@ MEANING: dict[str, str] = {
     "data.test_fraction": "The share of a folder's images held out as the test split when it has no `train/` and "
     "`test/` folders.",
     "data.seed": "Seed of the order of a folder's images (shuffled, as Keras does) and of its train/test split.",
+    "model.train_runs": "Not a setting of yours: `[trained]` in `conf/model/train.yaml` (DVC's `foreach` makes the "
+    "`train@trained` stage of it), `[]` in every other model preset (no training stage).",
+    "model.film": "The film of the filters the report depends on: `outputs/figures/film` with `-S model=train`, else "
+    "`outputs/checked_config.txt` (a file it depends on anyway).",
     "untrained.seed": "Seed of the untrained model (the trained model's architecture freshly initialised, the book's "
     "baseline); 42, the book notebook's, reproduces the book's untrained numbers.",
+    "train.epochs": "`-S model=train`: the most epochs of training (the book's 20); early stopping usually ends "
+    "sooner.",
+    "train.patience": "Epochs without a lower `val_loss` before training stops, the best epoch's weights restored "
+    "(Keras's `EarlyStopping(patience=…, restore_best_weights=True)`; the book's 2; 0: stop at the first rise).",
+    "train.batch_size": "Images per training step (Keras's default 32, as the book's `fit`).",
+    "train.learning_rate": "Adam's learning rate (the book's `optimizer='adam'`: 0.001).",
+    "train.seed": "Seed of the training's randomness (`keras.utils.set_random_seed`, deterministic ops on): the "
+    "order of the images in each epoch and the dropout masks. The initial weights come from `untrained.seed`.",
+    "train.validation_fraction": "The share of the train split held out to validate on, chosen as scikit-learn's "
+    "`train_test_split(test_size=…, random_state=42)` chooses it (the book's 0.2).",
+    "train.architecture.filters": "One `Conv2D(f, kernel_size, relu, same)` followed by a 2×2 max pooling per "
+    "entry (the book's [32, 64]); name `model.conv_layers` `[conv2d, conv2d_1, …]`, one per entry.",
+    "train.architecture.kernel_size": "The side of every conv kernel (the book's 3).",
+    "train.architecture.dense_units": "Units of the hidden `Dense(…, relu)` after `Flatten` (the book's 100).",
+    "train.architecture.dropout": "The `Dropout` rate before the softmax layer (the book's 0.4); below 1.",
     "input.scale": "Pixels / scale are the model's inputs in every forward pass (the book's `/ 255.0`); a model with "
     "`Rescaling` or `Normalization` before its first conv layer gets raw pixels and the log says so.",
     "samples.split": "The split the sample images come from.",
@@ -314,6 +353,10 @@ MEANING: dict[str, str] = {
     "attribution.seed": "Seed of SmoothGrad's noise and of the order in which tied pixels are removed.",
     "report.language": "Language of the report's and the comparison page's headings and captions (`ko`: the "
     "chapter's own terms).",
+    "film.filters": "`-S model=train`: the filters each conv layer's strip shows as columns, one row per epoch (its "
+    "first N; all where it has fewer); the GIFs show every filter.",
+    "film.frame_ms": "`-S model=train`: how long each frame of the film's GIFs shows, in milliseconds (20 or more: "
+    "browsers slow faster frames down).",
     "compute.engine": "What computes the layers when `dataset@<model>` streams a split through the model: `numpy` "
     "(the numpy forward pass, starts at once), `keras` (TensorFlow: ~3.5 s to start, then faster per image; a GPU "
     "when one is set up, docs/gpu.md) or `auto` (Keras from 50 G multiply-adds per pass, ~12,000 images of the "
@@ -388,6 +431,24 @@ def _data_checks(flat: Mapping[str, Any]) -> None:
         raise ConvlensError("data.source is null; name the preset's file, e.g. data.source=conf/data/mnist.yaml")
 
 
+def conv_layer_names(count: int) -> list[str]:
+    """The names Keras gives a fresh model's conv layers: ``conv2d``, ``conv2d_1``, …"""
+    return ["conv2d" if i == 0 else f"conv2d_{i}" for i in range(count)]
+
+
+def _train_checks(flat: Mapping[str, Any]) -> None:
+    """With ``model.train_runs`` (``-S model=train``) the model is built here: its conv layers are known."""
+    runs, filters = flat.get("model.train_runs"), flat.get("train.architecture.filters")
+    if not runs or not isinstance(filters, list | tuple) or "model.conv_layers" not in flat:
+        return
+    names = conv_layer_names(len(filters))
+    if list(flat["model.conv_layers"] or []) != names:
+        raise ConvlensError(
+            f"model.conv_layers ({flat['model.conv_layers']}) must name the {len(filters)} conv layers of "
+            f"train.architecture.filters {list(filters)}: set -S 'model.conv_layers=[{','.join(names)}]'"
+        )
+
+
 def _cross_checks(flat: Mapping[str, Any]) -> None:
     if flat.get("model.path") is not None and "model.source" in flat and flat["model.source"] != flat["model.path"]:
         raise ConvlensError(
@@ -403,6 +464,7 @@ def _cross_checks(flat: Mapping[str, Any]) -> None:
             "conf/ is composed: recompose params.yaml with `make params` instead of editing it"
         )
     _data_checks(flat)
+    _train_checks(flat)
     k, limit = flat.get("dataset.examples.k"), flat.get("dataset.limit")
     if isinstance(k, int) and isinstance(limit, int) and k > limit:
         raise ConvlensError(

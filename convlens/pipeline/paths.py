@@ -448,3 +448,40 @@ def film_filters_name(layer: str) -> str:
 def film_maps_name(layer: str) -> str:
     """The first conv layer's maps of the first sample at every snapshot."""
     return f"{layer_stem(layer)}_maps.gif"
+
+
+# Training here (-S model=train): train@<run>'s outputs, FILM's input (docs/training.md).
+TRAIN_MODEL_NAME = "model.keras"  # the best epoch's model; conf/model/train.yaml's model.path names it too
+TRAIN_HISTORY_NAME = "history.json"
+TRAIN_LIVE_NAME = "live"  # DVCLive's folder: metrics.json, plots/metrics/*.tsv
+TRAIN_SNAPSHOTS_NAME = "snapshots"
+
+
+def train_dir(root: Path) -> Path:
+    return root / "outputs" / "train"
+
+
+def train_model(root: Path) -> Path:
+    return train_dir(root) / TRAIN_MODEL_NAME
+
+
+def train_history(root: Path) -> Path:
+    return train_dir(root) / TRAIN_HISTORY_NAME
+
+
+def train_live_dir(root: Path) -> Path:
+    return train_dir(root) / TRAIN_LIVE_NAME
+
+
+def train_snapshots_dir(root: Path) -> Path:
+    return train_dir(root) / TRAIN_SNAPSHOTS_NAME
+
+
+def snapshot_kernels_name(layer: str) -> str:
+    """A conv layer's kernels at every snapshot: float32 (epochs + 1, kh, kw, in, out), index 0 the initialisation."""
+    return f"{layer_stem(layer)}_kernels.npy"
+
+
+def snapshot_maps_name(layer: str) -> str:
+    """A conv layer's feature maps of the samples at every snapshot: float32 (epochs + 1, samples, H, W, C)."""
+    return f"{layer_stem(layer)}_maps.npy"
