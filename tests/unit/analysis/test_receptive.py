@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from convlens.analysis.receptive import Field, receptive_fields
+from convlens.analysis.receptive import Field, peak_boxes, receptive_fields
 from convlens.model.archive import Archive
 from tests.support.helpers import MIRROR
 
@@ -58,13 +58,12 @@ CHAINS = {
 }
 
 
-@pytest.mark.parametrize("chain", list(CHAINS))
-def test_each_positions_patch_is_the_support_of_its_gradient(chain):
-    """Linear layers with positive weights (average pooling: every pixel of a window counts), so the pixels a
-    position depends on are exactly its field, clipped to the image."""
+def gradient_boxes(layers: list[tuple[str, dict]], size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Per layer of a Keras model built from ``layers`` (convolutions of ones, average pooling: every pixel of a
+    window counts, so the pixels a position depends on are exactly its field), each position's box (top, left,
+    bottom, right) of the input pixels its gradient is not zero at: rows × columns × 4."""
     from convlens.model.keras_models import keras, tf
 
-    layers, size = CHAINS[chain], (17, 15)
     model = keras.Sequential([keras.Input((*size, 1))])
     for kind, config in layers:
         if kind == "Conv2D":
@@ -76,16 +75,50 @@ def test_each_positions_patch_is_the_support_of_its_gradient(chain):
             model.add(
                 keras.layers.AveragePooling2D(config["pool_size"], padding=config["padding"], name=config["name"])
             )
-    fields = receptive_fields(layers, size)
     x = tf.Variable(np.ones((1, *size, 1), np.float32))
+    boxes = {}
     for layer in model.layers:
         with tf.GradientTape(persistent=True) as tape:
             out = keras.Model(model.inputs, layer.output)(x)
             positions = {(r, c): out[0, r, c, 0] for r in range(out.shape[1]) for c in range(out.shape[2])}
-        field: Field = fields[layer.name]
+        found = np.zeros((out.shape[1], out.shape[2], 4), np.int64)
         for (row, column), value in positions.items():
-            grad = tape.gradient(value, x).numpy()[0, :, :, 0]
-            rows, columns = np.nonzero(grad)
-            got = (slice(rows.min(), rows.max() + 1), slice(columns.min(), columns.max() + 1))
-            assert got == field.patch(row, column, size), (chain, layer.name, row, column)
+            rows, columns = np.nonzero(tape.gradient(value, x).numpy()[0, :, :, 0])
+            found[row, column] = rows.min(), columns.min(), rows.max() + 1, columns.max() + 1
+        boxes[layer.name] = found
         del tape
+    return boxes
+
+
+@pytest.mark.parametrize("chain", list(CHAINS))
+def test_each_positions_patch_is_the_support_of_its_gradient(chain):
+    layers, size = CHAINS[chain], (17, 15)
+    fields = receptive_fields(layers, size)
+    for name, boxes in gradient_boxes(layers, size).items():
+        field: Field = fields[name]
+        for (row, column), _ in np.ndenumerate(boxes[:, :, 0]):
+            top, left, bottom, right = boxes[row, column]
+            assert field.patch(row, column, size) == (slice(top, bottom), slice(left, right)), (
+                chain,
+                name,
+                row,
+                column,
+            )
+
+
+def test_a_peaks_input_box_is_the_support_of_its_gradient_with_strides_and_valid_padding():
+    """The box the dataset examples cut around a peak (``peak_boxes``, every position of each layer at once) is the
+    pixels that position's gradient reaches, on a model with strides and valid padding whose fields pass the edge."""
+    layers = [conv("a", 4, 3, "valid"), pool("b", 2, "AveragePooling2D"), conv("c", 3, 2, "same")]
+    size = (23, 19)
+    fields = receptive_fields([*layers, ("Flatten", {"name": "flat"})], size)
+    for name, want in gradient_boxes(layers, size).items():
+        rows, columns = np.indices(want.shape[:2])
+        np.testing.assert_array_equal(peak_boxes(fields[name], rows, columns, size), want, err_msg=name)
+    assert fields["c"].size == (19, 19) and fields["c"].jump == (12, 12)  # 4, + 1·3 (b), + 2·6 (c)
+    # c's lower positions reach into its 'same' padding past b's last row, and b sees the image only down to row 18
+    # of 23 (a's 'valid' windows and b's pooling drop the rest): the box ends there, not at the image's edge
+    assert fields["c"].box(1, 1, size) == (6, 6, 19, 19)
+    whole = np.array([[[0, 0, 23, 19]]])  # a layer that sees the whole input, or one whose field is not known
+    np.testing.assert_array_equal(peak_boxes(fields["flat"], np.zeros((1, 1)), np.zeros((1, 1)), size), whole)
+    np.testing.assert_array_equal(peak_boxes(None, np.zeros((1, 1)), np.zeros((1, 1)), size), whole)
