@@ -25,7 +25,7 @@ def run(cfg: DictConfig, root: Path) -> None:
     """``cfg`` is empty: this stage declares the whole file (``params.yaml:``), read here as it is."""
     params = read_yaml(root / PARAMS_FILE)
     check_config(params)  # every key, unknown ones included
-    if params["model"]["path"] is not None:
+    if params["model"]["path"] is not None and not params["model"]["train_runs"]:  # train@ makes a trained-here one
         model_file(root, params["model"]["path"])
     with atomic_path(paths.config_check_path(root)) as tmp:
         tmp.write_text("params.yaml passed convlens/schema.py\n", encoding="utf-8")
