@@ -68,7 +68,8 @@ class AnalysisSections:
                 cells = [[number(row[c]) for c in columns] for row in table]
                 source = self.relative(table_path)
                 caption = t("channels_caption", layer=layer, model=self.role(role), source=source)
-                section.blocks.append(Table(columns, cells, caption, folded=True))
+                headings = [self.term("column", c) for c in columns]
+                section.blocks.append(Table(headings, cells, caption, folded=True))
         return section
 
     def evaluate(self) -> Section:
@@ -86,9 +87,11 @@ class AnalysisSections:
             return section
         roles = [role for role in paths.ROLES if role in metrics]
         classes = list(dict.fromkeys(c for role in roles for c in metrics[role].get("class_accuracy", {})))
-        rows = [[t("accuracy"), *(percent(metrics[role]["accuracy"]) for role in roles)]]
-        rows += [[c, *(percent(metrics[role]["class_accuracy"][c]) for role in roles)] for c in classes]
-        accuracy = {role: percent(metrics[role]["accuracy"]) if role in metrics else "–" for role in paths.ROLES}
+        rows = [[t("accuracy"), *(percent(metrics[role]["accuracy"], t.language) for role in roles)]]
+        rows += [[c, *(percent(metrics[role]["class_accuracy"][c], t.language) for role in roles)] for c in classes]
+        accuracy = {
+            role: percent(metrics[role]["accuracy"], t.language) if role in metrics else "–" for role in paths.ROLES
+        }
         caption = t("evaluate_caption", source=self.relative(path), **accuracy)
         section.blocks.append(Table([t.columns("evaluate_columns")[0], *map(self.role, roles)], rows, caption))
         for role in roles:
@@ -137,14 +140,15 @@ class AnalysisSections:
         settings = self.params.get("dataset", {}).get("examples", {})
         for path in figures:
             role, _, stem = path.stem.partition("_")
+            model = self.role(role) if role in paths.ROLES else role
             caption = t(
                 "examples_caption",
                 layer=stem,
-                model=self.role(role) if role in paths.ROLES else role,
+                model=model,
                 k=settings.get("k", "?"),
-                by=settings.get("by", "?"),
+                by=self.term("by", settings.get("by", "?")),
             )
-            section.blocks.append(self.figure([(path, path.stem)], caption))
+            section.blocks.append(self.figure([(path, f"{stem}: {model}")], caption))
         return section
 
     def activation_max(self) -> Section:
@@ -166,16 +170,17 @@ class AnalysisSections:
         for path in figures:
             role, _, stem = path.stem.partition("_")
             layer, values = by_stem.get((role, stem), (stem, {}))
+            model = self.role(role) if role in paths.ROLES else role
             caption = t(
                 "actmax_caption",
                 layer=layer,
-                model=self.role(role) if role in paths.ROLES else role,
+                model=model,
                 ratio=number(values.get("ratio_median")),
                 dead=number(values.get("dead")),
                 below=number(values.get("below_dataset")),
                 selectivity=number(values.get("selectivity")),
             )
-            section.blocks.append(self.figure([(path, path.stem)], caption))
+            section.blocks.append(self.figure([(path, f"{layer}: {model}")], caption))
         if by_stem:
             rows = [
                 [self.role(role), layer, key, number(value)]
@@ -202,7 +207,7 @@ class AnalysisSections:
             caption = t("gradcam_caption", index=index)
             if own:
                 caption += " " + "; ".join(f"{k}: {number(v)}" for k, v in own)
-            section.blocks.append(self.figure([(path, path.stem)], caption))
+            section.blocks.append(self.figure([(path, f"{t('sample')} {index}")], caption))
         later = [(path, f"{t('sample')} {sample_key(path)[0]}") for path in figures[self.full_samples :]]
         section.blocks.extend(self.gallery(later, t("gradcam_title")))
         if numbers:

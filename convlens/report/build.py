@@ -23,7 +23,7 @@ from convlens.pipeline.files import staged_dir
 from convlens.report.analyses import AnalysisSections
 from convlens.report.assets import FULL_SAMPLES, Assets
 from convlens.report.chapter import ChapterSections
-from convlens.report.pages import Figure, Gallery, Image, Note, Section, Strings, render
+from convlens.report.pages import Figure, Gallery, Image, Note, Section, Strings, render, string_tables
 
 # What the report reads (relative to the project root, as its notes show it) and the stage that makes it. Each one a
 # stage in dvc.yaml makes must be a dep of the report stage (tests/unit/report/test_report.py checks it), so the
@@ -139,6 +139,12 @@ class Report(ChapterSections, AnalysisSections):
 
     def split(self, split: str) -> str:
         return self.t(f"split_{split}")
+
+    def term(self, kind: str, value: str) -> str:
+        """A value's word in the page's language: the key ``{kind}_{value}`` (``column_mean``, ``drawn_first``,
+        ``by_max``), or the value itself where the strings have none (a class name, a column the code adds)."""
+        key = f"{kind}_{value}"
+        return self.t(key) if key in string_tables()[self.t.language] else str(value)
 
     def layer_names(self, items: Sequence[Any]) -> list[tuple[str, str]]:
         """``(item, layer name)`` for configured layer entries (names or indices into ``model.layers``)."""

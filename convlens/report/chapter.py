@@ -17,6 +17,7 @@ from typing import Any
 
 from convlens.model.archive import Archive
 from convlens.pipeline import paths
+from convlens.render.formats import size
 from convlens.render.grids import drawn_mode
 from convlens.report.pages import Section, Table, number, percent
 from convlens.report.summary import field_text, model_summary, shape_text
@@ -94,7 +95,7 @@ class ChapterSections:
             section.blocks.append(self.missing(trained, "no layer"))
             return section
         rows = [
-            [self.role(role), *(number(values.get(c, "")) for c in columns)]
+            [self.role(role), *((size if c == "shape" else number)(values.get(c, "")) for c in columns)]
             for role in paths.ROLES
             for values in (stats[role][layer] for layer in stats[role])
         ]
@@ -105,7 +106,7 @@ class ChapterSections:
             source=self.relative(paths.weight_metrics(self.root, "*", "csv")),
             **{f"{role}_{s}": number(stats[role][first][s]) for role in paths.ROLES for s in ("mean", "std")},
         )
-        section.blocks.append(Table([t("model"), *columns], rows, caption))
+        section.blocks.append(Table([t("model"), *(self.term("column", c) for c in columns)], rows, caption))
         return section
 
     def histograms(self, stats) -> Section:
@@ -145,10 +146,12 @@ class ChapterSections:
                 "filter_caption",
                 layer=layer,
                 filters=shape.split("x")[-1],
-                shape=shape.replace("x", "×"),
+                shape=size(shape),
                 vmin=render_params.get("filter_vmin", "?"),
                 vmax=render_params.get("filter_vmax", "?"),
-                channels=drawn_mode(render_params.get("input_channels", "first"), int(shape.split("x")[2])),
+                channels=self.term(
+                    "drawn", drawn_mode(render_params.get("input_channels", "first"), int(shape.split("x")[2]))
+                ),
             )
             pictures = [
                 (paths.filters_figure(self.root, role, layer), f"{layer}: {self.role(role)}") for role in paths.ROLES
@@ -213,7 +216,10 @@ class ChapterSections:
                     shape=shape_text(self.shapes.get(name)),
                     channels=stats["trained"]["channels"],
                     **{f"{role}_mean": number(stats[role]["map_mean"]) for role in paths.ROLES},
-                    **{f"{role}_active": percent(stats[role]["map_fraction_active"]) for role in paths.ROLES},
+                    **{
+                        f"{role}_active": percent(stats[role]["map_fraction_active"], t.language)
+                        for role in paths.ROLES
+                    },
                     **{f"{role}_dead": stats[role]["dead_channels"] for role in paths.ROLES},
                 )
                 pictures = [

@@ -11,8 +11,6 @@ light however many samples it shows). Its content is a list of :class:`Section`,
 from __future__ import annotations
 
 import base64
-import math
-import numbers
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +22,7 @@ from typing import Any, ClassVar
 import yaml
 
 from convlens.errors import ConvlensError
+from convlens.render.formats import number, percent  # noqa: F401  (the sections' formatting, per language)
 from convlens.schema import LANGUAGES
 
 
@@ -111,7 +110,7 @@ class Text:
     text: str
 
 
-NUMERIC = re.compile(r"[-+]?[\d,]*\.?\d+(e[-+]?\d+)?( %)?|–")
+NUMERIC = re.compile(r"[-+]?[\d,]*\.?\d+(e[-+]?\d+)?( ?%)?|–")
 
 
 Block = Figure | Gallery | Table | Note | Text
@@ -136,30 +135,6 @@ def image(path: Path, alt: str) -> Image | None:
         return Image(data_uri(path.read_bytes()), alt)
     except FileNotFoundError:
         return None
-
-
-def number(value: Any) -> str:
-    """A statistic for a caption or a table cell: 4 significant digits, integers in full, text as it is."""
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, numbers.Integral):
-        return f"{int(value):,}"
-    if isinstance(value, numbers.Real):
-        value = float(value)
-        if math.isnan(value):
-            return "–"
-        return f"{value:,.0f}" if value.is_integer() and abs(value) >= 1e4 else f"{value:.4g}"
-    if isinstance(value, str):
-        try:
-            return number(float(value))
-        except ValueError:
-            return value
-    return "–" if value is None else str(value)
-
-
-def percent(value: float | None) -> str:
-    """A fraction as a percentage; ``None`` (no image of a class, so no accuracy) as a dash."""
-    return "–" if value is None else f"{100 * value:.1f} %"
 
 
 def flat_items(mapping: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
