@@ -32,6 +32,7 @@ from convlens.analysis.evaluate import (
     prediction_rows,
 )
 from convlens.analysis.examples import example_rows
+from convlens.analysis.receptive import peak_boxes
 from convlens.errors import ConvlensError
 from convlens.model.layers import output_layer
 from convlens.model.network import prepare
@@ -40,6 +41,7 @@ from convlens.pipeline.artifacts import load_classes, skipped
 from convlens.pipeline.config import run_stage
 from convlens.pipeline.files import staged_dir, write_csv, write_json
 from convlens.render.analyses import accuracy_title
+from convlens.report.summary import layer_fields, output_shapes
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +73,12 @@ def run(cfg: DictConfig, root: Path, role: str) -> None:
     summary["evaluate"] = evaluation(root, role, problem, labels, predicted, classes, ds.split)
     if watch is not None:  # its warning logged once, when most of the first conv layer's channels never fire
         summary["input_range"] = models.input_range(tables[watch]["max"], ds.split, len(images))
-    write_tables(root, role, tables, names, labels, classes, ds, summary)
+    fields = layer_fields(archive, bool(output_shapes(archive)))  # where each top image's peak looks
+    boxes = {
+        name: peak_boxes(fields.get(name), t["example_peak_rows"], t["example_peak_columns"], images.shape[1:3])
+        for name, t in tables.items()
+    }
+    write_tables(root, role, tables, names, labels, classes, ds, summary, boxes)
 
 
 def evaluation(
@@ -106,8 +113,10 @@ def write_tables(
     classes: list[str],
     ds: DictConfig,
     summary: dict[str, object],
+    boxes: dict[str, np.ndarray],
 ) -> None:
-    """The model's channel table and top images per layer, the folder's index and the stage's ``summary``, in
+    """The model's channel table and top images per layer (with the input ``boxes`` their peaks see, k × channels
+    × 4 per layer: ``receptive.peak_boxes``), the folder's index and the stage's ``summary``, in
     ``dataset_dir(root, role)``."""
     with staged_dir(paths.dataset_dir(root, role)) as out:
         examples = paths.examples_dir(root, role).relative_to(paths.dataset_dir(root, role))  # inside the staged one
@@ -116,7 +125,7 @@ def write_tables(
             write_csv(out / paths.dataset_table_name(role, name), channel_rows(table, classes))
             tops = (table["example_scores"], table["example_images"])
             peaks = (table["example_peak_rows"], table["example_peak_columns"], table["example_peaks"])
-            rows = example_rows(name, *tops, labels, table["example_tied"], peaks)
+            rows = example_rows(name, *tops, labels, table["example_tied"], (*peaks, boxes[name]))
             write_csv(out / examples / paths.dataset_table_name(role, name), rows)
         index = {"split": ds.split, "images": len(labels), "layers": names, "classes": classes}
         write_json(out / paths.INDEX_NAME, {**index, "examples_by": ds.examples.by})

@@ -146,18 +146,22 @@ def dropped_ties(pool: np.ndarray, kept: np.ndarray, before: np.ndarray, beyond:
     return dropped + np.where(before.min(axis=0) >> 32 == threshold, beyond, 0)
 
 
+PATCH_COLUMNS = ("patch_top", "patch_left", "patch_bottom", "patch_right")  # a top image's box, in the table
+
+
 def example_rows(
     layer: str,
     scores: np.ndarray,
     images: np.ndarray,
     labels: np.ndarray,
     tied: np.ndarray | None = None,
-    peaks: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    peaks: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> list[dict[str, object]]:
     """The CSV table: one row per channel and rank (layer, channel, rank, image, label, activation, and with
     ``tied`` (k, C), :meth:`RunningTopK.tied`, how many images of the split score the same as this one; with
-    ``peaks``, the rows, columns and values (k, C each) of each image's map's maximum: ``peak_row``,
-    ``peak_column``, ``peak``)."""
+    ``peaks``, the rows, columns and values (k, C each) of each image's map's maximum, ``peak_row``,
+    ``peak_column``, ``peak``, and the input pixels that position sees (k, C, 4: ``receptive.peak_boxes``),
+    :data:`PATCH_COLUMNS`, bottom and right one past the patch)."""
     return [
         {
             "layer": layer,
@@ -174,6 +178,7 @@ def example_rows(
                     "peak_row": int(peaks[0][r, c]),
                     "peak_column": int(peaks[1][r, c]),
                     "peak": as_number(peaks[2][r, c]),
+                    **{name: int(v) for name, v in zip(PATCH_COLUMNS, peaks[3][r, c], strict=True)},
                 }
             ),
         }

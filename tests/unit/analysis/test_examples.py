@@ -11,6 +11,7 @@ import yaml
 from convlens.analysis.dataset import stream_pass
 from convlens.analysis.examples import (
     MAX_IMAGES,
+    PATCH_COLUMNS,
     RunningTopK,
     examples_grid,
     image_scores,
@@ -168,7 +169,15 @@ def test_the_stage_writes_each_layers_examples_and_render_dataset_draws_them(pro
             with open(path, encoding="utf-8", newline="") as f:
                 rows = list(csv.DictReader(f))
             columns = ["layer", "channel", "rank", "image", "label", "activation", "tied"]
-            assert list(rows[0]) == [*columns, "peak_row", "peak_column", "peak"]
+            assert list(rows[0]) == [*columns, "peak_row", "peak_column", "peak", *PATCH_COLUMNS]
+            # the book's fields (3×3, 4×4, 8×8, 10×10; jumps 1, 2, 2, 4) around each peak, clipped to the image
+            size, jump, start = {"conv2d": (3, 1, -1), "max_pooling2d": (4, 2, -1), "conv2d_1": (8, 2, -3)}.get(
+                stem, (10, 4, -3)
+            )
+            for r in rows:
+                first = [start + int(r[axis]) * jump for axis in ("peak_row", "peak_column")]
+                want = [max(first[0], 0), max(first[1], 0), min(first[0] + size, 28), min(first[1] + size, 28)]
+                assert [int(r[c]) for c in PATCH_COLUMNS] == want, (stem, r)
             channels = 4 if stem.endswith("conv2d") or stem == "max_pooling2d" else 8
             assert len(rows) == channels * TINY_EXAMPLES
             assert [int(r["rank"]) for r in rows[:TINY_EXAMPLES]] == list(range(TINY_EXAMPLES))
