@@ -88,7 +88,11 @@ def test_a_korean_histograms_title_axes_and_legend_are_the_catalogues(drawn, tmp
     ((fig, _, _),) = drawn
     (ax,) = fig.axes
     ko = Strings.tables()["ko"]
-    assert ax.get_title() == "conv2d 가중치: 훈련된 모델과 훈련하지 않은 모델" == ko["overlay_title"].format(layer="conv2d")
+    assert (
+        ax.get_title()
+        == ko["overlay_title"].format(layer="conv2d")
+        == "conv2d 가중치: 훈련된 모델과 훈련하지 않은 모델"
+    )
     assert (ax.get_xlabel(), ax.get_ylabel()) == (ko["weight"], ko["density_own_bins"])
     assert [text.get_text() for text in ax.get_legend().get_texts()] == [ko["model_trained"], ko["model_untrained"]]
     assert ax.title.get_fontfamily() == ["NanumGothic", "DejaVu Sans"]
