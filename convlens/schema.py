@@ -351,8 +351,8 @@ MEANING: dict[str, str] = {
     "attribution.batch_size": "Images per batch of the sanity checks.",
     "attribution.deletion_steps": "The deletion curve's points: 0, 1/N, …, all of the pixels removed.",
     "attribution.seed": "Seed of SmoothGrad's noise and of the order in which tied pixels are removed.",
-    "report.language": "Language of the report's and the comparison page's headings and captions (`ko`: the "
-    "chapter's own terms).",
+    "report.language": "Language of the report's and the comparison page's headings and captions, and of every "
+    "figure's text (`ko`: the chapter's own terms, Hangul in NanumGothic from koreanize-matplotlib).",
     "film.filters": "`-S model=train`: the filters each conv layer's strip shows as columns, one row per epoch (its "
     "first N; all where it has fewer); the GIFs show every filter.",
     "film.frame_ms": "`-S model=train`: how long each frame of the film's GIFs shows, in milliseconds (20 or more: "
