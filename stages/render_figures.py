@@ -17,7 +17,14 @@ from convlens.pipeline import paths
 from convlens.pipeline.artifacts import load_classes, load_kernels, load_samples
 from convlens.pipeline.config import run_stage
 from convlens.pipeline.files import staged_dir
-from convlens.render.figures import FILTER_TILE_INCHES, histogram, mosaic_figure, sample_figure, sample_title
+from convlens.render.figures import (
+    FILTER_TILE_INCHES,
+    filter_key,
+    histogram,
+    mosaic_figure,
+    sample_figure,
+    sample_title,
+)
 from convlens.render.grids import filter_grid, resolve_input_channels
 from convlens.render.language import figure_language, words
 
@@ -39,7 +46,8 @@ def draw_kernel(out: Path, role: str, name: str, kernel: np.ndarray, r: DictConf
     scale = t("filter_scale_each") if mode == "rgb" else f"{r.filter_vmin}..{r.filter_vmax}"
     title = t("filters_title", model=model, layer=name, shape=kernel.shape, mode=mode, scale=scale)
     path = out / paths.filters_figure_name(role, name)
-    mosaic_figure(image, path, r.filter_cmap, title, FILTER_TILE_INCHES, grid, r.dpi)
+    key = filter_key(kernel.shape, mode, r.filter_vmin, r.filter_vmax)  # tile indices and the colourbar
+    mosaic_figure(image, path, r.filter_cmap, title, FILTER_TILE_INCHES, grid, r.dpi, key)
 
 
 def draw_weights(out: Path, kernels: dict[str, dict[str, np.ndarray]], r: DictConfig) -> None:

@@ -17,7 +17,7 @@ from convlens.pipeline import paths
 from convlens.pipeline.artifacts import load_classes
 from convlens.pipeline.config import run_stage
 from convlens.pipeline.files import read_json, staged_dir
-from convlens.render.figures import MAP_TILE_INCHES, mosaic_figure, sample_title, vector_figure
+from convlens.render.figures import MAP_TILE_INCHES, map_key, mosaic_figure, sample_title, vector_figure
 from convlens.render.grids import feature_map_grid
 from convlens.render.language import figure_language
 
@@ -46,7 +46,8 @@ def run(cfg: DictConfig, root: Path, item: str) -> None:
                     vector_figure(np.asarray(maps[i]), path, title, r.dpi)
                     continue
                 image, grid = feature_map_grid(np.asarray(maps[i]), r.map_columns)
-                mosaic_figure(image, path, r.map_cmap, title, MAP_TILE_INCHES, grid, r.dpi)
+                key = map_key(maps[i])  # tile indices and the colourbar
+                mosaic_figure(image, path, r.map_cmap, title, MAP_TILE_INCHES, grid, r.dpi, key)
     log.info("%d figures of %s written", 2 * len(layer["samples"]), name)
 
 

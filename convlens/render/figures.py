@@ -8,15 +8,19 @@ The analyses' figures (class heatmaps, activation maximization, Grad-CAM, datase
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib as mpl
 import numpy as np
+from matplotlib import patheffects
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.transforms import IdentityTransform
 
 from convlens.errors import ConvlensError
 from convlens.pipeline.files import atomic_path
+from convlens.render.grids import FILTER_GUTTER, filter_labels, map_gutter, tile_origins
 from convlens.render.language import words
 
 # The largest PNG a figure may become (~400 MB of RGB while drawn): a dpi or a grid beyond it is a mistake.
@@ -87,24 +91,178 @@ def overlay_edges(series: Mapping[str, np.ndarray], bins: int) -> dict[str, np.n
     return {label: np.histogram_bin_edges(values, bins=bins) for label, values in series.items()}
 
 
+TITLE_INCHES = 0.5  # the title line above a mosaic
+BAR_INCHES = 0.75  # the band under a mosaic that holds its colourbar, the bar's ticks and its label
+LABEL_SHARE = 0.2  # a tile index is at most this share of its tile high…
+LABEL_POINTS = 9  # …and at most this many points
+LABEL_MIN_PIXELS = 5  # a number less than 5 pixels high cannot be read: tiles under 25 pixels get no index
+
+
+@dataclass(frozen=True)
+class ColourBar:
+    """A mosaic's colourbar: the values its colours 0 and 1 stand for (``low``, ``high``) and its label. ``ends``
+    puts a word at each end instead of numbers (feature maps: each on its own range, so no colour is one value);
+    ``clipped``: values beyond the range are drawn in the end colours (the bar's arrows)."""
+
+    low: float
+    high: float
+    label: str
+    ends: tuple[str, str] | None = None
+    clipped: bool = False
+
+
+@dataclass(frozen=True)
+class GridKey:
+    """What a mosaic's tiles and colours mean (issue 24 §3): each tile's index in its top-left corner (``""``: none),
+    each row's label in the bottom-left corner of the row's first tile, the ``gutter`` the tiles were laid out with
+    (in the mosaic's pixels, :func:`convlens.render.grids.mosaic`) and the colourbar (``None``: none)."""
+
+    labels: Sequence[str] = ()
+    row_labels: Sequence[str] = ()
+    gutter: int = 1
+    bar: ColourBar | None = None
+
+
+def filter_key(kernel_shape: tuple[int, ...], input_channels: str, vmin: float, vmax: float) -> GridKey:
+    """A filter grid's key: each tile's filter index (under ``all``: the filter indices along the top row, each
+    row's input channel on its first tile) and the fixed ``vmin``..``vmax`` as a colourbar whose arrows say that
+    weights beyond it are drawn in its end colours. Colour filters (``rgb``, each min–max scaled to its own range
+    in its own colours) get no colourbar: no one colour scale holds for them."""
+    t = words()
+    labels, rows = filter_labels(kernel_shape, input_channels)
+    bar = None if input_channels == "rgb" else ColourBar(vmin, vmax, t("filter_colorbar"), clipped=True)
+    return GridKey(labels, [t("filter_row", channel=c) for c in rows], FILTER_GUTTER, bar)
+
+
+def map_key(maps: np.ndarray) -> GridKey:
+    """A feature-map grid's key (maps H × W × C): each tile's channel index, and a colourbar that says what the
+    colours are: each map from its own minimum to its own maximum, as the book's ``imshow`` calls draw them (a
+    constant map: all the low colour), with the range of all the maps in its label."""
+    t = words()
+    values = np.asarray(maps, np.float64)
+    finite = values[np.isfinite(values)]
+    low, high = (f"{finite.min():.3g}", f"{finite.max():.3g}") if finite.size else (t("none"), t("none"))
+    bar = ColourBar(0.0, 1.0, t("map_colorbar", low=low, high=high), ends=(t("map_min"), t("map_max")))
+    return GridKey([str(c) for c in range(values.shape[-1])], (), map_gutter(values.shape[0]), bar)
+
+
+def mosaic_scale(image: np.ndarray, tile_inches: float, grid: tuple[int, int], dpi: int) -> int:
+    """How many PNG pixels square each of a mosaic's pixels becomes: its columns of tiles ``tile_inches`` wide."""
+    return max(1, round(grid[1] * tile_inches * dpi / image.shape[1]))  # grid: rows × columns of tiles
+
+
 def mosaic_figure(
-    image: np.ndarray, path: Path, cmap: str, title: str, tile_inches: float, grid: tuple[int, int], dpi: int
+    image: np.ndarray,
+    path: Path,
+    cmap: str,
+    title: str,
+    tile_inches: float,
+    grid: tuple[int, int],
+    dpi: int,
+    key: GridKey | None = None,
 ) -> None:
-    """A mosaic (values in [0, 1], NaN gutters white) as a PNG under a title line, sized by its grid.
+    """A mosaic (values in [0, 1], NaN gutters white) as a PNG under a title line, sized by its grid; with a
+    ``key``, each tile's index on it and a colourbar in a band under it.
 
     The mosaic is coloured at its own size and each of its pixels becomes a square block of pixels
-    (what ``imshow(interpolation="nearest")`` shows), so only the title goes through matplotlib. A colour
-    mosaic (H, W, 3) keeps its own colours.
+    (what ``imshow(interpolation="nearest")`` shows). The title, the indices and the colourbar are drawn by
+    matplotlib on a transparent layer (:func:`mosaic_layer`) laid over those pixels, so the key moves no tile:
+    the mosaic starts at the same pixel and keeps its size with or without one, and the figure keeps its width.
+    A colour mosaic (H, W, 3) keeps its own colours.
     """
-    scale = max(1, round(grid[1] * tile_inches * dpi / image.shape[1]))  # grid: rows × columns of tiles
-    check_figure_size(image.shape[0] * scale, image.shape[1] * scale, dpi)
+    scale = mosaic_scale(image, tile_inches, grid, dpi)
+    top, band = _bands(key, dpi)
+    body = (image.shape[0] * scale, image.shape[1] * scale)
+    check_figure_size(top + body[0] + band, body[1], dpi)
     if image.ndim == 3:  # a colour mosaic (H, W, 3): its own colours, ``cmap`` unused
         colours = rgb_bytes(image)
     else:
         colours = mpl.colormaps[cmap].with_extremes(bad="white")(image, bytes=True)[..., :3]
-    body = np.repeat(np.repeat(colours, scale, axis=0), scale, axis=1)
-    pixels = np.concatenate([_title_strip(title, body.shape[1], round(0.5 * dpi), dpi), body])
+    pixels = np.full((top + body[0] + band, body[1], 3), 255, np.uint8)
+    pixels[top : top + body[0]] = np.repeat(np.repeat(colours, scale, axis=0), scale, axis=1)
+    layer = mosaic_layer(title, image.shape, grid, scale, cmap, dpi, key)
+    layer.canvas.draw()
+    _lay_over(pixels, np.asarray(layer.canvas.buffer_rgba()))
     _save_pixels(pixels, path)
+
+
+def mosaic_layer(
+    title: str,
+    shape: tuple[int, ...],
+    grid: tuple[int, int],
+    scale: int,
+    cmap: str,
+    dpi: int,
+    key: GridKey | None = None,
+) -> Figure:
+    """What :func:`mosaic_figure` draws over a mosaic of ``shape`` (each pixel ``scale`` × ``scale``), as a
+    transparent figure of the PNG's size at ``dpi``: the title centred in the top band; each label of ``key``
+    white with a dark outline (legible on any colour) in its tile's corner, sized to the tile (a fifth of it, at
+    most :data:`LABEL_POINTS`; none where that is under :data:`LABEL_MIN_PIXELS`); the colourbar in the bottom
+    band, centred, at most 4 inches wide."""
+    top, band = _bands(key, dpi)
+    height, width = top + shape[0] * scale + band, shape[1] * scale
+    fig = new_figure((width / dpi, height / dpi))
+    fig.set_dpi(dpi)
+    fig.patch.set_alpha(0.0)
+    fig.text(0.5, 1 - top / 2 / height, title, ha="center", va="center", fontsize=11)
+    if key is None:
+        return fig
+    (h, w), origins = tile_origins(shape, grid, key.gutter)
+    size = min(LABEL_SHARE * min(h, w) * scale, LABEL_POINTS * dpi / 72)  # pixels
+    if size >= LABEL_MIN_PIXELS:
+        inset, outline = (
+            max(1.0, size / 4),
+            [patheffects.withStroke(linewidth=max(1.0, size / 5) * 72 / dpi, foreground="black")],
+        )
+        style = {
+            "fontsize": size * 72 / dpi,
+            "color": "white",
+            "path_effects": outline,
+            "transform": IdentityTransform(),
+        }
+        for (row, column), label in zip(origins, key.labels, strict=False):
+            if label:
+                x, y = column * scale + inset, height - top - row * scale - inset
+                fig.text(x, y, label, ha="left", va="top", **style)
+        for (row, column), label in zip(origins[:: grid[1]], key.row_labels, strict=False):
+            x, y = column * scale + inset, height - top - (row + h) * scale + inset
+            fig.text(x, y, label, ha="left", va="bottom", **style)
+    if key.bar is not None:
+        _colour_bar(fig, key.bar, cmap, (width, height), band, dpi)
+    return fig
+
+
+def _bands(key: GridKey | None, dpi: int) -> tuple[int, int]:
+    """The pixels above a mosaic (its title) and under it (the colourbar's band, if the key has a colourbar)."""
+    return round(TITLE_INCHES * dpi), round(BAR_INCHES * dpi) if key is not None and key.bar is not None else 0
+
+
+def _colour_bar(fig: Figure, bar: ColourBar, cmap: str, size: tuple[int, int], band: int, dpi: int) -> None:
+    """A horizontal colourbar of ``cmap`` from ``bar.low`` to ``bar.high`` in the bottom ``band`` pixels of a
+    figure of ``size`` (width, height) pixels: 0.14 inch high, its ticks and its label under it."""
+    width, height = size
+    length = min(4.0 * dpi, 0.8 * width)
+    bottom = band - 0.24 * dpi
+    axes = fig.add_axes(((width - length) / 2 / width, bottom / height, length / width, 0.14 * dpi / height))
+    shown = mpl.cm.ScalarMappable(mpl.colors.Normalize(bar.low, bar.high), mpl.colormaps[cmap])
+    colourbar = fig.colorbar(shown, cax=axes, orientation="horizontal", extend="both" if bar.clipped else "neither")
+    if bar.ends is not None:
+        colourbar.set_ticks([bar.low, bar.high], labels=list(bar.ends))
+    else:  # the range's ends among the ticks: the value range, read off the bar
+        colourbar.set_ticks(np.linspace(bar.low, bar.high, 5))
+    colourbar.ax.tick_params(labelsize=7)
+    colourbar.set_label(bar.label, fontsize=8)
+
+
+def _lay_over(pixels: np.ndarray, layer: np.ndarray) -> None:
+    """Blend an RGBA ``layer`` (straight alpha, as Agg draws) over RGB ``pixels`` of its size, in place; only the
+    pixels it covers change."""
+    covered = layer[..., 3] > 0
+    drawn = layer[covered].astype(np.uint16)
+    alpha = drawn[:, 3:]
+    blended = (drawn[:, :3] * alpha + pixels[covered] * (255 - alpha) + 127) // 255
+    pixels[covered] = blended.astype(np.uint8)
 
 
 def rgb_bytes(image: np.ndarray) -> np.ndarray:
@@ -119,15 +277,6 @@ def show_image(ax, image: np.ndarray, cmap: str, **kwargs) -> None:
         ax.imshow(image, **kwargs)
     else:
         ax.imshow(image, cmap=cmap, **kwargs)
-
-
-def _title_strip(title: str, width: int, height: int, dpi: int) -> np.ndarray:
-    """A white strip of ``width`` × ``height`` pixels with ``title`` centred in it, as RGB."""
-    fig = new_figure((width / dpi, height / dpi))
-    fig.text(0.5, 0.5, title, ha="center", va="center", fontsize=11)
-    fig.set_dpi(dpi)
-    fig.canvas.draw()
-    return np.asarray(fig.canvas.buffer_rgba())[..., :3]
 
 
 def _save_pixels(pixels: np.ndarray, path: Path) -> None:

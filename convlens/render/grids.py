@@ -102,6 +102,9 @@ def mosaic(tiles: np.ndarray, shape: tuple[int, int], gutter: int = 1) -> np.nda
     return image
 
 
+FILTER_GUTTER = 1  # the gutter between filter tiles, in the kernel's pixels
+
+
 def filter_grid(
     kernel: np.ndarray, input_channels: str, columns: int | None, vmin: float, vmax: float
 ) -> tuple[np.ndarray, tuple[int, int]]:
@@ -110,11 +113,39 @@ def filter_grid(
     tiles, fixed_columns = filter_tiles(kernel, input_channels)
     grid = grid_shape(len(tiles), fixed_columns or columns)
     scaled = normalize_tiles(tiles) if tiles.ndim == 4 else normalize_tiles(tiles, vmin, vmax)
-    return mosaic(scaled, grid, gutter=1), grid
+    return mosaic(scaled, grid, gutter=FILTER_GUTTER), grid
 
 
 def feature_map_grid(maps: np.ndarray, columns: int | None) -> tuple[np.ndarray, tuple[int, int]]:
     """One sample's feature maps (H, W, C) as one mosaic, each map scaled to its own range."""
     tiles = np.moveaxis(maps, -1, 0)
     grid = grid_shape(len(tiles), columns)
-    return mosaic(normalize_tiles(tiles), grid, gutter=max(1, tiles.shape[1] // 14)), grid
+    return mosaic(normalize_tiles(tiles), grid, gutter=map_gutter(tiles.shape[1])), grid
+
+
+def map_gutter(height: int) -> int:
+    """The gutter between feature maps ``height`` pixels high: one pixel per 14 (the book's 14 × 14 and 28 × 28
+    maps: 1 and 2), at least one."""
+    return max(1, height // 14)
+
+
+def tile_origins(shape: tuple[int, ...], grid: tuple[int, int], gutter: int) -> tuple[tuple[int, int], np.ndarray]:
+    """Where :func:`mosaic` put its tiles: the tile size (h, w) and each cell's top-left pixel (row, column), row
+    major, in a mosaic of ``shape`` laid out as ``grid`` with ``gutter`` pixels between tiles."""
+    rows, cols = grid
+    h, w = (shape[0] + gutter) // rows - gutter, (shape[1] + gutter) // cols - gutter
+    if h < 1 or w < 1 or rows * (h + gutter) - gutter != shape[0] or cols * (w + gutter) - gutter != shape[1]:
+        raise ConvlensError(f"a mosaic of {shape[:2]} is not a {rows}×{cols} grid with {gutter}-pixel gutters")
+    r, c = np.divmod(np.arange(rows * cols), cols)
+    return (h, w), np.stack([r * (h + gutter), c * (w + gutter)], axis=1)
+
+
+def filter_labels(kernel_shape: tuple[int, ...], input_channels: str) -> tuple[list[str], list[int]]:
+    """The corner labels of a kernel's filter tiles (:func:`filter_tiles`' order, its resolved ``input_channels``
+    mode): each tile its filter's index; under ``all`` (one row per input channel, one column per filter) only the
+    top row carries the filter indices, and the rows' input channels are returned as the second list (else empty)."""
+    filters = kernel_shape[-1]
+    if input_channels != "all":
+        return [str(i) for i in range(filters)], []
+    rows = kernel_shape[2]
+    return [str(i) for i in range(filters)] + [""] * (filters * (rows - 1)), list(range(rows))

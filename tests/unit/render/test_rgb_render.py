@@ -197,7 +197,9 @@ def test_render_figures_draws_a_colour_models_first_kernel_in_colour_under_auto(
     )
     (tmp_path / "auto").mkdir()
     draw_kernel(tmp_path / "auto", "trained", "conv2d", red_kernel(8), r)
-    body = pixels(tmp_path / "auto" / "trained_conv2d_filters.png")[30:]
+    drawn = pixels(tmp_path / "auto" / "trained_conv2d_filters.png")
+    assert drawn.shape[0] == 30 + 42  # title, one row of 3 × 14-pixel tiles: no colourbar (no one scale in colour)
+    body = drawn[30 + 21 :]  # the tiles' lower halves: below the index in each tile's top-left corner
     tiles = body[~np.all(body == 255, axis=-1)]
     assert len(tiles) > 0 and (tiles[:, 1:] == 0).all()  # red tiles, no viridis
     gray = np.random.default_rng(3).uniform(-0.6, 0.6, (3, 3, 1, 8))
