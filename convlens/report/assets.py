@@ -63,7 +63,9 @@ class Assets:
         that links to the full-size figure. Inline, a thumbnail is the small copy alone."""
         if not self.folder:
             data = source.read_bytes() if isinstance(source, Path) else source
-            return Image(data_uri(thumbnail(data) if small else data), alt)
+            if small:
+                return Image(data_uri(thumbnail(data)), alt)
+            return Image(data_uri(data, "image/gif" if name.endswith(".gif") else "image/png"), alt)  # a film plays
         name = safe_name(name)
         full = f"{self.prefix}{FIGURES}/{name}"
         self.files[full] = (source, False)

@@ -24,6 +24,7 @@ from convlens.report.analyses import AnalysisSections
 from convlens.report.assets import FULL_SAMPLES, Assets
 from convlens.report.chapter import ChapterSections
 from convlens.report.pages import Figure, Gallery, Image, Note, Section, Strings, render, string_tables
+from convlens.report.training import TrainingSections
 
 # What the report reads (relative to the project root, as its notes show it) and the stage that makes it. Each one a
 # stage in dvc.yaml makes must be a dep of the report stage (tests/unit/report/test_report.py checks it), so the
@@ -54,6 +55,7 @@ READS = {
         (paths.activation_max_figures_dir(HERE), "activation_max"),
         (paths.gradcam_metrics(HERE), "gradcam"),
         (paths.gradcam_figures_dir(HERE), "gradcam"),
+        (paths.film_dir(HERE), "render_film@trained"),  # -S model=train only: the film, its record film.json
     ]
 }
 
@@ -65,6 +67,7 @@ SECTIONS = (
     "filters",
     "samples",
     "feature-maps",
+    "training",
     "dataset",
     "analyses",
     "evaluate",
@@ -75,7 +78,7 @@ SECTIONS = (
 )
 
 
-class Report(ChapterSections, AnalysisSections):
+class Report(ChapterSections, TrainingSections, AnalysisSections):
     """Builds the report's sections for the project at ``root`` from its outputs and ``params`` (``params.yaml``);
     its images go to ``assets`` (by default inline, as ``data:`` URIs)."""
 
@@ -168,6 +171,7 @@ class Report(ChapterSections, AnalysisSections):
             self.filters(stats),
             self.samples(index),
             self.feature_maps(index),
+            self.training(),
             self.dataset(),
             Section("analyses", t("analyses_title")),
             self.evaluate(),
