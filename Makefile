@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install run test test-all test-fast lint browser params plots bench mutate clean
+.PHONY: install run test test-all test-fast lint browser screenshots params plots bench mutate clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -48,6 +48,11 @@ browser:
 	  else \
 	    echo "browser: no chromium on PATH and no root apt-get to install it; the report's browser test will skip"; \
 	  fi; }
+
+# docs/report-en.png and docs/report-ko.png: the top of the report in each language (1280×1600, headless Chromium), from
+# this checkout's real run where it has one (outputs/ after `dvc repro` or `dvc pull`), else from the tiny test run.
+screenshots: install browser  ## regenerate the report's screenshots in docs/ (tests/e2e/test_report_browser.py)
+	CONVLENS_SCREENSHOTS=$(abspath docs) $(PY) -m pytest -q tests/e2e/test_report_browser.py -k screenshots
 
 params: install     ## recompose params.yaml after editing conf/ by hand (dvc repro does not)
 	$(PY) -m convlens params

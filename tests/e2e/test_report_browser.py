@@ -8,6 +8,7 @@ resources came from anywhere but the page into ``#image-check``; ``--dump-dom`` 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -16,7 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from convlens.pipeline import paths
+from convlens.pipeline.config import PARAMS_FILE, read_yaml
+from convlens.render.language import font_file
 from convlens.report.build import SECTIONS, report_page, write_report
+from tests.support.helpers import PROJECT
 from tests.support.report_pages import ANALYSES, Page, assert_offline, comparison_page, write_analyses
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -32,9 +37,24 @@ pytestmark = [
 OFFLINE = ("--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>", "--host-resolver-rules=MAP * ~NOTFOUND")
 
 
-def open_in_chromium(page: Path, profile: Path) -> dict[str, int | str]:
-    """The page's DOM after load, and what its check script wrote: images loaded, images, external resources."""
-    done = subprocess.run(
+def with_hangul(folder: Path) -> dict[str, str]:
+    """Chromium's environment with a Hangul font: the system's fonts plus the NanumGothic that koreanize-matplotlib
+    ships (the Korean figures' font), as a Korean reader's machine has one. Without it a bare system draws Hangul
+    as boxes, and neither the Korean page's table widths nor its screenshot would be the reader's."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "fonts.conf"
+    config.write_text(
+        '<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n<fontconfig>\n'
+        '<include ignore_missing="yes">/etc/fonts/fonts.conf</include>\n'
+        f"<dir>{font_file('ko').parent}</dir>\n<cachedir>{folder / 'cache'}</cachedir>\n</fontconfig>\n",
+        encoding="utf-8",
+    )
+    return {**os.environ, "FONTCONFIG_FILE": str(config)}
+
+
+def chromium(page: Path, profile: Path, *args: str, window: tuple[int, int] = (1280, 900)):
+    """Headless Chromium on ``page``, offline, in a ``window`` (the issue's reader had 1280 px, issue 24 §5)."""
+    return subprocess.run(
         [
             CHROMIUM,
             "--headless",
@@ -46,16 +66,22 @@ def open_in_chromium(page: Path, profile: Path) -> dict[str, int | str]:
             "--disable-component-update",
             f"--user-data-dir={profile}",
             *OFFLINE,
-            "--window-size=1280,900",  # the window the issue's reader had (issue 24 §5)
-            "--virtual-time-budget=10000",  # run the page's timers and load handlers before dumping
-            "--dump-dom",
+            f"--window-size={window[0]},{window[1]}",
+            "--virtual-time-budget=10000",  # run the page's timers and load handlers first
+            *args,
             page.as_uri(),
         ],
         capture_output=True,
         text=True,
         encoding="utf-8",
         timeout=120,
+        env=with_hangul(profile.parent / "fonts"),
     )
+
+
+def open_in_chromium(page: Path, profile: Path) -> dict[str, int | str]:
+    """The page's DOM after load, and what its check script wrote: images loaded, images, external resources."""
+    done = chromium(page, profile, "--dump-dom")
     assert done.returncode == 0, done.stderr[-2000:]
     check = re.search(r'<p id="image-check"[^>]*>', done.stdout)
     assert check, f"no #image-check in the DOM Chromium dumped:\n{done.stdout[:2000]}\n{done.stderr[-2000:]}"
@@ -82,24 +108,82 @@ def test_the_report_of_a_tiny_run_opens_offline_with_every_image(reproduced_repo
         assert f"images shown: {shown['total']} of {shown['total']}" in shown["dom"]
 
 
-def test_the_report_with_every_analysis_opens_offline(reproduced_repo, tmp_path):
-    """The tiny run's outputs plus fabricated analyses (issue 12's contract), in Korean."""
+@pytest.mark.parametrize(
+    ("language", "not_run", "images_shown"),
+    [("en", "not run yet", "images shown: {n} of {n}"), ("ko", "아직 실행되지 않음", "표시된 이미지: {n}개 중 {n}개")],
+    ids=["en", "ko"],
+)
+def test_the_report_with_every_analysis_opens_offline(reproduced_repo, tmp_path, language, not_run, images_shown):
+    """The tiny run's outputs plus fabricated analyses (issue 12's contract), in each language: every table within
+    the page's column at 1280 px (issue 24 §5: wide ones scroll inside their box)."""
     root = tmp_path / "run"
     shutil.copytree(reproduced_repo["template"] / "project" / "outputs", root / "outputs")
     params = yaml.safe_load((reproduced_repo["template"] / "project" / "params.yaml").read_text(encoding="utf-8"))
     write_analyses(root, params)
-    write_report(root, params, "ko", tmp_path / "report")
+    write_report(root, params, language, tmp_path / "report")
     page = tmp_path / "report" / "index.html"
     html = page.read_text(encoding="utf-8")
+    assert f'<html lang="{language}">' in html
     assert_offline(html, page.parent)
     shown = open_in_chromium(page, tmp_path / "profile")
     assert shown["loaded"] == shown["total"] == len(Page(html).images) >= 19 + 9
-    assert shown["external"] == 0 and shown["overflowing"] == 0  # the Korean page's tables too
+    assert shown["external"] == 0 and shown["overflowing"] == 0  # the tables of either language's page
     dom = Page(shown["dom"])
     assert dom.sections == list(SECTIONS)
-    assert not [n for n in dom.notes if "아직 실행되지 않음" in n]  # every section has its content
+    assert not [n for n in dom.notes if not_run in n]  # every section has its content
     assert all(dom.section_notes(shown["dom"], s).count("<img") for s in ANALYSES)
-    assert f"표시된 이미지: {shown['total']}개 중 {shown['total']}개" in shown["dom"]
+    assert images_shown.format(n=shown["total"]) in shown["dom"]
+
+
+SCREENSHOT = (1280, 1600)  # the top of the page, as docs/report.md shows it
+SCREENSHOT_BYTES = 400_000  # each PNG committed under docs/ stays below this
+
+
+def screenshot(page: Path, profile: Path, out: Path) -> Path:
+    """The top of ``page`` (one window of ``SCREENSHOT``) as a PNG at ``out``, reduced to a 256-colour palette when
+    that keeps it under ``SCREENSHOT_BYTES``; text and figures stay sharp, the file small enough to commit."""
+    from PIL import Image as PILImage
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    raw = out.with_name(f".{out.name}")
+    done = chromium(page, profile, "--hide-scrollbars", f"--screenshot={raw}", window=SCREENSHOT)
+    assert done.returncode == 0 and raw.is_file(), done.stderr[-2000:]
+    with PILImage.open(raw) as shot:
+        shot.convert("RGB").quantize(256, method=PILImage.Quantize.MEDIANCUT).save(out, optimize=True)
+    raw.unlink()
+    return out
+
+
+def real_run() -> bool:
+    """Whether this checkout holds the real run's outputs (`dvc repro` or `dvc pull` made them): its model, metrics
+    and figures; the screenshots are of that report then, else of the tiny run's."""
+    needs = (paths.model_path(PROJECT, "trained"), paths.evaluate_metrics(PROJECT), paths.weight_figures_dir(PROJECT))
+    return all(p.exists() for p in needs) and any(paths.weight_figures_dir(PROJECT).glob("*.png"))
+
+
+def test_screenshots_of_the_top_of_the_page_in_each_language(request, tmp_path):
+    """The top of the report in English and Korean, as docs/report.md shows them: ``CONVLENS_SCREENSHOTS=docs``
+    (`make screenshots`) writes ``report-en.png`` and ``report-ko.png`` there, from this checkout's real run where
+    it has one; without it they go to a temp folder, checked all the same."""
+    folder = Path(os.environ.get("CONVLENS_SCREENSHOTS") or tmp_path / "screenshots")
+    if real_run():
+        root, params = PROJECT, read_yaml(PROJECT / PARAMS_FILE)
+    else:  # the tiny run's, made only when it is needed
+        root = request.getfixturevalue("reproduced_repo")["template"] / "project"
+        params = read_yaml(root / PARAMS_FILE)
+    from PIL import Image as PILImage
+
+    for language in ("en", "ko"):
+        write_report(root, params, language, tmp_path / language)
+        page = tmp_path / language / "index.html"
+        shown = open_in_chromium(page, tmp_path / "profile")
+        assert shown["loaded"] == shown["total"] and shown["overflowing"] == 0
+        out = screenshot(page, tmp_path / "profile", folder / f"report-{language}.png")
+        with PILImage.open(out) as shot:
+            assert shot.size == SCREENSHOT
+            colours = shot.convert("RGB").getcolors(1 << 16)
+        assert colours is None or len(colours) > 16  # text and figures, not a blank window
+        assert out.stat().st_size < SCREENSHOT_BYTES, out.stat().st_size
 
 
 def test_the_comparison_page_opens_offline(tmp_path):
