@@ -30,11 +30,19 @@ _DVC_STAGES = yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))
 # The stage modules in dvc.yaml's order (one valid order of its graph; check_config, which only checks
 # params.yaml, left out): what `dvc repro` runs, in process. FOREACH: the `foreach` stages' lists, a literal one (the
 # models) or None for the layers of `feature_maps.each`.
-PIPELINE = [importlib.import_module(f"stages.{name}") for name in _DVC_STAGES if name != "check_config"]
+# TRAINING: the stages that exist only with -S model=train (`foreach: ${model.train_runs}`, empty otherwise), left out
+# of PIPELINE (tests/stages/test_train.py runs them).
+TRAIN_RUNS = "${model.train_runs}"
+TRAINING = [importlib.import_module(f"stages.{n}") for n, s in _DVC_STAGES.items() if s.get("foreach") == TRAIN_RUNS]
+PIPELINE = [
+    importlib.import_module(f"stages.{name}")
+    for name, stage in _DVC_STAGES.items()
+    if name != "check_config" and stage.get("foreach") != TRAIN_RUNS
+]
 FOREACH = {
     importlib.import_module(f"stages.{name}"): stage["foreach"] if isinstance(stage["foreach"], list) else None
     for name, stage in _DVC_STAGES.items()
-    if "foreach" in stage
+    if "foreach" in stage and stage["foreach"] != TRAIN_RUNS
 }
 
 
