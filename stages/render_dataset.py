@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from convlens.analysis.dataset import selectivity
 from convlens.analysis.evaluate import accuracy, confusion_from_rows
-from convlens.analysis.examples import cut_ties, examples_grid, tie_note, tile_captions
+from convlens.analysis.examples import PATCH_COLUMNS, cut_ties, examples_grid, patch_note, tie_note, tile_captions
 from convlens.pipeline import paths
 from convlens.pipeline.artifacts import load_classes
 from convlens.pipeline.config import run_stage
@@ -26,7 +26,7 @@ from convlens.render.analyses import accuracy_title, class_heatmaps, confusion_f
 from convlens.render.language import figure_language, words
 
 log = logging.getLogger(__name__)
-EXAMPLE_COLUMNS = ["channel", "rank", "image", "label", "tied", "activation"]  # of the dataset examples' tables
+EXAMPLE_COLUMNS = ["channel", "rank", "image", "label", "tied", "activation", "peak", *PATCH_COLUMNS]  # its tables
 
 
 def draw_class_heatmaps(out: Path, root: Path, r: DictConfig) -> None:
@@ -46,25 +46,30 @@ def draw_class_heatmaps(out: Path, root: Path, r: DictConfig) -> None:
 
 def draw_examples(out: Path, root: Path, r: DictConfig) -> None:
     """Per dataset layer and model: each channel's top images of the split as one tile, captioned with the
-    channel and its images' most frequent class, or with the size of the tie its last place falls in."""
+    channel and its images' most frequent class, or with the size of the tie its last place falls in, and its top
+    image's peak activation. The tile shows the patch each image's peak sees (the table's box, from
+    ``dataset@<model>``'s receptive fields), enlarged, and the top image whole beside them, its patch outlined;
+    where the patch is the whole image, the images."""
     dataset = read_json(paths.dataset_index(root))
     images = np.load(paths.images(root, dataset["split"]), mmap_mode="r")
     for name in dataset["layers"]:
         for role in paths.ROLES:
             table = read_csv_columns(paths.examples_table(root, role, name), EXAMPLE_COLUMNS)
             shape = (int(table[:, 0].max()) + 1, int(table[:, 1].max()) + 1)  # channel by channel, rank by rank
-            image, label, tied, score = (column.reshape(shape) for column in table[:, 2:].T)
+            image, label, tied, score, peak = (column.reshape(shape) for column in table[:, 2:7].T)
+            boxes = table[:, 7:].astype(np.int64).reshape(*shape, 4)
             pictures = np.asarray(images[image.ravel().astype(np.int64)], np.float64)
             pictures = pictures.reshape(*shape, *images.shape[1:]) / 255.0
             ties = cut_ties(score, tied)
-            captions = tile_captions(label.astype(np.int64), ties, dataset["classes"])
+            captions = tile_captions(label.astype(np.int64), ties, dataset["classes"], peak)
+            grid = examples_grid(pictures, boxes=boxes)
             t, split = words(), words().term("split", dataset["split"])
             title = t(
                 "examples_title", model=t.term("model", role), layer=name, k=shape[1], images=dataset["images"],
                 split=split, by=dataset["examples_by"],
-            ) + tie_note(ties)  # fmt: skip
+            ) + patch_note(grid.patch) + tie_note(ties)  # fmt: skip
             path = out / paths.examples_figure_name(role, name)
-            examples_figure(examples_grid(pictures), captions, path, r.sample_cmap, title, r.dpi)
+            examples_figure(grid, captions, path, r.sample_cmap, title, r.dpi)
 
 
 def draw_confusions(out: Path, root: Path, r: DictConfig) -> None:

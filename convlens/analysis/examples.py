@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from convlens.analysis.stats import as_number
 from convlens.errors import ConvlensError
 from convlens.render.grids import grid_shape, mosaic
+from convlens.render.language import words
 from convlens.schema import EXAMPLE_MODES
 
 
@@ -190,26 +191,72 @@ def example_rows(
 @dataclass(frozen=True)
 class ExamplesGrid:
     """A layer's dataset examples as one mosaic image, its grid of tiles (rows × columns), one tile's size in
-    pixels (height, width; its caption band included), the caption band's height and the gutter between tiles."""
+    pixels (height, width; its caption band included), the caption band's height and the gutter between tiles.
+    Where the tiles show patches: the ``patch`` cell's size in input pixels (rows, columns; ``None``: whole
+    images) and per channel the box to outline on its top image (``outlines``: channels × (top, left, bottom,
+    right) in the mosaic's pixels, bottom and right one past)."""
 
     image: np.ndarray
     grid: tuple[int, int]
     tile: tuple[int, int]
     band: int
     gutter: int
+    patch: tuple[int, int] | None = None
+    outlines: np.ndarray = field(default_factory=lambda: np.empty((0, 4), np.int64))
 
 
-def examples_grid(pictures: np.ndarray, columns: int | None = None) -> ExamplesGrid:
+def patch_cells(pictures: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Each picture's patch (``boxes`` (…, 4): top, left, bottom, right) in a cell of the largest box's size (the
+    layer's field, clipped to the image): a patch the image's edge cut short lies against the cell's side where
+    the image goes on, the rest of the cell blank (NaN), as the field reaches past the image there."""
+    lead = boxes.ndim - 1  # the pictures' leading axes, the boxes' (e.g. channels, k)
+    h, w = pictures.shape[lead : lead + 2]
+    extent = boxes[..., 2:] - boxes[..., :2]
+    size = (int(extent[..., 0].max()), int(extent[..., 1].max()))
+    flat, shapes = pictures.reshape(-1, *pictures.shape[lead:]), boxes.reshape(-1, 4)
+    cells = np.full((len(flat), *size, *flat.shape[3:]), np.nan)
+    for i, (top, left, bottom, right) in enumerate(shapes):
+        down = size[0] - (bottom - top) if top == 0 and bottom < h else 0  # cut at the top: against the cell's foot
+        across = size[1] - (right - left) if left == 0 and right < w else 0
+        cells[i, down : down + bottom - top, across : across + right - left] = flat[i, top:bottom, left:right]
+    return cells.reshape(*boxes.shape[:-1], *cells.shape[1:])
+
+
+def examples_grid(pictures: np.ndarray, columns: int | None = None, boxes: np.ndarray | None = None) -> ExamplesGrid:
     """``pictures`` (channels, k, h, w) in [0, 1] as one mosaic: per channel a tile holding its k images (a
     near-square sub-mosaic, best first, row by row) above a blank band for its caption, tiles a wider gutter apart
-    (NaN, drawn white). Colour pictures (channels, k, h, w, 3) make a colour mosaic (…, 3)."""
-    channels, k, h = pictures.shape[:3]
+    (NaN, drawn white). Colour pictures (channels, k, h, w, 3) make a colour mosaic (…, 3).
+
+    With ``boxes`` (channels, k, 4: each image's patch around its peak, ``receptive.peak_boxes``) the tile holds
+    the k patches instead (:func:`patch_cells`), each enlarged by a whole factor to about the image's size, and
+    beside them the top image whole, small, its patch to be outlined (``outlines``). Where every box is the whole
+    image (a layer whose field covers the input), the patch is the image: the tile is the k images, as without."""
+    channels, k, h, w = pictures.shape[:4]
     inner = grid_shape(k, math.ceil(math.sqrt(k)))
     band, gutter = max(4, h // 3), max(2, h // 4)
-    blocks = [mosaic(p, inner, gutter=1) for p in pictures]
-    tiles = np.stack([np.vstack([b, np.full((band, *b.shape[1:]), np.nan)]) for b in blocks])
+    if boxes is None or np.array_equal(np.unique(boxes.reshape(-1, 4), axis=0), [[0, 0, h, w]]):
+        blocks = [mosaic(p, inner, gutter=1) for p in pictures]
+        tiles = np.stack([np.vstack([b, np.full((band, *b.shape[1:]), np.nan)]) for b in blocks])
+        grid = grid_shape(channels, columns)
+        return ExamplesGrid(mosaic(tiles, grid, gutter), grid, tiles.shape[1:3], band, gutter)
+    cells = patch_cells(pictures, boxes)
+    size = cells.shape[2:4]
+    scale = max(1, min(h // size[0], w // size[1]))  # a patch about as large as a whole image
+    enlarged = cells.repeat(scale, axis=2).repeat(scale, axis=3)
+    blocks = [mosaic(p, inner, gutter=1) for p in enlarged]
+    height, width, gap = max(blocks[0].shape[0], h), blocks[0].shape[1], max(2, h // 6)
+    band = max(band, (width + gap + w) // 10)  # the caption's band grows with the wider tile
+    tiles = np.full((channels, height + band, width + gap + w, *pictures.shape[4:]), np.nan)
+    for c, block in enumerate(blocks):
+        tiles[c, : block.shape[0], :width] = block
+        tiles[c, :h, width + gap :] = pictures[c, 0]
     grid = grid_shape(channels, columns)
-    return ExamplesGrid(mosaic(tiles, grid, gutter), grid, tiles.shape[1:3], band, gutter)
+    step = (tiles.shape[1] + gutter, tiles.shape[2] + gutter)
+    places = [divmod(c, grid[1]) for c in range(channels)]  # each channel's tile: row, column
+    origins = np.array([(r * step[0], col * step[1] + width + gap) for r, col in places], np.int64)
+    outlines = boxes[:, 0] + np.tile(origins, 2)
+    tile = (tiles.shape[1], tiles.shape[2])
+    return ExamplesGrid(mosaic(tiles, grid, gutter), grid, tile, band, gutter, (int(size[0]), int(size[1])), outlines)
 
 
 def cut_tie(scores: Sequence[float], tied: Sequence[int]) -> int:
@@ -220,16 +267,23 @@ def cut_tie(scores: Sequence[float], tied: Sequence[int]) -> int:
     return int(tied[-1]) if tied[-1] > shown else 0
 
 
-def majority_caption(channel: int, labels: Sequence[int], classes: Sequence[str], tie: int = 0) -> str:
+def majority_caption(
+    channel: int, labels: Sequence[int], classes: Sequence[str], tie: int = 0, peak: float | None = None
+) -> str:
     """A tile's caption: its channel index and its images' most frequent class, with how many of the k; or, when
     the cut falls inside a tie of ``tie`` images (:func:`cut_tie`), ``18: 44 tied`` and no class: the images shown
-    are the first of the tie by index, so their majority says nothing about the channel."""
+    are the first of the tie by index, so their majority says nothing about the channel. With ``peak``, the top
+    image's peak activation after it (``3: Sandal 2/9 · 1.85``). The words: ``render/strings.yaml``'s
+    ``examples_*``."""
+    t = words()
     if tie:
-        return f"{channel}: {tie} tied"
-    counts = np.bincount(np.asarray(labels, np.int64), minlength=len(classes))
-    top = int(counts.argmax())  # the lowest class index among equally frequent ones
-    name = classes[top] if top < len(classes) else str(top)
-    return f"{channel}: {name} {counts[top]}/{len(labels)}"
+        caption = t("examples_tied", channel=channel, tie=tie)
+    else:
+        counts = np.bincount(np.asarray(labels, np.int64), minlength=len(classes))
+        top = int(counts.argmax())  # the lowest class index among equally frequent ones
+        name = classes[top] if top < len(classes) else str(top)
+        caption = t("examples_majority", channel=channel, name=name, count=counts[top], k=len(labels))
+    return caption if peak is None else t("examples_peak", caption=caption, peak=f"{peak:.3g}")
 
 
 def cut_ties(scores: np.ndarray, tied: np.ndarray) -> np.ndarray:
@@ -237,14 +291,29 @@ def cut_ties(scores: np.ndarray, tied: np.ndarray) -> np.ndarray:
     return np.array([cut_tie(s.tolist(), t.tolist()) for s, t in zip(scores, tied, strict=True)], np.int64)
 
 
-def tile_captions(labels: np.ndarray, ties: np.ndarray, classes: Sequence[str]) -> list[str]:
-    """One caption per channel (:func:`majority_caption`): its images' labels (channels, k) and its
-    :func:`cut_ties`."""
-    return [majority_caption(c, labels[c], classes, int(ties[c])) for c in range(len(labels))]
+def tile_captions(
+    labels: np.ndarray, ties: np.ndarray, classes: Sequence[str], peaks: np.ndarray | None = None
+) -> list[str]:
+    """One caption per channel (:func:`majority_caption`): its images' labels (channels, k), its :func:`cut_ties`
+    and, with ``peaks`` (channels, k), its top image's peak activation."""
+    return [
+        majority_caption(c, labels[c], classes, int(ties[c]), None if peaks is None else float(peaks[c, 0]))
+        for c in range(len(labels))
+    ]
 
 
 def tie_note(ties: np.ndarray) -> str:
     """What a figure's title adds when some tile's cut falls inside a tie (:func:`cut_ties`), else nothing."""
     if not np.any(ties):
         return ""
-    return "\n'n tied': n images share the last place; those shown are the first by index, so no class is given"
+    return "\n" + words()("examples_tie_note")
+
+
+def patch_note(patch: tuple[int, int] | None) -> str:
+    """What a figure's title adds to say what its tiles show: the ``patch`` (rows, columns; ``ExamplesGrid.patch``)
+    around each image's peak and the outlined top image, or, where the patch is the whole image (``None``), only
+    what the caption's number is."""
+    t = words()
+    if patch is None:
+        return "\n" + t("examples_peak_note")
+    return "\n" + t("examples_patch_note", size=f"{patch[0]}×{patch[1]}")

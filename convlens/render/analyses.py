@@ -250,10 +250,13 @@ EXAMPLE_TILE_INCHES = 1.3  # one channel's tile of dataset examples (3 × 3 imag
 def examples_figure(grid, captions: Sequence[str], path: Path, cmap: str, title: str, dpi: int) -> None:
     """Dataset examples (an ``examples.ExamplesGrid``) drawn as one image in one axes, each tile's caption written
     in the blank band under its images: one image and a text per tile, not one axes per tile. A colour grid
-    (its image (H, W, 3)) is drawn in its own colours, ``cmap`` unused."""
+    (its image (H, W, 3)) is drawn in its own colours, ``cmap`` unused. The grid's ``outlines`` (top, left, bottom,
+    right in its pixels; the patch each channel's top image shows) are drawn as red rectangles; a tile wider than
+    tall (patches beside an image) is drawn as tall as a square one, wider."""
     cols = grid.grid[1]
     height, width = grid.image.shape[:2]
-    body = (cols * EXAMPLE_TILE_INCHES, cols * EXAMPLE_TILE_INCHES * height / width)
+    inches_per_tile = EXAMPLE_TILE_INCHES * max(1.0, grid.tile[1] / grid.tile[0])
+    body = (cols * inches_per_tile, cols * inches_per_tile * height / width)
     inches = (body[0], body[1] + 0.5 + 0.2 * title.count("\n"))  # + the title's lines
     check_figure_size(round(inches[1] * dpi), round(inches[0] * dpi), dpi)
     fig = new_figure(inches)
@@ -264,7 +267,11 @@ def examples_figure(grid, captions: Sequence[str], path: Path, cmap: str, title:
         colours = mpl.colormaps[cmap].with_extremes(bad="white")
         ax.imshow(grid.image, cmap=colours, vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
-    points = grid.band * body[0] * 72 / width * 0.7  # the band's height in points, less a margin
+    pixel = body[0] * 72 / width  # one pixel of the mosaic, in points
+    for top, left, bottom, right in getattr(grid, "outlines", ()):
+        corner = (left - 0.5, top - 0.5)  # imshow centres pixel (r, c) on (c, r)
+        ax.add_patch(Rectangle(corner, right - left, bottom - top, fill=False, edgecolor="tab:red", linewidth=pixel))
+    points = grid.band * pixel * 0.7  # the band's height in points, less a margin
     for i, caption in enumerate(captions):
         r, c = divmod(i, cols)
         x = c * (grid.tile[1] + grid.gutter) + grid.tile[1] / 2

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from convlens.analysis.examples import (
+    PATCH_COLUMNS,
     RunningTopK,
     cut_tie,
     cut_ties,
@@ -115,12 +116,14 @@ def test_the_examples_figure_says_tied_on_the_tile_and_in_its_title(tmp_path, dr
     for role in paths.ROLES:
         paths.examples_dir(root, role).mkdir(parents=True)
     write_json(paths.dataset_index(root), index)
-    rows = [(0, r, r, 1, 0.0, 44) for r in range(3)] + [(1, r, r, r % 2, 9.0 - r, 1) for r in range(3)]
-    columns = ("channel", "rank", "image", "label", "activation", "tied")
+    rows = [(0, r, r, 1, 0.0, 44, 0.0) for r in range(3)] + [(1, r, r, r % 2, 9.0 - r, 1, 9.5 - r) for r in range(3)]
+    rows = [(*r, 0, 0, 8, 8) for r in rows]  # each patch the whole image: the images are drawn, no outline
+    columns = ("channel", "rank", "image", "label", "activation", "tied", "peak", *PATCH_COLUMNS)
     for role in paths.ROLES:
         write_csv(paths.examples_table(root, role, "conv2d"), [dict(zip(columns, r, strict=True)) for r in rows])
     draw_examples(tmp_path / "out", root, type("R", (), {"sample_cmap": "gray_r", "dpi": 20})())
     for fig in drawn:
         (ax,) = fig.axes
-        assert [t.get_text() for t in ax.texts] == ["0: 44 tied", "1: a 2/3"]
+        assert [t.get_text() for t in ax.texts] == ["0: 44 tied · 0", "1: a 2/3 · 9.5"]
         assert "'n tied': n images share the last place" in fig.texts[0].get_text()
+        assert "the number: the top image's peak activation" in fig.texts[0].get_text() and not ax.patches
