@@ -24,6 +24,7 @@ from convlens.pipeline.files import read_json, staged_dir, write_json
 from convlens.render import film
 from convlens.render.figures import FILTER_TILE_INCHES, MAP_TILE_INCHES, sample_title
 from convlens.render.grids import resolve_input_channels
+from convlens.render.language import figure_language
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def run(cfg: DictConfig, root: Path, item: str) -> None:
     history = read_history(root)
     labels = film.snapshot_labels(history["val_accuracy"], text)
     layers = list(history["kernel_std"])
-    with staged_dir(paths.film_dir(root)) as out:
+    with figure_language(cfg.report.language), staged_dir(paths.film_dir(root)) as out:
         drawn = {layer: draw_layer(out, root, layer, labels, cfg, text) for layer in layers}
         maps = draw_maps(out, root, layers[0], labels, cfg, text) if layers else None
         film.learning_curves_figure(history, out / paths.LEARNING_CURVES_NAME, text, cfg.render.dpi)

@@ -27,6 +27,7 @@ from convlens.errors import ConvlensError
 from convlens.pipeline.files import atomic_path
 from convlens.render.figures import check_figure_size, new_figure, save_figure
 from convlens.render.grids import filter_tiles, grid_shape, mosaic, normalize_tiles
+from convlens.render.language import Strings
 
 # The book model's kernel std per conv layer (chapter 8-3's first printout) and that of the untrained model
 # (untrained.seed=42, the book notebook's numbers), as the default run (model=book) wrote them to the metrics
@@ -37,35 +38,14 @@ BOOK_KERNEL_STD: dict[str, dict[str, object]] = {
     "conv2d_1": {"shape": (3, 3, 32, 64), "trained": 0.13839592, "untrained": 0.047982484},
 }
 
-# The figures' words, in one place (LANG's figure catalogue takes them over: report the keys there).
-TEXT = {
-    "en": {
-        "epoch": "epoch {epoch}",
-        "epoch_untrained": "epoch 0 (untrained)",
-        "epoch_accuracy": "epoch {epoch} · val accuracy {accuracy}",
-        "filters_title": "{layer}: filters {first}–{last} at every epoch (one colour scale ±{vmax:.3g} for all)",
-        "filters_frame": "{layer} filters · {when}",
-        "maps_frame": "{layer} feature maps of {sample} · {when}",
-        "maps_scale": "each map on its own range over all epochs",
-        "filter": "filter",
-        "weight": "weight",
-        "loss": "loss",
-        "accuracy": "accuracy",
-        "train": "train",
-        "validation": "validation",
-        "best_epoch": "best epoch {epoch} (kept)",
-        "curves_title": "{epochs} epochs: {reason}",
-        "std_title": "kernel std per epoch against the book's model",
-        "std": "kernel std",
-        "book_trained": "{layer}: book's trained {value:.4f}",
-        "book_untrained": "{layer}: untrained baseline {value:.4f}",
-    }
-}
+PREFIX = "film_"  # the film's words in the figures' catalogue (convlens/render/strings.yaml): film_epoch, …
 
 
 def film_text(language: str) -> dict[str, str]:
-    """The figures' words in ``language`` (``report.language``); English until a language has its own."""
-    return TEXT.get(language, TEXT["en"])
+    """The film's words in ``language`` (``report.language``), from the figures' catalogue, without their prefix:
+    ``{"epoch": "epoch {epoch}", …}``. The stage draws inside ``figure_language`` for the language's font."""
+    table = Strings(language).tables()[language]
+    return {key.removeprefix(PREFIX): text for key, text in table.items() if key.startswith(PREFIX)}
 
 
 def snapshot_labels(val_accuracy: Sequence[float], text: Mapping[str, str]) -> list[str]:

@@ -186,3 +186,14 @@ def test_without_training_here_the_section_is_one_note(filmed, params):
     shown = Page(html).section_notes(html, "training")
     assert "not run yet" in shown and "dvc exp run -S model=train" in shown and "render_film@trained" in shown
     assert "<img" not in shown
+
+
+@pytest.mark.filterwarnings("error:Glyph .* missing from font:UserWarning")
+def test_the_korean_film_has_every_glyph(tmp_path):
+    """report.language=ko: the film's words from the figures' catalogue, drawn in the Korean font."""
+    write_training(tmp_path, epochs=1)
+    cfg = film_config()
+    cfg.report.language = "ko"
+    render_film.run(cfg, tmp_path, "trained")
+    with Image.open(paths.film_dir(tmp_path) / "conv2d_filters.gif") as film:
+        assert film.n_frames == 2
