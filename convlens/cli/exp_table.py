@@ -23,7 +23,8 @@ DEFAULT_METRICS = (
     "untrained.conv2d.map_mean",
 )
 # Pinned by the choice of `model` or `data` (their config groups: `model.path` and `data.name` say which), or
-# derived while conf/ is composed (`model.source`, `data.source`, `feature_maps.each`): they only widen the table.
+# derived while conf/ is composed (`model.source`, `data.source`, `feature_maps.each`), or set by the model preset
+# (`model.train_runs`, `model.film`: `model.name` says whether it was trained here): they only widen the table.
 # A name hides the keys under it too (`data.files` hides `data.files.archive.sha256`).
 DEFAULT_HIDDEN = (
     "model.file",
@@ -31,6 +32,8 @@ DEFAULT_HIDDEN = (
     "model.sha256",
     "model.source",
     "model.conv_layers",
+    "model.train_runs",
+    "model.film",
     "data.format",
     "data.subdir",
     "data.urls",
