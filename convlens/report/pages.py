@@ -15,40 +15,26 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
 import yaml
 
-from convlens.errors import ConvlensError
+from convlens.render import language
 from convlens.render.formats import number, percent  # noqa: F401  (the sections' formatting, per language)
-from convlens.schema import LANGUAGES
 
 
-@cache
 def string_tables() -> dict[str, dict[str, str]]:
     """``strings.yaml``: ``{language: {key: text}}``, read from the installed package."""
-    text = resources.files("convlens.report").joinpath("templates", "strings.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    return Strings.tables()
 
 
-@dataclass(frozen=True)
-class Strings:
-    """The words of one language: ``t("key", name=value)`` is the text with its ``{name}`` placeholders filled."""
+class Strings(language.Strings):
+    """The page's words of one language: ``t("key", name=value)`` is the text with its ``{name}`` placeholders
+    filled; loaded as the figures' words are (:mod:`convlens.render.language`), from the page's own catalogue."""
 
-    language: str
-
-    def __post_init__(self) -> None:
-        if self.language not in string_tables():
-            raise ConvlensError(f"no strings for language {self.language!r}; choose one of {', '.join(LANGUAGES)}")
-
-    def __call__(self, key: str, **values: Any) -> str:
-        return string_tables()[self.language][key].format(**values)
-
-    def columns(self, key: str, **values: Any) -> list[str]:
-        """A table's header, written in the strings table as one comma-separated line."""
-        return [c.strip() for c in self(key, **values).split(",")]
+    package: ClassVar[str] = "convlens.report"
+    resource: ClassVar[str] = "templates/strings.yaml"
 
 
 @dataclass(frozen=True)
