@@ -29,9 +29,13 @@ def test_labels_say_the_epoch_and_the_val_accuracy_and_epoch_0_is_the_untrained_
 
 def test_the_colour_scale_is_symmetric_over_every_snapshot():
     snaps = kernels(3)
-    vmin, vmax = film.kernel_range(snaps)
+    vmin, vmax = film.kernel_range(snaps, 100)
     assert vmax == pytest.approx(np.abs(snaps).max()) and vmin == -vmax
     assert vmax == pytest.approx(4 * np.abs(snaps[0]).max())  # the last snapshot's, 4× the first's
+    outlier = snaps.copy()
+    outlier[-1, 0, 0, 0, 0] = 50.0  # one far-out weight does not flatten the film: it is clipped
+    scale = film.kernel_range(outlier)[1]
+    assert scale == pytest.approx(np.percentile(np.abs(outlier), 99)) and scale < 1
     assert film.kernel_range(np.zeros((2, 3, 3, 1, 2))) == (-1.0, 1.0)
     with_nan = snaps.copy()
     with_nan[0, 0, 0, 0, 0] = np.nan
@@ -40,7 +44,7 @@ def test_the_colour_scale_is_symmetric_over_every_snapshot():
 
 def test_frames_are_not_rescaled_so_a_filter_that_grows_is_seen_to_grow():
     snaps = kernels(1)  # snapshot 1 = 2 × snapshot 0
-    vmin, vmax = film.kernel_range(snaps)
+    vmin, vmax = film.kernel_range(snaps, 100)
     frames, grid = film.kernel_frames(snaps, "first", 4, vmin, vmax)
     assert grid == (1, 4) and len(frames) == 2
     first, last = (np.nan_to_num(f - 0.5) for f in frames)  # 0.5: weight 0
@@ -50,7 +54,7 @@ def test_frames_are_not_rescaled_so_a_filter_that_grows_is_seen_to_grow():
 
 def test_the_strip_has_a_row_per_snapshot_and_the_chosen_filters_as_columns():
     snaps = kernels(2, filters=6)
-    vmin, vmax = film.kernel_range(snaps)
+    vmin, vmax = film.kernel_range(snaps, 100)
     image, grid = film.strip_image(snaps, "first", 4, vmin, vmax)
     assert grid == (3, 4)
     assert image.shape == (3 * 4 - 1, 4 * 4 - 1)  # 3×3 tiles, 1-pixel gutters

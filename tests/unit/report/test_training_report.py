@@ -103,7 +103,7 @@ def test_the_stage_draws_every_layers_film_with_one_frame_per_snapshot(filmed):
     assert record["maps"]["sample"] == "train image 0: Ankle boot"
     assert record["layers"]["conv2d"]["mode"] == "first"
     kernels = np.load(paths.train_snapshots_dir(root) / paths.snapshot_kernels_name("conv2d"))
-    assert record["layers"]["conv2d"]["scale"] == pytest.approx(float(np.abs(kernels).max()))
+    assert record["layers"]["conv2d"]["scale"] == pytest.approx(float(np.percentile(np.abs(kernels), 99)))
     with Image.open(folder / "conv2d_filters_strip.png") as strip:
         assert strip.height > strip.width / 4  # 4 rows (snapshots) of 4 filters
 
