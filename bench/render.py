@@ -16,7 +16,7 @@ from convlens.data.idx import read_idx
 from convlens.model.archive import Archive
 from convlens.model.forward import load_network
 from convlens.model.inputs import model_inputs
-from convlens.render.figures import mosaic_figure
+from convlens.render.figures import map_key, mosaic_figure
 from convlens.render.grids import feature_map_grid
 
 DPI = 100  # the notebook's savefig default (rcParams figure.dpi), passed to both sides
@@ -30,9 +30,9 @@ def conv2d_1_maps(mirror: Path) -> np.ndarray:
 
 
 def project_grid(maps: np.ndarray, path: Path) -> None:
-    """What render_maps draws: one mosaic, one ``imshow``."""
+    """What render_maps draws: one mosaic, its tile indices and its colourbar on one matplotlib layer over it."""
     image, grid = feature_map_grid(maps, None)
-    mosaic_figure(image, path, "viridis", "trained conv2d_1 (14, 14, 64)", 1.5, grid, DPI)
+    mosaic_figure(image, path, "viridis", "trained conv2d_1 (14, 14, 64)", 1.5, grid, DPI, map_key(maps))
 
 
 def notebook_grid(maps: np.ndarray, path: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import matplotlib as mpl
 import numpy as np
 import pytest
+from matplotlib.colors import to_hex
 from PIL import Image
 
 from convlens.errors import ConvlensError
@@ -16,6 +17,7 @@ from convlens.render.figures import (
     MAP_TILE_INCHES,
     TITLE_INCHES,
     filter_key,
+    index_marks,
     map_key,
     mosaic_figure,
     mosaic_layer,
@@ -46,16 +48,25 @@ def book_grids():
 BOOK = list(book_grids())
 
 
+def index_collections(fig):
+    """The tile indices' outline and glyph collections of a layer (``mosaic_layer``)."""
+    found = {artist.get_gid(): artist for artist in fig.artists}
+    return found.get("tile-index-outline"), found.get("tile-index")
+
+
 def label_boxes(fig) -> list[tuple[int, int, int, int]]:
-    """Each text's pixel box (top, bottom, left, right) in the PNG (rows down from the top), one pixel of margin."""
-    renderer = fig.canvas.get_renderer()
+    """Each index's pixel box (top, bottom, left, right) in the PNG (rows down from the top), its outline and a
+    pixel of anti-aliasing included."""
+    outline, _ = index_collections(fig)
+    if outline is None:
+        return []
     height = round(fig.get_size_inches()[1] * fig.dpi)
+    margin = outline.get_linewidth()[0] * fig.dpi / 72 / 2 + 1
     boxes = []
-    for text in fig.texts:
-        box = text.get_window_extent(renderer)
-        boxes.append(
-            (int(height - box.y1) - 1, int(np.ceil(height - box.y0)) + 1, int(box.x0) - 1, int(np.ceil(box.x1)) + 1)
-        )
+    for path in outline.get_paths():
+        box = path.get_extents()
+        top, bottom = height - box.y1 - margin, height - box.y0 + margin
+        boxes.append((int(top), int(np.ceil(bottom)), int(box.x0 - margin), int(np.ceil(box.x1 + margin))))
     return boxes
 
 
@@ -81,18 +92,23 @@ def test_filter_labels_are_the_filter_indices_and_under_all_the_top_row_and_each
 def test_each_tile_of_the_books_grids_carries_its_index_in_its_top_left_corner(name, image, grid, inches, key):
     dpi = 100
     scale = mosaic_scale(image, inches, grid, dpi)
-    fig = mosaic_layer("t", image.shape, grid, scale, "viridis", dpi, key)
-    title, *labels = fig.texts
-    assert title.get_text() == "t" and [t.get_text() for t in labels] == [str(i) for i in range(grid[0] * grid[1])]
+    marks = index_marks(image.shape, grid, scale, key, dpi)
+    assert [m.text for m in marks] == [str(i) for i in range(grid[0] * grid[1])] and {m.anchor for m in marks} == {
+        "top"
+    }
     (h, w), origins = tile_origins(image.shape, grid, key.gutter)
+    assert {m.size for m in marks} == {min(0.2 * min(h, w) * scale, 9 * dpi / 72)}  # a fifth of the tile, ≤ 9 pt
+    fig = mosaic_layer("t", image.shape, grid, scale, "viridis", dpi, key)
+    assert [t.get_text() for t in fig.texts] == ["t"]
+    outline, glyphs = index_collections(fig)
+    assert len(outline.get_paths()) == len(glyphs.get_paths()) == len(marks)
     top = round(TITLE_INCHES * dpi)
-    for (row, column), box in zip(origins, label_boxes(fig)[1:], strict=True):
+    for (row, column), box in zip(origins, label_boxes(fig), strict=True):
         tile_top, tile_left = top + row * scale, column * scale  # the tile's pixels in the PNG
         assert tile_top <= box[0] and box[1] <= tile_top + h * scale // 2  # in the tile's upper half…
         assert tile_left <= box[2] and box[3] <= tile_left + w * scale // 2  # …and its left half
-    for text in labels:  # white with a dark outline: legible on the darkest and the lightest colour
-        assert text.get_color() == "white" and text.get_path_effects()[0]._gc["foreground"] == "black"
-        assert text.get_fontsize() == pytest.approx(min(0.2 * min(h, w) * scale, 9 * dpi / 72) * 72 / dpi)
+    # white glyphs over a black outline: legible on the darkest and the lightest colour
+    assert to_hex(glyphs.get_facecolor()[0]) == "#ffffff" and to_hex(outline.get_edgecolor()[0]) == "#000000"
 
 
 def test_the_filter_grid_has_a_colourbar_of_the_fixed_range_with_arrows_for_the_clipped_weights():
@@ -139,7 +155,7 @@ def test_the_key_moves_no_tile_of_the_books_grids(tmp_path, name, image, grid, i
     assert keyed.shape == (plain.shape[0] + round(BAR_INCHES * dpi), plain.shape[1], 3)
     layer = mosaic_layer("t", image.shape, grid, scale, "viridis", dpi, key)
     under_labels = np.zeros(plain.shape[:2], bool)
-    for r0, r1, c0, c1 in label_boxes(layer)[1:]:
+    for r0, r1, c0, c1 in label_boxes(layer):
         under_labels[max(r0, 0) : r1, max(c0, 0) : c1] = True
     body = slice(top, plain.shape[0])
     same = np.all(keyed[body] == plain[body], axis=-1)
@@ -161,10 +177,10 @@ def test_the_all_mode_labels_its_columns_filters_and_its_rows_input_channels():
     image, grid = filter_grid(kernel, "all", 16, -0.5, 0.5)
     key = filter_key(kernel.shape, "all", -0.5, 0.5)
     assert grid == (2, 3) and list(key.row_labels) == ["in 0", "in 1"]
-    fig = mosaic_layer("t", image.shape, grid, 30, "viridis", 100, key)
-    texts = [(t.get_text(), t.get_va()) for t in fig.texts[1:]]
+    marks = index_marks(image.shape, grid, 30, key, 100)
+    texts = [(m.text, m.anchor) for m in marks]
     assert texts == [("0", "top"), ("1", "top"), ("2", "top"), ("in 0", "bottom"), ("in 1", "bottom")]
-    boxes = label_boxes(fig)[1:]
+    boxes = label_boxes(mosaic_layer("t", image.shape, grid, 30, "viridis", 100, key))
     (h, _), origins = tile_origins(image.shape, grid, 1)
     for (r, c), box in zip(origins[::3], boxes[3:], strict=True):  # each row's first tile, its bottom-left corner
         assert c == 0 and box[1] <= 50 + (r + h) * 30 and box[0] >= 50 + (r + h // 2) * 30
@@ -176,11 +192,15 @@ def test_colour_filters_get_their_indices_and_no_colourbar():
     key = filter_key(kernel.shape, "rgb", -0.5, 0.5)
     assert key.bar is None and list(key.labels) == ["0", "1", "2", "3"]
     fig = mosaic_layer("t", image.shape, grid, 30, "viridis", 100, key)
-    assert not fig.axes and [t.get_text() for t in fig.texts] == ["t", "0", "1", "2", "3"]
+    assert not fig.axes and [m.text for m in index_marks(image.shape, grid, 30, key, 100)] == ["0", "1", "2", "3"]
+    assert len(index_collections(fig)[1].get_paths()) == 4
 
 
 def test_tiles_too_small_for_a_legible_number_get_none_but_keep_their_colourbar():
     _, image, grid, inches, key = BOOK[0]
-    dpi = 20  # a 3 × 3 filter of 18 pixels: a number 3.6 pixels high
-    fig = mosaic_layer("t", image.shape, grid, mosaic_scale(image, inches, grid, dpi), "viridis", dpi, key)
-    assert [t.get_text() for t in fig.texts] == ["t"] and len(fig.axes) == 1
+    dpi = 30  # a 3 × 3 filter of 27 pixels: a number of 5.4 pixels (its em), its digits 4
+    scale = mosaic_scale(image, inches, grid, dpi)
+    assert index_marks(image.shape, grid, scale, key, dpi) == []
+    fig = mosaic_layer("t", image.shape, grid, scale, "viridis", dpi, key)
+    assert index_collections(fig) == (None, None) and len(fig.axes) == 1
+    assert len(index_marks(image.shape, grid, mosaic_scale(image, inches, grid, 60), key, 60)) == 32  # 42-px tiles
