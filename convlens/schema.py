@@ -216,6 +216,10 @@ MEANING: dict[str, str] = {
     "download) for the book, `model.path` itself for yours, so replacing it in place reruns the pipeline.",
     "model.conv_layers": "The preset model's conv layers, so `feature_maps.layers=null` is filled in before the "
     "download (`fetch_model` checks them); `null` for your own model, whose file is read while `conf/` is composed.",
+    "model.train_runs": "Not a setting of yours: `[trained]` in `conf/model/train.yaml` (DVC's `foreach` makes the "
+    "`train@trained` stage of it), `[]` in every other model preset (no training stage).",
+    "model.film": "The film of the filters the report depends on: `outputs/figures/film` with `-S model=train`, else "
+    "`outputs/checked_config.txt` (a file it depends on anyway).",
     "data.name": "The data's name in the log: `fashion_mnist`, `mnist`, `cifar10`, `cifar100`, `npz`, `folder`, or "
     "that of your own `conf/data/<name>.yaml`.",
     "data.format": "How the data is read: `idx` (four IDX files), `npz` (`keras.datasets` layout: x_train, y_train, "
@@ -240,10 +244,6 @@ MEANING: dict[str, str] = {
     "data.test_fraction": "The share of a folder's images held out as the test split when it has no `train/` and "
     "`test/` folders.",
     "data.seed": "Seed of the order of a folder's images (shuffled, as Keras does) and of its train/test split.",
-    "model.train_runs": "Not a setting of yours: `[trained]` in `conf/model/train.yaml` (DVC's `foreach` makes the "
-    "`train@trained` stage of it), `[]` in every other model preset (no training stage).",
-    "model.film": "The film of the filters the report depends on: `outputs/figures/film` with `-S model=train`, else "
-    "`outputs/checked_config.txt` (a file it depends on anyway).",
     "untrained.seed": "Seed of the untrained model (the trained model's architecture freshly initialised, the book's "
     "baseline); 42, the book notebook's, reproduces the book's untrained numbers.",
     "train.epochs": "`-S model=train`: the most epochs of training (the book's 20); early stopping usually ends "

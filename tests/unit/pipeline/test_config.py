@@ -228,7 +228,7 @@ def test_bad_overrides_are_one_clear_line(project, override):
 def test_config_errors_from_the_command_line(project, tiny_assets):
     assert error_line(cli(project, "fetch_model", "model=foo"), "fetch_model") == (
         "fetch_model: error: bad config override: In 'config': Could not find 'model/foo'. "
-        "Available options in 'model': book, local"
+        "Available options in 'model': book, local, train"
     )
     assert error_line(cli(project, "params", "foo=1"), "params") == (
         "params: error: bad config override: Could not override 'foo'. It is not a key of conf/; "
