@@ -204,3 +204,58 @@ def test_tiles_too_small_for_a_legible_number_get_none_but_keep_their_colourbar(
     fig = mosaic_layer("t", image.shape, grid, scale, "viridis", dpi, key)
     assert index_collections(fig) == (None, None) and len(fig.axes) == 1
     assert len(index_marks(image.shape, grid, mosaic_scale(image, inches, grid, 60), key, 60)) == 32  # 42-px tiles
+
+
+def tile_runs(line: np.ndarray) -> list[tuple[int, int]]:
+    """The (start, length) of each run of non-white pixels along one line of RGB pixels: the tiles it crosses."""
+    coloured = np.concatenate([[False], ~np.all(line == 255, axis=-1), [False]])
+    edges = np.flatnonzero(np.diff(coloured.astype(np.int8)))
+    return [(int(a), int(b - a)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def test_the_books_grid_figures_from_the_stages_keep_the_books_layout_tile_for_tile(tmp_path):
+    """The book's filter figures (trained and untrained conv2d, 2×16) and feature-map figures (conv2d 4×8, conv2d_1
+    8×8), drawn by the stages with the book's render settings: along a line through the tiles' middles, the PNG
+    crosses exactly the book's columns and rows of tiles, each where the layout puts it."""
+    from omegaconf import OmegaConf
+
+    from convlens.pipeline import paths
+    from convlens.pipeline.files import write_json
+    from stages import render_maps
+    from stages.render_figures import draw_kernel
+
+    book = OmegaConf.load("conf/render/book.yaml")
+    figures = {}
+    for role in paths.ROLES:
+        draw_kernel(tmp_path, role, "conv2d", RNG.normal(0, 0.2, (3, 3, 1, 32)), book)
+        figures[f"{role} filters"] = (tmp_path / paths.filters_figure_name(role, "conv2d"), (2, 16), 3, 1)
+    root = tmp_path / "project"
+    write_json(paths.classes(root), [f"class {i}" for i in range(10)])
+    cfg = OmegaConf.create({"render": book, "report": {"language": "en"}})
+    for layer, (size, channels) in {"conv2d": (28, 32), "conv2d_1": (14, 64)}.items():
+        write_json(paths.map_layer(root, layer), {"name": layer, "split": "train", "samples": [0], "labels": [9]})
+        for role in paths.ROLES:
+            np.save(paths.maps(root, layer, role), RNG.gamma(1.0, 0.3, (1, size, size, channels)))
+        render_maps.run(cfg, root, layer)
+        grid = (4, 8) if channels == 32 else (8, 8)
+        for role in paths.ROLES:
+            figures[f"{role} {layer} maps"] = (paths.map_figure(root, layer, role, 0), grid, size, map_gutter(size))
+    assert len(figures) == 6
+    top = round(TITLE_INCHES * book.dpi)
+    for name, (path, (rows, columns), tile, gutter) in figures.items():
+        drawn = pixels(path)
+        scale = round(
+            columns
+            * (FILTER_TILE_INCHES if tile == 3 else MAP_TILE_INCHES)
+            * book.dpi
+            / (columns * (tile + gutter) - gutter)
+        )
+        pitch, middle = (tile + gutter) * scale, tile * scale // 2
+        across = tile_runs(drawn[top + middle])  # through the first row of tiles
+        down = tile_runs(drawn[top : top + rows * pitch, middle])  # through the first column
+        assert across == [(c * pitch, tile * scale) for c in range(columns)], name
+        assert down == [(r * pitch, tile * scale) for r in range(rows)], name
+        assert drawn.shape[:2] == (
+            top + rows * pitch - gutter * scale + round(BAR_INCHES * book.dpi),
+            columns * pitch - gutter * scale,
+        ), name
