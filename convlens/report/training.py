@@ -5,7 +5,7 @@ trained and untrained values.
 
 It reads only ``render_film@trained``'s folder (``outputs/figures/film``, whose ``film.json`` carries what it needs
 of ``history.json``), the one output of training the report depends on (``${model.film}`` in ``dvc.yaml``). With
-any other model it is one note saying how to train here; a film left from an earlier run is not shown then.
+any other model it is one sentence saying how to train here; a film left from an earlier run is not shown then.
 
 ``TrainingSections`` is mixed into ``report.Report`` (``root``, ``t``, ``params``, ``relative``, ``image``).
 """
@@ -32,10 +32,12 @@ class TrainingSections:
         t, folder = self.t, paths.film_dir(self.root)
         section = Section("training", t("training_title"), t("training_intro"))
         record_path = folder / paths.FILM_NAME
-        if not self.trained_here() or not record_path.is_file():
-            command = "dvc repro" if self.trained_here() else "dvc exp run -S model=train"
+        if not self.trained_here():  # the book's or your model: a sentence on how to train here, no warning
+            section.blocks.append(Text(t("training_off", command="dvc exp run -S model=train")))
+            return section
+        if not record_path.is_file():
             what = self.relative(record_path)
-            section.blocks.append(Note(t("not_run_yet", what=what, command=command, stage=STAGE)))
+            section.blocks.append(Note(t("not_run_yet", what=what, command="dvc repro", stage=STAGE)))
             return section
         record = read_json_file(record_path)
         section.blocks.append(Text(self.stopped(record)))
