@@ -69,6 +69,7 @@ def test_an_unknown_run_is_one_error_line(train_project):
     assert "unknown training run 'other'" in error_line(cli(train_project, "train", "other"), "train@other")
 
 
+@pytest.mark.slow  # six training processes (TensorFlow starts in each)
 @pytest.mark.parametrize("at", ["save:1", "save:3", "replace:1"])
 def test_a_killed_training_leaves_nothing_half_written_and_the_next_run_starts_clean(train_project, at):
     killed = cli(train_project, "train", "trained", env=kill_shim_env(at))
@@ -82,6 +83,7 @@ def test_a_killed_training_leaves_nothing_half_written_and_the_next_run_starts_c
     assert json.loads(paths.train_history(train_project).read_text(encoding="utf-8"))["epochs_run"] == 2
 
 
+@pytest.mark.slow
 def test_an_interrupted_training_sigint_leaves_no_output_and_no_staging_area(train_project, tmp_path):
     env = {**os.environ, **kill_shim_env("save:1"), "CONVLENS_PAUSE_DIR": str(tmp_path)}
     process = subprocess.Popen(
