@@ -426,7 +426,7 @@ def test_evaluate_warns_about_a_model_built_for_raw_pixels_and_the_report_says_s
     ) in section
     assert section.index("Inputs fed") < section.index("<table")  # above the accuracy it qualifies
     korean = evaluate_section(project, "ko")
-    assert "경고: conv2d의 채널 8개 중 6개가 테스트 세트 이미지 6개에서 한 번도 활성화되지 않습니다." in korean
+    assert "경고: conv2d의 채널 8개 중 6개가 테스트 세트의 이미지 6개에서 한 번도 활성화되지 않았습니다." in korean
     assert "input.scale=1로 실행해 보세요." in korean
 
     caplog.clear()

@@ -55,7 +55,7 @@ def test_one_snapshot_per_epoch_run_plus_the_initialisation(trained):
     for key in METRICS:
         assert len(history[key]) == epochs
     assert len(history["seconds_per_epoch"]) == epochs
-    assert json.loads((out / paths.TRAIN_HISTORY_NAME).read_text()) == history
+    assert json.loads((out / paths.TRAIN_HISTORY_NAME).read_text(encoding="utf-8")) == history
 
 
 def test_snapshot_zero_is_the_untrained_baseline_build_untrained_makes_of_the_trained_model(trained):
@@ -70,13 +70,13 @@ def test_snapshot_zero_is_the_untrained_baseline_build_untrained_makes_of_the_tr
 def test_dvclive_records_every_epoch_in_its_own_layout(trained):
     out, history = trained
     live = out / paths.TRAIN_LIVE_NAME
-    summary = json.loads((live / "metrics.json").read_text())
+    summary = json.loads((live / "metrics.json").read_text(encoding="utf-8"))
     assert summary["step"] == history["epochs_run"]
     assert summary["val_accuracy"] == pytest.approx(history["val_accuracy"][-1])
     assert summary["conv2d"]["kernel_std"] == pytest.approx(history["kernel_std"]["conv2d"][-1])
-    rows = (live / "plots" / "metrics" / "val_loss.tsv").read_text().splitlines()
+    rows = (live / "plots" / "metrics" / "val_loss.tsv").read_text(encoding="utf-8").splitlines()
     assert rows[0] == "step\tval_loss" and len(rows) == 1 + history["epochs_run"]
-    std_rows = (live / "plots" / "metrics" / "conv2d_1" / "kernel_std.tsv").read_text().splitlines()
+    std_rows = (live / "plots" / "metrics" / "conv2d_1" / "kernel_std.tsv").read_text(encoding="utf-8").splitlines()
     assert [row.split("\t")[0] for row in std_rows[1:]] == ["0", "1", "2", "3"]  # step 0: the initialisation
     assert not (live / "dvc.yaml").exists() and not (live / "report.html").exists()  # dvc.yaml declares them
 

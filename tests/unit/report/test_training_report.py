@@ -54,9 +54,11 @@ def write_training(root, epochs: int = EPOCHS, seed: int = 0) -> dict:
     paths.train_history(root).write_text(json.dumps(history), encoding="utf-8")
     paths.samples_dir(root).mkdir(parents=True)
     np.save(paths.sample_images(root), np.zeros((2, 6, 6), np.uint8))
-    paths.sample_index(root).write_text(json.dumps({"split": "train", "samples": [0, 5], "labels": [9, 0]}))
+    paths.sample_index(root).write_text(
+        json.dumps({"split": "train", "samples": [0, 5], "labels": [9, 0]}), encoding="utf-8"
+    )
     paths.data_dir(root).mkdir(parents=True)
-    paths.classes(root).write_text(json.dumps([f"c{i}" for i in range(9)] + ["Ankle boot"]))
+    paths.classes(root).write_text(json.dumps([f"c{i}" for i in range(9)] + ["Ankle boot"]), encoding="utf-8")
     return history
 
 
