@@ -2,10 +2,11 @@
 
 ``render_film@trained``, one instance per ``model.train_runs`` entry (none unless the model is trained here). Per conv
 layer: its first ``film.filters`` filters at every epoch as one strip (``<layer>_filters_strip.png``) and all its
-filters as an animated GIF (``<layer>_filters.gif``); the first conv layer's feature maps of the first sample as a
-GIF (``<layer>_maps.gif``); the learning curves and the kernel std per epoch against the book's model. Each frame says
-its epoch and val accuracy; the colour scale is one for the whole film (``convlens/render/film.py``). ``film.json``
-records what the report shows. No TensorFlow: it reads the arrays training saved.
+filters as an animated GIF (``<layer>_filters.gif``); the first conv layer's feature maps of each of the first 4
+samples as a GIF (``<layer>_maps_<position>.gif``); the learning curves and the kernel std per epoch against the
+book's model. Each frame says its epoch and val accuracy; the colour scale is one for the whole film
+(``convlens/render/film.py``). ``film.json`` records what the report shows. No TensorFlow: it reads the arrays
+training saved.
 """
 
 from __future__ import annotations
@@ -75,25 +76,30 @@ def draw_layer(out: Path, root: Path, layer: str, labels: list[str], cfg: DictCo
     return {"strip": strip, "gif": gif, "shape": list(snapshots.shape[1:]), "scale": vmax, "mode": mode}
 
 
-def draw_maps(out: Path, root: Path, layer: str, labels: list[str], cfg: DictConfig, text: dict) -> dict | None:
-    """The layer's feature maps of the first sample at every snapshot, as a GIF; None without maps snapshots."""
+def draw_maps(out: Path, root: Path, layer: str, labels: list[str], cfg: DictConfig, text: dict) -> list[dict]:
+    """The layer's feature maps of each of the first ``FILM_SAMPLES`` samples at every snapshot, a GIF each; none
+    without maps snapshots."""
     path = paths.train_snapshots_dir(root) / paths.snapshot_maps_name(layer)
     if not path.is_file():
         log.info("%s: no feature-map snapshots, no maps film", layer)
-        return None
+        return []
     maps = np.load(path, mmap_mode="r")
     film.check_snapshots(maps, labels, paths.snapshot_maps_name(layer))
     _, index = load_samples(root)
-    sample = sample_title(index["split"], index["samples"][0], index["labels"][0], load_classes(root))
-    mosaics, grid = film.maps_frames(np.asarray(maps[:, 0]), cfg.render.map_columns)
-    captions = [text["maps_frame"].format(layer=layer, sample=sample, when=label) for label in labels]
+    classes = load_classes(root)
     r = cfg.render
-    frames = film.frame_pixels(
-        mosaics, captions, r.map_cmap, r.dpi, MAP_TILE_INCHES / 2, grid, None, text["maps_scale"]
-    )
-    gif = paths.film_maps_name(layer)
-    film.write_gif(frames, out / gif, cfg.film.frame_ms)
-    return {"layer": layer, "gif": gif, "sample": sample}
+    drawn = []
+    for position in range(min(maps.shape[1], paths.FILM_SAMPLES)):
+        sample = sample_title(index["split"], index["samples"][position], index["labels"][position], classes)
+        mosaics, grid = film.maps_frames(np.asarray(maps[:, position]), r.map_columns)
+        captions = [text["maps_frame"].format(layer=layer, sample=sample, when=label) for label in labels]
+        frames = film.frame_pixels(
+            mosaics, captions, r.map_cmap, r.dpi, MAP_TILE_INCHES / 2, grid, None, text["maps_scale"]
+        )
+        gif = paths.film_maps_name(layer, position)
+        film.write_gif(frames, out / gif, cfg.film.frame_ms)
+        drawn.append({"layer": layer, "gif": gif, "sample": sample})
+    return drawn
 
 
 def run(cfg: DictConfig, root: Path, item: str) -> None:
@@ -107,7 +113,7 @@ def run(cfg: DictConfig, root: Path, item: str) -> None:
     layers = list(history["kernel_std"])
     with figure_language(cfg.report.language), staged_dir(paths.film_dir(root)) as out:
         drawn = {layer: draw_layer(out, root, layer, labels, cfg, text) for layer in layers}
-        maps = draw_maps(out, root, layers[0], labels, cfg, text) if layers else None
+        maps = draw_maps(out, root, layers[0], labels, cfg, text) if layers else []
         film.learning_curves_figure(history, out / paths.LEARNING_CURVES_NAME, text, cfg.render.dpi)
         reference = film.reference_std({layer: d["shape"] for layer, d in drawn.items()})
         film.kernel_std_figure(history["kernel_std"], reference, out / paths.KERNEL_STD_NAME, text, cfg.render.dpi)

@@ -445,9 +445,12 @@ def film_filters_name(layer: str) -> str:
     return f"{layer_stem(layer)}_filters.gif"
 
 
-def film_maps_name(layer: str) -> str:
-    """The first conv layer's maps of the first sample at every snapshot."""
-    return f"{layer_stem(layer)}_maps.gif"
+FILM_SAMPLES = 4  # the samples whose feature maps get a film (the report's full-size samples); later ones none
+
+
+def film_maps_name(layer: str, position: int) -> str:
+    """The first conv layer's maps of the sample at ``position`` in the samples, at every snapshot."""
+    return f"{layer_stem(layer)}_maps_{position}.gif"
 
 
 # Training here (-S model=train): train@<run>'s outputs, FILM's input (docs/training.md).

@@ -50,8 +50,7 @@ class TrainingSections:
         scales = ", ".join(f"{layer} ±{number(d['scale'])}" for layer, d in layers.items())
         caption = t("training_film_caption", frames=frames, ms=record["frame_ms"], scales=scales)
         section.blocks.append(self.figure(gifs, caption, wide=True))
-        if record.get("maps"):
-            maps = record["maps"]
+        for maps in record.get("maps") or []:
             label = t("training_maps_label", layer=maps["layer"], sample=maps["sample"])
             caption = t("training_maps_caption", layer=maps["layer"], sample=maps["sample"])
             section.blocks.append(self.figure([(folder / maps["gif"], label)], caption))

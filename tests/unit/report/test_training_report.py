@@ -94,16 +94,16 @@ def test_the_stage_draws_every_layers_film_with_one_frame_per_snapshot(filmed):
     names = {p.name for p in folder.iterdir()}
     assert names == {
         "conv2d_filters_strip.png", "conv2d_filters.gif", "conv2d_1_filters_strip.png", "conv2d_1_filters.gif",
-        "conv2d_maps.gif", "learning_curves.png", "kernel_std.png", "film.json",
+        "conv2d_maps_0.gif", "conv2d_maps_1.gif", "learning_curves.png", "kernel_std.png", "film.json",
     }  # fmt: skip
-    for gif in ("conv2d_filters.gif", "conv2d_1_filters.gif", "conv2d_maps.gif"):
+    for gif in ("conv2d_filters.gif", "conv2d_1_filters.gif", "conv2d_maps_0.gif", "conv2d_maps_1.gif"):
         with Image.open(folder / gif) as film:
             assert film.n_frames == EPOCHS + 1, gif  # the acceptance: one frame per snapshot
             assert film.info["duration"] == 200
     record = json.loads((folder / paths.FILM_NAME).read_text(encoding="utf-8"))
     assert record["best_epoch"] == history["best_epoch"] and record["reason"] == history["reason"]
     assert record["reference_std"] == {"conv2d": {"trained": 0.23351653, "untrained": 0.08463709}}
-    assert record["maps"]["sample"] == "train image 0: Ankle boot"
+    assert [m["sample"] for m in record["maps"]] == ["train image 0: Ankle boot", "train image 5: c0"]  # each sample
     assert record["layers"]["conv2d"]["mode"] == "first"
     kernels = np.load(paths.train_snapshots_dir(root) / paths.snapshot_kernels_name("conv2d"))
     assert record["layers"]["conv2d"]["scale"] == pytest.approx(float(np.percentile(np.abs(kernels), 99)))
@@ -157,7 +157,7 @@ def test_the_section_shows_the_film_as_files_beside_the_page(filmed, params, tmp
     shown = page.section_notes(html, "training")
     t = Strings(language)
     assert t("training_title") in shown
-    for gif in ("conv2d_filters.gif", "conv2d_1_filters.gif", "conv2d_maps.gif"):
+    for gif in ("conv2d_filters.gif", "conv2d_1_filters.gif", "conv2d_maps_0.gif", "conv2d_maps_1.gif"):
         src = f"figures/film/{gif}"
         assert f'src="{src}"' in shown  # a relative path inside the page's folder: it plays offline
         with Image.open(out / src) as film:
@@ -176,7 +176,7 @@ def test_the_section_inline_plays_the_gif(filmed, params):
 
     root, _ = filmed
     html = report_page(root, params, "en")  # the default: images inline, one file
-    assert html.count('src="data:image/gif;base64,') == 3
+    assert html.count('src="data:image/gif;base64,') == 4  # two filter films, the maps films of two samples
 
 
 def test_without_training_here_the_section_is_one_note(filmed, params):
