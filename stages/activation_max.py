@@ -6,6 +6,8 @@ TensorFlow (gradients). The metrics say where the ascent failed (channels that s
 split's best image for them: ``top_image_mean`` of ``dataset@<model>``'s table), how selective the optimized inputs
 are and, with several ``starts``, how far the first start falls short of the best (merged by ``metrics`` into
 ``activation_max.json``); the objective curves go to ``outputs/metrics/activation_max_curves`` for ``dvc plots``.
+It draws nothing: ``render_activation_max@<model>`` draws the inputs from what it writes (each layer's inputs and
+channel table, ``index.json``), so a drawing param redraws without climbing again.
 """
 
 from __future__ import annotations
@@ -32,9 +34,6 @@ from convlens.model.inputs import InputScale, fixed_input_shape, read_input_scal
 from convlens.pipeline import paths
 from convlens.pipeline.config import run_stage
 from convlens.pipeline.files import read_csv_columns, read_json, staged_dir, write_csv, write_json
-from convlens.render.analyses import activation_max_legend, activation_max_title, labelled_mosaic_figure, tile_labels
-from convlens.render.grids import image_tiles
-from convlens.render.language import figure_language
 
 if TYPE_CHECKING:
     from keras import Model
@@ -85,21 +84,15 @@ def climb_layer(
     return maximize_layer(model, name, starts, top, Ascent(**{k: am[k] for k in Ascent.__dataclass_fields__}))
 
 
-def draw(
-    root: Path, role: str, done: dict[str, LayerAscent], tops: dict[str, np.ndarray], cfg: DictConfig, top: float
-) -> None:
-    """Each layer's optimized inputs as one mosaic: each tile its channel's activation, failed channels marked, a
-    colour bar of the pixel range."""
-    r, folder = cfg.render, paths.activation_max_figures_dir(root, role)
-    with figure_language(cfg.report.language) as t, staged_dir(folder) as out:
-        for name, got in done.items():
-            marks = channel_marks(got.after, tops.get(name))
-            legend = activation_max_legend(marks, t("actmax_inputs", top=f"{top:g}"))
-            title = f"{activation_max_title(role, name, got.steps)}\n{legend}"
-            labelled_mosaic_figure(
-                image_tiles(got.x), out / paths.activation_max_figure_name(role, name), r.sample_cmap, title,
-                tile_labels(got.after), r.map_columns, (0.0, top), r.dpi, marks, t("actmax_colorbar"),
-            )  # fmt: skip
+def channel_rows(got: LayerAscent, top: np.ndarray | None) -> list[dict[str, object]]:
+    """Per channel what its tile shows: its own input's mean activation, its best dataset image's (``top``; empty
+    when ``dataset@<model>`` has no such layer) and its mark (:func:`~convlens.analysis.ascent.channel_marks`)."""
+    tops = [None] * len(got.after) if top is None else [float(v) for v in top]
+    marks = channel_marks(got.after, top)
+    return [
+        {"channel": c, "activation": float(a), "top_image_mean": t, "mark": m}
+        for c, (a, t, m) in enumerate(zip(got.after, tops, marks, strict=True))
+    ]
 
 
 def run(cfg: DictConfig, root: Path, role: str) -> None:
@@ -119,10 +112,11 @@ def run(cfg: DictConfig, root: Path, role: str) -> None:
     with staged_dir(paths.activation_max_curves_dir(root, role)) as out:
         for name, got in done.items():
             write_csv(out / f"{role}_{paths.layer_stem(name)}.csv", curve_rows(got.curve))
-    draw(root, role, done, tops, cfg, scale.top)
     with staged_dir(paths.activation_max_dir(root, role)) as out:  # last: its summary is what ``metrics`` reads
         for name, got in done.items():
             np.save(out / paths.activation_max_name(role, name), got.x)
+            write_csv(out / paths.activation_max_channels_name(role, name), channel_rows(got, tops.get(name)))
+        write_json(out / paths.INDEX_NAME, {"layers": names, "top": scale.top})  # what render_activation_max draws
         write_json(out / paths.SUMMARY_NAME, metrics)
 
 

@@ -1,7 +1,8 @@
 """Stage: where the model looks, beyond the chapter, with its sanity checks. For every sample, the Grad-CAM map at
 ``gradcam.layer`` and the pixel-level maps of ``attribution.methods`` (saliency, SmoothGrad, integrated gradients,
 occlusion) of the class the trained model predicts and of the true class, for the trained and the untrained
-model, drawn side by side over the image on one colour scale.
+model, with each model's class probabilities and the maps' Spearman correlations (``outputs/gradcam``):
+``render_gradcam`` draws them side by side over the image, so a drawing param redraws without this stage.
 
 TensorFlow (gradients). The sanity checks of Adebayo et al. (2018) over the first ``attribution.sanity_images``
 images of a split, streamed: the cascading model-parameter randomization (the trained model's layers replaced by
@@ -24,7 +25,6 @@ from convlens.analysis.attribution import (
     cascade_rows,
     deletion_fractions,
     deletion_rows,
-    figure_rows,
     gradcam_layer,
     gradcam_record,
     gradcam_targets,
@@ -40,14 +40,12 @@ from convlens.pipeline import paths
 from convlens.pipeline.artifacts import load_classes, load_samples, write_skipped
 from convlens.pipeline.config import run_stage
 from convlens.pipeline.files import staged_dir, write_csv, write_json
-from convlens.render.analyses import attribution_figure, gradcam_title
-from convlens.render.language import figure_language
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, root: Path) -> None:
-    g, a, r, classes = cfg.gradcam, cfg.attribution, cfg.render, load_classes(root)
+    g, a, classes = cfg.gradcam, cfg.attribution, load_classes(root)
     images, index = load_samples(root)
     models = prepare(root, images, cfg.input.scale, log)
     resolved = None if g.layer is None else models.trained.resolve([g.layer], "gradcam.layer")[0]
@@ -62,7 +60,7 @@ def run(cfg: DictConfig, root: Path) -> None:
         scorers[role], probs[role] = class_probabilities(load_model(paths.model_path(root, role)), name, x)
     problem = head_problem(probs["trained"].shape[1:], len(classes), output_layer(models.trained.layers))
     if problem:  # the same architecture for both models: decided by the trained one
-        folders = (paths.gradcam_dir(root), paths.gradcam_figures_dir(root), paths.sanity_dir(root))
+        folders = (paths.gradcam_dir(root), paths.sanity_dir(root))  # render_gradcam then draws no figure
         return write_skipped("gradcam", problem, folders, paths.gradcam_metrics(root))
     targets, methods, settings = gradcam_targets(probs["trained"], labels), ["gradcam", *a.methods], settings_of(a)
     baseline = baseline_input(a.baseline, (b for b, _ in sanity_batches(root, a, models)) if a.sanity_images else [x])
@@ -70,16 +68,14 @@ def run(cfg: DictConfig, root: Path) -> None:
     found = {m: sample_correlations(by["trained"], by["untrained"], index["samples"]) for m, by in maps.items()}
     metrics = found["gradcam"] | {m: found[m] for m in methods[1:]}
     metrics["sanity"] = check_sanity(root, a, models, name, baseline)
-    with staged_dir(paths.gradcam_dir(root)) as out:
+    rho = {m: [found[m]["spearman"][f"sample_{s}"] for s in index["samples"]] for m in maps}  # the figures' ρ
+    with staged_dir(paths.gradcam_dir(root)) as out:  # all that render_gradcam draws, with the samples
         for method, role, array in ((m, role, a) for m, by in maps.items() for role, a in by.items()):
             np.save(out / paths.attribution_name(role, method), array)
-        write_json(out / paths.INDEX_NAME, gradcam_record(name, index, targets, probs))
-    with figure_language(cfg.report.language), staged_dir(paths.gradcam_figures_dir(root)) as out:
-        for i, sample in enumerate(index["samples"]):
-            rho = {m: found[m]["spearman"][f"sample_{sample}"] for m in methods}
-            title = gradcam_title(index["split"], sample, int(labels[i]), classes, name, rho["gradcam"])
-            rows, style = figure_rows(maps, probs, i, targets, classes, rho), (r.sample_cmap, g.cmap, g.alpha, a.scale)
-            attribution_figure(images[i], rows, out / paths.gradcam_figure_name(sample), title, style, r.dpi)
+        for role, p in probs.items():
+            np.save(out / paths.gradcam_probabilities_name(role), p)
+        record = gradcam_record(name, index, targets, probs) | {"methods": list(maps), "spearman": rho}
+        write_json(out / paths.INDEX_NAME, record)
     write_json(paths.gradcam_metrics(root), metrics)
     log.info("%s", randomization_line(len(index["samples"]), name, found["gradcam"]))
 

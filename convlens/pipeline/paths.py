@@ -276,6 +276,13 @@ def activation_max_name(role: str, layer: str) -> str:
     return f"{role}_{layer_stem(layer)}.npy"
 
 
+def activation_max_channels_name(role: str, layer: str) -> str:
+    """A model × layer's channels in ``activation_max_dir``: each one's own input's mean activation, its best
+    dataset image's (empty where ``dataset@<model>`` has no such layer) and its mark (dead, below or empty), what
+    ``render_activation_max@<model>`` draws with the inputs."""
+    return f"{role}_{layer_stem(layer)}_channels.csv"
+
+
 def activation_max_metrics(root: Path) -> Path:
     return metrics_dir(root) / "activation_max.json"
 
@@ -290,6 +297,11 @@ def activation_max_curves_dir(root: Path, role: str | None = None) -> Path:
 def gradcam_name(role: str) -> str:
     """A model's Grad-CAM maps in ``gradcam_dir`` (its ``INDEX_NAME``: what they explain)."""
     return f"{role}.npy"
+
+
+def gradcam_probabilities_name(role: str) -> str:
+    """A model's class probabilities of the samples (samples × classes) in ``gradcam_dir``: the panels' titles."""
+    return f"{role}_probabilities.npy"
 
 
 def gradcam_metrics(root: Path) -> Path:

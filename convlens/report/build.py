@@ -52,9 +52,9 @@ READS = {
         (paths.input_range_path(HERE), "metrics"),
         (paths.evaluate_figures_dir(HERE), "render_dataset"),
         (paths.activation_max_metrics(HERE), "metrics"),
-        (paths.activation_max_figures_dir(HERE), "activation_max"),
+        (paths.activation_max_figures_dir(HERE), "render_activation_max"),
         (paths.gradcam_metrics(HERE), "gradcam"),
-        (paths.gradcam_figures_dir(HERE), "gradcam"),
+        (paths.gradcam_figures_dir(HERE), "render_gradcam"),
         (paths.film_dir(HERE), "render_film@trained"),  # -S model=train only: the film, its record film.json
     ]
 }

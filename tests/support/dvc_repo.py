@@ -41,8 +41,11 @@ STAGES = [
     "render_maps@conv2d_1",
     "activation_max@trained",
     "activation_max@untrained",
+    "render_activation_max@trained",
+    "render_activation_max@untrained",
     "metrics",
     "gradcam",
+    "render_gradcam",
     "report",
 ]
 

@@ -248,15 +248,17 @@ def test_bad_layers_and_classes_fail_before_anything_is_written(project, run_pip
 
 
 def test_gradcam_is_skipped_when_the_head_does_not_score_the_datas_classes(project, run_pipeline, stage_config, caplog):
-    """Data of 9 classes for a 10-output model: one log line, the reason as the metrics, empty folders."""
+    """Data of 9 classes for a 10-output model: one log line, the reason as the metrics, empty folders (no figure
+    drawn by render_gradcam)."""
     import logging
 
-    from stages import build_untrained, fetch_data, fetch_model, samples
+    from stages import build_untrained, fetch_data, fetch_model, render_gradcam, samples
 
     run_pipeline(project, stages=[fetch_data, fetch_model, samples, build_untrained])
     paths.classes(project).write_text(json.dumps([f"c{i}" for i in range(9)]), encoding="utf-8")
     caplog.set_level(logging.INFO)
     gradcam_stage.run(stage_config("gradcam"), project)
+    render_gradcam.run(stage_config("render_gradcam"), project)
     reason = (
         "the model's last layer 'dense' outputs 10 values per image, not one score for each of the data's 9 classes; "
         "use a classifier trained on this data"

@@ -292,7 +292,8 @@ def test_layout_paths_are_the_outputs_dvc_yaml_declares(tmp_path):
     assert {at(paths.channels_dir(tmp_path)), at(paths.feature_map_metrics(tmp_path))} <= outputs("map_metrics")
     per_model = {  # the per-model stages: each instance's outputs, "${item}" the model
         "dataset": (paths.dataset_dir, paths.confusion_dir),
-        "activation_max": (paths.activation_max_dir, paths.activation_max_figures_dir, paths.activation_max_curves_dir),
+        "activation_max": (paths.activation_max_dir, paths.activation_max_curves_dir),
+        "render_activation_max": (paths.activation_max_figures_dir,),
     }
     for stage, made in per_model.items():
         assert stages[stage]["foreach"] == list(paths.ROLES), stage
@@ -304,7 +305,8 @@ def test_layout_paths_are_the_outputs_dvc_yaml_declares(tmp_path):
     merged = (paths.dataset_metrics, paths.evaluate_metrics, paths.input_range_path, paths.activation_max_metrics)
     assert {at(where(tmp_path)) for where in merged} == {next(iter(m)) for m in stages["metrics"]["metrics"]}
     for stage, made in {
-        "gradcam": (paths.gradcam_dir, paths.gradcam_figures_dir, paths.gradcam_metrics),
+        "gradcam": (paths.gradcam_dir, paths.gradcam_metrics),
+        "render_gradcam": (paths.gradcam_figures_dir,),
         "report": (paths.report_dir,),
     }.items():
         assert {at(where(tmp_path)) for where in made} <= outputs(stage), stage

@@ -128,7 +128,7 @@ def test_a_missing_output_names_the_stage_of_its_most_specific_folder(tmp_path, 
         f"not run yet: {table} is missing; `dvc repro` makes it (stage dataset)"
     )
     assert report.missing(paths.examples_figures_dir(tmp_path)).text.endswith("(stage render_dataset)")
-    assert report.missing(paths.gradcam_figures_dir(tmp_path)).text.endswith("(stage gradcam)")
+    assert report.missing(paths.gradcam_figures_dir(tmp_path)).text.endswith("(stage render_gradcam)")
     assert report.missing(tmp_path / "elsewhere" / "x.png").text.endswith("(stage ?)")
     assert report.missing("outputs/metrics/gradcam.json").text.endswith("(stage gradcam)")  # as shown
     assert report.missing(paths.feature_map_metrics(tmp_path), "conv2d") == Note(  # a detail: the stage still named
