@@ -15,7 +15,7 @@ import yaml
 from convlens.pipeline import paths
 from convlens.pipeline.config import compose, write_params
 from stages import fetch_data, samples
-from tests.support.helpers import PROJECT, cli, error_line, kill_shim_env, staging_areas
+from tests.support.helpers import PROJECT, cli, error_line, imported_files, kill_shim_env, staging_areas
 
 TRAIN = ["model=train", "train.epochs=2", "train.batch_size=4", "train.architecture.filters=[4,8]"]
 
@@ -27,6 +27,18 @@ def train_project(project, stage_config):
     for module in (fetch_data, samples):
         module.run(stage_config(module.__name__.rsplit(".", 1)[1], *TRAIN), project)
     return project
+
+
+def test_the_stage_depends_on_every_module_it_imports_and_not_on_the_figures_code():
+    """Training takes minutes: its deps name the library's layers it imports, so an edit to a module it runs
+    retrains (each imported file lies under a dep) and an edit to a figure's or the report's code does not."""
+    deps = yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]["train"]["do"]["deps"]
+    imported = imported_files(PROJECT / "stages" / "train.py")
+    assert "convlens/model/training.py" in imported
+    uncovered = [f for f in imported if not any(f == d or f.startswith(d.rstrip("/") + "/") for d in deps)]
+    assert uncovered == []
+    assert "convlens" not in deps
+    assert not any(d.startswith(("convlens/render", "convlens/report", "convlens/analysis")) for d in deps)
 
 
 def train_outputs(root):
