@@ -114,6 +114,7 @@ def run(cfg: DictConfig, root: Path, item: str) -> None:
     with figure_language(cfg.report.language), staged_dir(paths.film_dir(root)) as out:
         drawn = {layer: draw_layer(out, root, layer, labels, cfg, text) for layer in layers}
         maps = draw_maps(out, root, layers[0], labels, cfg, text) if layers else []
+        history = history | {"reason": film.reason_words(history, text)}  # the log's English, in report.language
         film.learning_curves_figure(history, out / paths.LEARNING_CURVES_NAME, text, cfg.render.dpi)
         reference = film.reference_std({layer: d["shape"] for layer, d in drawn.items()})
         film.kernel_std_figure(history["kernel_std"], reference, out / paths.KERNEL_STD_NAME, text, cfg.render.dpi)

@@ -50,6 +50,15 @@ def film_text(language: str) -> dict[str, str]:
     return {key.removeprefix(PREFIX): text for key, text in table.items() if key.startswith(PREFIX)}
 
 
+def reason_words(history: Mapping, text: Mapping[str, str]) -> str:
+    """Why training ended, in the film's language, from ``history.json``'s numbers (its ``reason`` is the log's
+    English): stopped early ``epochs_run − best_epoch`` epochs after the best one, or every epoch run."""
+    best, epochs = history["best_epoch"], history["epochs_run"]
+    if history["stopped_early"]:
+        return text["reason_early"].format(waited=epochs - best, best=best)
+    return text["reason_all"].format(epochs=epochs, best=best)
+
+
 def snapshot_labels(val_accuracy: Sequence[float], text: Mapping[str, str]) -> list[str]:
     """One label per snapshot: ``epoch 0 (untrained)``, then ``epoch e · val accuracy 0.xxxx`` after each epoch."""
     return [text["epoch_untrained"]] + [

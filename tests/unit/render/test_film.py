@@ -146,3 +146,19 @@ def test_the_figures_are_written(tmp_path):
     for name in ("strip.png", "curves.png", "std.png"):
         with Image.open(tmp_path / name) as png:
             assert png.format == "PNG" and min(png.size) > 50
+
+
+@pytest.mark.parametrize("language", ["en", "ko"])
+def test_the_reason_training_ended_is_said_in_the_films_language_from_the_numbers(language):
+    text = film.film_text(language)
+    early = film.reason_words({"epochs_run": 10, "best_epoch": 8, "stopped_early": True}, text)
+    every = film.reason_words({"epochs_run": 20, "best_epoch": 17, "stopped_early": False}, text)
+    if language == "en":
+        assert early == (
+            "early stopping: val_loss did not improve for 2 epoch(s) after epoch 8; "
+            "the weights of epoch 8 were restored"
+        )
+        assert every == "ran all 20 epochs; the weights of epoch 17 (lowest val_loss) were kept"
+    else:
+        assert early.startswith("조기 종료: 8번째 에포크 이후 2번의 에포크 동안") and "8번째 에포크의 가중치" in early
+        assert every.startswith("에포크 20번을 모두 실행했고") and "17번째 에포크" in every
