@@ -55,3 +55,13 @@ def test_repro_then_noop_then_render_only(reproduced_repo, good_repo):
     params["render"]["filter_cmap"] = "magma"
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     assert ran(dvc(root, env, "repro")) == ["check_config", "render_figures", "report"]
+
+    # issue 25: the figures' language and a drawing colormap redraw, they never rerun a TensorFlow stage
+    redraw = ["render_dataset", "render_activation_max@trained", "render_activation_max@untrained", "render_gradcam"]
+    params["report"]["language"] = "ko"
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    maps = ["render_maps@conv2d", "render_maps@conv2d_1"]
+    assert sorted(ran(dvc(root, env, "repro"))) == sorted(["check_config", "render_figures", *redraw, *maps, "report"])
+    params["render"]["sample_cmap"] = "magma"
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    assert sorted(ran(dvc(root, env, "repro"))) == sorted(["check_config", "render_figures", *redraw, "report"])
