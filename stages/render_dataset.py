@@ -10,6 +10,7 @@ the tables ``dataset@<model>`` wrote and the split's images.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -24,73 +25,94 @@ from convlens.pipeline.config import run_stage
 from convlens.pipeline.files import read_csv_columns, read_json, staged_dir
 from convlens.render.analyses import accuracy_title, class_heatmaps, confusion_figure, examples_figure
 from convlens.render.language import figure_language, words
+from convlens.render.pool import Job, run_jobs
 
 log = logging.getLogger(__name__)
 EXAMPLE_COLUMNS = ["channel", "rank", "image", "label", "tied", "activation", "peak", *PATCH_COLUMNS]  # its tables
 
 
-def draw_class_heatmaps(out: Path, root: Path, r: DictConfig) -> None:
-    """Per dataset layer: the channels × classes mean activations, trained beside untrained, each channel's
-    selectivity beside its row (``render.heatmap_scale``, ``render.heatmap_order``)."""
+def class_heatmap_jobs(out: Path, root: Path, r: DictConfig) -> list[Job]:
+    """Per dataset layer (one job each): the channels × classes mean activations, trained beside untrained, each
+    channel's selectivity beside its row (``render.heatmap_scale``, ``render.heatmap_order``)."""
     dataset = read_json(paths.dataset_index(root))
-    for name in dataset["layers"]:
-        tables = {
-            role: read_csv_columns(paths.dataset_table(root, role, name), dataset["classes"]).T for role in paths.ROLES
-        }
-        t = words()
-        title = t("heatmap_title", layer=name, images=dataset["images"], split=t.term("split", dataset["split"]))
-        path, style = out / paths.class_heatmap_name(name), (r.heatmap_cmap, r.heatmap_scale, r.heatmap_order)
-        chosen = {role: selectivity(t) for role, t in tables.items()}
-        class_heatmaps(tables, chosen, dataset["classes"], path, title, style, r.dpi)
+    return [partial(draw_class_heatmap, out, root, r, dataset, name) for name in dataset["layers"]]
 
 
-def draw_examples(out: Path, root: Path, r: DictConfig) -> None:
-    """Per dataset layer and model: each channel's top images of the split as one tile, captioned with the
-    channel and its images' most frequent class, or with the size of the tie its last place falls in, and its top
-    image's peak activation. The tile shows the patch each image's peak sees (the table's box, from
+def draw_class_heatmap(out: Path, root: Path, r: DictConfig, dataset: dict, name: str) -> None:
+    """One dataset layer's class heatmaps (``dataset``: the dataset index)."""
+    tables = {
+        role: read_csv_columns(paths.dataset_table(root, role, name), dataset["classes"]).T for role in paths.ROLES
+    }
+    t = words()
+    title = t("heatmap_title", layer=name, images=dataset["images"], split=t.term("split", dataset["split"]))
+    path, style = out / paths.class_heatmap_name(name), (r.heatmap_cmap, r.heatmap_scale, r.heatmap_order)
+    chosen = {role: selectivity(t) for role, t in tables.items()}
+    class_heatmaps(tables, chosen, dataset["classes"], path, title, style, r.dpi)
+
+
+def examples_jobs(out: Path, root: Path, r: DictConfig) -> list[Job]:
+    """Per dataset layer and model (one job each): each channel's top images of the split as one tile, captioned
+    with the channel and its images' most frequent class, or with the size of the tie its last place falls in, and
+    its top image's peak activation. The tile shows the patch each image's peak sees (the table's box, from
     ``dataset@<model>``'s receptive fields), enlarged, and the top image whole beside them, its patch outlined;
     where the patch is the whole image, the images."""
     dataset = read_json(paths.dataset_index(root))
+    return [
+        partial(draw_examples, out, root, r, dataset, name, role) for name in dataset["layers"] for role in paths.ROLES
+    ]
+
+
+def draw_examples(out: Path, root: Path, r: DictConfig, dataset: dict, name: str, role: str) -> None:
+    """One model's dataset examples of one layer (``dataset``: the dataset index)."""
     images = np.load(paths.images(root, dataset["split"]), mmap_mode="r")
-    for name in dataset["layers"]:
-        for role in paths.ROLES:
-            table = read_csv_columns(paths.examples_table(root, role, name), EXAMPLE_COLUMNS)
-            shape = (int(table[:, 0].max()) + 1, int(table[:, 1].max()) + 1)  # channel by channel, rank by rank
-            image, label, tied, score, peak = (column.reshape(shape) for column in table[:, 2:7].T)
-            boxes = table[:, 7:].astype(np.int64).reshape(*shape, 4)
-            pictures = np.asarray(images[image.ravel().astype(np.int64)], np.float64)
-            pictures = pictures.reshape(*shape, *images.shape[1:]) / 255.0
-            ties = cut_ties(score, tied)
-            captions = tile_captions(label.astype(np.int64), ties, dataset["classes"], peak)
-            grid = examples_grid(pictures, boxes=boxes)
-            t, split = words(), words().term("split", dataset["split"])
-            title = t(
-                "examples_title", model=t.term("model", role), layer=name, k=shape[1], images=dataset["images"],
-                split=split, by=dataset["examples_by"],
-            ) + patch_note(grid.patch) + tie_note(ties)  # fmt: skip
-            path = out / paths.examples_figure_name(role, name)
-            examples_figure(grid, captions, path, r.sample_cmap, title, r.dpi)
+    table = read_csv_columns(paths.examples_table(root, role, name), EXAMPLE_COLUMNS)
+    shape = (int(table[:, 0].max()) + 1, int(table[:, 1].max()) + 1)  # channel by channel, rank by rank
+    image, label, tied, score, peak = (column.reshape(shape) for column in table[:, 2:7].T)
+    boxes = table[:, 7:].astype(np.int64).reshape(*shape, 4)
+    pictures = np.asarray(images[image.ravel().astype(np.int64)], np.float64)
+    pictures = pictures.reshape(*shape, *images.shape[1:]) / 255.0
+    ties = cut_ties(score, tied)
+    captions = tile_captions(label.astype(np.int64), ties, dataset["classes"], peak)
+    grid = examples_grid(pictures, boxes=boxes)
+    t, split = words(), words().term("split", dataset["split"])
+    title = t(
+        "examples_title", model=t.term("model", role), layer=name, k=shape[1], images=dataset["images"],
+        split=split, by=dataset["examples_by"],
+    ) + patch_note(grid.patch) + tie_note(ties)  # fmt: skip
+    path = out / paths.examples_figure_name(role, name)
+    examples_figure(grid, captions, path, r.sample_cmap, title, r.dpi)
 
 
-def draw_confusions(out: Path, root: Path, r: DictConfig) -> None:
-    """Each model's confusion matrix, counted from ``dataset@<model>``'s rows (none where evaluation was skipped)."""
+def confusion_jobs(out: Path, root: Path, r: DictConfig) -> list[Job]:
+    """Each model's confusion matrix (one job each), counted from ``dataset@<model>``'s rows (none where evaluation
+    was skipped)."""
     dataset, classes = read_json(paths.dataset_index(root)), load_classes(root)
-    for role in paths.ROLES:
-        rows = paths.confusion_dir(root, role) / paths.confusion_name(role)
-        if not rows.is_file():
-            continue
-        confusion = confusion_from_rows(rows, classes)
-        title = accuracy_title(role, accuracy(confusion), int(confusion.sum()), dataset["split"])
-        confusion_figure(confusion, classes, out / paths.confusion_figure_name(role), title, "Blues", r.dpi)
+    rows = {role: paths.confusion_dir(root, role) / paths.confusion_name(role) for role in paths.ROLES}
+    return [
+        partial(draw_confusion, out, r, dataset, classes, role, rows[role]) for role in rows if rows[role].is_file()
+    ]
+
+
+def draw_confusion(out: Path, r: DictConfig, dataset: dict, classes: list[str], role: str, rows: Path) -> None:
+    """One model's confusion matrix from its ``rows`` (``dataset``: the dataset index)."""
+    confusion = confusion_from_rows(rows, classes)
+    title = accuracy_title(role, accuracy(confusion), int(confusion.sum()), dataset["split"])
+    confusion_figure(confusion, classes, out / paths.confusion_figure_name(role), title, "Blues", r.dpi)
 
 
 def run(cfg: DictConfig, root: Path) -> None:
-    r = cfg.render
-    with figure_language(cfg.report.language), staged_dir(paths.dataset_figures_dir(root)) as out:
-        draw_class_heatmaps(out, root, r)
-        draw_examples(out / paths.examples_figures_dir(root).relative_to(paths.dataset_figures_dir(root)), root, r)
-    with figure_language(cfg.report.language), staged_dir(paths.evaluate_figures_dir(root)) as out:
-        draw_confusions(out, root, r)
+    """Every figure one job, the jobs run on every usable CPU (:func:`convlens.render.pool.run_jobs`); both folders
+    are replaced only once all are drawn."""
+    r, figures = cfg.render, paths.dataset_figures_dir(root)
+    with (
+        figure_language(cfg.report.language),
+        staged_dir(figures) as out,
+        staged_dir(paths.evaluate_figures_dir(root)) as evaluated,
+    ):
+        examples = out / paths.examples_figures_dir(root).relative_to(figures)
+        run_jobs(
+            [*class_heatmap_jobs(out, root, r), *examples_jobs(examples, root, r), *confusion_jobs(evaluated, root, r)]
+        )
     log.info("class heatmaps and dataset examples written to %s", paths.dataset_figures_dir(root).relative_to(root))
 
 

@@ -8,6 +8,7 @@ images. No TensorFlow: it reads the arrays the other stages saved.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from convlens.render.figures import (
 )
 from convlens.render.grids import filter_grid, resolve_input_channels
 from convlens.render.language import figure_language, words
+from convlens.render.pool import Job, run_jobs
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +41,7 @@ def draw_kernel(out: Path, role: str, name: str, kernel: np.ndarray, r: DictConf
     title = t("kernel_histogram_title", model=model, layer=name, mean=mean, std=std)
     histogram({role: kernel}, out / paths.histogram_name(role, name), r.hist_bins, title, r.dpi)
     if kernel.ndim != 4:
-        log.info("%s: no filter grid, its kernel is %d-D (histogram only)", name, kernel.ndim)
-        return
+        return  # no filter grid (weight_jobs says so)
     mode = resolve_input_channels(r.input_channels, kernel)  # auto: rgb for 3 input channels, else first
     image, grid = filter_grid(kernel, mode, r.filter_columns, r.filter_vmin, r.filter_vmax)
     scale = t("filter_scale_each") if mode == "rgb" else f"{r.filter_vmin}..{r.filter_vmax}"
@@ -50,31 +51,45 @@ def draw_kernel(out: Path, role: str, name: str, kernel: np.ndarray, r: DictConf
     mosaic_figure(image, path, r.filter_cmap, title, FILTER_TILE_INCHES, grid, r.dpi, key)
 
 
-def draw_weights(out: Path, kernels: dict[str, dict[str, np.ndarray]], r: DictConfig) -> None:
-    """Every layer's kernels, trained and untrained, then both histograms overlaid."""
+def draw_overlay(out: Path, name: str, overlay: dict[str, np.ndarray], r: DictConfig) -> None:
+    """One layer's histograms of both models overlaid."""
+    path = out / paths.histogram_overlay_name(name)
+    histogram(overlay, path, r.hist_bins, words()("overlay_title", layer=name), r.dpi)
+
+
+def weight_jobs(out: Path, kernels: dict[str, dict[str, np.ndarray]], r: DictConfig) -> list[Job]:
+    """Every layer's kernels, trained and untrained (a job each), then both histograms overlaid (a job)."""
+    jobs: list[Job] = []
     for name in kernels["trained"]:
         for role in paths.ROLES:
-            draw_kernel(out, role, name, kernels[role][name], r)
-        overlay = {role: kernels[role][name] for role in paths.ROLES}
-        path = out / paths.histogram_overlay_name(name)
-        histogram(overlay, path, r.hist_bins, words()("overlay_title", layer=name), r.dpi)
+            if kernels[role][name].ndim != 4:
+                log.info("%s: no filter grid, its kernel is %d-D (histogram only)", name, kernels[role][name].ndim)
+            jobs.append(partial(draw_kernel, out, role, name, kernels[role][name], r))
+        jobs.append(partial(draw_overlay, out, name, {role: kernels[role][name] for role in paths.ROLES}, r))
+    return jobs
 
 
-def draw_samples(out: Path, images: np.ndarray, index: dict, classes: list[str], r: DictConfig) -> None:
-    """The sample images, each under its split, index and class."""
+def sample_jobs(out: Path, images: np.ndarray, index: dict, classes: list[str], r: DictConfig) -> list[Job]:
+    """The sample images (a job each), each under its split, index and class."""
+    jobs: list[Job] = []
     for image, sample, label in zip(images, index["samples"], index["labels"], strict=True):
         title = sample_title(index["split"], sample, label, classes)
-        sample_figure(image, out / paths.sample_figure_name(sample), r.sample_cmap, title, r.dpi)
+        jobs.append(partial(sample_figure, image, out / paths.sample_figure_name(sample), r.sample_cmap, title, r.dpi))
+    return jobs
 
 
 def run(cfg: DictConfig, root: Path) -> None:
+    """Every figure (a kernel's histogram and filter grid together) one job, the jobs run on every usable CPU
+    (:func:`convlens.render.pool.run_jobs`); both folders are replaced only once all are drawn."""
     r = cfg.render
     kernels = {role: load_kernels(root, role) for role in paths.ROLES}
     images, index = load_samples(root)
-    with figure_language(cfg.report.language), staged_dir(paths.weight_figures_dir(root)) as out:
-        draw_weights(out, kernels, r)
-    with figure_language(cfg.report.language), staged_dir(paths.sample_figures_dir(root)) as out:
-        draw_samples(out, images, index, load_classes(root), r)
+    with (
+        figure_language(cfg.report.language),
+        staged_dir(paths.weight_figures_dir(root)) as weights,
+        staged_dir(paths.sample_figures_dir(root)) as samples,
+    ):
+        run_jobs([*weight_jobs(weights, kernels, r), *sample_jobs(samples, images, index, load_classes(root), r)])
     log.info("weight and sample figures written to %s", paths.figures_dir(root).relative_to(root))
 
 

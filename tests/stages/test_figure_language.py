@@ -11,7 +11,7 @@ import pytest
 import yaml
 from matplotlib.text import Text
 
-from convlens.render import analyses, figures
+from convlens.render import analyses, figures, pool
 from convlens.schema import LANGUAGES
 
 HANGUL = re.compile("[\uac00-\ud7a3]")
@@ -20,8 +20,10 @@ STAGES = Path(__file__).resolve().parents[2] / "stages"
 
 @pytest.fixture
 def made(monkeypatch):
-    """Every matplotlib figure created through ``new_figure`` (all of them, the mosaics' title strips included)."""
+    """Every matplotlib figure created through ``new_figure`` (all of them, the mosaics' title strips included),
+    drawn in this process (no worker process of ``run_jobs``, whose figures this list would not see)."""
     made, real = [], figures.new_figure
+    monkeypatch.setattr(pool, "usable_cpus", lambda: 1)
 
     def new_figure(figsize):
         made.append(real(figsize))

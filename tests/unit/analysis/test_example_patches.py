@@ -80,7 +80,7 @@ def test_where_the_patch_is_the_whole_image_the_tile_is_the_images():
 def test_render_dataset_draws_each_channels_patch_outline_and_peak(tmp_path, monkeypatch):
     """render_dataset's examples of a hand-made table whose boxes are conv2d's 3 × 3 fields: one red rectangle per
     channel, on its top image's patch; the caption carries the top image's peak; the title says what is shown."""
-    from stages.render_dataset import draw_examples
+    from stages.render_dataset import examples_jobs
 
     saved = []
     monkeypatch.setattr(figures_analyses, "save_figure", lambda fig, path, dpi: saved.append(fig))
@@ -96,7 +96,8 @@ def test_render_dataset_draws_each_channels_patch_outline_and_peak(tmp_path, mon
     for role in paths.ROLES:
         paths.examples_dir(root, role).mkdir(parents=True)
         write_csv(paths.examples_table(root, role, "conv2d"), [dict(zip(columns, r, strict=True)) for r in rows])
-    draw_examples(tmp_path / "out", root, type("R", (), {"sample_cmap": "gray_r", "dpi": 20})())
+    for job in examples_jobs(tmp_path / "out", root, type("R", (), {"sample_cmap": "gray_r", "dpi": 20})()):
+        job()  # here, where save_figure is watched
     assert len(saved) == 2
     for fig in saved:
         (ax,) = fig.axes

@@ -106,7 +106,7 @@ def drawn(monkeypatch):
 
 def test_the_examples_figure_says_tied_on_the_tile_and_in_its_title(tmp_path, drawn):
     """render_dataset's examples of a hand-made table: channel 0's 3 top images are the first of 44 tied."""
-    from stages.render_dataset import draw_examples
+    from stages.render_dataset import examples_jobs
 
     root = tmp_path
     images = np.zeros((50, 8, 8), np.uint8)
@@ -121,7 +121,8 @@ def test_the_examples_figure_says_tied_on_the_tile_and_in_its_title(tmp_path, dr
     columns = ("channel", "rank", "image", "label", "activation", "tied", "peak", *PATCH_COLUMNS)
     for role in paths.ROLES:
         write_csv(paths.examples_table(root, role, "conv2d"), [dict(zip(columns, r, strict=True)) for r in rows])
-    draw_examples(tmp_path / "out", root, type("R", (), {"sample_cmap": "gray_r", "dpi": 20})())
+    for job in examples_jobs(tmp_path / "out", root, type("R", (), {"sample_cmap": "gray_r", "dpi": 20})()):
+        job()  # here, where save_figure is watched
     for fig in drawn:
         (ax,) = fig.axes
         assert [t.get_text() for t in ax.texts] == ["0: 44 tied · 0", "1: a 2/3 · 9.5"]
