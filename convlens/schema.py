@@ -74,6 +74,10 @@ CHECKED = "conf/ passed convlens/schema.py"
 MAX_BATCH = 100_000
 
 
+ANALYSIS_MODELS = ("trained", "untrained")  # analyses.activation_max: the activation_max@<model> stages
+ATTRIBUTION = "trained_vs_untrained"  # analyses.attribution's one item: gradcam@ and render_gradcam@ (both models)
+
+
 TRAIN_RUNS = ("trained",)  # model.train_runs: the train@<run> stages; the model trained here is the pipeline's trained
 MAX_EPOCHS = 10_000
 MAX_FILTERS = 4096  # train.architecture.filters: channels of one conv layer
@@ -110,6 +114,13 @@ SCHEMA: dict[str, Check] = {
     "model.conv_layers": optional(items(layer_spec, "[conv2d,conv2d_1]")),
     "model.train_runs": items(choice(TRAIN_RUNS), "[trained]", min_len=0),
     "model.film": text(want="a path (outputs/figures/film or outputs/checked_config.txt)"),
+    "analyses.name": safe_name,
+    "analyses.activation_max": items(choice(ANALYSIS_MODELS), "[trained,untrained]", min_len=0),
+    "analyses.attribution": items(choice((ATTRIBUTION,)), f"[{ATTRIBUTION}]", min_len=0),
+    **{
+        f"analyses.{key}": text(want="a path (the analysis' output, or outputs/checked_config.txt)")
+        for key in ("activation_max_outputs", "activation_max_figures", "attribution_metrics", "attribution_figures")
+    },
     "data.name": safe_name,
     "data.format": choice(list(DATA_ROLES)),
     "data.subdir": optional(safe_name),
@@ -220,6 +231,21 @@ MEANING: dict[str, str] = {
     "`train@trained` stage of it), `[]` in every other model preset (no training stage).",
     "model.film": "The film of the filters the report depends on: `outputs/figures/film` with `-S model=train`, else "
     "`outputs/checked_config.txt` (a file it depends on anyway).",
+    "analyses.name": "Which analyses beyond the chapter run: `light` (the default: the chapter, one pass over the "
+    "data per model, the report) or `full` (`-S analyses=full`: also activation maximization and attribution).",
+    "analyses.activation_max": "The models whose channels get activation maximization (DVC's `foreach` makes "
+    "`activation_max@<model>` and `render_activation_max@<model>` of it): `[]` with `light`, `[trained,untrained]` "
+    "with `full` (`-S analyses=full -S 'analyses.activation_max=[trained]'`: the trained model's only).",
+    "analyses.attribution": f"`[{ATTRIBUTION}]` with `full` (DVC's `foreach` makes `gradcam@{ATTRIBUTION}` and "
+    f"`render_gradcam@{ATTRIBUTION}` of it: both models on one scale), `[]` with `light` (no attribution).",
+    "analyses.activation_max_outputs": "Not a setting of yours: what `metrics` depends on, `outputs/activation_max` "
+    "when `analyses.activation_max` lists a model, else `outputs/checked_config.txt` (a file it depends on anyway).",
+    "analyses.activation_max_figures": "Not a setting of yours: what `report` depends on, "
+    "`outputs/figures/activation_max` when `analyses.activation_max` lists a model, else `outputs/checked_config.txt`.",
+    "analyses.attribution_metrics": "Not a setting of yours: what `report` depends on, `outputs/metrics/gradcam.json` "
+    "when `analyses.attribution` is not empty, else `outputs/checked_config.txt`.",
+    "analyses.attribution_figures": "Not a setting of yours: what `report` depends on, `outputs/figures/gradcam` when "
+    "`analyses.attribution` is not empty, else `outputs/checked_config.txt`.",
     "data.name": "The data's name in the log: `fashion_mnist`, `mnist`, `cifar10`, `cifar100`, `npz`, `folder`, or "
     "that of your own `conf/data/<name>.yaml`.",
     "data.format": "How the data is read: `idx` (four IDX files), `npz` (`keras.datasets` layout: x_train, y_train, "

@@ -25,6 +25,7 @@ def run(cfg: DictConfig, root: Path) -> None:
     """``cfg`` is empty: this stage declares the whole file (``params.yaml:``), read here as it is."""
     params = read_yaml(root / PARAMS_FILE)
     check_config(params)  # every key, unknown ones included
+    paths.check_analysis_deps(params["analyses"])  # metrics and report wait for the analyses that run
     if params["model"]["path"] is not None and not params["model"]["train_runs"]:  # train@ makes a trained-here one
         model_file(root, params["model"]["path"])
     with atomic_path(paths.config_check_path(root)) as tmp:

@@ -44,7 +44,9 @@ from convlens.pipeline.files import staged_dir, write_csv, write_json
 log = logging.getLogger(__name__)
 
 
-def run(cfg: DictConfig, root: Path) -> None:
+def run(cfg: DictConfig, root: Path, pair: str = paths.ATTRIBUTION) -> None:
+    """``pair``: the foreach item of ``analyses.attribution``, which only names the stage (both models, one scale)."""
+    paths.check_pair(pair)
     g, a, classes = cfg.gradcam, cfg.attribution, load_classes(root)
     images, index = load_samples(root)
     models = prepare(root, images, cfg.input.scale, log)

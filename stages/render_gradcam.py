@@ -27,7 +27,9 @@ from convlens.render.language import figure_language
 log = logging.getLogger(__name__)
 
 
-def run(cfg: DictConfig, root: Path) -> None:
+def run(cfg: DictConfig, root: Path, pair: str = paths.ATTRIBUTION) -> None:
+    """``pair``: the foreach item of ``analyses.attribution``, which only names the stage (both models, one scale)."""
+    paths.check_pair(pair)
     g, a, r, folder = cfg.gradcam, cfg.attribution, cfg.render, paths.gradcam_dir(root)
     with figure_language(cfg.report.language), staged_dir(paths.gradcam_figures_dir(root)) as out:
         if not (folder / paths.INDEX_NAME).is_file():  # gradcam skipped (its reason in gradcam.json): no figure

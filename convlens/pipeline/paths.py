@@ -5,9 +5,12 @@ The one module that spells them: the stages write, and the report, ``compare`` a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from convlens.checks import layer_item, layer_spec
+from convlens.schema import ATTRIBUTION
 
 ROLES = ("trained", "untrained")
 
@@ -51,6 +54,40 @@ def check_role(role: str) -> str:
 
         raise ConvlensError(f"unknown model {role!r}; use one of {', '.join(ROLES)}")
     return role
+
+
+NOT_RUN_DEP = "outputs/checked_config.txt"  # what metrics and report depend on in place of an analysis not run
+# params.yaml's analyses.<key>: the analysis' output `metrics` or `report` depends on when the list it follows is set
+ANALYSIS_DEPS = {
+    "activation_max_outputs": ("activation_max", "outputs/activation_max"),
+    "activation_max_figures": ("activation_max", "outputs/figures/activation_max"),
+    "attribution_metrics": ("attribution", "outputs/metrics/gradcam.json"),
+    "attribution_figures": ("attribution", "outputs/figures/gradcam"),
+}
+
+
+def check_analysis_deps(analyses: Mapping[str, Any]) -> None:
+    """The deps ``metrics`` and ``report`` take from ``analyses`` follow its lists: an analysis that runs is a
+    dependency (so the report waits for it), one that does not is not (DVC would refuse its missing output)."""
+    from convlens.errors import ConvlensError
+
+    for key, (listed, path) in ANALYSIS_DEPS.items():
+        want = path if analyses.get(listed) else NOT_RUN_DEP
+        if analyses.get(key) != want:
+            preset, state = ("full", "lists a run") if analyses.get(listed) else ("light", "is empty")
+            raise ConvlensError(
+                f"analyses.{key} must be {want} while analyses.{listed} {state}; start from the preset: "
+                f"-S analyses={preset} (e.g. -S analyses=full -S 'analyses.{listed}=[...]')"
+            )
+
+
+def check_pair(pair: str) -> str:
+    """``pair`` when it is :data:`ATTRIBUTION`, the item of ``gradcam@`` and ``render_gradcam@`` (both models)."""
+    if pair != ATTRIBUTION:
+        from convlens.errors import ConvlensError
+
+        raise ConvlensError(f"unknown item {pair!r} of analyses.attribution; use {ATTRIBUTION} (both models)")
+    return pair
 
 
 def dataset_dir(root: Path, role: str | None = None) -> Path:

@@ -151,9 +151,20 @@ class AnalysisSections:
             section.blocks.append(self.figure([(path, f"{stem}: {model}")], caption))
         return section
 
+    def analysis_on(self, key: str) -> bool:
+        """Whether ``analyses.<key>`` lists a run (``-S analyses=full``): outputs of an earlier full run that lie in
+        the workspace are not this run's."""
+        return bool((self.params.get("analyses") or {}).get(key))
+
+    def analysis_off(self, section: Section) -> Section:
+        section.blocks.append(Text(self.t("analysis_off", command="dvc exp run -S analyses=full")))
+        return section
+
     def activation_max(self) -> Section:
         t = self.t
         section = Section("activation-max", t("actmax_title"), level=3)
+        if not self.analysis_on("activation_max"):
+            return self.analysis_off(section)
         folder, metrics_path = paths.activation_max_figures_dir(self.root), paths.activation_max_metrics(self.root)
         figures = sorted(folder.glob("*/" + paths.activation_max_figure_name("*", "*"))) if folder.is_dir() else []
         if not figures:
@@ -195,6 +206,8 @@ class AnalysisSections:
     def gradcam(self) -> Section:
         t = self.t
         section = Section("gradcam", t("gradcam_title"), level=3)
+        if not self.analysis_on("attribution"):
+            return self.analysis_off(section)
         folder, metrics_path = paths.gradcam_figures_dir(self.root), paths.gradcam_metrics(self.root)
         figures = sorted(folder.glob(paths.gradcam_figure_name("*")), key=sample_key) if folder.is_dir() else []
         if not figures:

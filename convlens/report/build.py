@@ -53,8 +53,8 @@ READS = {
         (paths.evaluate_figures_dir(HERE), "render_dataset"),
         (paths.activation_max_metrics(HERE), "metrics"),
         (paths.activation_max_figures_dir(HERE), "render_activation_max"),
-        (paths.gradcam_metrics(HERE), "gradcam"),
-        (paths.gradcam_figures_dir(HERE), "render_gradcam"),
+        (paths.gradcam_metrics(HERE), f"gradcam@{paths.ATTRIBUTION}"),
+        (paths.gradcam_figures_dir(HERE), f"render_gradcam@{paths.ATTRIBUTION}"),
         (paths.film_dir(HERE), "render_film@trained"),  # -S model=train only: the film, its record film.json
     ]
 }

@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 
-from tests.support.dvc_repo import STAGES, dvc, ran, sh
+from tests.support.dvc_repo import ANALYSES, STAGES, dvc, ran, sh
 from tests.support.readme_run import DOCS, README, experiment_outputs
 
 pytestmark = [pytest.mark.slow, pytest.mark.readme]  # make test-all and CI; make test leaves them out
@@ -49,7 +49,11 @@ def test_each_experiment_reruns_only_what_its_change_touches(readme_run):
         "report",  # shows every param
     ]
     images = printed["four-images"]
-    assert images[:2] == ["check_config", "samples"] and "build_untrained" not in images and "gradcam" in images
+    assert images[:2] == ["check_config", "samples"] and "build_untrained" not in images
+    assert not set(ANALYSES) & set(images)  # opt-in: -S analyses=full
+    full = printed["full"]  # the analyses, what merges and shows their numbers; no pass over the data again
+    assert set(ANALYSES) <= set(full) and full[-1] == "report" and "metrics" in full
+    assert not {"dataset@trained", "dataset@untrained", "fetch_data"} & set(full)
     trained_only = ("fetch_data", "fetch_model", "samples", "extract_weights")  # and each per-model stage's @trained
     assert printed["seed7"] == [s for s in STAGES if s not in trained_only and not s.endswith("@trained")]
     mine = printed["my-cnn"]

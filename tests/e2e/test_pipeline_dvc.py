@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from tests.support.dvc_repo import STAGES, dvc, locked_outputs, ran
+from tests.support.dvc_repo import ANALYSES, STAGES, dvc, locked_outputs, ran
 
 pytestmark = pytest.mark.slow
 
@@ -56,8 +56,22 @@ def test_repro_then_noop_then_render_only(reproduced_repo, good_repo):
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     assert ran(dvc(root, env, "repro")) == ["check_config", "render_figures", "report"]
 
+    # -S analyses=full by hand (the preset's keys in params.yaml): only the opt-in analyses run, then what merges
+    # and shows their numbers (metrics, report); the chapter's and the dataset pass's stages stay cached
+    merged = root / "outputs" / "metrics" / "activation_max.json"
+    assert list(json.loads(merged.read_text(encoding="utf-8"))) == ["skipped"]  # the default: not run, and why
+    params["analyses"] = yaml.safe_load((root / "conf" / "analyses" / "full.yaml").read_text(encoding="utf-8"))
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    assert sorted(ran(dvc(root, env, "repro"))) == sorted(["check_config", *ANALYSES, "metrics", "report"])
+    assert list(json.loads(merged.read_text(encoding="utf-8"))) == ["trained", "untrained"]
+
     # issue 25: the figures' language and a drawing colormap redraw, they never rerun a TensorFlow stage
-    redraw = ["render_dataset", "render_activation_max@trained", "render_activation_max@untrained", "render_gradcam"]
+    redraw = [
+        "render_dataset",
+        "render_activation_max@trained",
+        "render_activation_max@untrained",
+        "render_gradcam@trained_vs_untrained",
+    ]
     params["report"]["language"] = "ko"
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     maps = ["render_maps@conv2d", "render_maps@conv2d_1"]

@@ -39,14 +39,17 @@ STAGES = [
     "render_dataset",
     "render_maps@conv2d",
     "render_maps@conv2d_1",
+    "metrics",
+    "report",
+]
+# what -S analyses=full adds (activation maximization, attribution), in the order `dvc repro` runs them
+ANALYSES = [
     "activation_max@trained",
     "activation_max@untrained",
     "render_activation_max@trained",
     "render_activation_max@untrained",
-    "metrics",
-    "gradcam",
-    "render_gradcam",
-    "report",
+    "gradcam@trained_vs_untrained",
+    "render_gradcam@trained_vs_untrained",
 ]
 
 
@@ -92,7 +95,7 @@ def make_repo(base: Path, tiny_assets: dict, conf_extra: dict | None = None) -> 
     shutil.copy2(PROJECT / ".dvc" / "config", root / ".dvc" / "config")
     (root / ".dvc" / ".gitignore").write_text("/config.local\n/tmp\n/cache\n", encoding="utf-8")
     shutil.copy2(PROJECT / ".dvcignore", root / ".dvcignore")
-    configure(root, "models/tiny.keras", tiny_assets["sums"], conf_extra)
+    configure(root, "models/tiny.keras", tiny_assets["sums"], conf_extra, analyses="light")  # the default, as cloned
     use_tiny_presets(root, base / "shared" / "mirror")  # -S data=mnist, cifar10, cifar100 offline
     env = repo_env()
     sh(root, "git", "init", "-q", "-b", "main", env=env)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from omegaconf import OmegaConf
 
 from convlens.__main__ import COMMANDS
 from convlens.data.fetch import sha256sum
@@ -39,11 +40,21 @@ PIPELINE = [
     for name, stage in _DVC_STAGES.items()
     if name != "check_config" and stage.get("foreach") != TRAIN_RUNS
 ]
+# FOREACH: each `foreach` stage's list, literal, or the key of the config it reads (`feature_maps.each`,
+# `analyses.activation_max`, …): `foreach_items` gives a composed config's items.
 FOREACH = {
-    importlib.import_module(f"stages.{name}"): stage["foreach"] if isinstance(stage["foreach"], list) else None
+    importlib.import_module(f"stages.{name}"): stage["foreach"]
+    if isinstance(stage["foreach"], list)
+    else stage["foreach"].removeprefix("${").removesuffix("}")
     for name, stage in _DVC_STAGES.items()
     if "foreach" in stage and stage["foreach"] != TRAIN_RUNS
 }
+
+
+def foreach_items(module, cfg) -> list[str | None]:
+    """The items DVC makes ``module``'s stage instances of for the composed ``cfg`` (``[None]``: not a foreach)."""
+    spec = FOREACH.get(module, [None])
+    return spec if isinstance(spec, list) else [str(item) for item in OmegaConf.select(cfg, spec)]
 
 
 class Terminal(io.StringIO):
@@ -61,9 +72,7 @@ def run_stage(module, stage_config, composed, root, *overrides):
     """Run a stage as `dvc repro` would: a per-model stage once for each model, a per-layer stage once for each entry
     of `feature_maps.each`."""
     cfg = stage_config(stage_name(module), *overrides)
-    items = FOREACH.get(module, [None])
-    items = [str(layer) for layer in composed(*overrides).feature_maps.each] if items is None else items
-    for item in items:
+    for item in foreach_items(module, composed(*overrides)):
         module.run(cfg, root, *([item] if item else []))
 
 
@@ -151,11 +160,15 @@ def tiny_overrides(model_path: Path, sums: dict[str, str]) -> list[str]:
 TINY_ASCENT_STEPS = 4
 
 
-def configure(root: Path, model_path: str, sums: dict[str, str], extra: dict | None = None) -> None:
+def configure(
+    root: Path, model_path: str, sums: dict[str, str], extra: dict | None = None, analyses: str = "full"
+) -> None:
     """Point ``conf/`` at the tiny model and data (no download URLs) and recompose ``params.yaml``, as a user
-    who edits ``conf/`` and runs ``make params`` would; stages then run without arguments."""
+    who edits ``conf/`` and runs ``make params`` would; stages then run without arguments. ``analyses``: the preset
+    (``full``: every stage, what the in-process tests run; ``light``: the project's default, the DVC repositories')."""
     config = root / "conf" / "config.yaml"
     text = config.read_text(encoding="utf-8").replace("- model: book", "- model: local")
+    text = text.replace("- analyses: light", f"- analyses: {analyses}")
     text = text.replace("    k: 9 ", f"    k: {TINY_EXAMPLES} ")  # the tiny test split holds fewer than 9 images
     local = root / "conf" / "model" / "local.yaml"
     local.write_text(local.read_text(encoding="utf-8").replace("path: ???", f"path: {model_path}"), encoding="utf-8")

@@ -26,7 +26,7 @@ from convlens.model.ops import Unsupported
 from convlens.pipeline import paths
 from convlens.pipeline.config import compose, declared_params, select
 from convlens.report.summary import model_summary
-from tests.support.helpers import FOREACH, PIPELINE, configure, copy_project, stage_name
+from tests.support.helpers import PIPELINE, configure, copy_project, foreach_items, stage_name
 
 NESTED = ["block/dw", "block/sep", "block/dil"]
 MAPS = ["stem", "add", *NESTED, "gap"]
@@ -170,9 +170,11 @@ def test_a_branching_nested_depthwise_model_runs_end_to_end_and_matches_keras(
     )
     configure(root, str(path), tiny_assets["sums"])
     caplog.set_level(logging.INFO)
+    composed = compose(root)
+    assert list(composed.feature_maps.each) == MAPS
     for module in PIPELINE:
-        cfg = select(compose(root), declared_params(root, stage_name(module)))
-        for item in (MAPS if FOREACH[module] is None else FOREACH[module]) if module in FOREACH else [None]:
+        cfg = select(composed, declared_params(root, stage_name(module)))
+        for item in foreach_items(module, composed):
             module.run(cfg, root, *([item] if item else []))
     out = root / "outputs"
 

@@ -295,13 +295,29 @@ def test_layout_paths_are_the_outputs_dvc_yaml_declares(tmp_path):
         "activation_max": (paths.activation_max_dir, paths.activation_max_curves_dir),
         "render_activation_max": (paths.activation_max_figures_dir,),
     }
-    for stage, made in per_model.items():
-        assert stages[stage]["foreach"] == list(paths.ROLES), stage
+    full = yaml.safe_load((PROJECT / "conf" / "analyses" / "full.yaml").read_text(encoding="utf-8"))
+    for stage, made in per_model.items():  # a literal list, or the opt-in one of -S analyses=full
+        foreach = stages[stage]["foreach"]
+        assert (full["activation_max"] if foreach == "${analyses.activation_max}" else foreach) == list(paths.ROLES)
         assert {at(where(tmp_path, "trained")).replace("trained", "${item}") for where in made} == outputs(stage)
     assert paths.examples_dir(tmp_path, "trained").parent == paths.dataset_dir(tmp_path, "trained")
     for role in paths.ROLES:  # what ``metrics`` merges: inside each model's outputs, and a dependency of ``metrics``
-        for part in (paths.dataset_summary(tmp_path, role), paths.activation_max_summary(tmp_path, role)):
-            assert at(part) in stages["metrics"]["deps"]
+        assert at(paths.dataset_summary(tmp_path, role)) in stages["metrics"]["deps"]
+        assert paths.activation_max_summary(tmp_path, role).is_relative_to(tmp_path / full["activation_max_outputs"])
+    assert "${analyses.activation_max_outputs}" in stages["metrics"]["deps"]
+    assert {  # what metrics and report depend on with -S analyses=full: the opt-in stages' outputs
+        key: full[key]
+        for key in ("activation_max_outputs", "activation_max_figures", "attribution_metrics", "attribution_figures")
+    } == {
+        "activation_max_outputs": at(paths.activation_max_dir(tmp_path)),
+        "activation_max_figures": at(paths.activation_max_figures_dir(tmp_path)),
+        "attribution_metrics": at(paths.gradcam_metrics(tmp_path)),
+        "attribution_figures": at(paths.gradcam_figures_dir(tmp_path)),
+    }
+    assert {"${analyses.activation_max_figures}", "${analyses.attribution_metrics}"} <= set(stages["report"]["deps"])
+    assert "${analyses.attribution_figures}" in stages["report"]["deps"]
+    for stage in ("gradcam", "render_gradcam"):
+        assert stages[stage]["foreach"] == "${analyses.attribution}" and full["attribution"] == [paths.ATTRIBUTION]
     merged = (paths.dataset_metrics, paths.evaluate_metrics, paths.input_range_path, paths.activation_max_metrics)
     assert {at(where(tmp_path)) for where in merged} == {next(iter(m)) for m in stages["metrics"]["metrics"]}
     for stage, made in {

@@ -38,7 +38,12 @@ from tests.support.report_pages import ANALYSES, Page, assert_offline, compariso
 
 @pytest.fixture(scope="module")
 def params() -> dict:
-    return yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8"))
+    """The project's params with every analysis on (-S analyses=full): these tests build pages of all sections."""
+    return with_analyses(yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8")), "full")
+
+
+def with_analyses(params: dict, preset: str) -> dict:
+    return {**params, "analyses": read_yaml(PROJECT / "conf" / "analyses" / f"{preset}.yaml")}
 
 
 # -- the strings ---------------------------------------------------------------------------------------------------
@@ -128,9 +133,10 @@ def test_a_missing_output_names_the_stage_of_its_most_specific_folder(tmp_path, 
         f"not run yet: {table} is missing; `dvc repro` makes it (stage dataset)"
     )
     assert report.missing(paths.examples_figures_dir(tmp_path)).text.endswith("(stage render_dataset)")
-    assert report.missing(paths.gradcam_figures_dir(tmp_path)).text.endswith("(stage render_gradcam)")
+    gradcam = report.missing(paths.gradcam_figures_dir(tmp_path)).text
+    assert gradcam.endswith("(stage render_gradcam@trained_vs_untrained)")
     assert report.missing(tmp_path / "elsewhere" / "x.png").text.endswith("(stage ?)")
-    assert report.missing("outputs/metrics/gradcam.json").text.endswith("(stage gradcam)")  # as shown
+    assert report.missing("outputs/metrics/gradcam.json").text.endswith("(stage gradcam@trained_vs_untrained)")
     assert report.missing(paths.feature_map_metrics(tmp_path), "conv2d") == Note(  # a detail: the stage still named
         "not run yet: outputs/metrics/feature_maps.json (conv2d) is missing; `dvc repro` makes it (stage map_metrics)"
     )
@@ -325,7 +331,9 @@ def test_the_report_depends_on_every_output_it_reads_that_a_stage_makes():
 
     made = {out for name, body in stages.items() if name != "report" for out in outs(body)}
     film = read_yaml(PROJECT / "conf" / "model" / "train.yaml")["film"]  # ${model.film} with -S model=train
-    deps = [film if d == "${model.film}" else d for d in stages["report"]["deps"]]
+    full = read_yaml(PROJECT / "conf" / "analyses" / "full.yaml")  # ${analyses.…} with -S analyses=full
+    opt_in = {"${model.film}": film, **{f"${{analyses.{key}}}": value for key, value in full.items()}}
+    deps = [opt_in.get(d, d) for d in stages["report"]["deps"]]
     for path in READS:
         overlaps = [o for o in made if o == path or o.startswith(f"{path}/") or path.startswith(f"{o}/")]
         if overlaps:
@@ -334,6 +342,20 @@ def test_the_report_depends_on_every_output_it_reads_that_a_stage_makes():
         READS
     )
     assert stages["report"]["params"] == ["report", {"params.yaml": None}]
+
+
+def test_analyses_left_out_by_the_default_say_how_to_opt_in_even_beside_older_outputs(tmp_path, params):
+    """analyses=light (the default): no activation maximization or attribution section, however many figures an
+    earlier -S analyses=full left in the workspace; each says how to turn it on."""
+    write_analyses(tmp_path, params)  # an earlier full run's figures and numbers
+    light = with_analyses(params, "light")
+    assert light["analyses"]["activation_max"] == light["analyses"]["attribution"] == []
+    html = report_page(tmp_path, light, "en")
+    for section in ("activation-max", "gradcam"):
+        text = Page(html).section_notes(html, section)
+        assert "dvc exp run -S analyses=full" in text and "<img" not in text and "<table" not in text, section
+    html = report_page(tmp_path, params, "en")
+    assert "<img" in Page(html).section_notes(html, "gradcam")
 
 
 def test_report_language_is_checked(project):

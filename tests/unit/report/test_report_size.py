@@ -28,7 +28,8 @@ LAYER = "conv2d"
 @pytest.fixture(scope="module")
 def params() -> dict:
     params = yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8"))
-    return {**params, "feature_maps": {**params["feature_maps"], "layers": [LAYER], "each": [LAYER]}}
+    full = yaml.safe_load((PROJECT / "conf" / "analyses" / "full.yaml").read_text(encoding="utf-8"))  # Grad-CAM too
+    return {**params, "analyses": full, "feature_maps": {**params["feature_maps"], "layers": [LAYER], "each": [LAYER]}}
 
 
 def noise(path, size: int) -> None:
