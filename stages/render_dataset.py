@@ -110,9 +110,8 @@ def run(cfg: DictConfig, root: Path) -> None:
         staged_dir(paths.evaluate_figures_dir(root)) as evaluated,
     ):
         examples = out / paths.examples_figures_dir(root).relative_to(figures)
-        run_jobs(
-            [*class_heatmap_jobs(out, root, r), *examples_jobs(examples, root, r), *confusion_jobs(evaluated, root, r)]
-        )
+        heatmaps, confusions = class_heatmap_jobs(out, root, r), confusion_jobs(evaluated, root, r)
+        run_jobs([*heatmaps, *confusions, *examples_jobs(examples, root, r)])  # the longest first: CPUs end together
     log.info("class heatmaps and dataset examples written to %s", paths.dataset_figures_dir(root).relative_to(root))
 
 
