@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, root: Path) -> None:
-    """``cfg`` is empty: this stage declares the whole file (``params.yaml:``), read here as it is."""
+    """``cfg`` is empty: this stage depends on the whole file (a dep of its own), read here as it is."""
     params = read_yaml(root / PARAMS_FILE)
     check_config(params)  # every key, unknown ones included
     paths.check_analysis_deps(params["analyses"])  # metrics and report wait for the analyses that run

@@ -62,7 +62,10 @@ def run(cfg: DictConfig, root: Path, pair: str = paths.ATTRIBUTION) -> None:
         scorers[role], probs[role] = class_probabilities(load_model(paths.model_path(root, role)), name, x)
     problem = head_problem(probs["trained"].shape[1:], len(classes), output_layer(models.trained.layers))
     if problem:  # the same architecture for both models: decided by the trained one
-        folders = (paths.gradcam_dir(root), paths.sanity_dir(root))  # render_gradcam then draws no figure
+        with staged_dir(paths.sanity_dir(root)) as out:  # its plots: each curve's folder, empty
+            for curve in paths.SANITY_CURVES:
+                (out / curve).mkdir()
+        folders = (paths.gradcam_dir(root),)  # render_gradcam then draws no figure
         return write_skipped("gradcam", problem, folders, paths.gradcam_metrics(root))
     targets, methods, settings = gradcam_targets(probs["trained"], labels), ["gradcam", *a.methods], settings_of(a)
     baseline = baseline_input(a.baseline, (b for b, _ in sanity_batches(root, a, models)) if a.sanity_images else [x])
@@ -98,6 +101,8 @@ def check_sanity(root: Path, a: DictConfig, models: Models, layer: str, baseline
 
     fractions, methods = deletion_fractions(a.deletion_steps), ["gradcam", *a.methods]
     with staged_dir(paths.sanity_dir(root)) as out:
+        for curve in paths.SANITY_CURVES:  # each a plot of the stage in dvc.yaml: there, if empty
+            (out / curve).mkdir()
         if not a.sanity_images:
             return {"split": a.sanity_split, "images": 0}
         layers, scorers = cascade(paths.model_path(root, "trained"), paths.model_path(root, "untrained"), layer)
@@ -106,7 +111,6 @@ def check_sanity(root: Path, a: DictConfig, models: Models, layer: str, baseline
         deletion = {m: deletion_rows(fractions, c, tally.images) for m, c in tally.correct.items()}
         for curve, table in (("cascading", curves), ("deletion", deletion)):
             for method, rows in table.items():
-                (out / paths.sanity_curve_name(curve, method)).parent.mkdir(exist_ok=True)
                 write_csv(out / paths.sanity_curve_name(curve, method), rows)
     summary = sanity_summary(curves, deletion)
     log.info("%s", sanity_line(tally.images, summary))

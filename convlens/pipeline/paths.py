@@ -355,6 +355,9 @@ def sanity_dir(root: Path) -> Path:
     return metrics_dir(root) / "attribution"
 
 
+SANITY_CURVES = ("cascading", "deletion")  # the folders of sanity_dir, each a plot of gradcam@ in dvc.yaml
+
+
 def sanity_curve_name(curve: str, method: str) -> str:
     """One method's ``curve`` (``cascading`` or ``deletion``) in ``sanity_dir``."""
     return f"{curve}/{method}.csv"

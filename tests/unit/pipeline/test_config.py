@@ -273,7 +273,7 @@ def test_layout_paths_are_the_outputs_dvc_yaml_declares(tmp_path):
 
     def outputs(stage: str) -> set[str]:
         body = stages[stage].get("do", stages[stage])
-        declared = [*body.get("outs", []), *body.get("metrics", [])]
+        declared = [*body.get("outs", []), *body.get("metrics", []), *body.get("plots", [])]
         return {o if isinstance(o, str) else next(iter(o)) for o in declared}
 
     def at(path: Path) -> str:
@@ -343,12 +343,20 @@ def test_layout_paths_are_the_outputs_dvc_yaml_declares(tmp_path):
         *figures,
         paths.map_figures_dir,
         paths.evaluate_figures_dir,
-        paths.activation_max_figures_dir,
-        paths.gradcam_figures_dir,
         paths.confusion_dir,
         paths.channels_dir,
     )
     assert {at(where(tmp_path)) for where in plotted} <= plots
+    opt_in = {  # the opt-in analyses' plots are their stages' own: `dvc plots show` has them only when they run
+        "render_activation_max": [f"{at(paths.activation_max_figures_dir(tmp_path))}/${{item}}"],
+        "render_gradcam": [at(paths.gradcam_figures_dir(tmp_path))],
+        "activation_max": [at(paths.activation_max_curves_dir(tmp_path, "trained")).replace("trained", "${item}")],
+        "gradcam": [at(paths.sanity_dir(tmp_path) / curve) for curve in paths.SANITY_CURVES],
+    }
+    for stage, plotted_here in opt_in.items():
+        body = stages[stage]["do"]
+        assert [p if isinstance(p, str) else next(iter(p)) for p in body["plots"]] == plotted_here, stage
+        assert not any(p.startswith(tuple(plotted_here)) or any(h.startswith(p) for h in plotted_here) for p in plots)
 
 
 def test_the_file_names_stay_those_the_stages_have_always_written(tmp_path):
