@@ -12,8 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from convlens.errors import ConvlensError, size_text
 from convlens.model.layers import (
@@ -33,6 +32,9 @@ from convlens.model.weights_file import WEIGHTS_CAP, read_weights, storage_probl
 from convlens.pipeline import paths
 
 MiB = 1 << 20
+
+if TYPE_CHECKING:  # numpy only in a hint: the resolvers import this module in DVC's own process
+    import numpy as np
 
 
 # The most each archive member may hold uncompressed: a model's config is a few kB, the book's weights 4 MB.

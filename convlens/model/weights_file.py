@@ -12,11 +12,13 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from convlens.errors import ConvlensError, size_text
 from convlens.model.layers import SAVE_AGAIN, LayerInfo
+
+if TYPE_CHECKING:  # numpy (and h5py) only where weights are read: the resolvers import this module in DVC's process
+    import numpy as np
 
 WEIGHTS_CAP = 2 << 30  # what model.weights.h5 may hold uncompressed (archive.MEMBER_CAPS), so any one variable too
 
@@ -194,6 +196,7 @@ def read_weights(
     stored shapes must be the ones its config says (:func:`shape_problem`).
     """
     import h5py
+    import numpy as np
 
     entries = {info.name: entry for info, entry, _ in layers}
     groups = {info.name: group for info, _, group in layers}

@@ -7,6 +7,7 @@ import sys
 import pytest
 import yaml
 
+from convlens.checks import COMMON_COLORMAPS, colormap
 from convlens.errors import ConvlensError
 from convlens.pipeline import paths
 from convlens.pipeline.config import compose, load_config
@@ -278,3 +279,15 @@ def test_samples_indices_holds_at_most_100_samples():
     assert compose(PROJECT, [f"samples.indices=[{','.join(map(str, range(100)))}]"])["samples"]["indices"] == list(
         range(100)
     )
+
+
+def test_the_colormaps_known_without_matplotlib_are_matplotlib_colormaps():
+    """``checks.colormap`` passes these without importing matplotlib (DVC's process, while it composes conf/); any
+    other name is looked up there, so a name outside both is refused."""
+    import matplotlib as mpl
+
+    assert COMMON_COLORMAPS and COMMON_COLORMAPS.issubset(mpl.colormaps)
+    colormap("render.map_cmap", "magma_r")
+    colormap("render.map_cmap", "twilight_shifted")  # not in the set: matplotlib knows it
+    with pytest.raises(ConvlensError, match="render.map_cmap must be a matplotlib colormap name"):
+        colormap("render.map_cmap", "magma_rr")
