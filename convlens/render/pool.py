@@ -16,9 +16,12 @@ process (a monkeypatched ``new_figure``, ``caplog``) makes the jobs run here wit
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import ctypes
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -43,6 +46,19 @@ def _run(index: int) -> object:
     return _JOBS[index]()
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent dies
+
+
+def _die_with_parent(parent: int) -> None:
+    """A worker's first act: have Linux SIGKILL it when the stage dies. A stage killed by a signal (SIGTERM,
+    SIGKILL) runs no cleanup, and its workers would wait for jobs forever, holding its staging area open; killed
+    too, they leave what a killed stage leaves (the area, removed by the next write)."""
+    with contextlib.suppress(OSError, AttributeError):  # no prctl (not Linux): only a stage that exits ends them
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the stage died before the call above
+        os._exit(1)
+
+
 def run_jobs(jobs: Sequence[Callable[[], T]]) -> list[T]:
     """Run ``jobs`` in ``min(usable_cpus(), len(jobs))`` forked processes and return their results in job order
     (one process: here, in order). The first job in order that fails raises its exception here once the running
@@ -56,7 +72,8 @@ def run_jobs(jobs: Sequence[Callable[[], T]]) -> list[T]:
     for stream in (sys.stdout, sys.stderr):  # else a worker would write the parent's buffered text again
         stream.flush()
     try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        fork = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(workers, fork, initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
             futures = [pool.submit(_run, i) for i in range(len(jobs))]
             try:
                 return [future.result() for future in futures]

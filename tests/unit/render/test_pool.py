@@ -4,6 +4,10 @@ error, and one CPU or one job runs here."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from contextvars import ContextVar
 from functools import partial
 from pathlib import Path
@@ -111,3 +115,42 @@ def test_figures_drawn_in_workers_are_the_bytes_drawn_here(tmp_path: Path, monke
     pool.run_jobs(jobs(tmp_path / "here"))
     for i in (1, 2, 3):
         assert (tmp_path / "pool" / f"{i}.png").read_bytes() == (tmp_path / "here" / f"{i}.png").read_bytes()
+
+
+def gone(pid: int) -> bool:
+    """No such process, or a zombie left for init to reap."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text(encoding="ascii").split(")")[-1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@forked
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="no /proc to watch the workers in")
+def test_workers_die_with_a_stage_killed_by_a_signal(tmp_path: Path):
+    """A stage killed by SIGTERM runs no cleanup: its workers, blocked on a job, must not outlive it (holding its
+    staging area, waiting for jobs forever)."""
+    script = (
+        "import os, sys, time\n"
+        "from pathlib import Path\n"
+        "from convlens.render.pool import run_jobs\n"
+        "def job():\n"
+        f"    Path({str(tmp_path)!r}, str(os.getpid())).touch()\n"
+        "    time.sleep(120)\n"
+        "run_jobs([job, job])\n"
+    )
+    stage = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline and stage.poll() is None:
+            time.sleep(0.05)
+        workers = [int(p.name) for p in tmp_path.iterdir()]
+        assert len(workers) == 2 and stage.poll() is None
+        stage.terminate()
+        assert stage.wait(60) == -signal.SIGTERM
+        deadline = time.monotonic() + 60
+        while not all(gone(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert all(gone(pid) for pid in workers)
+    finally:
+        stage.kill()
