@@ -249,13 +249,25 @@ def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
             )
 
 
+REMAKE = "it is a pipeline output: remake it with `dvc repro --force` of the stage that writes it (dvc.yaml)"
+
+
 def read_csv_columns(path: Path, columns: Sequence[str]) -> np.ndarray:
-    """The named columns of a CSV table as a float array (rows × columns); empty cells are NaN."""
+    """The named columns of a CSV table as a float array (rows × columns); empty cells are NaN. A missing file,
+    column or a cell that is not a number is one :class:`ConvlensError` naming the file."""
     import csv
 
-    with open(path, encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f))
-    return np.array([[float(row[c]) if row[c] else np.nan for c in columns] for row in rows]).reshape(len(rows), -1)
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f))
+        table = [[float(row[c]) if row[c] else np.nan for c in columns] for row in rows]
+    except FileNotFoundError as e:
+        raise ConvlensError(f"{path} is missing; run the stage that makes it first (dvc repro)") from e
+    except KeyError as e:
+        raise ConvlensError(f"{path} has no column {e.args[0]!r}; {REMAKE}") from e
+    except (ValueError, TypeError, UnicodeDecodeError, csv.Error) as e:  # TypeError: a row shorter than the header
+        raise ConvlensError(f"{path} holds a cell that is not a number ({e}); {REMAKE}") from e
+    return np.array(table, dtype=np.float64).reshape(len(rows), -1)
 
 
 def read_json(path: Path) -> Any:
@@ -263,3 +275,5 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
         raise ConvlensError(f"{path} is missing; run the stage that makes it first (dvc repro)") from e
+    except (ValueError, UnicodeDecodeError) as e:  # json.JSONDecodeError is a ValueError
+        raise ConvlensError(f"{path} is not valid JSON ({e}); {REMAKE}") from e

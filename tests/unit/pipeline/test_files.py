@@ -12,7 +12,15 @@ import numpy as np
 import pytest
 
 from convlens.errors import ConvlensError
-from convlens.pipeline.files import SCRATCH, atomic_path, scratch_dir, staged_dir, write_json
+from convlens.pipeline.files import (
+    SCRATCH,
+    atomic_path,
+    read_csv_columns,
+    read_json,
+    scratch_dir,
+    staged_dir,
+    write_json,
+)
 from stages import extract_weights, fetch_model
 from tests.support.helpers import (
     WEIGHT_OUTPUTS,
@@ -320,3 +328,32 @@ def test_outputs_on_a_real_bind_mount_are_written(tmp_path, monkeypatch):
         assert not hidden(tmp_path / "outputs") and not list((tmp_path / SCRATCH).iterdir())
     finally:
         subprocess.run(["umount", tmp_path / "outputs"], check=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("channel,mean\n0,0.5\n1,abc\n", r"holds a cell that is not a number .*dvc repro --force"),
+        ("channel,average\n0,0.5\n", r"has no column 'mean'; it is a pipeline output"),
+        (b"channel,mean\n0,\xff\n", r"not a number"),
+    ],
+)
+def test_a_hand_edited_table_is_one_error_naming_the_file(tmp_path, text, message):
+    path = tmp_path / "untrained_conv2d_1.csv"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(ConvlensError, match=message) as err:
+        read_csv_columns(path, ["channel", "mean"])
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_table_reads_as_floats_with_empty_cells_nan_and_a_broken_json_is_one_error(tmp_path):
+    table = tmp_path / "t.csv"
+    table.write_text("channel,mean,extra\n0,0.5,x\n1,,y\n", encoding="utf-8")
+    got = read_csv_columns(table, ["mean", "channel"])
+    assert got.shape == (2, 2) and got[0].tolist() == [0.5, 0.0] and np.isnan(got[1, 0]) and got[1, 1] == 1.0
+    with pytest.raises(ConvlensError, match="is missing"):
+        read_csv_columns(tmp_path / "nope.csv", ["mean"])
+    broken = tmp_path / "summary.json"
+    broken.write_text('{"trained": ', encoding="utf-8")
+    with pytest.raises(ConvlensError, match=r"summary.json is not valid JSON .*dvc repro --force"):
+        read_json(broken)
