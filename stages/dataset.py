@@ -40,7 +40,7 @@ from convlens.pipeline import paths
 from convlens.pipeline.artifacts import load_classes, skipped
 from convlens.pipeline.config import run_stage
 from convlens.pipeline.files import staged_dir, write_csv, write_json
-from convlens.render.analyses import accuracy_title
+from convlens.render.language import accuracy_title  # no matplotlib: this stage draws nothing
 from convlens.report.summary import layer_fields, output_shapes
 
 log = logging.getLogger(__name__)

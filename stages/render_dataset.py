@@ -23,8 +23,8 @@ from convlens.pipeline import paths
 from convlens.pipeline.artifacts import load_classes
 from convlens.pipeline.config import run_stage
 from convlens.pipeline.files import read_csv_columns, read_json, staged_dir
-from convlens.render.analyses import accuracy_title, class_heatmaps, confusion_figure, examples_figure
-from convlens.render.language import figure_language, words
+from convlens.render.analyses import class_heatmaps, confusion_figure, examples_figure
+from convlens.render.language import accuracy_title, figure_language, words
 from convlens.render.pool import Job, run_jobs
 
 log = logging.getLogger(__name__)

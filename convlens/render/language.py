@@ -125,3 +125,11 @@ def figure_language(language: str) -> Iterator[Strings]:
             yield t
     finally:
         _current.reset(token)
+
+
+def accuracy_title(model: str, accuracy: float, images: int, split: str) -> str:
+    """``trained: accuracy 0.9125 on 10000 test images``: a confusion matrix's title, and evaluate's log line (in
+    English: outside a :func:`~convlens.render.language.figure_language`)."""
+    t = words()
+    return t("accuracy_title", model=t.term("model", model), accuracy=f"{accuracy:.4f}", images=images,
+             split=t.term("split", split))  # fmt: skip

@@ -136,3 +136,13 @@ def test_the_benchmark_imports_its_own_modules_not_the_librarys():
         [sys.executable, "-m", "bench", "--help"], cwd=PROJECT, capture_output=True, text=True, check=False
     )
     assert done.returncode == 0 and "usage: python -m bench" in done.stdout, done.stderr
+
+
+@pytest.mark.parametrize("stage", sorted(p.stem for p in (PROJECT / "stages").glob("*.py") if p.stem != "__init__"))
+def test_only_the_drawing_stages_import_matplotlib_and_no_stage_imports_tensorflow_at_start(stage):
+    """matplotlib costs a process ~0.5 s to import: a stage that computes (``dataset@``'s pass, the metrics, the
+    report) must not pay it for a title string; TensorFlow (~3.5 s) is imported inside the functions that need it."""
+    probe = f"import sys, stages.{stage}; print(sorted(m for m in ('matplotlib', 'tensorflow') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT, capture_output=True, text=True, check=True)
+    expected = ["matplotlib"] if stage.startswith("render_") else []
+    assert done.stdout.strip() == str(expected), done.stdout

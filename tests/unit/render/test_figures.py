@@ -10,6 +10,7 @@ from PIL import Image
 
 from convlens.render import analyses as figures_analyses
 from convlens.render import figures
+from convlens.render.language import accuracy_title
 from tests.support.helpers import MIRROR
 
 
@@ -220,12 +221,8 @@ def test_the_gradcam_title_names_the_image_the_layer_and_each_targets_correlatio
 
 
 def test_the_accuracy_title_is_the_models_accuracy_on_the_split():
-    assert figures_analyses.accuracy_title("trained", 0.91254, 10000, "test") == (
-        "trained: accuracy 0.9125 on 10000 test images"
-    )
-    assert figures_analyses.accuracy_title("untrained", float("nan"), 0, "train") == (
-        "untrained: accuracy nan on 0 train images"
-    )
+    assert accuracy_title("trained", 0.91254, 10000, "test") == ("trained: accuracy 0.9125 on 10000 test images")
+    assert accuracy_title("untrained", float("nan"), 0, "train") == ("untrained: accuracy nan on 0 train images")
 
 
 def test_the_activation_max_title_names_the_model_the_layer_and_the_steps():
