@@ -24,7 +24,8 @@ DEFAULT_METRICS = (
 )
 # Pinned by the choice of `model` or `data` (their config groups: `model.path` and `data.name` say which), or
 # derived while conf/ is composed (`model.source`, `data.source`, `feature_maps.each`), or set by the model preset
-# (`model.train_runs`, `model.film`: `model.name` says whether it was trained here): they only widen the table.
+# (`model.train_runs`, `model.film`: `model.name` says whether it was trained here; the `analyses` preset's lists and
+# the deps they set: `analyses.name` says which): they only widen the table.
 # A name hides the keys under it too (`data.files` hides `data.files.archive.sha256`).
 DEFAULT_HIDDEN = (
     "model.file",
@@ -41,6 +42,12 @@ DEFAULT_HIDDEN = (
     "data.source",
     "data.classes",
     "feature_maps.each",
+    "analyses.activation_max",
+    "analyses.attribution",
+    "analyses.activation_max_outputs",
+    "analyses.activation_max_figures",
+    "analyses.attribution_metrics",
+    "analyses.attribution_figures",
 )
 WIDTH = 120
 MIN_CELL = 12  # a param column is cut (…) down to this before any is left out

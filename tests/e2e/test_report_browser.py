@@ -119,7 +119,8 @@ def test_the_report_with_every_analysis_opens_offline(reproduced_repo, tmp_path,
     root = tmp_path / "run"
     shutil.copytree(reproduced_repo["template"] / "project" / "outputs", root / "outputs")
     params = yaml.safe_load((reproduced_repo["template"] / "project" / "params.yaml").read_text(encoding="utf-8"))
-    write_analyses(root, params)
+    params["analyses"] = yaml.safe_load((PROJECT / "conf" / "analyses" / "full.yaml").read_text(encoding="utf-8"))
+    write_analyses(root, params)  # as if -S analyses=full had run
     write_report(root, params, language, tmp_path / "report")
     page = tmp_path / "report" / "index.html"
     html = page.read_text(encoding="utf-8")

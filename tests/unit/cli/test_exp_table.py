@@ -6,9 +6,11 @@ import copy
 
 import pandas as pd
 import pytest
+import yaml
 
 from convlens.cli.exp_table import exp_table_text, flatten, metric_value, render, runs, table, table_cell
 from convlens.errors import ConvlensError
+from tests.support.helpers import PROJECT
 
 BOOK_MODEL = {
     "name": "book",
@@ -20,7 +22,9 @@ BOOK_MODEL = {
 }
 
 
-def rev_data(rev: str, model=None, layers=("conv2d", "conv2d_1"), seed=42, indices=(0,), std=0.0846, data=None) -> dict:
+def rev_data(
+    rev: str, model=None, layers=("conv2d", "conv2d_1"), seed=42, indices=(0,), std=0.0846, data=None, analyses=None
+) -> dict:
     params = {
         "model": model or BOOK_MODEL,
         "input": {"scale": 255.0},
@@ -28,6 +32,7 @@ def rev_data(rev: str, model=None, layers=("conv2d", "conv2d_1"), seed=42, indic
         "feature_maps": {"layers": list(layers), "batch_size": 256},
         "untrained": {"seed": seed},
         **({"data": data} if data else {}),
+        **({"analyses": analyses} if analyses else {}),
     }
     maps = {
         m: {layer: {"map_mean": 0.1 + i, "dead_channels": 0} for i, layer in enumerate(layers)}
@@ -260,3 +265,17 @@ def test_keys_a_data_preset_pins_are_hidden_with_everything_under_them_and_its_n
     assert columns == ["data.name"]
     shown = list(table(found, metrics=[], hidden=["data.urls"]).columns)
     assert shown == ["data.name", "data.format", "data.files.x.sha256", "data.files.archive.sha256"]
+
+
+def test_the_analyses_preset_shows_as_its_name_alone():
+    """`-S analyses=full` sets two lists and four deps: `analyses.name` says it; a list changed on top still shows."""
+    presets = {
+        name: yaml.safe_load((PROJECT / "conf" / "analyses" / f"{name}.yaml").read_text(encoding="utf-8"))
+        for name in ("light", "full")
+    }
+    found = [
+        {"rev": "a" * 40, "name": "main", "error": None, "data": rev_data("a", analyses=presets["light"]),
+         "experiments": [experiment("full", "b" * 40, analyses=presets["full"])]},
+    ]  # fmt: skip
+    assert list(table(found, metrics=[]).columns) == ["analyses.name"]
+    assert "analyses.activation_max" in table(found, metrics=[], hidden=[]).columns

@@ -77,7 +77,7 @@ def test_a_failed_job_in_a_worker_leaves_no_staged_folder_behind(tmp_path: Path)
     target = tmp_path / "figures"
 
     def write(name: str, out: Path) -> None:
-        (out / name).write_text(name)
+        (out / name).write_text(name, encoding="utf-8")
 
     with pytest.raises(ConvlensError, match="render.dpi"), staged_dir(target) as out:
         pool.run_jobs([partial(write, "a", out), lambda: fail("render.dpi is too high"), partial(write, "c", out)])
