@@ -16,7 +16,7 @@ from convlens.analysis.evaluate import predicted_classes
 from convlens.analysis.examples import RunningTopK, check_examples, peak_positions
 from convlens.analysis.stats import ChannelAccumulator, as_number
 from convlens.errors import ConvlensError
-from convlens.model.batching import batches_with_progress
+from convlens.model.batching import batches_with_progress, release_pages
 from convlens.model.forward import Activations
 from convlens.model.inputs import model_inputs
 from convlens.model.layers import CONV_KINDS
@@ -123,6 +123,7 @@ def stream_pass(
     with ThreadPoolExecutor(max_workers=1) as pool:
         for part in batches_with_progress(len(images), batch_size, label):
             maps = network.activations(model_inputs(images[part], scale), wanted)
+            release_pages(images)  # memory stays flat in the number of images (issue 25)
             if predictions is not None:
                 predictions[part] = predicted_classes(maps.pop(), classes, head)
             if pending is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,3 +56,13 @@ def batches(n: int, batch_size: int) -> Iterator[slice]:
 def batches_with_progress(n: int, batch_size: int, label: str) -> Iterator[slice]:
     """:func:`batches`, with a progress bar named ``label`` on a terminal's stderr, cleared when done."""
     yield from tqdm(list(batches(n, batch_size)), desc=label, unit="batch", leave=False, disable=None)
+
+
+def release_pages(array: np.ndarray) -> None:
+    """Drop from this process's memory the pages a memory-mapped ``array`` (``np.load(..., mmap_mode="r")``, or a
+    slice of one) has read so far: a pass over a split then holds one batch of the file, not every page it has
+    touched (60,000 Fashion-MNIST images: 47 MB). The kernel's page cache keeps them, so nothing is read from disk
+    again; an array that is not memory-mapped is left as it is."""
+    mapping = getattr(array, "_mmap", None)  # numpy.memmap's mapping of the whole file
+    if isinstance(mapping, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+        mapping.madvise(mmap.MADV_DONTNEED)
