@@ -141,6 +141,19 @@ def test_average_pooling_of_any_window_matches_keras(tmp_path, size, strides, pa
     assert np.abs(got).max() > 0.1
 
 
+@pytest.mark.parametrize("padding", ["valid", "same"])
+@pytest.mark.parametrize(("size", "strides"), [(2, None), (3, None), ((2, 3), None), (3, 2), ((3, 2), (1, 2))])
+def test_max_pooling_of_any_window_matches_keras(tmp_path, size, strides, padding):
+    """The max over one strided view per window offset (ops.pool2d), odd sizes and strides, both paddings."""
+    from convlens.model.keras_models import keras
+
+    x = np.random.default_rng(9).uniform(-4, 4, (2, 11, 8, 3)).astype(np.float32)
+    conv = keras.layers.Conv2D(3, 1, name="conv", activation="relu")  # its ReLU overwrites conv2d's own output
+    pool = keras.layers.MaxPooling2D(size, strides=strides, padding=padding, name="max")
+    got = keras_matches(tmp_path, [conv, pool], x)
+    assert np.abs(got).max() > 0.1
+
+
 @pytest.mark.parametrize(
     ("kind", "options"),
     [
