@@ -13,7 +13,7 @@ are made by the stage that has them, with the same kind of line.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from convlens.checks import (
@@ -536,17 +536,21 @@ def check_config(cfg: Mapping[str, Any], complete: bool = True) -> None:
     _cross_checks(flat)
 
 
-def register_resolver() -> None:
+def register_resolver(also: Sequence[Callable[[Mapping[str, Any]], None]] = ()) -> None:
     """Make ``${convlens_checked:}`` (``checked`` in ``conf/config.yaml``) check the whole config while Hydra
     composes it. DVC composes ``conf/`` on every ``dvc exp run`` and, right after, checks out every stage's
     outputs with force, deleting those it has no hash for: a layer named ``../../x`` would be gone before
     any stage runs. Hydra's plugin scan imports ``hydra_plugins/convlens.py`` in DVC's own process (DVC's
     ``hydra.plugins_path`` is the project root), which calls this, so a bad value fails the composition.
+    ``also``: checks of the layers above the schema (the artifact paths'), run after it on the same config.
     """
     from omegaconf import OmegaConf
 
     def checked(_root_: Any) -> str:
-        check_config(OmegaConf.to_container(_root_, resolve=False))
+        cfg = OmegaConf.to_container(_root_, resolve=False)
+        check_config(cfg)
+        for check in also:
+            check(cfg)
         return CHECKED
 
     OmegaConf.register_new_resolver(RESOLVER, checked, replace=True)

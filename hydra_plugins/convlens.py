@@ -7,16 +7,25 @@ It registers the resolvers ``conf/`` uses, in DVC's own process as in ``convlens
 ``foreach`` iterates, ``feature_maps.layers`` or every conv layer of the model (``convlens.model.defaults``).
 """
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from convlens.model import defaults
+from convlens.pipeline.paths import check_analysis_deps
 from convlens.schema import register_resolver
+
+
+def check_deps(cfg: Mapping[str, Any]) -> None:
+    """The deps ``metrics`` and ``report`` take from ``analyses`` are those of its lists (paths.ANALYSIS_DEPS)."""
+    if isinstance(cfg.get("analyses"), Mapping):
+        check_analysis_deps(cfg["analyses"])
 
 
 def register(root: Path | None = None) -> None:
     """Both resolvers; ``root``: the project a relative ``model.path`` is read from (default: the working
     directory, where DVC composes)."""
-    register_resolver()
+    register_resolver(also=(check_deps,))
     defaults.register_resolver(root)
 
 

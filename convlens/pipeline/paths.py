@@ -75,9 +75,10 @@ def check_analysis_deps(analyses: Mapping[str, Any]) -> None:
         want = path if analyses.get(listed) else NOT_RUN_DEP
         if analyses.get(key) != want:
             preset, state = ("full", "lists a run") if analyses.get(listed) else ("light", "is empty")
+            choose = f" -S 'analyses.{listed}=[...]'" if preset == "full" else ""
             raise ConvlensError(
-                f"analyses.{key} must be {want} while analyses.{listed} {state}; start from the preset: "
-                f"-S analyses={preset} (e.g. -S analyses=full -S 'analyses.{listed}=[...]')"
+                f"analyses.{key} must be {want} while analyses.{listed} {state} (it follows that list, as the "
+                f"presets set it); start from the preset: -S analyses={preset}{choose}"
             )
 
 

@@ -45,6 +45,18 @@ def test_the_schema_describes_exactly_the_keys_of_params_yaml():
         ("activation_max.layers=[../x]", "activation_max.layers[0] must be a layer name"),
         ("gradcam.layer=/tmp/x", "gradcam.layer must be a layer name"),
         ("gradcam.alpha=2", "gradcam.alpha must be a finite number in 0..1, got 2"),
+        ("analyses.activation_max=[trained,trained]", "analyses.activation_max"),
+        ("analyses.attribution=[both]", "analyses.attribution[0] must be one of trained_vs_untrained"),
+        (  # a dep of report's, pointed elsewhere: refused before DVC reads dvc.yaml
+            "analyses.attribution_figures=../../etc",
+            "analyses.attribution_figures must be outputs/checked_config.txt while analyses.attribution is empty",
+        ),
+        (  # a list turned on without the preset: the report would not wait for the ascent
+            "analyses.activation_max=[trained]",
+            "analyses.activation_max_outputs must be outputs/activation_max while analyses.activation_max lists a "
+            "run (it follows that list, as the presets set it); start from the preset: -S analyses=full -S "
+            "'analyses.activation_max=[...]'",
+        ),
     ],
 )
 def test_bad_values_are_one_line_at_composition(override, message):
@@ -279,6 +291,13 @@ def test_samples_indices_holds_at_most_100_samples():
     assert compose(PROJECT, [f"samples.indices=[{','.join(map(str, range(100)))}]"])["samples"]["indices"] == list(
         range(100)
     )
+
+
+def test_the_full_preset_with_one_model_composes_and_light_has_no_analysis():
+    one = compose(PROJECT, ["analyses=full", "analyses.activation_max=[trained]"]).analyses
+    assert list(one.activation_max) == ["trained"] and one.activation_max_figures == "outputs/figures/activation_max"
+    light = compose(PROJECT).analyses
+    assert light.name == "light" and not light.activation_max and not light.attribution
 
 
 def test_the_colormaps_known_without_matplotlib_are_matplotlib_colormaps():
