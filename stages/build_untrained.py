@@ -1,6 +1,7 @@
 """Stage 4: the untrained model (the book's baseline), the trained model's architecture freshly initialised.
 
-The book's order: seed, load the trained model, then build the untrained layers.
+The book's order: seed, load the trained model, then build the untrained layers; replayed in numpy without
+TensorFlow where ``convlens.model.initial`` can, by Keras otherwise.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from omegaconf import DictConfig
 
 from convlens.analysis.weights import write_weight_artifacts
 from convlens.model.archive import open_model
+from convlens.model.initial import write_untrained
 from convlens.pipeline import paths
 from convlens.pipeline.config import run_stage
 from convlens.pipeline.files import atomic_path
@@ -21,13 +23,10 @@ log = logging.getLogger(__name__)
 
 def run(cfg: DictConfig, root: Path) -> None:
     trained = open_model(root, "trained")
-    trained.resolve(cfg.weights.layers, "weights.layers")  # fails here, before TensorFlow starts
-    from convlens.model.keras_models import load_with_untrained_model, save_reproducible
-
-    _, untrained = load_with_untrained_model(trained.path, cfg.untrained.seed)
+    trained.resolve(cfg.weights.layers, "weights.layers")  # fails here, before anything is written
     with atomic_path(paths.model_path(root, "untrained")) as tmp:
-        save_reproducible(untrained, tmp)
-    log.info("untrained model built with seed %d", cfg.untrained.seed)
+        how = write_untrained(trained, cfg.untrained.seed, tmp)
+    log.info("untrained model built with seed %d (%s)", cfg.untrained.seed, how)
     write_weight_artifacts(root, "untrained", cfg.weights.layers, cfg.weights.percentiles)
 
 

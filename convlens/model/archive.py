@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import zipfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -236,6 +236,34 @@ def write_reproducible(src: Path, dst: Path) -> None:
                 meta.pop("date_saved", None)
                 data = json.dumps(meta, sort_keys=True).encode()
             zout.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
+
+
+def write_archive(source: Archive, variables: Mapping[str, Sequence[np.ndarray]], dst: Path) -> None:
+    """``source``'s architecture with ``variables`` (by layer name) as its weights, saved as Keras saves an uncompiled
+    model (no optimizer state, no compile config) by :func:`write_reproducible`'s rules: the same weights give the
+    same bytes. Loads in Keras and in :class:`Archive` alike."""
+    import io
+    from importlib.metadata import version
+
+    import h5py
+
+    config = dict(source.config)
+    config.pop("compile_config", None)
+    weights = io.BytesIO()
+    with h5py.File(weights, "w") as h5:
+        for info, _, group in source.walked:
+            stored = h5.create_group(f"{group}/vars")
+            for i, value in enumerate(variables.get(info.name, ())):
+                stored.create_dataset(str(i), data=value)
+        h5.create_group("vars")
+    members = {
+        "config.json": json.dumps(config).encode(),
+        "metadata.json": json.dumps({"keras_version": version("keras")}, sort_keys=True).encode(),
+        "model.weights.h5": weights.getvalue(),
+    }
+    with zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in sorted(members.items()):
+            z.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
 
 
 def open_model(root: Path, role: str) -> Archive:

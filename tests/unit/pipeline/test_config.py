@@ -99,10 +99,11 @@ def test_every_module_a_stage_imports_is_one_of_its_dependencies(stage):
     assert not uncovered, f"{stage} imports {sorted(uncovered)} but dvc.yaml does not list them as deps"
 
 
-@pytest.mark.parametrize("stage", sorted(set(STAGES) - {"build_untrained", "fetch_model"}))
-def test_only_the_untrained_stage_imports_tensorflow(stage):
-    """At module level; ``forward.open_network`` imports Keras lazily, for a model numpy does not compute
-    (``test_any_model.py`` checks that a chain model never starts TensorFlow)."""
+@pytest.mark.parametrize("stage", sorted(set(STAGES) - {"fetch_model"}))
+def test_no_stage_imports_tensorflow_at_module_level(stage):
+    """``forward.open_network`` imports Keras lazily, for a model numpy does not compute (``test_any_model.py``
+    checks that a chain model never starts TensorFlow), and so does ``initial.write_untrained``, for a model whose
+    initialisation it does not replay (``test_initial.py`` checks the book's architecture never starts it)."""
     imported = imported_files(PROJECT / f"stages/{stage}.py", lazy=False)
     assert "convlens/model/keras_models.py" not in imported
     source = " ".join((PROJECT / f).read_text(encoding="utf-8") for f in [f"stages/{stage}.py", *imported])
@@ -332,13 +333,13 @@ def test_layout_paths_are_the_outputs_dvc_yaml_declares(tmp_path):
     assert paths.layer_stem("block/dw") == "block.dw" and paths.layer_stem("conv2d") == "conv2d"  # file names
     assert "outputs/feature_maps/${item}" in outputs("feature_maps")
     assert {at(paths.figures_dir(tmp_path) / kind) for kind in ("weights", "samples")} == outputs("render_figures")
-    assert {at(paths.dataset_figures_dir(tmp_path)), at(paths.evaluate_figures_dir(tmp_path))} == outputs(
-        "render_dataset"
-    )
+    per_model = (paths.dataset_figures_dir, paths.evaluate_figures_dir)  # render_dataset@<model>: one folder each
+    assert {f"{at(where(tmp_path))}/${{item}}" for where in per_model} == outputs("render_dataset")
+    for role in paths.ROLES:
+        assert all(where(tmp_path, role) == where(tmp_path) / role for where in per_model)
+        assert paths.examples_figures_dir(tmp_path, role).parent == paths.dataset_figures_dir(tmp_path, role)
     figures = (paths.weight_figures_dir, paths.sample_figures_dir, paths.dataset_figures_dir)
-    drawn = outputs("render_figures") | outputs("render_dataset")
-    assert {at(where(tmp_path)) for where in (*figures, paths.evaluate_figures_dir)} == drawn
-    assert paths.examples_figures_dir(tmp_path).parent == paths.dataset_figures_dir(tmp_path)
+    assert {at(where(tmp_path)) for where in figures[:2]} == outputs("render_figures")
     plotted = (
         *figures,
         paths.map_figures_dir,
@@ -405,11 +406,11 @@ def test_the_file_names_stay_those_the_stages_have_always_written(tmp_path):
         paths.filters_figure(tmp_path, "untrained", layer): "figures/weights/untrained_block.dw_filters.png",
         paths.sample_figure(tmp_path, 7): "figures/samples/sample_7.png",
         paths.map_figure(tmp_path, layer, "trained", 7): "figures/feature_maps/block/dw/trained_sample_7.png",
-        paths.class_heatmap(tmp_path, layer): "figures/dataset/block.dw_classes.png",
-        paths.examples_figures_dir(tmp_path) / paths.examples_figure_name("trained", layer): (
-            "figures/dataset/examples/trained_block.dw.png"
+        paths.class_heatmap(tmp_path, "untrained", layer): "figures/dataset/untrained/block.dw_classes.png",
+        paths.examples_figures_dir(tmp_path, "trained") / paths.examples_figure_name("trained", layer): (
+            "figures/dataset/trained/examples/trained_block.dw.png"
         ),
-        paths.confusion_figure(tmp_path, "untrained"): "figures/evaluate/untrained_confusion.png",
+        paths.confusion_figure(tmp_path, "untrained"): "figures/evaluate/untrained/untrained_confusion.png",
         paths.activation_max_figures_dir(tmp_path, "untrained")
         / paths.activation_max_figure_name("untrained", layer): (
             "figures/activation_max/untrained/untrained_block.dw.png"
