@@ -1,0 +1,41 @@
+"""What ``.dvcignore`` keeps out of DVC's hashes.
+
+``convlens`` is a directory dependency of nearly every stage. Python writes ``__pycache__/*.pyc`` beside the modules
+it imports unless ``PYTHONDONTWRITEBYTECODE`` is set, so without these patterns the first import after a run (the
+next stage, ``pytest``, a shell) changes the directory's hash and the next ``dvc repro`` reruns every stage.
+"""
+
+import shutil
+
+import pytest
+
+from tests.support.helpers import PROJECT
+
+
+def _dir_hash(root, folder):
+    from dvc.repo import Repo
+    from dvc_data.hashfile.build import build
+
+    with Repo(str(root)) as repo:
+        _, _, obj = build(repo.cache.local, str(folder), repo.fs, "md5", ignore=repo.dvcignore, dry_run=True)
+    return obj.hash_info.value
+
+
+@pytest.mark.parametrize("junk", ["__pycache__/schema.cpython-311.pyc", "sub/__pycache__/m.cpython-312.opt-1.pyc"])
+def test_bytecode_does_not_change_a_code_dependency_hash(tmp_path, junk):
+    from dvc.repo import Repo
+
+    Repo.init(str(tmp_path), no_scm=True).close()
+    shutil.copy(PROJECT / ".dvcignore", tmp_path / ".dvcignore")
+    package = tmp_path / "convlens"
+    (package / "sub").mkdir(parents=True)
+    (package / "schema.py").write_text("LIMIT = 1\n", encoding="utf-8")
+    (package / "sub" / "m.py").write_text("X = 2\n", encoding="utf-8")
+    before = _dir_hash(tmp_path, package)
+
+    (package / junk).parent.mkdir(parents=True, exist_ok=True)
+    (package / junk).write_bytes(b"\x00bytecode")
+    assert _dir_hash(tmp_path, package) == before
+
+    (package / "sub" / "m.py").write_text("X = 3\n", encoding="utf-8")  # a source edit still shows
+    assert _dir_hash(tmp_path, package) != before
