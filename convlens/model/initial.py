@@ -28,6 +28,8 @@ from convlens.model.archive import Archive, write_archive
 LAYER_INITIALIZERS: dict[str, tuple[str, ...]] = {
     "Conv2D": ("kernel_initializer", "bias_initializer"),
     "Dense": ("kernel_initializer", "bias_initializer"),
+    "DepthwiseConv2D": ("depthwise_initializer", "bias_initializer"),
+    "SeparableConv2D": ("depthwise_initializer", "pointwise_initializer", "bias_initializer"),
     "BatchNormalization": (
         "beta_initializer",
         "gamma_initializer",
@@ -54,7 +56,13 @@ WEIGHTLESS = (
     "Softmax",
     "Rescaling",
     "Add",
+    "Subtract",
+    "Multiply",
+    "Average",
+    "Maximum",
+    "Minimum",
     "Concatenate",
+    "UpSampling2D",
 )
 KEPT = ("Normalization",)  # an adapted Normalization's mean and variance are the data's: the untrained model keeps them
 
@@ -65,6 +73,8 @@ _UNIFORM_SCALING = {  # VarianceScaling's subclasses that draw uniformly: (scale
 }
 _DEFAULTS = {  # an initializer a layer's config leaves out: the constructor's default
     "kernel_initializer": "glorot_uniform",
+    "depthwise_initializer": "glorot_uniform",
+    "pointwise_initializer": "glorot_uniform",
     "bias_initializer": "zeros",
     "beta_initializer": "zeros",
     "gamma_initializer": "ones",
@@ -224,7 +234,8 @@ def _variable_initializers(entry: dict) -> list[str]:
         keys = ["gamma_initializer"] * (cfg.get("scale", True) is not False)
         keys += ["beta_initializer"] * (cfg.get("center", True) is not False)
         return [*keys, "moving_mean_initializer", "moving_variance_initializer"]
-    return ["kernel_initializer"] + ["bias_initializer"] * (cfg.get("use_bias", True) is not False)
+    kernels = [key for key in LAYER_INITIALIZERS[kind] if key != "bias_initializer"]
+    return kernels + ["bias_initializer"] * (cfg.get("use_bias", True) is not False)
 
 
 def untrained_variables(

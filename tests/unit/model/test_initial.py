@@ -69,7 +69,8 @@ def test_the_books_architecture_scaled_down_is_built_as_keras_builds_it(keras, t
 
 def test_every_replayed_layer_and_initializer(keras, tmp_path):
     """Seeded and unseeded initializers, dropouts with and without a rate (only a rate takes a seed), batch
-    normalization, a layer with no bias, and an adapted Normalization, whose statistics the clone keeps."""
+    normalization, a layer with no bias, depthwise and separable convolutions, and an adapted Normalization, whose
+    statistics the clone keeps."""
     layers, init = keras.layers, keras.initializers
     keras.utils.set_random_seed(0)
     normalization = layers.Normalization()
@@ -89,6 +90,9 @@ def test_every_replayed_layer_and_initializer(keras, tmp_path):
             layers.GaussianNoise(0.1),
             layers.Dense(3, kernel_initializer=init.VarianceScaling(2.0, "fan_out", "uniform")),
             layers.Dense(2, kernel_initializer=init.GlorotUniform(seed=11)),
+            layers.Reshape((1, 1, 2)),
+            layers.DepthwiseConv2D(1, depth_multiplier=2, bias_initializer="random_uniform"),
+            layers.SeparableConv2D(3, 1, pointwise_initializer="he_uniform"),
         ]
     )
     path = save(model, tmp_path / "trained.keras")
