@@ -165,6 +165,11 @@ def _replay_problem(kind: str, cfg: dict) -> str | None:
     seed = cfg.get("seed")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or abs(seed) >= 2**63):
         return f"{kind} with seed {seed!r}"
+    numbers = {"Constant": ("value",), "RandomUniform": ("minval", "maxval"), "VarianceScaling": ("scale",)}
+    for key in numbers.get(kind, ()):
+        value = cfg.get(key, 1.0)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            return f"{kind} with {key} {value!r}"
     if kind in _CONSTANT or kind == "RandomUniform" or kind in _UNIFORM_SCALING:
         return None
     if kind == "VarianceScaling":

@@ -132,6 +132,19 @@ def test_a_model_the_replay_does_not_cover_is_built_by_keras_and_says_why(keras,
         (lambda c: c["config"]["layers"][1].update(class_name="LocallyConnected"), "of class LocallyConnected"),
         (lambda c: c["config"]["layers"][1]["config"].update(dtype="mixed_float16"), "with dtype 'mixed_float16'"),
         (lambda c: c["config"]["layers"][1]["config"]["kernel_initializer"]["config"].update(seed="x"), "seed 'x'"),
+        (lambda c: c["config"]["layers"][1]["config"].update(bias_initializer="orthogonal"), "'orthogonal'"),
+        (
+            lambda c: c["config"]["layers"][1]["config"].update(
+                kernel_initializer={"class_name": "RandomUniform", "config": {"minval": "-1", "maxval": 1}}
+            ),
+            "RandomUniform with minval '-1'",
+        ),
+        (
+            lambda c: c["config"]["layers"][1]["config"].update(
+                kernel_initializer={"class_name": "Constant", "config": {"value": float("nan")}}
+            ),
+            "Constant with value nan",
+        ),
     ],
 )
 def test_what_the_replay_refuses_it_names(keras, tmp_path, change, reason):
