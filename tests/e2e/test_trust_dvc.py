@@ -9,6 +9,7 @@ them shows in `dvc status` and reruns the stages they feed.
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 import yaml
@@ -154,3 +155,13 @@ def test_editing_any_module_a_stage_imports_shows_that_stage_in_dvc_status(repo)
         expected = {name for name, files in imports.items() if module in files}
         assert expected <= listed, f"editing {module} does not show {sorted(expected - listed)} in dvc status"
     assert "up to date" in dvc(root, env, "status")
+
+
+def test_bytecode_python_writes_beside_the_modules_changes_no_stage(repo):
+    """Without ``PYTHONDONTWRITEBYTECODE`` an import writes ``__pycache__/*.pyc`` inside ``convlens/``, a directory
+    dependency of nearly every stage: ``.dvcignore`` keeps it out of the hash, or the next ``dvc repro`` reruns them."""
+    root, env = repo
+    writes = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    sh(root, sys.executable, "-c", "import convlens.schema, convlens.render, stages.render_maps", env=writes)
+    assert list((root / "convlens").rglob("*.pyc")) and list((root / "stages").rglob("*.pyc"))
+    assert status_stages(root) == set()
