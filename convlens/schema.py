@@ -60,7 +60,7 @@ INPUT_CHANNEL_MODES = ("first", "mean", "all", "rgb", "auto")
 
 
 EXAMPLE_MODES = ("max", "mean")  # dataset examples: a channel's activation on one image, over its positions
-HEATMAP_SCALES = ("absolute", "channel")  # class heatmaps: one colour range for both models, or one per channel
+HEATMAP_SCALES = ("absolute", "channel")  # class heatmaps: one colour range per model, or one per channel
 HEATMAP_ORDERS = ("selectivity", "layer")  # class heatmaps' rows: most selective channel first, or as in the layer
 LANGUAGES = ("en", "ko")  # report.language: the tables in convlens/report/templates/strings.yaml
 
@@ -325,9 +325,9 @@ MEANING: dict[str, str] = {
     "the book).",
     "render.sample_cmap": "Colormap of the sample images.",
     "render.heatmap_cmap": "Colormap of the channels × classes heatmaps (`dataset@<model>`'s class means).",
-    "render.heatmap_scale": "Colour range of the class heatmaps: `absolute` (one for both models, 0 to the largest "
-    "class mean: the same colour is the same activation, a weak channel looks pale) or `channel` (each channel from "
-    "its least to its most active class: which classes make it fire, however weakly).",
+    "render.heatmap_scale": "Colour range of the class heatmaps (one figure per model): `absolute` (the activations "
+    "themselves, 0 to the model's largest class mean, read on its colourbar: a weak channel looks pale) or `channel` "
+    "(each channel from its least to its most active class: which classes make it fire, however weakly).",
     "render.heatmap_order": "Rows of the class heatmaps: `selectivity` (most selective channel first; the selectivity "
     "is drawn beside each row) or `layer` (the layer's channel order).",
     "activation_max.layers": "Layers whose channels get the input that maximizes them; `null`: every conv layer (the "

@@ -1,10 +1,11 @@
-"""Stage: the dataset's figures as PNG, beyond the chapter: per dataset layer the channels × classes heatmaps
-(trained beside untrained), each model's dataset examples (each channel's top images of the split) and each
-model's confusion matrix.
+"""Stage: one model's dataset figures as PNG, beyond the chapter (``render_dataset@trained``,
+``render_dataset@untrained``): per dataset layer its channels × classes heatmap and its dataset examples (each
+channel's top images of the split), and its confusion matrix.
 
 Its own stage, so that a change to the chapter's figures (``render.filter_cmap``) does not redraw these, and the
-chapter's stages (``dvc repro render_figures render_maps``) need no pass over the dataset. No TensorFlow: it reads
-the tables ``dataset@<model>`` wrote and the split's images.
+chapter's stages (``dvc repro render_figures render_maps``) need no pass over the dataset; one instance per model,
+so that a change to one model (``untrained.seed``) redraws only its figures (the report shows the two models'
+heatmaps side by side). No TensorFlow: it reads the tables ``dataset@<model>`` wrote and the split's images.
 """
 
 from __future__ import annotations
@@ -31,18 +32,16 @@ log = logging.getLogger(__name__)
 EXAMPLE_COLUMNS = ["channel", "rank", "image", "label", "tied", "activation", "peak", *PATCH_COLUMNS]  # its tables
 
 
-def class_heatmap_jobs(out: Path, root: Path, r: DictConfig) -> list[Job]:
-    """Per dataset layer (one job each): the channels × classes mean activations, trained beside untrained, each
-    channel's selectivity beside its row (``render.heatmap_scale``, ``render.heatmap_order``)."""
-    dataset = read_json(paths.dataset_index(root))
-    return [partial(draw_class_heatmap, out, root, r, dataset, name) for name in dataset["layers"]]
+def class_heatmap_jobs(out: Path, root: Path, r: DictConfig, role: str) -> list[Job]:
+    """Per dataset layer (one job each): the ``role`` model's channels × classes mean activations, each channel's
+    selectivity beside its row (``render.heatmap_scale``, ``render.heatmap_order``)."""
+    dataset = read_json(paths.dataset_index(root, role))
+    return [partial(draw_class_heatmap, out, root, r, dataset, name, role) for name in dataset["layers"]]
 
 
-def draw_class_heatmap(out: Path, root: Path, r: DictConfig, dataset: dict, name: str) -> None:
-    """One dataset layer's class heatmaps (``dataset``: the dataset index)."""
-    tables = {
-        role: read_csv_columns(paths.dataset_table(root, role, name), dataset["classes"]).T for role in paths.ROLES
-    }
+def draw_class_heatmap(out: Path, root: Path, r: DictConfig, dataset: dict, name: str, role: str) -> None:
+    """One model's class heatmap of one dataset layer (``dataset``: its dataset index)."""
+    tables = {role: read_csv_columns(paths.dataset_table(root, role, name), dataset["classes"]).T}
     t = words()
     title = t("heatmap_title", layer=name, images=dataset["images"], split=t.term("split", dataset["split"]))
     path, style = out / paths.class_heatmap_name(name), (r.heatmap_cmap, r.heatmap_scale, r.heatmap_order)
@@ -50,16 +49,14 @@ def draw_class_heatmap(out: Path, root: Path, r: DictConfig, dataset: dict, name
     class_heatmaps(tables, chosen, dataset["classes"], path, title, style, r.dpi)
 
 
-def examples_jobs(out: Path, root: Path, r: DictConfig) -> list[Job]:
-    """Per dataset layer and model (one job each): each channel's top images of the split as one tile, captioned
-    with the channel and its images' most frequent class, or with the size of the tie its last place falls in, and
-    its top image's peak activation. The tile shows the patch each image's peak sees (the table's box, from
+def examples_jobs(out: Path, root: Path, r: DictConfig, role: str) -> list[Job]:
+    """Per dataset layer of the ``role`` model (one job each): each channel's top images of the split as one tile,
+    captioned with the channel and its images' most frequent class, or with the size of the tie its last place falls
+    in, and its top image's peak activation. The tile shows the patch each image's peak sees (the table's box, from
     ``dataset@<model>``'s receptive fields), enlarged, and the top image whole beside them, its patch outlined;
     where the patch is the whole image, the images."""
-    dataset = read_json(paths.dataset_index(root))
-    return [
-        partial(draw_examples, out, root, r, dataset, name, role) for name in dataset["layers"] for role in paths.ROLES
-    ]
+    dataset = read_json(paths.dataset_index(root, role))
+    return [partial(draw_examples, out, root, r, dataset, name, role) for name in dataset["layers"]]
 
 
 def draw_examples(out: Path, root: Path, r: DictConfig, dataset: dict, name: str, role: str) -> None:
@@ -83,14 +80,12 @@ def draw_examples(out: Path, root: Path, r: DictConfig, dataset: dict, name: str
     examples_figure(grid, captions, path, r.sample_cmap, title, r.dpi)
 
 
-def confusion_jobs(out: Path, root: Path, r: DictConfig) -> list[Job]:
-    """Each model's confusion matrix (one job each), counted from ``dataset@<model>``'s rows (none where evaluation
-    was skipped)."""
-    dataset, classes = read_json(paths.dataset_index(root)), load_classes(root)
-    rows = {role: paths.confusion_dir(root, role) / paths.confusion_name(role) for role in paths.ROLES}
-    return [
-        partial(draw_confusion, out, r, dataset, classes, role, rows[role]) for role in rows if rows[role].is_file()
-    ]
+def confusion_jobs(out: Path, root: Path, r: DictConfig, role: str) -> list[Job]:
+    """The ``role`` model's confusion matrix (one job), counted from ``dataset@<model>``'s rows (none where
+    evaluation was skipped)."""
+    dataset, classes = read_json(paths.dataset_index(root, role)), load_classes(root)
+    rows = paths.confusion_dir(root, role) / paths.confusion_name(role)
+    return [partial(draw_confusion, out, r, dataset, classes, role, rows)] if rows.is_file() else []
 
 
 def draw_confusion(out: Path, r: DictConfig, dataset: dict, classes: list[str], role: str, rows: Path) -> None:
@@ -100,19 +95,20 @@ def draw_confusion(out: Path, r: DictConfig, dataset: dict, classes: list[str], 
     confusion_figure(confusion, classes, out / paths.confusion_figure_name(role), title, "Blues", r.dpi)
 
 
-def run(cfg: DictConfig, root: Path) -> None:
-    """Every figure one job, the jobs run on every usable CPU (:func:`convlens.render.pool.run_jobs`); both folders
-    are replaced only once all are drawn."""
-    r, figures = cfg.render, paths.dataset_figures_dir(root)
+def run(cfg: DictConfig, root: Path, role: str) -> None:
+    """Every figure of the ``role`` model one job, the jobs run on every usable CPU
+    (:func:`convlens.render.pool.run_jobs`); both its folders are replaced only once all are drawn."""
+    r, role = cfg.render, paths.check_role(role)
+    figures = paths.dataset_figures_dir(root, role)
     with (
         figure_language(cfg.report.language),
         staged_dir(figures) as out,
-        staged_dir(paths.evaluate_figures_dir(root)) as evaluated,
+        staged_dir(paths.evaluate_figures_dir(root, role)) as evaluated,
     ):
-        examples = out / paths.examples_figures_dir(root).relative_to(figures)
-        heatmaps, confusions = class_heatmap_jobs(out, root, r), confusion_jobs(evaluated, root, r)
-        run_jobs([*heatmaps, *confusions, *examples_jobs(examples, root, r)])  # the longest first: CPUs end together
-    log.info("class heatmaps and dataset examples written to %s", paths.dataset_figures_dir(root).relative_to(root))
+        examples = out / paths.examples_figures_dir(root, role).relative_to(figures)
+        heatmaps, confusions = class_heatmap_jobs(out, root, r, role), confusion_jobs(evaluated, root, r, role)
+        run_jobs([*heatmaps, *confusions, *examples_jobs(examples, root, r, role)])  # the longest first
+    log.info("%s class heatmaps and dataset examples written to %s", role, figures.relative_to(root))
 
 
 if __name__ == "__main__":

@@ -425,21 +425,25 @@ def map_figure(root: Path, layer: str, role: str, sample: int | str) -> Path:
     return map_figures_dir(root, layer) / map_figure_name(role, sample)
 
 
-def dataset_figures_dir(root: Path) -> Path:
-    """``render_figures``' class heatmaps, with the dataset examples in ``examples_figures_dir``."""
-    return figures_dir(root) / "dataset"
+def dataset_figures_dir(root: Path, role: str | None = None) -> Path:
+    """``render_dataset@<model>``'s class heatmaps, one folder per model (its output, with the dataset examples in
+    ``examples_figures_dir``), the parent without ``role``."""
+    folder = figures_dir(root) / "dataset"
+    return folder if role is None else folder / check_role(role)
 
 
 def class_heatmap_name(layer: str) -> str:
     return f"{layer_stem(layer)}_classes.png"
 
 
-def class_heatmap(root: Path, layer: str) -> Path:
-    return dataset_figures_dir(root) / class_heatmap_name(layer)
+def class_heatmap(root: Path, role: str, layer: str) -> Path:
+    """One model's channels × classes heatmap of ``layer`` (one figure per model: the report shows them side by
+    side)."""
+    return dataset_figures_dir(root, role) / class_heatmap_name(layer)
 
 
-def examples_figures_dir(root: Path) -> Path:
-    return dataset_figures_dir(root) / "examples"
+def examples_figures_dir(root: Path, role: str) -> Path:
+    return dataset_figures_dir(root, role) / "examples"
 
 
 def examples_figure_name(role: str, layer: str) -> str:
@@ -447,9 +451,11 @@ def examples_figure_name(role: str, layer: str) -> str:
     return f"{role}_{layer_stem(layer)}.png"
 
 
-def evaluate_figures_dir(root: Path) -> Path:
-    """The confusion matrices (``render_dataset``)."""
-    return figures_dir(root) / "evaluate"
+def evaluate_figures_dir(root: Path, role: str | None = None) -> Path:
+    """The confusion matrices: one folder per model (``render_dataset@<model>``'s output), the parent without
+    ``role``."""
+    folder = figures_dir(root) / "evaluate"
+    return folder if role is None else folder / check_role(role)
 
 
 def confusion_figure_name(role: str) -> str:
@@ -457,7 +463,7 @@ def confusion_figure_name(role: str) -> str:
 
 
 def confusion_figure(root: Path, role: str) -> Path:
-    return evaluate_figures_dir(root) / confusion_figure_name(role)
+    return evaluate_figures_dir(root, role) / confusion_figure_name(role)
 
 
 def activation_max_figures_dir(root: Path, role: str | None = None) -> Path:

@@ -74,10 +74,10 @@ def class_heatmaps(
     dpi: int,
 ) -> None:
     """Channels × classes mean activations (``tables``: model → classes × channels), one panel per model side by
-    side, each with its channels' selectivity as bars beside the rows and a colourbar. ``style``: the colormap,
-    the scale (:func:`heatmap_values`: ``channel``, or ``absolute`` on one range for every panel: the same colour
-    is the same activation in both models) and the rows' order (:func:`channel_order`: ``selectivity`` or
-    ``layer``); the rows are labelled with their channel index."""
+    side (``render_dataset@<model>`` draws one model per figure), each with its channels' selectivity as bars beside
+    the rows and a colourbar. ``style``: the colormap, the scale (:func:`heatmap_values`: ``channel``, or
+    ``absolute`` on one range for every panel of the figure) and the rows' order (:func:`channel_order`:
+    ``selectivity`` or ``layer``); the rows are labelled with their channel index."""
     cmap, scale, order = style
     t = words()
     channels = max(len(t[0]) for t in tables.values())

@@ -57,7 +57,10 @@ class AnalysisSections:
             caption = t(
                 "heatmap_caption", layer=layer, images=number(index["images"]), split=split, **view, **selectivity
             )
-            section.blocks.append(self.figure([(paths.class_heatmap(self.root, layer), layer)], caption))
+            heatmaps = [
+                (paths.class_heatmap(self.root, role, layer), f"{layer}: {self.role(role)}") for role in paths.ROLES
+            ]
+            section.blocks.append(self.figure(heatmaps, caption))  # one figure per model, side by side
             for role in paths.ROLES:
                 table_path = paths.dataset_table(self.root, role, layer)
                 if not table_path.is_file():
@@ -132,13 +135,11 @@ class AnalysisSections:
     def examples(self) -> Section:
         t = self.t
         section = Section("examples", t("examples_title"), level=3)
-        folder = paths.examples_figures_dir(self.root)
-        figures = sorted(folder.glob(paths.examples_figure_name("*", "*"))) if folder.is_dir() else []
-        if not figures:
-            section.blocks.append(self.missing(folder))
-            return section
+        folders = [paths.examples_figures_dir(self.root, role) for role in paths.ROLES]  # render_dataset@<model>'s
+        figures = [sorted(f.glob(paths.examples_figure_name("*", "*"))) if f.is_dir() else [] for f in folders]
+        section.blocks.extend(self.missing(folder) for folder, drawn in zip(folders, figures, strict=True) if not drawn)
         settings = self.params.get("dataset", {}).get("examples", {})
-        for path in figures:
+        for path in (path for drawn in figures for path in drawn):
             role, _, stem = path.stem.partition("_")
             model = self.role(role) if role in paths.ROLES else role
             caption = t(

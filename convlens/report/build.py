@@ -46,11 +46,12 @@ READS = {
         (paths.map_figures_dir(HERE), "render_maps"),
         (paths.dataset_metrics(HERE), "metrics"),
         (paths.dataset_dir(HERE), "dataset"),
-        (paths.dataset_figures_dir(HERE), "render_dataset"),
-        (paths.examples_figures_dir(HERE), "render_dataset"),  # the dataset examples (dataset.examples)
+        (paths.dataset_figures_dir(HERE), "render_dataset"),  # one folder per model, each with its examples:
+        *((paths.dataset_figures_dir(HERE, role), f"render_dataset@{role}") for role in paths.ROLES),
         (paths.evaluate_metrics(HERE), "metrics"),
         (paths.input_range_path(HERE), "metrics"),
         (paths.evaluate_figures_dir(HERE), "render_dataset"),
+        *((paths.evaluate_figures_dir(HERE, role), f"render_dataset@{role}") for role in paths.ROLES),
         (paths.activation_max_metrics(HERE), "metrics"),
         (paths.activation_max_figures_dir(HERE), "render_activation_max"),
         (paths.gradcam_metrics(HERE), f"gradcam@{paths.ATTRIBUTION}"),

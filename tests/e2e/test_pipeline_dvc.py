@@ -24,7 +24,7 @@ def test_repro_then_noop_then_render_only(reproduced_repo, good_repo):
         assert path.exists(), path
         assert path.is_file() or any(path.iterdir()), path
     figures = root / "outputs" / "figures"
-    assert len(list(figures.rglob("*.png"))) == 29  # 19 + 8 dataset examples + 2 confusion (analyses=light)
+    assert len(list(figures.rglob("*.png"))) == 33  # 23 (a heatmap per model) + 8 examples + 2 confusion (light)
     metrics = json.loads((root / "outputs" / "metrics" / "weights_trained.json").read_text(encoding="utf-8"))
     assert set(metrics["trained"]["conv2d"]) == {"mean", "std", "min", "max", "nan", "inf"}
 
@@ -37,7 +37,8 @@ def test_repro_then_noop_then_render_only(reproduced_repo, good_repo):
     assert {"Kernel std by layer", "outputs/metrics/filters/untrained/conv2d_1.csv"} <= plot_ids
     assert {
         "outputs/metrics/confusion/trained/trained.csv",
-        "outputs/figures/evaluate/untrained_confusion.png",
+        "outputs/figures/evaluate/untrained/untrained_confusion.png",
+        "outputs/figures/dataset/trained/conv2d_classes.png",
     } <= plot_ids
 
     params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
@@ -62,12 +63,13 @@ def test_repro_then_noop_then_render_only(reproduced_repo, good_repo):
     params["analyses"] = yaml.safe_load((root / "conf" / "analyses" / "full.yaml").read_text(encoding="utf-8"))
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     assert sorted(ran(dvc(root, env, "repro"))) == sorted(["check_config", *ANALYSES, "metrics", "report"])
-    assert len(list(figures.rglob("*.png"))) == 34  # + 4 activation maximization + 1 attribution (one sample)
+    assert len(list(figures.rglob("*.png"))) == 38  # + 4 activation maximization + 1 attribution (one sample)
     assert list(json.loads(merged.read_text(encoding="utf-8"))) == ["trained", "untrained"]
 
     # issue 25: the figures' language and a drawing colormap redraw, they never rerun a TensorFlow stage
     redraw = [
-        "render_dataset",
+        "render_dataset@trained",
+        "render_dataset@untrained",
         "render_activation_max@trained",
         "render_activation_max@untrained",
         "render_gradcam@trained_vs_untrained",

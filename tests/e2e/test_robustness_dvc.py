@@ -76,8 +76,11 @@ def failing(root, *args, env) -> str:
 
 def killed(stage: str, output: str) -> bool:
     """DVC reports the stage killed by SIGKILL: ``-9`` where the shell execs the command (bash), ``137`` where the
-    shell stays and reports its child's signal (dash, ``/bin/sh``, when ``SHELL`` is unset)."""
-    line = rf"ERROR: failed to reproduce '{stage}': failed to run: python -m stages\.{stage}, exited with (-9|137)\n"
+    shell stays and reports its child's signal (dash, ``/bin/sh``, when ``SHELL`` is unset). A ``foreach``
+    instance (``render_dataset@trained``) runs its item as the command's argument."""
+    name, _, item = stage.partition("@")
+    command = rf"python -m stages\.{name}" + (f" {re.escape(item)}" if item else "")
+    line = rf"ERROR: failed to reproduce '{re.escape(stage)}': failed to run: {command}, exited with (-9|137)\n"
     return re.search(line, output) is not None
 
 
@@ -157,25 +160,26 @@ def stray(root) -> list[str]:
 
 
 def test_a_killed_render_restored_from_the_run_cache_leaves_no_stray_files(request, tmp_path):
-    """Issue 9: a killed render_figures (now render_dataset) left outputs/figures/.dataset.XXXX/ that survived DVC
-    restoring the stage from its run cache (no write came to clean it). Staging in .dvc/tmp leaves nothing DVC or git
-    can see."""
+    """Issue 9: a killed render_figures (now render_dataset@<model>) left outputs/figures/.dataset.XXXX/ that survived
+    DVC restoring the stage from its run cache (no write came to clean it). Staging in .dvc/tmp leaves nothing DVC or
+    git can see."""
     root, env = request.getfixturevalue("good_repo")  # the whole pipeline reproduced and committed
     params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
     params["render"]["heatmap_cmap"] = "magma"  # render_dataset's alone
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True), encoding="utf-8")
 
-    output = failing(root, "repro", "render_dataset", env={**env, **kill_shim_env("replace:1", "render_dataset")})
-    assert killed("render_dataset", output)
-    assert not (root / "outputs" / "figures" / "dataset").exists()  # killed before its rename
+    stage = "render_dataset@trained"
+    output = failing(root, "repro", stage, env={**env, **kill_shim_env("replace:1", stage)})
+    assert killed(stage, output)
+    assert not (root / "outputs" / "figures" / "dataset" / "trained").exists()  # killed before its rename
     assert staging_areas(root) and not hidden(root / "outputs") and not stray(root)
 
     sh(root, "git", "checkout", "--", "params.yaml", env=env)
-    output = sh(root, *DVC, "repro", "render_dataset", env=env)
-    assert "Stage 'render_dataset' is cached - skipping run, checking out outputs" in output and not ran(output)
+    output = sh(root, *DVC, "repro", stage, env=env)
+    assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in output and not ran(output)
     assert not hidden(root / "outputs") and not stray(root)
     assert sh(root, "git", "status", "--porcelain", env=env) == ""
-    assert "Data and pipelines are up to date" in sh(root, *DVC, "status", "render_dataset", env=env)
+    assert "Data and pipelines are up to date" in sh(root, *DVC, "status", stage, env=env)
 
 
 def test_an_interrupted_metrics_stage_loses_its_git_tracked_metrics_and_git_checkout_restores_them(request, tmp_path):

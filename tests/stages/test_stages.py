@@ -57,9 +57,9 @@ def test_pipeline_makes_every_artifact(project, run_pipeline, tiny_assets):
     expected |= {f"weights/{layer}_hist_overlay.png" for layer in ("conv2d", "conv2d_1")}
     expected |= {"samples/sample_0.png"}
     dataset_layers = ("conv2d", "max_pooling2d", "conv2d_1", "max_pooling2d_1")
-    expected |= {f"dataset/{layer}_classes.png" for layer in dataset_layers}
-    expected |= {f"dataset/examples/{m}_{layer}.png" for m in ("trained", "untrained") for layer in dataset_layers}
-    expected |= {f"evaluate/{m}_confusion.png" for m in ("trained", "untrained")}
+    expected |= {f"dataset/{m}/{layer}_classes.png" for m in ("trained", "untrained") for layer in dataset_layers}
+    expected |= {f"dataset/{m}/examples/{m}_{layer}.png" for m in ("trained", "untrained") for layer in dataset_layers}
+    expected |= {f"evaluate/{m}/{m}_confusion.png" for m in ("trained", "untrained")}
     expected |= {
         f"feature_maps/{layer}/{m}_sample_0.png" for m in ("trained", "untrained") for layer in ("conv2d", "conv2d_1")
     }

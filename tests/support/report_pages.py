@@ -98,7 +98,7 @@ def write_analyses(root: Path, params: dict) -> dict:
     paths.input_range_path(root).write_text(json.dumps(fed), encoding="utf-8")
     for role in paths.ROLES:
         png(paths.confusion_figure(root, role))
-        png(paths.examples_figures_dir(root) / paths.examples_figure_name(role, "conv2d"))
+        png(paths.examples_figures_dir(root, role) / paths.examples_figure_name(role, "conv2d"))
         png(paths.activation_max_figures_dir(root, role) / paths.activation_max_figure_name(role, "conv2d"))
     actmax = {
         role: {"conv2d": {"ratio_median": r, "channels": 4}} for role, r in (("trained", 3.25), ("untrained", 1.5))

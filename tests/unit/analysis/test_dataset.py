@@ -101,7 +101,8 @@ def test_stage_writes_tables_metrics_and_heatmaps(project, run_pipeline):
     assert list(rows[0])[6:] == index["classes"] and len(index["classes"]) == 10
     summary = json.loads((out / "dataset.json").read_text(encoding="utf-8"))
     assert set(summary) == {"trained", "untrained"} and set(summary["trained"]) == set(index["layers"])
-    assert (project / "outputs" / "figures" / "dataset" / "max_pooling2d_classes.png").is_file()
+    for role in ("trained", "untrained"):  # one figure per model (render_dataset@<model>)
+        assert (project / "outputs" / "figures" / "dataset" / role / "max_pooling2d_classes.png").is_file()
 
 
 @pytest.mark.parametrize(

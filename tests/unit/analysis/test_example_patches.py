@@ -88,15 +88,16 @@ def test_render_dataset_draws_each_channels_patch_outline_and_peak(tmp_path, mon
     paths.images(root, "test").parent.mkdir(parents=True)
     np.save(paths.images(root, "test"), np.zeros((10, 28, 28), np.uint8))
     index = {"split": "test", "images": 10, "layers": ["conv2d"], "classes": ["a", "b"], "examples_by": "mean"}
-    write_json(paths.dataset_index(root), index)
     positions = np.array([[[4, 4], [0, 27]], [[27, 0], [10, 20]]])  # channel × rank × (row, column)
     boxes = book_boxes("conv2d", positions[..., 0], positions[..., 1])
     columns = ("channel", "rank", "image", "label", "activation", "tied", "peak", *PATCH_COLUMNS)
     rows = [(c, r, 3 * c + r, c, 0.5 - r / 10, 1, 2.25 - r, *boxes[c, r]) for c in range(2) for r in range(2)]
     for role in paths.ROLES:
         paths.examples_dir(root, role).mkdir(parents=True)
+        write_json(paths.dataset_index(root, role), index)  # each model's own (render_dataset@<model> reads it)
         write_csv(paths.examples_table(root, role, "conv2d"), [dict(zip(columns, r, strict=True)) for r in rows])
-    for job in examples_jobs(tmp_path / "out", root, type("R", (), {"sample_cmap": "gray_r", "dpi": 20})()):
+    r = type("R", (), {"sample_cmap": "gray_r", "dpi": 20})()
+    for job in (job for role in paths.ROLES for job in examples_jobs(tmp_path / "out", root, r, role)):
         job()  # here, where save_figure is watched
     assert len(saved) == 2
     for fig in saved:

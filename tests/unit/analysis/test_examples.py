@@ -185,7 +185,7 @@ def test_the_stage_writes_each_layers_examples_and_render_dataset_draws_them(pro
                 assert int(r["label"]) == labels[int(r["image"])] and r["layer"] == stem
             activations = [float(r["activation"]) for r in rows[:TINY_EXAMPLES]]
             assert activations == sorted(activations, reverse=True)
-            figure = project / "outputs" / "figures" / "dataset" / "examples" / f"{role}_{stem}.png"
+            figure = project / "outputs" / "figures" / "dataset" / role / "examples" / f"{role}_{stem}.png"
             assert figure.stat().st_size > 2000
 
 

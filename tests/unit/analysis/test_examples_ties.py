@@ -115,13 +115,14 @@ def test_the_examples_figure_says_tied_on_the_tile_and_in_its_title(tmp_path, dr
     index = {"split": "test", "images": 50, "layers": ["conv2d"], "classes": ["a", "b"], "examples_by": "max"}
     for role in paths.ROLES:
         paths.examples_dir(root, role).mkdir(parents=True)
-    write_json(paths.dataset_index(root), index)
+        write_json(paths.dataset_index(root, role), index)  # each model's own (render_dataset@<model> reads it)
     rows = [(0, r, r, 1, 0.0, 44, 0.0) for r in range(3)] + [(1, r, r, r % 2, 9.0 - r, 1, 9.5 - r) for r in range(3)]
     rows = [(*r, 0, 0, 8, 8) for r in rows]  # each patch the whole image: the images are drawn, no outline
     columns = ("channel", "rank", "image", "label", "activation", "tied", "peak", *PATCH_COLUMNS)
     for role in paths.ROLES:
         write_csv(paths.examples_table(root, role, "conv2d"), [dict(zip(columns, r, strict=True)) for r in rows])
-    for job in examples_jobs(tmp_path / "out", root, type("R", (), {"sample_cmap": "gray_r", "dpi": 20})()):
+    r = type("R", (), {"sample_cmap": "gray_r", "dpi": 20})()
+    for job in (job for role in paths.ROLES for job in examples_jobs(tmp_path / "out", root, r, role)):
         job()  # here, where save_figure is watched
     for fig in drawn:
         (ax,) = fig.axes

@@ -132,7 +132,11 @@ def test_a_missing_output_names_the_stage_of_its_most_specific_folder(tmp_path, 
     assert report.missing(paths.dataset_table(tmp_path, "trained", "conv2d")) == Note(
         f"not run yet: {table} is missing; `dvc repro` makes it (stage dataset)"
     )
-    assert report.missing(paths.examples_figures_dir(tmp_path)).text.endswith("(stage render_dataset)")
+    assert report.missing(paths.dataset_figures_dir(tmp_path)).text.endswith("(stage render_dataset)")
+    for role in paths.ROLES:  # one instance per model draws its own figures
+        missing = report.missing(paths.examples_figures_dir(tmp_path, role)).text
+        assert missing.endswith(f"(stage render_dataset@{role})")
+        assert report.missing(paths.confusion_figure(tmp_path, role)).text.endswith(f"(stage render_dataset@{role})")
     gradcam = report.missing(paths.gradcam_figures_dir(tmp_path)).text
     assert gradcam.endswith("(stage render_gradcam@trained_vs_untrained)")
     assert report.missing(tmp_path / "elsewhere" / "x.png").text.endswith("(stage ?)")
@@ -255,6 +259,9 @@ def test_model_summary_is_what_keras_says(tiny_assets):
     }  # fmt: skip
 
 
+DRAWN_PER_MODEL = (("dataset", ""), ("dataset", "/examples"), ("evaluate", ""))  # render_dataset@<model>'s folders
+
+
 def test_the_report_of_a_tiny_run(project, run_pipeline):
     """The stage in the pipeline, as dvc repro runs it: every figure the run made is on the page, with its numbers."""
     run_pipeline(project)
@@ -263,7 +270,8 @@ def test_the_report_of_a_tiny_run(project, run_pipeline):
     assert page.sections == list(SECTIONS)
     figures = sorted(paths.figures_dir(project).rglob("*.png"))
     folders = {p.parent.relative_to(paths.figures_dir(project)).as_posix() for p in figures}
-    assert {"weights", "samples", "feature_maps/conv2d", "dataset", "dataset/examples", "evaluate"} <= folders
+    per_model = {f"{kind}/{role}{sub}" for kind, sub in DRAWN_PER_MODEL for role in paths.ROLES}  # render_dataset@
+    assert {"weights", "samples", "feature_maps/conv2d", *per_model} <= folders
     # each figure is on the page: a file in the report's folder with the figure's bytes, by a relative path
     folder = paths.report_dir(project)
     assert_offline(html, folder)
