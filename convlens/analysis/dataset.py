@@ -8,20 +8,23 @@ which kind of clothing).
 
 from __future__ import annotations
 
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
 from convlens.analysis.evaluate import predicted_classes
-from convlens.analysis.examples import RunningTopK, check_examples, peak_positions
-from convlens.analysis.stats import ChannelAccumulator, as_number
+from convlens.analysis.examples import RunningTopK, check_examples, peak_positions_at
+from convlens.analysis.stats import ChannelAccumulator, as_number, reduce_positions
 from convlens.errors import ConvlensError
-from convlens.model.batching import batches_with_progress, release_pages
-from convlens.model.forward import Activations
+from convlens.model.batching import batches_with_progress, blas_threads, cpu_count, release_pages
+from convlens.model.forward import Activations, Network
 from convlens.model.inputs import model_inputs
 from convlens.model.layers import CONV_KINDS
 
 MAP_KINDS = (*CONV_KINDS, "MaxPooling2D", "AveragePooling2D")  # the layers dataset statistics default to
+
+PASS_WORKERS = 2  # stream_pass's threads for the numpy network: one batch in flight each (memory: a batch each)
 
 
 def streamed_count(limit: int | None, k: int, split: str, available: int) -> int:
@@ -97,10 +100,14 @@ def stream_pass(
     ``examples`` (k, by): also each channel's k top images (``examples.RunningTopK``, scored by ``by``), as
     ``example_scores``, ``example_images`` and ``example_tied`` (k × channels; ``RunningTopK.tied``) in the layer's
     table, and where each of those images' map peaks (whichever ``by``): ``example_peak_rows``,
-    ``example_peak_columns`` (``examples.peak_positions``) and ``example_peaks``, the map's maximum there.
+    ``example_peak_columns`` (``examples.peak_positions_at``) and ``example_peaks``, the map's maximum there.
 
-    A batch's statistics are summed in a second thread while the next batch runs through the network
-    (NumPy releases the GIL in both), so the statistics cost little more than the forward pass itself.
+    With the numpy network, :data:`PASS_WORKERS` threads each run one batch through it and reduce its maps over
+    positions (``stats.reduce_positions``; NumPy releases the GIL in both), BLAS held to one thread in each
+    (``batching.blas_threads``): the CPUs share the whole work, not only the products. This thread adds each
+    batch's results to the running statistics in batch order, so every number is the one a single thread gives,
+    bit for bit. Memory holds ``PASS_WORKERS`` batches, whatever the number of images. A Keras network runs one
+    batch at a time in one thread while this one reduces the batch before.
     """
     predictions = None if head is None else np.empty(len(images), np.uint16)
     wanted = [*names, head] if head is not None else names
@@ -109,28 +116,44 @@ def stream_pass(
     if examples is not None:
         check_examples(*examples)
 
-    def accumulate(maps: list[np.ndarray], batch_labels: np.ndarray) -> None:
-        for name, m in zip(names, maps, strict=True):
-            means, peaks = accumulators.setdefault(name, ChannelAccumulator(m.shape[-1], classes)).update(
-                m, batch_labels
-            )
+    def accumulate(maps: list[np.ndarray], reduced: list[tuple[np.ndarray, ...] | None], labels: np.ndarray) -> None:
+        for name, m, r in zip(names, maps, reduced, strict=True):
+            means, peaks = accumulators.setdefault(name, ChannelAccumulator(m.shape[-1], classes)).update(m, labels, r)
             if examples is not None:  # each image's max or mean per channel, as image_scores gives them
                 tops.setdefault(name, RunningTopK(examples[0], m.shape[-1])).update(
-                    peaks if examples[1] == "max" else means, (*peak_positions(m), peaks)
+                    peaks if examples[1] == "max" else means,
+                    lambda rows, channels, m=m, peaks=peaks: (
+                        *peak_positions_at(m, rows, channels),
+                        peaks[rows, channels],
+                    ),
                 )
 
-    pending: Future | None = None
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    parallel = isinstance(network, Network)  # Keras runs its own threads: one batch at a time, reduced here
+
+    def compute(part: slice) -> tuple[list[np.ndarray], list[tuple[np.ndarray, ...] | None], np.ndarray | None]:
+        """One batch through the network and, in parallel, each layer's maps reduced over positions (a worker's)."""
+        maps = network.activations(model_inputs(images[part], scale), wanted)
+        release_pages(images)  # memory stays flat in the number of images (issue 25)
+        scores = maps.pop() if head is not None else None
+        return maps, [reduce_positions(m.reshape(len(m), -1, m.shape[-1])) if parallel else None for m in maps], scores
+
+    def merge(part: slice, done: Future) -> None:
+        """One batch's results added to the running statistics, batch after batch in order (this thread)."""
+        maps, reduced, scores = done.result()
+        if predictions is not None:
+            predictions[part] = predicted_classes(scores, classes, head)
+        accumulate(maps, reduced, np.asarray(labels[part]))
+
+    workers = min(PASS_WORKERS, cpu_count()) if parallel else 1
+    in_flight = workers if parallel else 2  # Keras: the next batch runs while this thread reduces one
+    pending: deque[tuple[slice, Future]] = deque()
+    with blas_threads(1 if workers > 1 else None), ThreadPoolExecutor(max_workers=workers) as pool:
         for part in batches_with_progress(len(images), batch_size, label):
-            maps = network.activations(model_inputs(images[part], scale), wanted)
-            release_pages(images)  # memory stays flat in the number of images (issue 25)
-            if predictions is not None:
-                predictions[part] = predicted_classes(maps.pop(), classes, head)
-            if pending is not None:
-                pending.result()
-            pending = pool.submit(accumulate, maps, np.asarray(labels[part]))
-        if pending is not None:
-            pending.result()
+            if len(pending) == in_flight:
+                merge(*pending.popleft())
+            pending.append((part, pool.submit(compute, part)))
+        while pending:
+            merge(*pending.popleft())
     tables = {name: acc.table() for name, acc in accumulators.items()}
     for name, top in tops.items():
         tables[name]["example_scores"], tables[name]["example_images"] = top.result()

@@ -11,7 +11,7 @@ index order, not the channel's preference).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,6 +53,20 @@ def peak_positions(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rows.astype(np.int64), columns.astype(np.int64)
 
 
+def peak_positions_at(maps: np.ndarray, images: np.ndarray, channels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`peak_positions` of some (image, channel) pairs only (``images``, ``channels``: indices, M each):
+    the rows and columns (M each) of those maps' maxima. For the few pairs a batch adds to the top k: an argmax over
+    every channel of a batch copies its maps (numpy reduces the middle axis through a contiguous copy)."""
+    spatial = maps.shape[1:-1]
+    if len(spatial) > 2:
+        raise ConvlensError(f"activations of shape {maps.shape} have more than two spatial axes")
+    flat = maps.reshape(len(maps), -1, maps.shape[-1])[images, :, channels].argmax(axis=1)  # (M, P) → M
+    rows, columns = np.unravel_index(flat, (1, 1, *spatial)[-2:])
+    return rows.astype(np.int64), columns.astype(np.int64)
+
+
+Extras = Callable[[np.ndarray, np.ndarray], Sequence[np.ndarray]]  # (batch rows, channels) → their values
+
 MAX_IMAGES = 1 << 32  # image indices fit the low 32 bits of a sort key
 
 
@@ -93,27 +107,29 @@ class RunningTopK:
         self.seen = 0  # images streamed so far: the next batch's first index
         self.extras: tuple[np.ndarray, ...] | None = None  # what update's ``extras`` gave, row for row with keys
 
-    def update(self, scores: np.ndarray, extras: Sequence[np.ndarray] = ()) -> None:
+    def update(self, scores: np.ndarray, extras: Sequence[np.ndarray] | Extras = ()) -> None:
         """Merge one batch's scores (N, C) of the images ``seen`` .. ``seen + N − 1``, and with ``extras``, arrays
         (N, C) of the same images and channels (where the peak is, its value) kept beside them (:meth:`kept`); every
-        batch gives the same number of them."""
+        batch gives the same number of them. ``extras`` may instead be a function of (batch rows, channels), M
+        each, that gives those M pairs' values (M each): it is asked only for the pairs this batch adds to the top k
+        (:func:`peak_positions_at`, instead of every pair's argmax)."""
         if scores.ndim != 2 or scores.shape[1] != self.keys.shape[1]:
             raise ConvlensError(f"scores of shape {scores.shape} do not fit {self.keys.shape[1]} channels")
-        if any(np.shape(e) != scores.shape for e in extras):
+        if not callable(extras) and any(np.shape(e) != scores.shape for e in extras):
             raise ConvlensError(f"extras of shapes {[np.shape(e) for e in extras]} do not fit scores {scores.shape}")
         if self.seen + len(scores) > MAX_IMAGES:
             raise ConvlensError(f"more than {MAX_IMAGES:,} images; use dataset.limit")
-        pool = np.concatenate([self.keys, sort_keys(scores, self.seen)])
-        before = self.extras if self.extras is not None else tuple(e[:0] for e in extras)
-        carried = tuple(np.concatenate([b, e]) for b, e in zip(before, extras, strict=True))
+        before_keys = self.keys
+        pool = np.concatenate([before_keys, sort_keys(scores, self.seen)])
         self.seen += len(scores)
         if len(pool) > self.k:
             chosen = np.argpartition(pool, len(pool) - self.k, axis=0)[-self.k :]
             kept = np.take_along_axis(pool, chosen, axis=0)
-            carried = tuple(np.take_along_axis(e, chosen, axis=0) for e in carried)
-            self.beyond = dropped_ties(pool, kept, self.keys, self.beyond)
-            pool = kept
-        self.keys, self.extras = pool, carried
+            self.beyond = dropped_ties(pool, kept, before_keys, self.beyond)
+        else:
+            chosen, kept = np.broadcast_to(np.arange(len(pool))[:, np.newaxis], pool.shape), pool
+        self.extras = carry_extras(self.extras, chosen, len(before_keys), extras)
+        self.keys = kept
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """Scores (float32) and image indices, (k, C) each, rank 0 first; fewer rows while fewer than k images were
@@ -134,6 +150,30 @@ class RunningTopK:
             _, inverse, counts = np.unique(scores[:, c], return_inverse=True, return_counts=True)
             same[:, c] = counts[inverse.ravel()]
         return same + np.where(scores == scores[-1:], self.beyond, 0)
+
+
+def carry_extras(
+    before: tuple[np.ndarray, ...] | None, chosen: np.ndarray, old: int, extras: Sequence[np.ndarray] | Extras
+) -> tuple[np.ndarray, ...]:
+    """The extras of the kept rows ``chosen`` (k, C: rows of the pool, the ``old`` rows kept before first, whose
+    extras are ``before``, then the batch's): the kept ones' carried over, the batch's taken from ``extras``
+    (arrays, or a function asked for those pairs only; :meth:`RunningTopK.update`)."""
+    new = chosen >= old
+    batch_rows, channels = (chosen - old)[new], np.nonzero(new)[1]
+    if callable(extras):
+        values = tuple(np.asarray(v) for v in extras(batch_rows, channels))
+    else:
+        values = tuple(np.asarray(e)[batch_rows, channels] for e in extras)
+    if before is not None and len(before) != len(values):
+        raise ConvlensError(f"{len(values)} extras after {len(before)} in the batches before; give the same number")
+    out = []
+    for i, v in enumerate(values):
+        e = np.empty(chosen.shape, v.dtype)
+        if old:
+            e[...] = np.take_along_axis(before[i], np.where(new, 0, chosen), axis=0)
+        e[new] = v
+        out.append(e)
+    return tuple(out)
 
 
 def dropped_ties(pool: np.ndarray, kept: np.ndarray, before: np.ndarray, beyond: np.ndarray) -> np.ndarray:

@@ -89,6 +89,43 @@ def table_rows(key: str, columns: dict[str, np.ndarray]) -> list[dict[str, objec
     return [{key: i, **{c: as_number(v[i]) for c, v in columns.items()}} for i in range(n)]
 
 
+IMAGES_PER_CHUNK = 32  # reduce_positions' chunk: a conv layer's maps of this many images stay in the CPU's cache
+
+
+def max_over_positions(per_image: np.ndarray) -> np.ndarray:
+    """``per_image.max(axis=1)`` of (N, P, C) maps, as halves folded together (``np.maximum`` over whole rows of
+    channels: 2× numpy's reduction over the middle axis, whose inner loop is C values long). The maximum is exact:
+    the same values, NaN included."""
+    x = per_image
+    while x.shape[1] > 1:
+        half = x.shape[1] // 2
+        folded = np.maximum(x[:, :half], x[:, half : 2 * half])
+        if x.shape[1] % 2:  # the odd row left over joins the first
+            np.maximum(folded[:, :1], x[:, 2 * half :], out=folded[:, :1])
+        x = folded
+    return x[:, 0] if x.shape[1] else per_image.max(axis=1)  # no positions: numpy's own error
+
+
+def reduce_positions(per_image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Of maps (N, P, C): per image and channel the sum over positions (N, C; one BLAS product, ~4× faster than
+    ``.sum(axis=1)``), per channel how many values are above zero (C, int64) and per image and channel the maximum
+    (N, C). Reduced :data:`IMAGES_PER_CHUNK` images at a time, so the three reads of a chunk hit the cache; each
+    image's numbers do not depend on the chunk (the counts are exact: a float32 sum of 0s and 1s below 2**24)."""
+    n, positions, channels = per_image.shape
+    dtype = np.result_type(per_image.dtype, np.float32)
+    ones = np.ones(positions, np.float32)
+    sums, peaks = np.empty((n, channels), dtype), np.empty((n, channels), per_image.dtype)
+    active = np.zeros(channels, np.int64)
+    above = np.empty((min(n, IMAGES_PER_CHUNK), positions, channels), np.float32)
+    for start in range(0, n, IMAGES_PER_CHUNK):
+        chunk = per_image[start : start + IMAGES_PER_CHUNK]
+        sums[start : start + len(chunk)] = ones @ chunk
+        flags = np.greater(chunk, 0, out=above[: len(chunk)], casting="unsafe")  # 1.0 where active
+        active += (ones @ flags).astype(np.int64).sum(axis=0) if positions < 1 << 24 else (chunk > 0).sum(axis=(0, 1))
+        peaks[start : start + len(chunk)] = max_over_positions(chunk)
+    return sums, active, peaks
+
+
 @dataclass
 class ChannelAccumulator:
     """Running sums for one layer's channels; :meth:`update` takes one batch, :meth:`table` gives the result."""
@@ -111,9 +148,12 @@ class ChannelAccumulator:
         self.class_total = np.zeros((self.classes, self.channels))
         self.class_count = np.zeros(self.classes, np.int64)
 
-    def update(self, maps: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def update(
+        self, maps: np.ndarray, labels: np.ndarray, reduced: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Add a batch of activations (N, …, C) of images with class ``labels`` (N,); returns the per-image channel
-        means and maxima (N, C each) it reduced them to, for the dataset examples."""
+        means and maxima (N, C each) it reduced them to, for the dataset examples. ``reduced``: what
+        :func:`reduce_positions` gave for these maps, when another thread has already computed it."""
         if maps.shape[-1] != self.channels or len(maps) != len(labels):
             raise ConvlensError(
                 f"a batch of shape {maps.shape} does not fit {self.channels} channels, {len(labels)} labels"
@@ -122,11 +162,10 @@ class ChannelAccumulator:
             raise ConvlensError(f"labels must lie in 0..{self.classes - 1}; check data.classes")
         per_image = maps.reshape(len(maps), -1, self.channels)
         positions = per_image.shape[1]
-        # (N, C) per-image channel means as one BLAS product: ~4× faster than .mean(axis=1), same to ~1e-6
-        image_means = (np.ones(positions, np.float32) @ per_image).astype(np.float64) / positions
+        sums, active, image_peaks = reduce_positions(per_image) if reduced is None else reduced
+        image_means = sums.astype(np.float64) / positions
         self.total += image_means.sum(axis=0) * positions
-        self.active += np.count_nonzero(per_image > 0, axis=(0, 1))
-        image_peaks = per_image.max(axis=1)  # (N, C); faster than max over (0, 1) at once
+        self.active += active
         if len(maps):
             self.peak = np.maximum(self.peak, image_peaks.max(axis=0))
             self.top_image_mean = np.maximum(self.top_image_mean, image_means.max(axis=0))

@@ -19,6 +19,9 @@ Op = Callable[[np.ndarray], np.ndarray]
 IM2COL_BELOW_CHANNELS = 8  # conv2d's strategy switch, measured on the book's two layers (C = 1 and 32)
 
 
+CONV_CHUNK_BYTES = 1 << 18  # conv2d's output per chunk of images: with its products, within a core's L2 cache
+
+
 KERAS_EPSILON = 1e-7  # keras.backend.epsilon(), the floor of Normalization's standard deviation
 
 
@@ -75,40 +78,66 @@ def _pad_same(x: np.ndarray, window: tuple[int, int], strides: tuple[int, int], 
     return np.pad(x, [(0, 0), *pads, (0, 0)], constant_values=value)
 
 
-def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, strides: tuple[int, int], padding: str):
-    """2-D convolution (cross-correlation, channels last): (N, H, W, C) × (kh, kw, C, F) → (N, H', W', F).
+def conv2d(
+    x: np.ndarray,
+    kernel: np.ndarray,
+    bias: np.ndarray | None,
+    strides: tuple[int, int],
+    padding: str,
+    activation: Op | None = None,
+) -> np.ndarray:
+    """2-D convolution (cross-correlation, channels last): (N, H, W, C) × (kh, kw, C, F) → (N, H', W', F), plus
+    ``bias``, then ``activation`` if given: an :data:`IN_PLACE` function, applied to the output as it is made.
 
     Few input channels: the patches are gathered once (im2col) and the layer is one matrix product.
     Many: one product per kernel offset, summed, which skips copying every patch (2-4× faster at C=32).
+    Either way a few images at a time (:data:`CONV_CHUNK_BYTES` of output), so that their patches or products,
+    the sum, the bias and the activation stay in the CPU's cache: 1.3× the same work over the whole batch, every
+    value the same (each output's sum is taken in the same order, whatever the chunk).
     """
     kh, kw, channels, filters = kernel.shape
     if padding == "same":
         x = _pad_same(x, (kh, kw), strides, 0.0)
     out_h = (x.shape[1] - kh) // strides[0] + 1
     out_w = (x.shape[2] - kw) // strides[1] + 1
-
-    def window(i: int, j: int) -> np.ndarray:
-        return x[:, i : i + strides[0] * out_h : strides[0], j : j + strides[1] * out_w : strides[1]]
-
-    if channels < IM2COL_BELOW_CHANNELS:
-        patches = np.empty((len(x), out_h, out_w, kh, kw, channels), np.float32)
-        for i in range(kh):
-            for j in range(kw):
-                patches[:, :, :, i, j] = window(i, j)
-        out = (patches.reshape(-1, kh * kw * channels) @ kernel.reshape(-1, filters)).reshape(
-            len(x), out_h, out_w, filters
-        )
+    im2col = channels < IM2COL_BELOW_CHANNELS
+    dtype = np.result_type(np.float32, kernel.dtype) if im2col else np.dtype(np.float32)
+    out = np.empty((len(x), out_h, out_w, filters), dtype)
+    fused = bias is None or np.result_type(out, bias) == out.dtype  # else the bias upcasts: added after
+    step = max(1, CONV_CHUNK_BYTES // max(out_h * out_w * filters * dtype.itemsize, 1))
+    if im2col:
+        patches = np.empty((min(step, len(x)), out_h, out_w, kh, kw, channels), np.float32)
     else:
-        out = np.zeros((len(x), out_h, out_w, filters), np.float32)
-        for i in range(kh):
-            for j in range(kw):
-                out += window(i, j) @ kernel[i, j]
-    if bias is None:
+        products = np.empty((min(step, len(x)), out_h, out_w, filters), np.result_type(x, kernel))
+    for start in range(0, len(x), step):
+        part, done = x[start : start + step], out[start : start + step]
+
+        def window(i: int, j: int, part: np.ndarray = part) -> np.ndarray:
+            return part[:, i : i + strides[0] * out_h : strides[0], j : j + strides[1] * out_w : strides[1]]
+
+        if im2col:
+            gathered = patches[: len(part)]
+            for i in range(kh):
+                for j in range(kw):
+                    gathered[:, :, :, i, j] = window(i, j)
+            np.matmul(
+                gathered.reshape(-1, kh * kw * channels), kernel.reshape(-1, filters), out=done.reshape(-1, filters)
+            )
+        else:
+            done[...] = 0  # + each product, as a sum started at 0 (-0.0 products become 0.0)
+            product = products[: len(part)]
+            for i in range(kh):
+                for j in range(kw):
+                    done += np.matmul(window(i, j), kernel[i, j], out=product)
+        if fused:
+            if bias is not None:
+                done += bias
+            if activation is not None:
+                activation(done)
+    if fused:
         return out
-    if np.result_type(out, bias) == out.dtype:
-        out += bias  # out is this function's own array (the im2col product or the sum)
-        return out
-    return out + bias
+    out = out + bias
+    return out if activation is None else activation(out)
 
 
 def pool2d(x: np.ndarray, size: tuple[int, int], strides: tuple[int, int], padding: str, mode: str) -> np.ndarray:
@@ -165,6 +194,8 @@ def layer_op(kind: str, cfg: dict, weights: list[np.ndarray]) -> Op:
         kernel, bias = weights[0], (weights[1] if cfg.get("use_bias", True) else None)
         act = activation(cfg.get("activation"), name, in_place=True)  # on conv2d's own output
         strides, padding = pair(cfg["strides"]), cfg["padding"]
+        if any(act is f for f in IN_PLACE.values()):  # applied chunk by chunk, as conv2d makes its output
+            return lambda x: conv2d(x, kernel, bias, strides, padding, act)
         return lambda x: act(conv2d(x, kernel, bias, strides, padding))
     if kind in ("MaxPooling2D", "AveragePooling2D"):
         size = pair(cfg["pool_size"])
