@@ -19,7 +19,7 @@ Op = Callable[[np.ndarray], np.ndarray]
 IM2COL_BELOW_CHANNELS = 8  # conv2d's strategy switch, measured on the book's two layers (C = 1 and 32)
 
 
-CONV_CHUNK_BYTES = 1 << 18  # conv2d's output per chunk of images: with its products, within a core's L2 cache
+CHUNK_BYTES = 1 << 18  # conv2d's and max pooling's output per chunk of images: with its temporaries, in a core's L2
 
 
 KERAS_EPSILON = 1e-7  # keras.backend.epsilon(), the floor of Normalization's standard deviation
@@ -91,7 +91,7 @@ def conv2d(
 
     Few input channels: the patches are gathered once (im2col) and the layer is one matrix product.
     Many: one product per kernel offset, summed, which skips copying every patch (2-4× faster at C=32).
-    Either way a few images at a time (:data:`CONV_CHUNK_BYTES` of output), so that their patches or products,
+    Either way a few images at a time (:data:`CHUNK_BYTES` of output), so that their patches or products,
     the sum, the bias and the activation stay in the CPU's cache: 1.3× the same work over the whole batch, every
     value the same (each output's sum is taken in the same order, whatever the chunk).
     """
@@ -104,7 +104,7 @@ def conv2d(
     dtype = np.result_type(np.float32, kernel.dtype) if im2col else np.dtype(np.float32)
     out = np.empty((len(x), out_h, out_w, filters), dtype)
     fused = bias is None or np.result_type(out, bias) == out.dtype  # else the bias upcasts: added after
-    step = max(1, CONV_CHUNK_BYTES // max(out_h * out_w * filters * dtype.itemsize, 1))
+    step = max(1, CHUNK_BYTES // max(out_h * out_w * filters * dtype.itemsize, 1))
     if im2col:
         patches = np.empty((min(step, len(x)), out_h, out_w, kh, kw, channels), np.float32)
     else:
@@ -140,18 +140,36 @@ def conv2d(
     return out if activation is None else activation(out)
 
 
+def dense(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    """``x @ kernel + bias``, the bias added to the product in place where that keeps its type."""
+    out = x @ kernel
+    if bias is None:
+        return out
+    if np.result_type(out, bias) == out.dtype:
+        out += bias
+        return out
+    return out + bias
+
+
 def pool2d(x: np.ndarray, size: tuple[int, int], strides: tuple[int, int], padding: str, mode: str) -> np.ndarray:
     """Max or average pooling over H and W (average ignores the padding, as Keras does)."""
     if padding == "same":
         counts = _pad_same(np.ones((1, *x.shape[1:3], 1), np.float32), size, strides, 0.0)
         x = _pad_same(x, size, strides, -np.inf if mode == "max" else 0.0)
-    if mode == "max":  # the maximum of one strided view per window offset: 1.5× a reduce over the windows
+    if mode == "max":  # the maximum of one strided view per window offset: 1.5× a reduce over the windows,
+        # a few images at a time (CHUNK_BYTES of output, which stays in cache while each view is folded in): 2×
         out_h, out_w = ((n - k) // s + 1 for n, k, s in zip(x.shape[1:3], size, strides, strict=True))
-        out = None
-        for i in range(size[0]):
-            for j in range(size[1]):
-                view = x[:, i : i + strides[0] * out_h : strides[0], j : j + strides[1] * out_w : strides[1]]
-                out = view.copy() if out is None else np.maximum(out, view, out=out)
+        out = np.empty((len(x), out_h, out_w, *x.shape[3:]), x.dtype)
+        step = max(1, CHUNK_BYTES // max(out[:1].nbytes, 1))
+        for start in range(0, len(x), step):
+            part, done = x[start : start + step], out[start : start + step]
+            for i in range(size[0]):
+                for j in range(size[1]):
+                    view = part[:, i : i + strides[0] * out_h : strides[0], j : j + strides[1] * out_w : strides[1]]
+                    if i == j == 0:
+                        done[...] = view
+                    else:
+                        np.maximum(done, view, out=done)
         return out
     windows = sliding_window_view(x, size, axis=(1, 2))[:, :: strides[0], :: strides[1]]
     total = windows.sum(axis=(-2, -1))
@@ -212,8 +230,8 @@ def layer_op(kind: str, cfg: dict, weights: list[np.ndarray]) -> Op:
         return lambda x: x.reshape(len(x), *shape)
     if kind == "Dense":
         kernel, bias = weights[0], (weights[1] if cfg.get("use_bias", True) else None)
-        act = activation(cfg.get("activation"), name)
-        return lambda x: act(x @ kernel if bias is None else x @ kernel + bias)
+        act = activation(cfg.get("activation"), name, in_place=True)  # on the product, this layer's own array
+        return lambda x: act(dense(x, kernel, bias))
     if kind == "Activation":
         return activation(cfg.get("activation"), name)
     if kind == "ReLU":
