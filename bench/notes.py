@@ -104,8 +104,10 @@ def method(pipe: PipelineResults, dataset_stages: list[str]) -> str:
     return "\n".join([
         "- Rows 1–7 and 9: each series starts from a fresh `git clone` of the commit above into a temp dir: empty "
         "DVC cache, `outputs/` holding only the git-tracked metrics, `$CONVLENS_CACHE` a new empty dir, "
-        "`$CONVLENS_MIRROR` the local mirror. Each command (`python -m dvc ...`) is timed as a subprocess (wall "
-        "clock). In that clone: a cold `dvc repro` (1; what `make run` runs after its install step), a no-op "
+        "`$CONVLENS_MIRROR` the local mirror, Python's default bytecode writing (a `PYTHONDONTWRITEBYTECODE` of the "
+        "caller's shell removed: the clone's first stage compiles the library, the others reuse it, as on a user's "
+        "machine). Each command (`python -m dvc ...`) is timed as a subprocess (wall clock). "
+        "In that clone: a cold `dvc repro` (1; what `make run` runs after its install step), a no-op "
         f"`dvc repro` (7); what the cold run left in git-tracked files (`dvc.lock`, the uncached metrics) is "
         f"committed in the clone; then one change at a time ({changes}), each followed by an untimed restore to "
         "that commit: `git checkout HEAD -- .`, the files it added under `outputs/` removed, `dvc checkout "
