@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from convlens.errors import ConvlensError
@@ -82,5 +81,7 @@ def blas_threads(threads: int) -> Iterator[None]:
     whose own threads each run one batch: a BLAS that also starts a thread per CPU in each of them runs more threads
     than CPUs, and its threads' wait for one another stalls a product by a scheduler slice whenever one is preempted
     (a 32 × 64 product of 4,096 rows took 8 ms instead of 0.2 ms on 2 busy cores)."""
+    from threadpoolctl import threadpool_limits  # 13 ms to import: only for the passes that use it
+
     with threadpool_limits(threads, user_api="blas"):
         yield
