@@ -6,10 +6,11 @@ with a rate, a seed from ``random.randint(1, 10**9)``: once while loading, once 
 initializers then fill their variables with TensorFlow's stateless uniform: Philox-4x32-10 keyed by that seed, each
 32-bit draw's high mantissa bits read as a float in [1, 2), minus 1, scaled to [minval, maxval) in float32.
 
-Both are replayed for a Sequential or Functional model of the layers in ``LAYER_INITIALIZERS`` with
-``Zeros``, ``Ones``, ``Constant``, ``RandomUniform`` and the uniform ``VarianceScaling`` family (``GlorotUniform``,
-the Keras default, ``HeUniform``, ``LecunUniform``). For any other model it returns the reason it cannot, and
-``build_untrained`` asks Keras itself (tests check both paths give the same weights).
+Both are replayed for a model the numpy forward pass computes (a Sequential, or a Functional chain) of the layers
+in ``LAYER_INITIALIZERS`` with ``Zeros``, ``Ones``, ``Constant``, ``RandomUniform`` and the uniform
+``VarianceScaling`` family (``GlorotUniform``, the Keras default, ``HeUniform``, ``LecunUniform``). Any other model
+needs Keras anyway, and :func:`write_untrained` asks Keras to build it (tests check both paths give the same
+weights).
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from convlens.model.archive import Archive, write_archive
+from convlens.model.forward import load_network
+from convlens.model.ops import Unsupported
 
 # Per layer class: its initializers in the order its constructor builds them (each unseeded random one takes a seed
 # then), and which initializer fills each stored variable (``vars/0, 1, …``; a flag in the config leaves one out).
 LAYER_INITIALIZERS: dict[str, tuple[str, ...]] = {
     "Conv2D": ("kernel_initializer", "bias_initializer"),
     "Dense": ("kernel_initializer", "bias_initializer"),
-    "DepthwiseConv2D": ("depthwise_initializer", "bias_initializer"),
-    "SeparableConv2D": ("depthwise_initializer", "pointwise_initializer", "bias_initializer"),
     "BatchNormalization": (
         "beta_initializer",
         "gamma_initializer",
@@ -55,14 +56,6 @@ WEIGHTLESS = (
     "ELU",
     "Softmax",
     "Rescaling",
-    "Add",
-    "Subtract",
-    "Multiply",
-    "Average",
-    "Maximum",
-    "Minimum",
-    "Concatenate",
-    "UpSampling2D",
 )
 KEPT = ("Normalization",)  # an adapted Normalization's mean and variance are the data's: the untrained model keeps them
 
@@ -73,8 +66,6 @@ _UNIFORM_SCALING = {  # VarianceScaling's subclasses that draw uniformly: (scale
 }
 _DEFAULTS = {  # an initializer a layer's config leaves out: the constructor's default
     "kernel_initializer": "glorot_uniform",
-    "depthwise_initializer": "glorot_uniform",
-    "pointwise_initializer": "glorot_uniform",
     "bias_initializer": "zeros",
     "beta_initializer": "zeros",
     "gamma_initializer": "ones",
@@ -289,15 +280,22 @@ def untrained_variables(
 
 def write_untrained(trained: Archive, seed: int, dest: Path) -> str:
     """The untrained model (``trained``'s architecture, initialised as Keras would with ``seed``) as a ``.keras``
-    archive at ``dest``; says how it was built: replayed in numpy, or by Keras where :func:`untrained_variables`
-    gives a reason (TensorFlow starts only then)."""
-    names = [info.name for info, entry, _ in trained.walked if entry.get("class_name") in (*LAYER_INITIALIZERS, *KEPT)]
-    variables = untrained_variables(trained.config, trained.weights(names), seed)
+    archive at ``dest``; says how it was built. Replayed in numpy for a model the numpy forward pass computes
+    (``forward.load_network``) and :func:`untrained_variables` replays; by Keras otherwise (TensorFlow starts only
+    then, and Keras's own checks refuse a config it cannot load, as they did before the replay)."""
+    try:  # a model the numpy forward pass does not compute needs Keras anyway: Keras builds it (and checks it)
+        load_network(trained)
+        names = [info.name for info, e, _ in trained.walked if e.get("class_name") in (*LAYER_INITIALIZERS, *KEPT)]
+        variables = untrained_variables(trained.config, trained.weights(names), seed)
+    except Unsupported as e:
+        variables = f"{e}: the numpy forward pass does not compute this model"
+    else:
+        variables = variables if not isinstance(variables, str) else f"{variables} is not replayed in numpy"
     if isinstance(variables, str):
         from convlens.model.keras_models import load_with_untrained_model, save_reproducible
 
         _, model = load_with_untrained_model(trained.path, seed)
         save_reproducible(model, dest)
-        return f"by Keras: {variables} is not replayed in numpy"
+        return f"by Keras: {variables}"
     write_archive(trained, variables, dest)
     return "Keras's initializers replayed in numpy"

@@ -206,12 +206,16 @@ def layer_op(kind: str, cfg: dict, weights: list[np.ndarray]) -> Op:
     name = cfg["name"]
     if cfg.get("data_format", "channels_last") != "channels_last":
         raise Unsupported(f"layer {name!r} is channels_first")
+    padding = cfg.get("padding", "valid")
+    padding = padding.lower() if isinstance(padding, str) else padding  # Keras reads "SAME" as "same"
+    if kind in ("Conv2D", "MaxPooling2D", "AveragePooling2D") and padding not in ("valid", "same"):
+        raise Unsupported(f"layer {name!r} has padding {cfg.get('padding')!r}")
     if kind == "Conv2D":
         if pair(cfg.get("dilation_rate", 1)) != (1, 1) or cfg.get("groups", 1) != 1:
             raise Unsupported(f"layer {name!r} is a dilated or grouped Conv2D")
         kernel, bias = weights[0], (weights[1] if cfg.get("use_bias", True) else None)
         act = activation(cfg.get("activation"), name, in_place=True)  # on conv2d's own output
-        strides, padding = pair(cfg["strides"]), cfg["padding"]
+        strides = pair(cfg["strides"])
         if any(act is f for f in IN_PLACE.values()):  # applied chunk by chunk, as conv2d makes its output
             return lambda x: conv2d(x, kernel, bias, strides, padding, act)
         return lambda x: act(conv2d(x, kernel, bias, strides, padding))
@@ -219,7 +223,7 @@ def layer_op(kind: str, cfg: dict, weights: list[np.ndarray]) -> Op:
         size = pair(cfg["pool_size"])
         strides = pair(cfg.get("strides") or size)
         mode = "max" if kind == "MaxPooling2D" else "avg"
-        return lambda x: pool2d(x, size, strides, cfg.get("padding", "valid"), mode)
+        return lambda x: pool2d(x, size, strides, padding, mode)
     if kind in ("GlobalAveragePooling2D", "GlobalMaxPooling2D"):
         reduce, keep = (np.mean if kind.startswith("GlobalAverage") else np.max), bool(cfg.get("keepdims"))
         return lambda x: reduce(x, axis=(1, 2), keepdims=keep)

@@ -286,6 +286,19 @@ def test_a_channels_first_or_grouped_layer_is_left_to_keras():
         layer_op("Conv2D", grouped, [np.ones((3, 3, 2, 4), np.float32), np.zeros(4, np.float32)])
 
 
+def test_a_padding_keras_does_not_know_is_left_to_keras_and_its_capitals_are_keras_s():
+    """Keras refuses ``padding="sideways"`` when it loads the model; the numpy pass once computed it as "valid"."""
+    kernel, bias = np.ones((3, 3, 1, 2), np.float32), np.zeros(2, np.float32)
+    for kind, weights, extra in (("Conv2D", [kernel, bias], {"strides": [1, 1]}), ("MaxPooling2D", [], {})):
+        with pytest.raises(Unsupported, match=r"^layer 'l' has padding 'sideways'$"):
+            layer_op(kind, {"name": "l", "padding": "sideways", "pool_size": [2, 2], **extra}, weights)
+    x = np.arange(2 * 5 * 5, dtype=np.float32).reshape(2, 5, 5, 1)
+    for kind, weights, extra in (("Conv2D", [kernel, bias], {"strides": [1, 1]}), ("MaxPooling2D", [], {})):
+        same, upper = ({"name": "l", "padding": p, "pool_size": [2, 2], **extra} for p in ("same", "SAME"))
+        np.testing.assert_array_equal(layer_op(kind, upper, weights)(x), layer_op(kind, same, weights)(x))
+        assert layer_op(kind, upper, weights)(x).shape[1] == 5 if kind == "Conv2D" else 3
+
+
 def test_a_batch_normalization_over_another_axis_than_the_channels_is_left_to_keras():
     weights = [np.full(3, v, np.float32) for v in (2.0, 0.5, 1.0, 4.0)]  # gamma, beta, mean, variance
     for axis in (1, [1], 2):
