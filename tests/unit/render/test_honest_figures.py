@@ -105,7 +105,7 @@ def test_the_absolute_scale_is_one_range_for_both_models(drawn, tmp_path):
     [
         (
             {"heatmap_scale": "absolute", "heatmap_order": "selectivity"},
-            ("on one range for both models", "Rows sorted"),
+            ("from 0 to the model's largest class mean", "each model has its own range", "Rows sorted"),
         ),
         ({"heatmap_scale": "channel", "heatmap_order": "layer"}, ("each channel scaled", "the layer's channel order")),
         ({}, ("each channel scaled", "the layer's channel order")),  # a run from before the keys: as it was drawn
@@ -119,7 +119,8 @@ def test_the_report_says_how_the_heatmaps_and_the_confusion_matrix_were_drawn(tm
     paths.dataset_index(tmp_path).parent.mkdir(parents=True, exist_ok=True)
     index = {"split": "test", "images": 6, "layers": ["conv2d"]}
     paths.dataset_index(tmp_path).write_text(json.dumps(index), encoding="utf-8")
-    png(paths.class_heatmap(tmp_path, "conv2d"))
+    for role in paths.ROLES:
+        png(paths.class_heatmap(tmp_path, role, "conv2d"))
     html = report_page(tmp_path, params, "en")
     dataset, evaluate = Page(html).section_notes(html, "dataset"), Page(html).section_notes(html, "evaluate")
     assert all(str(escape(s)) in dataset for s in says) and "(its top class mean − its mean over all" in dataset
