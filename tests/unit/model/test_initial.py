@@ -87,6 +87,7 @@ def test_every_replayed_layer_and_initializer(keras, tmp_path):
             layers.GlobalAveragePooling2D(),
             layers.Dense(5, kernel_initializer="lecun_uniform", bias_initializer=init.Constant(0.5)),
             layers.GaussianNoise(0.1),
+            layers.GaussianDropout(0.2),
             layers.Dense(3, kernel_initializer=init.VarianceScaling(2.0, "fan_out", "uniform")),
             layers.Dense(2, kernel_initializer=init.GlorotUniform(seed=11)),
         ]
