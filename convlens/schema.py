@@ -385,8 +385,8 @@ MEANING: dict[str, str] = {
     "browsers slow faster frames down).",
     "compute.engine": "What computes the layers when `dataset@<model>` streams a split through the model: `numpy` "
     "(the numpy forward pass, starts at once), `keras` (TensorFlow: ~3.5 s to start, then faster per image; a GPU "
-    "when one is set up, docs/gpu.md) or `auto` (Keras from 50 G multiply-adds per pass, ~12,000 images of the "
-    "book's model, or when a GPU is visible; the log says which and why).",
+    "when one is set up, docs/gpu.md) or `auto` (Keras from 175 G multiply-adds per pass, ~42,000 images of "
+    "the book's model, or when a GPU is visible; the log says which and why).",
     "checked": "Not a setting: `${convlens_checked:}` in `conf/config.yaml` checks the whole config against this "
     "schema while it is composed, before DVC touches any output.",
 }

@@ -31,11 +31,12 @@ ENGINES = ("auto", "numpy", "keras")  # compute.engine (convlens/schema.py check
 TF_STARTUP_S = 3.5
 # auto picks Keras from this many multiply-adds (images × the model's work per image; each stage process runs one
 # model): about where the numpy pass's extra time per image has paid for TensorFlow's start-up. Measured on 2 shared
-# cores with the book's model (bench/engine.md): at 10,000 images the two are within ~10 % of each other (Keras
-# ahead when asked for the predictions only, numpy when every conv and pooling layer comes back too), at 1,000 numpy
-# is 3-4× faster; 50 G is ~12,000 images of the book's model, which keeps its 10,000 test images on numpy and sends
-# its 60,000 training images to Keras.
-KERAS_PAYS_OFF = 50_000_000_000
+# cores with the book's model, `python -m stages.dataset trained` as a whole process, after the two-thread numpy pass
+# (docs/gpu.md): 10,000 images numpy 5.0 s / Keras 7.6 s, 30,000 11.5 / 12.4 s, 60,000 21.4 / 20.5 s; per 1,000
+# images 0.33 s against 0.27 s over a fixed 1.6 s against 4.2 s: they cross at ~43,000 images (180 G). 175 G is
+# ~42,000 images of the book's model, which keeps its 10,000 test images on numpy and sends its 60,000 training
+# images to Keras. (It was 50 G with the one-thread pass, which cost 0.86 s per 1,000 images.)
+KERAS_PAYS_OFF = 175_000_000_000
 
 NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")  # one folder per GPU the NVIDIA driver sees (Linux)
 CUDA_TENSORFLOW = "tensorflow"  # the CUDA build's distribution; the project's default is tensorflow-cpu
