@@ -159,7 +159,10 @@ def _replay_problem(kind: str, cfg: dict) -> str | None:
     numbers = {"Constant": ("value",), "RandomUniform": ("minval", "maxval"), "VarianceScaling": ("scale",)}
     for key in numbers.get(kind, ()):
         value = cfg.get(key, 1.0)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        finite = (
+            isinstance(value, int | float) and math.isfinite(value) and abs(value) <= float(np.finfo(np.float32).max)
+        )
+        if isinstance(value, bool) or not finite:
             return f"{kind} with {key} {value!r}"
     if kind in _CONSTANT or kind == "RandomUniform" or kind in _UNIFORM_SCALING:
         return None
@@ -201,9 +204,11 @@ def _seed_takers(entry: dict) -> list[str | None] | str:
     if kind in WEIGHTLESS or kind in KEPT:
         return []
     if kind in DROPOUTS or kind in NOISES:
-        amount = cfg.get("stddev" if kind in NOISES else "rate", 0)
-        if not isinstance(amount, int | float) or (cfg.get("seed") is not None and not isinstance(cfg["seed"], int)):
-            return f"layer {cfg.get('name')!r} of class {kind} with rate {amount!r}"
+        key = "stddev" if kind in NOISES else "rate"
+        amount, top = cfg.get(key, 0), math.inf if kind in NOISES else 1
+        number = isinstance(amount, int | float) and not isinstance(amount, bool) and 0 <= amount <= top
+        if not number or (cfg.get("seed") is not None and not isinstance(cfg["seed"], int)):
+            return f"layer {cfg.get('name')!r} of class {kind} with {key} {amount!r}"
         return [None] if amount > 0 and cfg.get("seed") is None else []
     if kind not in LAYER_INITIALIZERS:
         return f"layer {cfg.get('name')!r} of class {kind}"

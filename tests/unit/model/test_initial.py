@@ -151,6 +151,16 @@ def test_a_model_the_replay_does_not_cover_is_built_by_keras_and_says_why(keras,
             ),
             "Constant with value nan",
         ),
+        (
+            lambda c: c["config"]["layers"][1]["config"].update(
+                kernel_initializer={"class_name": "Constant", "config": {"value": 1e39}}
+            ),
+            "Constant with value 1e+39",  # past float32: Keras would fill the kernel with inf
+        ),
+        (
+            lambda c: c["config"]["layers"].insert(2, {"class_name": "Dropout", "config": {"name": "d", "rate": 1.5}}),
+            "layer 'd' of class Dropout with rate 1.5",
+        ),
     ],
 )
 def test_what_the_replay_refuses_it_names(keras, tmp_path, change, reason):
