@@ -8,7 +8,7 @@ kinds) raises ``ops.Unsupported``, and :func:`open_network` hands the model to K
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -70,13 +70,16 @@ def _chain(config: dict, upto: str | None = None) -> tuple[tuple[int | None, ...
     return input_shape(config), [e for e in entries if e["class_name"] != "InputLayer"]
 
 
-def load_network(archive: Archive, upto: str | None = None) -> Network:
-    """The network stored in a ``.keras`` archive (no TensorFlow), up to (and including) layer ``upto``."""
+def load_network(
+    archive: Archive, upto: str | None = None, weights: Mapping[str, list[np.ndarray]] | None = None
+) -> Network:
+    """The network stored in a ``.keras`` archive (no TensorFlow), up to (and including) layer ``upto``; ``weights``:
+    its layers' variables when the caller has read them already (``archive.weights``)."""
     input_shape, entries = _chain(archive.config, upto)
     names = [entry["config"]["name"] for entry in entries]
     if upto is not None:
         names = names[: names.index(upto) + 1]
-    weights = archive.weights(names)
+    weights = archive.weights(names) if weights is None else weights
     ops = [layer_op(e["class_name"], e["config"], weights[n]) for e, n in zip(entries, names, strict=False)]
     return Network(input_shape, tuple(names), tuple(ops))
 

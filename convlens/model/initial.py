@@ -289,9 +289,10 @@ def write_untrained(trained: Archive, seed: int, dest: Path) -> str:
     (``forward.load_network``) and :func:`untrained_variables` replays; by Keras otherwise (TensorFlow starts only
     then, and Keras's own checks refuse a config it cannot load, as they did before the replay)."""
     try:  # a model the numpy forward pass does not compute needs Keras anyway: Keras builds it (and checks it)
-        load_network(trained)
-        names = [info.name for info, e, _ in trained.walked if e.get("class_name") in (*LAYER_INITIALIZERS, *KEPT)]
-        variables = untrained_variables(trained.config, trained.weights(names), seed)
+        layers = [e["config"]["name"] for e in trained.config["config"]["layers"] if e["class_name"] != "InputLayer"]
+        weights = trained.weights(layers)  # read once: the forward pass's check and the replay's shapes
+        load_network(trained, weights=weights)
+        variables = untrained_variables(trained.config, weights, seed)
     except Unsupported as e:
         variables = f"{e}: the numpy forward pass does not compute this model"
     else:
