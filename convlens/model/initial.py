@@ -38,7 +38,8 @@ LAYER_INITIALIZERS: dict[str, tuple[str, ...]] = {
         "moving_variance_initializer",
     ),
 }
-DROPOUTS = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianDropout")
+# Only layers the numpy forward pass computes: any other model goes to Keras before the replay looks at it.
+DROPOUTS = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "GaussianDropout")
 NOISES = ("GaussianNoise",)  # a seed generator when stddev > 0
 WEIGHTLESS = (
     "InputLayer",
@@ -48,12 +49,9 @@ WEIGHTLESS = (
     "AveragePooling2D",
     "GlobalMaxPooling2D",
     "GlobalAveragePooling2D",
-    "ZeroPadding2D",
-    "Cropping2D",
     "Activation",
     "ReLU",
     "LeakyReLU",
-    "ELU",
     "Softmax",
     "Rescaling",
 )
