@@ -22,6 +22,36 @@ def _stage(pipe: PipelineResults, stage: str) -> float:
     return stats([r.wall_s for r in pipe.stages[stage]]).median
 
 
+def unmeasured_work(pipe: PipelineResults, ran: list[str]) -> tuple[float, list[str]]:
+    """The stages DVC ran that have no standalone time (an added layer's), each estimated as the median of its
+    ``foreach`` group's measured instances: their summed estimate, and which were estimated."""
+    total, estimated = 0.0, []
+    for stage in ran:
+        if stage in pipe.stages or "@" not in stage:
+            continue
+        group = stage.split("@", 1)[0]
+        siblings = sorted(_stage(pipe, s) for s in pipe.stages if s.split("@", 1)[0] == group)
+        if siblings:
+            total += siblings[len(siblings) // 2]
+            estimated.append(stage)
+    return total, estimated
+
+
+def floor(allowed: float, work: float, rest: float, extra: float, estimated: list[str]) -> str:
+    """Whether faster stage commands alone could meet the row: DVC's own time against the allowance."""
+    dvc_only = rest - extra
+    guess = f" ({', '.join(estimated)} estimated from the other instances of its group)" if estimated else ""
+    if dvc_only >= allowed:
+        return (
+            f"; DVC's own time alone{guess}, {dvc_only:.2f} s, is more than the {allowed:.2f} s allowed: with these "
+            "stages, no faster stage command meets this row, only fewer stages or less DVC time per stage would"
+        )
+    return (
+        f"; DVC's own time{guess} is {dvc_only:.2f} s, so the stage commands would have to take at most "
+        f"{allowed - dvc_only:.2f} s together, against {work + extra:.2f} s now"
+    )
+
+
 def pipeline_row(series: str) -> Callable[[Row, PipelineResults], str]:
     def explain(row: Row, pipe: PipelineResults) -> str:
         ran = pipe.ran[series]
@@ -36,6 +66,7 @@ def pipeline_row(series: str) -> Callable[[Row, PipelineResults], str]:
                 f"{_probe(pipe, 'dvc')}; TensorFlow: {_probe(pipe, 'tensorflow')}; matplotlib: "
                 f"{_probe(pipe, 'matplotlib')})"
             )
+            text += floor(allowed, work, rest, *unmeasured_work(pipe, ran))
         else:
             text += f" ({', '.join(ran) or 'none'})"
         imports = notebook_split([r.output for r in pipe.notebook])

@@ -169,3 +169,30 @@ def test_the_report_has_every_row_of_the_issue_and_what_each_run_ran():
     assert "QUICK SMOKE RUN" in text and "`dvc repro render_figures render_maps`" in text
     assert "nothing changed, `dvc repro`: ran nothing (as expected)" in text
     assert "the chapter's stages, as the README names them" in text and "**9**" in text
+
+
+def test_a_missed_row_says_whether_faster_stage_commands_could_meet_it():
+    """DVC's own time (wall minus the stages standalone, an unmeasured instance estimated from its group) against
+    the allowance: over it, no faster stage meets the row; under it, the stages' budget is named."""
+    from bench.explain import EXPLAIN, unmeasured_work
+    from bench.measure import Run, Stats
+    from bench.pipeline import PipelineResults
+    from bench.report import Row
+
+    pipe = PipelineResults()
+    pipe.notebook = [Run(10.0, 600.0, "")] * 3
+    pipe.stages = {"maps@a": [Run(0.2, 50.0, "")], "maps@b": [Run(0.4, 50.0, "")], "report": [Run(0.5, 50.0, "")]}
+    ran = ["maps@c", "report"]
+    pipe.add("add_layer", Run(7.0, 300.0, "".join(f"Running stage '{s}':\n" for s in ran)), ran)
+    pipe.add("filter_cmap", Run(3.0, 300.0, "Running stage 'report':\n"), ["report"])
+    assert unmeasured_work(pipe, ran) == (0.4, ["maps@c"])  # the upper median of 0.2 and 0.4
+
+    ten = Stats((10.0,))
+    over = EXPLAIN["6"](Row("6", "a layer", "≤ 0.5", Stats((7.0,)), ten, 0.5), pipe)
+    assert "DVC's own time alone (maps@c estimated from the other instances of its group), 6.10 s, is more than " \
+           "the 5.00 s allowed" in over  # fmt: skip
+    under = EXPLAIN["5"](Row("5", "filter_cmap", "≤ 0.2", Stats((3.0,)), ten, 0.2), pipe)
+    assert "DVC's own time alone, 2.50 s, is more than the 2.00 s allowed" in under
+    met_by_faster = EXPLAIN["5"](Row("5", "filter_cmap", "≤ 0.28", Stats((3.0,)), ten, 0.28), pipe)
+    assert "DVC's own time is 2.50 s, so the stage commands would have to take at most 0.30 s together, against " \
+           "0.50 s now" in met_by_faster  # fmt: skip
