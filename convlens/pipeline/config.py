@@ -21,7 +21,7 @@ from omegaconf.errors import MissingMandatoryValue
 
 from convlens.checks import layer_item, layer_spec
 from convlens.errors import ConvlensError
-from convlens.pipeline.files import atomic_path
+from convlens.pipeline.files import atomic_path, parse_yaml
 from convlens.pipeline.repo_lock import check_params_unchanged, repository_lock
 from convlens.schema import check_config
 
@@ -30,8 +30,8 @@ PARAMS_FILE = "params.yaml"
 
 
 def read_yaml(path: Path) -> Any:
-    """A YAML file, parsed by libyaml where PyYAML has it (~8× faster; every stage reads two at start-up)."""
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    """A YAML file (``parse_yaml``: by libyaml where PyYAML has it)."""
+    return parse_yaml(path.read_text(encoding="utf-8"))
 
 
 def project_root() -> Path:

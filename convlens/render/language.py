@@ -24,9 +24,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
-import yaml
-
 from convlens.errors import ConvlensError
+from convlens.pipeline.files import parse_yaml
 from convlens.schema import LANGUAGES
 
 # The font of a language whose letters matplotlib's own DejaVu Sans lacks: (its family, the pip package that ships
@@ -39,7 +38,7 @@ FALLBACK = "DejaVu Sans"  # matplotlib's own font: the glyphs the language's fon
 def catalogue(package: str, resource: str) -> dict[str, dict[str, str]]:
     """A string catalogue ``{language: {key: text}}``: the YAML file ``resource`` of the installed ``package``."""
     text = resources.files(package).joinpath(*resource.split("/")).read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    return parse_yaml(text)
 
 
 @dataclass(frozen=True)
