@@ -5,21 +5,27 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from convlens.pipeline import paths
 from convlens.pipeline.files import read_json, staged_dir, write_json
+
+if TYPE_CHECKING:  # numpy is imported where an array is read: `metrics` merges JSON only
+    import numpy as np
 
 
 def load_kernels(root: Path, role: str) -> dict[str, np.ndarray]:
     """The kernels saved by the weight stages (``analysis.weights.write_weight_artifacts``), by layer name, in layer
     order."""
+    import numpy as np
+
     return {name: np.load(paths.kernel(root, role, name)) for name in read_json(paths.weight_layers(root, role))}
 
 
 def load_samples(root: Path) -> tuple[np.ndarray, dict]:
     """The chosen sample images and their index (split, sample ids, labels), saved by the samples stage."""
+    import numpy as np
+
     index = read_json(paths.sample_index(root))
     return np.load(paths.sample_images(root)), index
 
