@@ -18,7 +18,7 @@ import pytest
 
 from convlens.errors import ConvlensError
 from convlens.model.archive import Archive
-from convlens.model.initial import write_untrained
+from convlens.model.initial import PHILOX_CHUNK, stateless_uniform, untrained_variables, write_untrained
 from convlens.schema import SCHEMA
 from tests.support.helpers import tiny_model
 from tests.unit.model.archives import rewrite
@@ -386,3 +386,159 @@ def test_the_seeds_tried_span_the_schemas_range():
 @pytest.mark.parametrize("seed", SEED_LIMITS)
 def test_untrained_seed_at_the_schemas_limits_is_kerass(keras, rich, tmp_path, seed):
     assert compare_with_keras(rich, seed, tmp_path / "untrained.keras") == "Keras's initializers replayed in numpy"
+
+
+def _entry(config: dict, name: str) -> dict:
+    return next(e for e in config["config"]["layers"] if e["config"].get("name") == name)
+
+
+def _narrow_first_conv(h5) -> None:
+    """conv2d's variables for 2 filters instead of 4 (its config says 2 too, conv2d_1's still 4 inputs)."""
+    for i, shape in (("0", (3, 3, 1, 2)), ("1", (2,))):
+        del h5[f"layers/conv2d/vars/{i}"]
+        h5.create_dataset(f"layers/conv2d/vars/{i}", data=np.zeros(shape, np.float32))
+
+
+def _lying_build_config(config: dict) -> None:
+    layer(config, "conv2d")["filters"] = 2  # conv2d_1's build_config still says 4 input channels: a lie
+
+
+def _lying_and_no_build_config(config: dict) -> None:
+    _lying_build_config(config)
+    _entry(config, "conv2d_1").pop("build_config")
+
+
+def _variable_for_flatten(h5) -> None:
+    h5.create_dataset("layers/flatten/vars/0", data=np.zeros(3, np.float32))
+
+
+STRUCTURE = {  # (change of config.json, edit of model.weights.h5)
+    "build-config-lies": (_lying_build_config, _narrow_first_conv),
+    "no-build-config-and-weights-for-another-chain": (_lying_and_no_build_config, _narrow_first_conv),
+    "a-weightless-layer-with-a-variable": (lambda c: None, _variable_for_flatten),
+    "batch-shape-with-a-batch": (set_in("input_layer", "batch_shape", [5, 28, 28, 1]), None),
+    "input-dtype-uint8": (set_in("input_layer", "dtype", "uint8"), None),
+    "input-sparse": (set_in("input_layer", "sparse", True), None),
+    "no-input-layer": (lambda c: c["config"]["layers"].pop(0), None),
+    "model-registered-name": (lambda c: c.update(registered_name="Custom>Sequential"), None),
+    "model-extra-key": (lambda c: c["config"].update(foo=1), None),
+    "model-build-config-lies": (lambda c: c.update(build_config={"input_shape": [None, 14, 14, 1]}), None),
+    "model-build-input-shape-lies": (lambda c: c["config"].update(build_input_shape=[None, 14, 14, 1]), None),
+    "layer-registered-name": (lambda c: _entry(c, "conv2d").update(registered_name="Custom>Conv2D"), None),
+    "layer-registered-own-name": (lambda c: _entry(c, "conv2d").update(registered_name="Conv2D"), None),
+    "layer-entry-extra-key": (lambda c: _entry(c, "conv2d").update(foo=1), None),
+    "layer-build-config-batch": (
+        lambda c: _entry(c, "conv2d").update(build_config={"input_shape": [7, 28, 28, 1]}),
+        None,
+    ),
+    "layer-build-config-odd": (
+        lambda c: _entry(c, "conv2d").update(build_config={"input_shape": [None, 28, 28]}),
+        None,
+    ),
+    "glorot-input-axes": (kernel(init("GlorotUniform", seed=None, input_axes=[0, 1, 2], output_axes=[3])), None),
+    "dtype-policy-module": (set_in("conv2d", "dtype", {**_dtype("float32"), "module": "keras.dtype_policies"}), None),
+    "dtype-policy-odd-module": (set_in("conv2d", "dtype", {**_dtype("float32"), "module": "keras.layers"}), None),
+    "valid-padding-shrinks-the-chain": (set_in("conv2d", "padding", "valid"), None),  # Flatten gives 288, not 392
+    "pool-larger-than-input": (set_in("max_pooling2d_1", "pool_size", [20, 20]), None),
+}
+
+
+@pytest.mark.parametrize(("change", "edit"), STRUCTURE.values(), ids=STRUCTURE.keys())
+def test_an_odd_structure_ends_as_keras_ends(keras, tiny, tmp_path, change, edit):
+    config = copy.deepcopy(config_of(tiny))
+    change(config)
+    path = rewrite(tiny, tmp_path / "trained.keras", config=config, h5_edit=edit)
+    compare_with_keras(path, 42, tmp_path / "untrained.keras")
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_a_functional_dropout_called_in_training_mode_is_replayed(keras, tmp_path, training):
+    """``layer(x, training=True)`` in a Functional graph changes what the layer computes, not its variables."""
+    layers = keras.layers
+    x = keras.Input((8, 8, 1))
+    y = layers.Dropout(0.3, name="d")(layers.Conv2D(2, 3, name="c")(x), training=training)
+    keras.Model(x, layers.Dense(3, name="out")(layers.Flatten(name="f")(y))).save(tmp_path / "trained.keras")
+    how = compare_with_keras(tmp_path / "trained.keras", 11, tmp_path / "untrained.keras")
+    assert how == "Keras's initializers replayed in numpy"
+
+
+def test_an_adapted_normalization_whose_statistics_do_not_fit_its_input_goes_to_keras(keras, tmp_path):
+    layers = keras.layers
+    normalization = layers.Normalization(name="norm")
+    normalization.adapt(np.random.default_rng(0).random((4, 6, 6, 3)).astype(np.float32))
+    keras.Sequential([keras.Input((6, 6, 3)), normalization, layers.Conv2D(2, 3, name="c")]).save(tmp_path / "a.keras")
+
+    def five(h5):
+        for i in ("0", "1"):
+            del h5[f"layers/normalization/vars/{i}"]
+            h5.create_dataset(f"layers/normalization/vars/{i}", data=np.ones(5, np.float32))
+
+    path = rewrite(tmp_path / "a.keras", tmp_path / "trained.keras", h5_edit=five)
+    assert compare_with_keras(path, 3, tmp_path / "untrained.keras") is None  # Keras refuses it, and so do we
+
+
+REASONS = {  # a case each of what the replay used to take and Keras does not: the reason it now names
+    "scaling-negative": "VarianceScaling with scale -1.0",
+    "scaling-zero": "VarianceScaling with scale 0.0",
+    "uniform-big-int": "RandomUniform with maxval 1000",
+    "constant-big-int": "Constant with value 1000",
+    "constant-absent": "Constant without a value",
+    "glorot-extra-key": "GlorotUniform with the keys ['scale']",
+    "zeros-extra-key": "Zeros with the keys ['value']",
+}
+LAYER_REASONS = {
+    "units-zero": "layer 'dense' of class Dense with units 0",
+    "units-float": "layer 'dense' of class Dense with units 10.0",
+    "filters-bool": "layer 'conv2d_1' of class Conv2D with filters True",
+    "kernel-size-3-tuple": "layer 'conv2d' of class Conv2D with kernel_size [3, 3, 3]",
+    "strides-zero": "layer 'conv2d' of class Conv2D with strides 0",
+    "pool-size-zero": "layer 'max_pooling2d' of class MaxPooling2D with pool_size 0",
+    "trainable-string": "layer 'conv2d' of class Conv2D with trainable 'no'",
+    "dtype-policy-extra": "layer 'conv2d' of class Conv2D with dtype",
+    "extra-key": "layer 'conv2d' of class Conv2D with the key 'foo'",
+    "weights-key": "layer 'dense' of class Dense with the key 'weights'",
+    "regularizer-bad": "layer 'conv2d' of class Conv2D with kernel_regularizer",
+}
+STRUCTURE_REASONS = {
+    "build-config-lies": "layer 'conv2d_1', built for inputs {'input_shape': [None, 14, 14, 4]} where the chain gives",
+    "no-build-config-and-weights-for-another-chain": "layer 'conv2d_1' (Conv2D), which stores [(3, 3, 4, 8), (8,)] "
+    "where Keras builds [(3, 3, 2, 8), (8,)]",
+    "a-weightless-layer-with-a-variable": "layer 'flatten' (Flatten), which stores [(3,)] where Keras builds []",
+    "valid-padding-shrinks-the-chain": "layer 'conv2d_1', built for inputs {'input_shape': [None, 14, 14, 4]} where "
+    "the chain gives (13, 13, 4)",
+    "pool-larger-than-input": "layer 'max_pooling2d_1' (MaxPooling2D) on inputs of shape (14, 14, 8)",
+    "glorot-input-axes": "GlorotUniform with input_axes [0, 1, 2] and output_axes [3]",
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "edit", "reason"),
+    [(INITIALIZERS[case], None, reason) for case, reason in REASONS.items()]
+    + [(LAYERS[case], None, reason) for case, reason in LAYER_REASONS.items()]
+    + [(*STRUCTURE[case], reason) for case, reason in STRUCTURE_REASONS.items()],
+    ids=[*REASONS, *LAYER_REASONS, *STRUCTURE_REASONS],
+)
+def test_what_the_replay_used_to_take_and_keras_refuses_goes_to_keras_named(
+    keras, tiny, tmp_path, change, edit, reason
+):
+    config = copy.deepcopy(config_of(tiny))
+    change(config)
+    archive = Archive.read(rewrite(tiny, tmp_path / "trained.keras", config=config, h5_edit=edit))
+    found = untrained_variables(archive.config, archive.weights([layer.name for layer in archive.layers]), 42)
+    assert isinstance(found, str) and reason in found, found
+
+
+def test_the_replays_draws_take_a_few_mib_beyond_the_kernel_they_fill():
+    """Philox runs :data:`PHILOX_CHUNK` calls at a time (before: a dozen uint64 arrays the kernel's size each, 8 GiB
+    of temporaries for a 2 GiB kernel, the most a weights file may hold); the kernel is made in place."""
+    import tracemalloc
+
+    n = 16 * PHILOX_CHUNK * 4  # 16 chunks: 16 MiB of float32
+    tracemalloc.start()
+    try:
+        kernel = stateless_uniform((n // 64, 64), -0.1, 0.1, 5)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert kernel.nbytes == 4 * n
+    assert peak < kernel.nbytes + 16 * PHILOX_CHUNK * 8 * 2  # the kernel, and one chunk's temporaries twice over
