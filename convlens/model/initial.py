@@ -19,11 +19,13 @@ import itertools
 import json
 import math
 import random
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from convlens.errors import ConvlensError
 from convlens.model.archive import Archive, write_archive
 from convlens.model.forward import load_network
 from convlens.model.ops import ACTIVATIONS, Unsupported, pair
@@ -636,6 +638,16 @@ def untrained_variables(
     return out
 
 
+def _one_line(error: BaseException) -> str:
+    """An error Keras raised while building a layer, in a line: its class, the layer call, the cause (no colours)."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
+    calling = "Exception encountered when calling "
+    where = next((line.removeprefix(calling).rstrip(".") for line in lines if line.startswith(calling)), None)
+    cause = next((line for line in lines if line and not line.startswith(calling)), "")
+    cause = re.sub(r"\s*\[Op:\w+\].*", "", re.sub(r"\{\{function_node [^}]*\}\}\s*", "", cause))  # TF's op names
+    return f"{type(error).__name__}{f' in {where}' if where else ''}: {cause}".rstrip(": ")
+
+
 def write_untrained(trained: Archive, seed: int, dest: Path) -> str:
     """The untrained model (``trained``'s architecture, initialised as Keras would with ``seed``) as a ``.keras``
     archive at ``dest``; says how it was built. Replayed in numpy for a model the numpy forward pass computes
@@ -653,9 +665,14 @@ def write_untrained(trained: Archive, seed: int, dest: Path) -> str:
     else:
         variables = variables if not isinstance(variables, str) else f"{variables} is not replayed in numpy"
     if isinstance(variables, str):
-        from convlens.model.keras_models import load_with_untrained_model, save_reproducible
+        from convlens.model.keras_models import load_with_untrained_model, save_reproducible, tf
 
-        _, model = load_with_untrained_model(trained.path, seed)
+        try:
+            _, model = load_with_untrained_model(trained.path, seed)
+        except (ArithmeticError, LookupError, ValueError, TypeError, tf.errors.OpError) as e:
+            # what Keras's loader lets through, raised while it builds the layers (a string where a number belongs,
+            # pooling strides of 0, an axis past the input's): one line, as a ValueError of its loader gives
+            raise ConvlensError(f"{trained.path}: Keras cannot build this model ({_one_line(e)})") from e
         save_reproducible(model, dest)
         return f"by Keras: {variables}"
     write_archive(trained, variables, dest)
