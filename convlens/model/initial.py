@@ -11,6 +11,14 @@ in ``LAYER_INITIALIZERS`` with ``Zeros``, ``Ones``, ``Constant``, ``RandomUnifor
 ``VarianceScaling`` family (``GlorotUniform``, the Keras default, ``HeUniform``, ``LecunUniform``). Any other model
 needs Keras anyway, and :func:`write_untrained` asks Keras to build it (tests check both paths give the same
 weights).
+
+The model file is the user's, hostile until checked: the replay takes a config only where Keras would load it and
+build exactly what is replayed. Every key of the model, of each layer and of each initializer must be one Keras
+writes, with a value its constructors accept (``_LAYER_KEYS``, ``_INITIALIZER_KEYS``: positive integer sizes,
+finite numbers, float32 policies, no regularizer, LoRA or renorm), and the chain's shapes, each layer's
+``build_config`` and stored variables must be the ones Keras computes from the input layer on (``_chain_problem``).
+Anything else goes to Keras, the reason in the log; Keras builds it, or refuses it as it did before the replay
+(``tests/unit/model/test_initial_hostile.py`` compares ~200 hostile configs with Keras's own load and clone).
 """
 
 from __future__ import annotations
@@ -59,7 +67,10 @@ WEIGHTLESS = (
     "Softmax",
     "Rescaling",
 )
-KEPT = ("Normalization",)  # an adapted Normalization's mean and variance are the data's: the untrained model keeps them
+KEPT = ("Normalization",)
+# An adapted Normalization's mean and variance are the data's: the untrained model keeps them, in the dtypes of
+# Keras's variables (mean, variance, count), which cast what Keras loads.
+_KEPT_DTYPES = {"Normalization": ("<f4", "<f4", "<i8")}
 
 _UNIFORM_SCALING = {  # VarianceScaling's subclasses that draw uniformly: (scale, mode)
     "GlorotUniform": (1.0, "fan_avg"),
@@ -622,8 +633,11 @@ def untrained_variables(
         kind, cfg = entry["class_name"], entry.get("config") or {}
         name = cfg.get("name")
         if kind in KEPT or kind not in LAYER_INITIALIZERS:
+            kept = [np.asarray(v) for v in trained.get(name, [])]
+            if [v.dtype.str for v in kept] != list(_KEPT_DTYPES.get(kind, ())):  # Keras casts them as it loads them
+                return f"layer {name!r}, which stores {[v.dtype.name for v in kept]} variables,"
             if name in trained:
-                out[name] = [np.asarray(v) for v in trained[name]]
+                out[name] = kept
             continue
         stored = trained.get(name, [])
         keys = _variable_initializers(entry)

@@ -556,3 +556,28 @@ def test_the_replays_draws_take_a_few_mib_beyond_the_kernel_they_fill():
         tracemalloc.stop()
     assert kernel.nbytes == 4 * n
     assert peak < kernel.nbytes + 16 * PHILOX_CHUNK * 8 * 2  # the kernel, and one chunk's temporaries twice over
+
+
+@pytest.mark.parametrize(("index", "dtype"), [(0, np.float64), (1, np.float16), (2, np.int32)])
+def test_an_adapted_normalization_stored_in_another_dtype_ends_as_keras_ends(keras, tmp_path, index, dtype):
+    """Keras casts what it loads to its variables' dtypes (the clone keeps those); the replay would copy them as
+    stored."""
+    layers = keras.layers
+    normalization = layers.Normalization(name="norm")
+    normalization.adapt(np.random.default_rng(0).random((4, 6, 6, 3)).astype(np.float32) * 3)
+    keras.Sequential([keras.Input((6, 6, 3)), normalization, layers.Conv2D(2, 3, name="c")]).save(tmp_path / "a.keras")
+
+    def recast(h5):
+        key = f"layers/normalization/vars/{index}"
+        value = h5[key][()]
+        del h5[key]
+        h5.create_dataset(key, data=np.asarray(value).astype(dtype))
+
+    path = rewrite(tmp_path / "a.keras", tmp_path / "trained.keras", h5_edit=recast)
+    how = compare_with_keras(path, 3, tmp_path / "untrained.keras")
+    assert (
+        how
+        == "by Keras: layer 'norm', which stores "
+        + str([np.dtype(dtype if i == index else ("int64" if i == 2 else "float32")).name for i in range(3)])
+        + " variables, is not replayed in numpy"
+    )
