@@ -398,7 +398,10 @@ def _replay_problem(kind: str, cfg: dict) -> str | None:
         return "Constant without a value"
     for key in numbers.get(kind, ()):
         value = cfg.get(key, 1.0)
-        if not _finite(value) or (key == "scale" and not value > 0):
+        # TensorFlow makes an integer an int64 tensor, then a float32: past 2**53 numpy would round it twice (through
+        # a double), past 2**63 TensorFlow refuses it
+        exact = not isinstance(value, int) or key == "scale" or abs(value) <= 2**53
+        if not _finite(value) or not exact or (key == "scale" and not value > 0):
             return f"{kind} with {key} {value!r}"
     if (cfg.get("input_axes"), cfg.get("output_axes")) != (None, None):
         return f"{kind} with input_axes {cfg.get('input_axes')!r} and output_axes {cfg.get('output_axes')!r}"

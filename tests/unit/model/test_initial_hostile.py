@@ -206,6 +206,15 @@ INITIALIZERS = {
     "constant-int": kernel(init("Constant", value=-3)),
     "constant-big-int": kernel(init("Constant", value=BIG)),
     "constant-absent": kernel(init("Constant")),
+    "constant-past-float32-int": kernel(init("Constant", value=2**24 + 1)),
+    "constant-past-int32": kernel(init("Constant", value=2**40 + 1)),
+    "constant-past-int64": kernel(init("Constant", value=10**20)),
+    "constant-rounded-twice": kernel(init("Constant", value=2**60 + 2**36 + 1)),  # through a double: 2**60
+    "uniform-rounded-twice": kernel(init("RandomUniform", minval=0, maxval=2**60 + 2**36 + 1)),
+    "uniform-past-int64": kernel(init("RandomUniform", minval=-(10**20), maxval=10**20)),
+    "scaling-past-int64": kernel(init("VarianceScaling", scale=10**20, mode="fan_in", distribution="uniform")),
+    "seed-int64-max": kernel(init("RandomUniform", seed=2**63 - 1)),
+    "seed-int64-min": kernel(init("RandomUniform", seed=-(2**63) + 1)),
     "zeros-extra-key": kernel(init("Zeros", value=3.0)),
     # names
     **{
@@ -353,6 +362,8 @@ RICH = {
     "dropout-seed-float": set_in("drop", "seed", 2.5),
     "dropout-seed-bool": set_in("drop", "seed", True),
     "dropout-seed-past-2**32": set_in("drop", "seed", 2**32 + 1),
+    "dropout-seed-past-2**63": set_in("drop", "seed", 2**63),
+    "noise-seed-past-2**63": set_in("noise", "seed", -(2**64)),
     "noise-negative": set_in("noise", "stddev", -1.0),
     "noise-zero": set_in("noise", "stddev", 0.0),
     "noise-nan": set_in("noise", "stddev", float("nan")),
@@ -497,6 +508,8 @@ REASONS = {  # a case each of what the replay used to take and Keras does not: t
     "uniform-big-int": "RandomUniform with maxval 1000",
     "constant-big-int": "Constant with value 1000",
     "constant-absent": "Constant without a value",
+    "constant-past-int64": f"Constant with value {10**20}",
+    "uniform-rounded-twice": f"RandomUniform with maxval {2**60 + 2**36 + 1}",
     "glorot-extra-key": "GlorotUniform with the keys ['scale']",
     "zeros-extra-key": "Zeros with the keys ['value']",
 }
