@@ -388,6 +388,26 @@ def _spec_problem(spec: object) -> str | None:
     return f"{spec['class_name']} with the keys {sorted(extra)}" if extra else None  # type: ignore[index]
 
 
+_NORMAL = 2.0**-100  # float32 numbers this far from 0, and every sum, product and difference of them, are normal
+
+
+def _subnormal(kind: str, cfg: dict) -> bool:
+    """Whether the initializer could compute a subnormal float32, which TensorFlow's kernels flush to 0 and numpy
+    keeps: a constant, bounds or their difference under :data:`_NORMAL` (a scaling's limit stays above it from a
+    scale of 2**-150 whatever the fans: a weights file holds under 2**29 numbers)."""
+    if kind == "VarianceScaling":
+        return cfg.get("scale", 1.0) < 2.0**-150
+    if kind == "Constant":
+        numbers = [np.float32(cfg["value"])]
+    elif kind == "RandomUniform":
+        low, high = np.float32(cfg.get("minval", -0.05)), np.float32(cfg.get("maxval", 0.05))
+        with np.errstate(over="ignore", invalid="ignore"):
+            numbers = [low, high, high - low]
+    else:
+        return False
+    return any(0 < abs(float(x)) < _NORMAL for x in numbers)
+
+
 def _replay_problem(kind: str, cfg: dict) -> str | None:
     """Why the initializer ``kind`` with ``cfg`` cannot be replayed in numpy; None when it can."""
     seed = cfg.get("seed")
@@ -403,6 +423,8 @@ def _replay_problem(kind: str, cfg: dict) -> str | None:
         exact = not isinstance(value, int) or key == "scale" or abs(value) <= 2**53
         if not _finite(value) or not exact or (key == "scale" and not value > 0):
             return f"{kind} with {key} {value!r}"
+    if _subnormal(kind, cfg):
+        return f"{kind} with numbers so near 0 that TensorFlow flushes them to 0 (subnormal float32)"
     if (cfg.get("input_axes"), cfg.get("output_axes")) != (None, None):
         return f"{kind} with input_axes {cfg.get('input_axes')!r} and output_axes {cfg.get('output_axes')!r}"
     if kind in _CONSTANT or kind == "RandomUniform" or kind in _UNIFORM_SCALING:

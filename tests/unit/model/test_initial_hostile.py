@@ -209,6 +209,10 @@ INITIALIZERS = {
     "constant-past-float32-int": kernel(init("Constant", value=2**24 + 1)),
     "constant-past-int32": kernel(init("Constant", value=2**40 + 1)),
     "constant-past-int64": kernel(init("Constant", value=10**20)),
+    "constant-subnormal": kernel(init("Constant", value=1e-40)),
+    "uniform-subnormal": kernel(init("RandomUniform", minval=0.0, maxval=1e-39)),
+    "uniform-tiny-width": kernel(init("RandomUniform", minval=1.0, maxval=1.0000001)),
+    "scaling-subnormal": kernel(init("VarianceScaling", scale=1e-80, mode="fan_in", distribution="uniform")),
     "constant-rounded-twice": kernel(init("Constant", value=2**60 + 2**36 + 1)),  # through a double: 2**60
     "uniform-rounded-twice": kernel(init("RandomUniform", minval=0, maxval=2**60 + 2**36 + 1)),
     "uniform-past-int64": kernel(init("RandomUniform", minval=-(10**20), maxval=10**20)),
@@ -236,6 +240,10 @@ INITIALIZERS = {
         )
     },
     "string-bias-ones": set_in("conv2d", "bias_initializer", "ones"),
+    "bias-glorot": set_in("conv2d", "bias_initializer", init("GlorotUniform", seed=None)),
+    "bias-scaling-fan-avg": set_in(
+        "dense", "bias_initializer", init("VarianceScaling", scale=0.5, mode="fan_avg", distribution="uniform")
+    ),
     "module-layers": kernel({**init("GlorotUniform", seed=None), "module": "keras.layers"}),
     "module-absent": kernel({"class_name": "GlorotUniform", "config": {"seed": None}}),
     "registered-name": kernel({**init("GlorotUniform", seed=None), "registered_name": "GlorotUniform"}),
@@ -509,6 +517,7 @@ REASONS = {  # a case each of what the replay used to take and Keras does not: t
     "constant-big-int": "Constant with value 1000",
     "constant-absent": "Constant without a value",
     "constant-past-int64": f"Constant with value {10**20}",
+    "uniform-subnormal": "RandomUniform with numbers so near 0 that TensorFlow flushes them to 0",
     "uniform-rounded-twice": f"RandomUniform with maxval {2**60 + 2**36 + 1}",
     "glorot-extra-key": "GlorotUniform with the keys ['scale']",
     "zeros-extra-key": "Zeros with the keys ['value']",
