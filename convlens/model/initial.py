@@ -349,6 +349,8 @@ def _layer_problem(entry: dict) -> str | None:
         return f"{where} with the entry keys {sorted(set(entry) - _ENTRY_KEYS)}"
     if entry.get("registered_name") not in (None, kind):
         return f"{where} registered as {entry.get('registered_name')!r}"
+    if "name" in entry and not _is(cfg.get("name"))(entry["name"]):  # a Functional layer's name, twice
+        return f"{where} named {entry['name']!r} in its entry"
     checks = {**_COMMON, **_LAYER_KEYS[kind]}
     for key in _REQUIRED.get(kind, ()):
         if key not in cfg:

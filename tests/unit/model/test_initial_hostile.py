@@ -20,7 +20,8 @@ from convlens.errors import ConvlensError
 from convlens.model.archive import Archive
 from convlens.model.initial import PHILOX_CHUNK, stateless_uniform, untrained_variables, write_untrained
 from convlens.schema import SCHEMA
-from tests.support.helpers import tiny_model
+from stages import build_untrained, fetch_model
+from tests.support.helpers import one_line, tiny_model
 from tests.unit.model.archives import rewrite
 
 
@@ -603,3 +604,62 @@ def test_an_adapted_normalization_stored_in_another_dtype_ends_as_keras_ends(ker
         + str([np.dtype(dtype if i == index else ("int64" if i == 2 else "float32")).name for i in range(3)])
         + " variables, is not replayed in numpy"
     )
+
+
+@pytest.fixture(scope="module")
+def chain(keras, tmp_path_factory) -> Path:
+    """A Functional chain (input, conv, flatten, dense)."""
+    layers = keras.layers
+    x = keras.Input((8, 8, 1), name="inp")
+    y = layers.Dense(3, name="out")(layers.Flatten(name="flat")(layers.Conv2D(2, 3, name="conv")(x)))
+    path = tmp_path_factory.mktemp("chain") / "trained.keras"
+    keras.Model(x, y).save(path)
+    return path
+
+
+def _functional(change):
+    def edit(config):
+        change(config, {e["config"]["name"]: e for e in config["config"]["layers"]})
+
+    return edit
+
+
+FUNCTIONAL = {
+    "entry-name-differs": _functional(lambda c, e: e["conv"].update(name="flat")),
+    "history-names-another-layer": _functional(
+        lambda c, e: e["out"]["inbound_nodes"][0]["args"][0]["config"].update(keras_history=["conv", 0, 0])
+    ),
+    "two-calls": _functional(lambda c, e: e["flat"]["inbound_nodes"].append(e["flat"]["inbound_nodes"][0])),
+    "call-kwargs": _functional(lambda c, e: e["conv"]["inbound_nodes"][0].update(kwargs={"mask": None})),
+    "output-in-the-middle": _functional(lambda c, e: c["config"].update(output_layers=[["flat", 0, 0]])),
+    "outputs-nested": _functional(lambda c, e: c["config"].update(output_layers=[["out", 0, 0]])),
+    "inputs-nested": _functional(lambda c, e: c["config"].update(input_layers=[["inp", 0, 0]])),
+}
+
+
+@pytest.mark.parametrize("change", FUNCTIONAL.values(), ids=FUNCTIONAL.keys())
+def test_an_odd_functional_graph_ends_as_keras_ends(keras, chain, tmp_path, change):
+    path = mutated(chain, tmp_path / "trained.keras", change)
+    compare_with_keras(path, 5, tmp_path / "untrained.keras")
+
+
+def test_the_stage_logs_why_keras_builds_it_and_refuses_in_one_line(project, stage_config, tiny_assets, caplog):
+    """build_untrained on a model fetch_model accepted: a config the replay leaves to Keras is built by Keras, the
+    reason in the log; one Keras refuses (a Dense of 10.0 units, which the replay used to build) fails in one line,
+    with no untrained model left behind."""
+    fetch_model.run(stage_config("fetch_model"), project)
+    trained, untrained = (project / "outputs" / "models" / f"{role}.keras" for role in ("trained", "untrained"))
+    config = config_of(tiny_assets["model"])
+    layer(config, "conv2d")["dtype"] = "float64"
+    rewrite(tiny_assets["model"], trained, config=config)
+    with caplog.at_level("INFO"):
+        build_untrained.run(stage_config("build_untrained"), project)
+    assert "(by Keras: layer 'conv2d' of class Conv2D with dtype 'float64' is not replayed in numpy)" in caplog.text
+    untrained.unlink()
+    layer(config, "dense")["units"] = 10.0
+    rewrite(tiny_assets["model"], trained, config=config)
+    with pytest.raises(ConvlensError) as err:
+        build_untrained.run(stage_config("build_untrained"), project)
+    assert one_line(err).startswith(f"{trained}: Keras cannot load this model (Dense could not be deserialized: ")
+    assert one_line(err).endswith("units=10.0)")
+    assert not untrained.exists()
