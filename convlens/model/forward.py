@@ -8,15 +8,19 @@ kinds) raises ``ops.Unsupported``, and :func:`open_network` hands the model to K
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
+from convlens.errors import ConvlensError
 from convlens.model.archive import Archive
-from convlens.model.layers import input_shape
+from convlens.model.layer_config import chain_problem, initializers_problem, layer_problem, model_problem
 from convlens.model.ops import Op, Unsupported, layer_op
+
+T = TypeVar("T")
 
 
 class Activations(Protocol):
@@ -47,41 +51,68 @@ class Network:
         return [found[n] for n in names]
 
 
-def _chain(config: dict, upto: str | None = None) -> tuple[tuple[int | None, ...], list[dict]]:
-    """The model's input shape and its non-input layer entries, after checking that they form one chain up to
-    layer ``upto`` (a branch or merge after it does not matter)."""
-    entries = config["config"]["layers"]
+def _chain(config: dict, upto: str | None = None) -> tuple[tuple[int, ...], list[dict]]:
+    """The model's input shape and its layer entries up to layer ``upto`` (the input layer first), after checking
+    that Keras reads them as the numpy forward pass computes them (``layer_config``): the model, one chain from its
+    input layer (a branch or merge after ``upto`` does not matter), each layer's keys and values, its initializers."""
     if upto is not None and "/" in upto:
         raise Unsupported(f"layer {upto!r} is inside the nested model {upto.split('/')[0]!r}")
-    if config["class_name"] != "Sequential":
-        previous = None
-        for entry in entries:
-            sources = [
-                arg["config"]["keras_history"][0]
-                for node in entry.get("inbound_nodes", [])
-                for arg in node.get("args", [])
-                if isinstance(arg, dict) and "keras_history" in arg.get("config", {})
-            ]
-            if previous is not None and sources != [previous]:
-                raise Unsupported(f"layer {entry['config']['name']!r} does not simply follow {previous!r} (a branch)")
-            previous = entry["config"]["name"]
-            if previous == upto:
-                break
-    return input_shape(config), [e for e in entries if e["class_name"] != "InputLayer"]
+    problem = model_problem(config, upto)
+    if problem:
+        raise Unsupported(problem)
+    entries = config["config"]["layers"]
+    names = [entry["config"]["name"] for entry in entries]
+    chain = entries if upto is None else entries[: names.index(upto) + 1]
+    for entry in chain:
+        problem = layer_problem(entry) or initializers_problem(entry["config"])
+        if problem:
+            raise Unsupported(problem)
+    return tuple(chain[0]["config"]["batch_shape"][1:]), chain
 
 
 def load_network(
     archive: Archive, upto: str | None = None, weights: Mapping[str, list[np.ndarray]] | None = None
 ) -> Network:
     """The network stored in a ``.keras`` archive (no TensorFlow), up to (and including) layer ``upto``; ``weights``:
-    its layers' variables when the caller has read them already (``archive.weights``)."""
-    input_shape, entries = _chain(archive.config, upto)
+    its layers' variables when the caller has read them already (``archive.weights``). Raises ``Unsupported`` for a
+    model Keras would read or compute otherwise (:func:`_chain`; the chain's shapes and stored variables must be the
+    ones Keras builds: ``layer_config.chain_problem``)."""
+    input_shape, chain = _chain(archive.config, upto)
+    entries = chain[1:]
     names = [entry["config"]["name"] for entry in entries]
-    if upto is not None:
-        names = names[: names.index(upto) + 1]
     weights = archive.weights(names) if weights is None else weights
-    ops = [layer_op(e["class_name"], e["config"], weights[n]) for e, n in zip(entries, names, strict=False)]
+    problem = chain_problem(chain, weights)
+    if problem:
+        raise Unsupported(problem)
+    # Keras loads each stored variable into a float32 one (a float64 kernel rounded, an integer one converted)
+    stored = {n: [np.asarray(v).astype(np.float32, copy=False) for v in weights.get(n, [])] for n in names}
+    for name, values in stored.items():  # NaN or inf would reach pooling, whose NaN is numpy's and TensorFlow's own
+        if not all(np.isfinite(v).all() for v in values):
+            raise Unsupported(f"layer {name!r}, which stores numbers that are not finite (NaN or infinity)")
+    ops = [layer_op(e["class_name"], e["config"], stored[n]) for e, n in zip(entries, names, strict=True)]
     return Network(input_shape, tuple(names), tuple(ops))
+
+
+def one_line(error: BaseException) -> str:
+    """An error Keras raised while building a layer, in a line: its class, the layer call, the cause (no colours)."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
+    calling = "Exception encountered when calling "
+    where = next((line.removeprefix(calling).rstrip(".") for line in lines if line.startswith(calling)), None)
+    cause = next((line for line in lines if line and not line.startswith(calling)), "")
+    cause = re.sub(r"\s*\[Op:\w+\].*", "", re.sub(r"\{\{function_node [^}]*\}\}\s*", "", cause))  # TF's op names
+    return f"{type(error).__name__}{f' in {where}' if where else ''}: {cause}".rstrip(": ")
+
+
+def built_by_keras(archive: Archive, build: Callable[[], T]) -> T:
+    """``build()``, which loads ``archive`` with Keras (TensorFlow starts here), with what Keras's loader lets
+    through as a traceback while it builds the layers (a string where a number belongs, pooling strides of 0, an axis
+    past the input's) refused in one line, as a ``ValueError`` of its loader is (``keras_models.load_model``)."""
+    from convlens.model.keras_models import tf
+
+    try:
+        return build()
+    except (ArithmeticError, LookupError, ValueError, TypeError, tf.errors.OpError) as e:
+        raise ConvlensError(f"{archive.path}: Keras cannot build this model ({one_line(e)})") from e
 
 
 def open_network(
@@ -93,7 +124,7 @@ def open_network(
     if engine == "keras":
         from convlens.model.keras_models import KerasEngine  # TensorFlow starts here
 
-        return KerasEngine.load(archive, names)
+        return built_by_keras(archive, lambda: KerasEngine.load(archive, names))
     order = [layer.name for layer in archive.layers]
     try:
         return load_network(archive, upto=max(names, key=order.index))
@@ -101,4 +132,4 @@ def open_network(
         log(f"{archive.path.name}: {e}, which the numpy forward pass does not compute; computing it with Keras")
     from convlens.model.keras_models import KerasNetwork  # TensorFlow starts here, for such models only
 
-    return KerasNetwork.load(archive, names)
+    return built_by_keras(archive, lambda: KerasNetwork.load(archive, names))

@@ -202,7 +202,9 @@ def pair(value: int | Sequence[int]) -> tuple[int, int]:
 
 
 def layer_op(kind: str, cfg: dict, weights: list[np.ndarray]) -> Op:
-    """The numpy function computing one Keras layer at inference time."""
+    """The numpy function computing one Keras layer at inference time, from a config ``layer_config`` checked (the
+    forward pass checks the model before it calls this: ``forward.load_network``); a key left out is Keras's
+    default."""
     name = cfg["name"]
     if cfg.get("data_format", "channels_last") != "channels_last":
         raise Unsupported(f"layer {name!r} is channels_first")
@@ -215,12 +217,12 @@ def layer_op(kind: str, cfg: dict, weights: list[np.ndarray]) -> Op:
             raise Unsupported(f"layer {name!r} is a dilated or grouped Conv2D")
         kernel, bias = weights[0], (weights[1] if cfg.get("use_bias", True) else None)
         act = activation(cfg.get("activation"), name, in_place=True)  # on conv2d's own output
-        strides = pair(cfg["strides"])
+        strides = pair(cfg.get("strides", 1))  # Keras's defaults where a config leaves a key out
         if any(act is f for f in IN_PLACE.values()):  # applied chunk by chunk, as conv2d makes its output
             return lambda x: conv2d(x, kernel, bias, strides, padding, act)
         return lambda x: act(conv2d(x, kernel, bias, strides, padding))
     if kind in ("MaxPooling2D", "AveragePooling2D"):
-        size = pair(cfg["pool_size"])
+        size = pair(cfg.get("pool_size", 2))
         strides = pair(cfg.get("strides") or size)
         mode = "max" if kind == "MaxPooling2D" else "avg"
         return lambda x: pool2d(x, size, strides, padding, mode)
@@ -230,6 +232,8 @@ def layer_op(kind: str, cfg: dict, weights: list[np.ndarray]) -> Op:
     if kind == "Flatten":
         return lambda x: x.reshape(len(x), -1)
     if kind == "Reshape":
+        if "target_shape" not in cfg:  # Keras's constructor needs it
+            raise Unsupported(f"layer {name!r} is a Reshape without target_shape")
         shape = tuple(cfg["target_shape"])
         return lambda x: x.reshape(len(x), *shape)
     if kind == "Dense":
@@ -254,6 +258,8 @@ def layer_op(kind: str, cfg: dict, weights: list[np.ndarray]) -> Op:
         axis = () if axis is None else (axis,) if isinstance(axis, int) else tuple(axis)
         given = cfg.get("mean") is not None
         mean, variance = (cfg["mean"], cfg["variance"]) if given else (weights[0], weights[1])
+        if not (np.asarray(variance) >= 0).all():  # a NaN square root, which numpy and TensorFlow carry on otherwise
+            raise Unsupported(f"layer {name!r} is a Normalization with a variance below 0")
         invert = bool(cfg.get("invert", False))
         return lambda x: normalization(x, np.asarray(mean), np.asarray(variance), axis, invert)
     if kind == "BatchNormalization":
@@ -263,8 +269,11 @@ def layer_op(kind: str, cfg: dict, weights: list[np.ndarray]) -> Op:
         gamma = next(parts) if cfg.get("scale", True) else np.float32(1)
         beta = next(parts) if cfg.get("center", True) else np.float32(0)
         mean, var = next(parts), next(parts)
-        factor = (gamma / np.sqrt(var + np.float32(cfg.get("epsilon", 1e-3)))).astype(np.float32)
-        shift = (beta - mean * factor).astype(np.float32)
+        with np.errstate(all="ignore"):
+            factor = (gamma / np.sqrt(var + np.float32(cfg.get("epsilon", 1e-3)))).astype(np.float32)
+            shift = (beta - mean * factor).astype(np.float32)
+        if not (np.isfinite(factor).all() and np.isfinite(shift).all()):  # a variance + epsilon of 0 or below
+            raise Unsupported(f"layer {name!r} is a BatchNormalization whose statistics give NaN or infinity")
         return lambda x: x * factor + shift
     if kind in IDENTITY_KINDS:
         return lambda x: x

@@ -78,3 +78,33 @@ def set_activation(config, value):
 def save(model, path: Path) -> Path:
     model.save(path)
     return path
+
+
+def rich_model():
+    """A chain with the other replayed kinds: batch normalization, dropouts, noise (identities at inference)."""
+    from convlens.model.keras_models import keras
+
+    layers = keras.layers
+    keras.utils.set_random_seed(0)
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            layers.Conv2D(4, 3, name="conv"),
+            layers.BatchNormalization(name="bn"),
+            layers.Dropout(0.2, name="drop"),
+            layers.GaussianNoise(0.1, name="noise"),
+            layers.MaxPooling2D(name="pool"),
+            layers.Flatten(name="flat"),
+            layers.Dense(3, name="out"),
+        ]
+    )
+
+
+def functional_chain():
+    """A Functional chain (input ``inp``, ``conv``, ``flat``, ``out``)."""
+    from convlens.model.keras_models import keras
+
+    layers = keras.layers
+    x = keras.Input((8, 8, 1), name="inp")
+    y = layers.Dense(3, name="out")(layers.Flatten(name="flat")(layers.Conv2D(2, 3, name="conv")(x)))
+    return keras.Model(x, y)

@@ -134,7 +134,7 @@ def test_keras_computes_what_numpy_does_not_and_the_log_says_so(branching):
     keras_net = open_network(Archive.read(path), MAPS, said.append)
     assert not isinstance(keras_net, Network)
     assert said == [
-        "resnet_depthwise.keras: layer 'add' does not simply follow 'branch' (a branch), which the numpy forward "
+        "resnet_depthwise.keras: layer 'add', which does not simply follow 'branch', which the numpy forward "
         "pass does not compute; computing it with Keras"
     ]
     for address, got in zip(MAPS, keras_net.activations(x, MAPS), strict=True):

@@ -22,7 +22,7 @@ from convlens.model.initial import PHILOX_CHUNK, stateless_uniform, untrained_va
 from convlens.schema import SCHEMA
 from stages import build_untrained, fetch_model
 from tests.support.helpers import one_line, tiny_model
-from tests.unit.model.archives import rewrite
+from tests.unit.model.archives import functional_chain, rewrite, rich_model
 
 
 @pytest.fixture(scope="module")
@@ -43,22 +43,8 @@ def tiny(keras, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def rich(keras, tmp_path_factory) -> Path:
     """A chain with the other replayed kinds: batch normalization, dropouts, noise."""
-    layers = keras.layers
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [
-            keras.Input((8, 8, 1)),
-            layers.Conv2D(4, 3, name="conv"),
-            layers.BatchNormalization(name="bn"),
-            layers.Dropout(0.2, name="drop"),
-            layers.GaussianNoise(0.1, name="noise"),
-            layers.MaxPooling2D(name="pool"),
-            layers.Flatten(name="flat"),
-            layers.Dense(3, name="out"),
-        ]
-    )
     path = tmp_path_factory.mktemp("rich") / "trained.keras"
-    model.save(path)
+    rich_model().save(path)
     return path
 
 
@@ -609,11 +595,8 @@ def test_an_adapted_normalization_stored_in_another_dtype_ends_as_keras_ends(ker
 @pytest.fixture(scope="module")
 def chain(keras, tmp_path_factory) -> Path:
     """A Functional chain (input, conv, flatten, dense)."""
-    layers = keras.layers
-    x = keras.Input((8, 8, 1), name="inp")
-    y = layers.Dense(3, name="out")(layers.Flatten(name="flat")(layers.Conv2D(2, 3, name="conv")(x)))
     path = tmp_path_factory.mktemp("chain") / "trained.keras"
-    keras.Model(x, y).save(path)
+    functional_chain().save(path)
     return path
 
 
