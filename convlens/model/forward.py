@@ -17,7 +17,13 @@ import numpy as np
 
 from convlens.errors import ConvlensError
 from convlens.model.archive import Archive
-from convlens.model.layer_config import chain_problem, initializers_problem, layer_problem, model_problem
+from convlens.model.layer_config import (
+    LAYER_KEYS,
+    chain_problem,
+    initializers_problem,
+    layer_problem,
+    model_problem,
+)
 from convlens.model.ops import Op, Unsupported, layer_op
 
 T = TypeVar("T")
@@ -51,10 +57,13 @@ class Network:
         return [found[n] for n in names]
 
 
-def _chain(config: dict, upto: str | None = None) -> tuple[tuple[int, ...], list[dict]]:
-    """The model's input shape and its layer entries up to layer ``upto`` (the input layer first), after checking
-    that Keras reads them as the numpy forward pass computes them (``layer_config``): the model, one chain from its
-    input layer (a branch or merge after ``upto`` does not matter), each layer's keys and values, its initializers."""
+def _chain(config: dict, upto: str | None = None) -> tuple[tuple[int, ...], list[dict], list[dict]]:
+    """The model's input shape, its layer entries up to layer ``upto`` (the input layer first) and the entries whose
+    shapes Keras's build must give (see ``load_network``), after checking that Keras reads them as the numpy forward
+    pass computes them (``layer_config``): the model, one chain from its input layer, each layer's keys and values,
+    its initializers. Keras loads the whole model, so a layer after ``upto`` that Keras would refuse is checked too:
+    the whole chain, shapes included, when the model is one; else each later layer of a kind the forward pass knows
+    (a branch or merge after ``upto``, and what follows it, is left to Keras's loader)."""
     if upto is not None and "/" in upto:
         raise Unsupported(f"layer {upto!r} is inside the nested model {upto.split('/')[0]!r}")
     problem = model_problem(config, upto)
@@ -63,11 +72,13 @@ def _chain(config: dict, upto: str | None = None) -> tuple[tuple[int, ...], list
     entries = config["config"]["layers"]
     names = [entry["config"]["name"] for entry in entries]
     chain = entries if upto is None else entries[: names.index(upto) + 1]
-    for entry in chain:
+    walked = entries if upto is None or model_problem(config) is None else chain
+    later = [entry for entry in entries[len(chain) :] if entry.get("class_name") in LAYER_KEYS]
+    for entry in chain + later:
         problem = layer_problem(entry) or initializers_problem(entry["config"])
         if problem:
             raise Unsupported(problem)
-    return tuple(chain[0]["config"]["batch_shape"][1:]), chain
+    return tuple(chain[0]["config"]["batch_shape"][1:]), chain, walked
 
 
 def load_network(
@@ -75,13 +86,13 @@ def load_network(
 ) -> Network:
     """The network stored in a ``.keras`` archive (no TensorFlow), up to (and including) layer ``upto``; ``weights``:
     its layers' variables when the caller has read them already (``archive.weights``). Raises ``Unsupported`` for a
-    model Keras would read or compute otherwise (:func:`_chain`; the chain's shapes and stored variables must be the
-    ones Keras builds: ``layer_config.chain_problem``)."""
-    input_shape, chain = _chain(archive.config, upto)
+    model Keras would read or compute otherwise (:func:`_chain`; the chain's shapes and stored variables, the whole
+    model's when it is one chain, must be the ones Keras builds: ``layer_config.chain_problem``)."""
+    input_shape, chain, walked = _chain(archive.config, upto)
     entries = chain[1:]
     names = [entry["config"]["name"] for entry in entries]
-    weights = archive.weights(names) if weights is None else weights
-    problem = chain_problem(chain, weights)
+    weights = archive.weights([entry["config"]["name"] for entry in walked[1:]]) if weights is None else weights
+    problem = chain_problem(walked, weights)
     if problem:
         raise Unsupported(problem)
     # Keras loads each stored variable into a float32 one (a float64 kernel rounded, an integer one converted)

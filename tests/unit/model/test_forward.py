@@ -247,8 +247,8 @@ def test_a_functional_chain_is_read_and_a_branching_model_refused(tmp_path):
     [got] = load_network(Archive.read(tmp_path / "chain.keras")).activations(x, ["p"])
     np.testing.assert_allclose(got, keras_activations(tmp_path / "chain.keras", x, ["p"])[0], rtol=1e-5, atol=1e-6)
 
-    shape, entries = forward_lib._chain(Archive.read(tmp_path / "chain.keras").config)
-    assert shape == (8, 8, 1) and [e["config"]["name"] for e in entries[1:]] == ["c", "p"]
+    shape, entries, walked = forward_lib._chain(Archive.read(tmp_path / "chain.keras").config)
+    assert shape == (8, 8, 1) and [e["config"]["name"] for e in entries[1:]] == ["c", "p"] and walked == entries
     # odd inbound nodes (a call with another argument, no arguments): test_forward_hostile.py, against Keras
 
     side = keras.layers.Conv2D(3, 3, name="side")(inputs)

@@ -97,7 +97,7 @@ def _outcome(run) -> tuple[str, object]:
         return "error", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
 
 
-def compare_with_keras(path: Path, shape: tuple[int, ...]) -> list[str] | None:
+def compare_with_keras(path: Path, shape: tuple[int, ...], names: list[str] | None = None) -> list[str] | None:
     """What ``open_network`` logged (``[]``: the numpy pass computed it; None: it, and Keras, refused); asserts it
     ended as Keras ended: every layer's output the same within float32 rounding, or the same refusal (a traceback of
     Keras's own loader: now one line)."""
@@ -110,7 +110,7 @@ def compare_with_keras(path: Path, shape: tuple[int, ...]) -> list[str] | None:
             archive = Archive.read(path)
             open_network(archive, [info.name for info in archive.layers], print)
         return None
-    names = [info.name for info in Archive.read(path).layers if info.index is not None]
+    names = names or [info.name for info in Archive.read(path).layers if info.index is not None]
     x = np.random.default_rng(1).uniform(0, 1, (3, *shape)).astype(np.float32)
     said: list[str] = []
 
@@ -232,6 +232,25 @@ ONLY_THE_FORWARD_PASS_READS = {
 @pytest.mark.parametrize("change", ONLY_THE_FORWARD_PASS_READS.values(), ids=ONLY_THE_FORWARD_PASS_READS.keys())
 def test_what_only_the_forward_pass_reads_ends_as_keras_ends(keras, softmax, tmp_path, change):
     compare_with_keras(mutated(softmax, tmp_path / "m.keras", change), (5, 4, 2))
+
+
+AFTER_THE_LAYERS_ASKED = {  # the maps of the first layer only: Keras loads the whole model all the same
+    "units-float": (LAYERS["units-float"], None),
+    "pool-strides-zero": (LAYERS["pool-strides-zero"], None),
+    "flatten-channels-first": (LAYERS["flatten-channels-first"], None),
+    **{case: STRUCTURE[case] for case in ("valid-padding-shrinks-the-chain", "pool-larger-than-input")},
+    "a-weightless-layer-with-a-variable": STRUCTURE["a-weightless-layer-with-a-variable"],
+}
+
+
+@pytest.mark.parametrize(("change", "edit"), AFTER_THE_LAYERS_ASKED.values(), ids=AFTER_THE_LAYERS_ASKED.keys())
+def test_a_layer_keras_refuses_after_the_one_asked_for_ends_as_keras_ends(keras, tiny, tmp_path, change, edit):
+    """``feature_maps@conv2d`` computes only conv2d, but Keras refuses the model for a later layer: so does the
+    forward pass (before: conv2d's maps, from a model Keras does not load)."""
+    config = copy.deepcopy(config_of(tiny))
+    change(config)
+    path = rewrite(tiny, tmp_path / "m.keras", config=config, h5_edit=edit)
+    compare_with_keras(path, (28, 28, 1), ["conv2d"])
 
 
 def _stored_as(dtype):
