@@ -363,6 +363,7 @@ RICH = {
     "noise-zero": set_in("noise", "stddev", 0.0),
     "noise-nan": set_in("noise", "stddev", float("nan")),
     "noise-big-int": set_in("noise", "stddev", BIG),
+    "noise-above-one": set_in("noise", "stddev", 3.0),  # Keras: "a float value between 0 and 1"
     "bn-momentum-string": set_in("bn", "momentum", "x"),
     "bn-epsilon-zero": set_in("bn", "epsilon", 0.0),
     "bn-epsilon-negative": set_in("bn", "epsilon", -1.0),
