@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .measure import stats
-from .notes import attribution
+from .notes import attribution, unmeasured_work
 from .pipeline import PipelineResults
 from .report import Row, notebook_split
 
@@ -22,24 +22,8 @@ def _stage(pipe: PipelineResults, stage: str) -> float:
     return stats([r.wall_s for r in pipe.stages[stage]]).median
 
 
-def unmeasured_work(pipe: PipelineResults, ran: list[str]) -> tuple[float, list[str]]:
-    """The stages DVC ran that have no standalone time (an added layer's), each estimated as the median of its
-    ``foreach`` group's measured instances: their summed estimate, and which were estimated."""
-    total, estimated = 0.0, []
-    for stage in ran:
-        if stage in pipe.stages or "@" not in stage:
-            continue
-        group = stage.split("@", 1)[0]
-        siblings = sorted(_stage(pipe, s) for s in pipe.stages if s.split("@", 1)[0] == group)
-        if siblings:
-            total += siblings[len(siblings) // 2]
-            estimated.append(stage)
-    return total, estimated
-
-
-def floor(allowed: float, work: float, rest: float, extra: float, estimated: list[str]) -> str:
+def floor(allowed: float, work: float, dvc_only: float, estimated: list[str]) -> str:
     """Whether faster stage commands alone could meet the row: DVC's own time against the allowance."""
-    dvc_only = rest - extra
     guess = f" ({', '.join(estimated)} estimated from the other instances of its group)" if estimated else ""
     if dvc_only >= allowed:
         return (
@@ -48,7 +32,7 @@ def floor(allowed: float, work: float, rest: float, extra: float, estimated: lis
         )
     return (
         f"; DVC's own time{guess} is {dvc_only:.2f} s, so the stage commands would have to take at most "
-        f"{allowed - dvc_only:.2f} s together, against {work + extra:.2f} s now"
+        f"{allowed - dvc_only:.2f} s together, against {work:.2f} s now"
     )
 
 
@@ -61,12 +45,13 @@ def pipeline_row(series: str) -> Callable[[Row, PipelineResults], str]:
         if pipe.stages:
             _, work, rest = attribution(pipe)[series]
             listed = ", ".join(f"{s} {_stage(pipe, s):.2f} s" for s in ran if s in pipe.stages) or "none"
+            estimate = " with the estimates" if unmeasured_work(pipe, ran)[1] else ""
             text += (
-                f" ({listed}; {work:.2f} s standalone) + {rest:.2f} s of DVC (importing it alone: "
+                f" ({listed}; {work:.2f} s standalone{estimate}) + {rest:.2f} s of DVC (importing it alone: "
                 f"{_probe(pipe, 'dvc')}; TensorFlow: {_probe(pipe, 'tensorflow')}; matplotlib: "
                 f"{_probe(pipe, 'matplotlib')})"
             )
-            text += floor(allowed, work, rest, *unmeasured_work(pipe, ran))
+            text += floor(allowed, work, rest, unmeasured_work(pipe, ran)[1])
         else:
             text += f" ({', '.join(ran) or 'none'})"
         imports = notebook_split([r.output for r in pipe.notebook])

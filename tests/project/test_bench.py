@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
@@ -174,8 +175,9 @@ def test_the_report_has_every_row_of_the_issue_and_what_each_run_ran():
 def test_a_missed_row_says_whether_faster_stage_commands_could_meet_it():
     """DVC's own time (wall minus the stages standalone, an unmeasured instance estimated from its group) against
     the allowance: over it, no faster stage meets the row; under it, the stages' budget is named."""
-    from bench.explain import EXPLAIN, unmeasured_work
+    from bench.explain import EXPLAIN
     from bench.measure import Run, Stats
+    from bench.notes import attribution, unmeasured_work
     from bench.pipeline import PipelineResults
     from bench.report import Row
 
@@ -186,6 +188,9 @@ def test_a_missed_row_says_whether_faster_stage_commands_could_meet_it():
     pipe.add("add_layer", Run(7.0, 300.0, "".join(f"Running stage '{s}':\n" for s in ran)), ran)
     pipe.add("filter_cmap", Run(3.0, 300.0, "Running stage 'report':\n"), ["report"])
     assert unmeasured_work(pipe, ran) == (0.4, ["maps@c"])  # the upper median of 0.2 and 0.4
+    pipe.add("samples", Run(60.0, 300.0, "Running stage 'report':\n"), ["report"])
+    assert attribution(pipe)["add_layer"] == pytest.approx((7.0, 0.9, 6.1))
+    assert attribution(pipe)["samples"][0] == 60.0 and all(map(math.isnan, attribution(pipe)["samples"][1:]))
 
     ten = Stats((10.0,))
     over = EXPLAIN["6"](Row("6", "a layer", "≤ 0.5", Stats((7.0,)), ten, 0.5), pipe)
