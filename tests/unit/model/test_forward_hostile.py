@@ -143,6 +143,7 @@ def test_an_odd_initializer_ends_as_keras_ends(keras, tiny, tmp_path, change):
     compare_with_keras(mutated(tiny, tmp_path / "m.keras", change), (28, 28, 1))
 
 
+@pytest.mark.filterwarnings("ignore:Do not pass an `input_shape`:UserWarning")  # the input-shape-key case: Keras warns
 @pytest.mark.parametrize("change", LAYERS.values(), ids=LAYERS.keys())
 def test_an_odd_layer_config_ends_as_keras_ends(keras, tiny, tmp_path, change):
     compare_with_keras(mutated(tiny, tmp_path / "m.keras", change), (28, 28, 1))

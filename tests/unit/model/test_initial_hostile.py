@@ -340,6 +340,7 @@ LAYERS = {
 }
 
 
+@pytest.mark.filterwarnings("ignore:Do not pass an `input_shape`:UserWarning")  # the input-shape-key case: Keras warns
 @pytest.mark.parametrize("change", LAYERS.values(), ids=LAYERS.keys())
 def test_an_odd_layer_config_ends_as_keras_ends(keras, tiny, tmp_path, change):
     path = mutated(tiny, tmp_path / "trained.keras", change)
