@@ -77,8 +77,10 @@ def climb_layer(
     ``activation_max.starts`` starts: the first ``activation_max.start`` (gray noise or each channel's best
     dataset image), the others gray noise of the next seeds."""
     from convlens.analysis.gradients import Ascent, layer_channels, maximize_layer, noise_start
+    from convlens.model.keras_models import computed_by_keras
 
-    n, top = layer_channels(model, name, shape), scale.top
+    with computed_by_keras(paths.model_path(root, role), model):  # the first time Keras runs the model: its failure
+        n, top = layer_channels(model, name, shape), scale.top
     firsts = best_images(root, role, name, scale.divisor, shape) if am.start == "top_image" else None
     starts = start_inputs(partial(noise_start, n, shape, top), am.seed, am.starts, firsts)
     return maximize_layer(model, name, starts, top, Ascent(**{k: am[k] for k in Ascent.__dataclass_fields__}))

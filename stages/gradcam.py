@@ -55,11 +55,13 @@ def run(cfg: DictConfig, root: Path, pair: str = paths.ATTRIBUTION) -> None:
     x, labels = models.inputs(images), np.asarray(index["labels"], np.int64)
     from convlens.analysis.gradients import class_probabilities
     from convlens.analysis.sanity import sample_maps
-    from convlens.model.keras_models import load_model
+    from convlens.model.keras_models import computed_by_keras, load_model
 
     scorers, probs = {}, {}
     for role in paths.ROLES:
-        scorers[role], probs[role] = class_probabilities(load_model(paths.model_path(root, role)), name, x)
+        model = load_model(paths.model_path(root, role))
+        with computed_by_keras(paths.model_path(root, role), model):  # the first time Keras runs it: its failure
+            scorers[role], probs[role] = class_probabilities(model, name, x)
     problem = head_problem(probs["trained"].shape[1:], len(classes), output_layer(models.trained.layers))
     if problem:  # the same architecture for both models: decided by the trained one
         with staged_dir(paths.sanity_dir(root)) as out:  # its plots: each curve's folder, empty

@@ -10,7 +10,8 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from convlens.errors import ConvlensError
 from convlens.model.archive import Archive, write_reproducible
+from convlens.model.forward import one_line
 
 
 def _import_keras_quietly():
@@ -117,6 +119,45 @@ def save_reproducible(model: keras.Model, path: Path) -> None:
         write_reproducible(Path(scratch) / "model.keras", path)
 
 
+# What Keras raises for a model it loaded and cannot compute; not memory (TensorFlow's ResourceExhaustedError: a batch
+# too large for the device) nor a cancelled run, which are not the model's.
+MODEL_FAILURES = (ArithmeticError, LookupError, ValueError, TypeError, tf.errors.OpError)
+NOT_THE_MODEL = (tf.errors.ResourceExhaustedError, tf.errors.CancelledError)
+
+
+def _layers_of_class(model: keras.Model, class_name: str, prefix: str = "") -> list[str]:
+    """The addresses (``outer/inner``) of ``model``'s layers of class ``class_name``, nested models' layers too."""
+    found = []
+    for layer in model.layers:
+        address = f"{prefix}{layer.name}"
+        if type(layer).__name__ == class_name:
+            found.append(address)
+        if isinstance(layer, keras.Model):
+            found += _layers_of_class(layer, class_name, f"{address}/")
+    return found
+
+
+@contextmanager
+def computed_by_keras(path: Path | None, model: keras.Model) -> Iterator[None]:
+    """Keras computing ``model``, loaded from ``path``: what it raises for a model it loaded and cannot run on the
+    stage's float32 images (a Softmax over an axis past its input's, an input dtype they do not fit, a Reshape their
+    size does not fit) refused in one line naming the file, the layer and the cause (``forward.one_line``), the
+    error kept as its ``__cause__``; anything else (memory, an interruption) as it was."""
+    try:
+        yield
+    except NOT_THE_MODEL:
+        raise
+    except MODEL_FAILURES as e:
+        line = one_line(e)
+        call = re.match(r"\w+ in (\w+)\.call\(\)", line)
+        named = _layers_of_class(model, call.group(1)) if call else []
+        at = f" at layer{'s' if len(named) > 1 else ''} {', '.join(repr(n) for n in named)}" if named else ""
+        raise ConvlensError(
+            f"{path}: Keras cannot compute this model{at} ({line}); fix the model so that model.predict runs on "
+            f"float32 images of shape {tuple(model.inputs[0].shape[1:])}, or use another one"
+        ) from e
+
+
 def layer_output(model: keras.Model, address: str) -> list[keras.Model]:
     """The models that, applied in turn, take ``model``'s input to the output of the layer at ``address``
     (``outer/inner``: layer ``inner`` of the nested model ``outer``: ``outer``'s input, then ``outer``'s graph)."""
@@ -135,10 +176,11 @@ class KerasNetwork:
     model: keras.Model
     names: tuple[str, ...]
     parts: dict[str, list[keras.Model]] = field(default_factory=dict)
+    path: Path | None = None  # the model's file, which a failure to compute names (``computed_by_keras``)
 
     @classmethod
     def load(cls, archive: Archive, names: Sequence[str]) -> KerasNetwork:
-        return cls(load_model(archive.path), tuple(names))
+        return cls(load_model(archive.path), tuple(names), path=archive.path)
 
     def activations(self, x: np.ndarray, names: Sequence[str]) -> list[np.ndarray]:
         """The named layers' outputs for the batch ``x`` (inference: dropout off, batch statistics frozen)."""
@@ -148,8 +190,9 @@ class KerasNetwork:
             if name not in self.parts:
                 self.parts[name] = layer_output(self.model, name)
             y = x
-            for part in self.parts[name]:
-                y = part(y, training=False)
+            with computed_by_keras(self.path, self.model):
+                for part in self.parts[name]:
+                    y = part(y, training=False)
             found.append(np.asarray(y, dtype=np.float32))
         return found
 
@@ -163,6 +206,7 @@ class KerasEngine:
     model: keras.Model
     names: tuple[str, ...]
     run: object  # the traced call: a batch → one tensor per name
+    path: Path | None = None  # the model's file, which a failure to compute names (``computed_by_keras``)
 
     @classmethod
     def load(cls, archive: Archive, names: Sequence[str]) -> KerasEngine | KerasNetwork:
@@ -173,15 +217,16 @@ class KerasEngine:
         tf.config.experimental.enable_tensor_float_32_execution(False)
         model = load_model(archive.path)
         if any("/" in name for name in names):
-            return KerasNetwork(model, tuple(names))
+            return KerasNetwork(model, tuple(names), path=archive.path)
         outputs = keras.Model(model.inputs[0], [model.get_layer(name).output for name in names])
         run = tf.function(lambda x: outputs(x, training=False), reduce_retracing=True)
-        return cls(outputs, tuple(names), run)
+        return cls(outputs, tuple(names), run, archive.path)
 
     def activations(self, x: np.ndarray, names: Sequence[str]) -> list[np.ndarray]:
         """The named layers' outputs for the batch ``x``, as float32 numpy arrays (every name must be one of
         ``self.names``: the model computes those)."""
         x = (x[..., np.newaxis] if x.ndim == len(self.model.inputs[0].shape) - 1 else x).astype(np.float32)
-        outputs = self.run(tf.constant(x))
+        with computed_by_keras(self.path, self.model):
+            outputs = self.run(tf.constant(x))
         found = dict(zip(self.names, outputs if isinstance(outputs, list | tuple) else [outputs], strict=True))
         return [np.asarray(found[name], dtype=np.float32) for name in names]
