@@ -53,15 +53,9 @@ def run(cfg: DictConfig, root: Path, pair: str = paths.ATTRIBUTION) -> None:
     resolved = None if g.layer is None else models.trained.resolve([g.layer], "gradcam.layer")[0]
     name = gradcam_layer(models.trained.layers, resolved)
     x, labels = models.inputs(images), np.asarray(index["labels"], np.int64)
-    from convlens.analysis.gradients import class_probabilities
     from convlens.analysis.sanity import sample_maps
-    from convlens.model.keras_models import computed_by_keras, load_model
 
-    scorers, probs = {}, {}
-    for role in paths.ROLES:
-        model = load_model(paths.model_path(root, role))
-        with computed_by_keras(paths.model_path(root, role), model):  # the first time Keras runs it: its failure
-            scorers[role], probs[role] = class_probabilities(model, name, x)
+    scorers, probs = class_scores(root, name, x)
     problem = head_problem(probs["trained"].shape[1:], len(classes), output_layer(models.trained.layers))
     if problem:  # the same architecture for both models: decided by the trained one
         with staged_dir(paths.sanity_dir(root)) as out:  # its plots: each curve's folder, empty
@@ -85,6 +79,20 @@ def run(cfg: DictConfig, root: Path, pair: str = paths.ATTRIBUTION) -> None:
         write_json(out / paths.INDEX_NAME, record)
     write_json(paths.gradcam_metrics(root), metrics)
     log.info("%s", randomization_line(len(index["samples"]), name, found["gradcam"]))
+
+
+def class_scores(root: Path, name: str, x: np.ndarray) -> tuple[dict, dict]:
+    """Each model's scorer (Grad-CAM at layer ``name``) and class probabilities of ``x``: the first time Keras runs
+    the user's model, so a model it cannot compute is one line (``computed_by_keras``)."""
+    from convlens.analysis.gradients import class_probabilities
+    from convlens.model.keras_models import computed_by_keras, load_model
+
+    scorers, probs = {}, {}
+    for role in paths.ROLES:
+        model = load_model(paths.model_path(root, role))
+        with computed_by_keras(paths.model_path(root, role), model):
+            scorers[role], probs[role] = class_probabilities(model, name, x)
+    return scorers, probs
 
 
 def settings_of(a: DictConfig):

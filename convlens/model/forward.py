@@ -8,7 +8,6 @@ kinds) raises ``ops.Unsupported``, and :func:`open_network` hands the model to K
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -104,28 +103,11 @@ def load_network(
     return Network(input_shape, tuple(names), tuple(ops))
 
 
-def one_line(error: BaseException) -> str:
-    """An error Keras raised while building or computing a layer, in a line: its class, the layer call, the cause (no
-    colours, no variable's values). A traced function's error (``tf.function``: "in user code:", the frames, then
-    "<Class>: <the layer's error>") is read from its layer's error on."""
-    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
-    calling = "Exception encountered when calling "
-    if lines and lines[0] == "in user code:":
-        raised = [i for i, line in enumerate(lines) if re.match(r"\w+(Error|Exception): ", line)]
-        lines = [lines[raised[0]].split(": ", 1)[1], *lines[raised[0] + 1 :]] if raised else lines[1:]
-    where = next((line.removeprefix(calling).rstrip(".") for line in lines if line.startswith(calling)), None)
-    cause = next((line for line in lines if line and not line.startswith(calling)), "")
-    cause = re.sub(r"\s*\[Op:\w+\].*", "", re.sub(r"\{\{function_node [^}]*\}\}\s*", "", cause))  # TF's op names
-    cause = re.sub(r"\s*\(Variable: <tf\.Variable.*", "", cause)  # a variable's repr, its values on the lines after
-    cause = re.sub(r"\s*for '\{\{node .*", "", cause)  # a graph node's definition
-    return f"{type(error).__name__}{f' in {where}' if where else ''}: {cause}".rstrip(": ")
-
-
 def built_by_keras(archive: Archive, build: Callable[[], T]) -> T:
     """``build()``, which loads ``archive`` with Keras (TensorFlow starts here), with what Keras's loader lets
     through as a traceback while it builds the layers (a string where a number belongs, pooling strides of 0, an axis
     past the input's) refused in one line, as a ``ValueError`` of its loader is (``keras_models.load_model``)."""
-    from convlens.model.keras_models import tf
+    from convlens.model.keras_models import one_line, tf
 
     try:
         return build()

@@ -19,7 +19,6 @@ import numpy as np
 
 from convlens.errors import ConvlensError
 from convlens.model.archive import Archive, write_reproducible
-from convlens.model.forward import one_line
 
 
 def _import_keras_quietly():
@@ -69,6 +68,23 @@ def keras_error_summary(error: BaseException) -> str:
     )
     classes = re.findall(r"<class '(?:[\w.]*\.)?(\w+)'> could not be deserialized", "".join(outer))
     return f"{classes[-1]} could not be deserialized: {cause}" if classes else cause or type(error).__name__
+
+
+def one_line(error: BaseException) -> str:
+    """An error Keras raised while building or computing a layer, in a line: its class, the layer call, the cause (no
+    colours, no variable's values). A traced function's error (``tf.function``: "in user code:", the frames, then
+    "<Class>: <the layer's error>") is read from its layer's error on."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
+    calling = "Exception encountered when calling "
+    if lines and lines[0] == "in user code:":
+        raised = [i for i, line in enumerate(lines) if re.match(r"\w+(Error|Exception): ", line)]
+        lines = [lines[raised[0]].split(": ", 1)[1], *lines[raised[0] + 1 :]] if raised else lines[1:]
+    where = next((line.removeprefix(calling).rstrip(".") for line in lines if line.startswith(calling)), None)
+    cause = next((line for line in lines if line and not line.startswith(calling)), "")
+    cause = re.sub(r"\s*\[Op:\w+\].*", "", re.sub(r"\{\{function_node [^}]*\}\}\s*", "", cause))  # TF's op names
+    cause = re.sub(r"\s*\(Variable: <tf\.Variable.*", "", cause)  # a variable's repr, its values on the lines after
+    cause = re.sub(r"\s*for '\{\{node .*", "", cause)  # a graph node's definition
+    return f"{type(error).__name__}{f' in {where}' if where else ''}: {cause}".rstrip(": ")
 
 
 def load_model(path: Path) -> keras.Model:
@@ -141,7 +157,7 @@ def _layers_of_class(model: keras.Model, class_name: str, prefix: str = "") -> l
 def computed_by_keras(path: Path | None, model: keras.Model) -> Iterator[None]:
     """Keras computing ``model``, loaded from ``path``: what it raises for a model it loaded and cannot run on the
     stage's float32 images (a Softmax over an axis past its input's, an input dtype they do not fit, a Reshape their
-    size does not fit) refused in one line naming the file, the layer and the cause (``forward.one_line``), the
+    size does not fit) refused in one line naming the file, the layer and the cause (:func:`one_line`), the
     error kept as its ``__cause__``; anything else (memory, an interruption) as it was."""
     try:
         yield
