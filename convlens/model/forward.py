@@ -9,7 +9,7 @@ kinds) raises ``ops.Unsupported``, and :func:`open_network` hands the model to K
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 import numpy as np
@@ -115,6 +115,91 @@ def built_by_keras(archive: Archive, build: Callable[[], T]) -> T:
         raise ConvlensError(f"{archive.path}: Keras cannot build this model ({one_line(e)})") from e
 
 
+def keras_empty_layer(model: object, sample: tuple[int, ...]) -> str | None:
+    """The first of ``model``'s layers (a Keras model, TensorFlow loaded) whose output on samples of shape ``sample``
+    Keras's shape inference finds empty or refuses (a window larger than its input), without computing anything:
+    what a walk of the config (``layer_config.empty_output``) does not decide, such as a DepthwiseConv2D, for which
+    TensorFlow's eager convolution returns numbers from uninitialised memory. None when no layer's output is."""
+    from convlens.model.keras_models import keras
+
+    spec = keras.KerasTensor((None, *sample))
+    for layer in model.layers:  # type: ignore[attr-defined]
+        try:
+            output = layer.output
+        except (AttributeError, ValueError):  # a layer called more than once has no single output
+            continue
+        try:
+            found = keras.Model(model.inputs[0], output).compute_output_spec(spec)  # type: ignore[attr-defined]
+        except ValueError:
+            return layer.name
+        shapes = [found.shape] if hasattr(found, "shape") else [f.shape for f in keras.tree.flatten(found)]
+        if any(d is not None and d <= 0 for shape in shapes for d in shape[1:]):
+            return layer.name
+    return None
+
+
+@dataclass
+class SizeGuard:
+    """A Keras network's ``activations`` for a model whose input size is open, refusing images too small for it in
+    one line (a layer's output empty, or refused by Keras's shape inference) instead of empty maps, NaN statistics
+    or, from TensorFlow's eager convolution, numbers from uninitialised memory. Each image size is checked once."""
+
+    compute: Callable[[np.ndarray, Sequence[str]], list[np.ndarray]]  # the network's own ``activations``
+    model: object  # the Keras model it computes with
+    path: object  # the model's file, which the line names
+    open_axes: tuple[bool, ...]  # the model's input axes of open size (batch axis left out)
+    checked: set[tuple[int, ...]] = field(default_factory=set)
+
+    def _grown(self, sample: tuple[int, ...], n: int) -> tuple[int, ...]:
+        return tuple(max(d, n) if grow else d for d, grow in zip(sample, self.open_axes, strict=False))
+
+    def _refuse(self, sample: tuple[int, ...]) -> None:
+        layer = keras_empty_layer(self.model, sample)
+        if layer is None:
+            return
+        larger = (n for n in (2**k for k in range(13)) if n > max(sample[:2]))
+        fits = next((n for n in larger if keras_empty_layer(self.model, self._grown(sample, n)) is None), None)
+        if fits is None:
+            return  # not the size's fault: Keras computes it and refuses it in its own line
+        low, high = max(sample[:2]), fits
+        while high - low > 1:  # the smallest side that fits, the open sides grown to it
+            mid = (low + high) // 2
+            low, high = (low, mid) if keras_empty_layer(self.model, self._grown(sample, mid)) is None else (mid, high)
+        if any(keras_empty_layer(self.model, self._grown(sample, n)) for n in (high + 1, high + 2, high + 3, 2 * high)):
+            return  # a size that fits here and there (a Reshape), not a window too large: Keras refuses it itself
+        size = self._grown(sample, high)
+        raise ConvlensError(
+            f"{self.path}: images of {sample[0]}×{sample[1]} are too small for this model: its layer {layer!r} would "
+            f"give an empty output (Keras's shape inference); resize them to at least {size[0]}×{size[1]} "
+            f"(-S data.resize=[{size[0]},{size[1]}]) or use another model"
+        )
+
+    def __call__(self, x: np.ndarray, names: Sequence[str]) -> list[np.ndarray]:
+        sample = tuple(x.shape[1:]) if len(x.shape) == len(self.open_axes) + 1 else (*x.shape[1:], 1)
+        if sample not in self.checked:
+            self._refuse(sample)
+            self.checked.add(sample)
+        found = self.compute(x, names)
+        for name, out in zip(names, found, strict=True):
+            if out.size == 0 and len(x):
+                raise ConvlensError(
+                    f"{self.path}: images of {sample[0]}×{sample[1]} are too small for this model: its layer "
+                    f"{name!r} gives an empty output {out.shape[1:]}; use larger images (-S data.resize=[h,w]) or "
+                    "another model"
+                )
+        return found
+
+
+def size_checked(archive: Archive, network: T) -> T:
+    """``network`` (Keras's: ``KerasNetwork`` or ``KerasEngine``) with its ``activations`` a :class:`SizeGuard`
+    where the model's input size is open; as it is where it is fixed (the images fit it: ``Archive.check_input``)."""
+    shape = archive.input_shape
+    if None in shape:
+        guard = SizeGuard(network.activations, network.model, archive.path, tuple(d is None for d in shape))  # type: ignore[attr-defined]
+        network.activations = guard  # type: ignore[attr-defined]
+    return network
+
+
 def open_network(
     archive: Archive, names: Sequence[str], log: Callable[[str], None], engine: str = "numpy"
 ) -> Activations:
@@ -124,7 +209,7 @@ def open_network(
     if engine == "keras":
         from convlens.model.keras_models import KerasEngine  # TensorFlow starts here
 
-        return built_by_keras(archive, lambda: KerasEngine.load(archive, names))
+        return size_checked(archive, built_by_keras(archive, lambda: KerasEngine.load(archive, names)))
     order = [layer.name for layer in archive.layers]
     try:
         return load_network(archive, upto=max(names, key=order.index))
@@ -132,4 +217,4 @@ def open_network(
         log(f"{archive.path.name}: {e}, which the numpy forward pass does not compute; computing it with Keras")
     from convlens.model.keras_models import KerasNetwork  # TensorFlow starts here, for such models only
 
-    return built_by_keras(archive, lambda: KerasNetwork.load(archive, names))
+    return size_checked(archive, built_by_keras(archive, lambda: KerasNetwork.load(archive, names)))

@@ -435,9 +435,10 @@ def _normalization_variables(cfg: dict, shape: tuple[int, ...]) -> list[tuple[in
     return []
 
 
-def output_shape(entry: dict, shape: tuple[int, ...], stored: Sequence[tuple[int, ...]]) -> tuple[int, ...] | str:
-    """The output shape (batch axis left out) of the checked layer ``entry`` on inputs of ``shape``, Keras's build
-    and ``compute_output_shape`` in short, given its stored variables' shapes; or why Keras would not build it so."""
+def built(entry: dict, shape: tuple[int, ...]) -> tuple[tuple[int, ...] | None, list[tuple[int, ...]]]:
+    """The output shape (batch axis left out; None where Keras refuses the input's rank or axes, or a Reshape's size)
+    of the checked layer ``entry`` on inputs of ``shape``, and the variables Keras builds for it: Keras's build and
+    ``compute_output_shape`` in short. A size may be 0 or negative (a window larger than its input)."""
     kind, cfg = entry["class_name"], entry["config"]
     image = len(shape) == 3
     channels = shape[-1]
@@ -477,6 +478,15 @@ def output_shape(entry: dict, shape: tuple[int, ...], stored: Sequence[tuple[int
     elif kind == "Normalization":
         found = _normalization_variables(cfg, shape)
         out, variables = (None, []) if found is None else (shape, found)
+    return out, variables
+
+
+def output_shape(entry: dict, shape: tuple[int, ...], stored: Sequence[tuple[int, ...]]) -> tuple[int, ...] | str:
+    """The output shape (batch axis left out) of the checked layer ``entry`` on inputs of ``shape``, Keras's build
+    and ``compute_output_shape`` in short (:func:`built`), given its stored variables' shapes; or why Keras would not
+    build it so."""
+    kind, cfg = entry["class_name"], entry["config"]
+    out, variables = built(entry, shape)
     if out is None or not all(d > 0 for d in out):
         return f"layer {cfg['name']!r} ({kind}) on inputs of shape {shape}"
     if [tuple(v) for v in stored] != variables:
@@ -502,3 +512,88 @@ def chain_problem(entries: Sequence[dict], trained: Mapping[str, Sequence[np.nda
             return found
         shape = found
     return None
+
+
+# --- Images too small for a model of open input size ---------------------------------------------------------------
+_SHAPE_KEYS = {  # the keys a layer's output shape depends on (:func:`built`); every other key may be anything here
+    "Conv2D": ("filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate", "groups"),
+    "MaxPooling2D": tuple(_POOLING),
+    "AveragePooling2D": tuple(_POOLING),
+    "Flatten": ("data_format",),
+    "Reshape": ("target_shape",),
+    "Dense": ("units",),
+    "GlobalMaxPooling2D": ("data_format", "keepdims"),
+    "GlobalAveragePooling2D": ("data_format", "keepdims"),
+    "SpatialDropout2D": ("data_format",),
+    "Softmax": ("axis",),
+    "Normalization": ("axis", "mean", "variance"),
+}
+SHAPE_TABLES: dict[str, dict[str, Check]] = {
+    kind: {
+        **{key: check if key in _SHAPE_KEYS.get(kind, ()) else _any for key, check in keys.items()},
+        "dtype": _any,
+        "trainable": _any,
+    }
+    for kind, keys in LAYER_KEYS.items()
+    if kind != "InputLayer"
+}
+LARGEST_IMAGE = 4096  # the largest side :func:`smallest_image` tries
+
+
+def empty_output(config: dict, sample: tuple[int, ...]) -> tuple[str, str, tuple[int, ...], tuple[int, ...]] | None:
+    """The first layer of the model's chain whose output on samples of shape ``sample`` (H, W, C, as the model's
+    input takes them) would be empty, a window larger than its input: ``(name, class, its input shape, its output
+    shape)``, batch axis left out; None when no layer's is. Walked from the input layer with :func:`built` through
+    the layers whose shape-giving keys :data:`SHAPE_TABLES` knows, on a model of one chain (:func:`model_problem`);
+    the walk stops, deciding nothing further, at the first layer it does not know (another kind, a branch, a nested
+    model, a Reshape the size does not fit): Keras computes those, and ``forward.open_network`` checks its outputs."""
+    if model_problem(config) is not None:
+        return None
+    entries = config["config"]["layers"]
+    shape = tuple(sample)
+    for entry in entries[1:]:
+        if layer_problem(entry, SHAPE_TABLES) is not None:
+            return None
+        out, _ = built(entry, shape)
+        if out is None:
+            return None
+        if not all(d > 0 for d in out):
+            return entry["config"]["name"], entry["class_name"], shape, out
+        shape = out
+    return None
+
+
+def smallest_image(config: dict, sample: tuple[int, ...], open_axes: Sequence[bool]) -> tuple[int, int] | None:
+    """The smallest (H, W) no smaller than ``sample``'s, growing both open sides to at least the same ``n``, on which
+    no layer's output is empty (:func:`empty_output`); None when none up to :data:`LARGEST_IMAGE` is."""
+    for n in range(1, LARGEST_IMAGE + 1):
+        size = tuple(max(d, n) if grow else d for d, grow in zip(sample[:2], open_axes, strict=True))
+        if empty_output(config, (*size, *sample[2:])) is None:
+            return size  # type: ignore[return-value]
+    return None
+
+
+def _hw(shape: Sequence[int]) -> str:
+    return "×".join(map(str, shape[:2]))
+
+
+def too_small(config: dict, sample: tuple[int, ...], source: str) -> str | None:
+    """The one line refusing images of shape ``sample`` (H, W, C) that are too small for the model of ``config``
+    (``source``: its file): the layer whose output would be empty, and the smallest size the model takes; None when
+    they are not (as far as :func:`empty_output` decides)."""
+    found = empty_output(config, sample)
+    if found is None:
+        return None
+    name, kind, shape, out = found
+    batch = config["config"]["layers"][0]["config"]["batch_shape"]
+    size = smallest_image(config, sample, [d is None for d in batch[1:3]])
+    fix = (
+        f"resize them to at least {_hw(size)} (-S data.resize=[{size[0]},{size[1]}])"
+        if size
+        else "no image size fits it"
+    )
+    empty = "×".join(str(max(d, 0)) for d in out)
+    return (
+        f"{source}: images of {_hw(sample)} are too small for this model: its layer {name!r} ({kind}) gets inputs "
+        f"of {_hw(shape)} and its output would be empty ({empty}); {fix} or use another model"
+    )
