@@ -76,14 +76,17 @@ def climb_layer(
     """The ``role`` model's :class:`~convlens.analysis.gradients.LayerAscent` of layer ``name``, from
     ``activation_max.starts`` starts: the first ``activation_max.start`` (gray noise or each channel's best
     dataset image), the others gray noise of the next seeds."""
-    from convlens.analysis.gradients import Ascent, layer_channels, maximize_layer, noise_start
+    from convlens.analysis.gradients import Ascent, check_layer_gradient, layer_channels, maximize_layer, noise_start
     from convlens.model.keras_models import computed_by_keras
 
-    with computed_by_keras(paths.model_path(root, role), model):  # the first time Keras runs the model: its failure
+    path = paths.model_path(root, role)
+    with computed_by_keras(path, model):  # Keras's first run of the model: its failure, or no gradient, is one line
         n, top = layer_channels(model, name, shape), scale.top
+        check_layer_gradient(path, model, name, shape)
     firsts = best_images(root, role, name, scale.divisor, shape) if am.start == "top_image" else None
     starts = start_inputs(partial(noise_start, n, shape, top), am.seed, am.starts, firsts)
-    return maximize_layer(model, name, starts, top, Ascent(**{k: am[k] for k in Ascent.__dataclass_fields__}))
+    with computed_by_keras(path, model):  # the ascent's batches (one input per channel), warped, blurred
+        return maximize_layer(model, name, starts, top, Ascent(**{k: am[k] for k in Ascent.__dataclass_fields__}))
 
 
 def channel_rows(got: LayerAscent, top: np.ndarray | None) -> list[dict[str, object]]:

@@ -54,8 +54,9 @@ def run(cfg: DictConfig, root: Path, pair: str = paths.ATTRIBUTION) -> None:
     name = gradcam_layer(models.trained.layers, resolved)
     x, labels = models.inputs(images), np.asarray(index["labels"], np.int64)
     from convlens.analysis.sanity import sample_maps
+    from convlens.model.keras_models import computed_by_keras
 
-    scorers, probs = class_scores(root, name, x)
+    scorers, probs = class_scores(root, name, x, a.methods)
     problem = head_problem(probs["trained"].shape[1:], len(classes), output_layer(models.trained.layers))
     if problem:  # the same architecture for both models: decided by the trained one
         with staged_dir(paths.sanity_dir(root)) as out:  # its plots: each curve's folder, empty
@@ -65,7 +66,8 @@ def run(cfg: DictConfig, root: Path, pair: str = paths.ATTRIBUTION) -> None:
         return write_skipped("gradcam", problem, folders, paths.gradcam_metrics(root))
     targets, methods, settings = gradcam_targets(probs["trained"], labels), ["gradcam", *a.methods], settings_of(a)
     baseline = baseline_input(a.baseline, (b for b, _ in sanity_batches(root, a, models)) if a.sanity_images else [x])
-    maps = sample_maps(scorers, x, [targets[t] for t in TARGETS], methods, baseline, settings)
+    with computed_by_keras(paths.model_path(root, "trained"), scorers["trained"]):  # the later Keras calls
+        maps = sample_maps(scorers, x, [targets[t] for t in TARGETS], methods, baseline, settings)
     found = {m: sample_correlations(by["trained"], by["untrained"], index["samples"]) for m, by in maps.items()}
     metrics = found["gradcam"] | {m: found[m] for m in methods[1:]}
     metrics["sanity"] = check_sanity(root, a, models, name, baseline)
@@ -81,17 +83,20 @@ def run(cfg: DictConfig, root: Path, pair: str = paths.ATTRIBUTION) -> None:
     log.info("%s", randomization_line(len(index["samples"]), name, found["gradcam"]))
 
 
-def class_scores(root: Path, name: str, x: np.ndarray) -> tuple[dict, dict]:
+def class_scores(root: Path, name: str, x: np.ndarray, methods) -> tuple[dict, dict]:
     """Each model's scorer (Grad-CAM at layer ``name``) and class probabilities of ``x``: the first time Keras runs
-    the user's model, so a model it cannot compute is one line (``computed_by_keras``)."""
-    from convlens.analysis.gradients import class_probabilities
+    the user's model, so a model it cannot compute is one line (``computed_by_keras``), and so is one without the
+    gradients Grad-CAM and the pixel ``methods`` need or that computes one batch size only, before any map."""
+    from convlens.analysis.gradients import check_scorer_gradients, class_probabilities
     from convlens.model.keras_models import computed_by_keras, load_model
 
     scorers, probs = {}, {}
     for role in paths.ROLES:
-        model = load_model(paths.model_path(root, role))
-        with computed_by_keras(paths.model_path(root, role), model):
+        path = paths.model_path(root, role)
+        model = load_model(path)
+        with computed_by_keras(path, model):
             scorers[role], probs[role] = class_probabilities(model, name, x)
+            check_scorer_gradients(path, model, scorers[role], name, x, methods)
     return scorers, probs
 
 
@@ -108,6 +113,7 @@ def check_sanity(root: Path, a: DictConfig, models: Models, layer: str, baseline
     """The sanity checks over the first ``attribution.sanity_images`` images: their curves written (one CSV per
     method and curve in ``sanity_dir``), their numbers returned for the metrics and logged."""
     from convlens.analysis.sanity import cascade, sanity_pass
+    from convlens.model.keras_models import computed_by_keras
 
     fractions, methods = deletion_fractions(a.deletion_steps), ["gradcam", *a.methods]
     with staged_dir(paths.sanity_dir(root)) as out:
@@ -116,7 +122,8 @@ def check_sanity(root: Path, a: DictConfig, models: Models, layer: str, baseline
         if not a.sanity_images:
             return {"split": a.sanity_split, "images": 0}
         layers, scorers = cascade(paths.model_path(root, "trained"), paths.model_path(root, "untrained"), layer)
-        tally = sanity_pass(scorers, sanity_batches(root, a, models), methods, baseline, settings_of(a), fractions)
+        with computed_by_keras(paths.model_path(root, "trained"), scorers[0]):  # batches of attribution.batch_size
+            tally = sanity_pass(scorers, sanity_batches(root, a, models), methods, baseline, settings_of(a), fractions)
         curves = {m: cascade_rows(steps, layers) for m, steps in tally.similar.items()}
         deletion = {m: deletion_rows(fractions, c, tally.images) for m, c in tally.correct.items()}
         for curve, table in (("cascading", curves), ("deletion", deletion)):

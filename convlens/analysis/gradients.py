@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
 from convlens.analysis.attribution import gaussian_kernel, gradcam
 from convlens.errors import ConvlensError
-from convlens.model.keras_models import keras, layer_output, tf
+from convlens.model.keras_models import keras, layer_output, no_gradient, tf
 
+INPUT_GRADIENT_METHODS = ("saliency", "smoothgrad", "integrated_gradients")  # the pixel methods that differentiate
 GRAY = 0.5  # the ascent starts from mid-gray…
 NOISE = 0.2  # …plus Gaussian noise of this std, both as fractions of the input range (clipped to it)
 
@@ -77,6 +79,24 @@ def own_channel_means(activations: tf.Tensor) -> tf.Tensor:
 def layer_channels(model: keras.Model, address: str, input_shape: tuple[int, ...]) -> int:
     """How many channels the layer at ``address`` has."""
     return int(forward_to(model, address)(tf.zeros((1, *input_shape))).shape[-1])
+
+
+def check_layer_gradient(path: Path | None, model: keras.Model, address: str, input_shape: tuple[int, ...]) -> None:
+    """Refuse, before the ascent, a layer whose channels have no gradient with respect to the input (the ascent
+    would not move: its normalized step is 0), computed on two gray inputs: a batch of another size than
+    :func:`layer_channels`' one, so that a model that computes one batch size only fails here too."""
+    x = tf.fill((2, *input_shape), tf.constant(GRAY, tf.float32))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        means = channel_means(forward_to(model, address)(x))
+    if not means.dtype.is_floating or tape.gradient(means, x) is None:
+        raise no_gradient(
+            path,
+            model,
+            f"of the channels of layer {address!r} with respect to the input",
+            "activation maximization climbs that gradient: leave the layer out of activation_max.layers, or make the "
+            "layers from the input to it float and differentiable",
+        )
 
 
 def noise_start(channels: int, input_shape: tuple[int, ...], top: float, seed: int) -> np.ndarray:
@@ -285,6 +305,39 @@ def class_probabilities(model: keras.Model, address: str, x: np.ndarray) -> tupl
     classes) for the batch ``x``."""
     scorer, logits = class_scores(model, address)
     return scorer, probabilities(np.asarray(scorer(x, training=False)[1]), logits)
+
+
+def check_scorer_gradients(
+    path: Path | None, model: keras.Model, scorer: keras.Model, address: str, x: np.ndarray, methods: Sequence[str]
+) -> None:
+    """Refuse, before any map, a model whose class score has no gradient with respect to the feature maps of the
+    layer at ``address`` (Grad-CAM's), or with respect to the input when ``methods`` differentiate it
+    (:data:`INPUT_GRADIENT_METHODS`); ``scorer`` (:func:`class_scores` of ``model``) computed on ``x`` and one image
+    more: a batch of another size than the samples', so that a model that computes one batch size only fails
+    here, not halfway through."""
+    batch = tf.constant(np.concatenate([x, x[:1]]), tf.float32)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(batch)
+        maps, scores = scorer(batch, training=False)
+        top = tf.reduce_max(scores, axis=1)
+    if tape.gradient(top, maps) is None:
+        raise no_gradient(
+            path,
+            model,
+            f"of the class score with respect to the feature maps of gradcam.layer {address!r}",
+            "Grad-CAM needs it: choose a gradcam.layer after that layer, or make the layers from it to the scores "
+            "float and differentiable",
+        )
+    pixel = [m for m in methods if m in INPUT_GRADIENT_METHODS]
+    if pixel and tape.gradient(top, batch) is None:
+        raise no_gradient(
+            path,
+            model,
+            "of the class score with respect to the input",
+            f"{', '.join(pixel)} need{'s' if len(pixel) == 1 else ''} it: leave {'it' if len(pixel) == 1 else 'them'} "
+            "out of attribution.methods (occlusion needs no gradient), or "
+            "make the layers from the input to the scores float and differentiable",
+        )
 
 
 def gradcam_maps(

@@ -167,11 +167,56 @@ def computed_by_keras(path: Path | None, model: keras.Model) -> Iterator[None]:
         line = one_line(e)
         call = re.match(r"\w+ in (\w+)\.call\(\)", line)
         named = _layers_of_class(model, call.group(1)) if call else []
+        named = named or re.findall(r"of layer '([\w.-]+)' is incompatible", line)  # a Functional's input check
         at = f" at layer{'s' if len(named) > 1 else ''} {', '.join(repr(n) for n in named)}" if named else ""
         raise ConvlensError(
             f"{path}: Keras cannot compute this model{at} ({line}); fix the model so that model.predict runs on "
-            f"float32 images of shape {tuple(model.inputs[0].shape[1:])}, or use another one"
+            f"float32 images of shape {tuple(model.inputs[0].shape[1:])}, any number at a time, or use another one"
         ) from e
+
+
+def _passes_gradient(layer: keras.layers.Layer) -> bool:
+    """Whether ``layer`` carries a gradient from its output back to its float input: not where its output is an
+    integer (a cast, a Discretization) or TensorFlow has no gradient for its operation. Probed on one random input
+    of the shape of its first call; a layer with several inputs, an integer input (the layer that made it integer is
+    the one named) or one that cannot be probed alone counts as passing."""
+    try:
+        given = layer.input
+        if not hasattr(given, "shape") or not keras.backend.is_float_dtype(given.dtype):
+            return True
+        x = tf.random.uniform([1 if d is None else d for d in given.shape], dtype=given.dtype)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=False)
+    except (*MODEL_FAILURES, AttributeError, NotImplementedError):  # a layer that cannot be probed alone
+        return True
+    if not hasattr(y, "dtype") or not keras.backend.is_float_dtype(y.dtype):
+        return False
+    return tape.gradient(y, x) is not None
+
+
+def gradient_stops(model: keras.Model, prefix: str = "") -> list[str]:
+    """The addresses (``outer/inner``) of ``model``'s layers no gradient passes through (:func:`_passes_gradient`),
+    nested models' layers too."""
+    found = []
+    for layer in model.layers:
+        address = f"{prefix}{layer.name}"
+        if isinstance(layer, keras.Model):
+            found += gradient_stops(layer, f"{address}/")
+        elif not isinstance(layer, keras.layers.InputLayer) and not _passes_gradient(layer):
+            found.append(address)
+    return found
+
+
+def no_gradient(path: Path | None, model: keras.Model, what: str, fix: str) -> ConvlensError:
+    """The line for a model TensorFlow computes and cannot differentiate (``what``: the gradient that is None, e.g.
+    "of the class score with respect to the input"), naming the layers that stop it and the fix."""
+    stops = gradient_stops(model)
+    at = f" at layer{'s' if len(stops) > 1 else ''} {', '.join(repr(n) for n in stops)}" if stops else ""
+    return ConvlensError(
+        f"{path}: this model has no gradient{at} (TensorFlow's gradient {what} is None: an integer output, or an "
+        f"operation without a gradient); {fix}"
+    )
 
 
 def layer_output(model: keras.Model, address: str) -> list[keras.Model]:
