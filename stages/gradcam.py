@@ -53,10 +53,7 @@ def run(cfg: DictConfig, root: Path, pair: str = paths.ATTRIBUTION) -> None:
     resolved = None if g.layer is None else models.trained.resolve([g.layer], "gradcam.layer")[0]
     name = gradcam_layer(models.trained.layers, resolved)
     x, labels = models.inputs(images), np.asarray(index["labels"], np.int64)
-    from convlens.analysis.sanity import sample_maps
-    from convlens.model.keras_models import computed_by_keras
-
-    scorers, probs = class_scores(root, name, x, a.methods)
+    scorers, probs = class_scores(root, name, x)
     problem = head_problem(probs["trained"].shape[1:], len(classes), output_layer(models.trained.layers))
     if problem:  # the same architecture for both models: decided by the trained one
         with staged_dir(paths.sanity_dir(root)) as out:  # its plots: each curve's folder, empty
@@ -66,8 +63,7 @@ def run(cfg: DictConfig, root: Path, pair: str = paths.ATTRIBUTION) -> None:
         return write_skipped("gradcam", problem, folders, paths.gradcam_metrics(root))
     targets, methods, settings = gradcam_targets(probs["trained"], labels), ["gradcam", *a.methods], settings_of(a)
     baseline = baseline_input(a.baseline, (b for b, _ in sanity_batches(root, a, models)) if a.sanity_images else [x])
-    with computed_by_keras(paths.model_path(root, "trained"), scorers["trained"]):  # the later Keras calls
-        maps = sample_maps(scorers, x, [targets[t] for t in TARGETS], methods, baseline, settings)
+    maps = pixel_maps(root, scorers, name, x, [targets[t] for t in TARGETS], methods, baseline, settings)
     found = {m: sample_correlations(by["trained"], by["untrained"], index["samples"]) for m, by in maps.items()}
     metrics = found["gradcam"] | {m: found[m] for m in methods[1:]}
     metrics["sanity"] = check_sanity(root, a, models, name, baseline)
@@ -83,21 +79,33 @@ def run(cfg: DictConfig, root: Path, pair: str = paths.ATTRIBUTION) -> None:
     log.info("%s", randomization_line(len(index["samples"]), name, found["gradcam"]))
 
 
-def class_scores(root: Path, name: str, x: np.ndarray, methods) -> tuple[dict, dict]:
+def class_scores(root: Path, name: str, x: np.ndarray) -> tuple[dict, dict]:
     """Each model's scorer (Grad-CAM at layer ``name``) and class probabilities of ``x``: the first time Keras runs
-    the user's model, so a model it cannot compute is one line (``computed_by_keras``), and so is one without the
-    gradients Grad-CAM and the pixel ``methods`` need or that computes one batch size only, before any map."""
-    from convlens.analysis.gradients import check_scorer_gradients, class_probabilities
+    the user's model, so a model it cannot compute is one line (``computed_by_keras``)."""
+    from convlens.analysis.gradients import class_probabilities
     from convlens.model.keras_models import computed_by_keras, load_model
 
     scorers, probs = {}, {}
     for role in paths.ROLES:
-        path = paths.model_path(root, role)
-        model = load_model(path)
-        with computed_by_keras(path, model):
+        model = load_model(paths.model_path(root, role))
+        with computed_by_keras(paths.model_path(root, role), model):
             scorers[role], probs[role] = class_probabilities(model, name, x)
-            check_scorer_gradients(path, model, scorers[role], name, x, methods)
     return scorers, probs
+
+
+def pixel_maps(root: Path, scorers: dict, name: str, x: np.ndarray, targets, methods, baseline, settings) -> dict:
+    """:func:`~convlens.analysis.sanity.sample_maps` of the samples ``x``, after each model's gradients are checked
+    (:func:`~convlens.analysis.gradients.check_scorer_gradients`: none missing, a batch of another size computed), so
+    that a model whose later Keras calls fail is one line before any map, as a failure in the maps themselves is."""
+    from convlens.analysis.gradients import check_scorer_gradients
+    from convlens.analysis.sanity import sample_maps
+    from convlens.model.keras_models import computed_by_keras
+
+    for role, scorer in scorers.items():
+        with computed_by_keras(paths.model_path(root, role), scorer):
+            check_scorer_gradients(paths.model_path(root, role), scorer, name, x, methods)
+    with computed_by_keras(paths.model_path(root, "trained"), scorers["trained"]):
+        return sample_maps(scorers, x, targets, methods, baseline, settings)
 
 
 def settings_of(a: DictConfig):

@@ -308,31 +308,31 @@ def class_probabilities(model: keras.Model, address: str, x: np.ndarray) -> tupl
 
 
 def check_scorer_gradients(
-    path: Path | None, model: keras.Model, scorer: keras.Model, address: str, x: np.ndarray, methods: Sequence[str]
+    path: Path | None, scorer: keras.Model, address: str, x: np.ndarray, methods: Sequence[str]
 ) -> None:
     """Refuse, before any map, a model whose class score has no gradient with respect to the feature maps of the
     layer at ``address`` (Grad-CAM's), or with respect to the input when ``methods`` differentiate it
-    (:data:`INPUT_GRADIENT_METHODS`); ``scorer`` (:func:`class_scores` of ``model``) computed on ``x`` and one image
-    more: a batch of another size than the samples', so that a model that computes one batch size only fails
+    (:data:`INPUT_GRADIENT_METHODS`); ``scorer`` (:func:`class_scores`, the user's layers) computed on ``x`` and one
+    image more: a batch of another size than the samples', so that a model that computes one batch size only fails
     here, not halfway through."""
     batch = tf.constant(np.concatenate([x, x[:1]]), tf.float32)
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(batch)
         maps, scores = scorer(batch, training=False)
-        top = tf.reduce_max(scores, axis=1)
-    if tape.gradient(top, maps) is None:
+        total = tf.reduce_sum(scores)  # any output's rank; whether a gradient exists depends on the graph only
+    if tape.gradient(total, maps) is None:
         raise no_gradient(
             path,
-            model,
+            scorer,
             f"of the class score with respect to the feature maps of gradcam.layer {address!r}",
             "Grad-CAM needs it: choose a gradcam.layer after that layer, or make the layers from it to the scores "
             "float and differentiable",
         )
     pixel = [m for m in methods if m in INPUT_GRADIENT_METHODS]
-    if pixel and tape.gradient(top, batch) is None:
+    if pixel and tape.gradient(total, batch) is None:
         raise no_gradient(
             path,
-            model,
+            scorer,
             "of the class score with respect to the input",
             f"{', '.join(pixel)} need{'s' if len(pixel) == 1 else ''} it: leave {'it' if len(pixel) == 1 else 'them'} "
             "out of attribution.methods (occlusion needs no gradient), or "
