@@ -115,29 +115,6 @@ def built_by_keras(archive: Archive, build: Callable[[], T]) -> T:
         raise ConvlensError(f"{archive.path}: Keras cannot build this model ({one_line(e)})") from e
 
 
-def keras_empty_layer(model: object, sample: tuple[int, ...]) -> str | None:
-    """The first of ``model``'s layers (a Keras model, TensorFlow loaded) whose output on samples of shape ``sample``
-    Keras's shape inference finds empty or refuses (a window larger than its input), without computing anything:
-    what a walk of the config (``layer_config.empty_output``) does not decide, such as a DepthwiseConv2D, for which
-    TensorFlow's eager convolution returns numbers from uninitialised memory. None when no layer's output is."""
-    from convlens.model.keras_models import keras
-
-    spec = keras.KerasTensor((None, *sample))
-    for layer in model.layers:  # type: ignore[attr-defined]
-        try:
-            output = layer.output
-        except (AttributeError, ValueError):  # a layer called more than once has no single output
-            continue
-        try:
-            found = keras.Model(model.inputs[0], output).compute_output_spec(spec)  # type: ignore[attr-defined]
-        except ValueError:
-            return layer.name
-        shapes = [found.shape] if hasattr(found, "shape") else [f.shape for f in keras.tree.flatten(found)]
-        if any(d is not None and d <= 0 for shape in shapes for d in shape[1:]):
-            return layer.name
-    return None
-
-
 @dataclass
 class SizeGuard:
     """A Keras network's ``activations`` for a model whose input size is open, refusing images too small for it in
@@ -154,18 +131,20 @@ class SizeGuard:
         return tuple(max(d, n) if grow else d for d, grow in zip(sample, self.open_axes, strict=False))
 
     def _refuse(self, sample: tuple[int, ...]) -> None:
-        layer = keras_empty_layer(self.model, sample)
+        from convlens.model.keras_models import empty_layer
+
+        layer = empty_layer(self.model, sample)
         if layer is None:
             return
         larger = (n for n in (2**k for k in range(13)) if n > max(sample[:2]))
-        fits = next((n for n in larger if keras_empty_layer(self.model, self._grown(sample, n)) is None), None)
+        fits = next((n for n in larger if empty_layer(self.model, self._grown(sample, n)) is None), None)
         if fits is None:
             return  # not the size's fault: Keras computes it and refuses it in its own line
         low, high = max(sample[:2]), fits
         while high - low > 1:  # the smallest side that fits, the open sides grown to it
             mid = (low + high) // 2
-            low, high = (low, mid) if keras_empty_layer(self.model, self._grown(sample, mid)) is None else (mid, high)
-        if any(keras_empty_layer(self.model, self._grown(sample, n)) for n in (high + 1, high + 2, high + 3, 2 * high)):
+            low, high = (low, mid) if empty_layer(self.model, self._grown(sample, mid)) is None else (mid, high)
+        if any(empty_layer(self.model, self._grown(sample, n)) for n in (high + 1, high + 2, high + 3, 2 * high)):
             return  # a size that fits here and there (a Reshape), not a window too large: Keras refuses it itself
         size = self._grown(sample, high)
         raise ConvlensError(

@@ -219,6 +219,27 @@ def no_gradient(path: Path | None, model: keras.Model, what: str, fix: str) -> C
     )
 
 
+def empty_layer(model: keras.Model, sample: tuple[int, ...]) -> str | None:
+    """The first of ``model``'s layers whose output on samples of shape ``sample``
+    Keras's shape inference finds empty or refuses (a window larger than its input), without computing anything:
+    what a walk of the config (``layer_config.empty_output``) does not decide, such as a DepthwiseConv2D, for which
+    TensorFlow's eager convolution returns numbers from uninitialised memory. None when no layer's output is."""
+    spec = keras.KerasTensor((None, *sample))
+    for layer in model.layers:
+        try:
+            output = layer.output
+        except (AttributeError, ValueError):  # a layer called more than once has no single output
+            continue
+        try:
+            found = keras.Model(model.inputs[0], output).compute_output_spec(spec)
+        except ValueError:
+            return layer.name
+        shapes = [found.shape] if hasattr(found, "shape") else [f.shape for f in keras.tree.flatten(found)]
+        if any(d is not None and d <= 0 for shape in shapes for d in shape[1:]):
+            return layer.name
+    return None
+
+
 def layer_output(model: keras.Model, address: str) -> list[keras.Model]:
     """The models that, applied in turn, take ``model``'s input to the output of the layer at ``address``
     (``outer/inner``: layer ``inner`` of the nested model ``outer``: ``outer``'s input, then ``outer``'s graph)."""
