@@ -6,7 +6,8 @@ A stage draws inside ``with figure_language(cfg.report.language):``; every figur
 its words from :func:`words` (English outside any context). ``ko`` also sets matplotlib's font to NanumGothic, the
 TTF that the pip package koreanize-matplotlib ships, registered by path (importing that package would change the
 global rcParams), with DejaVu Sans after it for the glyphs NanumGothic lacks (U+2212 minus, arrows): matplotlib
-falls back glyph by glyph. ``en`` leaves matplotlib's settings as they are, so English figures stay byte for byte.
+falls back glyph by glyph. ``en`` draws with DejaVu Sans, matplotlib's default, as before (English figures stay
+byte for byte), with NanumGothic after it where installed, for the glyphs DejaVu Sans lacks: Hangul class names.
 
 To add a figure's string: a key in both tables of ``render/strings.yaml`` (the English text as drawn so far), then
 ``words()("key", name=value)`` in the figure's code.
@@ -98,19 +99,33 @@ def font_file(language: str) -> Path | None:
 
 @cache
 def font_families(language: str) -> tuple[str, ...]:
-    """matplotlib's ``font.family`` for ``language``: its font (registered once, by path) then the fallback."""
+    """matplotlib's ``font.family`` for ``language``, its fonts registered once, by path. A language of
+    :data:`FONTS`: its font, then the fallback. Any other (``en``): the fallback first, so that Latin text is
+    drawn as before, then every installed font of :data:`FONTS`, so that a class name in Hangul (a folder called
+    고양이) is drawn by its font rather than as empty boxes; ``()`` where none is installed."""
+    if language in FONTS:
+        return (register_font(language), FALLBACK)
+    installed = []
+    for other in FONTS:
+        try:
+            installed.append(register_font(other))
+        except ConvlensError:  # not installed: that script's letters are boxes, as matplotlib draws them alone
+            continue
+    return (FALLBACK, *installed) if installed else ()
+
+
+def register_font(language: str) -> str:
+    """Register ``language``'s font file with matplotlib and return its family (ConvlensError: not installed)."""
     path = font_file(language)
-    if path is None:
-        return ()
     from matplotlib import font_manager
 
     font_manager.fontManager.addfont(str(path))
-    return (FONTS[language][0], FALLBACK)
+    return FONTS[language][0]
 
 
 @contextmanager
 def figure_language(language: str) -> Iterator[Strings]:
-    """Draw in ``language``: :func:`words` gives its strings, and matplotlib its font (``en``: settings unchanged)."""
+    """Draw in ``language``: :func:`words` gives its strings, and matplotlib its fonts (:func:`font_families`)."""
     t = Strings(language)
     token = _current.set(t)
     try:

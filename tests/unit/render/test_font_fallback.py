@@ -1,0 +1,80 @@
+"""Outside tester #7: Hangul class names (a folder called 고양이) in an English figure are drawn by the Korean font,
+glyph by glyph after DejaVu Sans, not as empty boxes with matplotlib's "Glyph … missing from font" warning; Latin
+text is drawn as before, byte for byte."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib import font_manager
+from matplotlib._text_helpers import layout
+from matplotlib.text import Text
+
+from convlens.render import analyses, figures, language
+from convlens.render.language import figure_language
+
+GLYPH_MISSING = "error:Glyph .* missing from font:UserWarning"
+FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
+def drawing_fonts(text: Text) -> dict[str, str]:
+    """Each character of ``text`` and the file of the font matplotlib draws it with (its fallback chain's choice)."""
+    font = font_manager.get_font(font_manager.fontManager._find_fonts_by_props(text.get_fontproperties()))
+    return {item.char: item.ft_object.fname for item in layout(text.get_text(), font) if not item.char.isspace()}
+
+
+@pytest.mark.filterwarnings(GLYPH_MISSING)
+def test_hangul_class_names_in_an_english_figure_are_drawn_by_the_korean_font(drawn, tmp_path):
+    classes = ["새", "고양이", "강아지"]
+    with figure_language("en") as t:
+        analyses.confusion_figure(np.eye(3, dtype=int) * 4, classes, tmp_path / "c.png", "trained", "Blues", 50)
+        fig = drawn[0][0]
+        ticks = [label for ax in fig.axes for label in ax.get_xticklabels() + ax.get_yticklabels()]
+        assert sorted({label.get_text() for label in ticks}) == sorted(classes)
+        korean = str(language.font_file("ko"))
+        for label in ticks:
+            assert set(drawing_fonts(label).values()) == {korean}, label.get_text()
+        title = fig.axes[0].xaxis.label  # English words: still DejaVu Sans
+        assert title.get_text() == t("predicted_class")
+        assert {font_manager.FontProperties(fname=f).get_name() for f in drawing_fonts(title).values()} == {
+            "DejaVu Sans"
+        }
+
+
+def english_figures(out) -> None:
+    rng = np.random.default_rng(0)
+    series = {"trained": rng.normal(0, 0.1, 288), "untrained": rng.uniform(-0.15, 0.15, 288)}
+    figures.histogram(series, out / "h.png", 10, "conv2d weights: trained and untrained model", 50)
+    confusion = rng.integers(0, 90, (10, 10))
+    analyses.confusion_figure(confusion, FASHION, out / "c.png", "trained: accuracy 0.9125 on 10000 test images",
+                              "Blues", 50)  # fmt: skip
+    table = pd.DataFrame(
+        [["trained", "conv2d", "mean", 1.0, -2.0, -3.0], ["untrained", "conv2d", "std", 0.5, 0.6, 0.2]],
+        columns=["model", "layer", "statistic", "a", "b", "relative_change"],
+    )
+    figures.comparison_figure(table, out / "cmp.png", ("HEAD", "workspace"), "2 of 4 statistics changed")
+
+
+@pytest.mark.filterwarnings(GLYPH_MISSING, "ignore:Tight layout not applied:UserWarning")
+def test_latin_figures_are_byte_for_byte_what_matplotlibs_own_font_draws(tmp_path):
+    """``en`` with the Korean fallback against matplotlib's settings as they are (what ``en`` drew before)."""
+    before, after = tmp_path / "before", tmp_path / "after"
+    before.mkdir(), after.mkdir()
+    english_figures(before)
+    with figure_language("en"):
+        assert language.font_families("en") == ("DejaVu Sans", "NanumGothic")
+        english_figures(after)
+    names = sorted(p.name for p in before.iterdir())
+    assert names == ["c.png", "cmp.png", "h.png"]
+    for name in names:
+        assert (after / name).read_bytes() == (before / name).read_bytes(), name
+
+
+def test_without_the_korean_font_english_draws_with_matplotlibs_settings(monkeypatch):
+    monkeypatch.setattr(language, "FONTS", {"ko": ("NanumGothic", "no_such_font_package", "fonts/No.ttf")})
+    language.font_families.cache_clear()
+    try:
+        assert language.font_families("en") == ()
+    finally:
+        language.font_families.cache_clear()
