@@ -28,6 +28,10 @@ FORMATS = ("PNG", "JPEG", "BMP")
 # header over it is refused before the image is decoded (a decompression bomb).
 MAX_PIXELS = 1 << 26
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "F")  # the rest become RGB (P, RGBA, CMYK, …)
+# Pillow's 16-bit gray modes (a 16-bit gray PNG; "I" in older Pillow): made 8-bit by keeping the high byte.
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I")
+# Modes Pillow's ``convert`` makes gray or RGB as they are (16-bit colour PNGs open as RGB/RGBA, high byte kept).
+EIGHT_BIT_MODES = ("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr")
 SPLIT_DIRS = ("train", "test")
 
 
@@ -179,8 +183,30 @@ def common_shape(splits: dict[str, list[Entry]], resize: Sequence[int] | None, c
     return image_shape(first.size if first.gray else (*first.size, 3), resize, color)
 
 
+def eight_bit(picture, path: Path):
+    """``picture`` (loaded) with 8-bit channels. 16-bit gray keeps each pixel's high byte (``v >> 8``), as
+    TensorFlow's ``decode_png(dtype=uint8)`` does (libpng's strip-16), and with it ``image_dataset_from_directory``;
+    Pillow's own ``convert`` would clip every value over 255 to white. Any other mode is one line."""
+    from PIL import Image
+
+    if picture.mode in SIXTEEN_BIT_MODES:
+        values = np.asarray(picture)
+        if values.size and (values.min() < 0 or values.max() > 0xFFFF):
+            raise FolderError(
+                f"{path} holds pixels from {values.min()} to {values.max()} (Pillow mode {picture.mode}), outside the "
+                "16-bit range 0..65535; save it as an 8-bit or 16-bit PNG"
+            )
+        return Image.fromarray((values >> 8).astype(np.uint8))
+    if picture.mode not in EIGHT_BIT_MODES:
+        raise FolderError(
+            f"{path} has Pillow mode {picture.mode}, which convlens cannot make 8-bit as TensorFlow would; save it "
+            "as an 8-bit or 16-bit PNG (or a JPEG or BMP)"
+        )
+    return picture
+
+
 def decode(entry: Entry, shape: tuple[int, ...], resize: Sequence[int] | None, color: str) -> np.ndarray:
-    """One image decoded as ``shape`` uint8 pixels (its mode made gray or RGB, then ``color`` and ``resize``)."""
+    """One image decoded as ``shape`` uint8 pixels (made 8-bit, its mode made gray or RGB, then ``resize``)."""
     from PIL import Image
 
     with _open(entry.path) as picture:
@@ -188,8 +214,9 @@ def decode(entry: Entry, shape: tuple[int, ...], resize: Sequence[int] | None, c
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 picture.load()
+                image = eight_bit(picture, entry.path)
                 mode = "L" if len(shape) == 2 else "RGB"
-                pixels = np.asarray(picture.convert(mode) if picture.mode != mode else picture, dtype=np.uint8)
+                pixels = np.asarray(image.convert(mode) if image.mode != mode else image, dtype=np.uint8)
         except (OSError, SyntaxError, ValueError, EOFError, zlib.error, Image.DecompressionBombError) as e:
             raise FolderError(f"{entry.path} is not a readable image ({e}); remove it or replace it") from e
     pixels = transform(pixels, resize, "keep")
