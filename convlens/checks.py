@@ -27,6 +27,10 @@ MAX_NAME = 128
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
+# Hydra's mark of a value conf/ leaves to the user (``model.path: ???`` in conf/model/local.yaml).
+MISSING = "???"
+MODEL_PATH_UNSET = "model=local reads model.path, which is not set; set it: -S model=local -S model.path=FILE"
+
 
 def _fail(key: str, value: Any, want: str, example: str | None = None) -> ConvlensError:
     """``key must be <want>, got <value>; e.g. key=<example>``: what is wrong, then what to write."""
@@ -50,6 +54,21 @@ def integer(low: int, high: int, example: str | None = None) -> Check:
     return check
 
 
+def _bound(x: float) -> str:
+    """A bound as written in a config: ``1000000`` for 1e6, ``0.9`` for 0.9."""
+    return str(int(x)) if float(x).is_integer() else repr(x)
+
+
+def number_range(low: float, high: float, low_open: bool = False, high_open: bool = False) -> str:
+    """``in 0..1``, ``above 0 and at most 0.9``, ``at least 0 and below 1``, ``above 0 and below 1``: both bounds,
+    each said as open or closed."""
+    if not low_open and not high_open:
+        return f"in {_bound(low)}..{_bound(high)}"
+    lower = f"above {_bound(low)}" if low_open else f"at least {_bound(low)}"
+    upper = f"below {_bound(high)}" if high_open else f"at most {_bound(high)}"
+    return f"{lower} and {upper}"
+
+
 def number(
     low: float, high: float, example: str | None = None, low_open: bool = False, high_open: bool = False
 ) -> Check:
@@ -58,11 +77,7 @@ def number(
     def check(key: str, value: Any) -> None:
         ok = _is_number(value) and math.isfinite(value) and (value > low if low_open else value >= low)
         if not ok or (value >= high if high_open else value > high):
-            if high_open:
-                bound = f"above {low} and below {high}" if low_open else f"at least {low} and below {high}"
-            else:
-                bound = f"above {low}" if low_open else f"in {low}..{high}"
-            raise _fail(key, value, f"a finite number {bound}", example)
+            raise _fail(key, value, f"a finite number {number_range(low, high, low_open, high_open)}", example)
 
     return check
 
@@ -203,7 +218,9 @@ def model_path(key: str, value: Any) -> None:
     """
     if value is None:
         return
-    if not isinstance(value, str) or not value.strip() or "\0" in value or value == "???":
+    if value == MISSING:
+        raise ConvlensError(MODEL_PATH_UNSET)
+    if not isinstance(value, str) or not value.strip() or "\0" in value:
         raise _fail(key, value, "null (the book's model) or the path of your .keras file")
     if value.startswith("~"):
         raise _fail(key, value, "a path without ~ (DVC does not expand it)", "/home/you/model.keras")
@@ -243,6 +260,8 @@ def model_file(root: Path, value: str) -> Path:
 
     Checked with ``os.stat`` before anything opens it: a FIFO would block, ``/dev/zero`` never ends.
     """
+    if value == MISSING:  # DVC resolves conf/ without Hydra's check of mandatory values
+        raise ConvlensError(MODEL_PATH_UNSET)
     path = root / value
     try:
         mode = os.stat(path).st_mode

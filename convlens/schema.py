@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from convlens.checks import (
@@ -22,6 +23,7 @@ from convlens.checks import (
     choice,
     colormap,
     data_files,
+    data_location,
     data_path,
     folder_layers,
     image_size,
@@ -536,13 +538,24 @@ def check_config(cfg: Mapping[str, Any], complete: bool = True) -> None:
     _cross_checks(flat)
 
 
-def register_resolver(also: Sequence[Callable[[Mapping[str, Any]], None]] = ()) -> None:
+def check_data_location(cfg: Mapping[str, Any], root: Path) -> None:
+    """Your own data's ``data.path`` exists and is what its format reads (a folder for ``data=folder``): checked
+    while ``conf/`` is composed, as the model file is, not left to DVC (``fetch_data`` depends on it, and DVC's
+    own error for a missing dependency names neither the key nor the fix)."""
+    data = cfg.get("data")
+    if isinstance(data, Mapping) and isinstance(data.get("path"), str):
+        data_location(root, data["path"], directory=data.get("format") == "folder")
+
+
+def register_resolver(also: Sequence[Callable[[Mapping[str, Any]], None]] = (), root: Path | None = None) -> None:
     """Make ``${convlens_checked:}`` (``checked`` in ``conf/config.yaml``) check the whole config while Hydra
     composes it. DVC composes ``conf/`` on every ``dvc exp run`` and, right after, checks out every stage's
     outputs with force, deleting those it has no hash for: a layer named ``../../x`` would be gone before
     any stage runs. Hydra's plugin scan imports ``hydra_plugins/convlens.py`` in DVC's own process (DVC's
     ``hydra.plugins_path`` is the project root), which calls this, so a bad value fails the composition.
     ``also``: checks of the layers above the schema (the artifact paths'), run after it on the same config.
+    ``root``: the project a relative ``data.path`` is read from (default: the working directory, where DVC
+    composes).
     """
     from omegaconf import OmegaConf
 
@@ -551,6 +564,7 @@ def register_resolver(also: Sequence[Callable[[Mapping[str, Any]], None]] = ()) 
         check_config(cfg)
         for check in also:
             check(cfg)
+        check_data_location(cfg, Path.cwd() if root is None else root)
         return CHECKED
 
     OmegaConf.register_new_resolver(RESOLVER, checked, replace=True)

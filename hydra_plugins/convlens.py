@@ -23,9 +23,9 @@ def check_deps(cfg: Mapping[str, Any]) -> None:
 
 
 def register(root: Path | None = None) -> None:
-    """Both resolvers; ``root``: the project a relative ``model.path`` is read from (default: the working
-    directory, where DVC composes)."""
-    register_resolver(also=(check_deps,))
+    """Both resolvers; ``root``: the project a relative ``model.path`` or ``data.path`` is read from (default:
+    the working directory, where DVC composes)."""
+    register_resolver(also=(check_deps,), root=root)
     defaults.register_resolver(root)
 
 

@@ -11,7 +11,7 @@ import io
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +19,15 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from convlens.checks import layer_item, layer_spec
+from convlens.checks import MODEL_PATH_UNSET, layer_item, layer_spec
 from convlens.errors import ConvlensError
 from convlens.pipeline.files import atomic_path, parse_yaml
 from convlens.pipeline.repo_lock import check_params_unchanged, repository_lock
-from convlens.schema import check_config
+from convlens.schema import check_config, flatten
 
 STAGE_FILE = "dvc.yaml"
 PARAMS_FILE = "params.yaml"
+INTERRUPTED = 130  # a shell's exit status after SIGINT (128 + 2)
 
 
 def read_yaml(path: Path) -> Any:
@@ -89,8 +90,9 @@ def compose(root: Path, overrides: Sequence[str] = ()) -> DictConfig:
             cfg = hydra_compose("config", overrides=list(overrides))
         params = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except MissingMandatoryValue as e:
-        key = "model.path" if e.full_key == "model.source" else e.full_key  # source is ${model.path}
-        raise ConvlensError(f"{key} must be set, e.g. {key}=VALUE") from e
+        if e.full_key in ("model.path", "model.source"):  # source is ${model.path}
+            raise ConvlensError(MODEL_PATH_UNSET) from e
+        raise ConvlensError(f"{e.full_key} must be set, e.g. {e.full_key}=VALUE") from e
     except (HydraException, OmegaConfBaseException) as e:
         cause: BaseException | None = e
         while cause is not None and not isinstance(cause, ConvlensError):
@@ -165,24 +167,67 @@ def load_config(stage: str, overrides: Sequence[str], root: Path) -> DictConfig:
                     f"{stage} does not read {key} (it reads {', '.join(declared)}); set it with "
                     f"dvc exp run -S '{key}=…', which reruns every stage that reads it"
                 )
-        write_params(root, compose(root, overrides))
-        logging.getLogger(__name__).info("%s recomposed from conf/ with %s", PARAMS_FILE, " ".join(overrides))
-    path = root / PARAMS_FILE
-    try:
-        full = read_yaml(path)
-    except FileNotFoundError as e:
-        raise ConvlensError(f"{path} is missing; compose it from conf/ with `make params`") from e
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ConvlensError(f"{path} is not readable YAML ({str(e).splitlines()[0]}); recompose it: make params") from e
+        apply_overrides(root, overrides)
+    full = read_params(root)
     cfg = select(full if isinstance(full, dict) else {}, declared)
     check_config(OmegaConf.to_container(cfg), complete=False)
     return cfg
 
 
+def read_params(root: Path, missing_ok: bool = False) -> Any:
+    """``params.yaml`` as read (``None`` when it is missing and ``missing_ok``); one line when it is unreadable."""
+    path = root / PARAMS_FILE
+    try:
+        return read_yaml(path)
+    except FileNotFoundError as e:
+        if missing_ok:
+            return None
+        raise ConvlensError(f"{path} is missing; compose it from conf/ with `make params`") from e
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConvlensError(f"{path} is not readable YAML ({str(e).splitlines()[0]}); recompose it: make params") from e
+
+
+def covered(key: str, overrides: Sequence[str]) -> bool:
+    """Whether flat ``key`` is, or lies under, a key an override sets (``data`` for ``data=folder``)."""
+    return any(key == o or key.startswith(f"{o}.") for o in map(override_key, overrides))
+
+
+def dropped(current: Any, base: Mapping[str, Any], overrides: Sequence[str]) -> list[str]:
+    """The keys of ``current`` (``params.yaml``) whose values ``base`` (``conf/`` composed) does not give and no
+    override sets: what recomposing ``conf/`` with ``overrides`` would silently discard (an applied experiment's
+    values, an earlier standalone run's overrides)."""
+    if not isinstance(current, Mapping):
+        return []
+    now, before = flatten(current), flatten(base)
+    return [
+        f"{k}={now.get(k)!r} (conf/: {before.get(k)!r})"
+        for k in sorted(now.keys() | before.keys())
+        if now.get(k) != before.get(k) and not covered(k, overrides)
+    ]
+
+
+def apply_overrides(root: Path, overrides: Sequence[str]) -> None:
+    """A standalone stage's overrides: ``conf/`` composed with them into ``params.yaml``, as ``dvc exp run -S``
+    does; refused, before anything is written, when ``params.yaml`` holds values that would be lost."""
+    composed = compose(root, overrides)
+    lost = dropped(read_params(root, missing_ok=True), OmegaConf.to_container(compose(root)), overrides)
+    if lost:
+        shown = "; ".join(lost[:3]) + (f"; and {len(lost) - 3} more" if len(lost) > 3 else "")
+        raise ConvlensError(
+            f"{PARAMS_FILE} holds values conf/ does not compose ({shown}), which a stage run on its own would "
+            f"discard (it composes conf/ with its overrides only): change an experiment with "
+            f"`dvc exp run -S key=value`, or go back to conf/ first with `git checkout {PARAMS_FILE}` "
+            f"(or `dvc exp apply HEAD`), then rerun"
+        )
+    write_params(root, composed)
+    logging.getLogger(__name__).info("%s recomposed from conf/ with %s", PARAMS_FILE, " ".join(overrides))
+
+
 def run_stage(
     stage: str, run: Callable[..., None], argv: Sequence[str] | None = None, skip_teardown: bool = False
 ) -> None:
-    """Entry point of ``python -m stages.<stage> [ITEM] [overrides]``: one clear line and exit 1 on bad input.
+    """Entry point of ``python -m stages.<stage> [ITEM] [overrides]``: one clear line and exit 1 on bad input,
+    one line and exit 130 on Ctrl-C.
 
     Arguments with ``=`` are Hydra overrides; the others (a ``foreach`` stage's item, e.g. the layer)
     are passed to ``run(cfg, root, *items)``. ``skip_teardown``: after a successful run, exit at once
@@ -213,3 +258,6 @@ def run_stage(
     except ConvlensError as e:
         print(f"{label}: error: {e}", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt:  # Ctrl-C: the staged outputs were removed on the way out (files.staged_dir, …)
+        print(f"{label}: interrupted; no output was written, rerun dvc repro", file=sys.stderr)
+        sys.exit(INTERRUPTED)

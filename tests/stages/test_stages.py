@@ -169,7 +169,11 @@ def good_outputs(tmp_path_factory, tiny_assets) -> Path:
         (samples, "samples.split=valid", "samples.split must be one of train, test"),
         (feature_maps, "feature_maps.batch_size=0", "feature_maps.batch_size must be an integer in 1..100000"),
         (feature_maps, "input.scale=0", "input.scale must be a finite number above 0"),
-        (feature_maps, "input.scale=nan", "input.scale must be a finite number above 0, got nan"),
+        (
+            feature_maps,
+            "input.scale=nan",
+            "input.scale must be a finite number above 0 and at most 1000000000, got nan",
+        ),
         (feature_maps, "feature_maps.layers=[]", "feature_maps.layers must be a list of at least 1"),
         (render_maps, "render.map_cmap=nope", "render.map_cmap must be a matplotlib colormap name"),
         (render_maps, "render.dpi=100000", "render.dpi must be an integer in 10..600, got 100000"),

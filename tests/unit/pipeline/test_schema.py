@@ -33,15 +33,18 @@ def test_the_schema_describes_exactly_the_keys_of_params_yaml():
         ("feature_maps.layers=[conv2d,'']", "feature_maps.layers[1] must be a layer name"),
         ("feature_maps.layers=[.hidden]", "feature_maps.layers[0] must be a layer name"),
         ("dataset.layers=[a/../b]", "dataset.layers[0] must be a layer name"),
-        ("input.scale=inf", "input.scale must be a finite number above 0, got inf"),
-        ("input.scale=-255", "input.scale must be a finite number above 0, got -255"),
+        ("input.scale=inf", "input.scale must be a finite number above 0 and at most 1000000000, got inf"),
+        ("input.scale=-255", "input.scale must be a finite number above 0 and at most 1000000000, got -255"),
         ("render.filter_vmin=nan", "render.filter_vmin must be a finite number"),
         ("render.heatmap_cmap=nope", "render.heatmap_cmap must be a matplotlib colormap name"),
         ("untrained.seed=abc", "untrained.seed must be an integer in 0..4294967295, got 'abc'"),
-        ("model=local", "model.path must be set, e.g. model.path=VALUE"),
+        ("model=local", "model=local reads model.path, which is not set; set it: -S model=local -S model.path=FILE"),
         ("activation_max.steps=0", "activation_max.steps must be an integer in 1..100000, got 0"),
         ("activation_max.decay=0.9", "activation_max.decay must be a finite number in 0..0.5, got 0.9"),
-        ("activation_max.learning_rate=0", "activation_max.learning_rate must be a finite number above 0, got 0"),
+        (
+            "activation_max.learning_rate=0",
+            "activation_max.learning_rate must be a finite number above 0 and at most 10, got 0",
+        ),
         ("activation_max.layers=[../x]", "activation_max.layers[0] must be a layer name"),
         ("gradcam.layer=/tmp/x", "gradcam.layer must be a layer name"),
         ("gradcam.alpha=2", "gradcam.alpha must be a finite number in 0..1, got 2"),
@@ -126,7 +129,9 @@ def test_a_stage_checks_the_keys_it_reads_in_a_hand_edited_params_yaml(project):
     params = yaml.safe_load((project / "params.yaml").read_text(encoding="utf-8"))
     params["input"]["scale"] = float("nan")
     (project / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
-    with pytest.raises(ConvlensError, match="input.scale must be a finite number above 0, got nan"):
+    with pytest.raises(
+        ConvlensError, match="input.scale must be a finite number above 0 and at most 1000000000, got nan"
+    ):
         load_config("feature_maps", [], project)
 
 
