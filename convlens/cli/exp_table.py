@@ -15,13 +15,11 @@ import pandas as pd
 from convlens.errors import ConvlensError
 
 PARAMS_FILE = "params.yaml"
-# The book's comparison (trained vs untrained kernels) and how active the first layer's maps are.
-DEFAULT_METRICS = (
-    "trained.conv2d.std",
-    "untrained.conv2d.std",
-    "trained.conv2d.map_mean",
-    "untrained.conv2d.map_mean",
-)
+# The book's comparison (trained vs untrained kernels) and how active the first layer's maps are: these statistics
+# of each run's first layer with kernel statistics (the book's: conv2d, so trained.conv2d.std, untrained.conv2d.std,
+# trained.conv2d.map_mean, untrained.conv2d.map_mean).
+DEFAULT_STATISTICS = ("std", "map_mean")
+MODELS = ("trained", "untrained")
 # Pinned by the choice of `model` or `data` (their config groups: `model.path` and `data.name` say which), or
 # derived while conf/ is composed (`model.source`, `data.source`, `feature_maps.each`), or set by the model preset
 # (`model.train_runs`, `model.film`: `model.name` says whether it was trained here; the `analyses` preset's lists and
@@ -115,17 +113,60 @@ def known_metrics(found: Iterable[dict]) -> list[str]:
     return list(names)
 
 
-def table(
-    records: Sequence[Mapping],
-    metrics: Sequence[str] = DEFAULT_METRICS,
-    hidden: Sequence[str] = DEFAULT_HIDDEN,
-) -> pd.DataFrame:
-    """One row per run (index: its name): every param whose value differs between runs (minus ``hidden`` and the
-    keys under them),
-    then ``metrics`` in the order given. A metric no run has is an error that lists a few that exist."""
+def first_layer(run: Mapping) -> str | None:
+    """The first layer (model order) with kernel statistics (``trained.<layer>.std``) in a run's metrics."""
+    for data in run["metrics"].values():
+        for layer, stats in ((data.get(MODELS[0]) or {}) if isinstance(data, Mapping) else {}).items():
+            if isinstance(stats, Mapping) and DEFAULT_STATISTICS[0] in stats:
+                return str(layer)
+    return None
+
+
+def default_metrics(found: Sequence[Mapping]) -> list[str]:
+    """:data:`DEFAULT_STATISTICS` of each run's :func:`first_layer` (each layer once, in run order), trained then
+    untrained, those that some run has: the book's four columns for the book's runs, a model's own first layer for
+    a model of other layer names."""
+    layers = dict.fromkeys(layer for run in found if (layer := first_layer(run)))
+    wanted = [f"{m}.{layer}.{s}" for layer in layers for s in DEFAULT_STATISTICS for m in MODELS]
+    return [m for m in wanted if any(metric_value(r["metrics"], m) is not None for r in found)]
+
+
+def param_keys(found: Iterable[Mapping]) -> list[str]:
+    """Every param key of the runs, flat (``data.files.archive.sha256``), in the order first seen."""
+    return list(dict.fromkeys(k for run in found for k in flatten(run["params"])))
+
+
+def hidden_params(found: Sequence[Mapping], hide: Sequence[str] = (), show: Sequence[str] = ()) -> list[str]:
+    """:data:`DEFAULT_HIDDEN` plus ``hide``, minus ``show``; a name in ``hide`` or ``show`` that is no run's param
+    (nor a name above one: ``data.files``) is an error that lists the params."""
+    keys = param_keys(found)
+    for option, asked in (("--hide", hide), ("--show", show)):
+        unknown = [h for h in asked if not any(k == h or k.startswith(f"{h}.") for k in keys)]
+        if unknown:
+            raise ConvlensError(
+                f"{option}: no run has the param {', '.join(unknown)}; the params are: {', '.join(keys)}"
+            )
+    return [h for h in (*DEFAULT_HIDDEN, *hide) if h not in show]
+
+
+def finished_runs(records: Sequence[Mapping]) -> list[dict]:
+    """:func:`runs`, at least one (else the error that says to run an experiment first)."""
     found = runs(records)
     if not found:
         raise ConvlensError("no experiments with results yet: run dvc exp run (or dvc repro and commit) first")
+    return found
+
+
+def table(
+    records: Sequence[Mapping],
+    metrics: Sequence[str] | None = None,
+    hidden: Sequence[str] = DEFAULT_HIDDEN,
+) -> pd.DataFrame:
+    """One row per run (index: its name): every param whose value differs between runs (minus ``hidden`` and the
+    keys under them), then ``metrics`` in the order given (``None``: :func:`default_metrics`). A metric no run has
+    is an error that lists a few that exist."""
+    found = finished_runs(records)
+    metrics = default_metrics(found) if metrics is None else metrics
     missing = [m for m in metrics if all(metric_value(r["metrics"], m) is None for r in found)]
     if missing:
         some = ", ".join(known_metrics(found)[:6])
@@ -199,9 +240,22 @@ def render(frame: pd.DataFrame, width: int = WIDTH, keep: Sequence[str] = ()) ->
 
 def exp_table_text(
     records: Sequence[Mapping],
-    metrics: Sequence[str] = DEFAULT_METRICS,
+    metrics: Sequence[str] | None = None,
     hidden: Sequence[str] = DEFAULT_HIDDEN,
     width: int = WIDTH,
 ) -> str:
     """``dvc exp show --json`` records as the text table ``python -m convlens experiments`` prints."""
-    return render(table(records, metrics, hidden), width, keep=metrics)
+    frame = table(records, metrics, hidden)
+    keep = default_metrics(finished_runs(records)) if metrics is None else metrics
+    return render(frame, width, keep=keep)
+
+
+def experiments_text(
+    records: Sequence[Mapping],
+    metrics: Sequence[str] | None = None,
+    hide: Sequence[str] = (),
+    show: Sequence[str] = (),
+    width: int = WIDTH,
+) -> str:
+    """The command's table: :data:`DEFAULT_HIDDEN` plus ``hide`` minus ``show`` left out (:func:`hidden_params`)."""
+    return exp_table_text(records, metrics, hidden_params(finished_runs(records), hide, show), width)

@@ -1,7 +1,8 @@
-"""The experiments as one readable table: ``python -m convlens experiments [--metrics A,B] [--hide P,Q]``.
+"""The experiments as one readable table: ``python -m convlens experiments [--metrics A,B] [--hide P,Q] [--show R]``.
 
 One row per run (the baseline commit and each experiment of ``dvc exp show``): its name, the params whose
-values differ between runs, then a few metrics, in at most 120 columns. Built on ``dvc exp show --json``.
+values differ between runs, then a few metrics (by default the kernels' std and the maps' mean of each run's first
+layer, trained and untrained), in at most 120 columns. Built on ``dvc exp show --json``.
 Not a DVC stage: it reads what DVC recorded.
 """
 
@@ -12,7 +13,7 @@ import json
 import subprocess
 import sys
 
-from convlens.cli.exp_table import DEFAULT_HIDDEN, DEFAULT_METRICS, WIDTH, exp_table_text
+from convlens.cli.exp_table import DEFAULT_HIDDEN, WIDTH, experiments_text
 from convlens.errors import ConvlensError
 from convlens.pipeline.config import project_root
 
@@ -44,19 +45,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--metrics",
         type=names,
-        default=list(DEFAULT_METRICS),
-        help=f"comma-separated (default: {','.join(DEFAULT_METRICS)}); <file>:<metric> picks a file",
+        default=None,
+        help="comma-separated; <file>:<metric> picks a file (default: std and map_mean of each run's first layer, "
+        "trained and untrained: the book's trained.conv2d.std,untrained.conv2d.std,trained.conv2d.map_mean,"
+        "untrained.conv2d.map_mean)",
     )
     parser.add_argument(
         "--hide",
         type=names,
-        default=list(DEFAULT_HIDDEN),
-        help=f"params never shown (default: {','.join(DEFAULT_HIDDEN)})",
+        default=[],
+        help=f"params never shown (default: {','.join(DEFAULT_HIDDEN)}; those named here are hidden too)",
     )
+    parser.add_argument("--show", type=names, default=[], help="params hidden by default that the table shows")
     parser.add_argument("--width", type=int, default=WIDTH, help=f"the most columns the table takes (default: {WIDTH})")
     args = parser.parse_args(argv)
     try:
-        print(exp_table_text(exp_show_records(), args.metrics, args.hide, args.width))
+        print(experiments_text(exp_show_records(), args.metrics, args.hide, args.show, args.width))
     except ConvlensError as e:
         print(f"experiments: error: {e}", file=sys.stderr)
         sys.exit(1)
