@@ -23,6 +23,7 @@ from convlens.model.layers import (
     check_input_shape,
     check_model_config,
     config_problem,
+    input_layers,
     input_shape,
     not_a_config,
     resolve_layers,
@@ -217,7 +218,7 @@ class Archive:
 
     def resolve(self, specs: Sequence[str | int] | None, key: str, default_kinds: Sequence[str] = CONV_KINDS):
         """Layer addresses for a configured layer list (:func:`resolve_layers`)."""
-        return resolve_layers(specs, self.layers, default_kinds, key)
+        return resolve_layers(specs, self.layers, default_kinds, key, input_layers(self.config))
 
     def weights(self, names: Sequence[str]) -> dict[str, list[np.ndarray]]:
         """Each named layer's variables, after checking the whole weights file (``weights_file.read_weights``)."""

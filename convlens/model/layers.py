@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from convlens.checks import is_plain_name, too_long, too_long_reason
@@ -15,8 +15,9 @@ from convlens.model.allowlist import MODEL_CLASSES, foreign_places, unsafe_place
 
 @dataclass(frozen=True)
 class LayerInfo:
-    """One layer: its position in ``model.layers`` (``None`` inside a nested model), its address (the layer's
-    name; ``outer/inner`` for a layer of the nested model ``outer``) and its class."""
+    """One layer: its index in Keras's ``model.layers`` (``None`` inside a nested model; a Functional model's
+    list starts with its InputLayer, a Sequential's leaves it out: :func:`keras_positions`), its address (the
+    layer's name; ``outer/inner`` for a layer of the nested model ``outer``) and its class."""
 
     index: int | None
     name: str
@@ -144,6 +145,23 @@ def is_nested_model(entry: dict) -> bool:
     return entry.get("class_name") in MODEL_CLASSES and isinstance((entry.get("config") or {}).get("layers"), list)
 
 
+def keras_positions(model: dict) -> list[tuple[int, dict]]:
+    """The model's layer entries, each with its index in Keras's ``model.layers``.
+
+    ``load_model(path).layers`` of a Functional model lists its InputLayers too, in ``config.json``'s order
+    (``input_layer`` is ``layers[0]``); a Sequential's leaves its InputLayer out (``Sequential.layers``).
+    """
+    entries = _walk_layers(model)
+    if model.get("class_name") == "Sequential":
+        entries = [entry for entry in entries if entry.get("class_name") != "InputLayer"]
+    return list(enumerate(entries))
+
+
+def input_layers(config: dict) -> dict[int, str]:
+    """The model's InputLayers by their index in ``model.layers`` (none for a Sequential: Keras leaves it out)."""
+    return {i: e["config"]["name"] for i, e in keras_positions(config) if e.get("class_name") == "InputLayer"}
+
+
 def walk_layers(config: dict) -> list[tuple[LayerInfo, dict, str]]:
     """Every layer, a nested model's own layers right after it (input layers left out), with its config entry
     and the HDF5 group its variables are stored in.
@@ -156,8 +174,9 @@ def walk_layers(config: dict) -> list[tuple[LayerInfo, dict, str]]:
 
     def visit(model: dict, prefix: str, group: str) -> None:
         used: dict[str, int] = {}
-        entries = [e for e in _walk_layers(model) if e.get("class_name") != "InputLayer"]
-        for i, entry in enumerate(entries):
+        for i, entry in keras_positions(model):
+            if entry.get("class_name") == "InputLayer":
+                continue
             base = _snake(entry["class_name"])
             used[base] = used[base] + 1 if base in used else 0
             where = f"{group}layers/{base}_{used[base]}" if used[base] else f"{group}layers/{base}"
@@ -268,13 +287,17 @@ def resolve_layers(
     layers: Sequence[LayerInfo],
     default_kinds: Sequence[str] = CONV_KINDS,
     key: str = "the layer list",
+    inputs: Mapping[int, str] | None = None,
 ) -> list[str]:
-    """Layer addresses for ``specs`` (names, ``outer/inner`` for a nested model's layer, or indices into
-    ``model.layers``); ``None`` means every layer of ``default_kinds``, nested ones included."""
+    """Layer addresses for ``specs`` (names, ``outer/inner`` for a nested model's layer, or indices into Keras's
+    ``model.layers``, whose InputLayers ``inputs`` names by index); ``None`` means every layer of
+    ``default_kinds``, nested ones included."""
     if specs is None:
         return [layer.name for layer in layers if layer.kind in default_kinds]
     listing = ", ".join(layer.name if layer.index is None else f"{layer.index}:{layer.name}" for layer in layers)
-    top = [layer for layer in layers if layer.index is not None]  # what an index counts: model.layers
+    top = {layer.index: layer for layer in layers if layer.index is not None}  # what an index counts: model.layers
+    inputs = inputs or {}
+    last = max([*top, *inputs], default=-1)
     if len(specs) == 0:
         raise ConvlensError(f"the layer list is empty; name at least one layer (this model has {listing})")
     by_name = {layer.name: layer for layer in layers}
@@ -283,8 +306,13 @@ def resolve_layers(
         if isinstance(spec, bool) or not isinstance(spec, int | str):
             raise ConvlensError(f"layer {spec!r} is neither a name nor an index; this model has {listing}")
         if isinstance(spec, int):
-            if not 0 <= spec < len(top):
-                raise ConvlensError(f"layer index {spec} is out of range 0..{len(top) - 1}; this model has {listing}")
+            if spec in inputs:
+                raise ConvlensError(
+                    f"{key}: layer index {spec} is the model's InputLayer {inputs[spec]!r}, which computes nothing "
+                    f"to look at (Keras counts it in a Functional model's model.layers); this model has {listing}"
+                )
+            if spec not in top:
+                raise ConvlensError(f"layer index {spec} is out of range 0..{last}; this model has {listing}")
             name = top[spec].name
         elif spec in by_name:
             name = spec

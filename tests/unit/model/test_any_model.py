@@ -86,15 +86,15 @@ def branching(tmp_path_factory):
 def test_nested_layers_are_listed_as_outer_inner_with_their_weight_groups(branching):
     path, _ = branching
     found = {info.name: (info.index, info.kind, group) for info, _, group in walk_layers(read_config(path))}
-    assert found["add"] == (2, "Add", "layers/add")
-    assert found["block"] == (4, "Sequential", "layers/sequential")
+    assert found["add"] == (3, "Add", "layers/add")  # Keras's model.layers[3]: layers[0] is the input
+    assert found["block"] == (5, "Sequential", "layers/sequential")
     assert found["block/dw"] == (None, "DepthwiseConv2D", "layers/sequential/layers/depthwise_conv2d")
     assert found["block/dil"] == (None, "Conv2D", "layers/sequential/layers/conv2d")  # numbered within `block`
     assert found["stem"][2] == "layers/conv2d" and found["branch"][2] == "layers/conv2d_1"
     infos = layer_infos(read_config(path))
     assert resolve_layers(None, infos) == ["stem", "branch", *NESTED]  # every conv kind, nested ones included
-    assert resolve_layers([4, 5, "block/sep"], infos) == ["block", "gap", "block/sep"]  # indices count model.layers
-    with pytest.raises(ConvlensError, match=r"unknown layer 'dw'; this model has 0:stem, .*4:block, block/dw, "):
+    assert resolve_layers([5, 6, "block/sep"], infos) == ["block", "gap", "block/sep"]  # indices count model.layers
+    with pytest.raises(ConvlensError, match=r"unknown layer 'dw'; this model has 1:stem, .*5:block, block/dw, "):
         resolve_layers(["dw"], infos)
 
 
@@ -106,7 +106,7 @@ def test_the_summary_of_a_nested_model_counts_what_keras_does(branching):
     layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]  # not in model.summary()
     assert [rows[layer.name].params for layer in layers] == [layer.count_params() for layer in layers]
     assert rows["block"].params == sum(rows[name].params for name in NESTED) > 0
-    assert [rows[layer.name].index for layer in layers] == list(range(len(layers)))
+    assert [rows[layer.name].index for layer in layers] == [model.layers.index(layer) for layer in layers]
     assert rows["block/dw"].index is None and rows["stem"].output_shape is None
     assert rows["stem"].field is None  # a branch: no chain to follow, no receptive field claimed
 
