@@ -96,8 +96,8 @@ def randomization_test(trained: np.ndarray, untrained: np.ndarray, samples: Sequ
 
 def randomization_line(samples: int, layer: str, metrics: Mapping[str, Mapping[str, Mapping]]) -> str:
     """The log line of the randomization test (:func:`randomization_test`'s ``metrics``) of ``samples`` samples'
-    maps at ``layer``: each target's median correlation."""
-    medians = ", ".join(f"{t} {metrics['spearman']['median'][t]}" for t in TARGETS)
+    maps at ``layer``: each target's median correlation, as :func:`sanity_line` writes one (a dash: undefined)."""
+    medians = ", ".join(f"{t} {shown(metrics['spearman']['median'][t])}" for t in TARGETS)
     return f"{samples} samples at {layer}: Spearman trained vs untrained, median {medians}"
 
 
@@ -336,17 +336,18 @@ def figure_rows(
     return rows
 
 
+def shown(value: float | None, spec: str = ".2f") -> str:
+    """A number of a log line: ``spec`` (a correlation: 2 decimals), or a dash where it is undefined (``None``)."""
+    return "–" if value is None else format(value, spec)
+
+
 def sanity_line(images: int, summary: Mapping[str, Mapping[str, float | None]]) -> str:
     """The log line of the sanity checks over ``images`` images (:func:`sanity_summary`): per method the median
     Spearman of the trained and untrained maps (where both are not zero), the ties, and the deletion curve's area."""
-
-    def show(value: float | None, spec: str = ".2f") -> str:
-        return "–" if value is None else format(value, spec)
-
     parts = [
-        f"{name} ρ {show(s.get('spearman'))} ({show(s.get('spearman_nonzero'))} nonzero, ties "
-        f"{show(s.get('tied'), '.0%')}), deletion AUC {show(s['deletion_auc'], '.3f')}"
-        if "spearman" in s else f"{name} deletion AUC {show(s['deletion_auc'], '.3f')}"
+        f"{name} ρ {shown(s.get('spearman'))} ({shown(s.get('spearman_nonzero'))} nonzero, ties "
+        f"{shown(s.get('tied'), '.0%')}), deletion AUC {shown(s['deletion_auc'], '.3f')}"
+        if "spearman" in s else f"{name} deletion AUC {shown(s['deletion_auc'], '.3f')}"
         for name, s in summary.items()
     ]  # fmt: skip
     return f"sanity checks over {images} images: " + "; ".join(parts)

@@ -156,7 +156,11 @@ def test_the_randomization_test_correlates_each_samples_maps_per_target():
         }
     }
     assert randomization_line(2, "conv2d_1", metrics) == (
-        "2 samples at conv2d_1: Spearman trained vs untrained, median predicted 1.0, true 0.0"
+        "2 samples at conv2d_1: Spearman trained vs untrained, median predicted 1.00, true 0.00"
+    )
+    undefined = {"spearman": {"median": {"predicted": -0.011007545, "true": None}}}  # outside tester #16
+    assert randomization_line(4, "block2", undefined) == (
+        "4 samples at block2: Spearman trained vs untrained, median predicted -0.01, true –"
     )
 
 
