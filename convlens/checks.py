@@ -298,6 +298,11 @@ def data_location(root: Path, value: str, directory: bool) -> Path:
         raise ConvlensError(f"data.path {path} does not exist; point it at {want}") from e
     if stat.S_ISDIR(mode) if directory else stat.S_ISREG(mode):
         return path
+    if stat.S_ISDIR(mode):
+        raise ConvlensError(
+            f"data.path {path} is a folder, not a file; point it at the .npz or .tar.gz file itself "
+            "(-S data.path=DIR/FILE.npz), or read a folder of class folders with -S data=folder"
+        )
     kind = "a directory" if stat.S_ISDIR(mode) else "a regular file" if stat.S_ISREG(mode) else "not a regular file"
     raise ConvlensError(f"data.path {path} is {kind}; point it at {want}")
 

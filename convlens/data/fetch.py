@@ -19,6 +19,15 @@ MIRROR_ENV = "CONVLENS_MIRROR"
 CACHE_ENV = "CONVLENS_CACHE"
 ATTEMPTS = 2  # per URL, when the server answered but the transfer failed (HTTP 5xx, connection cut mid-file)
 RETRY_DELAY_S = 2.0
+KERAS_HOME_ENV = "KERAS_HOME"
+# The names Keras saves a download under in its datasets folder when they are not the file's own: the CIFAR archives
+# (keras.datasets.cifar10/cifar100 call get_file(extract=True); Keras 3.15 keeps the archive as
+# "<dir>-target_archive" beside the extracted "<dir>-target/", tf.keras 2 as "<dir>.tar.gz"). The bytes are the
+# archive's own, so the checksum decides as for any copy.
+KERAS_NAMES = {
+    "cifar-10-python.tar.gz": ("cifar-10-batches-py-target_archive", "cifar-10-batches-py.tar.gz"),
+    "cifar-100-python.tar.gz": ("cifar-100-python-target_archive", "cifar-100-python.tar.gz"),
+}
 
 
 @dataclass(frozen=True)
@@ -54,10 +63,17 @@ def search_dirs(root: Path, extra: Sequence[Path] = ()) -> list[Path]:
     return dirs
 
 
+def keras_datasets() -> list[Path]:
+    """Where Keras keeps its downloads: ``$KERAS_HOME/datasets`` when set, and ``~/.keras/datasets``."""
+    home = os.environ.get(KERAS_HOME_ENV)
+    return list(dict.fromkeys([*([Path(home) / "datasets"] if home else []), Path.home() / ".keras" / "datasets"]))
+
+
 def find_local(file: RemoteFile, dirs: Sequence[Path]) -> Path | None:
     """The first local copy whose checksum matches; copies that don't match are skipped with a warning."""
     for d in dirs:
-        for candidate in dict.fromkeys([d / file.subdir / file.name, d / file.name]):
+        names = [d / file.subdir / file.name, d / file.name, *(d / name for name in KERAS_NAMES.get(file.name, ()))]
+        for candidate in dict.fromkeys(names):
             if not candidate.is_file():
                 continue
             if sha256sum(candidate) == file.sha256:

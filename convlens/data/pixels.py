@@ -38,7 +38,13 @@ def as_images(array: np.ndarray, source: str) -> np.ndarray:
 
 
 def as_labels(array: np.ndarray, source: str) -> np.ndarray:
-    """``array`` as an int64 vector (N×1 becomes N): integer labels, each ≥ 0, else one line."""
+    """``array`` as an int64 vector (N×1 becomes N): integer labels, each ≥ 0, else one line (N×K labels, one-hot
+    or scores per class, with the fix: ``y.argmax(1)``)."""
+    if array.ndim == 2 and array.shape[1] > 1:
+        raise ConvlensError(
+            f"{source} has shape {array.shape} ({array.dtype}): one-hot labels or scores per class, not class "
+            "indices; save y.argmax(1), a vector of N class indices 0..K-1"
+        )
     if array.dtype.kind not in "ui":
         raise ConvlensError(f"{source} holds {array.dtype} labels; labels must be integers 0..K-1 (class indices)")
     if array.ndim == 2 and array.shape[1] == 1:

@@ -14,7 +14,7 @@ import numpy as np
 from convlens.checks import data_location
 from convlens.data import folder
 from convlens.data.cifar import read_cifar
-from convlens.data.fetch import RemoteFile, offline_message, search_dirs, try_all
+from convlens.data.fetch import RemoteFile, keras_datasets, offline_message, search_dirs, try_all
 from convlens.data.idx import check_images_labels, read_idx
 from convlens.data.npz import read_npz
 from convlens.data.pixels import as_images, as_labels, check_labels, check_pairs, image_shape, shape_text, transformed
@@ -40,7 +40,7 @@ def local_files(data: Mapping[str, Any], root: Path, also: RemoteFile | None = N
     line names everything an offline user must copy."""
     if data["path"] is not None:
         return {"path": data_location(root, data["path"], directory=data["format"] == "folder")}
-    dirs = search_dirs(root, extra=[Path.home() / ".keras" / "datasets"])
+    dirs = search_dirs(root, extra=keras_datasets())
     remotes = {
         role: RemoteFile(
             spec["name"], spec["sha256"], tuple(url + spec["name"] for url in data["urls"]), data["subdir"] or ""

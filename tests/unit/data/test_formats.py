@@ -166,8 +166,9 @@ def test_labels_beyond_data_classes_and_files_that_are_not_npz(tmp_path):
     assert refused(tmp_path, data_config("npz", path=str(tmp_path / "none.npz"))).endswith(
         "none.npz does not exist; point it at an .npz or .tar.gz file"
     )
-    assert refused(tmp_path, data_config("npz", path=str(tmp_path))).endswith(
-        "is a directory; point it at an .npz or .tar.gz file"
+    assert refused(tmp_path, data_config("npz", path=str(tmp_path))) == (
+        f"data.path {tmp_path} is a folder, not a file; point it at the .npz or .tar.gz file itself "
+        "(-S data.path=DIR/FILE.npz), or read a folder of class folders with -S data=folder"
     )
     os.mkfifo(tmp_path / "fifo.npz")
     assert refused(tmp_path, data_config("npz", path=str(tmp_path / "fifo.npz"))).endswith(
