@@ -43,6 +43,8 @@ from convlens.pipeline.files import staged_dir, write_csv, write_json
 from convlens.render.language import accuracy_title  # no matplotlib: this stage draws nothing
 from convlens.report.summary import layer_fields, output_shapes
 
+# Where evaluation is skipped: the confusion rows' header alone (render_dataset draws from confusion_name's file only).
+SKIPPED_ROWS = "skipped.csv"
 log = logging.getLogger(__name__)
 
 
@@ -101,6 +103,8 @@ def evaluation(
     with staged_dir(paths.confusion_dir(root, role)) as out:
         if not problem:
             write_csv(out / paths.confusion_name(role), prediction_rows(labels, predicted, classes))
+        else:  # an empty folder: DVC warns "'…' is empty." at each step; a table of no row it plots as nothing
+            (out / SKIPPED_ROWS).write_text("actual,predicted\n", encoding="utf-8")
     return skipped(problem) if problem else evaluation_summary(confusion, classes)
 
 

@@ -222,7 +222,9 @@ def test_a_model_that_is_not_a_classifier_of_the_classes_is_skipped_with_one_lin
     assert skips == [f"evaluate skipped: {reason}"] * 2  # once per model
     parts = {role: read_json(paths.dataset_summary(project, role)) for role in paths.ROLES}
     assert all(part["evaluate"] == {"skipped": reason} and part["dataset"] for part in parts.values())
-    assert all(list(paths.confusion_dir(project, role).iterdir()) == [] for role in paths.ROLES)
+    for role in paths.ROLES:  # no empty folder for DVC to warn of (outside tester #15): a header and no row
+        (table,) = paths.confusion_dir(project, role).iterdir()
+        assert (table.name, table.read_text(encoding="utf-8")) == ("skipped.csv", "actual,predicted\n")
     merged = merged_metrics(parts)
     assert merged["evaluate"] == {"skipped": reason} and merged["input_range"]["images"] == 6
     write_merged(project, merged)
