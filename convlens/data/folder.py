@@ -31,7 +31,7 @@ GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "F")  # the rest be
 # Pillow's 16-bit gray modes (a 16-bit gray PNG; "I" in older Pillow): made 8-bit by keeping the high byte.
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I")
 # Modes Pillow's ``convert`` makes gray or RGB as they are (16-bit colour PNGs open as RGB/RGBA, high byte kept).
-EIGHT_BIT_MODES = ("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr")
+EIGHT_BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr")
 SPLIT_DIRS = ("train", "test")
 
 
