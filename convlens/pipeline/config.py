@@ -200,10 +200,16 @@ def dropped(current: Any, base: Mapping[str, Any], overrides: Sequence[str]) -> 
         return []
     now, before = flatten(current), flatten(base)
     return [
-        f"{k}={now.get(k)!r} (conf/: {before.get(k)!r})"
+        f"{k}={short(now.get(k, '(absent)'))}"
         for k in sorted(now.keys() | before.keys())
         if now.get(k) != before.get(k) and not covered(k, overrides)
     ]
+
+
+def short(value: Any, limit: int = 30) -> str:
+    """A value as a message shows it, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def apply_overrides(root: Path, overrides: Sequence[str]) -> None:
@@ -212,7 +218,7 @@ def apply_overrides(root: Path, overrides: Sequence[str]) -> None:
     composed = compose(root, overrides)
     lost = dropped(read_params(root, missing_ok=True), OmegaConf.to_container(compose(root)), overrides)
     if lost:
-        shown = "; ".join(lost[:3]) + (f"; and {len(lost) - 3} more" if len(lost) > 3 else "")
+        shown = ", ".join(lost[:3]) + (f" and {len(lost) - 3} more" if len(lost) > 3 else "")
         raise ConvlensError(
             f"{PARAMS_FILE} holds values conf/ does not compose ({shown}), which a stage run on its own would "
             f"discard (it composes conf/ with its overrides only): change an experiment with "

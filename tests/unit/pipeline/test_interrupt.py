@@ -1,0 +1,87 @@
+"""Ctrl-C during a stage: one line and exit 130, the outputs as they were (before: a 28-line KeyboardInterrupt
+traceback; outside tester, finding 18)."""
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from convlens.pipeline.config import run_stage
+from convlens.pipeline.files import staged_dir
+from tests.support.helpers import hidden, snapshot, staging_areas
+
+LINE = "samples: interrupted; no output was written, rerun dvc repro\n"
+
+
+def old_output(project):
+    folder = project / "outputs" / "samples"
+    folder.mkdir(parents=True)
+    (folder / "old.txt").write_text("the last run's", encoding="utf-8")
+    return snapshot(project / "outputs")
+
+
+def test_an_interrupt_inside_a_run_is_one_line_and_exit_130(project, monkeypatch, capsys):
+    before = old_output(project)
+    monkeypatch.chdir(project)
+
+    def run(cfg, root):
+        with staged_dir(root / "outputs" / "samples") as tmp:
+            (tmp / "half.txt").write_text("half", encoding="utf-8")
+            raise KeyboardInterrupt
+
+    try:
+        run_stage("samples", run, [])
+    except KeyboardInterrupt:  # not left to pytest, which would stop the whole session
+        pytest.fail("KeyboardInterrupt escaped run_stage")
+    except SystemExit as exit_:
+        assert exit_.code == 130
+    else:
+        pytest.fail("run_stage returned after an interrupt")
+    out, err = capsys.readouterr()
+    assert err == LINE and "Traceback" not in out
+    assert snapshot(project / "outputs") == before
+    assert not hidden(project / "outputs") and not staging_areas(project)
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from convlens.pipeline.config import run_stage
+    from convlens.pipeline.files import staged_dir
+
+    def run(cfg, root):
+        with staged_dir(root / "outputs" / "samples") as tmp:
+            (tmp / "half.txt").write_text("half", encoding="utf-8")
+            Path(sys.argv[1]).touch()
+            time.sleep(60)
+
+    run_stage("samples", run, [])
+    """
+)
+
+
+def test_sigint_to_a_running_stage_is_one_line_and_exit_130(project, tmp_path):
+    before = old_output(project)
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, str(ready)],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+    )
+    deadline = time.monotonic() + 60
+    while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ready.exists(), proc.communicate(timeout=10)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, out + err
+    assert err == LINE and "Traceback" not in out
+    assert snapshot(project / "outputs") == before
+    assert not hidden(project / "outputs") and not staging_areas(project)
