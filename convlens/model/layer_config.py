@@ -357,7 +357,9 @@ def model_problem(config: dict, upto: str | None = None) -> str | None:
     if found:
         return f"a {config['class_name']} model with {found[0]}"
     for before, entry in itertools.pairwise(chain):
-        if kind == "Functional" and not follows(entry.get("inbound_nodes"), before["config"]["name"]):
+        if kind == "Functional" and not follows(
+            entry.get("inbound_nodes"), before["config"]["name"], entry.get("class_name")
+        ):
             return f"layer {entry['config']['name']!r}, which does not simply follow {before['config']['name']!r}"
     return None
 
@@ -393,15 +395,36 @@ def _feeds(entries: Sequence[dict], outputs: object, layer: str) -> bool:
     return False
 
 
-def follows(nodes: object, previous: object) -> bool:
-    """A Functional layer's ``inbound_nodes``: one call, on the output of the layer ``previous``, nothing else."""
+# The kinds of LAYER_KEYS whose ``call`` takes a ``mask`` argument in Keras 3.15 (test_functional_mask.py asks Keras):
+# their Functional calls are saved with ``"kwargs": {"mask": null}``; any other kind given a mask is refused by Keras.
+MASK_KINDS = frozenset({"BatchNormalization", "Softmax"})
+
+
+def _no_mask(kwargs: object, kind: object) -> object:
+    """A call's ``kwargs`` without ``"mask": null`` where the layer's kind takes a mask (``MASK_KINDS``): what Keras
+    3.15 saves when none was given. It is no mask here: the chain's layers make none (Masking, Embedding are not
+    among LAYER_KEYS), so Keras finds none to pass either. Any other mask value, or a mask for another kind, stays
+    (and is refused)."""
+    if kind in MASK_KINDS and isinstance(kwargs, dict) and "mask" in kwargs and kwargs["mask"] is None:
+        return {key: value for key, value in kwargs.items() if key != "mask"}
+    return kwargs
+
+
+def follows(nodes: object, previous: object, kind: object = None) -> bool:
+    """A Functional layer's ``inbound_nodes``: one call, on the output of the layer ``previous``, nothing else (a
+    ``training`` flag; ``mask`` null for a layer of ``kind`` in ``MASK_KINDS``)."""
     tensor = {"class_name": "__keras_tensor__", "config": {"keras_history": [previous, 0, 0]}}
     if type(nodes) is not list or len(nodes) != 1 or not isinstance(nodes[0], dict):
         return False
     node = nodes[0]
     args = node.get("args")
     calls = one_of({}, {"training": False}, {"training": True})  # a dropout's training flag: no variable of it
-    if set(node) != {"args", "kwargs"} or not calls(node["kwargs"]) or type(args) is not list or len(args) != 1:
+    if (
+        set(node) != {"args", "kwargs"}
+        or not calls(_no_mask(node["kwargs"], kind))
+        or type(args) is not list
+        or len(args) != 1
+    ):
         return False
     arg = args[0]
     if not isinstance(arg, dict) or not isinstance(arg.get("config"), dict) or set(arg) != {"class_name", "config"}:
