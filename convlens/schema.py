@@ -295,7 +295,8 @@ MEANING: dict[str, str] = {
     "samples.indices": "The images to look at (the book: training image 0); each one's maps are drawn for every "
     "layer and embedded in the report.",
     "weights.layers": "Layers whose kernels are extracted and drawn (names, `outer/inner` in a nested model, or "
-    "indices into `model.layers`); `null`: every Conv2D, DepthwiseConv2D and SeparableConv2D, nested ones too.",
+    "indices into Keras's `load_model(path).layers`, whose list starts with the InputLayer in a functional model and "
+    "not in a Sequential one); `null`: every Conv2D, DepthwiseConv2D and SeparableConv2D, nested ones too.",
     "weights.percentiles": "The percentiles of each kernel that `metrics/weights_<model>.csv` lists.",
     "feature_maps.layers": "Layers whose feature maps are computed and drawn, one `feature_maps@`/`render_maps@` "
     "stage each (names, `outer/inner`, indices; Conv2D, pooling, Dense, any layer: Keras computes what numpy "

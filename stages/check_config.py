@@ -16,7 +16,7 @@ from convlens.checks import model_file
 from convlens.pipeline import paths
 from convlens.pipeline.config import PARAMS_FILE, read_yaml, run_stage
 from convlens.pipeline.files import atomic_path
-from convlens.schema import check_config
+from convlens.schema import check_config, check_data_location
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,7 @@ def run(cfg: DictConfig, root: Path) -> None:
     paths.check_analysis_deps(params["analyses"])  # metrics and report wait for the analyses that run
     if params["model"]["path"] is not None and not params["model"]["train_runs"]:  # train@ makes a trained-here one
         model_file(root, params["model"]["path"])
+    check_data_location(params, root)  # a hand-edited params.yaml: our line, not DVC's missing-dependency error
     with atomic_path(paths.config_check_path(root)) as tmp:
         tmp.write_text("params.yaml passed convlens/schema.py\n", encoding="utf-8")
     log.info("%s checked", PARAMS_FILE)

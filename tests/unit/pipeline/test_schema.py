@@ -1,11 +1,13 @@
 """The config schema: every key of params.yaml described once, checked at every route."""
 
 import math
+import shutil
 import subprocess
 import sys
 
 import pytest
 import yaml
+from omegaconf import OmegaConf
 
 from convlens.checks import COMMON_COLORMAPS, colormap
 from convlens.errors import ConvlensError
@@ -152,6 +154,22 @@ def test_the_check_config_stage_refuses_an_unknown_key_and_a_path_as_layer(proje
         [sys.executable, "-m", "stages.check_config"], cwd=project, capture_output=True, text=True, encoding="utf-8"
     )
     assert done.returncode == 1 and "feature_maps.layers[1] must be a layer name" in done.stderr
+    assert not paths.config_check_path(project).exists()
+
+
+def test_the_check_config_stage_names_a_data_path_that_is_gone(project):
+    """A hand-edited or older params.yaml whose data.path no longer exists: check_config's line, before DVC's own
+    missing-dependency error at fetch_data (the same check as at composition, ``schema.check_data_location``)."""
+    (project / "pics" / "a").mkdir(parents=True)
+    params = OmegaConf.to_container(compose(project, ["data=folder", "data.path=pics"]), resolve=True)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
+    shutil.rmtree(project / "pics")
+    done = subprocess.run(
+        [sys.executable, "-m", "stages.check_config"], cwd=project, capture_output=True, text=True, encoding="utf-8"
+    )
+    assert done.returncode == 1 and done.stderr == (
+        f"check_config: error: data.path {project / 'pics'} does not exist; point it at a folder of class folders\n"
+    )
     assert not paths.config_check_path(project).exists()
 
 
