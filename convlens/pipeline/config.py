@@ -214,19 +214,22 @@ def short(value: Any, limit: int = 30) -> str:
 
 def apply_overrides(root: Path, overrides: Sequence[str]) -> None:
     """A standalone stage's overrides: ``conf/`` composed with them into ``params.yaml``, as ``dvc exp run -S``
-    does; refused, before anything is written, when ``params.yaml`` holds values that would be lost."""
+    does. Values of ``params.yaml`` that composition drops (an applied experiment's, an earlier standalone run's) are
+    named in a warning, with the way back, rather than lost without a word."""
     composed = compose(root, overrides)
     lost = dropped(read_params(root, missing_ok=True), OmegaConf.to_container(compose(root)), overrides)
+    write_params(root, composed)
+    log = logging.getLogger(__name__)
+    log.info("%s recomposed from conf/ with %s", PARAMS_FILE, " ".join(overrides))
     if lost:
         shown = ", ".join(lost[:3]) + (f" and {len(lost) - 3} more" if len(lost) > 3 else "")
-        raise ConvlensError(
-            f"{PARAMS_FILE} holds values conf/ does not compose ({shown}), which a stage run on its own would "
-            f"discard (it composes conf/ with its overrides only): change an experiment with "
-            f"`dvc exp run -S key=value`, or go back to conf/ first with `git checkout {PARAMS_FILE}` "
-            f"(or `dvc exp apply HEAD`), then rerun"
+        log.warning(
+            "%s held values conf/ does not compose (%s), now replaced by conf/'s: a stage run on its own composes "
+            "conf/ with its overrides only; an applied experiment comes back with `dvc exp apply <name>`, and "
+            "`dvc exp run -S key=value` changes one without losing it",
+            PARAMS_FILE,
+            shown,
         )
-    write_params(root, composed)
-    logging.getLogger(__name__).info("%s recomposed from conf/ with %s", PARAMS_FILE, " ".join(overrides))
 
 
 def run_stage(
