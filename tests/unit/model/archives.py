@@ -108,3 +108,19 @@ def functional_chain():
     x = keras.Input((8, 8, 1), name="inp")
     y = layers.Dense(3, name="out")(layers.Flatten(name="flat")(layers.Conv2D(2, 3, name="conv")(x)))
     return keras.Model(x, y)
+
+
+def outside_rgb_model(side: int, stem_filters: int):
+    """The outside tester's functional RGB model: Conv → BatchNormalization → ReLU → MaxPool → Conv → global average
+    pooling → Dense, on ``side``×``side``×3 images (Keras saves BatchNormalization's call with ``mask: null``)."""
+    from convlens.model.keras_models import keras
+
+    layers = keras.layers
+    inputs = keras.Input((side, side, 3))
+    x = layers.Conv2D(stem_filters, 3, padding="same", name="stem")(inputs)
+    x = layers.BatchNormalization(name="bn")(x)
+    x = layers.Activation("relu", name="act")(x)
+    x = layers.MaxPooling2D(2, name="pool")(x)
+    x = layers.Conv2D(5, 3, padding="same", activation="relu", name="block2")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inputs, layers.Dense(3, activation="softmax", name="head")(x))

@@ -16,7 +16,7 @@ import pytest
 from convlens.model.archive import Archive
 from convlens.model.forward import open_network
 from convlens.model.layer_config import LAYER_KEYS, MASK_KINDS, follows
-from tests.unit.model.archives import rewrite
+from tests.unit.model.archives import outside_rgb_model, rewrite
 from tests.unit.model.test_forward import randomize_weights
 
 LAYERS = ["stem", "bn", "act", "pool", "block2", "gap", "head"]
@@ -35,17 +35,7 @@ def _entry(config: dict, name: str) -> dict:
 def conv_bn(tmp_path_factory) -> Path:
     """The outside tester's Functional Conv → BN → ReLU → Pool → Conv → GAP → Dense, every weight random (BN's
     moving statistics far from 0 and 1, so a skipped BN shows)."""
-    from convlens.model.keras_models import keras
-
-    layers = keras.layers
-    inputs = keras.Input((16, 16, 3))
-    x = layers.Conv2D(6, 3, padding="same", name="stem")(inputs)
-    x = layers.BatchNormalization(name="bn")(x)
-    x = layers.Activation("relu", name="act")(x)
-    x = layers.MaxPooling2D(2, name="pool")(x)
-    x = layers.Conv2D(5, 3, padding="same", activation="relu", name="block2")(x)
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
-    model = keras.Model(inputs, layers.Dense(3, activation="softmax", name="head")(x))
+    model = outside_rgb_model(16, 6)
     randomize_weights(model, 4)
     path = tmp_path_factory.mktemp("mask") / "conv_bn.keras"
     model.save(path)

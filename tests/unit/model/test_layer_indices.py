@@ -12,6 +12,7 @@ import pytest
 from convlens.errors import ConvlensError
 from convlens.model.archive import Archive
 from tests.support.helpers import one_line
+from tests.unit.model.archives import outside_rgb_model
 
 
 def _models():
@@ -28,14 +29,7 @@ def _models():
             layers.Dense(3, name="head"),
         ]
     )
-    inputs = keras.Input((12, 12, 3))  # the outside tester's RGB model
-    x = layers.Conv2D(4, 3, padding="same", name="stem")(inputs)
-    x = layers.BatchNormalization(name="bn")(x)
-    x = layers.Activation("relu", name="act")(x)
-    x = layers.MaxPooling2D(2, name="pool")(x)
-    x = layers.Conv2D(5, 3, padding="same", activation="relu", name="block2")(x)
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
-    functional = keras.Model(inputs, layers.Dense(3, activation="softmax", name="head")(x))
+    functional = outside_rgb_model(12, 4)  # the outside tester's RGB model
     a, b = keras.Input((8, 8, 1), name="a"), keras.Input((8, 8, 1), name="b")
     nested = keras.Sequential([keras.Input((6, 6, 4)), layers.Conv2D(2, 3, name="inner")], name="nest")
     joined = layers.Concatenate(name="cat")([layers.Conv2D(2, 3, name="ca")(a), layers.Conv2D(2, 3, name="cb")(b)])
