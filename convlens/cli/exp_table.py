@@ -245,9 +245,8 @@ def exp_table_text(
     width: int = WIDTH,
 ) -> str:
     """``dvc exp show --json`` records as the text table ``python -m convlens experiments`` prints."""
-    frame = table(records, metrics, hidden)
-    keep = default_metrics(finished_runs(records)) if metrics is None else metrics
-    return render(frame, width, keep=keep)
+    metrics = default_metrics(finished_runs(records)) if metrics is None else metrics
+    return render(table(records, metrics, hidden), width, keep=metrics)
 
 
 def experiments_text(
