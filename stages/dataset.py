@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from convlens.analysis.dataset import MAP_KINDS, channel_rows, dataset_summary, stream_pass, streamed_count
+from convlens.analysis.dataset import MAP_KINDS, channel_rows, dataset_summary, stream_pass
 from convlens.analysis.evaluate import (
     accuracy,
     check_labels,
@@ -33,6 +33,7 @@ from convlens.analysis.evaluate import (
 )
 from convlens.analysis.examples import example_rows
 from convlens.analysis.receptive import peak_boxes
+from convlens.data.samples import streamed_count
 from convlens.errors import ConvlensError
 from convlens.model.layers import output_layer
 from convlens.model.network import prepare

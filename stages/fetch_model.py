@@ -18,12 +18,14 @@ from omegaconf import DictConfig
 
 from convlens.checks import model_file
 from convlens.data.fetch import RemoteFile, fetch, search_dirs
+from convlens.data.samples import check_samples, streamed_count
 from convlens.errors import ConvlensError
 from convlens.model.archive import RESAVE_KERAS2, Archive, is_hdf5, read_config, read_h5_config
 from convlens.model.layers import CONV_KINDS, check_model_config, keras2_problem
 from convlens.pipeline import paths
 from convlens.pipeline.config import run_stage
 from convlens.pipeline.files import atomic_path
+from convlens.schema import SPLITS
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +66,27 @@ def check_fits(cfg: DictConfig, root: Path, archive: Archive) -> None:
             f"{archive.source}: model.conv_layers {list(declared)} are not the model's conv layers "
             f"{archive.resolve(None, 'model.conv_layers')}; correct them in the model's preset"
         )
-    data = paths.data_dir(root)
-    for images in sorted(data.glob(paths.images_name("*"))):  # a dependency under DVC; absent when run on its own first
+    counts = {}
+    for split in SPLITS:  # dependencies under DVC; absent when run on its own first
+        images = paths.images(root, split)
+        if not images.is_file():
+            continue
         try:
             shape = np.load(images, mmap_mode="r").shape
         except (OSError, ValueError) as e:
             raise ConvlensError(f"cannot read {images} ({e}); rerun fetch_data") from e
         archive.check_input(shape[1:])
+        counts[split] = shape[0]
+    check_counts(cfg, counts)
+
+
+def check_counts(cfg: DictConfig, counts: dict[str, int]) -> None:
+    """What only the data's size decides, checked before DVC deletes ``samples``' or ``dataset@<model>``'s outputs
+    to rerun them: the sample indices within their split, the dataset pass's top examples within its images."""
+    if cfg.samples.split in counts:
+        check_samples(cfg.samples.indices, counts[cfg.samples.split], cfg.samples.split)
+    if cfg.dataset.split in counts:
+        streamed_count(cfg.dataset.limit, cfg.dataset.examples.k, cfg.dataset.split, counts[cfg.dataset.split])
 
 
 def run(cfg: DictConfig, root: Path) -> None:

@@ -16,7 +16,6 @@ import numpy as np
 from convlens.analysis.evaluate import predicted_classes
 from convlens.analysis.examples import RunningTopK, check_examples, peak_positions_at
 from convlens.analysis.stats import ChannelAccumulator, as_number, reduce_positions
-from convlens.errors import ConvlensError
 from convlens.model.batching import batches_with_progress, blas_threads, cpu_count, release_pages
 from convlens.model.forward import Activations, Network
 from convlens.model.inputs import model_inputs
@@ -25,23 +24,6 @@ from convlens.model.layers import CONV_KINDS
 MAP_KINDS = (*CONV_KINDS, "MaxPooling2D", "AveragePooling2D")  # the layers dataset statistics default to
 
 PASS_WORKERS = 2  # stream_pass's threads for the numpy network: one batch in flight each (memory: a batch each)
-
-
-def streamed_count(limit: int | None, k: int, split: str, available: int) -> int:
-    """How many of the ``available`` images of ``split`` the statistics stream: the first ``limit``
-    (``dataset.limit``; ``None``: all), checked, and enough of them for ``k`` top examples per channel."""
-    if limit is not None and limit > available:
-        raise ConvlensError(
-            f"dataset.limit={limit} is beyond the {split} split's {available} images; "
-            f"use null for every image or a number up to {available}"
-        )
-    count = available if limit is None else limit
-    if k > count:
-        raise ConvlensError(
-            f"dataset.examples.k={k} is more than the {count} {split} images streamed; "
-            f"use dataset.examples.k={count} or less"
-        )
-    return count
 
 
 def selectivity(class_means: np.ndarray) -> np.ndarray:

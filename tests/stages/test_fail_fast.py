@@ -106,3 +106,36 @@ def test_a_pipeline_model_is_named_by_its_path_in_the_project(tmp_path, tiny_ass
     with pytest.raises(ConvlensError) as err:
         open_model(tmp_path, "trained").check_input((32, 32))
     assert str(err.value).startswith(f"{TRAINED} expects inputs of shape 28×28×1 "), str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (("samples.indices=[0,12]",), "sample index 12 is out of range: the train split has images 0..11"),
+        (
+            ("samples.split=test", "samples.indices=[6]"),
+            "sample index 6 is out of range: the test split has images 0..5",
+        ),
+        (
+            ("dataset.examples.k=7",),
+            "dataset.examples.k=7 is more than the 6 test images streamed; use dataset.examples.k=6 or less",
+        ),
+        (
+            ("dataset.limit=7",),
+            "dataset.limit=7 is beyond the test split's 6 images; use null for every image or a number up to 6",
+        ),
+    ],
+    ids=["sample-train", "sample-test", "examples-k", "dataset-limit"],
+)
+def test_what_the_datas_size_decides_fails_in_fetch_model(project, stage_config, overrides, message):
+    """Only the data knows its splits' sizes, so ``check_config`` cannot check these; ``fetch_model`` (which reads
+    the data's shapes) does, before DVC deletes ``samples``' outputs or ``dataset@<model>``'s git-tracked metrics to
+    rerun them, and leaves its own previous model."""
+    fetch_data.run(stage_config("fetch_data"), project)
+    fetch_model.run(stage_config("fetch_model"), project)
+    before = (project / TRAINED).read_bytes()
+    with pytest.raises(ConvlensError) as e:
+        fetch_model.run(stage_config("fetch_model", *overrides), project)
+    assert str(e.value) == message
+    assert (project / TRAINED).read_bytes() == before
+    fetch_model.run(stage_config("fetch_model", "samples.indices=[11]", "dataset.examples.k=6"), project)  # the edges

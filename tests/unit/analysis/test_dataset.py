@@ -12,9 +12,9 @@ from convlens.analysis.dataset import (
     dataset_summary,
     selectivity,
     stream_pass,
-    streamed_count,
 )
 from convlens.analysis.stats import ChannelAccumulator
+from convlens.data.samples import streamed_count
 from convlens.errors import ConvlensError
 from convlens.model.archive import Archive
 from convlens.model.forward import load_network
