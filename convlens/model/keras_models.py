@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import tempfile
+import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -153,17 +154,38 @@ def _layers_of_class(model: keras.Model, class_name: str, prefix: str = "") -> l
     return found
 
 
+_KERAS_PACKAGES = tuple(str(Path(m.__file__).resolve().parent) + os.sep for m in (keras, tf))
+
+
+def raised_by_keras(error: BaseException) -> bool:
+    """Whether Keras or TensorFlow raised ``error``, not convlens's code around their calls (its numpy steps between
+    them, where a ValueError, IndexError or TypeError is a bug of convlens's, not the model's): a TensorFlow op's
+    error (``OpError``), an error raised inside a layer's call (Keras marks it: "Exception encountered when calling
+    …"), or one whose innermost frame is in the Keras or TensorFlow package; for an error raised while TensorFlow
+    traced a function ("in user code:", the traceback then TensorFlow's own), the innermost of the frames its
+    message lists. The marks first: both may filter their own frames out of a traceback."""
+    if isinstance(error, tf.errors.OpError) or getattr(error, "_keras_call_info_injected", False):
+        return True
+    text = str(error)
+    traced = re.findall(r'File "([^"]+)", line \d+', text) if text.startswith("in user code:") else []
+    frames = traced or [frame.f_code.co_filename for frame, _ in traceback.walk_tb(error.__traceback__)]
+    return bool(frames) and str(Path(frames[-1]).resolve()).startswith(_KERAS_PACKAGES)
+
+
 @contextmanager
 def computed_by_keras(path: Path | None, model: keras.Model) -> Iterator[None]:
     """Keras computing ``model``, loaded from ``path``: what it raises for a model it loaded and cannot run on the
     stage's float32 images (a Softmax over an axis past its input's, an input dtype they do not fit, a Reshape their
     size does not fit) refused in one line naming the file, the layer and the cause (:func:`one_line`), the
-    error kept as its ``__cause__``; anything else (memory, an interruption) as it was."""
+    error kept as its ``__cause__``; anything else (memory, an interruption, an error convlens's own code in the
+    block raised: :func:`raised_by_keras`) as it was."""
     try:
         yield
     except NOT_THE_MODEL:
         raise
     except MODEL_FAILURES as e:
+        if not raised_by_keras(e):  # convlens's own code in the block (numpy steps between the Keras calls): a bug
+            raise
         line = one_line(e)
         call = re.match(r"\w+ in (\w+)\.call\(\)", line)
         named = _layers_of_class(model, call.group(1)) if call else []
