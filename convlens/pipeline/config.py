@@ -22,12 +22,12 @@ from omegaconf.errors import MissingMandatoryValue
 from convlens.checks import MODEL_PATH_UNSET, layer_item, layer_spec
 from convlens.errors import ConvlensError
 from convlens.pipeline.files import atomic_path, parse_yaml
+from convlens.pipeline.interrupt import INTERRUPTED, interrupted_line, stage_label
 from convlens.pipeline.repo_lock import check_params_unchanged, repository_lock
 from convlens.schema import check_config, flatten
 
 STAGE_FILE = "dvc.yaml"
 PARAMS_FILE = "params.yaml"
-INTERRUPTED = 130  # a shell's exit status after SIGINT (128 + 2)
 
 
 def read_yaml(path: Path) -> Any:
@@ -245,7 +245,7 @@ def run_stage(
     """
     args = list(sys.argv[1:] if argv is None else argv)
     items = [a for a in args if "=" not in a]
-    label = "@".join([stage, *items])
+    label = stage_label(stage, args)
     for stream in (sys.stdout, sys.stderr):  # a message naming a path or "3×3" must not crash an ASCII locale
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="backslashreplace")
@@ -268,5 +268,5 @@ def run_stage(
         print(f"{label}: error: {e}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:  # Ctrl-C: the staged outputs were removed on the way out (files.staged_dir, …)
-        print(f"{label}: interrupted; no output was written, rerun dvc repro", file=sys.stderr)
+        print(interrupted_line(label), file=sys.stderr)
         sys.exit(INTERRUPTED)

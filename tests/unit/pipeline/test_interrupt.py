@@ -1,6 +1,7 @@
 """Ctrl-C during a stage: one line and exit 130, the outputs as they were (before: a 28-line KeyboardInterrupt
 traceback; outside tester, finding 18)."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import pytest
 
 from convlens.pipeline.config import run_stage
 from convlens.pipeline.files import staged_dir
-from tests.support.helpers import hidden, snapshot, staging_areas
+from tests.support.helpers import PROJECT, hidden, snapshot, staging_areas
 
 LINE = "samples: interrupted; no output was written, rerun dvc repro\n"
 
@@ -85,3 +86,40 @@ def test_sigint_to_a_running_stage_is_one_line_and_exit_130(project, tmp_path):
     assert err == LINE and "Traceback" not in out
     assert snapshot(project / "outputs") == before
     assert not hidden(project / "outputs") and not staging_areas(project)
+
+
+# Ctrl-C while a stage still imports its libraries (before run_stage): an import of omegaconf interrupted, as if
+# SIGINT came then. sitecustomize runs at start-up, before ``python -m stages.<name>`` imports anything.
+INTERRUPT_AN_IMPORT = textwrap.dedent(
+    """
+    import sys
+
+    class Interrupt:
+        def find_spec(self, name, path=None, target=None):
+            if name == "omegaconf":
+                raise KeyboardInterrupt
+
+    sys.meta_path.insert(0, Interrupt())
+    """
+)
+
+
+def interrupted_at_import(tmp_path, *command: str) -> subprocess.CompletedProcess:
+    (tmp_path / "sitecustomize.py").write_text(INTERRUPT_AN_IMPORT, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(PROJECT)])}
+    return subprocess.run(
+        [sys.executable, *command], cwd=PROJECT, env=env, capture_output=True, text=True, encoding="utf-8", timeout=60
+    )
+
+
+def test_an_interrupt_while_a_stage_imports_is_one_line_and_exit_by_sigint(tmp_path):
+    done = interrupted_at_import(tmp_path, "-m", "stages.feature_maps", "conv2d", "feature_maps.batch_size=8")
+    assert done.stderr == "feature_maps@conv2d: interrupted; no output was written, rerun dvc repro\n", done.stderr
+    assert done.returncode == -signal.SIGINT and not done.stdout  # Python's exit after an unhandled Ctrl-C
+
+
+def test_other_processes_that_import_the_stages_keep_pythons_traceback(tmp_path):
+    """The hook is for the stages' own processes: a script or a test importing ``stages`` prints what Python does."""
+    done = interrupted_at_import(tmp_path, "-c", "import stages; import omegaconf")
+    assert "Traceback" in done.stderr and "KeyboardInterrupt" in done.stderr
+    assert "interrupted; no output was written" not in done.stderr
