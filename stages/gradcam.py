@@ -81,13 +81,18 @@ def run(cfg: DictConfig, root: Path, pair: str = paths.ATTRIBUTION) -> None:
 
 def class_scores(root: Path, name: str, x: np.ndarray) -> tuple[dict, dict]:
     """Each model's scorer (Grad-CAM at layer ``name``) and class probabilities of ``x``: the first time Keras runs
-    the user's model, so a model it cannot compute is one line (``computed_by_keras``)."""
+    the user's model, so a model it cannot compute is one line (``computed_by_keras``), and before it images too
+    small for a model of open input size (``forward.refuse_small_images``: a window larger than its input, where
+    TensorFlow's depthwise convolution would give numbers from uninitialised memory) are."""
     from convlens.analysis.gradients import class_probabilities
+    from convlens.model.forward import refuse_small_images
     from convlens.model.keras_models import computed_by_keras, load_model
 
     scorers, probs = {}, {}
     for role in paths.ROLES:
         model = load_model(paths.model_path(root, role))
+        open_axes = tuple(d is None for d in model.inputs[0].shape[1:])
+        refuse_small_images(model, paths.model_path(root, role), tuple(x.shape[1:]), open_axes)
         with computed_by_keras(paths.model_path(root, role), model):
             scorers[role], probs[role] = class_probabilities(model, name, x)
     return scorers, probs

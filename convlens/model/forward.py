@@ -115,11 +115,48 @@ def built_by_keras(archive: Archive, build: Callable[[], T]) -> T:
         raise ConvlensError(f"{archive.path}: Keras cannot build this model ({one_line(e)})") from e
 
 
+def _grown(sample: tuple[int, ...], open_axes: tuple[bool, ...], n: int) -> tuple[int, ...]:
+    """``sample`` with its open axes (``open_axes``) grown to at least ``n``."""
+    return tuple(max(d, n) if grow else d for d, grow in zip(sample, open_axes, strict=False))
+
+
+def refuse_small_images(model: object, path: object, sample: tuple[int, ...], open_axes: tuple[bool, ...]) -> None:
+    """Refuse in one line images of shape ``sample`` (H, W, C) too small for the Keras ``model`` (its file ``path``)
+    whose input axes ``open_axes`` are of open size: a layer's output Keras's shape inference finds empty or refuses
+    (``keras_models.empty_layer``: a window larger than its input), with the smallest size that fits, before
+    anything is computed (TensorFlow's eager depthwise convolution returns numbers from uninitialised memory
+    there). Nothing to check for a model of fixed input size (the images fit it: ``Archive.check_input``), nor when
+    no larger size fits either (not the size's fault: Keras refuses the model in its own line)."""
+    if not any(open_axes):
+        return
+    from convlens.model.keras_models import empty_layer
+
+    layer = empty_layer(model, sample)
+    if layer is None:
+        return
+    larger = (n for n in (2**k for k in range(13)) if n > max(sample[:2]))
+    fits = next((n for n in larger if empty_layer(model, _grown(sample, open_axes, n)) is None), None)
+    if fits is None:
+        return  # not the size's fault: Keras computes it and refuses it in its own line
+    low, high = max(sample[:2]), fits
+    while high - low > 1:  # the smallest side that fits, the open sides grown to it
+        mid = (low + high) // 2
+        low, high = (low, mid) if empty_layer(model, _grown(sample, open_axes, mid)) is None else (mid, high)
+    if any(empty_layer(model, _grown(sample, open_axes, n)) for n in (high + 1, high + 2, high + 3, 2 * high)):
+        return  # a size that fits here and there (a Reshape), not a window too large: Keras refuses it itself
+    size = _grown(sample, open_axes, high)
+    raise ConvlensError(
+        f"{path}: images of {sample[0]}×{sample[1]} are too small for this model: its layer {layer!r} would "
+        f"give an empty output (Keras's shape inference); resize them to at least {size[0]}×{size[1]} "
+        f"(-S data.resize=[{size[0]},{size[1]}]) or use another model"
+    )
+
+
 @dataclass
 class SizeGuard:
     """A Keras network's ``activations`` for a model whose input size is open, refusing images too small for it in
-    one line (a layer's output empty, or refused by Keras's shape inference) instead of empty maps, NaN statistics
-    or, from TensorFlow's eager convolution, numbers from uninitialised memory. Each image size is checked once."""
+    one line (:func:`refuse_small_images`) instead of empty maps, NaN statistics or, from TensorFlow's eager
+    convolution, numbers from uninitialised memory. Each image size is checked once."""
 
     compute: Callable[[np.ndarray, Sequence[str]], list[np.ndarray]]  # the network's own ``activations``
     model: object  # the Keras model it computes with
@@ -127,36 +164,10 @@ class SizeGuard:
     open_axes: tuple[bool, ...]  # the model's input axes of open size (batch axis left out)
     checked: set[tuple[int, ...]] = field(default_factory=set)
 
-    def _grown(self, sample: tuple[int, ...], n: int) -> tuple[int, ...]:
-        return tuple(max(d, n) if grow else d for d, grow in zip(sample, self.open_axes, strict=False))
-
-    def _refuse(self, sample: tuple[int, ...]) -> None:
-        from convlens.model.keras_models import empty_layer
-
-        layer = empty_layer(self.model, sample)
-        if layer is None:
-            return
-        larger = (n for n in (2**k for k in range(13)) if n > max(sample[:2]))
-        fits = next((n for n in larger if empty_layer(self.model, self._grown(sample, n)) is None), None)
-        if fits is None:
-            return  # not the size's fault: Keras computes it and refuses it in its own line
-        low, high = max(sample[:2]), fits
-        while high - low > 1:  # the smallest side that fits, the open sides grown to it
-            mid = (low + high) // 2
-            low, high = (low, mid) if empty_layer(self.model, self._grown(sample, mid)) is None else (mid, high)
-        if any(empty_layer(self.model, self._grown(sample, n)) for n in (high + 1, high + 2, high + 3, 2 * high)):
-            return  # a size that fits here and there (a Reshape), not a window too large: Keras refuses it itself
-        size = self._grown(sample, high)
-        raise ConvlensError(
-            f"{self.path}: images of {sample[0]}×{sample[1]} are too small for this model: its layer {layer!r} would "
-            f"give an empty output (Keras's shape inference); resize them to at least {size[0]}×{size[1]} "
-            f"(-S data.resize=[{size[0]},{size[1]}]) or use another model"
-        )
-
     def __call__(self, x: np.ndarray, names: Sequence[str]) -> list[np.ndarray]:
         sample = tuple(x.shape[1:]) if len(x.shape) == len(self.open_axes) + 1 else (*x.shape[1:], 1)
         if sample not in self.checked:
-            self._refuse(sample)
+            refuse_small_images(self.model, self.path, sample, self.open_axes)
             self.checked.add(sample)
         found = self.compute(x, names)
         for name, out in zip(names, found, strict=True):

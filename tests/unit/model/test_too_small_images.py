@@ -198,3 +198,68 @@ def test_fetch_model_refuses_the_users_model_for_images_too_small(tmp_path, tiny
         "model"
     )
     assert not paths.model_path(root, "trained").exists()
+
+
+def _window_past_the_images(kind: str):
+    def make(folder: Path) -> Path:
+        """28×28 → Conv2D 3×3 → 26×26 → two pools of 2 → 6×6 → a 7×7 window (which the config walk does not
+        decide) → empty; then a head of 10 classes: images of 30×30 or more fit."""
+        from convlens.model.keras_models import keras
+
+        layers = keras.layers
+        window = {
+            "DepthwiseConv2D": lambda: layers.DepthwiseConv2D(7, name="c2"),
+            "SeparableConv2D": lambda: layers.SeparableConv2D(2, 7, name="c2"),
+        }[kind]()
+        keras.utils.set_random_seed(0)
+        return _saved(
+            folder,
+            kind,
+            [
+                layers.Conv2D(2, 3, activation="relu", name="c1"),
+                layers.MaxPooling2D(2, name="p1"),
+                layers.MaxPooling2D(2, name="p2"),
+                window,
+                layers.GlobalMaxPooling2D(name="g"),
+                layers.Dense(10, activation="softmax", name="dense"),
+            ],
+        )
+
+    return make
+
+
+def _outputs(root: Path) -> list[Path]:
+    return sorted(p.relative_to(root) for p in (root / "outputs").rglob("*"))
+
+
+@pytest.mark.parametrize("kind", ["DepthwiseConv2D", "SeparableConv2D"])
+def test_the_keras_computing_stages_refuse_images_too_small_for_a_layer_the_walk_does_not_know(
+    tmp_path, tiny_assets, monkeypatch, kind
+):
+    """gradcam computes with Keras models of its own (no ``SizeGuard``): before, TensorFlow's eager depthwise
+    convolution on 6×6 inputs with a 7×7 window gave maps from uninitialised memory, written as the model's; now the
+    line, before the first Keras call, and nothing written. activation_max takes no model of open input size."""
+    from tests.unit.model.test_keras_compute_errors import _stage, _stage_project
+
+    root, _ = _stage_project(tmp_path, tiny_assets, monkeypatch, _window_past_the_images(kind)(tmp_path))
+    before, model = _outputs(root), paths.model_path(root, "trained")
+    for name, item, says in (
+        (
+            "gradcam",
+            paths.ATTRIBUTION,
+            f"{model}: images of 28×28 are too small for this model: its layer 'c2' would give an empty output "
+            "(Keras's shape inference); resize them to at least 30×30 (-S data.resize=[30,30]) or use another model",
+        ),
+        (
+            "activation_max",
+            "trained",
+            f"{model.relative_to(root)} accepts inputs of any size (None, None, 1); activation maximization needs a "
+            "fixed one: build the model with keras.Input((28, 28, 1))",
+        ),
+    ):
+        module, cfg = _stage(root, name, [])
+        with pytest.raises(ConvlensError) as err:
+            module.run(cfg, root, item)
+            pytest.fail(f"{name} ran")
+        assert one_line(err) == says, (name, one_line(err))
+        assert _outputs(root) == before, name
