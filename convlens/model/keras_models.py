@@ -161,14 +161,12 @@ def raised_by_keras(error: BaseException) -> bool:
     """Whether Keras or TensorFlow raised ``error``, not convlens's code around their calls (its numpy steps between
     them, where a ValueError, IndexError or TypeError is a bug of convlens's, not the model's): a TensorFlow op's
     error (``OpError``), an error raised inside a layer's call (Keras marks it: "Exception encountered when calling
-    …"), or one whose innermost frame is in the Keras or TensorFlow package; for an error raised while TensorFlow
-    traced a function ("in user code:", the traceback then TensorFlow's own), the innermost of the frames its
-    message lists. The marks first: both may filter their own frames out of a traceback."""
+    …"), or one whose innermost frame is in the Keras or TensorFlow package (an error raised while TensorFlow traced
+    a function, "in user code: …", keeps the frame it was raised in). The marks first: both may filter their own
+    frames out of a traceback."""
     if isinstance(error, tf.errors.OpError) or getattr(error, "_keras_call_info_injected", False):
         return True
-    text = str(error)
-    traced = re.findall(r'File "([^"]+)", line \d+', text) if text.startswith("in user code:") else []
-    frames = traced or [frame.f_code.co_filename for frame, _ in traceback.walk_tb(error.__traceback__)]
+    frames = [frame.f_code.co_filename for frame, _ in traceback.walk_tb(error.__traceback__)]
     return bool(frames) and str(Path(frames[-1]).resolve()).startswith(_KERAS_PACKAGES)
 
 

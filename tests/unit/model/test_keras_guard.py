@@ -85,13 +85,22 @@ def test_what_keras_raises_in_the_maps_block_is_still_the_line(tmp_path, tiny_as
     assert _outputs(root) == before
 
 
-def test_a_bug_in_the_ascents_own_steps_is_not_blamed_on_the_model(tmp_path, tiny_assets, monkeypatch):
+ASCENT_BUGS = {  # the convlens function replaced: called between the ascent's Keras calls, or traced with them
+    "eager": "convlens.analysis.gradients.random_shift",
+    "traced": "convlens.analysis.gradients.total_variation",  # in the step's tf.function: "in user code: …"
+}
+
+
+@pytest.mark.parametrize("case", list(ASCENT_BUGS))
+def test_a_bug_in_the_ascents_own_steps_is_not_blamed_on_the_model(tmp_path, tiny_assets, monkeypatch, case):
     root, _ = _stage_project(tmp_path, tiny_assets, monkeypatch, tiny_assets["model"])
     module, cfg = _stage(root, "dataset", [])  # what activation_max reads
     module.run(cfg, root, "trained")
     before = _outputs(root)
     module, cfg = _stage(root, "activation_max", ["activation_max.steps=2", "activation_max.starts=1"])
-    monkeypatch.setattr("convlens.analysis.gradients.random_shift", _bug(ValueError))
-    with pytest.raises(ValueError, match="a bug in convlens's own step"):
+    monkeypatch.setattr(ASCENT_BUGS[case], _bug(ValueError))
+    with pytest.raises(ValueError, match="a bug in convlens's own step") as err:
         module.run(cfg, root, "trained")
+    assert not isinstance(err.value, ConvlensError)
+    assert str(err.value).startswith("in user code:") == (case == "traced"), err.value  # TensorFlow's trace said it
     assert _outputs(root) == before
