@@ -9,7 +9,8 @@ Now ``Archive.check_input`` (``fetch_model``, and each stage that computes the m
 its input layer (``layer_config.empty_output``) and refuses in one line naming the file, the layer, the image size
 and the smallest size the model takes; where the walk does not know a layer (a DepthwiseConv2D, a SeparableConv2D, a
 Cropping2D), the Keras networks ``forward.open_network`` returns refuse the images by Keras's shape inference before
-computing anything.
+computing anything, and so does ``gradcam``, which computes with Keras models of its own, before its first Keras call
+(``forward.refuse_small_images``).
 """
 
 from __future__ import annotations
