@@ -138,7 +138,7 @@ def refuse_small_images(model: object, path: object, sample: tuple[int, ...], op
     fits = next((n for n in larger if empty_layer(model, _grown(sample, open_axes, n)) is None), None)
     if fits is None:
         return  # not the size's fault: Keras computes it and refuses it in its own line
-    low, high = max(sample[:2]), fits
+    low, high = min(sample[:2]), fits  # grown to ``low`` the images are as they are: too small
     while high - low > 1:  # the smallest side that fits, the open sides grown to it
         mid = (low + high) // 2
         low, high = (low, mid) if empty_layer(model, _grown(sample, open_axes, mid)) is None else (mid, high)

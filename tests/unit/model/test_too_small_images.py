@@ -264,3 +264,17 @@ def test_the_keras_computing_stages_refuse_images_too_small_for_a_layer_the_walk
             pytest.fail(f"{name} ran")
         assert one_line(err) == says, (name, one_line(err))
         assert _outputs(root) == before, name
+
+
+def test_the_refusal_gradcam_calls_passes_the_smallest_size_it_names_and_skips_a_fixed_size(tmp_path):
+    from convlens.model.forward import refuse_small_images
+    from convlens.model.keras_models import keras, load_model
+
+    path = _window_past_the_images("SeparableConv2D")(tmp_path)
+    model, open_axes = load_model(path), (True, True, False)
+    refuse_small_images(model, path, (30, 30, 1), open_axes)  # the size the line names fits
+    refuse_small_images(model, path, (40, 31, 1), open_axes)
+    with pytest.raises(ConvlensError, match=r"images of 30×29 are too small .* at least 30×30 "):
+        refuse_small_images(model, path, (30, 29, 1), open_axes)
+    fixed = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.DepthwiseConv2D(3, name="c2")])
+    refuse_small_images(fixed, path, (2, 2, 1), (False, False, False))  # fixed size: Archive.check_input decides
