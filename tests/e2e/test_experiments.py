@@ -86,6 +86,26 @@ def test_experiments_record_their_params_and_metrics(readme_repo):
     assert not [c for c in header if c.startswith(("stages/", "outputs/"))]
 
 
+def test_applying_a_run_with_fewer_layers_leaves_only_git_tracked_tables_which_git_clean_removes(readme_repo):
+    """docs/experiments.md: after `my-cnn` (three conv layers), `dvc exp apply HEAD` (two) deletes conv2d_2's
+    DVC-cached maps and figures but not its git-tracked tables; `git clean -fdq -- outputs` deletes those and
+    nothing else, and the workspace is HEAD's again."""
+    root, env = readme_repo
+    dvc(root, env, "exp", "apply", "my-cnn")
+    assert (root / "outputs" / "metrics" / "channels" / "conv2d_2").is_dir()
+    dvc(root, env, "exp", "apply", "HEAD")
+    assert not (root / "outputs" / "figures" / "feature_maps" / "conv2d_2").exists()  # DVC-cached: deleted
+    status = sh(root, "git", "status", "--porcelain", "--untracked-files=all", env=env).splitlines()
+    left = sorted(line[3:] for line in status if line.startswith("?? outputs/"))  # (the pages' own models: data)
+    assert "outputs/metrics/channels/conv2d_2/trained.csv" in left and "trained_conv2d_2.csv" in " ".join(left)
+    stray = [p for p in left if not p.startswith("outputs/metrics/") and not p.endswith("/.gitignore")]
+    assert not stray, stray  # the tables, and the .gitignore DVC wrote for the `full` run's analyses
+    assert "map_metrics" in dvc(root, env, "status")  # what the docs warn of
+    sh(root, "git", "clean", "-fdq", "--", "outputs", env=env)
+    assert "?? outputs/" not in sh(root, "git", "status", "--porcelain", "--untracked-files=all", env=env)
+    assert "Data and pipelines are up to date" in dvc(root, env, "status")
+
+
 def test_the_own_data_pages_experiments_record_their_data_and_the_models_own_layers(readme_repo):
     """docs/own-data.md: one experiment per data source; a CIFAR-10 model's conv layers looked at without a list."""
     root, env = readme_repo
