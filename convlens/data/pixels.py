@@ -20,11 +20,23 @@ def shape_text(shape: Sequence[int]) -> str:
     return "×".join(map(str, shape))
 
 
+def _as_uint8(array: np.ndarray) -> str:
+    """How to save non-integer pixels as uint8, by their range: 0..1 (``x / 255.0``) is scaled back, not cut to 0."""
+    if array.dtype.kind != "f" or not array.size or np.isnan(array).all():
+        return "save them as uint8"
+    low, high = float(np.nanmin(array)), float(np.nanmax(array))
+    if low >= 0 and high <= 1:
+        return f"they run from {low:g} to {high:g}, so save (x * 255).round().astype('uint8')"
+    if low >= 0 and high <= 255:
+        return f"they run from {low:g} to {high:g}, so save x.round().astype('uint8')"
+    return f"they run from {low:g} to {high:g}: scale them to 0..255 and save them as uint8"
+
+
 def as_images(array: np.ndarray, source: str) -> np.ndarray:
     """``array`` as uint8 N×H×W or N×H×W×3 (N×H×W×1 becomes N×H×W); integer pixels 0..255, else one line."""
     if array.dtype.kind not in "ui":
         raise ConvlensError(
-            f"{source} holds {array.dtype} pixels; convlens stores uint8 pixels 0..255: save them as uint8"
+            f"{source} holds {array.dtype} pixels; convlens stores uint8 pixels 0..255: {_as_uint8(array)}"
         )
     if array.ndim == 4 and array.shape[-1] == 1:
         array = array[..., 0]

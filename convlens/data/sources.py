@@ -56,13 +56,17 @@ def local_files(data: Mapping[str, Any], root: Path, also: RemoteFile | None = N
 
 
 def array_splits(
-    arrays: Mapping[str, tuple[np.ndarray, np.ndarray]], where: Mapping[str, str], resize: Any, color: str
+    arrays: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    where: Mapping[str, tuple[str, str]],
+    resize: Any,
+    color: str,
 ) -> dict[str, Split]:
-    """Arrays read whole (IDX, NPZ, CIFAR) as splits: checked, and changed in chunks only when asked."""
+    """Arrays read whole (IDX, NPZ, CIFAR) as splits: checked, and changed in chunks only when asked; ``where``
+    names each split's images and labels as messages say them."""
     splits = {}
     for split, (raw_images, raw_labels) in arrays.items():
-        images = as_images(raw_images, f"{where[split]} images")
-        labels = as_labels(raw_labels, f"{where[split]} labels")
+        images = as_images(raw_images, where[split][0])
+        labels = as_labels(raw_labels, where[split][1])
         check_pairs(images, labels, split)
         splits[split] = Split(
             labels, image_shape(images.shape[1:], resize, color), lambda i=images: transformed(i, resize, color)
@@ -78,24 +82,24 @@ def array_splits(
 
 def read_arrays(
     fmt: str, files: Mapping[str, Path]
-) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, str], list[str] | None]:
-    """The train and test arrays of an IDX, NPZ or CIFAR source, where each came from, and the data's own class
-    names (None when it has none)."""
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, tuple[str, str]], list[str] | None]:
+    """The train and test arrays of an IDX, NPZ or CIFAR source, where each split's images and labels came from,
+    and the data's own class names (None when it has none)."""
     if fmt == "idx":
         arrays = {s: (read_idx(files[f"{s}_images"]), read_idx(files[f"{s}_labels"])) for s in SPLITS}
         for split, (images, labels) in arrays.items():
             check_images_labels(images, labels, split)
-        return arrays, {s: f"{s} ({files[f'{s}_images'].name})" for s in SPLITS}, None
+        return arrays, {s: (files[f"{s}_images"].name, files[f"{s}_labels"].name) for s in SPLITS}, None
     path = files.get("path") or files["archive"]
     if fmt == "npz":
         members, names = read_npz(path)
         return (
             {s: (members[f"x_{s}"], members[f"y_{s}"]) for s in SPLITS},
-            {s: f"{path}: x_{s}/y_{s}" for s in SPLITS},
+            {s: (f"{path}: x_{s}", f"{path}: y_{s}") for s in SPLITS},
             names,
         )
     arrays, names = read_cifar(path, fmt)
-    return arrays, {s: f"{path}: {s}" for s in SPLITS}, names
+    return arrays, {s: (f"{path}: {s} images", f"{path}: {s} labels") for s in SPLITS}, names
 
 
 def folder_splits(data: Mapping[str, Any], top: Path) -> tuple[dict[str, Split], list[str]]:

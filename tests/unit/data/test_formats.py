@@ -100,8 +100,18 @@ def test_resize_and_color_are_pillows_bilinear_and_luma(tmp_path):
         ({"x_test": None}, "has no x_test; an NPZ holds x_train, y_train, x_test, y_test"),
         ({"X_extra": np.zeros(1)}, "holds X_extra; an NPZ holds x_train"),
         (
-            {"x_train": np.full((6, 8, 8), 0.5, np.float32)},
-            "x_train/y_train images holds float32 pixels; convlens stores uint8 pixels 0..255",
+            {"x_train": np.linspace(0, 1, 6 * 8 * 8, dtype=np.float32).reshape(6, 8, 8)},
+            "d.npz: x_train holds float32 pixels; convlens stores uint8 pixels 0..255: they run from 0 to 1, "
+            "so save (x * 255).round().astype('uint8')",
+        ),
+        (
+            {"x_test": np.full((4, 8, 8), 254.6)},
+            "d.npz: x_test holds float64 pixels; convlens stores uint8 pixels 0..255: they run from 254.6 to 254.6, "
+            "so save x.round().astype('uint8')",
+        ),
+        (
+            {"x_train": np.linspace(-2, 2, 6 * 8 * 8, dtype=np.float16).reshape(6, 8, 8)},
+            "they run from -2 to 2: scale them to 0..255 and save them as uint8",
         ),
         (
             {"x_train": np.full((6, 8, 8), 300, np.int32)},
@@ -130,7 +140,9 @@ def test_resize_and_color_are_pillows_bilinear_and_luma(tmp_path):
         "object-names",
         "missing",
         "unknown",
-        "float",
+        "float-0-1",
+        "float-0-255",
+        "float-standardized",
         "over-255",
         "channels",
         "float-labels",

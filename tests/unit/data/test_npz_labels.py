@@ -12,7 +12,7 @@ def test_one_hot_labels_are_refused_with_argmax(tmp_path, dtype):
     keras_npz(tmp_path / "d.npz", y_train=one_hot)
     message = refused(tmp_path, data_config("npz", path=str(tmp_path / "d.npz")))
     assert message == (
-        f"{tmp_path / 'd.npz'}: x_train/y_train labels has shape (6, 3) ({np.dtype(dtype)}): one-hot labels or "
+        f"{tmp_path / 'd.npz'}: y_train has shape (6, 3) ({np.dtype(dtype)}): one-hot labels or "
         "scores per class, not class indices; save y.argmax(1), a vector of N class indices 0..K-1"
     )
 
