@@ -2,12 +2,12 @@
 ``report/templates/strings.yaml``, the figures' ``render/strings.yaml``: ``{language: {key: text}}``), and the
 figures' language (``report.language``) as a context, the way matplotlib's ``rc_context`` holds its settings.
 
-A stage draws inside ``with figure_language(cfg.report.language):``; every figure function and title helper takes
-its words from :func:`words` (English outside any context). ``ko`` also sets matplotlib's font to NanumGothic, the
-TTF that the pip package koreanize-matplotlib ships, registered by path (importing that package would change the
-global rcParams), with DejaVu Sans after it for the glyphs NanumGothic lacks (U+2212 minus, arrows): matplotlib
-falls back glyph by glyph. ``en`` draws with DejaVu Sans, matplotlib's default, as before (English figures stay
-byte for byte), with NanumGothic after it where installed, for the glyphs DejaVu Sans lacks: Hangul class names.
+A stage draws inside ``with figure_language(cfg.report.language):``; every figure function and title helper takes its
+words from :func:`words` (English outside any context). ``ko`` also sets matplotlib's font to NanumGothic, the TTFs that
+the pip package koreanize-matplotlib ships (regular and :data:`BOLD`), registered by path (importing that package would
+change the global rcParams), with DejaVu Sans after it for the glyphs NanumGothic lacks (U+2212 minus, arrows):
+matplotlib falls back glyph by glyph. ``en`` draws with DejaVu Sans, matplotlib's default, as before (English figures
+stay byte for byte), with NanumGothic after it where installed, for the glyphs DejaVu Sans lacks: Hangul class names.
 
 To add a figure's string: a key in both tables of ``render/strings.yaml`` (the English text as drawn so far), then
 ``words()("key", name=value)`` in the figure's code.
@@ -33,6 +33,10 @@ from convlens.schema import LANGUAGES
 # it, the TTF's path inside that package).
 FONTS = {"ko": ("NanumGothic", "koreanize_matplotlib", "fonts/NanumGothic.ttf")}
 FALLBACK = "DejaVu Sans"  # matplotlib's own font: the glyphs the language's font lacks
+# The bold TTFs beside a font of FONTS, registered with it: matplotlib's ``fontweight="bold"`` is weight 700,
+# NanumGothicExtraBold.ttf's (NanumGothicBold.ttf is 600). Without one, bold text asks the family for a weight it
+# lacks: matplotlib draws Hangul at 400 and logs "findfont: Failed to find font weight bold for NanumGothic".
+BOLD = {"ko": ("NanumGothicExtraBold.ttf",)}
 
 
 @cache
@@ -115,11 +119,14 @@ def font_families(language: str) -> tuple[str, ...]:
 
 
 def register_font(language: str) -> str:
-    """Register ``language``'s font file with matplotlib and return its family (ConvlensError: not installed)."""
+    """Register ``language``'s font file, and its bold ones of :data:`BOLD` where installed beside it, with
+    matplotlib and return its family (ConvlensError: not installed)."""
     path = font_file(language)
     from matplotlib import font_manager
 
-    font_manager.fontManager.addfont(str(path))
+    for file in (path, *(path.parent / name for name in BOLD.get(language, ()))):
+        if file.is_file():
+            font_manager.fontManager.addfont(str(file))
     return FONTS[language][0]
 
 

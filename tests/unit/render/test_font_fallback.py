@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from matplotlib import font_manager
 from matplotlib._text_helpers import layout
+from matplotlib.figure import Figure
 from matplotlib.text import Text
 
 from convlens.render import analyses, figures, language
@@ -78,3 +79,20 @@ def test_without_the_korean_font_english_draws_with_matplotlibs_settings(monkeyp
         assert language.font_families("en") == ()
     finally:
         language.font_families.cache_clear()
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_bold_hangul_is_drawn_by_the_bold_font_without_a_findfont_warning(lang, tmp_path, caplog):
+    """Outside tester 2 #10: an English run logged "findfont: Failed to find font weight bold for NanumGothic, now
+    using 400" (bold titles asked NanumGothic for a weight it had not registered) and drew bold Hangul at 400."""
+    with caplog.at_level("WARNING", logger="matplotlib.font_manager"), figure_language(lang):
+        fig = Figure()
+        bold = fig.text(0.1, 0.6, "Bold 고양이", fontweight="bold")
+        plain = fig.text(0.1, 0.3, "plain 고양이")
+        fig.savefig(tmp_path / "b.png")
+    assert [r.getMessage() for r in caplog.records if "findfont" in r.getMessage()] == []
+    folder = language.font_file("ko").parent
+    assert drawing_fonts(bold)["고"] == str(folder / "NanumGothicExtraBold.ttf")
+    assert drawing_fonts(plain)["고"] == str(folder / "NanumGothic.ttf")
+    assert font_manager.FontProperties(fname=drawing_fonts(bold)["B"]).get_name() == ("DejaVu Sans" if lang == "en"
+                                                                                       else "NanumGothic")  # fmt: skip
