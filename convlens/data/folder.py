@@ -10,6 +10,7 @@ memmap (:func:`decoded`), never the whole folder in memory.
 from __future__ import annotations
 
 import os
+import shlex
 import stat
 import warnings
 import zlib
@@ -63,9 +64,10 @@ def _inside(path: Path, top: Path) -> None:
         raise FolderError(f"{path} is a link to a folder, which convlens does not follow; copy the folder instead")
 
 
-def image_files(folder: Path, top: Path) -> list[Path]:
-    """The images of one class folder, its subfolders too, in sorted order; anything else is one line."""
-    found = []
+def _walk(folder: Path, top: Path) -> tuple[list[Path], list[Path]]:
+    """The images of one class folder, its subfolders too, in sorted order, and its other files (``notes.txt``,
+    ``Thumbs.db``, a GIF); a link out of ``top``, an empty file or one that is not a regular file is one line."""
+    found, others = [], []
     for here, dirs, files in os.walk(folder):
         dirs[:] = _visible(dirs)
         for name in dirs:
@@ -79,13 +81,38 @@ def image_files(folder: Path, top: Path) -> list[Path]:
             if not stat.S_ISREG(mode.st_mode):
                 raise FolderError(f"{path} is not a regular file; remove it from {top}")
             if path.suffix.lower() not in EXTENSIONS:
-                raise FolderError(f"{path} is not a PNG, JPEG or BMP image; remove it or move it out of {top}")
-            if mode.st_size == 0:
+                others.append(path)
+            elif mode.st_size == 0:
                 raise FolderError(f"{path} is empty (0 bytes); remove it or replace it with the image")
-            found.append(path)
-    if not found:
-        raise FolderError(f"class folder {folder} holds no images; remove it or add its images")
-    return found
+            else:
+                found.append(path)
+    return found, others
+
+
+def others_message(others: Sequence[Path], top: Path, depth: int, shown: int = 3) -> str:
+    """One line for every file of the class folders that is not an image: how many, the first ``shown`` (relative
+    to ``top``) and the ``find`` command that lists them all (``depth``: 2 for DIR/<class>/, 3 for DIR/train/…)."""
+    names = sorted(str(p.relative_to(top)) for p in others)
+    listed = ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+    patterns = " ".join(f"! -iname '*{ext}'" for ext in EXTENSIONS)
+    return (
+        f"{top} holds {len(names)} file(s) in its class folders that are not PNG, JPEG or BMP images ({listed}); "
+        f"remove them or move them out of {top}; list them all: cd {shlex.quote(str(top))} && find . -mindepth "
+        f"{depth} ! -type d ! -path '*/.*' {patterns}"
+    )
+
+
+def image_files(folders: Sequence[Path], top: Path, depth: int) -> dict[Path, list[Path]]:
+    """The images of each class folder, in sorted order. Files that are not images, in all the folders together,
+    are one line naming them (convlens refuses them where Keras skips them); so is a folder without images."""
+    walked = {folder: _walk(folder, top) for folder in folders}
+    others = [path for _, extra in walked.values() for path in extra]
+    if others:
+        raise FolderError(others_message(others, top, depth))
+    for folder, (found, _) in walked.items():
+        if not found:
+            raise FolderError(f"class folder {folder} holds no images; remove it or add its images")
+    return {folder: found for folder, (found, _) in walked.items()}
 
 
 def class_folders(folder: Path, top: Path) -> dict[str, Path]:
@@ -121,14 +148,16 @@ def scan(top: Path, test_fraction: float, seed: int) -> tuple[dict[str, list[Ent
                 f"{top}: train/ and test/ must have the same class folders; {', '.join(odd)} is in one only"
             )
         names = list(folders["train"])
+        images = image_files([f for split in SPLIT_DIRS for f in folders[split].values()], top, depth=3)
         splits = {
-            split: [Entry(p, names.index(c)) for c, f in folders[split].items() for p in image_files(f, top)]
+            split: [Entry(p, names.index(c)) for c, f in folders[split].items() for p in images[f]]
             for split in SPLIT_DIRS
         }
         return {split: [entries[i] for i in rng.permutation(len(entries))] for split, entries in splits.items()}, names
     folders = class_folders(top, top)
     names = list(folders)
-    entries = [Entry(p, label) for label, f in enumerate(folders.values()) for p in image_files(f, top)]
+    images = image_files(list(folders.values()), top, depth=2)
+    entries = [Entry(p, label) for label, f in enumerate(folders.values()) for p in images[f]]
     n_test = max(1, round(len(entries) * test_fraction))
     if len(entries) - n_test < 1:
         raise FolderError(f"{top} holds {len(entries)} image(s); a train and a test split need at least 2")

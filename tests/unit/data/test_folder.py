@@ -143,7 +143,8 @@ GOOD = _png(gray(1)[0])  # noise: its pixel data outweighs its header
         ),
         (
             lambda top: (top / "a" / "notes.txt").write_text("hi", encoding="utf-8"),
-            "notes.txt is not a PNG, JPEG or BMP image; remove it or move it out of",
+            "holds 1 file(s) in its class folders that are not PNG, JPEG or BMP images (a/notes.txt); remove them "
+            "or move them out of",
         ),
         (
             lambda top: (top / "a" / "x.png").write_bytes(b"GIF89a" + b"\0" * 30),
@@ -181,6 +182,30 @@ def test_broken_and_hostile_folders_are_one_line(tmp_path, make, message):
         assert len(write(tmp_path, data)["classes"]) == 2
     else:
         assert message in refused(tmp_path, data)
+
+
+@pytest.mark.parametrize(("split", "depth"), [("", 2), ("train/", 3)], ids=["classes", "train-test"])
+def test_every_file_that_is_not_an_image_is_named_in_one_line_with_the_command_that_lists_them(tmp_path, split, depth):
+    top = tmp_path / "my pics"
+    image_folder(top / split, {"a": gray(2), "b": gray(2, seed=1)})
+    if split:
+        image_folder(top / "test", {"a": gray(1, seed=2), "b": gray(1, seed=3)})
+    others = ["a/Thumbs.db", "a/notes.txt", "b/deep/desktop.ini", "b/x.gif", "b/y.PNG.txt"]
+    for name in others:
+        (top / split / name).parent.mkdir(parents=True, exist_ok=True)
+        (top / split / name).write_bytes(b"x")
+    for skipped in ("a/.DS_Store", ".git/notes.txt", "README.md", *(["train/README.md"] if split else [])):
+        (top / skipped).parent.mkdir(parents=True, exist_ok=True)
+        (top / skipped).write_bytes(b"x")  # hidden, or beside the class folders: not read, not named
+    message = refused(tmp_path, data_config("folder", path=str(top)))
+    named = [f"{split}{name}" for name in others]
+    assert message.startswith(
+        f"{top} holds 5 file(s) in its class folders that are not PNG, JPEG or BMP images "
+        f"({', '.join(named[:3])} and 2 more); remove them or move them out of {top}; list them all: "
+    )
+    command = message.split("list them all: ")[1]
+    listed = subprocess.run(command, shell=True, capture_output=True, text=True, check=True).stdout.split()
+    assert sorted(listed) == [f"./{name}" for name in named]
 
 
 def test_mixed_sizes_name_both_files_and_the_fix(tmp_path):
