@@ -260,7 +260,8 @@ MEANING: dict[str, str] = {
     "data.files": "The files to download, each a role (`train_images`, … for `idx`; `archive` for `npz` and CIFAR), "
     "a name and the sha256 that decides whatever its source; `{}` for `data.path`.",
     "data.path": "Your own data (`-S data=npz -S data.path=FILE`, `-S data=folder -S data.path=DIR`, or a CIFAR "
-    "`.tar.gz`), relative to the project root or absolute, checked before anything reads it; `null` to download.",
+    "`.tar.gz`: `-S data=npz -S data.format=cifar10 -S data.path=FILE`), relative to the project root or absolute, "
+    "checked before anything reads it; `null` to download.",
     "data.source": "The file `fetch_data` depends on in `dvc.yaml`: `conf/data/<preset>.yaml` (which pins the "
     "download) for a preset, `data.path` itself for yours, so replacing it in place reruns the pipeline.",
     "data.classes": "The class names by label, as figures, tables and the report show them; `null`: the data's own "
@@ -425,6 +426,14 @@ def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def own_data_overrides(fmt: str, path: Any) -> str:
+    """The ``-S`` options that read ``path`` as ``fmt``: the npz and folder presets are the ones without files to
+    download, so your own CIFAR archive is ``-S data=npz`` with its ``data.format``."""
+    if fmt in ("npz", "folder"):
+        return f"-S data={fmt} -S data.path={path}"
+    return f"-S data=npz -S data.format={fmt} -S data.path={path}"
+
+
 def _data_checks(flat: Mapping[str, Any]) -> None:
     """``data.format``, ``data.path`` and ``data.files`` agree: a download names its format's files, your own data
     is ``data.path`` alone, and ``data.source`` is what ``fetch_data`` depends on."""
@@ -448,7 +457,7 @@ def _data_checks(flat: Mapping[str, Any]) -> None:
     if path is not None and (files or flat.get("data.urls")):
         raise ConvlensError(
             f"data.path ({path}) is your own data, so data.files and data.urls must be empty; "
-            f"start from its preset: -S data={fmt} -S data.path={path}"
+            f"start from a preset without them: {own_data_overrides(fmt, path)}"
         )
     source = flat.get("data.source", "")
     if path is not None and source not in ("", path):

@@ -74,5 +74,16 @@ def load_plain(data: bytes, source: str) -> Any:
     except _ERRORS as e:
         reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
         raise UnpickleError(
-            f"{source} is not a plain data pickle ({reason}); refused without running it: use the original archive"
+            f"{source} is not a plain data pickle ({reason}); refused without running it: {_fix(reason)}"
         ) from e
+
+
+def _fix(reason: str) -> str:
+    """What makes a refused pickle readable: Python 3 pickles bytes with protocols 0-2 as ``_codecs.encode`` calls
+    (your own archive, re-pickled), anything else is not an archive's batch (the original archive)."""
+    if "_codecs.encode" in reason:
+        return (
+            "Python 3 pickles bytes that way with protocol 2 or lower; re-pickle your batches with protocol 3 or "
+            "later (Python 3's default: pickle.dumps(batch)), or use the original archive"
+        )
+    return "use the original archive"

@@ -49,7 +49,7 @@ def test_every_preset_declares_the_same_keys_and_composes(tmp_path):
         (
             ["data=mnist", "data.path=x.npz"],
             "data.path (x.npz) is your own data, so data.files and data.urls must be "
-            "empty; start from its preset: -S data=npz -S data.path=x.npz",
+            "empty; start from a preset without them: -S data=npz -S data.path=x.npz",
         ),
         (["data=npz", "data.path=a.npz", "data.source=b.npz"], "data.source (b.npz) must be data.path (a.npz)"),
         (["data=npz", "data.path='~/x.npz'"], "data.path must be a path without ~ (DVC does not expand it)"),
@@ -65,6 +65,25 @@ def test_data_keys_that_do_not_fit_together_are_one_line(overrides, message):
     with pytest.raises(ConvlensError) as err:
         compose(PROJECT, overrides)
     assert message in one_line(err)
+
+
+@pytest.mark.parametrize("preset", ["cifar10", "cifar100", "mnist"])
+def test_data_path_on_a_download_preset_names_the_options_that_read_it(tmp_path, preset):
+    archive = tmp_path / "mine.tar.gz"
+    archive.write_bytes(b"")  # data.path is checked at composition
+    with pytest.raises(ConvlensError) as err:
+        compose(PROJECT, [f"data={preset}", f"data.path={archive}"])
+    options = one_line(err).split("start from a preset without them: ")[1].split()
+    assert options[::2] == ["-S"] * (len(options) // 2), options
+    data = compose(PROJECT, options[1::2]).data  # what the message says composes, reading the file as the preset did
+    fmt = compose(PROJECT, [f"data={preset}"]).data.format
+    assert (data.format, data.path, data.source, dict(data.files), list(data.urls)) == (
+        fmt,
+        str(archive),
+        str(archive),
+        {},
+        [],
+    )
 
 
 def test_fetch_data_writes_your_npz_and_its_classes(project, stage_config, tmp_path):

@@ -281,6 +281,12 @@ class Evil:
         ({"replace": {"test_batch": pickle.dumps([1, 2])}}, "holds list, not a CIFAR dict"),
         ({"replace": {"test_batch": b"\x80\x02}q"}}, "is not a plain data pickle"),
         (
+            {"replace": {"test_batch": pickle.dumps(cifar_batch(rgb(2), [0, 1], "cifar10"), protocol=2)}},
+            "c.tar.gz:test_batch is not a plain data pickle (it names _codecs.encode, which is not numpy data); "
+            "refused without running it: Python 3 pickles bytes that way with protocol 2 or lower; re-pickle your "
+            "batches with protocol 3 or later (Python 3's default: pickle.dumps(batch)), or use the original archive",
+        ),
+        (
             {"replace": {"batches.meta": pickle.dumps({b"label_names": [0, 1]})}},
             "batches.meta has no list of class names (label_names)",
         ),
@@ -301,6 +307,7 @@ class Evil:
         "labels",
         "not-a-dict",
         "cut-pickle",
+        "protocol-2",
         "meta",
         "label-range",
     ],
