@@ -359,7 +359,9 @@ MEANING: dict[str, str] = {
     "fractions of the pixel range) subtracted from the objective (0: off).",
     "activation_max.l2": "Weight of the L2 penalty (mean squared pixel, as a fraction of the range) subtracted from "
     "the objective (0: off).",
-    "gradcam.layer": "The layer Grad-CAM looks at (name or index); `null`: the last conv layer of the model itself.",
+    "gradcam.layer": "The layer Grad-CAM looks at (name or index), a layer of the model itself whose output is a "
+    "feature map: not a layer inside a nested model (`outer/inner` is refused), but the nested model itself (a "
+    "transfer-learning base: `gradcam.layer=base`); `null`: the last conv layer of the model itself.",
     "gradcam.cmap": "Colormap of the Grad-CAM maps over the sample image.",
     "gradcam.alpha": "Opacity of the attribution maps over the sample image at the top of their scale; each pixel is "
     "as opaque as its attribution is strong, so where a map is zero the image shows as it is.",

@@ -138,20 +138,54 @@ def gaussian_kernel(sigma: float) -> np.ndarray:
     return kernel / kernel.sum()
 
 
+FLATTENING_KINDS = ("Flatten", "Reshape", "Dense", "GlobalAveragePooling2D", "GlobalMaxPooling2D")
+
+
+def feature_map_models(layers: Sequence[LayerInfo]) -> list[str]:
+    """The model's own nested models (a layer of the model itself with layers ``outer/…`` inside) whose output is a
+    feature map: a conv layer inside, and no layer after its last one that flattens or pools the maps away
+    (:data:`FLATTENING_KINDS`). Grad-CAM can look at those (a transfer-learning base), not at a layer inside them."""
+    found = []
+    for outer in (layer.name for layer in layers if layer.index is not None and "/" not in layer.name):
+        inside = [layer.kind for layer in layers if layer.name.startswith(f"{outer}/")]
+        convs = [i for i, kind in enumerate(inside) if kind in CONV_KINDS]
+        if convs and not any(kind in FLATTENING_KINDS for kind in inside[convs[-1] :]):
+            found.append(outer)
+    return found
+
+
+def _nested_hint(layers: Sequence[LayerInfo]) -> str:
+    """How to name a nested model whose output is a feature map: `` (…); name it with gradcam.layer=NAME``, or ''."""
+    nested = feature_map_models(layers)
+    if not nested:
+        return ""
+    said = " or ".join(f"gradcam.layer={name}" for name in nested)
+    return f"; its conv layers are inside the nested model {nested[-1]!r}, whose output is a feature map: {said}"
+
+
 def gradcam_layer(layers: Sequence[LayerInfo], resolved: str | None) -> str:
     """The layer Grad-CAM looks at: ``resolved`` (``gradcam.layer``, resolved against the model), or by default
     the model's last top-level conv layer. A layer inside a nested model is refused (its output is not one of
-    the model's own tensors)."""
+    the model's own tensors), naming the nested model itself where its output is a feature map
+    (:func:`feature_map_models`), as is a model with no conv layer of its own. fetch_model applies it too, so a
+    model that does not fit is refused there, before the other stages run."""
     if resolved is None:
         convs = [layer.name for layer in layers if layer.kind in CONV_KINDS and layer.index is not None]
         if not convs:
+            hint = _nested_hint(layers)
+            if hint:
+                raise ConvlensError(f"the model has no conv layer of its own for Grad-CAM{hint}")
             raise ConvlensError("the model has no conv layer of its own for Grad-CAM; name one with gradcam.layer=NAME")
         return convs[-1]
     if "/" in resolved:
-        raise ConvlensError(
-            f"gradcam.layer {resolved!r} is inside the nested model {resolved.split('/')[0]!r}; "
-            "name a layer of the model itself"
+        outer = resolved.split("/")[0]
+        fix = (
+            f"name the nested model itself, gradcam.layer={outer} (its output is a feature map), or a layer of "
+            "the model itself"
+            if outer in feature_map_models(layers)
+            else "name a layer of the model itself"
         )
+        raise ConvlensError(f"gradcam.layer {resolved!r} is inside the nested model {outer!r}; {fix}")
     return resolved
 
 

@@ -139,3 +139,62 @@ def test_what_the_datas_size_decides_fails_in_fetch_model(project, stage_config,
     assert str(e.value) == message
     assert (project / TRAINED).read_bytes() == before
     fetch_model.run(stage_config("fetch_model", "samples.indices=[11]", "dataset.examples.k=6"), project)  # the edges
+
+
+@pytest.fixture(scope="module")
+def nested(tmp_path_factory) -> Path:
+    """A transfer-learning-style model: every conv layer inside the nested model ``base``, then GAP and Dense."""
+    from convlens.model.keras_models import keras
+
+    path = tmp_path_factory.mktemp("nested") / "nested.keras"
+    base = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(4, 3, padding="same", name="c1"),
+            keras.layers.MaxPooling2D(2, name="p1"),
+            keras.layers.Conv2D(4, 3, padding="same", name="c2"),
+        ],
+        name="base",
+    )
+    x = keras.Input((28, 28, 1))
+    out = keras.layers.Dense(10, name="dense")(keras.layers.GlobalAveragePooling2D(name="gap")(base(x)))
+    keras.Model(x, out).save(path)
+    return path
+
+
+GRADCAM = "analyses=full"  # analyses.attribution=[trained_vs_untrained]
+
+
+@pytest.mark.parametrize(
+    ("layer", "message"),
+    [
+        (
+            "gradcam.layer=base/c2",
+            "gradcam.layer 'base/c2' is inside the nested model 'base'; name the nested model itself, "
+            "gradcam.layer=base (its output is a feature map), or a layer of the model itself",
+        ),
+        (
+            "gradcam.layer=null",
+            "gradcam.layer: the model has no conv layer of its own for Grad-CAM; its conv layers are inside the nested "
+            "model 'base', whose output is a feature map: gradcam.layer=base",
+        ),
+    ],
+    ids=["inner-layer", "default"],
+)
+def test_a_gradcam_layer_gradcam_refuses_fails_in_fetch_model_naming_the_nested_model(
+    project, stage_config, nested, layer, message
+):
+    """Grad-CAM's own rule (``attribution.gradcam_layer``) applied in fetch_model, when the analyses run Grad-CAM:
+    refused in seconds, not after every other stage ran, naming the choice that works (the nested model itself)."""
+    with pytest.raises(ConvlensError) as e:
+        fetch_model.run(stage_config("fetch_model", f"model.path={nested}", GRADCAM, layer), project)
+    assert str(e.value) == f"{nested}: {message}"
+    assert not (project / TRAINED).exists()
+
+
+def test_the_nested_model_itself_passes_and_without_gradcam_its_layer_is_not_refused(project, stage_config, nested):
+    fetch_model.run(stage_config("fetch_model", f"model.path={nested}", GRADCAM, "gradcam.layer=base"), project)
+    assert (project / TRAINED).is_file()
+    (project / TRAINED).unlink()
+    fetch_model.run(stage_config("fetch_model", f"model.path={nested}", "analyses=light"), project)
+    assert (project / TRAINED).is_file()  # gradcam does not run: its default layer is not needed
