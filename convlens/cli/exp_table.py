@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
@@ -198,11 +199,48 @@ def _header(name: str) -> list[str]:
     return name.split(".")
 
 
+def merged_pairs(columns: Sequence[Sequence[str]], rows: int) -> int:
+    """How many pairs of the ``rows`` rows no column of ``columns`` (each its cells, row by row) tells apart."""
+    groups = Counter(tuple(cells[row] for cells in columns) for row in range(rows))
+    return sum(k * (k - 1) // 2 for k in groups.values())
+
+
+def column_to_leave_out(columns: Sequence[Sequence[str]], rows: int) -> int:
+    """The index in ``columns`` (the param columns shown, their cells as cut) whose loss leaves the fewest pairs of
+    rows that the rest cannot tell apart, the last of equals: a param that only one run changes (``untrained.seed``
+    of a seed run beside runs of other models) keeps its column, so that run's row does not read as its
+    baseline's."""
+    merged = [merged_pairs([c for j, c in enumerate(columns) if j != i], rows) for i in range(len(columns))]
+    return min(reversed(range(len(columns))), key=merged.__getitem__)
+
+
+def unshown_changes(
+    names: Sequence[str], shown: Sequence[Sequence[str]], left_out: Mapping[str, Sequence[str]]
+) -> list[str]:
+    """``killed2: untrained.seed=3`` for each row that the ``shown`` param columns (their cells as cut) cannot tell
+    from another row: its values of the ``left_out`` params (name → cells) that differ between those rows."""
+    keys = [tuple(cells[row] for cells in shown) for row in range(len(names))]
+    changes = []
+    for row, name in enumerate(names):
+        alike = [other for other, key in enumerate(keys) if key == keys[row]]
+        own = [f"{key}={cells[row]}" for key, cells in left_out.items() if len({cells[r] for r in alike}) > 1]
+        if own:
+            changes.append(f"{name}: {', '.join(own)}")
+    return changes
+
+
+def _as_cut(columns: Sequence[Sequence], sizes: Sequence[int], indices: Sequence[int]) -> list[list[str]]:
+    """The cells of ``columns[indices]`` as the table shows them, cut (``…``) to their sizes."""
+    return [[_fit(text, sizes[i]) for text in columns[i][1]] for i in indices]
+
+
 def render(frame: pd.DataFrame, width: int = WIDTH, keep: Sequence[str] = ()) -> str:
     """``frame`` as fixed-width text no wider than ``width``: the index first, dotted column names over several
     header lines, numbers to 4 significant digits. Too wide, the widest param column is cut (``…``) down to
-    ``MIN_CELL``, then param columns are left out from the last, and a final line names them; the columns in
-    ``keep`` (the metrics asked for) always show in full."""
+    ``MIN_CELL``, then param columns are left out one by one (:func:`column_to_leave_out`: the one that tells the
+    fewest rows apart, the last of equals), and a final line names them, then each row that the columns shown
+    cannot tell from another with its values of them (:func:`unshown_changes`); the columns in ``keep`` (the
+    metrics asked for) always show in full."""
     columns = [[frame.index.name or "", [_text(v) for v in frame.index], False]]
     columns += [[str(c), [_text(v) for v in frame[c]], pd.api.types.is_numeric_dtype(frame[c])] for c in frame]
     sizes = [max(len(line) for line in [*_header(name), *cells]) for name, cells, _ in columns]
@@ -215,8 +253,10 @@ def render(frame: pd.DataFrame, width: int = WIDTH, keep: Sequence[str] = ()) ->
         if sizes[widest] > MIN_CELL:
             sizes[widest] = max(MIN_CELL, sizes[widest] - excess)
         else:
-            left_out.insert(0, columns.pop(params[-1])[0])
-            sizes.pop(params[-1])
+            out = params[column_to_leave_out(_as_cut(columns, sizes, params), len(frame))]
+            left_out.append(columns.pop(out))
+            sizes.pop(out)
+    left_out.sort(key=lambda column: list(map(str, frame.columns)).index(column[0]))
     depth = max(len(_header(name)) for name, _, _ in columns)
     lines = []
     for level in range(depth):
@@ -233,8 +273,13 @@ def render(frame: pd.DataFrame, width: int = WIDTH, keep: Sequence[str] = ()) ->
         ]
         lines.append(GAP.join(cells).rstrip())
     if left_out:
-        note = f"(too wide to show: {', '.join(left_out)}; choose with --hide, or see dvc exp show --csv)"
+        note = f"(too wide to show: {', '.join(c[0] for c in left_out)}; choose with --hide, or see dvc exp show --csv)"
         lines += textwrap.wrap(note, width, break_long_words=False)  # a column's name stays whole
+        params = [i for i in range(1, len(columns)) if columns[i][0] not in keep]
+        shown = _as_cut(columns, sizes, params)
+        changes = unshown_changes(columns[0][1], shown, {name: texts for name, texts, _ in left_out})
+        if changes:
+            lines += textwrap.wrap(f"(not shown: {'; '.join(changes)})", width, break_long_words=False)
     return "\n".join(lines)
 
 

@@ -219,7 +219,8 @@ def small_frame() -> pd.DataFrame:
             "untrained.seed; choose with --hide,",
             "or see dvc exp show --csv)",
         ]),
-        (10, [  # only the names and the metrics asked for are left: they show, wider than asked
+        (10, [  # only the names and the metrics asked for are left: they show, wider than asked, and the
+            # params that tell main and seed7 apart are named with each row's values
             "            trained",
             "             conv2d",
             "experiment      std",
@@ -236,6 +237,16 @@ def small_frame() -> pd.DataFrame:
             "see dvc",
             "exp show",
             "--csv)",
+            "(not",
+            "shown:",
+            "main:",
+            "feature_maps.layers=[conv2d],",
+            "model.name=book,",
+            "untrained.seed=42;",
+            "seed7:",
+            "feature_maps.layers=[conv2d,conv2d_1,conv2d_2],",
+            "model.name=local,",
+            "untrained.seed=7)",
         ]),
     ],
 )  # fmt: skip
