@@ -1,6 +1,7 @@
 """The data presets and keys (``conf/data/``, ``schema``'s data checks) and ``fetch_data`` on each source: presets
 through the mirror, your own file, a bad one keeping the old data, and one error line from the command line."""
 
+import gzip
 import hashlib
 import json
 import shutil
@@ -13,7 +14,7 @@ from convlens.errors import ConvlensError
 from convlens.pipeline.config import compose
 from stages import fetch_data
 from tests.support.datasets import image_folder, keras_npz, tiny_cifar
-from tests.support.helpers import PROJECT, cli, error_line, hidden, one_line, snapshot
+from tests.support.helpers import PROJECT, cli, error_line, hidden, idx_bytes, one_line, snapshot
 
 PRESETS = sorted(p.stem for p in (PROJECT / "conf" / "data").glob("*.yaml"))
 
@@ -131,6 +132,35 @@ def test_presets_are_read_from_the_mirror_by_checksum(project, stage_config, tmp
     with pytest.raises(ConvlensError) as err:
         fetch_data.run(stage_config("fetch_data", *overrides), project)
     assert f"{name} not found in" in one_line(err) and f"{name} (checksum sha256 {digest})" not in one_line(err)
+
+
+def test_your_own_idx_files_are_a_preset_of_your_own_read_from_the_mirror(project, stage_config, tmp_path, monkeypatch):
+    """docs/own-data.md's recipe for EMNIST or Kuzushiji-MNIST: fashion_mnist.yaml copied, with the files' names
+    and sha256, ``urls: []`` and their ``subdir`` in ``$CONVLENS_MIRROR``."""
+    rng = np.random.default_rng(5)
+    arrays = {
+        "train_images": rng.integers(0, 256, (8, 28, 28), dtype=np.uint8),
+        "train_labels": np.arange(8, dtype=np.uint8) % 3,
+        "test_images": rng.integers(0, 256, (4, 28, 28), dtype=np.uint8),
+        "test_labels": np.array([2, 0, 1, 1], dtype=np.uint8),
+    }
+    mirror = tmp_path / "mirror"
+    (mirror / "kmnist").mkdir(parents=True)
+    preset = yaml.safe_load((project / "conf" / "data" / "fashion_mnist.yaml").read_text(encoding="utf-8"))
+    preset |= {"name": "kmnist", "subdir": "kmnist", "urls": [], "source": "conf/data/kmnist.yaml"}
+    preset["classes"] = ["o", "ki", "su"]
+    for role, array in arrays.items():
+        name = f"kmnist-{role.replace('_', '-')}.gz"
+        (mirror / "kmnist" / name).write_bytes(packed := gzip.compress(idx_bytes(array)))
+        preset["files"][role] = {"name": name, "sha256": hashlib.sha256(packed).hexdigest()}
+    (project / "conf" / "data" / "kmnist.yaml").write_text(yaml.safe_dump(preset, sort_keys=False), encoding="utf-8")
+    monkeypatch.setenv("CONVLENS_MIRROR", str(mirror))
+    fetch_data.run(stage_config("fetch_data", "data=kmnist"), project)
+    out = project / "outputs" / "data"
+    for split in ("train", "test"):
+        np.testing.assert_array_equal(np.load(out / f"{split}_images.npy"), arrays[f"{split}_images"])
+        np.testing.assert_array_equal(np.load(out / f"{split}_labels.npy"), arrays[f"{split}_labels"])
+    assert json.loads((out / "classes.json").read_text(encoding="utf-8")) == ["o", "ki", "su"]
 
 
 def test_a_broken_image_folder_keeps_the_old_data(project, stage_config, tmp_path):
