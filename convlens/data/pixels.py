@@ -26,10 +26,10 @@ def _as_uint8(array: np.ndarray) -> str:
         return "save them as uint8"
     low, high = float(np.nanmin(array)), float(np.nanmax(array))
     if low >= 0 and high <= 1:
-        return f"they run from {low:g} to {high:g}, so save (x * 255).round().astype('uint8')"
+        return f"they run from {low:.4g} to {high:.4g}, so save (x * 255).round().astype('uint8')"
     if low >= 0 and high <= 255:
-        return f"they run from {low:g} to {high:g}, so save x.round().astype('uint8')"
-    return f"they run from {low:g} to {high:g}: scale them to 0..255 and save them as uint8"
+        return f"they run from {low:.4g} to {high:.4g}, so save x.round().astype('uint8')"
+    return f"they run from {low:.4g} to {high:.4g}: scale them to 0..255 and save them as uint8"
 
 
 def as_images(array: np.ndarray, source: str) -> np.ndarray:
