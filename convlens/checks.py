@@ -255,6 +255,29 @@ def data_files(key: str, value: Any) -> None:
         text(SHA256, "64 lowercase hex digits (the file's sha256)")(f"{key}.{part}.sha256", spec.get("sha256"))
 
 
+# Where DVC runs a queued (or --temp) experiment: a clone of the commit with the DVC-tracked files checked out, so a
+# file that neither git nor DVC tracks is not there, however plainly it sits in the workspace.
+EXPERIMENT_COPY = (".dvc", "tmp", "exps")
+
+
+def in_experiment_copy(path: Path) -> bool:
+    """Whether ``path`` lies in DVC's copy of the project for a queued experiment (under ``.dvc/tmp/exps/``)."""
+    parts = Path(os.path.abspath(path)).parts
+    n = len(EXPERIMENT_COPY)
+    return any(parts[i : i + n] == EXPERIMENT_COPY for i in range(len(parts) - n + 1))
+
+
+def missing_path(key: str, path: Path, value: str, want: str) -> ConvlensError:
+    """``key`` (``model.path``, ``data.path``) names no file: where that is a queued experiment's copy, the line
+    says why the file the workspace has is not there, and the fix."""
+    if not in_experiment_copy(path):
+        return ConvlensError(f"{key} {path} does not exist; point it at {want}")
+    return ConvlensError(
+        f"{key} {path} does not exist in this queued experiment's copy of the project: a queued run sees only "
+        f"git- and DVC-tracked files; track it with dvc add {value} and queue again, or give an absolute {key}"
+    )
+
+
 def model_file(root: Path, value: str) -> Path:
     """``model.path`` (relative to the project root, as DVC reads it as a dependency) as a regular file.
 
@@ -266,7 +289,7 @@ def model_file(root: Path, value: str) -> Path:
     try:
         mode = os.stat(path).st_mode
     except OSError as e:
-        raise ConvlensError(f"model.path {path} does not exist; point it at a .keras file") from e
+        raise missing_path("model.path", path, value, "a .keras file") from e
     if stat.S_ISREG(mode):
         return path
     if stat.S_ISDIR(mode):
@@ -295,7 +318,7 @@ def data_location(root: Path, value: str, directory: bool) -> Path:
     try:
         mode = os.stat(path).st_mode
     except OSError as e:
-        raise ConvlensError(f"data.path {path} does not exist; point it at {want}") from e
+        raise missing_path("data.path", path, value, want) from e
     if stat.S_ISDIR(mode) if directory else stat.S_ISREG(mode):
         return path
     if stat.S_ISDIR(mode):
