@@ -129,7 +129,7 @@ def multiply_adds(archive: Archive, sample: np.ndarray) -> int | None:
     kernel's size), measured on ``sample`` (1, H, W, C) with the numpy pass; ``None`` where that pass does not
     compute the model."""
     try:
-        network = load_network(archive)
+        network = load_network(archive, sample=sample.shape[1:])  # an open input size: the images'
     except Unsupported:
         return None
     outputs = network.activations(sample[:1], network.names)

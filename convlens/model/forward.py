@@ -56,13 +56,29 @@ class Network:
         return [found[n] for n in names]
 
 
-def _chain(config: dict, upto: str | None = None) -> tuple[tuple[int, ...], list[dict], list[dict]]:
+def sized_input(batch_shape: Sequence[int | None], sample: Sequence[int] | None) -> tuple[int | None, ...]:
+    """The model's input shape (``batch_shape`` without its batch axis) with its open axes (``None``) the images'
+    size, ``sample`` (H, W[, C], as the data holds them; a missing channel axis is 1); as it is without images or
+    where they do not have its rank (``Archive.check_input`` refuses those)."""
+    shape = tuple(batch_shape[1:])
+    if sample is None or None not in shape:
+        return shape
+    size = tuple(sample) if len(sample) == len(shape) else (*sample, 1)
+    if len(size) != len(shape):
+        return shape
+    return tuple(int(s) if d is None else d for d, s in zip(shape, size, strict=True))
+
+
+def _chain(
+    config: dict, upto: str | None = None, sample: Sequence[int] | None = None
+) -> tuple[tuple[int | None, ...], list[dict], list[dict]]:
     """The model's input shape, its layer entries up to layer ``upto`` (the input layer first) and the entries whose
     shapes Keras's build must give (see ``load_network``), after checking that Keras reads them as the numpy forward
     pass computes them (``layer_config``): the model, one chain from its input layer, each layer's keys and values,
     its initializers. Keras loads the whole model, so a layer after ``upto`` that Keras would refuse is checked too:
     the whole chain, shapes included, when the model is one; else each later layer of a kind the forward pass knows
-    (a branch or merge after ``upto``, and what follows it, is left to Keras's loader)."""
+    (a branch or merge after ``upto``, and what follows it, is left to Keras's loader). The input shape: a model of
+    open input size's at the images' size ``sample`` (:func:`sized_input`)."""
     if upto is not None and "/" in upto:
         raise Unsupported(f"layer {upto!r} is inside the nested model {upto.split('/')[0]!r}")
     problem = model_problem(config, upto)
@@ -77,21 +93,26 @@ def _chain(config: dict, upto: str | None = None) -> tuple[tuple[int, ...], list
         problem = layer_problem(entry) or initializers_problem(entry["config"])
         if problem:
             raise Unsupported(problem)
-    return tuple(chain[0]["config"]["batch_shape"][1:]), chain, walked
+    return sized_input(chain[0]["config"]["batch_shape"], sample), chain, walked
 
 
 def load_network(
-    archive: Archive, upto: str | None = None, weights: Mapping[str, list[np.ndarray]] | None = None
+    archive: Archive,
+    upto: str | None = None,
+    weights: Mapping[str, list[np.ndarray]] | None = None,
+    sample: Sequence[int] | None = None,
 ) -> Network:
     """The network stored in a ``.keras`` archive (no TensorFlow), up to (and including) layer ``upto``; ``weights``:
     its layers' variables when the caller has read them already (``archive.weights``). Raises ``Unsupported`` for a
     model Keras would read or compute otherwise (:func:`_chain`; the chain's shapes and stored variables, the whole
-    model's when it is one chain, must be the ones Keras builds: ``layer_config.chain_problem``)."""
-    input_shape, chain, walked = _chain(archive.config, upto)
+    model's when it is one chain, must be the ones Keras builds: ``layer_config.chain_problem``). ``sample``: the
+    images' shape (H, W[, C]), at which a model of open input size is checked and computed (the numpy ops take any
+    size); without it such a model is ``Unsupported``."""
+    input_shape, chain, walked = _chain(archive.config, upto, sample)
     entries = chain[1:]
     names = [entry["config"]["name"] for entry in entries]
     weights = archive.weights([entry["config"]["name"] for entry in walked[1:]]) if weights is None else weights
-    problem = chain_problem(walked, weights)
+    problem = chain_problem(walked, weights, input_shape)
     if problem:
         raise Unsupported(problem)
     # Keras loads each stored variable into a float32 one (a float64 kernel rounded, an integer one converted)
@@ -191,18 +212,23 @@ def size_checked(archive: Archive, network: T) -> T:
 
 
 def open_network(
-    archive: Archive, names: Sequence[str], log: Callable[[str], None], engine: str = "numpy"
+    archive: Archive,
+    names: Sequence[str],
+    log: Callable[[str], None],
+    engine: str = "numpy",
+    sample: Sequence[int] | None = None,
 ) -> Activations:
-    """What computes the ``names`` layers' outputs: with ``engine="numpy"`` the numpy forward pass where it can, else
-    Keras itself (TensorFlow starts; ``log`` says why); with ``engine="keras"`` one multi-output Keras model
-    (``keras_models.KerasEngine``, chosen by ``engine.choose_engine``)."""
+    """What computes the ``names`` layers' outputs: with ``engine="numpy"`` the numpy forward pass where it can (a
+    model of open input size at the images' size ``sample``, H, W[, C]), else Keras itself (TensorFlow starts;
+    ``log`` says why); with ``engine="keras"`` one multi-output Keras model (``keras_models.KerasEngine``, chosen by
+    ``engine.choose_engine``)."""
     if engine == "keras":
         from convlens.model.keras_models import KerasEngine  # TensorFlow starts here
 
         return size_checked(archive, built_by_keras(archive, lambda: KerasEngine.load(archive, names)))
     order = [layer.name for layer in archive.layers]
     try:
-        return load_network(archive, upto=max(names, key=order.index))
+        return load_network(archive, upto=max(names, key=order.index), sample=sample)
     except Unsupported as e:
         log(f"{archive.path.name}: {e}, which the numpy forward pass does not compute; computing it with Keras")
     from convlens.model.keras_models import KerasNetwork  # TensorFlow starts here, for such models only

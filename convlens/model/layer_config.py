@@ -108,7 +108,17 @@ def _float32(value: object) -> bool:
 
 
 def _batch_shape(value: object) -> bool:
-    return type(value) is list and len(value) >= 2 and value[0] is None and all(positive(v) for v in value[1:])
+    """An InputLayer's ``batch_shape``: the batch axis open, the last (channels) fixed, the others fixed or open (a
+    model of open input size, which the forward pass computes at the images' size: :func:`chain_problem`)."""
+    if not (type(value) is list and len(value) >= 2 and value[0] is None and positive(value[-1])):
+        return False
+    return all(v is None or positive(v) for v in value[1:-1])  # type: ignore[index]
+
+
+def _fits(built: Sequence[object], shape: tuple[int, ...]) -> bool:
+    """A ``build_config`` input shape (batch axis left out) is the chain's ``shape``, an axis Keras built open
+    (``None``: a model of open input size) fitting any size."""
+    return len(built) == len(shape) and all(b is None or one_of(s)(b) for b, s in zip(built, shape, strict=True))
 
 
 def _target_shape(value: object) -> bool:
@@ -519,16 +529,22 @@ def output_shape(entry: dict, shape: tuple[int, ...], stored: Sequence[tuple[int
     return out
 
 
-def chain_problem(entries: Sequence[dict], trained: Mapping[str, Sequence[np.ndarray]]) -> str | None:
+def chain_problem(
+    entries: Sequence[dict], trained: Mapping[str, Sequence[np.ndarray]], sample: Sequence[int] | None = None
+) -> str | None:
     """Why Keras would not build the checked chain ``entries`` (an InputLayer, then one layer after another) with
     the variables ``trained`` holds as it stands (None: it would): each layer's input shape follows from the one
-    before, as Keras computes it, and must be the one its ``build_config`` says, its variables the ones it builds."""
-    shape = tuple(entries[0]["config"]["batch_shape"][1:])
+    before, as Keras computes it, and must be the one its ``build_config`` says, its variables the ones it builds.
+    ``sample``: the input shape to walk it at (no batch axis), the images' size for a model of open input size,
+    whose chain is not walked without it."""
+    shape = tuple(entries[0]["config"]["batch_shape"][1:]) if sample is None else tuple(sample)
+    if None in shape:
+        return f"an input of open size {shape} and no images to size it"
     for entry in entries[1:]:
         build = entry.get("build_config")
         built = build.get("input_shape") if isinstance(build, dict) and set(build) == {"input_shape"} else None
         batch = isinstance(built, list) and len(built) >= 1 and (built[0] is None or positive(built[0]))
-        if build is not None and not (batch and one_of(list(shape))(built[1:])):  # the batch axis as adapt() saw it
+        if build is not None and not (batch and _fits(built[1:], shape)):  # the batch axis as adapt() saw it
             return f"layer {entry['config']['name']!r}, built for inputs {build!r} where the chain gives {shape}"
         found = output_shape(entry, shape, [np.shape(v) for v in trained.get(entry["config"]["name"], [])])
         if isinstance(found, str):

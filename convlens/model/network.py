@@ -50,7 +50,7 @@ class Models:
         """What computes the ``role`` model's ``names`` layers (``forward.open_network``, with the engine
         :func:`prepare` chose), and ``batch_size`` capped to what fits in memory (``batching.fit_batch_size``,
         ``key`` the setting; the cap logged)."""
-        network = open_network(self.archive(role), names, self.log.info, self.engine)
+        network = open_network(self.archive(role), names, self.log.info, self.engine, self.sample.shape[1:])
         size, note = fit_batch_size(batch_size, bytes_per_image(network, self.sample), available_memory(), key)
         if note:
             self.log.info("%s", note)

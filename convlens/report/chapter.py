@@ -15,6 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from convlens.model.archive import Archive
 from convlens.pipeline import paths
 from convlens.render.formats import size
@@ -43,7 +45,8 @@ class ChapterSections:
             section.blocks.append(self.missing(path))
             return section
         self.archive = Archive.read(path, self.relative(path))
-        rows = model_summary(self.archive)
+        images = paths.sample_images(self.root)  # a model of open input size: its table at the samples' size
+        rows = model_summary(self.archive, np.load(images, mmap_mode="r").shape[1:] if images.is_file() else None)
         self.shapes = {row.name: row.output_shape for row in rows}
         total = sum(row.params for row in rows if "/" not in row.name)
         table = [

@@ -24,14 +24,15 @@ class LayerRow:
     field: Field | None = None  # its receptive field in input pixels; None where it is not known
 
 
-def output_shapes(archive: Archive) -> dict[str, tuple[int | None, ...]]:
-    """Each layer's output shape (batch axis ``None``) from the numpy forward pass of one blank input; empty where
-    the forward pass does not compute the model (a branch, a nested model, a layer kind it lacks)."""
+def output_shapes(archive: Archive, sample: Sequence[int] | None = None) -> dict[str, tuple[int | None, ...]]:
+    """Each layer's output shape (batch axis ``None``) from the numpy forward pass of one blank input, of the
+    images' shape ``sample`` (H, W[, C]) where the model's input size is open; empty where the forward pass does not
+    compute the model (a branch, a nested model, a layer kind it lacks, an open size without ``sample``)."""
     from convlens.model.forward import load_network
     from convlens.model.ops import Unsupported
 
     try:
-        network = load_network(archive)
+        network = load_network(archive, sample=sample)
     except Unsupported:
         return {}
     if None in network.input_shape:
@@ -49,19 +50,24 @@ def parameter_counts(archive: Archive) -> dict[str, int]:
     return {name: own[name] + sum(c for n, c in own.items() if n.startswith(f"{name}/")) for name in names}
 
 
-def layer_fields(archive: Archive, chain: bool) -> dict[str, Field]:
+def layer_fields(archive: Archive, chain: bool, sample: Sequence[int] | None = None) -> dict[str, Field]:
     """Each layer's receptive field (``analysis.receptive``) where the model is one chain of layers (``chain``: the
-    numpy forward pass computes it) with a fixed 2-D input; else empty."""
-    size = archive.input_shape[:2]
+    numpy forward pass computes it) with a 2-D input, fixed or open (then at the images' shape ``sample``, which
+    decides only which fields are the whole input); else empty."""
+    from convlens.model.forward import sized_input
+
+    size = sized_input((None, *archive.input_shape), sample)[:2]
     if not chain or len(size) != 2 or None in size:
         return {}
     entries = [e for e in archive.config["config"]["layers"] if e["class_name"] != "InputLayer"]
     return receptive_fields([(e["class_name"], e["config"]) for e in entries], (int(size[0]), int(size[1])))
 
 
-def model_summary(archive: Archive) -> list[LayerRow]:
-    shapes, counts = output_shapes(archive), parameter_counts(archive)
-    fields = layer_fields(archive, bool(shapes))
+def model_summary(archive: Archive, sample: Sequence[int] | None = None) -> list[LayerRow]:
+    """The report's model table: each layer's row, shapes and fields of a model of open input size at the images'
+    shape ``sample`` (H, W[, C])."""
+    shapes, counts = output_shapes(archive, sample), parameter_counts(archive)
+    fields = layer_fields(archive, bool(shapes), sample)
     return [
         LayerRow(
             layer.index, layer.name, layer.kind, shapes.get(layer.name), counts[layer.name], fields.get(layer.name)

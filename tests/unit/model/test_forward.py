@@ -453,3 +453,61 @@ def test_bytes_per_image_counts_every_layer_output(tmp_path):
     network = load_network(Archive.read(tmp_path / "m.keras"), upto="conv2d_1")
     one = 28 * 28 * 1 + 28 * 28 * 4 + 14 * 14 * 4 + 14 * 14 * 8  # input, conv2d, max_pooling2d, conv2d_1
     assert bytes_per_image(network, np.zeros((5, 28, 28, 1), np.float32)) == WORKING_COPIES * 4 * one
+
+
+def open_size_model(path):
+    """A fully convolutional model of open input size (``keras.Input((None, None, 3))``), every weight random."""
+    from convlens.model.keras_models import keras
+
+    layers = keras.layers
+    model = keras.Sequential(
+        [
+            keras.Input((None, None, 3)),
+            layers.Conv2D(4, 3, strides=2, padding="same", activation="relu", name="c1"),
+            layers.BatchNormalization(name="bn"),
+            layers.Conv2D(4, 3, activation="relu", name="c2"),
+            layers.AveragePooling2D(2, name="avg"),
+            layers.Conv2D(6, 3, activation="elu", name="c3"),
+            layers.GlobalMaxPooling2D(name="gmp"),
+            layers.Dense(3, activation="softmax", name="probs"),
+        ]
+    )
+    randomize_weights(model, 7)
+    model.save(path)
+    return path
+
+
+def test_a_model_of_open_input_size_is_computed_by_numpy_at_the_images_size(tmp_path):
+    """``keras.Input((None, None, 3))``: the numpy forward pass computes it at the images' size (no Keras fallback,
+    no log line), equal to Keras's; without the images' size it is left to Keras, naming why."""
+    path = open_size_model(tmp_path / "open.keras")
+    archive, names = Archive.read(path), ["c1", "bn", "c2", "avg", "c3", "gmp", "probs"]
+    lines = []
+    for size in ((20, 18), (32, 32)):
+        x = np.random.default_rng(size[0]).uniform(size=(2, *size, 3)).astype(np.float32)
+        network = forward_lib.open_network(archive, names, lines.append, sample=x.shape[1:])
+        assert isinstance(network, Network) and network.input_shape == (*size, 3)
+        for got, want in zip(network.activations(x, names), keras_activations(path, x, names), strict=True):
+            assert got.shape == want.shape
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert lines == []  # the InputLayer is not a reason to start TensorFlow
+    with pytest.raises(Unsupported, match=r"^an input of open size \(None, None, 3\) and no images to size it$"):
+        load_network(archive)
+
+
+def test_the_report_table_of_a_model_of_open_input_size_is_at_the_images_size(tmp_path):
+    """The model table (``report.summary.model_summary``) of ``keras.Input((None, None, 3))``: each layer's output
+    shape is Keras's at the samples' size, each receptive field the one of the same model built for that size;
+    both unknown ("–") only without the samples' size."""
+    from convlens.model.keras_models import keras
+    from convlens.report.summary import model_summary
+
+    path = open_size_model(tmp_path / "open.keras")
+    fixed = keras.models.clone_model(keras.models.load_model(path), input_tensors=keras.Input((30, 26, 3)))
+    fixed.save(tmp_path / "fixed.keras")
+    rows = model_summary(Archive.read(path), (30, 26, 3))
+    want = model_summary(Archive.read(tmp_path / "fixed.keras"))
+    assert [r.output_shape for r in rows] == [(None, *layer.output.shape[1:]) for layer in fixed.layers]
+    assert [r.output_shape for r in rows] == [r.output_shape for r in want]
+    assert [r.field for r in rows] == [r.field for r in want] and all(r.field is not None for r in rows)
+    assert all(r.output_shape is None and r.field is None for r in model_summary(Archive.read(path)))
