@@ -147,16 +147,23 @@ def read_input_scale(archive: Archive, scale: object) -> InputScale:
     return input_scale(scale, described)
 
 
-def fixed_input_shape(archive: Archive) -> tuple[int, ...]:
-    """The model's input shape (no batch axis), refused when a dimension is left open (``None``): an input made up
-    from nothing (activation maximization's) needs a size."""
+def fixed_input_shape(archive: Archive, sample: Sequence[int] | None = None) -> tuple[int, ...]:
+    """The shape (no batch axis) of an input made up from nothing (activation maximization's): the model's input
+    shape, its open dimensions (``None``) the data's images' ``sample`` (H, W[, C]), which must fit the model
+    (``Archive.check_input``). An open size without the images' shape is refused, naming the input to build."""
     shape = archive.input_shape
-    if any(d is None for d in shape):
+    if None not in shape:
+        return tuple(int(d) for d in shape)
+    if sample is None:
+        said = ", ".join(("H", "W")[i] if d is None and i < 2 else str(d) for i, d in enumerate(shape))
         raise ConvlensError(
-            f"{archive.source} accepts inputs of any size {shape}; activation maximization needs a fixed one: "
-            "build the model with keras.Input((28, 28, 1))"
+            f"{archive.source} accepts inputs of any size {shape}; activation maximization needs the data's image "
+            f"size for it (outputs/data, from fetch_data), or build the model with a fixed keras.Input(({said}))"
         )
-    return tuple(int(d) for d in shape)
+    archive.check_input(tuple(sample))
+    from convlens.model.forward import sized_input
+
+    return tuple(int(d) for d in sized_input((None, *shape), sample))  # type: ignore[arg-type]
 
 
 def first_conv(layers: Sequence[LayerInfo]) -> str | None:

@@ -134,13 +134,15 @@ def test_the_output_layer_is_the_last_layer_of_the_model_itself(tiny_root):
     assert output_layer([LayerInfo(0, "conv", "Conv2D"), *nested_last]) == "inner"
 
 
-def test_a_fixed_input_shape_is_returned_and_an_open_one_refused():
+def test_a_fixed_input_shape_is_returned_and_an_open_one_without_the_datas_size_refused():
+    """With the data's size an open one is that size (test_open_input_size.py); without it, the fix named is the
+    model's own channels, not the book's 28×28×1."""
     assert fixed_input_shape(SimpleNamespace(input_shape=(28, 28, 1), source="m.keras")) == (28, 28, 1)
     with pytest.raises(
-        ConvlensError, match=r"^m.keras accepts inputs of any size \(None, None, 1\); activation"
+        ConvlensError, match=r"^m.keras accepts inputs of any size \(None, None, 3\); activation"
     ) as err:
-        fixed_input_shape(SimpleNamespace(input_shape=(None, None, 1), source="m.keras"))
-    assert str(err.value).endswith(": build the model with keras.Input((28, 28, 1))")  # Keras's name, capital I
+        fixed_input_shape(SimpleNamespace(input_shape=(None, None, 3), source="m.keras"))
+    assert str(err.value).endswith("keras.Input((H, W, 3))")  # Keras's name, capital I
 
 
 def test_the_largest_input_is_the_brightest_pixel_divided_by_the_divisor():

@@ -239,7 +239,8 @@ def test_the_keras_computing_stages_refuse_images_too_small_for_a_layer_the_walk
 ):
     """gradcam computes with Keras models of its own (no ``SizeGuard``): before, TensorFlow's eager depthwise
     convolution on 6×6 inputs with a 7×7 window gave maps from uninitialised memory, written as the model's; now the
-    line, before the first Keras call, and nothing written. activation_max takes no model of open input size."""
+    line, before the first Keras call, and nothing written. activation_max climbs such a model at the images' size:
+    the same line."""
     from tests.unit.model.test_keras_compute_errors import _stage, _stage_project
 
     root, _ = _stage_project(tmp_path, tiny_assets, monkeypatch, _window_past_the_images(kind)(tmp_path))
@@ -254,8 +255,9 @@ def test_the_keras_computing_stages_refuse_images_too_small_for_a_layer_the_walk
         (
             "activation_max",
             "trained",
-            f"{model.relative_to(root)} accepts inputs of any size (None, None, 1); activation maximization needs a "
-            "fixed one: build the model with keras.Input((28, 28, 1))",
+            f"{model.relative_to(root)}: images of 28×28 are too small for this model: its layer 'c2' would give an "
+            "empty output (Keras's shape inference); resize them to at least 30×30 (-S data.resize=[30,30]) or use "
+            "another model",
         ),
     ):
         module, cfg = _stage(root, name, [])
