@@ -198,3 +198,18 @@ def test_the_nested_model_itself_passes_and_without_gradcam_its_layer_is_not_ref
     (project / TRAINED).unlink()
     fetch_model.run(stage_config("fetch_model", f"model.path={nested}", "analyses=light"), project)
     assert (project / TRAINED).is_file()  # gradcam does not run: its default layer is not needed
+
+
+def test_only_a_nested_model_whose_output_is_a_feature_map_is_named_for_gradcam():
+    """A nested model that pools or flattens its maps away after its last conv layer is no Grad-CAM layer: the
+    refusal then names none (the generic fix), and a layer inside it is refused without naming it."""
+    from convlens.analysis.attribution import feature_map_models, gradcam_layer
+    from convlens.model.layers import LayerInfo
+
+    maps = [LayerInfo(1, "base", "Sequential"), LayerInfo(None, "base/c", "Conv2D"), LayerInfo(2, "gap", "Dense")]
+    pooled = [*maps[:2], LayerInfo(None, "base/gap", "GlobalAveragePooling2D"), LayerInfo(2, "dense", "Dense")]
+    assert feature_map_models(maps) == ["base"] and feature_map_models(pooled) == []
+    with pytest.raises(ConvlensError, match=r"^the model has no conv layer of its own for Grad-CAM; name one with "):
+        gradcam_layer(pooled, None)
+    with pytest.raises(ConvlensError, match=r"inside the nested model 'base'; name a layer of the model itself$"):
+        gradcam_layer(pooled, "base/c")
