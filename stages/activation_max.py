@@ -100,16 +100,12 @@ def channel_rows(got: LayerAscent, top: np.ndarray | None) -> list[dict[str, obj
     ]
 
 
-def ascent_shape(root: Path, archive: Archive, model: Model) -> tuple[int, ...]:
-    """The optimized inputs' shape: the model's input; for a model of open input size (the Keras ``model``), the
-    size of the data's images (``outputs/data``: every split's of one size), said in one log line, refused before
-    the first Keras call when too small for it (``forward.refuse_small_images``, as gradcam's)."""
-    from convlens.model.forward import refuse_small_images
-
+def ascent_shape(root: Path, archive: Archive) -> tuple[int, ...]:
+    """The optimized inputs' shape: the model's input; for a model of open input size, the size of the data's
+    images (``outputs/data``: every split's of one size), said in one log line. No TensorFlow."""
     if None not in archive.input_shape:
         return fixed_input_shape(archive)
     shape = fixed_input_shape(archive, np.load(paths.images(root, "train"), mmap_mode="r").shape[1:])
-    refuse_small_images(model, archive.source, shape, tuple(d is None for d in archive.input_shape))
     log.info(
         "%s: the model's input size is open %s; climbing inputs of the data's %s images",
         archive.source, archive.input_shape, "×".join(map(str, shape)),
@@ -121,10 +117,12 @@ def run(cfg: DictConfig, root: Path, role: str) -> None:
     am, role = cfg.activation_max, paths.check_role(role)
     archive = open_model(root, role)
     names = archive.resolve(None if am.layers is None else list(am.layers), "activation_max.layers")
+    shape, scale = ascent_shape(root, archive), read_input_scale(archive, cfg.input.scale)  # before TensorFlow
+    from convlens.model.forward import refuse_small_images
     from convlens.model.keras_models import load_model
 
-    model = load_model(paths.model_path(root, role))
-    shape, scale = ascent_shape(root, archive, model), read_input_scale(archive, cfg.input.scale)
+    model = load_model(paths.model_path(root, role))  # then images too small for it, before its first call:
+    refuse_small_images(model, archive.source, shape, tuple(d is None for d in archive.input_shape))
     done, metrics, tops = {}, {}, dataset_tops(root, role, names)
     for name in names:
         clock = time.perf_counter()
