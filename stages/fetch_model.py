@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from convlens.analysis.attribution import gradcam_layer
 from convlens.checks import model_file
 from convlens.data.fetch import RemoteFile, fetch, search_dirs
 from convlens.data.samples import check_samples, streamed_count
@@ -59,6 +58,8 @@ def check_fits(cfg: DictConfig, root: Path, archive: Archive) -> None:
         try:
             resolved = archive.resolve(None if specs is None else list(specs), key)
             if key == "gradcam.layer" and cfg.analyses.attribution:  # gradcam's own rule: refused here, not last
+                from convlens.analysis.attribution import gradcam_layer  # only then (30 ms of imports)
+
                 gradcam_layer(archive.layers, None if specs is None else resolved[0])
         except ConvlensError as e:
             said = str(e) if str(e).startswith(key) else f"{key}: {e}"
