@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from convlens.analysis.stats import channel_stats, layer_summary, table_rows
+from convlens.analysis.stats import channel_stats, layer_summary, sample_summaries, table_rows
 from convlens.checks import layer_item
 from convlens.model.batching import batches
 from convlens.model.network import prepare
@@ -44,6 +44,7 @@ def run(cfg: DictConfig, root: Path, item: str) -> None:
             write_csv(out / paths.map_channels_name(role), table_rows("channel", channels[role]))
         write_json(out / paths.MAP_LAYER_NAME, {"name": name, "shape": list(maps["trained"].shape[1:]), **index})
         write_json(out / paths.MAP_SUMMARY_NAME, {role: layer_summary(stats) for role, stats in channels.items()})
+        write_json(out / paths.MAP_SAMPLES_NAME, {role: sample_summaries(m) for role, m in maps.items()})
 
 
 if __name__ == "__main__":

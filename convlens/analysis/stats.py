@@ -83,6 +83,11 @@ def layer_summary(channels: dict[str, np.ndarray]) -> dict[str, float | int]:
     }
 
 
+def sample_summaries(maps: np.ndarray) -> list[dict[str, float | int]]:
+    """Each sample's own ``layer_summary`` (its maps alone), in the samples' order."""
+    return [layer_summary(channel_stats(maps[i : i + 1])) for i in range(len(maps))]
+
+
 def table_rows(key: str, columns: dict[str, np.ndarray]) -> list[dict[str, object]]:
     """Column arrays as CSV rows, numbered by ``key`` (filter, channel)."""
     n = len(next(iter(columns.values())))

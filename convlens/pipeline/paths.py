@@ -41,10 +41,14 @@ def layer_stem(address: str) -> str:
     return address.replace("/", ".")
 
 
-def feature_maps_dir(root: Path, layer: str) -> Path:
-    """One ``feature_maps.layers`` entry's folder (``outer/inner``: a folder in ``outer``'s); never outside."""
+def feature_maps_dir(root: Path, layer: str | None = None) -> Path:
+    """One ``feature_maps.layers`` entry's folder (``outer/inner``: a folder in ``outer``'s); never outside. The parent
+    of every layer's without ``layer``."""
+    folder = root / "outputs" / "feature_maps"
+    if layer is None:
+        return folder
     layer_spec("feature_maps.layers", layer_item(layer))
-    return root / "outputs" / "feature_maps" / layer
+    return folder / layer
 
 
 def check_role(role: str) -> str:
@@ -164,6 +168,7 @@ INDEX_NAME = "index.json"  # what a folder holds (samples, dataset, gradcam): sp
 LAYERS_NAME = "layers.json"  # a weights folder's layer names, in layer order
 MAP_LAYER_NAME = "layer.json"  # a feature-maps folder's layer: name, shape, split, samples, labels
 MAP_SUMMARY_NAME = "summary.json"  # a feature-maps folder's statistics per model
+MAP_SAMPLES_NAME = "samples.json"  # a feature-maps folder's statistics per model and sample, in the samples' order
 SUMMARY_NAME = "summary.json"  # a per-model stage's numbers (dataset@, activation_max@), merged by ``metrics``
 SAMPLE_IMAGES_NAME = "images.npy"  # the sample images, samples × H × W (× 3 for RGB)
 CLASSES_NAME = "classes.json"  # the data's class names by label, as fetch_data found or was told them
@@ -254,6 +259,10 @@ def map_layer(root: Path, layer: str) -> Path:
 
 def map_summary(root: Path, layer: str) -> Path:
     return feature_maps_dir(root, layer) / MAP_SUMMARY_NAME
+
+
+def map_samples(root: Path, layer: str) -> Path:
+    return feature_maps_dir(root, layer) / MAP_SAMPLES_NAME
 
 
 def channels_dir(root: Path) -> Path:

@@ -43,6 +43,7 @@ READS = {
         (paths.classes(HERE), "fetch_data"),
         (paths.sample_figures_dir(HERE), "render_figures"),
         (paths.feature_map_metrics(HERE), "map_metrics"),
+        (paths.feature_maps_dir(HERE), "feature_maps"),  # each sample's own numbers (``map_samples``)
         (paths.map_figures_dir(HERE), "render_maps"),
         (paths.dataset_metrics(HERE), "metrics"),
         (paths.dataset_dir(HERE), "dataset"),

@@ -206,11 +206,16 @@ class ChapterSections:
             return section
         metrics = read_json_file(metrics_path)
         for item, name in self.layer_names(self.params.get("feature_maps", {}).get("each", [])):
-            stats = {role: metrics.get(role, {}).get(name) for role in paths.ROLES}
-            if None in stats.values():
+            samples_path = paths.map_samples(self.root, item)
+            if None in (metrics.get(role, {}).get(name) for role in paths.ROLES):
                 section.blocks.append(self.missing(metrics_path, name))
                 continue
-            for sample in index["samples"][: self.full_samples]:
+            if not samples_path.is_file():
+                section.blocks.append(self.missing(samples_path))
+                continue
+            per_sample = read_json_file(samples_path)  # each image's own numbers, not those of all samples
+            for i, sample in enumerate(index["samples"][: self.full_samples]):
+                stats = {role: per_sample[role][i] for role in paths.ROLES}
                 caption = t(
                     "map_caption",
                     layer=name,

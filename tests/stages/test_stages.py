@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from convlens.analysis.stats import channel_stats, layer_summary
 from convlens.errors import ConvlensError
 from convlens.pipeline.config import compose, declared_params, select
 from stages import (
@@ -89,6 +90,9 @@ def test_feature_maps_are_the_layer_activations_of_scaled_samples(project, run_p
     np.testing.assert_allclose(np.load(folder / "0" / "trained.npy"), want_conv, rtol=1e-5, atol=1e-6)
     layer = json.loads((folder / "0" / "layer.json").read_text(encoding="utf-8"))
     assert layer == {"name": "conv2d", "shape": [28, 28, 4], "split": "train", "samples": [3, 0], "labels": [3, 0]}
+    per_sample = json.loads((folder / "0" / "samples.json").read_text(encoding="utf-8"))  # the report's captions
+    maps = np.load(folder / "0" / "trained.npy")
+    assert per_sample["trained"] == [layer_summary(channel_stats(maps[i : i + 1])) for i in (0, 1)]
 
 
 def test_render_figures_draws_the_chosen_samples(project, run_pipeline):

@@ -84,6 +84,13 @@ def png(path: Path, size: tuple[int, int] = (6, 4), value: int = 0) -> None:
     PILImage.new("RGB", size, (value, 0, 0)).save(path)
 
 
+def write_sample_stats(root: Path, item: str, per_sample: list[dict]) -> None:
+    """``feature_maps@item``'s numbers of each sample (the same for both models), as the stage writes them."""
+    path = paths.map_samples(root, item)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({role: per_sample for role in paths.ROLES}), encoding="utf-8")
+
+
 def write_analyses(root: Path, params: dict) -> dict:
     """Tiny files of the shapes docs/contract (issue 12) gives the analyses' outputs."""
     classes = params["data"]["classes"]

@@ -2,7 +2,15 @@ import warnings
 
 import numpy as np
 
-from convlens.analysis.stats import as_number, channel_stats, filter_stats, kernel_stats, layer_summary, table_rows
+from convlens.analysis.stats import (
+    as_number,
+    channel_stats,
+    filter_stats,
+    kernel_stats,
+    layer_summary,
+    sample_summaries,
+    table_rows,
+)
 
 
 def test_kernel_stats_are_numpys_float32_numbers():
@@ -91,3 +99,14 @@ def test_layer_summary_names_the_metrics_dvc_exp_show_lists():
         "channels": 4,
         "dead_channels": 2,
     }
+
+
+def test_sample_summaries_are_each_images_own_not_the_samples_together():
+    maps = np.zeros((2, 2, 2, 3), np.float32)
+    maps[0, ..., 0] = [[1.0, -1.0], [3.0, 0.0]]  # image 0: channel 0 fires on one position in four
+    maps[1] = 2.0  # image 1: every channel fires everywhere
+    first, second = sample_summaries(maps)
+    assert first == layer_summary(channel_stats(maps[:1])) and second == layer_summary(channel_stats(maps[1:]))
+    assert (first["map_fraction_active"], first["dead_channels"]) == (as_number(0.5 / 3), 2)
+    assert (second["map_mean"], second["dead_channels"]) == (2.0, 0)
+    assert sample_summaries(maps[:1]) == [layer_summary(channel_stats(maps[:1]))]  # one sample: the layer's numbers

@@ -33,7 +33,15 @@ from convlens.report.pages import (
 )
 from convlens.report.summary import field_text, model_summary, shape_text
 from tests.support.helpers import PROJECT
-from tests.support.report_pages import ANALYSES, Page, assert_offline, comparison_page, png, write_analyses
+from tests.support.report_pages import (
+    ANALYSES,
+    Page,
+    assert_offline,
+    comparison_page,
+    png,
+    write_analyses,
+    write_sample_stats,
+)
 
 
 @pytest.fixture(scope="module")
@@ -172,10 +180,40 @@ def test_the_feature_maps_of_a_model_the_report_could_not_read_have_no_shape(tmp
     paths.metrics_dir(tmp_path).mkdir(parents=True)
     maps = {role: {"conv2d": stats} for role in paths.ROLES}
     paths.feature_map_metrics(tmp_path).write_text(json.dumps(maps), encoding="utf-8")
+    write_sample_stats(tmp_path, "conv2d", [stats])
     for role in paths.ROLES:
         png(paths.map_figure(tmp_path, "conv2d", role, 0))
     [figure] = Report(tmp_path, params, Strings("en")).feature_maps({"split": "train", "samples": [0]}).blocks
     assert ": output –. Trained: mean activation 0.1, 50.0 % of activations above zero" in figure.caption
+
+
+def test_each_feature_map_caption_gives_its_own_images_numbers_not_those_of_all_samples(tmp_path, params):
+    params = {**params, "feature_maps": {**params["feature_maps"], "layers": ["conv2d"], "each": ["conv2d"]}}
+    paths.metrics_dir(tmp_path).mkdir(parents=True)
+    over_all = {"channels": 32, "map_mean": 0.25, "map_fraction_active": 0.5, "dead_channels": 0}
+    paths.feature_map_metrics(tmp_path).write_text(json.dumps({r: {"conv2d": over_all} for r in paths.ROLES}))
+    own = [{**over_all, "map_mean": 0.125, "map_fraction_active": 0.375}, {**over_all, "map_mean": 0.375}]
+    write_sample_stats(tmp_path, "conv2d", own)
+    for role in paths.ROLES:
+        for sample in (4, 9):
+            png(paths.map_figure(tmp_path, "conv2d", role, sample))
+    blocks = Report(tmp_path, params, Strings("en")).feature_maps({"split": "train", "samples": [4, 9]}).blocks
+    assert [block.caption.split(". Untrained")[0] for block in blocks] == [
+        "conv2d, training image 4: output –. Trained: mean activation 0.125, 37.5 % of activations above zero, "
+        "0 of 32 channels never fire",
+        "conv2d, training image 9: output –. Trained: mean activation 0.375, 50.0 % of activations above zero, "
+        "0 of 32 channels never fire",
+    ]
+
+
+def test_feature_maps_without_each_samples_numbers_are_a_note_naming_the_file_and_its_stage(tmp_path, params):
+    params = {**params, "feature_maps": {**params["feature_maps"], "layers": ["conv2d"], "each": ["conv2d"]}}
+    stats = {"channels": 32, "map_mean": 0.1, "map_fraction_active": 0.5, "dead_channels": 0}
+    paths.metrics_dir(tmp_path).mkdir(parents=True)
+    paths.feature_map_metrics(tmp_path).write_text(json.dumps({r: {"conv2d": stats} for r in paths.ROLES}))
+    [note] = Report(tmp_path, params, Strings("en")).feature_maps({"split": "train", "samples": [0]}).blocks
+    assert isinstance(note, Note) and "outputs/feature_maps/conv2d/samples.json" in note.text
+    assert "(stage feature_maps)" in note.text
 
 
 def test_a_figure_embeds_its_images_with_their_labels_or_is_the_note_of_the_first_missing(tmp_path, params):

@@ -20,7 +20,7 @@ from convlens.report.assets import FIGURES, FULL_FIGURES, FULL_SAMPLES, THUMBNAI
 from convlens.report.build import report_page, write_report
 from convlens.report.compare_page import compare_page, write_page
 from tests.support.helpers import PROJECT
-from tests.support.report_pages import Page, assert_offline, png
+from tests.support.report_pages import Page, assert_offline, png, write_sample_stats
 
 LAYER = "conv2d"
 
@@ -49,6 +49,7 @@ def many_samples(root, count: int, size: int = 8) -> list[int]:
     paths.feature_map_metrics(root).parent.mkdir(parents=True, exist_ok=True)
     metrics = {role: {LAYER: stats} for role in paths.ROLES}
     paths.feature_map_metrics(root).write_text(json.dumps(metrics), encoding="utf-8")
+    write_sample_stats(root, LAYER, [stats] * count)
     for sample in samples:
         noise(paths.sample_figure(root, sample), size)
         noise(paths.gradcam_figures_dir(root) / paths.gradcam_figure_name(sample), size)

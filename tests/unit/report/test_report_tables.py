@@ -13,7 +13,7 @@ from convlens.pipeline import paths
 from convlens.report.build import Report
 from convlens.report.pages import Figure, Strings, Table
 from tests.support.helpers import PROJECT
-from tests.support.report_pages import png
+from tests.support.report_pages import png, write_sample_stats
 
 
 @pytest.fixture
@@ -47,6 +47,7 @@ def test_a_layer_configured_by_its_index_is_named_by_the_model_in_captions_and_l
     paths.metrics_dir(tmp_path).mkdir(parents=True)
     maps = {role: {"conv2d": stats} for role in paths.ROLES}
     paths.feature_map_metrics(tmp_path).write_text(json.dumps(maps), encoding="utf-8")
+    write_sample_stats(tmp_path, "0", [stats])
     for role in paths.ROLES:
         png(paths.map_figure(tmp_path, "0", role, 7))  # feature_maps@0 writes under the configured item
     report = Report(tmp_path, params, Strings("en"))
