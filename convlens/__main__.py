@@ -4,6 +4,7 @@
   docs-config [--check]  docs/configuration.md's table of config keys, from convlens/schema.py and conf/
   experiments [...]      the experiments as one table (dvc exp show, readable in 120 columns)
   params [OVERRIDES]     write params.yaml from conf/ (what `make params` does; dvc repro does not)
+  tidy [REV]             after `dvc exp apply REV`: delete the files other runs left under outputs/ that REV lacks
 
 ``python -m convlens <command> --help`` says more.
 """
@@ -15,7 +16,13 @@ from importlib import import_module
 
 from convlens.cli import tolerant_output
 
-COMMANDS = {"compare": "compare", "docs-config": "docs_config", "experiments": "experiments", "params": "params"}
+COMMANDS = {
+    "compare": "compare",
+    "docs-config": "docs_config",
+    "experiments": "experiments",
+    "params": "params",
+    "tidy": "tidy",
+}
 
 
 def main(argv: list[str]) -> None:

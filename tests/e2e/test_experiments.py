@@ -86,10 +86,11 @@ def test_experiments_record_their_params_and_metrics(readme_repo):
     assert not [c for c in header if c.startswith(("stages/", "outputs/"))]
 
 
-def test_applying_a_run_with_fewer_layers_leaves_only_git_tracked_tables_which_git_clean_removes(readme_repo):
+def test_applying_a_run_with_fewer_layers_leaves_only_git_tracked_tables_which_tidy_removes(readme_repo):
     """docs/experiments.md: after `my-cnn` (three conv layers), `dvc exp apply HEAD` (two) deletes conv2d_2's
-    DVC-cached maps and figures but not its git-tracked tables; `git clean -fdq -- outputs` deletes those and
-    nothing else, and the workspace is HEAD's again."""
+    DVC-cached maps and figures but not its git-tracked tables; `python -m convlens tidy HEAD` deletes those and
+    nothing else, and the workspace is HEAD's again. Then the other way round: `my-cnn` applied over `one-layer`
+    (conv2d_1 only), `tidy my-cnn` keeps my-cnn's own untracked tables and the workspace is my-cnn's."""
     root, env = readme_repo
     dvc(root, env, "exp", "apply", "my-cnn")
     assert (root / "outputs" / "metrics" / "channels" / "conv2d_2").is_dir()
@@ -101,9 +102,17 @@ def test_applying_a_run_with_fewer_layers_leaves_only_git_tracked_tables_which_g
     stray = [p for p in left if not p.startswith("outputs/metrics/") and not p.endswith("/.gitignore")]
     assert not stray, stray  # the tables, and the .gitignore DVC wrote for the `full` run's analyses
     assert "map_metrics" in dvc(root, env, "status")  # what the docs warn of
-    sh(root, "git", "clean", "-fdq", "--", "outputs", env=env)
+    sh(root, sys.executable, "-m", "convlens", "tidy", "HEAD", env=env)
     assert "?? outputs/" not in sh(root, "git", "status", "--porcelain", "--untracked-files=all", env=env)
     assert "Data and pipelines are up to date" in dvc(root, env, "status")
+
+    dvc(root, env, "exp", "apply", "one-layer")
+    dvc(root, env, "exp", "apply", "my-cnn")
+    sh(root, sys.executable, "-m", "convlens", "tidy", "my-cnn", env=env)
+    assert (root / "outputs" / "metrics" / "channels" / "conv2d_2" / "trained.csv").is_file()  # my-cnn's own
+    assert "Data and pipelines are up to date" in dvc(root, env, "status")
+    dvc(root, env, "exp", "apply", "HEAD")  # as the later tests expect
+    sh(root, sys.executable, "-m", "convlens", "tidy", "HEAD", env=env)
 
 
 def test_the_own_data_pages_experiments_record_their_data_and_the_models_own_layers(readme_repo):

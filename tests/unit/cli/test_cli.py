@@ -23,7 +23,8 @@ from tests.support.helpers import PROJECT
 def test_anything_but_a_command_lists_the_commands(argv, said):
     with pytest.raises(SystemExit) as exit:
         cli.main(argv)
-    assert exit.value.code == f"convlens: {said}choose one of: compare, docs-config, experiments, params\n{cli.__doc__}"
+    listed = "compare, docs-config, experiments, params, tidy"
+    assert exit.value.code == f"convlens: {said}choose one of: {listed}\n{cli.__doc__}"
 
 
 def test_a_command_gets_the_arguments_after_its_name(tmp_path, monkeypatch, capsys):
@@ -209,3 +210,69 @@ def test_only_a_strict_stream_in_another_encoding_than_utf_8_can_fail_to_print()
     assert can_fail(stream("ascii")) and can_fail(stream("latin-1", "surrogateescape"))
     assert not can_fail(stream("utf-8")) and not can_fail(stream("UTF8"))
     assert not can_fail(stream("ascii", "replace")) and not can_fail(io.StringIO())
+
+
+@pytest.fixture
+def applied(tmp_path, monkeypatch):
+    """A git + DVC repository whose commit ``three`` looks at three layers and HEAD at two, and a workspace where
+    ``three``'s outputs were applied over HEAD's as ``dvc exp apply three`` leaves them: its files written, HEAD's
+    git-tracked table of a layer ``three`` lacks (``pool``) kept, a DVC-ignored output beside them."""
+    root, env = tmp_path / "r", repo_env()
+    (root / "conf").mkdir(parents=True)
+    (root / "dvc.yaml").write_text("stages: {}\n", encoding="utf-8")
+    tables = root / "outputs" / "metrics" / "channels"
+
+    def tables_of(*layers: str) -> None:
+        shutil.rmtree(tables, ignore_errors=True)
+        for layer in layers:
+            (tables / layer).mkdir(parents=True)
+            (tables / layer / "trained.csv").write_text(f"channel,{layer}\n", encoding="utf-8")
+
+    sh(root, "git", "init", "-q", "-b", "main", env=env)
+    dvc(root, env, "init", "-q")
+    (root / "outputs" / ".gitignore").parent.mkdir(parents=True, exist_ok=True)
+    (root / "outputs" / ".gitignore").write_text("/maps\n", encoding="utf-8")
+    tables_of("conv2d", "conv2d_1", "conv2d_2")
+    commit(root, env, "three layers")
+    sh(root, "git", "tag", "three", env=env)
+    tables_of("conv2d", "pool")
+    commit(root, env, "two layers, one of them pool")
+    tables_of("conv2d", "conv2d_1", "conv2d_2", "pool")  # three's applied; pool's table left from HEAD
+    (root / "outputs" / "maps").mkdir()
+    (root / "outputs" / "maps" / "ignored.npy").write_bytes(b"dvc's")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(root)
+    return root
+
+
+def test_tidy_deletes_exactly_the_files_under_outputs_the_applied_run_lacks(applied, capsys):
+    cli.main(["tidy", "--dry-run", "three"])
+    assert capsys.readouterr().out.splitlines() == [
+        "would delete outputs/metrics/channels/pool/trained.csv",
+        "tidy: 1 file(s) three lacks found under outputs/",
+    ]
+    assert (applied / "outputs" / "metrics" / "channels" / "pool" / "trained.csv").is_file()  # a dry run
+    cli.main(["tidy", "three"])
+    assert capsys.readouterr().out.endswith("tidy: 1 file(s) three lacks deleted under outputs/\n")
+    assert not (applied / "outputs" / "metrics" / "channels" / "pool").exists()  # its folder too, once empty
+    left = sorted(p.relative_to(applied).as_posix() for p in (applied / "outputs").rglob("*") if p.is_file())
+    assert left == [
+        "outputs/.gitignore",
+        "outputs/maps/ignored.npy",  # ignored by git (a DVC output): never touched
+        *(f"outputs/metrics/channels/{layer}/trained.csv" for layer in ("conv2d", "conv2d_1", "conv2d_2")),
+    ]
+
+
+def test_tidy_after_applying_head_deletes_the_untracked_files_another_run_left(applied, capsys):
+    cli.main(["tidy"])  # HEAD: conv2d and pool; conv2d_1's and conv2d_2's tables are another run's, untracked
+    deleted = capsys.readouterr().out.splitlines()[:-1]
+    assert deleted == [f"deleted outputs/metrics/channels/{layer}/trained.csv" for layer in ("conv2d_1", "conv2d_2")]
+
+
+def test_tidy_names_a_revision_it_cannot_find_and_deletes_nothing(applied, capsys):
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["tidy", "no-such-run"])
+    assert str(exit.value.code).startswith("tidy: error: ") and "no-such-run" in str(exit.value.code)
+    assert "name a git revision or an experiment (dvc exp show)" in str(exit.value.code)
+    assert (applied / "outputs" / "metrics" / "channels" / "pool" / "trained.csv").is_file()

@@ -1,0 +1,84 @@
+"""Delete what other runs left under ``outputs/`` after ``dvc exp apply REV``: ``python -m convlens tidy [REV]``.
+
+``dvc exp apply`` writes REV's outputs and deletes the DVC-cached ones REV lacks, but keeps the git-tracked
+(``cache: false``) files of the run before: the per-layer tables of layers REV does not look at, the ``.gitignore``
+files DVC wrote for outputs REV does not have. This deletes every file under ``outputs/`` that git does not ignore
+and REV's commit lacks (REV: a git revision or an experiment name, ``HEAD`` by default; the one just applied), so
+that ``dvc status`` is clean again; ``--dry-run`` lists them instead. Ignored files (DVC's outputs, the comparison
+pages) are never touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from convlens.errors import ConvlensError
+from convlens.pipeline.config import project_root
+from convlens.pipeline.repo_lock import repository_lock
+
+OUTPUTS = "outputs"
+
+
+def git_paths(root: Path, *args: str) -> set[str]:
+    """The NUL-separated paths a git command prints, run in ``root``."""
+    done = subprocess.run(["git", *args], cwd=root, capture_output=True, check=False)
+    if done.returncode:
+        said = done.stderr.decode(errors="replace").strip().splitlines()
+        raise ConvlensError(f"git {args[0]} failed ({said[-1] if said else done.returncode}); run inside a git clone")
+    return {p for p in done.stdout.decode(errors="surrogateescape").split("\0") if p}
+
+
+def revision(root: Path, rev: str) -> str:
+    """``rev`` (a git revision or an experiment name, as ``dvc exp apply`` takes it) as a commit."""
+    from dvc.repo import Repo
+    from dvc.scm import RevError, resolve_rev
+
+    try:
+        return resolve_rev(Repo(str(root)).scm, rev)
+    except RevError as e:
+        raise ConvlensError(f"{e}; name a git revision or an experiment (dvc exp show), the one you applied") from e
+
+
+def leftovers(present: set[str], kept: set[str]) -> list[str]:
+    """The paths of ``present`` (the workspace's files under ``outputs/`` that git does not ignore) that the applied
+    commit lacks (``kept``: its files there), in order."""
+    return sorted(present - kept)
+
+
+def remove(root: Path, found: list[str]) -> None:
+    """Delete ``found`` (paths under ``outputs/``) and the folders they leave empty, up to ``outputs/``."""
+    top = (root / OUTPUTS).resolve()
+    folders = set()
+    for relative in found:
+        path = root / relative
+        if not path.parent.resolve().is_relative_to(top):  # git lists no such path; never outside outputs/
+            raise ConvlensError(f"{relative} is not under {OUTPUTS}/; nothing deleted after it")
+        path.unlink(missing_ok=True)  # a link itself, never its target
+        folders.update(p for p in path.parents if p.resolve().is_relative_to(top) and p.resolve() != top)
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m convlens tidy", description=__doc__.splitlines()[0])
+    parser.add_argument("rev", nargs="?", default="HEAD", help="the run applied last: git revision or experiment name")
+    parser.add_argument("-n", "--dry-run", action="store_true", help="list the files instead of deleting them")
+    args = parser.parse_args(argv)
+    try:
+        root = project_root()
+        commit = revision(root, args.rev)
+        with repository_lock(root):  # not while a stage writes outputs/
+            present = git_paths(root, "ls-files", "-z", "--", OUTPUTS)  # tracked at HEAD
+            present |= git_paths(root, "ls-files", "-z", "--others", "--exclude-standard", "--", OUTPUTS)
+            found = leftovers(present, git_paths(root, "ls-tree", "-r", "-z", "--name-only", commit, "--", OUTPUTS))
+            if not args.dry_run:
+                remove(root, found)
+    except ConvlensError as e:
+        sys.exit(f"tidy: error: {e}")
+    for path in found:
+        print(f"{'would delete' if args.dry_run else 'deleted'} {path}")
+    print(f"tidy: {len(found)} file(s) {args.rev} lacks {'found' if args.dry_run else 'deleted'} under {OUTPUTS}/")
