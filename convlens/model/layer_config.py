@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from convlens.model.ops import ACTIVATIONS, pair
+from convlens.model.ops import ACTIVATIONS, effective_kernel, pair
 
 BATCH_NORMALIZATION_INITIALIZERS = (
     "beta_initializer",
@@ -149,8 +149,8 @@ LAYER_KEYS: dict[str, dict[str, Check]] = {
         "strides": _size,
         "padding": _PADDING,
         "data_format": _LAST,
-        "dilation_rate": one_of(1, [1, 1]),
-        "groups": one_of(1),
+        "dilation_rate": _size,
+        "groups": positive,
         "activation": _activation,
         "use_bias": is_bool,
         "kernel_initializer": _any,
@@ -258,6 +258,18 @@ def layer_problem(entry: dict, tables: Mapping[str, Mapping[str, Check]] = LAYER
             return f"{where} of class {kind} with the key {key!r}"
         if not check(value):
             return f"{where} of class {kind} with {key} {value!r}"
+    return _conv_problem(cfg, where) if kind == "Conv2D" else None
+
+
+def _conv_problem(cfg: dict, where: str) -> str | None:
+    """What Keras's ``Conv2D`` constructor refuses among the keys that are each fine alone: strides above 1 with a
+    dilation above 1, filters that the groups do not divide (a checked config: both only where the table allows them
+    at all). The input channels the groups must divide too are the chain's: :func:`built`."""
+    strides, dilation = pair(cfg.get("strides", 1)), pair(cfg.get("dilation_rate", 1))
+    if max(strides) > 1 and max(dilation) > 1:
+        return f"{where} of class Conv2D with strides {cfg.get('strides')!r} and dilation_rate {cfg['dilation_rate']!r}"
+    if cfg["filters"] % cfg.get("groups", 1):
+        return f"{where} of class Conv2D with filters {cfg['filters']!r} in {cfg['groups']!r} groups"
     return None
 
 
@@ -479,11 +491,14 @@ def built(entry: dict, shape: tuple[int, ...]) -> tuple[tuple[int, ...] | None, 
     variables: list[tuple[int, ...]] = []
     if kind == "Conv2D":
         (kh, kw), (sh, sw) = pair(cfg["kernel_size"]), pair(cfg["strides"])
+        span, groups = effective_kernel((kh, kw), pair(cfg.get("dilation_rate", 1))), cfg.get("groups", 1)
         padding = cfg.get("padding", "valid")
         out = (
-            (_window(shape[0], kh, sh, padding), _window(shape[1], kw, sw, padding), cfg["filters"]) if image else None
+            (_window(shape[0], span[0], sh, padding), _window(shape[1], span[1], sw, padding), cfg["filters"])
+            if image and channels % groups == 0  # Keras's build refuses channels the groups do not divide
+            else None
         )
-        variables = [(kh, kw, channels, cfg["filters"])] + [(cfg["filters"],)] * (cfg.get("use_bias", True))
+        variables = [(kh, kw, channels // groups, cfg["filters"])] + [(cfg["filters"],)] * (cfg.get("use_bias", True))
     elif kind in ("MaxPooling2D", "AveragePooling2D"):
         size = pair(cfg["pool_size"])
         strides, padding = pair(cfg.get("strides") or cfg["pool_size"]), cfg.get("padding", "valid")

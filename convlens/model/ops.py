@@ -85,9 +85,15 @@ def conv2d(
     strides: tuple[int, int],
     padding: str,
     activation: Op | None = None,
+    dilation: tuple[int, int] = (1, 1),
+    groups: int = 1,
 ) -> np.ndarray:
-    """2-D convolution (cross-correlation, channels last): (N, H, W, C) × (kh, kw, C, F) → (N, H', W', F), plus
-    ``bias``, then ``activation`` if given: an :data:`IN_PLACE` function, applied to the output as it is made.
+    """2-D convolution (cross-correlation, channels last): (N, H, W, C) × (kh, kw, C / groups, F) → (N, H', W', F),
+    plus ``bias``, then ``activation`` if given: an :data:`IN_PLACE` function, applied to the output as it is made.
+
+    As Keras's ``Conv2D``: the kernel's taps ``dilation`` (rows, columns) apart, a window of ``(k - 1) · d + 1``
+    input pixels; ``groups``: the channels split in that many groups, each convolved with its own
+    ``F / groups`` filters (:func:`_grouped`).
 
     Few input channels: the patches are gathered once (im2col) and the layer is one matrix product.
     Many: one product per kernel offset, summed, which skips copying every patch (2-4× faster at C=32).
@@ -95,11 +101,14 @@ def conv2d(
     the sum, the bias and the activation stay in the CPU's cache: 1.3× the same work over the whole batch, every
     value the same (each output's sum is taken in the same order, whatever the chunk).
     """
+    if groups != 1:
+        return _grouped(x, kernel, bias, strides, padding, activation, dilation, groups)
     kh, kw, channels, filters = kernel.shape
+    span = effective_kernel((kh, kw), dilation)
     if padding == "same":
-        x = _pad_same(x, (kh, kw), strides, 0.0)
-    out_h = (x.shape[1] - kh) // strides[0] + 1
-    out_w = (x.shape[2] - kw) // strides[1] + 1
+        x = _pad_same(x, span, strides, 0.0)
+    out_h = (x.shape[1] - span[0]) // strides[0] + 1
+    out_w = (x.shape[2] - span[1]) // strides[1] + 1
     im2col = channels < IM2COL_BELOW_CHANNELS
     dtype = np.result_type(np.float32, kernel.dtype) if im2col else np.dtype(np.float32)
     out = np.empty((len(x), out_h, out_w, filters), dtype)
@@ -112,7 +121,8 @@ def conv2d(
     for start in range(0, len(x), step):
         part, done = x[start : start + step], out[start : start + step]
 
-        def window(i: int, j: int, part: np.ndarray = part) -> np.ndarray:
+        def window(i: int, j: int, part: np.ndarray = part) -> np.ndarray:  # the pixels kernel tap (i, j) sees
+            i, j = i * dilation[0], j * dilation[1]
             return part[:, i : i + strides[0] * out_h : strides[0], j : j + strides[1] * out_w : strides[1]]
 
         if im2col:
@@ -138,6 +148,44 @@ def conv2d(
         return out
     out = out + bias
     return out if activation is None else activation(out)
+
+
+def effective_kernel(kernel: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int]:
+    """The input pixels (rows, columns) a dilated kernel's window spans: ``(k - 1) · d + 1``."""
+    return (kernel[0] - 1) * dilation[0] + 1, (kernel[1] - 1) * dilation[1] + 1
+
+
+def _grouped(
+    x: np.ndarray,
+    kernel: np.ndarray,
+    bias: np.ndarray | None,
+    strides: tuple[int, int],
+    padding: str,
+    activation: Op | None,
+    dilation: tuple[int, int],
+    groups: int,
+) -> np.ndarray:
+    """A grouped :func:`conv2d`, as Keras computes it: group ``g`` of ``groups`` convolves input channels
+    ``[g·C', (g+1)·C')`` (``C'`` = the kernel's input channels) with filters ``[g·F', (g+1)·F')`` (``F' = F /
+    groups``), and the groups' outputs lie side by side along the channels. ``activation`` acts on each value alone
+    (an :data:`IN_PLACE` one), so each group's output takes it."""
+    per_in, filters = kernel.shape[2], kernel.shape[3]
+    if x.shape[-1] != per_in * groups or filters % groups:
+        raise ValueError(f"{groups} groups of {x.shape[-1]} channels and {filters} filters, kernel {kernel.shape}")
+    per_out = filters // groups
+    parts = [
+        conv2d(
+            x[..., g * per_in : (g + 1) * per_in],
+            kernel[..., g * per_out : (g + 1) * per_out],
+            None if bias is None else bias[g * per_out : (g + 1) * per_out],
+            strides,
+            padding,
+            activation,
+            dilation,
+        )
+        for g in range(groups)
+    ]
+    return np.concatenate(parts, axis=-1)
 
 
 def dense(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
@@ -213,14 +261,13 @@ def layer_op(kind: str, cfg: dict, weights: list[np.ndarray]) -> Op:
     if kind in ("Conv2D", "MaxPooling2D", "AveragePooling2D") and padding not in ("valid", "same"):
         raise Unsupported(f"layer {name!r} has padding {cfg.get('padding')!r}")
     if kind == "Conv2D":
-        if pair(cfg.get("dilation_rate", 1)) != (1, 1) or cfg.get("groups", 1) != 1:
-            raise Unsupported(f"layer {name!r} is a dilated or grouped Conv2D")
         kernel, bias = weights[0], (weights[1] if cfg.get("use_bias", True) else None)
         act = activation(cfg.get("activation"), name, in_place=True)  # on conv2d's own output
         strides = pair(cfg.get("strides", 1))  # Keras's defaults where a config leaves a key out
+        dilation, groups = pair(cfg.get("dilation_rate", 1)), cfg.get("groups", 1)
         if any(act is f for f in IN_PLACE.values()):  # applied chunk by chunk, as conv2d makes its output
-            return lambda x: conv2d(x, kernel, bias, strides, padding, act)
-        return lambda x: act(conv2d(x, kernel, bias, strides, padding))
+            return lambda x: conv2d(x, kernel, bias, strides, padding, act, dilation, groups)
+        return lambda x: act(conv2d(x, kernel, bias, strides, padding, None, dilation, groups))
     if kind in ("MaxPooling2D", "AveragePooling2D"):
         size = pair(cfg.get("pool_size", 2))
         strides = pair(cfg.get("strides") or size)

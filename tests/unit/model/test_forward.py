@@ -270,12 +270,9 @@ def test_an_activation_is_read_from_its_name_or_its_serialized_dict():
         activation({"class_name": "function", "config": "gelu"}, "l")
 
 
-def test_a_channels_first_or_grouped_layer_is_left_to_keras():
+def test_a_channels_first_layer_is_left_to_keras():  # dilated and grouped convs: test_dilated_grouped_conv.py
     with pytest.raises(Unsupported, match=r"^layer 'p' is channels_first$"):
         layer_op("MaxPooling2D", {"name": "p", "data_format": "channels_first", "pool_size": [2, 2]}, [])
-    grouped = {"name": "g", "groups": 2, "strides": [1, 1], "padding": "valid"}
-    with pytest.raises(Unsupported, match=r"^layer 'g' is a dilated or grouped Conv2D$"):
-        layer_op("Conv2D", grouped, [np.ones((3, 3, 2, 4), np.float32), np.zeros(4, np.float32)])
 
 
 def test_a_padding_keras_does_not_know_is_left_to_keras_and_its_capitals_are_keras_s():
@@ -350,7 +347,6 @@ def test_a_config_without_its_optional_keys_gets_kerass_defaults(kind, args, nee
     ("layer", "message"),
     [
         ("conv1d", "layer 'c1' of class Conv1D"),
-        ("dilated", r"layer 'd' of class Conv2D with dilation_rate \[2, 2\]"),
         ("gelu", "layer 'g' of class Conv2D with activation 'gelu'"),
         ("dense-gelu", "layer 'dg' of class Dense with activation 'gelu'"),
         ("activation-gelu", "layer 'ag' of class Activation with activation 'gelu'"),
@@ -366,7 +362,6 @@ def test_unsupported_layers_are_named(tmp_path, layer, message):
             keras.layers.Reshape((26 * 26, 2), name="r"),
             keras.layers.Conv1D(2, 3, name="c1"),
         ],
-        "dilated": [keras.Input((28, 28, 1)), keras.layers.Conv2D(2, 3, dilation_rate=2, name="d")],
         "gelu": [keras.Input((28, 28, 1)), keras.layers.Conv2D(2, 3, activation="gelu", name="g")],
         "dense-gelu": [
             keras.Input((28, 28, 1)),
