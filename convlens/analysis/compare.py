@@ -48,7 +48,17 @@ def compare_statistics(a: Mapping[tuple[str, str, str], float], b: Mapping[tuple
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def shared(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of statistics both runs have (a layer both looked at, an analysis both ran)."""
+    return table[table["a"].notna() & table["b"].notna()]
+
+
+def one_sided(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of statistics only one run has (a layer added or dropped, an analysis only one ran): not changes."""
+    return table[table["a"].isna() ^ table["b"].isna()]
+
+
 def changed(table: pd.DataFrame, tolerance: float = 1e-9) -> pd.DataFrame:
-    """The rows whose value differs between the runs (or exists in one run only)."""
-    missing = table["a"].isna() ^ table["b"].isna()
-    return table[missing | ((table["b"] - table["a"]).abs() > tolerance)]
+    """The rows of statistics both runs have whose values differ by more than ``tolerance``."""
+    both = shared(table)
+    return both[(both["b"] - both["a"]).abs() > tolerance]

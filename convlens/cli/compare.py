@@ -15,7 +15,7 @@ import re
 import sys
 from pathlib import Path
 
-from convlens.analysis.compare import changed, compare_statistics, statistic_rows
+from convlens.analysis.compare import changed, compare_statistics, one_sided, shared, statistic_rows
 from convlens.errors import ConvlensError
 from convlens.pipeline import paths
 from convlens.pipeline.config import PARAMS_FILE, project_root, read_yaml
@@ -91,11 +91,13 @@ def main(argv: list[str] | None = None) -> None:
         out = paths.compare_dir(root) if args.out is None else root / args.out  # an absolute --out stays as it is
         with atomic_path(out / f"{stem}.csv") as tmp:
             table.to_csv(tmp, index=False)
-        diff = changed(table)
-        title = f"{args.a} → {args.b}: {len(diff)} of {len(table)} statistics changed"
+        diff, both, only = changed(table), len(shared(table)), len(one_sided(table))
+        title = f"{args.a} → {args.b}: {len(diff)} of {both} statistics in both runs changed"
+        title += f"; {only} in one run only (in the CSV, not changes)" if only else ""
         language = args.language or (read_yaml(root / PARAMS_FILE) or {}).get("report", {}).get("language", "en")
         with figure_language(language) as t:  # the figure in the page's language; the log line in English
-            drawn = t("compare_title", a=args.a, b=args.b, changed=len(diff), total=len(table))
+            drawn = t("compare_title", a=args.a, b=args.b, changed=len(diff), total=both)
+            drawn += t("compare_title_only", count=only) if only else ""
             comparison_figure(diff if len(diff) else table.head(0), out / f"{stem}.png", (args.a, args.b), drawn)
         page = compare_page(
             (args.a, args.b),

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from convlens.analysis.compare import one_sided, shared
 from convlens.pipeline.files import atomic_path, staged_dir
 from convlens.report.assets import FULL_FIGURES, Assets
 from convlens.report.pages import (
@@ -45,6 +46,12 @@ def differing_figures(a: Mapping[str, bytes], b: Mapping[str, bytes]) -> tuple[l
     return differ, only, len(both) - len(differ)
 
 
+def where(rows: pd.DataFrame) -> str:
+    """Each model/layer of ``rows`` with its number of statistics, in order (``–`` for none)."""
+    counts = rows.groupby(["model", "layer"], sort=False).size()
+    return ", ".join(f"{model}/{layer} ({n})" for (model, layer), n in counts.items()) or "–"
+
+
 def compare_page(
     labels: tuple[str, str],
     params: tuple[Mapping[str, Any], Mapping[str, Any]],
@@ -70,7 +77,7 @@ def compare_page(
     sections.append(section)
 
     section = Section("statistics", t("compare_stats_title"))
-    caption = t("compare_stats_caption", changed=len(changed_table), total=len(table))
+    caption = t("compare_stats_caption", changed=len(changed_table), total=len(shared(table)))
     section.blocks.append(Figure([assets.image(chart, "chart.png", f"{a} → {b}")], caption))
     rows = [
         [r.model, r.layer, r.statistic, number(r.a), number(r.b), number(r.change), number(r.relative_change)]
@@ -78,6 +85,13 @@ def compare_page(
     ]
     if rows:
         section.blocks.append(Table(t.columns("compare_stats_columns", a=a, b=b), rows))
+    only = one_sided(table)
+    if len(only):  # a layer or an analysis one run lacks: not a change, and named by where it is
+        in_a = only[only["b"].isna()]
+        in_b = only[only["a"].isna()]
+        section.blocks.append(
+            Note(t("compare_stats_only", count=len(only), a=a, b=b, in_a=where(in_a), in_b=where(in_b)))
+        )
     sections.append(section)
 
     section = Section("figures", t("compare_figures_title"))

@@ -2,7 +2,7 @@
 
 import math
 
-from convlens.analysis.compare import MODEL_LEVEL, changed, compare_statistics, statistic_rows
+from convlens.analysis.compare import MODEL_LEVEL, changed, compare_statistics, one_sided, shared, statistic_rows
 
 
 def test_rows_of_nested_metrics_keep_numbers_only():
@@ -20,7 +20,17 @@ def test_change_and_relative_change_with_layers_added_or_dropped():
     assert table.loc[("conv2d", "mean"), "change"] == 1.0 and table.loc[("conv2d", "mean"), "relative_change"] == 0.5
     assert math.isnan(table.loc[("conv2d", "std"), "relative_change"])  # from 0: no relative change
     assert math.isnan(table.loc[("old", "mean"), "b"]) and math.isnan(table.loc[("new", "mean"), "a"])
-    assert len(changed(table.reset_index())) == 4
+    table = table.reset_index()
+    assert changed(table)["layer"].tolist() == ["conv2d", "conv2d"]  # a layer in one run only is not a change
+    assert one_sided(table)["layer"].tolist() == ["new", "old"] and len(shared(table)) == 2
+
+
+def test_statistics_of_one_run_only_are_never_counted_as_changed():
+    """Two runs of the same model, one with an analysis the other left out: nothing they share differs."""
+    a = {("m", "conv2d", "mean"): 0.5, ("m", "activation_max", "ratio"): 3.0, ("m", "dw", "mean"): 0.0}
+    b = {("m", "conv2d", "mean"): 0.5, ("m", "bn", "mean"): 0.25}
+    table = compare_statistics(a, b)
+    assert changed(table).empty and len(shared(table)) == 1 and len(one_sided(table)) == 3
 
 
 def test_identical_runs_change_nothing():

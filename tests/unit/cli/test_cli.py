@@ -14,6 +14,7 @@ import yaml
 import convlens.__main__ as cli
 from tests.support.dvc_repo import commit, dvc, repo_env, sh
 from tests.support.helpers import PROJECT
+from tests.support.report_pages import Page
 
 
 @pytest.mark.parametrize(
@@ -81,7 +82,8 @@ def test_compare_writes_the_table_chart_and_page_of_two_runs(two_runs, capsys):
     cli.main(["compare", "HEAD"])
     out = two_runs / "outputs" / "compare"
     assert capsys.readouterr().out == (
-        "compare: HEAD → workspace: 1 of 3 statistics changed; wrote HEAD_vs_workspace.csv, .png, .html and "
+        "compare: HEAD → workspace: 1 of 3 statistics in both runs changed; wrote HEAD_vs_workspace.csv, .png, "
+        ".html and "
         f"HEAD_vs_workspace_files/ in {out}\n"
     )
     rows = list(csv.DictReader((out / "HEAD_vs_workspace.csv").open(encoding="utf-8", newline="")))
@@ -108,6 +110,23 @@ def test_compare_writes_the_table_chart_and_page_of_two_runs(two_runs, capsys):
     shown = re.findall(r'src="([^"]+)"', page)
     assert shown and all(s.startswith("HEAD_vs_workspace_files/") for s in shown) and "base64" not in page
     assert all((files.parent / s).is_file() for s in shown)
+
+
+def test_compare_counts_statistics_of_one_run_only_apart_from_changes(two_runs, capsys):
+    """The workspace streamed a layer HEAD did not: its statistics are listed as one run's, never as changes."""
+    path = two_runs / "outputs" / "metrics" / "w.json"
+    metrics = json.loads(path.read_text(encoding="utf-8"))
+    metrics["untrained"]["dw"] = {"mean": 0.5, "std": 0.1}
+    path.write_text(json.dumps(metrics), encoding="utf-8")
+    cli.main(["compare", "HEAD", "--language", "en"])
+    said = capsys.readouterr().out
+    assert said.startswith("compare: HEAD → workspace: 1 of 3 statistics in both runs changed; 2 in one run only")
+    page = Page((two_runs / "outputs" / "compare" / "HEAD_vs_workspace.html").read_text(encoding="utf-8"))
+    assert "1 of 3 statistics in both runs changed (relative change, bars clipped at ±100 %)." in page.text
+    assert (
+        "2 statistics are in one run only, so not changes (the CSV has them): in HEAD only: –; "
+        "in workspace only: untrained/dw (2)." in page.notes
+    )
 
 
 def test_compare_names_a_run_it_cannot_find_or_read(two_runs, capsys):
@@ -196,7 +215,8 @@ def test_commands_print_what_an_ascii_stdout_cannot_hold_as_question_marks(two_r
     out = two_runs / "outputs" / "compare"
     assert (done.returncode, done.stdout) == (
         0,
-        "compare: HEAD ? workspace: 1 of 3 statistics changed; wrote HEAD_vs_workspace.csv, .png, .html and "
+        "compare: HEAD ? workspace: 1 of 3 statistics in both runs changed; wrote HEAD_vs_workspace.csv, .png, "
+        ".html and "
         f"HEAD_vs_workspace_files/ in {out}\n",
     )
 

@@ -468,7 +468,7 @@ def test_the_comparison_page_holds_each_change_labelled_with_its_run(monkeypatch
     )
     assert statistics == Section("statistics", "Changed statistics", blocks=[
         Figure([Image(data_uri(b"chart"), "HEAD → seed7")],
-               "1 of 2 statistics changed (relative change, bars clipped at ±100 %)."),
+               "1 of 2 statistics in both runs changed (relative change, bars clipped at ±100 %)."),
         Table(["model", "layer", "statistic", "HEAD", "seed7", "change", "relative change"],
               [["untrained", "conv2d", "std", "0.21", "0.19", "-0.02", "-0.09524"]]),
     ])  # fmt: skip
