@@ -163,6 +163,17 @@ def _nested_hint(layers: Sequence[LayerInfo]) -> str:
     return f"; its conv layers are inside the nested model {nested[-1]!r}, whose output is a feature map: {said}"
 
 
+def flat_layers(layers: Sequence[LayerInfo]) -> list[str]:
+    """The model's own layers whose output is no longer H×W×C feature maps: a flattening kind
+    (:data:`FLATTENING_KINDS`) and every layer after it, in Keras's order, up to a conv layer (after a Reshape back)."""
+    flat, found = False, []
+    for layer in sorted((la for la in layers if la.index is not None), key=lambda la: la.index):
+        flat = layer.kind in FLATTENING_KINDS or (flat and layer.kind not in CONV_KINDS)
+        if flat:
+            found.append(layer.name)
+    return found
+
+
 def gradcam_layer(layers: Sequence[LayerInfo], resolved: str | None) -> str:
     """The layer Grad-CAM looks at: ``resolved`` (``gradcam.layer``, resolved against the model), or by default
     the model's last top-level conv layer. A layer inside a nested model is refused (its output is not one of
@@ -186,6 +197,15 @@ def gradcam_layer(layers: Sequence[LayerInfo], resolved: str | None) -> str:
             else "name a layer of the model itself"
         )
         raise ConvlensError(f"gradcam.layer {resolved!r} is inside the nested model {outer!r}; {fix}")
+    flat = flat_layers(layers)
+    if resolved in flat:
+        kind = next(layer.kind for layer in layers if layer.name == resolved)
+        maps = [la.name for la in layers if la.index is not None and la.name not in flat and la.kind != "InputLayer"]
+        here = f": here {', '.join(maps[::-1][:3])}" if maps else ""
+        raise ConvlensError(
+            f"gradcam.layer {resolved!r} ({kind}) does not output H×W×C feature maps (the model has flattened or "
+            f"globally pooled them by then); choose a layer before that{here} (null: the last conv layer)"
+        )
     return resolved
 
 

@@ -178,8 +178,13 @@ GRADCAM = "analyses=full"  # analyses.attribution=[trained_vs_untrained]
             "gradcam.layer: the model has no conv layer of its own for Grad-CAM; its conv layers are inside the nested "
             "model 'base', whose output is a feature map: gradcam.layer=base",
         ),
+        (
+            "gradcam.layer=gap",
+            "gradcam.layer 'gap' (GlobalAveragePooling2D) does not output H×W×C feature maps (the model has flattened "
+            "or globally pooled them by then); choose a layer before that: here base (null: the last conv layer)",
+        ),
     ],
-    ids=["inner-layer", "default"],
+    ids=["inner-layer", "default", "pooled"],
 )
 def test_a_gradcam_layer_gradcam_refuses_fails_in_fetch_model_naming_the_nested_model(
     project, stage_config, nested, layer, message

@@ -10,6 +10,7 @@ from hypothesis.extra.numpy import arrays
 
 from convlens.analysis.attribution import (
     TARGETS,
+    flat_layers,
     gaussian_kernel,
     gradcam,
     gradcam_layer,
@@ -128,11 +129,27 @@ def test_the_gradcam_layer_defaults_to_the_last_conv_layer_of_the_model_itself()
     ]
     assert gradcam_layer(layers, None) == "conv2d_1"
     assert gradcam_layer(layers[:3], None) == "conv2d"  # a nested conv layer is not the model's own
-    assert gradcam_layer(layers, "dense") == "dense"  # checked for feature maps once the model is loaded
+    with pytest.raises(ConvlensError) as refused:  # known from the layer kinds: refused in fetch_model
+        gradcam_layer(layers, "dense")
+    assert str(refused.value) == (
+        "gradcam.layer 'dense' (Dense) does not output H×W×C feature maps (the model has flattened or globally pooled "
+        "them by then); choose a layer before that: here conv2d_1, block, conv2d (null: the last conv layer)"
+    )
     with pytest.raises(ConvlensError, match="inside the nested model 'block'"):
         gradcam_layer(layers, "block/conv")
     with pytest.raises(ConvlensError, match="no conv layer"):
         gradcam_layer(layers[4:], None)
+
+
+def test_the_layers_past_the_models_flattening_are_known_from_their_kinds():
+    """A global pooling, Flatten or Dense and whatever follows it (Dropout, a Dense head) hold no H×W×C maps; a
+    conv layer after a Reshape back to maps does again."""
+    kinds = ["InputLayer", "Conv2D", "MaxPooling2D", "GlobalAveragePooling2D", "Dropout", "Dense", "Reshape", "Conv2D"]
+    layers = [LayerInfo(i, f"l{i}", kind) for i, kind in enumerate(kinds)]
+    assert flat_layers(layers) == ["l3", "l4", "l5", "l6"]
+    assert gradcam_layer(layers, "l2") == "l2" and gradcam_layer(layers, "l7") == "l7"
+    with pytest.raises(ConvlensError, match=r"^gradcam.layer 'l4' \(Dropout\) does not output H×W×C feature maps"):
+        gradcam_layer(layers, "l4")
 
 
 def test_gradcam_explains_the_trained_models_prediction_and_the_label():

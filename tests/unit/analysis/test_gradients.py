@@ -241,7 +241,7 @@ def test_bad_layers_and_classes_fail_before_anything_is_written(project, run_pip
     for role in paths.ROLES:
         with pytest.raises(ConvlensError, match="unknown layer 'conv9'; this model has 0:conv2d"):
             activation_max.run(stage_config("activation_max", "activation_max.layers=[conv9]"), project, role)
-    with pytest.raises(ConvlensError, match="gradcam.layer 'flatten' outputs shape \\(392,\\), not H×W×C"):
+    with pytest.raises(ConvlensError, match="gradcam.layer 'flatten' \\(Flatten\\) does not output H×W×C feature"):
         gradcam_stage.run(stage_config("gradcam", "gradcam.layer=flatten"), project)
     for path in ("activation_max", "gradcam", "metrics/gradcam.json", "figures/activation_max", "figures/gradcam"):
         assert not (project / "outputs" / path).exists(), path
