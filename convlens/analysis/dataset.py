@@ -27,23 +27,33 @@ PASS_WORKERS = 2  # stream_pass's threads for the numpy network: one batch in fl
 
 
 def selectivity(class_means: np.ndarray) -> np.ndarray:
-    """Per channel, how much one class dominates: (top class mean − mean over classes) / top, 0 for silent channels."""
+    """Per channel, how much one class dominates: (top class mean − mean over classes) / top, 0 for silent channels,
+    NaN (not defined) for a channel with a negative class mean: a layer without ReLU, whose ratio would leave
+    0 … 1 − 1/classes (a top of 0.008 over a mean of −0.044 gives 6.5)."""
     top = np.nanmax(class_means, axis=0)
     spread = top - np.nanmean(class_means, axis=0)
-    return np.divide(spread, top, out=np.zeros_like(top), where=top > 0)
+    ratio = np.divide(spread, top, out=np.zeros_like(top), where=top > 0)
+    return np.where(np.nanmin(class_means, axis=0) < 0, np.nan, ratio)
 
 
-def dataset_summary(table: dict[str, np.ndarray]) -> dict[str, float | int]:
+def mean_selectivity(class_means: np.ndarray) -> float | None:
+    """A layer's selectivity: the mean over its channels where it is defined, ``None`` where it is nowhere."""
+    chosen = selectivity(class_means)
+    defined = chosen[~np.isnan(chosen)]
+    return as_number(defined.mean()) if defined.size else None
+
+
+def dataset_summary(table: dict[str, np.ndarray]) -> dict[str, float | int | None]:
     """One layer's dataset-wide summary (``data_*`` keys, apart from the one-sample ``map_*`` ones of
     :func:`~convlens.analysis.stats.layer_summary`, which computes the shared ones)."""
-    from convlens.analysis.stats import as_number, layer_summary  # stats imports this module
+    from convlens.analysis.stats import layer_summary  # stats imports this module
 
     shared = layer_summary(table)
     return {
         "data_mean": shared["map_mean"],
         "data_fraction_active": shared["map_fraction_active"],
         "data_dead_channels": shared["dead_channels"],
-        "data_selectivity": as_number(selectivity(table["class_means"]).mean()),
+        "data_selectivity": mean_selectivity(table["class_means"]),
     }
 
 

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from convlens.analysis.dataset import (
     channel_rows,
     dataset_metrics,
     dataset_summary,
+    mean_selectivity,
     selectivity,
     stream_pass,
 )
@@ -65,6 +67,20 @@ def test_selectivity_is_zero_for_silent_or_even_channels_and_high_for_one_class(
     class_means = np.array([[0.0, 1.0, 0.0], [0.0, 1.0, 0.9], [0.0, 1.0, 0.0]])  # classes × channels
     sel = selectivity(class_means)
     assert sel[0] == 0 and sel[1] == 0 and sel[2] == pytest.approx((0.9 - 0.3) / 0.9)
+
+
+def test_selectivity_is_not_defined_for_a_channel_with_a_negative_class_mean():
+    """A layer without ReLU (a linear conv, DepthwiseConv2D, after LayerNormalization): the outside tester's channel
+    of class means −0.130, 0.008, −0.007, −0.047 gave 6.47, far outside 0 … 1 − 1/classes; every class mean
+    negative gave 0, as if every class drove it alike."""
+    class_means = np.array([[-0.130, -0.2, 0.5], [0.008, -0.1, 0.5], [-0.007, -0.3, 1.0], [-0.047, -0.4, 0.0]])
+    sel = selectivity(class_means)
+    assert np.isnan(sel[0]) and np.isnan(sel[1]) and sel[2] == pytest.approx((1.0 - 0.5) / 1.0)
+    assert mean_selectivity(class_means) == sel[2]  # the layer's: over the channels where it is defined
+    assert mean_selectivity(class_means[:, :2]) is None  # defined nowhere: null in the metrics, not NaN
+    table = {k: np.zeros(3) for k in ("mean", "fraction_active", "max", "top_image_mean")}
+    rows = channel_rows({**table, "class_means": class_means}, list("abcd"))
+    assert math.isnan(rows[0]["selectivity"]) and rows[2]["selectivity"] == 0.5  # an empty cell in the CSV
 
 
 def test_accumulator_refuses_what_does_not_fit():
