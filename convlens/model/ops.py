@@ -92,8 +92,8 @@ def conv2d(
     plus ``bias``, then ``activation`` if given: an :data:`IN_PLACE` function, applied to the output as it is made.
 
     As Keras's ``Conv2D``: the kernel's taps ``dilation`` (rows, columns) apart, a window of ``(k - 1) · d + 1``
-    input pixels; ``groups``: the channels split in that many groups, each convolved with its own
-    ``F / groups`` filters (:func:`_grouped`).
+    input pixels; ``groups``: the channels split in that many groups, each convolved with its own ``F / groups``
+    filters (:func:`_grouped`).
 
     Few input channels: the patches are gathered once (im2col) and the layer is one matrix product.
     Many: one product per kernel offset, summed, which skips copying every patch (2-4× faster at C=32).
@@ -101,14 +101,14 @@ def conv2d(
     the sum, the bias and the activation stay in the CPU's cache: 1.3× the same work over the whole batch, every
     value the same (each output's sum is taken in the same order, whatever the chunk).
     """
-    if groups != 1:
-        return _grouped(x, kernel, bias, strides, padding, activation, dilation, groups)
     kh, kw, channels, filters = kernel.shape
     span = effective_kernel((kh, kw), dilation)
     if padding == "same":
         x = _pad_same(x, span, strides, 0.0)
     out_h = (x.shape[1] - span[0]) // strides[0] + 1
     out_w = (x.shape[2] - span[1]) // strides[1] + 1
+    if groups != 1:
+        return _grouped(x, kernel, bias, (strides, dilation, (out_h, out_w)), activation, groups)
     im2col = channels < IM2COL_BELOW_CHANNELS
     dtype = np.result_type(np.float32, kernel.dtype) if im2col else np.dtype(np.float32)
     out = np.empty((len(x), out_h, out_w, filters), dtype)
@@ -120,16 +120,11 @@ def conv2d(
         products = np.empty((min(step, len(x)), out_h, out_w, filters), np.result_type(x, kernel))
     for start in range(0, len(x), step):
         part, done = x[start : start + step], out[start : start + step]
-
-        def window(i: int, j: int, part: np.ndarray = part) -> np.ndarray:  # the pixels kernel tap (i, j) sees
-            i, j = i * dilation[0], j * dilation[1]
-            return part[:, i : i + strides[0] * out_h : strides[0], j : j + strides[1] * out_w : strides[1]]
-
         if im2col:
             gathered = patches[: len(part)]
             for i in range(kh):
                 for j in range(kw):
-                    gathered[:, :, :, i, j] = window(i, j)
+                    gathered[:, :, :, i, j] = _tap(part, i, j, (strides, dilation, (out_h, out_w)))
             np.matmul(
                 gathered.reshape(-1, kh * kw * channels), kernel.reshape(-1, filters), out=done.reshape(-1, filters)
             )
@@ -138,15 +133,27 @@ def conv2d(
             product = products[: len(part)]
             for i in range(kh):
                 for j in range(kw):
-                    done += np.matmul(window(i, j), kernel[i, j], out=product)
+                    done += np.matmul(_tap(part, i, j, (strides, dilation, (out_h, out_w))), kernel[i, j], out=product)
         if fused:
-            if bias is not None:
-                done += bias
-            if activation is not None:
-                activation(done)
-    if fused:
-        return out
-    out = out + bias
+            _finish(done, bias, activation)
+    return out if fused else _finish(out + bias, None, activation)
+
+
+Geometry = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]  # a conv's strides, dilation and output (H', W')
+
+
+def _tap(part: np.ndarray, i: int, j: int, geometry: Geometry) -> np.ndarray:
+    """The input pixels (N, H', W', C) kernel tap ``(i, j)`` multiplies, for each output position: of the padded
+    images ``part``, every stride-th from the tap's offset, ``dilation`` taps apart."""
+    strides, dilation, (out_h, out_w) = geometry
+    i, j = i * dilation[0], j * dilation[1]
+    return part[:, i : i + strides[0] * out_h : strides[0], j : j + strides[1] * out_w : strides[1]]
+
+
+def _finish(out: np.ndarray, bias: np.ndarray | None, activation: Op | None) -> np.ndarray:
+    """``out`` plus ``bias``, then ``activation``, in place (an :data:`IN_PLACE` activation)."""
+    if bias is not None:
+        out += bias
     return out if activation is None else activation(out)
 
 
@@ -159,33 +166,41 @@ def _grouped(
     x: np.ndarray,
     kernel: np.ndarray,
     bias: np.ndarray | None,
-    strides: tuple[int, int],
-    padding: str,
+    geometry: Geometry,
     activation: Op | None,
-    dilation: tuple[int, int],
     groups: int,
 ) -> np.ndarray:
-    """A grouped :func:`conv2d`, as Keras computes it: group ``g`` of ``groups`` convolves input channels
-    ``[g·C', (g+1)·C')`` (``C'`` = the kernel's input channels) with filters ``[g·F', (g+1)·F')`` (``F' = F /
-    groups``), and the groups' outputs lie side by side along the channels. ``activation`` acts on each value alone
-    (an :data:`IN_PLACE` one), so each group's output takes it."""
-    per_in, filters = kernel.shape[2], kernel.shape[3]
+    """A grouped :func:`conv2d` of the padded images ``x``, as Keras computes it: group ``g`` of ``groups``
+    convolves input channels ``[g·C', (g+1)·C')`` (``C'``: the kernel's input channels) with filters
+    ``[g·F', (g+1)·F')`` (``F' = F / groups``), the groups' outputs side by side along the channels.
+
+    Every group at once: for each kernel tap, one batched product (G, M, C') × (G, C', F') over a few images' M
+    output positions (:data:`CHUNK_BYTES` of output), summed. Measured on 512 images of 14×14×32, 64 filters, 2 to
+    32 groups: as fast as one :func:`conv2d` per group at 2 groups, up to 2.4× faster at 8 or 16 (one BLAS thread;
+    10× where BLAS's threads contend, as in conv2d's im2col of 4 channels). Gathering each group's patches once
+    (im2col) was no faster at 1 channel per group, 2-2.5× slower at 2 or 4."""
+    kh, kw, per_in, filters = kernel.shape
     if x.shape[-1] != per_in * groups or filters % groups:
         raise ValueError(f"{groups} groups of {x.shape[-1]} channels and {filters} filters, kernel {kernel.shape}")
-    per_out = filters // groups
-    parts = [
-        conv2d(
-            x[..., g * per_in : (g + 1) * per_in],
-            kernel[..., g * per_out : (g + 1) * per_out],
-            None if bias is None else bias[g * per_out : (g + 1) * per_out],
-            strides,
-            padding,
-            activation,
-            dilation,
-        )
-        for g in range(groups)
-    ]
-    return np.concatenate(parts, axis=-1)
+    per_out, (out_h, out_w) = filters // groups, geometry[2]
+    taps = kernel.reshape(kh, kw, per_in, groups, per_out).transpose(0, 1, 3, 2, 4)  # tap (i, j): (G, C', F')
+    out = np.empty((len(x), out_h, out_w, filters), np.float32)
+    fused = bias is None or np.result_type(out, bias) == out.dtype  # else the bias upcasts: added after
+    step = max(1, CHUNK_BYTES // max(out_h * out_w * filters * out.itemsize, 1))
+    sums = np.empty((groups, min(step, len(x)) * out_h * out_w, per_out), np.float32)
+    for start in range(0, len(x), step):
+        part, done = x[start : start + step], out[start : start + step]
+        positions = len(part) * out_h * out_w
+        total = sums[:, :positions]
+        total[...] = 0
+        for i in range(kh):
+            for j in range(kw):
+                pixels = _tap(part, i, j, geometry).reshape(positions, groups, per_in).transpose(1, 0, 2)
+                total += np.matmul(pixels, taps[i, j])
+        done[...] = total.transpose(1, 0, 2).reshape(done.shape)
+        if fused:
+            _finish(done, bias, activation)
+    return out if fused else _finish(out + bias, None, activation)
 
 
 def dense(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:

@@ -66,11 +66,19 @@ def test_a_dilated_conv2d_matches_keras(keras, tmp_path, channels, dilation, ker
 @pytest.mark.parametrize("use_bias", [True, False])
 @pytest.mark.parametrize(
     ("channels", "groups", "strides", "padding"),
-    [(4, 2, 1, "valid"), (4, 4, 1, "same"), (8, 4, 2, "same"), (16, 2, (2, 1), "valid"), (32, 2, 1, "same")],
-    ids=["c4-g2", "c4-g4", "c8-g4-s2", "c16-g2-s21", "c32-g2"],
+    [
+        (4, 2, 1, "valid"),
+        (4, 4, 1, "same"),
+        (8, 8, 1, "same"),
+        (8, 4, 2, "same"),
+        (16, 2, (2, 1), "valid"),
+        (32, 2, 1, "same"),
+    ],
+    ids=["c4-g2", "c4-g4", "c8-g8", "c8-g4-s2", "c16-g2-s21", "c32-g2"],
 )
 def test_a_grouped_conv2d_matches_keras(keras, tmp_path, channels, groups, strides, padding, use_bias):
-    """Groups of 1 to 16 input channels each (both of conv2d's strategies), strides, with and without bias."""
+    """Groups of 1 to 16 input channels each, one channel each (as many groups as channels), strides, with and
+    without bias."""
     x = np.random.default_rng(12).uniform(-1, 1, (3, 10, 9, channels)).astype(np.float32)
     conv = keras.layers.Conv2D(
         8, 3, groups=groups, strides=strides, padding=padding, use_bias=use_bias, activation="relu", name="conv"
@@ -115,6 +123,8 @@ def test_a_model_of_dilated_and_grouped_convs_matches_keras_layer_by_layer(combi
     network = load_network(Archive.read(path))  # no Unsupported: numpy computes the whole chain
     for name, got, want in zip(names, network.activations(x, names), keras_activations(path, x, names), strict=True):
         assert_close(got, want, name)
+    for name, got in zip(names, network.activations(x.astype(np.float64), names), strict=True):
+        assert got.dtype == np.float32, name  # float64 images give float32 maps, as in Keras
 
 
 def test_the_shape_walk_gives_kerass_output_shapes_and_kernels(combined):
