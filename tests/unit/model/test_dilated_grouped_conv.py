@@ -219,3 +219,32 @@ def test_the_untrained_replay_of_a_dilated_and_grouped_model_is_kerass_bit_for_b
     mine, theirs = load_model(tmp_path / "untrained.keras"), load_with_untrained_model(path, 42)[1]
     for a, b in zip(mine.layers, theirs.layers, strict=True):
         assert [np.asarray(w).tobytes() for w in a.weights] == [np.asarray(w).tobytes() for w in b.weights], a.name
+
+
+def test_a_model_of_open_input_size_with_a_dilated_grouped_conv_is_computed_by_numpy(keras, tmp_path):
+    """An outside tester's model (``keras.Input((None, None, 3))``, a strided stem, a conv both dilated and grouped
+    with "same" padding): the numpy pass computes it at the images' size, equal to Keras's."""
+    from convlens.model.forward import open_network
+
+    layers = keras.layers
+    model = keras.Sequential(
+        [
+            keras.Input((None, None, 3)),
+            layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="stem"),
+            layers.Conv2D(8, 3, dilation_rate=2, groups=2, activation="relu", padding="same", name="dg"),
+            layers.AveragePooling2D(2, name="avg"),
+            layers.Conv2D(6, 5, activation="elu", name="c"),
+            layers.GlobalMaxPooling2D(name="gmp"),
+            layers.Dense(3, activation="softmax", name="probs"),
+        ]
+    )
+    randomize_weights(model, 16)
+    model.save(tmp_path / "varsize.keras")
+    names = [layer.name for layer in model.layers]
+    x = np.random.default_rng(17).uniform(0, 1, (3, 32, 30, 3)).astype(np.float32)
+    lines: list[str] = []
+    network = open_network(Archive.read(tmp_path / "varsize.keras"), names, lines.append, sample=x.shape[1:])
+    assert lines == []  # no fallback to Keras, no log line
+    want = keras_activations(tmp_path / "varsize.keras", x, names)
+    for name, got, expected in zip(names, network.activations(x, names), want, strict=True):
+        assert_close(got, expected, name)
