@@ -70,19 +70,25 @@ ANALYSIS_DEPS = {
 }
 
 
+def analysis_dep(key: str, analyses: Mapping[str, Any]) -> str:
+    """``analyses.<key>`` as its list sets it (``${convlens_analysis_dep:KEY}`` in ``conf/config.yaml``): the
+    analysis' output when the list it follows names a run, else :data:`NOT_RUN_DEP`."""
+    listed, path = ANALYSIS_DEPS[key]
+    return path if analyses.get(listed) else NOT_RUN_DEP
+
+
 def check_analysis_deps(analyses: Mapping[str, Any]) -> None:
     """The deps ``metrics`` and ``report`` take from ``analyses`` follow its lists: an analysis that runs is a
     dependency (so the report waits for it), one that does not is not (DVC would refuse its missing output)."""
     from convlens.errors import ConvlensError
 
-    for key, (listed, path) in ANALYSIS_DEPS.items():
-        want = path if analyses.get(listed) else NOT_RUN_DEP
+    for key, (listed, _) in ANALYSIS_DEPS.items():
+        want = analysis_dep(key, analyses)
         if analyses.get(key) != want:
-            preset, state = ("full", "lists a run") if analyses.get(listed) else ("light", "is empty")
-            choose = f" -S 'analyses.{listed}=[...]'" if preset == "full" else ""
+            state = "lists a run" if analyses.get(listed) else "is empty"
             raise ConvlensError(
-                f"analyses.{key} must be {want} while analyses.{listed} {state} (it follows that list, as the "
-                f"presets set it); start from the preset: -S analyses={preset}{choose}"
+                f"analyses.{key} must be {want} while analyses.{listed} {state}: it follows that list; leave it "
+                f"out (conf/config.yaml sets it from the list) and set only analyses.{listed}"
             )
 
 

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from tests.support.dvc_repo import ANALYSES, STAGES, dvc, locked_outputs, ran
+from tests.support.helpers import full_analyses
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +61,7 @@ def test_repro_then_noop_then_render_only(reproduced_repo, good_repo):
     # and shows their numbers (metrics, report); the chapter's and the dataset pass's stages stay cached
     merged = root / "outputs" / "metrics" / "activation_max.json"
     assert list(json.loads(merged.read_text(encoding="utf-8"))) == ["skipped"]  # the default: not run, and why
-    params["analyses"] = yaml.safe_load((root / "conf" / "analyses" / "full.yaml").read_text(encoding="utf-8"))
+    params["analyses"] = full_analyses()
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     # fetch_model applies gradcam's rule to gradcam.layer once attribution is on (its output bytes do not change)
     assert sorted(ran(dvc(root, env, "repro"))) == sorted(

@@ -21,7 +21,7 @@ from convlens.pipeline import paths
 from convlens.pipeline.config import PARAMS_FILE, read_yaml
 from convlens.render.language import font_file
 from convlens.report.build import SECTIONS, report_page, write_report
-from tests.support.helpers import PROJECT
+from tests.support.helpers import PROJECT, full_analyses
 from tests.support.report_pages import ANALYSES, Page, assert_offline, comparison_page, write_analyses
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -119,7 +119,7 @@ def test_the_report_with_every_analysis_opens_offline(reproduced_repo, tmp_path,
     root = tmp_path / "run"
     shutil.copytree(reproduced_repo["template"] / "project" / "outputs", root / "outputs")
     params = yaml.safe_load((reproduced_repo["template"] / "project" / "params.yaml").read_text(encoding="utf-8"))
-    params["analyses"] = yaml.safe_load((PROJECT / "conf" / "analyses" / "full.yaml").read_text(encoding="utf-8"))
+    params["analyses"] = full_analyses()
     write_analyses(root, params)  # as if -S analyses=full had run
     write_report(root, params, language, tmp_path / "report")
     page = tmp_path / "report" / "index.html"

@@ -88,6 +88,15 @@ def run_dataset_pass(stage_config, composed, root, *overrides):
     write_merged(root, merged_metrics({role: read_json(paths.dataset_summary(root, role)) for role in paths.ROLES}))
 
 
+def full_analyses() -> dict:
+    """``analyses`` as ``-S analyses=full`` composes it: its lists and the deps they set (``conf/config.yaml``)."""
+    from omegaconf import OmegaConf
+
+    from convlens.pipeline.config import compose
+
+    return OmegaConf.to_container(compose(PROJECT, ["analyses=full"])["analyses"])
+
+
 MIRROR = PROJECT.parent / "shared" / "mirror"
 PROJECT_FILES = ("conf", "convlens", "stages", "hydra_plugins", "dvc.yaml", "params.yaml", "pyproject.toml")
 DATA_FILES = {

@@ -75,3 +75,12 @@ def test_a_data_path_is_read_from_the_project_dvc_composes_in(tmp_path, monkeypa
     assert convlens_error(err) == (f"data.path {project}/photos does not exist; point it at a folder of class folders")
     (project / "photos" / "cat").mkdir(parents=True)
     assert dvc_compose(PROJECT, tmp_path, ["data=folder", "data.path=photos"])["data"]["source"] == "photos"
+
+
+def test_dvc_composes_one_analysis_alone_with_the_deps_its_list_sets(tmp_path):
+    """`dvc exp run -S analyses=full -S 'analyses.activation_max=[]'` (outside tester 3, #18): Grad-CAM alone, the
+    ascent's deps back to the file metrics and report depend on anyway (was: refused at composition)."""
+    analyses = dvc_compose(PROJECT, tmp_path, ["analyses=full", "analyses.activation_max=[]"])["analyses"]
+    assert analyses["activation_max"] == [] and analyses["attribution"] == ["trained_vs_untrained"]
+    assert analyses["activation_max_outputs"] == analyses["activation_max_figures"] == "outputs/checked_config.txt"
+    assert analyses["attribution_metrics"] == "outputs/metrics/gradcam.json"

@@ -26,7 +26,7 @@ from convlens.pipeline.config import (
     write_params,
 )
 from convlens.pipeline.repo_lock import check_params_unchanged, params_drift, repository_lock
-from tests.support.helpers import PROJECT, cli, error_line, imported_files
+from tests.support.helpers import PROJECT, cli, error_line, full_analyses, imported_files
 
 STAGES = {
     name: stage_definition(PROJECT, name)
@@ -298,7 +298,7 @@ def test_layout_paths_are_the_outputs_dvc_yaml_declares(tmp_path):
         "activation_max": (paths.activation_max_dir, paths.activation_max_curves_dir),
         "render_activation_max": (paths.activation_max_figures_dir,),
     }
-    full = yaml.safe_load((PROJECT / "conf" / "analyses" / "full.yaml").read_text(encoding="utf-8"))
+    full = full_analyses()
     for stage, made in per_model.items():  # a literal list, or the opt-in one of -S analyses=full
         foreach = stages[stage]["foreach"]
         assert (full["activation_max"] if foreach == "${analyses.activation_max}" else foreach) == list(paths.ROLES)

@@ -56,11 +56,11 @@ def test_the_schema_describes_exactly_the_keys_of_params_yaml():
             "analyses.attribution_figures=../../etc",
             "analyses.attribution_figures must be outputs/checked_config.txt while analyses.attribution is empty",
         ),
-        (  # a list turned on without the preset: the report would not wait for the ascent
-            "analyses.activation_max=[trained]",
-            "analyses.activation_max_outputs must be outputs/activation_max while analyses.activation_max lists a "
-            "run (it follows that list, as the presets set it); start from the preset: -S analyses=full -S "
-            "'analyses.activation_max=[...]'",
+        (  # set by hand against its list: the report would not wait for the ascent
+            "analyses.activation_max_outputs=outputs/activation_max",
+            "analyses.activation_max_outputs must be outputs/checked_config.txt while analyses.activation_max is "
+            "empty: it follows that list; leave it out (conf/config.yaml sets it from the list) and set only "
+            "analyses.activation_max",
         ),
     ],
 )
@@ -70,6 +70,28 @@ def test_bad_values_are_one_line_at_composition(override, message):
         compose(PROJECT, [override])
     assert message in str(err.value) and "\n" not in str(err.value)
     assert "resolving interpolation" not in str(err.value)  # our line, unwrapped from OmegaConf's
+
+
+@pytest.mark.parametrize(
+    ("overrides", "ascent", "attribution"),
+    [
+        (["analyses=full", "analyses.activation_max=[]"], False, True),  # Grad-CAM alone
+        (["analyses=full", "analyses.attribution=[]"], True, False),  # activation maximization alone
+        (["analyses=light", "analyses.activation_max=[trained]"], True, False),  # from the default, one model
+        (["analyses=light"], False, False),
+        (["analyses=full"], True, True),
+    ],
+)
+def test_one_analysis_alone_is_its_list_alone_the_deps_follow(overrides, ascent, attribution):
+    """outside tester 3 #18: the deps ``metrics`` and ``report`` take from ``analyses`` follow its lists, so
+    ``-S analyses=full -S 'analyses.activation_max=[]'`` runs Grad-CAM alone (was refused, naming a fix that dropped
+    both analyses)."""
+    analyses = compose(PROJECT, overrides)["analyses"]
+    skipped = "outputs/checked_config.txt"
+    assert analyses["activation_max_outputs"] == ("outputs/activation_max" if ascent else skipped)
+    assert analyses["activation_max_figures"] == ("outputs/figures/activation_max" if ascent else skipped)
+    assert analyses["attribution_metrics"] == ("outputs/metrics/gradcam.json" if attribution else skipped)
+    assert analyses["attribution_figures"] == ("outputs/figures/gradcam" if attribution else skipped)
 
 
 @pytest.mark.parametrize(

@@ -32,7 +32,7 @@ from convlens.report.pages import (
     string_tables,
 )
 from convlens.report.summary import field_text, model_summary, shape_text
-from tests.support.helpers import PROJECT
+from tests.support.helpers import PROJECT, full_analyses
 from tests.support.report_pages import (
     ANALYSES,
     Page,
@@ -377,7 +377,7 @@ def test_the_report_depends_on_every_output_it_reads_that_a_stage_makes():
 
     made = {out for name, body in stages.items() if name != "report" for out in outs(body)}
     film = read_yaml(PROJECT / "conf" / "model" / "train.yaml")["film"]  # ${model.film} with -S model=train
-    full = read_yaml(PROJECT / "conf" / "analyses" / "full.yaml")  # ${analyses.…} with -S analyses=full
+    full = full_analyses()  # ${analyses.…} with -S analyses=full
     opt_in = {"${model.film}": film, **{f"${{analyses.{key}}}": value for key, value in full.items()}}
     deps = [opt_in.get(d, d) for d in stages["report"]["deps"]]
     for path in READS:

@@ -19,7 +19,7 @@ from convlens.report import assets as assets_module
 from convlens.report.assets import FIGURES, FULL_FIGURES, FULL_SAMPLES, THUMBNAIL_SIZE, THUMBNAILS, Assets, safe_name
 from convlens.report.build import report_page, write_report
 from convlens.report.compare_page import compare_page, write_page
-from tests.support.helpers import PROJECT
+from tests.support.helpers import PROJECT, full_analyses
 from tests.support.report_pages import Page, assert_offline, png, write_sample_stats
 
 LAYER = "conv2d"
@@ -28,7 +28,7 @@ LAYER = "conv2d"
 @pytest.fixture(scope="module")
 def params() -> dict:
     params = yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8"))
-    full = yaml.safe_load((PROJECT / "conf" / "analyses" / "full.yaml").read_text(encoding="utf-8"))  # Grad-CAM too
+    full = full_analyses()  # Grad-CAM too
     return {**params, "analyses": full, "feature_maps": {**params["feature_maps"], "layers": [LAYER], "each": [LAYER]}}
 
 
