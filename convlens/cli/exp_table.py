@@ -194,6 +194,24 @@ def _fit(text: str, size: int) -> str:
     return text if len(text) <= size else text[: size - 1] + "…"
 
 
+def cut_cells(texts: Sequence[str], size: int) -> list[str]:
+    """A column's cells cut (``…``) to ``size``: on the right, or, where that makes different values read alike
+    (``models/chai…`` for ``models/chain.keras`` and ``models/chain2.keras``), on the left (``…chain2.keras``) or in
+    the middle, whichever keeps the most values apart (the right cut among equals)."""
+    if all(len(text) <= size for text in texts):
+        return list(texts)
+    head, tail = (size - 1) // 2, size - 1 - (size - 1) // 2
+
+    def left(text: str) -> str:
+        return text if len(text) <= size else "…" + text[len(text) - size + 1 :]
+
+    def middle(text: str) -> str:
+        return text if len(text) <= size else text[:head] + "…" + text[len(text) - tail :]
+
+    ways = [[_fit(t, size) for t in texts], [left(t) for t in texts], [middle(t) for t in texts]]
+    return max(ways, key=lambda cells: len(set(cells)))  # max keeps the first of equals: the right cut
+
+
 def _header(name: str) -> list[str]:
     """A dotted name split over lines: ``trained.conv2d.map_mean`` → ``["trained", "conv2d", "map_mean"]``."""
     return name.split(".")
@@ -231,7 +249,7 @@ def unshown_changes(
 
 def _as_cut(columns: Sequence[Sequence], sizes: Sequence[int], indices: Sequence[int]) -> list[list[str]]:
     """The cells of ``columns[indices]`` as the table shows them, cut (``…``) to their sizes."""
-    return [[_fit(text, sizes[i]) for text in columns[i][1]] for i in indices]
+    return [cut_cells(columns[i][1], sizes[i]) for i in indices]
 
 
 def render(frame: pd.DataFrame, width: int = WIDTH, keep: Sequence[str] = ()) -> str:
@@ -266,20 +284,24 @@ def render(frame: pd.DataFrame, width: int = WIDTH, keep: Sequence[str] = ()) ->
             part = _fit(parts[level - depth + len(parts)], size) if level >= depth - len(parts) else ""
             cells.append(part.rjust(size) if numeric else part.ljust(size))
         lines.append(GAP.join(cells).rstrip())
+    shown_cells = [cut_cells(texts, size) for (_, texts, _), size in zip(columns, sizes, strict=True)]
     for row in range(len(frame)):
         cells = [
-            _fit(texts[row], size).rjust(size) if numeric else _fit(texts[row], size).ljust(size)
-            for (_, texts, numeric), size in zip(columns, sizes, strict=True)
+            cells[row].rjust(size) if numeric else cells[row].ljust(size)
+            for (_, _, numeric), size, cells in zip(columns, sizes, shown_cells, strict=True)
         ]
         lines.append(GAP.join(cells).rstrip())
     if left_out:
         note = f"(too wide to show: {', '.join(c[0] for c in left_out)}; choose with --hide, or see dvc exp show --csv)"
         lines += textwrap.wrap(note, width, break_long_words=False)  # a column's name stays whole
-        params = [i for i in range(1, len(columns)) if columns[i][0] not in keep]
-        shown = _as_cut(columns, sizes, params)
-        changes = unshown_changes(columns[0][1], shown, {name: texts for name, texts, _ in left_out})
-        if changes:
-            lines += textwrap.wrap(f"(not shown: {'; '.join(changes)})", width, break_long_words=False)
+    params = [i for i in range(1, len(columns)) if columns[i][0] not in keep]
+    unseen = {name: texts for name, texts, _ in left_out}  # left out, or cut where the cut hides a difference
+    unseen |= {columns[i][0]: columns[i][1] for i in params if shown_cells[i] != columns[i][1]}
+    changes = unshown_changes(columns[0][1], [shown_cells[i] for i in params], unseen)
+    if changes:
+        lines += textwrap.wrap(
+            f"(not shown: {'; '.join(changes)})", width, break_long_words=False, break_on_hyphens=False
+        )  # a value (a path) stays whole
     return "\n".join(lines)
 
 

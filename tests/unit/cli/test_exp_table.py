@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from convlens.cli.exp_table import exp_table_text, flatten, metric_value, render, runs, table, table_cell
+from convlens.cli.exp_table import cut_cells, exp_table_text, flatten, metric_value, render, runs, table, table_cell
 from convlens.errors import ConvlensError
 from tests.support.helpers import PROJECT
 
@@ -112,7 +112,31 @@ def test_text_fits_120_columns_with_dotted_names_over_header_lines():
     assert seed7.split()[-4:] == ["0.2335", "0.0821", "0.1", "0.1"]
     assert "https://" not in text and "sha256" not in text  # pinned by the model's config group: hidden
     assert lines[1].split()[-5] == "untrained" and lines[2].split()[-5] == "seed"  # every param that differs shows
-    assert "[conv2d,conv2d_…" in text and "[conv2d_1] " in text  # the widest param column is cut, not left out
+    # the widest param column is cut, not left out, on the left: on the right two of its lists would read alike
+    assert "…v2d_1,conv2d_2]" in text and "…onv2d,conv2d_1]" in text and "[conv2d_1] " in text
+
+
+def test_paths_that_differ_at_their_end_are_cut_where_they_keep_apart():
+    """outside tester 3 #15: models/chain.keras, chain2, chain3 all read "models/chai…" cut on the right."""
+    paths = ["models/chain.keras", "models/chain2.keras", "models/chain3.keras", "null"]
+    assert cut_cells(paths, 12) == ["…chain.keras", "…hain2.keras", "…hain3.keras", "null"]
+    assert cut_cells(["conv2d_1", "conv2d_2"], 12) == ["conv2d_1", "conv2d_2"]  # what fits stays whole
+    assert cut_cells(["1-abcdefghij-1", "2-abcdefghij-1", "1-abcdefghij-2"], 6) == ["1-…j-1", "2-…j-1", "1-…j-2"]
+    assert cut_cells(["x" * 20, "y" * 20], 6) == ["xxxxx…", "yyyyy…"]  # the right cut among equals
+
+
+def test_rows_that_only_a_cut_value_tells_apart_are_followed_by_it():
+    """Where no cut keeps values apart, the line after the table names them, whole, as for a column left out."""
+    frame = pd.DataFrame(
+        {"model.path": ["models/a-long-name-x-of-the-model.keras", "models/a-long-name-y-of-the-model.keras"]}
+        | {"acc": [0.5, 0.5]},
+        index=pd.Index(["one", "two"], name="experiment"),
+    )
+    text = render(frame, width=30, keep=["acc"])
+    assert max(map(len, text.splitlines()[:4])) <= 30  # the table; a path in the line after it stays whole
+    assert "(not shown: one: model.path=models/a-long-name-x-of-the-model.keras; two: model.path=" in " ".join(
+        text.splitlines()
+    )
 
 
 def test_params_that_do_not_fit_are_named_not_cut():
