@@ -62,7 +62,9 @@ def draw_layer(out: Path, root: Path, layer: str, labels: list[str], cfg: DictCo
     mode = resolve_input_channels(r.input_channels, snapshots[0])
     vmin, vmax = film.kernel_range(snapshots)
     image, grid = film.strip_image(snapshots, mode, cfg.film.filters, vmin, vmax)
-    title = text["filters_title"].format(layer=layer, first=0, last=grid[1] - 1, vmax=vmax)
+    title = text["filters_title_rgb" if mode == "rgb" else "filters_title"].format(
+        layer=layer, first=0, last=grid[1] - 1, vmax=vmax
+    )
     strip = paths.film_strip_name(layer)
     film.strip_figure(image, grid, labels, out / strip, r.filter_cmap, title, (vmin, vmax), text, r.dpi)
     mosaics, grid = film.kernel_frames(snapshots, mode, r.filter_columns, vmin, vmax)

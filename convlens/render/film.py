@@ -157,22 +157,24 @@ def frame_pixels(
 ) -> list[np.ndarray]:
     """Each mosaic (values in [0, 1]; colour mosaics (…, 3) in their own colours) drawn under its caption as RGB
     pixels, all of one size: one figure, its image and caption swapped frame by frame. ``scale``: the values that
-    0 and 1 stand for, shown on a colour bar (None: the bar says ``scale_label`` only)."""
+    0 and 1 stand for, shown on a colour bar (None: the bar says ``scale_label`` only); colour mosaics get no bar
+    (their colours are not read off ``cmap``)."""
     if not mosaics or len(mosaics) != len(captions):
         raise ConvlensError(f"{len(mosaics)} mosaics for {len(captions)} captions: one frame needs one of each")
     fig = new_figure(_frame_size(mosaics[0], dpi, tile_inches, grid))
     ax = fig.add_axes((0.04, 0.06, 0.84, 0.82))
     ax.set_axis_off()
     colours = mpl.colormaps[cmap].with_extremes(bad="white")
-    im = ax.imshow(mosaics[0], cmap=colours, vmin=0.0, vmax=1.0, interpolation="nearest")
-    bar = fig.colorbar(
-        mpl.cm.ScalarMappable(norm=Normalize(*(scale or (0.0, 1.0))), cmap=colours),
-        cax=fig.add_axes((0.9, 0.1, 0.025, 0.74)),
-        extend="neither" if scale is None else "both",
-    )
-    if scale is None:
-        bar.set_ticks([])
-    bar.set_label(scale_label, fontsize=8)
+    im = ax.imshow(_shown(mosaics[0]), cmap=colours, vmin=0.0, vmax=1.0, interpolation="nearest")
+    if mosaics[0].ndim == 2:
+        bar = fig.colorbar(
+            mpl.cm.ScalarMappable(norm=Normalize(*(scale or (0.0, 1.0))), cmap=colours),
+            cax=fig.add_axes((0.9, 0.1, 0.025, 0.74)),
+            extend="neither" if scale is None else "both",
+        )
+        if scale is None:
+            bar.set_ticks([])
+        bar.set_label(scale_label, fontsize=8)
     title = fig.suptitle(captions[0], fontsize=11)
     frames = []
     for image, caption in zip(mosaics, captions, strict=True):
@@ -217,7 +219,8 @@ def strip_figure(
     dpi: int,
 ) -> None:
     """The strip (:func:`strip_image`): one row per snapshot, labelled by its epoch and val accuracy; the filters'
-    numbers along the top; the colour bar in the weights' units."""
+    numbers along the top; the colour bar in the weights' units, none for colour tiles (an RGB ``image`` (…, 3):
+    its colours are the weights of the 3 input channels, not read off ``cmap``; the title says so)."""
     rows, columns = grid
     width, height = 3.4 + 0.42 * columns, 0.9 + 0.42 * rows
     fig = new_figure((width, height))
@@ -232,9 +235,10 @@ def strip_figure(
     ax.tick_params(length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
-    cax = fig.add_axes(((2.5 + 0.42 * columns) / width, 0.2 / height, 0.12 / width, 0.42 * rows / height))
-    bar = fig.colorbar(mpl.cm.ScalarMappable(norm=Normalize(*scale), cmap=colours), cax=cax, extend="both")
-    bar.set_label(text["weight"], fontsize=8)
+    if image.ndim == 2:
+        cax = fig.add_axes(((2.5 + 0.42 * columns) / width, 0.2 / height, 0.12 / width, 0.42 * rows / height))
+        bar = fig.colorbar(mpl.cm.ScalarMappable(norm=Normalize(*scale), cmap=colours), cax=cax, extend="both")
+        bar.set_label(text["weight"], fontsize=8)
     fig.suptitle(title, fontsize=10, y=1 - 0.12 / height, va="top")
     save_figure(fig, path, dpi)
 
@@ -271,7 +275,13 @@ def learning_curves_figure(history: Mapping, path: Path, text: Mapping[str, str]
 
 def reference_std(kernel_shapes: Mapping[str, Sequence[int]]) -> dict[str, dict[str, float]]:
     """The book's trained and the untrained model's kernel std (:data:`BOOK_KERNEL_STD`) for each layer here of the
-    same name and kernel shape (a changed architecture has no reference)."""
+    same name and kernel shape, and only where the model starts as the book's does: its ``conv2d`` is the book's
+    (3, 3, 1, 32), one input channel as Fashion-MNIST's. A changed architecture has no reference, nor has a model of
+    other input channels (RGB photos) whose later layer happens to have the book's conv2d_1 shape: its numbers are
+    not comparable to the book's."""
+    first = kernel_shapes.get("conv2d")
+    if first is None or tuple(first) != BOOK_KERNEL_STD["conv2d"]["shape"]:
+        return {}
     return {
         layer: {role: float(BOOK_KERNEL_STD[layer][role]) for role in ("trained", "untrained")}
         for layer, shape in kernel_shapes.items()
@@ -287,7 +297,8 @@ def kernel_std_figure(
     dpi: int,
 ) -> None:
     """Each conv layer's kernel std per snapshot (epoch 0: the initialisation), one line a layer; the book model's
-    trained value (dashed) and the untrained baseline's (dotted) as horizontal lines in the layer's colour."""
+    trained value (dashed) and the untrained baseline's (dotted) as horizontal lines in the layer's colour; without
+    a reference (:func:`reference_std`) the title names no book model."""
     fig = new_figure((7.5, 4.2))
     ax = fig.subplots()
     for i, (layer, values) in enumerate(kernel_std.items()):
@@ -300,7 +311,7 @@ def kernel_std_figure(
                 ax.axhline(value, color=colour, linestyle=style, linewidth=1, label=label)
     ax.set_xlabel(text["epoch"].format(epoch="").strip())
     ax.set_ylabel(text["std"])
-    ax.set_title(text["std_title"], fontsize=10)
+    ax.set_title(text["std_title" if reference else "std_title_own"], fontsize=10)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     save_figure(fig, path, dpi)

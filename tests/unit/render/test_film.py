@@ -8,6 +8,7 @@ from PIL import Image
 
 from convlens.errors import ConvlensError
 from convlens.render import film
+from convlens.render.figures import new_figure
 
 TEXT = film.film_text("en")
 
@@ -162,3 +163,52 @@ def test_the_reason_training_ended_is_said_in_the_films_language_from_the_number
     else:
         assert early.startswith("조기 종료: 8번째 에포크 이후 2번의 에포크 동안") and "8번째 에포크의 가중치" in early
         assert every.startswith("에포크 20번을 모두 실행했고") and "17번째 에포크" in every
+
+
+def test_a_model_of_other_input_channels_gets_no_book_reference_even_where_a_later_layer_has_the_books_shape():
+    rgb = {"conv2d": (3, 3, 3, 32), "conv2d_1": (3, 3, 32, 64)}  # the outside tester's photos model
+    assert film.reference_std(rgb) == {}
+    assert film.reference_std({"conv2d_1": (3, 3, 32, 64)}) == {}  # no book-shaped first layer: not the book's
+    book = film.reference_std({"conv2d": (3, 3, 1, 32), "conv2d_1": (3, 3, 32, 64)})
+    assert book["conv2d_1"] == {"trained": 0.13839592, "untrained": 0.047982484} and set(book) == {"conv2d", "conv2d_1"}
+
+
+def _saved_figures(monkeypatch) -> list:
+    saved = []
+    monkeypatch.setattr(film, "save_figure", lambda fig, path, dpi: saved.append(fig))
+    return saved
+
+
+@pytest.mark.parametrize("cin", [1, 3])
+def test_rgb_tiles_get_no_colour_bar_and_gray_tiles_keep_theirs(monkeypatch, tmp_path, cin):
+    snaps = kernels(2, filters=4, cin=cin)
+    mode = "rgb" if cin == 3 else "first"
+    labels = film.snapshot_labels([0.8, 0.85], TEXT)
+    vmin, vmax = film.kernel_range(snaps)
+    saved = _saved_figures(monkeypatch)
+    image, grid = film.strip_image(snaps, mode, 4, vmin, vmax)
+    film.strip_figure(image, grid, labels, tmp_path / "s.png", "viridis", "t", (vmin, vmax), TEXT, 40)
+    (fig,) = saved
+    assert len(fig.axes) == (1 if cin == 3 else 2)  # the tiles' axes, and a colour bar only for gray tiles
+    made = []
+    monkeypatch.setattr(film, "new_figure", lambda size: made.append(new_figure(size)) or made[-1])
+    mosaics, grid = film.kernel_frames(snaps, mode, None, vmin, vmax)
+    frames = film.frame_pixels(mosaics, labels, "viridis", 40, 0.5, grid, (vmin, vmax), "weight")
+    assert len(frames) == 3 and len(made) == 1
+    assert len(made[0].axes) == (1 if cin == 3 else 2)  # the GIF's frames too: no bar beside colour tiles
+
+
+def test_the_strip_title_of_rgb_tiles_says_rgb_and_the_std_title_names_the_book_only_with_a_reference(
+    monkeypatch, tmp_path
+):
+    for language in ("en", "ko"):
+        text = film.film_text(language)
+        assert "rgb" in text["filters_title_rgb"] and "±{vmax:.3g}" in text["filters_title_rgb"]
+    saved = _saved_figures(monkeypatch)
+    std = {"conv2d": [0.1, 0.2, 0.25]}
+    film.kernel_std_figure(std, {}, tmp_path / "a.png", TEXT, 40)
+    film.kernel_std_figure(std, film.reference_std({"conv2d": (3, 3, 1, 32)}), tmp_path / "b.png", TEXT, 40)
+    own, book = (fig.axes[0].get_title() for fig in saved)
+    assert own == TEXT["std_title_own"] and "against the book's model" not in own
+    assert book == TEXT["std_title"]
+    assert len(saved[1].axes[0].get_lines()) == 3 and len(saved[0].axes[0].get_lines()) == 1
