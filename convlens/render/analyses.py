@@ -15,6 +15,7 @@ from matplotlib.patches import Rectangle
 from convlens.render.figures import (
     MAP_TILE_INCHES,
     check_figure_size,
+    fit_title,
     new_figure,
     rgb_bytes,
     sample_title,
@@ -114,6 +115,7 @@ def class_heatmaps(
 
 MARK_GLYPHS = {"dead": "×", "below": "↓"}  # activation maximization's failed channels (analysis.ascent's marks)
 MARK_COLOR = "red"
+TITLE_LINE_INCHES = 0.2  # a 10-point title line (the activation-max figure's band grows by one per wrapped line)
 
 
 def activation_max_legend(marks: Sequence[str], what: str) -> str:
@@ -155,8 +157,10 @@ def labelled_mosaic_figure(
     image = mosaic(normalize_tiles(tiles, *value_range), (rows, cols), gutter)
     bar = 1.0 if colorbar and image.ndim == 2 else 0.0
     width = cols * MAP_TILE_INCHES * 0.8
-    fig = new_figure((width + bar, rows * MAP_TILE_INCHES * 0.8 + 0.7))
-    top = 1 - 0.7 / fig.get_size_inches()[1]
+    wrapped = fit_title(title, 0.96 * (width + bar), 10, dpi)
+    band = 0.7 + (wrapped.count("\n") - title.count("\n")) * TITLE_LINE_INCHES  # a line more for each wrap
+    fig = new_figure((width + bar, rows * MAP_TILE_INCHES * 0.8 + band))
+    top = 1 - band / fig.get_size_inches()[1]
     ax = fig.add_axes((0, 0, width / (width + bar), top))
     if image.ndim == 3:
         ax.imshow(rgb_bytes(image), interpolation="nearest")
@@ -184,7 +188,7 @@ def labelled_mosaic_figure(
             ax.add_patch(Rectangle((x0, y0), w, h, fill=False, edgecolor=MARK_COLOR, linewidth=1.5))
             ax.text(x0 + w - 0.5, y0 + h - 0.5, MARK_GLYPHS[mark], ha="right", va="bottom", fontsize=9,
                     color=MARK_COLOR, fontweight="bold")  # fmt: skip
-    fig.suptitle(title, fontsize=10, y=1 - 0.1 / fig.get_size_inches()[1], va="top")
+    fig.suptitle(wrapped, fontsize=10, y=1 - 0.1 / fig.get_size_inches()[1], va="top")
     save_figure(fig, path, dpi)
 
 

@@ -57,6 +57,34 @@ def new_figure(figsize: tuple[float, float]) -> Figure:
     return fig
 
 
+def text_inches(text: str, fontsize: float, dpi: int) -> float:
+    """How wide ``text`` (its widest line) is drawn at ``fontsize`` points, in inches (the language's font)."""
+    fig = new_figure((1.0, 1.0))
+    fig.set_dpi(dpi)
+    artist = fig.text(0, 0, text, fontsize=fontsize)
+    return artist.get_window_extent(fig.canvas.get_renderer()).width / dpi
+
+
+def fit_title(title: str, width: float, fontsize: float, dpi: int) -> str:
+    """``title`` as it is where it fits ``width`` inches (a wide figure's title keeps its bytes), else each too-wide
+    line broken between words into lines that fit (a word wider than ``width`` on a line of its own): a narrow
+    figure (a few tiles) cuts a long title at both ends, and ``bbox_inches="tight"`` does not bring it back."""
+    if text_inches(title, fontsize, dpi) <= width:
+        return title
+    lines: list[str] = []
+    for line in title.split("\n"):
+        current = ""
+        for word in line.split(" "):
+            wider = f"{current} {word}" if current else word
+            if current and text_inches(wider, fontsize, dpi) > width:
+                lines.append(current)
+                current = word
+            else:
+                current = wider
+        lines.append(current)
+    return "\n".join(lines)
+
+
 def save_figure(fig: Figure, path: Path, dpi: int) -> None:
     """Write the figure as PNG, atomically; zlib level 1: about half the encoding time, files ~2× larger."""
     width, height = fig.get_size_inches() * dpi

@@ -247,3 +247,38 @@ def test_the_overlay_keeps_the_untrained_conv2d_spread_visible_on_the_book_model
     (ax,) = drawn[-1][0].axes
     untrained_bars = ax.patches[10:]
     assert sum(p.get_height() > 0 for p in untrained_bars) >= 8
+
+
+def _title_extents(monkeypatch, draw) -> list:
+    """(title's window extent, figure's, the tiles') of each figure ``draw`` saves."""
+    from convlens.render import analyses as module
+
+    seen = []
+
+    def keep(fig, path, dpi):
+        fig.set_dpi(dpi)
+        renderer = fig.canvas.get_renderer()
+        seen.append((fig._suptitle.get_window_extent(renderer), fig.bbox, fig.axes[0].bbox))
+
+    monkeypatch.setattr(module, "save_figure", keep)
+    draw()
+    return seen
+
+
+@pytest.mark.parametrize("language", ["en", "ko"])
+@pytest.mark.parametrize("channels", [1, 4])
+def test_an_activation_max_title_of_a_narrow_figure_is_wrapped_inside_it(monkeypatch, tmp_path, language, channels):
+    from convlens.render.analyses import activation_max_legend, activation_max_title, labelled_mosaic_figure
+    from convlens.render.language import figure_language
+
+    tiles = np.random.default_rng(0).random((channels, 12, 12))
+    with figure_language(language):
+        title = activation_max_title("trained", "dw", 224) + "\n" + activation_max_legend(["dead", "below"], "mean")
+        [(text, figure, tiles_box)] = _title_extents(
+            monkeypatch,
+            lambda: labelled_mosaic_figure(
+                tiles, tmp_path / "m.png", "gray_r", title, [str(i) for i in range(channels)], None, (0, 1), 80
+            ),
+        )
+    assert text.x0 >= figure.x0 and text.x1 <= figure.x1, (text, figure)  # no end of a line off the canvas
+    assert text.y1 <= figure.y1 and text.y0 >= tiles_box.y1 - 1  # the wrapped lines above the tiles, not over them
