@@ -32,6 +32,7 @@ MAX_PIXELS = 1 << 27
 # Inches per mosaic tile: a filter is a few pixels, a feature map up to 28 × 28.
 FILTER_TILE_INCHES = 0.9
 MAP_TILE_INCHES = 1.5
+TITLE_LINE_INCHES = 0.2  # a wrapped 11-point title line (:func:`fit_title`): the title band grows by one a line
 
 
 def check_figure_size(height: int, width: int, dpi: int) -> None:
@@ -201,7 +202,9 @@ def mosaic_figure(
     A colour mosaic (H, W, 3) keeps its own colours.
     """
     scale = mosaic_scale(image, tile_inches, grid, dpi)
-    top, band = _bands(key, dpi)
+    wrapped = fit_title(title, 0.96 * image.shape[1] * scale / dpi, 11, dpi)
+    extra = wrapped.count("\n") - title.count("\n")  # a narrow mosaic's title wrapped: a line more a wrap
+    top, band = _bands(key, dpi, extra)
     body = (image.shape[0] * scale, image.shape[1] * scale)
     check_figure_size(top + body[0] + band, body[1], dpi)
     if image.ndim == 3:  # a colour mosaic (H, W, 3): its own colours, ``cmap`` unused
@@ -210,7 +213,7 @@ def mosaic_figure(
         colours = mpl.colormaps[cmap].with_extremes(bad="white")(image, bytes=True)[..., :3]
     pixels = np.full((top + body[0] + band, body[1], 3), 255, np.uint8)
     pixels[top : top + body[0]] = np.repeat(np.repeat(colours, scale, axis=0), scale, axis=1)
-    layer = mosaic_layer(title, image.shape, grid, scale, cmap, dpi, key)
+    layer = mosaic_layer(wrapped, image.shape, grid, scale, cmap, dpi, key, extra)
     layer.canvas.draw()
     _lay_over(pixels, np.asarray(layer.canvas.buffer_rgba()))
     _save_pixels(pixels, path)
@@ -229,12 +232,14 @@ class Mark:
     anchor: str
 
 
-def index_marks(shape: tuple[int, ...], grid: tuple[int, int], scale: int, key: GridKey, dpi: int) -> list[Mark]:
+def index_marks(
+    shape: tuple[int, ...], grid: tuple[int, int], scale: int, key: GridKey, dpi: int, extra: int = 0
+) -> list[Mark]:
     """Where the labels of ``key`` go on a mosaic of ``shape`` (each pixel ``scale`` × ``scale``) under its title:
     each tile's in its top-left corner, each row's in the bottom-left corner of the row's first tile, inset a
     quarter of their size. Their size follows the tile: a fifth of it, at most :data:`LABEL_POINTS`; none at all
     where that is under :data:`LABEL_MIN_PIXELS` (a number nobody can read)."""
-    top = _bands(key, dpi)[0]
+    top = _bands(key, dpi, extra)[0]
     (h, w), origins = tile_origins(shape, grid, key.gutter)
     size = min(LABEL_SHARE * min(h, w) * scale, LABEL_POINTS * dpi / 72)
     if size < LABEL_MIN_PIXELS:
@@ -259,13 +264,14 @@ def mosaic_layer(
     cmap: str,
     dpi: int,
     key: GridKey | None = None,
+    extra: int = 0,
 ) -> Figure:
     """What :func:`mosaic_figure` draws over a mosaic of ``shape`` (each pixel ``scale`` × ``scale``), as a
     transparent figure of the PNG's size at ``dpi``: the title centred in the top band; the labels of ``key``
     (:func:`index_marks`) white with a dark outline, legible on the darkest and the lightest colour, as two path
     collections (``gid`` ``tile-index-outline`` under ``tile-index``: a few times faster than a text artist per
     tile); the colourbar in the bottom band, centred, at most 4 inches wide."""
-    top, band = _bands(key, dpi)
+    top, band = _bands(key, dpi, extra)
     height, width = top + shape[0] * scale + band, shape[1] * scale
     fig = new_figure((width / dpi, height / dpi))
     fig.set_dpi(dpi)
@@ -273,7 +279,7 @@ def mosaic_layer(
     fig.text(0.5, 1 - top / 2 / height, title, ha="center", va="center", fontsize=11)
     if key is None:
         return fig
-    marks = index_marks(shape, grid, scale, key, dpi)
+    marks = index_marks(shape, grid, scale, key, dpi, extra)
     if marks:
         _draw_marks(fig, marks, height, dpi)
     if key.bar is not None:
@@ -298,9 +304,12 @@ def _draw_marks(fig: Figure, marks: Sequence[Mark], height: int, dpi: int) -> No
     fig.add_artist(PathCollection(paths, facecolors="white", edgecolors="none", transform=pixels, gid="tile-index"))
 
 
-def _bands(key: GridKey | None, dpi: int) -> tuple[int, int]:
-    """The pixels above a mosaic (its title) and under it (the colourbar's band, if the key has a colourbar)."""
-    return round(TITLE_INCHES * dpi), round(BAR_INCHES * dpi) if key is not None and key.bar is not None else 0
+def _bands(key: GridKey | None, dpi: int, extra: int = 0) -> tuple[int, int]:
+    """The pixels above a mosaic (its title, ``extra`` lines more where it was wrapped) and under it (the
+    colourbar's band, if the key has a colourbar)."""
+    return round((TITLE_INCHES + extra * TITLE_LINE_INCHES) * dpi), round(
+        BAR_INCHES * dpi
+    ) if key is not None and key.bar is not None else 0
 
 
 def _colour_bar(fig: Figure, bar: ColourBar, cmap: str, size: tuple[int, int], band: int, dpi: int) -> None:

@@ -282,3 +282,27 @@ def test_an_activation_max_title_of_a_narrow_figure_is_wrapped_inside_it(monkeyp
         )
     assert text.x0 >= figure.x0 and text.x1 <= figure.x1, (text, figure)  # no end of a line off the canvas
     assert text.y1 <= figure.y1 and text.y0 >= tiles_box.y1 - 1  # the wrapped lines above the tiles, not over them
+
+
+@pytest.mark.parametrize("language", ["en", "ko"])
+@pytest.mark.parametrize("tiles", [1, 4])
+def test_a_filter_grid_title_of_a_narrow_mosaic_is_wrapped_inside_it(monkeypatch, tmp_path, language, tiles):
+    from convlens.render.grids import filter_grid
+    from convlens.render.language import figure_language
+
+    layers = []
+    real = figures.mosaic_layer
+    monkeypatch.setattr(figures, "mosaic_layer", lambda *a, **k: layers.append(real(*a, **k)) or layers[-1])
+    kernel = np.random.default_rng(0).normal(size=(3, 3, 16, tiles))
+    image, grid = filter_grid(kernel, "first", 16, -0.5, 0.5)
+    title = "trained dw filters (3, 3, 16, 1) (input channels: first, each filter min–max scaled)"
+    with figure_language(language):
+        figures.mosaic_figure(image, tmp_path / "f.png", "gray", title, figures.FILTER_TILE_INCHES, grid, 100)
+    (layer,) = layers
+    renderer = layer.canvas.get_renderer()
+    text = layer.texts[0].get_window_extent(renderer)
+    assert text.x0 >= 0 and text.x1 <= layer.bbox.x1 and text.y1 <= layer.bbox.y1, (text, layer.bbox)
+    top = layer.bbox.y1 - figures._bands(None, 100, layer.texts[0].get_text().count("\n"))[0]
+    assert text.y0 >= top - 1  # the wrapped lines stay in the title band, above the tiles
+    with Image.open(tmp_path / "f.png") as png:
+        assert png.size == (round(layer.bbox.width), round(layer.bbox.height))
