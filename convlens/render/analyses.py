@@ -9,6 +9,7 @@ from pathlib import Path
 
 import matplotlib as mpl
 import numpy as np
+from matplotlib import patheffects
 from matplotlib.axes import Axes
 from matplotlib.patches import Rectangle
 
@@ -115,6 +116,14 @@ def class_heatmaps(
 
 MARK_GLYPHS = {"dead": "×", "below": "↓"}  # activation maximization's failed channels (analysis.ascent's marks)
 MARK_COLOR = "red"
+# A failed channel's border: red between white and black lines (a red border alone vanishes on a red-dominant RGB
+# tile), and its glyph red in a white and a black outline.
+MARK_BORDER = (("black", 4.5), ("white", 3.0), (MARK_COLOR, 1.5))
+MARK_OUTLINE = [
+    patheffects.Stroke(linewidth=3.5, foreground="black"),
+    patheffects.Stroke(linewidth=2, foreground="white"),
+    patheffects.Normal(),
+]
 TITLE_LINE_INCHES = 0.2  # a 10-point title line (the activation-max figure's band grows by one per wrapped line)
 
 
@@ -185,9 +194,10 @@ def labelled_mosaic_figure(
         if mark in MARK_GLYPHS:
             r, c = divmod(i, cols)
             x0, y0 = c * (w + gutter) - 0.5, r * (h + gutter) - 0.5
-            ax.add_patch(Rectangle((x0, y0), w, h, fill=False, edgecolor=MARK_COLOR, linewidth=1.5))
+            for colour, line in MARK_BORDER:  # black | white | red | white | black: seen on any tile's colour
+                ax.add_patch(Rectangle((x0, y0), w, h, fill=False, edgecolor=colour, linewidth=line))
             ax.text(x0 + w - 0.5, y0 + h - 0.5, MARK_GLYPHS[mark], ha="right", va="bottom", fontsize=9,
-                    color=MARK_COLOR, fontweight="bold")  # fmt: skip
+                    color=MARK_COLOR, fontweight="bold", path_effects=MARK_OUTLINE)  # fmt: skip
     fig.suptitle(wrapped, fontsize=10, y=1 - 0.1 / fig.get_size_inches()[1], va="top")
     save_figure(fig, path, dpi)
 

@@ -208,3 +208,19 @@ def test_render_figures_draws_a_colour_models_first_kernel_in_colour_under_auto(
         draw_kernel(tmp_path / mode, "trained", "gray", gray, OmegaConf.merge(r, {"input_channels": mode}))
     same = [(tmp_path / m / "trained_gray_filters.png").read_bytes() for m in ("auto", "first")]
     assert same[0] == same[1]  # a 1-channel kernel: auto draws the book's figure, title included
+
+
+def test_a_failed_channels_mark_is_seen_on_a_red_tile(tmp_path):
+    tiles = np.zeros((2, 24, 24, 3))
+    tiles[..., 0] = 1.0  # red-dominant optimized inputs: a red border alone vanishes on them
+    tiles[..., 1:] = 0.1
+    clean, marked = tmp_path / "clean.png", tmp_path / "marked.png"
+    labelled_mosaic_figure(tiles, clean, "gray_r", "t", ["", ""], 2, (0.0, 1.0), 100, ["", ""])
+    labelled_mosaic_figure(tiles, marked, "gray_r", "t", ["", ""], 2, (0.0, 1.0), 100, ["dead", ""])
+    before, after = pixels(clean), pixels(marked)
+    tile0 = (slice(40, None), slice(0, before.shape[1] // 2))  # under the title, the left tile (the marked one)
+    dark = (after[tile0] < 60).all(axis=-1).sum() - (before[tile0] < 60).all(axis=-1).sum()
+    light = (after[tile0] > 200).all(axis=-1).sum() - (before[tile0] > 200).all(axis=-1).sum()
+    assert dark > 100 and light > 100, (dark, light)  # black and white lines around the red: seen on any colour
+    right = (slice(40, None), slice(before.shape[1] // 2 + 5, None))
+    np.testing.assert_array_equal(after[right], before[right])  # the unmarked tile is untouched
