@@ -117,13 +117,9 @@ def class_heatmaps(
 MARK_GLYPHS = {"dead": "×", "below": "↓"}  # activation maximization's failed channels (analysis.ascent's marks)
 MARK_COLOR = "red"
 # A failed channel's border: red between white and black lines (a red border alone vanishes on a red-dominant RGB
-# tile), and its glyph red in a white and a black outline.
+# tile), and its glyph red in a black outline.
 MARK_BORDER = (("black", 4.5), ("white", 3.0), (MARK_COLOR, 1.5))
-MARK_OUTLINE = [
-    patheffects.Stroke(linewidth=3.5, foreground="black"),
-    patheffects.Stroke(linewidth=2, foreground="white"),
-    patheffects.Normal(),
-]
+MARK_OUTLINE = [patheffects.Stroke(linewidth=2, foreground="black"), patheffects.Normal()]
 TITLE_LINE_INCHES = 0.2  # a 10-point title line (the activation-max figure's band grows by one per wrapped line)
 
 
