@@ -116,6 +116,27 @@ def filter_grid(
     return mosaic(scaled, grid, gutter=FILTER_GUTTER), grid
 
 
+def depthwise_tiles(kernel: np.ndarray) -> np.ndarray:
+    """A depthwise kernel's (DepthwiseConv2D's, SeparableConv2D's depthwise) filters: kh × kw × C × m has C·m of
+    them, one 2-D filter per input channel and multiplier, not the ``m`` that :func:`filter_tiles` would take from
+    input channel 0. The kernel read as kh × kw × 1 × (C·m): tile ``c·m + j`` is input channel ``c``'s ``j``-th
+    filter (Keras's order of the layer's outputs)."""
+    if kernel.ndim != 4:
+        raise ConvlensError(f"a kernel of shape {kernel.shape} cannot be drawn as depthwise filters (need kh×kw×C×m)")
+    kh, kw, channels, multiplier = kernel.shape
+    return np.moveaxis(kernel.reshape(kh, kw, channels * multiplier), -1, 0)
+
+
+def depthwise_grid(
+    kernel: np.ndarray, columns: int | None, vmin: float, vmax: float
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """A depthwise kernel's C·m filters (:func:`depthwise_tiles`) as one mosaic on ``vmin``..``vmax``, as
+    :func:`filter_grid` draws a Conv2D's."""
+    tiles = depthwise_tiles(kernel)
+    grid = grid_shape(len(tiles), columns)
+    return mosaic(normalize_tiles(tiles, vmin, vmax), grid, gutter=FILTER_GUTTER), grid
+
+
 def feature_map_grid(maps: np.ndarray, columns: int | None) -> tuple[np.ndarray, tuple[int, int]]:
     """One sample's feature maps (H, W, C) as one mosaic, each map scaled to its own range."""
     tiles = np.moveaxis(maps, -1, 0)

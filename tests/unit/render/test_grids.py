@@ -150,3 +150,19 @@ def test_input_tiles_are_the_one_channel_or_the_mean_of_several():
     rgb = np.stack([np.zeros((2, 3, 3)), np.ones((2, 3, 3)), np.full((2, 3, 3), 5.0)], axis=-1)
     np.testing.assert_array_equal(input_tiles(rgb), np.full((2, 3, 3), 2.0))
     assert input_tiles(rgb).shape == (2, 3, 3)
+
+
+def test_a_depthwise_kernel_is_drawn_as_one_tile_per_input_channel_and_multiplier():
+    from convlens.render.grids import depthwise_grid, depthwise_tiles
+
+    kernel = np.arange(3 * 3 * 16 * 2, dtype=float).reshape(3, 3, 16, 2)  # 16 channels, multiplier 2
+    tiles = depthwise_tiles(kernel)
+    assert tiles.shape == (32, 3, 3)  # not the 2 of input channel 0 (filter_tiles' "first")
+    for c in range(16):
+        for j in range(2):
+            np.testing.assert_array_equal(tiles[c * 2 + j], kernel[:, :, c, j])  # tile c·m+j: channel c's j-th
+    assert filter_tiles(kernel, "first")[0].shape == (2, 3, 3)  # what the grid drew before
+    image, grid = depthwise_grid(kernel[..., :1], 16, -0.5, 0.5)  # the tester's dw: 3×3×16×1
+    assert grid == (1, 16) and image.shape[1] > 15 * 3
+    with pytest.raises(ConvlensError, match="depthwise"):
+        depthwise_tiles(np.zeros((3, 3, 4)))
