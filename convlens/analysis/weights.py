@@ -80,6 +80,8 @@ def write_weight_artifacts(
             if w.bias is not None:
                 np.save(out / paths.bias_name(name), w.bias)
         write_json(out / paths.LAYERS_NAME, names)
+        kinds = {layer.name: layer.kind for layer in archive.layers}
+        write_json(out / paths.KINDS_NAME, {name: kinds.get(name) for name in names})
     with staged_dir(paths.filter_metrics_dir(root, role)) as out:
         for name, w in weights.items():
             write_csv(out / paths.filter_metrics_name(name), w.filters)

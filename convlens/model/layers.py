@@ -26,6 +26,7 @@ class LayerInfo:
 
 # Layers whose first variable is a kernel of spatial filters: what "every conv layer" means.
 CONV_KINDS = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D")
+DEPTHWISE_KINDS = ("DepthwiseConv2D", "SeparableConv2D")  # a kernel kh × kw × C × m of C·m filters (the depthwise one)
 
 
 MAX_CONFIG_DEPTH = 100  # nesting levels of config.json; a model nested 20 deep needs ~85

@@ -22,6 +22,11 @@ def load_kernels(root: Path, role: str) -> dict[str, np.ndarray]:
     return {name: np.load(paths.kernel(root, role, name)) for name in read_json(paths.weight_layers(root, role))}
 
 
+def load_kinds(root: Path, role: str) -> dict[str, str | None]:
+    """The layer classes of the kernels :func:`load_kernels` reads, by layer name."""
+    return read_json(paths.weight_kinds(root, role))
+
+
 def load_samples(root: Path) -> tuple[np.ndarray, dict]:
     """The chosen sample images and their index (split, sample ids, labels), saved by the samples stage."""
     import numpy as np

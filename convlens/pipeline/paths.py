@@ -172,6 +172,7 @@ def relative(root: Path, path: Path) -> str:
 # from the project ``root``). A name that takes a sample or split also takes ``"*"``: the glob of every such file.
 INDEX_NAME = "index.json"  # what a folder holds (samples, dataset, gradcam): split, samples, layers, …
 LAYERS_NAME = "layers.json"  # a weights folder's layer names, in layer order
+KINDS_NAME = "kinds.json"  # a weights folder's layer classes by name (a depthwise kernel is drawn as its C·m filters)
 MAP_LAYER_NAME = "layer.json"  # a feature-maps folder's layer: name, shape, split, samples, labels
 MAP_SUMMARY_NAME = "summary.json"  # a feature-maps folder's statistics per model
 MAP_SAMPLES_NAME = "samples.json"  # a feature-maps folder's statistics per model and sample, in the samples' order
@@ -226,6 +227,10 @@ def kernel(root: Path, role: str, layer: str) -> Path:
 
 def weight_layers(root: Path, role: str) -> Path:
     return weights_dir(root, role) / LAYERS_NAME
+
+
+def weight_kinds(root: Path, role: str) -> Path:
+    return weights_dir(root, role) / KINDS_NAME
 
 
 def filter_metrics_dir(root: Path, role: str) -> Path:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from convlens.model.archive import Archive
+from convlens.model.layers import DEPTHWISE_KINDS
 from convlens.pipeline import paths
 from convlens.render.formats import size
 from convlens.render.grids import drawn_mode
@@ -37,6 +38,11 @@ def read_json_file(path: Path) -> Any:
 
 class ChapterSections:
     """The chapter's sections, one method each (a mixin of ``report.Report``)."""
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        """The model's layer classes by name (none before ``model`` read it, or where it could not)."""
+        return {} if self.archive is None else {layer.name: layer.kind for layer in self.archive.layers}
 
     def model(self) -> Section:
         t, path = self.t, paths.model_path(self.root, "trained")
@@ -145,16 +151,17 @@ class ChapterSections:
             shape = str(values.get("shape", ""))
             if len(shape.split("x")) != 4:
                 continue  # a Dense kernel: histogram only, no filter grid
+            dims = [int(d) for d in shape.split("x")]
+            depthwise = self.kinds.get(layer) in DEPTHWISE_KINDS  # C·m filters, one per channel and multiplier
+            mode = "depthwise" if depthwise else drawn_mode(render_params.get("input_channels", "first"), dims[2])
             caption = t(
                 "filter_caption",
                 layer=layer,
-                filters=shape.split("x")[-1],
+                filters=dims[2] * dims[3] if depthwise else dims[3],
                 shape=size(shape),
                 vmin=render_params.get("filter_vmin", "?"),
                 vmax=render_params.get("filter_vmax", "?"),
-                channels=self.term(
-                    "drawn", drawn_mode(render_params.get("input_channels", "first"), int(shape.split("x")[2]))
-                ),
+                channels=self.term("drawn", mode),
             )
             pictures = [
                 (paths.filters_figure(self.root, role, layer), f"{layer}: {self.role(role)}") for role in paths.ROLES

@@ -139,3 +139,22 @@ def test_a_model_file_that_cannot_be_read_is_named_with_the_reason(tmp_path):
     (tmp_path / "m.h5").write_bytes(b"\x89HDF\r\n\x1a\nrest")
     (tmp_path / "m.keras").write_bytes(b"PK\x03\x04")
     assert is_hdf5(tmp_path / "m.h5") and not is_hdf5(tmp_path / "m.keras")
+
+
+def test_the_weight_stage_records_each_layers_class_for_drawing_its_filters(project, stage_config, tmp_path):
+    """``render_figures`` draws a depthwise kernel as its C·m filters: it reads which layers are depthwise from
+    ``kinds.json`` beside the kernels (the weights hold no class)."""
+    from convlens.model.keras_models import keras
+    from convlens.pipeline import paths
+    from convlens.pipeline.artifacts import load_kinds
+
+    x = keras.Input((28, 28, 1))
+    y = keras.layers.Conv2D(4, 3, name="conv2d")(x)
+    y = keras.layers.DepthwiseConv2D(3, depth_multiplier=2, name="dw")(y)
+    y = keras.layers.Dense(10, name="dense")(keras.layers.Flatten()(y))
+    path = tmp_path / "dw.keras"
+    keras.Model(x, y).save(path)
+    fetch_model.run(stage_config("fetch_model", f"model.path={path}", "weights.layers=[conv2d,dw]"), project)
+    extract_weights.run(stage_config("extract_weights", "weights.layers=[conv2d,dw]"), project)
+    assert load_kinds(project, "trained") == {"conv2d": "Conv2D", "dw": "DepthwiseConv2D"}
+    assert np.load(paths.kernel(project, "trained", "dw")).shape == (3, 3, 4, 2)  # 8 filters

@@ -210,6 +210,28 @@ def test_render_figures_draws_a_colour_models_first_kernel_in_colour_under_auto(
     assert same[0] == same[1]  # a 1-channel kernel: auto draws the book's figure, title included
 
 
+def test_a_depthwise_kernel_is_drawn_as_its_filters_of_every_input_channel(tmp_path, monkeypatch):
+    """outside tester 3 #3: a DepthwiseConv2D kernel kh × kw × C × m has C·m filters; drawn as a Conv2D's, with
+    input channel 0 taken, it showed m of them (one tile for a multiplier of 1)."""
+    import stages.render_figures as stage
+
+    drawn = {}
+    monkeypatch.setattr(stage, "mosaic_figure", lambda image, path, cmap, title, inches, grid, dpi, key: drawn.update(
+        {path.name: (image, grid, title, key)}))  # fmt: skip
+    r = OmegaConf.create(
+        {"input_channels": "auto", "filter_columns": 16, "filter_vmin": -0.5, "filter_vmax": 0.5}
+        | {"filter_cmap": "viridis", "hist_bins": 10, "dpi": 60}
+    )
+    kernel = np.random.default_rng(4).uniform(-0.4, 0.4, (3, 3, 6, 2))  # 6 input channels, multiplier 2
+    stage.draw_kernel(tmp_path, "trained", "dw", kernel, r, depthwise=True)
+    image, grid, title, key = drawn["trained_dw_filters.png"]
+    assert grid == (1, 12) and len(key.labels) == 12  # 6 × 2 filters, each numbered
+    assert image.shape[1] > 12 * 3  # twelve 3-pixel tiles side by side
+    assert "depthwise" in title
+    stage.draw_kernel(tmp_path, "trained", "conv", kernel, r)  # the same kernel as a Conv2D's: 2 filters
+    assert drawn["trained_conv_filters.png"][1] == (1, 2)
+
+
 def test_a_failed_channels_mark_is_seen_on_a_red_tile(tmp_path):
     tiles = np.zeros((2, 24, 24, 3))
     tiles[..., 0] = 1.0  # red-dominant optimized inputs: a red border alone vanishes on them

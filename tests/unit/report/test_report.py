@@ -557,3 +557,24 @@ def test_the_filter_caption_names_the_input_channel_mode_each_kernel_was_drawn_i
     report = Report(tmp_path, params, Strings("en"))
     [figure] = report.filters(report.weight_stats()).blocks
     assert f"input channels drawn: {drawn}." in figure.caption
+
+
+def test_a_depthwise_kernels_caption_counts_its_filters_of_every_input_channel(tmp_path, params):
+    """outside tester 3 #3: "dw: 1 filters of kernel 3×3×16×1" for a DepthwiseConv2D of 16 channels."""
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from convlens.model.layers import LayerInfo
+
+    paths.metrics_dir(tmp_path).mkdir(parents=True)
+    paths.weight_figures_dir(tmp_path).mkdir(parents=True)
+    for role in paths.ROLES:
+        paths.weight_metrics(tmp_path, role, "json").write_text(json.dumps({role: {"dw": {}}}), encoding="utf-8")
+        paths.weight_metrics(tmp_path, role, "csv").write_text("layer,shape\ndw,3x3x16x1\n", encoding="utf-8")
+        Image.new("RGB", (4, 4)).save(paths.filters_figure(tmp_path, role, "dw"))
+    report = Report(tmp_path, params, Strings("en"))
+    report.archive = SimpleNamespace(layers=[LayerInfo(1, "dw", "DepthwiseConv2D")])  # what model() reads
+    [figure] = report.filters(report.weight_stats()).blocks
+    assert figure.caption.startswith("dw: 16 filters of kernel 3×3×16×1")
+    assert "input channels drawn: each its own (a depthwise kernel" in figure.caption
