@@ -97,8 +97,14 @@ def randomization_test(trained: np.ndarray, untrained: np.ndarray, samples: Sequ
 def randomization_line(samples: int, layer: str, metrics: Mapping[str, Mapping[str, Mapping]]) -> str:
     """The log line of the randomization test (:func:`randomization_test`'s ``metrics``) of ``samples`` samples'
     maps at ``layer``: each target's median correlation, as :func:`sanity_line` writes one (a dash: undefined)."""
-    medians = ", ".join(f"{t} {shown(metrics['spearman']['median'][t])}" for t in TARGETS)
-    return f"{samples} samples at {layer}: Spearman trained vs untrained, median {medians}"
+    spearman = metrics["spearman"]
+    counts = spearman.get("defined", {})
+    medians = ", ".join(
+        f"{t} {shown(spearman['median'][t])}"
+        + (f" ({counts[t]} of {samples})" if counts.get(t, samples) != samples else "")
+        for t in TARGETS
+    )
+    return f"{samples} samples at {layer}: Spearman trained vs untrained, median {medians}; passes where |ρ| is low"
 
 
 def gradcam_record(
@@ -121,12 +127,14 @@ def gradcam_record(
 def randomization_summary(correlations: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, dict]]:
     """The model-parameter randomization test as metrics, ``{"spearman": {"median": {target: …}, "sample_<i>":
     {target: …}}}``: per sample the Spearman correlation of the trained and untrained Grad-CAM maps for each
-    target (``predicted``, ``true``), and each target's median over the samples (undefined ones, JSON null, left
-    out). Low correlation: the maps depend on what the model learned, so the method passes."""
+    target (``predicted``, ``true``), each target's median over the samples (undefined ones, JSON null, left
+    out) and ``defined``: how many samples that median is over. Low |ρ| (either sign: ρ = −0.6 is a map that
+    follows the weights inverted, no pass): the maps depend on what the model learned, so the method passes."""
     targets = list(dict.fromkeys(t for by_target in correlations.values() for t in by_target))
     medians = {t: median_or_none(c[t] for c in correlations.values()) for t in targets}
+    defined = {t: sum(number_or_none(c[t]) is not None for c in correlations.values()) for t in targets}
     per_sample = {f"sample_{s}": {t: number_or_none(c[t]) for t in targets} for s, c in correlations.items()}
-    return {"spearman": {"median": medians, **per_sample}}
+    return {"spearman": {"median": medians, "defined": defined, **per_sample}}
 
 
 def gaussian_kernel(sigma: float) -> np.ndarray:

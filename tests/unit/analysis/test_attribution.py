@@ -107,7 +107,8 @@ def test_randomization_summary_medians_skip_undefined_correlations():
     summary = randomization_summary(correlations)["spearman"]
     assert summary["median"] == {"predicted": 0.3, "true": pytest.approx(0.3)}
     assert summary["sample_1"] == {"predicted": 0.3, "true": None}  # JSON null, not NaN
-    assert list(summary) == ["median", "sample_0", "sample_1", "sample_2"]
+    assert summary["defined"] == {"predicted": 3, "true": 2}  # the true-class median is over 2 of 3
+    assert list(summary) == ["median", "defined", "sample_0", "sample_1", "sample_2"]
     ascent = {"trained": {"conv2d": {"ratio_median": 2.5, "dead": 0}}}  # as activation_max.json holds them
     rows = statistic_rows({"gradcam.json": {"spearman": summary}, "activation_max.json": ascent})
     assert rows[("spearman", "median", "predicted")] == 0.3 and rows[("spearman", "sample_2", "true")] == 0.4
@@ -168,16 +169,18 @@ def test_the_randomization_test_correlates_each_samples_maps_per_target():
     assert metrics == {
         "spearman": {
             "median": {"predicted": 1.0, "true": 0.0},
+            "defined": {"predicted": 1, "true": 2},
             "sample_7": {"predicted": 1.0, "true": -1.0},
             "sample_9": {"predicted": None, "true": 1.0},
         }
     }
     assert randomization_line(2, "conv2d_1", metrics) == (
-        "2 samples at conv2d_1: Spearman trained vs untrained, median predicted 1.00, true 0.00"
+        "2 samples at conv2d_1: Spearman trained vs untrained, median predicted 1.00 (1 of 2), true 0.00;"
+        " passes where |ρ| is low"
     )
     undefined = {"spearman": {"median": {"predicted": -0.011007545, "true": None}}}  # outside tester #16
     assert randomization_line(4, "block2", undefined) == (
-        "4 samples at block2: Spearman trained vs untrained, median predicted -0.01, true –"
+        "4 samples at block2: Spearman trained vs untrained, median predicted -0.01, true –; passes where |ρ| is low"
     )
 
 
