@@ -57,10 +57,50 @@ def layer_fields(archive: Archive, chain: bool, sample: Sequence[int] | None = N
     from convlens.model.forward import sized_input
 
     size = sized_input((None, *archive.input_shape), sample)[:2]
-    if not chain or len(size) != 2 or None in size:
+    if len(size) != 2 or None in size:
         return {}
     entries = [e for e in archive.config["config"]["layers"] if e["class_name"] != "InputLayer"]
+    if not chain:  # a branching model: exact fields for the chain before its first merge or fork, none after
+        entries = chain_prefix(entries)
     return receptive_fields([(e["class_name"], e["config"]) for e in entries], (int(size[0]), int(size[1])))
+
+
+def _inbound(entry: dict) -> list[str]:
+    """The names of the layers a Functional config ``entry`` takes its inputs from (Keras 3's ``keras_history``)."""
+    names: list[str] = []
+
+    def walk(value: object) -> None:
+        if isinstance(value, dict):
+            history = value.get("keras_history") if isinstance(value.get("keras_history"), list) else None
+            if history:
+                names.append(str(history[0]))
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(entry.get("inbound_nodes", []))
+    return names
+
+
+def chain_prefix(entries: Sequence[dict]) -> list[dict]:
+    """The leading ``entries`` (InputLayer left out) that form one chain: each takes exactly one input, the layer
+    before it (or the model's input, for the first), and feeds only the next; the layers from the first merge or
+    fork on are left out, since their fields need the model's graph."""
+    used: dict[str, int] = {}
+    for entry in entries:
+        for name in _inbound(entry):
+            used[name] = used.get(name, 0) + 1
+    prefix: list[dict] = []
+    for entry in entries:
+        inbound = _inbound(entry)
+        if len(inbound) != 1 or (prefix and inbound[0] != prefix[-1]["config"]["name"]):
+            break
+        prefix.append(entry)
+        if used.get(entry["config"]["name"], 0) != 1:
+            break
+    return prefix
 
 
 def model_summary(archive: Archive, sample: Sequence[int] | None = None) -> list[LayerRow]:
