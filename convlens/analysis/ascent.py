@@ -22,13 +22,27 @@ def plateaued(then: np.ndarray, now: np.ndarray, tolerance: float) -> bool:
     return bool(tolerance > 0 and np.all(now - then <= tolerance * np.abs(then)))
 
 
-def channel_marks(achieved: np.ndarray, top_image: np.ndarray | None = None) -> list[str]:
-    """Per channel :data:`DEAD` (its own input's mean activation ≤ 0: the ascent never left zero), :data:`BELOW`
+def channel_marks(achieved: np.ndarray, top_image: np.ndarray | None = None, signed: bool = False) -> list[str]:
+    """Per channel :data:`DEAD` (its own input's mean activation ≤ 0: the ascent never left zero; only where the
+    layer's output cannot go below 0, not ``signed``: a signed layer's channel at ≤ 0 is not dead), :data:`BELOW`
     (less than its best dataset image's, ``top_image``) or ``""``."""
     tops = np.full(len(achieved), -np.inf) if top_image is None else np.asarray(top_image, np.float64)
     return [
-        DEAD if a <= 0 else BELOW if a < t else "" for a, t in zip(np.asarray(achieved, np.float64), tops, strict=True)
+        DEAD if a <= 0 and not signed else BELOW if a < t else ""
+        for a, t in zip(np.asarray(achieved, np.float64), tops, strict=True)
     ]
+
+
+SIGNED_FLOOR = 0.01  # a signed layer's ratio only where its best image's mean is ≥ this share of the largest |mean|
+
+
+def ratio_defined(top_image: np.ndarray, signed: bool) -> np.ndarray:
+    """Where the ratio to the best dataset image means something: its mean clearly positive (> 0 for a layer that
+    cannot go below 0; for a ``signed`` one ≥ :data:`SIGNED_FLOOR` of the layer's largest |mean|, not near 0)."""
+    if not signed:
+        return top_image > 0
+    scale = float(np.abs(top_image).max()) if top_image.size else 0.0
+    return (top_image > 0) & (top_image >= SIGNED_FLOOR * scale)
 
 
 def selectivity(matrix: np.ndarray) -> float | None:
@@ -69,35 +83,41 @@ def ascent_summary(
     steps: int,
     converged: bool,
     by_start: np.ndarray | None = None,
+    signed: bool = False,
 ) -> dict[str, float | int | bool | None]:
     """One layer's metrics: each channel's activation of its own input (``achieved``, median), the channels that
     stayed dead and those below their best dataset image (``top_image``, when the dataset has the layer), the
     ratio to that image (median, least; a channel silent on the data has none), the :func:`selectivity` of the
     ``matrix``, the steps run and whether the stopping rule ended them, and with several starts (``by_start``:
-    starts × channels) the :func:`start_ratio`."""
+    starts × channels) the :func:`start_ratio`. A ``signed`` layer (its output can go below 0: no ReLU) has no dead
+    or silent count (None) and a ratio only where :func:`ratio_defined`, the rest counted in ``ratio_undefined``."""
     achieved = np.asarray(achieved, np.float64)
-    marks = channel_marks(achieved, top_image)
+    marks = channel_marks(achieved, top_image, signed)
     summary: dict[str, float | int | bool | None] = {
         "channels": int(achieved.size),
         "activation_median": median_or_none(achieved),
-        "dead": marks.count(DEAD),
+        "dead": None if signed else marks.count(DEAD),
         "selectivity": selectivity(matrix),
         "steps": int(steps),
         "converged": bool(converged),
     }
+    if signed:
+        summary["signed"] = True
     if by_start is not None and len(by_start) > 1:
         summary["start_ratio_median"] = start_ratio(by_start)
     if top_image is None:
         return summary
     top_image = np.asarray(top_image, np.float64)
-    fired = top_image > 0
+    fired = ratio_defined(top_image, signed)
     ratio = np.divide(achieved, top_image, out=np.full(achieved.shape, np.nan), where=fired)
     summary.update(
         below_dataset=marks.count(BELOW),
         ratio_median=median_or_none(ratio),
         ratio_min=number_or_none(np.nanmin(ratio)) if fired.any() else None,
-        silent_on_data=int((~fired).sum()),
+        silent_on_data=None if signed else int((~fired).sum()),
     )
+    if signed:
+        summary["ratio_undefined"] = int((~fired).sum())
     return summary
 
 
@@ -129,10 +149,13 @@ def ascent_line(model: str, layer: str, seconds: float, before: np.ndarray, summ
     """The log line of one layer's activation maximization."""
     ratio = f", {summary['ratio_median']} × the dataset's best image" if "ratio_median" in summary else ""
     state = "converged" if summary["converged"] else "hit the step cap"
+    dead = "signed layer (no ReLU), no dead count" if summary.get("signed") else f"{summary['dead']} dead"
+    if "ratio_undefined" in summary:
+        ratio += f" ({summary['ratio_undefined']} channels' ratio not defined)"
     return (
         f"{model} {layer}: {summary['channels']} channels in {seconds:.1f} s, {summary['steps']} steps ({state}), "
         f"median mean activation {np.median(before):.4g} → {summary['activation_median']}{ratio}, "
-        f"{summary['dead']} dead, selectivity {summary['selectivity']}"
+        f"{dead}, selectivity {summary['selectivity']}"
     )
 
 

@@ -7,6 +7,7 @@ import pytest
 from convlens.analysis.ascent import (
     BELOW,
     DEAD,
+    ascent_line,
     ascent_summary,
     best_of_starts,
     channel_marks,
@@ -110,3 +111,20 @@ def test_each_new_ascent_setting_is_checked_by_the_schema(key, bad, good):
     with pytest.raises(ConvlensError, match=key.replace(".", r"\.")):
         SCHEMA[key](key, bad)
     assert MEANING[key]
+
+
+def test_a_signed_layer_has_no_dead_or_silent_channels_and_no_ratio_over_a_near_zero_or_negative_mean():
+    # a DepthwiseConv2D without ReLU (outside tester 3, finding 4): a channel at ≤ 0 is not dead, a best image of
+    # mean -2 or 1e-6 is no denominator
+    achieved, top = np.array([-0.5, 3.0, 0.2, 4.0]), np.array([-2.0, 1.5, 1e-6, 2.0])
+    matrix = np.diag(achieved) + 0.1
+    assert channel_marks(achieved, top, signed=True) == ["", "", "", ""]  # -0.5 beats its best image's -2
+    assert channel_marks(achieved, top) == [DEAD, "", "", ""]  # a ReLU layer's: as before
+    summary = ascent_summary(achieved, top, matrix, 8, True, signed=True)
+    assert summary["signed"] is True and summary["dead"] is None and summary["silent_on_data"] is None
+    assert summary["ratio_undefined"] == 2 and summary["ratio_median"] == pytest.approx(2.0)
+    assert summary["ratio_min"] == pytest.approx(2.0)  # 3/1.5 and 4/2; 0.2/1e-6 = 200000 left out
+    line = ascent_line("trained", "depthwise", 1.0, achieved, summary)
+    assert "signed layer (no ReLU), no dead count" in line and "2 channels' ratio not defined" in line
+    relu = ascent_summary(np.abs(achieved), np.abs(top), matrix, 8, True)
+    assert "signed" not in relu and "ratio_undefined" not in relu and relu["silent_on_data"] == 0
