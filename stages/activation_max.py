@@ -26,6 +26,7 @@ from convlens.analysis.ascent import (
     ascent_summary,
     channel_marks,
     curve_rows,
+    seen_signed,
     start_inputs,
     top_image_indices,
 )
@@ -93,7 +94,7 @@ def channel_rows(got: LayerAscent, top: np.ndarray | None) -> list[dict[str, obj
     """Per channel what its tile shows: its own input's mean activation, its best dataset image's (``top``; empty
     when ``dataset@<model>`` has no such layer) and its mark (:func:`~convlens.analysis.ascent.channel_marks`)."""
     tops = [None] * len(got.after) if top is None else [float(v) for v in top]
-    marks = channel_marks(got.after, top)
+    marks = channel_marks(got.after, top, seen_signed(got.before, got.after, top))
     return [
         {"channel": c, "activation": float(a), "top_image_mean": t, "mark": m}
         for c, (a, t, m) in enumerate(zip(got.after, tops, marks, strict=True))
@@ -127,7 +128,10 @@ def run(cfg: DictConfig, root: Path, role: str) -> None:
     for name in names:
         clock = time.perf_counter()
         done[name] = got = climb_layer(model, root, role, name, am, scale, shape)
-        metrics[name] = ascent_summary(got.after, tops.get(name), got.matrix, got.steps, got.converged, got.achieved)
+        signed = seen_signed(got.before, got.after, tops.get(name))
+        metrics[name] = ascent_summary(
+            got.after, tops.get(name), got.matrix, got.steps, got.converged, got.achieved, signed
+        )
         log.info("%s", ascent_line(role, name, time.perf_counter() - clock, got.before, metrics[name]))
     with staged_dir(paths.activation_max_curves_dir(root, role)) as out:
         for name, got in done.items():

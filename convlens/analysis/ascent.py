@@ -33,6 +33,13 @@ def channel_marks(achieved: np.ndarray, top_image: np.ndarray | None = None, sig
     ]
 
 
+def seen_signed(*means: np.ndarray | None) -> bool:
+    """Whether a layer showed outputs below 0 (any channel's mean activation, of the ascent's inputs or of the
+    dataset's best images, negative): a layer without a ReLU-family activation. A ReLU layer never does, so its
+    marks and ratios stay as they were; a signed layer whose means all happened to be ≥ 0 is not caught."""
+    return any(m is not None and bool((np.asarray(m, np.float64) < 0).any()) for m in means)
+
+
 SIGNED_FLOOR = 0.01  # a signed layer's ratio only where its best image's mean is ≥ this share of the largest |mean|
 
 

@@ -13,6 +13,7 @@ from convlens.analysis.ascent import (
     channel_marks,
     curve_rows,
     plateaued,
+    seen_signed,
     selectivity,
     start_inputs,
     start_ratio,
@@ -128,3 +129,10 @@ def test_a_signed_layer_has_no_dead_or_silent_channels_and_no_ratio_over_a_near_
     assert "signed layer (no ReLU), no dead count" in line and "2 channels' ratio not defined" in line
     relu = ascent_summary(np.abs(achieved), np.abs(top), matrix, 8, True)
     assert "signed" not in relu and "ratio_undefined" not in relu and relu["silent_on_data"] == 0
+
+
+def test_a_layer_is_seen_signed_from_any_negative_mean_and_a_relu_layer_never():
+    relu = np.array([0.0, 0.3, 2.0])  # a ReLU layer's means are ≥ 0: its marks and ratios stay as they were
+    assert not seen_signed(relu, relu, None) and not seen_signed(relu, relu, relu)
+    assert seen_signed(relu, relu, np.array([1.0, -0.2, 0.5]))  # a best image's mean below 0
+    assert seen_signed(np.array([-0.1, 0.2, 0.0]), relu, None)  # a start's mean below 0
