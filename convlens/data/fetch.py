@@ -28,6 +28,9 @@ KERAS_NAMES = {
     "cifar-10-python.tar.gz": ("cifar-10-batches-py-target_archive", "cifar-10-batches-py.tar.gz"),
     "cifar-100-python.tar.gz": ("cifar-100-python-target_archive", "cifar-100-python.tar.gz"),
 }
+# The only data folder Keras's loaders make in its datasets folder (keras.datasets.fashion_mnist); mnist.npz and the
+# CIFAR archives lie in the datasets folder itself, under the names above.
+KERAS_SUBDIRS = frozenset({"fashion-mnist"})
 
 
 @dataclass(frozen=True)
@@ -164,11 +167,20 @@ def _get(file: RemoteFile, dirs: Sequence[Path]) -> Path:
 Missing = tuple[DownloadFailed, Sequence[Path]]
 
 
-def _places(subdir: str, dirs: Sequence[Path]) -> list[str]:
-    """Where a file of ``subdir`` may go, in search order; ``$CONVLENS_MIRROR`` named even when unset."""
+def _keras_place(d: Path, subdir: str, names: Sequence[str]) -> str:
+    """The files ``names`` as Keras's own download keeps them in its datasets folder ``d``."""
+    if not subdir or subdir in KERAS_SUBDIRS:
+        return str(d / subdir)
+    return ", ".join(str(d / KERAS_NAMES.get(name, (name,))[0]) for name in names)
+
+
+def _places(subdir: str, dirs: Sequence[Path], names: Sequence[str]) -> list[str]:
+    """Where files ``names`` of ``subdir`` may go, in search order; ``$CONVLENS_MIRROR`` named even when unset;
+    in Keras's datasets folder, the files as Keras's own download keeps them (``mnist.npz`` in no subfolder)."""
     mirror = os.environ.get(MIRROR_ENV)
     unset = [] if mirror else [f"${MIRROR_ENV}/{subdir}".rstrip("/") + f" (set {MIRROR_ENV}=<dir>)"]
-    return unset + [str(d / subdir) for d in dict.fromkeys(dirs)]
+    keras = set(keras_datasets())
+    return unset + [_keras_place(d, subdir, names) if d in keras else str(d / subdir) for d in dict.fromkeys(dirs)]
 
 
 def offline_message(missing: Sequence[Missing]) -> str:
@@ -176,7 +188,7 @@ def offline_message(missing: Sequence[Missing]) -> str:
     if len(missing) == 1:
         e, dirs = missing[0]
         where = Path(os.environ.get(MIRROR_ENV) or "<dir>") / e.file.subdir / e.file.name
-        others = _places(e.file.subdir, dirs)[1:]  # after $CONVLENS_MIRROR, which `where` names
+        others = _places(e.file.subdir, dirs, [e.file.name])[1:]  # after $CONVLENS_MIRROR, which `where` names
         return (
             f"{e}. Offline? Put the file at {where} and set {MIRROR_ENV}=<dir> (checksum sha256 {e.file.sha256}), "
             f"or in any of {', '.join(others)}"
@@ -186,7 +198,8 @@ def offline_message(missing: Sequence[Missing]) -> str:
     for e, dirs in missing:
         groups.setdefault((e.file.subdir, tuple(dirs)), []).append(e.file.name)
     places = "; ".join(
-        f"{', '.join(names)} in any of {', '.join(_places(subdir, dirs))}" for (subdir, dirs), names in groups.items()
+        f"{', '.join(names)} in any of {', '.join(_places(subdir, dirs, names))}"
+        for (subdir, dirs), names in groups.items()
     )
     return f"{len(missing)} files are missing (no local copy, no download): {files}. Offline? Put {places}"
 

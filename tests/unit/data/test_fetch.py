@@ -221,3 +221,32 @@ def test_files_without_urls_are_each_listed_with_their_reason(tmp_path, monkeypa
     with pytest.raises(ConvlensError) as err:
         fetch_lib.fetch(a, [tmp_path])
     assert str(err.value).startswith(f"a.gz not found in {tmp_path} and no URL is configured. Offline? ")
+
+
+def test_the_offline_message_names_keras_own_cache_files(monkeypatch, tmp_path):
+    """Keras keeps mnist.npz and the CIFAR archive in its datasets folder itself (no subfolder, its own archive name),
+    as find_local accepts them; only fashion-mnist has a folder there."""
+    monkeypatch.delenv("CONVLENS_MIRROR", raising=False)
+    monkeypatch.delenv("KERAS_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    keras = tmp_path / ".keras" / "datasets"
+    dirs = [Path("/x"), keras]
+    mnist = RemoteFile("mnist.npz", "1" * 64, ("u",), "mnist")
+    cifar = RemoteFile("cifar-10-python.tar.gz", "2" * 64, ("u",), "cifar-10")
+    fashion = RemoteFile("a.gz", "3" * 64, ("u",), "fashion-mnist")
+    assert fetch_lib.offline_message([(DownloadFailed(mnist, "u: HTTP 404"), dirs)]).endswith(
+        f"or in any of /x/mnist, {keras}/mnist.npz"
+    )
+    assert fetch_lib.offline_message([(DownloadFailed(cifar, "u: HTTP 404"), dirs)]).endswith(
+        f"or in any of /x/cifar-10, {keras}/cifar-10-batches-py-target_archive"
+    )
+    two = fetch_lib.offline_message([(DownloadFailed(mnist, "u"), dirs), (DownloadFailed(fashion, "u"), dirs)])
+    assert two.endswith(
+        f"mnist.npz in any of $CONVLENS_MIRROR/mnist (set CONVLENS_MIRROR=<dir>), /x/mnist, {keras}/mnist.npz; "
+        f"a.gz in any of $CONVLENS_MIRROR/fashion-mnist (set CONVLENS_MIRROR=<dir>), /x/fashion-mnist, "
+        f"{keras}/fashion-mnist"
+    )
+    keras.mkdir(parents=True)
+    (keras / "mnist.npz").write_bytes(b"m")
+    named = RemoteFile("mnist.npz", fetch_lib.sha256sum(keras / "mnist.npz"), ("u",), "mnist")
+    assert fetch_lib.find_local(named, dirs) == keras / "mnist.npz"  # the place named is one find_local accepts
