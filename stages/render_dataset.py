@@ -65,7 +65,8 @@ def draw_examples(out: Path, root: Path, r: DictConfig, dataset: dict, name: str
     table = read_csv_columns(paths.examples_table(root, role, name), EXAMPLE_COLUMNS)
     shape = (int(table[:, 0].max()) + 1, int(table[:, 1].max()) + 1)  # channel by channel, rank by rank
     image, label, tied, score, peak = (column.reshape(shape) for column in table[:, 2:7].T)
-    boxes = table[:, 7:].astype(np.int64).reshape(*shape, 4)
+    known = not np.isnan(table[:, 7:]).any()  # empty patch cells: the layer's field is not known
+    boxes = table[:, 7:].astype(np.int64).reshape(*shape, 4) if known else None
     pictures = np.asarray(images[image.ravel().astype(np.int64)], np.float64)
     pictures = pictures.reshape(*shape, *images.shape[1:]) / 255.0
     ties = cut_ties(score, tied)
@@ -75,7 +76,7 @@ def draw_examples(out: Path, root: Path, r: DictConfig, dataset: dict, name: str
     title = t(
         "examples_title", model=t.term("model", role), layer=name, k=shape[1], images=dataset["images"],
         split=split, by=dataset["examples_by"],
-    ) + patch_note(grid.patch) + tie_note(ties)  # fmt: skip
+    ) + patch_note(grid.patch, known) + tie_note(ties)  # fmt: skip
     path = out / paths.examples_figure_name(role, name)
     examples_figure(grid, captions, path, r.sample_cmap, title, r.dpi)
 

@@ -219,7 +219,9 @@ def example_rows(
                     "peak_row": int(peaks[0][r, c]),
                     "peak_column": int(peaks[1][r, c]),
                     "peak": as_number(peaks[2][r, c]),
-                    **{name: int(v) for name, v in zip(PATCH_COLUMNS, peaks[3][r, c], strict=True)},
+                    **{  # empty where the layer's field is not known (receptive.UNKNOWN_BOX)
+                        name: int(v) if v >= 0 else None for name, v in zip(PATCH_COLUMNS, peaks[3][r, c], strict=True)
+                    },
                 }
             ),
         }
@@ -349,11 +351,13 @@ def tie_note(ties: np.ndarray) -> str:
     return "\n" + words()("examples_tie_note")
 
 
-def patch_note(patch: tuple[int, int] | None) -> str:
+def patch_note(patch: tuple[int, int] | None, known: bool = True) -> str:
     """What a figure's title adds to say what its tiles show: the ``patch`` (rows, columns; ``ExamplesGrid.patch``)
     around each image's peak and the outlined top image, or, where the patch is the whole image (``None``), only
-    what the caption's number is."""
+    what the caption's number is; where the layer's field is not ``known``, that the tiles are the whole images."""
     t = words()
+    if not known:
+        return "\n" + t("examples_unknown_field_note")
     if patch is None:
         return "\n" + t("examples_peak_note")
     return "\n" + t("examples_patch_note", size=f"{patch[0]}×{patch[1]}")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from convlens.analysis.receptive import Field, receptive_fields
+from convlens.analysis.receptive import Field, graph_fields, receptive_fields
 from convlens.model.archive import Archive
 
 
@@ -51,18 +51,20 @@ def parameter_counts(archive: Archive) -> dict[str, int]:
 
 
 def layer_fields(archive: Archive, chain: bool, sample: Sequence[int] | None = None) -> dict[str, Field]:
-    """Each layer's receptive field (``analysis.receptive``) where the model is one chain of layers (``chain``: the
-    numpy forward pass computes it) with a 2-D input, fixed or open (then at the images' shape ``sample``, which
-    decides only which fields are the whole input); else empty."""
+    """Each layer's receptive field (``analysis.receptive``) with a 2-D input, fixed or open (then at the images'
+    shape ``sample``, which decides only which fields are the whole input): along the chain where the numpy
+    forward pass computes the model (``chain``), else through the model's graph (:func:`model_graph`), a layer
+    whose field is not known left out."""
     from convlens.model.forward import sized_input
 
     size = sized_input((None, *archive.input_shape), sample)[:2]
     if len(size) != 2 or None in size:
         return {}
-    entries = [e for e in archive.config["config"]["layers"] if e["class_name"] != "InputLayer"]
-    if not chain:  # a branching model: exact fields for the chain before its first merge or fork, none after
-        entries = chain_prefix(entries)
-    return receptive_fields([(e["class_name"], e["config"]) for e in entries], (int(size[0]), int(size[1])))
+    if chain:
+        entries = [e for e in archive.config["config"]["layers"] if e["class_name"] != "InputLayer"]
+        return receptive_fields([(e["class_name"], e["config"]) for e in entries], (int(size[0]), int(size[1])))
+    layers, inputs = model_graph(archive.config)
+    return graph_fields(layers, inputs, (int(size[0]), int(size[1])))
 
 
 def _inbound(entry: dict) -> list[str]:
@@ -84,23 +86,19 @@ def _inbound(entry: dict) -> list[str]:
     return names
 
 
-def chain_prefix(entries: Sequence[dict]) -> list[dict]:
-    """The leading ``entries`` (InputLayer left out) that form one chain: each takes exactly one input, the layer
-    before it (or the model's input, for the first), and feeds only the next; the layers from the first merge or
-    fork on are left out, since their fields need the model's graph."""
-    used: dict[str, int] = {}
+def model_graph(config: dict) -> tuple[list[tuple[str, dict, list[str]]], list[str]]:
+    """A saved model's ``config`` as its layers (class name, config, the layers it takes its inputs from), in
+    Keras's order, and its input layers' names: a Sequential's layers each take the one before."""
+    entries = config["config"]["layers"]
+    inputs = [e["config"]["name"] for e in entries if e["class_name"] == "InputLayer"] or ["input"]
+    sequential = config.get("class_name") == "Sequential"
+    layers, previous = [], inputs[0]
     for entry in entries:
-        for name in _inbound(entry):
-            used[name] = used.get(name, 0) + 1
-    prefix: list[dict] = []
-    for entry in entries:
-        inbound = _inbound(entry)
-        if len(inbound) != 1 or (prefix and inbound[0] != prefix[-1]["config"]["name"]):
-            break
-        prefix.append(entry)
-        if used.get(entry["config"]["name"], 0) != 1:
-            break
-    return prefix
+        if entry["class_name"] == "InputLayer":
+            continue
+        layers.append((entry["class_name"], entry["config"], [previous] if sequential else _inbound(entry)))
+        previous = entry["config"]["name"]
+    return layers, inputs
 
 
 def model_summary(archive: Archive, sample: Sequence[int] | None = None) -> list[LayerRow]:

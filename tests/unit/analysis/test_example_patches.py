@@ -108,3 +108,16 @@ def test_render_dataset_draws_each_channels_patch_outline_and_peak(tmp_path, mon
         assert [o[2:] for o in outlines] == [(3, 3), (2, 2)]  # rank 0's fields: inside, and cut at the corner
         (image,) = ax.get_images()
         assert image.get_array().shape[1] > 2 * 28  # the patches beside the top image, not the images alone
+
+
+def test_a_layer_whose_field_is_not_known_has_empty_patch_cells_and_says_so():
+    """outside tester 3 #1: a layer convlens cannot follow got the whole image as its "patch", as if it saw it all."""
+    from convlens.analysis.examples import example_rows, patch_note
+
+    scores, images = np.array([[2.0, 1.0]]), np.array([[0, 1]])  # k = 1, two channels
+    boxes = peak_boxes(None, np.zeros((1, 2)), np.zeros((1, 2)), (8, 8))
+    peaks = (np.zeros((1, 2), np.int64), np.zeros((1, 2), np.int64), scores, boxes)
+    rows = example_rows("pad", scores, images, np.array([3, 4]), peaks=peaks)
+    assert all(row[name] is None for row in rows for name in PATCH_COLUMNS)  # empty cells in the CSV
+    assert "receptive field is not known" in patch_note(None, known=False)
+    assert "not known" not in patch_note(None) and "not known" not in patch_note((3, 3))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from convlens.analysis.receptive import Field, peak_boxes, receptive_fields
+from convlens.analysis.receptive import UNKNOWN_BOX, Field, peak_boxes, receptive_fields
 from convlens.model.archive import Archive
 from tests.support.helpers import MIRROR
 
@@ -119,6 +119,7 @@ def test_a_peaks_input_box_is_the_support_of_its_gradient_with_strides_and_valid
     # c's lower positions reach into its 'same' padding past b's last row, and b sees the image only down to row 18
     # of 23 (a's 'valid' windows and b's pooling drop the rest): the box ends there, not at the image's edge
     assert fields["c"].box(1, 1, size) == (6, 6, 19, 19)
-    whole = np.array([[[0, 0, 23, 19]]])  # a layer that sees the whole input, or one whose field is not known
+    whole = np.array([[[0, 0, 23, 19]]])  # a layer that sees the whole input
     np.testing.assert_array_equal(peak_boxes(fields["flat"], np.zeros((1, 1)), np.zeros((1, 1)), size), whole)
-    np.testing.assert_array_equal(peak_boxes(None, np.zeros((1, 1)), np.zeros((1, 1)), size), whole)
+    unknown = peak_boxes(None, np.zeros((2, 1)), np.zeros((2, 1)), size)  # not known: never the whole image
+    assert unknown.shape == (2, 1, 4) and (unknown == UNKNOWN_BOX).all()

@@ -108,7 +108,9 @@ def test_the_summary_of_a_nested_model_counts_what_keras_does(branching):
     assert rows["block"].params == sum(rows[name].params for name in NESTED) > 0
     assert [rows[layer.name].index for layer in layers] == [model.layers.index(layer) for layer in layers]
     assert rows["block/dw"].index is None and rows["stem"].output_shape is None
-    assert rows["stem"].field is None  # a branch: no chain to follow, no receptive field claimed
+    assert rows["stem"].field.size == (3, 3)  # through the model's graph (a branch, then a merge)
+    assert rows["add"].field is not None and rows["block"].field is None  # a nested model: its window not followed
+    assert rows["block/dw"].field is None and rows["gap"].field is None  # nor anything after it
 
 
 def test_nested_and_depthwise_weights_are_the_keras_variables(branching):

@@ -1,9 +1,11 @@
-"""Receptive fields of a branching (Functional, Add) model in the report's table and the dataset examples: the
-layers before the first fork are exact, as for a chain; after it none is claimed (outside tester 3, finding 1)."""
+"""Receptive fields of a branching (Functional, Add, Concatenate) model in the report's table and the dataset
+examples, through the model's graph: every layer's boxes are the input pixels Keras's outputs depend on (outside
+tester 3, finding 1: every layer's patch was the whole image); a layer kind whose window is not known has none."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from convlens.model.archive import Archive
 
@@ -25,32 +27,57 @@ def branching_model(path):
 
 
 def changed_units(model, layer: str, row: int, column: int) -> set[tuple[int, int]]:
-    """The (row, column) positions of ``layer``'s map that change when input pixel (row, column) changes."""
+    """The (row, column) positions of ``layer``'s map that change when input pixel (row, column) changes, up or
+    down by far more than the image's values (so that a ReLU on the way cannot hide the change both times)."""
     from convlens.model.keras_models import keras
 
-    probe = keras.Model(model.inputs, model.get_layer(layer).output)
+    probe = keras.Model(model.inputs[0], model.get_layer(layer).output)
     image = np.random.default_rng(0).random((1, 12, 12, 3)).astype(np.float32)
-    moved = image.copy()
-    moved[0, row, column] += 10.0
-    diff = np.abs(np.asarray(probe(moved)) - np.asarray(probe(image))).max(axis=-1)[0]
-    return {(int(r), int(c)) for r, c in zip(*np.nonzero(diff > 1e-6), strict=True)}
+    changed = set()
+    for step in (1000.0, -1000.0):
+        moved = image.copy()
+        moved[0, row, column] += step
+        diff = np.abs(np.asarray(probe(moved)) - np.asarray(probe(image))).max(axis=-1)[0]
+        changed |= {(int(r), int(c)) for r, c in zip(*np.nonzero(diff > 1e-6), strict=True)}
+    return changed
 
 
-def test_a_branching_models_stem_has_its_exact_field_and_merged_layers_none(tmp_path):
+def seen_by(field, rows: int, columns: int, pixel: tuple[int, int]) -> set[tuple[int, int]]:
+    """The positions of a ``rows`` × ``columns`` map whose box holds input ``pixel``."""
+    return {
+        (r, c)
+        for r in range(rows)
+        for c in range(columns)
+        if (box := field.box(r, c, (12, 12)))[0] <= pixel[0] < box[2] and box[1] <= pixel[1] < box[3]
+    }
+
+
+@pytest.mark.parametrize("pixel", [(5, 7), (0, 0), (11, 3)])
+def test_every_layer_of_a_branching_model_has_the_field_keras_computes_with(tmp_path, pixel):
     from convlens.report.summary import layer_fields, output_shapes
 
     model = branching_model(tmp_path / "branch.keras")
     archive = Archive.read(tmp_path / "branch.keras")
-    fields = layer_fields(archive, bool(output_shapes(archive)))
-    for name in ("stem", "stem_relu"):
-        field = fields[name]
-        assert field.size == (3, 3) and not field.whole
-        # the boxes agree with Keras: input pixel (5, 7) moves exactly the positions whose box holds it
-        seen = {
-            (r, c)
-            for r in range(10)
-            for c in range(10)
-            if (box := field.box(r, c, (12, 12)))[0] <= 5 < box[2] and box[1] <= 7 < box[3]
-        }
-        assert seen == changed_units(model, name, 5, 7)
-    assert all(name not in fields for name in ("a", "b", "add", "head"))
+    assert not output_shapes(archive)  # the numpy pass does not compute it: the graph walk gives the fields
+    fields = layer_fields(archive, False)
+    assert fields["stem"].size == (3, 3) and fields["add"].size == (7, 7) and fields["head"].size == (9, 9)
+    for name in ("stem", "stem_relu", "a", "b", "add", "head"):
+        rows, columns = model.get_layer(name).output.shape[1:3]
+        assert seen_by(fields[name], rows, columns, pixel) == changed_units(model, name, *pixel), name
+
+
+def test_a_concatenation_of_branches_sees_what_either_sees_and_an_unknown_kind_ends_the_fields(tmp_path):
+    from convlens.model.keras_models import keras
+    from convlens.report.summary import layer_fields
+
+    inputs = keras.Input((12, 12, 3))
+    a = keras.layers.Conv2D(2, 3, name="a")(inputs)  # 10×10
+    b = keras.layers.Conv2D(2, 3, name="b")(keras.layers.Conv2D(2, 1, name="b0")(inputs))
+    cat = keras.layers.Concatenate(name="cat")([a, b])
+    padded = keras.layers.ZeroPadding2D(1, name="pad")(cat)  # a window convlens does not follow
+    out = keras.layers.Conv2D(2, 3, name="after")(padded)
+    model = keras.Model(inputs, out)
+    model.save(tmp_path / "cat.keras")
+    fields = layer_fields(Archive.read(tmp_path / "cat.keras"), False)
+    assert seen_by(fields["cat"], 10, 10, (4, 4)) == changed_units(model, "cat", 4, 4)
+    assert "pad" not in fields and "after" not in fields  # not known, never the whole image
