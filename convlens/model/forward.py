@@ -88,6 +88,8 @@ def _chain(
     names = [entry["config"]["name"] for entry in entries]
     chain = entries if upto is None else entries[: names.index(upto) + 1]
     walked = entries if upto is None or model_problem(config) is None else chain
+    unknown = [i for i, entry in enumerate(walked) if i >= len(chain) and entry.get("class_name") not in LAYER_KEYS]
+    walked = walked[: unknown[0]] if unknown else walked  # a kind numpy lacks after ``upto``: left to Keras's loader
     later = [entry for entry in entries[len(chain) :] if entry.get("class_name") in LAYER_KEYS]
     for entry in chain + later:
         problem = layer_problem(entry) or initializers_problem(entry["config"])

@@ -534,6 +534,8 @@ def output_shape(entry: dict, shape: tuple[int, ...], stored: Sequence[tuple[int
     and ``compute_output_shape`` in short (:func:`built`), given its stored variables' shapes; or why Keras would not
     build it so."""
     kind, cfg = entry["class_name"], entry["config"]
+    if kind not in LAYER_KEYS:  # not replayed here: the numpy forward pass does not compute it either
+        return f"layer {cfg['name']!r} of class {kind}"
     out, variables = built(entry, shape)
     if out is None or not all(d > 0 for d in out):
         return f"layer {cfg['name']!r} ({kind}) on inputs of shape {shape}"
