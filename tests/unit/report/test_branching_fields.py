@@ -81,3 +81,25 @@ def test_a_concatenation_of_branches_sees_what_either_sees_and_an_unknown_kind_e
     fields = layer_fields(Archive.read(tmp_path / "cat.keras"), False)
     assert seen_by(fields["cat"], 10, 10, (4, 4)) == changed_units(model, "cat", 4, 4)
     assert "pad" not in fields and "after" not in fields  # not known, never the whole image
+
+
+def test_the_model_tables_caption_says_where_shapes_come_from_and_when_there_are_none(tmp_path):
+    """outside tester 3 #6: a branching model's table had no shape yet its caption claimed the numpy pass."""
+    import shutil
+
+    import yaml
+
+    from convlens.pipeline import paths
+    from convlens.report.build import Report
+    from convlens.report.pages import Strings
+    from tests.support.helpers import PROJECT
+
+    branching_model(tmp_path / "branch.keras")
+    paths.model_path(tmp_path, "trained").parent.mkdir(parents=True)
+    shutil.copy(tmp_path / "branch.keras", paths.model_path(tmp_path, "trained"))
+    params = yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8"))
+    [table] = Report(tmp_path, params, Strings("en")).model().blocks
+    assert "No output shapes: the numpy forward pass does not compute this model" in table.caption
+    assert "from the numpy forward pass" not in table.caption
+    fields = {row[1]: row[4] for row in table.rows}
+    assert fields["stem"] == "3×3" and fields["add"] == "7×7" and fields["head"] == "9×9"

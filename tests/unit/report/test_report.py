@@ -51,7 +51,10 @@ def params() -> dict:
 
 
 def with_analyses(params: dict, preset: str) -> dict:
-    return {**params, "analyses": read_yaml(PROJECT / "conf" / "analyses" / f"{preset}.yaml")}
+    """``params`` with ``-S analyses=PRESET`` as composed (its lists and the deps they set)."""
+    from omegaconf import OmegaConf
+
+    return {**params, "analyses": OmegaConf.to_container(compose(PROJECT, [f"analyses={preset}"])["analyses"])}
 
 
 # -- the strings ---------------------------------------------------------------------------------------------------
