@@ -38,7 +38,8 @@ def run(cfg: DictConfig, root: Path, role: str) -> None:
                 folder / paths.activation_max_channels_name(role, name), ["activation", "top_image_mean"]
             )
             after, tops = table[:, 0], table[:, 1]
-            marks = channel_marks(after, None if np.isnan(tops).all() else tops)
+            signed = bool(summary[name].get("signed"))  # as activation_max@ judged it: no dead mark on such a layer
+            marks = channel_marks(after, None if np.isnan(tops).all() else tops, signed)
             legend = activation_max_legend(marks, t("actmax_inputs", top=f"{top:g}"))
             title = f"{activation_max_title(role, name, summary[name]['steps'])}\n{legend}"
             labelled_mosaic_figure(

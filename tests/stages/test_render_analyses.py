@@ -65,3 +65,29 @@ def test_the_compute_stages_declare_only_what_changes_their_numbers():
         assert not any(map(drawing, params_of(compute))), compute
         assert all(map(drawing, params_of(draw))) and "report.language" in params_of(draw), draw
         assert f"stages/{draw}.py" in STAGES[draw].get("do", STAGES[draw])["deps"]
+
+
+def test_a_signed_layers_channels_are_not_drawn_dead(project, stage_config, monkeypatch):
+    """outside tester 3 #4: the figure drew a red × on a channel of a layer without ReLU whose own input's mean
+    stayed below 0, which activation_max@ no longer calls dead (its summary marks the layer signed)."""
+    import numpy as np
+
+    from convlens.pipeline import paths
+    from convlens.pipeline.files import write_csv, write_json
+    from stages import render_activation_max
+
+    folder = paths.activation_max_dir(project, "trained")
+    folder.mkdir(parents=True)
+    write_json(folder / paths.INDEX_NAME, {"top": 1.0, "layers": ["dw"]})
+    write_json(paths.activation_max_summary(project, "trained"), {"dw": {"steps": 8, "signed": True}})
+    np.save(folder / paths.activation_max_name("trained", "dw"), np.zeros((2, 4, 4, 1), np.float32))
+    rows = [{"channel": 0, "activation": -0.2, "top_image_mean": -0.5}, {"channel": 1, "activation": 0.1,
+            "top_image_mean": 0.4}]  # fmt: skip
+    write_csv(folder / paths.activation_max_channels_name("trained", "dw"), rows)
+    drawn = []
+    monkeypatch.setattr(render_activation_max, "labelled_mosaic_figure", lambda *a: drawn.append(a[8]))
+    render_activation_max.run(stage_config("render_activation_max"), project, "trained")
+    assert drawn == [["", "below"]]  # channel 0 above its best image's mean, not dead; channel 1 below its best's
+    write_json(paths.activation_max_summary(project, "trained"), {"dw": {"steps": 8}})  # a ReLU layer's summary
+    render_activation_max.run(stage_config("render_activation_max"), project, "trained")
+    assert drawn[-1] == ["dead", "below"]
