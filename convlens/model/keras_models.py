@@ -28,7 +28,7 @@ def _import_keras_quietly():
     They are written to file descriptor 2 before any logging config applies; Python warnings and
     errors raised later still reach stderr.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # 3: also grappler's harmless "remapper failed" E-line
     saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 2)
     try:
