@@ -214,14 +214,31 @@ class AnalysisSections:
         if not figures:
             section.blocks.append(self.missing(folder))
             return section
-        numbers = flat_items(read_json_file(metrics_path)) if metrics_path.is_file() else []
+        record = read_json_file(metrics_path) if metrics_path.is_file() else {}
+        numbers = flat_items(record) if metrics_path.is_file() else []
+        spearman = record.get("spearman", {}) if isinstance(record, Mapping) else {}
         for path in figures[: self.full_samples]:
             index = str(sample_key(path)[0])
-            own = [(k, v) for k, v in numbers if index in k.split(".") or f"sample_{index}" in k.split(".")]
             caption = t("gradcam_caption", index=index)
-            if own:
-                caption += " " + "; ".join(f"{k}: {number(v)}" for k, v in own)
+            own = spearman.get(f"sample_{index}")  # the randomization test's ρ, read out; every number in the table
+            if isinstance(own, Mapping):
+                caption += " " + t("gradcam_rho", predicted=number(own.get("predicted")), true=number(own.get("true")))
             section.blocks.append(self.figure([(path, f"{t('sample')} {index}")], caption))
+        medians, defined = spearman.get("median"), spearman.get("defined")
+        if isinstance(medians, Mapping) and isinstance(defined, Mapping):
+            samples = sum(1 for key in spearman if key.startswith("sample_"))
+            section.blocks.append(
+                Text(
+                    t(
+                        "gradcam_medians",
+                        predicted=number(medians.get("predicted")),
+                        predicted_n=defined.get("predicted", 0),
+                        true=number(medians.get("true")),
+                        true_n=defined.get("true", 0),
+                        samples=samples,
+                    )
+                )
+            )
         later = [(path, f"{t('sample')} {sample_key(path)[0]}") for path in figures[self.full_samples :]]
         section.blocks.extend(self.gallery(later, t("gradcam_title")))
         if numbers:

@@ -245,7 +245,7 @@ def test_the_analyses_are_shown_when_their_outputs_exist(tmp_path, params):
     assert all(f"<td>{escape(c)}</td>" in evaluate for c in params["data"]["classes"])  # a row per class
     assert "median ratio of its activation to the best real image's: 3.25" in text
     assert "the 9 images of the split with the highest max activation" in text
-    assert "samples.0.spearman: 0.4321" in text and "median_spearman" in text
+    assert "samples.0.spearman" in text and "0.4321" in text and "median_spearman" in text  # in the numbers' table
     gradcam = page.section_notes(html, "gradcam")
     assert gradcam.index("Sample 2:") < gradcam.index("Sample 10:")  # numeric order
     assert "not run yet" in page.section_notes(html, "model")  # the core stages have not run here
@@ -328,9 +328,12 @@ def test_the_report_of_a_tiny_run(project, run_pipeline):
     assert len(page.notes) == len(missing)  # only analyses whose stage is not in dvc.yaml are missing, a note each
     notes = " ".join(page.notes)
     assert all(f"(stage {s})" in notes for s in missing)
-    if "gradcam" in stages:  # its numbers in the figure's caption
+    if "gradcam" in stages:  # its randomization test read out under the figure, and over the samples
         gradcam = json.loads(paths.gradcam_metrics(project).read_text(encoding="utf-8"))["spearman"]
-        assert f"spearman.sample_0.predicted: {number(gradcam['sample_0']['predicted'])}" in " ".join(page.text)
+        own, median = gradcam["sample_0"], gradcam["median"]
+        said = f"predicted class {number(own['predicted'])}, true class {number(own['true'])}. A ρ near 0"
+        assert said in " ".join(page.text)
+        assert f"median ρ {number(median['predicted'])} for the predicted class (over the" in " ".join(page.text)
     weights = json.loads(paths.weight_metrics(project, "trained", "json").read_text(encoding="utf-8"))
     mean = weights["trained"]["conv2d"]["mean"]
     assert f"conv2d: trained mean {number(mean)}" in " ".join(page.text)
