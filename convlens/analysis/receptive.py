@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -138,33 +138,14 @@ def receptive_fields(layers: Sequence[tuple[str, dict]], input_size: tuple[int, 
     ``input_size`` (H, W): TensorFlow's ``same`` padding puts the odd pixel of padding after, and depends on the
     size of the layer's input, which is followed through the chain. A layer that does not move pixels (an
     activation, normalization, dropout, rescaling) keeps the field before it."""
-    size, jump, start, whole = (1, 1), (1, 1), (0, 0), False
-    length = input_size
-    windows: tuple[Window, ...] = ()
+    field, length = Field((1, 1), (1, 1), (0, 0)), input_size
     fields: dict[str, Field] = {}
     for kind, config in layers:
-        if whole or kind in WHOLE:
-            whole = True
+        if field.whole or kind in WHOLE:
+            field = replace(field, whole=True)
         elif kind in WINDOWED:
-            kernel, strides = _window(kind, config)
-            padding = config.get("padding", "valid")
-            new_size, new_jump, new_start, new_length, new_before = [], [], [], [], []
-            for axis in range(2):
-                k, s, n = kernel[axis], strides[axis], length[axis]
-                if padding == "same":
-                    out = math.ceil(n / s)
-                    before = max((out - 1) * s + k - n, 0) // 2
-                else:
-                    out, before = (n - k) // s + 1, 0
-                new_size.append(size[axis] + (k - 1) * jump[axis])
-                new_start.append(start[axis] - before * jump[axis])
-                new_jump.append(jump[axis] * s)
-                new_length.append(out)
-                new_before.append(before)
-            windows = (*windows, Window(kernel, strides, (new_before[0], new_before[1]), length))
-            size, jump, start = (new_size[0], new_size[1]), (new_jump[0], new_jump[1]), (new_start[0], new_start[1])
-            length = (new_length[0], new_length[1])
-        fields[config["name"]] = Field(size, jump, start, whole, windows)
+            field, length = _windowed(field, kind, config, length)
+        fields[config["name"]] = field
     return fields
 
 
@@ -227,7 +208,7 @@ def graph_fields(
             if field is not None:
                 fields[name], lengths[name] = field, lengths[inbound[0]]
         elif known[0].whole or kind in WHOLE:
-            fields[name], lengths[name] = Field((1, 1), (1, 1), (0, 0), whole=True), (1, 1)
+            fields[name], lengths[name] = replace(known[0], whole=True), (1, 1)
         elif kind in WINDOWED:
             fields[name], lengths[name] = _windowed(known[0], kind, config, lengths[inbound[0]])
         elif kind in KEEPS:

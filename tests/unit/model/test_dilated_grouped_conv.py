@@ -17,6 +17,7 @@ from convlens.model.layer_config import built, chain_problem, too_small
 from convlens.model.ops import Unsupported
 from tests.unit.model.archives import rewrite
 from tests.unit.model.test_forward import keras_activations, randomize_weights
+from tests.unit.model.test_forward import keras_matches as forward_keras_matches
 
 
 @pytest.fixture(scope="module")
@@ -36,16 +37,7 @@ def assert_close(got: np.ndarray, want: np.ndarray, name: str = "") -> None:
 
 def keras_matches(tmp_path, layers, x):
     """Save a Sequential of ``layers`` with random weights; its numpy and Keras outputs (last layer) agree."""
-    from convlens.model.keras_models import keras
-
-    model = keras.Sequential([keras.Input(x.shape[1:]), *layers])
-    randomize_weights(model, 5)
-    model.save(tmp_path / "m.keras")
-    name = model.layers[-1].name
-    [got] = load_network(Archive.read(tmp_path / "m.keras")).activations(x, [name])
-    [want] = keras_activations(tmp_path / "m.keras", x, [name])
-    assert_close(got, want)
-    return got
+    return forward_keras_matches(tmp_path, layers, x, compare=assert_close)
 
 
 @pytest.mark.parametrize("padding", ["valid", "same"])

@@ -93,8 +93,9 @@ def test_every_supported_kind_matches_keras(tmp_path):
     assert model.get_layer("bn").epsilon == 0.25
 
 
-def keras_matches(tmp_path, layers, x, rtol=1e-5, atol=1e-5):
-    """Save a Sequential of ``layers`` with random weights; its numpy and Keras outputs (last layer) agree."""
+def keras_matches(tmp_path, layers, x, rtol=1e-5, atol=1e-5, compare=None):
+    """Save a Sequential of ``layers`` with random weights; its numpy and Keras outputs (last layer) agree (to
+    ``rtol``/``atol``, or as ``compare(got, want)`` asserts); the numpy output."""
     from convlens.model.keras_models import keras
 
     model = keras.Sequential([keras.Input(x.shape[1:]), *layers])
@@ -104,7 +105,10 @@ def keras_matches(tmp_path, layers, x, rtol=1e-5, atol=1e-5):
     [got] = load_network(Archive.read(tmp_path / "m.keras")).activations(x, [name])
     [want] = keras_activations(tmp_path / "m.keras", x, [name])
     assert got.shape == want.shape and got.dtype == want.dtype == np.float32
-    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+    if compare is None:
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+    else:
+        compare(got, want)
     return got
 
 
