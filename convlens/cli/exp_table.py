@@ -248,8 +248,9 @@ def unshown_changes(
 
 
 def _as_cut(columns: Sequence[Sequence], sizes: Sequence[int], indices: Sequence[int]) -> list[list[str]]:
-    """The cells of ``columns[indices]`` as the table shows them, cut (``…``) to their sizes."""
-    return [cut_cells(columns[i][1], sizes[i]) for i in indices]
+    """The cells of ``columns[indices]`` cut on the right to their sizes: what :func:`column_to_leave_out` weighs
+    (the cells shown, :func:`cut_cells`, keep at least as many values apart)."""
+    return [[_fit(text, sizes[i]) for text in columns[i][1]] for i in indices]
 
 
 def render(frame: pd.DataFrame, width: int = WIDTH, keep: Sequence[str] = ()) -> str:

@@ -59,9 +59,10 @@ def new_figure(figsize: tuple[float, float]) -> Figure:
 
 
 def text_inches(text: str, fontsize: float, dpi: int) -> float:
-    """How wide ``text`` (its widest line) is drawn at ``fontsize`` points, in inches (the language's font)."""
-    fig = new_figure((1.0, 1.0))
-    fig.set_dpi(dpi)
+    """How wide ``text`` (its widest line) is drawn at ``fontsize`` points, in inches (the language's font); on a
+    canvas of its own that is never drawn, not a figure of the run's (``new_figure``)."""
+    fig = Figure(figsize=(1.0, 1.0), dpi=dpi)
+    FigureCanvasAgg(fig)
     artist = fig.text(0, 0, text, fontsize=fontsize)
     return artist.get_window_extent(fig.canvas.get_renderer()).width / dpi
 

@@ -194,7 +194,9 @@ def test_each_feature_map_caption_gives_its_own_images_numbers_not_those_of_all_
     params = {**params, "feature_maps": {**params["feature_maps"], "layers": ["conv2d"], "each": ["conv2d"]}}
     paths.metrics_dir(tmp_path).mkdir(parents=True)
     over_all = {"channels": 32, "map_mean": 0.25, "map_fraction_active": 0.5, "dead_channels": 0}
-    paths.feature_map_metrics(tmp_path).write_text(json.dumps({r: {"conv2d": over_all} for r in paths.ROLES}))
+    paths.feature_map_metrics(tmp_path).write_text(
+        json.dumps({r: {"conv2d": over_all} for r in paths.ROLES}), encoding="utf-8"
+    )
     own = [{**over_all, "map_mean": 0.125, "map_fraction_active": 0.375}, {**over_all, "map_mean": 0.375}]
     write_sample_stats(tmp_path, "conv2d", own)
     for role in paths.ROLES:
@@ -213,7 +215,9 @@ def test_feature_maps_without_each_samples_numbers_are_a_note_naming_the_file_an
     params = {**params, "feature_maps": {**params["feature_maps"], "layers": ["conv2d"], "each": ["conv2d"]}}
     stats = {"channels": 32, "map_mean": 0.1, "map_fraction_active": 0.5, "dead_channels": 0}
     paths.metrics_dir(tmp_path).mkdir(parents=True)
-    paths.feature_map_metrics(tmp_path).write_text(json.dumps({r: {"conv2d": stats} for r in paths.ROLES}))
+    paths.feature_map_metrics(tmp_path).write_text(
+        json.dumps({r: {"conv2d": stats} for r in paths.ROLES}), encoding="utf-8"
+    )
     [note] = Report(tmp_path, params, Strings("en")).feature_maps({"split": "train", "samples": [0]}).blocks
     assert isinstance(note, Note) and "outputs/feature_maps/conv2d/samples.json" in note.text
     assert "(stage feature_maps)" in note.text
