@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from convlens.errors import ConvlensError, size_text
-from convlens.model.layer_config import too_small
 from convlens.model.layers import (
     CONV_KINDS,
     SAVE_AGAIN,
@@ -209,6 +208,8 @@ class Archive:
     def check_input(self, sample_shape: tuple[int, ...]) -> tuple[int | None, ...]:
         """The data's samples must fit the model's input (:func:`check_input_shape`), and be large enough for its
         layers where its input size is open (``layer_config.too_small``: no layer's output empty)."""
+        from convlens.model.layer_config import too_small  # numpy: not for the resolvers DVC runs (hydra_plugins)
+
         want = check_input_shape(self.config, sample_shape, self.source)
         sample = tuple(sample_shape) if len(sample_shape) == len(want) else (*sample_shape, 1)
         problem = too_small(self.config, sample, self.source)

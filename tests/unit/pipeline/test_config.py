@@ -469,11 +469,13 @@ def test_a_stage_holds_dvcs_repository_lock_and_waits_for_another_holder(tmp_pat
         pass
 
 
-@pytest.mark.parametrize("stage", ["check_config", "map_metrics", "metrics"])
-def test_the_stages_that_read_no_array_start_without_numpy(stage):
+@pytest.mark.parametrize(
+    "module", ["stages.check_config", "stages.map_metrics", "stages.metrics", "hydra_plugins.convlens"]
+)
+def test_the_stages_that_read_no_array_start_without_numpy(module):
     """They head every changed run (check_config) or only merge JSON: importing numpy (~0.05 s of a
     0.15 s stage) would be paid for nothing. ``files.read_csv_columns`` and ``artifacts``' loaders import it where
-    an array is read."""
-    code = f"import sys, stages.{stage}; print(sorted(m for m in sys.modules if m.split('.')[0] == 'numpy')[:1])"
+    an array is read. The resolvers DVC imports to compose ``conf/`` (every ``dvc exp run``) read no array either."""
+    code = f"import sys, {module}; print(sorted(m for m in sys.modules if m.split('.')[0] == 'numpy')[:1])"
     found = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True, check=True)
     assert found.stdout.strip() == "[]"
