@@ -31,6 +31,7 @@ from convlens.analysis.ascent import (
     top_image_indices,
 )
 from convlens.model.archive import Archive, open_model
+from convlens.model.graph import model_graph, signed_layers
 from convlens.model.inputs import InputScale, fixed_input_shape, read_input_scale
 from convlens.pipeline import paths
 from convlens.pipeline.config import run_stage
@@ -90,11 +91,12 @@ def climb_layer(
         return maximize_layer(model, name, starts, top, Ascent(**{k: am[k] for k in Ascent.__dataclass_fields__}))
 
 
-def channel_rows(got: LayerAscent, top: np.ndarray | None) -> list[dict[str, object]]:
+def channel_rows(got: LayerAscent, top: np.ndarray | None, signed: bool) -> list[dict[str, object]]:
     """Per channel what its tile shows: its own input's mean activation, its best dataset image's (``top``; empty
-    when ``dataset@<model>`` has no such layer) and its mark (:func:`~convlens.analysis.ascent.channel_marks`)."""
+    when ``dataset@<model>`` has no such layer) and its mark (:func:`~convlens.analysis.ascent.channel_marks`; a
+    ``signed`` layer's channels are never dead)."""
     tops = [None] * len(got.after) if top is None else [float(v) for v in top]
-    marks = channel_marks(got.after, top, seen_signed(got.before, got.after, top))
+    marks = channel_marks(got.after, top, signed)
     return [
         {"channel": c, "activation": float(a), "top_image_mean": t, "mark": m}
         for c, (a, t, m) in enumerate(zip(got.after, tops, marks, strict=True))
@@ -125,10 +127,11 @@ def run(cfg: DictConfig, root: Path, role: str) -> None:
     model = load_model(paths.model_path(root, role))  # then images too small for it, before its first call:
     refuse_small_images(model, archive.source, shape, tuple(d is None for d in archive.input_shape))
     done, metrics, tops = {}, {}, dataset_tops(root, role, names)
+    by_config = signed_layers(*model_graph(archive.config))  # a nested model's layer: only as seen_signed sees it
     for name in names:
         clock = time.perf_counter()
         done[name] = got = climb_layer(model, root, role, name, am, scale, shape)
-        signed = seen_signed(got.before, got.after, tops.get(name))
+        signed = by_config.get(name, False) or seen_signed(got.before, got.after, tops.get(name))
         metrics[name] = ascent_summary(
             got.after, tops.get(name), got.matrix, got.steps, got.converged, got.achieved, signed
         )
@@ -139,7 +142,8 @@ def run(cfg: DictConfig, root: Path, role: str) -> None:
     with staged_dir(paths.activation_max_dir(root, role)) as out:  # last: its summary is what ``metrics`` reads
         for name, got in done.items():
             np.save(out / paths.activation_max_name(role, name), got.x)
-            write_csv(out / paths.activation_max_channels_name(role, name), channel_rows(got, tops.get(name)))
+            rows = channel_rows(got, tops.get(name), bool(metrics[name].get("signed")))
+            write_csv(out / paths.activation_max_channels_name(role, name), rows)
         write_json(out / paths.INDEX_NAME, {"layers": names, "top": scale.top})  # what render_activation_max draws
         write_json(out / paths.SUMMARY_NAME, metrics)
 

@@ -24,8 +24,8 @@ def plateaued(then: np.ndarray, now: np.ndarray, tolerance: float) -> bool:
 
 def channel_marks(achieved: np.ndarray, top_image: np.ndarray | None = None, signed: bool = False) -> list[str]:
     """Per channel :data:`DEAD` (its own input's mean activation ≤ 0: the ascent never left zero; only where the
-    layer's output cannot go below 0, not ``signed``: a signed layer's channel at ≤ 0 is not dead), :data:`BELOW`
-    (less than its best dataset image's, ``top_image``) or ``""``."""
+    layer's output cannot go below 0, not ``signed`` by its config or by :func:`seen_signed`: a signed layer's
+    channel at ≤ 0 is not dead), :data:`BELOW` (less than its best dataset image's, ``top_image``) or ``""``."""
     tops = np.full(len(achieved), -np.inf) if top_image is None else np.asarray(top_image, np.float64)
     return [
         DEAD if a <= 0 and not signed else BELOW if a < t else ""
@@ -36,7 +36,9 @@ def channel_marks(achieved: np.ndarray, top_image: np.ndarray | None = None, sig
 def seen_signed(*means: np.ndarray | None) -> bool:
     """Whether a layer showed outputs below 0 (any channel's mean activation, of the ascent's inputs or of the
     dataset's best images, negative): a layer without a ReLU-family activation. A ReLU layer never does, so its
-    marks and ratios stay as they were; a signed layer whose means all happened to be ≥ 0 is not caught."""
+    marks and ratios stay as they were. A signed layer whose means all happen to be ≥ 0 is not seen here: the stage
+    reads the model's config first (:func:`~convlens.model.graph.signed_layers`, every top-level layer), so this
+    decides only a nested model's layers (``outer/inner``)."""
     return any(m is not None and bool((np.asarray(m, np.float64) < 0).any()) for m in means)
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from convlens.errors import ConvlensError
+from convlens.model.graph import activation_name
 
 Op = Callable[[np.ndarray], np.ndarray]
 
@@ -62,8 +63,7 @@ IN_PLACE: dict[str, Op] = {"linear": lambda x: x, "relu": lambda x: np.maximum(x
 def activation(spec: str | dict | None, layer: str, in_place: bool = False) -> Op:
     """The function for a Keras activation as the config names it (``"relu"`` or a serialized dict); ``in_place``:
     it may overwrite its argument (:data:`IN_PLACE`, same values)."""
-    name = spec.get("config", spec.get("class_name")) if isinstance(spec, dict) else spec
-    name = "linear" if name is None else name
+    name = activation_name(spec)
     if not isinstance(name, str) or name not in ACTIVATIONS:
         raise Unsupported(f"layer {layer!r} uses activation {name!r}")
     return IN_PLACE.get(name, ACTIVATIONS[name]) if in_place else ACTIVATIONS[name]

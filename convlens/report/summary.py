@@ -10,6 +10,7 @@ import numpy as np
 
 from convlens.analysis.receptive import Field, graph_fields, receptive_fields
 from convlens.model.archive import Archive
+from convlens.model.graph import model_graph
 
 
 @dataclass(frozen=True)
@@ -65,40 +66,6 @@ def layer_fields(archive: Archive, chain: bool, sample: Sequence[int] | None = N
         return receptive_fields([(e["class_name"], e["config"]) for e in entries], (int(size[0]), int(size[1])))
     layers, inputs = model_graph(archive.config)
     return graph_fields(layers, inputs, (int(size[0]), int(size[1])))
-
-
-def _inbound(entry: dict) -> list[str]:
-    """The names of the layers a Functional config ``entry`` takes its inputs from (Keras 3's ``keras_history``)."""
-    names: list[str] = []
-
-    def walk(value: object) -> None:
-        if isinstance(value, dict):
-            history = value.get("keras_history") if isinstance(value.get("keras_history"), list) else None
-            if history:
-                names.append(str(history[0]))
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-
-    walk(entry.get("inbound_nodes", []))
-    return names
-
-
-def model_graph(config: dict) -> tuple[list[tuple[str, dict, list[str]]], list[str]]:
-    """A saved model's ``config`` as its layers (class name, config, the layers it takes its inputs from), in
-    Keras's order, and its input layers' names: a Sequential's layers each take the one before."""
-    entries = config["config"]["layers"]
-    inputs = [e["config"]["name"] for e in entries if e["class_name"] == "InputLayer"] or ["input"]
-    sequential = config.get("class_name") == "Sequential"
-    layers, previous = [], inputs[0]
-    for entry in entries:
-        if entry["class_name"] == "InputLayer":
-            continue
-        layers.append((entry["class_name"], entry["config"], [previous] if sequential else _inbound(entry)))
-        previous = entry["config"]["name"]
-    return layers, inputs
 
 
 def model_summary(archive: Archive, sample: Sequence[int] | None = None) -> list[LayerRow]:
