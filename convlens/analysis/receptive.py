@@ -17,18 +17,16 @@ import numpy as np
 
 from convlens.errors import ConvlensError
 from convlens.model.ops import pair
+from convlens.model.shapes import SAME_SHAPE
 
 WINDOWED = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPooling2D", "AveragePooling2D")
 WHOLE = ("Flatten", "Dense", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Reshape")
 # layers that join their inputs position by position (Concatenate along the channels): the union of their fields
 MERGES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate")
-# layers that keep each position where it is (the field before them), in a model's graph; any other kind there (a
-# ZeroPadding2D, an UpSampling2D, a nested model) leaves its field and those after it unknown
-KEEPS = (
-    "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "BatchNormalization", "LayerNormalization",
-    "GroupNormalization", "UnitNormalization", "Normalization", "Rescaling", "Dropout", "SpatialDropout2D",
-    "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization", "Identity",
-)  # fmt: skip
+# layers that keep each position where it is (the field before them), in a model's graph: those whose output has
+# their input's shape; any other kind there (a ZeroPadding2D, an UpSampling2D, a nested model) leaves its field and
+# those after it unknown
+KEEPS = SAME_SHAPE
 
 
 @dataclass(frozen=True)

@@ -63,9 +63,9 @@ class ChapterSections:
             for r in rows
         ]  # fmt: skip
         table.append(["", t("model_total"), "", "", "", number(total)])
-        shown = any(row.output_shape is not None for row in rows)  # all or none: the numpy pass computed it or not
+        sources = {row.shape_source for row in rows if row.output_shape is not None}
         caption = t(
-            "model_caption" if shown else "model_caption_no_shapes",
+            "model_caption" if "numpy" in sources else "model_caption_graph" if sources else "model_caption_no_shapes",
             layers=len(rows),
             params=number(total),
             input=shape_text((None, *self.archive.input_shape)),

@@ -11,6 +11,7 @@ import numpy as np
 from convlens.analysis.receptive import Field, graph_fields, receptive_fields
 from convlens.model.archive import Archive
 from convlens.model.graph import model_graph
+from convlens.model.shapes import graph_shapes
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class LayerRow:
     output_shape: tuple[int | None, ...] | None
     params: int
     field: Field | None = None  # its receptive field in input pixels; None where it is not known
+    shape_source: str = ""  # where its output shape comes from: "numpy" (the forward pass), "graph" (graph_shapes)
 
 
 def output_shapes(archive: Archive, sample: Sequence[int] | None = None) -> dict[str, tuple[int | None, ...]]:
@@ -68,14 +70,35 @@ def layer_fields(archive: Archive, chain: bool, sample: Sequence[int] | None = N
     return graph_fields(layers, inputs, (int(size[0]), int(size[1])))
 
 
+def graph_output_shapes(archive: Archive, sample: Sequence[int] | None = None) -> dict[str, tuple[int | None, ...]]:
+    """Each layer's output shape (batch axis ``None``) through the model's graph from its layers' configs
+    (``model.shapes.graph_shapes``), at the images' shape ``sample`` where the input size is open; a layer whose shape
+    is not known left out (empty without ``sample`` for an open size)."""
+    from convlens.model.forward import sized_input
+
+    size = sized_input((None, *archive.input_shape), sample)
+    if None in size:
+        return {}
+    layers, inputs = model_graph(archive.config)
+    return {name: (None, *shape) for name, shape in graph_shapes(layers, dict.fromkeys(inputs, size)).items()}
+
+
 def model_summary(archive: Archive, sample: Sequence[int] | None = None) -> list[LayerRow]:
     """The report's model table: each layer's row, shapes and fields of a model of open input size at the images'
-    shape ``sample`` (H, W[, C])."""
-    shapes, counts = output_shapes(archive, sample), parameter_counts(archive)
-    fields = layer_fields(archive, bool(shapes), sample)
+    shape ``sample`` (H, W[, C]); the shapes from the numpy forward pass, or through the graph where it does not
+    compute the model."""
+    computed, counts = output_shapes(archive, sample), parameter_counts(archive)
+    shapes, source = (computed, "numpy") if computed else (graph_output_shapes(archive, sample), "graph")
+    fields = layer_fields(archive, bool(computed), sample)
     return [
         LayerRow(
-            layer.index, layer.name, layer.kind, shapes.get(layer.name), counts[layer.name], fields.get(layer.name)
+            layer.index,
+            layer.name,
+            layer.kind,
+            shapes.get(layer.name),
+            counts[layer.name],
+            fields.get(layer.name),
+            source if layer.name in shapes else "",
         )
         for layer in archive.layers
     ]

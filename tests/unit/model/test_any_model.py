@@ -100,14 +100,19 @@ def test_nested_layers_are_listed_as_outer_inner_with_their_weight_groups(branch
 
 def test_the_summary_of_a_nested_model_counts_what_keras_does(branching):
     """A nested model's row counts its layers' parameters; each row has its index in ``model.layers`` (none for a
-    layer inside the nested one); shapes are unknown where numpy does not compute the model (a branch)."""
+    layer inside the nested one); where numpy does not compute the model (a branch), shapes follow its graph up to
+    the nested model, whose shape and those after it are not known."""
     path, model = branching
     rows = {row.name: row for row in model_summary(Archive.read(path))}
     layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]  # not in model.summary()
     assert [rows[layer.name].params for layer in layers] == [layer.count_params() for layer in layers]
     assert rows["block"].params == sum(rows[name].params for name in NESTED) > 0
     assert [rows[layer.name].index for layer in layers] == [model.layers.index(layer) for layer in layers]
-    assert rows["block/dw"].index is None and rows["stem"].output_shape is None
+    assert rows["block/dw"].index is None
+    for name in ("stem", "branch", "add"):  # through the model's graph, as Keras computes them, up to the nested model
+        assert rows[name].output_shape == tuple(model.get_layer(name).output.shape)
+        assert rows[name].shape_source == "graph"
+    assert rows["block"].output_shape is rows["block/dw"].output_shape is rows["gap"].output_shape is None
     assert rows["stem"].field.size == (3, 3)  # through the model's graph (a branch, then a merge)
     assert rows["add"].field is not None and rows["block"].field is None  # a nested model: its window not followed
     assert rows["block/dw"].field is None and rows["gap"].field is None  # nor anything after it

@@ -83,8 +83,8 @@ def test_a_concatenation_of_branches_sees_what_either_sees_and_an_unknown_kind_e
     assert "pad" not in fields and "after" not in fields  # not known, never the whole image
 
 
-def test_the_model_tables_caption_says_where_shapes_come_from_and_when_there_are_none(tmp_path):
-    """outside tester 3 #6: a branching model's table had no shape yet its caption claimed the numpy pass."""
+def model_table(root, model_file):
+    """The report's model table of ``model_file`` as the trained model of the project at ``root``."""
     import shutil
 
     import yaml
@@ -94,12 +94,34 @@ def test_the_model_tables_caption_says_where_shapes_come_from_and_when_there_are
     from convlens.report.pages import Strings
     from tests.support.helpers import PROJECT
 
-    branching_model(tmp_path / "branch.keras")
-    paths.model_path(tmp_path, "trained").parent.mkdir(parents=True)
-    shutil.copy(tmp_path / "branch.keras", paths.model_path(tmp_path, "trained"))
+    paths.model_path(root, "trained").parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(model_file, paths.model_path(root, "trained"))
     params = yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8"))
-    [table] = Report(tmp_path, params, Strings("en")).model().blocks
-    assert "No output shapes: the numpy forward pass does not compute this model" in table.caption
-    assert "from the numpy forward pass" not in table.caption
+    [table] = Report(root, params, Strings("en")).model().blocks
+    return table
+
+
+def test_the_model_tables_caption_says_where_shapes_come_from_and_when_there_are_none(tmp_path):
+    """outside tester 3 #6: a branching model's table had no shape yet its caption claimed the numpy pass. Its
+    shapes now follow the graph, as Keras computes them, and the caption says so; a model whose graph starts with a
+    nested one has none, and its caption says that."""
+    from convlens.model.keras_models import keras
+
+    model = branching_model(tmp_path / "branch.keras")
+    table = model_table(tmp_path, tmp_path / "branch.keras")
+    assert "output shapes follow the model's graph" in table.caption
+    assert "from the numpy forward pass" not in table.caption and "No output shapes" not in table.caption
+    shapes = {row[1]: row[3] for row in table.rows}
+    for layer in ("stem", "stem_relu", "a", "b", "add", "head"):
+        assert shapes[layer] == str(tuple(model.get_layer(layer).output.shape)), layer
     fields = {row[1]: row[4] for row in table.rows}
     assert fields["stem"] == "3×3" and fields["add"] == "7×7" and fields["head"] == "9×9"
+
+    inputs = keras.Input((12, 12, 3))
+    nested = keras.Sequential([keras.Input((12, 12, 3)), keras.layers.Conv2D(4, 3)], name="block")
+    keras.Model(inputs, keras.layers.Conv2D(2, 3, name="head")(nested(inputs))).save(tmp_path / "nested.keras")
+    table = model_table(tmp_path, tmp_path / "nested.keras")
+    assert "No output shapes: the numpy forward pass does not compute this model, and its graph gives none" in (
+        table.caption
+    )
+    assert {row[3] for row in table.rows[:-1]} == {"–"}
