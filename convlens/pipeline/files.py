@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import glob
-import hashlib
 import json
 import logging
 import math
@@ -34,9 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LIBRARY = ("convlens", "stages/__init__.py")  # the code every stage runs: check_config's deps, hashed into its mark
-BYTECODE = {"__pycache__"}  # folders and suffixes left out of the library's hash, as `.dvcignore` leaves them out
-BYTECODE_SUFFIXES = {".pyc", ".pyo", ".pyd"}
 SCRATCH = Path(".dvc", "tmp", "convlens")
 AREA_PREFIX = ".convlens-tmp."
 OWNER = "owner"
@@ -275,31 +271,6 @@ def read_csv_columns(path: Path, columns: Sequence[str]) -> np.ndarray:
     except (ValueError, TypeError, UnicodeDecodeError, csv.Error) as e:  # TypeError: a row shorter than the header
         raise ConvlensError(f"{path} holds a cell that is not a number ({e}); {REMAKE}") from e
     return np.array(table, dtype=np.float64).reshape(len(rows), -1)
-
-
-def _library_files(root: Path) -> list[Path]:
-    """:data:`LIBRARY`'s files in a fixed order, without Python's bytecode (``.dvcignore`` keeps it from DVC too)."""
-    found = []
-    for part in LIBRARY:
-        top = root / part
-        for path in sorted(top.rglob("*")) if top.is_dir() else [top]:
-            rel = path.relative_to(root)
-            if path.is_file() and not BYTECODE & set(rel.parts) and path.suffix not in BYTECODE_SUFFIXES:
-                found.append(rel)
-    return found
-
-
-def library_digest(root: Path) -> str:
-    """sha256 over the library's files (:data:`LIBRARY`: each one's path and bytes).
-
-    ``check_config`` writes it into its mark, which every other stage depends on: editing any module reruns them
-    all, as when each depended on the whole package, but DVC hashes the package once per run instead of once per
-    stage (and ``dvc exp run`` stages it in git once instead of once per stage)."""
-    digest = hashlib.sha256()
-    for rel in _library_files(root):
-        with open(root / rel, "rb") as f:
-            digest.update(f"{rel.as_posix()}\0".encode() + hashlib.file_digest(f, "sha256").digest())
-    return digest.hexdigest()
 
 
 def parse_yaml(text: str) -> Any:

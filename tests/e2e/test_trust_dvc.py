@@ -2,8 +2,8 @@
 
 DVC deletes a stage's outputs before running it, so a layer name that becomes an output path must be
 refused before any such stage runs: the `check_config` stage heads the pipeline and every stage depends
-on it. A user's model file and every module a stage imports are dependencies (a library module through the hash
-in check_config's mark), so replacing or editing them shows in `dvc status` and reruns the stages they feed.
+on it. A user's model file and every module a stage imports are dependencies, so replacing or editing
+them shows in `dvc status` and reruns the stages they feed.
 """
 
 from __future__ import annotations
@@ -14,13 +14,10 @@ import sys
 import pytest
 import yaml
 
-from convlens.pipeline import paths
-from convlens.pipeline.files import LIBRARY
 from tests.support.dvc_repo import dvc, ran, sh
 from tests.support.helpers import PROJECT, imported_files, tiny_model
 
 pytestmark = pytest.mark.slow
-MARK = paths.relative(PROJECT, paths.config_check_path(PROJECT))  # check_config's mark: params, the library's hash
 
 CHECK_LINE = (
     "feature_maps.layers[1] must be a layer name (letters, digits, _ . -), outer/inner for a nested model's layer, "
@@ -129,16 +126,9 @@ def covering_deps(stages: dict, module: str) -> frozenset[tuple[str, str]]:
     )
 
 
-def library_module(module: str) -> bool:
-    """Whether ``module`` is the library's (``files.LIBRARY``): hashed into ``check_config``'s mark."""
-    return any(module == part or module.startswith(f"{part}/") for part in LIBRARY)
-
-
 def test_editing_any_module_a_stage_imports_shows_that_stage_in_dvc_status(repo):
-    """Each module a stage imports, edited, shows in ``dvc status``: the stage's own script as that stage, a library
-    module as ``check_config``, whose mark (the library's hash) every other stage depends on. Modules that the same
-    ``dvc.yaml`` dependencies cover and the same stages import change the same hashes: one of each such group is
-    edited."""
+    """Each module a stage imports, edited, lists that stage in ``dvc status``. Modules that the same ``dvc.yaml``
+    dependencies cover and the same stages import change the same hashes: one of each such group is edited."""
     root, env = repo
     stages = yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
     # none without -S model=train or -S analyses=full (the repo is the default): test_config.py's
@@ -162,40 +152,16 @@ def test_editing_any_module_a_stage_imports_shows_that_stage_in_dvc_status(repo)
         path.write_bytes(original + b"\n# edited\n")
         listed = status_stages(root)
         path.write_bytes(original)
-        importers = {name for name, files in imports.items() if module in files}
-        expected = {name for name, _ in covering_deps(stages, module)} | (
-            {"check_config"} if library_module(module) else set()
-        )
+        expected = {name for name, files in imports.items() if module in files}
         assert expected <= listed, f"editing {module} does not show {sorted(expected - listed)} in dvc status"
-        for name in importers - expected:  # the others see the edit through check_config's mark
-            assert library_module(module) and MARK in deps_of(stages[name]), f"{name} does not see {module}"
     assert "up to date" in dvc(root, env, "status")
-
-
-def deps_of(stage: dict) -> list[str]:
-    return stage.get("do", stage).get("deps") or []
-
-
-def test_editing_a_library_module_reruns_every_stage(repo):
-    """The library's hash in ``check_config``'s mark: a one-line edit of a module reruns every stage, as when each
-    depended on the whole package; a second ``dvc repro`` runs nothing."""
-    root, env = repo
-    before = set(ran(dvc(root, env, "repro", "--dry", "--force")))
-    path = root / "convlens" / "errors.py"
-    path.write_bytes(path.read_bytes() + b"\n# edited\n")
-    assert set(ran(dvc(root, env, "repro"))) == before
-    assert ran(dvc(root, env, "repro")) == []
 
 
 def test_bytecode_python_writes_beside_the_modules_changes_no_stage(repo):
     """Without ``PYTHONDONTWRITEBYTECODE`` an import writes ``__pycache__/*.pyc`` inside ``convlens/``, a directory
-    dependency of check_config, whose mark carries the library's hash: ``.dvcignore`` keeps bytecode out of DVC's
-    hash and ``files.library_digest`` out of that one, or the next ``dvc repro`` reruns every stage."""
+    dependency of nearly every stage: ``.dvcignore`` keeps it out of the hash, or the next ``dvc repro`` reruns them."""
     root, env = repo
     writes = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
     sh(root, sys.executable, "-c", "import convlens.schema, convlens.render, stages.render_maps", env=writes)
     assert list((root / "convlens").rglob("*.pyc")) and list((root / "stages").rglob("*.pyc"))
     assert status_stages(root) == set()
-    mark = (root / MARK).read_bytes()
-    assert ran(dvc(root, env, "repro", "--force", "--single-item", "check_config")) == ["check_config"]
-    assert (root / MARK).read_bytes() == mark and status_stages(root) == set()

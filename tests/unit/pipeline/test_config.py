@@ -25,11 +25,8 @@ from convlens.pipeline.config import (
     stage_definition,
     write_params,
 )
-from convlens.pipeline.files import LIBRARY
 from convlens.pipeline.repo_lock import check_params_unchanged, params_drift, repository_lock
 from tests.support.helpers import PROJECT, cli, error_line, full_analyses, imported_files
-
-MARK = paths.relative(PROJECT, paths.config_check_path(PROJECT))  # check_config's mark: params, the library's hash
 
 STAGES = {
     name: stage_definition(PROJECT, name)
@@ -94,24 +91,14 @@ def test_load_config_gives_a_stage_its_declared_params_and_nothing_else(stage):
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
 def test_every_module_a_stage_imports_is_one_of_its_dependencies(stage):
-    """Editing any code a stage runs must rerun it: each imported file is a dep, lies in a dep folder, or is the
-    library's (``files.LIBRARY``), whose hash ``check_config`` writes into the mark the stage depends on."""
+    """Editing any code a stage runs must rerun it: each imported file is a dep or lies in a dep folder."""
     deps = [Path(d) for d in STAGES[stage]["deps"]]
     script = f"stages/{stage}.py"
     assert Path(script) in deps
     imported = imported_files(PROJECT / script) | {script, "stages/__init__.py"}  # python -m runs the package init
     assert {"convlens/__init__.py", "convlens/pipeline/config.py", "convlens/schema.py"} <= imported
-    covered = list(deps)
-    if Path(MARK) in deps:
-        covered += [Path(part) for part in LIBRARY]
-    uncovered = {f for f in imported if not any(Path(f) == d or d in Path(f).parents for d in covered)}
+    uncovered = {f for f in imported if not any(Path(f) == d or d in Path(f).parents for d in deps)}
     assert not uncovered, f"{stage} imports {sorted(uncovered)} but dvc.yaml does not list them as deps"
-
-
-def test_check_config_depends_on_the_library_it_hashes_into_its_mark():
-    """The mark's hash is only as fresh as check_config's run: its deps must be the library itself."""
-    assert {*LIBRARY} <= set(STAGES["check_config"]["deps"])
-    assert STAGES["check_config"]["outs"] == [MARK]
 
 
 @pytest.mark.parametrize("stage", sorted(set(STAGES) - {"fetch_model"}))

@@ -6,7 +6,6 @@ import fcntl
 import logging
 import os
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +13,8 @@ import pytest
 
 from convlens.errors import ConvlensError
 from convlens.pipeline.files import (
-    LIBRARY,
     SCRATCH,
     atomic_path,
-    library_digest,
     read_csv_columns,
     read_json,
     scratch_dir,
@@ -26,7 +23,6 @@ from convlens.pipeline.files import (
 )
 from stages import extract_weights, fetch_model
 from tests.support.helpers import (
-    PROJECT,
     WEIGHT_OUTPUTS,
     cli,
     copy_project,
@@ -361,44 +357,3 @@ def test_a_table_reads_as_floats_with_empty_cells_nan_and_a_broken_json_is_one_e
     broken.write_text('{"trained": ', encoding="utf-8")
     with pytest.raises(ConvlensError, match=r"summary.json is not valid JSON .*dvc repro --force"):
         read_json(broken)
-
-
-def library_copy(root):
-    """The project's library (``files.LIBRARY``) copied under ``root``, bytecode included where Python wrote it."""
-    for part in LIBRARY:
-        source = PROJECT / part
-        if source.is_dir():
-            shutil.copytree(source, root / part)
-        else:
-            (root / part).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, root / part)
-    return root
-
-
-@pytest.mark.parametrize(
-    "edit",
-    ["convlens/errors.py", "convlens/report/templates/strings.yaml", "stages/__init__.py", "convlens/data/new.py"],
-)
-def test_the_library_digest_changes_with_any_file_of_the_library(tmp_path, edit):
-    """check_config's mark carries it, and every stage but check_config depends on the mark, not on ``convlens``:
-    any edit of a module, a template, the stages' package init, or a new module must change it."""
-    root = library_copy(tmp_path)
-    before = library_digest(root)
-    assert library_digest(root) == before == library_digest(library_copy(tmp_path / "again"))
-    path = root / edit
-    path.write_bytes((path.read_bytes() if path.exists() else b"") + b"\n# edited\n")
-    assert library_digest(root) != before
-
-
-def test_the_library_digest_leaves_out_bytecode_and_files_outside_the_library(tmp_path):
-    """``.dvcignore`` keeps ``__pycache__`` out of DVC's hash; the digest must not see it either, or any import
-    without ``PYTHONDONTWRITEBYTECODE`` would rerun every stage. Files beside the library are other stages' deps."""
-    root = library_copy(tmp_path)
-    before = library_digest(root)
-    (root / "convlens" / "__pycache__").mkdir(exist_ok=True)
-    (root / "convlens" / "__pycache__" / "errors.cpython-311.pyc").write_bytes(b"bytecode")
-    (root / "convlens" / "stray.pyc").write_bytes(b"bytecode")
-    (root / "stages" / "render_maps.py").write_text("# a stage's own script: its own dep\n", encoding="utf-8")
-    assert library_digest(root) == before
-    (root / "convlens" / "errors.py").rename(root / "convlens" / "errors2.py")  # same bytes, another module
-    assert library_digest(root) != before
