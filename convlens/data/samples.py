@@ -16,7 +16,7 @@ def check_samples(samples: Sequence[int], n: int, split: str) -> np.ndarray:
     check("samples.indices", list(samples))
     for s in samples:
         if not s < n:
-            raise ConvlensError(f"sample index {s} is out of range: the {split} split has images 0..{n - 1}")
+            raise ConvlensError(f"samples.indices: image {s} is out of range: the {split} split has images 0..{n - 1}")
     return np.asarray(samples, dtype=np.int64)
 
 

@@ -81,6 +81,55 @@ def test_a_hand_edited_params_yaml_is_checked_before_dvc_repro_deletes_anything(
     assert "up to date" in dvc(root, env, "status")
 
 
+def test_a_refused_params_yaml_keeps_check_configs_mark(repo):
+    """outside tester 4 #12: the mark persists while check_config runs, so after a refusal dvc status names the
+    changed params.yaml, not every stage's "deleted" dependency."""
+    root, env = repo
+    mark = (root / "outputs" / "checked_config.txt").read_bytes()
+    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+    params["render"]["dpi"] = float("nan")
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    out = dvc(root, env, "repro", check=False)
+    assert "check_config: error: render.dpi must be" in out and ran(out) == ["check_config"]
+    assert (root / "outputs" / "checked_config.txt").read_bytes() == mark
+    status = dvc(root, env, "status")
+    assert "deleted" not in status and "check_config:" in status
+
+
+@pytest.mark.parametrize(
+    ("overrides", "line", "kept"),
+    [
+        (
+            ["-S", "samples.indices=[0,99]"],
+            "fetch_model: error: samples.indices: image 99 is out of range: the train split has images 0..11",
+            "outputs/models/trained.keras",
+        ),
+        (
+            ["-S", "data=npz", "-S", "data.path=floats.npz"],
+            "fetch_data: error: ",
+            "outputs/data/train_images.npy",
+        ),
+    ],
+    ids=["fetch_model", "fetch_data"],
+)
+def test_a_value_only_a_stage_can_check_deletes_none_of_its_outputs(repo, overrides, line, kept):
+    """outside tester 4 #6: what only the data decides is checked in fetch_model (or fetch_data), not check_config;
+    their outputs persist while they run, so a refusal leaves the last model and data, and dvc status names the
+    changed params, no deleted output."""
+    import numpy as np
+
+    root, env = repo
+    pixels = np.random.default_rng(0).random((12, 28, 28)).astype(np.float32)  # 0..1 floats: fetch_data refuses
+    labels = np.arange(12) % 10
+    np.savez(root / "floats.npz", x_train=pixels, y_train=labels, x_test=pixels[:6], y_test=labels[:6])
+    before = (root / kept).read_bytes()
+    out = dvc(root, env, "exp", "run", *overrides, check=False)
+    assert line in out, out
+    assert (root / kept).read_bytes() == before
+    status = dvc(root, env, "status")
+    assert "deleted" not in status and "changed deps" in status
+
+
 def test_replacing_the_model_file_in_place_reruns_the_pipeline(repo):
     root, env = repo
     assert "up to date" in dvc(root, env, "status")

@@ -111,10 +111,10 @@ def test_a_pipeline_model_is_named_by_its_path_in_the_project(tmp_path, tiny_ass
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (("samples.indices=[0,12]",), "sample index 12 is out of range: the train split has images 0..11"),
+        (("samples.indices=[0,12]",), "samples.indices: image 12 is out of range: the train split has images 0..11"),
         (
             ("samples.split=test", "samples.indices=[6]"),
-            "sample index 6 is out of range: the test split has images 0..5",
+            "samples.indices: image 6 is out of range: the test split has images 0..5",
         ),
         (
             ("dataset.examples.k=7",),

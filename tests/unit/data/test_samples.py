@@ -10,7 +10,7 @@ from convlens.errors import ConvlensError
 @pytest.mark.parametrize(
     ("samples", "message"),
     [
-        ([60000], "sample index 60000 is out of range: the train split has images 0..59999"),
+        ([60000], "samples.indices: image 60000 is out of range: the train split has images 0..59999"),
         ([-1], "samples.indices[0] must be an integer in 0..2147483647, got -1"),
         ([], "samples.indices must be a list of at least 1, got []"),
         ([0.5], "samples.indices[0] must be an integer in 0..2147483647, got 0.5"),
