@@ -272,6 +272,11 @@ def missing_path(key: str, path: Path, value: str, want: str) -> ConvlensError:
     says why the file the workspace has is not there, and the fix."""
     if not in_experiment_copy(path):
         return ConvlensError(f"{key} {path} does not exist; point it at {want}")
+    if Path(os.path.normpath(value)).parts[:1] == ("..",):  # outside the project: DVC cannot track it there
+        return ConvlensError(
+            f"{key} {value} lies outside the project, which a queued experiment's copy does not hold: give an "
+            f"absolute {key}, or move the file into the project, track it with dvc add and queue again"
+        )
     return ConvlensError(
         f"{key} {path} does not exist in this queued experiment's copy of the project: a queued run sees only "
         f"git- and DVC-tracked files; track it with dvc add {value} and queue again, or give an absolute {key}"

@@ -491,6 +491,11 @@ def _train_checks(flat: Mapping[str, Any]) -> None:
 
 def _cross_checks(flat: Mapping[str, Any]) -> None:
     if flat.get("model.path") is not None and "model.source" in flat and flat["model.source"] != flat["model.path"]:
+        if flat.get("model.name") not in (None, "local"):  # model.path given to a preset (model=book)
+            raise ConvlensError(
+                f"model.path ({flat['model.path']}) is your own model, but model={flat['model.name']} is a preset "
+                f"that downloads its own; choose yours with -S model=local -S model.path={flat['model.path']}"
+            )
         raise ConvlensError(
             f"model.source ({flat['model.source']}) must be model.path ({flat['model.path']}): it is the file "
             "fetch_model depends on; leave it as conf/model/local.yaml sets it (${model.path})"

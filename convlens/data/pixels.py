@@ -22,8 +22,14 @@ def shape_text(shape: Sequence[int]) -> str:
 
 def _as_uint8(array: np.ndarray) -> str:
     """How to save non-integer pixels as uint8, by their range: 0..1 (``x / 255.0``) is scaled back, not cut to 0."""
-    if array.dtype.kind != "f" or not array.size or np.isnan(array).all():
+    if array.dtype.kind != "f" or not array.size:
         return "save them as uint8"
+    unreadable = int(np.count_nonzero(~np.isfinite(array)))
+    if unreadable:  # a cast would make them 0 without a word
+        return (
+            f"{unreadable} of them are NaN or infinite, which no pixel can be: mend or drop those images, then save "
+            "them as uint8"
+        )
     low, high = float(np.nanmin(array)), float(np.nanmax(array))
     if low >= 0 and high <= 1:
         return f"they run from {low:.4g} to {high:.4g}, so save (x * 255).round().astype('uint8')"
@@ -68,10 +74,17 @@ def as_labels(array: np.ndarray, source: str) -> np.ndarray:
     return array.astype(np.int64)
 
 
-def check_pairs(images: np.ndarray, labels: np.ndarray, split: str) -> None:
-    """A split is N ≥ 1 images and as many labels."""
+def check_pairs(images: np.ndarray, labels: np.ndarray, split: str, names: tuple[str, str] | None = None) -> None:
+    """A split is N ≥ 1 images and as many labels; ``names``: where its images and labels are, as messages say them
+    (``…/d.npz: x_train``)."""
     if len(images) != len(labels):
-        raise ConvlensError(f"{split}: {len(images)} images but {len(labels)} labels; they must pair one to one")
+        if names is None:
+            raise ConvlensError(f"{split}: {len(images)} images but {len(labels)} labels; they must pair one to one")
+        (source, _, first), (other, _, second) = (name.rpartition(": ") for name in names)
+        if not source or source != other:  # not one file's two members: each named whole
+            source, first, second = "", *names
+        held = f"{first} holds {len(images)} images but {second} holds {len(labels)} labels"
+        raise ConvlensError(f"{source + ': ' if source else ''}{held}; they must pair one to one")
     if not len(images):
         raise ConvlensError(f"{split}: the data holds no images")
 

@@ -67,7 +67,7 @@ def array_splits(
     for split, (raw_images, raw_labels) in arrays.items():
         images = as_images(raw_images, where[split][0])
         labels = as_labels(raw_labels, where[split][1])
-        check_pairs(images, labels, split)
+        check_pairs(images, labels, split, where[split])
         splits[split] = Split(
             labels, image_shape(images.shape[1:], resize, color), lambda i=images: transformed(i, resize, color)
         )

@@ -123,7 +123,15 @@ def test_resize_and_color_are_pillows_bilinear_and_luma(tmp_path):
         ),
         ({"y_train": np.zeros(6, np.float32)}, "holds float32 labels; labels must be integers 0..K-1"),
         ({"y_train": np.array([0, 1, -1, 0, 0, 0])}, "holds the label -1; labels must be class indices 0..K-1"),
-        ({"y_train": np.zeros(5, np.uint8)}, "train: 6 images but 5 labels"),
+        (
+            {"y_train": np.zeros(5, np.uint8)},
+            "d.npz: x_train holds 6 images but y_train holds 5 labels; they must pair one to one",
+        ),
+        (
+            {"x_train": np.where(np.eye(8, dtype=bool), np.nan, 200.0)[None].repeat(6, 0)},
+            "d.npz: x_train holds float64 pixels; convlens stores uint8 pixels 0..255: 48 of them are NaN or "
+            "infinite, which no pixel can be: mend or drop those images, then save them as uint8",
+        ),
         ({"x_test": np.zeros((0, 8, 8), np.uint8), "y_test": np.zeros(0, np.uint8)}, "test: the data holds no images"),
         (
             {"x_test": np.zeros((4, 9, 8), np.uint8)},
@@ -148,6 +156,7 @@ def test_resize_and_color_are_pillows_bilinear_and_luma(tmp_path):
         "float-labels",
         "negative",
         "count",
+        "nan-pixels",
         "empty",
         "sizes",
         "names-vs-labels",

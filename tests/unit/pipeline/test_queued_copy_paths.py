@@ -56,6 +56,17 @@ def test_a_data_path_missing_from_a_queued_copy_stops_check_config_with_the_reas
     assert not paths.config_check_path(copy).exists()
 
 
+def test_a_relative_path_out_of_a_queued_copy_says_to_give_an_absolute_one(copy):
+    """outside tester 4 #10: ``model.path=../outside.keras`` works in the workspace, never in a queue, and
+    ``dvc add`` refuses a file outside the project: the line offers what works."""
+    with pytest.raises(ConvlensError) as err:
+        model_file(copy, "../outside.keras")
+    assert str(err.value) == (
+        "model.path ../outside.keras lies outside the project, which a queued experiment's copy does not hold: give "
+        "an absolute model.path, or move the file into the project, track it with dvc add and queue again"
+    )
+
+
 def test_outside_a_queued_copy_the_line_is_as_before(tmp_path):
     with pytest.raises(ConvlensError) as err:
         model_file(tmp_path, "models/x.keras")

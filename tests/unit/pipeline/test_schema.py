@@ -129,9 +129,21 @@ def test_a_tilde_path_is_refused_in_conf(tmp_path):
 
 
 def test_model_source_must_follow_model_path():
-    bad = {"model": {**PARAMS["model"], "path": "models/a.keras", "source": "models/b.keras"}}
+    bad = {"model": {**PARAMS["model"], "name": "local", "path": "models/a.keras", "source": "models/b.keras"}}
     with pytest.raises(ConvlensError, match=r"model.source \(models/b.keras\) must be model.path"):
         check_config(bad, complete=False)
+
+
+def test_a_model_path_given_to_the_books_preset_says_to_choose_model_local():
+    """outside tester 4 #9: ``-S model.path=FILE`` without ``-S model=local``, an engineer's likeliest slip, was
+    answered about model.source, a key they never set."""
+    bad = {"model": {**PARAMS["model"], "path": "models/my-cnn.keras"}}
+    with pytest.raises(ConvlensError) as err:
+        check_config(bad, complete=False)
+    assert str(err.value) == (
+        "model.path (models/my-cnn.keras) is your own model, but model=book is a preset that downloads its own; "
+        "choose yours with -S model=local -S model.path=models/my-cnn.keras"
+    )
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, 0, -1.0, True, "255"])
