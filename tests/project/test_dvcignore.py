@@ -41,3 +41,45 @@ def test_bytecode_does_not_change_a_code_dependency_hash(tmp_path, junk):
     # and two writes within the file system's timestamp granularity keep the mtime
     (package / "sub" / "m.py").write_text("X = 30\n", encoding="utf-8")
     assert _dir_hash(tmp_path, package) != before
+
+
+@pytest.mark.parametrize("junk", [".schema.py.swp", "sub/.m.py.swo", "schema.py~", ".#schema.py"])
+def test_an_editors_swap_or_backup_file_does_not_change_a_code_dependency_hash(tmp_path, junk):
+    """outside tester 4 #4: a Vim swap file beside a module open in the editor changed ``convlens``'s hash."""
+    from dvc.repo import Repo
+
+    Repo.init(str(tmp_path), no_scm=True).close()
+    shutil.copy(PROJECT / ".dvcignore", tmp_path / ".dvcignore")
+    package = tmp_path / "convlens"
+    (package / "sub").mkdir(parents=True)
+    (package / "schema.py").write_text("LIMIT = 1\n", encoding="utf-8")
+    (package / "sub" / "m.py").write_text("X = 2\n", encoding="utf-8")
+    before = _dir_hash(tmp_path, package)
+    (package / junk).write_bytes(b"swap")
+    assert _dir_hash(tmp_path, package) == before
+
+
+def test_editing_the_commands_that_are_not_stages_changes_no_dependency_hash(tmp_path):
+    """outside tester 4 #4: ``convlens/cli`` and ``convlens/__main__.py`` (``python -m convlens experiments``, …)
+    are DVC-ignored, so editing them reruns no stage; a module beside them still counts."""
+    from dvc.repo import Repo
+
+    Repo.init(str(tmp_path), no_scm=True).close()
+    shutil.copy(PROJECT / ".dvcignore", tmp_path / ".dvcignore")
+    package = tmp_path / "convlens"
+    shutil.copytree(PROJECT / "convlens", package, ignore=shutil.ignore_patterns("__pycache__"))
+    before = _dir_hash(tmp_path, package)
+    for module in ("cli/experiments.py", "__main__.py"):
+        (package / module).write_text((package / module).read_text(encoding="utf-8") + "# edited\n", encoding="utf-8")
+    assert _dir_hash(tmp_path, package) == before
+    (package / "errors.py").write_text("# edited, of another size\n", encoding="utf-8")
+    assert _dir_hash(tmp_path, package) != before
+
+
+def test_no_stage_imports_a_module_dvc_ignores():
+    """What DVC ignores is no stage's dependency: a stage that imported ``convlens.cli`` would miss its edits."""
+    from tests.support.helpers import imported_files
+
+    for script in sorted((PROJECT / "stages").glob("*.py")):
+        found = imported_files(script)
+        assert not [f for f in found if f.startswith("convlens/cli/") or f == "convlens/__main__.py"], script.name
