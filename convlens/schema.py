@@ -549,7 +549,10 @@ def check_config(cfg: Mapping[str, Any], complete: bool = True) -> None:
     if complete:
         missing = [k for k in SCHEMA if k not in every]
         if missing:
-            raise ConvlensError(f"config key {missing[0]} is missing; recompose params.yaml with `make params`")
+            raise ConvlensError(
+                f"config key {missing[0]} is missing; every key of conf/ is needed: drop an override that deletes it "
+                f"(-S '~{missing[0]}'), or recompose a hand-edited params.yaml with `make params`"
+            )
     for key, value in flat.items():
         SCHEMA[key](key, value)
     _cross_checks(flat)
