@@ -96,6 +96,20 @@ def test_a_refused_params_yaml_keeps_check_configs_mark(repo):
     assert "deleted" not in status and "check_config:" in status
 
 
+def test_dvc_repro_samples_alone_with_an_index_past_the_split_keeps_the_samples(repo):
+    """``dvc repro samples`` does not run fetch_model, which checks the indices against the data: samples refuses
+    them itself, and its outputs persist while it runs, so the last samples stay and nothing says "deleted"."""
+    root, env = repo
+    before = {p.name: p.read_bytes() for p in sorted((root / "outputs" / "samples").iterdir())}
+    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+    params["samples"]["indices"] = [0, 99]
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    out = dvc(root, env, "repro", "samples", check=False)
+    assert "samples: error: samples.indices: image 99 is out of range: the train split has images 0..11" in out
+    assert {p.name: p.read_bytes() for p in sorted((root / "outputs" / "samples").iterdir())} == before
+    assert "deleted" not in dvc(root, env, "status")
+
+
 @pytest.mark.parametrize(
     ("overrides", "line", "kept"),
     [
