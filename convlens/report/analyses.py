@@ -8,22 +8,45 @@ apply to the model) and the run's params.
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from convlens.model.inputs import PIXEL_MAX
 from convlens.pipeline import paths
 from convlens.pipeline.artifacts import skip_reason
+from convlens.render.language import Strings as FigureStrings
 from convlens.report.chapter import read_json_file, read_rows
 from convlens.report.pages import Note, Section, Table, Text, flat_items, number, param_text, percent
 from convlens.schema import HEATMAP_ORDERS, HEATMAP_SCALES
+
+RANDOM = "random"  # the deletion curve's random order in gradcam.json's sanity (convlens.analysis.sanity.RANDOM)
 
 
 def sample_key(path: Path) -> tuple[int, str]:
     """Sort ``sample_10.png`` after ``sample_9.png``."""
     digits = re.findall(r"\d+", path.stem)
     return (int(digits[-1]) if digits else -1, path.name)
+
+
+def sanity_row(name: str, values: Mapping[str, Any], language: str) -> list[str]:
+    """One row of the sanity table: ``name``, then ρ trained vs untrained over every pixel and over the pixels not
+    zero in both maps, the share of tied values (a percentage) and the deletion AUC; ``–`` for a value not there."""
+    rho, lit, auc = (number(values.get(key)) for key in ("spearman", "spearman_nonzero", "deletion_auc"))
+    tied = values.get("tied")
+    ties = percent(tied, language) if isinstance(tied, int | float) and math.isfinite(tied) else "–"
+    return [name, rho, lit, ties, auc]
+
+
+def sanity_rows(sanity: Mapping[str, Any], name: Callable[[str], str], random: str, language: str) -> list[list[str]]:
+    """The sanity table of gradcam.json's ``sanity``: a row per method (``name``: its word), in the file's order,
+    then the random order's (``random``: its word) for its deletion AUC."""
+    methods = [(key, values) for key, values in sanity.items() if isinstance(values, Mapping) and key != RANDOM]
+    rows = [sanity_row(name(key), values, language) for key, values in methods]
+    shuffled = sanity.get(RANDOM)
+    return rows + ([sanity_row(random, shuffled, language)] if isinstance(shuffled, Mapping) else [])
 
 
 class AnalysisSections:
@@ -241,6 +264,9 @@ class AnalysisSections:
             )
         later = [(path, f"{t('sample')} {sample_key(path)[0]}") for path in figures[self.full_samples :]]
         section.blocks.extend(self.gallery(later, t("gradcam_title")))
+        sanity = record.get("sanity") if isinstance(record, Mapping) else None
+        if isinstance(sanity, Mapping):
+            section.blocks.extend(self.sanity_table(sanity, self.relative(metrics_path)))
         if numbers:
             rows = [[k, number(v) if not isinstance(v, list) else param_text(v)] for k, v in numbers]
             caption = t("gradcam_numbers", source=self.relative(metrics_path))
@@ -248,6 +274,16 @@ class AnalysisSections:
         else:
             section.blocks.append(self.missing(metrics_path))
         return section
+
+    def sanity_table(self, sanity: Mapping[str, Any], source: str) -> list[Table]:
+        """The attribution methods' sanity checks (gradcam.json's ``sanity``) as a table, the methods named as the
+        figures name them, and how to read it; none where the checks ran on no image."""
+        t, figures = self.t, FigureStrings(self.t.language)
+        rows = sanity_rows(sanity, lambda m: figures.term("method", m), t("sanity_random"), t.language)
+        if not rows:
+            return []
+        caption = t("sanity_caption", images=number(sanity["images"]), split=self.split(sanity["split"]), source=source)
+        return [Table(t.columns("sanity_columns"), rows, caption)]
 
     def params_section(self) -> Section:
         t = self.t

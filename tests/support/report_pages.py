@@ -91,6 +91,15 @@ def write_sample_stats(root: Path, item: str, per_sample: list[dict]) -> None:
     path.write_text(json.dumps({role: per_sample for role in paths.ROLES}), encoding="utf-8")
 
 
+# gradcam.json's sanity checks per method, as the gradcam stage writes them (the book model's, docs/analyses.md)
+SANITY = {
+    "gradcam": {"deletion_auc": 0.4917, "spearman": -0.1307, "spearman_nonzero": -0.0712, "tied": 0.6378},
+    "integrated_gradients": {"deletion_auc": 0.2481, "spearman": 0.8959, "spearman_nonzero": 0.2702, "tied": 0.4966},
+    "occlusion": {"deletion_auc": 0.1993, "spearman": 0.8012, "spearman_nonzero": 0.3871, "tied": 1.0},
+    "random": {"deletion_auc": 0.5213},
+}
+
+
 def write_analyses(root: Path, params: dict) -> dict:
     """Tiny files of the shapes docs/contract (issue 12) gives the analyses' outputs."""
     classes = params["data"]["classes"]
@@ -114,6 +123,7 @@ def write_analyses(root: Path, params: dict) -> dict:
     for index in (0, 10, 2):
         png(paths.gradcam_figures_dir(root) / paths.gradcam_figure_name(index))
     gradcam = {"samples": {"0": {"spearman": 0.4321, "predicted": 9, "true": 9}}, "median_spearman": 0.2468}
+    gradcam["sanity"] = {"split": "test", "images": 200, **SANITY}
     paths.gradcam_metrics(root).write_text(json.dumps(gradcam), encoding="utf-8")
     return {"images": 2 + 2 + 2 + 3}
 

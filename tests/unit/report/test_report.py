@@ -16,6 +16,7 @@ from convlens.errors import ConvlensError
 from convlens.model.archive import Archive
 from convlens.pipeline import paths
 from convlens.pipeline.config import compose, read_yaml
+from convlens.render.language import Strings as FigureStrings
 from convlens.report.build import READS, SECTIONS, Report, report_page
 from convlens.report.compare_page import changed_params, compare_page, differing_figures
 from convlens.report.pages import (
@@ -264,6 +265,65 @@ def test_the_analyses_are_shown_when_their_outputs_exist(tmp_path, params):
     paths.activation_max_metrics(tmp_path).unlink()  # figures without their metrics
     actmax = page.section_notes(report_page(tmp_path, params, "en"), "activation-max")
     assert "outputs/metrics/activation_max.json is missing" in actmax and "<img" in actmax
+
+
+def sanity_table(root, params, language: str) -> Table:
+    """The attribution section's table of the sanity checks (its header: ``sanity_columns``)."""
+    t = Strings(language)
+    blocks = Report(root, params, t).gradcam().blocks
+    [table] = [b for b in blocks if isinstance(b, Table) and b.columns == t.columns("sanity_columns")]
+    return table
+
+
+def cell_value(cell: str) -> float | None:
+    """A cell of the sanity table as the number it shows (a percentage as a fraction); None for ``–``."""
+    if cell == "–":
+        return None
+    return float(cell.removesuffix("%").strip()) / 100 if cell.endswith("%") else float(cell)
+
+
+@pytest.mark.parametrize("language", ["en", "ko"])
+def test_the_sanity_checks_are_a_table_of_each_methods_numbers_read_out_in_both_languages(tmp_path, params, language):
+    """Outside tester: integrated gradients' ρ 0.8959 over every pixel was only in the folded key/value table, where
+    it read as a failed randomization test; each method's ρ over the lit pixels, ties and deletion AUC beside it,
+    the random order's AUC last, and how to read them, in the page's language."""
+    write_analyses(tmp_path, params)
+    sanity = json.loads(paths.gradcam_metrics(tmp_path).read_text(encoding="utf-8"))["sanity"]
+    table = sanity_table(tmp_path, params, language)
+    assert not table.folded
+    figures = FigureStrings(language)  # the methods named as the figures name them
+    methods = [m for m in sanity if isinstance(sanity[m], dict) and m != "random"]
+    names = [figures.term("method", m) for m in methods]
+    assert [row[0] for row in table.rows] == [*names, Strings(language)("sanity_random")]
+    keys = ("spearman", "spearman_nonzero", "tied", "deletion_auc")
+    for row, method in zip(table.rows, [*methods, "random"], strict=True):  # 4 digits; ties to 0.1 %
+        assert [cell_value(c) for c in row[1:]] == [pytest.approx(sanity[method].get(k), abs=5e-4) for k in keys]
+    html = report_page(tmp_path, params, language)
+    gradcam = Page(html).section_notes(html, "gradcam")
+    caption = escape(table.caption)
+    assert f'<p class="caption">{caption}</p>' in gradcam and "<details><summary>" + caption not in gradcam
+    said = {
+        "en": ("<td>integrated gradients</td>", "ρ over every pixel counts the ties as agreement", "200 test images"),
+        "ko": ("<td>통합 그레이디언트</td>", "0이 아닌 픽셀의 ρ를 읽으세요", "테스트 세트의 이미지 200개"),
+    }
+    assert all(words in gradcam for words in said[language])
+
+
+def test_a_sanity_check_a_method_lacks_is_a_dash_and_no_checks_no_table(tmp_path, params):
+    write_analyses(tmp_path, params)
+    path = paths.gradcam_metrics(tmp_path)
+    record = json.loads(path.read_text(encoding="utf-8"))
+    record["sanity"]["saliency"] = {"deletion_auc": 0.47}  # deletion only: no cascade for it
+    path.write_text(json.dumps(record), encoding="utf-8")
+    rows = {row[0]: row[1:] for row in sanity_table(tmp_path, params, "en").rows}
+    assert rows["saliency"] == ["–", "–", "–", "0.47"]
+    assert rows["random order"] == ["–", "–", "–", "0.5213"] and list(rows)[-1] == "random order"  # last
+    record["sanity"] = {"split": "test", "images": 0}  # attribution.sanity_images=0
+    path.write_text(json.dumps(record), encoding="utf-8")
+    blocks = Report(tmp_path, params, Strings("en")).gradcam().blocks
+    assert [b.caption for b in blocks if isinstance(b, Table)] == [
+        f"Grad-CAM numbers (from {paths.relative(tmp_path, path)})"
+    ]
 
 
 def test_what_the_page_shows_is_escaped(tmp_path, params):
