@@ -165,7 +165,11 @@ def good_outputs(tmp_path_factory, tiny_assets) -> Path:
             "unknown layer 'conv9'; this model has 0:conv2d, 1:max_pooling2d",
         ),
         (feature_maps, "feature_maps.layers=[9]", "layer index 9 is out of range 0..5"),
-        (samples, "samples.indices=[12]", "samples.indices: image 12 is out of range: the train split has images 0..11"),
+        (
+            samples,
+            "samples.indices=[12]",
+            "samples.indices: image 12 is out of range: the train split has images 0..11",
+        ),
         (samples, "samples.indices=[-1]", "samples.indices[0] must be an integer in 0..2147483647, got -1"),
         (samples, "samples.indices=[]", "samples.indices must be a list of at least 1"),
         (samples, "samples.indices=[1,1]", "samples.indices lists 1 twice"),
