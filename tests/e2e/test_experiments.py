@@ -55,9 +55,10 @@ def test_each_experiment_reruns_only_what_its_change_touches(readme_run):
     full = printed["full"]  # the analyses, what merges and shows their numbers; no pass over the data again
     assert set(ANALYSES) <= set(full) and full[-1] == "report" and "metrics" in full
     assert not {"dataset@trained", "fetch_data", "extract_weights"} & set(full)  # (seed7 before it: the untrained side)
-    trained_only = ("fetch_data", "samples", "extract_weights")  # and each per-model stage's @trained
-    # fetch_model too: its params go back from four-images' samples to the default, and its model persists while it
-    # runs (a refusal keeps it), so DVC keeps no run cache for it: it runs (well under a second), its output unchanged
+    trained_only = ("fetch_data", "extract_weights")  # and each per-model stage's @trained
+    # fetch_model and samples too: their params go back from four-images' samples to the default, and their outputs
+    # persist while they run (a refusal keeps them), so DVC keeps no run cache for them: they run (well under a
+    # second each), their outputs unchanged
     assert printed["seed7"] == [s for s in STAGES if s not in trained_only and not s.endswith("@trained")]
     mine = printed["my-cnn"]
     # fetch_data reads the model's params (offline, it names the book's model too) but writes the same data
