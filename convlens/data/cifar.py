@@ -2,7 +2,7 @@
 
 The archive (a ``.tar.gz``) is streamed member by member: a member named with ``..`` or an absolute path, a link,
 a device or a member over ``MEMBER_CAP`` is refused with one line; the batches are read through
-:func:`convlens.data.unpickle.load_plain` and must hold exactly what a CIFAR batch holds.
+:func:`convlens.data.unpickle.load_plain` and must hold a CIFAR batch's data and labels, and no key CIFAR's lack.
 """
 
 from __future__ import annotations
@@ -109,12 +109,14 @@ def _keys(batch: Any, source: str) -> dict[str, Any]:
 
 
 def parse_batch(batch: Any, layout: Layout, source: str) -> tuple[np.ndarray, np.ndarray]:
-    """A batch dict as images N×32×32×3 uint8 and labels N (exactly the keys CIFAR's batches have)."""
+    """A batch dict as images N×32×32×3 uint8 and labels N: its keys CIFAR's batches' (``data`` and the labels at
+    least, what ``keras.datasets``' loader reads: a batch of your own may leave out ``filenames`` and the rest)."""
     batch = _keys(batch, source)
-    if set(batch) != layout.batch_keys:
+    needed = {"data", layout.labels_key}  # what Keras's own loader reads; the rest may be left out, not replaced
+    if not needed <= set(batch) <= layout.batch_keys:
         raise CifarError(
-            f"{source} holds the keys {sorted(batch)}, not a CIFAR batch's {sorted(layout.batch_keys)}; "
-            "check data.format (cifar10 or cifar100) and use the original archive"
+            f"{source} holds the keys {sorted(batch)}, not a CIFAR batch's {sorted(layout.batch_keys)} (data and "
+            f"{layout.labels_key} at least); check data.format (cifar10 or cifar100) and use the original archive"
         )
     data, labels = batch["data"], batch[layout.labels_key]
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != PIXELS:

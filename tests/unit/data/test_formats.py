@@ -274,6 +274,11 @@ class Evil:
             "holds the keys ['batch_label', 'data', 'filenames', 'labels', 'x'], not a CIFAR batch's",
         ),
         (
+            {"replace": {"test_batch": pickle.dumps({b"data": np.zeros((1, 3072), np.uint8), b"filenames": []})}},
+            "holds the keys ['data', 'filenames'], not a CIFAR batch's ['batch_label', 'data', 'filenames', 'labels'] "
+            "(data and labels at least)",
+        ),
+        (
             {
                 "replace": {
                     "test_batch": pickle.dumps(
@@ -312,6 +317,7 @@ class Evil:
         "device",
         "os-system",
         "extra-key",
+        "no-labels",
         "data-dtype",
         "labels",
         "not-a-dict",
@@ -326,6 +332,22 @@ def test_hostile_cifar_archives_are_one_line_and_run_nothing(tmp_path, monkeypat
     tiny_cifar(tmp_path / "c.tar.gz", **kwargs)
     assert message in refused(tmp_path, data_config("npz", format="cifar10", path=str(tmp_path / "c.tar.gz")))
     assert not (tmp_path / "evil-ran").exists() and not (tmp_path.parent / "escape").exists()
+
+
+@pytest.mark.parametrize("fmt", ["cifar10", "cifar100"])
+def test_a_cifar_batch_of_your_own_with_only_data_and_labels_is_read(tmp_path, fmt):
+    """Keras's own loader reads a batch's data and labels only; a batch saved without filenames and batch_label (a
+    CIFAR-format archive of one's own images) is read as those two, as Keras would."""
+    from convlens.data.cifar import LAYOUTS, parse_batch
+
+    layout = LAYOUTS[fmt]
+    full = cifar_batch(rgb(2), [1, 0], fmt)
+    lean = {key: full[key] for key in (b"data", layout.labels_key.encode())}
+    images, labels = parse_batch(lean, layout, "mine.tar.gz:batch")
+    want_images, want_labels = parse_batch(full, layout, "mine.tar.gz:batch")
+    np.testing.assert_array_equal(images, want_images)
+    np.testing.assert_array_equal(labels, want_labels)
+    assert images.shape == (2, 32, 32, 3) and labels.tolist() == [1, 0]
 
 
 def test_oversized_missing_and_unreadable_cifar_members(tmp_path, monkeypatch):
