@@ -15,6 +15,8 @@ from convlens.errors import ConvlensError
 from convlens.model.layers import CONV_KINDS, LayerInfo
 from convlens.render.language import words
 
+RANDOM = "random"  # the deletion curve's yardstick in the sanity checks: pixels removed in a random order
+
 TARGETS = ("predicted", "true")  # the classes Grad-CAM explains: the trained model's prediction, the label
 
 

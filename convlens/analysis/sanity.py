@@ -13,12 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from convlens.analysis.attribution import delete_pixels, heat, removal_order, similarity
+from convlens.analysis.attribution import RANDOM, delete_pixels, heat, removal_order, similarity
 from convlens.analysis.gradients import class_scores
 from convlens.analysis.saliency import Settings, method_maps, scores
 from convlens.model.keras_models import keras, load_model
-
-RANDOM = "random"  # the deletion curve's yardstick: pixels removed in a random order
 
 
 def cascade(trained: Path, untrained: Path, address: str) -> tuple[list[str], list[keras.Model]]:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from convlens.analysis.attribution import RANDOM
 from convlens.model.inputs import PIXEL_MAX
 from convlens.pipeline import paths
 from convlens.pipeline.artifacts import skip_reason
@@ -21,8 +22,6 @@ from convlens.render.language import Strings as FigureStrings
 from convlens.report.chapter import read_json_file, read_rows
 from convlens.report.pages import Note, Section, Table, Text, flat_items, number, param_text, percent
 from convlens.schema import HEATMAP_ORDERS, HEATMAP_SCALES
-
-RANDOM = "random"  # the deletion curve's random order in gradcam.json's sanity (convlens.analysis.sanity.RANDOM)
 
 
 def sample_key(path: Path) -> tuple[int, str]:
