@@ -3,17 +3,20 @@
 Every stage depends on this one, so ``dvc repro`` and ``dvc exp run`` stop here on a bad value, before
 DVC deletes any stage's outputs: a layer name such as ``../../x`` never becomes a folder DVC removes.
 Its output never changes, so a config change reruns only the stages that read the changed keys.
+It also depends on ``conf/``: a ``conf/`` edit that ``params.yaml`` lacks (no ``make params`` before ``dvc repro``)
+is refused, not run stale (``convlens.pipeline.conf_record``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from convlens.checks import model_file
-from convlens.pipeline import paths
+from convlens.pipeline import conf_record, paths
 from convlens.pipeline.config import PARAMS_FILE, read_yaml, run_stage
 from convlens.pipeline.files import atomic_path
 from convlens.schema import check_config, check_data_location
@@ -29,6 +32,8 @@ def run(cfg: DictConfig, root: Path) -> None:
     if params["model"]["path"] is not None and not params["model"]["train_runs"]:  # train@ makes a trained-here one
         model_file(root, params["model"]["path"])
     check_data_location(params, root)  # a hand-edited params.yaml: our line, not DVC's missing-dependency error
+    # under dvc exp run (DVC_EXP_NAME set), DVC composed params.yaml from conf/ just before this stage
+    conf_record.check_recomposed(root, params, composed_by_dvc=bool(os.environ.get("DVC_EXP_NAME")))
     with atomic_path(paths.config_check_path(root)) as tmp:
         tmp.write_text("params.yaml passed convlens/schema.py\n", encoding="utf-8")
     log.info("%s checked", PARAMS_FILE)

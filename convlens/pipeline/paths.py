@@ -36,6 +36,11 @@ def config_check_path(root: Path) -> Path:
     return root / "outputs" / "checked_config.txt"
 
 
+def composed_conf_path(root: Path) -> Path:
+    """``check_config``'s record of ``conf/`` as last composed (git-tracked; ``pipeline.conf_record``)."""
+    return root / "outputs" / "composed_conf.yaml"
+
+
 def layer_stem(address: str) -> str:
     """A layer's address as one file-name part: ``outer/inner`` (a nested model's layer) → ``outer.inner``."""
     return address.replace("/", ".")

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ReadonlyConfigError
 
 from convlens.errors import ConvlensError
-from convlens.pipeline import paths
+from convlens.pipeline import conf_record, paths
 from convlens.pipeline.config import (
     compose,
     declared_params,
@@ -38,6 +38,14 @@ def test_params_yaml_is_the_composition_of_conf():
     """`dvc repro` reads params.yaml and never recomposes: it must equal conf/ (run `make params`)."""
     composed = OmegaConf.to_container(compose(PROJECT), resolve=True)
     assert yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8")) == composed
+
+
+def test_the_committed_record_of_conf_is_conf_as_composed():
+    """check_config's record (git-tracked, with dvc.lock) is conf/ now: after editing conf/, `make params` and
+    `dvc repro` rewrite it; a stale one would ask a fresh clone's params.yaml about edits it already holds."""
+    record = conf_record.read_record(paths.composed_conf_path(PROJECT))
+    assert record is not None and record.digest == conf_record.conf_digest(PROJECT / "conf")
+    assert record.composed == OmegaConf.to_container(compose(PROJECT), resolve=True)
 
 
 def test_a_foreach_instance_is_defined_by_its_stage():
