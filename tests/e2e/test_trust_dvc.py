@@ -144,6 +144,50 @@ def test_a_value_only_a_stage_can_check_deletes_none_of_its_outputs(repo, overri
     assert "deleted" not in status and "changed deps" in status
 
 
+def outputs_bytes(root) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for p in sorted((root / "outputs").rglob("*")) if p.is_file()}
+
+
+def edit_map_cmap(root, cmap: str) -> None:
+    """A hand edit of conf/, as a user who then forgets `make params` makes it."""
+    book = root / "conf" / "render" / "book.yaml"
+    text = book.read_text(encoding="utf-8")
+    book.write_text(text.replace("\nmap_cmap: viridis", f"\nmap_cmap: {cmap}", 1), encoding="utf-8")
+
+
+def test_dvc_repro_after_a_conf_edit_without_make_params_runs_nothing_stale(repo):
+    """outside tester 4 #5: dvc repro never recomposes conf/. check_config depends on conf/, names the key whose
+    edit params.yaml lacks and stops before DVC deletes any output; after `make params` the edit runs."""
+    root, env = repo
+    before = outputs_bytes(root)
+    edit_map_cmap(root, "magma")
+    status = dvc(root, env, "status")
+    assert "check_config:" in status and "modified:           conf" in status
+    out = dvc(root, env, "repro", check=False)
+    line = "check_config: error: conf/ changed, but params.yaml still holds its earlier render.map_cmap ('viridis', "
+    assert f"{line}conf/ now 'magma'): dvc repro never recomposes conf/; run `make params`" in out
+    assert ran(out) == ["check_config"] and outputs_bytes(root) == before
+    sh(root, sys.executable, "-m", "convlens", "params", env=env)  # what `make params` runs
+    out = dvc(root, env, "repro")
+    assert ran(out)[0] == "check_config" and ran(out)[-1] == "report"
+    assert {s.split("@")[0] for s in ran(out)[1:-1]} == {"render_maps"}
+    record = yaml.safe_load((root / "outputs" / "composed_conf.yaml").read_text(encoding="utf-8"))
+    assert record["composed"]["render"]["map_cmap"] == "magma"
+    assert "M outputs/composed_conf.yaml" in sh(root, "git", "status", "--short", env=env)  # committed with dvc.lock
+
+
+def test_dvc_exp_run_after_a_conf_edit_composes_it_and_records_it(repo):
+    """Under dvc exp run DVC composes conf/ into params.yaml first: the edit runs, even with a -S value equal to
+    conf/'s earlier one, and the record follows conf/."""
+    root, env = repo
+    edit_map_cmap(root, "magma")
+    out = dvc(root, env, "exp", "run", "-S", "render.map_cmap=viridis", "-S", "render.filter_cmap=magma")
+    assert "error" not in out and ran(out)[0] == "check_config"
+    record = yaml.safe_load((root / "outputs" / "composed_conf.yaml").read_text(encoding="utf-8"))
+    assert record["composed"]["render"]["map_cmap"] == "magma"
+    assert "up to date" in dvc(root, env, "status")
+
+
 def test_replacing_the_model_file_in_place_reruns_the_pipeline(repo):
     root, env = repo
     assert "up to date" in dvc(root, env, "status")
