@@ -428,6 +428,12 @@ def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def short(value: Any, limit: int = 30) -> str:
+    """A value as a message shows it, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def own_data_overrides(fmt: str, path: Any) -> str:
     """The ``-S`` options that read ``path`` as ``fmt``: the npz and folder presets are the ones without files to
     download, so your own CIFAR archive is ``-S data=npz`` with its ``data.format``."""

@@ -2,9 +2,9 @@
 
 Every stage depends on this one, so ``dvc repro`` and ``dvc exp run`` stop here on a bad value, before
 DVC deletes any stage's outputs: a layer name such as ``../../x`` never becomes a folder DVC removes.
-Its output never changes, so a config change reruns only the stages that read the changed keys.
+Its mark never changes, so a config change reruns only the stages that read the changed keys.
 It also depends on ``conf/``: a ``conf/`` edit that ``params.yaml`` lacks (no ``make params`` before ``dvc repro``)
-is refused, not run stale (``convlens.pipeline.conf_record``).
+is refused, not run stale; its record of ``conf/`` (``convlens.pipeline.conf_record``) is an output nothing reads.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 from convlens.errors import ConvlensError
+from convlens.pipeline.conf_record import record_conf
 from convlens.pipeline.config import PARAMS_FILE, compose, project_root, write_params
 from convlens.pipeline.repo_lock import repository_lock
 
@@ -18,6 +19,7 @@ def main(argv: list[str]) -> None:
         root = project_root()
         with repository_lock(root):  # not while a stage runs on the params.yaml of now
             write_params(root, compose(root, argv))
+            record_conf(root)  # what dvc repro's check_config compares a later conf/ edit with
     except ConvlensError as e:
         sys.exit(f"params: error: {e}")
     print(f"params: wrote {PARAMS_FILE}")

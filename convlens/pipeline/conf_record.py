@@ -1,115 +1,192 @@
-"""``conf/`` as last composed, so that ``dvc repro`` after a ``conf/`` edit without ``make params`` is refused.
+"""``conf/`` as ``params.yaml`` was last composed from it, so that ``dvc repro`` after a ``conf/`` edit without
+``make params`` is refused, not run stale.
 
-``dvc repro`` reads ``params.yaml`` and never recomposes ``conf/``. ``check_config`` depends on ``conf/`` and
-keeps a record, ``outputs/composed_conf.yaml`` (git-tracked): the digest of ``conf/``'s files and what they
-composed to, without overrides. When the files change, the keys whose composed value changed are compared
-with ``params.yaml``: a key that still holds the earlier value was not recomposed. Values set with ``-S`` or
-by hand at other keys are left alone: only what the ``conf/`` edit changed is asked of ``params.yaml``.
+``dvc repro`` reads ``params.yaml`` and never recomposes ``conf/``. Every composition that writes ``params.yaml``
+(``make params``, a stage run on its own with overrides, ``dvc exp run`` by way of ``check_config``) keeps a
+record, ``outputs/composed_conf.yaml`` (git-tracked): the digest of ``conf/``'s files and its settings as composed
+without overrides. ``check_config`` depends on ``conf/``: when the files differ from the record's, each setting the
+edit changed must hold its new value in ``params.yaml``. Values set with ``-S`` or by hand at keys the edit left
+alone stay the user's.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import yaml
-from omegaconf import OmegaConf
 
 from convlens.errors import ConvlensError
 from convlens.pipeline import paths
-from convlens.pipeline.config import compose, short
 from convlens.pipeline.files import atomic_path
-from convlens.schema import flatten
+from convlens.schema import flatten, short
 
 HEADER = (
-    "# conf/ as composed without overrides when check_config last ran (convlens/pipeline/conf_record.py):\n"
-    "# how dvc repro tells a conf/ edit that params.yaml lacks. Written by the pipeline; commit it with dvc.lock.\n"
+    "# conf/ as params.yaml was last composed from it (convlens/pipeline/conf_record.py): how dvc repro tells a\n"
+    "# conf/ edit that params.yaml lacks. Written by make params, a stage run on its own with overrides, and\n"
+    "# check_config (after dvc exp run): commit it with params.yaml and dvc.lock.\n"
 )
 ABSENT = "(absent)"
+CHUNK = 1 << 20
+
+log = logging.getLogger(__name__)
 
 
 class Record(NamedTuple):
-    """The digest of ``conf/``'s files and their composition."""
+    """The digest of ``conf/``'s files and its settings (flat keys)."""
 
     digest: str
-    composed: dict[str, Any]
+    settings: dict[str, Any]
+
+
+def conf_files(conf_dir: Path) -> list[Path]:
+    """``conf/``'s YAML files, as Hydra may read them (no editors' swap or backup files, only regular files)."""
+    return sorted(p for p in conf_dir.rglob("*.yaml") if p.is_file() and not p.name.startswith("."))
 
 
 def conf_digest(conf_dir: Path) -> str:
-    """sha256 over ``conf/``'s YAML files, names and bytes (not editors' swap or backup files)."""
+    """sha256 over ``conf/``'s YAML files, names and bytes, read in chunks."""
     sha = hashlib.sha256()
-    for path in sorted(p for p in conf_dir.rglob("*.yaml") if p.is_file() and not p.name.startswith(".")):
+    for path in conf_files(conf_dir):
         rel = path.relative_to(conf_dir).as_posix().encode("utf-8")
-        data = path.read_bytes()
-        sha.update(len(rel).to_bytes(8, "big") + rel + len(data).to_bytes(8, "big") + data)
+        sha.update(len(rel).to_bytes(8, "big") + rel + path.stat().st_size.to_bytes(8, "big"))
+        with path.open("rb") as f:
+            while chunk := f.read(CHUNK):
+                sha.update(chunk)
     return sha.hexdigest()
 
 
+def hydra_message(message: str) -> str:
+    """Hydra's multi-line error as one line: the problem, the options it lists, not its search path."""
+    lines = [line.strip() for line in message.split("Config search path:")[0].splitlines() if line.strip()]
+    if lines and lines[0].startswith("Could not override"):  # Hydra suggests +key=…, which no stage would read
+        return f"{lines[0]} It is not a key of conf/; params.yaml lists the keys"
+    parts: list[str] = []
+    for line in lines:
+        if parts and parts[-1].endswith(":"):
+            parts[-1] += f" {line}"
+        elif parts and parts[-1].startswith("Available options") and not line.endswith(":"):
+            parts[-1] += f", {line}"
+        else:
+            parts.append(line)
+    return " ".join(p if p.endswith((".", ":")) else f"{p}." for p in parts).rstrip(".")
+
+
+def unreadable_yaml(conf_dir: Path) -> str | None:
+    """The first of ``conf/``'s files that is not UTF-8 YAML of one mapping with unique keys, and why; else None."""
+
+    class Strict(yaml.SafeLoader):
+        pass
+
+    def unique(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
+        keys = [loader.construct_object(k) for k, _ in node.value]
+        if len(keys) != len(set(map(repr, keys))):
+            raise yaml.constructor.ConstructorError(None, None, "a key appears twice", node.start_mark)
+        return loader.construct_mapping(node)
+
+    Strict.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, unique)
+    for path in conf_files(conf_dir):
+        rel = path.relative_to(conf_dir.parent).as_posix()
+        try:
+            yaml.load(path.read_text(encoding="utf-8"), Loader=Strict)
+        except UnicodeDecodeError as e:
+            return f"{rel} is not UTF-8 ({e.reason} at byte {e.start})"
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f"line {mark.line + 1}: " if mark is not None else ""
+            return f"{rel} is not readable YAML ({where}{getattr(e, 'problem', None) or str(e).splitlines()[0]})"
+    return None
+
+
+def not_composed(conf_dir: Path, why: str) -> ConvlensError:
+    """The one line for a ``conf/`` that does not compose: the file that is not YAML where one is, else ``why``."""
+    why = unreadable_yaml(conf_dir) or why
+    return ConvlensError(f"conf/ does not compose: {why}; mend it (git diff conf/ shows your edits)")
+
+
+def conf_settings(conf_dir: Path) -> dict[str, Any]:
+    """``conf/``'s settings as Hydra composes them without overrides: flat keys, unresolved (no file is read, no
+    value checked), without the keys composition derives (an interpolation: ``${model.path}``, ``${convlens_layers:}``).
+    A mandatory value left unset stays ``???``."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(str(conf_dir), version_base="1.3"):
+            tree = OmegaConf.to_container(compose("config"), resolve=False)
+    except (yaml.YAMLError, UnicodeDecodeError, HydraException, OmegaConfBaseException) as e:
+        raise not_composed(conf_dir, hydra_message(str(e))) from None
+    return {k: v for k, v in flatten(tree).items() if not (isinstance(v, str) and "${" in v)}
+
+
 def read_record(path: Path) -> Record | None:
-    """The record, or ``None`` where it is missing or not one (then nothing can be compared: it is written anew)."""
+    """The record, or ``None`` where it is missing or not one."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
     if not isinstance(data, Mapping) or not isinstance(data.get("conf_sha256"), str):
         return None
-    if not isinstance(data.get("composed"), Mapping):
+    if not isinstance(data.get("settings"), Mapping):
         return None
-    return Record(data["conf_sha256"], dict(data["composed"]))
+    return Record(data["conf_sha256"], dict(data["settings"]))
 
 
 def write_record(path: Path, record: Record) -> None:
     """The record, replaced atomically."""
     body = yaml.safe_dump(
-        {"conf_sha256": record.digest, "composed": record.composed}, sort_keys=False, allow_unicode=True
+        {"conf_sha256": record.digest, "settings": record.settings}, sort_keys=False, allow_unicode=True
     )
     with atomic_path(path) as tmp:
         tmp.write_text(HEADER + body, encoding="utf-8")
 
 
+def record_conf(root: Path) -> Record:
+    """Record ``conf/`` as it is now: what a composition that writes ``params.yaml`` calls after writing it."""
+    record = Record(conf_digest(root / "conf"), conf_settings(root / "conf"))
+    write_record(paths.composed_conf_path(root), record)
+    return record
+
+
 def stale_keys(params: Mapping[str, Any], before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
-    """The flat keys whose composed value changed from ``before`` to ``after`` while ``params`` still holds the
-    ``before`` one (a key ``conf/`` added and ``params`` lacks counts: it too was not recomposed)."""
-    now, old, new = flatten(params), flatten(before), flatten(after)
-    changed = (k for k in sorted(old.keys() | new.keys()) if old.get(k, ABSENT) != new.get(k, ABSENT))
-    return [k for k in changed if now.get(k, ABSENT) == old.get(k, ABSENT)]
+    """The settings whose value changed from ``before`` to ``after`` (flat) that ``params`` does not hold as
+    ``after`` gives it (a setting ``conf/`` added and ``params`` lacks counts)."""
+    now = flatten(params)
+    changed = (k for k in sorted(before.keys() | after.keys()) if before.get(k, ABSENT) != after.get(k, ABSENT))
+    return [k for k in changed if now.get(k, ABSENT) != after.get(k, ABSENT)]
 
 
-def stale_line(keys: list[str], before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
-    """One line naming the keys ``params.yaml`` did not take from a ``conf/`` edit, and the fix."""
-    old, new = flatten(before), flatten(after)
-    shown = ", ".join(f"{k} ({short(old.get(k, ABSENT))}, conf/ now {short(new.get(k, ABSENT))})" for k in keys[:3])
+def stale_line(keys: list[str], params: Mapping[str, Any], after: Mapping[str, Any]) -> str:
+    """One line naming the settings ``params.yaml`` did not take from a ``conf/`` edit, and the fixes."""
+    now = flatten(params)
+    shown = ", ".join(
+        f"{k} {short(now.get(k, ABSENT))} where conf/ now has {short(after.get(k, ABSENT))}" for k in keys[:3]
+    )
     more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
     return (
-        f"conf/ changed, but params.yaml still holds its earlier {shown}{more}: dvc repro never recomposes conf/; "
-        "run `make params` (or `dvc exp run`, which composes it), then dvc repro"
+        f"conf/ changed after params.yaml was composed from it: params.yaml has {shown}{more}; dvc repro never "
+        "recomposes conf/: run `make params` (it drops values set with -S; keep one with "
+        "`python -m convlens params KEY=VALUE`), then dvc repro"
     )
 
 
-def refuse_stale(params: Mapping[str, Any], record: Record | None, digest: str, composed: Mapping[str, Any]) -> None:
-    """Refuse ``params`` when the ``conf/`` edit from ``record`` to ``composed`` (``digest``) did not reach it."""
-    if record is None or record.digest == digest:
-        return
-    keys = stale_keys(params, record.composed, composed)
-    if keys:
-        raise ConvlensError(stale_line(keys, record.composed, composed))
-
-
 def check_recomposed(root: Path, params: Mapping[str, Any], composed_by_dvc: bool = False) -> None:
-    """``check_config``'s step: when ``conf/``'s files changed since the record, compose them (Hydra, once),
-    refuse ``params`` if it lacks the edit (unless ``composed_by_dvc``: ``dvc exp run`` composed it just now),
-    and record the new composition."""
+    """``check_config``'s step: when ``conf/``'s files differ from the record's, refuse ``params`` if a setting the
+    edit changed does not hold its new value (unless ``composed_by_dvc``: ``dvc exp run`` composed it just now),
+    then record ``conf/``. A missing or unreadable record is written afresh, with nothing to compare."""
     path = paths.composed_conf_path(root)
     record = read_record(path)
     digest = conf_digest(root / "conf")
     if record is not None and record.digest == digest:
         return
-    try:
-        composed = OmegaConf.to_container(compose(root), resolve=True)
-    except ConvlensError as e:
-        raise ConvlensError(f"conf/ does not compose: {e}") from None
-    if not composed_by_dvc:
-        refuse_stale(params, record, digest, composed)
-    write_record(path, Record(digest, composed))
+    settings = conf_settings(root / "conf")
+    if record is None:
+        log.warning("%s was missing or unreadable: written anew, so earlier conf/ edits are not checked", path.name)
+    elif not composed_by_dvc and (keys := stale_keys(params, record.settings, settings)):
+        raise ConvlensError(stale_line(keys, params, settings))
+    write_record(path, Record(digest, settings))

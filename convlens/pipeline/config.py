@@ -21,10 +21,11 @@ from omegaconf.errors import MissingMandatoryValue
 
 from convlens.checks import MODEL_PATH_UNSET, layer_item, layer_spec
 from convlens.errors import ConvlensError
+from convlens.pipeline.conf_record import hydra_message, not_composed, record_conf, unreadable_yaml
 from convlens.pipeline.files import atomic_path, parse_yaml
 from convlens.pipeline.interrupt import INTERRUPTED, interrupted_line, stage_label
 from convlens.pipeline.repo_lock import check_params_unchanged, repository_lock
-from convlens.schema import check_config, flatten
+from convlens.schema import check_config, flatten, short
 
 STAGE_FILE = "dvc.yaml"
 PARAMS_FILE = "params.yaml"
@@ -99,7 +100,11 @@ def compose(root: Path, overrides: Sequence[str] = ()) -> DictConfig:
             cause = cause.__cause__ or cause.__context__
         if cause is not None:  # raised by the schema's resolver while composing
             raise ConvlensError(str(cause)) from None
-        raise ConvlensError(f"bad config override: {hydra_message(str(e))}") from e
+        if overrides and unreadable_yaml(root / "conf") is None:
+            raise ConvlensError(f"bad config override: {hydra_message(str(e))}") from e
+        raise not_composed(root / "conf", hydra_message(str(e))) from None
+    except (yaml.YAMLError, UnicodeDecodeError) as e:  # a hand-edited conf/ file
+        raise not_composed(root / "conf", str(e).splitlines()[0]) from None
     check_config(params)
     return OmegaConf.create(params)
 
@@ -109,22 +114,6 @@ def write_params(root: Path, cfg: DictConfig) -> None:
     text = yaml.safe_dump(OmegaConf.to_container(cfg), sort_keys=False, allow_unicode=True)
     with atomic_path(root / PARAMS_FILE) as tmp:
         tmp.write_text(text, encoding="utf-8")
-
-
-def hydra_message(message: str) -> str:
-    """Hydra's multi-line error as one line: the problem, the options it lists, not its search path."""
-    lines = [line.strip() for line in message.split("Config search path:")[0].splitlines() if line.strip()]
-    if lines and lines[0].startswith("Could not override"):  # Hydra suggests +key=…, which no stage would read
-        return f"{lines[0]} It is not a key of conf/; params.yaml lists the keys"
-    parts: list[str] = []
-    for line in lines:
-        if parts and parts[-1].endswith(":"):
-            parts[-1] += f" {line}"
-        elif parts and parts[-1].startswith("Available options") and not line.endswith(":"):
-            parts[-1] += f", {line}"
-        else:
-            parts.append(line)
-    return " ".join(p if p.endswith((".", ":")) else f"{p}." for p in parts).rstrip(".")
 
 
 def select(cfg: DictConfig | dict, keys: Sequence[str]) -> DictConfig:
@@ -206,12 +195,6 @@ def dropped(current: Any, base: Mapping[str, Any], overrides: Sequence[str]) -> 
     ]
 
 
-def short(value: Any, limit: int = 30) -> str:
-    """A value as a message shows it, cut to ``limit`` characters."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def apply_overrides(root: Path, overrides: Sequence[str]) -> None:
     """A standalone stage's overrides: ``conf/`` composed with them into ``params.yaml``, as ``dvc exp run -S``
     does. Values of ``params.yaml`` that composition drops (an applied experiment's, an earlier standalone run's) are
@@ -219,6 +202,7 @@ def apply_overrides(root: Path, overrides: Sequence[str]) -> None:
     composed = compose(root, overrides)
     lost = dropped(read_params(root, missing_ok=True), OmegaConf.to_container(compose(root)), overrides)
     write_params(root, composed)
+    record_conf(root)  # what dvc repro's check_config compares a later conf/ edit with
     log = logging.getLogger(__name__)
     log.info("%s recomposed from conf/ with %s", PARAMS_FILE, " ".join(overrides))
     if lost:

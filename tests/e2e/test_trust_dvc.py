@@ -164,16 +164,15 @@ def test_dvc_repro_after_a_conf_edit_without_make_params_runs_nothing_stale(repo
     status = dvc(root, env, "status")
     assert "check_config:" in status and "modified:           conf" in status
     out = dvc(root, env, "repro", check=False)
-    line = "check_config: error: conf/ changed, but params.yaml still holds its earlier render.map_cmap ('viridis', "
-    assert f"{line}conf/ now 'magma'): dvc repro never recomposes conf/; run `make params`" in out
+    line = "check_config: error: conf/ changed after params.yaml was composed from it: params.yaml has render.map_cmap"
+    assert f"{line} 'viridis' where conf/ now has 'magma'; dvc repro never recomposes conf/: run `make params`" in out
     assert ran(out) == ["check_config"] and outputs_bytes(root) == before
     sh(root, sys.executable, "-m", "convlens", "params", env=env)  # what `make params` runs
     out = dvc(root, env, "repro")
     assert ran(out)[0] == "check_config" and ran(out)[-1] == "report"
     assert {s.split("@")[0] for s in ran(out)[1:-1]} == {"render_maps"}
     record = yaml.safe_load((root / "outputs" / "composed_conf.yaml").read_text(encoding="utf-8"))
-    assert record["composed"]["render"]["map_cmap"] == "magma"
-    assert "M outputs/composed_conf.yaml" in sh(root, "git", "status", "--short", env=env)  # committed with dvc.lock
+    assert record["settings"]["render.map_cmap"] == "magma"  # written by `make params`
 
 
 def test_dvc_exp_run_after_a_conf_edit_composes_it_and_records_it(repo):
@@ -184,7 +183,19 @@ def test_dvc_exp_run_after_a_conf_edit_composes_it_and_records_it(repo):
     out = dvc(root, env, "exp", "run", "-S", "render.map_cmap=viridis", "-S", "render.filter_cmap=magma")
     assert "error" not in out and ran(out)[0] == "check_config"
     record = yaml.safe_load((root / "outputs" / "composed_conf.yaml").read_text(encoding="utf-8"))
-    assert record["composed"]["render"]["map_cmap"] == "magma"
+    assert record["settings"]["render.map_cmap"] == "magma"
+    assert "up to date" in dvc(root, env, "status")
+
+
+def test_dvc_exp_run_with_a_conf_that_composes_only_with_its_overrides(repo):
+    """outside tester 5 #4: model.path ??? in conf/ and given with -S: check_config records conf/ unresolved."""
+    root, env = repo
+    local = root / "conf" / "model" / "local.yaml"
+    local.write_text(local.read_text(encoding="utf-8").replace("path: models/tiny.keras", "path: ???"), "utf-8")
+    out = dvc(root, env, "exp", "run", "-S", "model.path=models/tiny.keras")
+    assert ran(out) == ["check_config"]  # the same params.yaml: only the check of the edited conf/ runs
+    record = yaml.safe_load((root / "outputs" / "composed_conf.yaml").read_text(encoding="utf-8"))
+    assert record["settings"]["model.path"] == "???"
     assert "up to date" in dvc(root, env, "status")
 
 

@@ -13,40 +13,54 @@ from omegaconf import OmegaConf
 
 from convlens.errors import ConvlensError
 from convlens.pipeline import conf_record, paths
-from convlens.pipeline.config import compose, write_params
+from convlens.pipeline.config import compose
 from stages import check_config
 
-BEFORE = {"render": {"map_cmap": "viridis", "dpi": 100}, "samples": {"indices": [0]}}
-AFTER = {"render": {"map_cmap": "magma", "dpi": 100}, "samples": {"indices": [0]}}
+BEFORE = {"render.map_cmap": "viridis", "render.dpi": 100, "samples.indices": [0]}
+AFTER = {"render.map_cmap": "magma", "render.dpi": 100, "samples.indices": [0]}
 
 
-def test_a_changed_key_that_params_still_holds_as_before_is_stale():
-    assert conf_record.stale_keys(BEFORE, BEFORE, AFTER) == ["render.map_cmap"]
+def nested(flat: dict) -> dict:
+    """``{"a.b": 1}`` → ``{"a": {"b": 1}}``: params.yaml's shape."""
+    tree: dict = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split(".")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
 
 
-def test_a_changed_key_that_params_took_is_not_stale():
-    assert conf_record.stale_keys(AFTER, BEFORE, AFTER) == []
+def test_a_changed_setting_that_params_does_not_hold_is_stale():
+    assert conf_record.stale_keys(nested(BEFORE), BEFORE, AFTER) == ["render.map_cmap"]
+    assert conf_record.stale_keys(nested(AFTER), BEFORE, AFTER) == []
 
 
-def test_values_set_at_other_keys_are_not_asked_about():
-    """An experiment's -S value (or a hand edit) at a key conf/ did not change stays the user's."""
-    params = {"render": {"map_cmap": "viridis", "dpi": 300}, "samples": {"indices": [0, 5]}}
+def test_a_value_of_the_users_at_the_edited_key_is_stale_too():
+    """An applied experiment's -S render.map_cmap=cividis, then conf/ edited to magma: which one is meant is the
+    user's to say (outside tester 5 #3)."""
+    params = nested({**BEFORE, "render.map_cmap": "cividis"})
     assert conf_record.stale_keys(params, BEFORE, AFTER) == ["render.map_cmap"]
-    assert conf_record.stale_keys({**params, "render": {"map_cmap": "magma", "dpi": 300}}, BEFORE, AFTER) == []
 
 
-def test_a_key_conf_added_or_dropped_is_stale_while_params_is_as_before():
-    added = {**AFTER, "film": {"filters": 16}}
-    assert conf_record.stale_keys(AFTER, AFTER, added) == ["film.filters"]
-    assert conf_record.stale_keys(added, AFTER, added) == []
-    assert conf_record.stale_keys(added, added, AFTER) == ["film.filters"]
-    assert conf_record.stale_keys(AFTER, added, AFTER) == []
+def test_values_set_at_keys_the_edit_left_alone_are_not_asked_about():
+    params = nested({**AFTER, "render.dpi": 300, "samples.indices": [0, 5]})
+    assert conf_record.stale_keys(params, BEFORE, AFTER) == []
 
 
-def test_the_line_names_each_key_its_values_and_the_fix():
-    line = conf_record.stale_line(["render.map_cmap"], BEFORE, AFTER)
-    assert "params.yaml still holds its earlier render.map_cmap ('viridis', conf/ now 'magma')" in line
-    assert "make params" in line and "\n" not in line
+def test_a_setting_conf_added_or_dropped_is_stale_until_params_follows():
+    added = {**AFTER, "film.filters": 16}
+    assert conf_record.stale_keys(nested(AFTER), AFTER, added) == ["film.filters"]
+    assert conf_record.stale_keys(nested(added), AFTER, added) == []
+    assert conf_record.stale_keys(nested(added), added, AFTER) == ["film.filters"]
+    assert conf_record.stale_keys(nested(AFTER), added, AFTER) == []
+
+
+def test_the_line_names_each_key_both_values_and_the_fixes():
+    line = conf_record.stale_line(["render.map_cmap"], nested(BEFORE), AFTER)
+    assert "params.yaml has render.map_cmap 'viridis' where conf/ now has 'magma'" in line
+    assert "make params" in line and "python -m convlens params KEY=VALUE" in line and "\n" not in line
     many = conf_record.stale_line([f"k{i}" for i in range(5)], {}, {})
     assert many.count("(absent)") == 6 and "and 2 more" in many
 
@@ -67,7 +81,7 @@ def test_the_digest_follows_conf_files_not_editors_files(tmp_path):
     assert conf_record.conf_digest(conf) not in (first, edited)
 
 
-@pytest.mark.parametrize("text", [None, "", "[1, 2]\n", "conf_sha256: 1\ncomposed: {}\n", "conf_sha256: x\n", "a: [\n"])
+@pytest.mark.parametrize("text", [None, "", "[1, 2]\n", "conf_sha256: 1\nsettings: {}\n", "conf_sha256: x\n", "a: [\n"])
 def test_a_missing_or_foreign_record_reads_as_none(tmp_path, text):
     path = tmp_path / "composed_conf.yaml"
     if text is not None:
@@ -80,11 +94,16 @@ def test_a_record_reads_back_as_written(tmp_path):
     path.parent.mkdir()
     conf_record.write_record(path, conf_record.Record("abc", AFTER))
     assert conf_record.read_record(path) == conf_record.Record("abc", AFTER)
+    assert conf_record.read_record(path.with_name("other.yaml")) is None
     assert path.read_text(encoding="utf-8").startswith(conf_record.HEADER)
 
 
-def params_of(root):
+def params_of(root) -> dict:
     return yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+
+
+def set_params(root, tree: dict) -> None:
+    (root / "params.yaml").write_text(yaml.safe_dump(tree, sort_keys=False), encoding="utf-8")
 
 
 def edit(root, rel: str, old: str, new: str) -> None:
@@ -94,59 +113,171 @@ def edit(root, rel: str, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
 
-def test_dvc_repro_after_a_conf_edit_without_make_params_is_refused(project):
-    """check_config as dvc repro runs it: a first run records conf/; the edit then needs `make params`."""
-    record = paths.composed_conf_path(project)
-    check_config.run(OmegaConf.create({}), project)
-    assert conf_record.read_record(record).composed == OmegaConf.to_container(compose(project), resolve=True)
-    edit(project, "render/book.yaml", "map_cmap: viridis", "map_cmap: magma")
-    mark = paths.config_check_path(project).read_bytes()
-    before = record.read_bytes()
-    stale = r"still holds its earlier render\.map_cmap \('viridis', conf/ now 'magma'\)"
-    with pytest.raises(ConvlensError, match=stale):
-        check_config.run(OmegaConf.create({}), project)
-    assert record.read_bytes() == before and paths.config_check_path(project).read_bytes() == mark
-    write_params(project, compose(project))  # make params
-    check_config.run(OmegaConf.create({}), project)
-    assert conf_record.read_record(record).composed["render"]["map_cmap"] == "magma"
+def check(root) -> None:
+    """check_config as `dvc repro` runs it (no DVC_EXP_NAME)."""
+    check_config.run(OmegaConf.create({}), root)
 
 
-def test_a_conf_edit_that_changes_no_value_passes_and_is_recorded(project):
-    check_config.run(OmegaConf.create({}), project)
-    edit(project, "render/book.yaml", "map_cmap: viridis", "map_cmap: viridis  # the book's")
-    check_config.run(OmegaConf.create({}), project)
-    assert conf_record.read_record(paths.composed_conf_path(project)).digest == conf_record.conf_digest(
-        project / "conf"
+@pytest.fixture
+def make_params(project, monkeypatch):
+    """``make params [OVERRIDES]``: the command, run in the project."""
+    from convlens.cli import params as params_command
+
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    return lambda *overrides: params_command.main(list(overrides))
+
+
+def record_of(root) -> conf_record.Record:
+    record = conf_record.read_record(paths.composed_conf_path(root))
+    assert record is not None
+    return record
+
+
+def test_dvc_repro_after_a_conf_edit_without_make_params_is_refused(project, make_params):
+    make_params()
+    assert record_of(project) == conf_record.Record(
+        conf_record.conf_digest(project / "conf"), conf_record.conf_settings(project / "conf")
     )
+    edit(project, "render/book.yaml", "map_cmap: viridis", "map_cmap: magma")
+    before = paths.composed_conf_path(project).read_bytes()
+    stale = r"params.yaml has render\.map_cmap 'viridis' where conf/ now has 'magma'"
+    with pytest.raises(ConvlensError, match=stale):
+        check(project)
+    assert paths.composed_conf_path(project).read_bytes() == before
+    assert not paths.config_check_path(project).exists()  # no mark: nothing downstream would run
+    make_params()
+    check(project)
+    assert record_of(project).settings["render.map_cmap"] == "magma"
 
 
-def test_experiment_values_survive_a_conf_edit_of_other_keys(project):
-    """params.yaml as `dvc exp apply` leaves it (a -S value) passes an edit of another key once it is recomposed
-    by hand at that key, and is refused, naming only that key, while it is not."""
-    check_config.run(OmegaConf.create({}), project)
+def test_a_second_edit_after_make_params_is_refused_too(project, make_params):
+    """outside tester 5 #1: make params records conf/, so the edit after it is the one asked about."""
+    make_params()
+    edit(project, "render/book.yaml", "map_cmap: viridis", "map_cmap: magma")
+    make_params()
+    edit(project, "render/book.yaml", "map_cmap: magma", "map_cmap: plasma")
+    with pytest.raises(ConvlensError, match=r"render\.map_cmap 'magma' where conf/ now has 'plasma'"):
+        check(project)
+
+
+def test_an_edit_undone_after_make_params_is_refused(project, make_params):
+    """outside tester 5 #1 B: conf/ back as it was, params.yaml still composed from the edit."""
+    make_params()
+    book = project / "conf" / "render" / "book.yaml"
+    original = book.read_bytes()
+    edit(project, "render/book.yaml", "map_cmap: viridis", "map_cmap: magma")
+    make_params()
+    book.write_bytes(original)
+    with pytest.raises(ConvlensError, match=r"render\.map_cmap 'magma' where conf/ now has 'viridis'"):
+        check(project)
+
+
+def test_a_conf_edit_that_changes_no_value_passes_and_is_recorded(project, make_params):
+    make_params()
+    edit(project, "render/book.yaml", "map_cmap: viridis", "map_cmap: viridis  # the book's")
+    check(project)
+    assert record_of(project).digest == conf_record.conf_digest(project / "conf")
+
+
+def test_experiment_values_at_other_keys_stay_and_the_edited_key_is_asked_about(project, make_params):
+    """params.yaml as `dvc exp apply` leaves it (-S render.dpi=300) with conf/'s filter_cmap edited: only
+    filter_cmap is named; once params.yaml holds it, the experiment's dpi passes."""
+    make_params()
     params = params_of(project)
-    params["render"]["dpi"] = 300  # -S render.dpi=300, applied
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    params["render"]["dpi"] = 300
+    set_params(project, params)
     edit(project, "render/book.yaml", "filter_cmap: viridis", "filter_cmap: magma")
     with pytest.raises(ConvlensError) as e:
-        check_config.run(OmegaConf.create({}), project)
+        check(project)
     assert "render.filter_cmap" in str(e.value) and "render.dpi" not in str(e.value)
     params["render"]["filter_cmap"] = "magma"
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
-    check_config.run(OmegaConf.create({}), project)
+    set_params(project, params)
+    check(project)
 
 
-def test_under_dvc_exp_run_the_edit_is_recorded_not_refused(project, monkeypatch):
-    """DVC composed params.yaml from conf/ just before (a -S value may even equal conf/'s earlier one)."""
-    check_config.run(OmegaConf.create({}), project)
+def test_a_key_composition_derives_is_not_asked_about(project, make_params):
+    """feature_maps.each follows feature_maps.layers (and the model): the line names the setting, not it."""
+    make_params()
+    edit(project, "config.yaml", "  layers: null           # null: every conv layer of", "  layers: [0]  # of")
+    with pytest.raises(ConvlensError) as e:
+        check(project)
+    assert "feature_maps.layers None where conf/ now has [0]" in str(e.value)
+    assert "feature_maps.each" not in str(e.value)
+
+
+def test_under_dvc_exp_run_the_edit_is_recorded_not_refused(project, make_params, monkeypatch):
+    """DVC composed params.yaml from conf/ just before (a -S value may differ from conf/'s new one)."""
+    make_params()
     edit(project, "render/book.yaml", "map_cmap: viridis", "map_cmap: magma")
     monkeypatch.setenv("DVC_EXP_NAME", "exp-1")
-    check_config.run(OmegaConf.create({}), project)  # params.yaml: -S render.map_cmap=viridis
-    assert conf_record.read_record(paths.composed_conf_path(project)).composed["render"]["map_cmap"] == "magma"
+    check(project)  # params.yaml as -S render.map_cmap=viridis composes it
+    assert record_of(project).settings["render.map_cmap"] == "magma"
 
 
-def test_a_conf_that_does_not_compose_is_one_line(project):
-    check_config.run(OmegaConf.create({}), project)
+def test_a_conf_that_composes_only_with_overrides_is_recorded(project, make_params, monkeypatch):
+    """outside tester 5 #4: model.path ??? in conf/, given with -S: make params and dvc exp run record conf/."""
+    model = params_of(project)["model"]["path"]
+    edit(project, "model/local.yaml", f"path: {model}", "path: ???")
+    make_params(f"model.path={model}")
+    assert record_of(project).settings["model.path"] == "???"
+    check(project)
+    edit(project, "render/book.yaml", "map_cmap: viridis", "map_cmap: magma")
+    monkeypatch.setenv("DVC_EXP_NAME", "exp-1")
+    check(project)
+    assert record_of(project).settings["render.map_cmap"] == "magma"
+
+
+def test_a_stage_run_on_its_own_records_conf(project, monkeypatch):
+    from convlens.pipeline.config import apply_overrides
+
+    edit(project, "render/book.yaml", "map_cmap: viridis", "map_cmap: magma")
+    apply_overrides(project, ["samples.indices=[0,1]"])
+    assert record_of(project).settings["render.map_cmap"] == "magma"
+    check(project)
+
+
+def test_a_missing_record_is_written_anew_with_a_warning(project, caplog):
+    edit(project, "render/book.yaml", "map_cmap: viridis", "map_cmap: magma")
+    check(project)
+    assert "composed_conf.yaml was missing or unreadable" in caplog.text
+    assert record_of(project).settings["render.map_cmap"] == "magma"
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        (b"dpi: [1,\n", r"conf/render/book\.yaml is not readable YAML \(line \d+: "),
+        (b"# caf\xe9\n", r"conf/render/book\.yaml is not UTF-8 \(invalid continuation byte at byte \d+\)"),
+        (b"dpi: 90\n", r"conf/render/book\.yaml is not readable YAML \(line \d+: a key appears twice\)"),
+    ],
+    ids=["unclosed", "latin-1", "duplicate-key"],
+)
+def test_a_conf_that_does_not_compose_is_one_line(project, make_params, text, line):
+    """outside tester 5 #6: under dvc repro (check_config) and make params alike, no traceback."""
+    make_params()
+    book = project / "conf" / "render" / "book.yaml"
+    book.write_bytes(book.read_bytes() + text)
+    for run in (lambda: check(project), lambda: compose(project)):
+        with pytest.raises(ConvlensError, match=rf"^conf/ does not compose: {line}"):
+            run()
+
+
+def test_a_value_the_schema_refuses_in_conf_is_named_by_make_params(project, make_params):
+    """check_config reads conf/'s settings unchecked: params.yaml lacks the edit, so it is stale; make params then
+    names the value."""
+    make_params()
     edit(project, "render/book.yaml", "map_cmap: viridis", "map_cmap: no-such-map")
-    with pytest.raises(ConvlensError, match=r"^conf/ does not compose: render\.map_cmap"):
-        check_config.run(OmegaConf.create({}), project)
+    with pytest.raises(ConvlensError, match=r"render\.map_cmap 'viridis' where conf/ now has 'no-such-map'"):
+        check(project)
+    with pytest.raises(ConvlensError, match=r"^render\.map_cmap"):
+        compose(project)
+
+
+def test_a_missing_preset_is_not_called_an_override(project):
+    """outside tester 5 #8: without overrides, Hydra's line is about conf/."""
+    edit(project, "config.yaml", "- untrained: default", "- untrained: defualt")
+    with pytest.raises(
+        ConvlensError, match=r"^conf/ does not compose: In 'config': Could not find 'untrained/defualt'"
+    ):
+        compose(project)

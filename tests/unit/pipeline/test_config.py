@@ -41,11 +41,11 @@ def test_params_yaml_is_the_composition_of_conf():
 
 
 def test_the_committed_record_of_conf_is_conf_as_composed():
-    """check_config's record (git-tracked, with dvc.lock) is conf/ now: after editing conf/, `make params` and
-    `dvc repro` rewrite it; a stale one would ask a fresh clone's params.yaml about edits it already holds."""
+    """The record of conf/ as params.yaml was composed (git-tracked) is conf/ now: `make params` rewrites it; a stale
+    one would make a fresh clone's dvc repro ask params.yaml about edits it never had."""
     record = conf_record.read_record(paths.composed_conf_path(PROJECT))
     assert record is not None and record.digest == conf_record.conf_digest(PROJECT / "conf")
-    assert record.composed == OmegaConf.to_container(compose(PROJECT), resolve=True)
+    assert record.settings == conf_record.conf_settings(PROJECT / "conf")
 
 
 def test_a_foreach_instance_is_defined_by_its_stage():

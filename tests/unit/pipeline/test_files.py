@@ -222,11 +222,11 @@ STATES = {"o": "old", "n": "new", "-": None}
 @pytest.mark.parametrize(
     ("kill_at", "states", "in_dvc_repo"),
     [
-        ("save:1", "oooo", True),
-        ("replace:2", "-ooo", True),
-        ("replace:4", "n-oo", True),
-        ("replace:6", "nnno", True),
-        ("replace:2", "-ooo", False),
+        ("save:1", "oooo", True),  # replace:1 and :2 are params.yaml and the record of conf/ (the override)
+        ("replace:3", "-ooo", True),
+        ("replace:5", "n-oo", True),
+        ("replace:7", "nnno", True),
+        ("replace:3", "-ooo", False),
     ],
     ids=["mid-array", "old-dir-moved-aside", "between-outputs", "before-last-file", "outside-a-dvc-repo"],
 )
