@@ -341,9 +341,15 @@ def test_an_interrupted_dvc_exp_run_is_undone_by_git_checkout_head(request, tmp_
         sh(root, "git", "checkout", "--", "params.yaml", env=env)  # the old advice: the index's copy
         assert yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))["weights"]["percentiles"] == [1, 99]
 
+    # outside tester 5: killed, DVC leaves HEAD detached at the commit (it restores the branch after Ctrl-C)
+    detached = sh(root, "git", "symbolic-ref", "-q", "HEAD", env=env, check=False).strip() != "refs/heads/main"
+    assert detached == (signal_name == "SIGKILL")
+    if detached:
+        sh(root, "git", "checkout", "-q", "main", env=env)  # docs/robustness.md: back on the branch first
     sh(root, "git", "checkout", "HEAD", "--", "params.yaml", "dvc.lock", "outputs", env=env)  # docs/robustness.md
     sh(root, *DVC, "checkout", "extract_weights", env=env)  # `dvc checkout`: this repo has run up to extract_weights
     assert (root / "params.yaml").read_bytes() == params and (root / "dvc.lock").read_bytes() == lock
     assert snapshot(root / "outputs") == before
     assert sh(root, "git", "status", "--porcelain", env=env) == ""
+    assert sh(root, "git", "symbolic-ref", "HEAD", env=env).strip() == "refs/heads/main"
     assert "Data and pipelines are up to date" in sh(root, *DVC, "status", "extract_weights", env=env)
