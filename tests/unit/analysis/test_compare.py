@@ -2,7 +2,16 @@
 
 import math
 
-from convlens.analysis.compare import MODEL_LEVEL, changed, compare_statistics, one_sided, shared, statistic_rows
+from convlens.analysis.compare import (
+    MODEL_LEVEL,
+    TRAINING,
+    TRAINING_FILE,
+    changed,
+    compare_statistics,
+    one_sided,
+    shared,
+    statistic_rows,
+)
 
 
 def test_rows_of_nested_metrics_keep_numbers_only():
@@ -83,3 +92,52 @@ def test_an_unchanged_zero_has_no_relative_change_and_the_tolerance_is_exclusive
     assert table["relative_change"].tolist() == [0.0]  # unchanged, not NaN from 0 / 0
     table = compare_statistics({("m", "conv2d", "mean"): 1.0}, {("m", "conv2d", "mean"): 1.5})
     assert changed(table, tolerance=0.5).empty and len(changed(table, tolerance=0.25)) == 1
+
+
+def dvclive_metrics(val_accuracy: float, kernel_std: float) -> dict:
+    """outputs/train/live/metrics.json as DVCLive writes it after training: the last epoch's numbers at the top,
+    each conv layer's kernel statistics under its name."""
+    return {
+        "loss": 0.31,
+        "accuracy": 0.89,
+        "val_loss": 0.35,
+        "val_accuracy": val_accuracy,
+        "step": 5,
+        "conv2d": {"kernel_mean": -0.02, "kernel_std": kernel_std},
+        "conv2d_1": {"kernel_mean": -0.01, "kernel_std": 0.05},
+    }
+
+
+def test_dvclive_training_metrics_are_the_trained_models_never_a_model_per_layer():
+    """DVCLive's file is not keyed by model: its layers are the trained model's during training, its top-level
+    numbers that training's loss and accuracy (val_accuracy, the headline of two training runs); step is no
+    statistic."""
+    files = {
+        TRAINING_FILE: dvclive_metrics(0.91, 0.2),
+        "outputs/metrics/evaluate.json": {"trained": {"accuracy": 0.9}},
+    }
+    rows = statistic_rows(files)
+    assert TRAINING_FILE == "outputs/train/live/metrics.json"  # the path dvc.yaml declares for train@trained
+    assert rows == {
+        ("trained", MODEL_LEVEL, "accuracy"): 0.9,
+        ("trained", TRAINING, "loss"): 0.31,
+        ("trained", TRAINING, "accuracy"): 0.89,
+        ("trained", TRAINING, "val_loss"): 0.35,
+        ("trained", TRAINING, "val_accuracy"): 0.91,
+        ("trained", f"conv2d {TRAINING}", "kernel_mean"): -0.02,
+        ("trained", f"conv2d {TRAINING}", "kernel_std"): 0.2,
+        ("trained", f"conv2d_1 {TRAINING}", "kernel_mean"): -0.01,
+        ("trained", f"conv2d_1 {TRAINING}", "kernel_std"): 0.05,
+    }
+    assert {model for model, _, _ in rows} == {"trained"}  # no model called conv2d
+    diff = changed(compare_statistics(rows, statistic_rows({TRAINING_FILE: dvclive_metrics(0.93, 0.25)})))
+    assert diff[["layer", "statistic"]].values.tolist() == [
+        [TRAINING, "val_accuracy"],
+        [f"conv2d {TRAINING}", "kernel_std"],
+    ]
+
+
+def test_a_file_of_the_same_shape_elsewhere_is_read_by_model():
+    """Only DVCLive's file of training is read as training: any other metrics file is keyed by model."""
+    rows = statistic_rows({"outputs/metrics/other.json": {"trained": {"conv2d": {"std": 0.2}}, "val_loss": 0.3}})
+    assert rows == {("trained", "conv2d", "std"): 0.2}
