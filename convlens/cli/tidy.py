@@ -42,6 +42,12 @@ def revision(root: Path, rev: str) -> str:
         raise ConvlensError(f"{e}; name a git revision or an experiment (dvc exp show), the one you applied") from e
 
 
+def not_ignored(root: Path) -> set[str]:
+    """The workspace's files under ``outputs/`` that git does not ignore: tracked at HEAD, or untracked."""
+    present = git_paths(root, "ls-files", "-z", "--", OUTPUTS)
+    return present | git_paths(root, "ls-files", "-z", "--others", "--exclude-standard", "--", OUTPUTS)
+
+
 def leftovers(present: set[str], kept: set[str]) -> list[str]:
     """The paths of ``present`` (the workspace's files under ``outputs/`` that git does not ignore) that the applied
     commit lacks (``kept``: its files there), in order."""
@@ -71,14 +77,18 @@ def main(argv: list[str] | None = None) -> None:
     try:
         root = project_root()
         commit = revision(root, args.rev)
+        kept = git_paths(root, "ls-tree", "-r", "-z", "--name-only", commit, "--", OUTPUTS)
         with repository_lock(root):  # not while a stage writes outputs/
-            present = git_paths(root, "ls-files", "-z", "--", OUTPUTS)  # tracked at HEAD
-            present |= git_paths(root, "ls-files", "-z", "--others", "--exclude-standard", "--", OUTPUTS)
-            found = leftovers(present, git_paths(root, "ls-tree", "-r", "-z", "--name-only", commit, "--", OUTPUTS))
-            if not args.dry_run:
-                remove(root, found)
+            found = batch = leftovers(not_ignored(root), kept)
+            while batch and not args.dry_run:
+                remove(root, batch)
+                hid = any(Path(p).name == ".gitignore" for p in batch)  # another run's: what it hid shows now
+                batch = [p for p in leftovers(not_ignored(root), kept) if p not in found] if hid else []
+                found = found + batch
     except ConvlensError as e:
         sys.exit(f"tidy: error: {e}")
     for path in found:
         print(f"{'would delete' if args.dry_run else 'deleted'} {path}")
+    if args.dry_run and any(Path(p).name == ".gitignore" for p in found):
+        print("tidy: deleting those .gitignore files shows the files they hid, which tidy then deletes too")
     print(f"tidy: {len(found)} file(s) {args.rev} lacks {'found' if args.dry_run else 'deleted'} under {OUTPUTS}/")

@@ -129,6 +129,74 @@ def test_compare_counts_statistics_of_one_run_only_apart_from_changes(two_runs, 
     )
 
 
+def gif(shades: tuple[int, ...]) -> bytes:
+    """An animated GIF, one 4×4 frame per shade: a film's figure."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    frames = [Image.new("L", (4, 4), shade) for shade in shades]
+    frames[0].save(out, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return out.getvalue()
+
+
+def test_compare_shows_the_films_gifs_that_differ_beside_the_pngs(two_runs, capsys):
+    """The film's GIFs (outputs/figures/film) are figures too: one that differs is shown as the GIF itself, A
+    beside B, from git for HEAD and from disk for the workspace; one of the same bytes is counted as equal."""
+    film = two_runs / "outputs" / "figures" / "film"
+    film.mkdir()
+    (film / "conv2d_filters.gif").write_bytes(gif((0, 90)))
+    (film / "conv2d_maps_0.gif").write_bytes(gif((5, 50)))
+    commit(two_runs, repo_env(), "a film")
+    (film / "conv2d_filters.gif").write_bytes(gif((0, 160, 250)))
+    cli.main(["compare", "HEAD", "--language", "en"])
+    capsys.readouterr()
+    out = two_runs / "outputs" / "compare"
+    page = Page((out / "HEAD_vs_workspace.html").read_text(encoding="utf-8"))
+    gifs = [src for src in page.images if src.endswith(".gif")]
+    assert gifs == [
+        "HEAD_vs_workspace_files/figures/a/film/conv2d_filters.gif",
+        "HEAD_vs_workspace_files/figures/b/film/conv2d_filters.gif",
+    ]
+    assert (out / gifs[0]).read_bytes() == gif((0, 90)) and (out / gifs[1]).read_bytes() == gif((0, 160, 250))
+    assert "film/conv2d_filters.gif: left HEAD, right workspace." in page.text
+    assert "weights/filters.png: left HEAD, right workspace." in page.text  # the PNG that differs, still there
+    assert not any("conv2d_maps_0" in src for src in page.images)  # the same bytes in both runs
+
+
+def test_compare_labels_dvclives_training_metrics_as_the_trained_models(two_runs, capsys):
+    """Two training runs: DVCLive's last epoch (val_accuracy first) is the trained model's training, in the CSV,
+    the page and the chart; its per-layer kernel statistics are that model's layers, not models."""
+    dvc_yaml = two_runs / "dvc.yaml"
+    dvc_yaml.write_text(
+        dvc_yaml.read_text(encoding="utf-8") + "      - outputs/train/live/metrics.json:\n          cache: false\n",
+        encoding="utf-8",
+    )
+    live = two_runs / "outputs" / "train" / "live"
+    live.mkdir(parents=True)
+
+    def trained(val_accuracy: float, kernel_std: float) -> None:
+        metrics = {"loss": 0.3, "accuracy": 0.89, "val_loss": 0.35, "val_accuracy": val_accuracy, "step": 3}
+        metrics |= {"conv2d": {"kernel_mean": -0.02, "kernel_std": kernel_std}}
+        (live / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+
+    trained(0.9, 0.2)
+    commit(two_runs, repo_env(), "a training run")
+    trained(0.92, 0.25)
+    cli.main(["compare", "HEAD", "--language", "en"])
+    said = capsys.readouterr().out
+    assert said.startswith("compare: HEAD → workspace: 2 of 9 statistics in both runs changed;")
+    out = two_runs / "outputs" / "compare"
+    rows = list(csv.DictReader((out / "HEAD_vs_workspace.csv").open(encoding="utf-8", newline="")))
+    by_key = {(r["model"], r["layer"], r["statistic"]): (r["a"], r["b"]) for r in rows}
+    assert by_key[("trained", "(training)", "val_accuracy")] == ("0.9", "0.92")
+    assert by_key[("trained", "(training)", "loss")] == ("0.3", "0.3")
+    assert by_key[("trained", "conv2d (training)", "kernel_std")] == ("0.2", "0.25")
+    assert {r["model"] for r in rows} == {"trained", "untrained"}  # no model called conv2d
+    assert not any(r["statistic"] == "step" for r in rows)
+    page = Page((out / "HEAD_vs_workspace.html").read_text(encoding="utf-8"))
+    assert "val_accuracy" in page.text and "conv2d (training)" in page.text
+
+
 def test_compare_names_a_run_it_cannot_find_or_read(two_runs, capsys):
     with pytest.raises(SystemExit) as exit:
         cli.main(["compare", "nosuch"])
@@ -288,6 +356,26 @@ def test_tidy_after_applying_head_deletes_the_untracked_files_another_run_left(a
     cli.main(["tidy"])  # HEAD: conv2d and pool; conv2d_1's and conv2d_2's tables are another run's, untracked
     deleted = capsys.readouterr().out.splitlines()[:-1]
     assert deleted == [f"deleted outputs/metrics/channels/{layer}/trained.csv" for layer in ("conv2d_1", "conv2d_2")]
+
+
+def test_tidy_deletes_what_another_runs_gitignore_hid_in_one_pass(applied, capsys):
+    """outside tester 5: a training run's outputs/train/.gitignore, which HEAD lacks, hid files DVC never cached (a
+    stage run by hand); deleting it shows them, and the same tidy deletes them too."""
+    train = applied / "outputs" / "train"
+    train.mkdir()
+    (train / ".gitignore").write_text("/model.keras\n/snapshots\n", encoding="utf-8")
+    (train / "model.keras").write_bytes(b"by hand")
+    (train / "snapshots").mkdir()
+    (train / "snapshots" / "conv2d_kernels.npy").write_bytes(b"by hand")
+    cli.main(["tidy", "--dry-run"])
+    dry = capsys.readouterr().out.splitlines()
+    assert "would delete outputs/train/.gitignore" in dry and "would delete outputs/train/model.keras" not in dry
+    assert "tidy: deleting those .gitignore files shows the files they hid, which tidy then deletes too" in dry
+    cli.main(["tidy"])
+    deleted = capsys.readouterr().out.splitlines()
+    assert "deleted outputs/train/.gitignore" in deleted and "deleted outputs/train/model.keras" in deleted
+    assert "deleted outputs/train/snapshots/conv2d_kernels.npy" in deleted
+    assert not train.exists()
 
 
 def test_tidy_names_a_revision_it_cannot_find_and_deletes_nothing(applied, capsys):
