@@ -69,6 +69,7 @@ class InputScale:
 
     divisor: float  # SCALE_KEY's value, or 1 when the model scales raw pixels itself
     preprocessing: str | None = None  # the model's own Rescaling / Normalization, described, when it takes raw pixels
+    trained_here: bool = False  # trained by this pipeline (model.train_runs) at this very divisor: scale is no suspect
 
     @property
     def top(self) -> float:
@@ -82,19 +83,26 @@ class InputScale:
         return f"the model starts with {self.preprocessing}: feeding raw 0–255 pixels, {SCALE_KEY} ignored"
 
     def suggestion(self) -> str:
-        """What a silent first conv layer hints at (a key of ``HINTS``): ``raw`` (try ``input.scale=1``), ``unit``
-        (try ``input.scale=255``), or ``own`` (the model's own preprocessing already gets raw pixels)."""
+        """What a silent first conv layer hints at (a key of ``HINTS``): ``diverged`` for a model trained here (at
+        this very scale: its training may have diverged), ``raw`` (try ``input.scale=1``), ``unit`` (try
+        ``input.scale=255``), or ``own`` (the model's own preprocessing already gets raw pixels)."""
+        if self.trained_here:
+            return "diverged"
         return "own" if self.preprocessing is not None else "unit" if self.divisor == 1 else "raw"
 
     def silent_warning(self, layer: str, peaks: np.ndarray, seen: str) -> str | None:
         """A warning when more than half of ``layer``'s channels never fire (``peaks``: each channel's
         largest activation, ≤ 0 when it never fires) on what was ``seen``: the sign of pixels scaled
-        otherwise than the model was trained on."""
+        otherwise than the model was trained on, or, for a model trained here at this scale, of a training that
+        diverged."""
         silent, channels = silent_channels(peaks)
         if 2 * silent <= channels:
             return None
-        hint = HINTS[self.suggestion()].format(preprocessing=self.preprocessing)
+        suggestion = self.suggestion()
+        hint = HINTS[suggestion].format(preprocessing=self.preprocessing)
         problem = f"{silent} of {channels} channels of {layer} never fire on {seen}"
+        if suggestion == "diverged":
+            return f"warning: {problem}: {hint}"
         return f"warning: {problem}; is the input scale right? {hint}"
 
     def record(self, layer: str, peaks: np.ndarray, split: str, images: int) -> dict[str, object]:
@@ -118,6 +126,7 @@ HINTS = {  # what ``InputScale.silent_warning`` suggests, by ``InputScale.sugges
     "raw": f"the model may expect raw pixels: {SCALE_KEY}=1",
     "unit": f"the model may expect pixels in 0..1: {SCALE_KEY}=255",
     "own": "it gets raw 0–255 pixels, as its first layer {preprocessing} asks",
+    "diverged": "the training of this run may have diverged (see its learning curves; a lower train.learning_rate)",
 }
 
 
@@ -126,15 +135,18 @@ def silent_channels(peaks: np.ndarray) -> tuple[int, int]:
     return int((np.asarray(peaks) <= 0).sum()), int(np.size(peaks))
 
 
-def input_scale(scale: object, preprocessing: Sequence[str] = ()) -> InputScale:
+def input_scale(scale: object, preprocessing: Sequence[str] = (), trained_here: bool = False) -> InputScale:
     """The divisor for the pixels: 1 (raw 0–255 pixels) when the model scales its input itself
     (``preprocessing``: its Rescaling and Normalization layers before the first conv layer, described; dividing
-    first would scale the pixels twice); else ``scale``, the configured divisor."""
+    first would scale the pixels twice); else ``scale``, the configured divisor. ``trained_here``: the model was
+    trained by this pipeline (``model.train_runs``), on pixels divided by this same ``scale``."""
     scale = check_scale(scale)
-    return InputScale(1.0, ", then ".join(preprocessing)) if preprocessing else InputScale(scale)
+    if preprocessing:
+        return InputScale(1.0, ", then ".join(preprocessing), trained_here)
+    return InputScale(scale, trained_here=trained_here)
 
 
-def read_input_scale(archive: Archive, scale: object) -> InputScale:
+def read_input_scale(archive: Archive, scale: object, trained_here: bool = False) -> InputScale:
     """``input_scale`` for a ``.keras`` archive; the weights file is read only for a Normalization layer."""
     found = preprocessing_layers(archive.config)
     normalizations = [address for address, entry in found if entry["class_name"] == "Normalization"]
@@ -144,7 +156,7 @@ def read_input_scale(archive: Archive, scale: object) -> InputScale:
         outer = address.rpartition("/")[0]
         text = describe_preprocessing(entry, list(weights.get(address, [])))
         described.append(f"{text} in {outer}" if outer else text)
-    return input_scale(scale, described)
+    return input_scale(scale, described, trained_here)
 
 
 def fixed_input_shape(archive: Archive, sample: Sequence[int] | None = None) -> tuple[int, ...]:

@@ -76,16 +76,24 @@ class Models:
 
 
 def prepare(
-    root: Path, images: np.ndarray, scale: object, log: logging.Logger, role: str = "trained", engine: str = "numpy"
+    root: Path,
+    images: np.ndarray,
+    scale: object,
+    log: logging.Logger,
+    role: str = "trained",
+    engine: str = "numpy",
+    trained_here: bool = False,
 ) -> Models:
     """The start of a stage that runs the models on ``images`` (N, H, W[, C] pixels): the ``role`` model opened (a
     stage of one model reads that model alone; both have the same layers), the images' shape checked against its
     input, the pixel divisor read (``input.scale``, or 1 for a model with its own Rescaling or Normalization: ``log``
     says so), and the engine chosen (``compute.engine``: ``numpy``, ``keras``, or ``auto``:
-    :func:`engine.choose_engine` for all of ``images`` through that model, in one log line)."""
+    :func:`engine.choose_engine` for all of ``images`` through that model, in one log line). ``trained_here``: the
+    trained model was trained by this pipeline at this ``scale`` (``model.train_runs``), so its silent channels
+    hint at a diverged training, not at a wrong scale."""
     trained = open_model(root, role)
     trained.check_input(images.shape[1:])
-    input_scale = read_input_scale(trained, scale)
+    input_scale = read_input_scale(trained, scale, trained_here)
     if note := input_scale.note():
         log.info("%s", note)
     sample = model_inputs(images[:1], input_scale.divisor)

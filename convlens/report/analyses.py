@@ -126,7 +126,8 @@ class AnalysisSections:
 
     def input_range(self) -> list[Text | Note]:
         """The input range evaluate fed, and its warning when most of the first conv layer's channels never fired
-        (``input_range.json``): a wrong ``input.scale`` otherwise shows only as a low accuracy."""
+        (``input_range.json``): a wrong ``input.scale`` otherwise shows only as a low accuracy; for a model trained
+        here (at this very scale) a training that may have diverged."""
         t, path = self.t, paths.input_range_path(self.root)
         if not path.is_file():
             return [self.missing(path)]
@@ -137,21 +138,22 @@ class AnalysisSections:
         else:
             blocks = [Text(t("input_scaled", divisor=number(divisor), top=number(PIXEL_MAX / divisor)))]
         if record["warning"]:
-            hints = {
-                "raw": t("input_hint_raw"),
-                "unit": t("input_hint_unit"),
-                "own": t("input_hint_own", preprocessing=preprocessing),
+            fields = {
+                "silent": record["silent_channels"],
+                "channels": record["channels"],
+                "layer": record["layer"],
+                "images": number(record["images"]),
+                "split": self.split(record["split"]),
             }
-            warning = t(
-                "input_warning",
-                silent=record["silent_channels"],
-                channels=record["channels"],
-                layer=record["layer"],
-                images=number(record["images"]),
-                split=self.split(record["split"]),
-                hint=hints[record["suggestion"]],
-            )
-            blocks.append(Note(warning))
+            if self.trained_here():  # trained here at this very scale: its training is the suspect, not the scale
+                blocks.append(Note(t("input_warning_trained", **fields)))
+            else:
+                hints = {
+                    "raw": t("input_hint_raw"),
+                    "unit": t("input_hint_unit"),
+                    "own": t("input_hint_own", preprocessing=preprocessing),
+                }
+                blocks.append(Note(t("input_warning", **fields, hint=hints[record["suggestion"]])))
         return blocks
 
     def examples(self) -> Section:

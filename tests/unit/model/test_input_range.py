@@ -147,6 +147,20 @@ def test_more_than_half_the_channels_silent_is_a_warning_naming_the_scale_key():
     assert InputScale(255.0).silent_warning("conv2d", np.full(4, -1e-3), "x").startswith("warning: 4 of 4")
 
 
+def test_a_model_trained_here_is_warned_about_its_training_not_its_input_scale():
+    """The pipeline trained it at this very scale: ``input.scale=1`` would be false advice; a diverged run is not."""
+    peaks = np.r_[np.zeros(31), 0.5]
+    here = input_scale(255.0, trained_here=True)
+    assert (here.divisor, here.suggestion()) == (255.0, "diverged")
+    assert here.silent_warning("conv2d", peaks, "the 10000 test images") == (
+        "warning: 31 of 32 channels of conv2d never fire on the 10000 test images: the training of this run may "
+        "have diverged (see its learning curves; a lower train.learning_rate)"
+    )
+    assert here.record("conv2d", peaks, "test", 10000)["suggestion"] == "diverged"
+    assert here.silent_warning("conv2d", np.ones(32), "x") is None  # a healthy trained-here model: no warning
+    assert input_scale(255.0).suggestion() == "raw"  # not trained here: the scale hint as before
+
+
 # --- through the stages, on the tiny data ---------------------------------------------------------------
 
 
@@ -435,6 +449,26 @@ def test_evaluate_warns_about_a_model_built_for_raw_pixels_and_the_report_says_s
     assert (record["divisor"], record["silent_channels"], record["warning"]) == (1.0, 0, None)
     section = evaluate_section(project)
     assert "pixels / 1 (0–255; input.scale=1)." in section and "Warning" not in section
+
+
+def test_the_report_blames_a_diverged_training_not_the_scale_for_a_model_trained_here(
+    project, stage_config, composed, run_pipeline, tmp_path
+):
+    raw_pixel_model().save(tmp_path / "raw.keras")
+    run_evaluate(project, stage_config, composed, run_pipeline, tmp_path / "raw.keras")
+    params = read_yaml(project / "params.yaml")
+    params["model"]["train_runs"] = ["trained"]  # -S model=train: trained by the pipeline at this input.scale
+    page = report_page(project, params, "en")
+    section = Page(page).section_notes(page, "evaluate")
+    assert (
+        '<p class="note">Warning: 6 of 8 channels of conv2d never fire on the 6 test images. The pipeline trained '
+        "this model on inputs scaled as these are, so the input scale is not the cause: its training may have "
+        "diverged (see its learning curves; try a lower train.learning_rate).</p>"
+    ) in section
+    assert "input.scale=1" not in section and "scaled otherwise" not in section
+    korean_page = report_page(project, params, "ko")
+    korean = Page(korean_page).section_notes(korean_page, "evaluate")
+    assert "훈련이 발산했을 수 있습니다" in korean and "input.scale=1로" not in korean
 
 
 def test_a_healthy_model_is_not_warned_about_in_evaluate_and_the_report_names_its_own_scaling(

@@ -110,6 +110,18 @@ def test_only_a_silent_first_conv_layer_is_warned_about(tiny_root, caplog):
     assert messages(caplog, "WARNING") == [warning]
 
 
+def test_a_silent_first_conv_layer_of_a_model_trained_here_is_blamed_on_its_training(tiny_root, caplog):
+    caplog.set_level("INFO")
+    models = prepare(tiny_root, PIXELS, 255, LOG, trained_here=True)
+    silent = {"max": np.array([0.0, -1.0, 0.0, 2.0])}
+    warning = models.warn_if_silent({"conv2d": silent}, "the 3 test images")
+    assert warning == (
+        "warning: 3 of 4 channels of conv2d never fire on the 3 test images: the training of this run may have "
+        "diverged (see its learning curves; a lower train.learning_rate)"
+    )
+    assert messages(caplog, "WARNING") == [warning]
+
+
 def test_the_input_range_record_of_the_first_conv_layer_logs_its_warning(tiny_root, caplog):
     caplog.set_level("INFO")
     models = prepare(tiny_root, PIXELS, 1, LOG)
