@@ -7,6 +7,7 @@ would print a traceback of import machinery. ``stages/__init__.py`` installs :fu
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +23,10 @@ def stage_label(stage: str, args: Sequence[str]) -> str:
 
 
 def interrupted_line(label: str) -> str:
-    return f"{label}: interrupted; no output was written, rerun dvc repro"
+    """The one line of an interrupted stage: what to rerun (under ``dvc exp run``, which sets DVC_EXP_NAME, the
+    experiment: ``dvc repro`` would run its params outside it)."""
+    again = "dvc exp run with the same -S options" if os.environ.get("DVC_EXP_NAME") else "dvc repro"
+    return f"{label}: interrupted; no output was written, rerun {again}"
 
 
 def running_stage(argv: Sequence[str]) -> str | None:

@@ -17,6 +17,19 @@ from tests.support.helpers import PROJECT, hidden, snapshot, staging_areas
 LINE = "samples: interrupted; no output was written, rerun dvc repro\n"
 
 
+def test_under_dvc_exp_run_the_line_says_to_rerun_the_experiment(monkeypatch):
+    """outside tester 5: under `dvc exp run`, `dvc repro` would run the experiment's params outside it."""
+    from convlens.pipeline.interrupt import interrupted_line
+
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    assert interrupted_line("samples") + "\n" == LINE
+    monkeypatch.setenv("DVC_EXP_NAME", "exp-1")
+    assert (
+        interrupted_line("samples")
+        == "samples: interrupted; no output was written, rerun dvc exp run with the same -S options"
+    )
+
+
 def old_output(project):
     folder = project / "outputs" / "samples"
     folder.mkdir(parents=True)
