@@ -3,7 +3,8 @@
 A and B are git revisions, experiment names (``dvc exp show``) or ``workspace`` (B's default).
 Writes ``outputs/compare/<A>_vs_<B>.csv`` (every statistic of every model and layer: both values,
 change, relative change), ``.png`` (the statistics that changed, by how much) and ``.html`` (one
-self-contained page: the changed params, that table and chart, and the figures that differ side by side).
+self-contained page: the changed params, that table and chart, and the figures that differ side by side, the film's
+GIFs animated).
 Not a DVC stage: it reads the metrics, params and figures DVC recorded for each run.
 """
 
@@ -23,6 +24,7 @@ from convlens.pipeline.files import atomic_path
 from convlens.schema import LANGUAGES
 
 log = logging.getLogger("compare")
+FIGURE_SUFFIXES = (".png", ".gif")  # the figures' stills and the film's animations (render_film: outputs/figures/film)
 
 
 def run_metrics(root: Path, rev: str) -> dict:
@@ -50,11 +52,12 @@ def run_params(root: Path, rev: str) -> dict:
 
 
 def run_figures(root: Path, rev: str) -> dict[str, bytes] | str:
-    """Every PNG under ``outputs/figures`` of one run by its path there, or why they cannot be read (a run whose
-    DVC cache is elsewhere: ``dvc pull`` first)."""
+    """Every figure (:data:`FIGURE_SUFFIXES`: PNG, the film's GIFs) under ``outputs/figures`` of one run by its path
+    there, or why they cannot be read (a run whose DVC cache is elsewhere: ``dvc pull`` first)."""
     folder = paths.figures_dir(root)
     if rev == "workspace":
-        return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*.png"))}
+        found = sorted(p for p in folder.rglob("*") if p.suffix in FIGURE_SUFFIXES and p.is_file())
+        return {p.relative_to(folder).as_posix(): p.read_bytes() for p in found}
     from dvc.exceptions import DvcException
     from dvc.fs import DVCFileSystem
     from dvc.repo import Repo
@@ -63,8 +66,8 @@ def run_figures(root: Path, rev: str) -> dict[str, bytes] | str:
     try:
         fs = DVCFileSystem(repo=str(root), rev=resolve_rev(Repo(str(root)).scm, rev))
         figures = paths.relative(root, folder)  # as the DVC file system names it
-        pngs = [p for p in fs.find(figures) if p.endswith(".png")]
-        return {p.removeprefix(f"{figures}/"): fs.read_bytes(p) for p in pngs}
+        found = [p for p in fs.find(figures) if p.endswith(FIGURE_SUFFIXES)]
+        return {p.removeprefix(f"{figures}/"): fs.read_bytes(p) for p in found}
     except (OSError, DvcException) as e:
         return f"{type(e).__name__}: {e}"
 
