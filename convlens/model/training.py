@@ -6,9 +6,10 @@ the trained model. Both draw the same initial weights, so snapshot 0 *is* ``outp
 kernels, bit for bit. Then ``keras.utils.set_random_seed(train.seed)`` with TensorFlow's deterministic ops, Adam,
 sparse categorical cross-entropy and ``EarlyStopping(restore_best_weights=True)``, as the book's notebook.
 
-Every epoch DVCLive logs loss, accuracy, val_loss, val_accuracy and each conv layer's kernel mean and std; the conv
-kernels and the samples' feature maps are kept at epoch 0 and after each epoch. :func:`train` writes everything
-into one folder (the stage's staging folder, renamed into place when the run is complete).
+Every epoch DVCLive logs loss, accuracy, val_loss, val_accuracy and each conv layer's kernel mean and std; its
+summary (``metrics.json``) then holds the kept epoch's (:func:`kept_summary`). The conv kernels and the samples'
+feature maps are kept at epoch 0 and after each epoch. :func:`train` writes everything into one folder (the stage's
+staging folder, renamed into place when the run is complete).
 """
 
 from __future__ import annotations
@@ -198,6 +199,23 @@ def _reason(stopper: keras.callbacks.EarlyStopping, recipe: Recipe) -> tuple[boo
     return False, f"ran all train.epochs={recipe.epochs}; the weights of epoch {best} (lowest val_loss) were kept"
 
 
+def _summary_value(value: float) -> float | str:
+    """A number as DVCLive's summary holds it: NaN and ±inf as text (``Live.log_metric``'s rule), JSON has none."""
+    return value if math.isfinite(value) else str(value)
+
+
+def kept_summary(history: Mapping[str, Any], layers: Sequence[str]) -> dict[str, Any]:
+    """DVCLive's summary (``metrics.json``, what ``dvc exp show`` and ``dvc metrics diff`` read) of the model kept:
+    the four metrics of epoch ``best_epoch`` and each conv layer's kernel mean and std at its snapshot, in
+    ``Live.log_metric``'s layout (``<layer>/kernel_std`` nested), ``step`` that epoch. Early stopping restores an
+    earlier epoch's weights than the last; the last epoch's numbers would describe a model that is not kept."""
+    best = int(history["best_epoch"])
+    summary: dict[str, Any] = {m: _summary_value(history[m][best - 1]) for m in METRICS}
+    for name in layers:
+        summary[name] = {key: _summary_value(history[key][name][best]) for key in ("kernel_mean", "kernel_std")}
+    return {**summary, "step": best}
+
+
 def train(
     model: keras.Model,
     train_xy: tuple[np.ndarray, np.ndarray],
@@ -231,7 +249,6 @@ def train(
         callbacks=[recorder, stopper],  # the recorder first: its snapshot is the epoch's weights, not the restored
         verbose=0,
     )
-    live.end()
     epochs_run = len(recorder.seconds)
     stopped, reason = _reason(stopper, recipe)
     history: dict[str, Any] = {
@@ -244,6 +261,8 @@ def train(
         "kernel_std": {n: [_stats(k)[1] for k in recorder.kernels[n]] for n in recorder.layers},
         "seconds_per_epoch": recorder.seconds,
     }
+    live.summary = kept_summary(history, recorder.layers)  # the kept model's numbers, not the last epoch's
+    live.end()  # writes the summary (metrics.json) at the kept epoch's step; the per-epoch .tsv rows stay
     snapshots = out / paths.TRAIN_SNAPSHOTS_NAME
     snapshots.mkdir(parents=True, exist_ok=True)
     for name in recorder.layers:

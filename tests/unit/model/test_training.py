@@ -8,7 +8,7 @@ import pytest
 
 from convlens.errors import ConvlensError
 from convlens.model.keras_models import load_model, load_with_untrained_model
-from convlens.model.training import METRICS, Architecture, Recipe, initial_model, train
+from convlens.model.training import METRICS, Architecture, Recipe, initial_model, kept_summary, train
 from convlens.pipeline import paths
 
 ARCH = Architecture(filters=(4, 8), kernel_size=3, dense_units=16, dropout=0.4)
@@ -71,9 +71,10 @@ def test_dvclive_records_every_epoch_in_its_own_layout(trained):
     out, history = trained
     live = out / paths.TRAIN_LIVE_NAME
     summary = json.loads((live / "metrics.json").read_text(encoding="utf-8"))
-    assert summary["step"] == history["epochs_run"]
-    assert summary["val_accuracy"] == pytest.approx(history["val_accuracy"][-1])
-    assert summary["conv2d"]["kernel_std"] == pytest.approx(history["kernel_std"]["conv2d"][-1])
+    best = history["best_epoch"]  # the summary describes the model kept (here the lowest val_loss of 3 epochs)
+    assert summary["step"] == best
+    assert summary["val_accuracy"] == pytest.approx(history["val_accuracy"][best - 1])
+    assert summary["conv2d"]["kernel_std"] == pytest.approx(history["kernel_std"]["conv2d"][best])
     rows = (live / "plots" / "metrics" / "val_loss.tsv").read_text(encoding="utf-8").splitlines()
     assert rows[0] == "step\tval_loss" and len(rows) == 1 + history["epochs_run"]
     std_rows = (live / "plots" / "metrics" / "conv2d_1" / "kernel_std.tsv").read_text(encoding="utf-8").splitlines()
@@ -104,6 +105,34 @@ def test_early_stopping_ends_the_run_and_keeps_the_best_epochs_weights(tmp_path)
         assert len(kernels) == history["epochs_run"] + 1
         assert np.array_equal(saved.get_layer(name).get_weights()[0], kernels[best])
         assert np.array_equal(model.get_layer(name).get_weights()[0], kernels[best])
+        summary = json.loads((tmp_path / paths.TRAIN_LIVE_NAME / "metrics.json").read_text(encoding="utf-8"))
+        assert summary[name]["kernel_std"] == pytest.approx(float(kernels[best].astype(np.float64).std()))
+    assert best < history["epochs_run"]  # an earlier epoch kept: DVCLive's summary is its, not the last's
+    assert {key: summary[key] for key in (*METRICS, "step")} == {
+        **{key: pytest.approx(history[key][best - 1]) for key in METRICS},
+        "step": best,
+    }
+    rows = (tmp_path / paths.TRAIN_LIVE_NAME / "plots" / "metrics" / "val_loss.tsv").read_text(encoding="utf-8")
+    assert len(rows.splitlines()) == 1 + history["epochs_run"]  # every epoch's row stays for the plots
+
+
+def test_the_kept_summary_is_the_best_epochs_numbers_and_text_for_what_json_cannot_hold():
+    history = {
+        "best_epoch": 2,
+        "loss": [0.9, 0.5, float("nan")],
+        "accuracy": [0.5, 0.8, 0.1],
+        "val_loss": [0.8, 0.6, float("inf")],
+        "val_accuracy": [0.6, 0.75, 0.1],
+        "kernel_mean": {"conv2d": [0.0, 0.01, 0.02, 0.03]},
+        "kernel_std": {"conv2d": [0.08, 0.1, 0.12, float("nan")]},
+    }
+    assert kept_summary(history, ["conv2d"]) == {
+        "loss": 0.5, "accuracy": 0.8, "val_loss": 0.6, "val_accuracy": 0.75,
+        "conv2d": {"kernel_mean": 0.02, "kernel_std": 0.12}, "step": 2,
+    }  # fmt: skip
+    history["best_epoch"] = 3
+    summary = kept_summary(history, ["conv2d"])
+    assert (summary["loss"], summary["val_loss"], summary["conv2d"]["kernel_std"]) == ("nan", "inf", "nan")
 
 
 def test_an_architecture_that_pools_the_image_away_is_refused():
