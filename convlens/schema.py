@@ -490,7 +490,7 @@ def _train_checks(flat: Mapping[str, Any]) -> None:
     names = conv_layer_names(len(filters))
     if list(flat["model.conv_layers"] or []) != names:
         raise ConvlensError(
-            f"model.conv_layers ({flat['model.conv_layers']}) must name the {len(filters)} conv layers of "
+            f"model.conv_layers ({flat['model.conv_layers']}) must name the conv layers of "
             f"train.architecture.filters {list(filters)}: set -S 'model.conv_layers=[{','.join(names)}]'"
         )
 

@@ -61,8 +61,8 @@ class Architecture:
         side = min(input_shape[:2])
         if side >> len(self.filters) < 1:
             raise ConvlensError(
-                f"train.architecture.filters has {len(self.filters)} conv layers, each followed by a 2×2 max "
-                f"pooling: a {input_shape[0]}×{input_shape[1]} image shrinks to nothing; use at most "
+                f"train.architecture.filters {list(self.filters)}: a conv layer per entry, each followed by a "
+                f"2×2 max pooling: a {input_shape[0]}×{input_shape[1]} image shrinks to nothing; use at most "
                 f"{int(math.log2(side))} entries"
             )
 
@@ -187,13 +187,18 @@ class _Recorder(keras.callbacks.Callback):
         self.snapshot(self.model)
 
 
+def _epochs(count: int) -> str:
+    """``1 epoch``, ``2 epochs``: the log's English."""
+    return f"{count} epoch" if count == 1 else f"{count} epochs"
+
+
 def _reason(stopper: keras.callbacks.EarlyStopping, recipe: Recipe) -> tuple[bool, str]:
     """Whether training stopped early, and why it ended, in words."""
     best = stopper.best_epoch + 1
     if stopper.stopped_epoch > 0:
         waited = max(recipe.patience, 1)  # Keras stops at the first epoch without improvement when patience is 0
         return True, (
-            f"early stopping: val_loss did not improve for {waited} epoch(s) after epoch {best} "
+            f"early stopping: val_loss did not improve for {_epochs(waited)} after epoch {best} "
             f"(train.patience={recipe.patience}); the weights of epoch {best} were restored"
         )
     return False, f"ran all train.epochs={recipe.epochs}; the weights of epoch {best} (lowest val_loss) were kept"
@@ -270,5 +275,5 @@ def train(
         np.save(snapshots / paths.snapshot_maps_name(name), np.stack(recorder.maps[name]))
     save_reproducible(model, out / paths.TRAIN_MODEL_NAME)
     write_json(out / paths.TRAIN_HISTORY_NAME, history)
-    log.info("%s; %d epochs, best %d", reason, epochs_run, history["best_epoch"])
+    log.info("%s; %s run, best %d", reason, _epochs(epochs_run), history["best_epoch"])
     return history

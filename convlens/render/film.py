@@ -29,7 +29,7 @@ from convlens.errors import ConvlensError
 from convlens.pipeline.files import atomic_path
 from convlens.render.figures import check_figure_size, new_figure, save_figure
 from convlens.render.grids import filter_tiles, grid_shape, mosaic, normalize_tiles
-from convlens.render.language import Strings
+from convlens.render.language import Strings, counted
 
 # The book model's kernel std per conv layer (chapter 8-3's first printout) and that of the untrained model
 # (untrained.seed=42, the book notebook's numbers), as the default run (model=book) wrote them to the metrics
@@ -55,8 +55,8 @@ def reason_words(history: Mapping, text: Mapping[str, str]) -> str:
     English): stopped early ``epochs_run − best_epoch`` epochs after the best one, or every epoch run."""
     best, epochs = history["best_epoch"], history["epochs_run"]
     if history["stopped_early"]:
-        return text["reason_early"].format(waited=epochs - best, best=best)
-    return text["reason_all"].format(epochs=epochs, best=best)
+        return text["reason_early"].format(waited_epochs=counted(text, "epochs", epochs - best), best=best)
+    return text["reason_all"].format(best=best)
 
 
 def snapshot_labels(val_accuracy: Sequence[float], text: Mapping[str, str]) -> list[str]:
@@ -268,7 +268,8 @@ def learning_curves_figure(history: Mapping, path: Path, text: Mapping[str, str]
         ax.set_ylabel(text[key])
         ax.set_xticks(epochs if len(epochs) <= 25 else np.linspace(1, len(epochs), 10).round())
         ax.legend(fontsize=8)
-    fig.suptitle(text["curves_title"].format(epochs=history["epochs_run"], reason=history["reason"]), fontsize=10)
+    epochs_words = counted(text, "epochs", history["epochs_run"])
+    fig.suptitle(text["curves_title"].format(epochs=epochs_words, reason=history["reason"]), fontsize=10)
     fig.tight_layout()
     save_figure(fig, path, dpi)
 

@@ -16,7 +16,7 @@ To add a figure's string: a key in both tables of ``render/strings.yaml`` (the E
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -46,6 +46,13 @@ def catalogue(package: str, resource: str) -> dict[str, dict[str, str]]:
     return parse_yaml(text)
 
 
+def counted(table: Mapping[str, str], key: str, count: int) -> str:
+    """``key``'s text of ``table`` with ``{count}`` filled, or ``<key>_one``'s where ``count`` is 1 and the language
+    has one (English's singular; Korean has no plural): ``1 epoch``, ``2 epochs``."""
+    one = f"{key}_one"
+    return table[one if count == 1 and one in table else key].format(count=count)
+
+
 @dataclass(frozen=True)
 class Strings:
     """The words of one language: ``t("key", name=value)`` is the text with its ``{name}`` placeholders filled.
@@ -65,6 +72,10 @@ class Strings:
 
     def __call__(self, key: str, **values: Any) -> str:
         return self.tables()[self.language][key].format(**values)
+
+    def count(self, key: str, count: int) -> str:
+        """``count`` things in words (:func:`counted`): ``1 epoch``, ``2 epochs``."""
+        return counted(self.tables()[self.language], key, count)
 
     def columns(self, key: str, **values: Any) -> list[str]:
         """A table's header, written in the strings table as one comma-separated line."""

@@ -69,7 +69,7 @@ class TrainingSections:
         key = "training_stopped_early" if record["stopped_early"] else "training_ran_all"
         return t(
             key,
-            epochs=record["epochs_run"],
+            epochs_words=t.count("training_epochs", record["epochs_run"]),
             reason=record["reason"],
             best=best,
             val_accuracy=number(record["val_accuracy"][best - 1]),

@@ -99,6 +99,7 @@ def test_early_stopping_ends_the_run_and_keeps_the_best_epochs_weights(tmp_path)
     best = history["best_epoch"]
     assert history["val_loss"][best - 1] == min(history["val_loss"])
     assert "early stopping" in history["reason"] and f"epoch {best}" in history["reason"]
+    assert f"did not improve for 1 epoch after epoch {best} " in history["reason"]  # patience 0: one, singular
     saved = load_model(tmp_path / paths.TRAIN_MODEL_NAME)
     for name in ARCH.conv_layers():
         kernels = np.load(tmp_path / paths.TRAIN_SNAPSHOTS_NAME / paths.snapshot_kernels_name(name))

@@ -52,6 +52,9 @@ def test_conv_layers_must_name_one_layer_per_filters_entry():
     with pytest.raises(ConvlensError) as err:
         compose(PROJECT, ["model=train", "train.architecture.filters=[8,8,8]"])
     assert "model.conv_layers=[conv2d,conv2d_1,conv2d_2]" in one_line(err)
+    with pytest.raises(ConvlensError) as err:
+        compose(PROJECT, ["model=train", "train.architecture.filters=[8]"])
+    assert "must name the conv layers of train.architecture.filters [8]" in one_line(err)  # not "the 1 conv layers"
     cfg = compose(
         PROJECT, ["model=train", "train.architecture.filters=[8,8,8]", "model.conv_layers=[conv2d,conv2d_1,conv2d_2]"]
     )

@@ -154,15 +154,17 @@ def test_the_reason_training_ended_is_said_in_the_films_language_from_the_number
     text = film.film_text(language)
     early = film.reason_words({"epochs_run": 10, "best_epoch": 8, "stopped_early": True}, text)
     every = film.reason_words({"epochs_run": 20, "best_epoch": 17, "stopped_early": False}, text)
+    one = film.reason_words({"epochs_run": 3, "best_epoch": 2, "stopped_early": True}, text)
     if language == "en":
         assert early == (
-            "early stopping: val_loss did not improve for 2 epoch(s) after epoch 8; "
-            "the weights of epoch 8 were restored"
+            "early stopping: val_loss did not improve for 2 epochs after epoch 8; the weights of epoch 8 were restored"
         )
-        assert every == "ran all 20 epochs; the weights of epoch 17 (lowest val_loss) were kept"
+        assert one.startswith("early stopping: val_loss did not improve for 1 epoch after epoch 2;")
+        assert every == "train.epochs reached; the weights of epoch 17 (lowest val_loss) were kept"  # no count twice
     else:
-        assert early.startswith("조기 종료: 8번째 에포크 이후 2번의 에포크 동안") and "8번째 에포크의 가중치" in early
-        assert every.startswith("에포크 20번을 모두 실행했고") and "17번째 에포크" in every
+        assert early.startswith("조기 종료: 8번째 에포크 이후 에포크 2번 동안") and "8번째 에포크의 가중치" in early
+        assert one.startswith("조기 종료: 2번째 에포크 이후 에포크 1번 동안")
+        assert every.startswith("train.epochs에 도달했고") and "17번째 에포크" in every
 
 
 def test_a_model_of_other_input_channels_gets_no_book_reference_even_where_a_later_layer_has_the_books_shape():

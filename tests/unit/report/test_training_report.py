@@ -104,7 +104,7 @@ def test_the_stage_draws_every_layers_film_with_one_frame_per_snapshot(filmed):
     assert record["best_epoch"] == history["best_epoch"]
     best = history["best_epoch"]  # the reason in report.language, from the numbers (history's is the log's English)
     assert record["reason"] == (
-        f"early stopping: val_loss did not improve for 1 epoch(s) after epoch {best}; the weights of epoch {best} "
+        f"early stopping: val_loss did not improve for 1 epoch after epoch {best}; the weights of epoch {best} "
         "were restored"
     )
     assert record["reference_std"] == {"conv2d": {"trained": 0.23351653, "untrained": 0.08463709}}
@@ -170,7 +170,8 @@ def test_the_section_shows_the_film_as_files_beside_the_page(filmed, params, tmp
     for png in ("learning_curves.png", "kernel_std.png", "conv2d_filters_strip.png"):
         assert f'src="figures/film/{png}"' in shown and (out / "figures" / "film" / png).is_file()
     assert "val_loss did not improve for 1 epoch" in shown  # why it stopped
-    stopped = t("training_stopped_early", epochs=3, reason="x", best=2, val_accuracy="0.81", seconds="2")
+    stopped = t("training_stopped_early", epochs_words=t.count("training_epochs", 3), reason="x", best=2,
+                val_accuracy="0.81", seconds="2")  # fmt: skip
     assert stopped.split("x")[0] in shown  # when it stopped
     assert "0.2335" in shown and "0.08464" in shown  # the book's values beside this run's
     assert "not run yet" not in shown and "아직" not in shown
@@ -202,6 +203,24 @@ def test_trained_here_without_the_film_yet_is_a_note(tmp_path, params):
     html = report_page(tmp_path, params, "en")
     shown = Page(html).section_notes(html, "training")
     assert "not run yet: outputs/figures/film/film.json is missing" in shown and "(stage render_film@trained)" in shown
+
+
+def test_a_one_epoch_run_is_said_once_in_the_singular_and_the_kept_epoch_is_not_called_the_last(tmp_path, params):
+    from convlens.report.build import report_page
+
+    history = write_training(tmp_path, epochs=1) | {"best_epoch": 1, "stopped_early": False}
+    paths.train_history(tmp_path).write_text(json.dumps(history), encoding="utf-8")
+    render_film.run(film_config(), tmp_path, "trained")
+    html = report_page(tmp_path, params, "en")
+    shown = Page(html).section_notes(html, "training")
+    assert (
+        "Training ran 1 epoch (2 s each on average): train.epochs reached; the weights of epoch 1 (lowest val_loss) "
+        "were kept. The model kept is epoch 1&#39;s (val accuracy 0.8)."
+    ) in shown
+    assert "1 epochs" not in shown and "ran all" not in shown
+    assert "the last epoch the model kept" not in shown and "the epoch of the lowest val_loss" in shown
+    korean = report_page(tmp_path, params, "ko")
+    assert "에포크 1번을 훈련했습니다" in Page(korean).section_notes(korean, "training")
 
 
 @pytest.mark.filterwarnings("error:Glyph .* missing from font:UserWarning")
