@@ -23,7 +23,7 @@ from matplotlib.transforms import Affine2D, IdentityTransform
 from convlens.errors import ConvlensError
 from convlens.pipeline.files import atomic_path
 from convlens.render.grids import FILTER_GUTTER, filter_labels, map_gutter, tile_origins
-from convlens.render.language import words
+from convlens.render.language import FALLBACK, words
 
 # The largest PNG a figure may become (~400 MB of RGB while drawn): a dpi or a grid beyond it is a mistake.
 MAX_PIXELS = 1 << 27
@@ -383,8 +383,21 @@ def vector_figure(values: np.ndarray, path: Path, title: str, dpi: int) -> None:
     save_figure(fig, path, dpi)
 
 
+def symbols_first(families: Sequence[str]) -> list[str]:
+    """``font.family`` with :data:`~convlens.render.language.FALLBACK` (DejaVu Sans) first where it is there: its
+    → and hyphen for a chart of numbers and arrows (NanumGothic draws → as a small stub and the hyphen raised),
+    the language's font after it for its letters, glyph by glyph; ``families`` as they are without it."""
+    return [FALLBACK, *(f for f in families if f != FALLBACK)] if FALLBACK in families else list(families)
+
+
 def comparison_figure(table, path: Path, labels: tuple[str, str], title: str, dpi: int = 100) -> None:
-    """Relative change of each changed statistic, one panel per model, each bar labelled ``a → b``."""
+    """Relative change of each changed statistic, one panel per model, each bar labelled ``a → b (+9.9 %)`` (the
+    percentage as :func:`words`' language writes it); its numbers and arrows drawn by :func:`symbols_first`."""
+    with mpl.rc_context({"font.family": symbols_first(mpl.rcParams["font.family"])}):
+        _comparison_figure(table, path, labels, title, dpi)
+
+
+def _comparison_figure(table, path: Path, labels: tuple[str, str], title: str, dpi: int) -> None:
     t, models = words(), list(dict.fromkeys(table["model"]))
     if not models:
         fig = new_figure((6, 1.5))
@@ -403,7 +416,7 @@ def comparison_figure(table, path: Path, labels: tuple[str, str], title: str, dp
         ax.barh(y, shown, color=np.where(shown >= 0, "tab:blue", "tab:red"))
         ax.set_yticks(y, [f"{layer} · {stat}" for layer, stat in zip(rows["layer"], rows["statistic"], strict=True)])
         for yi, r, a, b in zip(y, rel, rows["a"], rows["b"], strict=True):
-            label = f"{a:.4g} → {b:.4g}" + ("" if np.isnan(r) else f" ({r:+.1f} %)")
+            label = f"{a:.4g} → {b:.4g}" + ("" if np.isnan(r) else f" ({t('percent', value=f'{r:+.1f}')})")
             right = np.nan_to_num(r) < 0  # the label goes on the other side of zero, clear of the bar
             ax.annotate(
                 label,

@@ -4,6 +4,7 @@ text is drawn as before, byte for byte."""
 
 from __future__ import annotations
 
+import matplotlib as mpl
 import numpy as np
 import pandas as pd
 import pytest
@@ -96,3 +97,33 @@ def test_bold_hangul_is_drawn_by_the_bold_font_without_a_findfont_warning(lang, 
     assert drawing_fonts(plain)["고"] == str(folder / "NanumGothic.ttf")
     assert font_manager.FontProperties(fname=drawing_fonts(bold)["B"]).get_name() == ("DejaVu Sans" if lang == "en"
                                                                                        else "NanumGothic")  # fmt: skip
+
+
+@pytest.mark.filterwarnings(GLYPH_MISSING, "ignore:Tight layout not applied:UserWarning")
+def test_the_korean_comparison_draws_arrows_and_minus_signs_with_dejavu_and_writes_percent_the_korean_way(
+    drawn, tmp_path
+):
+    """Outside tester: in compare --language ko, NanumGothic drew → as a small stub and the hyphen of -0.0144
+    raised; DejaVu Sans draws them (and the digits) as in English, NanumGothic the Hangul; 9.9% without a space."""
+    table = pd.DataFrame(
+        [["trained", "(training)", "val_accuracy", 0.9, 0.99, 0.099], ["trained", "conv2d", "mean", -0.02, -0.01, 0.5]],
+        columns=["model", "layer", "statistic", "a", "b", "relative_change"],
+    )
+    with figure_language("ko") as t:
+        title = t("compare_title", a="HEAD", b="workspace", changed=2, total=4)
+        figures.comparison_figure(table, tmp_path / "c.png", ("HEAD", "workspace"), title)
+        fig = drawn[0][0]
+        (ax,) = fig.axes
+        labels = [text.get_text() for text in ax.texts]
+        assert labels == ["-0.02 → -0.01 (+50.0%)", "0.9 → 0.99 (+9.9%)"]
+        dejavu, korean = str(font_manager.findfont("DejaVu Sans")), str(language.font_file("ko"))
+        for text in ax.texts:
+            assert set(drawing_fonts(text).values()) == {dejavu}, text.get_text()
+        suptitle = drawing_fonts(fig._suptitle)
+        assert (suptitle["→"], suptitle["통"], suptitle["H"]) == (dejavu, korean, dejavu)
+        ticks = [drawing_fonts(label) for label in ax.get_xticklabels() if label.get_text().startswith("−")]
+        assert ticks and all(set(fonts.values()) == {dejavu} for fonts in ticks)  # U+2212, as before
+        assert mpl.rcParams["font.family"] == ["NanumGothic", "DejaVu Sans"]  # the other Korean figures as they were
+    with figure_language("en"):
+        figures.comparison_figure(table, tmp_path / "e.png", ("HEAD", "workspace"), "t")
+    assert [text.get_text() for text in drawn[1][0].axes[0].texts][1] == "0.9 → 0.99 (+9.9 %)"  # English spacing
