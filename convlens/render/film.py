@@ -24,6 +24,7 @@ from pathlib import Path
 import matplotlib as mpl
 import numpy as np
 from matplotlib.colors import Normalize
+from matplotlib.ticker import MaxNLocator
 
 from convlens.errors import ConvlensError
 from convlens.pipeline.files import atomic_path
@@ -299,7 +300,8 @@ def kernel_std_figure(
 ) -> None:
     """Each conv layer's kernel std per snapshot (epoch 0: the initialisation), one line a layer; the book model's
     trained value (dashed) and the untrained baseline's (dotted) as horizontal lines in the layer's colour; without
-    a reference (:func:`reference_std`) the title names no book model."""
+    a reference (:func:`reference_std`) the title names no book model. Whole epochs on the x axis; the legend beside
+    the axes, where it covers no line (a horizontal reference line crosses the whole plot)."""
     fig = new_figure((7.5, 4.2))
     ax = fig.subplots()
     for i, (layer, values) in enumerate(kernel_std.items()):
@@ -311,8 +313,9 @@ def kernel_std_figure(
                 label = text[f"book_{role}"].format(layer=layer, value=value)
                 ax.axhline(value, color=colour, linestyle=style, linewidth=1, label=label)
     ax.set_xlabel(text["epoch"].format(epoch="").strip())
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(text["std"])
     ax.set_title(text["std_title" if reference else "std_title_own"], fontsize=10)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     save_figure(fig, path, dpi)

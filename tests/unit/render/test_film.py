@@ -214,3 +214,19 @@ def test_the_strip_title_of_rgb_tiles_says_rgb_and_the_std_title_names_the_book_
     assert own == TEXT["std_title_own"] and "against the book's model" not in own
     assert book == TEXT["std_title"]
     assert len(saved[1].axes[0].get_lines()) == 3 and len(saved[0].axes[0].get_lines()) == 1
+
+
+def test_the_std_figure_counts_whole_epochs_and_its_legend_covers_none_of_its_lines(monkeypatch, tmp_path):
+    saved = _saved_figures(monkeypatch)
+    std = {"conv2d": [0.085, 0.16, 0.17], "conv2d_1": [0.048, 0.1, 0.11]}  # 2 epochs: matplotlib ticks 0.25, 0.5…
+    reference = film.reference_std({"conv2d": (3, 3, 1, 32), "conv2d_1": (3, 3, 32, 64)})
+    film.kernel_std_figure(std, reference, tmp_path / "std.png", TEXT, 40)
+    [fig] = saved
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    low, high = ax.get_xlim()
+    ticks = [tick for tick in ax.get_xticks() if low <= tick <= high]
+    assert ticks == [0, 1, 2]  # whole epochs only
+    legend, box = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    assert legend.x0 >= box.x1  # beside the axes: the dashed book lines (e.g. at 0.2335) run beneath nothing
+    assert legend.x1 <= fig.bbox.x1 and legend.y0 >= fig.bbox.y0  # and within the figure
