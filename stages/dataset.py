@@ -58,7 +58,8 @@ def run(cfg: DictConfig, root: Path, role: str) -> None:
     check_labels(labels, len(classes), ds.split)
     count = streamed_count(ds.limit, ds.examples.k, ds.split, len(images))
     images, labels = images[:count], labels[:count]
-    models = prepare(root, images, cfg.input.scale, log, role=role, engine=cfg.compute.engine)
+    here = bool(cfg.model.train_runs)  # trained at this input.scale: silent channels blame the training, not it
+    models = prepare(root, images, cfg.input.scale, log, role=role, engine=cfg.compute.engine, trained_here=here)
     archive = models.trained  # this model's archive (both models have the same layers)
     names = archive.resolve(None if ds.layers is None else list(ds.layers), "dataset.layers", MAP_KINDS)
     watch = models.first_conv if role == "trained" else None  # the untrained model's zero biases: scale-free

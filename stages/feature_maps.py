@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 
 def run(cfg: DictConfig, root: Path, item: str) -> None:
     images, index = load_samples(root)
-    models = prepare(root, images, cfg.input.scale, log)  # both models: the untrained one has the same layers
+    here = bool(cfg.model.train_runs)  # trained at this input.scale: silent channels blame the training, not it
+    models = prepare(root, images, cfg.input.scale, log, trained_here=here)  # both models: the same layers
     [name] = models.trained.resolve([layer_item(item)], "feature_maps.layers")
     x = models.inputs(images)
 

@@ -471,6 +471,22 @@ def test_the_report_blames_a_diverged_training_not_the_scale_for_a_model_trained
     assert "훈련이 발산했을 수 있습니다" in korean and "input.scale=1로" not in korean
 
 
+def test_the_dataset_pass_of_a_model_trained_here_blames_its_training_in_the_log(
+    project, stage_config, composed, run_pipeline, tmp_path, caplog
+):
+    raw_pixel_model().save(tmp_path / "raw.keras")
+    run_evaluate(project, stage_config, composed, run_pipeline, tmp_path / "raw.keras")
+    caplog.clear()
+    caplog.set_level("INFO")
+    run_stage(dataset, stage_config, composed, project, "model=train")  # model.train_runs: [trained]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "warning: 6 of 8 channels of conv2d never fire on the 6 test images: the training of this run may have "
+        "diverged (see its learning curves; a lower train.learning_rate)"
+    ]
+    record = json.loads(paths.dataset_summary(project, "trained").read_text(encoding="utf-8"))["input_range"]
+    assert record["suggestion"] == "diverged" and "input.scale=1" not in record["warning"]
+
+
 def test_a_healthy_model_is_not_warned_about_in_evaluate_and_the_report_names_its_own_scaling(
     project, stage_config, composed, run_pipeline, tiny_assets, tmp_path, caplog
 ):

@@ -50,7 +50,11 @@ def test_the_committed_record_of_conf_is_conf_as_composed():
 
 def test_a_foreach_instance_is_defined_by_its_stage():
     assert stage_definition(PROJECT, "feature_maps@conv2d_1") == stage_definition(PROJECT, "feature_maps")
-    assert declared_params(PROJECT, "feature_maps@conv2d") == ["input.scale", "feature_maps.batch_size"]
+    assert declared_params(PROJECT, "feature_maps@conv2d") == [
+        "input.scale",
+        "feature_maps.batch_size",
+        "model.train_runs",
+    ]
 
 
 def test_params_yaml_holds_values_not_interpolations(tmp_path):
