@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import textwrap
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 import pandas as pd
 
@@ -48,6 +48,13 @@ DEFAULT_HIDDEN = (
     "analyses.attribution_metrics",
     "analyses.attribution_figures",
 )
+# A run's own choices only where they apply: the training recipe (train.*) where the run trained its model
+# (model.train_runs), model.path where it is not the file training writes (model=train pins it); elsewhere blank.
+TRAINED_HERE = "model.train_runs"
+RECIPE = "train"
+TRAINED_MODEL_PATH = "model.path"
+# The params that say which model and which data a run looked at: the last to be left out of a table too wide.
+IMPORTANT = ("model.name", "data.name")
 WIDTH = 120
 MIN_CELL = 12  # a param column is cut (…) down to this before any is left out
 GAP = "  "
@@ -104,6 +111,15 @@ def metric_value(metrics: Mapping[str, Mapping], key: str) -> float | None:
     if len(hits) > 1:
         raise ConvlensError(f"metric {name} is in several metrics files; name one as <file>:{name}")
     return hits[0] if hits else None
+
+
+def not_chosen(flat: Mapping[str, object]) -> set[str]:
+    """The keys of a run's flat params that are not its choice, so blank in its row: ``train.*`` where it did not
+    train its model here (no :data:`TRAINED_HERE`: the recipe is params.yaml's default, unused), ``model.path``
+    where it did (the path training writes, pinned by ``conf/model/train.yaml``)."""
+    if flat.get(TRAINED_HERE):
+        return {TRAINED_MODEL_PATH} & set(flat)
+    return {k for k in flat if k.startswith(f"{RECIPE}.")}
 
 
 def known_metrics(found: Iterable[dict]) -> list[str]:
@@ -163,19 +179,23 @@ def table(
     metrics: Sequence[str] | None = None,
     hidden: Sequence[str] = DEFAULT_HIDDEN,
 ) -> pd.DataFrame:
-    """One row per run (index: its name): every param whose value differs between runs (minus ``hidden`` and the
-    keys under them), then ``metrics`` in the order given (``None``: :func:`default_metrics`). A metric no run has
-    is an error that lists a few that exist."""
+    """One row per run (index: its name): every param whose value differs between the runs it applies to (minus
+    ``hidden`` and the keys under them; blank where :func:`not_chosen`), then ``metrics`` in the order given
+    (``None``: :func:`default_metrics`). A metric no run has is an error that lists a few that exist."""
     found = finished_runs(records)
     metrics = default_metrics(found) if metrics is None else metrics
     missing = [m for m in metrics if all(metric_value(r["metrics"], m) is None for r in found)]
     if missing:
         some = ", ".join(known_metrics(found)[:6])
         raise ConvlensError(f"no run has the metric {', '.join(missing)} (some that exist: {some}, …)")
-    params = pd.DataFrame([{k: table_cell(v) for k, v in flatten(r["params"]).items()} for r in found])
+    flat = [flatten(r["params"]) for r in found]
+    params = pd.DataFrame([{k: table_cell(v) for k, v in f.items()} for f in flat])
+    blank = pd.DataFrame([{k: True for k in not_chosen(f)} for f in flat], columns=params.columns, dtype=object)
+    blank = blank.notna()  # a cell of a key not the run's choice (:func:`not_chosen`)
     shown = [c for c in params.columns if not any(c == h or c.startswith(f"{h}.") for h in hidden)]
-    differ = [c for c in shown if params[c].astype(str).nunique(dropna=False) > 1]  # a key a run lacks differs
-    frame = params[differ].copy()
+    # a key a run lacks differs; a key not a run's choice is left out of the comparison, and blank
+    differ = [c for c in shown if params.loc[~blank[c], c].astype(str).nunique(dropna=False) > 1]
+    frame = params[differ].astype(object).mask(blank[differ])  # object: an int stays an int
     for m in metrics:
         frame[m] = [metric_value(r["metrics"], m) for r in found]
     frame.index = pd.Index([r["name"] for r in found], name="experiment")
@@ -223,13 +243,15 @@ def merged_pairs(columns: Sequence[Sequence[str]], rows: int) -> int:
     return sum(k * (k - 1) // 2 for k in groups.values())
 
 
-def column_to_leave_out(columns: Sequence[Sequence[str]], rows: int) -> int:
+def column_to_leave_out(columns: Sequence[Sequence[str]], rows: int, kept: Collection[int] = ()) -> int:
     """The index in ``columns`` (the param columns shown, their cells as cut) whose loss leaves the fewest pairs of
     rows that the rest cannot tell apart, the last of equals: a param that only one run changes (``untrained.seed``
     of a seed run beside runs of other models) keeps its column, so that run's row does not read as its
-    baseline's."""
+    baseline's. The indices in ``kept`` (:data:`IMPORTANT`: which model, which data) go only when nothing else is
+    left."""
     merged = [merged_pairs([c for j, c in enumerate(columns) if j != i], rows) for i in range(len(columns))]
-    return min(reversed(range(len(columns))), key=merged.__getitem__)
+    free = [i for i in reversed(range(len(columns))) if i not in kept] or list(reversed(range(len(columns))))
+    return min(free, key=merged.__getitem__)
 
 
 def unshown_changes(
@@ -257,9 +279,9 @@ def render(frame: pd.DataFrame, width: int = WIDTH, keep: Sequence[str] = ()) ->
     """``frame`` as fixed-width text no wider than ``width``: the index first, dotted column names over several
     header lines, numbers to 4 significant digits. Too wide, the widest param column is cut (``…``) down to
     ``MIN_CELL``, then param columns are left out one by one (:func:`column_to_leave_out`: the one that tells the
-    fewest rows apart, the last of equals), and a final line names them, then each row that the columns shown
-    cannot tell from another with its values of them (:func:`unshown_changes`); the columns in ``keep`` (the
-    metrics asked for) always show in full."""
+    fewest rows apart, the last of equals, :data:`IMPORTANT` last), and a final line names them, then each row that
+    the columns shown cannot tell from another with its values of them (:func:`unshown_changes`); the columns in
+    ``keep`` (the metrics asked for) always show in full."""
     columns = [[frame.index.name or "", [_text(v) for v in frame.index], False]]
     columns += [[str(c), [_text(v) for v in frame[c]], pd.api.types.is_numeric_dtype(frame[c])] for c in frame]
     sizes = [max(len(line) for line in [*_header(name), *cells]) for name, cells, _ in columns]
@@ -272,7 +294,8 @@ def render(frame: pd.DataFrame, width: int = WIDTH, keep: Sequence[str] = ()) ->
         if sizes[widest] > MIN_CELL:
             sizes[widest] = max(MIN_CELL, sizes[widest] - excess)
         else:
-            out = params[column_to_leave_out(_as_cut(columns, sizes, params), len(frame))]
+            kept = [k for k, i in enumerate(params) if columns[i][0] in IMPORTANT]
+            out = params[column_to_leave_out(_as_cut(columns, sizes, params), len(frame), kept)]
             left_out.append(columns.pop(out))
             sizes.pop(out)
     left_out.sort(key=lambda column: list(map(str, frame.columns)).index(column[0]))

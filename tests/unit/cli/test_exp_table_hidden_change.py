@@ -49,9 +49,9 @@ def test_a_run_whose_only_change_is_the_seed_keeps_its_column_beside_wide_model_
 
 
 def test_rows_the_columns_shown_cannot_tell_apart_are_followed_by_their_values_not_shown():
-    text = render(table(sweep(), metrics=[]), width=30)  # room for one param: model.path (main and killed2: null)
+    text = render(table(sweep(), metrics=[]), width=30)  # room for one param: data.name (main, killed2: fashion…)
     lines = text.splitlines()
     assert max(map(len, lines)) <= 30
-    assert lines[0].split() == ["model"] and row(text, "killed2") == row(text, "main") == ["null"]
+    assert lines[0].split() == ["data"] and row(text, "killed2") == row(text, "main") == ["fashion_mni…"]
     notes = " ".join(lines[next(i for i, line in enumerate(lines) if line.startswith("(not")) :])
     assert notes == "(not shown: main: untrained.seed=42; killed2: untrained.seed=3)"  # what tells them apart
