@@ -173,7 +173,7 @@ def test_an_override_of_a_key_the_stage_does_not_read_is_refused(project):
     with pytest.raises(ConvlensError) as err:
         load_config("feature_maps", ["samples.indices=[0,5]"], project)
     assert str(err.value) == (
-        "feature_maps does not read samples.indices (it reads input.scale, feature_maps.batch_size); "
+        "feature_maps does not read samples.indices (it reads input.scale, feature_maps.batch_size, model.train_runs); "
         "set it with dvc exp run -S 'samples.indices=…', which reruns every stage that reads it"
     )
     assert (project / "params.yaml").read_bytes() == before
