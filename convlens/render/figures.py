@@ -383,6 +383,9 @@ def vector_figure(values: np.ndarray, path: Path, title: str, dpi: int) -> None:
     save_figure(fig, path, dpi)
 
 
+PANEL_HEADROOM = 0.9  # inches: a comparison panel's title, tick labels and axis label, and the figure's title
+
+
 def symbols_first(families: Sequence[str]) -> list[str]:
     """``font.family`` with :data:`~convlens.render.language.FALLBACK` (DejaVu Sans) first where it is there: its
     → and hyphen for a chart of numbers and arrows (NanumGothic draws → as a small stub and the hyphen raised),
@@ -406,7 +409,7 @@ def _comparison_figure(table, path: Path, labels: tuple[str, str], title: str, d
         save_figure(fig, path, dpi)
         return
     heights = [max(1, (table["model"] == m).sum()) for m in models]
-    fig = new_figure((9, 1.2 + 0.3 * sum(heights)))
+    fig = new_figure((9, PANEL_HEADROOM * (len(models) + 1) + 0.3 * sum(heights)))  # title, axis: the panel's own
     axes = fig.subplots(len(models), 1, squeeze=False, height_ratios=heights)
     for ax, model in zip(axes[:, 0], models, strict=True):
         rows = table[table["model"] == model].iloc[::-1]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -72,8 +74,22 @@ def test_the_comparison_is_one_panel_per_model_with_a_labelled_bar_per_changed_s
     # panels as tall as their bars: 3 and 1 rows
     heights = [ax.get_position().height for ax in fig.axes]
     assert heights[0] / heights[1] == pytest.approx(3, rel=0.15)
-    assert tuple(fig.get_size_inches()) == pytest.approx((9, 1.2 + 0.3 * 4)) and dpi == 20
-    assert png_size(path) == (180, 48)
+    assert tuple(fig.get_size_inches()) == pytest.approx((9, 0.9 * 3 + 0.3 * 4)) and dpi == 20
+    assert png_size(path) == (180, 78)
+
+
+def test_panels_of_one_changed_statistic_each_have_room_for_their_titles_and_axes(drawn, tmp_path):
+    """Outside tester: two training runs, one change per model: each panel's title, ticks and axis label overlapped
+    the next panel (matplotlib: "Tight layout not applied")."""
+    table = comparison([("trained", "(training)", "val_accuracy", 0.9, 0.99, 0.1), ("untrained", "conv2d", "std",
+                        0.5, 0.6, 0.2)])  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        figures.comparison_figure(table, tmp_path / "c.png", ("tr2", "after-kill3"), "tr2 → after-kill3: 2 changed")
+    fig = drawn[0][0]
+    renderer = fig.canvas.get_renderer()
+    upper, lower = (ax.get_tightbbox(renderer) for ax in fig.axes)
+    assert upper.y0 > lower.y1  # the upper panel's axis label above the lower panel's title
 
 
 def test_no_changed_statistic_is_said_in_a_small_figure(drawn, tmp_path):
