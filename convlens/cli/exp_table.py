@@ -190,8 +190,7 @@ def table(
         raise ConvlensError(f"no run has the metric {', '.join(missing)} (some that exist: {some}, …)")
     flat = [flatten(r["params"]) for r in found]
     params = pd.DataFrame([{k: table_cell(v) for k, v in f.items()} for f in flat])
-    blank = pd.DataFrame([{k: True for k in not_chosen(f)} for f in flat], columns=params.columns, dtype=object)
-    blank = blank.notna()  # a cell of a key not the run's choice (:func:`not_chosen`)
+    blank = pd.DataFrame([[k in keys for k in params.columns] for keys in map(not_chosen, flat)], columns=list(params))
     shown = [c for c in params.columns if not any(c == h or c.startswith(f"{h}.") for h in hidden)]
     # a key a run lacks differs; a key not a run's choice is left out of the comparison, and blank
     differ = [c for c in shown if params.loc[~blank[c], c].astype(str).nunique(dropna=False) > 1]
