@@ -54,7 +54,11 @@ browser:
 screenshots: install browser  ## regenerate the report's screenshots in docs/ (tests/e2e/test_report_browser.py)
 	CONVLENS_SCREENSHOTS=$(abspath docs) $(PY) -m pytest -q tests/e2e/test_report_browser.py -k screenshots
 
-params: install     ## recompose params.yaml after editing conf/ by hand (dvc repro does not)
+# `make params render.dpi=70` would set a make variable, not the key: refused, naming the command that takes it
+DOTTED := $(foreach v,$(MAKEOVERRIDES),$(if $(findstring .,$(word 1,$(subst =, ,$(v)))),$(v)))
+
+params: install     ## recompose params.yaml after editing conf/ by hand (dvc repro does not); with overrides: python -m convlens params KEY=VALUE
+	$(if $(strip $(DOTTED)),$(error make params takes no KEY=VALUE ($(strip $(DOTTED))): run $(PY) -m convlens params $(strip $(DOTTED))))
 	$(PY) -m convlens params
 
 plots: install      ## dvc_plots/index.html: every figure and table, this run vs HEAD

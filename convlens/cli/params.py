@@ -9,8 +9,7 @@ from __future__ import annotations
 import sys
 
 from convlens.errors import ConvlensError
-from convlens.pipeline.conf_record import record_conf
-from convlens.pipeline.config import PARAMS_FILE, compose, project_root, write_params
+from convlens.pipeline.config import PARAMS_FILE, compose, project_root, write_composed
 from convlens.pipeline.repo_lock import repository_lock
 
 
@@ -18,8 +17,7 @@ def main(argv: list[str]) -> None:
     try:
         root = project_root()
         with repository_lock(root):  # not while a stage runs on the params.yaml of now
-            write_params(root, compose(root, argv))
-            record_conf(root)  # what dvc repro's check_config compares a later conf/ edit with
+            write_composed(root, compose(root, argv))  # and the record of conf/ that dvc repro checks against
     except ConvlensError as e:
         sys.exit(f"params: error: {e}")
     print(f"params: wrote {PARAMS_FILE}")

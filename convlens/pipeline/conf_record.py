@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -107,21 +108,45 @@ def not_composed(conf_dir: Path, why: str) -> ConvlensError:
     return ConvlensError(f"conf/ does not compose: {why}; mend it (git diff conf/ shows your edits)")
 
 
-def conf_settings(conf_dir: Path) -> dict[str, Any]:
-    """``conf/``'s settings as Hydra composes them without overrides: flat keys, unresolved (no file is read, no
-    value checked), without the keys composition derives (an interpolation: ``${model.path}``, ``${convlens_layers:}``).
-    A mandatory value left unset stays ``???``."""
+def choices(conf_dir: Path, params: Mapping[str, Any]) -> list[str]:
+    """The presets ``params`` was composed with, as Hydra overrides (``analyses=full``): each config group of
+    ``conf/`` whose ``name`` in ``params`` is one of its files (groups of one preset have no ``name``)."""
+    found = []
+    for group in sorted(p.name for p in conf_dir.iterdir() if p.is_dir()):
+        name = params.get(group, {}).get("name") if isinstance(params.get(group), Mapping) else None
+        if isinstance(name, str) and (conf_dir / group / f"{name}.yaml").is_file():
+            found.append(f"{group}={name}")
+    return found
+
+
+def conf_settings(conf_dir: Path, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``conf/``'s settings for the presets ``params`` chose (``-S analyses=full`` among them), as Hydra composes
+    them without other overrides: flat keys; interpolations between settings resolved (``${model.path}``), what
+    convlens's resolvers derive (``${convlens_layers:}``: read from files, checked) left out, and a mandatory value
+    left unset ``???``."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, ListConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     try:
         with initialize_config_dir(str(conf_dir), version_base="1.3"):
-            tree = OmegaConf.to_container(compose("config"), resolve=False)
+            cfg = compose("config", overrides=choices(conf_dir, params))
     except (yaml.YAMLError, UnicodeDecodeError, HydraException, OmegaConfBaseException) as e:
         raise not_composed(conf_dir, hydra_message(str(e))) from None
-    return {k: v for k, v in flatten(tree).items() if not (isinstance(v, str) and "${" in v)}
+    raw = flatten(OmegaConf.to_container(cfg, resolve=False))
+    settings: dict[str, Any] = {}
+    for key, value in raw.items():
+        text = yaml.safe_dump(value) if isinstance(value, Mapping | list) else str(value)
+        if "${convlens_" in text:
+            continue
+        if "${" in text:
+            with suppress(OmegaConfBaseException):  # an interpolation of a value left unset, or of a derived one
+                value = OmegaConf.select(cfg, key, throw_on_missing=True)
+            if isinstance(value, DictConfig | ListConfig):
+                value = OmegaConf.to_container(value, resolve=True)
+        settings[key] = value
+    return settings
 
 
 def read_record(path: Path) -> Record | None:
@@ -146,11 +171,10 @@ def write_record(path: Path, record: Record) -> None:
         tmp.write_text(HEADER + body, encoding="utf-8")
 
 
-def record_conf(root: Path) -> Record:
-    """Record ``conf/`` as it is now: what a composition that writes ``params.yaml`` calls after writing it."""
-    record = Record(conf_digest(root / "conf"), conf_settings(root / "conf"))
-    write_record(paths.composed_conf_path(root), record)
-    return record
+def current_record(root: Path, params: Mapping[str, Any]) -> Record:
+    """``conf/`` as it is now, for the presets ``params`` chose: what a composition that writes ``params.yaml``
+    records (computed before it writes, so that a ``conf/`` that does not compose changes nothing)."""
+    return Record(conf_digest(root / "conf"), conf_settings(root / "conf", params))
 
 
 def stale_keys(params: Mapping[str, Any], before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
@@ -184,7 +208,7 @@ def check_recomposed(root: Path, params: Mapping[str, Any], composed_by_dvc: boo
     digest = conf_digest(root / "conf")
     if record is not None and record.digest == digest:
         return
-    settings = conf_settings(root / "conf")
+    settings = conf_settings(root / "conf", params)
     if record is None:
         log.warning("%s was missing or unreadable: written anew, so earlier conf/ edits are not checked", path.name)
     elif not composed_by_dvc and (keys := stale_keys(params, record.settings, settings)):

@@ -21,9 +21,10 @@ from omegaconf.errors import MissingMandatoryValue
 
 from convlens.checks import MODEL_PATH_UNSET, layer_item, layer_spec
 from convlens.errors import ConvlensError
-from convlens.pipeline.conf_record import hydra_message, not_composed, record_conf, unreadable_yaml
+from convlens.pipeline.conf_record import current_record, hydra_message, not_composed, unreadable_yaml, write_record
 from convlens.pipeline.files import atomic_path, parse_yaml
 from convlens.pipeline.interrupt import INTERRUPTED, interrupted_line, stage_label
+from convlens.pipeline.paths import composed_conf_path
 from convlens.pipeline.repo_lock import check_params_unchanged, repository_lock
 from convlens.schema import check_config, flatten, short
 
@@ -116,6 +117,15 @@ def write_params(root: Path, cfg: DictConfig) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def write_composed(root: Path, cfg: DictConfig) -> None:
+    """``params.yaml`` from a composition of ``conf/``, and the record of the ``conf/`` it came from (what
+    ``check_config`` compares a later ``conf/`` edit with); the record is made first, so a ``conf/`` it cannot read
+    changes nothing."""
+    record = current_record(root, OmegaConf.to_container(cfg))
+    write_params(root, cfg)
+    write_record(composed_conf_path(root), record)
+
+
 def select(cfg: DictConfig | dict, keys: Sequence[str]) -> DictConfig:
     """A struct config holding only ``keys`` (dotted paths) of ``cfg``."""
     full = cfg if isinstance(cfg, dict) else OmegaConf.to_container(cfg, resolve=False)
@@ -201,8 +211,7 @@ def apply_overrides(root: Path, overrides: Sequence[str]) -> None:
     named in a warning, with the way back, rather than lost without a word."""
     composed = compose(root, overrides)
     lost = dropped(read_params(root, missing_ok=True), OmegaConf.to_container(compose(root)), overrides)
-    write_params(root, composed)
-    record_conf(root)  # what dvc repro's check_config compares a later conf/ edit with
+    write_composed(root, composed)
     log = logging.getLogger(__name__)
     log.info("%s recomposed from conf/ with %s", PARAMS_FILE, " ".join(overrides))
     if lost:

@@ -137,7 +137,7 @@ def record_of(root) -> conf_record.Record:
 def test_dvc_repro_after_a_conf_edit_without_make_params_is_refused(project, make_params):
     make_params()
     assert record_of(project) == conf_record.Record(
-        conf_record.conf_digest(project / "conf"), conf_record.conf_settings(project / "conf")
+        conf_record.conf_digest(project / "conf"), conf_record.conf_settings(project / "conf", params_of(project))
     )
     edit(project, "render/book.yaml", "map_cmap: viridis", "map_cmap: magma")
     before = paths.composed_conf_path(project).read_bytes()
@@ -281,3 +281,53 @@ def test_a_missing_preset_is_not_called_an_override(project):
         ConvlensError, match=r"^conf/ does not compose: In 'config': Could not find 'untrained/defualt'"
     ):
         compose(project)
+
+
+def test_an_edit_of_a_preset_chosen_with_s_is_asked_about(project, make_params):
+    """outside tester 6 F1: params.yaml composed with -S analyses=… (not conf/'s default), then that preset's file
+    edited. (The tests' conf/ defaults to analyses=full; the project's to light, and the README tour picks full.)"""
+    make_params("analyses=light")
+    assert record_of(project).settings["analyses.name"] == "light"
+    edit(project, "analyses/light.yaml", "activation_max: []", "activation_max: [trained]")
+    with pytest.raises(ConvlensError, match=r"analyses\.activation_max \[\] where conf/ now has \['trained'\]"):
+        check(project)
+    make_params("analyses=light")
+    check(project)
+
+
+def test_an_edit_of_an_interpolation_is_asked_about_by_its_value(project, make_params):
+    """outside tester 6 F2: `${render.map_cmap}` is recorded as the value it gives."""
+    edit(project, "render/book.yaml", "heatmap_cmap: viridis", "heatmap_cmap: ${render.sample_cmap}")
+    make_params()
+    assert record_of(project).settings["render.heatmap_cmap"] == params_of(project)["render"]["sample_cmap"]
+    edit(project, "render/book.yaml", "heatmap_cmap: ${render.sample_cmap}", "heatmap_cmap: ${render.map_cmap}")
+    with pytest.raises(ConvlensError, match=r"render\.heatmap_cmap 'gray_r' where conf/ now has 'viridis'"):
+        check(project)
+
+
+def test_moving_an_applied_preset_into_conf_is_not_refused(project, make_params):
+    """outside tester 6 F3: -S model=local -S model.path=… applied, then conf/ says the same: params.yaml is what
+    make params writes, and model.source (a literal in book.yaml, ${model.path} in local.yaml) is no change."""
+    model = params_of(project)["model"]["path"]
+    edit(project, "config.yaml", "- model: local", "- model: book")
+    make_params("model=local", f"model.path={model}")
+    before = (project / "params.yaml").read_bytes()
+    edit(project, "config.yaml", "- model: book", "- model: local")
+    check(project)
+    make_params()
+    assert (project / "params.yaml").read_bytes() == before
+
+
+def test_a_group_conf_leaves_unset_composes_with_the_chosen_preset(project, make_params, monkeypatch):
+    """outside tester 6 F4: `- data: ???` in the defaults list, the preset given as an override: make params and
+    check_config compose it; without the override, make params changes nothing."""
+    edit(project, "config.yaml", "- data: fashion_mnist", "- data: ???")
+    params = (project / "params.yaml").read_bytes()
+    with pytest.raises(SystemExit, match=r"You must specify 'data'"):
+        make_params()
+    assert (project / "params.yaml").read_bytes() == params and not paths.composed_conf_path(project).exists()
+    make_params("data=fashion_mnist")
+    assert record_of(project).settings["data.name"] == "fashion_mnist"
+    edit(project, "render/book.yaml", "map_cmap: viridis", "map_cmap: magma")
+    monkeypatch.setenv("DVC_EXP_NAME", "exp-1")
+    check(project)
