@@ -4,7 +4,7 @@ Metrics files hold ``{model: {layer: {statistic: value}}}``, and model-level num
 (``evaluate.json``: ``{model: {"accuracy": value, "class_accuracy": {class: value}}}``); a comparison is one row
 per model × layer × statistic with both values, the change and the relative change. A model-level number's
 layer is :data:`MODEL_LEVEL`; a group of numbers such as ``class_accuracy`` stands where a layer would.
-DVCLive's file of a training run (:data:`TRAINING_FILE`) is not keyed by model: its numbers are the last epoch's of
+DVCLive's file of a training run (:data:`TRAINING_FILE`) is not keyed by model: its numbers are the kept epoch's of
 the model trained here (``trained``), read by :func:`training_rows`.
 """
 
@@ -21,12 +21,11 @@ from convlens.pipeline import paths
 
 COLUMNS = ["model", "layer", "statistic", "a", "b", "change", "relative_change"]
 MODEL_LEVEL = "(model)"  # the layer column of a model-level number (accuracy); never a layer's name
-# DVCLive's metrics of training here (-S model=train), as DVC names the file: the last epoch's loss, accuracy,
-# val_loss, val_accuracy and step at the top, each conv layer's {kernel_mean, kernel_std} under its name.
+# DVCLive's summary of training here (-S model=train), as DVC names the file: the kept epoch's loss, accuracy,
+# val_loss, val_accuracy and step (that epoch) at the top, each conv layer's {kernel_mean, kernel_std} under its name.
 TRAINING_FILE = (paths.train_live_dir(Path()) / "metrics.json").as_posix()
 TRAINED = paths.ROLES[0]  # the model that training here makes (conf/model/train.yaml's train_runs)
 TRAINING = "(training)"  # the layer column of a training number (val_accuracy); beside a layer: its kernels then
-TRAINING_COUNTER = "step"  # DVCLive's step counter: not a statistic of the model
 
 
 def _is_number(value: Any) -> bool:
@@ -36,10 +35,10 @@ def _is_number(value: Any) -> bool:
 def training_rows(data: Mapping[str, Any]) -> dict[tuple[str, str, str], float]:
     """DVCLive's metrics of training (:data:`TRAINING_FILE`) as statistics of the trained model: a number at the top
     (``val_accuracy``) keyed (``trained``, ``(training)``, name), a layer's (``conv2d: {kernel_mean}``) keyed
-    (``trained``, ``conv2d (training)``, name); DVCLive's ``step`` left out."""
+    (``trained``, ``conv2d (training)``, name)."""
     values = {}
     for name, value in data.items():
-        if _is_number(value) and name != TRAINING_COUNTER:
+        if _is_number(value):
             values[(TRAINED, TRAINING, name)] = float(value)
         for statistic, number in value.items() if isinstance(value, Mapping) else ():
             if _is_number(number):

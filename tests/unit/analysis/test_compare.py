@@ -95,8 +95,8 @@ def test_an_unchanged_zero_has_no_relative_change_and_the_tolerance_is_exclusive
 
 
 def dvclive_metrics(val_accuracy: float, kernel_std: float) -> dict:
-    """outputs/train/live/metrics.json as DVCLive writes it after training: the last epoch's numbers at the top,
-    each conv layer's kernel statistics under its name."""
+    """outputs/train/live/metrics.json as training leaves it: the kept epoch's numbers (step: that epoch) at the
+    top, each conv layer's kernel statistics under its name."""
     return {
         "loss": 0.31,
         "accuracy": 0.89,
@@ -110,8 +110,8 @@ def dvclive_metrics(val_accuracy: float, kernel_std: float) -> dict:
 
 def test_dvclive_training_metrics_are_the_trained_models_never_a_model_per_layer():
     """DVCLive's file is not keyed by model: its layers are the trained model's during training, its top-level
-    numbers that training's loss and accuracy (val_accuracy, the headline of two training runs); step is no
-    statistic."""
+    numbers that training's loss and accuracy (val_accuracy, the headline of two training runs) and the epoch
+    kept (step)."""
     files = {
         TRAINING_FILE: dvclive_metrics(0.91, 0.2),
         "outputs/metrics/evaluate.json": {"trained": {"accuracy": 0.9}},
@@ -124,6 +124,7 @@ def test_dvclive_training_metrics_are_the_trained_models_never_a_model_per_layer
         ("trained", TRAINING, "accuracy"): 0.89,
         ("trained", TRAINING, "val_loss"): 0.35,
         ("trained", TRAINING, "val_accuracy"): 0.91,
+        ("trained", TRAINING, "step"): 5.0,
         ("trained", f"conv2d {TRAINING}", "kernel_mean"): -0.02,
         ("trained", f"conv2d {TRAINING}", "kernel_std"): 0.2,
         ("trained", f"conv2d_1 {TRAINING}", "kernel_mean"): -0.01,

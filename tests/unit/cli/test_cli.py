@@ -183,7 +183,7 @@ def test_compare_labels_dvclives_training_metrics_as_the_trained_models(two_runs
     trained(0.92, 0.25)
     cli.main(["compare", "HEAD", "--language", "en"])
     said = capsys.readouterr().out
-    assert said.startswith("compare: HEAD → workspace: 2 of 9 statistics in both runs changed;")
+    assert said.startswith("compare: HEAD → workspace: 2 of 10 statistics in both runs changed;")
     out = two_runs / "outputs" / "compare"
     rows = list(csv.DictReader((out / "HEAD_vs_workspace.csv").open(encoding="utf-8", newline="")))
     by_key = {(r["model"], r["layer"], r["statistic"]): (r["a"], r["b"]) for r in rows}
@@ -191,7 +191,7 @@ def test_compare_labels_dvclives_training_metrics_as_the_trained_models(two_runs
     assert by_key[("trained", "(training)", "loss")] == ("0.3", "0.3")
     assert by_key[("trained", "conv2d (training)", "kernel_std")] == ("0.2", "0.25")
     assert {r["model"] for r in rows} == {"trained", "untrained"}  # no model called conv2d
-    assert not any(r["statistic"] == "step" for r in rows)
+    assert by_key[("trained", "(training)", "step")] == ("3.0", "3.0")  # the epoch kept
     page = Page((out / "HEAD_vs_workspace.html").read_text(encoding="utf-8"))
     assert "val_accuracy" in page.text and "conv2d (training)" in page.text
 
