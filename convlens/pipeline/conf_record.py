@@ -199,18 +199,22 @@ def stale_line(keys: list[str], params: Mapping[str, Any], after: Mapping[str, A
     )
 
 
-def check_recomposed(root: Path, params: Mapping[str, Any], composed_by_dvc: bool = False) -> None:
+def check_recomposed(
+    root: Path, params: Mapping[str, Any], composed_by_dvc: bool = False, record_it: bool = True
+) -> None:
     """``check_config``'s step: when ``conf/``'s files differ from the record's, refuse ``params`` if a setting the
     edit changed does not hold its new value (unless ``composed_by_dvc``: ``dvc exp run`` composed it just now),
-    then record ``conf/``. A missing or unreadable record is written afresh, with nothing to compare."""
+    then record ``conf/`` (unless not ``record_it``: a stage run on its own only asks). A missing or unreadable
+    record is written afresh, with nothing to compare."""
     path = paths.composed_conf_path(root)
     record = read_record(path)
     digest = conf_digest(root / "conf")
-    if record is not None and record.digest == digest:
+    if (record is not None and record.digest == digest) or (record is None and not record_it):
         return
     settings = conf_settings(root / "conf", params)
     if record is None:
         log.warning("%s was missing or unreadable: written anew, so earlier conf/ edits are not checked", path.name)
     elif not composed_by_dvc and (keys := stale_keys(params, record.settings, settings)):
         raise ConvlensError(stale_line(keys, params, settings))
-    write_record(path, Record(digest, settings))
+    if record_it:
+        write_record(path, Record(digest, settings))

@@ -21,7 +21,14 @@ from omegaconf.errors import MissingMandatoryValue
 
 from convlens.checks import MODEL_PATH_UNSET, layer_item, layer_spec
 from convlens.errors import ConvlensError
-from convlens.pipeline.conf_record import current_record, hydra_message, not_composed, unreadable_yaml, write_record
+from convlens.pipeline.conf_record import (
+    check_recomposed,
+    current_record,
+    hydra_message,
+    not_composed,
+    unreadable_yaml,
+    write_record,
+)
 from convlens.pipeline.files import atomic_path, parse_yaml
 from convlens.pipeline.interrupt import INTERRUPTED, interrupted_line, stage_label
 from convlens.pipeline.paths import composed_conf_path
@@ -250,7 +257,11 @@ def run_stage(
         for item in items:
             layer_spec("the layer argument", layer_item(item))
         with repository_lock(root):  # no `dvc exp run` rewrites params.yaml while the stage runs
-            cfg = load_config(stage, [a for a in args if "=" in a], root)
+            overrides = [a for a in args if "=" in a]
+            alone = not overrides and not os.environ.get("DVC_STAGE")  # on its own (DVC sets DVC_STAGE)
+            if alone and isinstance(params := read_params(root), Mapping):  # else load_config names what is wrong
+                check_recomposed(root, params, composed_by_dvc=False, record_it=False)  # conf/ edited since?
+            cfg = load_config(stage, overrides, root)
             run(cfg, root, *items)
             check_params_unchanged(OmegaConf.to_container(cfg), OmegaConf.to_container(load_config(stage, [], root)))
         if skip_teardown:

@@ -331,3 +331,24 @@ def test_a_group_conf_leaves_unset_composes_with_the_chosen_preset(project, make
     edit(project, "render/book.yaml", "map_cmap: viridis", "map_cmap: magma")
     monkeypatch.setenv("DVC_EXP_NAME", "exp-1")
     check(project)
+
+
+def test_a_stage_run_on_its_own_without_overrides_asks_too(project, make_params, monkeypatch, capsys):
+    """outside tester 6 F6: `python -m stages.samples` after a conf/ edit read the stale params.yaml silently; under
+    DVC (DVC_STAGE set) check_config has asked already."""
+    from convlens.pipeline.config import run_stage
+
+    make_params()
+    edit(project, "config.yaml", "  indices: [0]", "  indices: [1]")
+    before = paths.composed_conf_path(project).read_bytes()
+    seen = []
+    with pytest.raises(SystemExit):
+        run_stage("samples", lambda cfg, root: seen.append(cfg), [])
+    assert (
+        "samples: error: conf/ changed after params.yaml was composed from it: params.yaml has samples.indices [0]"
+        in (capsys.readouterr().err)
+    )
+    assert seen == [] and paths.composed_conf_path(project).read_bytes() == before  # it only asks
+    monkeypatch.setenv("DVC_STAGE", "samples")
+    run_stage("samples", lambda cfg, root: seen.append(cfg), [])
+    assert len(seen) == 1
