@@ -5,9 +5,10 @@ figures' language (``report.language``) as a context, the way matplotlib's ``rc_
 A stage draws inside ``with figure_language(cfg.report.language):``; every figure function and title helper takes its
 words from :func:`words` (English outside any context). ``ko`` also sets matplotlib's font to NanumGothic, the TTFs that
 the pip package koreanize-matplotlib ships (regular and :data:`BOLD`), registered by path (importing that package would
-change the global rcParams), with DejaVu Sans after it for the glyphs NanumGothic lacks (U+2212 minus, arrows):
-matplotlib falls back glyph by glyph. ``en`` draws with DejaVu Sans, matplotlib's default, as before (English figures
-stay byte for byte), with NanumGothic after it where installed, for the glyphs DejaVu Sans lacks: Hangul class names.
+change the global rcParams), with DejaVu Sans after it for the glyphs NanumGothic lacks (U+2212 minus): matplotlib falls
+back glyph by glyph (the compare chart puts DejaVu Sans first: NanumGothic draws arrows and the hyphen badly). ``en``
+draws with DejaVu Sans, matplotlib's default, as before (English figures stay byte for byte), with NanumGothic after it
+where installed, for the glyphs DejaVu Sans lacks: Hangul class names.
 
 To add a figure's string: a key in both tables of ``render/strings.yaml`` (the English text as drawn so far), then
 ``words()("key", name=value)`` in the figure's code.
