@@ -130,7 +130,8 @@ def write_composed(root: Path, cfg: DictConfig) -> None:
     changes nothing."""
     record = current_record(root, OmegaConf.to_container(cfg))
     write_params(root, cfg)
-    write_record(composed_conf_path(root), record)
+    if composed_conf_path(root).parent.is_dir():  # a project that never ran has no outputs/: check_config records
+        write_record(composed_conf_path(root), record)
 
 
 def select(cfg: DictConfig | dict, keys: Sequence[str]) -> DictConfig:

@@ -45,7 +45,7 @@ def test_exp_run_model_train_trains_here_and_everything_downstream_sees_it(good_
         if rev.get("data")
     ]
     live = paths.relative(root, paths.train_live_dir(root) / "metrics.json")
-    assert metrics and metrics[0][live]["data"]["step"] == 2
+    assert metrics and metrics[0][live]["data"]["step"] == history["best_epoch"]  # DVCLive's summary: the kept one
     plots = json.loads(dvc(root, env, "plots", "show", "--json"))["data"]
     assert f"{paths.relative(root, paths.train_live_dir(root))}/plots/metrics/val_loss.tsv" in plots
     assert not (paths.train_live_dir(root) / "dvc.yaml").exists()  # DVCLive made no pipeline or experiment of its own

@@ -191,7 +191,8 @@ def test_dvc_exp_run_with_a_conf_that_composes_only_with_its_overrides(repo):
     """outside tester 5 #4: model.path ??? in conf/ and given with -S: check_config records conf/ unresolved."""
     root, env = repo
     local = root / "conf" / "model" / "local.yaml"
-    local.write_text(local.read_text(encoding="utf-8").replace("path: models/tiny.keras", "path: ???"), "utf-8")
+    text = local.read_text(encoding="utf-8")
+    local.write_text(text.replace("path: models/tiny.keras", "path: ???"), encoding="utf-8")
     out = dvc(root, env, "exp", "run", "-S", "model.path=models/tiny.keras")
     assert ran(out) == ["check_config"]  # the same params.yaml: only the check of the edited conf/ runs
     record = yaml.safe_load((root / "outputs" / "composed_conf.yaml").read_text(encoding="utf-8"))

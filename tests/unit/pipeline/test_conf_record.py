@@ -125,6 +125,7 @@ def make_params(project, monkeypatch):
 
     monkeypatch.chdir(project)
     monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    (project / "outputs").mkdir(exist_ok=True)  # a project that has run (one that never did gets its record later)
     return lambda *overrides: params_command.main(list(overrides))
 
 
@@ -232,6 +233,7 @@ def test_a_stage_run_on_its_own_records_conf(project, monkeypatch):
     from convlens.pipeline.config import apply_overrides
 
     edit(project, "render/book.yaml", "map_cmap: viridis", "map_cmap: magma")
+    (project / "outputs").mkdir()
     apply_overrides(project, ["samples.indices=[0,1]"])
     assert record_of(project).settings["render.map_cmap"] == "magma"
     check(project)
@@ -352,3 +354,12 @@ def test_a_stage_run_on_its_own_without_overrides_asks_too(project, make_params,
     monkeypatch.setenv("DVC_STAGE", "samples")
     run_stage("samples", lambda cfg, root: seen.append(cfg), [])
     assert len(seen) == 1
+
+
+def test_a_project_that_never_ran_gets_its_record_from_check_config(project, make_params):
+    """make params in a project without outputs/ (a stage refused before any output) writes no folder there."""
+    (project / "outputs").rmdir()
+    make_params()
+    assert not (project / "outputs").exists()
+    check(project)
+    assert record_of(project).digest == conf_record.conf_digest(project / "conf")
