@@ -54,8 +54,10 @@ browser:
 screenshots: install browser  ## regenerate the report's screenshots in docs/ (tests/e2e/test_report_browser.py)
 	CONVLENS_SCREENSHOTS=$(abspath docs) $(PY) -m pytest -q tests/e2e/test_report_browser.py -k screenshots
 
-# `make params render.dpi=70` would set a make variable, not the key: refused, naming the command that takes it
-DOTTED := $(foreach v,$(MAKEOVERRIDES),$(if $(findstring .,$(word 1,$(subst =, ,$(v)))),$(v)))
+# `make params render.dpi=70` or `model=train` would set a make variable, not the key: refused, naming the command
+# that takes it (a key of conf/: a dotted name, or a config group, conf/'s folders)
+CONF_GROUPS := $(patsubst conf/%/,%,$(wildcard conf/*/))
+DOTTED := $(foreach v,$(MAKEOVERRIDES),$(if $(or $(findstring .,$(word 1,$(subst =, ,$(v)))),$(filter $(word 1,$(subst =, ,$(v))),$(CONF_GROUPS))),$(v)))
 
 params: install     ## recompose params.yaml after editing conf/ by hand (dvc repro does not); with overrides: python -m convlens params KEY=VALUE
 	$(if $(strip $(DOTTED)),$(error make params takes no KEY=VALUE ($(strip $(DOTTED))): run $(PY) -m convlens params $(strip $(DOTTED))))

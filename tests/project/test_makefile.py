@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 from tests.support.helpers import PROJECT
@@ -9,7 +10,16 @@ from tests.support.helpers import PROJECT
 
 def make_dry(*args: str) -> subprocess.CompletedProcess:
     """``make -n ARGS`` in the project: what it would run, nothing run."""
-    return subprocess.run(["make", "-n", *args], cwd=PROJECT, capture_output=True, text=True, check=False)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}  # under make test
+    return subprocess.run(
+        ["make", "--no-print-directory", "-n", *args],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        check=False,
+    )
 
 
 def test_make_params_with_a_key_value_is_refused_naming_the_command_that_takes_it():
@@ -22,3 +32,5 @@ def test_make_params_with_a_key_value_is_refused_naming_the_command_that_takes_i
     plain = make_dry("params")
     assert plain.returncode == 0 and plain.stdout.splitlines()[-1] == ".venv/bin/python -m convlens params"
     assert make_dry("params", "TEST_JOBS=0").returncode == 0  # make's own variables stay make's
+    group = make_dry("params", "model=train")  # outside tester 7 F1: a config group, silently make's before
+    assert group.returncode != 0 and "make params takes no KEY=VALUE (model=train)" in group.stderr
