@@ -428,6 +428,23 @@ def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+# A run's own choices only where they apply: the training recipe (train.*) where the run trained its model
+# (model.train_runs), model.path where it is not the file training writes (model=train pins it); elsewhere blank
+# (the experiments table, the compare page).
+TRAINED_HERE = "model.train_runs"
+RECIPE = "train"
+TRAINED_MODEL_PATH = "model.path"
+
+
+def not_chosen(flat: Mapping[str, Any]) -> set[str]:
+    """The keys of a run's flat params that are not its choice, so blank in its row: ``train.*`` where it did not
+    train its model here (no :data:`TRAINED_HERE`: the recipe is params.yaml's default, unused), ``model.path``
+    where it did (the path training writes, pinned by ``conf/model/train.yaml``)."""
+    if flat.get(TRAINED_HERE):
+        return {TRAINED_MODEL_PATH} & set(flat)
+    return {k for k in flat if k.startswith(f"{RECIPE}.")}
+
+
 def short(value: Any, limit: int = 30) -> str:
     """A value as a message shows it, cut to ``limit`` characters."""
     text = repr(value)

@@ -14,6 +14,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 import pandas as pd
 
 from convlens.errors import ConvlensError
+from convlens.schema import not_chosen
 
 PARAMS_FILE = "params.yaml"
 # The book's comparison (trained vs untrained kernels) and how active the first layer's maps are: these statistics
@@ -48,11 +49,6 @@ DEFAULT_HIDDEN = (
     "analyses.attribution_metrics",
     "analyses.attribution_figures",
 )
-# A run's own choices only where they apply: the training recipe (train.*) where the run trained its model
-# (model.train_runs), model.path where it is not the file training writes (model=train pins it); elsewhere blank.
-TRAINED_HERE = "model.train_runs"
-RECIPE = "train"
-TRAINED_MODEL_PATH = "model.path"
 # The params that say which model and which data a run looked at: the last to be left out of a table too wide.
 IMPORTANT = ("model.name", "data.name")
 WIDTH = 120
@@ -111,15 +107,6 @@ def metric_value(metrics: Mapping[str, Mapping], key: str) -> float | None:
     if len(hits) > 1:
         raise ConvlensError(f"metric {name} is in several metrics files; name one as <file>:{name}")
     return hits[0] if hits else None
-
-
-def not_chosen(flat: Mapping[str, object]) -> set[str]:
-    """The keys of a run's flat params that are not its choice, so blank in its row: ``train.*`` where it did not
-    train its model here (no :data:`TRAINED_HERE`: the recipe is params.yaml's default, unused), ``model.path``
-    where it did (the path training writes, pinned by ``conf/model/train.yaml``)."""
-    if flat.get(TRAINED_HERE):
-        return {TRAINED_MODEL_PATH} & set(flat)
-    return {k for k in flat if k.startswith(f"{RECIPE}.")}
 
 
 def known_metrics(found: Iterable[dict]) -> list[str]:

@@ -26,15 +26,24 @@ from convlens.report.pages import (
     param_text,
     render,
 )
+from convlens.schema import not_chosen
+
+NOT_CHOSEN = "–"  # a param that is not the run's choice (schema.not_chosen: train.* of a model not trained here)
 
 
 def changed_params(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
-    """``(key, value in a, value in b)`` for each dotted key whose value differs (``None`` where one run lacks it)."""
+    """``(key, value in a, value in b)`` for each dotted key whose value differs (``None`` where one run lacks it,
+    :data:`NOT_CHOSEN` where it is not the run's choice: the recipe of a model not trained here is no change)."""
     flat_a, flat_b = dict(flat_items(a)), dict(flat_items(b))
+    for flat in (flat_a, flat_b):
+        flat.update(dict.fromkeys(not_chosen(flat), NOT_CHOSEN))
     keys = list(dict.fromkeys([*flat_a, *flat_b]))
     missing = object()
     return [
-        (key, flat_a.get(key), flat_b.get(key)) for key in keys if flat_a.get(key, missing) != flat_b.get(key, missing)
+        (key, flat_a.get(key), flat_b.get(key))
+        for key in keys
+        if flat_a.get(key, missing) != flat_b.get(key, missing)
+        and (flat_a.get(key), flat_b.get(key)) not in ((NOT_CHOSEN, None), (None, NOT_CHOSEN))  # model.path
     ]
 
 

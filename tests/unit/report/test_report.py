@@ -484,6 +484,21 @@ def test_report_language_is_checked(project):
 
 
 # -- the comparison page -------------------------------------------------------------------------------------------
+def test_the_recipe_of_a_model_not_trained_here_is_no_change():
+    """outside tester 7 F3: the book's run against one trained here: train.epochs is the trained run's choice only
+    (–), as in the experiments table; model.path, null against the path model=train pins, is no row."""
+    book = {"model": {"name": "book", "path": None, "train_runs": []}, "train": {"epochs": 20, "seed": 0}}
+    here = {"model": {"name": "train", "path": "outputs/train/model.keras", "train_runs": ["trained"]},
+            "train": {"epochs": 1, "seed": 0}}  # fmt: skip
+    assert changed_params(book, here) == [
+        ("model.name", "book", "train"),
+        ("model.train_runs", [], ["trained"]),
+        ("train.epochs", "–", 1),
+        ("train.seed", "–", 0),
+    ]
+    assert changed_params(book, {**book, "train": {"epochs": 3, "seed": 0}}) == []  # neither trained here
+
+
 def test_changed_params_and_differing_figures():
     a = {"untrained": {"seed": 42}, "samples": {"indices": [0]}, "report": {"language": "en"}}
     b = {"untrained": {"seed": 7}, "samples": {"indices": [0]}, "render": {"dpi": 50}}
