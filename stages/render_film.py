@@ -25,7 +25,7 @@ from convlens.pipeline.files import read_json, staged_dir, write_json
 from convlens.render import film
 from convlens.render.figures import FILTER_TILE_INCHES, MAP_TILE_INCHES, sample_title
 from convlens.render.grids import resolve_input_channels
-from convlens.render.language import figure_language
+from convlens.render.language import Strings, figure_language
 
 log = logging.getLogger(__name__)
 
@@ -132,9 +132,8 @@ def run(cfg: DictConfig, root: Path, item: str) -> None:
             "frame_ms": cfg.film.frame_ms,
         }
         write_json(out / paths.FILM_NAME, record)
-    log.info(
-        "the film of %d epochs (%d snapshots) of %s written", history["epochs_run"], len(labels), ", ".join(layers)
-    )
+    epochs = Strings("en").count("film_epochs", history["epochs_run"])  # the log's English: 1 epoch, 2 epochs
+    log.info("the film of %s (%d snapshots) of %s written", epochs, len(labels), ", ".join(layers))
 
 
 if __name__ == "__main__":

@@ -220,7 +220,7 @@ def test_a_one_epoch_run_is_said_once_in_the_singular_and_the_kept_epoch_is_not_
     assert "1 epochs" not in shown and "ran all" not in shown
     assert "the last epoch the model kept" not in shown and "the epoch of the lowest val_loss" in shown
     korean = report_page(tmp_path, params, "ko")
-    assert "에포크 1번을 훈련했습니다" in Page(korean).section_notes(korean, "training")
+    assert "1개 에포크를 훈련했습니다" in Page(korean).section_notes(korean, "training")
 
 
 @pytest.mark.filterwarnings("error:Glyph .* missing from font:UserWarning")
