@@ -22,7 +22,7 @@ import yaml
 
 from convlens.errors import ConvlensError
 from convlens.pipeline import paths
-from convlens.pipeline.files import atomic_path
+from convlens.pipeline.files import atomic_path, parse_yaml
 from convlens.schema import flatten, short
 
 HEADER = (
@@ -152,7 +152,7 @@ def conf_settings(conf_dir: Path, params: Mapping[str, Any]) -> dict[str, Any]:
 def read_record(path: Path) -> Record | None:
     """The record, or ``None`` where it is missing or not one."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = parse_yaml(path.read_text(encoding="utf-8"))  # libyaml: every check_config run reads it
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
     if not isinstance(data, Mapping) or not isinstance(data.get("conf_sha256"), str):
