@@ -25,6 +25,7 @@ from convlens.pipeline.artifacts import load_classes
 from convlens.pipeline.config import run_stage
 from convlens.pipeline.files import read_csv_columns, read_json, staged_dir
 from convlens.render.analyses import class_heatmaps, confusion_figure, examples_figure
+from convlens.render.formats import number
 from convlens.render.language import accuracy_title, figure_language, words
 from convlens.render.pool import Job, run_jobs
 
@@ -42,11 +43,27 @@ def class_heatmap_jobs(out: Path, root: Path, r: DictConfig, role: str) -> list[
 def draw_class_heatmap(out: Path, root: Path, r: DictConfig, dataset: dict, name: str, role: str) -> None:
     """One model's class heatmap of one dataset layer (``dataset``: its dataset index)."""
     tables = {role: read_csv_columns(paths.dataset_table(root, role, name), dataset["classes"]).T}
-    t = words()
-    title = t("heatmap_title", layer=name, images=dataset["images"], split=t.term("split", dataset["split"]))
+    title = heatmap_title(name, dataset)
     path, style = out / paths.class_heatmap_name(name), (r.heatmap_cmap, r.heatmap_scale, r.heatmap_order)
     chosen = {role: selectivity(t) for role, t in tables.items()}
     class_heatmaps(tables, chosen, dataset["classes"], path, title, style, r.dpi)
+
+
+def heatmap_title(layer: str, dataset: dict) -> str:
+    """A class heatmap's title: the layer, and how many images of which split (``dataset``: the dataset index), the
+    count written as the page writes it (``10,000``)."""
+    t = words()
+    return t("heatmap_title", layer=layer, images=number(dataset["images"]), split=t.term("split", dataset["split"]))
+
+
+def examples_title(role: str, layer: str, k: int, dataset: dict) -> str:
+    """The dataset examples' title: the model, the layer, each channel's top ``k`` of how many images of which split,
+    ranked by what (``dataset.examples.by``), in :func:`words`' language, the count as the page writes it."""
+    t = words()
+    return t(
+        "examples_title", model=t.term("model", role), layer=layer, k=k, images=number(dataset["images"]),
+        split=t.term("split", dataset["split"]), by=t.term("by", dataset["examples_by"]),
+    )  # fmt: skip
 
 
 def examples_jobs(out: Path, root: Path, r: DictConfig, role: str) -> list[Job]:
@@ -72,11 +89,7 @@ def draw_examples(out: Path, root: Path, r: DictConfig, dataset: dict, name: str
     ties = cut_ties(score, tied)
     captions = tile_captions(label.astype(np.int64), ties, dataset["classes"], peak)
     grid = examples_grid(pictures, boxes=boxes)
-    t, split = words(), words().term("split", dataset["split"])
-    title = t(
-        "examples_title", model=t.term("model", role), layer=name, k=shape[1], images=dataset["images"],
-        split=split, by=dataset["examples_by"],
-    ) + patch_note(grid.patch, known) + tie_note(ties)  # fmt: skip
+    title = examples_title(role, name, shape[1], dataset) + patch_note(grid.patch, known) + tie_note(ties)
     path = out / paths.examples_figure_name(role, name)
     examples_figure(grid, captions, path, r.sample_cmap, title, r.dpi)
 
@@ -89,10 +102,16 @@ def confusion_jobs(out: Path, root: Path, r: DictConfig, role: str) -> list[Job]
     return [partial(draw_confusion, out, r, dataset, classes, role, rows)] if rows.is_file() else []
 
 
+def confusion_title(role: str, confusion: np.ndarray, split: str) -> str:
+    """A confusion matrix's title: the model's accuracy on how many images of the split, the count written as the
+    page writes it (``10,000``)."""
+    return accuracy_title(role, accuracy(confusion), number(int(confusion.sum())), split)
+
+
 def draw_confusion(out: Path, r: DictConfig, dataset: dict, classes: list[str], role: str, rows: Path) -> None:
     """One model's confusion matrix from its ``rows`` (``dataset``: the dataset index)."""
     confusion = confusion_from_rows(rows, classes)
-    title = accuracy_title(role, accuracy(confusion), int(confusion.sum()), dataset["split"])
+    title = confusion_title(role, confusion, dataset["split"])
     confusion_figure(confusion, classes, out / paths.confusion_figure_name(role), title, "Blues", r.dpi)
 
 

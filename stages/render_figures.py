@@ -51,7 +51,8 @@ def draw_kernel(out: Path, role: str, name: str, kernel: np.ndarray, r: DictConf
         image, grid = filter_grid(kernel, mode, r.filter_columns, r.filter_vmin, r.filter_vmax)
         tiles = kernel.shape
     scale = t("filter_scale_each") if mode == "rgb" else f"{r.filter_vmin}..{r.filter_vmax}"
-    title = t("filters_title", model=model, layer=name, shape=kernel.shape, mode=mode, scale=scale)
+    drawn = mode if depthwise else t.term("drawn", mode)  # first, mean, all, rgb in the figure's language
+    title = t("filters_title", model=model, layer=name, shape=kernel.shape, mode=drawn, scale=scale)
     path = out / paths.filters_figure_name(role, name)
     key = filter_key(tiles, "first" if depthwise else mode, r.filter_vmin, r.filter_vmax)  # indices, colourbar
     mosaic_figure(image, path, r.filter_cmap, title, FILTER_TILE_INCHES, grid, r.dpi, key)

@@ -160,9 +160,10 @@ def figure_language(language: str) -> Iterator[Strings]:
         _current.reset(token)
 
 
-def accuracy_title(model: str, accuracy: float, images: int, split: str) -> str:
-    """``trained: accuracy 0.9125 on 10000 test images``: a confusion matrix's title, and evaluate's log line (in
-    English: outside a :func:`~convlens.render.language.figure_language`)."""
+def accuracy_title(model: str, accuracy: float, images: int | str, split: str) -> str:
+    """``trained: accuracy 0.9125 on 10000 test images``: evaluate's log line (in English: outside a
+    :func:`~convlens.render.language.figure_language`), and a confusion matrix's title, whose ``images`` come
+    written as the page writes them (``10,000``, :func:`~convlens.render.formats.number`)."""
     t = words()
     return t("accuracy_title", model=t.term("model", model), accuracy=f"{accuracy:.4f}", images=images,
              split=t.term("split", split))  # fmt: skip

@@ -162,8 +162,8 @@ def test_the_reason_training_ended_is_said_in_the_films_language_from_the_number
         assert one.startswith("early stopping: val_loss did not improve for 1 epoch after epoch 2;")
         assert every == "train.epochs reached; the weights of epoch 17 (lowest val_loss) were kept"  # no count twice
     else:
-        assert early.startswith("조기 종료: 8번째 에포크 이후 에포크 2번 동안") and "8번째 에포크의 가중치" in early
-        assert one.startswith("조기 종료: 2번째 에포크 이후 에포크 1번 동안")
+        assert early.startswith("조기 종료: 8번째 에포크 이후 2개 에포크 동안") and "8번째 에포크의 가중치" in early
+        assert one.startswith("조기 종료: 2번째 에포크 이후 1개 에포크 동안")
         assert every.startswith("train.epochs에 도달했고") and "17번째 에포크" in every
 
 

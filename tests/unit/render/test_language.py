@@ -43,7 +43,7 @@ def test_the_korean_figure_strings_use_the_chapters_terms():
 
 def test_a_count_is_singular_for_one_in_english_and_the_same_word_in_korean():
     assert [Strings("en").count("film_epochs", n) for n in (0, 1, 2)] == ["0 epochs", "1 epoch", "2 epochs"]
-    assert [Strings("ko").count("film_epochs", n) for n in (1, 2)] == ["에포크 1번", "에포크 2번"]
+    assert [Strings("ko").count("film_epochs", n) for n in (1, 2)] == ["1개 에포크", "2개 에포크"]  # as the page
     assert language.counted({"things": "{count} things"}, "things", 1) == "1 things"  # no singular given: the key's
 
 
