@@ -33,6 +33,7 @@ from convlens.pipeline.files import atomic_path, parse_yaml
 from convlens.pipeline.interrupt import INTERRUPTED, interrupted_line, stage_label
 from convlens.pipeline.paths import composed_conf_path
 from convlens.pipeline.repo_lock import check_params_unchanged, repository_lock
+from convlens.pipeline.upstream import stale_line, standalone_stale
 from convlens.schema import check_config, flatten, short
 
 STAGE_FILE = "dvc.yaml"
@@ -263,6 +264,8 @@ def run_stage(
             if alone and isinstance(params := read_params(root), Mapping):  # else load_config names what is wrong
                 check_recomposed(root, params, composed_by_dvc=False, record_it=False)  # conf/ edited since?
             cfg = load_config(stage, overrides, root)
+            if stale := standalone_stale(root, label):  # on its own: upstream stages not rerun since a change
+                logging.getLogger(__name__).warning(stale_line(stale, label))
             run(cfg, root, *items)
             check_params_unchanged(OmegaConf.to_container(cfg), OmegaConf.to_container(load_config(stage, [], root)))
         if skip_teardown:

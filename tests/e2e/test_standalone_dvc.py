@@ -1,0 +1,27 @@
+"""A stage run on its own after a change upstream of it says which stages it did not rerun (outside tester:
+`python -m stages.report report.language=ko` after an experiment wrote a Korean page over English figures, silently)."""
+
+import sys
+
+import pytest
+
+from tests.support.dvc_repo import dvc, sh
+
+pytestmark = pytest.mark.slow
+
+
+def report(root, env, *overrides: str) -> str:
+    return sh(root, sys.executable, "-m", "stages.report", *overrides, env=env)
+
+
+def test_the_report_on_its_own_names_the_figures_it_did_not_redraw(good_repo):
+    root, env = good_repo
+    assert "not rerun since" not in report(root, env)  # everything up to date: nothing to say
+
+    said = report(root, env, "report.language=ko")
+    (line,) = [line for line in said.splitlines() if "not rerun since" in line]
+    assert line.startswith("report: render_dataset@trained, render_dataset@untrained, render_figures, ")
+    assert line.endswith("this run reads their old outputs; `dvc repro report` reruns them first")
+
+    dvc(root, env, "repro", "report")
+    assert "not rerun since" not in report(root, env)

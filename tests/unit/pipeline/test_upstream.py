@@ -1,0 +1,94 @@
+"""A stage run on its own names the upstream stages DVC finds out of date, whose old outputs it reads (outside
+tester: `python -m stages.report report.language=ko` wrote a Korean page with English figures without a word)."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from convlens.pipeline.repo_lock import repository_lock
+from convlens.pipeline.upstream import stale_line, stale_stages, stale_upstream
+
+PARAMS = {"changed deps": {"params.yaml": {"report.language": "modified"}}}
+OUTS = {"changed outs": {"outputs/figures": "modified"}}
+
+
+def test_stale_means_changed_inputs_under_the_outputs_dvc_lock_records():
+    status = {
+        "report": [PARAMS],  # the stage that runs: never its own upstream
+        "check_config": [{"changed deps": {"params.yaml": "modified"}}],  # the guard: no result read downstream
+        "render_maps@conv2d": [PARAMS],
+        "render_figures": [PARAMS],
+        "samples": [PARAMS, OUTS],  # rerun on its own since: its outputs are current
+        "fetch_data": [OUTS],  # outputs edited by hand, inputs unchanged
+        "metrics": [{"changed deps": {"outputs/metrics/a.json": "modified"}}, "always changed"],
+    }
+    assert stale_stages(status, "report") == ["metrics", "render_figures", "render_maps@conv2d"]
+    assert stale_stages({}, "report") == []
+
+
+def test_the_line_names_them_and_the_command():
+    assert stale_line(["render_figures"], "report") == (
+        "render_figures not rerun since params.yaml or its inputs changed (dvc status): this run reads its old "
+        "outputs; `dvc repro report` reruns it first"
+    )
+    six = [f"s{i}" for i in range(6)]
+    assert stale_line(six, "report").startswith("s0, s1, s2, s3 and 2 more not rerun since params.yaml or their ")
+
+
+def git(root, *args):
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
+    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, env=env)
+
+
+def dvc(root, *args):
+    subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, check=True, capture_output=True)
+
+
+@pytest.fixture
+def two_stages(tmp_path):
+    """A DVC project: `up` writes a.txt from its param, `down` copies a.txt to b.txt; reproduced and committed."""
+    root = tmp_path / "p"
+    root.mkdir()
+    git(root, "init", "-q")
+    dvc(root, "init", "-q")
+    (root / "params.yaml").write_text("up: {text: one}\n", encoding="utf-8")
+    write = f"{sys.executable} -c \"import yaml; open('a.txt', 'w').write(yaml.safe_load(open('params.yaml'))['up']['text'])\""  # noqa: E501
+    (root / "dvc.yaml").write_text(
+        "stages:\n"
+        f"  up:\n    cmd: {write}\n    params: [up.text]\n    outs: [a.txt]\n"
+        "  down:\n    cmd: cp a.txt b.txt\n    deps: [a.txt]\n    outs: [b.txt]\n",
+        encoding="utf-8",
+    )
+    dvc(root, "repro", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "run")
+    return root
+
+
+@pytest.mark.slow
+def test_a_param_changed_upstream_and_not_rerun_is_named(two_stages):
+    root = two_stages
+    assert stale_upstream(root, "down") == []
+    (root / "params.yaml").write_text("up: {text: two}\n", encoding="utf-8")
+    assert stale_upstream(root, "down") == ["up"]
+    (root / "a.txt").write_text("two", encoding="utf-8")  # `up` rerun on its own: its output is current
+    assert stale_upstream(root, "down") == []
+
+
+@pytest.mark.slow
+def test_it_asks_dvc_while_the_stage_holds_the_repository_lock(two_stages):
+    """A stage holds DVC's lock for its whole run: DVC's own status would wait 3 s for it, then fail (and say []."""
+    root = two_stages
+    (root / "params.yaml").write_text("up: {text: two}\n", encoding="utf-8")
+    with repository_lock(root):
+        start = time.monotonic()
+        assert stale_upstream(root, "down") == ["up"]
+        assert time.monotonic() - start < 3
+
+
+def test_outside_a_dvc_project_it_cannot_tell(tmp_path):
+    assert stale_upstream(tmp_path, "report") == []
