@@ -32,21 +32,37 @@ def stale_stages(status: Mapping[str, Sequence[Any]], target: str) -> list[str]:
     return sorted(stale)
 
 
-def stale_upstream(root: Path, target: str) -> list[str]:
-    """:func:`stale_stages` of ``target``'s upstream in the DVC project at ``root`` (``[]`` where DVC cannot tell:
-    not a DVC project, a stage unknown to it). The caller holds the repository's lock
-    (:func:`~convlens.pipeline.repo_lock.repository_lock`, a stage's whole run), so DVC does not wait for it."""
+def pipeline_status(root: Path, target: str | None = None, lock_held: bool = False) -> dict[str, list] | None:
+    """``dvc status`` of the DVC project at ``root`` (``target`` and its upstream, else every stage) as
+    ``{stage: [change, …]}``; ``None`` where DVC cannot tell (not a DVC project, a stage unknown to it).
+    ``lock_held``: the caller holds the repository's lock (:func:`~convlens.pipeline.repo_lock.repository_lock`, a
+    stage's whole run), so DVC must not wait for it."""
     from dvc.exceptions import DvcException
     from dvc.lock import LockNoop
     from dvc.repo import Repo
 
     try:
         with Repo(str(root)) as repo:
-            repo.lock = LockNoop()  # ours, held: DVC's own would wait 3 s for it, then fail
-            status = repo.status(targets=[f"{root / 'dvc.yaml'}:{target}"], with_deps=True)
+            if lock_held:
+                repo.lock = LockNoop()  # ours, held: DVC's own would wait 3 s for it, then fail
+            targets = [f"{root / 'dvc.yaml'}:{target}"] if target else None
+            status = repo.status(targets=targets, with_deps=bool(target))
     except DvcException:
-        return []
-    return stale_stages({name.rsplit(":", 1)[-1]: changes for name, changes in status.items()}, target)  # path:stage
+        return None
+    return {name.rsplit(":", 1)[-1]: changes for name, changes in status.items()}  # a target's are path:stage
+
+
+def stale_upstream(root: Path, target: str) -> list[str]:
+    """:func:`stale_stages` of ``target``'s upstream, asked while the stage holds the repository's lock (``[]``
+    where DVC cannot tell)."""
+    return stale_stages(pipeline_status(root, target, lock_held=True) or {}, target)
+
+
+def unreproduced(root: Path) -> list[str] | None:
+    """The stages ``dvc status`` finds changed in the workspace, the guard aside: its results are not all of its
+    ``params.yaml`` (changed params, deleted outputs); ``None`` where DVC cannot tell."""
+    status = pipeline_status(root)
+    return None if status is None else sorted(stage for stage in status if stage != GUARD)
 
 
 @functools.cache

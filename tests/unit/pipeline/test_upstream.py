@@ -9,7 +9,7 @@ import time
 import pytest
 
 from convlens.pipeline.repo_lock import repository_lock
-from convlens.pipeline.upstream import stale_line, stale_stages, stale_upstream
+from convlens.pipeline.upstream import stale_line, stale_stages, stale_upstream, unreproduced
 
 PARAMS = {"changed deps": {"params.yaml": {"report.language": "modified"}}}
 OUTS = {"changed outs": {"outputs/figures": "modified"}}
@@ -92,3 +92,15 @@ def test_it_asks_dvc_while_the_stage_holds_the_repository_lock(two_stages):
 
 def test_outside_a_dvc_project_it_cannot_tell(tmp_path):
     assert stale_upstream(tmp_path, "report") == []
+
+
+@pytest.mark.slow
+def test_a_workspace_with_a_changed_param_or_a_deleted_output_is_not_reproduced(two_stages):
+    root = two_stages
+    assert unreproduced(root) == []
+    (root / "params.yaml").write_text("up: {text: two}\n", encoding="utf-8")
+    assert unreproduced(root) == ["up"]
+    (root / "params.yaml").write_text("up: {text: one}\n", encoding="utf-8")
+    (root / "b.txt").unlink()  # an interrupted run: DVC removed the stage's outputs first
+    assert unreproduced(root) == ["down"]
+    assert unreproduced(root.parent) is None  # not a DVC project
