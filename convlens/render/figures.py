@@ -17,13 +17,14 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
 from matplotlib.path import Path as MplPath
+from matplotlib.text import Text
 from matplotlib.textpath import TextPath
 from matplotlib.transforms import Affine2D, IdentityTransform
 
 from convlens.errors import ConvlensError
 from convlens.pipeline.files import atomic_path
 from convlens.render.grids import FILTER_GUTTER, filter_labels, map_gutter, tile_origins
-from convlens.render.language import FALLBACK, words
+from convlens.render.language import FALLBACK, line_spacing, words
 
 # The largest PNG a figure may become (~400 MB of RGB while drawn): a dpi or a grid beyond it is a mistake.
 MAX_PIXELS = 1 << 27
@@ -56,6 +57,18 @@ def new_figure(figsize: tuple[float, float]) -> Figure:
     fig = Figure(figsize=figsize)
     FigureCanvasAgg(fig)
     return fig
+
+
+def space_lines(fig: Figure) -> None:
+    """Give each text of ``fig`` of several lines the line spacing of :func:`words`' language
+    (:func:`~convlens.render.language.line_spacing`: Korean lines apart, not touching), where none was chosen; a
+    language without one keeps matplotlib's. Called before a figure is laid out or drawn (:func:`save_figure`)."""
+    spacing = line_spacing()
+    if spacing is None:
+        return
+    for text in fig.findobj(Text):
+        if "\n" in text.get_text() and text.get_linespacing() == "normal":
+            text.set_linespacing(spacing)
 
 
 def text_inches(text: str, fontsize: float, dpi: int) -> float:
@@ -91,6 +104,7 @@ def save_figure(fig: Figure, path: Path, dpi: int) -> None:
     """Write the figure as PNG, atomically; zlib level 1: about half the encoding time, files ~2× larger."""
     width, height = fig.get_size_inches() * dpi
     check_figure_size(round(height), round(width), dpi)
+    space_lines(fig)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png", pil_kwargs={"compress_level": 1})
 
@@ -215,6 +229,7 @@ def mosaic_figure(
     pixels = np.full((top + body[0] + band, body[1], 3), 255, np.uint8)
     pixels[top : top + body[0]] = np.repeat(np.repeat(colours, scale, axis=0), scale, axis=1)
     layer = mosaic_layer(wrapped, image.shape, grid, scale, cmap, dpi, key, extra)
+    space_lines(layer)
     layer.canvas.draw()
     _lay_over(pixels, np.asarray(layer.canvas.buffer_rgba()))
     _save_pixels(pixels, path)
@@ -435,5 +450,6 @@ def _comparison_figure(table, path: Path, labels: tuple[str, str], title: str, d
         ax.set_title(t.term("model", model), loc="left", fontsize=10)
         ax.set_xlabel(t("relative_change", a=labels[0], b=labels[1]))
     fig.suptitle(title, fontsize=11)
+    space_lines(fig)  # before the layout, which measures the texts
     fig.tight_layout()
     save_figure(fig, path, dpi)

@@ -28,7 +28,7 @@ from matplotlib.ticker import MaxNLocator
 
 from convlens.errors import ConvlensError
 from convlens.pipeline.files import atomic_path
-from convlens.render.figures import check_figure_size, new_figure, save_figure
+from convlens.render.figures import check_figure_size, new_figure, save_figure, space_lines
 from convlens.render.grids import filter_tiles, grid_shape, mosaic, normalize_tiles
 from convlens.render.language import Strings, counted
 
@@ -181,6 +181,7 @@ def frame_pixels(
     for image, caption in zip(mosaics, captions, strict=True):
         im.set_data(_shown(image))
         title.set_text(caption)
+        space_lines(fig)
         fig.set_dpi(dpi)
         fig.canvas.draw()
         frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
@@ -271,6 +272,7 @@ def learning_curves_figure(history: Mapping, path: Path, text: Mapping[str, str]
         ax.legend(fontsize=8)
     epochs_words = counted(text, "epochs", history["epochs_run"])
     fig.suptitle(text["curves_title"].format(epochs=epochs_words, reason=history["reason"]), fontsize=10)
+    space_lines(fig)  # before the layout, which measures the texts
     fig.tight_layout()
     save_figure(fig, path, dpi)
 
@@ -317,5 +319,6 @@ def kernel_std_figure(
     ax.set_ylabel(text["std"])
     ax.set_title(text["std_title" if reference else "std_title_own"], fontsize=10)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    space_lines(fig)  # before the layout, which measures the texts
     fig.tight_layout()
     save_figure(fig, path, dpi)

@@ -8,7 +8,9 @@ the pip package koreanize-matplotlib ships (regular and :data:`BOLD`), registere
 change the global rcParams), with DejaVu Sans after it for the glyphs NanumGothic lacks (U+2212 minus): matplotlib falls
 back glyph by glyph (the compare chart puts DejaVu Sans first: NanumGothic draws arrows and the hyphen badly). ``en``
 draws with DejaVu Sans, matplotlib's default, as before (English figures stay byte for byte), with NanumGothic after it
-where installed, for the glyphs DejaVu Sans lacks: Hangul class names.
+where installed, for the glyphs DejaVu Sans lacks: Hangul class names. A text of several lines is spaced as its
+language needs (:data:`LINE_SPACING`, set by ``figures.space_lines`` as a figure is saved): Korean lines 1.2 em apart,
+as DejaVu Sans sets English ones, where NanumGothic's own metrics made them touch.
 
 To add a figure's string: a key in both tables of ``render/strings.yaml`` (the English text as drawn so far), then
 ``words()("key", name=value)`` in the figure's code.
@@ -38,6 +40,12 @@ FALLBACK = "DejaVu Sans"  # matplotlib's own font: the glyphs the language's fon
 # NanumGothicExtraBold.ttf's (NanumGothicBold.ttf is 600). Without one, bold text asks the family for a weight it
 # lacks: matplotlib draws Hangul at 400 and logs "findfont: Failed to find font weight bold for NanumGothic".
 BOLD = {"ko": ("NanumGothicExtraBold.ttf",)}
+# The line spacing of a language whose font sets its lines too close, as matplotlib's fixed ``linespacing``: that
+# many times the font's ascent + descent. NanumGothic's metrics (OS/2: ascent + descent 1 em, no line gap) make
+# matplotlib's ``"normal"`` spacing 1 em, so a line of Hangul (a full em high) touches the next; DejaVu Sans'
+# (ascent + descent 1 em, a gap of 0.2) make it 1.2 em, which 1.2 gives NanumGothic too. A language not here
+# keeps ``"normal"`` (English figures as before).
+LINE_SPACING = {"ko": 1.2}
 
 
 @cache
@@ -95,6 +103,11 @@ _current: ContextVar[Strings | None] = ContextVar("figure_words", default=None)
 def words() -> Strings:
     """The figures' words in the language of the :func:`figure_language` being drawn; English outside one."""
     return _current.get() or Strings("en")
+
+
+def line_spacing() -> float | None:
+    """The :data:`LINE_SPACING` of :func:`words`' language; ``None``: matplotlib's ``"normal"``."""
+    return LINE_SPACING.get(words().language)
 
 
 def font_file(language: str) -> Path | None:
