@@ -1,10 +1,12 @@
 """The comparison page of two runs (``python -m convlens compare A B``): changed params, changed statistics (the
-table and chart of ``compare``), and the figures that differ, side by side: the first ``FULL_FIGURES`` full size,
-the rest as thumbnails. Its images inline (one HTML file), or, with ``Assets(prefix="<stem>_files/")``, files in a
-folder beside it (``write_page``), so the page stays light however many figures differ."""
+table and chart of ``compare``), and the figures that differ, side by side, most important first (the film's GIFs,
+then the chapter's figures: :func:`figure_order`): the first ``FULL_FIGURES`` full size, the rest as thumbnails.
+Its images inline (one HTML file), or, with ``Assets(prefix="<stem>_files/")``, files in a folder beside it
+(``write_page``), so the page stays light however many figures differ."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from convlens.analysis.compare import one_sided, shared
+from convlens.pipeline import paths
 from convlens.pipeline.files import atomic_path, staged_dir
 from convlens.report.assets import FULL_FIGURES, Assets
 from convlens.report.pages import (
@@ -47,11 +50,44 @@ def changed_params(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[tuple[str
     ]
 
 
+def figures_folder(folder: Path) -> str:
+    """A stage's figures folder (``paths.*_dir(Path())``) as the comparison names its figures: under
+    ``outputs/figures``, ``/``-separated, with a trailing ``/``."""
+    return f"{folder.relative_to(paths.figures_dir(Path())).as_posix()}/"
+
+
+# The figures a reader looks at first, in order (a folder under outputs/figures, how the name ends): the film's GIFs
+# (they play only full size), the chapter's own figures (filter grids, weight histograms, feature maps), the film's
+# stills (its strips, the learning curves); every other figure (dataset, evaluate, analyses) after them.
+FIGURE_IMPORTANCE = (
+    (figures_folder(paths.film_dir(Path())), ".gif"),
+    (figures_folder(paths.weight_figures_dir(Path())), "_filters.png"),
+    (figures_folder(paths.weight_figures_dir(Path())), ".png"),
+    (figures_folder(paths.map_figures_dir(Path())), ".png"),
+    (figures_folder(paths.film_dir(Path())), ".png"),
+)
+
+
+def natural_key(text: str) -> tuple[str | int, ...]:
+    """``text``'s sort key with its runs of digits as numbers: ``sample_2`` before ``sample_10``."""
+    return tuple(int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", text)))
+
+
+def figure_order(path: str) -> tuple[int, tuple[str | int, ...]]:
+    """A figure's place on the comparison page: by :data:`FIGURE_IMPORTANCE`, then by its path (natural order)."""
+    rank = next(
+        (i for i, (folder, end) in enumerate(FIGURE_IMPORTANCE) if path.startswith(folder) and path.endswith(end)),
+        len(FIGURE_IMPORTANCE),
+    )
+    return rank, natural_key(path)
+
+
 def differing_figures(a: Mapping[str, bytes], b: Mapping[str, bytes]) -> tuple[list[str], list[str], int]:
-    """Figures by relative path in two runs: (paths whose bytes differ, paths in one run only, how many are equal)."""
-    both = sorted(set(a) & set(b))
-    differ = [path for path in both if a[path] != b[path]]
-    only = sorted(set(a) ^ set(b))
+    """Figures by relative path in two runs: (paths whose bytes differ, most important first: :func:`figure_order`;
+    paths in one run only, in natural order; how many are equal)."""
+    both = set(a) & set(b)
+    differ = sorted((path for path in both if a[path] != b[path]), key=figure_order)
+    only = sorted(set(a) ^ set(b), key=natural_key)
     return differ, only, len(both) - len(differ)
 
 
