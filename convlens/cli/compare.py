@@ -2,9 +2,9 @@
 
 A and B are git revisions, experiment names (``dvc exp show``) or ``workspace`` (B's default).
 Writes ``outputs/compare/<A>_vs_<B>.csv`` (every statistic of every model and layer: both values,
-change, relative change), ``.png`` (the statistics that changed, by how much) and ``.html`` (one
-self-contained page: the changed params, that table and chart, and the figures that differ side by side, the film's
-GIFs animated).
+change, relative change), ``.png`` (the statistics that changed, by how much) and ``.html`` (the changed params,
+that table and chart, and the figures that differ side by side, the film's GIFs animated; its images are files in
+``<A>_vs_<B>_files/`` beside it: share the page with that folder).
 Not a DVC stage: it reads the metrics, params and figures DVC recorded for each run.
 """
 
