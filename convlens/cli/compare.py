@@ -1,16 +1,18 @@
 """Compare two runs' per-layer statistics: ``python -m convlens compare A [B]``.
 
 A and B are git revisions, experiment names (``dvc exp show``) or ``workspace`` (B's default).
-Writes ``outputs/compare/<A>_vs_<B>.csv`` (every statistic of every model and layer: both values,
-change, relative change), ``.png`` (the statistics that changed, by how much) and ``.html`` (the changed params,
-that table and chart, and the figures that differ side by side, the film's GIFs animated; its images are files in
-``<A>_vs_<B>_files/`` beside it: share the page with that folder).
+Writes ``outputs/compare/<A>_vs_<B>.csv`` (every statistic of every model and layer: both values, change, relative
+change), ``.png`` (the statistics that changed, by how much) and ``.html`` (the changed params, that table and
+chart, and the figures that differ side by side, the film's GIFs animated; its images are files in
+``<A>_vs_<B>_files/`` beside it: share the page with that folder). A name a file name cannot hold is made one, with
+a digest where that changed it (:func:`output_stem`).
 Not a DVC stage: it reads the metrics, params and figures DVC recorded for each run.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import re
 import sys
@@ -72,6 +74,19 @@ def run_figures(root: Path, rev: str) -> dict[str, bytes] | str:
         return f"{type(e).__name__}: {e}"
 
 
+def output_stem(a: str, b: str) -> str:
+    """The files' name of the comparison of ``a`` and ``b``: ``<a>_vs_<b>``, each run of characters a file name should
+    not hold made ``_``; where that changed the name (``r#1`` and ``r_1`` both give ``r_1``), or a run's own name holds
+    ``_vs_`` (``x_vs_y`` vs ``z`` and ``x`` vs ``y_vs_z``), followed by ``-`` and 8 hex digits of the two names, so
+    two comparisons never share files."""
+    raw = f"{a}_vs_{b}"
+    stem = re.sub(r"[^\w.-]+", "_", raw)
+    if stem == raw and "_vs_" not in a and "_vs_" not in b:
+        return stem
+    digest = hashlib.sha256("\0".join((a, b)).encode()).hexdigest()[:8]
+    return f"{stem}-{digest}"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m convlens compare", description=__doc__.splitlines()[0])
     parser.add_argument("a", help="the first run: git revision, experiment name or workspace")
@@ -90,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
         from convlens.report.assets import Assets
         from convlens.report.compare_page import compare_page, write_page
 
-        stem = re.sub(r"[^\w.-]+", "_", f"{args.a}_vs_{args.b}")
+        stem = output_stem(args.a, args.b)
         out = paths.compare_dir(root) if args.out is None else root / args.out  # an absolute --out stays as it is
         with atomic_path(out / f"{stem}.csv") as tmp:
             table.to_csv(tmp, index=False)

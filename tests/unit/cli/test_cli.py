@@ -213,6 +213,35 @@ def test_compare_names_a_run_it_cannot_find_or_read(two_runs, capsys):
     assert not (two_runs / "outputs" / "compare").exists()
 
 
+def test_compare_gives_runs_whose_names_become_one_file_name_files_of_their_own(two_runs, capsys):
+    """Outside tester: branches ``r#1`` and ``r_1`` both wrote ``r_1_vs_workspace.*``, the second over the first.
+    Now a name that is not a file name's (``#``, ``/``) gets a digest of the runs' names; one that is stays as it is."""
+    from convlens.cli.compare import output_stem
+
+    env = repo_env()
+    sh(two_runs, "git", "branch", "r#1", env=env)
+    (two_runs / "outputs" / "metrics" / "w.json").write_text(
+        json.dumps({"untrained": {"conv2d": {"mean": 0.1, "std": 0.25}}}), encoding="utf-8"
+    )
+    commit(two_runs, env, "another run")
+    sh(two_runs, "git", "branch", "r_1", env=env)
+    cli.main(["compare", "r#1", "--language", "en"])
+    cli.main(["compare", "r_1", "--language", "en"])
+    capsys.readouterr()
+    out = two_runs / "outputs" / "compare"
+    hashed = output_stem("r#1", "workspace")
+    for stem, std in ((hashed, "0.2"), ("r_1_vs_workspace", "0.25")):
+        rows = list(csv.DictReader((out / f"{stem}.csv").open(encoding="utf-8", newline="")))
+        assert {r["a"] for r in rows if r["statistic"] == "std"} == {std}  # each its own run's numbers
+        assert (out / f"{stem}.html").is_file() and (out / f"{stem}_files").is_dir()
+    assert hashed.startswith("r_1_vs_workspace-") and len(hashed) == len("r_1_vs_workspace-") + 8
+    names = [("HEAD", "seed7"), ("실험", "workspace"), ("r#1", "x"), ("r_1", "x"), ("exp/lr", "x"), ("exp_lr", "x")]
+    names += [("x_vs_y", "z"), ("x", "y_vs_z")]  # one name, two comparisons, without the digest
+    stems = [output_stem(a, b) for a, b in names]
+    assert len(set(stems)) == len(stems) and stems == [output_stem(a, b) for a, b in names]  # distinct and stable
+    assert stems[:2] == ["HEAD_vs_seed7", "실험_vs_workspace"] and stems[3] == "r_1_vs_x" and stems[5] == "exp_lr_vs_x"
+
+
 def test_compare_says_what_it_does_and_a_run_without_params_has_none(two_runs, capsys):
     from convlens.cli import compare
 
