@@ -55,32 +55,50 @@ def _visible(names: Sequence[str]) -> list[str]:
     return sorted(name for name in names if not name.startswith("."))
 
 
-def _inside(path: Path, top: Path) -> None:
-    """A link in the folder must stay in it and lead to a file."""
+def _inside(path: Path, top: Path, class_folder: bool = False) -> None:
+    """A link in the folder must stay in it and lead to a file (``class_folder``: the link is one of the class
+    folders, which Keras reads as a class)."""
     target = path.resolve()
     if not target.is_relative_to(top):
-        raise FolderError(f"{path} is a link leading out of {top} (to {target}); copy the image into the folder")
+        what = "folder" if path.is_dir() else "file"
+        raise FolderError(f"{path} is a link leading out of {top} (to {target}); put a copy of the {what} in its place")
+    if not path.exists():
+        raise FolderError(f"{path} is a broken link (to {target}); remove it or put the file in its place")
     if path.is_dir():
-        raise FolderError(f"{path} is a link to a folder, which convlens does not follow; copy the folder instead")
+        keras = (
+            "copy the folder in its place (Keras reads a linked class folder as a class)"
+            if class_folder
+            else "copy the folder in its place, as Keras reads it with follow_links=True, or remove the link, as "
+            "with follow_links=False (the default)"
+        )
+        raise FolderError(f"{path} is a link to a folder, which convlens does not follow; {keras}")
+
+
+def is_image(name: str) -> bool:
+    """Whether a file is indexed as an image, as Keras indexes it: its name ends with an extension, in any case."""
+    return name.lower().endswith(EXTENSIONS)
 
 
 def _walk(folder: Path, top: Path) -> tuple[list[Path], list[Path]]:
-    """The images of one class folder, its subfolders too, in sorted order, and its other files (``notes.txt``,
-    ``Thumbs.db``, a GIF); a link out of ``top``, an empty file or one that is not a regular file is one line."""
+    """The images of one class folder in Keras's order (``index_directory``: its folders, subfolders and hidden
+    ones too, sorted by path, each one's files sorted by name) and its other files (``notes.txt``, ``Thumbs.db``, a
+    GIF; hidden ones, and any in a hidden folder, are left out); a link out of ``top``, a link to a folder, an empty
+    file or one that is not a regular file is one line."""
     found, others = [], []
-    for here, dirs, files in os.walk(folder):
-        dirs[:] = _visible(dirs)
-        for name in dirs:
+    for here, dirs, files in sorted(os.walk(folder), key=lambda step: step[0]):
+        for name in sorted(dirs):
             if (Path(here) / name).is_symlink():
                 _inside(Path(here) / name, top)
-        for name in _visible(files):
+        for name in sorted(files):
             path = Path(here) / name
+            if not is_image(name) and any(part.startswith(".") for part in path.relative_to(folder).parts):
+                continue
             if path.is_symlink():
                 _inside(path, top)
             mode = os.stat(path)
             if not stat.S_ISREG(mode.st_mode):
                 raise FolderError(f"{path} is not a regular file; remove it from {top}")
-            if path.suffix.lower() not in EXTENSIONS:
+            if not is_image(name):
                 others.append(path)
             elif mode.st_size == 0:
                 raise FolderError(f"{path} is empty (0 bytes); remove it or replace it with the image")
@@ -121,7 +139,7 @@ def class_folders(folder: Path, top: Path) -> dict[str, Path]:
     for name in _visible(os.listdir(folder)):
         path = folder / name
         if path.is_symlink():
-            _inside(path, top)
+            _inside(path, top, class_folder=True)
         elif path.is_dir():
             classes[name] = path
     if not classes:
@@ -129,11 +147,24 @@ def class_folders(folder: Path, top: Path) -> dict[str, Path]:
     return classes
 
 
+def keras_shuffled(entries: Sequence[Entry], seed: int) -> list[Entry]:
+    """``entries`` in the order ``index_directory`` shuffles its file list into: ``RandomState(seed).shuffle``."""
+    shuffled = list(entries)
+    np.random.RandomState(seed).shuffle(shuffled)
+    return shuffled
+
+
+def held_out_count(images: int, fraction: float) -> int:
+    """How many of ``images`` the test split holds: Keras's validation count, ``int(fraction × images)``."""
+    return int(fraction * images)
+
+
 def scan(top: Path, test_fraction: float, seed: int) -> tuple[dict[str, list[Entry]], list[str]]:
-    """Each split's files (shuffled with ``seed``) with their labels, and the class names by label."""
+    """Each split's files with their labels, and the class names by label: the files Keras's
+    ``image_dataset_from_directory(top, validation_split=test_fraction, seed=seed)`` puts in its training and
+    validation subsets, in its order (each of ``DIR/train/`` and ``DIR/test/`` as it indexes that folder alone)."""
     top = top.resolve()
     present = [d for d in SPLIT_DIRS if (top / d).is_dir() and not (top / d).is_symlink()]
-    rng = np.random.default_rng(seed)
     if len(present) == 1:
         other = next(d for d in SPLIT_DIRS if d not in present)
         raise FolderError(
@@ -153,16 +184,35 @@ def scan(top: Path, test_fraction: float, seed: int) -> tuple[dict[str, list[Ent
             split: [Entry(p, names.index(c)) for c, f in folders[split].items() for p in images[f]]
             for split in SPLIT_DIRS
         }
-        return {split: [entries[i] for i in rng.permutation(len(entries))] for split, entries in splits.items()}, names
+        return {split: keras_shuffled(entries, seed) for split, entries in splits.items()}, names
     folders = class_folders(top, top)
     names = list(folders)
     images = image_files(list(folders.values()), top, depth=2)
     entries = [Entry(p, label) for label, f in enumerate(folders.values()) for p in images[f]]
-    n_test = max(1, round(len(entries) * test_fraction))
-    if len(entries) - n_test < 1:
-        raise FolderError(f"{top} holds {len(entries)} image(s); a train and a test split need at least 2")
-    order = rng.permutation(len(entries))
-    return {"train": [entries[i] for i in order[:-n_test]], "test": [entries[i] for i in order[-n_test:]]}, names
+    n_test = held_out_count(len(entries), test_fraction)
+    if not 0 < n_test < len(entries):
+        raise FolderError(
+            f"{top} holds {len(entries)} image(s); data.test_fraction={test_fraction} of them makes "
+            f"{n_test} test image(s) (int(N × fraction), as Keras's validation_split counts) and "
+            f"{len(entries) - n_test} to train on; each split needs at least one: add images or raise "
+            "data.test_fraction"
+        )
+    shuffled = keras_shuffled(entries, seed)
+    return {"train": shuffled[:-n_test], "test": shuffled[-n_test:]}, names
+
+
+def other_format(path: Path) -> str | None:
+    """The format Pillow finds in a file it will not read as PNG, JPEG or BMP (GIF, TIFF, WebP, ICO, …), from its
+    header alone; None when no format of Pillow's is it."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as picture:
+                return picture.format
+    except (OSError, SyntaxError, ValueError, EOFError, zlib.error, Image.DecompressionBombError):
+        return None
 
 
 def _open(path: Path):
@@ -176,6 +226,11 @@ def _open(path: Path):
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
         raise FolderError(f"{path} declares too many pixels ({e}); refused as a decompression bomb") from e
     except (OSError, SyntaxError, ValueError, EOFError, zlib.error) as e:
+        if (found := other_format(path)) and found not in FORMATS:
+            raise FolderError(
+                f"{path} is a {found} image, not a PNG, JPEG or BMP one, whatever its name; save it as PNG (or "
+                "JPEG or BMP) or remove it"
+            ) from e
         raise FolderError(f"{path} is not a readable PNG, JPEG or BMP image ({e}); remove it or replace it") from e
     width, height = picture.size
     if width * height > MAX_PIXELS:

@@ -103,7 +103,7 @@ for name in ("warm", "pics"):  # the first pass imports what reading needs: modu
 def test_a_large_folder_is_streamed_not_held_in_memory(tmp_path):
     """The peak of Python's allocations while 2.9 MB of pixels are read stays a fraction of them. Measured in a fresh
     interpreter after a small warm-up pass: other tests' threads and first imports are not the reader's memory."""
-    for name, count in (("warm", 2), ("pics", 120)):
+    for name, count in (("warm", 3), ("pics", 120)):
         for c in "ab":
             for i in range(count):
                 write_image(tmp_path / name / "in" / c / f"{i}.png", np.full((64, 64, 3), i, np.uint8))
@@ -153,6 +153,13 @@ GOOD = _png(gray(1)[0])  # noise: its pixel data outweighs its header
         (lambda top: (top / "c").mkdir(), "c holds no images; remove it or add its images"),
         (lambda top: (top / "a" / "x.png").symlink_to("/etc/hostname"), "x.png is a link leading out of"),
         (lambda top: (top / "c").symlink_to(top.parent), "c is a link leading out of"),
+        (lambda top: (top / "c").symlink_to(top.parent), "; put a copy of the folder in its place"),
+        (lambda top: (top / "a" / "x.png").symlink_to(top / "a" / "gone.png"), "x.png is a broken link (to"),
+        (
+            lambda top: (top / "a" / "sub").symlink_to(top / "b"),
+            "a/sub is a link to a folder, which convlens does not follow; copy the folder in its place, as Keras "
+            "reads it with follow_links=True, or remove the link, as with follow_links=False (the default)",
+        ),
         (lambda top: (top / "a" / "x.png").symlink_to(top / "b" / "0.png"), None),  # a link inside the folder: read
         (lambda top: os.mkfifo(top / "a" / "x.png"), "x.png is not a regular file; remove it from"),
         (lambda top: write_image(top / "a" / "x.png", np.zeros((7, 6), np.uint8)), "is 6×6 but"),
@@ -167,6 +174,9 @@ GOOD = _png(gray(1)[0])  # noise: its pixel data outweighs its header
         "empty-class",
         "link-out",
         "folder-link-out",
+        "folder-link-out-wording",
+        "broken-link",
+        "subfolder-link",
         "link-inside",
         "fifo",
         "mixed-sizes",
@@ -182,6 +192,17 @@ def test_broken_and_hostile_folders_are_one_line(tmp_path, make, message):
         assert len(write(tmp_path, data)["classes"]) == 2
     else:
         assert message in refused(tmp_path, data)
+
+
+@pytest.mark.parametrize(("suffix", "fmt"), [(".png", "GIF"), (".jpg", "TIFF"), (".bmp", "WEBP"), (".png", "ICO")])
+def test_an_image_of_another_format_under_an_allowed_name_is_named_with_its_format(tmp_path, suffix, fmt):
+    top = tmp_path / "pics"
+    image_folder(top, {"a": gray(2), "b": gray(2, seed=1)})
+    Image.fromarray(gray(1)[0]).save(top / "a" / f"x{suffix}", format=fmt)
+    assert refused(tmp_path, data_config("folder", path=str(top))).endswith(
+        f"a/x{suffix} is a {fmt} image, not a PNG, JPEG or BMP one, whatever its name; save it as PNG (or JPEG or "
+        "BMP) or remove it"
+    )
 
 
 @pytest.mark.parametrize(("split", "depth"), [("", 2), ("train/", 3)], ids=["classes", "train-test"])
@@ -213,7 +234,7 @@ def test_mixed_sizes_name_both_files_and_the_fix(tmp_path):
     write_image(top / "a" / "0.png", np.zeros((6, 6), np.uint8))
     write_image(top / "b" / "0.png", np.zeros((6, 6), np.uint8))
     write_image(top / "b" / "1.png", np.zeros((7, 5), np.uint8))
-    message = refused(tmp_path, data_config("folder", path=str(top), seed=0))
+    message = refused(tmp_path, data_config("folder", path=str(top), seed=0, test_fraction=0.5))
     sizes = {f"{top}/a/0.png is 6×6", f"{top}/b/0.png is 6×6", f"{top}/b/1.png is 7×5"}
     first, second = message.split(" but ")
     assert first in sizes and second.split(";")[0] in sizes and "7×5" in message
@@ -222,7 +243,7 @@ def test_mixed_sizes_name_both_files_and_the_fix(tmp_path):
 
 def test_decompression_bombs_are_refused_before_decoding(tmp_path, monkeypatch):
     top = tmp_path / "pics"
-    image_folder(top, {"a": gray(2, side=40), "b": gray(2, side=40, seed=1)})
+    image_folder(top, {"a": gray(3, side=40), "b": gray(2, side=40, seed=1)})
     monkeypatch.setattr(folder, "MAX_PIXELS", 1000)
     assert refused(tmp_path, data_config("folder", path=str(top))).endswith(
         "declares 40×40 pixels, over the 1000 an image may have; refused as a decompression bomb: shrink the image"
@@ -240,7 +261,7 @@ def test_decompression_bombs_are_refused_before_decoding(tmp_path, monkeypatch):
         (["train/a/0.png"], "has train/ but no test/; add"),
         (["train/a/0.png", "test/b/0.png"], "train/ and test/ must have the same class folders; a, b is in one only"),
         (["0.png"], "has no class folders; put each class's images in DIR/<class>/"),
-        (["a/0.png"], "holds 1 image(s); a train and a test split need at least 2"),
+        (["a/0.png", "a/1.png", "b/0.png", "b/1.png"], "holds 4 image(s); data.test_fraction=0.2 of them makes 0 test"),
     ],
 )
 def test_folder_layouts_that_cannot_be_read(tmp_path, layout, message):
