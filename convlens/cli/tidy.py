@@ -4,8 +4,9 @@
 (``cache: false``) files of the run before: the per-layer tables of layers REV does not look at, the ``.gitignore``
 files DVC wrote for outputs REV does not have. This deletes every file under ``outputs/`` that git does not ignore
 and REV's commit lacks (REV: a git revision or an experiment name, ``HEAD`` by default; the one just applied), so
-that ``dvc status`` is clean again; ``--dry-run`` lists them instead. Ignored files (DVC's outputs, the comparison
-pages) are never touched.
+that ``dvc status`` is clean again, and the folders that leaves without a file; ``--dry-run`` lists them instead.
+Files git lists that are gone already (``dvc exp apply`` deleted them: ``git status`` `` D``) are only counted
+apart. Ignored files (DVC's outputs, the comparison pages) are never touched.
 """
 
 from __future__ import annotations
@@ -48,14 +49,33 @@ def not_ignored(root: Path) -> set[str]:
     return present | git_paths(root, "ls-files", "-z", "--others", "--exclude-standard", "--", OUTPUTS)
 
 
-def leftovers(present: set[str], kept: set[str]) -> list[str]:
-    """The paths of ``present`` (the workspace's files under ``outputs/`` that git does not ignore) that the applied
+def leftovers(listed: set[str], kept: set[str]) -> list[str]:
+    """The paths of ``listed`` (the workspace's files under ``outputs/`` that git does not ignore) that the applied
     commit lacks (``kept``: its files there), in order."""
-    return sorted(present - kept)
+    return sorted(listed - kept)
+
+
+def on_disk(root: Path, paths: list[str]) -> list[str]:
+    """Those of ``paths`` that are there (a link counts, whatever it points to): git's index still lists the
+    tracked files ``dvc exp apply`` deleted (``git status``: `` D``)."""
+    return [p for p in paths if (root / p).is_symlink() or (root / p).exists()]
+
+
+def empty_tree(folder: Path) -> bool:
+    """``folder`` holds no file, however deep (only empty folders, which DVC leaves when it deletes outputs)."""
+    return all(entry.is_dir() and not entry.is_symlink() and empty_tree(entry) for entry in folder.iterdir())
+
+
+def remove_empty_tree(folder: Path) -> None:
+    """Delete ``folder``, an :func:`empty_tree`, and the empty folders in it."""
+    for entry in folder.iterdir():
+        remove_empty_tree(entry)
+    folder.rmdir()
 
 
 def remove(root: Path, found: list[str]) -> None:
-    """Delete ``found`` (paths under ``outputs/``) and the folders they leave empty, up to ``outputs/``."""
+    """Delete ``found`` (paths under ``outputs/``, some perhaps gone already) and the folders holding them that are
+    left without a file (empty, or only empty folders inside), up to ``outputs/``."""
     top = (root / OUTPUTS).resolve()
     folders = set()
     for relative in found:
@@ -65,8 +85,8 @@ def remove(root: Path, found: list[str]) -> None:
         path.unlink(missing_ok=True)  # a link itself, never its target
         folders.update(p for p in path.parents if p.resolve().is_relative_to(top) and p.resolve() != top)
     for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
+        if folder.is_dir() and not folder.is_symlink() and empty_tree(folder):
+            remove_empty_tree(folder)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -79,16 +99,19 @@ def main(argv: list[str] | None = None) -> None:
         commit = revision(root, args.rev)
         kept = git_paths(root, "ls-tree", "-r", "-z", "--name-only", commit, "--", OUTPUTS)
         with repository_lock(root):  # not while a stage writes outputs/
-            found = batch = leftovers(not_ignored(root), kept)
+            listed = batch = leftovers(not_ignored(root), kept)
+            found = on_disk(root, listed)
             while batch and not args.dry_run:
                 remove(root, batch)
                 hid = any(Path(p).name == ".gitignore" for p in batch)  # another run's: what it hid shows now
-                batch = [p for p in leftovers(not_ignored(root), kept) if p not in found] if hid else []
-                found = found + batch
+                batch = [p for p in leftovers(not_ignored(root), kept) if p not in listed] if hid else []
+                listed, found = listed + batch, found + on_disk(root, batch)
     except ConvlensError as e:
         sys.exit(f"tidy: error: {e}")
     for path in found:
         print(f"{'would delete' if args.dry_run else 'deleted'} {path}")
     if args.dry_run and any(Path(p).name == ".gitignore" for p in found):
         print("tidy: deleting those .gitignore files shows the files they hid, which tidy then deletes too")
+    if gone := len(listed) - len(found):
+        print(f"tidy: {gone} more file(s) {args.rev} lacks were gone already (git status: deleted)")
     print(f"tidy: {len(found)} file(s) {args.rev} lacks {'found' if args.dry_run else 'deleted'} under {OUTPUTS}/")
