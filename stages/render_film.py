@@ -23,8 +23,8 @@ from convlens.pipeline.artifacts import load_classes, load_samples
 from convlens.pipeline.config import run_stage
 from convlens.pipeline.files import read_json, staged_dir, write_json
 from convlens.render import film
-from convlens.render.figures import FILTER_TILE_INCHES, MAP_TILE_INCHES, sample_title
-from convlens.render.grids import resolve_input_channels
+from convlens.render.figures import FILTER_TILE_INCHES, MAP_TILE_INCHES, GridKey, sample_title
+from convlens.render.grids import FILTER_GUTTER, filter_labels, map_gutter, resolve_input_channels
 from convlens.render.language import Strings, figure_language
 
 log = logging.getLogger(__name__)
@@ -69,9 +69,9 @@ def draw_layer(out: Path, root: Path, layer: str, labels: list[str], cfg: DictCo
     film.strip_figure(image, grid, labels, out / strip, r.filter_cmap, title, (vmin, vmax), text, r.dpi)
     mosaics, grid = film.kernel_frames(snapshots, mode, r.filter_columns, vmin, vmax)
     captions = [text["filters_frame"].format(layer=layer, when=label) for label in labels]
-    scale = (vmin, vmax)
+    scale, key = (vmin, vmax), GridKey(filter_labels(snapshots.shape[1:], mode)[0], (), FILTER_GUTTER)  # indices
     frames = film.frame_pixels(
-        mosaics, captions, r.filter_cmap, r.dpi, FILTER_TILE_INCHES / 2, grid, scale, text["weight"]
+        mosaics, captions, r.filter_cmap, r.dpi, FILTER_TILE_INCHES / 2, grid, scale, text["weight"], key
     )
     gif = paths.film_filters_name(layer)
     film.write_gif(frames, out / gif, cfg.film.frame_ms)
@@ -95,8 +95,9 @@ def draw_maps(out: Path, root: Path, layer: str, labels: list[str], cfg: DictCon
         sample = sample_title(index["split"], index["samples"][position], index["labels"][position], classes)
         mosaics, grid = film.maps_frames(np.asarray(maps[:, position]), r.map_columns)
         captions = [text["maps_frame"].format(layer=layer, sample=sample, when=label) for label in labels]
+        key = GridKey([str(c) for c in range(maps.shape[-1])], (), map_gutter(maps.shape[2]))  # channel indices
         frames = film.frame_pixels(
-            mosaics, captions, r.map_cmap, r.dpi, MAP_TILE_INCHES / 2, grid, None, text["maps_scale"]
+            mosaics, captions, r.map_cmap, r.dpi, MAP_TILE_INCHES / 2, grid, None, text["maps_scale"], key
         )
         gif = paths.film_maps_name(layer, position)
         film.write_gif(frames, out / gif, cfg.film.frame_ms)

@@ -23,13 +23,31 @@ from pathlib import Path
 
 import matplotlib as mpl
 import numpy as np
+from matplotlib import patheffects
 from matplotlib.colors import Normalize
 from matplotlib.ticker import MaxNLocator
 
 from convlens.errors import ConvlensError
 from convlens.pipeline.files import atomic_path
-from convlens.render.figures import check_figure_size, new_figure, save_figure, space_lines
-from convlens.render.grids import filter_tiles, grid_shape, mosaic, normalize_tiles
+from convlens.render.figures import (
+    LABEL_MIN_PIXELS,
+    LABEL_POINTS,
+    LABEL_SHARE,
+    GridKey,
+    check_figure_size,
+    new_figure,
+    save_figure,
+    space_lines,
+)
+from convlens.render.grids import (
+    FILTER_GUTTER,
+    filter_tiles,
+    grid_shape,
+    map_gutter,
+    mosaic,
+    normalize_tiles,
+    tile_origins,
+)
 from convlens.render.language import Strings, counted
 
 # The book model's kernel std per conv layer (chapter 8-3's first printout) and that of the untrained model
@@ -104,7 +122,7 @@ def kernel_frames(
     for kernel in snapshots:
         tiles, fixed = filter_tiles(np.asarray(kernel), mode)
         grid = grid_shape(len(tiles), fixed or columns)
-        frames.append(mosaic(normalize_tiles(tiles, vmin, vmax), grid, gutter=1))
+        frames.append(mosaic(normalize_tiles(tiles, vmin, vmax), grid, gutter=FILTER_GUTTER))
     return frames, grid
 
 
@@ -127,7 +145,7 @@ def maps_frames(maps: np.ndarray, columns: int | None) -> tuple[list[np.ndarray]
     lo, hi = maps_range(maps)
     span = hi - lo
     frames, grid = [], (1, 1)
-    gutter = max(1, maps.shape[1] // 14)
+    gutter = map_gutter(maps.shape[1])
     for snapshot in maps:
         tiles = np.moveaxis(np.nan_to_num(np.asarray(snapshot, dtype=np.float64)), -1, 0)  # C, H, W
         scaled = np.divide(
@@ -155,11 +173,13 @@ def frame_pixels(
     grid: tuple[int, int],
     scale: tuple[float, float] | None,
     scale_label: str,
+    key: GridKey | None = None,
 ) -> list[np.ndarray]:
     """Each mosaic (values in [0, 1]; colour mosaics (…, 3) in their own colours) drawn under its caption as RGB
     pixels, all of one size: one figure, its image and caption swapped frame by frame. ``scale``: the values that
     0 and 1 stand for, shown on a colour bar (None: the bar says ``scale_label`` only); colour mosaics get no bar
-    (their colours are not read off ``cmap``)."""
+    (their colours are not read off ``cmap``). ``key``: each tile's label (its filter's or channel's index, as the
+    strip and the mosaics carry) in its top-left corner (:func:`tile_marks`)."""
     if not mosaics or len(mosaics) != len(captions):
         raise ConvlensError(f"{len(mosaics)} mosaics for {len(captions)} captions: one frame needs one of each")
     fig = new_figure(_frame_size(mosaics[0], dpi, tile_inches, grid))
@@ -176,6 +196,9 @@ def frame_pixels(
         if scale is None:
             bar.set_ticks([])
         bar.set_label(scale_label, fontsize=8)
+    if key is not None:  # imshow fits the mosaic in the axes, keeping its pixels square
+        inches = fig.get_size_inches() * (0.84, 0.82) / (mosaics[0].shape[1], mosaics[0].shape[0])
+        tile_marks(ax, mosaics[0].shape, grid, key, float(inches.min()) * 72, dpi)
     title = fig.suptitle(captions[0], fontsize=11)
     frames = []
     for image, caption in zip(mosaics, captions, strict=True):
@@ -186,6 +209,23 @@ def frame_pixels(
         fig.canvas.draw()
         frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
     return frames
+
+
+def tile_marks(ax, shape: tuple[int, ...], grid: tuple[int, int], key: GridKey, pixel_points: float, dpi: int) -> None:
+    """The labels of ``key`` on a mosaic of ``shape`` shown in ``ax`` (``pixel_points``: one mosaic pixel, in
+    points), each in its tile's top-left corner, white in a black outline; sized as the mosaics' indices (a fifth
+    of the tile, at most :data:`~convlens.render.figures.LABEL_POINTS`), none where that is under
+    :data:`~convlens.render.figures.LABEL_MIN_PIXELS` of the frame's ``dpi`` (a number nobody can read)."""
+    (h, w), origins = tile_origins(shape, grid, key.gutter)
+    points = min(LABEL_SHARE * min(h, w) * pixel_points, LABEL_POINTS)
+    if points * dpi / 72 < LABEL_MIN_PIXELS:
+        return
+    inset = points / 4 / pixel_points  # a quarter of the label's size, in mosaic pixels
+    outline = [patheffects.Stroke(linewidth=max(2.0, points / 4), foreground="black"), patheffects.Normal()]
+    for (r, c), label in zip(origins, key.labels, strict=False):
+        if label:
+            ax.text(c - 0.5 + inset, r - 0.5 + inset, label, ha="left", va="top", fontsize=points, color="white",
+                    path_effects=outline)  # fmt: skip
 
 
 def _shown(image: np.ndarray) -> np.ndarray:
@@ -256,13 +296,14 @@ def learning_curves_figure(history: Mapping, path: Path, text: Mapping[str, str]
         ax.plot(epochs, history[f"val_{key}"], "o-", label=text["validation"], markersize=3)
         ax.axvline(history["best_epoch"], color="gray", linestyle="--", linewidth=1)
         late = history["best_epoch"] > (len(epochs) + 1) / 2  # the label on the line's roomier side
-        ax.annotate(
+        ax.annotate(  # above the axes, at the line's top: clear of the line, the curves and the legend
             text["best_epoch"].format(epoch=history["best_epoch"]),
-            (history["best_epoch"], 0.5),
+            (history["best_epoch"], 1.0),
             xycoords=("data", "axes fraction"),
-            xytext=(-3 if late else 3, 0),
+            xytext=(-3 if late else 3, 2),
             textcoords="offset points",
             ha="right" if late else "left",
+            va="bottom",
             fontsize=8,
             color="gray",
         )

@@ -8,7 +8,8 @@ from PIL import Image
 
 from convlens.errors import ConvlensError
 from convlens.render import film
-from convlens.render.figures import new_figure
+from convlens.render.figures import GridKey, new_figure
+from convlens.render.grids import FILTER_GUTTER, filter_labels, map_gutter, tile_origins
 
 TEXT = film.film_text("en")
 
@@ -230,3 +231,64 @@ def test_the_std_figure_counts_whole_epochs_and_its_legend_covers_none_of_its_li
     legend, box = ax.get_legend().get_window_extent(), ax.get_window_extent()
     assert legend.x0 >= box.x1  # beside the axes: the dashed book lines (e.g. at 0.2335) run beneath nothing
     assert legend.x1 <= fig.bbox.x1 and legend.y0 >= fig.bbox.y0  # and within the figure
+
+
+def _drawn(monkeypatch) -> list:
+    """The figures the film's functions create (``film.new_figure``), to measure what they drew."""
+    made = []
+    monkeypatch.setattr(film, "new_figure", lambda size: made.append(new_figure(size)) or made[-1])
+    return made
+
+
+@pytest.mark.parametrize("best", [1, 3, 5])
+def test_the_best_epoch_label_is_clear_of_the_curves_and_the_line(monkeypatch, tmp_path, best):
+    made = _drawn(monkeypatch)
+    history = {
+        "epochs_run": 5, "best_epoch": best, "reason": "r", "loss": [0.6, 0.4, 0.35, 0.36, 0.37],
+        "val_loss": [0.5, 0.4, 0.38, 0.39, 0.41], "accuracy": [0.8, 0.85, 0.87, 0.88, 0.89],
+        "val_accuracy": [0.82, 0.86, 0.87, 0.87, 0.86],
+    }  # fmt: skip
+    film.learning_curves_figure(history, tmp_path / "curves.png", TEXT, 60)
+    (fig,) = made
+    renderer = fig.canvas.get_renderer()
+    axes = fig.axes
+    for ax in axes:
+        (label,) = ax.texts
+        box = label.get_window_extent(renderer)
+        assert label.get_text() == f"best epoch {best} (kept)"
+        assert box.y0 >= ax.bbox.y1  # above the plot: over no curve, no point, not the dashed line
+        assert box.y1 <= fig.bbox.y1 and box.x0 >= 0 and box.x1 <= fig.bbox.x1
+        assert not any(box.overlaps(other.bbox) for other in axes if other is not ax)
+        assert not box.overlaps(fig._suptitle.get_window_extent(renderer))
+
+
+@pytest.mark.parametrize(("maps", "tile_inches"), [(False, 0.45), (True, 0.75)])
+def test_each_gif_frame_carries_its_tiles_indices_in_their_corners(monkeypatch, maps, tile_inches):
+    made = _drawn(monkeypatch)
+    if maps:
+        mosaics, grid = film.maps_frames(np.random.default_rng(0).random((2, 28, 28, 8)), None)
+        key = GridKey([str(c) for c in range(8)], (), map_gutter(28))
+    else:
+        snaps = kernels(1, filters=8)
+        mosaics, grid = film.kernel_frames(snaps, "first", None, *film.kernel_range(snaps))
+        key = GridKey(filter_labels(snaps.shape[1:], "first")[0], (), FILTER_GUTTER)
+    frames = film.frame_pixels(mosaics, ["a", "b"], "gray", 60, tile_inches, grid, None, "", key)
+    plain = film.frame_pixels(mosaics, ["a", "b"], "gray", 60, tile_inches, grid, None, "")
+    assert not np.array_equal(frames[1], plain[1])  # drawn on every frame
+    ax = made[0].axes[0]
+    assert [t.get_text() for t in ax.texts] == [str(c) for c in range(8)]
+    (h, w), origins = tile_origins(mosaics[0].shape, grid, key.gutter)
+    renderer = made[0].canvas.get_renderer()
+    for text, (r, c) in zip(ax.texts, origins, strict=True):  # inside its own tile, in its top-left corner
+        (x0, y1), (x1, y0) = ax.transData.transform([(c - 0.5, r - 0.5), (c + w - 0.5, r + h - 0.5)])
+        box = text.get_window_extent(renderer)
+        assert x0 <= box.x0 <= (x0 + x1) / 2 and box.x1 <= x1 and (y0 + y1) / 2 <= box.y1 <= y1 and box.y0 >= y0
+
+
+def test_a_gif_of_tiles_too_small_for_a_readable_index_carries_none(monkeypatch):
+    made = _drawn(monkeypatch)
+    snaps = kernels(1, filters=8)
+    mosaics, grid = film.kernel_frames(snaps, "first", None, *film.kernel_range(snaps))
+    key = GridKey([str(c) for c in range(8)], (), FILTER_GUTTER)
+    film.frame_pixels(mosaics, ["a", "b"], "gray", 20, 0.1, grid, None, "", key)
+    assert len(made[0].axes[0].texts) == 0  # at 20 dpi an index would be 2 pixels high
