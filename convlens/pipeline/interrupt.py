@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -22,11 +22,40 @@ def stage_label(stage: str, args: Sequence[str]) -> str:
     return "@".join([stage, *(a for a in args if "=" not in a)])
 
 
-def interrupted_line(label: str) -> str:
-    """The one line of an interrupted stage: what to rerun (under ``dvc exp run``, which sets DVC_EXP_NAME, the
-    experiment: ``dvc repro`` would run its params outside it)."""
-    again = "dvc exp run with the same -S options" if os.environ.get("DVC_EXP_NAME") else "dvc repro"
-    return f"{label}: interrupted; no output was written, rerun {again}"
+RESTORE = "git checkout HEAD -- params.yaml dvc.lock outputs, then dvc checkout"
+
+
+def run_by(env: Mapping[str, str], cwd: Path) -> str:
+    """Who runs the stage, from what DVC sets: ``"hand"`` (no ``DVC_STAGE``), ``"copy"`` (a queued experiment in its
+    own copy of the project: ``DVC_ROOT`` names the repository it came from, not ``cwd``), ``"exp"`` (``dvc exp
+    run`` in the workspace: ``DVC_EXP_NAME``), else ``"repro"``."""
+    if not env.get("DVC_STAGE"):
+        return "hand"
+    origin = env.get("DVC_ROOT")
+    if origin and Path(origin).resolve() != cwd.resolve():
+        return "copy"
+    return "exp" if env.get("DVC_EXP_NAME") else "repro"
+
+
+def interrupted_line(label: str, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> str:
+    """The one line of an interrupted stage (``env``, ``cwd``: this process's by default): what became of its
+    outputs and the way back. On its own, the old outputs stay (``files.staged_dir``); under DVC, DVC deleted them
+    before running the stage (not those ``dvc.yaml`` marks ``persist``), and a git-tracked (``cache: false``) one
+    comes back only from git; a queued experiment's copy is not the workspace. Under ``dvc exp run``, ``dvc
+    repro`` would run the experiment's params outside it."""
+    by = run_by(os.environ if env is None else env, Path.cwd() if cwd is None else cwd)
+    if by == "hand":
+        return f"{label}: interrupted; no output was written, rerun dvc repro"
+    if by == "copy":
+        return (
+            f"{label}: interrupted in a queued experiment's own copy of the project; the workspace is untouched: "
+            "queue it again with dvc exp run --queue and the same -S options, then dvc queue start"
+        )
+    again = "dvc exp run with the same -S options" if by == "exp" else "dvc repro"
+    return (
+        f"{label}: interrupted; DVC had deleted this stage's outputs before running it (all but those dvc.yaml marks "
+        f"persist): rerun {again}, or go back to the last commit: {RESTORE}"
+    )
 
 
 def running_stage(argv: Sequence[str]) -> str | None:

@@ -17,16 +17,39 @@ from tests.support.helpers import PROJECT, hidden, snapshot, staging_areas
 LINE = "samples: interrupted; no output was written, rerun dvc repro\n"
 
 
-def test_under_dvc_exp_run_the_line_says_to_rerun_the_experiment(monkeypatch):
+def test_under_dvc_exp_run_the_line_says_to_rerun_the_experiment(tmp_path):
     """outside tester 5: under `dvc exp run`, `dvc repro` would run the experiment's params outside it."""
     from convlens.pipeline.interrupt import interrupted_line
 
-    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
-    assert interrupted_line("samples") + "\n" == LINE
-    monkeypatch.setenv("DVC_EXP_NAME", "exp-1")
-    assert (
-        interrupted_line("samples")
-        == "samples: interrupted; no output was written, rerun dvc exp run with the same -S options"
+    assert interrupted_line("samples", {}, tmp_path) + "\n" == LINE
+    env = {"DVC_STAGE": "samples", "DVC_ROOT": str(tmp_path), "DVC_EXP_NAME": "exp-1"}
+    assert "rerun dvc exp run with the same -S options" in interrupted_line("samples", env, tmp_path)
+
+
+def test_under_dvc_the_line_says_dvc_deleted_the_old_outputs_and_how_to_get_the_commits_back(tmp_path):
+    """outside tester: DVC deletes a stage's outputs before running it, and a git-tracked one (``cache: false``)
+    comes back from git only: "no output was written" read as if the old outputs were there."""
+    from convlens.pipeline.interrupt import interrupted_line
+
+    env = {"DVC_STAGE": "dataset@untrained", "DVC_ROOT": str(tmp_path)}
+    assert interrupted_line("dataset@untrained", env, tmp_path) == (
+        "dataset@untrained: interrupted; DVC had deleted this stage's outputs before running it (all but those "
+        "dvc.yaml marks persist): rerun dvc repro, or go back to the last commit: git checkout HEAD -- params.yaml "
+        "dvc.lock outputs, then dvc checkout"
+    )
+
+
+def test_in_a_queued_experiments_copy_the_line_says_the_workspace_is_untouched_and_to_queue_it_again(tmp_path):
+    """``dvc queue kill``: the stage ran in the experiment's copy under ``.dvc/tmp/exps/``, where ``DVC_ROOT``
+    names the repository it came from."""
+    from convlens.pipeline.interrupt import interrupted_line
+
+    copy = tmp_path / ".dvc" / "tmp" / "exps" / "tmpabc"
+    copy.mkdir(parents=True)
+    env = {"DVC_STAGE": "samples", "DVC_ROOT": str(tmp_path), "DVC_EXP_NAME": "exp-1"}
+    assert interrupted_line("samples", env, copy) == (
+        "samples: interrupted in a queued experiment's own copy of the project; the workspace is untouched: "
+        "queue it again with dvc exp run --queue and the same -S options, then dvc queue start"
     )
 
 
