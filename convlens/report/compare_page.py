@@ -7,7 +7,7 @@ Its images inline (one HTML file), or, with ``Assets(prefix="<stem>_files/")``, 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,30 @@ def differing_figures(a: Mapping[str, bytes], b: Mapping[str, bytes]) -> tuple[l
     return differ, only, len(both) - len(differ)
 
 
+ONE_SIDED_NAMES = 6  # a folder's figures of one run only named in the note; the rest counted
+ONE_SIDED_THUMBNAILS = 12  # figures of one run only shown as thumbnails, per run, most important first
+
+
+def by_folder(figures: Iterable[str]) -> dict[str, list[str]]:
+    """Figures' names by their folder (``.`` for none), folders and names in natural order."""
+    groups: dict[str, list[str]] = {}
+    for path in sorted(figures, key=natural_key):
+        folder, _, name = path.rpartition("/")
+        groups.setdefault(folder or ".", []).append(name)
+    return groups
+
+
+def folder_list(t: Strings, groups: Mapping[str, list[str]]) -> str:
+    """Each folder with its number of figures and the first :data:`ONE_SIDED_NAMES` names (the rest counted)."""
+    parts = []
+    for folder, names in groups.items():
+        shown = ", ".join(names[:ONE_SIDED_NAMES])
+        if len(names) > ONE_SIDED_NAMES:
+            shown += t("compare_figures_only_more", count=len(names) - ONE_SIDED_NAMES)
+        parts.append(t("compare_figures_only_folder", folder=folder, count=len(names), names=shown))
+    return "; ".join(parts)
+
+
 def where(rows: pd.DataFrame) -> str:
     """Each model/layer of ``rows`` with its number of statistics, in order (``–`` for none)."""
     counts = rows.groupby(["model", "layer"], sort=False).size()
@@ -160,8 +184,16 @@ def compare_page(
             section.blocks.append(Gallery(thumbnails, t("compare_figures_more", count=len(later), a=a, b=b)))
         if not differ:
             section.blocks.append(Note(t("compare_figures_none", same=same)))
-        if only:
-            section.blocks.append(Note(t("compare_figures_only", paths=", ".join(only))))
+        for side, label, figs in (("a", a, fig_a), ("b", b, fig_b)):  # e.g. Grad-CAM where one run ran analyses=full
+            own = [path for path in only if path in figs]
+            if own:
+                groups = folder_list(t, by_folder(own))
+                section.blocks.append(Note(t("compare_figures_only", rev=label, count=len(own), groups=groups)))
+                first = sorted(own, key=figure_order)[:ONE_SIDED_THUMBNAILS]
+                thumbnails = [
+                    assets.image(figs[path], f"{side}/{path}", f"{label}: {path}", small=True) for path in first
+                ]
+                section.blocks.append(Gallery(thumbnails, t("compare_figures_only_shown", count=len(first), rev=label)))
     sections.append(section)
     title = t("compare_title", a=a, b=b)
     return render("compare.html.j2", t, title, t("report_subtitle"), sections)

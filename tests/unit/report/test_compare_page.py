@@ -100,3 +100,31 @@ def test_the_films_gifs_come_full_size_however_many_dataset_figures_differ(monke
     assert [image.src.split(";")[0] for image in full[0].images] == ["data:image/gif"] * 2  # the GIF itself: it plays
     (thumbnails,) = [block for block in blocks if isinstance(block, Gallery)]
     assert len(thumbnails.images) == 2 * 3 and not any(gif in image.alt for image in thumbnails.images)
+
+
+def test_figures_of_one_run_only_are_counted_by_folder_in_natural_order_and_shown_as_thumbnails(monkeypatch):
+    """Outside tester: the note was one paragraph of 145 paths sorted ``sample_1, sample_10, …``, of neither run in
+    particular. Now each run's own: by folder with counts, ``sample_2`` before ``sample_10``, the first names of a
+    folder and the rest counted, and the most important of them as thumbnails (Grad-CAM where one run ran
+    ``analyses=full``)."""
+    shared = {"weights/trained_conv2d_filters.png": picture(9, ".png")}
+    first = [f"samples/sample_{i}.png" for i in range(20)]
+    first += [f"feature_maps/conv2d/trained_sample_{i}.png" for i in range(20)]
+    second = ["gradcam/sample_1.png", "gradcam/sample_0.png", "film/conv2d_filters.gif"]
+    a = shared | {path: picture(i, Path(path).suffix) for i, path in enumerate(first)}
+    b = shared | {path: picture(i, Path(path).suffix) for i, path in enumerate(second)}
+    note_a, gallery_a, note_b, gallery_b = figures_shown(a, b, monkeypatch)[1:]
+    names = ", ".join(f"trained_sample_{i}.png" for i in range(6))
+    samples = ", ".join(f"sample_{i}.png" for i in range(6))
+    assert note_a.text == (
+        f"Figures in tr1 only (40), by folder: feature_maps/conv2d/ (20): {names}, … and 14 more; "
+        f"samples/ (20): {samples}, … and 14 more."
+    )
+    assert note_b.text == (
+        "Figures in tr2 only (3), by folder: film/ (1): conv2d_filters.gif; gradcam/ (2): sample_0.png, sample_1.png."
+    )
+    assert [image.alt for image in gallery_a.images] == [
+        f"tr1: feature_maps/conv2d/trained_sample_{i}.png" for i in range(12)
+    ]  # the chapter's feature maps before the samples, and at most 12
+    assert [image.alt for image in gallery_b.images] == [f"tr2: {path}" for path in reversed(second)]
+    assert gallery_b.caption.startswith("tr2 only, as thumbnails (3 of them, most important first)")
