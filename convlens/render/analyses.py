@@ -221,9 +221,9 @@ def attribution_figure(
     a weak map looks weak) or ``each`` (each map to its own maximum, the bar in shares of it)."""
     image_cmap, cmap, alpha, scale = style
     columns = 1 + max(len(panels) for _, panels in rows)
-    height = 2.9 * len(rows) + 0.8
+    height = 2.9 * len(rows) + 0.95  # the rows, and a band on top: the title's 2 lines over the panels' 3
     fig = new_figure((2.6 * columns + 1.0, height))
-    fig.subplots_adjust(left=0.02, right=0.9, bottom=0.02, top=1 - 0.9 / height, wspace=0.08, hspace=0.45)
+    fig.subplots_adjust(left=0.02, right=0.9, bottom=0.02, top=1 - 1.05 / height, wspace=0.08, hspace=0.45)
     axes = fig.subplots(len(rows), columns, squeeze=False)
     for ax_row, (label, panels) in zip(axes, rows, strict=True):
         show_image(ax_row[0], image, image_cmap)
@@ -242,7 +242,7 @@ def attribution_figure(
         colorbar = fig.colorbar(bar, ax=ax_row.tolist(), shrink=0.8, pad=0.02)
         colorbar.set_label(caption, fontsize=7)
         colorbar.ax.tick_params(labelsize=7)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(title, fontsize=10, y=1 - 0.08 / height, va="top")  # in the band, whatever the rows
     save_figure(fig, path, dpi)
 
 

@@ -162,11 +162,13 @@ class Report(ChapterSections, TrainingSections, AnalysisSections):
         return [(str(item), name) for item, name in zip(items, names, strict=True)]
 
     def sections(self) -> list[Section]:
+        """The page's sections in order, each that shows one kind of figure saying which (``figures_<id>``: the
+        images' alt text, ``weight histogram — conv2d: trained model``)."""
         t = self.t
         model = self.model()
         stats = self.weight_stats()
         index = self.sample_index()
-        return [
+        sections = [
             model,
             self.kernels(stats),
             self.histograms(stats),
@@ -182,6 +184,10 @@ class Report(ChapterSections, TrainingSections, AnalysisSections):
             self.gradcam(),
             self.params_section(),
         ]
+        for section in sections:
+            key = f"figures_{section.id.replace('-', '_')}"
+            section.figures = t(key) if key in string_tables()[t.language] else ""
+        return sections
 
 
 def report_page(root: Path, params: Mapping[str, Any], language: str, assets: Assets | None = None) -> str:

@@ -239,12 +239,15 @@ class ChapterSections:
                     **{f"{role}_dead": stats[role]["dead_channels"] for role in paths.ROLES},
                 )
                 pictures = [
-                    (paths.map_figure(self.root, item, role, sample), f"{name}: {self.role(role)}")
+                    (
+                        paths.map_figure(self.root, item, role, sample),
+                        f"{name}, {t('sample')} {sample}: {self.role(role)}",
+                    )
                     for role in paths.ROLES
                 ]
                 section.blocks.append(self.figure(pictures, caption))
             later = [
-                (paths.map_figure(self.root, item, role, sample), f"{sample}: {self.role(role)}")
+                (paths.map_figure(self.root, item, role, sample), f"{name}, {sample}: {self.role(role)}")
                 for sample in index["samples"][self.full_samples :]
                 for role in paths.ROLES
             ]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import yaml
+from markupsafe import Markup, escape
 
 from convlens.render import language
 from convlens.render.formats import number, percent  # noqa: F401  (the sections' formatting, per language)
@@ -40,14 +41,21 @@ class Strings(language.Strings):
 @dataclass(frozen=True)
 class Image:
     src: str  # a data: URI, or a path relative to the page
-    alt: str
+    alt: str  # its label, shown under it; its alt text names its section's figures too (``Section.figures``)
     href: str = ""  # a thumbnail's full-size figure (relative to the page), opened by a click
+
+    @property
+    def link(self) -> str:
+        """What a click on it opens: a thumbnail's full-size figure, else its own file; nothing inline (a ``data:``
+        URI, which browsers do not open as a page)."""
+        return self.href or ("" if self.src.startswith("data:") else self.src)
 
 
 @dataclass(frozen=True)
 class Figure:
-    """Images shown side by side under one caption; ``wide``: one under the other, each the column's full width and
-    linked to its file (a grid of 3×3 filters, whose cells side by side would be a few pixels each)."""
+    """Images shown side by side under one caption, each linked to its file (shown narrower than it is drawn);
+    ``wide``: one under the other, each the column's full width (a grid of 3×3 filters, whose cells side by side
+    would be a few pixels each)."""
 
     kind: ClassVar[str] = "figure"
     images: list[Image]
@@ -109,6 +117,16 @@ class Section:
     intro: str = ""
     blocks: list[Block] = field(default_factory=list)
     level: int = 2
+    figures: str = ""  # what its figures are ("weight histogram"): each image's alt text says it before its label
+
+
+CODE = re.compile(r"`([^`\n]+)`")  # the strings' one markup: a `command` or `path`
+
+
+def inline_code(text: str) -> Markup:
+    """A string of the page as HTML: escaped, its backtick spans as ``<code>`` (``dvc repro`` as code, not between
+    literal backticks)."""
+    return Markup(CODE.sub(r"<code>\1</code>", str(escape(text))))
 
 
 def data_uri(data: bytes, mime: str = "image/png") -> str:
@@ -144,7 +162,7 @@ def environment():
     """The Jinja2 environment: templates from the package, HTML autoescaped, an undefined name an error."""
     import jinja2
 
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("convlens.report", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
@@ -152,6 +170,8 @@ def environment():
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    env.filters["inline_code"] = inline_code
+    return env
 
 
 def render(template: str, t: Strings, title: str, subtitle: str, sections: Sequence[Section]) -> str:

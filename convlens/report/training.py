@@ -5,7 +5,8 @@ trained and untrained values.
 
 It reads only ``render_film@trained``'s folder (``outputs/figures/film``, whose ``film.json`` carries what it needs
 of ``history.json``), the one output of training the report depends on (``${model.film}`` in ``dvc.yaml``). With
-any other model it is one sentence saying how to train here; a film left from an earlier run is not shown then.
+any other model it is one sentence saying how to train here, under a title (in the contents too) saying that it
+appears after training (``-S model=train``); a film left from an earlier run is not shown then.
 
 ``TrainingSections`` is mixed into ``report.Report`` (``root``, ``t``, ``params``, ``relative``, ``image``).
 """
@@ -30,11 +31,12 @@ class TrainingSections:
 
     def training(self) -> Section:
         t, folder = self.t, paths.film_dir(self.root)
-        section = Section("training", t("training_title"), t("training_intro"))
         record_path = folder / paths.FILM_NAME
-        if not self.trained_here():  # the book's or your model: a sentence on how to train here, no warning
+        if not self.trained_here():  # the book's or your model: its title and a sentence say how to train here
+            section = Section("training", t("training_title_off", override="-S model=train"))
             section.blocks.append(Text(t("training_off", command="dvc exp run -S model=train")))
             return section
+        section = Section("training", t("training_title"), t("training_intro"))
         if not record_path.is_file():
             what = self.relative(record_path)
             section.blocks.append(Note(t("not_run_yet", what=what, command="dvc repro", stage=STAGE)))

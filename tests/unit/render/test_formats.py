@@ -13,12 +13,22 @@ from convlens.render.formats import count, date, number, percent, quantity, size
 
 @pytest.mark.parametrize(
     ("value", "en", "ko"),
-    [(0.9125, "91.2 %", "91.2%"), (0.5, "50.0 %", "50.0%"), (1.0, "100.0 %", "100.0%"), (0.0, "0.0 %", "0.0%"),
-     (np.float32(0.455), "45.5 %", "45.5%"), (None, "–", "–")],
+    [(0.9124, "91.2 %", "91.2%"), (0.5, "50.0 %", "50.0%"), (1.0, "100.0 %", "100.0%"), (0.0, "0.0 %", "0.0%"),
+     (np.float32(0.455), "45.5 %", "45.5%"), (None, "–", "–"), (float("nan"), "–", "–")],
 )  # fmt: skip
 def test_a_percentage_is_spaced_in_english_and_not_in_korean(value, en, ko):
     assert percent(value, "en") == en and percent(value) == en  # English: the page's convention so far
     assert percent(value, "ko") == ko
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(0.8885, "88.9 %"), (8885 / 10000, "88.9 %"), (np.float32(0.8885), "88.9 %"), (np.float64(0.0005), "0.1 %"),
+     (0.9125, "91.3 %"), (0.88849, "88.8 %"), (0.99995, "100.0 %")],
+)  # fmt: skip
+def test_a_percentage_rounds_half_up_from_the_value_as_written(value, shown):
+    """8,885 of 10,000 is 88.85 %: shown 88.9 %, not 88.8 % (the float 100 × 0.8885 is 88.849999…)."""
+    assert percent(value) == shown
 
 
 def test_a_percentage_keeps_the_digits_asked_for():

@@ -57,3 +57,25 @@ def test_english_keeps_matplotlibs_line_spacing(tmp_path):
         text = fig.text(0.5, 0.5, "trained\npredicts: Ankle boot", ha="center", va="center")
         figures.save_figure(fig, tmp_path / "t.png", DPI)
     assert text.get_linespacing() == "normal"
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+@pytest.mark.parametrize("rows", [1, 6])
+def test_a_gradcam_title_is_clear_of_its_panels_titles(monkeypatch, tmp_path, lang, rows):
+    from convlens.render import analyses
+
+    made, real = [], analyses.new_figure
+    monkeypatch.setattr(analyses, "new_figure", lambda size: made.append(real(size)) or made[-1])
+    heat = np.random.default_rng(0).random((8, 8))
+    with figure_language(lang) as t:
+        label = t("attribution_row", method="Grad-CAM", target=t.term("target", "true"), name="Dress", rho="0.46")
+        row = (label, [(heat, panel_title()), (heat, panel_title())])
+        title = analyses.gradcam_title("train", 0, 0, ["T-shirt/top"], "conv2d_1", {"predicted": -0.17, "true": None})
+        analyses.attribution_figure(
+            heat, [row] * rows, tmp_path / "g.png", title, ("gray", "plasma", 0.6, "shared"), 60
+        )
+        (fig,) = made
+        renderer = fig.canvas.get_renderer()
+        top = fig._suptitle.get_window_extent(renderer)
+        panels = [ax.title.get_window_extent(renderer) for ax in fig.axes if ax.get_title()]
+    assert top.y1 <= fig.bbox.y1 and panels and all(top.y0 > box.y1 for box in panels), (top, panels)

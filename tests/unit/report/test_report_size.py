@@ -71,8 +71,8 @@ def test_past_the_first_samples_the_figures_are_thumbnails_linked_to_their_files
     thumbnails = [src for src in page.images if src.startswith(f"{THUMBNAILS}/")]
     assert len(full) == per_sample_figures(FULL_SAMPLES) and len(thumbnails) == per_sample_figures(3)
     assert sorted(link for link in page.links if not link.startswith("#")) == sorted(
-        src.replace(THUMBNAILS, FIGURES, 1) for src in thumbnails
-    )  # each thumbnail opens its figure
+        full + [src.replace(THUMBNAILS, FIGURES, 1) for src in thumbnails]
+    )  # each figure opens its file, each thumbnail its figure
     later = paths.relative(paths.figures_dir(tmp_path), paths.map_figure(tmp_path, LAYER, "untrained", FULL_SAMPLES))
     assert f'<a href="{FIGURES}/{later}"><img src="{THUMBNAILS}/{later}"' in html
     assert "Sample images: 3 more, as thumbnails" in " ".join(page.text)

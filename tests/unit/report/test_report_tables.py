@@ -55,4 +55,7 @@ def test_a_layer_configured_by_its_index_is_named_by_the_model_in_captions_and_l
     [figure] = report.feature_maps({"split": "train", "samples": [7]}).blocks
     assert isinstance(figure, Figure)
     assert figure.caption.startswith("conv2d, training image 7: output ")
-    assert [image.alt for image in figure.images] == ["conv2d: trained model", "conv2d: untrained model"]
+    assert [image.alt for image in figure.images] == [
+        "conv2d, sample 7: trained model",
+        "conv2d, sample 7: untrained model",
+    ]

@@ -8,14 +8,13 @@ import json
 import numpy as np
 import pytest
 import yaml
-from markupsafe import escape
 from omegaconf import OmegaConf
 from PIL import Image
 
 from convlens.errors import ConvlensError
 from convlens.pipeline import paths
 from convlens.report.build import SECTIONS, write_report
-from convlens.report.pages import Strings
+from convlens.report.pages import Strings, inline_code
 from stages import render_film
 from tests.support.helpers import PROJECT
 from tests.support.report_pages import Page
@@ -193,7 +192,7 @@ def test_without_training_here_the_section_is_one_note(filmed, params):
     book = params | {"model": params["model"] | {"train_runs": []}}
     html = report_page(root, book, "en")
     shown = Page(html).section_notes(html, "training")
-    assert escape(Strings("en")("training_off", command="dvc exp run -S model=train")) in shown
+    assert inline_code(Strings("en")("training_off", command="dvc exp run -S model=train")) in shown
     assert "<img" not in shown and "not run yet" not in shown  # a sentence, not a warning: nothing is missing
 
 
