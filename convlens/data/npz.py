@@ -40,13 +40,13 @@ def check_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str, c
             "arrays (uint8 images, integer labels, str class names)"
         )
     size = math.prod(shape) * dtype.itemsize
-    if size > cap or size > info.file_size:
-        why = (
-            f"over the {size_text(cap)} an array may hold"
-            if size > cap
-            else f"but the member has {info.file_size} bytes"
+    declared = f"{source}: {name} declares {shape} {dtype} ({size_text(size)})"
+    if size > info.file_size:
+        raise NpzError(f"{declared}, but the member has {info.file_size} bytes; the file is corrupt")
+    if size > cap:
+        raise NpzError(
+            f"{declared}, over the {size_text(cap)} one array may hold; too large: save fewer or smaller images"
         )
-        raise NpzError(f"{source}: {name} declares {shape} {dtype} ({size_text(size)}), {why}; the file is corrupt")
 
 
 def read_npz(path: Path) -> tuple[dict[str, np.ndarray], list[str] | None]:

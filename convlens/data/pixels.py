@@ -86,14 +86,16 @@ def check_pairs(images: np.ndarray, labels: np.ndarray, split: str, names: tuple
         held = f"{first} holds {len(images)} images but {second} holds {len(labels)} labels"
         raise ConvlensError(f"{source + ': ' if source else ''}{held}; they must pair one to one")
     if not len(images):
-        raise ConvlensError(f"{split}: the data holds no images")
+        where = f"{names[0]} holds" if names is not None else "the data holds"
+        raise ConvlensError(f"{split}: {where} no images; each split needs at least one")
 
 
-def check_labels(labels: np.ndarray, classes: int, split: str, named_by: str) -> None:
-    """Every label is a class index 0..``classes``-1; ``named_by`` says where the class names came from."""
+def check_labels(labels: np.ndarray, classes: int, split: str, named_by: str, source: str) -> None:
+    """Every label is a class index 0..``classes``-1; ``named_by`` says where the class names came from, ``source``
+    where the labels are (``…/d.npz: y_train``)."""
     if labels.size and labels.max() >= classes:
         raise ConvlensError(
-            f"{split} labels go up to {labels.max()} but there are {classes} classes "
+            f"{split} labels go up to {labels.max()} ({source}) but there are {classes} classes "
             f"({named_by}: labels 0..{classes - 1}); give one class name per label (data.classes) or fix the labels"
         )
 

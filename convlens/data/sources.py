@@ -13,7 +13,7 @@ import numpy as np
 
 from convlens.checks import data_location
 from convlens.data import folder
-from convlens.data.cifar import read_cifar
+from convlens.data.cifar import LAYOUTS, read_cifar
 from convlens.data.fetch import RemoteFile, keras_datasets, offline_message, search_dirs, try_all
 from convlens.data.idx import check_images_labels, read_idx
 from convlens.data.npz import read_npz
@@ -26,11 +26,13 @@ SPLITS = ("train", "test")
 
 @dataclass(frozen=True)
 class Split:
-    """One split as read: its labels, the shape each image is written in, and its images in chunks (lazily)."""
+    """One split as read: its labels, the shape each image is written in, its images in chunks (lazily), and where
+    its labels are, as messages say it."""
 
     labels: np.ndarray
     shape: tuple[int, ...]
     chunks: Callable[[], Iterable[np.ndarray]]
+    labels_from: str
 
 
 def local_files(data: Mapping[str, Any], root: Path, also: RemoteFile | None = None) -> dict[str, Path]:
@@ -69,7 +71,10 @@ def array_splits(
         labels = as_labels(raw_labels, where[split][1])
         check_pairs(images, labels, split, where[split])
         splits[split] = Split(
-            labels, image_shape(images.shape[1:], resize, color), lambda i=images: transformed(i, resize, color)
+            labels,
+            image_shape(images.shape[1:], resize, color),
+            lambda i=images: transformed(i, resize, color),
+            where[split][1],
         )
     train, test = (splits[s].shape for s in SPLITS)
     if train != test:
@@ -98,8 +103,9 @@ def read_arrays(
             {s: (f"{path}: x_{s}", f"{path}: y_{s}") for s in SPLITS},
             names,
         )
-    arrays, names = read_cifar(path, fmt)
-    return arrays, {s: (f"{path}: {s} images", f"{path}: {s} labels") for s in SPLITS}, names
+    arrays, names = read_cifar(path, fmt, own="path" in files)
+    labels = {s: f"{path}: the labels of {', '.join(LAYOUTS[fmt].splits[s])}" for s in SPLITS}
+    return arrays, {s: (f"{path}: {s} images", labels[s]) for s in SPLITS}, names
 
 
 def folder_splits(data: Mapping[str, Any], top: Path) -> tuple[dict[str, Split], list[str]]:
@@ -112,6 +118,7 @@ def folder_splits(data: Mapping[str, Any], top: Path) -> tuple[dict[str, Split],
             np.array([e.label for e in found], dtype=np.int64),
             shape,
             lambda f=found, s=split: folder.decoded(f, shape, data["resize"], data["color"], f"{s}: decoding"),
+            f"the class folders of {top}",
         )
         for split, found in entries.items()
     }, names
@@ -139,7 +146,7 @@ def write_dataset(data: Mapping[str, Any], root: Path, out: Path, also: RemoteFi
         splits = array_splits(arrays, where, data["resize"], data["color"])
     names, named_by = class_names(data["classes"], found, splits)
     for split, part in splits.items():
-        check_labels(part.labels, len(names), split, named_by)
+        check_labels(part.labels, len(names), split, named_by, part.labels_from)
     summaries = [write_split(out, s, part.shape, part.chunks(), part.labels, len(names)) for s, part in splits.items()]
     write_classes(out, names)
     return summaries

@@ -67,23 +67,27 @@ _ERRORS = (
 )
 
 
-def load_plain(data: bytes, source: str) -> Any:
-    """The object pickled in ``data`` (Python 2 pickles too: strings as ``bytes``), if it is plain data and arrays."""
+def load_plain(data: bytes, source: str, own: bool = False) -> Any:
+    """The object pickled in ``data`` (Python 2 pickles too: strings as ``bytes``), if it is plain data and arrays
+    (``own``: the archive is the user's, which the message tells them how to mend)."""
     try:
         return PlainUnpickler(io.BytesIO(data), encoding="bytes").load()
     except _ERRORS as e:
         reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
         raise UnpickleError(
-            f"{source} is not a plain data pickle ({reason}); refused without running it: {_fix(reason)}"
+            f"{source} is not a plain data pickle ({reason}); refused without running it: {_fix(reason, own)}"
         ) from e
 
 
-def _fix(reason: str) -> str:
+def _fix(reason: str, own: bool) -> str:
     """What makes a refused pickle readable: Python 3 pickles bytes with protocols 0-2 as ``_codecs.encode`` calls
-    (your own archive, re-pickled), anything else is not an archive's batch (the original archive)."""
+    (an archive re-pickled), anything else is not an archive's batch: the original archive, or for the user's own
+    (``own``) batches pickled as plain dicts of arrays."""
     if "_codecs.encode" in reason:
         return (
             "Python 3 pickles bytes that way with protocol 2 or lower; re-pickle your batches with protocol 3 or "
-            "later (Python 3's default: pickle.dumps(batch)), or use the original archive"
+            "later (Python 3's default: pickle.dumps(batch))" + ("" if own else ", or use the original archive")
         )
+    if own:
+        return "pickle your batches as dicts of NumPy arrays, lists, str and int (pickle.dumps(batch))"
     return "use the original archive"

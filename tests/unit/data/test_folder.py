@@ -273,3 +273,10 @@ def test_folder_layouts_that_cannot_be_read(tmp_path, layout, message):
     assert refused(tmp_path, data_config("folder", path=str(tmp_path / "file"))).endswith(
         "is a regular file; point it at a folder of class folders"
     )
+
+
+def test_labels_beyond_data_classes_name_the_folder(tmp_path):
+    top = tmp_path / "pics"
+    image_folder(top, {"a": gray(3), "b": gray(3, seed=1)})
+    message = refused(tmp_path, data_config("folder", path=str(top), classes=["only"]))
+    assert f"labels go up to 1 (the class folders of {top.resolve()}) but there are 1 classes" in message

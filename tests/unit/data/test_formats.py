@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from convlens.data import cifar
+from convlens.data import cifar, npz
 from convlens.data.unpickle import UnpickleError, load_plain
 from convlens.errors import ConvlensError
 from tests.support.datasets import (
@@ -132,14 +132,17 @@ def test_resize_and_color_are_pillows_bilinear_and_luma(tmp_path):
             "d.npz: x_train holds float64 pixels; convlens stores uint8 pixels 0..255: 48 of them are NaN or "
             "infinite, which no pixel can be: mend or drop those images, then save them as uint8",
         ),
-        ({"x_test": np.zeros((0, 8, 8), np.uint8), "y_test": np.zeros(0, np.uint8)}, "test: the data holds no images"),
+        (
+            {"x_test": np.zeros((0, 8, 8), np.uint8), "y_test": np.zeros(0, np.uint8)},
+            "d.npz: x_test holds no images; each split needs at least one",
+        ),
         (
             {"x_test": np.zeros((4, 9, 8), np.uint8)},
             "train images are 8×8 but test images are 9×8; set data.resize=[H,W]",
         ),
         (
             {"class_names": np.array(["a", "b"])},
-            "train labels go up to 2 but there are 2 classes (the data's own class names: labels 0..1)",
+            "d.npz: y_train) but there are 2 classes (the data's own class names: labels 0..1)",
         ),
         ({"class_names": np.array(["a", "a", "b"])}, "class_names has an empty or repeated name"),
     ],
@@ -177,8 +180,8 @@ def test_labels_beyond_data_classes_and_files_that_are_not_npz(tmp_path):
     keras_npz(tmp_path / "d.npz", classes=3)
     message = refused(tmp_path, data_config("npz", path=str(tmp_path / "d.npz"), classes=["a", "b"]))
     assert message == (
-        "train labels go up to 2 but there are 2 classes (data.classes: labels 0..1); give one class name per label "
-        "(data.classes) or fix the labels"
+        f"train labels go up to 2 ({tmp_path / 'd.npz'}: y_train) but there are 2 classes (data.classes: labels "
+        "0..1); give one class name per label (data.classes) or fix the labels"
     )
     (tmp_path / "page.npz").write_bytes(b"<html>404</html>")
     assert "is not a readable NPZ file (File is not a zip file)" in refused(
@@ -298,7 +301,7 @@ class Evil:
             {"replace": {"test_batch": pickle.dumps(cifar_batch(rgb(2), [0, 1], "cifar10"), protocol=2)}},
             "c.tar.gz:test_batch is not a plain data pickle (it names _codecs.encode, which is not numpy data); "
             "refused without running it: Python 3 pickles bytes that way with protocol 2 or lower; re-pickle your "
-            "batches with protocol 3 or later (Python 3's default: pickle.dumps(batch)), or use the original archive",
+            "batches with protocol 3 or later (Python 3's default: pickle.dumps(batch))",
         ),
         (
             {"replace": {"batches.meta": pickle.dumps({b"label_names": [0, 1]})}},
@@ -306,7 +309,7 @@ class Evil:
         ),
         (
             {"replace": {"test_batch": pickle.dumps({**cifar_batch(rgb(2), [0, 7], "cifar10")})}},
-            "test labels go up to 7 but there are 3 classes (the data's own class names: labels 0..2)",
+            "c.tar.gz: the labels of test_batch) but there are 3 classes (the data's own class names: labels 0..2)",
         ),
     ],
     ids=[
@@ -330,7 +333,9 @@ class Evil:
 def test_hostile_cifar_archives_are_one_line_and_run_nothing(tmp_path, monkeypatch, kwargs, message):
     monkeypatch.chdir(tmp_path)
     tiny_cifar(tmp_path / "c.tar.gz", **kwargs)
-    assert message in refused(tmp_path, data_config("npz", format="cifar10", path=str(tmp_path / "c.tar.gz")))
+    said = refused(tmp_path, data_config("npz", format="cifar10", path=str(tmp_path / "c.tar.gz")))
+    assert message in said
+    assert "original" not in said and "fetch it again" not in said  # the file is the user's: no download to use
     assert not (tmp_path / "evil-ran").exists() and not (tmp_path.parent / "escape").exists()
 
 
@@ -366,6 +371,69 @@ def test_oversized_missing_and_unreadable_cifar_members(tmp_path, monkeypatch):
     (tmp_path / "cut.tar.gz").write_bytes((tmp_path / "c.tar.gz").read_bytes()[:300])
     assert "cut.tar.gz: not a readable tar archive (" in refused(
         tmp_path, data_config("npz", format="cifar10", path=str(tmp_path / "cut.tar.gz"))
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "yours", "original"),
+    [
+        (
+            {"extra": [_info("../escape", size=1)]},
+            "refused, make the archive again from the batch files themselves (tar czf FILE.tar.gz FOLDER)",
+            "refused, use the original archive",
+        ),
+        (
+            {"replace": {"test_batch": pickle.dumps([1, 2])}},
+            "not a CIFAR dict; pickle each batch as a dict with str keys, as CIFAR's",
+            "not a CIFAR dict; use the original archive",
+        ),
+        (
+            {"replace": {"test_batch": b"\x80\x02}q"}},
+            "refused without running it: pickle your batches as dicts of NumPy arrays, lists, str and int "
+            "(pickle.dumps(batch))",
+            "refused without running it: use the original archive",
+        ),
+        (
+            {"replace": {"test_batch": pickle.dumps({**cifar_batch(rgb(2), [0, 1], "cifar10"), b"labels": [0, 1.5]})}},
+            "one per image; save the labels as a list of int",
+            "one per image; use the original archive",
+        ),
+        (
+            {"replace": {"batches.meta": pickle.dumps({b"label_names": [0, 1]})}},
+            "(label_names); give it label_names, a list of str",
+            "(label_names); use the original archive",
+        ),
+    ],
+    ids=["member", "not-a-dict", "pickle", "labels", "meta"],
+)
+def test_your_own_cifar_archive_is_mended_by_you_and_the_download_by_the_original(tmp_path, kwargs, yours, original):
+    tiny_cifar(tmp_path / "c.tar.gz", **kwargs)
+    assert refused(tmp_path, data_config("npz", format="cifar10", path=str(tmp_path / "c.tar.gz"))).endswith(yours)
+    with pytest.raises(ConvlensError) as downloaded:
+        cifar.read_cifar(tmp_path / "c.tar.gz", "cifar10")
+    assert str(downloaded.value).endswith(original)
+
+
+def test_a_cut_archive_of_your_own_is_not_fetched_again(tmp_path):
+    tiny_cifar(tmp_path / "c.tar.gz")
+    (tmp_path / "cut.tar.gz").write_bytes((tmp_path / "c.tar.gz").read_bytes()[:300])
+    said = refused(tmp_path, data_config("npz", format="cifar10", path=str(tmp_path / "cut.tar.gz")))
+    assert said.endswith("; point data.path at the whole .tar.gz (tar tzf FILE lists it)")
+    with pytest.raises(ConvlensError, match="; delete it and fetch it again$"):
+        cifar.read_cifar(tmp_path / "cut.tar.gz", "cifar10")
+
+
+def test_an_npz_array_over_the_cap_is_too_large_not_corrupt(tmp_path):
+    import zipfile
+
+    keras_npz(tmp_path / "d.npz")
+    with zipfile.ZipFile(tmp_path / "d.npz") as archive:
+        info = archive.getinfo("x_train.npy")
+        with pytest.raises(npz.NpzError) as raised:
+            npz.check_member(archive, info, "d.npz", cap=100)
+    assert str(raised.value) == (
+        "d.npz: x_train declares (6, 8, 8) uint8 (384 bytes), over the 100 bytes one array may hold; too large: save "
+        "fewer or smaller images"
     )
 
 
