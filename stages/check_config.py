@@ -16,6 +16,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from convlens.checks import model_file
+from convlens.model.defaults import check_derived
 from convlens.pipeline import conf_record, paths
 from convlens.pipeline.config import PARAMS_FILE, read_yaml, run_stage
 from convlens.pipeline.files import atomic_path
@@ -31,6 +32,7 @@ def run(cfg: DictConfig, root: Path) -> None:
     paths.check_analysis_deps(params["analyses"])  # metrics and report wait for the analyses that run
     if params["model"]["path"] is not None and not params["model"]["train_runs"]:  # train@ makes a trained-here one
         model_file(root, params["model"]["path"])
+    check_derived(params, root)  # feature_maps.each as derived from the model file now (a hand-edited model.path)
     check_data_location(params, root)  # a hand-edited params.yaml: our line, not DVC's missing-dependency error
     # under dvc exp run (DVC_EXP_NAME set), DVC composed params.yaml from conf/ just before this stage
     conf_record.check_recomposed(root, params, composed_by_dvc=bool(os.environ.get("DVC_EXP_NAME")))

@@ -14,13 +14,14 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from convlens.checks import model_file
 from convlens.data.fetch import RemoteFile, fetch, search_dirs
 from convlens.data.samples import check_samples, streamed_count
 from convlens.errors import ConvlensError
 from convlens.model.archive import RESAVE_KERAS2, Archive, is_hdf5, read_config, read_h5_config
+from convlens.model.defaults import check_derived
 from convlens.model.layers import CONV_KINDS, check_model_config, keras2_problem
 from convlens.pipeline import paths
 from convlens.pipeline.config import run_stage
@@ -95,6 +96,7 @@ def check_counts(cfg: DictConfig, counts: dict[str, int]) -> None:
 
 def run(cfg: DictConfig, root: Path) -> None:
     model = cfg.model
+    check_derived(OmegaConf.to_container(cfg), root)  # a model replaced since params.yaml was composed from it
     if model.path:
         source = model_file(root, model.path)
     else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shlex
 from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
@@ -119,25 +120,31 @@ def choices(conf_dir: Path, params: Mapping[str, Any]) -> list[str]:
     return found
 
 
-def conf_settings(conf_dir: Path, params: Mapping[str, Any]) -> dict[str, Any]:
-    """``conf/``'s settings for the presets ``params`` chose (``-S analyses=full`` among them), as Hydra composes
-    them without other overrides: flat keys; interpolations between settings resolved (``${model.path}``), what
-    convlens's resolvers derive (``${convlens_layers:}``: read from files, checked) left out, and a mandatory value
-    left unset ``???``."""
+def compose_conf(conf_dir: Path, params: Mapping[str, Any]) -> Any:
+    """``conf/`` composed by Hydra for the presets ``params`` chose (``-S analyses=full`` among them), without other
+    overrides and unresolved; one line where it does not compose."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
-    from omegaconf import DictConfig, ListConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     try:
         with initialize_config_dir(str(conf_dir), version_base="1.3"):
-            cfg = compose("config", overrides=choices(conf_dir, params))
+            return compose("config", overrides=choices(conf_dir, params))
     except (yaml.YAMLError, UnicodeDecodeError, HydraException, OmegaConfBaseException) as e:
         raise not_composed(conf_dir, hydra_message(str(e))) from None
+
+
+def settings_of(cfg: Any) -> dict[str, Any]:
+    """A composed ``conf/``'s settings: flat keys; interpolations between settings resolved (``${model.path}``),
+    what convlens's resolvers derive (``${convlens_layers:}``: read from files, checked) left out, and a mandatory
+    value left unset ``???``."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
     raw = flatten(OmegaConf.to_container(cfg, resolve=False))
     settings: dict[str, Any] = {}
     for key, value in raw.items():
-        text = yaml.safe_dump(value) if isinstance(value, Mapping | list) else str(value)
+        text = interpolation_text(value)
         if "${convlens_" in text:
             continue
         if "${" in text:
@@ -147,6 +154,47 @@ def conf_settings(conf_dir: Path, params: Mapping[str, Any]) -> dict[str, Any]:
                 value = OmegaConf.to_container(value, resolve=True)
         settings[key] = value
     return settings
+
+
+def interpolation_text(value: Any) -> str:
+    """A setting as written in ``conf/``, where an interpolation (``${…}``) shows."""
+    return yaml.safe_dump(value) if isinstance(value, Mapping | list) else str(value)
+
+
+def conf_settings(conf_dir: Path, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``conf/``'s settings (:func:`settings_of`) for the presets ``params`` chose, as Hydra composes them without
+    other overrides."""
+    return settings_of(compose_conf(conf_dir, params))
+
+
+def preset_defaults(conf_dir: Path) -> dict[str, str]:
+    """The preset ``conf/config.yaml``'s defaults list chooses for each config group (``model: book``)."""
+    listed = parse_yaml((conf_dir / "config.yaml").read_text(encoding="utf-8")).get("defaults") or []
+    return {group: name for entry in listed if isinstance(entry, Mapping) for group, name in entry.items()}
+
+
+def override(key: str, value: Any) -> str:
+    """``key=value`` as Hydra reads it (a list in flow style), quoted for the shell where it needs it."""
+    text = value if isinstance(value, str) else yaml.safe_dump(value, default_flow_style=True, width=10**6)
+    return shlex.quote(f"{key}={text.removesuffix(chr(10) + '...' + chr(10)).strip()}")
+
+
+def overrides_of(conf_dir: Path, params: Mapping[str, Any]) -> list[str]:
+    """The Hydra overrides that compose ``params`` from ``conf/`` as it is now: each preset it chose other than
+    ``conf/config.yaml``'s, then each setting it holds otherwise than ``conf/`` gives it. What convlens's resolvers
+    derive is left out (composing derives it afresh), and so are interpolations (``model.source``)."""
+    from omegaconf import OmegaConf
+
+    default = preset_defaults(conf_dir)
+    groups = [c for c in choices(conf_dir, params) if default.get(c.split("=", 1)[0]) != c.split("=", 1)[1]]
+    cfg = compose_conf(conf_dir, params)
+    raw, settings = flatten(OmegaConf.to_container(cfg, resolve=False)), settings_of(cfg)
+    given = (
+        (k, v)
+        for k, v in flatten(params).items()
+        if k in settings and "${" not in interpolation_text(raw[k]) and v != settings[k]
+    )
+    return groups + [override(k, v) for k, v in given]
 
 
 def read_record(path: Path) -> Record | None:

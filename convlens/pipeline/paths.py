@@ -5,6 +5,7 @@ The one module that spells them: the stages write, and the report, ``compare`` a
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,44 @@ def check_analysis_deps(analyses: Mapping[str, Any]) -> None:
             raise ConvlensError(
                 f"analyses.{key} must be {want} while analyses.{listed} {state}: it follows that list; leave it "
                 f"out (conf/config.yaml sets it from the list) and set only analyses.{listed}"
+            )
+
+
+def outputs_dir(root: Path) -> Path:
+    """The folder every stage writes under: each artifact's path below lies in it."""
+    return root / "outputs"
+
+
+# Your own files, dependencies of fetch_model and fetch_data: the key, its config section, where a copy may go.
+INPUT_PATHS = (("model.path", "model", "models"), ("data.path", "data", "data"))
+
+
+def inside_outputs(root: Path, value: str) -> bool:
+    """Whether ``value`` (relative to ``root``, as DVC reads a dependency, or absolute) lies in ``outputs/``."""
+    outputs = os.path.normpath(outputs_dir(root))
+    path = os.path.normpath(os.path.join(root, value))
+    return path == outputs or path.startswith(outputs + os.sep)
+
+
+def check_inputs_outside_outputs(cfg: Mapping[str, Any], root: Path) -> None:
+    """``model.path`` and ``data.path`` never lie in ``outputs/``: DVC would refuse a stage depending on its own
+    output ("Same item(s) are defined as both a dependency and an output", naming no key) or on a later stage's
+    (a cycle). Checked while ``conf/`` is composed, before DVC builds its graph. A model trained here
+    (``model.train_runs``, ``-S model=train``) is ``train@``'s output by design."""
+    for key, section, folder in INPUT_PATHS:
+        node = cfg.get(section)
+        value = node.get("path") if isinstance(node, Mapping) else None
+        if not isinstance(value, str) or "${" in value or (section == "model" and node.get("train_runs")):
+            continue
+        if inside_outputs(root, value):
+            from convlens.errors import ConvlensError
+
+            name = os.path.basename(os.path.normpath(value))
+            copy = "cp -r" if section == "data" else "cp"
+            raise ConvlensError(
+                f"{key} {value} lies inside outputs/, which the pipeline's stages write, so DVC cannot also read it "
+                f"as your {section}; copy it elsewhere, e.g. `mkdir -p {folder} && {copy} {value} {folder}/ && "
+                f"dvc add {folder}/{name}`, and set -S {key}={folder}/{name}"
             )
 
 

@@ -138,17 +138,18 @@ def write_tiny_data(mirror: Path, n_train: int = 12, n_test: int = 6, seed: int 
     return sums
 
 
-def tiny_model(filters: tuple[int, int] = (4, 8), seed: int = 1):
-    """The book's architecture, scaled down: Conv2D → MaxPool → Conv2D → MaxPool → Flatten → Dense."""
+def tiny_model(filters: tuple[int, int] = (4, 8), seed: int = 1, conv: tuple[str, str] = ("conv2d", "conv2d_1")):
+    """The book's architecture, scaled down: Conv2D → MaxPool → Conv2D → MaxPool → Flatten → Dense; ``conv``: the
+    conv layers' names."""
     from convlens.model.keras_models import keras
 
     keras.utils.set_random_seed(seed)
     return keras.Sequential(
         [
             keras.Input((28, 28, 1)),
-            keras.layers.Conv2D(filters[0], 3, activation="relu", padding="same", name="conv2d"),
+            keras.layers.Conv2D(filters[0], 3, activation="relu", padding="same", name=conv[0]),
             keras.layers.MaxPooling2D(2, name="max_pooling2d"),
-            keras.layers.Conv2D(filters[1], 3, activation="relu", padding="same", name="conv2d_1"),
+            keras.layers.Conv2D(filters[1], 3, activation="relu", padding="same", name=conv[1]),
             keras.layers.MaxPooling2D(2, name="max_pooling2d_1"),
             keras.layers.Flatten(name="flatten"),
             keras.layers.Dense(10, activation="softmax", name="dense"),
