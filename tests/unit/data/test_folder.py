@@ -160,6 +160,11 @@ GOOD = _png(gray(1)[0])  # noise: its pixel data outweighs its header
             "a/sub is a link to a folder, which convlens does not follow; copy the folder in its place, as Keras "
             "reads it with follow_links=True, or remove the link, as with follow_links=False (the default)",
         ),
+        (
+            lambda top: (top / "c").symlink_to(top / "a"),
+            "c is a link to a folder, which convlens does not follow; copy the folder in its place (Keras reads a "
+            "linked class folder as a class)",
+        ),
         (lambda top: (top / "a" / "x.png").symlink_to(top / "b" / "0.png"), None),  # a link inside the folder: read
         (lambda top: os.mkfifo(top / "a" / "x.png"), "x.png is not a regular file; remove it from"),
         (lambda top: write_image(top / "a" / "x.png", np.zeros((7, 6), np.uint8)), "is 6×6 but"),
@@ -177,6 +182,7 @@ GOOD = _png(gray(1)[0])  # noise: its pixel data outweighs its header
         "folder-link-out-wording",
         "broken-link",
         "subfolder-link",
+        "class-folder-link",
         "link-inside",
         "fifo",
         "mixed-sizes",

@@ -89,3 +89,16 @@ def test_a_fraction_that_keras_would_round_down_to_no_test_image_is_one_line(tmp
     with pytest.raises(folder.FolderError) as raised:
         folder.scan(top, 0.3, 0)  # round(0.9) would be 1; Keras holds out int(0.9) = 0 and trains on nothing
     assert "holds 3 image(s); data.test_fraction=0.3 of them makes 0 test image(s)" in str(raised.value)
+
+
+def test_a_split_without_a_seed_is_refused_as_keras_refuses_it(tmp_path):
+    import keras
+
+    from convlens.errors import ConvlensError
+    from tests.support.datasets import data_config
+
+    top = keras_folder(tmp_path / "pics")
+    with pytest.raises(ValueError, match="you must provide a `seed` argument"):
+        keras.utils.image_dataset_from_directory(str(top), validation_split=0.2, subset="both", seed=None)
+    with pytest.raises(ConvlensError, match="data.seed must be an integer"):
+        data_config("folder", path=str(top), seed=None)
