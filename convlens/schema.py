@@ -146,7 +146,7 @@ SCHEMA: dict[str, Check] = {
     "train.architecture.kernel_size": integer(1, 64, "3"),
     "train.architecture.dense_units": integer(1, 100_000, "100"),
     "train.architecture.dropout": number(0, 1, "0.4", high_open=True),
-    "input.scale": number(0, 1e9, "255", low_open=True),
+    "input.scale": number(1e-3, 1e6, "255"),  # beyond: inputs that overflow float32 or vanish (every map NaN or 0)
     "samples.split": choice(SPLITS),
     "samples.indices": items(integer(0, 2**31 - 1), "[0,1]", max_len=MAX_SAMPLES),
     "weights.layers": optional(items(layer_spec, "[conv2d,conv2d_1]")),
@@ -205,6 +205,7 @@ SCHEMA: dict[str, Check] = {
     "attribution.batch_size": integer(1, MAX_BATCH, "100"),
     "attribution.deletion_steps": integer(1, 1000, "10"),
     "attribution.seed": integer(0, 2**32 - 1, "0"),
+    "attribution.sanity_max_rho": number(0, 1, "0.5"),
     "report.language": choice(LANGUAGES),
     "film.filters": integer(1, MAX_COLUMNS, "16"),
     "film.frame_ms": integer(20, 60_000, "500"),
@@ -290,8 +291,9 @@ MEANING: dict[str, str] = {
     "train.architecture.kernel_size": "The side of every conv kernel (the book's 3).",
     "train.architecture.dense_units": "Units of the hidden `Dense(…, relu)` after `Flatten` (the book's 100).",
     "train.architecture.dropout": "The `Dropout` rate before the softmax layer (the book's 0.4); below 1.",
-    "input.scale": "Pixels / scale are the model's inputs in every forward pass (the book's `/ 255.0`); a model with "
-    "`Rescaling` or `Normalization` before its first conv layer gets raw pixels and the log says so.",
+    "input.scale": "Pixels / scale are the model's inputs in every forward pass (the book's `/ 255.0`; `1`: raw "
+    "0–255 pixels); a model with `Rescaling` or `Normalization` before its first conv layer gets raw pixels and the "
+    "log says so. A divisor outside 0.001..1000000 would make inputs whose activations overflow or vanish.",
     "samples.split": "The split the sample images come from.",
     "samples.indices": "The images to look at (the book: training image 0); each one's maps are drawn for every "
     "layer and embedded in the report.",
@@ -382,7 +384,11 @@ MEANING: dict[str, str] = {
     "over; 0: none, the samples' randomization test only.",
     "attribution.batch_size": "Images per batch of the sanity checks.",
     "attribution.deletion_steps": "The deletion curve's points: 0, 1/N, …, all of the pixels removed.",
-    "attribution.seed": "Seed of SmoothGrad's noise and of the order in which tied pixels are removed.",
+    "attribution.seed": "Seed of SmoothGrad's noise and of the order in which tied pixels are removed: each "
+    "image and method draws from its own stream, so a method's numbers do not depend on the others or the batches.",
+    "attribution.sanity_max_rho": "The randomization check passes a method where the median |ρ| of its trained and "
+    "untrained maps (over the pixels not zero in both) is at most this, fails it above (a warning; the stage still "
+    "succeeds); over fewer than 10 images (or samples) with a ρ it says too few to decide.",
     "report.language": "Language of the report's and the comparison page's headings and captions, and of every "
     "figure's text (`ko`: the chapter's own terms, Hangul in NanumGothic from koreanize-matplotlib).",
     "film.filters": "`-S model=train`: the filters each conv layer's strip shows as columns, one row per epoch (its "

@@ -30,6 +30,7 @@ from convlens.analysis.ascent import (
     start_inputs,
     top_image_indices,
 )
+from convlens.analysis.attribution import refuse_flat_layers
 from convlens.model.archive import Archive, open_model
 from convlens.model.graph import model_graph, signed_layers
 from convlens.model.inputs import InputScale, fixed_input_shape, read_input_scale
@@ -120,6 +121,7 @@ def run(cfg: DictConfig, root: Path, role: str) -> None:
     am, role = cfg.activation_max, paths.check_role(role)
     archive = open_model(root, role)
     names = archive.resolve(None if am.layers is None else list(am.layers), "activation_max.layers")
+    refuse_flat_layers(archive.layers, names, "activation_max.layers", "every conv layer")  # feature maps only
     shape, scale = ascent_shape(root, archive), read_input_scale(archive, cfg.input.scale)  # before TensorFlow
     from convlens.model.forward import refuse_small_images
     from convlens.model.keras_models import load_model
@@ -131,11 +133,12 @@ def run(cfg: DictConfig, root: Path, role: str) -> None:
     for name in names:
         clock = time.perf_counter()
         done[name] = got = climb_layer(model, root, role, name, am, scale, shape)
+        scale.refuse_non_finite(np.stack([got.before, got.after]), f"the {role} model's {name} activations")
         signed = by_config.get(name, False) or seen_signed(got.before, got.after, tops.get(name))
         metrics[name] = ascent_summary(
             got.after, tops.get(name), got.matrix, got.steps, got.converged, got.achieved, signed
         )
-        log.info("%s", ascent_line(role, name, time.perf_counter() - clock, got.before, metrics[name]))
+        log.info("%s", ascent_line(role, name, time.perf_counter() - clock, got.before, got.after, metrics[name]))
     with staged_dir(paths.activation_max_curves_dir(root, role)) as out:
         for name, got in done.items():
             write_csv(out / f"{role}_{paths.layer_stem(name)}.csv", curve_rows(got.curve))

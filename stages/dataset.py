@@ -71,6 +71,8 @@ def run(cfg: DictConfig, root: Path, role: str) -> None:
         network, images, labels, watched, len(classes), models.scale.divisor, size, f"{role} {ds.split}",
         (ds.examples.k, ds.examples.by), None if problem else last,
     )  # fmt: skip
+    for name, table in tables.items():  # NaN or infinity would be written as statistics (and overflow a figure)
+        models.scale.refuse_non_finite(np.stack([table["mean"], table["max"]]), f"the {role} model's {name} maps")
     log.info("%s: %d %s images through %s", role, len(images), ds.split, ", ".join(names))
 
     summary = {"dataset": {name: dataset_summary(tables[name]) for name in names}}

@@ -32,6 +32,7 @@ from convlens.analysis.attribution import (
     sample_correlations,
     sanity_line,
     sanity_summary,
+    sanity_warning,
 )
 from convlens.analysis.evaluate import head_problem
 from convlens.model.layers import output_layer
@@ -54,6 +55,7 @@ def run(cfg: DictConfig, root: Path, pair: str = paths.ATTRIBUTION) -> None:
     name = gradcam_layer(models.trained.layers, resolved)
     x, labels = models.inputs(images), np.asarray(index["labels"], np.int64)
     scorers, probs = class_scores(root, name, x)
+    models.scale.refuse_non_finite(np.stack(list(probs.values())), "the models' class probabilities of the samples")
     problem = head_problem(probs["trained"].shape[1:], len(classes), output_layer(models.trained.layers))
     if problem:  # the same architecture for both models: decided by the trained one
         with staged_dir(paths.sanity_dir(root)) as out:  # its plots: each curve's folder, empty
@@ -64,7 +66,10 @@ def run(cfg: DictConfig, root: Path, pair: str = paths.ATTRIBUTION) -> None:
     targets, methods, settings = gradcam_targets(probs["trained"], labels), ["gradcam", *a.methods], settings_of(a)
     baseline = baseline_input(a.baseline, (b for b, _ in sanity_batches(root, a, models)) if a.sanity_images else [x])
     maps = pixel_maps(root, scorers, name, x, [targets[t] for t in TARGETS], methods, baseline, settings)
-    found = {m: sample_correlations(by["trained"], by["untrained"], index["samples"]) for m, by in maps.items()}
+    found = {
+        m: sample_correlations(by["trained"], by["untrained"], index["samples"], a.sanity_max_rho)
+        for m, by in maps.items()
+    }
     metrics = found["gradcam"] | {m: found[m] for m in methods[1:]}
     metrics["sanity"] = check_sanity(root, a, models, name, baseline)
     rho = {m: [found[m]["spearman"][f"sample_{s}"] for s in index["samples"]] for m in maps}  # the figures' ρ
@@ -77,6 +82,9 @@ def run(cfg: DictConfig, root: Path, pair: str = paths.ATTRIBUTION) -> None:
         write_json(out / paths.INDEX_NAME, record)
     write_json(paths.gradcam_metrics(root), metrics)
     log.info("%s", randomization_line(len(index["samples"]), name, found["gradcam"]))
+    verdicts = {f"{m} ({t})": {"passes": found[m]["passes"][t]} for m in maps for t in TARGETS}  # the samples'
+    if warning := sanity_warning(verdicts, a.sanity_max_rho):
+        log.warning("%s", warning)
 
 
 def class_scores(root: Path, name: str, x: np.ndarray) -> tuple[dict, dict]:
@@ -133,7 +141,7 @@ def check_sanity(root: Path, a: DictConfig, models: Models, layer: str, baseline
         for curve in paths.SANITY_CURVES:  # each a plot of the stage in dvc.yaml: there, if empty
             (out / curve).mkdir()
         if not a.sanity_images:
-            return {"split": a.sanity_split, "images": 0}
+            return {"split": a.sanity_split, "images": 0, "max_rho": a.sanity_max_rho}
         layers, scorers = cascade(paths.model_path(root, "trained"), paths.model_path(root, "untrained"), layer)
         with computed_by_keras(paths.model_path(root, "trained"), scorers[0]):  # batches of attribution.batch_size
             tally = sanity_pass(scorers, sanity_batches(root, a, models), methods, baseline, settings_of(a), fractions)
@@ -142,9 +150,11 @@ def check_sanity(root: Path, a: DictConfig, models: Models, layer: str, baseline
         for curve, table in (("cascading", curves), ("deletion", deletion)):
             for method, rows in table.items():
                 write_csv(out / paths.sanity_curve_name(curve, method), rows)
-    summary = sanity_summary(curves, deletion)
+    summary = sanity_summary(curves, deletion, a.sanity_max_rho)
     log.info("%s", sanity_line(tally.images, summary))
-    return {"split": a.sanity_split, "images": tally.images, **summary}
+    if warning := sanity_warning(summary, a.sanity_max_rho):  # a finding, not an error: the stage succeeds
+        log.warning("%s", warning)
+    return {"split": a.sanity_split, "images": tally.images, "max_rho": a.sanity_max_rho, **summary}
 
 
 def sanity_batches(root: Path, a: DictConfig, models: Models):

@@ -47,7 +47,8 @@ def run(cfg: DictConfig, root: Path, pair: str = paths.ATTRIBUTION) -> None:
             rows = figure_rows(maps, probs, i, targets, classes, rho)
             attribution_figure(images[i], rows, out / paths.gradcam_figure_name(sample), title, style, r.dpi)
     shown = paths.relative(root, paths.gradcam_figures_dir(root))
-    log.info("%d attribution figures drawn to %s", len(record["samples"]), shown)
+    count = len(record["samples"])
+    log.info("%d attribution %s drawn to %s", count, "figure" if count == 1 else "figures", shown)
 
 
 if __name__ == "__main__":

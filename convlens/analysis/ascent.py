@@ -8,10 +8,12 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from convlens.analysis.attribution import median_or_none, number_or_none
+from convlens.analysis.attribution import median_or_none, number_or_none, plural
 from convlens.analysis.stats import as_number
 
-DEAD, BELOW = "dead", "below"  # a channel whose ascent stayed at 0; one that ended below its best dataset image
+# A channel whose ascent stayed at 0 (its input's mean activation ≤ 0); one not dead that ended below its best
+# dataset image's mean activation (``top_image_mean``). A dead channel is counted as dead only, never as below.
+DEAD, BELOW = "dead", "below"
 
 
 def plateaued(then: np.ndarray, now: np.ndarray, tolerance: float) -> bool:
@@ -154,17 +156,24 @@ def top_image_indices(rows: np.ndarray) -> np.ndarray:
     return first[np.argsort(first[:, 0], kind="stable"), 2]
 
 
-def ascent_line(model: str, layer: str, seconds: float, before: np.ndarray, summary: dict) -> str:
-    """The log line of one layer's activation maximization."""
+def ascent_line(model: str, layer: str, seconds: float, before: np.ndarray, after: np.ndarray, summary: dict) -> str:
+    """The log line of one layer's activation maximization: each channel's activation ``before`` and ``after``
+    climbing (``did not improve`` where no channel rose, whatever stopped it), the ratio to the dataset's best
+    image, the dead channels and those below their best dataset image (``below_dataset``: not dead, and below
+    its mean activation)."""
     ratio = f", {summary['ratio_median']} × the dataset's best image" if "ratio_median" in summary else ""
-    state = "converged" if summary["converged"] else "hit the step cap"
+    improved = bool(np.any(np.asarray(after, np.float64) > np.asarray(before, np.float64)))
+    state = "did not improve" if not improved else "converged" if summary["converged"] else "hit the step cap"
     dead = "signed layer (no ReLU), no dead count" if summary.get("signed") else f"{summary['dead']} dead"
     if "ratio_undefined" in summary:
         ratio += f" ({summary['ratio_undefined']} channels' ratio not defined)"
+    if "below_dataset" in summary:
+        dead += f", {summary['below_dataset']} below their best dataset image"
+    channels, steps = summary["channels"], summary["steps"]
     return (
-        f"{model} {layer}: {summary['channels']} channels in {seconds:.1f} s, {summary['steps']} steps ({state}), "
-        f"median mean activation {np.median(before):.4g} → {summary['activation_median']}{ratio}, "
-        f"{dead}, selectivity {summary['selectivity']}"
+        f"{model} {layer}: {channels} {plural(channels, 'channel')} in {seconds:.1f} s, {steps} "
+        f"{plural(steps, 'step')} ({state}), median mean activation {np.median(before):.4g} → "
+        f"{summary['activation_median']}{ratio}, {dead}, selectivity {summary['selectivity']}"
     )
 
 

@@ -6,6 +6,7 @@ and how activation maximization compares with the dataset's best image. ``gradie
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -97,16 +98,30 @@ def randomization_test(trained: np.ndarray, untrained: np.ndarray, samples: Sequ
 
 
 def randomization_line(samples: int, layer: str, metrics: Mapping[str, Mapping[str, Mapping]]) -> str:
-    """The log line of the randomization test (:func:`randomization_test`'s ``metrics``) of ``samples`` samples'
-    maps at ``layer``: each target's median correlation, as :func:`sanity_line` writes one (a dash: undefined)."""
-    spearman = metrics["spearman"]
-    counts = spearman.get("defined", {})
-    medians = ", ".join(
-        f"{t} {shown(spearman['median'][t])}"
-        + (f" ({counts[t]} of {samples})" if counts.get(t, samples) != samples else "")
-        for t in TARGETS
+    """The log line of the randomization test (:func:`sample_correlations`' ``metrics``) of ``samples`` samples'
+    maps at ``layer``: each target's median correlation over every pixel and over the pixels not zero in both, as
+    :func:`sanity_line` writes one (a dash: undefined; ``k of n``: the samples that have one), and its verdict."""
+
+    def medians(statistic: Mapping[str, Mapping]) -> str:
+        counts = statistic.get("defined", {})
+        return ", ".join(
+            f"{t} {shown(statistic['median'][t])}"
+            + (f" ({counts[t]} of {samples})" if counts.get(t, samples) != samples else "")
+            for t in TARGETS
+        )
+
+    passes = metrics.get("passes", {})
+    said = ", ".join(f"{t} {verdict_word(passes.get(t), 'samples')}" for t in TARGETS)
+    lit = f"; where not both zero {medians(metrics[SANITY_STATISTIC])}" if SANITY_STATISTIC in metrics else ""
+    return (
+        f"{samples} {plural(samples, 'sample')} at {layer}: Spearman trained vs untrained, median "
+        f"{medians(metrics['spearman'])}{lit}: {said}"
     )
-    return f"{samples} samples at {layer}: Spearman trained vs untrained, median {medians}; passes where |ρ| is low"
+
+
+def plural(count: int, noun: str) -> str:
+    """``noun`` for one, ``noun + "s"`` otherwise (the log's ``1 sample``, ``2 samples``)."""
+    return noun if count == 1 else f"{noun}s"
 
 
 def gradcam_record(
@@ -207,16 +222,29 @@ def gradcam_layer(layers: Sequence[LayerInfo], resolved: str | None) -> str:
             else "name a layer of the model itself"
         )
         raise ConvlensError(f"gradcam.layer {resolved!r} is inside the nested model {outer!r}; {fix}")
-    flat = flat_layers(layers)
-    if resolved in flat:
-        kind = next(layer.kind for layer in layers if layer.name == resolved)
-        maps = [la.name for la in layers if la.index is not None and la.name not in flat and la.kind != "InputLayer"]
-        here = f": here {', '.join(maps[::-1][:3])}" if maps else ""
-        raise ConvlensError(
-            f"gradcam.layer {resolved!r} ({kind}) does not output H×W×C feature maps (the model has flattened or "
-            f"globally pooled them by then); choose a layer before that{here} (null: the last conv layer)"
-        )
+    refuse_flat_layers(layers, [resolved], "gradcam.layer", "the last conv layer")
     return resolved
+
+
+MAP_LAYERS_NAMED = 8  # the most layers a refusal of a flat layer lists (the nearest first), then "and N more"
+
+
+def refuse_flat_layers(layers: Sequence[LayerInfo], names: Sequence[str], key: str, default: str) -> None:
+    """Refuse any of ``names`` (``key``'s layers, resolved) whose output is no longer H×W×C feature maps
+    (:func:`flat_layers`: a Flatten, Dense, global pooling and what follows), in one line naming the kind and the
+    layers that do output feature maps, the nearest first (``default``: what ``key``'s null chooses). Grad-CAM and
+    activation maximization both look at feature maps."""
+    flat = flat_layers(layers)
+    for name in (n for n in names if n in flat):
+        kind = next(layer.kind for layer in layers if layer.name == name)
+        maps = [la.name for la in layers if la.index is not None and la.name not in flat and la.kind != "InputLayer"]
+        nearest = maps[::-1]
+        more = len(nearest) - MAP_LAYERS_NAMED
+        here = ", ".join(nearest[:MAP_LAYERS_NAMED]) + (f" and {more} more" if more > 0 else "")
+        raise ConvlensError(
+            f"{key} {name!r} ({kind}) does not output H×W×C feature maps (the model has flattened or globally "
+            f"pooled them by then); choose a layer before that{f': here {here}' if maps else ''} (null: {default})"
+        )
 
 
 BASELINES = ("black", "mean")  # what a removed pixel becomes (integrated gradients, occlusion, deletion)
@@ -286,12 +314,21 @@ def similarity(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     }
 
 
-def removal_order(maps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def image_streams(seed: int, method: str, images: Sequence[int]) -> list[np.random.Generator]:
+    """One random stream per image (its index among all the images looked at) for ``method``:
+    ``default_rng([seed, crc32(method), image])``. What one method draws for one image therefore depends neither on
+    which other methods run before it nor on how the images are batched (``attribution.batch_size``)."""
+    key = zlib.crc32(method.encode("utf-8"))
+    return [np.random.default_rng([seed, key, image]) for image in images]
+
+
+def removal_order(maps: np.ndarray, streams: Sequence[np.random.Generator]) -> np.ndarray:
     """Per map (images × H × W) its pixels' flat indices, most attributed first; equal values (a map's zeros) in
-    a random order drawn from ``rng``, not in reading order."""
+    a random order, each map's drawn from its own stream (``streams``, one per map: :func:`image_streams`), not in
+    reading order."""
     flat = np.asarray(maps, np.float64).reshape(len(maps), -1)
-    keys = np.stack([rng.random(flat.shape), -flat])  # lexsort: the last key first
-    return np.lexsort(keys, axis=-1)
+    ties = np.stack([rng.random(flat.shape[1]) for rng in streams]) if len(flat) else np.zeros(flat.shape)
+    return np.lexsort(np.stack([ties, -flat]), axis=-1)  # lexsort: the last key first
 
 
 def delete_pixels(x: np.ndarray, order: np.ndarray, count: int, baseline: np.ndarray) -> np.ndarray:
@@ -316,22 +353,47 @@ def curve_area(fractions: np.ndarray, values: np.ndarray) -> float:
     return float(((v[1:] + v[:-1]) / 2 * np.diff(f)).sum())
 
 
+def defined_count(values: Iterable[float]) -> int:
+    """How many of ``values`` are defined (finite): the images a median of correlations rests on."""
+    return int(np.isfinite(np.asarray(list(values), dtype=np.float64)).sum())
+
+
 def cascade_rows(steps: Sequence[Sequence[Mapping[str, float]]], layers: Sequence[str]) -> list[dict[str, object]]:
     """The cascading randomization curve of one method as CSV rows: per step (``layers``: the layer it randomized,
     ``none`` for the trained model) the images' median Spearman to the trained map over every pixel and over
-    the pixels not zero in both, and their mean share of tied values."""
+    the pixels not zero in both, each with ``…_images``, how many images it is the median of (a constant map, or
+    fewer than 3 pixels lit in both, has no ρ), and their mean share of tied values."""
 
-    def middle(values: Sequence[Mapping[str, float]], key: str) -> float | None:
-        return median_or_none(v[key] for v in values)
+    def middle(values: Sequence[Mapping[str, float]], key: str) -> dict[str, float | int | None]:
+        found = [v[key] for v in values]
+        return {key: median_or_none(found), f"{key}_images": defined_count(found)}
 
     return [
         {
-            "randomized": k, "layer": layer, "spearman": middle(values, "spearman"),
-            "spearman_nonzero": middle(values, "spearman_nonzero"),
+            "randomized": k, "layer": layer, **middle(values, "spearman"), **middle(values, "spearman_nonzero"),
             "tied": as_number(np.mean([v["tied"] for v in values])) if values else None,
         }
         for k, (layer, values) in enumerate(zip(layers, steps, strict=True))
     ]  # fmt: skip
+
+
+SANITY_STATISTIC = "spearman_nonzero"  # what the randomization check's verdict reads: ρ where not both maps are zero
+MIN_VERDICT_IMAGES = 10  # fewer images (or samples) with a ρ: too few to decide
+
+
+def verdict(rho: float | None, images: int, max_rho: float) -> int | None:
+    """The randomization check of one method (Adebayo et al. 2018): ``1`` passes where the median ``rho`` of the
+    trained and untrained maps is at most ``max_rho`` in size (``attribution.sanity_max_rho``: the maps depend on
+    what the model learned), ``0`` fails; ``None``: too few to decide (fewer than :data:`MIN_VERDICT_IMAGES`
+    ``images`` with a ρ, or none)."""
+    if rho is None or not math.isfinite(rho) or images < MIN_VERDICT_IMAGES:
+        return None
+    return int(abs(rho) <= max_rho)
+
+
+def verdict_word(passes: int | None, unit: str = "images") -> str:
+    """The log's word for a :func:`verdict`: ``passes``, ``fails`` or ``too few <unit> to decide``."""
+    return f"too few {unit} to decide" if passes is None else "passes" if passes else "fails"
 
 
 def deletion_rows(fractions: np.ndarray, correct: np.ndarray, images: int) -> list[dict[str, float]]:
@@ -343,30 +405,42 @@ def deletion_rows(fractions: np.ndarray, correct: np.ndarray, images: int) -> li
 
 
 def sanity_summary(
-    curves: Mapping[str, Sequence[Mapping[str, object]]], deletion: Mapping[str, Sequence[Mapping[str, float]]]
+    curves: Mapping[str, Sequence[Mapping[str, object]]],
+    deletion: Mapping[str, Sequence[Mapping[str, float]]],
+    max_rho: float,
 ) -> dict[str, dict[str, float | None]]:
     """Each method's sanity numbers (metrics): at the last cascade step (every layer randomized: the untrained
-    model) the median Spearman to the trained map, over every pixel and over the pixels not zero in both, and
-    the share of ties; and the area under its deletion curve (``deletion``, the random order's too)."""
+    model) the median Spearman to the trained map, over every pixel and over the pixels not zero in both, each
+    with the number of images it rests on, and the share of ties; ``passes``, the randomization check's
+    :func:`verdict` on the median over the pixels not zero in both (``max_rho``); and the area under its deletion
+    curve (``deletion``, the random order's too)."""
     summary: dict[str, dict[str, float | None]] = {}
     for name, rows in deletion.items():
         fractions = np.array([r["removed"] for r in rows])
         summary[name] = {"deletion_auc": as_number(curve_area(fractions, np.array([r["accuracy"] for r in rows])))}
     for name, rows in curves.items():
         last = rows[-1]
-        summary.setdefault(name, {}).update({k: last[k] for k in ("spearman", "spearman_nonzero", "tied")})
+        keys = ("spearman", "spearman_images", "spearman_nonzero", "spearman_nonzero_images", "tied")
+        summary.setdefault(name, {}).update({k: last[k] for k in keys})
+        rho, images = last[SANITY_STATISTIC], last[f"{SANITY_STATISTIC}_images"]
+        summary[name]["passes"] = verdict(rho, images, max_rho)  # type: ignore[arg-type]
     return summary
 
 
-def sample_correlations(trained: np.ndarray, untrained: np.ndarray, samples: Sequence[int]) -> dict[str, dict]:
+def sample_correlations(
+    trained: np.ndarray, untrained: np.ndarray, samples: Sequence[int], max_rho: float
+) -> dict[str, dict]:
     """:func:`randomization_test` of one method's sample maps, with each sample's Spearman over the pixels not
-    zero in both maps beside it (``spearman_nonzero``)."""
+    zero in both maps beside it (``spearman_nonzero``) and, per target, the :func:`verdict` on its median
+    (``passes``: 1, 0, or null for fewer than :data:`MIN_VERDICT_IMAGES` samples with a ρ)."""
     metrics = randomization_test(trained, untrained, samples)
     both = {
         str(s): {t: similarity(trained[i, k], untrained[i, k])["spearman_nonzero"] for k, t in enumerate(TARGETS)}
         for i, s in enumerate(samples)
     }
-    return metrics | {"spearman_nonzero": randomization_summary(both)["spearman"]}
+    lit = randomization_summary(both)["spearman"]
+    passes = {t: verdict(lit["median"][t], lit["defined"][t], max_rho) for t in TARGETS}
+    return metrics | {SANITY_STATISTIC: lit, "passes": passes}
 
 
 def figure_rows(
@@ -407,11 +481,32 @@ def shown(value: float | None, spec: str = ".2f") -> str:
 
 def sanity_line(images: int, summary: Mapping[str, Mapping[str, float | None]]) -> str:
     """The log line of the sanity checks over ``images`` images (:func:`sanity_summary`): per method the median
-    Spearman of the trained and untrained maps (where both are not zero), the ties, and the deletion curve's area."""
+    Spearman of the trained and untrained maps (where both are not zero), each with the images it rests on where
+    fewer, the ties, the randomization check's verdict and the deletion curve's area."""
+
+    def over(s: Mapping[str, float | None], key: str) -> str:
+        n = s.get(f"{key}_images", images)
+        return f" over {n} of {images}" if n != images else ""
+
     parts = [
-        f"{name} ρ {shown(s.get('spearman'))} ({shown(s.get('spearman_nonzero'))} nonzero, ties "
-        f"{shown(s.get('tied'), '.0%')}), deletion AUC {shown(s['deletion_auc'], '.3f')}"
+        f"{name} ρ {shown(s.get('spearman'))}{over(s, 'spearman')} ({shown(s.get(SANITY_STATISTIC))} nonzero"
+        f"{over(s, SANITY_STATISTIC)}, ties {shown(s.get('tied'), '.0%')}) "
+        f"{verdict_word(s.get('passes'))}, deletion AUC {shown(s['deletion_auc'], '.3f')}"  # type: ignore[arg-type]
         if "spearman" in s else f"{name} deletion AUC {shown(s['deletion_auc'], '.3f')}"
         for name, s in summary.items()
     ]  # fmt: skip
-    return f"sanity checks over {images} images: " + "; ".join(parts)
+    return f"sanity checks over {images} {plural(images, 'image')}: " + "; ".join(parts)
+
+
+def sanity_warning(summary: Mapping[str, Mapping[str, float | None]], max_rho: float) -> str | None:
+    """The warning when a method fails the randomization check (:func:`sanity_summary`'s ``passes`` 0): its maps
+    stay alike when the model's weights are randomized, so they do not show what the model learned. ``None`` when
+    none fails."""
+    failed = [name for name, s in summary.items() if s.get("passes") == 0]
+    if not failed:
+        return None
+    return (
+        f"warning: {', '.join(failed)} {'fails' if len(failed) == 1 else 'fail'} the randomization check: median "
+        f"|ρ| of the trained and untrained maps (where not both zero) above attribution.sanity_max_rho={max_rho:g}; "
+        f"{'its' if len(failed) == 1 else 'their'} maps barely depend on what the model learned"
+    )

@@ -7,11 +7,12 @@ class score with respect to the input, beside Grad-CAM (``gradients``). Each tak
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from convlens.analysis.attribution import gradcam, occlusion_windows
+from convlens.analysis.attribution import gradcam, image_streams, occlusion_windows
 from convlens.analysis.gradients import feature_map_gradients
 from convlens.model.keras_models import keras, tf
 from convlens.schema import ATTRIBUTION_METHODS
@@ -73,13 +74,18 @@ def saliency(scorer: keras.Model, x: np.ndarray, classes: np.ndarray) -> np.ndar
     return input_gradients(scorer, x, classes)
 
 
-def smoothgrad(scorer: keras.Model, x: np.ndarray, classes: np.ndarray, settings: Settings) -> np.ndarray:
+def smoothgrad(
+    scorer: keras.Model, x: np.ndarray, classes: np.ndarray, settings: Settings, images: Sequence[int] | None = None
+) -> np.ndarray:
     """SmoothGrad (Smilkov et al. 2017): the mean absolute gradient over ``settings.samples`` copies of each image
-    with Gaussian noise of std ``settings.noise`` × the image's value range (seeded)."""
-    rng = np.random.default_rng(settings.seed)
+    with Gaussian noise of std ``settings.noise`` × the image's value range, each image's noise from its own
+    stream (``images``: their indices, default 0, 1, …; ``attribution.image_streams``), whatever the batch."""
+    streams = image_streams(settings.seed, "smoothgrad", range(len(x)) if images is None else images)
     axes = tuple(range(1, x.ndim))
     spread = settings.noise * (x.max(axis=axes, keepdims=True) - x.min(axis=axes, keepdims=True))
-    noisy = x[None] + spread[None] * rng.standard_normal((settings.samples, *x.shape))
+    draws = [rng.standard_normal((settings.samples, *x.shape[1:])) for rng in streams]
+    noise = np.stack(draws, axis=1) if draws else np.zeros((settings.samples, *x.shape))
+    noisy = x[None] + spread[None] * noise
     grads = input_gradients(scorer, noisy.reshape(-1, *x.shape[1:]), np.tile(classes, settings.samples))
     return np.abs(grads).reshape(settings.samples, *x.shape).mean(axis=0)
 
@@ -112,17 +118,24 @@ def occlusion(
 
 
 def method_maps(
-    method: str, scorer: keras.Model, x: np.ndarray, classes: np.ndarray, baseline: np.ndarray, settings: Settings
+    method: str,
+    scorer: keras.Model,
+    x: np.ndarray,
+    classes: np.ndarray,
+    baseline: np.ndarray,
+    settings: Settings,
+    images: Sequence[int] | None = None,
 ) -> np.ndarray:
     """One method's attribution of each image's class in ``classes`` (``x``'s shape; occlusion and Grad-CAM:
-    images × H × W). Grad-CAM looks at the feature maps ``scorer`` outputs first."""
+    images × H × W). Grad-CAM looks at the feature maps ``scorer`` outputs first. ``images``: the indices of
+    ``x``'s images among all those looked at (SmoothGrad draws each one's noise from its own stream)."""
     if method == "gradcam":
         conv, grads, _ = feature_map_gradients(scorer, x, classes)
         return np.stack([gradcam(c, d, x.shape[1:3]) for c, d in zip(conv, grads, strict=True)])
     if method == "saliency":
         return saliency(scorer, x, classes)
     if method == "smoothgrad":
-        return smoothgrad(scorer, x, classes, settings)
+        return smoothgrad(scorer, x, classes, settings, images)
     if method == "integrated_gradients":
         return integrated_gradients(scorer, x, classes, baseline, settings.steps)
     return occlusion(scorer, x, classes, baseline, settings.window, settings.stride)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convlens.analysis.attribution import RANDOM, delete_pixels, heat, removal_order, similarity
+from convlens.analysis.attribution import RANDOM, delete_pixels, heat, image_streams, removal_order, similarity
 from convlens.analysis.gradients import class_scores
 from convlens.analysis.saliency import Settings, method_maps, scores
 from convlens.model.keras_models import keras, load_model
@@ -56,21 +56,23 @@ def sanity_pass(
     fractions: np.ndarray,
 ) -> Tally:
     """The sanity checks over ``batches`` (model inputs, labels): each image's map of the class the trained model
-    (``scorers[0]``) predicts, by every method at every cascade step (``scorers``), and the deletion curves."""
-    rng = np.random.default_rng(settings.seed)
+    (``scorers[0]``) predicts, by every method at every cascade step (``scorers``), and the deletion curves. Each
+    method's random draws for an image (SmoothGrad's noise, the order of its tied pixels) come from that image's
+    own stream (``attribution.image_streams``): a method's numbers do not depend on the others or on the batches."""
     tally = Tally(np.asarray(fractions))
     for x, labels in batches:
-        classes = scores(scorers[0], x).argmax(axis=1)
+        classes, images = scores(scorers[0], x).argmax(axis=1), range(tally.images, tally.images + len(x))
         reference = {}
         for method in methods:
-            maps = [heat(method_maps(method, s, x, classes, baseline, settings)) for s in scorers]
+            maps = [heat(method_maps(method, s, x, classes, baseline, settings, images)) for s in scorers]
             steps = tally.similar.setdefault(method, [[] for _ in scorers])
             for k, step_maps in enumerate(maps):
                 steps[k] += [similarity(a, b) for a, b in zip(maps[0], step_maps, strict=True)]
             reference[method] = maps[0]
         reference[RANDOM] = np.zeros(x.shape[:3])  # all ties: a random order
         for name, maps in reference.items():
-            counts = deletion_counts(scorers[0], x, labels, removal_order(maps, rng), baseline, tally.fractions)
+            order = removal_order(maps, image_streams(settings.seed, name, images))
+            counts = deletion_counts(scorers[0], x, labels, order, baseline, tally.fractions)
             tally.correct[name] = tally.correct.get(name, 0) + counts
         tally.images += len(x)
     return tally

@@ -105,6 +105,22 @@ class InputScale:
             return f"warning: {problem}: {hint}"
         return f"warning: {problem}; is the input scale right? {hint}"
 
+    def refuse_non_finite(self, values: np.ndarray, what: str) -> None:
+        """Refuse ``values`` computed from the inputs (``what``: e.g. ``trained conv2d's activations on …``) that
+        hold NaN or infinity, with one line naming the likely cause: the input scale, unless the model scales its
+        own input, or NaN or infinite weights. Statistics of them would be NaN (written as such) or overflow."""
+        bad = int(np.count_nonzero(~np.isfinite(values)))
+        if not bad:
+            return
+        if self.preprocessing is None:
+            cause = (
+                f"is {SCALE_KEY}={self.divisor:g} right (inputs up to {self.top:.3g}; the book's is 255)? "
+                "Otherwise the model stores NaN or infinite weights"
+            )
+        else:
+            cause = f"the model ({self.preprocessing} first) stores NaN or infinite weights, or overflows"
+        raise ConvlensError(f"{bad} of {np.size(values)} values of {what} are NaN or infinite: {cause}")
+
     def record(self, layer: str, peaks: np.ndarray, split: str, images: int) -> dict[str, object]:
         """The input range fed and the first conv ``layer``'s silent channels over a split (``images`` of
         ``split``), with ``silent_warning``'s line (null when none): what the report shows (``input_range.json``)."""

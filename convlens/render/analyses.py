@@ -41,7 +41,7 @@ def gradcam_title(
 def activation_max_title(model: str, layer: str, steps: int) -> str:
     """The title of a layer's mosaic of optimized inputs."""
     t = words()
-    return t("actmax_title", model=t.term("model", model), layer=layer, steps=steps)
+    return t("actmax_title", model=t.term("model", model), layer=layer, steps=t.count("actmax_steps", steps))
 
 
 def channel_order(selectivity: np.ndarray, order: str) -> np.ndarray:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from convlens.analysis.attribution import RANDOM
+from convlens.analysis.attribution import MIN_VERDICT_IMAGES, RANDOM, TARGETS
 from convlens.model.inputs import PIXEL_MAX
 from convlens.pipeline import paths
 from convlens.pipeline.artifacts import skip_reason
@@ -30,22 +30,35 @@ def sample_key(path: Path) -> tuple[int, str]:
     return (int(digits[-1]) if digits else -1, path.name)
 
 
-def sanity_row(name: str, values: Mapping[str, Any], language: str) -> list[str]:
+def sanity_row(
+    name: str, values: Mapping[str, Any], language: str, images: int, verdicts: Mapping[Any, str]
+) -> list[str]:
     """One row of the sanity table: ``name``, then ρ trained vs untrained over every pixel and over the pixels not
-    zero in both maps, the share of tied values (a percentage) and the deletion AUC; ``–`` for a value not there."""
-    rho, lit, auc = (number(values.get(key)) for key in ("spearman", "spearman_nonzero", "deletion_auc"))
+    zero in both maps, each with ``(k / n)`` where its median rests on fewer than all ``images`` (the others have no
+    ρ), the share of tied values (a percentage), the randomization check's verdict (``verdicts``: the word for
+    ``passes`` 1, 0 and None) and the deletion AUC; ``–`` for a value not there."""
+
+    def rho(key: str) -> str:
+        n = values.get(f"{key}_images")
+        shown = number(values.get(key))
+        return f"{shown} ({number(n)} / {number(images)})" if isinstance(n, int) and n != images else shown
+
     tied = values.get("tied")
     ties = percent(tied, language) if isinstance(tied, int | float) and math.isfinite(tied) else "–"
-    return [name, rho, lit, ties, auc]
+    verdict = verdicts[values["passes"]] if "passes" in values else "–"
+    return [name, rho("spearman"), rho("spearman_nonzero"), ties, verdict, number(values.get("deletion_auc"))]
 
 
-def sanity_rows(sanity: Mapping[str, Any], name: Callable[[str], str], random: str, language: str) -> list[list[str]]:
+def sanity_rows(
+    sanity: Mapping[str, Any], name: Callable[[str], str], random: str, language: str, verdicts: Mapping[Any, str]
+) -> list[list[str]]:
     """The sanity table of gradcam.json's ``sanity``: a row per method (``name``: its word), in the file's order,
-    then the random order's (``random``: its word) for its deletion AUC."""
+    then the random order's (``random``: its word) for its deletion AUC; ``verdicts``: :func:`sanity_row`'s."""
     methods = [(key, values) for key, values in sanity.items() if isinstance(values, Mapping) and key != RANDOM]
-    rows = [sanity_row(name(key), values, language) for key, values in methods]
+    images = sanity.get("images")
+    rows = [sanity_row(name(key), values, language, images, verdicts) for key, values in methods]
     shuffled = sanity.get(RANDOM)
-    return rows + ([sanity_row(random, shuffled, language)] if isinstance(shuffled, Mapping) else [])
+    return rows + ([sanity_row(random, shuffled, language, images, verdicts)] if isinstance(shuffled, Mapping) else [])
 
 
 class AnalysisSections:
@@ -251,18 +264,15 @@ class AnalysisSections:
         medians, defined = spearman.get("median"), spearman.get("defined")
         if isinstance(medians, Mapping) and isinstance(defined, Mapping):
             samples = sum(1 for key in spearman if key.startswith("sample_"))
-            section.blocks.append(
-                Text(
-                    t(
-                        "gradcam_medians",
-                        predicted=number(medians.get("predicted")),
-                        predicted_n=defined.get("predicted", 0),
-                        true=number(medians.get("true")),
-                        true_n=defined.get("true", 0),
-                        samples=samples,
-                    )
-                )
+            said = t(
+                "gradcam_medians",
+                predicted=number(medians.get("predicted")),
+                predicted_n=defined.get("predicted", 0),
+                true=number(medians.get("true")),
+                true_n=defined.get("true", 0),
+                samples=samples,
             )
+            section.blocks.append(Text(f"{said} {self.sample_verdict(record)}"))
         later = [(path, f"{t('sample')} {sample_key(path)[0]}") for path in figures[self.full_samples :]]
         section.blocks.extend(self.gallery(later, t("gradcam_title")))
         sanity = record.get("sanity") if isinstance(record, Mapping) else None
@@ -276,14 +286,31 @@ class AnalysisSections:
             section.blocks.append(self.missing(metrics_path))
         return section
 
+    def sample_verdict(self, record: Mapping[str, Any]) -> str:
+        """The samples' randomization check of Grad-CAM, in words: per target passes or fails, or too few samples
+        to decide (gradcam.json's ``passes``: null where fewer than ``MIN_VERDICT_IMAGES`` samples have a ρ)."""
+        t, passes = self.t, record.get("passes")
+        sanity = record.get("sanity") if isinstance(record.get("sanity"), Mapping) else {}
+        if not isinstance(passes, Mapping) or all(passes.get(target) is None for target in TARGETS):
+            return t("gradcam_too_few", least=MIN_VERDICT_IMAGES)
+        verdicts = {1: t("sanity_passes"), 0: t("sanity_fails"), None: t("sanity_too_few")}
+        return t(
+            "gradcam_verdict",
+            predicted=verdicts[passes.get("predicted")],
+            true=verdicts[passes.get("true")],
+            max_rho=number(sanity.get("max_rho")),
+        )
+
     def sanity_table(self, sanity: Mapping[str, Any], source: str) -> list[Table]:
         """The attribution methods' sanity checks (gradcam.json's ``sanity``) as a table, the methods named as the
         figures name them, and how to read it; none where the checks ran on no image."""
         t, figures = self.t, FigureStrings(self.t.language)
-        rows = sanity_rows(sanity, lambda m: figures.term("method", m), t("sanity_random"), t.language)
+        verdicts = {1: t("sanity_passes"), 0: t("sanity_fails"), None: t("sanity_too_few")}
+        rows = sanity_rows(sanity, lambda m: figures.term("method", m), t("sanity_random"), t.language, verdicts)
         if not rows:
             return []
         caption = t("sanity_caption", images=number(sanity["images"]), split=self.split(sanity["split"]), source=source)
+        caption += " " + t("sanity_verdict", max_rho=number(sanity.get("max_rho")), least=MIN_VERDICT_IMAGES)
         return [Table(t.columns("sanity_columns"), rows, caption)]
 
     def params_section(self) -> Section:

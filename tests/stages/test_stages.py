@@ -176,11 +176,11 @@ def good_outputs(tmp_path_factory, tiny_assets) -> Path:
         (samples, "samples.indices=[0.5]", "must be an integer in 0..2147483647, got 0.5"),
         (samples, "samples.split=valid", "samples.split must be one of train, test"),
         (feature_maps, "feature_maps.batch_size=0", "feature_maps.batch_size must be an integer in 1..100000"),
-        (feature_maps, "input.scale=0", "input.scale must be a finite number above 0"),
+        (feature_maps, "input.scale=0", "input.scale must be a finite number in 0.001..1000000"),
         (
             feature_maps,
             "input.scale=nan",
-            "input.scale must be a finite number above 0 and at most 1000000000, got nan",
+            "input.scale must be a finite number in 0.001..1000000, got nan",
         ),
         (feature_maps, "feature_maps.layers=[]", "feature_maps.layers must be a list of at least 1"),
         (render_maps, "render.map_cmap=nope", "render.map_cmap must be a matplotlib colormap name"),

@@ -125,7 +125,7 @@ def test_a_signed_layer_has_no_dead_or_silent_channels_and_no_ratio_over_a_near_
     assert summary["signed"] is True and summary["dead"] is None and summary["silent_on_data"] is None
     assert summary["ratio_undefined"] == 2 and summary["ratio_median"] == pytest.approx(2.0)
     assert summary["ratio_min"] == pytest.approx(2.0)  # 3/1.5 and 4/2; 0.2/1e-6 = 200000 left out
-    line = ascent_line("trained", "depthwise", 1.0, achieved, summary)
+    line = ascent_line("trained", "depthwise", 1.0, achieved - 1, achieved, summary)
     assert "signed layer (no ReLU), no dead count" in line and "2 channels' ratio not defined" in line
     relu = ascent_summary(np.abs(achieved), np.abs(top), matrix, 8, True)
     assert "signed" not in relu and "ratio_undefined" not in relu and relu["silent_on_data"] == 0
@@ -136,3 +136,19 @@ def test_a_layer_is_seen_signed_from_any_negative_mean_and_a_relu_layer_never():
     assert not seen_signed(relu, relu, None) and not seen_signed(relu, relu, relu)
     assert seen_signed(relu, relu, np.array([1.0, -0.2, 0.5]))  # a best image's mean below 0
     assert seen_signed(np.array([-0.1, 0.2, 0.0]), relu, None)  # a start's mean below 0
+
+
+def test_the_log_line_says_when_nothing_improved_counts_the_channels_below_the_dataset_and_its_plurals():
+    """Outside tester: "converged" where the activation was unchanged (0.0343 → 0.0343), no below_dataset count,
+    and "1 steps"."""
+    before, top = np.array([0.0, 0.5, 0.2]), np.array([0.3, 0.4, 0.5])
+    after = np.array([0.0, 0.6, 0.25])  # channel 0 dead, channel 2 below its best image
+    summary = ascent_summary(after, top, np.diag(after) + 0.01, 64, True)
+    assert summary["dead"] == 1 and summary["below_dataset"] == 1  # the dead channel is not also below
+    line = ascent_line("trained", "conv2d", 1.0, before, after, summary)
+    assert "3 channels in 1.0 s, 64 steps (converged)" in line and "1 dead, 1 below their best dataset image" in line
+    still = ascent_summary(before, None, np.diag(before) + 0.01, 1, True)
+    line = ascent_line("trained", "conv2d", 1.0, before, before, still)
+    assert "1 step (did not improve), median mean activation 0.2 → 0.2" in line and "below" not in line
+    one = ascent_summary(np.array([0.4]), None, np.array([[0.4]]), 32, False)
+    assert "1 channel in 1.0 s, 32 steps (hit the step cap)" in ascent_line("m", "c", 1.0, [0.1], [0.4], one)

@@ -134,7 +134,7 @@ def test_failed_channels_are_marked_in_red_and_every_tile_carries_its_activation
     assert right.min() > cols.max()  # tile 1's mark, right of tile 0's
     legend = activation_max_legend(["dead", "below", "below", ""], "black 0, white 1")
     assert f"{MARK_GLYPHS['dead']} ascent stayed at 0: 1" in legend and f"{MARK_GLYPHS['below']}" in legend
-    assert "below its best dataset image: 2" in legend
+    assert "above 0 but below the mean activation of its best dataset image: 2" in legend  # dead ones not counted
 
 
 def test_the_colour_bar_widens_the_figure_of_gray_tiles_only(tmp_path):

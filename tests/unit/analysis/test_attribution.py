@@ -20,6 +20,7 @@ from convlens.analysis.attribution import (
     randomization_summary,
     randomization_test,
     ranks,
+    refuse_flat_layers,
     spearman,
     upsample,
 )
@@ -142,6 +143,36 @@ def test_the_gradcam_layer_defaults_to_the_last_conv_layer_of_the_model_itself()
         gradcam_layer(layers[4:], None)
 
 
+BOOK_LAYERS = [
+    LayerInfo(i, name, kind)
+    for i, (name, kind) in enumerate([
+        ("conv2d", "Conv2D"), ("max_pooling2d", "MaxPooling2D"), ("conv2d_1", "Conv2D"),
+        ("max_pooling2d_1", "MaxPooling2D"), ("flatten", "Flatten"), ("dense", "Dense"), ("dropout", "Dropout"),
+        ("dense_1", "Dense"),
+    ])
+]  # fmt: skip
+
+
+def test_a_flat_layer_is_refused_for_gradcam_and_activation_max_naming_every_layer_with_feature_maps():
+    """Outside tester: activation_max.layers took dense, dropout and flatten (3,136 "channels", minutes), and
+    gradcam.layer=dense suggested three of the book model's four layers with feature maps, not conv2d."""
+    maps = "here max_pooling2d_1, conv2d_1, max_pooling2d, conv2d"  # nearest first, conv2d too
+    with pytest.raises(ConvlensError) as refused:
+        gradcam_layer(BOOK_LAYERS, "dense")
+    assert str(refused.value).endswith(f"choose a layer before that: {maps} (null: the last conv layer)")
+    for name, kind in (("flatten", "Flatten"), ("dropout", "Dropout"), ("dense_1", "Dense")):
+        with pytest.raises(ConvlensError) as refused:
+            refuse_flat_layers(BOOK_LAYERS, ["conv2d", name], "activation_max.layers", "every conv layer")
+        assert str(refused.value) == (
+            f"activation_max.layers {name!r} ({kind}) does not output H×W×C feature maps (the model has flattened or "
+            f"globally pooled them by then); choose a layer before that: {maps} (null: every conv layer)"
+        )
+    refuse_flat_layers(BOOK_LAYERS, ["conv2d", "max_pooling2d_1"], "activation_max.layers", "every conv layer")
+    deep = [LayerInfo(i, f"conv{i}", "Conv2D") for i in range(10)] + [LayerInfo(10, "gap", "GlobalAveragePooling2D")]
+    with pytest.raises(ConvlensError, match=r"here conv9, conv8, .*, conv2 and 2 more \(null: the last conv layer\)"):
+        gradcam_layer(deep, "gap")
+
+
 def test_the_layers_past_the_models_flattening_are_known_from_their_kinds():
     """A global pooling, Flatten or Dense and whatever follows it (Dropout, a Dense head) hold no H×W×C maps; a
     conv layer after a Reshape back to maps does again."""
@@ -175,12 +206,14 @@ def test_the_randomization_test_correlates_each_samples_maps_per_target():
         }
     }
     assert randomization_line(2, "conv2d_1", metrics) == (
-        "2 samples at conv2d_1: Spearman trained vs untrained, median predicted 1.00 (1 of 2), true 0.00;"
-        " passes where |ρ| is low"
+        "2 samples at conv2d_1: Spearman trained vs untrained, median predicted 1.00 (1 of 2), true 0.00:"
+        " predicted too few samples to decide, true too few samples to decide"
     )
     undefined = {"spearman": {"median": {"predicted": -0.011007545, "true": None}}}  # outside tester #16
-    assert randomization_line(4, "block2", undefined) == (
-        "4 samples at block2: Spearman trained vs untrained, median predicted -0.01, true –; passes where |ρ| is low"
+    undefined |= {"spearman_nonzero": {"median": {"predicted": 0.6, "true": 0.1}}, "passes": {"predicted": 0}}
+    assert randomization_line(1, "block2", undefined) == (
+        "1 sample at block2: Spearman trained vs untrained, median predicted -0.01, true –; where not both zero "
+        "predicted 0.60, true 0.10: predicted fails, true too few samples to decide"
     )
 
 

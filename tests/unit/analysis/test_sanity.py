@@ -87,6 +87,33 @@ def test_the_deletion_curve_starts_at_the_accuracy_and_ends_at_the_baselines_cla
         assert rows[-1]["accuracy"] == pytest.approx(np.mean(labels == baseline_class))
     summary = sanity_summary({"saliency": cascade_rows(tally.similar["saliency"], ["none", "a", "b", "c"])}, {
         n: deletion_rows(fractions, c, tally.images) for n, c in tally.correct.items()
-    })  # fmt: skip
+    }, 0.5)  # fmt: skip
     assert set(summary) == {"saliency", RANDOM} and set(summary[RANDOM]) == {"deletion_auc"}
-    assert set(summary["saliency"]) == {"deletion_auc", "spearman", "spearman_nonzero", "tied"}
+    assert set(summary["saliency"]) == {
+        "deletion_auc", "spearman", "spearman_images", "spearman_nonzero", "spearman_nonzero_images", "tied", "passes"
+    }  # fmt: skip
+    assert summary["saliency"]["spearman_images"] == 20 and summary["saliency"]["passes"] in (0, 1)
+
+
+def test_a_methods_deletion_counts_depend_neither_on_the_other_methods_nor_on_the_batches(models):
+    """Outside tester: one generator for every method and batch in turn made Grad-CAM's deletion AUC change with
+    ``attribution.methods`` and ``attribution.batch_size``; each method now draws from its own stream per image."""
+    from convlens.analysis.saliency import Settings
+    from convlens.analysis.sanity import RANDOM, cascade, sanity_pass
+
+    _, scorers = cascade(*models, "conv2d_1")
+    x = images(12, seed=5)
+    labels = np.zeros(12, np.int64)
+    settings, fractions = Settings(0.1, 2, 4, 4, 4, 0), deletion_fractions(8)
+
+    def run(methods, size):
+        batches = [(x[i : i + size], labels[i : i + size]) for i in range(0, len(x), size)]
+        return sanity_pass(scorers[:1], batches, methods, np.zeros((28, 28, 1)), settings, fractions)
+
+    alone, with_others, one_by_one = run(["gradcam"], 6), run(["gradcam", "smoothgrad"], 6), run(["gradcam"], 1)
+    for tally in (with_others, one_by_one):
+        for name in ("gradcam", RANDOM):
+            np.testing.assert_array_equal(tally.correct[name], alone.correct[name])
+    smoothgrad = run(["smoothgrad"], 12)
+    np.testing.assert_array_equal(smoothgrad.correct["smoothgrad"], with_others.correct["smoothgrad"])
+    assert smoothgrad.similar["smoothgrad"] == with_others.similar["smoothgrad"]  # its noise: per image too

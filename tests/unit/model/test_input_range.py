@@ -113,11 +113,11 @@ def test_a_preprocessing_layer_is_described_by_its_numbers():
     assert said("Normalization", {"mean": None}, adapted) == "Normalization (mean 0.123457, variance 2)"
 
 
-@pytest.mark.parametrize("scale", [0, -255, float("nan"), "abc", True])
+@pytest.mark.parametrize("scale", [0, -255, float("nan"), "abc", True, 1e-37])
 def test_the_scale_must_be_a_positive_number_even_when_ignored(scale):
-    with pytest.raises(ConvlensError, match="input.scale must be a finite number above 0"):
+    with pytest.raises(ConvlensError, match="input.scale must be a finite number in 0.001..1000000"):
         input_scale(scale, ["Rescaling (scale 0.00392157, offset 0)"])
-    with pytest.raises(ConvlensError, match="input.scale must be a finite number above 0"):
+    with pytest.raises(ConvlensError, match="input.scale must be a finite number in 0.001..1000000"):
         model_inputs(np.zeros((1, 2, 2), np.uint8), scale)
 
 

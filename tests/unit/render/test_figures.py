@@ -245,6 +245,7 @@ def test_the_activation_max_title_names_the_model_the_layer_and_the_steps():
     assert figures_analyses.activation_max_title("untrained", "block/conv", 128) == (
         "untrained block/conv: the input that maximizes each channel's mean activation (128 steps)"
     )
+    assert figures_analyses.activation_max_title("trained", "conv2d", 1).endswith("(1 step)")  # not "1 steps"
 
 
 @pytest.mark.mirror

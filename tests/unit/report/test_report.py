@@ -300,7 +300,8 @@ def test_the_sanity_checks_are_a_table_of_each_methods_numbers_read_out_in_both_
     assert [row[0] for row in table.rows] == [*names, Strings(language)("sanity_random")]
     keys = ("spearman", "spearman_nonzero", "tied", "deletion_auc")
     for row, method in zip(table.rows, [*methods, "random"], strict=True):  # 4 digits; ties to 0.1 %
-        assert [cell_value(c) for c in row[1:]] == [pytest.approx(sanity[method].get(k), abs=5e-4) for k in keys]
+        numbers = [row[1], row[2], row[3], row[5]]  # row[4]: the verdict, '–' where the file has none
+        assert [cell_value(c) for c in numbers] == [pytest.approx(sanity[method].get(k), abs=5e-4) for k in keys]
     html = report_page(tmp_path, params, language)
     gradcam = Page(html).section_notes(html, "gradcam")
     caption = escape(table.caption)
@@ -319,14 +320,44 @@ def test_a_sanity_check_a_method_lacks_is_a_dash_and_no_checks_no_table(tmp_path
     record["sanity"]["saliency"] = {"deletion_auc": 0.47}  # deletion only: no cascade for it
     path.write_text(json.dumps(record), encoding="utf-8")
     rows = {row[0]: row[1:] for row in sanity_table(tmp_path, params, "en").rows}
-    assert rows["saliency"] == ["–", "–", "–", "0.47"]
-    assert rows["random order"] == ["–", "–", "–", "0.5213"] and list(rows)[-1] == "random order"  # last
+    assert rows["saliency"] == ["–", "–", "–", "–", "0.47"]
+    assert rows["random order"] == ["–", "–", "–", "–", "0.5213"] and list(rows)[-1] == "random order"  # last
     record["sanity"] = {"split": "test", "images": 0}  # attribution.sanity_images=0
     path.write_text(json.dumps(record), encoding="utf-8")
     blocks = Report(tmp_path, params, Strings("en")).gradcam().blocks
     assert [b.caption for b in blocks if isinstance(b, Table)] == [
         f"Grad-CAM numbers (from {paths.relative(tmp_path, path)})"
     ]
+
+
+def test_each_methods_verdict_and_the_images_its_medians_rest_on_are_on_the_page(tmp_path, params):
+    """Outside tester: the randomization check never said pass or fail (ρ 1.00 everywhere read as nothing), and
+    "images": 200 hid the images whose ρ was undefined; one sample must not read as a pass."""
+    write_analyses(tmp_path, params)
+    path = paths.gradcam_metrics(tmp_path)
+    record = json.loads(path.read_text(encoding="utf-8"))
+    record["sanity"]["max_rho"] = 0.5
+    record["sanity"]["gradcam"] |= {"spearman_images": 200, "spearman_nonzero_images": 180, "passes": 1}
+    record["sanity"]["integrated_gradients"] |= {"spearman_images": 200, "spearman_nonzero_images": 200, "passes": 0}
+    record["sanity"]["occlusion"] |= {"spearman_images": 7, "spearman_nonzero_images": 7, "passes": None}
+    record["spearman"] = {"median": {"predicted": -0.28, "true": -0.28}, "defined": {"predicted": 1, "true": 1}}
+    record["spearman"]["sample_0"] = {"predicted": -0.28, "true": -0.28}
+    record["passes"] = {"predicted": None, "true": None}
+    path.write_text(json.dumps(record), encoding="utf-8")
+    table = sanity_table(tmp_path, params, "en")
+    rows = {row[0]: row[1:] for row in table.rows}
+    assert rows["Grad-CAM"][:2] == ["-0.1307", "-0.0712 (180 / 200)"] and rows["Grad-CAM"][3] == "passes"
+    assert rows["integrated gradients"][1] == "0.2702" and rows["integrated gradients"][3] == "fails"
+    assert rows["occlusion"][:2] == ["0.8012 (7 / 200)", "0.3871 (7 / 200)"]
+    assert rows["occlusion"][3] == "too few images to decide" and rows["random order"][3] == "–"
+    assert "at most 0.5 (attribution.sanity_max_rho)" in table.caption and "Under 10 images" in table.caption
+    html = report_page(tmp_path, params, "en")
+    gradcam = Page(html).section_notes(html, "gradcam")
+    assert "Too few samples to decide whether Grad-CAM passes: a verdict needs at least 10" in gradcam
+    record["passes"] = {"predicted": 0, "true": 1}
+    path.write_text(json.dumps(record), encoding="utf-8")
+    html = report_page(tmp_path, params, "ko")
+    assert "예측 클래스는 실패, 실제 클래스는 통과" in Page(html).section_notes(html, "gradcam")
 
 
 def test_what_the_page_shows_is_escaped(tmp_path, params):
