@@ -10,6 +10,7 @@ import json
 import textwrap
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from pathlib import PurePosixPath
 
 import pandas as pd
 
@@ -51,6 +52,10 @@ DEFAULT_HIDDEN = (
 )
 # The params that say which model and which data a run looked at: the last to be left out of a table too wide.
 IMPORTANT = ("model.name", "data.name")
+# Derived, not a param: the first digits of the hash DVC recorded for the model file (a dependency in dvc exp show),
+# shown where two runs read the same model.source with different contents (the file replaced in place).
+MODEL_HASH = "model.md5"
+MODEL_FILE = ("model.source", "model.path")
 WIDTH = 120
 MIN_CELL = 12  # a param column is cut (…) down to this before any is left out
 GAP = "  "
@@ -74,7 +79,7 @@ def _run(rev: Mapping, *names: str | None) -> dict:
     data = rev["data"]
     params = ((data.get("params") or {}).get(PARAMS_FILE) or {}).get("data") or {}
     metrics = {path: entry.get("data") or {} for path, entry in (data.get("metrics") or {}).items()}
-    return {"name": name, "params": params, "metrics": metrics}
+    return {"name": name, "params": params, "metrics": metrics, "deps": data.get("deps") or {}}
 
 
 def runs(records: Sequence[Mapping]) -> list[dict]:
@@ -90,6 +95,36 @@ def runs(records: Sequence[Mapping]) -> list[dict]:
                 if rev.get("data") and not rev.get("error"):
                     found.append(_run(rev, rev.get("name"), exp.get("name")))
     return found
+
+
+def _bare(path: str) -> tuple[str, ...]:
+    """A path's names without the root, ``.`` and leading ``..``: ``/srv/m.keras`` as a param, ``../../srv/m.keras``
+    as dvc exp show names it (relative to the repository) read alike."""
+    parts = [part for part in PurePosixPath(path).parts if part not in ("/", ".")]
+    while parts and parts[0] == "..":
+        parts.pop(0)
+    return tuple(parts)
+
+
+def dep_hash(deps: Mapping[str, Mapping], path: str) -> str | None:
+    """The hash DVC recorded for the dependency ``path`` in a run's ``deps`` (dvc exp show's), else None."""
+    for key, dep in deps.items():
+        if _bare(key) == _bare(path) and isinstance(dep, Mapping) and dep.get("hash"):
+            return str(dep["hash"])
+    return None
+
+
+def model_hashes(found: Sequence[Mapping], flat: Sequence[Mapping[str, object]], digits: int = 8) -> list | None:
+    """Each run's model file hash (its first ``digits``) where two runs read the same model file
+    (:data:`MODEL_FILE`) with different contents, else None: nothing else tells those runs apart."""
+    files = [next((str(f[k]) for k in MODEL_FILE if f.get(k)), None) for f in flat]
+    digests = [dep_hash(run["deps"], file) if file else None for run, file in zip(found, files, strict=True)]
+    hashes = [digest[:digits] if digest else None for digest in digests]
+    seen: dict[str, set[str]] = {}
+    for file, digest in zip(files, hashes, strict=True):
+        if file and digest:
+            seen.setdefault(file, set()).add(digest)
+    return hashes if any(len(digests) > 1 for digests in seen.values()) else None
 
 
 def table_cell(value: object) -> object:
@@ -165,10 +200,13 @@ def table(
     records: Sequence[Mapping],
     metrics: Sequence[str] | None = None,
     hidden: Sequence[str] = DEFAULT_HIDDEN,
+    defaults: Mapping[str, object] = {},
 ) -> pd.DataFrame:
-    """One row per run (index: its name): every param whose value differs between the runs it applies to (minus
-    ``hidden`` and the keys under them; blank where :func:`not_chosen`), then ``metrics`` in the order given
-    (``None``: :func:`default_metrics`). A metric no run has is an error that lists a few that exist."""
+    """One row per run (index: its name): every param whose value differs between the runs it applies to, or in a
+    run from ``defaults`` (flat: ``train.epochs``, the training recipe's, so a lone run of 1 epoch says so), minus
+    ``hidden`` and the keys under them (blank where :func:`not_chosen`); :data:`MODEL_HASH` where
+    :func:`model_hashes` tells runs apart; then ``metrics`` in the order given (``None``: :func:`default_metrics`).
+    A metric no run has is an error that lists a few that exist."""
     found = finished_runs(records)
     metrics = default_metrics(found) if metrics is None else metrics
     missing = [m for m in metrics if all(metric_value(r["metrics"], m) is None for r in found)]
@@ -180,8 +218,12 @@ def table(
     blank = pd.DataFrame([[k in keys for k in params.columns] for keys in map(not_chosen, flat)], columns=list(params))
     shown = [c for c in params.columns if not any(c == h or c.startswith(f"{h}.") for h in hidden)]
     # a key a run lacks differs; a key not a run's choice is left out of the comparison, and blank
-    differ = [c for c in shown if params.loc[~blank[c], c].astype(str).nunique(dropna=False) > 1]
+    chosen = {c: params.loc[~blank[c], c].astype(str) for c in shown}
+    default = {c: str(table_cell(defaults[c])) for c in shown if c in defaults}
+    differ = [c for c in shown if chosen[c].nunique(dropna=False) > 1 or (chosen[c] != default.get(c, chosen[c])).any()]
     frame = params[differ].astype(object).mask(blank[differ])  # object: an int stays an int
+    if (hashes := model_hashes(found, flat)) is not None:
+        frame[MODEL_HASH] = hashes
     for m in metrics:
         frame[m] = [metric_value(r["metrics"], m) for r in found]
     frame.index = pd.Index([r["name"] for r in found], name="experiment")
@@ -320,10 +362,11 @@ def exp_table_text(
     metrics: Sequence[str] | None = None,
     hidden: Sequence[str] = DEFAULT_HIDDEN,
     width: int = WIDTH,
+    defaults: Mapping[str, object] = {},
 ) -> str:
     """``dvc exp show --json`` records as the text table ``python -m convlens experiments`` prints."""
     metrics = default_metrics(finished_runs(records)) if metrics is None else metrics
-    return render(table(records, metrics, hidden), width, keep=metrics)
+    return render(table(records, metrics, hidden, defaults), width, keep=metrics)
 
 
 def experiments_text(
@@ -332,6 +375,7 @@ def experiments_text(
     hide: Sequence[str] = (),
     show: Sequence[str] = (),
     width: int = WIDTH,
+    defaults: Mapping[str, object] = {},
 ) -> str:
     """The command's table: :data:`DEFAULT_HIDDEN` plus ``hide`` minus ``show`` left out (:func:`hidden_params`)."""
-    return exp_table_text(records, metrics, hidden_params(finished_runs(records), hide, show), width)
+    return exp_table_text(records, metrics, hidden_params(finished_runs(records), hide, show), width, defaults)

@@ -1,8 +1,9 @@
 """The experiments as one readable table: ``python -m convlens experiments [--metrics A,B] [--hide P,Q] [--show R]``.
 
 One row per run (the baseline commit and each experiment of ``dvc exp show``): its name, the params whose
-values differ between runs, then a few metrics (by default the kernels' std and the maps' mean of each run's first
-layer, trained and untrained), in at most 120 columns. Built on ``dvc exp show --json``.
+values differ between runs (a training recipe's also where it differs from ``conf/``'s), the model file's hash where
+one model path held different files, then a few metrics (by default the kernels' std and the maps' mean of each
+run's first layer, trained and untrained), in at most 120 columns. Built on ``dvc exp show --json``.
 Not a DVC stage: it reads what DVC recorded.
 """
 
@@ -13,9 +14,10 @@ import json
 import subprocess
 import sys
 
-from convlens.cli.exp_table import DEFAULT_HIDDEN, WIDTH, experiments_text
+from convlens.cli.exp_table import DEFAULT_HIDDEN, WIDTH, experiments_text, flatten
 from convlens.errors import ConvlensError
-from convlens.pipeline.config import project_root
+from convlens.pipeline.config import project_root, read_yaml
+from convlens.schema import RECIPE
 
 
 def exp_show_records() -> list[dict]:
@@ -34,6 +36,13 @@ def exp_show_records() -> list[dict]:
         return json.loads(done.stdout)
     except json.JSONDecodeError as e:
         raise ConvlensError(f"dvc exp show --json printed no JSON ({e})") from e
+
+
+def recipe_defaults() -> dict[str, object]:
+    """The training recipe of ``conf/`` (``conf/train/default.yaml``), flat: ``{"train.epochs": 20, …}``; a trained
+    run's param that differs from it shows in the table even where no other run was trained."""
+    path = project_root() / "conf" / RECIPE / "default.yaml"
+    return flatten({RECIPE: read_yaml(path)}) if path.is_file() else {}
 
 
 def names(text: str) -> list[str]:
@@ -60,7 +69,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--width", type=int, default=WIDTH, help=f"the most columns the table takes (default: {WIDTH})")
     args = parser.parse_args(argv)
     try:
-        print(experiments_text(exp_show_records(), args.metrics, args.hide, args.show, args.width))
+        records = exp_show_records()
+        print(experiments_text(records, args.metrics, args.hide, args.show, args.width, recipe_defaults()))
     except ConvlensError as e:
         print(f"experiments: error: {e}", file=sys.stderr)
         sys.exit(1)
