@@ -15,8 +15,6 @@ from typing import Any
 
 from convlens.checks import model_file
 from convlens.errors import ConvlensError
-from convlens.model.archive import Archive, is_hdf5, read_h5_config
-from convlens.model.layers import CONV_KINDS, check_model_config, resolve_layers, walk_layers
 from convlens.pipeline.paths import check_inputs_outside_outputs
 from convlens.schema import SCHEMA
 
@@ -25,7 +23,11 @@ EACH_KEY = "feature_maps.each"
 
 
 def model_conv_layers(path: Path) -> list[str]:
-    """The conv layers of a ``.keras`` or legacy ``.h5`` model file, nested ones as ``outer/inner``, in order."""
+    """The conv layers of a ``.keras`` or legacy ``.h5`` model file, nested ones as ``outer/inner``, in order.
+    Imported here, where a file is read: ``check_config`` imports this module on every run."""
+    from convlens.model.archive import Archive, is_hdf5, read_h5_config
+    from convlens.model.layers import CONV_KINDS, check_model_config, resolve_layers, walk_layers
+
     if is_hdf5(path):
         config = read_h5_config(path)
         check_model_config(config, str(path))
