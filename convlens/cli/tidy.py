@@ -6,7 +6,8 @@ files DVC wrote for outputs REV does not have. This deletes every file under ``o
 and REV's commit lacks (REV: a git revision or an experiment name, ``HEAD`` by default; the one just applied), so
 that ``dvc status`` is clean again, and the folders that leaves without a file; ``--dry-run`` lists them instead.
 Files git lists that are gone already (``dvc exp apply`` deleted them: ``git status`` `` D``) are only counted
-apart. Ignored files (DVC's outputs, the comparison pages) are never touched.
+apart. Ignored files (DVC's outputs, the comparison pages) are never touched. It also drops the entries of
+``dvc.lock`` that name no stage of ``dvc.yaml`` under the current params (an experiment's, which DVC never drops).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from convlens.errors import ConvlensError
@@ -21,6 +23,7 @@ from convlens.pipeline.config import project_root
 from convlens.pipeline.repo_lock import repository_lock
 
 OUTPUTS = "outputs"
+LOCK = "dvc.lock"
 
 
 def git_paths(root: Path, *args: str) -> set[str]:
@@ -89,6 +92,41 @@ def remove(root: Path, found: list[str]) -> None:
             remove_empty_tree(folder)
 
 
+def stale_entries(locked: Iterable[str], current: Iterable[str]) -> list[str]:
+    """The stages ``dvc.lock`` holds (``locked``) that ``dvc.yaml`` has no more under the current params
+    (``current``): an experiment's that the config now leaves out (``activation_max@trained`` after a ``full``
+    run), which DVC never drops, in order."""
+    return sorted(set(locked) - set(current))
+
+
+def current_stages(root: Path) -> set[str]:
+    """The names of the stages of ``root``'s ``dvc.yaml`` (the one beside ``dvc.lock``) under the current params."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(root)) as repo:
+            return {s.name for s in repo.index.stages if Path(s.path).resolve() == root / "dvc.yaml"}
+    except DvcException as e:
+        raise ConvlensError(f"DVC cannot list dvc.yaml's stages ({e}); fix that, then run tidy again") from e
+
+
+def drop_stale(root: Path, current: set[str], dry_run: bool) -> list[str]:
+    """Drop (``dry_run``: only find) the :func:`stale_entries` of ``root``'s ``dvc.lock``, written back as DVC
+    writes it; the file is not touched where there are none."""
+    from dvc.utils.serialize import load_yaml, modify_yaml
+
+    lock = root / LOCK
+    if not lock.is_file():
+        return []
+    stale = stale_entries(load_yaml(lock).get("stages") or {}, current)
+    if stale and not dry_run:
+        with modify_yaml(lock) as data:
+            for name in stale:
+                del data["stages"][name]
+    return stale
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m convlens tidy", description=__doc__.splitlines()[0])
     parser.add_argument("rev", nargs="?", default="HEAD", help="the run applied last: git revision or experiment name")
@@ -98,6 +136,7 @@ def main(argv: list[str] | None = None) -> None:
         root = project_root()
         commit = revision(root, args.rev)
         kept = git_paths(root, "ls-tree", "-r", "-z", "--name-only", commit, "--", OUTPUTS)
+        current = current_stages(root)
         with repository_lock(root):  # not while a stage writes outputs/
             listed = batch = leftovers(not_ignored(root), kept)
             found = on_disk(root, listed)
@@ -106,12 +145,15 @@ def main(argv: list[str] | None = None) -> None:
                 hid = any(Path(p).name == ".gitignore" for p in batch)  # another run's: what it hid shows now
                 batch = [p for p in leftovers(not_ignored(root), kept) if p not in listed] if hid else []
                 listed, found = listed + batch, found + on_disk(root, batch)
+            stale = drop_stale(root, current, args.dry_run)
     except ConvlensError as e:
         sys.exit(f"tidy: error: {e}")
     for path in found:
         print(f"{'would delete' if args.dry_run else 'deleted'} {path}")
     if args.dry_run and any(Path(p).name == ".gitignore" for p in found):
         print("tidy: deleting those .gitignore files shows the files they hid, which tidy then deletes too")
+    for name in stale:
+        print(f"{'would drop' if args.dry_run else 'dropped'} {name} from {LOCK}: no such stage in dvc.yaml now")
     if gone := len(listed) - len(found):
         print(f"tidy: {gone} more file(s) {args.rev} lacks were gone already (git status: deleted)")
     print(f"tidy: {len(found)} file(s) {args.rev} lacks {'found' if args.dry_run else 'deleted'} under {OUTPUTS}/")

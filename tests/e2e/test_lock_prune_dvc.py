@@ -3,10 +3,14 @@ the config leaves empty, checked against DVC itself in a small repository of two
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pytest
 import yaml
 
 from tests.support.dvc_repo import commit, dvc, repo_env, sh
+from tests.support.helpers import PROJECT
 
 pytestmark = pytest.mark.slow
 
@@ -56,6 +60,19 @@ def test_dvc_never_prunes_a_dropped_stage_and_rm_lock_then_commit_does(dropped):
     (root / "dvc.lock").unlink()
     dvc(root, env, "commit", "--force", "-q")
     assert yaml.safe_load((root / "dvc.lock").read_text(encoding="utf-8"))["stages"] == {"chapter": before}
+    assert "Data and pipelines are up to date" in dvc(root, env, "status")
+
+
+def test_tidy_drops_what_rm_lock_then_commit_drops_and_leaves_the_rest_byte_equal(dropped):
+    root, env = dropped
+    (root / "conf").mkdir()  # a convlens project: conf/ beside dvc.yaml
+    env = {**env, "PYTHONPATH": os.pathsep.join([str(PROJECT), env.get("PYTHONPATH", "")])}
+    out = sh(root, sys.executable, "-m", "convlens", "tidy", env=env)
+    assert "dropped climb@trained from dvc.lock: no such stage in dvc.yaml now" in out
+    tidied = (root / "dvc.lock").read_bytes()
+    (root / "dvc.lock").unlink()
+    dvc(root, env, "commit", "--force", "-q")
+    assert (root / "dvc.lock").read_bytes() == tidied
     assert "Data and pipelines are up to date" in dvc(root, env, "status")
 
 

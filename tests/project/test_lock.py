@@ -17,6 +17,6 @@ def test_dvc_lock_holds_exactly_the_stages_of_the_default_pipeline():
     locked = set(yaml.safe_load((PROJECT / "dvc.lock").read_text(encoding="utf-8"))["stages"])
     assert "report" in current and not any(s.startswith(("activation_max@", "gradcam@", "train@")) for s in current)
     assert locked - current == set(), (
-        "stale entries (DVC never drops them): `rm dvc.lock && dvc commit -f` once dvc status is clean (pipeline.md)"
+        "stale entries (DVC never drops them): `python -m convlens tidy` drops them (docs/pipeline.md)"
     )
     assert current - locked == set(), "stages never reproduced: run `dvc repro` and commit dvc.lock"

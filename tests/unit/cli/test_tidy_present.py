@@ -45,3 +45,36 @@ def test_tidy_removes_the_folders_it_leaves_without_a_file_and_no_others():
     assert not left.exists()
     assert other.is_dir()
     assert files_under(Path("outputs/metrics/channels/conv2d")) == ["empty", "trained.csv"]
+
+
+LOCK = """\
+schema: '2.0'
+stages:
+  activation_max@trained:
+    cmd: python -m stages.activation_max trained
+    outs:
+    - path: outputs/activation_max/trained
+      hash: md5
+      md5: a9bf51ea85fc1a0c119e7f77548d9439.dir
+      size: 2
+      nfiles: 1
+  chapter:
+    cmd: echo chapter
+"""
+
+
+@pytest.mark.usefixtures("applied")
+def test_tidy_drops_the_dvc_lock_entries_of_stages_dvc_yaml_no_longer_has(capsys):
+    """An ``analyses=full`` run's ``activation_max@trained`` stays in dvc.lock after a ``light`` one is applied
+    (DVC never drops it; tests/project/test_lock.py refuses it in a commit); the current stage's stays."""
+    Path("dvc.yaml").write_text("stages:\n  chapter:\n    cmd: echo chapter\n", encoding="utf-8")
+    Path("dvc.lock").write_text(LOCK, encoding="utf-8")
+    line = "activation_max@trained from dvc.lock: no such stage in dvc.yaml now"
+    cli.main(["tidy", "--dry-run"])
+    assert f"would drop {line}" in capsys.readouterr().out.splitlines()
+    assert Path("dvc.lock").read_text(encoding="utf-8") == LOCK  # a dry run
+    cli.main(["tidy"])
+    assert f"dropped {line}" in capsys.readouterr().out.splitlines()
+    assert Path("dvc.lock").read_text(encoding="utf-8") == "schema: '2.0'\nstages:\n  chapter:\n    cmd: echo chapter\n"
+    cli.main(["tidy"])
+    assert "dropped" not in capsys.readouterr().out  # nothing more to drop
