@@ -23,6 +23,7 @@ from markupsafe import Markup, escape
 
 from convlens.render import language
 from convlens.render.formats import number, percent  # noqa: F401  (the sections' formatting, per language)
+from convlens.report.fonts import hangul_font_face
 
 
 def string_tables() -> dict[str, dict[str, str]]:
@@ -174,6 +175,11 @@ def environment():
     return env
 
 
+FONT_FACE = "/* the page's Hangul font */"  # base.html.j2's <style> holds it; render puts the @font-face there
+
+
 def render(template: str, t: Strings, title: str, subtitle: str, sections: Sequence[Section]) -> str:
-    """One page: ``template`` (extending ``base.html.j2``) with its sections, in ``t``'s language."""
-    return environment().get_template(template).render(t=t, title=title, subtitle=subtitle, sections=sections)
+    """One page: ``template`` (extending ``base.html.j2``) with its sections, in ``t``'s language; the NanumGothic
+    glyphs of its Hangul embedded (:func:`~convlens.report.fonts.hangul_font_face`)."""
+    page = environment().get_template(template).render(t=t, title=title, subtitle=subtitle, sections=sections)
+    return page.replace(FONT_FACE, hangul_font_face(page), 1)

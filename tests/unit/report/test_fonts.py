@@ -9,7 +9,7 @@ import pytest
 from fontTools.ttLib import TTFont
 
 from convlens.errors import ConvlensError
-from convlens.report import fonts
+from convlens.report import fonts, pages
 
 TITLE = "혼자 공부하는 머신러닝+딥러닝: 합성곱 신경망의 시각화"
 
@@ -72,3 +72,17 @@ def test_a_read_only_cache_still_gives_the_page_its_font(cache, tmp_path, monkey
     blocker.write_text("not a folder", encoding="utf-8")
     monkeypatch.setenv("CONVLENS_CACHE", str(blocker))
     assert embedded(fonts.hangul_font_face(TITLE)).getBestCmap()
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_a_page_carries_the_glyphs_of_all_its_hangul(lang):
+    """The Korean page, and the English one whose subtitle is the book's title: the font named last before
+    sans-serif, holding every Hangul letter the page shows."""
+    t = pages.Strings(lang)
+    html = pages.render("report.html.j2", t, t("report_title"), t("report_subtitle"), [])
+    assert pages.FONT_FACE not in html
+    (face,) = re.findall(r"@font-face \{[^}]*\}", html)
+    body = html.replace(face, "")
+    assert set(fonts.hangul_letters(body)) <= {chr(c) for c in embedded(face).getBestCmap()}
+    assert fonts.hangul_letters(body)
+    assert '"NanumGothic", "convlens-hangul", sans-serif;' in body
