@@ -15,7 +15,7 @@ from pathlib import PurePosixPath
 import pandas as pd
 
 from convlens.errors import ConvlensError
-from convlens.schema import not_chosen
+from convlens.schema import TRAINED_HERE, not_chosen
 
 PARAMS_FILE = "params.yaml"
 # The book's comparison (trained vs untrained kernels) and how active the first layer's maps are: these statistics
@@ -116,8 +116,9 @@ def dep_hash(deps: Mapping[str, Mapping], path: str) -> str | None:
 
 def model_hashes(found: Sequence[Mapping], flat: Sequence[Mapping[str, object]], digits: int = 8) -> list | None:
     """Each run's model file hash (its first ``digits``) where two runs read the same model file
-    (:data:`MODEL_FILE`) with different contents, else None: nothing else tells those runs apart."""
-    files = [next((str(f[k]) for k in MODEL_FILE if f.get(k)), None) for f in flat]
+    (:data:`MODEL_FILE`) with different contents, else None: nothing else tells those runs apart. A model trained
+    in the run is its own output, which its recipe tells apart: not counted."""
+    files = [None if f.get(TRAINED_HERE) else next((str(f[k]) for k in MODEL_FILE if f.get(k)), None) for f in flat]
     digests = [dep_hash(run["deps"], file) if file else None for run, file in zip(found, files, strict=True)]
     hashes = [digest[:digits] if digest else None for digest in digests]
     seen: dict[str, set[str]] = {}

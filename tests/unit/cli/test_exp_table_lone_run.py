@@ -90,3 +90,14 @@ def test_a_model_outside_the_repository_is_matched_to_its_dependency():
     assert dep_hash({"../../srv/m.keras": {"hash": "abc"}}, "/srv/m.keras") == "abc"
     assert dep_hash({"models/m.keras": {"hash": "abc"}}, "./models/m.keras") == "abc"
     assert dep_hash({"models/n.keras": {"hash": "abc"}}, "models/m.keras") is None
+
+
+def test_training_runs_whose_models_differ_show_no_model_hash():
+    """A model trained in the run is its own output: its recipe (the seed) tells the runs apart, not its hash."""
+    runs = []
+    for name, rev, seed in (("seed-1", "b", 1), ("seed-2", "c", 2)):
+        data = trained_run(rev * 40, 0.915, 0.92, seed=seed)
+        data["deps"] = {"outputs/train/model.keras": {"hash": rev * 32, "size": 1000, "nfiles": None}}
+        runs.append((name, data))
+    frame = table(book_and(*runs), ["trained.accuracy"], defaults=DEFAULTS)
+    assert list(frame.columns) == ["model.name", "train.seed", "trained.accuracy"]
