@@ -74,6 +74,20 @@ def run_figures(root: Path, rev: str) -> dict[str, bytes] | str:
         return f"{type(e).__name__}: {e}"
 
 
+def refuse_unreproduced(root: Path) -> None:
+    """The workspace as a run only where its results are its ``params.yaml``'s: none where ``dvc status`` finds a
+    stage changed (params not reproduced yet, outputs an interrupted run deleted), which would compare old results
+    under new params."""
+    from convlens.pipeline.upstream import stage_list, unreproduced
+
+    if stale := unreproduced(root):
+        raise ConvlensError(
+            f"the workspace is not reproduced: dvc status finds {stage_list(stale)} changed (params.yaml or their "
+            "inputs are not what made their outputs, or outputs are missing), so its results are not its params'; "
+            "run dvc repro first, or compare two runs (dvc exp show names them)"
+        )
+
+
 def output_stem(a: str, b: str) -> str:
     """The files' name of the comparison of ``a`` and ``b``: ``<a>_vs_<b>``, each run of characters a file name should
     not hold made ``_``; where that changed the name (``r#1`` and ``r_1`` both give ``r_1``), or a run's own name holds
@@ -100,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         root = project_root()
         table = compare_statistics(statistic_rows(run_metrics(root, args.a)), statistic_rows(run_metrics(root, args.b)))
+        if "workspace" in (args.a, args.b):  # after a run it cannot find or read, which that names
+            refuse_unreproduced(root)
         from convlens.render.figures import comparison_figure
         from convlens.render.language import figure_language
         from convlens.report.assets import Assets

@@ -72,9 +72,14 @@ def standalone_stale(root: Path, target: str) -> tuple[str, ...]:
     return () if os.environ.get("DVC_STAGE") else tuple(stale_upstream(root, target))
 
 
+def stage_list(stages: Sequence[str]) -> str:
+    """Stages as a line names them: the first :data:`SHOWN`, then how many more."""
+    return ", ".join(stages[:SHOWN]) + (f" and {len(stages) - SHOWN} more" if len(stages) > SHOWN else "")
+
+
 def stale_line(stages: Sequence[str], target: str) -> str:
     """The warning of a stage run on its own over out-of-date upstream stages."""
-    named = ", ".join(stages[:SHOWN]) + (f" and {len(stages) - SHOWN} more" if len(stages) > SHOWN else "")
+    named = stage_list(stages)
     their = "their" if len(stages) > 1 else "its"
     return (
         f"{named} not rerun since params.yaml or {their} inputs changed (dvc status): this run reads {their} old "

@@ -25,3 +25,18 @@ def test_the_report_on_its_own_names_the_figures_it_did_not_redraw(good_repo):
 
     dvc(root, env, "repro", "report")
     assert "not rerun since" not in report(root, env)
+
+
+def test_compare_refuses_a_workspace_whose_results_are_not_its_params(good_repo):
+    """Outside tester: `python -m convlens params untrained.seed=5` without `dvc repro`, then `compare HEAD`, wrote a
+    page saying the seed changed nothing: every number was still seed 42's."""
+    root, env = good_repo
+    sh(root, sys.executable, "-m", "convlens", "params", "untrained.seed=5", env=env)
+    done = sh(root, sys.executable, "-m", "convlens", "compare", "HEAD", env=env, check=False)
+    (line,) = [line for line in done.splitlines() if line.startswith("compare: error: ")]
+    assert line.startswith("compare: error: the workspace is not reproduced: dvc status finds build_untrained, ")
+    assert line.endswith("run dvc repro first, or compare two runs (dvc exp show names them)")
+    assert not (root / "outputs" / "compare").exists()
+
+    sh(root, "git", "checkout", "--", "params.yaml", "outputs/composed_conf.yaml", env=env)  # back to what made them
+    assert "0 of " in sh(root, sys.executable, "-m", "convlens", "compare", "HEAD", env=env)

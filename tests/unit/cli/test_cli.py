@@ -45,6 +45,11 @@ def png(shade: int) -> bytes:
     return out.getvalue()
 
 
+def reproduced(root) -> None:
+    """``dvc.lock`` records the workspace as it is, as after a ``dvc repro``: compare takes only such a workspace."""
+    dvc(root, repo_env(), "commit", "-f", "-q")
+
+
 @pytest.fixture
 def two_runs(tmp_path, monkeypatch):
     """A git + DVC repository: a commit, then a workspace whose metrics, params and one figure changed."""
@@ -70,8 +75,10 @@ def two_runs(tmp_path, monkeypatch):
     write(42, 0.2, 10)
     sh(root, "git", "init", "-q", "-b", "main", env=env)
     dvc(root, env, "init", "-q")
+    reproduced(root)
     commit(root, env, "first run")
     write(7, 0.3, 200, "ko")
+    reproduced(root)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.chdir(root)
@@ -108,7 +115,7 @@ def test_compare_writes_the_table_chart_and_page_of_two_runs(two_runs, capsys):
     files = two_runs / "elsewhere" / "HEAD_vs_workspace_files"
     page = (two_runs / "elsewhere" / "HEAD_vs_workspace.html").read_text(encoding="utf-8")
     shown = re.findall(r'src="([^"]+)"', page)
-    assert shown and all(s.startswith("HEAD_vs_workspace_files/") for s in shown) and "base64" not in page
+    assert shown and all(s.startswith("HEAD_vs_workspace_files/") for s in shown) and "data:image" not in page
     assert all((files.parent / s).is_file() for s in shown)
 
 
@@ -118,6 +125,7 @@ def test_compare_counts_statistics_of_one_run_only_apart_from_changes(two_runs, 
     metrics = json.loads(path.read_text(encoding="utf-8"))
     metrics["untrained"]["dw"] = {"mean": 0.5, "std": 0.1}
     path.write_text(json.dumps(metrics), encoding="utf-8")
+    reproduced(two_runs)
     cli.main(["compare", "HEAD", "--language", "en"])
     said = capsys.readouterr().out
     assert said.startswith("compare: HEAD → workspace: 1 of 3 statistics in both runs changed; 2 in one run only")
@@ -181,6 +189,7 @@ def test_compare_labels_dvclives_training_metrics_as_the_trained_models(two_runs
     trained(0.9, 0.2)
     commit(two_runs, repo_env(), "a training run")
     trained(0.92, 0.25)
+    reproduced(two_runs)
     cli.main(["compare", "HEAD", "--language", "en"])
     said = capsys.readouterr().out
     assert said.startswith("compare: HEAD → workspace: 2 of 10 statistics in both runs changed;")
@@ -225,6 +234,7 @@ def test_compare_gives_runs_whose_names_become_one_file_name_files_of_their_own(
     )
     commit(two_runs, env, "another run")
     sh(two_runs, "git", "branch", "r_1", env=env)
+    reproduced(two_runs)
     cli.main(["compare", "r#1", "--language", "en"])
     cli.main(["compare", "r_1", "--language", "en"])
     capsys.readouterr()
