@@ -15,13 +15,15 @@ from omegaconf import DictConfig
 
 from convlens.pipeline import paths
 from convlens.pipeline.config import PARAMS_FILE, read_yaml, run_stage
+from convlens.pipeline.upstream import standalone_stale
 from convlens.report.build import write_report
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, root: Path) -> None:
-    page, files = write_report(root, read_yaml(root / PARAMS_FILE), cfg.report.language, paths.report_dir(root))
+    stale = standalone_stale(root, "report")  # run on its own over stages not rerun: said on the page too
+    page, files = write_report(root, read_yaml(root / PARAMS_FILE), cfg.report.language, paths.report_dir(root), stale)
     log.info(
         "%s (%.1f MB, its figures %.1f MB, %s)",
         paths.report_page(root).relative_to(root),

@@ -20,6 +20,7 @@ from convlens.errors import ConvlensError
 from convlens.model.archive import Archive
 from convlens.pipeline import paths
 from convlens.pipeline.files import staged_dir
+from convlens.pipeline.upstream import stage_list
 from convlens.report.analyses import AnalysisSections
 from convlens.report.assets import FULL_SAMPLES, Assets
 from convlens.report.chapter import ChapterSections
@@ -190,19 +191,26 @@ class Report(ChapterSections, TrainingSections, AnalysisSections):
         return sections
 
 
-def report_page(root: Path, params: Mapping[str, Any], language: str, assets: Assets | None = None) -> str:
+def report_page(
+    root: Path, params: Mapping[str, Any], language: str, assets: Assets | None = None, stale: Sequence[str] = ()
+) -> str:
     """The report of the project at ``root`` as one HTML page, in ``language`` (``report.language``); its images
-    go to ``assets`` (by default inline: one file, as large as its figures)."""
+    go to ``assets`` (by default inline: one file, as large as its figures). ``stale``: the upstream stages DVC
+    finds out of date, which a report built on its own reads anyway: a note at the top says so."""
     t = Strings(language)
     sections = Report(root, params, t, assets).sections()
+    if stale:
+        sections[0].blocks.insert(0, Note(t("stale_upstream", stages=stage_list(stale))))
     return render("report.html.j2", t, t("report_title"), t("report_subtitle"), sections)
 
 
-def write_report(root: Path, params: Mapping[str, Any], language: str, folder: Path) -> tuple[int, int]:
+def write_report(
+    root: Path, params: Mapping[str, Any], language: str, folder: Path, stale: Sequence[str] = ()
+) -> tuple[int, int]:
     """Write the report to ``folder`` (the stage: ``outputs/report``): ``index.html`` and its figures' files, all
     at once or nothing (a staged dir renamed into place). Returns the page's bytes and its files' bytes."""
     assets = Assets()
-    page = report_page(root, params, language, assets)
+    page = report_page(root, params, language, assets, stale)
     with staged_dir(folder) as out:
         files = assets.write(out)
         (out / paths.REPORT_NAME).write_text(page, encoding="utf-8")

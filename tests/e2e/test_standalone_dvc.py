@@ -23,8 +23,13 @@ def test_the_report_on_its_own_names_the_figures_it_did_not_redraw(good_repo):
     assert line.startswith("report: render_dataset@trained, render_dataset@untrained, render_figures, ")
     assert line.endswith("this run reads their old outputs; `dvc repro report` reruns them first")
 
+    page = (root / "outputs" / "report" / "index.html").read_text(encoding="utf-8")
+    note = "params.yaml이나 입력이 바뀐 뒤 render_dataset@trained, render_dataset@untrained, "
+    assert note in page.split("<section ")[1]  # at the top: the page's first section
+
     dvc(root, env, "repro", "report")
     assert "not rerun since" not in report(root, env)
+    assert "단독으로 실행해" not in (root / "outputs" / "report" / "index.html").read_text(encoding="utf-8")
 
 
 def test_compare_refuses_a_workspace_whose_results_are_not_its_params(good_repo):
