@@ -156,6 +156,9 @@ def maps_frames(maps: np.ndarray, columns: int | None) -> tuple[list[np.ndarray]
     return frames, grid
 
 
+BAR_INCHES = 0.9  # right of a frame's mosaic: its colour bar (0.12 in), the bar's ticks and its label
+
+
 def _frame_size(image: np.ndarray, dpi: int, tile_inches: float, grid: tuple[int, int]) -> tuple[float, float]:
     """Inches of a frame: the mosaic at ``tile_inches`` a tile (at most 12 inches wide), a caption and a colour bar."""
     width = min(12.0, max(3.0, grid[1] * tile_inches))
@@ -183,21 +186,23 @@ def frame_pixels(
     if not mosaics or len(mosaics) != len(captions):
         raise ConvlensError(f"{len(mosaics)} mosaics for {len(captions)} captions: one frame needs one of each")
     fig = new_figure(_frame_size(mosaics[0], dpi, tile_inches, grid))
-    ax = fig.add_axes((0.04, 0.06, 0.84, 0.82))
+    width = fig.get_size_inches()[0]
+    box = (0.04, 0.06, 0.94 - BAR_INCHES / width, 0.82)  # the mosaic's axes, clear of the colour bar's inches
+    ax = fig.add_axes(box)
     ax.set_axis_off()
     colours = mpl.colormaps[cmap].with_extremes(bad="white")
     im = ax.imshow(_shown(mosaics[0]), cmap=colours, vmin=0.0, vmax=1.0, interpolation="nearest")
     if mosaics[0].ndim == 2:
         bar = fig.colorbar(
             mpl.cm.ScalarMappable(norm=Normalize(*(scale or (0.0, 1.0))), cmap=colours),
-            cax=fig.add_axes((0.9, 0.1, 0.025, 0.74)),
+            cax=fig.add_axes((1 - 0.8 / width, 0.1, 0.12 / width, 0.74)),  # its ticks and label in the last 0.68 in
             extend="neither" if scale is None else "both",
         )
         if scale is None:
             bar.set_ticks([])
         bar.set_label(scale_label, fontsize=8)
     if key is not None:  # imshow fits the mosaic in the axes, keeping its pixels square
-        inches = fig.get_size_inches() * (0.84, 0.82) / (mosaics[0].shape[1], mosaics[0].shape[0])
+        inches = fig.get_size_inches() * box[2:] / (mosaics[0].shape[1], mosaics[0].shape[0])
         tile_marks(ax, mosaics[0].shape, grid, key, float(inches.min()) * 72, dpi)
     title = fig.suptitle(captions[0], fontsize=11)
     frames = []

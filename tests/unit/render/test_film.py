@@ -292,3 +292,18 @@ def test_a_gif_of_tiles_too_small_for_a_readable_index_carries_none(monkeypatch)
     key = GridKey([str(c) for c in range(8)], (), FILTER_GUTTER)
     film.frame_pixels(mosaics, ["a", "b"], "gray", 20, 0.1, grid, None, "", key)
     assert len(made[0].axes[0].texts) == 0  # at 20 dpi an index would be 2 pixels high
+
+
+@pytest.mark.parametrize("filters", [8, 32])
+def test_a_frames_colour_bar_keeps_its_ticks_and_label_inside_the_frame(monkeypatch, filters):
+    """Its label was cut at the frame's right edge (helper, seen on the GIFs): the bar now has its inches."""
+    made = _drawn(monkeypatch)
+    snaps = kernels(2, filters=filters)
+    vmin, vmax = film.kernel_range(snaps)
+    mosaics, grid = film.kernel_frames(snaps, "first", 16, vmin, vmax)
+    film.frame_pixels(mosaics, ["a"] * len(mosaics), "viridis", 100, 0.35, grid, (vmin, vmax), "weight")
+    fig = made[0]
+    mosaic, bar = fig.axes
+    renderer = fig.canvas.get_renderer()
+    ink = bar.get_tightbbox(renderer)  # the bar, its tick labels and its label
+    assert bar.get_ylabel() == "weight" and ink.x1 <= fig.bbox.x1 and ink.x0 >= mosaic.bbox.x1
