@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install run test test-all test-fast lint browser screenshots params plots bench mutate clean
+.PHONY: install run test test-all test-fast lint browser screenshots docs-figures params plots bench mutate clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -53,6 +53,13 @@ browser:
 # this checkout's real run where it has one (outputs/ after `dvc repro` or `dvc pull`), else from the tiny test run.
 screenshots: install browser  ## regenerate the report's screenshots in docs/ (tests/e2e/test_report_browser.py)
 	CONVLENS_SCREENSHOTS=$(abspath docs) $(PY) -m pytest -q tests/e2e/test_report_browser.py -k screenshots
+
+# docs/'s figures come from three runs (bench/docs_figures.py: RUNS, FIGURES): RUN=default (dvc exp run), RUN=full
+# (dvc exp run -S analyses=full -S samples.split=test -S 'samples.indices=[0,1,2,3,6,12]': Grad-CAM of test images 0
+# and 12, activation maximization), RUN=film (dvc exp run -S model=train); make the run, then copy its figures
+RUN ?= default
+docs-figures: install  ## copy a run's figures from outputs/ into docs/ (RUN=default|full|film; the run first: bench/docs_figures.py)
+	$(PY) -m bench.docs_figures $(RUN)
 
 # `make params render.dpi=70` or `model=train` would set a make variable, not the key: refused, naming the command
 # that takes it (a key of conf/: a dotted name, or a config group, conf/'s folders)
