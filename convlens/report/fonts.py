@@ -3,8 +3,9 @@
 The Korean page (and the English one, whose subtitle is the book's title) would show boxes in a browser on a machine
 without a Korean font, a fresh Linux among them. A page opened from disk cannot load a font file beside it (Chromium
 refuses ``file://`` fonts), so :func:`hangul_font_face` embeds one: NanumGothic (the figures' font, from
-koreanize-matplotlib) cut down to the Hangul the page holds, a few kB to a few tens of kB, as a ``data:`` URL whose
-``unicode-range`` lets a machine's own Korean font come first wherever the page's font list names one. The cut is
+koreanize-matplotlib) cut down to the Hangul the page holds, a few kB to a hundred kB, as a ``data:`` URL after the
+machine's own Korean fonts (``local()``). The family comes first in the page's font lists, its ``unicode-range``
+Hangul only: named after ``system-ui``, Chromium on Linux drew half the page's Hangul as boxes all the same. The cut is
 kept in the download cache (``$CONVLENS_CACHE/fonts``) by what it holds, so a page with the same letters reuses it.
 """
 
@@ -21,7 +22,16 @@ from convlens.errors import ConvlensError
 from convlens.pipeline.files import atomic_path
 from convlens.render.language import font_file
 
-FAMILY = "convlens-hangul"  # the page's font list names it after the machines' own Korean fonts
+FAMILY = "convlens-hangul"  # first in the page's font lists: its unicode-range leaves every other letter to them
+# A machine's own Korean fonts, tried before the embedded glyphs (CSS local(): full and PostScript names)
+LOCAL = (
+    "Malgun Gothic",
+    "Apple SD Gothic Neo",
+    "AppleSDGothicNeo-Regular",
+    "Noto Sans CJK KR",
+    "NotoSansCJKkr-Regular",
+    "NanumGothic",
+)
 HANGUL = ((0x1100, 0x11FF), (0x3130, 0x318F), (0xA960, 0xA97F), (0xAC00, 0xD7A3), (0xD7B0, 0xD7FF))  # jamo, syllables
 TRUETYPE = b"\x00\x01\x00\x00"  # a TrueType font's first four bytes
 
@@ -84,5 +94,6 @@ def hangul_font_face(text: str) -> str:
         return ""
     cut = cached_subset(font, letters, cache_dir() / "fonts")
     url = "data:font/ttf;base64," + base64.b64encode(cut).decode("ascii")
-    rule = f'font-family: "{FAMILY}"; src: url({url}) format("truetype"); unicode-range: {unicode_range()};'
+    sources = ", ".join([*(f'local("{name}")' for name in LOCAL), f'url({url}) format("truetype")'])
+    rule = f'font-family: "{FAMILY}"; src: {sources}; unicode-range: {unicode_range()};'
     return f"@font-face {{ {rule} }}"

@@ -32,7 +32,8 @@ def test_the_letters_are_the_pages_hangul_once_each_in_order():
 
 def test_the_rule_holds_exactly_the_hangul_of_the_text():
     css = fonts.hangul_font_face(f"<h1>{TITLE}</h1> conv2d")
-    assert css.startswith('@font-face { font-family: "convlens-hangul"; src: url(data:font/ttf;base64,')
+    assert css.startswith('@font-face { font-family: "convlens-hangul"; src: local("Malgun Gothic"), ')
+    assert ', local("NanumGothic"), url(data:font/ttf;base64,' in css  # the machine's own Korean font first
     assert css.endswith(
         'format("truetype"); unicode-range: U+1100-11FF,U+3130-318F,U+A960-A97F,U+AC00-D7A3,U+D7B0-D7FF; }'
     )
@@ -85,4 +86,5 @@ def test_a_page_carries_the_glyphs_of_all_its_hangul(lang):
     body = html.replace(face, "")
     assert set(fonts.hangul_letters(body)) <= {chr(c) for c in embedded(face).getBestCmap()}
     assert fonts.hangul_letters(body)
-    assert '"NanumGothic", "convlens-hangul", sans-serif;' in body
+    assert 'body { font-family: "convlens-hangul", system-ui,' in body  # first: Hangul only, by its unicode-range
+    assert 'code, pre { font-family: "convlens-hangul", ui-monospace, monospace; }' in body
