@@ -22,7 +22,7 @@ from convlens.model.layers import DEPTHWISE_KINDS
 from convlens.pipeline import paths
 from convlens.render.formats import size
 from convlens.render.grids import drawn_mode
-from convlens.report.pages import Section, Table, number, percent
+from convlens.report.pages import Note, Section, Table, number, percent
 from convlens.report.summary import field_text, model_summary, shape_text
 
 
@@ -205,6 +205,30 @@ class ChapterSections:
         section.blocks.extend(self.gallery(later, t("samples_title")))
         return section
 
+    def disagree(self, first: Path, samples: list[int], second: Path, other: object) -> Note:
+        """The note for two outputs made from different samples (``first`` lists ``samples``, ``second`` ``other``):
+        the section shows neither until ``dvc repro report`` remakes them from the same samples."""
+        return Note(
+            self.t(
+                "samples_disagree",
+                first=self.relative(first),
+                samples=samples,
+                second=self.relative(second),
+                other=other,
+                command="dvc repro report",
+            )
+        )
+
+    def maps_samples(self, item: str, per_sample: dict, samples: list[int]) -> list[int] | str:
+        """The samples ``feature_maps@item`` ran on (its ``layer.json``; ``samples``, the index's, where it has none),
+        or the count of each model's per-sample numbers where they are not one per sample (``"1, 1"``)."""
+        path = paths.map_layer(self.root, item)
+        made = read_json_file(path).get("samples") if path.is_file() else samples
+        counts = [len(per_sample.get(role, [])) for role in paths.ROLES]
+        if isinstance(made, list) and counts == [len(made)] * len(counts):
+            return made
+        return ", ".join(str(n) for n in counts)
+
     def feature_maps(self, index: dict | None) -> Section:
         t = self.t
         section = Section("feature-maps", t("maps_title"), t("maps_intro"))
@@ -222,6 +246,11 @@ class ChapterSections:
                 section.blocks.append(self.missing(samples_path))
                 continue
             per_sample = read_json_file(samples_path)  # each image's own numbers, not those of all samples
+            other = self.maps_samples(item, per_sample, index["samples"])
+            if other != index["samples"]:  # feature_maps ran on other samples than those of samples/index.json
+                shown = paths.map_layer(self.root, item) if isinstance(other, list) else samples_path
+                section.blocks.append(self.disagree(paths.sample_index(self.root), index["samples"], shown, other))
+                continue
             for i, sample in enumerate(index["samples"][: self.full_samples]):
                 stats = {role: per_sample[role][i] for role in paths.ROLES}
                 caption = t(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import string
@@ -691,3 +692,25 @@ def test_a_depthwise_kernels_caption_counts_its_filters_of_every_input_channel(t
     [figure] = report.filters(report.weight_stats()).blocks
     assert figure.caption.startswith("dw: 16 filters of kernel 3×3×16×1")
     assert "input channels drawn: each its own (a depthwise kernel" in figure.caption
+
+
+def test_feature_maps_of_other_samples_than_the_samples_stages_are_a_note_not_a_crash(project, run_pipeline):
+    """``python -m stages.samples 'samples.indices=[0,5]'`` after the maps of sample 0, then the report on its own:
+    the feature maps' section names both files and ``dvc repro report`` (it raised IndexError); the rest is shown."""
+    made = ("fetch_data", "fetch_model", "build_untrained", "samples", "feature_maps", "map_metrics", "render_maps")
+    run_pipeline(project, stages=[importlib.import_module(f"stages.{name}") for name in made])
+    run_pipeline(
+        project,
+        "samples.indices=[0,5]",
+        stages=[importlib.import_module(f"stages.{name}") for name in ("samples", "report")],
+    )
+    html = paths.report_page(project).read_text(encoding="utf-8")
+    maps = " ".join(" ".join(Page(Page(html).section_notes(html, "feature-maps")).text).split())
+    for item in ("conv2d", "conv2d_1"):  # feature_maps.each
+        assert (
+            f"inputs disagree: outputs/samples/index.json lists the samples [0, 5], outputs/feature_maps/{item}/"
+            "layer.json was made for [0]; dvc repro report remakes them from the same samples" in maps
+        )
+    assert "training image 0" not in maps  # none of the maps' numbers beside images they were not made for
+    shown = " ".join(" ".join(Page(Page(html).section_notes(html, "samples")).text).split())
+    assert "outputs/figures/samples/sample_5.png is missing" in shown  # the samples: each one's figure, or a note
