@@ -107,18 +107,34 @@ def outputs_dir(root: Path) -> Path:
 INPUT_PATHS = (("model.path", "model", "models"), ("data.path", "data", "data"))
 
 
+def is_within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder + os.sep)
+
+
 def inside_outputs(root: Path, value: str) -> bool:
-    """Whether ``value`` (relative to ``root``, as DVC reads a dependency, or absolute) lies in ``outputs/``."""
-    outputs = os.path.normpath(outputs_dir(root))
-    path = os.path.normpath(os.path.join(root, value))
-    return path == outputs or path.startswith(outputs + os.sep)
+    """Whether ``value`` (relative to ``root``, as DVC reads a dependency, or absolute) lies in ``outputs/``, as
+    written or through a symbolic link (itself or a folder above it)."""
+    return written_in_outputs(root, value) or linked_into_outputs(root, value) is not None
+
+
+def written_in_outputs(root: Path, value: str) -> bool:
+    """Whether ``value`` as written (``..`` folded, no link followed) lies in ``outputs/``."""
+    return is_within(os.path.normpath(os.path.join(root, value)), os.path.normpath(outputs_dir(root)))
+
+
+def linked_into_outputs(root: Path, value: str) -> str | None:
+    """Where in ``outputs/`` (relative to ``root``) ``value`` leads once its links are resolved (the path and each
+    folder above it), or None where it does not."""
+    outputs, path = os.path.realpath(outputs_dir(root)), os.path.realpath(os.path.join(root, value))
+    return os.path.relpath(path, os.path.realpath(root)) if is_within(path, outputs) else None
 
 
 def check_inputs_outside_outputs(cfg: Mapping[str, Any], root: Path) -> None:
-    """``model.path`` and ``data.path`` never lie in ``outputs/``: DVC would refuse a stage depending on its own
-    output ("Same item(s) are defined as both a dependency and an output", naming no key) or on a later stage's
-    (a cycle). Checked while ``conf/`` is composed, before DVC builds its graph. A model trained here
-    (``model.train_runs``, ``-S model=train``) is ``train@``'s output by design."""
+    """``model.path`` and ``data.path`` never lie in ``outputs/``, as written or through a link: DVC would refuse a
+    stage depending on its own output ("Same item(s) are defined as both a dependency and an output", naming no key)
+    or on a later stage's (a cycle), and a link would have a stage read what it writes. Checked while ``conf/`` is
+    composed, before DVC builds its graph. A model trained here (``model.train_runs``, ``-S model=train``) is
+    ``train@``'s output by design."""
     for key, section, folder in INPUT_PATHS:
         node = cfg.get(section)
         value = node.get("path") if isinstance(node, Mapping) else None
@@ -127,11 +143,14 @@ def check_inputs_outside_outputs(cfg: Mapping[str, Any], root: Path) -> None:
         if inside_outputs(root, value):
             from convlens.errors import ConvlensError
 
-            name = os.path.basename(os.path.normpath(value))
+            target = linked_into_outputs(root, value)
+            source = value if written_in_outputs(root, value) or target is None else target
+            shown = value if source == value else f"{value} (a link to {target})"
+            name = os.path.basename(os.path.normpath(source))
             copy = "cp -r" if section == "data" else "cp"
             raise ConvlensError(
-                f"{key} {value} lies inside outputs/, which the pipeline's stages write, so DVC cannot also read it "
-                f"as your {section}; copy it elsewhere, e.g. `mkdir -p {folder} && {copy} {value} {folder}/ && "
+                f"{key} {shown} lies inside outputs/, which the pipeline's stages write, so DVC cannot also read it "
+                f"as your {section}; copy it elsewhere, e.g. `mkdir -p {folder} && {copy} {source} {folder}/ && "
                 f"dvc add {folder}/{name}`, and set -S {key}={folder}/{name}"
             )
 

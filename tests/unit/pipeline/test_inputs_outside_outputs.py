@@ -80,3 +80,34 @@ def test_the_model_training_writes_is_read_from_outputs_by_design(tmp_path):
     assert compose(PROJECT, ["model=train"]).model.path == "outputs/train/model.keras"
     with pytest.raises(ConvlensError, match=r"^model.path outputs/train/model.keras lies inside outputs/"):
         check_inputs_outside_outputs({"model": {**model, "train_runs": []}}, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("link", "target", "value"),
+    [
+        ("models/link.keras", "../outputs/models/trained.keras", "models/link.keras"),
+        ("models/outdir", "../outputs", "models/outdir/models/trained.keras"),
+    ],
+    ids=["the file", "a folder above it"],
+)
+def test_a_model_path_linked_into_outputs_is_refused_naming_the_key_and_the_link(project, link, target, value):
+    """``ln -s ../outputs/models/trained.keras models/link.keras`` (or ``models/outdir -> ../outputs``) and
+    ``-S model.path=models/link.keras`` was accepted: fetch_model read its own output through the link."""
+    (project / link).parent.mkdir(parents=True, exist_ok=True)
+    (project / link).symlink_to(target)
+    with pytest.raises(ConvlensError) as err:
+        compose(project, ["model=local", f"model.path={value}"])
+    assert str(err.value) == (
+        f"model.path {value} (a link to outputs/models/trained.keras) lies inside outputs/, which the pipeline's "
+        "stages write, so DVC cannot also read it as your model; copy it elsewhere, e.g. `mkdir -p models && "
+        "cp outputs/models/trained.keras models/ && dvc add models/trained.keras`, and set "
+        "-S model.path=models/trained.keras"
+    )
+    assert not inside_outputs(project, "models")  # a folder beside the link is still read where it is
+
+
+def test_a_data_path_through_a_link_into_outputs_is_refused(project):
+    (project / "data").mkdir(exist_ok=True)
+    (project / "data" / "out").symlink_to("../outputs/figures", target_is_directory=True)
+    with pytest.raises(ConvlensError, match=r"^data.path data/out \(a link to outputs/figures\) lies inside outputs/"):
+        compose(project, ["data=folder", "data.path=data/out"])
