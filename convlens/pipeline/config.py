@@ -7,6 +7,7 @@ A stage sees only the params its ``dvc.yaml`` entry declares: reading any other 
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
@@ -17,7 +18,7 @@ from typing import Any
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import MissingMandatoryValue
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from convlens.checks import MODEL_PATH_UNSET, layer_item, layer_spec
 from convlens.errors import ConvlensError
@@ -33,7 +34,7 @@ from convlens.pipeline.files import atomic_path, parse_yaml
 from convlens.pipeline.interrupt import INTERRUPTED, interrupted_line, stage_label
 from convlens.pipeline.paths import composed_conf_path
 from convlens.pipeline.repo_lock import check_params_unchanged, repository_lock
-from convlens.pipeline.upstream import stale_line, standalone_stale
+from convlens.pipeline.upstream import record_alone, stale_line, standalone_stale
 from convlens.schema import check_config, flatten, short
 
 STAGE_FILE = "dvc.yaml"
@@ -234,6 +235,15 @@ def apply_overrides(root: Path, overrides: Sequence[str]) -> None:
         )
 
 
+def params_of(root: Path, label: str) -> Any:
+    """The params ``params.yaml`` gives the stage instance ``label`` (``feature_maps@conv2d``) now, as it reads
+    them; ``None`` where they cannot be read."""
+    try:
+        return OmegaConf.to_container(select(read_params(root), declared_params(root, label.split("@", 1)[0])))
+    except (ConvlensError, OmegaConfBaseException, KeyError, TypeError):  # a stage DVC knows and params.yaml lacks
+        return None
+
+
 def run_stage(
     stage: str, run: Callable[..., None], argv: Sequence[str] | None = None, skip_teardown: bool = False
 ) -> None:
@@ -264,10 +274,11 @@ def run_stage(
             if alone and isinstance(params := read_params(root), Mapping):  # else load_config names what is wrong
                 check_recomposed(root, params, composed_by_dvc=False, record_it=False)  # conf/ edited since?
             cfg = load_config(stage, overrides, root)
-            if stale := standalone_stale(root, label):  # on its own: upstream stages not rerun since a change
+            if stale := standalone_stale(root, label, functools.partial(params_of, root)):  # on its own
                 logging.getLogger(__name__).warning(stale_line(stale, label))
             run(cfg, root, *items)
             check_params_unchanged(OmegaConf.to_container(cfg), OmegaConf.to_container(load_config(stage, [], root)))
+            record_alone(root, label, OmegaConf.to_container(cfg))  # on its own: what it ran with; under DVC: dropped
         if skip_teardown:
             sys.stdout.flush()
             sys.stderr.flush()
