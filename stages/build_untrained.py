@@ -21,12 +21,19 @@ from convlens.pipeline.files import atomic_path
 log = logging.getLogger(__name__)
 
 
+def told(how: str) -> str:
+    """``write_untrained``'s word on how it built the model, for the log: why Keras built it is always the trained
+    model's (its layers, initializers or stored numbers), never the fresh untrained model's."""
+    reason = how.removeprefix("by Keras: ")
+    return how if reason == how else f"by Keras, as the trained model's {reason}"
+
+
 def run(cfg: DictConfig, root: Path) -> None:
     trained = open_model(root, "trained")
     trained.resolve(cfg.weights.layers, "weights.layers")  # fails here, before anything is written
     with atomic_path(paths.model_path(root, "untrained")) as tmp:
         how = write_untrained(trained, cfg.untrained.seed, tmp)
-    log.info("untrained model built with seed %d (%s)", cfg.untrained.seed, how)
+    log.info("untrained model built with seed %d (%s)", cfg.untrained.seed, told(how))
     write_weight_artifacts(root, "untrained", cfg.weights.layers, cfg.weights.percentiles)
 
 

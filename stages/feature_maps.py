@@ -35,7 +35,7 @@ def run(cfg: DictConfig, root: Path, item: str) -> None:
     for role in paths.ROLES:
         network, size = models.network(role, [name], cfg.feature_maps.batch_size, "feature_maps.batch_size")
         maps[role] = np.concatenate([network.activations(x[s], [name])[0] for s in batches(len(x), size)])
-        models.scale.refuse_non_finite(maps[role], f"the {role} model's {name} maps")  # no NaN statistics
+        models.scale.refuse_non_finite(maps[role], f"the {role} model's {name} maps", models.archive(role))  # no NaN
         log.info("%s %s: feature maps %s", role, name, maps[role].shape)
 
     channels = {role: channel_stats(m) for role, m in maps.items()}

@@ -30,6 +30,12 @@ def check_scale(scale: object) -> float:
     return float(scale)
 
 
+def non_finite_layers(model: Archive) -> list[str]:
+    """The layers of ``model`` that store NaN or infinity, in its order."""
+    stored = model.weights([layer.name for layer in model.layers])
+    return [name for name, values in stored.items() if not all(np.isfinite(v).all() for v in values)]
+
+
 def model_inputs(images: np.ndarray, scale: float) -> np.ndarray:
     """Pixels (N, H, W) → float32 inputs (N, H, W, 1) divided by ``scale`` (the book's ``/ 255.0``)."""
     x = np.asarray(images, dtype=np.float32) / np.float32(check_scale(scale))
@@ -105,14 +111,18 @@ class InputScale:
             return f"warning: {problem}: {hint}"
         return f"warning: {problem}; is the input scale right? {hint}"
 
-    def refuse_non_finite(self, values: np.ndarray, what: str) -> None:
+    def refuse_non_finite(self, values: np.ndarray, what: str, model: Archive | None = None) -> None:
         """Refuse ``values`` computed from the inputs (``what``: e.g. ``trained conv2d's activations on …``) that
-        hold NaN or infinity, with one line naming the likely cause: the input scale, unless the model scales its
-        own input, or NaN or infinite weights. Statistics of them would be NaN (written as such) or overflow."""
+        hold NaN or infinity, with one line naming the likely cause: the layers of ``model`` (the archive they came
+        from) that store NaN or infinity where it has any, else the input scale, unless the model scales its own
+        input, or such weights. Statistics of them would be NaN (written as such) or overflow."""
         bad = int(np.count_nonzero(~np.isfinite(values)))
         if not bad:
             return
-        if self.preprocessing is None:
+        stored = [] if model is None else non_finite_layers(model)
+        if stored:
+            cause = f"the model stores numbers that are not finite (NaN or infinity) in {', '.join(map(repr, stored))}"
+        elif self.preprocessing is None:
             cause = (
                 f"is {SCALE_KEY}={self.divisor:g} right (inputs up to {self.top:.3g}; the book's is 255)? "
                 "Otherwise the model stores NaN or infinite weights"

@@ -639,7 +639,8 @@ def test_the_stage_logs_why_keras_builds_it_and_refuses_in_one_line(project, sta
     rewrite(tiny_assets["model"], trained, config=config)
     with caplog.at_level("INFO"):
         build_untrained.run(stage_config("build_untrained"), project)
-    assert "(by Keras: layer 'conv2d' of class Conv2D with dtype 'float64' is not replayed in numpy)" in caplog.text
+    told = "by Keras, as the trained model's layer 'conv2d' of class Conv2D with dtype 'float64' is not replayed"
+    assert f"untrained model built with seed 42 ({told} in numpy)" in caplog.text
     untrained.unlink()
     layer(config, "dense")["units"] = 10.0
     rewrite(tiny_assets["model"], trained, config=config)

@@ -43,3 +43,19 @@ def test_a_stage_computing_statistics_refuses_infinite_maps_and_writes_none(
         run_stage(stage, stage_config, composed, project, *overrides)
     assert not paths.dataset_summary(project, "trained").exists()
     assert not (project / "outputs" / "feature_maps" / "conv2d").exists()
+
+
+def test_maps_of_a_model_storing_nan_name_its_layer_first_not_the_input_scale(
+    project, stage_config, composed, run_pipeline, tmp_path
+):
+    """``feature_maps@conv2d`` of a model whose conv2d stores NaN led with ``is input.scale=255 right …?``."""
+    model = tmp_path / "nan.keras"
+    small_cnn(conv_weights=[np.full((3, 3, 1, 8), np.nan, np.float32), np.zeros(8, np.float32)]).save(model)
+    overrides = (f"model.path={model}", "feature_maps.layers=[conv2d]", "feature_maps.each=[conv2d]")
+    run_pipeline(project, *overrides, stages=[fetch_model, fetch_data, samples, build_untrained])
+    with pytest.raises(ConvlensError) as err:
+        run_stage(feature_maps, stage_config, composed, project, *overrides)
+    assert str(err.value).endswith(
+        "values of the trained model's conv2d maps are NaN or infinite: the model stores numbers that are not finite "
+        "(NaN or infinity) in 'conv2d'"
+    )
