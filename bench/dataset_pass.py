@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .expected import read_lock
 from .measure import PROJECT, Run, run_measured
-from .pipeline import stage_commands
+from .pipeline import as_under_dvc, stage_commands
 
 DATASET_STAGES = re.compile(r"dataset(@.+)?")  # after the restructure: one `dataset` stage per model
 BEFORE_RESTRUCTURE = ("dataset_stats", "evaluate")  # before it: the statistics, then the predictions
@@ -52,7 +52,7 @@ def bench_dataset_pass(
     theirs: list[Run] = []
 
     def pipeline() -> None:
-        done = [run_measured(cmd, root, env) for _, cmd in commands]
+        done = [run_measured(cmd, root, as_under_dvc(env, stage)) for stage, cmd in commands]
         ours.append(Run(sum(r.wall_s for r in done), max(r.maxrss_mb for r in done), ""))
 
     def keras() -> None:
